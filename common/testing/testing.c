@@ -1,0 +1,249 @@
+/* testing.c - see testing.h. */
+#define _GNU_SOURCE
+#include "testing/testing.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+void plog_test_tmpdir(const char *tag, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "/tmp/plog-%s-XXXXXX", tag);
+    if (n < 0 || (size_t)n >= size)
+        fail_msg("tmpdir: buffer too small for tag %s", tag);
+    if (mkdtemp(buf) == NULL)
+        fail_msg("mkdtemp %s: %s", buf, strerror(errno));
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+void plog_test_rmrf(const char *path)
+{
+    if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
+        fail_msg("rm -rf %s: %s", path, strerror(errno));
+}
+
+int plog_test_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        fail_msg("socket: %s", strerror(errno));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+        fail_msg("bind 127.0.0.1:0: %s", strerror(errno));
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+int64_t plog_test_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void plog_test_sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+bool plog_test_wait_until(bool (*cond)(void *), void *arg, int timeout_ms)
+{
+    int64_t deadline = plog_test_now_ms() + timeout_ms;
+    for (;;) {
+        if (cond(arg))
+            return true;
+        if (plog_test_now_ms() >= deadline)
+            return false;
+        plog_test_sleep_ms(5);
+    }
+}
+
+const char *plog_test_bin(const char *name)
+{
+    static char path[512];
+    const char *build = getenv("PLOG_BUILD");
+    snprintf(path, sizeof path, "%s/%s", build ? build : "build", name);
+    return path;
+}
+
+void plog_test_spawn(plog_test_proc *p, char *const argv[])
+{
+    memset(p, 0, sizeof *p);
+    snprintf(p->out, sizeof p->out, "/tmp/plog-proc-XXXXXX");
+    int fd = mkstemp(p->out);
+    if (fd < 0)
+        fail_msg("mkstemp: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0)
+        fail_msg("fork: %s", strerror(errno));
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDONLY);
+        dup2(devnull, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(fd);
+    p->pid = pid;
+}
+
+static bool reap(plog_test_proc *p, int timeout_ms)
+{
+    int64_t deadline = plog_test_now_ms() + timeout_ms;
+    while (!p->reaped) {
+        pid_t r = waitpid(p->pid, &p->status, WNOHANG);
+        if (r == p->pid) {
+            p->reaped = true;
+            break;
+        }
+        if (r < 0 && errno != EINTR)
+            fail_msg("waitpid %d: %s", (int)p->pid, strerror(errno));
+        if (plog_test_now_ms() >= deadline)
+            return false;
+        plog_test_sleep_ms(2);
+    }
+    return true;
+}
+
+bool plog_test_wait(plog_test_proc *p, int timeout_ms)
+{
+    return reap(p, timeout_ms);
+}
+
+bool plog_test_kill(plog_test_proc *p, int sig, int timeout_ms)
+{
+    if (p->pid <= 0 || p->reaped)
+        return true;
+    kill(p->pid, sig);
+    if (reap(p, timeout_ms))
+        return true;
+    kill(p->pid, SIGKILL);
+    reap(p, 10000);
+    return false;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        fail_msg("open %s: %s", path, strerror(errno));
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 2)
+            buf = realloc(buf, cap *= 2);
+    }
+    fclose(f);
+    buf[len] = '\0';
+    return buf;
+}
+
+char *plog_test_output(const plog_test_proc *p)
+{
+    return slurp(p->out);
+}
+
+bool plog_test_wait_output(const plog_test_proc *p, const char *needle, int timeout_ms)
+{
+    int64_t deadline = plog_test_now_ms() + timeout_ms;
+    for (;;) {
+        char *out = plog_test_output(p);
+        bool found = strstr(out, needle) != NULL;
+        free(out);
+        if (found)
+            return true;
+        if (plog_test_now_ms() >= deadline)
+            return false;
+        plog_test_sleep_ms(5);
+    }
+}
+
+bool plog_test_wait_port(int port, int timeout_ms)
+{
+    int64_t deadline = plog_test_now_ms() + timeout_ms;
+    for (;;) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+        close(fd);
+        if (rc == 0)
+            return true;
+        if (plog_test_now_ms() >= deadline)
+            return false;
+        plog_test_sleep_ms(5);
+    }
+}
+
+int plog_test_run(char *const argv[], const char *stdin_path, int timeout_ms, char **out)
+{
+    plog_test_proc p;
+    memset(&p, 0, sizeof p);
+    snprintf(p.out, sizeof p.out, "/tmp/plog-run-XXXXXX");
+    int fd = mkstemp(p.out);
+    if (fd < 0)
+        fail_msg("mkstemp: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0)
+        fail_msg("fork: %s", strerror(errno));
+    if (pid == 0) {
+        int in = open(stdin_path ? stdin_path : "/dev/null", O_RDONLY);
+        if (in < 0) {
+            fprintf(stderr, "open %s: %s\n", stdin_path, strerror(errno));
+            _exit(127);
+        }
+        dup2(in, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execvp(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(fd);
+    p.pid = pid;
+    if (!reap(&p, timeout_ms)) {
+        kill(pid, SIGKILL);
+        reap(&p, 10000);
+    }
+    if (out != NULL)
+        *out = slurp(p.out);
+    unlink(p.out);
+    if (WIFEXITED(p.status))
+        return WEXITSTATUS(p.status);
+    return 128 + WTERMSIG(p.status);
+}
+
+int plog_test_sh(const char *cmd, int timeout_ms, char **out)
+{
+    char *argv[] = {"/bin/sh", "-c", (char *)cmd, NULL};
+    return plog_test_run(argv, NULL, timeout_ms, out);
+}
