@@ -9,6 +9,7 @@
 #           cmd/<p>/*.c             -> $(BUILD)/<p>
 #           <dir>/<name>_test.c     -> $(BUILD)/test/<dir>/<name>_test, one cmocka binary per file
 #           <dir>/<name>_bench.c    -> $(BUILD)/test/<dir>/<name>_bench, run by `make bench`
+# Chapters define their own `run` and `check-long` targets.
 # Modes:    SAN=1 (ASan+UBSan) builds into build/san, TSAN=1 into build/tsan, so the modes
 #           never mix objects.
 
@@ -60,7 +61,7 @@ PROG_BINS  := $(addprefix $(BUILD)/,$(PROGS))
 export PLOG_BUILD := $(abspath $(BUILD))
 export PLOG_CHAPTER := $(abspath .)
 
-.PHONY: all test bench check-long clean run deps fuzz
+.PHONY: all test bench clean run deps
 .SECONDARY:
 
 all: $(PROG_BINS) $(TESTS) $(BENCHES)
