@@ -4,7 +4,7 @@ CHAPTERS := $(sort $(wildcard ch[0-9][0-9]-*))
 LAST     := $(lastword $(CHAPTERS))
 SCRIPTS  := common/scripts
 
-.PHONY: all deps test run bench check-long chapters-check chapter-sync clean help
+.PHONY: all deps test run bench check-long chapters-check chapter-sync fmt clean help
 
 all: deps
 	@set -e; for c in $(CHAPTERS); do $(MAKE) -C $$c all; done
@@ -38,8 +38,12 @@ chapter-sync:
 	@test -n "$(FILE)" || { echo "usage: make chapter-sync FILE=chNN-name/path" >&2; exit 2; }
 	@$(SCRIPTS)/chapter-sync.sh $(FILE)
 
+# Formats every C file in place with the checked-in .clang-format.
+fmt:
+	@git ls-files '*.c' '*.h' | xargs clang-format -i
+
 clean:
 	@for c in $(CHAPTERS); do $(MAKE) -C $$c clean; done
 
 help:
-	@echo "make run | test | test SAN=1 | test TSAN=1 | bench | check-long | chapters-check | chapter-sync FILE=... | clean"
+	@echo "make run | test | test SAN=1 | test TSAN=1 | bench | check-long | chapters-check | chapter-sync FILE=... | fmt | clean"
