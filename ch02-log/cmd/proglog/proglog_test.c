@@ -1,0 +1,307 @@
+/* proglog_test.c - end to end: the real build/proglog on a free port, driven
+ * over HTTP by curl (Go: the book tries the server with curl by hand), and
+ * restarted on the same data directory, cleanly and after kill -9. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+
+#include "testing/testing.h"
+
+struct fixture {
+    plog_test_proc srv;
+    int port;
+    char dir[64];
+};
+
+/* start runs build/proglog on f's port and data directory with the given sync
+ * policy, and waits until it listens. */
+static void start(struct fixture *f, const char *sync)
+{
+    char addr[32], data[128], bin[512];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", f->port);
+    snprintf(data, sizeof data, "%s/data", f->dir);
+    snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
+    char *argv[] = {bin, "--addr", addr, "--data-dir", data, "--sync", (char *)sync, NULL};
+    plog_test_spawn(&f->srv, argv);
+    if (!plog_test_wait_output(&f->srv, "msg=listening", 5000))
+        fail_msg("proglog did not start: %s", plog_test_output(&f->srv));
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    plog_test_tmpdir("http", f->dir, sizeof f->dir);
+    f->port = plog_test_free_port();
+    start(f, "never");
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    plog_test_kill(&f->srv, SIGKILL, 5000);
+    unlink(f->srv.out);
+    plog_test_rmrf(f->dir);
+    free(f);
+    return 0;
+}
+
+/* http sends body with method to the server; returns the status code and the
+ * malloc'd response body in *resp. */
+static int http(struct fixture *f, const char *method, const char *body, char **resp)
+{
+    char in[128], out[128], url[64];
+    snprintf(in, sizeof in, "%s/req", f->dir);
+    snprintf(out, sizeof out, "%s/resp", f->dir);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", f->port);
+    FILE *fp = fopen(in, "w");
+    fputs(body, fp);
+    fclose(fp);
+    char data[140];
+    snprintf(data, sizeof data, "@%s", in);
+    char *argv[] = {"curl", "-s", "-S", "-m", "10", "-o", out, "-w", "%{http_code}",
+                    "-X", (char *)method, "--data-binary", data, url, NULL};
+    char *code;
+    int rc = plog_test_run(argv, NULL, 15000, &code);
+    if (rc != 0)
+        fail_msg("curl exited %d: %s", rc, code);
+    int status = atoi(code);
+    free(code);
+    char *cmd_out;
+    char cat[160];
+    snprintf(cat, sizeof cat, "cat %s", out);
+    plog_test_sh(cat, 5000, &cmd_out);
+    *resp = cmd_out;
+    return status;
+}
+
+static void expect(struct fixture *f, const char *method, const char *body, int status,
+                   const char *want)
+{
+    char *resp;
+    int got = http(f, method, body, &resp);
+    if (got != status || strstr(resp, want) == NULL)
+        fail_msg("%s %s: got %d %s, want %d containing %s", method, body, got, resp, status, want);
+    free(resp);
+}
+
+static void test_proglog_produces_and_consumes_records_byte_identical(void **state)
+{
+    struct fixture *f = *state;
+    /* "hello", "" and the bytes 00 ff 10 80 in base64 */
+    static const char *values[] = {"aGVsbG8=", "", "AP8QgA=="};
+    char body[128], want[128];
+    for (int i = 0; i < 3; i++) {
+        snprintf(body, sizeof body, "{\"record\":{\"value\":\"%s\"}}", values[i]);
+        snprintf(want, sizeof want, "{\"offset\":%d}", i);
+        expect(f, "POST", body, 200, want);
+    }
+    for (int i = 0; i < 3; i++) {
+        snprintf(body, sizeof body, "{\"offset\":%d}", i);
+        snprintf(want, sizeof want, "{\"record\":{\"value\":\"%s\",\"offset\":%d}}", values[i], i);
+        char *resp;
+        assert_int_equal(http(f, "GET", body, &resp), 200);
+        assert_string_equal(resp, want);
+        free(resp);
+    }
+}
+
+static void test_proglog_absent_offset_is_404(void **state)
+{
+    struct fixture *f = *state;
+    expect(f, "GET", "{\"offset\":0}", 404, "\"error\":\"offset not found: 0\"");
+    expect(f, "POST", "{\"record\":{\"value\":\"eA==\"}}", 200, "{\"offset\":0}");
+    expect(f, "GET", "{\"offset\":1}", 404, "offset not found: 1");
+}
+
+static void test_proglog_malformed_requests_are_400_with_a_message(void **state)
+{
+    struct fixture *f = *state;
+    static const struct {
+        const char *method, *body, *want;
+    } cases[] = {
+        {"POST", "", "not a JSON object"},
+        {"POST", "{\"record\":", "not a JSON object"},
+        {"POST", "[1,2]", "not a JSON object"},
+        {"POST", "{}", "missing object field \\\"record\\\""},
+        {"POST", "{\"record\":{}}", "record.value"},
+        {"POST", "{\"record\":{\"value\":5}}", "record.value"},
+        {"POST", "{\"record\":{\"value\":\"aGVsbG8\"}}", "not valid base64"},
+        {"POST", "{\"record\":{\"value\":\"a===\"}}", "not valid base64"},
+        {"POST", "{\"record\":{\"value\":\"aGV sbG8=\"}}", "not valid base64"},
+        {"POST", "{\"record\":{\"value\":\"aG*sbG8=\"}}", "not valid base64"},
+        {"GET", "{}", "missing field \\\"offset\\\""},
+        {"GET", "{\"offset\":\"1\"}", "missing field \\\"offset\\\""},
+        {"GET", "{\"offset\":-1}", "missing field \\\"offset\\\""},
+        {"GET", "{\"offset\":1.5}", "missing field \\\"offset\\\""},
+        {"GET", "{\"offset\":1e300}", "missing field \\\"offset\\\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect(f, cases[i].method, cases[i].body, 400, cases[i].want);
+    /* Nothing malformed was appended. */
+    expect(f, "GET", "{\"offset\":0}", 404, "offset not found");
+}
+
+static void test_proglog_oversized_body_is_400(void **state)
+{
+    struct fixture *f = *state;
+    size_t n = (4u << 20) + 100; /* over PLOG_HTTP_MAX_BODY, under nng's collect limit */
+    char *body = malloc(n + 1);
+    memset(body, 'A', n);
+    memcpy(body, "{\"record\":{\"value\":\"", 20);
+    memcpy(body + n - 4, "\"}}\n", 4);
+    body[n] = '\0';
+    expect(f, "POST", body, 400, "request body too large");
+    free(body);
+    expect(f, "POST", "{\"record\":{\"value\":\"eA==\"}}", 200, "{\"offset\":0}");
+}
+
+static void test_proglog_other_methods_are_405(void **state)
+{
+    struct fixture *f = *state;
+    expect(f, "PUT", "{}", 405, "method not allowed");
+    expect(f, "DELETE", "{}", 405, "method not allowed");
+}
+
+static void test_proglog_exits_cleanly_on_sigterm(void **state)
+{
+    struct fixture *f = *state;
+    expect(f, "POST", "{\"record\":{\"value\":\"eA==\"}}", 200, "{\"offset\":0}");
+    assert_true(plog_test_kill(&f->srv, SIGTERM, 5000));
+    assert_true(WIFEXITED(f->srv.status));
+    assert_int_equal(WEXITSTATUS(f->srv.status), 0);
+    char *out = plog_test_output(&f->srv);
+    assert_non_null(strstr(out, "msg=stopped next_offset=1"));
+    free(out);
+    unlink(f->srv.out);
+}
+
+/* value_b64 writes the base64 of record i's value, "v<i>". */
+static void value_b64(int i, char enc[32])
+{
+    char value[16];
+    int n = snprintf(value, sizeof value, "v%d", i);
+    EVP_EncodeBlock((unsigned char *)enc, (const unsigned char *)value, n);
+}
+
+/* produce_n produces "v<i>" for i in [from, to) and checks the offsets. */
+static void produce_n(struct fixture *f, int from, int to)
+{
+    char body[96], want[48], enc[32];
+    for (int i = from; i < to; i++) {
+        value_b64(i, enc);
+        snprintf(body, sizeof body, "{\"record\":{\"value\":\"%s\"}}", enc);
+        snprintf(want, sizeof want, "{\"offset\":%d}", i);
+        expect(f, "POST", body, 200, want);
+    }
+}
+
+/* consume_all checks that offsets [0, n) hold what produce_n wrote, and n nothing. */
+static void consume_all(struct fixture *f, int n)
+{
+    char body[48], want[96], enc[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(body, sizeof body, "{\"offset\":%d}", i);
+        value_b64(i, enc);
+        snprintf(want, sizeof want, "{\"record\":{\"value\":\"%s\",\"offset\":%d}}", enc, i);
+        expect(f, "GET", body, 200, want);
+    }
+    snprintf(body, sizeof body, "{\"offset\":%d}", n);
+    expect(f, "GET", body, 404, "offset not found");
+}
+
+static void restart_after(struct fixture *f, int sig, const char *sync)
+{
+    plog_test_kill(&f->srv, sig, 5000);
+    unlink(f->srv.out);
+    start(f, sync);
+}
+
+static void test_proglog_records_survive_a_clean_restart(void **state)
+{
+    struct fixture *f = *state;
+    produce_n(f, 0, 20);
+    restart_after(f, SIGTERM, "never");
+    consume_all(f, 20);
+    produce_n(f, 20, 25); /* offsets continue where they stopped */
+    consume_all(f, 25);
+}
+
+static void test_proglog_answered_produces_survive_kill_9(void **state)
+{
+    struct fixture *f = *state;
+    static const char *policies[] = {"never", "always", "interval"};
+    int n = 0;
+    for (int p = 0; p < 3; p++) {
+        restart_after(f, SIGKILL, policies[p]);
+        produce_n(f, n, n + 10);
+        n += 10;
+        restart_after(f, SIGKILL, policies[p]);
+        consume_all(f, n);
+    }
+}
+
+static void test_proglog_help_and_bad_flags(void **state)
+{
+    (void)state;
+    char bin[512];
+    snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
+    char *out;
+    char *help[] = {bin, "--help", NULL};
+    assert_int_equal(plog_test_run(help, NULL, 5000, &out), 0);
+    assert_non_null(strstr(out, "--addr HOST:PORT"));
+    free(out);
+    char *version[] = {bin, "--version", NULL};
+    assert_int_equal(plog_test_run(version, NULL, 5000, &out), 0);
+    assert_non_null(strstr(out, "proglog "));
+    free(out);
+    char *bad[] = {bin, "--no-such-flag", NULL};
+    assert_int_equal(plog_test_run(bad, NULL, 5000, &out), 2);
+    assert_non_null(strstr(out, "usage:"));
+    free(out);
+    char *badsync[] = {bin, "--sync", "sometimes", NULL};
+    assert_int_equal(plog_test_run(badsync, NULL, 5000, &out), 2);
+    assert_non_null(strstr(out, "--sync wants never, always or interval"));
+    free(out);
+    char *badnum[] = {bin, "--max-store-bytes", "-5", NULL};
+    assert_int_equal(plog_test_run(badnum, NULL, 5000, &out), 2);
+    assert_non_null(strstr(out, "--max-store-bytes wants a whole number"));
+    free(out);
+    char dir[64], data[128];
+    plog_test_tmpdir("flags", dir, sizeof dir);
+    snprintf(data, sizeof data, "%s/data", dir);
+    char *badaddr[] = {bin, "--addr", "nonsense", "--data-dir", data, NULL};
+    assert_int_equal(plog_test_run(badaddr, NULL, 5000, &out), 1);
+    assert_non_null(strstr(out, "bad address nonsense"));
+    free(out);
+    plog_test_rmrf(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_proglog_produces_and_consumes_records_byte_identical,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_absent_offset_is_404, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_malformed_requests_are_400_with_a_message,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_oversized_body_is_400, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_other_methods_are_405, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_exits_cleanly_on_sigterm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_records_survive_a_clean_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_answered_produces_survive_kill_9, setup, teardown),
+        cmocka_unit_test(test_proglog_help_and_bad_flags),
+    };
+    return cmocka_run_group_tests_name("proglog", tests, NULL, NULL);
+}

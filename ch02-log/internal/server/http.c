@@ -1,0 +1,273 @@
+/* http.c - JSON over HTTP on nng's HTTP server (Go: internal/server/http.go).
+ *
+ * One handler at "/" takes every method: POST produces, GET consumes, anything
+ * else is 405. nng collects the body before calling us; bodies larger than
+ * COLLECT_LIMIT are refused by nng itself (413), bodies between
+ * PLOG_HTTP_MAX_BODY and that limit by us (400), so the client reads why.
+ * Base64 is OpenSSL's (EVP_EncodeBlock / EVP_DecodeBlock). */
+#include "internal/server/http.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+#include <openssl/evp.h>
+
+#include "internal/err/err.h"
+
+#define COLLECT_LIMIT (2 * PLOG_HTTP_MAX_BODY)
+
+struct plog_http_server {
+    nng_http_server *srv;
+    nng_http_handler *h;
+    plog_log *log;
+};
+
+/* A response under construction: status and a malloc'd JSON body. */
+struct reply {
+    uint16_t status;
+    char *body;
+};
+
+static void reply_error(struct reply *r, uint16_t status, const char *msg)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", msg);
+    r->status = status;
+    r->body = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+}
+
+/* base64_decode decodes standard, padded base64 (what Go's encoding/json writes
+ * for []byte). Returns false for a bad length, a bad character or misplaced
+ * padding; EVP_DecodeBlock alone would skip whitespace and count padding as data. */
+static bool base64_decode(const char *s, uint8_t **out, size_t *outlen)
+{
+    size_t n = strlen(s);
+    if (n % 4 != 0)
+        return false;
+    size_t pad = n > 0 && s[n - 1] == '=' ? (s[n - 2] == '=' ? 2 : 1) : 0;
+    for (size_t i = 0; i < n - pad; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '+' || c == '/'))
+            return false;
+    }
+    uint8_t *buf = malloc(n / 4 * 3 + 1);
+    if (buf == NULL)
+        return false;
+    int len = n > 0 ? EVP_DecodeBlock(buf, (const unsigned char *)s, (int)n) : 0;
+    if (len < 0 || (size_t)len < pad) {
+        free(buf);
+        return false;
+    }
+    *out = buf;
+    *outlen = (size_t)len - pad; /* EVP_DecodeBlock counts padding as zero bytes */
+    return true;
+}
+
+static char *base64_encode(const uint8_t *p, size_t len)
+{
+    char *s = malloc((len + 2) / 3 * 4 + 1);
+    if (s != NULL)
+        EVP_EncodeBlock((unsigned char *)s, p, (int)len);
+    return s;
+}
+
+/* log_error answers 500 with the log's own account of what failed (for a corrupt
+ * record: the file and position). */
+static void log_error(plog_log *log, int rv, struct reply *r)
+{
+    char detail[160], msg[256];
+    plog_log_errmsg(log, detail, sizeof detail);
+    snprintf(msg, sizeof msg, "%s: %s", plog_strerror(rv), detail);
+    reply_error(r, 500, msg);
+}
+
+/* Go: httpServer.handleProduce */
+static void produce(plog_log *log, const cJSON *req, struct reply *r)
+{
+    const cJSON *rec = cJSON_GetObjectItemCaseSensitive(req, "record");
+    const cJSON *val = cJSON_GetObjectItemCaseSensitive(rec, "value");
+    if (!cJSON_IsObject(rec)) {
+        reply_error(r, 400, "missing object field \"record\"");
+        return;
+    }
+    if (!cJSON_IsString(val)) {
+        reply_error(r, 400, "missing string field \"record.value\"");
+        return;
+    }
+    Log__V1__Record record = LOG__V1__RECORD__INIT;
+    if (!base64_decode(val->valuestring, &record.value.data, &record.value.len)) {
+        reply_error(r, 400, "\"record.value\" is not valid base64");
+        return;
+    }
+    uint64_t off;
+    int rv = plog_log_append(log, &record, &off);
+    free(record.value.data);
+    if (rv == PLOG_OK)
+        rv = plog_log_commit(log, off); /* the answer must not run ahead of the data */
+    if (rv != PLOG_OK) {
+        log_error(log, rv, r);
+        return;
+    }
+    char body[48];
+    snprintf(body, sizeof body, "{\"offset\":%llu}", (unsigned long long)off);
+    r->status = 200;
+    r->body = strdup(body);
+}
+
+/* Go: httpServer.handleConsume */
+static void consume(plog_log *log, const cJSON *req, struct reply *r)
+{
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(req, "offset");
+    /* JSON numbers are doubles: accept whole numbers up to 2^53, exact there. */
+    if (!cJSON_IsNumber(o) || o->valuedouble < 0 || o->valuedouble > 9007199254740992.0 ||
+        floor(o->valuedouble) != o->valuedouble) {
+        reply_error(r, 400, "missing field \"offset\" (a whole number >= 0)");
+        return;
+    }
+    uint64_t off = (uint64_t)o->valuedouble;
+    Log__V1__Record *rec;
+    int rv = plog_log_read(log, off, &rec);
+    if (rv == PLOG_ERANGE) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "offset not found: %llu", (unsigned long long)off);
+        reply_error(r, 404, msg);
+        return;
+    }
+    if (rv != PLOG_OK) {
+        log_error(log, rv, r);
+        return;
+    }
+    char *b64 = base64_encode(rec->value.data, rec->value.len);
+    size_t size = (b64 ? strlen(b64) : 0) + 64;
+    r->body = b64 ? malloc(size) : NULL;
+    if (r->body == NULL) {
+        reply_error(r, 500, plog_strerror(PLOG_ENOMEM));
+    } else {
+        snprintf(r->body, size, "{\"record\":{\"value\":\"%s\",\"offset\":%llu}}", b64,
+                 (unsigned long long)rec->offset);
+        r->status = 200;
+    }
+    free(b64);
+    log__v1__record__free_unpacked(rec, NULL);
+}
+
+static void handle(nng_http_req *req, plog_log *log, struct reply *r)
+{
+    const char *method = nng_http_req_get_method(req);
+    bool is_post = strcmp(method, "POST") == 0, is_get = strcmp(method, "GET") == 0;
+    if (!is_post && !is_get) {
+        reply_error(r, 405, "method not allowed: use POST to produce, GET to consume");
+        return;
+    }
+    void *data;
+    size_t len;
+    nng_http_req_get_data(req, &data, &len);
+    if (len > PLOG_HTTP_MAX_BODY) {
+        reply_error(r, 400, "request body too large");
+        return;
+    }
+    cJSON *json = cJSON_ParseWithLength(data, len);
+    if (!cJSON_IsObject(json))
+        reply_error(r, 400, "request body is not a JSON object");
+    else if (is_post)
+        produce(log, json, r);
+    else
+        consume(log, json, r);
+    cJSON_Delete(json);
+}
+
+static void serve(nng_aio *aio)
+{
+    nng_http_req *req = nng_aio_get_input(aio, 0);
+    nng_http_handler *h = nng_aio_get_input(aio, 1);
+    plog_log *log = nng_http_handler_get_data(h);
+
+    struct reply r = {0};
+    handle(req, log, &r);
+
+    nng_http_res *res;
+    int rv = nng_http_res_alloc(&res);
+    if (rv == 0 && r.body != NULL) {
+        nng_http_res_set_status(res, r.status);
+        rv = nng_http_res_set_header(res, "Content-Type", "application/json");
+        if (rv == 0)
+            rv = nng_http_res_copy_data(res, r.body, strlen(r.body));
+        if (rv != 0)
+            nng_http_res_free(res);
+    } else if (rv == 0) {
+        nng_http_res_free(res);
+        rv = NNG_ENOMEM;
+    }
+    free(r.body);
+    if (rv != 0) {
+        nng_aio_finish(aio, rv);
+        return;
+    }
+    nng_aio_set_output(aio, 0, res);
+    nng_aio_finish(aio, 0);
+}
+
+int plog_http_server_open(const char *addr, plog_log *log, plog_http_server **sp,
+                          char *errbuf, size_t errsz)
+{
+    char url[300];
+    if (strchr(addr, ':') == NULL || snprintf(url, sizeof url, "http://%s/", addr) >= (int)sizeof url) {
+        snprintf(errbuf, errsz, "bad address %s (want host:port)", addr);
+        return PLOG_EINVAL;
+    }
+    plog_http_server *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return PLOG_ENOMEM;
+    s->log = log;
+    nng_url *u = NULL;
+    int rv;
+    if ((rv = nng_url_parse(&u, url)) != 0) {
+        snprintf(errbuf, errsz, "bad address %s: %s", addr, nng_strerror(rv));
+        free(s);
+        return PLOG_EINVAL;
+    }
+    const char *step = "server";
+    if ((rv = nng_http_server_hold(&s->srv, u)) != 0)
+        goto fail;
+    step = "handler";
+    if ((rv = nng_http_handler_alloc(&s->h, "/", serve)) != 0)
+        goto fail;
+    nng_http_handler_set_method(s->h, NULL); /* every method: 405 is ours to say */
+    nng_http_handler_collect_body(s->h, true, COLLECT_LIMIT);
+    nng_http_handler_set_data(s->h, log, NULL);
+    if ((rv = nng_http_server_add_handler(s->srv, s->h)) != 0) {
+        nng_http_handler_free(s->h);
+        goto fail;
+    }
+    step = "listen";
+    if ((rv = nng_http_server_start(s->srv)) != 0)
+        goto fail;
+    nng_url_free(u);
+    *sp = s;
+    return PLOG_OK;
+
+fail:
+    snprintf(errbuf, errsz, "http %s on %s: %s", step, addr, nng_strerror(rv));
+    if (s->srv != NULL)
+        nng_http_server_release(s->srv);
+    nng_url_free(u);
+    free(s);
+    return rv == NNG_ENOMEM ? PLOG_ENOMEM : PLOG_EIO;
+}
+
+void plog_http_server_close(plog_http_server *s)
+{
+    if (s == NULL)
+        return;
+    nng_http_server_stop(s->srv);
+    nng_http_server_release(s->srv);
+    free(s);
+}

@@ -1,0 +1,34 @@
+/* http.h - the log served as JSON over HTTP (Go: internal/server/http.go).
+ *
+ *   POST /  {"record":{"value":"<base64>"}}  -> 200 {"offset":N}
+ *   GET  /  {"offset":N}                     -> 200 {"record":{"value":"<base64>","offset":N}}
+ *
+ * Errors answer {"error":"<message>"}: 400 for malformed JSON, missing or
+ * mistyped fields, bad base64 or a body over PLOG_HTTP_MAX_BODY; 404 for an
+ * offset with no record; 405 for other methods; 500 when the log fails (a
+ * corrupt record names its file and position). Runs on nng's HTTP server.
+ *
+ * A produce is answered only after plog_log_commit() for its offset: the record
+ * has reached the kernel (and the disk under the fsync policies), so a kill -9 of
+ * the server never loses a produce it answered. */
+#ifndef PLOG_SERVER_HTTP_H
+#define PLOG_SERVER_HTTP_H
+
+#include "internal/log/log.h"
+
+/* Largest request body accepted: a 1 MiB value is 1.4 MiB in base64. */
+#define PLOG_HTTP_MAX_BODY (4u << 20)
+
+typedef struct plog_http_server plog_http_server;
+
+/* plog_http_server_open starts serving log (borrowed; it must outlive the server)
+ * on addr, "host:port". On PLOG_OK *sp owns the server until
+ * plog_http_server_close(). PLOG_EINVAL for a bad address, PLOG_EIO when it
+ * cannot listen (errmsg in errbuf, size errsz), PLOG_ENOMEM. */
+int plog_http_server_open(const char *addr, plog_log *log, plog_http_server **sp,
+                          char *errbuf, size_t errsz);
+
+/* plog_http_server_close stops accepting, finishes and frees s. NULL does nothing. */
+void plog_http_server_close(plog_http_server *s);
+
+#endif
