@@ -1,6 +1,9 @@
 /* err.c - messages for the codes of err.h. */
 #include "internal/err/err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *plog_strerror(int rv)
 {
     switch (rv) {
@@ -12,4 +15,14 @@ const char *plog_strerror(int rv)
     default:
         return "unknown error";
     }
+}
+
+void plog_errf(char *buf, size_t size, const char *fmt, ...)
+{
+    if (buf == NULL || size == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, size, fmt, ap);
+    va_end(ap);
 }

@@ -6,6 +6,8 @@
 #ifndef PLOG_ERR_H
 #define PLOG_ERR_H
 
+#include <stddef.h>
+
 #define PLOG_ERRORS(X)                                                                    \
     X(PLOG_OK, "ok")                                                                      \
     X(PLOG_ENOMEM, "out of memory")                                                       \
@@ -27,5 +29,9 @@ typedef enum {
 /* plog_strerror returns a static message for rv ("unknown error" when rv is not
  * a plog_err). */
 const char *plog_strerror(int rv);
+
+/* plog_errf formats a message into buf (size bytes) the way snprintf does: the
+ * errmsg an object keeps for its last failure. A NULL buf or size 0 does nothing. */
+void plog_errf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

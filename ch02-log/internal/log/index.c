@@ -22,7 +22,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,16 +42,6 @@ struct plog_index {
     char *path;
     char errmsg[256];
 };
-
-static void errf(char *buf, size_t size, const char *fmt, ...)
-{
-    if (buf == NULL || size == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, size, fmt, ap);
-    va_end(ap);
-}
 
 static void put_be32(uint8_t *p, uint32_t v)
 {
@@ -76,25 +65,24 @@ static uint64_t get_be64(const uint8_t *p)
 #endif
 }
 
+/* map_file replaces x's mapping with one of the file's first size bytes. The new
+ * mapping is made before the old one goes, so on failure x is as it was. */
 static int map_file(plog_index *x, uint64_t size, bool writable)
 {
+    void *m = NULL;
+    if (size > 0) {
+        m = mmap(NULL, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, x->fd, 0);
+        if (m == MAP_FAILED) {
+            plog_errf(x->errmsg, sizeof x->errmsg, "mmap %s: %s", x->path, strerror(errno));
+            return PLOG_EIO;
+        }
+    }
     if (x->map != NULL)
         munmap(x->map, x->mapsize);
-    x->map = NULL;
-    x->mapsize = 0;
-    x->cap = 0;
-    x->writable = writable;
-    if (size == 0)
-        return PLOG_OK;
-    void *m = mmap(NULL, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED,
-                   x->fd, 0);
-    if (m == MAP_FAILED) {
-        errf(x->errmsg, sizeof x->errmsg, "mmap %s: %s", x->path, strerror(errno));
-        return PLOG_EIO;
-    }
     x->map = m;
     x->mapsize = size;
     x->cap = size / PLOG_INDEX_ENTRY;
+    x->writable = writable;
     return PLOG_OK;
 }
 
@@ -113,7 +101,7 @@ int plog_index_open(const char *path, uint64_t max_bytes, plog_index **ip, char 
     struct stat st;
     x->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (x->fd < 0 || fstat(x->fd, &st) != 0) {
-        errf(errmsg, errsz, "open %s: %s", path, strerror(errno));
+        plog_errf(errmsg, errsz, "open %s: %s", path, strerror(errno));
         goto fail;
     }
     uint64_t fsize = (uint64_t)st.st_size;
@@ -124,12 +112,12 @@ int plog_index_open(const char *path, uint64_t max_bytes, plog_index **ip, char 
         if (max_bytes > size)
             size = max_bytes;
         if (size != fsize && ftruncate(x->fd, (off_t)size) != 0) {
-            errf(errmsg, errsz, "grow %s: %s", path, strerror(errno));
+            plog_errf(errmsg, errsz, "grow %s: %s", path, strerror(errno));
             goto fail;
         }
     }
     if (map_file(x, size, max_bytes > 0) != PLOG_OK) {
-        errf(errmsg, errsz, "%s", x->errmsg);
+        plog_errf(errmsg, errsz, "%s", x->errmsg);
         goto fail;
     }
     *ip = x;
@@ -196,24 +184,10 @@ int plog_index_seal(plog_index *x)
     /* Cut first, then swap mappings: the old mapping stays valid for the
      * entries we read, so a failure anywhere leaves x usable. */
     if (ftruncate(x->fd, (off_t)size) != 0) {
-        errf(x->errmsg, sizeof x->errmsg, "truncate %s: %s", x->path, strerror(errno));
+        plog_errf(x->errmsg, sizeof x->errmsg, "truncate %s: %s", x->path, strerror(errno));
         return PLOG_EIO;
     }
-    void *m = NULL;
-    if (size > 0) {
-        m = mmap(NULL, size, PROT_READ, MAP_SHARED, x->fd, 0);
-        if (m == MAP_FAILED) {
-            errf(x->errmsg, sizeof x->errmsg, "mmap %s: %s", x->path, strerror(errno));
-            return PLOG_EIO;
-        }
-    }
-    if (x->map != NULL)
-        munmap(x->map, x->mapsize);
-    x->map = m;
-    x->mapsize = size;
-    x->cap = x->n;
-    x->writable = false;
-    return PLOG_OK;
+    return map_file(x, size, false);
 }
 
 int plog_index_fd(const plog_index *x)
@@ -236,21 +210,10 @@ int plog_index_grow(plog_index *x, uint64_t n)
         n = 1;
     uint64_t size = n * PLOG_INDEX_ENTRY;
     if (ftruncate(x->fd, (off_t)size) != 0) {
-        errf(x->errmsg, sizeof x->errmsg, "grow %s: %s", x->path, strerror(errno));
+        plog_errf(x->errmsg, sizeof x->errmsg, "grow %s: %s", x->path, strerror(errno));
         return PLOG_EIO;
     }
-    void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, x->fd, 0);
-    if (m == MAP_FAILED) {
-        errf(x->errmsg, sizeof x->errmsg, "mmap %s: %s", x->path, strerror(errno));
-        return PLOG_EIO;
-    }
-    if (x->map != NULL)
-        munmap(x->map, x->mapsize);
-    x->map = m;
-    x->mapsize = size;
-    x->cap = n;
-    x->writable = true;
-    return PLOG_OK;
+    return map_file(x, size, true);
 }
 
 int plog_index_read_raw(const plog_index *x, uint64_t i, uint32_t *rel, uint64_t *pos)

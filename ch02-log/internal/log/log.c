@@ -167,16 +167,7 @@ static int append_locked(plog_log *l, Log__V1__Record *rec, uint64_t *off)
 
 int plog_log_append(plog_log *l, Log__V1__Record *rec, uint64_t *off)
 {
-    uint64_t o;
-    pthread_rwlock_wrlock(&l->lock);
-    int rv = append_locked(l, rec, &o);
-    pthread_rwlock_unlock(&l->lock);
-    if (rv != PLOG_OK)
-        return rv;
-    if (l->c.sync == PLOG_SYNC_ALWAYS && (rv = plog_log_commit(l, o)) != PLOG_OK)
-        return rv;
-    *off = o;
-    return PLOG_OK;
+    return plog_log_append_batch(l, &rec, 1, off);
 }
 
 int plog_log_append_batch(plog_log *l, Log__V1__Record *const *recs, size_t n, uint64_t *first)

@@ -22,7 +22,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,16 +41,6 @@ struct plog_segment {
     bool dirty; /* changed since open: close(sync) must fsync it */
     char errmsg[PLOG_ERRMSG_SIZE];
 };
-
-static void errf(char *buf, size_t size, const char *fmt, ...)
-{
-    if (buf == NULL || size == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, size, fmt, ap);
-    va_end(ap);
-}
 
 void plog_segment_path(char *buf, size_t size, const char *dir, uint64_t base, const char *ext)
 {
@@ -131,7 +120,7 @@ static int recover(plog_segment *seg, uint64_t sealed_next, char *errmsg, size_t
          * than a fault per page. */
         map = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, plog_store_fd(seg->store), 0);
         if (map == MAP_FAILED) {
-            errf(errmsg, errsz, "mmap %s: %s", spath, strerror(errno));
+            plog_errf(errmsg, errsz, "mmap %s: %s", spath, strerror(errno));
             return PLOG_EIO;
         }
     }
@@ -141,7 +130,7 @@ static int recover(plog_segment *seg, uint64_t sealed_next, char *errmsg, size_t
     /* A sealed segment's index was opened read-only at its size. */
     rv = plog_index_grow(seg->index, old_n);
     if (rv != PLOG_OK) {
-        errf(errmsg, errsz, "%s", plog_index_errmsg(seg->index));
+        plog_errf(errmsg, errsz, "%s", plog_index_errmsg(seg->index));
         goto done;
     }
     plog_index_set_entries(seg->index, 0);
@@ -162,7 +151,7 @@ static int recover(plog_segment *seg, uint64_t sealed_next, char *errmsg, size_t
         if (i >= plog_index_capacity(seg->index)) {
             rv = plog_index_grow(seg->index, i < 1024 ? 1024 : i * 2);
             if (rv != PLOG_OK) {
-                errf(errmsg, errsz, "%s", plog_index_errmsg(seg->index));
+                plog_errf(errmsg, errsz, "%s", plog_index_errmsg(seg->index));
                 goto done;
             }
         }
@@ -178,7 +167,7 @@ static int recover(plog_segment *seg, uint64_t sealed_next, char *errmsg, size_t
                     " dropped=%" PRIu64 "\n", spath, p, size - p);
             rv = plog_store_truncate(seg->store, p);
             if (rv != PLOG_OK) {
-                errf(errmsg, errsz, "%s", plog_store_errmsg(seg->store));
+                plog_errf(errmsg, errsz, "%s", plog_store_errmsg(seg->store));
                 goto done;
             }
         }
@@ -224,7 +213,7 @@ int plog_segment_open(const char *dir, uint64_t base, const plog_log_config *c,
     if (sealed_next != PLOG_SEGMENT_ACTIVE) {
         rv = plog_segment_seal(seg);
         if (rv != PLOG_OK) {
-            errf(errmsg, errsz, "%s", seg->errmsg);
+            plog_errf(errmsg, errsz, "%s", seg->errmsg);
             goto fail;
         }
     }
@@ -300,7 +289,7 @@ int plog_segment_append(plog_segment *seg, Log__V1__Record *rec, uint64_t *off)
     int rv = plog_store_reserve(seg->store, len, &dst);
     if (rv != PLOG_OK) {
         if (rv == PLOG_EIO)
-            errf(seg->errmsg, sizeof seg->errmsg, "%s", plog_store_errmsg(seg->store));
+            plog_errf(seg->errmsg, sizeof seg->errmsg, "%s", plog_store_errmsg(seg->store));
         return rv;
     }
     if (fast)
@@ -321,7 +310,7 @@ int plog_segment_read(const plog_segment *seg, uint64_t off, uint8_t **buf, size
 {
     uint64_t rel = off - seg->base;
     if (rel >= plog_index_entries(seg->index)) {
-        errf(errmsg, errsz, "%s: record %" PRIu64 " is missing (damaged segment)",
+        plog_errf(errmsg, errsz, "%s: record %" PRIu64 " is missing (damaged segment)",
              plog_store_path(seg->store), off);
         return PLOG_ECORRUPT;
     }
@@ -331,7 +320,7 @@ int plog_segment_read(const plog_segment *seg, uint64_t off, uint8_t **buf, size
     int rv = end > pos ? plog_store_read_sized(seg->store, pos, end - pos, buf, len, errmsg, errsz)
                        : plog_store_read(seg->store, pos, buf, len, errmsg, errsz);
     if (rv == PLOG_EOF) {
-        errf(errmsg, errsz, "%s: record %" PRIu64 " indexed at %" PRIu64 " past the end",
+        plog_errf(errmsg, errsz, "%s: record %" PRIu64 " indexed at %" PRIu64 " past the end",
              plog_store_path(seg->store), off, pos);
         return PLOG_ECORRUPT;
     }
@@ -347,7 +336,7 @@ int plog_segment_read_span(const plog_segment *seg, uint64_t off, size_t max_n,
     uint64_t nidx = plog_index_entries(seg->index);
     uint64_t size = plog_store_size(seg->store);
     if (rel >= nidx) {
-        errf(errmsg, errsz, "%s: record %" PRIu64 " is missing (damaged segment)", spath, off);
+        plog_errf(errmsg, errsz, "%s: record %" PRIu64 " is missing (damaged segment)", spath, off);
         return PLOG_ECORRUPT;
     }
     if (max_n == 0)
@@ -361,7 +350,7 @@ int plog_segment_read_span(const plog_segment *seg, uint64_t off, size_t max_n,
         end = first_end = size;
         k_max = 1;
         if (start >= size) {
-            errf(errmsg, errsz, "%s: record %" PRIu64 " indexed at %" PRIu64 " past the end",
+            plog_errf(errmsg, errsz, "%s: record %" PRIu64 " indexed at %" PRIu64 " past the end",
                  spath, off, start);
             return PLOG_ECORRUPT;
         }
@@ -399,7 +388,7 @@ again:;
         if (frv != PLOG_OK) {
             if (k > 0)
                 break;
-            errf(errmsg, errsz, "%s: %s in frame at %" PRIu64, spath,
+            plog_errf(errmsg, errsz, "%s: %s in frame at %" PRIu64, spath,
                  frv == PLOG_EOF ? "truncated frame" : "checksum mismatch", start);
             return PLOG_ECORRUPT;
         }
@@ -423,7 +412,7 @@ int plog_segment_flush(plog_segment *seg)
 {
     int rv = plog_store_flush(seg->store);
     if (rv != PLOG_OK)
-        errf(seg->errmsg, sizeof seg->errmsg, "%s", plog_store_errmsg(seg->store));
+        plog_errf(seg->errmsg, sizeof seg->errmsg, "%s", plog_store_errmsg(seg->store));
     return rv;
 }
 
@@ -434,7 +423,7 @@ int plog_segment_seal(plog_segment *seg)
         return rv;
     rv = plog_index_seal(seg->index);
     if (rv != PLOG_OK) {
-        errf(seg->errmsg, sizeof seg->errmsg, "%s", plog_index_errmsg(seg->index));
+        plog_errf(seg->errmsg, sizeof seg->errmsg, "%s", plog_index_errmsg(seg->index));
         return rv;
     }
     seg->sealed = true;

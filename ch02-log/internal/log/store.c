@@ -30,7 +30,6 @@
 #include <nmmintrin.h>
 #endif
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,16 +62,6 @@ static void put_be32(uint8_t *p, uint32_t v)
 static uint32_t get_be32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void errf(char *buf, size_t size, const char *fmt, ...)
-{
-    if (buf == NULL || size == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, size, fmt, ap);
-    va_end(ap);
 }
 
 #if defined(__x86_64__)
@@ -161,7 +150,7 @@ int plog_store_open(const char *path, plog_store **sp, char *errmsg, size_t errs
     s->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     struct stat st;
     if (s->fd < 0 || fstat(s->fd, &st) != 0) {
-        errf(errmsg, errsz, "open %s: %s", path, strerror(errno));
+        plog_errf(errmsg, errsz, "open %s: %s", path, strerror(errno));
         plog_store_close(s);
         return PLOG_EIO;
     }
@@ -180,7 +169,7 @@ int plog_store_flush(plog_store *s)
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            errf(s->errmsg, sizeof s->errmsg, "write %s: %s", s->path, strerror(errno));
+            plog_errf(s->errmsg, sizeof s->errmsg, "write %s: %s", s->path, strerror(errno));
             /* Keep what did reach the file; the rest stays buffered. */
             memmove(s->buf, s->buf + done, s->buflen - done);
             s->buflen -= done;
@@ -200,7 +189,7 @@ int plog_store_sync(plog_store *s)
     if (rv != PLOG_OK)
         return rv;
     if (fdatasync(s->fd) != 0) {
-        errf(s->errmsg, sizeof s->errmsg, "fdatasync %s: %s", s->path, strerror(errno));
+        plog_errf(s->errmsg, sizeof s->errmsg, "fdatasync %s: %s", s->path, strerror(errno));
         return PLOG_EIO;
     }
     return PLOG_OK;
@@ -275,7 +264,7 @@ int plog_store_read_at(const plog_store *s, uint64_t pos, void *p, size_t n, cha
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
-            errf(errmsg, errsz, "read %s at %llu: %s", s->path, (unsigned long long)pos,
+            plog_errf(errmsg, errsz, "read %s at %llu: %s", s->path, (unsigned long long)pos,
                  r < 0 ? strerror(errno) : "file shorter than expected");
             return PLOG_EIO;
         }
@@ -295,7 +284,7 @@ int plog_store_read(const plog_store *s, uint64_t pos, uint8_t **out, size_t *le
         return PLOG_EOF;
     int rv = plog_store_read_at(s, pos, hdr, sizeof hdr, errmsg, errsz);
     if (rv == PLOG_EOF) {
-        errf(errmsg, errsz, "%s: frame header at %llu runs past the end", s->path,
+        plog_errf(errmsg, errsz, "%s: frame header at %llu runs past the end", s->path,
              (unsigned long long)pos);
         return PLOG_ECORRUPT;
     }
@@ -303,7 +292,7 @@ int plog_store_read(const plog_store *s, uint64_t pos, uint8_t **out, size_t *le
         return rv;
     size_t l = get_be32(hdr);
     if (l > s->size - pos - PLOG_STORE_HDR) {
-        errf(errmsg, errsz, "%s: frame at %llu runs past the end", s->path,
+        plog_errf(errmsg, errsz, "%s: frame at %llu runs past the end", s->path,
              (unsigned long long)pos);
         return PLOG_ECORRUPT;
     }
@@ -318,7 +307,7 @@ int plog_store_read(const plog_store *s, uint64_t pos, uint8_t **out, size_t *le
     }
     if (frame_crc(hdr, b, l) != get_be32(hdr + 4)) {
         free(b);
-        errf(errmsg, errsz, "%s: checksum mismatch in frame at %llu", s->path,
+        plog_errf(errmsg, errsz, "%s: checksum mismatch in frame at %llu", s->path,
              (unsigned long long)pos);
         return PLOG_ECORRUPT;
     }
@@ -371,7 +360,7 @@ int plog_store_truncate(plog_store *s, uint64_t size)
     }
     s->buflen = 0;
     if (ftruncate(s->fd, (off_t)size) != 0) {
-        errf(s->errmsg, sizeof s->errmsg, "truncate %s: %s", s->path, strerror(errno));
+        plog_errf(s->errmsg, sizeof s->errmsg, "truncate %s: %s", s->path, strerror(errno));
         return PLOG_EIO;
     }
     s->flushed = s->size = size;
