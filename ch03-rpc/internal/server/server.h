@@ -1,0 +1,42 @@
+/* server.h - the log as an RPC service over nng REQ/REP (Go: server.go).
+ *
+ * One REP socket listens; many nng contexts (workers) each receive a request,
+ * answer it and receive again, driven by aio callbacks on nng's threads, so that a
+ * slow request (a long poll, a produce waiting for its group commit) holds only
+ * its own context. The wire protocol is in envelope.h and api/v1/log.proto. */
+#ifndef PLOG_SERVER_H
+#define PLOG_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal/log/config.h"
+#include "internal/log/log.h"
+
+typedef struct plog_server plog_server;
+
+typedef struct plog_server_config {
+    const char *addr;      /* nng URL to listen on, e.g. "tcp://127.0.0.1:8400" */
+    plog_sync_policy sync; /* the log's policy: under INTERVAL and ALWAYS a committer
+                            * thread waits for fsyncs, never nng's threads */
+    size_t max_msg_bytes;  /* 0: 4 MiB. A larger request is answered
+                            * RESOURCE_EXHAUSTED; beyond twice that, nng drops the
+                            * connection (NNG_OPT_RECVMAXSZ) without reading it */
+    unsigned workers;      /* contexts; 0: 256 */
+    uint32_t max_wait_ms;  /* upper bound of a ConsumeStream long poll; 0: 30000 */
+} plog_server_config;
+
+/* plog_server_open serves log (borrowed: it must outlive the server) on
+ * cfg->addr. On PLOG_OK *sp is the caller's until plog_server_close(). On failure
+ * errmsg (when not NULL) says why. PLOG_EINVAL (bad address), PLOG_EIO (address in
+ * use...), PLOG_ENOMEM. */
+int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server **sp, char *errmsg,
+                     size_t size);
+
+/* plog_server_close answers new requests UNAVAILABLE, answers the parked long
+ * polls with what they have, lets produces waiting for their commit finish (up to
+ * a few seconds), then closes the socket and frees s. The log stays open. NULL
+ * does nothing. */
+void plog_server_close(plog_server *s);
+
+#endif
