@@ -280,6 +280,22 @@ int plog_client_call(plog_client *c, const char *method, const ProtobufCMessage 
     return plog_client_finish_call(c, rv, reply, rp, st);
 }
 
+/* produce_reply decodes the ProduceResponse of a call that returned code, freeing
+ * reply, and sets *off to the (first) offset it names. */
+static int produce_reply(int code, nng_msg *reply, const plog_env_reply *rp, uint64_t *off,
+                         plog_rpc_status *st)
+{
+    if (code != PLOG_STATUS_OK)
+        return code;
+    Log__V1__ProduceResponse *resp = log__v1__produce_response__unpack(NULL, rp->body_len, rp->body);
+    nng_msg_free(reply);
+    if (resp == NULL)
+        return plog_status_set(st, PLOG_STATUS_INTERNAL, "malformed ProduceResponse");
+    *off = resp->offset;
+    log__v1__produce_response__free_unpacked(resp, NULL);
+    return PLOG_STATUS_OK;
+}
+
 int plog_client_produce(plog_client *c, const void *value, size_t len, uint64_t *off, plog_rpc_status *st)
 {
     Log__V1__Record rec = LOG__V1__RECORD__INIT;
@@ -291,15 +307,7 @@ int plog_client_produce(plog_client *c, const void *value, size_t len, uint64_t 
     plog_env_reply rp;
     int code = plog_client_call(c, plog_method_name(PLOG_METHOD_PRODUCE), &req.base, plog_client_next_seq(c),
                                 0, &reply, &rp, st);
-    if (code != PLOG_STATUS_OK)
-        return code;
-    Log__V1__ProduceResponse *resp = log__v1__produce_response__unpack(NULL, rp.body_len, rp.body);
-    nng_msg_free(reply);
-    if (resp == NULL)
-        return plog_status_set(st, PLOG_STATUS_INTERNAL, "malformed ProduceResponse");
-    *off = resp->offset;
-    log__v1__produce_response__free_unpacked(resp, NULL);
-    return PLOG_STATUS_OK;
+    return produce_reply(code, reply, &rp, off, st);
 }
 
 int plog_client_produce_batch(plog_client *c, const void *const *values, const size_t *lens, size_t n,
@@ -327,15 +335,7 @@ int plog_client_produce_batch(plog_client *c, const void *const *values, const s
                                 plog_client_next_seq(c), 0, &reply, &rp, st);
     free(recs);
     free(ptrs);
-    if (code != PLOG_STATUS_OK)
-        return code;
-    Log__V1__ProduceResponse *resp = log__v1__produce_response__unpack(NULL, rp.body_len, rp.body);
-    nng_msg_free(reply);
-    if (resp == NULL)
-        return plog_status_set(st, PLOG_STATUS_INTERNAL, "malformed ProduceResponse");
-    *first = resp->offset;
-    log__v1__produce_response__free_unpacked(resp, NULL);
-    return PLOG_STATUS_OK;
+    return produce_reply(code, reply, &rp, first, st);
 }
 
 int plog_client_consume(plog_client *c, uint64_t off, Log__V1__Record **rec, plog_rpc_status *st)
