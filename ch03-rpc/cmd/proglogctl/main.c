@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal/config/flag.h"
 #include "internal/client/client.h"
 #include "internal/client/stream.h"
 
@@ -78,19 +79,6 @@ static int fail(const plog_rpc_status *st)
 {
     fprintf(stderr, "proglogctl: %s: %s\n", plog_status_name(st->code), st->msg);
     return exit_code(st->code);
-}
-
-static int parse_u64(const char *what, const char *s, uint64_t *v)
-{
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || s[0] == '-') {
-        fprintf(stderr, "proglogctl: %s: not a number: %s\n", what, s);
-        return -1;
-    }
-    *v = x;
-    return 0;
 }
 
 static void print_ack(void *arg, uint64_t first, size_t n, int code, const char *msg)
@@ -158,7 +146,7 @@ static int cmd_consume(plog_client *c, int argc, char **argv)
     optind = 1; /* argv[0] is "consume" */
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (ch == 'f') {
-            if (parse_u64("--from", optarg, &from) != 0)
+            if (plog_flag_u64("proglogctl", "--from", optarg, &from) != 0)
                 return EXIT_USAGE;
             have_from = 1;
         } else if (ch == 'F') {
@@ -176,7 +164,7 @@ static int cmd_consume(plog_client *c, int argc, char **argv)
             fprintf(stderr, "proglogctl: consume: want OFFSET, or --from OFFSET [--follow]\n");
             return EXIT_USAGE;
         }
-        if (parse_u64("OFFSET", argv[optind], &off) != 0)
+        if (plog_flag_u64("proglogctl", "OFFSET", argv[optind], &off) != 0)
             return EXIT_USAGE;
         Log__V1__Record *rec;
         if (plog_client_consume(c, off, &rec, &st) != PLOG_STATUS_OK)
@@ -231,7 +219,7 @@ int main(int argc, char **argv)
             addr = optarg;
             break;
         case 't':
-            if (parse_u64("--timeout", optarg, &v) != 0 || v == 0 || v > UINT32_MAX) {
+            if (plog_flag_u64("proglogctl", "--timeout", optarg, &v) != 0 || v == 0 || v > UINT32_MAX) {
                 fprintf(stderr, "proglogctl: --timeout: want 1..%u ms\n", UINT32_MAX);
                 return EXIT_USAGE;
             }

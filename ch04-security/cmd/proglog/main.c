@@ -21,6 +21,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include "internal/config/flag.h"
 #include "internal/auth/authorizer.h"
 #include "internal/err/err.h"
 #include "internal/log/log.h"
@@ -64,19 +65,6 @@ static void usage(FILE *f)
                "                             line per request at info)\n"
                "  --help, --version\n\n"
                "Exit status: 0 clean shutdown (SIGINT/SIGTERM), 1 failure, 2 usage.\n");
-}
-
-static int parse_u64(const char *opt, const char *s, uint64_t *v)
-{
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || s[0] == '-') {
-        fprintf(stderr, "proglog: %s: not a number: %s\n", opt, s);
-        return -1;
-    }
-    *v = x;
-    return 0;
 }
 
 /* check_security enforces the flag rules of the header comment; 0 when they hold. */
@@ -313,7 +301,7 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         default:
-            if (parse_u64(name, optarg, &v) != 0)
+            if (plog_flag_u64("proglog", name, optarg, &v) != 0)
                 return 2;
             if ((c == 'i' || c == 'w' || c == 'W') && v > UINT32_MAX) {
                 fprintf(stderr, "proglog: %s: too large: %s\n", name, optarg);
