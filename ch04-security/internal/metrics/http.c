@@ -17,6 +17,7 @@
 #include <nng/supplemental/http/http.h>
 
 #include "internal/err/err.h"
+#include "internal/server/nngerr.h"
 
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 /* A scrape carries no body; refuse big ones rather than buffer them. */
@@ -29,20 +30,6 @@ struct plog_metrics_http {
     bool added;
     int port;
 };
-
-/* nng_to_plog translates an nng error where it enters our code. */
-static int nng_to_plog(int rv)
-{
-    switch (rv) {
-    case NNG_ENOMEM:
-        return PLOG_ENOMEM;
-    case NNG_EINVAL:
-    case NNG_EADDRINVAL:
-        return PLOG_EINVAL;
-    default:
-        return PLOG_EIO;
-    }
-}
 
 /* serve_metrics is the handler: nng passes the request as input 0 and the handler
  * as input 1, and takes the response from output 0. A failed render answers 500
@@ -143,12 +130,13 @@ int plog_metrics_http_open(plog_metrics *m, const char *addr, char *errmsg, size
     nng_url_free(url);
     *hp = h;
     return PLOG_OK;
-fail:
-    if (errmsg != NULL)
-        snprintf(errmsg, errlen, "%s %s: %s", step, addr, nng_strerror(rv));
+fail:;
+    char what[300];
+    snprintf(what, sizeof what, "%s %s", step, addr);
+    int err = plog_nngerr_err(rv, what, errmsg, errlen); /* the one nng translation */
     nng_url_free(url);
     plog_metrics_http_close(h);
-    return nng_to_plog(rv);
+    return err;
 }
 
 int plog_metrics_http_port(const plog_metrics_http *h)
