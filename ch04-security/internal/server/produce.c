@@ -123,10 +123,8 @@ static void complete(struct worker *w, int rv, bool stream)
  * lock; *first = offset of the first. */
 static int append_request(plog_server *s, Log__V1__ProduceRequest *pr, size_t n, uint64_t *first)
 {
-    if (n == 1)
-        return plog_log_append(s->log, pr->record != NULL ? pr->record : pr->records[0], first);
-    if (pr->record == NULL)
-        return plog_log_append_batch(s->log, pr->records, n, first);
+    if (pr->record == NULL || n == 1) /* one array already holds them all */
+        return plog_log_append_batch(s->log, pr->record != NULL ? &pr->record : pr->records, n, first);
     Log__V1__Record **all = malloc(n * sizeof *all);
     if (all == NULL)
         return PLOG_ENOMEM;
