@@ -4,7 +4,9 @@
 #   PROGS  programs, one per cmd/<name>/ directory (built to $(BUILD)/<name>)
 # and then includes this file. Everything it builds lands under build/.
 #
-# Sources:  internal/*/*.c          -> $(BUILD)/libplog.a   (minus *_test.c, *_bench.c, *_fuzz.c)
+# Sources:  internal/*/*.c          -> $(BUILD)/libplog.a   (minus *_test.c, *_bench.c, *_fuzz.c, *_testlib.c)
+#           internal/*/*_testlib.c  -> $(BUILD)/libplogtest.a, with common/testing: code that only
+#                                      tests and benchmarks link (test servers, simulated clusters)
 #           api/v1/*.proto          -> $(BUILD)/gen/api/v1/*.pb-c.[ch] (protoc-c) -> libplog.a
 #           cmd/<p>/*.c             -> $(BUILD)/<p>
 #           <dir>/<name>_test.c     -> $(BUILD)/test/<dir>/<name>_test, one cmocka binary per file
@@ -43,12 +45,13 @@ TEST_LIBS := $(shell pkg-config --libs cmocka)
 PROTOS   := $(wildcard api/v1/*.proto)
 GEN_C    := $(patsubst %.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 GEN_H    := $(GEN_C:.c=.h)
-LIB_SRCS := $(filter-out %_test.c %_bench.c %_fuzz.c,$(wildcard internal/*/*.c))
+LIB_SRCS := $(filter-out %_test.c %_bench.c %_fuzz.c %_testlib.c,$(wildcard internal/*/*.c))
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(GEN_C:.c=.o)
 LIB      := $(BUILD)/libplog.a
 
 TESTING_SRCS := $(filter-out %_test.c,$(wildcard $(COMMON)/testing/*.c))
-TESTING_OBJS := $(patsubst $(COMMON)/testing/%.c,$(BUILD)/obj/testing/%.o,$(TESTING_SRCS))
+TESTING_OBJS := $(patsubst $(COMMON)/testing/%.c,$(BUILD)/obj/testing/%.o,$(TESTING_SRCS)) \
+	$(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard internal/*/*_testlib.c))
 TESTING_LIB  := $(BUILD)/libplogtest.a
 
 TEST_SRCS  := $(sort $(wildcard internal/*/*_test.c cmd/*/*_test.c))
@@ -100,7 +103,7 @@ endef
 $(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
 
 define test_rule
-$(BUILD)/test/$(1:.c=): $(BUILD)/obj/$(1:.c=.o) $(LIB) $(TESTING_LIB)
+$(BUILD)/test/$(1:.c=): $(BUILD)/obj/$(1:.c=.o) $(TESTING_LIB) $(LIB)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(TEST_LIBS) $$(ALL_LIBS)
 endef
