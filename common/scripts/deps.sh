@@ -5,7 +5,7 @@
 set -eu
 
 default="libprotobuf-c-dev protobuf-c-compiler libnng-dev libcmocka-dev libssl-dev \
-libcjson-dev libisal-dev pkg-config nng-utils protobuf-compiler openssl curl \
+libcjson-dev libisal-dev libyaml-dev pkg-config nng-utils protobuf-compiler openssl curl \
 clang libclang-rt-14-dev"
 [ $# -gt 0 ] || set -- $default
 

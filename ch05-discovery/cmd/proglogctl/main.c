@@ -4,6 +4,7 @@
  *   proglogctl [--addr URL] [--timeout MS] produce -          one record per stdin line
  *   proglogctl [--addr URL] [--timeout MS] consume OFFSET
  *   proglogctl [--addr URL] [--timeout MS] consume --from OFFSET [--follow] [--offsets]
+ *   proglogctl [--addr URL] [--timeout MS] members
  *
  * produce prints each record's offset, one per line, in input order; consume
  * prints each value on its own line (with --offsets: "OFFSET<TAB>VALUE").
@@ -13,7 +14,11 @@
  * ch04: over tls+tcp:// (the default) it authenticates with a client certificate
  * (--tls-cert-file, --tls-key-file) and checks the server's against --tls-ca-file
  * and the address's host (or --tls-server-name). The server's ACL decides what the
- * certificate's CN may do: PERMISSION_DENIED exits 6. */
+ * certificate's CN may do: PERMISSION_DENIED exits 6.
+ *
+ * ch05: members prints the cluster as the server's membership sees it (GetMembers),
+ * one member per line: NAME STATUS INCARNATION TAGS (key=value,...), self marked
+ * with "*". */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -48,7 +53,9 @@ static void usage(FILE *f)
                "  consume OFFSET                   print the record at OFFSET\n"
                "  consume --from OFFSET [--follow] print records from OFFSET to the end\n"
                "                                   (--follow: keep waiting for new ones)\n"
-               "          [--offsets]              print \"OFFSET<TAB>VALUE\" lines\n\n"
+               "          [--offsets]              print \"OFFSET<TAB>VALUE\" lines\n"
+               "  members                          print the cluster's members: name, status,\n"
+               "                                   incarnation, tags (* marks the server)\n\n"
                "Options:\n"
                "  --addr URL     server address (default tls+tcp://127.0.0.1:8400)\n"
                "  --timeout MS   deadline of each request (default 5000)\n"
@@ -212,6 +219,40 @@ static int cmd_consume(plog_client *c, int argc, char **argv)
     return fail(&st);
 }
 
+static int cmd_members(plog_client *c, int argc)
+{
+    if (argc != 1) {
+        fprintf(stderr, "proglogctl: members: takes no arguments\n");
+        return EXIT_USAGE;
+    }
+    Log__V1__GetMembersRequest req = LOG__V1__GET_MEMBERS_REQUEST__INIT;
+    nng_msg *reply;
+    plog_env_reply rp;
+    plog_rpc_status st;
+    if (plog_client_call(c, plog_method_name(PLOG_METHOD_GET_MEMBERS), &req.base, 0, 0, &reply, &rp, &st) !=
+        PLOG_STATUS_OK)
+        return fail(&st);
+    Log__V1__GetMembersResponse *resp = log__v1__get_members_response__unpack(NULL, rp.body_len, rp.body);
+    nng_msg_free(reply);
+    if (resp == NULL) {
+        fprintf(stderr, "proglogctl: malformed GetMembersResponse\n");
+        return EXIT_FAIL;
+    }
+    printf("%-20s %-8s %-12s %s\n", "NAME", "STATUS", "INCARNATION", "TAGS");
+    for (size_t i = 0; i < resp->n_members; i++) {
+        const Log__V1__Member *m = resp->members[i];
+        char name[80];
+        snprintf(name, sizeof name, "%s%s", m->name, m->is_self ? "*" : "");
+        printf("%-20s %-8s %-12" PRIu64 " ", name, m->status, m->incarnation);
+        for (size_t j = 0; j < m->n_tags; j++)
+            printf("%s%s=%s", j > 0 ? "," : "", m->tags[j]->key, m->tags[j]->value);
+        putchar('\n');
+    }
+    log__v1__get_members_response__free_unpacked(resp, NULL);
+    fflush(stdout);
+    return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -267,7 +308,7 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *cmd = argv[optind];
-    if (strcmp(cmd, "produce") != 0 && strcmp(cmd, "consume") != 0) {
+    if (strcmp(cmd, "produce") != 0 && strcmp(cmd, "consume") != 0 && strcmp(cmd, "members") != 0) {
         fprintf(stderr, "proglogctl: unknown command: %s\n", cmd);
         usage(stderr);
         return EXIT_USAGE;
@@ -300,8 +341,9 @@ int main(int argc, char **argv)
         int rc = fail(&st);
         return st.code == PLOG_STATUS_INVALID_ARGUMENT ? EXIT_USAGE : rc; /* bad --addr */
     }
-    int rc = strcmp(cmd, "produce") == 0 ? cmd_produce(c, argc - optind - 1, argv + optind + 1)
-                                         : cmd_consume(c, argc - optind, argv + optind);
+    int rc = strcmp(cmd, "produce") == 0   ? cmd_produce(c, argc - optind - 1, argv + optind + 1)
+             : strcmp(cmd, "members") == 0 ? cmd_members(c, argc - optind)
+                                           : cmd_consume(c, argc - optind, argv + optind);
     plog_client_close(c);
     return rc;
 }

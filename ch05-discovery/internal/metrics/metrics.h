@@ -55,7 +55,13 @@
     X(PLOG_GAUGE_LOG_SIZE_BYTES, "proglog_log_size_bytes",                                   \
       "Bytes the log's segments (stores and indexes) hold.")                                 \
     X(PLOG_GAUGE_OPEN_CONNECTIONS, "proglog_open_connections",                               \
-      "Client connections (nng pipes) open now.")
+      "Client connections (nng pipes) open now.")                                            \
+    X(PLOG_GAUGE_MEMBERS_ALIVE, "proglog_members_alive",                                     \
+      "Cluster members this node sees alive, itself included (ch05).")                       \
+    X(PLOG_GAUGE_GOSSIP_DROPPED, "proglog_gossip_messages_dropped",                          \
+      "Membership messages dropped since start: unauthorized, malformed, oversize (ch05).")  \
+    X(PLOG_GAUGE_REPLICATED_RECORDS, "proglog_replicated_records",                           \
+      "Records copied from other nodes since start (ch05).")
 
 typedef enum {
 #define X(id, name, help) id,

@@ -13,7 +13,11 @@
  *
  * ConsumeResponse bodies are written by hand from the log's encoded records,
  * never decoded:  Consume: 0x12 len Record | ConsumeStream: (0x1a len Record)*
- * then 0x20 varint next_offset. */
+ * then 0x20 varint next_offset.
+ *
+ * ch05: a ConsumeStream with origin_only (a replicator) gets only the records this
+ * server originated: a record whose encoding has field 5 (origin) is a copy of
+ * another node's and is skipped, and next_offset moves past it all the same. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,6 +82,17 @@ void plog_srv_consume(struct worker *w, const plog_env_request *rq)
 }
 
 /* answer_batch answers a poll at w->off with what is visible now (maybe nothing). */
+/* has_origin: does the encoded Record carry a non-empty origin (field 5)? */
+static bool has_origin(const uint8_t *rec, size_t len)
+{
+    const uint8_t *p = rec, *end = rec + len;
+    plog_wire_field f;
+    while (plog_wire_next(&p, end, &f) == 1)
+        if (f.num == 5 && f.type == PLOG_WT_LEN && f.len > 0)
+            return true;
+    return false;
+}
+
 static void answer_batch(struct worker *w)
 {
     plog_server *s = w->srv;
@@ -94,6 +109,16 @@ static void answer_batch(struct worker *w)
             return;
         }
         next = w->off + b.n;
+    }
+    if (w->origin_only) {
+        size_t k = 0;
+        for (size_t i = 0; i < b.n; i++) {
+            if (has_origin(b.rec[i], b.len[i]))
+                continue;
+            b.rec[k] = b.rec[i];
+            b.len[k++] = b.len[i];
+        }
+        b.n = k;
     }
     size_t body = 1 + plog_wire_varint_size(next);
     for (size_t i = 0; i < b.n; i++)
@@ -208,6 +233,7 @@ void plog_srv_consume_stream(struct worker *w, const plog_env_request *rq)
         return;
     }
     w->off = cr->offset;
+    w->origin_only = cr->origin_only;
     w->max_records = cr->max_records == 0                  ? DEFAULT_BATCH_RECORDS
                      : cr->max_records > MAX_BATCH_RECORDS ? MAX_BATCH_RECORDS
                                                            : cr->max_records;

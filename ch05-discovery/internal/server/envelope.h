@@ -23,7 +23,8 @@
     X(PLOG_METHOD_PRODUCE, "/log.v1.Log/Produce")              \
     X(PLOG_METHOD_CONSUME, "/log.v1.Log/Consume")              \
     X(PLOG_METHOD_CONSUME_STREAM, "/log.v1.Log/ConsumeStream") \
-    X(PLOG_METHOD_PRODUCE_STREAM, "/log.v1.Log/ProduceStream")
+    X(PLOG_METHOD_PRODUCE_STREAM, "/log.v1.Log/ProduceStream") \
+    X(PLOG_METHOD_GET_MEMBERS, "/log.v1.Log/GetMembers")
 
 typedef enum {
     PLOG_METHOD_UNKNOWN = 0,

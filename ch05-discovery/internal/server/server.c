@@ -39,12 +39,13 @@ static const char *const method_names[] = {
     [PLOG_METHOD_CONSUME] = "Consume",
     [PLOG_METHOD_CONSUME_STREAM] = "ConsumeStream",
     [PLOG_METHOD_PRODUCE_STREAM] = "ProduceStream",
+    [PLOG_METHOD_GET_MEMBERS] = "GetMembers",
 };
 
 int plog_server_metrics_new(plog_metrics **mp)
 {
     /* plog_metrics method i is plog_method i + 1. */
-    return plog_metrics_new(method_names + 1, 4, mp);
+    return plog_metrics_new(method_names + 1, PLOG_METHOD_GET_MEMBERS, mp);
 }
 
 static int64_t now_ns(void)
@@ -159,6 +160,7 @@ static bool authorize(struct worker *w)
         break;
     case PLOG_METHOD_CONSUME:
     case PLOG_METHOD_CONSUME_STREAM:
+    case PLOG_METHOD_GET_MEMBERS: /* who may read the log may see the cluster */
         action = PLOG_AUTH_CONSUME;
         break;
     default:
@@ -176,6 +178,34 @@ static bool authorize(struct worker *w)
         return false;
     }
     return true;
+}
+
+/* get_members answers GetMembers with what the agent's callback encodes (ch05). */
+static void get_members(struct worker *w)
+{
+    plog_server *s = w->srv;
+    uint8_t *body;
+    size_t len;
+    if (s->cfg.members == NULL) {
+        plog_srv_reply_error(w, PLOG_STATUS_UNIMPLEMENTED, "this server is not part of a cluster");
+        return;
+    }
+    if (s->cfg.members(s->cfg.members_arg, &body, &len) != PLOG_OK) {
+        plog_srv_reply_error(w, PLOG_STATUS_UNAVAILABLE, "membership is not running");
+        return;
+    }
+    if (plog_env_reply_begin(w->msg, 0, NULL, len) != PLOG_OK || nng_msg_append(w->msg, body, len) != 0) {
+        free(body);
+        plog_srv_done_silently(w);
+        return;
+    }
+    free(body);
+    plog_srv_reply(w);
+}
+
+void plog_server_publish(plog_server *s, uint64_t next)
+{
+    plog_srv_advance(s, next);
 }
 
 /* handle serves one request: checks size, envelope, deadline, then the method. */
@@ -227,6 +257,9 @@ static void handle(struct worker *w)
         break;
     case PLOG_METHOD_CONSUME_STREAM:
         plog_srv_consume_stream(w, &rq);
+        break;
+    case PLOG_METHOD_GET_MEMBERS:
+        get_members(w);
         break;
     default: {
         int n = rq.method_len > 64 ? 64 : (int)rq.method_len;

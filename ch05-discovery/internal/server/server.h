@@ -51,6 +51,11 @@ typedef struct plog_server_config {
     const plog_auth *acl;  /* NULL: no authorization (every request allowed); needs tls */
     plog_metrics *metrics; /* NULL: no metrics; from plog_server_metrics_new */
     plog_reqlog *reqlog;   /* NULL: no request log */
+    /* ch05: GetMembers. members(members_arg, &body, &len) encodes a
+     * GetMembersResponse into a malloc'd body (the server frees it); NULL:
+     * GetMembers is UNIMPLEMENTED. Runs on an nng thread; must be thread-safe. */
+    int (*members)(void *arg, uint8_t **body, size_t *len);
+    void *members_arg;
 } plog_server_config;
 
 /* plog_server_open serves log (borrowed: it must outlive the server) on
@@ -65,6 +70,11 @@ int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server *
  * ("Produce", "Consume", "ConsumeStream", "ProduceStream"), for cfg->metrics. On
  * PLOG_OK *mp is the caller's: plog_metrics_free() after plog_server_close(). */
 int plog_server_metrics_new(plog_metrics **mp);
+
+/* plog_server_publish makes the records below next visible to consumers and wakes
+ * the long polls waiting for them (ch05): the replicator appends to the log
+ * directly and calls it once plog_log_commit covered them. Thread-safe. */
+void plog_server_publish(plog_server *s, uint64_t next);
 
 /* plog_server_close answers new requests UNAVAILABLE, answers the parked long
  * polls with what they have, lets produces waiting for their commit finish (up to

@@ -50,6 +50,7 @@ struct worker {
     /* PARKED */
     uint64_t off;
     uint32_t max_records, max_bytes;
+    bool origin_only; /* ch05: skip records that carry an origin */
     bool woken;
     struct worker *prev, *next;
 };
