@@ -4,7 +4,10 @@
  * gives the same keys; a flag on the command line overrides the file's value.
  * Runs until SIGINT or SIGTERM, then leaves the cluster gracefully and stops
  * (internal/agent/agent.h). Logs to stderr, one key=value event per line.
- * Exit status: 0 clean shutdown, 1 could not start, 2 usage. */
+ * Exit status: 0 clean shutdown, 1 could not start, 2 usage.
+ *
+ * With --addr URL (or --insecure-allow-plaintext) it is the previous chapter's
+ * server instead, one node alone (single.c). */
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -69,6 +72,8 @@ static void usage(FILE *f)
     FLAGS(X)
 #undef X
     fprintf(f, "  --help, --version\n\n"
+               "proglog --addr URL ... runs one server alone, without a cluster, as in ch04\n"
+               "(see proglog --addr x --help).\n\n"
                "Every flag may also be a key of the --config-file (e.g. \"rpc-port: 8400\";\n"
                "start-join-addrs as a list or \"a,b\"). The ACL policy must let every node's CN\n"
                "\"gossip\" and \"consume\" (replication), e.g. \"p, node1, *, gossip\".\n"
@@ -124,8 +129,15 @@ static int u64_of(const char *what, const char *s, uint64_t max, uint64_t *v)
     return 0;
 }
 
+/* single.c: the single-server mode of the previous chapter. */
+int single_main(int argc, char **argv);
+
 int main(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--addr") == 0 || strncmp(argv[i], "--addr=", 7) == 0 ||
+            strcmp(argv[i], "--insecure-allow-plaintext") == 0)
+            return single_main(argc, argv);
     struct option opts[NFLAGS + 3];
     for (int i = 0; i < NFLAGS; i++)
         opts[i] = (struct option){flag_names[i], required_argument, NULL, i + 1};

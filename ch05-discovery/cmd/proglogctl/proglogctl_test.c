@@ -146,7 +146,7 @@ static void test_proglogctl_and_proglog_help_and_version(void **state)
     free(out);
     snprintf(cmd, sizeof cmd, "%s --version", plog_test_bin("proglog"));
     assert_int_equal(plog_test_sh(cmd, 5000, &out), 0);
-    assert_non_null(strstr(out, "proglog 0.4.0"));
+    assert_non_null(strstr(out, "proglog 0.5.0"));
     free(out);
     snprintf(cmd, sizeof cmd, "%s --sync sometimes", plog_test_bin("proglog"));
     assert_int_equal(plog_test_sh(cmd, 5000, &out), 2);
