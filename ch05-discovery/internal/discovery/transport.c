@@ -35,6 +35,7 @@
 #define DEFAULT_MAX_PEERS 64
 #define DEFAULT_SENDBUF 16
 #define ADDR_SIZE 272
+#define PATH_SIZE 1024
 
 struct peer {
     char addr[ADDR_SIZE];
@@ -46,6 +47,7 @@ struct peer {
 struct plog_transport {
     plog_transport_config cfg;
     char bind[ADDR_SIZE];
+    char cert[PATH_SIZE], key[PATH_SIZE], ca[PATH_SIZE]; /* cfg's paths point here */
     nng_socket pull;
     bool pull_open;
     nng_aio *aio;
@@ -127,6 +129,13 @@ int plog_transport_open(const plog_transport_config *cfg, plog_transport **gp, c
     if (g->cfg.sendbuf == 0)
         g->cfg.sendbuf = DEFAULT_SENDBUF;
     snprintf(g->bind, sizeof g->bind, "%s", cfg->bind_addr);
+    snprintf(g->cert, sizeof g->cert, "%s", cfg->cert_file);
+    snprintf(g->key, sizeof g->key, "%s", cfg->key_file);
+    snprintf(g->ca, sizeof g->ca, "%s", cfg->ca_file);
+    g->cfg.cert_file = g->cert;
+    g->cfg.key_file = g->key;
+    g->cfg.ca_file = g->ca;
+    g->cfg.bind_addr = g->bind;
     pthread_mutex_init(&g->mu, NULL);
     int rv;
     char url[ADDR_SIZE + 16];

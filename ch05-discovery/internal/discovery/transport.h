@@ -66,8 +66,8 @@ typedef struct plog_transport_stats {
     uint64_t tls_failures;   /* outgoing connections refused by a TLS check */
 } plog_transport_stats;
 
-/* plog_transport_open listens on cfg->bind_addr. The strings and acl of cfg are
- * borrowed until plog_transport_close (recv and arg too). On PLOG_OK *gp is the
+/* plog_transport_open listens on cfg->bind_addr. The strings of cfg are copied;
+ * acl, recv and arg are borrowed until plog_transport_close. On PLOG_OK *gp is the
  * caller's. On failure err says why: PLOG_EINVAL (bad address, missing file
  * name), PLOG_EIO (address in use), PLOG_ETLS (certificates), PLOG_ENOMEM. */
 int plog_transport_open(const plog_transport_config *cfg, plog_transport **gp, char *err, size_t errsize);
