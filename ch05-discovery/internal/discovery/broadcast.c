@@ -89,8 +89,10 @@ void plog_membership_send_msg(plog_membership *m, const char *addr, plog_gossip_
         encode_and_queue(m, addr, msg);
         return;
     }
+    /* States already in msg go first; pending ones fill the rest. */
+    size_t fixed = msg->nstates;
     struct member **pend = malloc(m->nmembers * sizeof *pend);
-    plog_gossip_state *states = malloc(m->nmembers * sizeof *states);
+    plog_gossip_state *states = malloc((m->nmembers + fixed) * sizeof *states);
     if (pend == NULL || states == NULL) {
         free(pend);
         free(states);
@@ -102,11 +104,18 @@ void plog_membership_send_msg(plog_membership *m, const char *addr, plog_gossip_
         if (m->members[i]->bcast_pending)
             pend[np++] = m->members[i];
     qsort(pend, np, sizeof *pend, by_tx_then_newest);
-    size_t used = plog_gossip_size(msg), ns = 0;
+    size_t used = plog_gossip_size(msg), ns = fixed;
+    if (fixed > 0)
+        memcpy(states, msg->states, fixed * sizeof *states);
     uint32_t limit = retransmit_limit(m);
     for (size_t i = 0; i < np && ns < PLOG_GOSSIP_MAX_STATES; i++) {
         plog_gossip_state s;
         plog_membership_fill_state(pend[i], &s);
+        bool dup = false;
+        for (size_t j = 0; j < fixed; j++)
+            dup |= strcmp(states[j].name, s.name) == 0;
+        if (dup)
+            continue;
         size_t sz = plog_gossip_state_size(&s);
         if (used + sz > m->cfg.max_piggyback_bytes)
             continue;

@@ -163,6 +163,8 @@ int plog_gossip_encode(const plog_gossip_msg *m, uint8_t *buf, size_t cap, size_
 
 int plog_gossip_encode_alloc(const plog_gossip_msg *m, uint8_t **out, size_t *len)
 {
+    if (m->nstates > PLOG_GOSSIP_MAX_STATES)
+        return PLOG_EINVAL;
     size_t n = plog_gossip_size(m);
     if (n > PLOG_GOSSIP_MAX_MSG)
         return PLOG_ETOOBIG;

@@ -143,6 +143,14 @@ static void start_probe(plog_membership *m, uint64_t now)
     memcpy(p->target, t->name, sizeof p->target);
     m->stats.probes++;
     plog_gossip_msg msg = {.type = PLOG_GOSSIP_PING, .seq = p->seq, .target = t->name};
+    /* A suspect is told so on every probe, whatever the retransmit budget
+     * says (memberlist probeNode): it may have missed the gossip. */
+    plog_gossip_state s;
+    if (t->status == PLOG_GOSSIP_SUSPECT) {
+        plog_membership_fill_state(t, &s);
+        msg.states = &s;
+        msg.nstates = 1;
+    }
     plog_membership_send_msg(m, t->addr, &msg, true);
 }
 
