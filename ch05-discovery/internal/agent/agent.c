@@ -122,9 +122,10 @@ static void on_event(void *arg, const plog_membership_event *ev)
                        : ev->type == PLOG_MEMBERSHIP_LEAVE  ? "leave"
                        : ev->type == PLOG_MEMBERSHIP_FAILED ? "failed"
                                                             : "update";
-    fprintf(stderr, "level=info msg=member event=%s node=%s name=%s addr=%s rpc_addr=%s incarnation=%llu\n", kind,
-            a->name, ev->member.name, ev->member.addr, rpc != NULL ? rpc : "",
-            (unsigned long long)ev->member.incarnation);
+    if (a->cfg.reqlog != NULL)
+        plog_reqlog_event(a->cfg.reqlog, PLOG_LEVEL_INFO, "member", "event=%s name=%s addr=%s rpc_addr=%s incarnation=%llu",
+                          kind, ev->member.name, ev->member.addr, rpc != NULL ? rpc : "",
+                          (unsigned long long)ev->member.incarnation);
     switch (ev->type) {
     case PLOG_MEMBERSHIP_JOIN:
     case PLOG_MEMBERSHIP_UPDATE:
