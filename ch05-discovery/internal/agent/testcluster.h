@@ -60,6 +60,9 @@ plog_client *tc_client(struct tc *c, int i);
  * member name as node i sees it, "" when unknown or node i does not answer. */
 void tc_status_of(struct tc *c, int i, const char *name, char *buf, size_t size);
 
+/* tc_member_status is tc_status_of through an open client (to poll quickly). */
+void tc_member_status(plog_client *cl, const char *name, char *buf, size_t size);
+
 /* A record as the cluster checks it: where it was first appended, its offset
  * there, and its value. */
 struct tc_rec {

@@ -168,8 +168,14 @@ plog_client *tc_client(struct tc *c, int i)
 
 void tc_status_of(struct tc *c, int i, const char *name, char *buf, size_t size)
 {
-    buf[0] = '\0';
     plog_client *cl = tc_client(c, i);
+    tc_member_status(cl, name, buf, size);
+    plog_client_close(cl);
+}
+
+void tc_member_status(plog_client *cl, const char *name, char *buf, size_t size)
+{
+    buf[0] = '\0';
     Log__V1__GetMembersRequest req = LOG__V1__GET_MEMBERS_REQUEST__INIT;
     nng_msg *reply;
     plog_env_reply rp;
@@ -184,7 +190,6 @@ void tc_status_of(struct tc *c, int i, const char *name, char *buf, size_t size)
                 snprintf(buf, size, "%s", resp->members[k]->status);
         log__v1__get_members_response__free_unpacked(resp, NULL);
     }
-    plog_client_close(cl);
 }
 
 static int rec_cmp(const void *a, const void *b)
