@@ -409,10 +409,11 @@ plog_replicator *plog_agent_replicator(plog_agent *a)
 /* stop undoes plog_agent_open in reverse, leaving first when leave. */
 static int stop(plog_agent *a, bool leave)
 {
-    if (a->http != NULL)
-        plog_metrics_http_close(a->http);
+    /* Leave first: the others should hear it before anything slower happens. */
     if (a->disc != NULL && leave)
         plog_discovery_leave(a->disc);
+    if (a->http != NULL)
+        plog_metrics_http_close(a->http);
     pthread_mutex_lock(&a->mu);
     plog_discovery *disc = a->disc;
     a->disc = NULL;

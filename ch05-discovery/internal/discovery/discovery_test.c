@@ -223,11 +223,15 @@ static void test_membership_leave_is_seen_as_left_within_3s(void **state)
 {
     struct fixture *f = *state;
     join_three(f);
+    int64_t t0 = plog_test_now_ms();
     plog_discovery_leave(f->n[2].d);
+    int64_t t1 = plog_test_now_ms();
     plog_discovery_close(f->n[2].d);
     f->n[2].d = NULL;
     for (int i = 0; i < 2; i++) {
         assert_true(wait_event(&f->n[i], PLOG_MEMBERSHIP_LEAVE, "node3", 3000));
+        print_message("%s saw the leave after %lld ms (leave returned after %lld ms)\n", f->n[i].name,
+                      (long long)(plog_test_now_ms() - t0), (long long)(t1 - t0));
         assert_int_equal(status_of(&f->n[i], "node3"), PLOG_GOSSIP_LEFT);
         assert_int_equal(count_events(&f->n[i], PLOG_MEMBERSHIP_FAILED, "node3"), 0);
     }
