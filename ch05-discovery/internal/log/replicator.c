@@ -13,7 +13,13 @@
  * Each poll is a ConsumeStream long poll at the cursor with origin_only set; the
  * cursor is the member's log offset (equal to the origin offset of the records it
  * originated). The answer's records get origin = the member's name and
- * origin_offset = their offset there, and go into the local log as one batch. */
+ * origin_offset = their offset there, and go into the local log as one batch.
+ *
+ * Appending and committing overlap: a member's thread appends a batch and polls
+ * again at once, while one committer thread waits for the log's commit (a group
+ * commit under the interval policy) of everything appended so far and then
+ * publishes it. A position may thus run ahead of what is durable; that is safe
+ * because after a crash the position is rebuilt from what is on disk. */
 #include "internal/log/replicator.h"
 
 #include <inttypes.h>
@@ -59,8 +65,12 @@ struct plog_replicator {
     plog_replicator_config cfg;
     char self[NAME_SIZE], cert[PATH_SIZE], key[PATH_SIZE], ca[PATH_SIZE];
 
-    pthread_mutex_t mu; /* origins, members */
+    pthread_mutex_t mu; /* origins, members, the committer's fields */
     pthread_cond_t cv;  /* stop flags changed */
+    pthread_cond_t ccv; /* committer: something to commit, or stop */
+    uint64_t to_commit; /* records below it are appended: commit and publish them */
+    bool committer_stop, committer_started;
+    pthread_t committer;
     struct origin *origins;
     size_t norigins, corigins;
     struct member **members;
@@ -68,6 +78,8 @@ struct plog_replicator {
 
     _Atomic uint64_t records, polls, errors;
 };
+
+static void *committer_main(void *arg);
 
 /* origin_find returns name's entry, adding it (next 0) when add. Locked. */
 static struct origin *origin_find(plog_replicator *r, const char *name, size_t len, bool add)
@@ -176,18 +188,24 @@ int plog_replicator_open(plog_log *log, const plog_replicator_config *cfg, plog_
     snprintf(r->key, sizeof r->key, "%s", cfg->key_file);
     snprintf(r->ca, sizeof r->ca, "%s", cfg->ca_file);
     if (r->cfg.batch_records == 0)
-        r->cfg.batch_records = 8192;
+        r->cfg.batch_records = 32768;
     if (r->cfg.batch_bytes == 0)
-        r->cfg.batch_bytes = 2u << 20;
+        r->cfg.batch_bytes = 3u << 20;
     if (r->cfg.poll_wait_ms == 0)
         r->cfg.poll_wait_ms = 250;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
+    pthread_cond_init(&r->ccv, NULL);
     int rv = scan(r, err, errsize);
+    if (rv == PLOG_OK && pthread_create(&r->committer, NULL, committer_main, r) != 0) {
+        plog_errf(err, errsize, "replicator: cannot start a thread");
+        rv = PLOG_ENOMEM;
+    }
     if (rv != PLOG_OK) {
         plog_replicator_close(r);
         return rv;
     }
+    r->committer_started = true;
     *rp = r;
     return PLOG_OK;
 }
@@ -272,8 +290,6 @@ static bool append_batch(struct member *m, Log__V1__ConsumeResponse *resp, uint6
     if (n > 0) {
         uint64_t first;
         int rv = plog_log_append_batch(r->log, recs, n, &first);
-        if (rv == PLOG_OK)
-            rv = plog_log_commit(r->log, first + n - 1);
         for (size_t i = 0; i < n; i++)
             recs[i]->origin = was[i]; /* m->name is not protobuf-c's to free */
         if (rv != PLOG_OK) {
@@ -287,10 +303,12 @@ static bool append_batch(struct member *m, Log__V1__ConsumeResponse *resp, uint6
             o = origin_find(r, m->name, strlen(m->name), false);
             if (o != NULL && last + 1 > o->next)
                 o->next = last + 1;
+            if (first + n > r->to_commit) {
+                r->to_commit = first + n;
+                pthread_cond_signal(&r->ccv);
+            }
             pthread_mutex_unlock(&r->mu);
             atomic_fetch_add(&r->records, n);
-            if (r->cfg.published != NULL)
-                r->cfg.published(r->cfg.arg, first + n);
         }
     }
     free(recs);
@@ -298,6 +316,36 @@ static bool append_batch(struct member *m, Log__V1__ConsumeResponse *resp, uint6
     if (resp->next_offset > *cursor)
         *cursor = resp->next_offset;
     return ok;
+}
+
+/* committer_main commits what the members appended and publishes it. */
+static void *committer_main(void *arg)
+{
+    plog_replicator *r = arg;
+    uint64_t done = 0;
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        while (r->to_commit <= done && !r->committer_stop)
+            pthread_cond_wait(&r->ccv, &r->mu);
+        if (r->to_commit <= done)
+            break; /* stopping, and nothing left */
+        uint64_t target = r->to_commit;
+        pthread_mutex_unlock(&r->mu);
+        int rv = plog_log_commit(r->log, target - 1);
+        if (rv == PLOG_OK) {
+            if (r->cfg.published != NULL)
+                r->cfg.published(r->cfg.arg, target);
+        } else {
+            char why[160];
+            plog_log_errmsg(r->log, why, sizeof why);
+            fprintf(stderr, "level=error msg=\"replication commit failed\" err=\"%s\" detail=\"%s\"\n",
+                    plog_strerror(rv), why);
+        }
+        done = target;
+        pthread_mutex_lock(&r->mu);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
 }
 
 static void *member_main(void *arg)
@@ -501,8 +549,16 @@ void plog_replicator_close(plog_replicator *r)
             pthread_join(m->thread, NULL);
         free(m);
     }
+    /* After the members: what they appended last is committed and published. */
+    pthread_mutex_lock(&r->mu);
+    r->committer_stop = true;
+    pthread_cond_signal(&r->ccv);
+    pthread_mutex_unlock(&r->mu);
+    if (r->committer_started)
+        pthread_join(r->committer, NULL);
     free(r->members);
     free(r->origins);
+    pthread_cond_destroy(&r->ccv);
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
     free(r);

@@ -49,8 +49,8 @@ typedef struct plog_replicator_config {
     const char *cert_file; /* the node's peer certificate, key and CA (copied paths) */
     const char *key_file;
     const char *ca_file;
-    uint32_t batch_records;    /* per poll; 0: 8192 */
-    uint32_t batch_bytes;      /* per poll; 0: 2 MiB */
+    uint32_t batch_records;    /* per poll; 0: 32768 */
+    uint32_t batch_bytes;      /* per poll; 0: 3 MiB (the server's replies stay under 4 MiB) */
     uint32_t poll_wait_ms;     /* long poll; 0: 250 (also bounds how long a stop takes) */
     plog_replicator_published_fn published; /* may be NULL */
     void *arg;
