@@ -92,7 +92,7 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         default:
-            if (plog_flag_u64("proglog", name, optarg, &v) != 0)
+            if (plog_config_flag_u64("proglog", name, optarg, &v) != 0)
                 return 2;
             if ((c == 'i' || c == 'w' || c == 'W') && v > UINT32_MAX) {
                 fprintf(stderr, "proglog: %s: too large: %s\n", name, optarg);

@@ -119,8 +119,4 @@ void plog_metrics_gauge_bind(plog_metrics *m, plog_metrics_gauge g, plog_metrics
  * read as one snapshot, so its _count always equals its +Inf bucket. PLOG_ENOMEM. */
 int plog_metrics_render(plog_metrics *m, char **out, size_t *len);
 
-/* plog_metrics_code_name returns gRPC's name for code ("OK", "NOT_FOUND", ...), or
- * "UNKNOWN" outside 0..16. Static string. */
-const char *plog_metrics_code_name(int code);
-
 #endif

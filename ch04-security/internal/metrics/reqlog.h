@@ -17,7 +17,7 @@
  *   plog_level lvl;  plog_reqlog_parse_level(flag_log_level ? flag_log_level : "info", &lvl);
  *   plog_reqlog_new(STDERR_FILENO, lvl, PLOG_LEVEL_INFO, &srv->log);   // or _DEBUG to hide requests at info
  *   plog_reqlog_request(srv->log, &(plog_reqlog_entry){.method = "Produce",
- *       .status = plog_metrics_code_name(code), .latency_ns = dt, .peer = cn,
+ *       .status = plog_rpc_status_name(code), .latency_ns = dt, .peer = cn,
  *       .bytes_in = req_len, .bytes_out = rep_len, .err = reply_message});
  *   plog_reqlog_event(srv->log, PLOG_LEVEL_WARN, "tls_handshake_failed", "peer=%s", addr);
  *   plog_reqlog_free(srv->log);                                          // after the last request

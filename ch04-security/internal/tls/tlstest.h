@@ -97,7 +97,7 @@ static inline void tt_server_cb(void *arg)
         nng_msg *msg = nng_aio_get_msg(c->aio);
         plog_tls_peer peer;
         char tail[PLOG_TLS_CN_SIZE + 32];
-        if (plog_peer_lookup(nng_msg_get_pipe(msg), &peer) == PLOG_OK) {
+        if (plog_tls_peer_lookup(nng_msg_get_pipe(msg), &peer) == PLOG_OK) {
             snprintf(tail, sizeof tail, "|%s|%s", peer.cn, peer.version);
         } else {
             atomic_fetch_add(&c->srv->anonymous, 1);
@@ -126,7 +126,7 @@ static inline void tt_server_start(struct tt_server *s, const char *url, nng_tls
     snprintf(s->url, sizeof s->url, "%s", url);
     assert_plog_ok(plog_tls_engine_register());
     assert_nng_ok(nng_rep0_open(&s->sock));
-    assert_plog_ok(plog_peer_track(s->sock));
+    assert_plog_ok(plog_tls_peer_track(s->sock));
     assert_nng_ok(nng_listener_create(&s->listener, s->sock, url));
     if (cfg != NULL)
         assert_nng_ok(nng_listener_set_ptr(s->listener, NNG_OPT_TLS_CONFIG, cfg));

@@ -7,8 +7,8 @@
  *   value wire type 0: varint | 1: 8 bytes little-endian | 2: varint length, then
  *         that many bytes | 5: 4 bytes little-endian (3 and 4, groups, are refused)
  * A varint is 7 bits per byte, least significant group first, high bit = more. */
-#ifndef PLOG_WIRE_H
-#define PLOG_WIRE_H
+#ifndef PLOG_RPC_WIRE_H
+#define PLOG_RPC_WIRE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -17,35 +17,35 @@ enum { PLOG_WT_VARINT = 0, PLOG_WT_I64 = 1, PLOG_WT_LEN = 2, PLOG_WT_I32 = 5 };
 
 /* One decoded field. For LEN, ptr/len borrow the buffer being parsed; for the
  * numeric types, v holds the value. */
-typedef struct plog_wire_field {
+typedef struct plog_rpc_wire_field {
     uint32_t num;
     int type;
     uint64_t v;
     const uint8_t *ptr;
     size_t len;
-} plog_wire_field;
+} plog_rpc_wire_field;
 
-/* plog_wire_varint_size: bytes the varint encoding of v takes (1..10). */
-size_t plog_wire_varint_size(uint64_t v);
+/* plog_rpc_wire_varint_size: bytes the varint encoding of v takes (1..10). */
+size_t plog_rpc_wire_varint_size(uint64_t v);
 
-/* plog_wire_put_varint writes v at p and returns the byte after it. */
-uint8_t *plog_wire_put_varint(uint8_t *p, uint64_t v);
+/* plog_rpc_wire_put_varint writes v at p and returns the byte after it. */
+uint8_t *plog_rpc_wire_put_varint(uint8_t *p, uint64_t v);
 
-/* plog_wire_len_size: bytes of a length-delimited field num of len bytes. */
-size_t plog_wire_len_size(uint32_t num, size_t len);
+/* plog_rpc_wire_len_size: bytes of a length-delimited field num of len bytes. */
+size_t plog_rpc_wire_len_size(uint32_t num, size_t len);
 
-/* plog_wire_put_len writes the key and length of a length-delimited field (the
+/* plog_rpc_wire_put_len writes the key and length of a length-delimited field (the
  * caller writes the len bytes after it) and returns where they go. */
-uint8_t *plog_wire_put_len(uint8_t *p, uint32_t num, size_t len);
+uint8_t *plog_rpc_wire_put_len(uint8_t *p, uint32_t num, size_t len);
 
-/* plog_wire_next decodes the field at *p (before end) into f and advances *p.
+/* plog_rpc_wire_next decodes the field at *p (before end) into f and advances *p.
  * Returns 1 for a field, 0 at end, -1 on malformed input (truncated, a varint
  * over 10 bytes, field number 0, group wire types). */
-int plog_wire_next(const uint8_t **p, const uint8_t *end, plog_wire_field *f);
+int plog_rpc_wire_next(const uint8_t **p, const uint8_t *end, plog_rpc_wire_field *f);
 
-/* plog_wire_record_decode reads an encoded log.v1.Record: value (borrowing buf)
+/* plog_rpc_wire_record_decode reads an encoded log.v1.Record: value (borrowing buf)
  * and offset. Unknown fields are skipped. 0, or -1 when malformed. */
-int plog_wire_record_decode(const uint8_t *buf, size_t len, const uint8_t **value, size_t *vlen,
+int plog_rpc_wire_record_decode(const uint8_t *buf, size_t len, const uint8_t **value, size_t *vlen,
                             uint64_t *off);
 
 #endif
