@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "internal/err/err.h"
+#include "internal/tls/engine_int.h"
 
 struct entry {
     uint32_t id;
