@@ -151,6 +151,9 @@ static void test_status_names_and_mappings(void **state)
     assert_string_equal(plog_rpc_status_name(PLOG_STATUS_OUT_OF_RANGE), "OUT_OF_RANGE");
     assert_string_equal(plog_rpc_status_name(16), "UNAUTHENTICATED");
     assert_string_equal(plog_rpc_status_name(99), "UNKNOWN");
+    assert_string_equal(plog_rpc_status_name(-1), "UNKNOWN");
+    assert_string_equal(plog_rpc_status_name(0), "OK");
+    assert_string_equal(plog_rpc_status_name(7), "PERMISSION_DENIED");
     assert_int_equal(plog_rpc_status_from_err(PLOG_ERANGE), PLOG_STATUS_OUT_OF_RANGE);
     assert_int_equal(plog_rpc_status_from_err(PLOG_ECORRUPT), PLOG_STATUS_DATA_LOSS);
     assert_int_equal(plog_rpc_status_from_err(PLOG_EIO), PLOG_STATUS_INTERNAL);
