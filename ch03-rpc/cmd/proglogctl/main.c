@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal/config/flag.h"
 #include "internal/client/client.h"
 #include "internal/client/stream.h"
+#include "internal/config/flag.h"
 
 enum {
     EXIT_OK = 0,

@@ -14,13 +14,15 @@
  * ConsumeResponse bodies are written by hand from the log's encoded records,
  * never decoded:  Consume: 0x12 len Record | ConsumeStream: (0x1a len Record)*
  * then 0x20 varint next_offset. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal/err/err.h"
-#include "internal/server/server_int.h"
+#include "internal/logger/logger.h"
 #include "internal/rpc/status.h"
 #include "internal/rpc/wire.h"
+#include "internal/server/server_int.h"
 
 #define RESERVE_WORKERS 16
 #define DEFAULT_BATCH_RECORDS 1024
@@ -37,8 +39,10 @@ static void reply_read_error(struct worker *w, int rv, uint64_t off)
     }
     char why[160];
     plog_log_errmsg(w->srv->log, why, sizeof why);
-    plog_server_log("error", "msg=\"read failed\" offset=%llu err=\"%s\" detail=\"%s\"", (unsigned long long)off,
-                 plog_strerror(rv), why);
+    char offs[24];
+    snprintf(offs, sizeof offs, "%llu", (unsigned long long)off);
+    plog_logger_log(w->srv->cfg.logger, PLOG_LOGGER_ERROR, "read failed", "offset", offs, "err", plog_strerror(rv),
+                    "detail", why, NULL);
     plog_server_reply_error(w, plog_rpc_status_from_err(rv), "read of offset %llu failed: %s: %s",
                          (unsigned long long)off, plog_strerror(rv), why);
 }

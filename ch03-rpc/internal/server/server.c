@@ -18,23 +18,13 @@
 
 #include "internal/err/err.h"
 #include "internal/rpc/nngerr.h"
-#include "internal/server/server_int.h"
 #include "internal/rpc/status.h"
+#include "internal/server/server_int.h"
 
 #define DEFAULT_MAX_MSG (4u << 20)
 #define DEFAULT_WORKERS 256
 #define DEFAULT_MAX_WAIT_MS 30000
 #define CLOSE_GRACE_MS 3000
-
-void plog_server_log(const char *level, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "level=%s %s\n", level, line);
-}
 
 static void recv_next(struct worker *w)
 {
@@ -268,7 +258,7 @@ void plog_server_close(plog_server *s)
         if (pthread_cond_timedwait(&s->cv, &s->mu, &until) != 0)
             break;
     if (s->busy > 0)
-        plog_server_log("warn", "msg=\"closing with requests in flight\" busy=%u", s->busy);
+        plog_logger_logf(s->cfg.logger, PLOG_LOGGER_WARN, "closing with requests in flight", "busy=%u", s->busy);
     pthread_mutex_unlock(&s->mu);
     /* 3. The committer answers whatever is still queued, then exits. */
     plog_server_committer_stop(s);

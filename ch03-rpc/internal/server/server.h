@@ -12,6 +12,7 @@
 
 #include "internal/log/config.h"
 #include "internal/log/log.h"
+#include "internal/logger/logger.h"
 
 typedef struct plog_server plog_server;
 
@@ -24,6 +25,7 @@ typedef struct plog_server_config {
                             * connection (NNG_OPT_RECVMAXSZ) without reading it */
     unsigned workers;      /* contexts; 0: 256 */
     uint32_t max_wait_ms;  /* upper bound of a ConsumeStream long poll; 0: 30000 */
+    plog_logger *logger;   /* borrowed, outlives the server: where it logs (NULL: nowhere) */
 } plog_server_config;
 
 /* plog_server_open serves log (borrowed: it must outlive the server) on

@@ -85,7 +85,6 @@ struct plog_server {
 void plog_server_reply(struct worker *w); /* sends w->msg, then receives again */
 void plog_server_reply_error(struct worker *w, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void plog_server_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void plog_server_done_silently(struct worker *w); /* drops the request unanswered */
 
 /* produce.c */

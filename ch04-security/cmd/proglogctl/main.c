@@ -22,9 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal/config/flag.h"
 #include "internal/client/client.h"
 #include "internal/client/stream.h"
+#include "internal/config/flag.h"
 #include "internal/tls/config.h"
 
 enum {

@@ -23,9 +23,10 @@
 #include <string.h>
 
 #include "internal/err/err.h"
-#include "internal/server/server_int.h"
+#include "internal/logger/logger.h"
 #include "internal/rpc/status.h"
 #include "internal/rpc/wire.h"
+#include "internal/server/server_int.h"
 
 static struct dedup_entry *dedup_slot(plog_server *s, uint64_t cid, uint64_t seq)
 {
@@ -111,7 +112,8 @@ static void complete(struct worker *w, int rv, bool stream)
     if (rv != PLOG_OK) {
         char why[160];
         plog_log_errmsg(s->log, why, sizeof why);
-        plog_server_log("error", "msg=\"commit failed\" err=\"%s\" detail=\"%s\"", plog_strerror(rv), why);
+        plog_logger_log(s->cfg.logger, PLOG_LOGGER_ERROR, "commit failed", "err", plog_strerror(rv), "detail", why,
+                        NULL);
         plog_server_reply_error(w, plog_rpc_status_from_err(rv), "commit failed: %s: %s", plog_strerror(rv), why);
         return;
     }

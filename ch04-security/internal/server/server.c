@@ -21,11 +21,13 @@
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "internal/err/err.h"
+#include "internal/logger/logger.h"
+#include "internal/metrics/reqlog.h"
 #include "internal/rpc/nngerr.h"
+#include "internal/rpc/status.h"
+#include "internal/server/server_int.h"
 #include "internal/tls/config.h"
 #include "internal/tls/peer.h"
-#include "internal/server/server_int.h"
-#include "internal/rpc/status.h"
 
 #define DEFAULT_MAX_MSG (4u << 20)
 #define DEFAULT_WORKERS 256
@@ -64,8 +66,8 @@ static void finish(struct worker *w)
         int m = w->method != PLOG_METHOD_UNKNOWN ? (int)w->method - 1 : PLOG_METRICS_MAX_METHODS;
         plog_metrics_observe(s->cfg.metrics, m, w->code, dt, w->bytes_in, w->bytes_out);
     }
-    if (s->cfg.reqlog != NULL) {
-        plog_reqlog_entry e = {
+    if (s->cfg.log_requests) {
+        plog_metrics_reqlog_entry e = {
             .method = method_names[w->method],
             .status = plog_rpc_status_name(w->code),
             .latency_ns = dt,
@@ -74,18 +76,8 @@ static void finish(struct worker *w)
             .bytes_out = w->bytes_out,
             .err = w->code != PLOG_STATUS_OK ? w->error : NULL,
         };
-        plog_reqlog_request(s->cfg.reqlog, &e);
+        plog_metrics_reqlog(s->cfg.logger, PLOG_LOGGER_INFO, &e);
     }
-}
-
-void plog_server_log(const char *level, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "level=%s %s\n", level, line);
 }
 
 static void recv_next(struct worker *w)
@@ -404,7 +396,7 @@ void plog_server_close(plog_server *s)
         if (pthread_cond_timedwait(&s->cv, &s->mu, &until) != 0)
             break;
     if (s->busy > 0)
-        plog_server_log("warn", "msg=\"closing with requests in flight\" busy=%u", s->busy);
+        plog_logger_logf(s->cfg.logger, PLOG_LOGGER_WARN, "closing with requests in flight", "busy=%u", s->busy);
     pthread_mutex_unlock(&s->mu);
     /* 3. The committer answers whatever is still queued, then exits. */
     plog_server_committer_stop(s);

@@ -23,8 +23,8 @@
 
 #include "internal/log/log.h"
 #include "internal/rpc/envelope.h"
-#include "internal/tls/engine.h"
 #include "internal/server/server.h"
+#include "internal/tls/engine.h"
 
 enum worker_state { W_IDLE, W_RECV, W_SEND, W_COMMIT, W_PARKED };
 
@@ -94,7 +94,6 @@ struct plog_server {
 void plog_server_reply(struct worker *w); /* sends w->msg, then receives again */
 void plog_server_reply_error(struct worker *w, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void plog_server_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void plog_server_done_silently(struct worker *w); /* drops the request unanswered */
 
 /* produce.c */
