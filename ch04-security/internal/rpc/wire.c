@@ -1,6 +1,8 @@
 /* wire.c - protobuf wire-format primitives (see wire.h for the format). */
 #include "internal/rpc/wire.h"
 
+#include <string.h>
+
 size_t plog_rpc_wire_varint_size(uint64_t v)
 {
     size_t n = 1;
@@ -117,4 +119,46 @@ int plog_rpc_wire_record_decode(const uint8_t *buf, size_t len, const uint8_t **
         }
     }
     return rv;
+}
+
+size_t plog_rpc_wire_produce_response(uint8_t *buf, uint64_t offset, uint64_t count)
+{
+    uint8_t *p = buf;
+    if (offset != 0) {
+        *p++ = 1 << 3 | PLOG_WT_VARINT;
+        p = plog_rpc_wire_put_varint(p, offset);
+    }
+    if (count != 0) {
+        *p++ = 2 << 3 | PLOG_WT_VARINT;
+        p = plog_rpc_wire_put_varint(p, count);
+    }
+    return (size_t)(p - buf);
+}
+
+size_t plog_rpc_wire_consume_record_header(uint8_t *hdr, size_t rec_len)
+{
+    return (size_t)(plog_rpc_wire_put_len(hdr, 2, rec_len) - hdr);
+}
+
+size_t plog_rpc_wire_consume_batch_size(const size_t *lens, size_t n, uint64_t next_offset)
+{
+    size_t size = next_offset != 0 ? 1 + plog_rpc_wire_varint_size(next_offset) : 0;
+    for (size_t i = 0; i < n; i++)
+        size += plog_rpc_wire_len_size(3, lens[i]);
+    return size;
+}
+
+uint8_t *plog_rpc_wire_consume_batch_put(uint8_t *p, const uint8_t *const *recs, const size_t *lens, size_t n,
+                                         uint64_t next_offset)
+{
+    for (size_t i = 0; i < n; i++) {
+        p = plog_rpc_wire_put_len(p, 3, lens[i]);
+        memcpy(p, recs[i], lens[i]);
+        p += lens[i];
+    }
+    if (next_offset != 0) {
+        *p++ = 4 << 3 | PLOG_WT_VARINT;
+        p = plog_rpc_wire_put_varint(p, next_offset);
+    }
+    return p;
 }

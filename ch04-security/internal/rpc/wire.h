@@ -48,4 +48,29 @@ int plog_rpc_wire_next(const uint8_t **p, const uint8_t *end, plog_rpc_wire_fiel
 int plog_rpc_wire_record_decode(const uint8_t *buf, size_t len, const uint8_t **value, size_t *vlen,
                             uint64_t *off);
 
+/* The hot replies, encoded by hand as protobuf-c would (fields in number order, zero
+ * values omitted) so the server never decodes the stored records it sends back.
+ * internal/rpc/handcode_test.c pins them to protobuf-c on random messages. */
+
+/* PLOG_RPC_WIRE_PRODUCE_RESPONSE_MAX: bytes a ProduceResponse takes at most. */
+#define PLOG_RPC_WIRE_PRODUCE_RESPONSE_MAX 22
+
+/* plog_rpc_wire_produce_response writes log.v1.ProduceResponse{offset, count} into
+ * buf (PLOG_RPC_WIRE_PRODUCE_RESPONSE_MAX bytes) and returns its length. */
+size_t plog_rpc_wire_produce_response(uint8_t *buf, uint64_t offset, uint64_t count);
+
+/* plog_rpc_wire_consume_record_header writes into hdr (16 bytes) the start of a
+ * log.v1.ConsumeResponse{record} whose record is the rec_len bytes of an encoded
+ * Record that follow it, and returns the header's length. */
+size_t plog_rpc_wire_consume_record_header(uint8_t *hdr, size_t rec_len);
+
+/* plog_rpc_wire_consume_batch_size returns the length of a log.v1.ConsumeResponse
+ * {records, next_offset} holding the n encoded Records of lens[i] bytes each. */
+size_t plog_rpc_wire_consume_batch_size(const size_t *lens, size_t n, uint64_t next_offset);
+
+/* plog_rpc_wire_consume_batch_put writes that response at p (exactly
+ * plog_rpc_wire_consume_batch_size bytes) and returns the byte after it. */
+uint8_t *plog_rpc_wire_consume_batch_put(uint8_t *p, const uint8_t *const *recs, const size_t *lens, size_t n,
+                                         uint64_t next_offset);
+
 #endif

@@ -69,8 +69,7 @@ void plog_server_consume(struct worker *w, const plog_rpc_request *rq)
         return;
     }
     uint8_t hdr[16];
-    uint8_t *p = plog_rpc_wire_put_len(hdr, 2, len);
-    size_t hlen = (size_t)(p - hdr);
+    size_t hlen = plog_rpc_wire_consume_record_header(hdr, len);
     if (plog_rpc_reply_begin(w->msg, 0, NULL, hlen + len) != PLOG_OK ||
         nng_msg_append(w->msg, hdr, hlen) != 0 || nng_msg_append(w->msg, rec, len) != 0) {
         free(rec);
@@ -99,9 +98,7 @@ static void answer_batch(struct worker *w)
         }
         next = w->off + b.n;
     }
-    size_t body = 1 + plog_rpc_wire_varint_size(next);
-    for (size_t i = 0; i < b.n; i++)
-        body += plog_rpc_wire_len_size(3, b.len[i]);
+    size_t body = plog_rpc_wire_consume_batch_size(b.len, b.n, next);
     if (plog_rpc_reply_begin(w->msg, 0, NULL, body) != PLOG_OK) {
         plog_log_batch_fini(&b);
         plog_server_done_silently(w);
@@ -113,14 +110,7 @@ static void answer_batch(struct worker *w)
         plog_server_done_silently(w);
         return;
     }
-    uint8_t *p = (uint8_t *)nng_msg_body(w->msg) + at;
-    for (size_t i = 0; i < b.n; i++) {
-        p = plog_rpc_wire_put_len(p, 3, b.len[i]);
-        memcpy(p, b.rec[i], b.len[i]);
-        p += b.len[i];
-    }
-    *p++ = 4 << 3 | PLOG_WT_VARINT;
-    plog_rpc_wire_put_varint(p, next);
+    plog_rpc_wire_consume_batch_put((uint8_t *)nng_msg_body(w->msg) + at, b.rec, b.len, b.n, next);
     plog_log_batch_fini(&b);
     plog_server_reply(w);
 }

@@ -75,19 +75,11 @@ static void dedup_finish(plog_server *s, const struct worker *w, bool ok)
 }
 
 /* reply_offsets answers ProduceResponse{offset = first, count} (count only for
- * ProduceStream), encoded by hand: 0x08 varint, 0x10 varint. */
+ * ProduceStream), encoded by hand (internal/rpc/wire.h). */
 static void reply_offsets(struct worker *w, bool stream)
 {
-    uint8_t body[24], *p = body;
-    if (w->first != 0) {
-        *p++ = 1 << 3 | PLOG_WT_VARINT;
-        p = plog_rpc_wire_put_varint(p, w->first);
-    }
-    if (stream) {
-        *p++ = 2 << 3 | PLOG_WT_VARINT;
-        p = plog_rpc_wire_put_varint(p, w->count);
-    }
-    size_t n = (size_t)(p - body);
+    uint8_t body[PLOG_RPC_WIRE_PRODUCE_RESPONSE_MAX];
+    size_t n = plog_rpc_wire_produce_response(body, w->first, stream ? w->count : 0);
     if (plog_rpc_reply_begin(w->msg, 0, NULL, n) != PLOG_OK || nng_msg_append(w->msg, body, n) != 0) {
         plog_server_done_silently(w);
         return;

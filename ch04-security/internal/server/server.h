@@ -3,7 +3,7 @@
  * One REP socket listens; many nng contexts (workers) each receive a request,
  * answer it and receive again, driven by aio callbacks on nng's threads, so that a
  * slow request (a long poll, a produce waiting for its group commit) holds only
- * its own context. The wire protocol is in envelope.h and api/v1/log.proto.
+ * its own context. The wire protocol is in internal/rpc/envelope.h and api/v1/log.proto.
  *
  * Security (ch04, Go: the grpc.Creds and the authenticate/authorize middleware):
  * with a TLS config the server listens on tls+tcp:// and every client must present a
