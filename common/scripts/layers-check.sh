@@ -7,6 +7,7 @@
 #     server: err log rpc tls      internal/server may include internal/{err,log,rpc,tls}/...
 #     server tests: client         its tests, benchmarks and test library also internal/client/...
 #     raft forbids: <unistd.h> <nng/nng.h>   internal/raft includes none of these (not in tests)
+#     log exports: plog_store plog_segment   names internal/log may declare beside plog_log_*
 #     cmd/proglog: err log server  a program is a package too
 #     err:                         a package that includes no other
 # A package is internal/<name> (written <name>) or cmd/<name>; it may always include
@@ -14,8 +15,12 @@
 # *_test.c, *_bench.c, *_fuzz.c and *_testlib.c: they follow "PKG:" plus "PKG tests:".
 # Only `#include "internal/X/..."` lines count as dependencies.
 #
+# Names: every plog_ function, type or callback type that a header of internal/P
+# declares (at the start of a line) is plog_P or starts with plog_P_, or starts with
+# one of the prefixes of a "P exports:" line.
+#
 # Exits 1 naming each file and include that breaks the table, each package missing
-# from it, and a cycle in it.
+# from it, a cycle in it, and each misnamed declaration.
 set -euo pipefail
 
 chapters=("$@")
@@ -41,7 +46,7 @@ for ch in "${chapters[@]}"; do
         err "README.md has no '## Dependencies between packages' section"
         continue
     fi
-    declare -A allow=() tallow=() forbid=() known=()
+    declare -A allow=() tallow=() forbid=() known=() exports=()
     while IFS= read -r line; do
         key=${line%%:*}
         rest=${line#*:}
@@ -55,6 +60,7 @@ for ch in "${chapters[@]}"; do
         "") known[$pkg]=1; allow[$pkg]=" $(echo $rest) " ;;
         tests) tallow[$pkg]=" $(echo $rest) " ;;
         forbids) forbid[$pkg]=" $(echo $rest) " ;;
+        exports) exports[$pkg]=" $(echo $rest) " ;;
         *) err "table line with unknown kind '${words[1]}': $line" ;;
         esac
     done < <(table "$readme")
@@ -87,6 +93,24 @@ for ch in "${chapters[@]}"; do
         fi
     done < <(cd "$ch" && find internal cmd -name '*.[ch]' 2>/dev/null | sort)
 
+    # Exported names carry their package's prefix.
+    while IFS= read -r h; do
+        [ -n "$h" ] || continue
+        pkg=${h#internal/}
+        pkg=${pkg%%/*}
+        while IFS=: read -r lno decl; do
+            for n in $(grep -oE 'plog_[a-z0-9_]+[[:space:]]*(\(|;|\))' <<<"$decl" | grep -oE 'plog_[a-z0-9_]+'); do
+                case $n in "plog_$pkg" | "plog_${pkg}_"*) continue ;; esac
+                okname=""
+                for x in ${exports[$pkg]:-}; do
+                    case $n in "$x"*) okname=1 ;; esac
+                done
+                [ -n "$okname" ] || err "$h:$lno: $n is not named plog_${pkg}_... (package $pkg)"
+            done
+        done < <(grep -nE '^[A-Za-z_][^;(]*[ *]plog_[a-z0-9_]+[[:space:]]*\(|^\}[[:space:]]*plog_[a-z0-9_]+;|^typedef [^;(]*[ *]plog_[a-z0-9_]+;|^typedef [^;]*\(\*plog_[a-z0-9_]+\)' "$ch/$h" |
+            sed -E 's/\(\*(plog_[a-z0-9_]+)\)/ \1)/' || true)
+    done < <(cd "$ch" && find internal -name '*.h' 2>/dev/null | sort)
+
     # The table has no cycle (so neither have the includes it allows).
     edges=""
     for p in "${!allow[@]}"; do
@@ -98,6 +122,6 @@ for ch in "${chapters[@]}"; do
         err "the table has a cycle: $(printf '%s\n' "$out" | grep -v 'input contains a loop' | sed 's/^tsort: //' | tr '\n' ' ')"
     fi
     [ $chstatus -ne 0 ] || echo "layers-check: $name: ok (${#known[@]} packages)"
-    unset allow tallow forbid known
+    unset allow tallow forbid known exports
 done
 exit $status

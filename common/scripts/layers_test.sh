@@ -99,6 +99,19 @@ if out=$(run "$d"); then bad $t "passed"
 elif grep -q 'cmd/tool/main.c:2: includes internal/server/, not allowed for cmd/tool' <<<"$out"; then ok $t
 else bad $t "$out"; fi
 
+t=names_follow_the_package_prefix_rule
+d="$tmp/$t"; fixture "$d"
+printf '#include "internal/err/err.h"\nint plog_rpc_wire_put(int x);\ntypedef struct plog_rpc_msg {\n    int a;\n} plog_rpc_msg;\ntypedef void (*plog_rpc_fn)(void *arg);\n' >"$d/internal/rpc/wire.h"
+out1=$(run "$d"); rc1=$?
+printf 'int plog_wire_put(int x);\ntypedef void (*plog_peer_fn)(void *arg);\n' >>"$d/internal/rpc/wire.h"
+out2=$(run "$d"); rc2=$?
+sed -i 's/^rpc: err$/rpc: err\nrpc exports: plog_wire_ plog_peer_fn/' "$d/README.md"
+out3=$(run "$d"); rc3=$?
+if [ $rc1 -eq 0 ] && [ $rc2 -ne 0 ] && [ $rc3 -eq 0 ] &&
+    grep -q 'internal/rpc/wire.h:7: plog_wire_put is not named plog_rpc_' <<<"$out2" &&
+    grep -q 'internal/rpc/wire.h:8: plog_peer_fn is not named plog_rpc_' <<<"$out2"; then ok $t
+else bad $t "$out1 / $out2 / $out3"; fi
+
 t=fails_without_a_table
 d="$tmp/$t"; fixture "$d"
 printf '# fixture\n' >"$d/README.md"

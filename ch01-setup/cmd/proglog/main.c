@@ -71,18 +71,18 @@ int main(int argc, char **argv)
         fputs("proglog: out of memory\n", stderr);
         return 1;
     }
-    plog_memlog *log;
-    int rv = plog_memlog_new(&log);
+    plog_server_memlog *log;
+    int rv = plog_server_memlog_new(&log);
     if (rv != PLOG_OK) {
         plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot create log", "err", plog_strerror(rv), NULL);
         plog_logger_free(lg);
         return 1;
     }
-    plog_http_server *srv;
+    plog_server_http *srv;
     char err[256];
-    if ((rv = plog_http_server_open(addr, log, &srv, err, sizeof err)) != PLOG_OK) {
+    if ((rv = plog_server_http_open(addr, log, &srv, err, sizeof err)) != PLOG_OK) {
         plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot serve", "err", err, NULL);
-        plog_memlog_free(log);
+        plog_server_memlog_free(log);
         plog_logger_free(lg);
         return 1;
     }
@@ -91,9 +91,9 @@ int main(int argc, char **argv)
     int sig;
     sigwait(&stop, &sig);
     plog_logger_log(lg, PLOG_LOGGER_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
-    plog_http_server_close(srv);
-    plog_logger_logf(lg, PLOG_LOGGER_INFO, "stopped", "records=%llu", (unsigned long long)plog_memlog_len(log));
-    plog_memlog_free(log);
+    plog_server_http_close(srv);
+    plog_logger_logf(lg, PLOG_LOGGER_INFO, "stopped", "records=%llu", (unsigned long long)plog_server_memlog_len(log));
+    plog_server_memlog_free(log);
     plog_logger_free(lg);
     return 0;
 }

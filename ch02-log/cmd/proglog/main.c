@@ -147,9 +147,9 @@ int main(int argc, char **argv)
     snprintf(next_off, sizeof next_off, "%llu", (unsigned long long)plog_log_next_offset(log));
     plog_logger_log(lg, PLOG_LOGGER_INFO, "log opened", "dir", dir, "lowest", lowest, "next", next_off, NULL);
 
-    plog_http_server *srv;
+    plog_server_http *srv;
     char err[256];
-    if ((rv = plog_http_server_open(addr, log, &srv, err, sizeof err)) != PLOG_OK) {
+    if ((rv = plog_server_http_open(addr, log, &srv, err, sizeof err)) != PLOG_OK) {
         plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot serve", "err", err, NULL);
         plog_log_close(log);
         goto out;
@@ -159,7 +159,7 @@ int main(int argc, char **argv)
     int sig;
     sigwait(&stop, &sig);
     plog_logger_log(lg, PLOG_LOGGER_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
-    plog_http_server_close(srv);
+    plog_server_http_close(srv);
     uint64_t next = plog_log_next_offset(log);
     if ((rv = plog_log_close(log)) != PLOG_OK) {
         plog_logger_log(lg, PLOG_LOGGER_ERROR, "closing log failed", "err", plog_strerror(rv), NULL);
