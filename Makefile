@@ -4,7 +4,7 @@ CHAPTERS := $(sort $(wildcard ch[0-9][0-9]-*))
 LAST     := $(lastword $(CHAPTERS))
 SCRIPTS  := common/scripts
 
-.PHONY: all deps test run bench check-long chapters-check chapter-sync fmt clean help
+.PHONY: all deps test run bench check-long chapters-check layers-check chapter-sync fmt clean help
 
 all: deps
 	@set -e; for c in $(CHAPTERS); do $(MAKE) -C $$c all; done
@@ -15,6 +15,7 @@ deps:
 # Every chapter's tests run even after one fails; the target fails if any did.
 test: deps chapters-check
 	@$(SCRIPTS)/chapters_test.sh
+	@$(SCRIPTS)/layers_test.sh
 	@failed=""; for c in $(CHAPTERS); do \
 		$(MAKE) -C $$c test || failed="$$failed $$c"; \
 	done; \
@@ -33,6 +34,10 @@ check-long: deps
 chapters-check:
 	@$(SCRIPTS)/chapters-check.sh .
 
+# Each chapter's includes follow the dependency table in its README.
+layers-check:
+	@$(SCRIPTS)/layers-check.sh $(CHAPTERS)
+
 # make chapter-sync FILE=ch02-log/internal/log/store.c
 chapter-sync:
 	@test -n "$(FILE)" || { echo "usage: make chapter-sync FILE=chNN-name/path" >&2; exit 2; }
@@ -46,4 +51,4 @@ clean:
 	@for c in $(CHAPTERS); do $(MAKE) -C $$c clean; done
 
 help:
-	@echo "make run | test | test SAN=1 | test TSAN=1 | bench | check-long | chapters-check | chapter-sync FILE=... | fmt | clean"
+	@echo "make run | test | test SAN=1 | test TSAN=1 | bench | check-long | chapters-check | layers-check | chapter-sync FILE=... | fmt | clean"

@@ -11,7 +11,8 @@
 #           cmd/<p>/*.c             -> $(BUILD)/<p>
 #           <dir>/<name>_test.c     -> $(BUILD)/test/<dir>/<name>_test, one cmocka binary per file
 #           <dir>/<name>_bench.c    -> $(BUILD)/test/<dir>/<name>_bench, run by `make bench`
-# Chapters define their own `run` and `check-long` targets.
+# `make test` first checks the includes against the README's dependency table
+# (layers-check). Chapters define their own `run` and `check-long` targets.
 # Modes:    SAN=1 (ASan+UBSan) builds into build/san, TSAN=1 into build/tsan, so the modes
 #           never mix objects.
 
@@ -64,7 +65,7 @@ PROG_BINS  := $(addprefix $(BUILD)/,$(PROGS))
 export PLOG_BUILD := $(abspath $(BUILD))
 export PLOG_CHAPTER := $(abspath .)
 
-.PHONY: all test bench clean run deps
+.PHONY: all test bench clean run deps layers-check
 .SECONDARY:
 
 all: $(PROG_BINS) $(TESTS) $(BENCHES)
@@ -109,8 +110,12 @@ $(BUILD)/test/$(1:.c=): $(BUILD)/obj/$(1:.c=.o) $(TESTING_LIB) $(LIB)
 endef
 $(foreach t,$(TEST_SRCS) $(BENCH_SRCS),$(eval $(call test_rule,$(t))))
 
+# The includes between packages follow the README's dependency table.
+layers-check:
+	@$(COMMON)/scripts/layers-check.sh .
+
 # Every test binary runs, even after a failure; the target fails if any did.
-test: $(PROG_BINS) $(TESTS)
+test: layers-check $(PROG_BINS) $(TESTS)
 	@failed=""; for t in $(TESTS); do \
 		echo "== $(notdir $(CURDIR)) $${t#$(BUILD)/}"; \
 		"$$t" || failed="$$failed $${t##*/}"; \

@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal/err/err.h"
+#include "internal/logger/logger.h"
 #include "internal/server/http.h"
 #include "internal/server/log.h"
 
@@ -64,26 +66,34 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
-    plog_memlog *log;
-    int rv = plog_memlog_new(&log);
+    plog_logger *lg;
+    if (plog_logger_new(STDERR_FILENO, PLOG_LOGGER_INFO, &lg) != PLOG_OK) {
+        fputs("proglog: out of memory\n", stderr);
+        return 1;
+    }
+    plog_server_memlog *log;
+    int rv = plog_server_memlog_new(&log);
     if (rv != PLOG_OK) {
-        fprintf(stderr, "level=error msg=\"cannot create log\" err=\"%s\"\n", plog_strerror(rv));
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot create log", "err", plog_strerror(rv), NULL);
+        plog_logger_free(lg);
         return 1;
     }
-    plog_http_server *srv;
+    plog_server_http *srv;
     char err[256];
-    if ((rv = plog_http_server_open(addr, log, &srv, err, sizeof err)) != PLOG_OK) {
-        fprintf(stderr, "level=error msg=\"cannot serve\" err=\"%s\"\n", err);
-        plog_memlog_free(log);
+    if ((rv = plog_server_http_open(addr, log, &srv, err, sizeof err)) != PLOG_OK) {
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot serve", "err", err, NULL);
+        plog_server_memlog_free(log);
+        plog_logger_free(lg);
         return 1;
     }
-    fprintf(stderr, "level=info msg=listening addr=%s\n", addr);
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "listening", "addr", addr, NULL);
 
     int sig;
     sigwait(&stop, &sig);
-    fprintf(stderr, "level=info msg=\"shutting down\" signal=%s\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    plog_http_server_close(srv);
-    fprintf(stderr, "level=info msg=stopped records=%llu\n", (unsigned long long)plog_memlog_len(log));
-    plog_memlog_free(log);
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+    plog_server_http_close(srv);
+    plog_logger_logf(lg, PLOG_LOGGER_INFO, "stopped", "records=%llu", (unsigned long long)plog_server_memlog_len(log));
+    plog_server_memlog_free(log);
+    plog_logger_free(lg);
     return 0;
 }

@@ -22,10 +22,10 @@
 
 #define COLLECT_LIMIT (2 * PLOG_HTTP_MAX_BODY)
 
-struct plog_http_server {
+struct plog_server_http {
     nng_http_server *srv;
     nng_http_handler *h;
-    plog_memlog *log;
+    plog_server_memlog *log;
 };
 
 /* A response under construction: status and a malloc'd JSON body. */
@@ -80,7 +80,7 @@ static char *base64_encode(const uint8_t *p, size_t len)
 }
 
 /* Go: httpServer.handleProduce */
-static void produce(plog_memlog *log, const cJSON *req, struct reply *r)
+static void produce(plog_server_memlog *log, const cJSON *req, struct reply *r)
 {
     const cJSON *rec = cJSON_GetObjectItemCaseSensitive(req, "record");
     const cJSON *val = cJSON_GetObjectItemCaseSensitive(rec, "value");
@@ -98,7 +98,7 @@ static void produce(plog_memlog *log, const cJSON *req, struct reply *r)
         return;
     }
     uint64_t off;
-    int rv = plog_memlog_append(log, &record, &off);
+    int rv = plog_server_memlog_append(log, &record, &off);
     free(record.value.data);
     if (rv != PLOG_OK) {
         reply_error(r, 500, plog_strerror(rv));
@@ -111,7 +111,7 @@ static void produce(plog_memlog *log, const cJSON *req, struct reply *r)
 }
 
 /* Go: httpServer.handleConsume */
-static void consume(plog_memlog *log, const cJSON *req, struct reply *r)
+static void consume(plog_server_memlog *log, const cJSON *req, struct reply *r)
 {
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(req, "offset");
     /* JSON numbers are doubles: accept whole numbers up to 2^53, exact there. */
@@ -122,7 +122,7 @@ static void consume(plog_memlog *log, const cJSON *req, struct reply *r)
     }
     uint64_t off = (uint64_t)o->valuedouble;
     Log__V1__Record *rec;
-    int rv = plog_memlog_read(log, off, &rec);
+    int rv = plog_server_memlog_read(log, off, &rec);
     if (rv == PLOG_ERANGE) {
         char msg[64];
         snprintf(msg, sizeof msg, "offset not found: %llu", (unsigned long long)off);
@@ -147,7 +147,7 @@ static void consume(plog_memlog *log, const cJSON *req, struct reply *r)
     log__v1__record__free_unpacked(rec, NULL);
 }
 
-static void handle(nng_http_req *req, plog_memlog *log, struct reply *r)
+static void handle(nng_http_req *req, plog_server_memlog *log, struct reply *r)
 {
     const char *method = nng_http_req_get_method(req);
     bool is_post = strcmp(method, "POST") == 0, is_get = strcmp(method, "GET") == 0;
@@ -176,7 +176,7 @@ static void serve(nng_aio *aio)
 {
     nng_http_req *req = nng_aio_get_input(aio, 0);
     nng_http_handler *h = nng_aio_get_input(aio, 1);
-    plog_memlog *log = nng_http_handler_get_data(h);
+    plog_server_memlog *log = nng_http_handler_get_data(h);
 
     struct reply r = {0};
     handle(req, log, &r);
@@ -203,7 +203,7 @@ static void serve(nng_aio *aio)
     nng_aio_finish(aio, 0);
 }
 
-int plog_http_server_open(const char *addr, plog_memlog *log, plog_http_server **sp,
+int plog_server_http_open(const char *addr, plog_server_memlog *log, plog_server_http **sp,
                           char *errbuf, size_t errsz)
 {
     char url[300];
@@ -211,7 +211,7 @@ int plog_http_server_open(const char *addr, plog_memlog *log, plog_http_server *
         snprintf(errbuf, errsz, "bad address %s (want host:port)", addr);
         return PLOG_EINVAL;
     }
-    plog_http_server *s = calloc(1, sizeof *s);
+    plog_server_http *s = calloc(1, sizeof *s);
     if (s == NULL)
         return PLOG_ENOMEM;
     s->log = log;
@@ -251,7 +251,7 @@ fail:
     return rv == NNG_ENOMEM ? PLOG_ENOMEM : PLOG_EIO;
 }
 
-void plog_http_server_close(plog_http_server *s)
+void plog_server_http_close(plog_server_http *s)
 {
     if (s == NULL)
         return;

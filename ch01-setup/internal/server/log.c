@@ -16,16 +16,16 @@ struct value {
     size_t len;
 };
 
-struct plog_memlog {
+struct plog_server_memlog {
     pthread_rwlock_t mu;
     struct value *records;
     uint64_t len;
     uint64_t cap;
 };
 
-int plog_memlog_new(plog_memlog **lp)
+int plog_server_memlog_new(plog_server_memlog **lp)
 {
-    plog_memlog *l = calloc(1, sizeof *l);
+    plog_server_memlog *l = calloc(1, sizeof *l);
     if (l == NULL)
         return PLOG_ENOMEM;
     if (pthread_rwlock_init(&l->mu, NULL) != 0) {
@@ -36,7 +36,7 @@ int plog_memlog_new(plog_memlog **lp)
     return PLOG_OK;
 }
 
-static int grow(plog_memlog *l)
+static int grow(plog_server_memlog *l)
 {
     uint64_t cap = l->cap ? l->cap * 2 : 64;
     struct value *r = realloc(l->records, cap * sizeof *r);
@@ -47,7 +47,7 @@ static int grow(plog_memlog *l)
     return PLOG_OK;
 }
 
-int plog_memlog_append(plog_memlog *l, const Log__V1__Record *rec, uint64_t *off)
+int plog_server_memlog_append(plog_server_memlog *l, const Log__V1__Record *rec, uint64_t *off)
 {
     /* Copy outside the lock: the value is the caller's and may be large. */
     uint8_t *data = malloc(rec->value.len ? rec->value.len : 1);
@@ -68,7 +68,7 @@ int plog_memlog_append(plog_memlog *l, const Log__V1__Record *rec, uint64_t *off
     return PLOG_OK;
 }
 
-int plog_memlog_read(plog_memlog *l, uint64_t off, Log__V1__Record **out)
+int plog_server_memlog_read(plog_server_memlog *l, uint64_t off, Log__V1__Record **out)
 {
     /* Allocated with malloc, as protobuf-c's default allocator does, so that
      * log__v1__record__free_unpacked(r, NULL) frees it like an unpacked one. */
@@ -99,7 +99,7 @@ int plog_memlog_read(plog_memlog *l, uint64_t off, Log__V1__Record **out)
     return PLOG_OK;
 }
 
-uint64_t plog_memlog_len(plog_memlog *l)
+uint64_t plog_server_memlog_len(plog_server_memlog *l)
 {
     pthread_rwlock_rdlock(&l->mu);
     uint64_t n = l->len;
@@ -107,7 +107,7 @@ uint64_t plog_memlog_len(plog_memlog *l)
     return n;
 }
 
-void plog_memlog_free(plog_memlog *l)
+void plog_server_memlog_free(plog_server_memlog *l)
 {
     if (l == NULL)
         return;

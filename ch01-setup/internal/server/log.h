@@ -11,25 +11,25 @@
 
 #include "api/v1/log.pb-c.h"
 
-typedef struct plog_memlog plog_memlog;
+typedef struct plog_server_memlog plog_server_memlog;
 
-/* plog_memlog_new makes an empty log in *lp, owned until plog_memlog_free().
+/* plog_server_memlog_new makes an empty log in *lp, owned until plog_server_memlog_free().
  * PLOG_ENOMEM. */
-int plog_memlog_new(plog_memlog **lp);
+int plog_server_memlog_new(plog_server_memlog **lp);
 
-/* plog_memlog_append copies rec->value (rec is borrowed), gives it the next offset
+/* plog_server_memlog_append copies rec->value (rec is borrowed), gives it the next offset
  * and sets *off to it. PLOG_ENOMEM. Go: Log.Append */
-int plog_memlog_append(plog_memlog *l, const Log__V1__Record *rec, uint64_t *off);
+int plog_server_memlog_append(plog_server_memlog *l, const Log__V1__Record *rec, uint64_t *off);
 
-/* plog_memlog_read returns a copy of the record at off in *out; the caller frees
+/* plog_server_memlog_read returns a copy of the record at off in *out; the caller frees
  * it with log__v1__record__free_unpacked(*out, NULL). PLOG_ERANGE when no record
  * has that offset (Go: ErrOffsetNotFound), PLOG_ENOMEM. Go: Log.Read */
-int plog_memlog_read(plog_memlog *l, uint64_t off, Log__V1__Record **out);
+int plog_server_memlog_read(plog_server_memlog *l, uint64_t off, Log__V1__Record **out);
 
-/* plog_memlog_len returns how many records the log holds. */
-uint64_t plog_memlog_len(plog_memlog *l);
+/* plog_server_memlog_len returns how many records the log holds. */
+uint64_t plog_server_memlog_len(plog_server_memlog *l);
 
-/* plog_memlog_free frees l and every record in it. NULL does nothing. */
-void plog_memlog_free(plog_memlog *l);
+/* plog_server_memlog_free frees l and every record in it. NULL does nothing. */
+void plog_server_memlog_free(plog_server_memlog *l);
 
 #endif

@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal/err/err.h"
+#include "internal/logger/logger.h"
 #include "internal/log/log.h"
 #include "internal/server/http.h"
 
@@ -126,36 +128,46 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
+    plog_logger *lg;
+    if (plog_logger_new(STDERR_FILENO, PLOG_LOGGER_INFO, &lg) != PLOG_OK) {
+        fputs("proglog: out of memory\n", stderr);
+        return 1;
+    }
+    int status = 1;
     plog_log *log;
     int rv = plog_log_open(dir, &cfg, &log);
     if (rv != PLOG_OK) {
         /* plog_log_open leaves nothing behind on failure, so no errmsg to ask
          * for: the code says what kind of failure, the log line where. */
-        fprintf(stderr, "level=error msg=\"cannot open log\" dir=%s err=\"%s\"\n", dir, plog_strerror(rv));
-        return 1;
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot open log", "dir", dir, "err", plog_strerror(rv), NULL);
+        goto out;
     }
-    fprintf(stderr, "level=info msg=\"log opened\" dir=%s lowest=%llu next=%llu\n", dir,
-            (unsigned long long)plog_log_lowest_offset(log),
-            (unsigned long long)plog_log_next_offset(log));
+    char lowest[24], next_off[24];
+    snprintf(lowest, sizeof lowest, "%llu", (unsigned long long)plog_log_lowest_offset(log));
+    snprintf(next_off, sizeof next_off, "%llu", (unsigned long long)plog_log_next_offset(log));
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "log opened", "dir", dir, "lowest", lowest, "next", next_off, NULL);
 
-    plog_http_server *srv;
+    plog_server_http *srv;
     char err[256];
-    if ((rv = plog_http_server_open(addr, log, &srv, err, sizeof err)) != PLOG_OK) {
-        fprintf(stderr, "level=error msg=\"cannot serve\" err=\"%s\"\n", err);
+    if ((rv = plog_server_http_open(addr, log, &srv, err, sizeof err)) != PLOG_OK) {
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot serve", "err", err, NULL);
         plog_log_close(log);
-        return 1;
+        goto out;
     }
-    fprintf(stderr, "level=info msg=listening addr=%s\n", addr);
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "listening", "addr", addr, NULL);
 
     int sig;
     sigwait(&stop, &sig);
-    fprintf(stderr, "level=info msg=\"shutting down\" signal=%s\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    plog_http_server_close(srv);
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+    plog_server_http_close(srv);
     uint64_t next = plog_log_next_offset(log);
     if ((rv = plog_log_close(log)) != PLOG_OK) {
-        fprintf(stderr, "level=error msg=\"closing log failed\" err=\"%s\"\n", plog_strerror(rv));
-        return 1;
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "closing log failed", "err", plog_strerror(rv), NULL);
+        goto out;
     }
-    fprintf(stderr, "level=info msg=stopped next_offset=%llu\n", (unsigned long long)next);
-    return 0;
+    plog_logger_logf(lg, PLOG_LOGGER_INFO, "stopped", "next_offset=%llu", (unsigned long long)next);
+    status = 0;
+out:
+    plog_logger_free(lg);
+    return status;
 }

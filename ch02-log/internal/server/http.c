@@ -22,7 +22,7 @@
 
 #define COLLECT_LIMIT (2 * PLOG_HTTP_MAX_BODY)
 
-struct plog_http_server {
+struct plog_server_http {
     nng_http_server *srv;
     nng_http_handler *h;
     plog_log *log;
@@ -215,7 +215,7 @@ static void serve(nng_aio *aio)
     nng_aio_finish(aio, 0);
 }
 
-int plog_http_server_open(const char *addr, plog_log *log, plog_http_server **sp,
+int plog_server_http_open(const char *addr, plog_log *log, plog_server_http **sp,
                           char *errbuf, size_t errsz)
 {
     char url[300];
@@ -223,7 +223,7 @@ int plog_http_server_open(const char *addr, plog_log *log, plog_http_server **sp
         snprintf(errbuf, errsz, "bad address %s (want host:port)", addr);
         return PLOG_EINVAL;
     }
-    plog_http_server *s = calloc(1, sizeof *s);
+    plog_server_http *s = calloc(1, sizeof *s);
     if (s == NULL)
         return PLOG_ENOMEM;
     s->log = log;
@@ -263,7 +263,7 @@ fail:
     return rv == NNG_ENOMEM ? PLOG_ENOMEM : PLOG_EIO;
 }
 
-void plog_http_server_close(plog_http_server *s)
+void plog_server_http_close(plog_server_http *s)
 {
     if (s == NULL)
         return;

@@ -19,16 +19,16 @@
 /* Largest request body accepted: a 1 MiB value is 1.4 MiB in base64. */
 #define PLOG_HTTP_MAX_BODY (4u << 20)
 
-typedef struct plog_http_server plog_http_server;
+typedef struct plog_server_http plog_server_http;
 
-/* plog_http_server_open starts serving log (borrowed; it must outlive the server)
+/* plog_server_http_open starts serving log (borrowed; it must outlive the server)
  * on addr, "host:port". On PLOG_OK *sp owns the server until
- * plog_http_server_close(). PLOG_EINVAL for a bad address, PLOG_EIO when it
+ * plog_server_http_close(). PLOG_EINVAL for a bad address, PLOG_EIO when it
  * cannot listen (errmsg in errbuf, size errsz), PLOG_ENOMEM. */
-int plog_http_server_open(const char *addr, plog_log *log, plog_http_server **sp,
+int plog_server_http_open(const char *addr, plog_log *log, plog_server_http **sp,
                           char *errbuf, size_t errsz);
 
-/* plog_http_server_close stops accepting, finishes and frees s. NULL does nothing. */
-void plog_http_server_close(plog_http_server *s);
+/* plog_server_http_close stops accepting, finishes and frees s. NULL does nothing. */
+void plog_server_http_close(plog_server_http *s);
 
 #endif

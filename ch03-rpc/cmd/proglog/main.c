@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal/config/flag.h"
 #include "internal/err/err.h"
 #include "internal/log/log.h"
+#include "internal/logger/logger.h"
 #include "internal/server/server.h"
 
 #define VERSION "0.3.0 (ch03-rpc)"
@@ -92,7 +94,7 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         default:
-            if (plog_flag_u64("proglog", name, optarg, &v) != 0)
+            if (plog_config_flag_u64("proglog", name, optarg, &v) != 0)
                 return 2;
             if ((c == 'i' || c == 'w' || c == 'W') && v > UINT32_MAX) {
                 fprintf(stderr, "proglog: %s: too large: %s\n", name, optarg);
@@ -129,36 +131,47 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    plog_logger *lg;
+    if (plog_logger_new(STDERR_FILENO, PLOG_LOGGER_INFO, &lg) != PLOG_OK) {
+        fputs("proglog: out of memory\n", stderr);
+        return 1;
+    }
     plog_log *log;
     int rv = plog_log_open(dir, &lc, &log);
     if (rv != PLOG_OK) {
-        fprintf(stderr, "level=error msg=\"cannot open the log\" data_dir=%s err=\"%s\"\n", dir,
-                plog_strerror(rv));
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot open the log", "data_dir", dir, "err", plog_strerror(rv),
+                        NULL);
+        plog_logger_free(lg);
         return 1;
     }
     sc.addr = addr;
     sc.sync = lc.sync;
+    sc.logger = lg;
     plog_server *srv;
     char why[256] = "";
     if ((rv = plog_server_open(log, &sc, &srv, why, sizeof why)) != PLOG_OK) {
-        fprintf(stderr, "level=error msg=\"cannot serve\" addr=%s err=\"%s\"\n", addr, why);
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot serve", "addr", addr, "err", why, NULL);
         plog_log_close(log);
+        plog_logger_free(lg);
         return 1;
     }
     static const char *policies[] = {"never", "always", "interval"};
-    fprintf(stderr,
-            "level=info msg=serving addr=%s data_dir=%s sync=%s next_offset=%" PRIu64 " version=\"%s\"\n",
-            addr, dir, policies[lc.sync], plog_log_next_offset(log), VERSION);
+    char next[24];
+    snprintf(next, sizeof next, "%" PRIu64, plog_log_next_offset(log));
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "serving", "addr", addr, "data_dir", dir, "sync", policies[lc.sync],
+                    "next_offset", next, "version", VERSION, NULL);
 
     int sig = 0;
     sigwait(&set, &sig);
-    fprintf(stderr, "level=info msg=\"shutting down\" signal=%s\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
     plog_server_close(srv);
     rv = plog_log_close(log);
     if (rv != PLOG_OK) {
-        fprintf(stderr, "level=error msg=\"closing the log failed\" err=\"%s\"\n", plog_strerror(rv));
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "closing the log failed", "err", plog_strerror(rv), NULL);
+        plog_logger_free(lg);
         return 1;
     }
-    fprintf(stderr, "level=info msg=stopped\n");
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "stopped", NULL);
+    plog_logger_free(lg);
     return 0;
 }

@@ -17,24 +17,14 @@
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "internal/err/err.h"
-#include "internal/server/nngerr.h"
+#include "internal/rpc/nngerr.h"
+#include "internal/rpc/status.h"
 #include "internal/server/server_int.h"
-#include "internal/server/status.h"
 
 #define DEFAULT_MAX_MSG (4u << 20)
 #define DEFAULT_WORKERS 256
 #define DEFAULT_MAX_WAIT_MS 30000
 #define CLOSE_GRACE_MS 3000
-
-void plog_srv_log(const char *level, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "level=%s %s\n", level, line);
-}
 
 static void recv_next(struct worker *w)
 {
@@ -56,7 +46,7 @@ static void recv_next(struct worker *w)
     nng_ctx_recv(w->ctx, w->aio);
 }
 
-void plog_srv_reply(struct worker *w)
+void plog_server_reply(struct worker *w)
 {
     nng_msg *m = w->msg;
     w->msg = NULL;
@@ -65,21 +55,21 @@ void plog_srv_reply(struct worker *w)
     nng_ctx_send(w->ctx, w->aio);
 }
 
-void plog_srv_reply_error(struct worker *w, int code, const char *fmt, ...)
+void plog_server_reply_error(struct worker *w, int code, const char *fmt, ...)
 {
     char text[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    if (plog_env_reply_begin(w->msg, code, text, 0) != PLOG_OK) {
-        plog_srv_done_silently(w);
+    if (plog_rpc_reply_begin(w->msg, code, text, 0) != PLOG_OK) {
+        plog_server_done_silently(w);
         return;
     }
-    plog_srv_reply(w);
+    plog_server_reply(w);
 }
 
-void plog_srv_done_silently(struct worker *w)
+void plog_server_done_silently(struct worker *w)
 {
     if (w->msg != NULL)
         nng_msg_free(w->msg);
@@ -93,41 +83,41 @@ static void handle(struct worker *w)
     plog_server *s = w->srv;
     size_t len = nng_msg_len(w->msg);
     if (len > s->cfg.max_msg_bytes) {
-        plog_srv_reply_error(w, PLOG_STATUS_RESOURCE_EXHAUSTED,
+        plog_server_reply_error(w, PLOG_STATUS_RESOURCE_EXHAUSTED,
                              "request of %zu bytes exceeds the server's limit of %zu bytes", len,
                              s->cfg.max_msg_bytes);
         return;
     }
     if (atomic_load(&s->closing)) {
-        plog_srv_reply_error(w, PLOG_STATUS_UNAVAILABLE, "server is shutting down");
+        plog_server_reply_error(w, PLOG_STATUS_UNAVAILABLE, "server is shutting down");
         return;
     }
-    plog_env_request rq;
-    if (plog_env_request_decode(nng_msg_body(w->msg), len, &rq) != PLOG_OK) {
-        plog_srv_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "malformed request envelope (%zu bytes)", len);
+    plog_rpc_request rq;
+    if (plog_rpc_request_decode(nng_msg_body(w->msg), len, &rq) != PLOG_OK) {
+        plog_server_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "malformed request envelope (%zu bytes)", len);
         return;
     }
-    if (rq.deadline_unix_ms != 0 && plog_env_now_unix_ms() >= rq.deadline_unix_ms) {
-        plog_srv_reply_error(w, PLOG_STATUS_DEADLINE_EXCEEDED,
+    if (rq.deadline_unix_ms != 0 && plog_rpc_now_unix_ms() >= rq.deadline_unix_ms) {
+        plog_server_reply_error(w, PLOG_STATUS_DEADLINE_EXCEEDED,
                              "deadline passed before the server started the request");
         return;
     }
-    switch (plog_method_lookup(rq.method, rq.method_len)) {
+    switch (plog_rpc_method_lookup(rq.method, rq.method_len)) {
     case PLOG_METHOD_PRODUCE:
-        plog_srv_produce(w, &rq, false);
+        plog_server_produce(w, &rq, false);
         break;
     case PLOG_METHOD_PRODUCE_STREAM:
-        plog_srv_produce(w, &rq, true);
+        plog_server_produce(w, &rq, true);
         break;
     case PLOG_METHOD_CONSUME:
-        plog_srv_consume(w, &rq);
+        plog_server_consume(w, &rq);
         break;
     case PLOG_METHOD_CONSUME_STREAM:
-        plog_srv_consume_stream(w, &rq);
+        plog_server_consume_stream(w, &rq);
         break;
     default: {
         int n = rq.method_len > 64 ? 64 : (int)rq.method_len;
-        plog_srv_reply_error(w, PLOG_STATUS_UNIMPLEMENTED, "unknown method \"%.*s\"", n, rq.method);
+        plog_server_reply_error(w, PLOG_STATUS_UNIMPLEMENTED, "unknown method \"%.*s\"", n, rq.method);
     }
     }
 }
@@ -164,7 +154,7 @@ static void worker_cb(void *arg)
         recv_next(w);
         return;
     case W_PARKED:
-        plog_srv_parked_cb(w);
+        plog_server_parked_cb(w);
         return;
     default:
         return;
@@ -208,7 +198,7 @@ int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server *
 
     int nrv = nng_rep0_open(&s->sock);
     if (nrv != 0) {
-        rv = plog_nngerr_err(nrv, "rep socket", errmsg, size);
+        rv = plog_rpc_nngerr_err(nrv, "rep socket", errmsg, size);
         goto fail;
     }
     s->sock_open = true;
@@ -218,17 +208,17 @@ int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server *
         w->srv = s;
         w->state = W_IDLE;
         if ((nrv = nng_ctx_open(&w->ctx, s->sock)) != 0) {
-            rv = plog_nngerr_err(nrv, "rep context", errmsg, size);
+            rv = plog_rpc_nngerr_err(nrv, "rep context", errmsg, size);
             goto fail;
         }
         if ((nrv = nng_aio_alloc(&w->aio, worker_cb, w)) != 0) {
             nng_ctx_close(w->ctx);
-            rv = plog_nngerr_err(nrv, "rep context aio", errmsg, size);
+            rv = plog_rpc_nngerr_err(nrv, "rep context aio", errmsg, size);
             goto fail;
         }
         s->nworkers = i + 1;
     }
-    if (cfg->sync != PLOG_SYNC_NEVER && (rv = plog_srv_committer_start(s)) != PLOG_OK) {
+    if (cfg->sync != PLOG_SYNC_NEVER && (rv = plog_server_committer_start(s)) != PLOG_OK) {
         set_errmsg(errmsg, size, "%s", "cannot start the committer thread");
         goto fail;
     }
@@ -237,7 +227,7 @@ int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server *
     if (nrv != 0 || (nrv = nng_listener_start(s->listener, 0)) != 0) {
         char what[300];
         snprintf(what, sizeof what, "listen %s", cfg->addr);
-        rv = plog_nngerr_err(nrv, what, errmsg, size);
+        rv = plog_rpc_nngerr_err(nrv, what, errmsg, size);
         goto fail;
     }
     for (unsigned i = 0; i < s->nworkers; i++)
@@ -258,7 +248,7 @@ void plog_server_close(plog_server *s)
      * they have. The contexts keep receiving: a request left unreceived in a REP
      * pipe at close is leaked by nng 1.5.2. */
     atomic_store(&s->closing, true);
-    plog_srv_wake(s, true);
+    plog_server_wake(s, true);
     /* 2. Let in-flight requests (commits, replies) finish, within a grace period. */
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -268,10 +258,10 @@ void plog_server_close(plog_server *s)
         if (pthread_cond_timedwait(&s->cv, &s->mu, &until) != 0)
             break;
     if (s->busy > 0)
-        plog_srv_log("warn", "msg=\"closing with requests in flight\" busy=%u", s->busy);
+        plog_logger_logf(s->cfg.logger, PLOG_LOGGER_WARN, "closing with requests in flight", "busy=%u", s->busy);
     pthread_mutex_unlock(&s->mu);
     /* 3. The committer answers whatever is still queued, then exits. */
-    plog_srv_committer_stop(s);
+    plog_server_committer_stop(s);
     /* 4. Stop every context (nng_aio_stop waits for its callback), then the
      * socket. */
     pthread_mutex_lock(&s->mu);

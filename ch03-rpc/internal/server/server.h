@@ -3,7 +3,7 @@
  * One REP socket listens; many nng contexts (workers) each receive a request,
  * answer it and receive again, driven by aio callbacks on nng's threads, so that a
  * slow request (a long poll, a produce waiting for its group commit) holds only
- * its own context. The wire protocol is in envelope.h and api/v1/log.proto. */
+ * its own context. The wire protocol is in internal/rpc/envelope.h and api/v1/log.proto. */
 #ifndef PLOG_SERVER_H
 #define PLOG_SERVER_H
 
@@ -12,6 +12,7 @@
 
 #include "internal/log/config.h"
 #include "internal/log/log.h"
+#include "internal/logger/logger.h"
 
 typedef struct plog_server plog_server;
 
@@ -24,6 +25,7 @@ typedef struct plog_server_config {
                             * connection (NNG_OPT_RECVMAXSZ) without reading it */
     unsigned workers;      /* contexts; 0: 256 */
     uint32_t max_wait_ms;  /* upper bound of a ConsumeStream long poll; 0: 30000 */
+    plog_logger *logger;   /* borrowed, outlives the server: where it logs (NULL: nowhere) */
 } plog_server_config;
 
 /* plog_server_open serves log (borrowed: it must outlive the server) on

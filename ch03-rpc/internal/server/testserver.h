@@ -1,4 +1,5 @@
-/* testserver.h - test-only helpers (static, header-only) for the chapter's tests:
+/* testserver.h - test-only helpers for the chapter's tests (defined in
+ * testserver_testlib.c, the test library):
  * run build/proglog as a real process on a free 127.0.0.1 port with a fresh data
  * directory, stop it, restart it on the same directory. Include after cmocka.h. */
 #ifndef PLOG_TESTSERVER_H
@@ -24,74 +25,16 @@ struct tserver {
 
 /* tserver_start runs proglog (again, on the same port and directory when s was
  * started before) and waits until it serves. */
-static inline void tserver_start(struct tserver *s)
-{
-    if (s->dir[0] == '\0') {
-        plog_test_tmpdir("rpc", s->dir, sizeof s->dir);
-        s->port = plog_test_free_port();
-        snprintf(s->addr, sizeof s->addr, "tcp://127.0.0.1:%d", s->port);
-    }
-    char bin[512], data[128];
-    snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
-    snprintf(data, sizeof data, "%s/data", s->dir);
-    char *argv[24] = {bin, "--addr", s->addr, "--data-dir", data};
-    int n = 5;
-    for (int i = 0; i < 8 && s->extra[i] != NULL; i++)
-        argv[n++] = (char *)s->extra[i];
-    argv[n] = NULL;
-    if (s->proc.out[0] != '\0')
-        unlink(s->proc.out);
-    plog_test_spawn(&s->proc, argv);
-    if (!plog_test_wait_output(&s->proc, "msg=serving", 10000)) {
-        char *out = plog_test_output(&s->proc);
-        plog_test_kill(&s->proc, SIGKILL, 1000);
-        fail_msg("proglog did not start: %s", out);
-    }
-    s->running = true;
-}
+void tserver_start(struct tserver *s);
 
 /* tserver_stop sends sig and returns whether it exited with status 0 (for
  * SIGTERM/SIGINT) within 10 s; SIGKILL counts as stopped. */
-static inline bool tserver_stop(struct tserver *s, int sig)
-{
-    if (!s->running)
-        return true;
-    s->running = false;
-    bool exited = plog_test_kill(&s->proc, sig, 10000);
-    if (sig == SIGKILL)
-        return true;
-    return exited && WIFEXITED(s->proc.status) && WEXITSTATUS(s->proc.status) == 0;
-}
+bool tserver_stop(struct tserver *s, int sig);
 
 /* tserver_fini stops the server (SIGKILL if needed) and removes its files. */
-static inline void tserver_fini(struct tserver *s)
-{
-    if (s->running)
-        tserver_stop(s, SIGTERM);
-    if (s->proc.out[0] != '\0')
-        unlink(s->proc.out);
-    if (s->dir[0] != '\0')
-        plog_test_rmrf(s->dir);
-    memset(s, 0, sizeof *s);
-}
+void tserver_fini(struct tserver *s);
 
 /* tserver_cpu_ticks returns the server's user+system CPU time in clock ticks. */
-static inline long tserver_cpu_ticks(const struct tserver *s)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)s->proc.pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-    long utime = 0, stime = 0;
-    if (p == NULL ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime) != 2)
-        return -1;
-    return utime + stime;
-}
+long tserver_cpu_ticks(const struct tserver *s);
 
 #endif

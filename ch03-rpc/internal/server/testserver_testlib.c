@@ -1,0 +1,76 @@
+/* testserver_testlib.c - run proglog as a real process for the tests (testserver.h), in the test library
+ * (linked only into tests and benchmarks). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "internal/server/testserver.h"
+
+void tserver_start(struct tserver *s)
+{
+    if (s->dir[0] == '\0') {
+        plog_test_tmpdir("rpc", s->dir, sizeof s->dir);
+        s->port = plog_test_free_port();
+        snprintf(s->addr, sizeof s->addr, "tcp://127.0.0.1:%d", s->port);
+    }
+    char bin[512], data[128];
+    snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
+    snprintf(data, sizeof data, "%s/data", s->dir);
+    char *argv[24] = {bin, "--addr", s->addr, "--data-dir", data};
+    int n = 5;
+    for (int i = 0; i < 8 && s->extra[i] != NULL; i++)
+        argv[n++] = (char *)s->extra[i];
+    argv[n] = NULL;
+    if (s->proc.out[0] != '\0')
+        unlink(s->proc.out);
+    plog_test_spawn(&s->proc, argv);
+    if (!plog_test_wait_output(&s->proc, "msg=serving", 10000)) {
+        char *out = plog_test_output(&s->proc);
+        plog_test_kill(&s->proc, SIGKILL, 1000);
+        fail_msg("proglog did not start: %s", out);
+    }
+    s->running = true;
+}
+
+bool tserver_stop(struct tserver *s, int sig)
+{
+    if (!s->running)
+        return true;
+    s->running = false;
+    bool exited = plog_test_kill(&s->proc, sig, 10000);
+    if (sig == SIGKILL)
+        return true;
+    return exited && WIFEXITED(s->proc.status) && WEXITSTATUS(s->proc.status) == 0;
+}
+
+void tserver_fini(struct tserver *s)
+{
+    if (s->running)
+        tserver_stop(s, SIGTERM);
+    if (s->proc.out[0] != '\0')
+        unlink(s->proc.out);
+    if (s->dir[0] != '\0')
+        plog_test_rmrf(s->dir);
+    memset(s, 0, sizeof *s);
+}
+
+long tserver_cpu_ticks(const struct tserver *s)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)s->proc.pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    long utime = 0, stime = 0;
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime) != 2)
+        return -1;
+    return utime + stime;
+}
