@@ -24,10 +24,11 @@
 #include <time.h>
 
 #include "internal/agent/testcluster.h"
+#include "internal/client/client.h"
 #include "internal/client/stream.h"
 #include "internal/discovery/membership.h"
 #include "internal/err/err.h"
-#include "internal/server/envelope.h"
+#include "internal/rpc/envelope.h"
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -118,9 +119,9 @@ static bool wait_readable(plog_client *cl, uint64_t off)
         req.max_records = 1;
         req.wait_ms = 2000;
         nng_msg *reply;
-        plog_env_reply rp;
+        plog_rpc_reply rp;
         plog_rpc_status st;
-        if (plog_client_call(cl, plog_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0, 0, &reply, &rp, &st) !=
+        if (plog_client_call(cl, plog_rpc_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0, 0, &reply, &rp, &st) !=
             PLOG_STATUS_OK)
             return false;
         Log__V1__ConsumeResponse *resp = log__v1__consume_response__unpack(NULL, rp.body_len, rp.body);
@@ -178,17 +179,17 @@ static void bench_throughput(struct tc *c)
     int n = env_int("PLOG_BENCH_RECORDS", 1000000);
     tc_stop(c, 1, SIGTERM);
     plog_client *a = tc_client(c, 0);
-    plog_producer *p;
+    plog_client_producer *p;
     plog_rpc_status st;
     uint64_t last = 0;
-    plog_producer_config pc = {.window = 8, .batch_records = 4096, .ack = on_ack, .arg = &last};
-    assert_int_equal(plog_producer_open(a, &pc, &p, &st), PLOG_STATUS_OK);
+    plog_client_producer_config pc = {.window = 8, .batch_records = 4096, .ack = on_ack, .arg = &last};
+    assert_int_equal(plog_client_producer_open(a, &pc, &p, &st), PLOG_STATUS_OK);
     char value[100];
     memset(value, 'r', sizeof value);
     for (int i = 0; i < n; i++)
-        assert_int_equal(plog_producer_send(p, value, sizeof value, &st), PLOG_STATUS_OK);
-    assert_int_equal(plog_producer_flush(p, &st), PLOG_STATUS_OK);
-    plog_producer_close(p);
+        assert_int_equal(plog_client_producer_send(p, value, sizeof value, &st), PLOG_STATUS_OK);
+    assert_int_equal(plog_client_producer_flush(p, &st), PLOG_STATUS_OK);
+    plog_client_producer_close(p);
     plog_client_close(a);
     int64_t t0 = plog_test_now_ms();
     tc_start(c, 1, 0);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "internal/agent/testcluster.h"
+#include "internal/client/client.h"
 #include "internal/discovery/membership.h"
 #include "internal/err/err.h"
 

@@ -21,7 +21,7 @@
 #include "internal/config/file.h"
 #include "internal/config/flag.h"
 #include "internal/err/err.h"
-#include "internal/metrics/reqlog.h"
+#include "internal/logger/logger.h"
 
 #define VERSION "0.5.0 (ch05-discovery)"
 #define MAX_JOIN 64
@@ -120,7 +120,7 @@ static int u64_of(const char *what, const char *s, uint64_t max, uint64_t *v)
 {
     char name[40];
     snprintf(name, sizeof name, "--%s", what);
-    if (plog_flag_u64("proglog", name, s, v) != PLOG_OK)
+    if (plog_config_flag_u64("proglog", name, s, v) != PLOG_OK)
         return -1;
     if (*v > max) {
         fprintf(stderr, "proglog: %s: too large: %s\n", name, s);
@@ -232,8 +232,8 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    plog_level level = PLOG_LEVEL_INFO;
-    if (val[F_LOG_LEVEL] != NULL && plog_reqlog_parse_level(val[F_LOG_LEVEL], &level) != PLOG_OK) {
+    plog_logger_level level = PLOG_LOGGER_INFO;
+    if (val[F_LOG_LEVEL] != NULL && plog_logger_parse_level(val[F_LOG_LEVEL], &level) != PLOG_OK) {
         fprintf(stderr, "proglog: --log-level: want debug, info, warn or error: %s\n", val[F_LOG_LEVEL]);
         goto out;
     }
@@ -270,37 +270,38 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     status = 1;
-    plog_reqlog *rlog = NULL;
-    if (plog_reqlog_new(STDERR_FILENO, level, PLOG_LEVEL_DEBUG, &rlog) != PLOG_OK) {
+    plog_logger *lg = NULL;
+    if (plog_logger_new(STDERR_FILENO, level, &lg) != PLOG_OK) {
         fprintf(stderr, "level=error msg=\"out of memory\"\n");
         goto out;
     }
-    ac.reqlog = rlog;
+    ac.logger = lg;
+    ac.log_requests = level == PLOG_LOGGER_DEBUG; /* request lines only when asked for */
     plog_agent *agent;
     char err[512] = "";
     if (plog_agent_open(&ac, &agent, err, sizeof err) != PLOG_OK) {
-        char q[PLOG_REQLOG_MAX_VALUE + 8];
-        plog_reqlog_event(rlog, PLOG_LEVEL_ERROR, "cannot start", "node=%s err=%s", ac.node_name,
-                          plog_reqlog_quote(err, q, sizeof q));
-        plog_reqlog_free(rlog);
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot start", "node", ac.node_name, "err", err, NULL);
+        plog_logger_free(lg);
         goto out;
     }
-    fprintf(stderr,
-            "level=info msg=serving node=%s rpc_addr=%s bind_addr=%s data_dir=%s join=%zu profile=%s "
-            "next_offset=%" PRIu64 " metrics=%s version=\"%s\"\n",
-            ac.node_name, plog_agent_rpc_addr(agent), ac.bind_addr, ac.data_dir, ac.njoin, ac.fast ? "fast" : "lan",
-            plog_log_next_offset(plog_agent_log(agent)), ac.metrics_addr != NULL ? ac.metrics_addr : "off", VERSION);
+    char next[24], join[24];
+    snprintf(next, sizeof next, "%" PRIu64, plog_log_next_offset(plog_agent_log(agent)));
+    snprintf(join, sizeof join, "%zu", ac.njoin);
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "serving", "node", ac.node_name, "rpc_addr", plog_agent_rpc_addr(agent),
+                    "bind_addr", ac.bind_addr, "data_dir", ac.data_dir, "join", join, "profile",
+                    ac.fast ? "fast" : "lan", "next_offset", next, "metrics",
+                    ac.metrics_addr != NULL ? ac.metrics_addr : "off", "version", VERSION, NULL);
 
     int sig = 0;
     sigwait(&set, &sig);
-    fprintf(stderr, "level=info msg=\"leaving\" node=%s signal=%s\n", ac.node_name,
-            sig == SIGINT ? "SIGINT" : "SIGTERM");
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "leaving", "node", ac.node_name, "signal",
+                    sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
     int rv = plog_agent_shutdown(agent);
     if (rv != PLOG_OK)
-        fprintf(stderr, "level=error msg=\"closing the log failed\" err=\"%s\"\n", plog_strerror(rv));
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "closing the log failed", "err", plog_strerror(rv), NULL);
     else
-        fprintf(stderr, "level=info msg=stopped node=%s\n", ac.node_name);
-    plog_reqlog_free(rlog);
+        plog_logger_log(lg, PLOG_LOGGER_INFO, "stopped", "node", ac.node_name, NULL);
+    plog_logger_free(lg);
     status = rv == PLOG_OK ? 0 : 1;
 out:
     plog_config_file_free(file);

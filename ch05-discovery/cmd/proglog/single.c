@@ -24,13 +24,13 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
-#include "internal/config/flag.h"
 #include "internal/auth/authorizer.h"
+#include "internal/config/flag.h"
 #include "internal/err/err.h"
 #include "internal/log/log.h"
+#include "internal/logger/logger.h"
 #include "internal/metrics/http.h"
 #include "internal/metrics/metrics.h"
-#include "internal/metrics/reqlog.h"
 #include "internal/server/server.h"
 #include "internal/tls/config.h"
 
@@ -113,17 +113,15 @@ struct security {
  * connection, so this line is the only trace of it. */
 static void on_tls_failure(void *arg, const char *reason)
 {
-    char q[PLOG_REQLOG_MAX_VALUE + 8];
-    plog_reqlog_event(arg, PLOG_LEVEL_WARN, "tls_handshake_failed", "err=%s",
-                      plog_reqlog_quote(reason, q, sizeof q));
+    plog_logger_log(arg, PLOG_LOGGER_WARN, "tls_handshake_failed", "err", reason, NULL);
 }
 
 static int security_open(struct security *sec, const char *cert, const char *key, const char *ca,
-                         const char *model, const char *policy, plog_reqlog *rlog, char *why, size_t size)
+                         const char *model, const char *policy, plog_logger *lg, char *why, size_t size)
 {
     if (plog_tls_config_server(cert, key, ca, &sec->tls, why, size) != PLOG_OK)
         return -1;
-    plog_tls_config_on_failure(sec->tls, on_tls_failure, rlog);
+    plog_tls_config_on_failure(sec->tls, on_tls_failure, lg);
     if (plog_auth_new(model, policy, &sec->acl, why, size) != PLOG_OK) {
         nng_tls_config_free(sec->tls);
         sec->tls = NULL;
@@ -240,7 +238,7 @@ int single_main(int argc, char **argv)
     const char *cert = NULL, *key = NULL, *ca = NULL, *model = NULL, *policy = NULL;
     const char *metrics_addr = NULL;
     bool plaintext = false;
-    plog_level level = PLOG_LEVEL_INFO;
+    plog_logger_level level = PLOG_LOGGER_INFO;
     plog_log_config lc = {.sync = PLOG_SYNC_INTERVAL};
     plog_server_config sc = {0};
     uint64_t v;
@@ -277,7 +275,7 @@ int single_main(int argc, char **argv)
             metrics_addr = optarg;
             break;
         case 'L':
-            if (plog_reqlog_parse_level(optarg, &level) != PLOG_OK) {
+            if (plog_logger_parse_level(optarg, &level) != PLOG_OK) {
                 fprintf(stderr, "proglog: --log-level: want debug, info, warn or error: %s\n", optarg);
                 return 2;
             }
@@ -304,7 +302,7 @@ int single_main(int argc, char **argv)
             usage(stderr);
             return 2;
         default:
-            if (plog_flag_u64("proglog", name, optarg, &v) != 0)
+            if (plog_config_flag_u64("proglog", name, optarg, &v) != 0)
                 return 2;
             if ((c == 'i' || c == 'w' || c == 'W') && v > UINT32_MAX) {
                 fprintf(stderr, "proglog: %s: too large: %s\n", name, optarg);
@@ -343,36 +341,34 @@ int single_main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    plog_reqlog *rlog;
-    if (plog_reqlog_new(STDERR_FILENO, level, PLOG_LEVEL_INFO, &rlog) != PLOG_OK) {
-        fprintf(stderr, "level=error msg=\"out of memory\"\n");
+    plog_logger *lg;
+    if (plog_logger_new(STDERR_FILENO, level, &lg) != PLOG_OK) {
+        fputs("proglog: out of memory\n", stderr);
         return 1;
     }
     struct security sec = {0};
     char why[PLOG_AUTH_ERRMSG_SIZE] = "";
-    if (!plaintext && security_open(&sec, cert, key, ca, model, policy, rlog, why, sizeof why) != 0) {
-        char q[PLOG_REQLOG_MAX_VALUE + 8];
-        plog_reqlog_event(rlog, PLOG_LEVEL_ERROR, "cannot set up security", "err=%s",
-                          plog_reqlog_quote(why, q, sizeof q));
-        plog_reqlog_free(rlog);
+    if (!plaintext && security_open(&sec, cert, key, ca, model, policy, lg, why, sizeof why) != 0) {
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot set up security", "err", why, NULL);
+        plog_logger_free(lg);
         return 1;
     }
 
     plog_log *log;
     int rv = plog_log_open(dir, &lc, &log);
     if (rv != PLOG_OK) {
-        fprintf(stderr, "level=error msg=\"cannot open the log\" data_dir=%s err=\"%s\"\n", dir,
-                plog_strerror(rv));
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot open the log", "data_dir", dir, "err", plog_strerror(rv),
+                        NULL);
         security_close(&sec);
-        plog_reqlog_free(rlog);
+        plog_logger_free(lg);
         return 1;
     }
     struct observe obs = {.dir = dir};
     if (metrics_addr != NULL && observe_open(&obs, log, metrics_addr, why, sizeof why) != 0) {
-        fprintf(stderr, "level=error msg=\"cannot serve metrics\" addr=%s err=\"%s\"\n", metrics_addr, why);
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot serve metrics", "addr", metrics_addr, "err", why, NULL);
         plog_log_close(log);
         security_close(&sec);
-        plog_reqlog_free(rlog);
+        plog_logger_free(lg);
         return 1;
     }
     sc.addr = addr;
@@ -380,39 +376,40 @@ int single_main(int argc, char **argv)
     sc.tls = sec.tls;
     sc.acl = sec.acl;
     sc.metrics = obs.metrics;
-    sc.reqlog = rlog;
+    sc.logger = lg;
+    sc.log_requests = true;
     plog_server *srv;
     if ((rv = plog_server_open(log, &sc, &srv, why, sizeof why)) != PLOG_OK) {
-        fprintf(stderr, "level=error msg=\"cannot serve\" addr=%s err=\"%s\"\n", addr, why);
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot serve", "addr", addr, "err", why, NULL);
         observe_close(&obs);
         plog_log_close(log);
         security_close(&sec);
-        plog_reqlog_free(rlog);
+        plog_logger_free(lg);
         return 1;
     }
     static const char *policies[] = {"never", "always", "interval"};
     char metrics_url[96] = "off";
     if (obs.http != NULL)
         snprintf(metrics_url, sizeof metrics_url, "http://%s/metrics", metrics_addr);
-    fprintf(stderr,
-            "level=info msg=serving addr=%s data_dir=%s sync=%s next_offset=%" PRIu64
-            " tls=%s acl=%s metrics=%s version=\"%s\"\n",
-            addr, dir, policies[lc.sync], plog_log_next_offset(log), plaintext ? "off" : "mutual",
-            plaintext ? "off" : policy, metrics_url, VERSION);
+    char next[24];
+    snprintf(next, sizeof next, "%" PRIu64, plog_log_next_offset(log));
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "serving", "addr", addr, "data_dir", dir, "sync", policies[lc.sync],
+                    "next_offset", next, "tls", plaintext ? "off" : "mutual", "acl", plaintext ? "off" : policy,
+                    "metrics", metrics_url, "version", VERSION, NULL);
 
     int sig = 0;
     sigwait(&set, &sig);
-    fprintf(stderr, "level=info msg=\"shutting down\" signal=%s\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
     plog_server_close(srv);
     observe_close(&obs); /* after the server: it observes until its last reply */
     rv = plog_log_close(log);
     security_close(&sec);
     if (rv != PLOG_OK) {
-        fprintf(stderr, "level=error msg=\"closing the log failed\" err=\"%s\"\n", plog_strerror(rv));
-        plog_reqlog_free(rlog);
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "closing the log failed", "err", plog_strerror(rv), NULL);
+        plog_logger_free(lg);
         return 1;
     }
-    fprintf(stderr, "level=info msg=stopped\n");
-    plog_reqlog_free(rlog);
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "stopped", NULL);
+    plog_logger_free(lg);
     return 0;
 }

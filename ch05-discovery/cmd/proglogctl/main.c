@@ -27,9 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal/config/flag.h"
 #include "internal/client/client.h"
 #include "internal/client/stream.h"
+#include "internal/config/flag.h"
 #include "internal/tls/config.h"
 
 enum {
@@ -96,7 +96,7 @@ static int exit_code(int status)
 
 static int fail(const plog_rpc_status *st)
 {
-    fprintf(stderr, "proglogctl: %s: %s\n", plog_status_name(st->code), st->msg);
+    fprintf(stderr, "proglogctl: %s: %s\n", plog_rpc_status_name(st->code), st->msg);
     return exit_code(st->code);
 }
 
@@ -117,10 +117,10 @@ static int cmd_produce(plog_client *c, int argc, char **argv)
         return EXIT_USAGE;
     }
     /* window 1: the records land in the order given, each batch after the last. */
-    plog_producer_config pc = {.window = 1, .ack = print_ack};
-    plog_producer *p;
+    plog_client_producer_config pc = {.window = 1, .ack = print_ack};
+    plog_client_producer *p;
     plog_rpc_status st;
-    if (plog_producer_open(c, &pc, &p, &st) != PLOG_STATUS_OK)
+    if (plog_client_producer_open(c, &pc, &p, &st) != PLOG_STATUS_OK)
         return fail(&st);
     int code = PLOG_STATUS_OK;
     if (argc == 1 && strcmp(argv[0], "-") == 0) {
@@ -130,16 +130,16 @@ static int cmd_produce(plog_client *c, int argc, char **argv)
         while (code == PLOG_STATUS_OK && (n = getline(&line, &cap, stdin)) >= 0) {
             if (n > 0 && line[n - 1] == '\n')
                 n--;
-            code = plog_producer_send(p, line, (size_t)n, &st);
+            code = plog_client_producer_send(p, line, (size_t)n, &st);
         }
         free(line);
     } else {
         for (int i = 0; i < argc && code == PLOG_STATUS_OK; i++)
-            code = plog_producer_send(p, argv[i], strlen(argv[i]), &st);
+            code = plog_client_producer_send(p, argv[i], strlen(argv[i]), &st);
     }
     if (code == PLOG_STATUS_OK)
-        code = plog_producer_flush(p, &st);
-    plog_producer_close(p);
+        code = plog_client_producer_flush(p, &st);
+    plog_client_producer_close(p);
     fflush(stdout);
     return code == PLOG_STATUS_OK ? EXIT_OK : fail(&st);
 }
@@ -165,7 +165,7 @@ static int cmd_consume(plog_client *c, int argc, char **argv)
     optind = 1; /* argv[0] is "consume" */
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (ch == 'f') {
-            if (plog_flag_u64("proglogctl", "--from", optarg, &from) != 0)
+            if (plog_config_flag_u64("proglogctl", "--from", optarg, &from) != 0)
                 return EXIT_USAGE;
             have_from = 1;
         } else if (ch == 'F') {
@@ -183,7 +183,7 @@ static int cmd_consume(plog_client *c, int argc, char **argv)
             fprintf(stderr, "proglogctl: consume: want OFFSET, or --from OFFSET [--follow]\n");
             return EXIT_USAGE;
         }
-        if (plog_flag_u64("proglogctl", "OFFSET", argv[optind], &off) != 0)
+        if (plog_config_flag_u64("proglogctl", "OFFSET", argv[optind], &off) != 0)
             return EXIT_USAGE;
         Log__V1__Record *rec;
         if (plog_client_consume(c, off, &rec, &st) != PLOG_STATUS_OK)
@@ -196,9 +196,9 @@ static int cmd_consume(plog_client *c, int argc, char **argv)
         fprintf(stderr, "proglogctl: consume: unexpected argument: %s\n", argv[optind]);
         return EXIT_USAGE;
     }
-    plog_consumer_config cc = {.follow = follow != 0};
-    plog_consumer *it;
-    if (plog_consumer_open(c, from, &cc, &it) != PLOG_STATUS_OK) {
+    plog_client_consumer_config cc = {.follow = follow != 0};
+    plog_client_consumer *it;
+    if (plog_client_consumer_open(c, from, &cc, &it) != PLOG_STATUS_OK) {
         fprintf(stderr, "proglogctl: out of memory\n");
         return EXIT_FAIL;
     }
@@ -206,12 +206,12 @@ static int cmd_consume(plog_client *c, int argc, char **argv)
     size_t len;
     uint64_t off;
     int code;
-    while ((code = plog_consumer_next(it, &value, &len, &off, &st)) == PLOG_STATUS_OK) {
+    while ((code = plog_client_consumer_next(it, &value, &len, &off, &st)) == PLOG_STATUS_OK) {
         print_record(value, len, off, offsets);
         if (follow)
             fflush(stdout); /* a follower's reader wants each record as it comes */
     }
-    plog_consumer_close(it);
+    plog_client_consumer_close(it);
     fflush(stdout);
     /* Reading to the end of the log is success; an offset below it is not. */
     if (code == PLOG_STATUS_OUT_OF_RANGE && strncmp(st.msg, "end of log", 10) == 0)
@@ -227,9 +227,9 @@ static int cmd_members(plog_client *c, int argc)
     }
     Log__V1__GetMembersRequest req = LOG__V1__GET_MEMBERS_REQUEST__INIT;
     nng_msg *reply;
-    plog_env_reply rp;
+    plog_rpc_reply rp;
     plog_rpc_status st;
-    if (plog_client_call(c, plog_method_name(PLOG_METHOD_GET_MEMBERS), &req.base, 0, 0, &reply, &rp, &st) !=
+    if (plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_GET_MEMBERS), &req.base, 0, 0, &reply, &rp, &st) !=
         PLOG_STATUS_OK)
         return fail(&st);
     Log__V1__GetMembersResponse *resp = log__v1__get_members_response__unpack(NULL, rp.body_len, rp.body);
@@ -277,7 +277,7 @@ int main(int argc, char **argv)
             addr = optarg;
             break;
         case 't':
-            if (plog_flag_u64("proglogctl", "--timeout", optarg, &v) != 0 || v == 0 || v > UINT32_MAX) {
+            if (plog_config_flag_u64("proglogctl", "--timeout", optarg, &v) != 0 || v == 0 || v > UINT32_MAX) {
                 fprintf(stderr, "proglogctl: --timeout: want 1..%u ms\n", UINT32_MAX);
                 return EXIT_USAGE;
             }

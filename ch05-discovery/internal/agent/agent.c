@@ -122,10 +122,9 @@ static void on_event(void *arg, const plog_membership_event *ev)
                        : ev->type == PLOG_MEMBERSHIP_LEAVE  ? "leave"
                        : ev->type == PLOG_MEMBERSHIP_FAILED ? "failed"
                                                             : "update";
-    if (a->cfg.reqlog != NULL)
-        plog_reqlog_event(a->cfg.reqlog, PLOG_LEVEL_INFO, "member", "event=%s name=%s addr=%s rpc_addr=%s incarnation=%llu",
-                          kind, ev->member.name, ev->member.addr, rpc != NULL ? rpc : "",
-                          (unsigned long long)ev->member.incarnation);
+    plog_logger_logf(a->cfg.logger, PLOG_LOGGER_INFO, "member", "event=%s name=%s addr=%s rpc_addr=%s incarnation=%llu",
+                     kind, ev->member.name, ev->member.addr, rpc != NULL ? rpc : "",
+                     (unsigned long long)ev->member.incarnation);
     switch (ev->type) {
     case PLOG_MEMBERSHIP_JOIN:
     case PLOG_MEMBERSHIP_UPDATE:
@@ -334,7 +333,8 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
         .tls = a->server_tls,
         .acl = a->acl,
         .metrics = a->metrics,
-        .reqlog = cfg->reqlog,
+        .logger = cfg->logger,
+        .log_requests = cfg->log_requests,
         .members = get_members,
         .members_arg = a,
     };
@@ -348,6 +348,7 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
         .ca_file = a->peer_ca,
         .published = on_published,
         .arg = a,
+        .logger = cfg->logger,
     };
     if ((rv = plog_replicator_open(a->log, &rc, &a->repl, err, errsize)) != PLOG_OK)
         goto fail;

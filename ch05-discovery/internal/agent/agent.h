@@ -27,7 +27,7 @@
 #include "internal/log/config.h"
 #include "internal/log/log.h"
 #include "internal/log/replicator.h"
-#include "internal/metrics/reqlog.h"
+#include "internal/logger/logger.h"
 
 typedef struct plog_agent plog_agent;
 
@@ -46,7 +46,8 @@ typedef struct plog_agent_config {
     bool fast;                  /* membership timing: fast (loopback) profile */
     plog_log_config log;        /* segment sizes, sync policy */
     const char *metrics_addr;   /* NULL: no metrics endpoint */
-    plog_reqlog *reqlog;        /* borrowed; NULL: no request log */
+    plog_logger *logger;        /* borrowed; NULL: the agent logs nothing */
+    bool log_requests;          /* one line per RPC on logger (internal/metrics/reqlog.h) */
 } plog_agent_config;
 
 /* plog_agent_open starts a node. Strings of cfg are copied. On PLOG_OK *ap is the

@@ -17,6 +17,7 @@
 
 #include "internal/agent/agent.h"
 #include "internal/agent/testcluster.h"
+#include "internal/client/client.h"
 #include "internal/err/err.h"
 #include "internal/tls/config.h"
 #include "testing/testing.h"

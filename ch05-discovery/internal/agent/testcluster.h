@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "internal/client/client.h"
+struct plog_client; /* internal/client/client.h */
 #include "testing/testing.h"
 
 #define TC_MAX 8
@@ -54,14 +54,14 @@ void tc_stop(struct tc *c, int i, int sig);
 void tc_fini(struct tc *c);
 
 /* tc_client opens a root client to node i (the caller closes it). */
-plog_client *tc_client(struct tc *c, int i);
+struct plog_client *tc_client(struct tc *c, int i);
 
 /* tc_status_of writes into buf the status ("alive", "suspect", "dead", "left") of
  * member name as node i sees it, "" when unknown or node i does not answer. */
 void tc_status_of(struct tc *c, int i, const char *name, char *buf, size_t size);
 
 /* tc_member_status is tc_status_of through an open client (to poll quickly). */
-void tc_member_status(plog_client *cl, const char *name, char *buf, size_t size);
+void tc_member_status(struct plog_client *cl, const char *name, char *buf, size_t size);
 
 /* A record as the cluster checks it: where it was first appended, its offset
  * there, and its value. */

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "internal/agent/testcluster.h"
+#include "internal/client/client.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -17,7 +18,7 @@
 
 #include "api/v1/log.pb-c.h"
 #include "internal/err/err.h"
-#include "internal/server/envelope.h"
+#include "internal/rpc/envelope.h"
 #include "internal/tls/config.h"
 
 const char *tc_certs(void)
@@ -178,9 +179,9 @@ void tc_member_status(plog_client *cl, const char *name, char *buf, size_t size)
     buf[0] = '\0';
     Log__V1__GetMembersRequest req = LOG__V1__GET_MEMBERS_REQUEST__INIT;
     nng_msg *reply;
-    plog_env_reply rp;
+    plog_rpc_reply rp;
     plog_rpc_status st;
-    if (plog_client_call(cl, plog_method_name(PLOG_METHOD_GET_MEMBERS), &req.base, 0, 0, &reply, &rp, &st) ==
+    if (plog_client_call(cl, plog_rpc_method_name(PLOG_METHOD_GET_MEMBERS), &req.base, 0, 0, &reply, &rp, &st) ==
         PLOG_STATUS_OK) {
         Log__V1__GetMembersResponse *resp = log__v1__get_members_response__unpack(NULL, rp.body_len, rp.body);
         nng_msg_free(reply);
@@ -214,9 +215,9 @@ long tc_records(struct tc *c, int i, struct tc_rec **out)
         req.offset = off;
         req.max_records = 65536;
         nng_msg *reply;
-        plog_env_reply rp;
+        plog_rpc_reply rp;
         plog_rpc_status st;
-        if (plog_client_call(cl, plog_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0, 0, &reply, &rp, &st) !=
+        if (plog_client_call(cl, plog_rpc_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0, 0, &reply, &rp, &st) !=
             PLOG_STATUS_OK) {
             plog_client_close(cl);
             tc_records_free(v, n);

@@ -18,7 +18,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "internal/err/err.h"
-#include "internal/server/nngerr.h"
+#include "internal/rpc/nngerr.h"
 #include "internal/tls/config.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
@@ -77,7 +77,7 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
 {
     plog_client *c = calloc(1, sizeof *c);
     if (c == NULL)
-        return plog_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return plog_rpc_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     if (cfg != NULL)
         c->cfg = *cfg;
     if (c->cfg.timeout_ms == 0)
@@ -95,7 +95,7 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
     int rv = nng_req0_open(&c->sock);
     if (rv != 0) {
         free(c);
-        return plog_status_set(st, plog_nngerr_status(rv), "req socket: %s", nng_strerror(rv));
+        return plog_rpc_status_set(st, plog_rpc_nngerr_status(rv), "req socket: %s", nng_strerror(rv));
     }
     /* NOTES-nng pitfall 2: contexts copy the resend time at open, so set it first. */
     nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME,
@@ -109,14 +109,14 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
     bool tls = plog_tls_url_is_tls(addr);
     if (tls != (c->cfg.tls != NULL)) {
         plog_client_close(c);
-        return plog_status_set(st, PLOG_STATUS_INVALID_ARGUMENT, "%s",
+        return plog_rpc_status_set(st, PLOG_STATUS_INVALID_ARGUMENT, "%s",
                                tls ? "a tls+tcp:// address needs TLS files (CA, certificate, key)"
                                    : "TLS files given for an address that is not tls+tcp://");
     }
     nng_dialer d;
     if ((rv = nng_dialer_create(&d, c->sock, addr)) != 0) {
         plog_client_close(c);
-        return plog_status_set(st, PLOG_STATUS_INVALID_ARGUMENT, "bad address \"%s\": %s", addr,
+        return plog_rpc_status_set(st, PLOG_STATUS_INVALID_ARGUMENT, "bad address \"%s\": %s", addr,
                                nng_strerror(rv));
     }
     nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, 20);
@@ -127,13 +127,13 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
     }
     if (tls && (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->cfg.tls)) != 0) {
         plog_client_close(c);
-        return plog_status_set(st, PLOG_STATUS_INVALID_ARGUMENT, "TLS config: %s", nng_strerror(rv));
+        return plog_rpc_status_set(st, PLOG_STATUS_INVALID_ARGUMENT, "TLS config: %s", nng_strerror(rv));
     }
     /* A synchronous start fails fast when nothing listens; after a success (or with
      * NONBLOCK) the dialer keeps reconnecting in the background. */
     rv = nng_dialer_start(d, c->cfg.wait_for_server ? NNG_FLAG_NONBLOCK : 0);
     if (rv != 0) {
-        int code = plog_nngerr_status(rv);
+        int code = plog_rpc_nngerr_status(rv);
         if (code == PLOG_STATUS_UNKNOWN)
             code = PLOG_STATUS_UNAVAILABLE;
         /* nng's code says only "peer could not be authenticated"; the engine
@@ -142,11 +142,11 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
         if (tls && plog_tls_config_errmsg(c->cfg.tls, why, sizeof why))
             plog_tls_config_clear_errmsg(c->cfg.tls);
         plog_client_close(c);
-        return plog_status_set(st, code, "cannot connect to %s: %s%s%s%s", addr, nng_strerror(rv),
+        return plog_rpc_status_set(st, code, "cannot connect to %s: %s%s%s%s", addr, nng_strerror(rv),
                                why[0] != '\0' ? " (" : "", why, why[0] != '\0' ? ")" : "");
     }
     *cp = c;
-    return plog_status_set(st, PLOG_STATUS_OK, "%s", "");
+    return plog_rpc_status_set(st, PLOG_STATUS_OK, "%s", "");
 }
 
 void plog_client_close(plog_client *c)
@@ -231,51 +231,51 @@ static void slot_put(plog_client *c, struct call_slot *s)
     }
 }
 
-int plog_client_finish_call(plog_client *c, int rv, nng_msg **reply, plog_env_reply *rp, plog_rpc_status *st)
+int plog_client_finish_call(plog_client *c, int rv, nng_msg **reply, plog_rpc_reply *rp, plog_rpc_status *st)
 {
     if (rv != 0) {
         *reply = NULL;
-        int code = plog_nngerr_status(rv);
+        int code = plog_rpc_nngerr_status(rv);
         if (code == PLOG_STATUS_DEADLINE_EXCEEDED && atomic_load(&c->npipes) == 0)
-            return plog_status_set(st, PLOG_STATUS_UNAVAILABLE, "no connection to %s", c->addr);
+            return plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE, "no connection to %s", c->addr);
         if (code == PLOG_STATUS_UNAVAILABLE)
-            return plog_status_set(st, code,
+            return plog_rpc_status_set(st, code,
                                    "connection to %s lost (%s); the request may or may "
                                    "not have been applied",
                                    c->addr, nng_strerror(rv));
         if (code == PLOG_STATUS_DEADLINE_EXCEEDED)
-            return plog_status_set(st, code, "no reply from %s within the deadline", c->addr);
-        return plog_status_set(st, code, "%s: %s", c->addr, nng_strerror(rv));
+            return plog_rpc_status_set(st, code, "no reply from %s within the deadline", c->addr);
+        return plog_rpc_status_set(st, code, "%s: %s", c->addr, nng_strerror(rv));
     }
-    if (plog_env_reply_decode(nng_msg_body(*reply), nng_msg_len(*reply), rp) != PLOG_OK) {
+    if (plog_rpc_reply_decode(nng_msg_body(*reply), nng_msg_len(*reply), rp) != PLOG_OK) {
         nng_msg_free(*reply);
         *reply = NULL;
-        return plog_status_set(st, PLOG_STATUS_INTERNAL, "malformed reply envelope");
+        return plog_rpc_status_set(st, PLOG_STATUS_INTERNAL, "malformed reply envelope");
     }
     if (rp->code != PLOG_STATUS_OK) {
         int code = rp->code;
         int n = rp->message_len > 250 ? 250 : (int)rp->message_len;
-        plog_status_set(st, code, "%.*s", n, rp->message);
+        plog_rpc_status_set(st, code, "%.*s", n, rp->message);
         nng_msg_free(*reply);
         *reply = NULL;
         return code;
     }
-    return plog_status_set(st, PLOG_STATUS_OK, "%s", "");
+    return plog_rpc_status_set(st, PLOG_STATUS_OK, "%s", "");
 }
 
 int plog_client_call(plog_client *c, const char *method, const ProtobufCMessage *req, uint64_t seq,
-                     uint32_t timeout_ms, nng_msg **reply, plog_env_reply *rp, plog_rpc_status *st)
+                     uint32_t timeout_ms, nng_msg **reply, plog_rpc_reply *rp, plog_rpc_status *st)
 {
     if (timeout_ms == 0)
         timeout_ms = c->cfg.timeout_ms;
-    uint64_t deadline = plog_env_now_unix_ms() + timeout_ms;
+    uint64_t deadline = plog_rpc_now_unix_ms() + timeout_ms;
     nng_msg *m;
-    if (plog_env_request_msg(method, req, deadline, c->client_id, seq, &m) != PLOG_OK)
-        return plog_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    if (plog_rpc_request_msg(method, req, deadline, c->client_id, seq, &m) != PLOG_OK)
+        return plog_rpc_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     if (nng_msg_len(m) > c->cfg.max_msg_bytes) {
         size_t n = nng_msg_len(m);
         nng_msg_free(m);
-        return plog_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED,
+        return plog_rpc_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED,
                                "request of %zu bytes exceeds the limit of %zu bytes", n,
                                c->cfg.max_msg_bytes);
     }
@@ -293,7 +293,7 @@ int plog_client_call(plog_client *c, const char *method, const ProtobufCMessage 
     if ((rv = nng_aio_result(s->aio)) != 0) {
         nng_msg_free(nng_aio_get_msg(s->aio)); /* a failed send leaves it ours */
     } else {
-        uint64_t now = plog_env_now_unix_ms();
+        uint64_t now = plog_rpc_now_unix_ms();
         nng_aio_set_timeout(s->aio, now < deadline ? (nng_duration)(deadline - now) : 1);
         nng_ctx_recv(s->ctx, s->aio);
         nng_aio_wait(s->aio);
@@ -307,7 +307,7 @@ int plog_client_call(plog_client *c, const char *method, const ProtobufCMessage 
 
 /* produce_reply decodes the ProduceResponse of a call that returned code, freeing
  * reply, and sets *off to the (first) offset it names. */
-static int produce_reply(int code, nng_msg *reply, const plog_env_reply *rp, uint64_t *off,
+static int produce_reply(int code, nng_msg *reply, const plog_rpc_reply *rp, uint64_t *off,
                          plog_rpc_status *st)
 {
     if (code != PLOG_STATUS_OK)
@@ -315,7 +315,7 @@ static int produce_reply(int code, nng_msg *reply, const plog_env_reply *rp, uin
     Log__V1__ProduceResponse *resp = log__v1__produce_response__unpack(NULL, rp->body_len, rp->body);
     nng_msg_free(reply);
     if (resp == NULL)
-        return plog_status_set(st, PLOG_STATUS_INTERNAL, "malformed ProduceResponse");
+        return plog_rpc_status_set(st, PLOG_STATUS_INTERNAL, "malformed ProduceResponse");
     *off = resp->offset;
     log__v1__produce_response__free_unpacked(resp, NULL);
     return PLOG_STATUS_OK;
@@ -329,8 +329,8 @@ int plog_client_produce(plog_client *c, const void *value, size_t len, uint64_t 
     Log__V1__ProduceRequest req = LOG__V1__PRODUCE_REQUEST__INIT;
     req.record = &rec;
     nng_msg *reply;
-    plog_env_reply rp;
-    int code = plog_client_call(c, plog_method_name(PLOG_METHOD_PRODUCE), &req.base, plog_client_next_seq(c),
+    plog_rpc_reply rp;
+    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_PRODUCE), &req.base, plog_client_next_seq(c),
                                 0, &reply, &rp, st);
     return produce_reply(code, reply, &rp, off, st);
 }
@@ -343,7 +343,7 @@ int plog_client_produce_batch(plog_client *c, const void *const *values, const s
     if (recs == NULL || ptrs == NULL) {
         free(recs);
         free(ptrs);
-        return plog_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return plog_rpc_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     }
     for (size_t i = 0; i < n; i++) {
         log__v1__record__init(&recs[i]);
@@ -355,8 +355,8 @@ int plog_client_produce_batch(plog_client *c, const void *const *values, const s
     req.n_records = n;
     req.records = ptrs;
     nng_msg *reply;
-    plog_env_reply rp;
-    int code = plog_client_call(c, plog_method_name(PLOG_METHOD_PRODUCE_STREAM), &req.base,
+    plog_rpc_reply rp;
+    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_PRODUCE_STREAM), &req.base,
                                 plog_client_next_seq(c), 0, &reply, &rp, st);
     free(recs);
     free(ptrs);
@@ -368,8 +368,8 @@ int plog_client_consume(plog_client *c, uint64_t off, Log__V1__Record **rec, plo
     Log__V1__ConsumeRequest req = LOG__V1__CONSUME_REQUEST__INIT;
     req.offset = off;
     nng_msg *reply;
-    plog_env_reply rp;
-    int code = plog_client_call(c, plog_method_name(PLOG_METHOD_CONSUME), &req.base, 0, 0, &reply, &rp, st);
+    plog_rpc_reply rp;
+    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_CONSUME), &req.base, 0, 0, &reply, &rp, st);
     if (code != PLOG_STATUS_OK)
         return code;
     Log__V1__ConsumeResponse *resp = log__v1__consume_response__unpack(NULL, rp.body_len, rp.body);
@@ -377,7 +377,7 @@ int plog_client_consume(plog_client *c, uint64_t off, Log__V1__Record **rec, plo
     if (resp == NULL || resp->record == NULL) {
         if (resp != NULL)
             log__v1__consume_response__free_unpacked(resp, NULL);
-        return plog_status_set(st, PLOG_STATUS_INTERNAL, "malformed ConsumeResponse");
+        return plog_rpc_status_set(st, PLOG_STATUS_INTERNAL, "malformed ConsumeResponse");
     }
     /* Hand the record over alone: detach it from the response that owns it. */
     *rec = resp->record;

@@ -10,7 +10,7 @@
  * (client_id, seq), and the server remembers recent ones, so turning resends on
  * (resend_ms) cannot append a record twice.
  *
- * Every RPC function returns a plog_status code (PLOG_STATUS_OK is 0) and, when st
+ * Every RPC function returns a plog_rpc_code code (PLOG_STATUS_OK is 0) and, when st
  * is not NULL, fills it with the code and the server's or the library's message.
  * Streams are in stream.h. */
 #ifndef PLOG_CLIENT_H
@@ -25,8 +25,8 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "api/v1/log.pb-c.h"
-#include "internal/server/envelope.h"
-#include "internal/server/status.h"
+#include "internal/rpc/envelope.h"
+#include "internal/rpc/status.h"
 
 typedef struct plog_client plog_client;
 
@@ -79,7 +79,7 @@ int plog_client_consume(plog_client *c, uint64_t off, Log__V1__Record **rec, plo
  * envelope, borrowing *reply; on an error status from the server *reply is NULL
  * and st holds the server's message. */
 int plog_client_call(plog_client *c, const char *method, const ProtobufCMessage *req, uint64_t seq,
-                     uint32_t timeout_ms, nng_msg **reply, plog_env_reply *rp, plog_rpc_status *st);
+                     uint32_t timeout_ms, nng_msg **reply, plog_rpc_reply *rp, plog_rpc_status *st);
 
 /* plog_client_next_seq returns a fresh sequence number for a produce (never 0). */
 uint64_t plog_client_next_seq(plog_client *c);
@@ -98,6 +98,6 @@ nng_socket plog_client_socket(const plog_client *c);
  * errors (a timeout with no connection is UNAVAILABLE), decodes the envelope into
  * *rp and returns the server's code. On OK the message stays in *reply; on any
  * other code it is freed and *reply is NULL. For stream.c. */
-int plog_client_finish_call(plog_client *c, int rv, nng_msg **reply, plog_env_reply *rp, plog_rpc_status *st);
+int plog_client_finish_call(plog_client *c, int rv, nng_msg **reply, plog_rpc_reply *rp, plog_rpc_status *st);
 
 #endif

@@ -22,23 +22,23 @@
     do {                                                                \
         int rv_ = (expr);                                               \
         if (rv_ != PLOG_STATUS_OK)                                      \
-            fail_msg("%s: %s (%d)", #expr, plog_status_name(rv_), rv_); \
+            fail_msg("%s: %s (%d)", #expr, plog_rpc_status_name(rv_), rv_); \
     } while (0)
 
 /* next_offset reads to the end of the log and returns the offset after it. */
 static uint64_t next_offset(plog_client *c)
 {
-    plog_consumer *it;
-    assert_status_ok(plog_consumer_open(c, 0, NULL, &it));
+    plog_client_consumer *it;
+    assert_status_ok(plog_client_consumer_open(c, 0, NULL, &it));
     const uint8_t *v;
     size_t len;
     uint64_t off;
     int code;
-    while ((code = plog_consumer_next(it, &v, &len, &off, NULL)) == PLOG_STATUS_OK)
+    while ((code = plog_client_consumer_next(it, &v, &len, &off, NULL)) == PLOG_STATUS_OK)
         ;
     assert_int_equal(code, PLOG_STATUS_OUT_OF_RANGE);
-    uint64_t next = plog_consumer_offset(it);
-    plog_consumer_close(it);
+    uint64_t next = plog_client_consumer_offset(it);
+    plog_client_consumer_close(it);
     return next;
 }
 

@@ -8,8 +8,8 @@
 #include <time.h>
 
 #include "internal/err/err.h"
-#include "internal/server/nngerr.h"
-#include "internal/server/wire.h"
+#include "internal/rpc/nngerr.h"
+#include "internal/rpc/wire.h"
 
 #define DEFAULT_WAIT_MS 5000
 #define DEFAULT_WINDOW 8
@@ -18,17 +18,17 @@
 
 /* ---- consumer ---- */
 
-struct plog_consumer {
+struct plog_client_consumer {
     plog_client *c;
-    plog_consumer_config cfg;
+    plog_client_consumer_config cfg;
     uint64_t next;  /* offset of the next record to hand out */
     nng_msg *reply; /* the current batch; records are read from it in place */
     const uint8_t *p, *end;
 };
 
-int plog_consumer_open(plog_client *c, uint64_t from, const plog_consumer_config *cfg, plog_consumer **out)
+int plog_client_consumer_open(plog_client *c, uint64_t from, const plog_client_consumer_config *cfg, plog_client_consumer **out)
 {
-    plog_consumer *it = calloc(1, sizeof *it);
+    plog_client_consumer *it = calloc(1, sizeof *it);
     if (it == NULL)
         return PLOG_STATUS_RESOURCE_EXHAUSTED;
     it->c = c;
@@ -41,12 +41,12 @@ int plog_consumer_open(plog_client *c, uint64_t from, const plog_consumer_config
     return PLOG_STATUS_OK;
 }
 
-uint64_t plog_consumer_offset(const plog_consumer *it)
+uint64_t plog_client_consumer_offset(const plog_client_consumer *it)
 {
     return it->next;
 }
 
-static void drop_batch(plog_consumer *it)
+static void drop_batch(plog_client_consumer *it)
 {
     if (it->reply != NULL)
         nng_msg_free(it->reply);
@@ -55,7 +55,7 @@ static void drop_batch(plog_consumer *it)
 }
 
 /* poll asks for the batch at it->next; an empty batch leaves it->p == it->end. */
-static int poll_batch(plog_consumer *it, plog_rpc_status *st)
+static int poll_batch(plog_client_consumer *it, plog_rpc_status *st)
 {
     Log__V1__ConsumeRequest req = LOG__V1__CONSUME_REQUEST__INIT;
     req.offset = it->next;
@@ -64,8 +64,8 @@ static int poll_batch(plog_consumer *it, plog_rpc_status *st)
     req.wait_ms = it->cfg.follow ? it->cfg.wait_ms : 0;
     /* The call's deadline covers the server's wait plus the usual timeout. */
     uint32_t timeout = req.wait_ms + plog_client_config_of(it->c)->timeout_ms;
-    plog_env_reply rp;
-    int code = plog_client_call(it->c, plog_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0, timeout,
+    plog_rpc_reply rp;
+    int code = plog_client_call(it->c, plog_rpc_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0, timeout,
                                 &it->reply, &rp, st);
     if (code != PLOG_STATUS_OK)
         return code;
@@ -76,13 +76,13 @@ static int poll_batch(plog_consumer *it, plog_rpc_status *st)
 
 /* take_record hands out the next record of the current batch: 1, 0 when the
  * batch is used up, -1 when it is malformed. */
-static int take_record(plog_consumer *it, const uint8_t **value, size_t *len, uint64_t *off)
+static int take_record(plog_client_consumer *it, const uint8_t **value, size_t *len, uint64_t *off)
 {
-    plog_wire_field f;
+    plog_rpc_wire_field f;
     int rv;
-    while ((rv = plog_wire_next(&it->p, it->end, &f)) == 1) {
+    while ((rv = plog_rpc_wire_next(&it->p, it->end, &f)) == 1) {
         if (f.num == 3 && f.type == PLOG_WT_LEN) {
-            if (plog_wire_record_decode(f.ptr, f.len, value, len, off) != 0)
+            if (plog_rpc_wire_record_decode(f.ptr, f.len, value, len, off) != 0)
                 return -1;
             it->next = *off + 1;
             return 1;
@@ -93,26 +93,26 @@ static int take_record(plog_consumer *it, const uint8_t **value, size_t *len, ui
     return rv;
 }
 
-static bool batch_is_empty(const plog_consumer *it)
+static bool batch_is_empty(const plog_client_consumer *it)
 {
     const uint8_t *p = it->p;
-    plog_wire_field f;
-    while (plog_wire_next(&p, it->end, &f) == 1)
+    plog_rpc_wire_field f;
+    while (plog_rpc_wire_next(&p, it->end, &f) == 1)
         if (f.num == 3)
             return false;
     return true;
 }
 
-int plog_consumer_next(plog_consumer *it, const uint8_t **value, size_t *len, uint64_t *off,
+int plog_client_consumer_next(plog_client_consumer *it, const uint8_t **value, size_t *len, uint64_t *off,
                        plog_rpc_status *st)
 {
     for (;;) {
         int rv = take_record(it, value, len, off);
         if (rv == 1)
-            return plog_status_set(st, PLOG_STATUS_OK, "%s", "");
+            return plog_rpc_status_set(st, PLOG_STATUS_OK, "%s", "");
         drop_batch(it);
         if (rv < 0)
-            return plog_status_set(st, PLOG_STATUS_INTERNAL, "malformed ConsumeStream reply");
+            return plog_rpc_status_set(st, PLOG_STATUS_INTERNAL, "malformed ConsumeStream reply");
         int code = poll_batch(it, st);
         if (code == PLOG_STATUS_RESOURCE_EXHAUSTED && it->cfg.follow) {
             /* The server has too many polls parked: back off, then poll again. */
@@ -124,14 +124,14 @@ int plog_consumer_next(plog_consumer *it, const uint8_t **value, size_t *len, ui
             return code;
         if (!it->cfg.follow && batch_is_empty(it)) {
             drop_batch(it);
-            return plog_status_set(st, PLOG_STATUS_OUT_OF_RANGE, "end of log at %llu",
+            return plog_rpc_status_set(st, PLOG_STATUS_OUT_OF_RANGE, "end of log at %llu",
                                    (unsigned long long)it->next);
         }
         /* Following, an empty batch means the server's wait ran out: poll again. */
     }
 }
 
-void plog_consumer_close(plog_consumer *it)
+void plog_client_consumer_close(plog_client_consumer *it)
 {
     if (it == NULL)
         return;
@@ -144,7 +144,7 @@ void plog_consumer_close(plog_consumer *it)
 enum { SLOT_FREE, SLOT_SENDING, SLOT_RECEIVING, SLOT_DONE };
 
 struct pslot {
-    plog_producer *p;
+    plog_client_producer *p;
     nng_ctx ctx;
     nng_aio *aio;
     int phase; /* guarded by p->mu */
@@ -153,9 +153,9 @@ struct pslot {
     size_t n; /* records in the batch */
 };
 
-struct plog_producer {
+struct plog_client_producer {
     plog_client *c;
-    plog_producer_config cfg;
+    plog_client_producer_config cfg;
     struct pslot *slots;
     unsigned head, inflight; /* slots[head] is the oldest batch in flight */
     pthread_mutex_t mu;
@@ -174,7 +174,7 @@ struct plog_producer {
 static void pslot_cb(void *arg)
 {
     struct pslot *s = arg;
-    plog_producer *p = s->p;
+    plog_client_producer *p = s->p;
     int rv = nng_aio_result(s->aio);
     pthread_mutex_lock(&p->mu);
     if (s->phase == SLOT_SENDING && rv == 0) {
@@ -194,12 +194,12 @@ static void pslot_cb(void *arg)
     pthread_mutex_unlock(&p->mu);
 }
 
-int plog_producer_open(plog_client *c, const plog_producer_config *cfg, plog_producer **out,
+int plog_client_producer_open(plog_client *c, const plog_client_producer_config *cfg, plog_client_producer **out,
                        plog_rpc_status *st)
 {
-    plog_producer *p = calloc(1, sizeof *p);
+    plog_client_producer *p = calloc(1, sizeof *p);
     if (p == NULL)
-        return plog_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return plog_rpc_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     p->c = c;
     if (cfg != NULL)
         p->cfg = *cfg;
@@ -216,8 +216,8 @@ int plog_producer_open(plog_client *c, const plog_producer_config *cfg, plog_pro
     p->recs = calloc(p->cfg.batch_records, sizeof *p->recs);
     p->ptrs = calloc(p->cfg.batch_records, sizeof *p->ptrs);
     if (p->slots == NULL || p->lens == NULL || p->recs == NULL || p->ptrs == NULL) {
-        plog_producer_close(p);
-        return plog_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        plog_client_producer_close(p);
+        return plog_rpc_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     }
     for (unsigned i = 0; i < p->cfg.window; i++) {
         struct pslot *s = &p->slots[i];
@@ -227,19 +227,19 @@ int plog_producer_open(plog_client *c, const plog_producer_config *cfg, plog_pro
             nng_ctx_close(s->ctx);
         if (rv != 0) {
             p->cfg.window = i; /* close only what was opened */
-            plog_producer_close(p);
-            return plog_status_set(st, plog_nngerr_status(rv), "producer context: %s", nng_strerror(rv));
+            plog_client_producer_close(p);
+            return plog_rpc_status_set(st, plog_rpc_nngerr_status(rv), "producer context: %s", nng_strerror(rv));
         }
         nng_aio_set_timeout(s->aio, (nng_duration)plog_client_config_of(c)->timeout_ms);
     }
     *out = p;
-    return plog_status_set(st, PLOG_STATUS_OK, "%s", "");
+    return plog_rpc_status_set(st, PLOG_STATUS_OK, "%s", "");
 }
 
 /* deliver_acks hands out, in order, the acknowledgements of the finished batches
  * at the head; with wait, it first waits until the head batch is done. Called
  * with p->mu held; releases it around the user's callback. */
-static void deliver_acks(plog_producer *p, bool wait)
+static void deliver_acks(plog_client_producer *p, bool wait)
 {
     while (p->inflight > 0) {
         struct pslot *s = &p->slots[p->head];
@@ -259,13 +259,13 @@ static void deliver_acks(plog_producer *p, bool wait)
         pthread_mutex_unlock(&p->mu);
 
         plog_rpc_status st;
-        plog_env_reply rp;
+        plog_rpc_reply rp;
         uint64_t first = 0;
         int code = plog_client_finish_call(p->c, rv, &reply, &rp, &st);
         if (code == PLOG_STATUS_OK) {
             Log__V1__ProduceResponse *resp = log__v1__produce_response__unpack(NULL, rp.body_len, rp.body);
             if (resp == NULL)
-                code = plog_status_set(&st, PLOG_STATUS_INTERNAL, "malformed ProduceResponse");
+                code = plog_rpc_status_set(&st, PLOG_STATUS_INTERNAL, "malformed ProduceResponse");
             else
                 first = resp->offset;
             if (resp != NULL)
@@ -283,17 +283,17 @@ static void deliver_acks(plog_producer *p, bool wait)
     }
 }
 
-static int sticky_err(plog_producer *p, plog_rpc_status *st)
+static int sticky_err(plog_client_producer *p, plog_rpc_status *st)
 {
     if (p->err != PLOG_STATUS_OK && st != NULL)
         *st = p->err_st;
     else
-        plog_status_set(st, PLOG_STATUS_OK, "%s", "");
+        plog_rpc_status_set(st, PLOG_STATUS_OK, "%s", "");
     return p->err;
 }
 
 /* send_batch sends the batch being filled, waiting for room in the window. */
-static void send_batch(plog_producer *p)
+static void send_batch(plog_client_producer *p)
 {
     if (p->n == 0)
         return;
@@ -308,9 +308,9 @@ static void send_batch(plog_producer *p)
     Log__V1__ProduceRequest req = LOG__V1__PRODUCE_REQUEST__INIT;
     req.n_records = p->n;
     req.records = p->ptrs;
-    uint64_t deadline = plog_env_now_unix_ms() + plog_client_config_of(p->c)->timeout_ms;
+    uint64_t deadline = plog_rpc_now_unix_ms() + plog_client_config_of(p->c)->timeout_ms;
     nng_msg *m = NULL;
-    int rv = plog_env_request_msg(plog_method_name(PLOG_METHOD_PRODUCE_STREAM), &req.base, deadline,
+    int rv = plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_PRODUCE_STREAM), &req.base, deadline,
                                   plog_client_id(p->c), plog_client_next_seq(p->c), &m);
     size_t n = p->n;
     p->n = 0;
@@ -335,7 +335,7 @@ static void send_batch(plog_producer *p)
     nng_ctx_send(s->ctx, s->aio);
 }
 
-int plog_producer_send(plog_producer *p, const void *value, size_t len, plog_rpc_status *st)
+int plog_client_producer_send(plog_client_producer *p, const void *value, size_t len, plog_rpc_status *st)
 {
     if (p->nbuf + len > p->capbuf) {
         size_t cap = p->capbuf ? p->capbuf : 4096;
@@ -343,7 +343,7 @@ int plog_producer_send(plog_producer *p, const void *value, size_t len, plog_rpc
             cap *= 2;
         uint8_t *b = realloc(p->buf, cap);
         if (b == NULL)
-            return plog_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+            return plog_rpc_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         p->buf = b;
         p->capbuf = cap;
     }
@@ -360,7 +360,7 @@ int plog_producer_send(plog_producer *p, const void *value, size_t len, plog_rpc
     return code;
 }
 
-int plog_producer_flush(plog_producer *p, plog_rpc_status *st)
+int plog_client_producer_flush(plog_client_producer *p, plog_rpc_status *st)
 {
     send_batch(p);
     pthread_mutex_lock(&p->mu);
@@ -371,12 +371,12 @@ int plog_producer_flush(plog_producer *p, plog_rpc_status *st)
     return code;
 }
 
-void plog_producer_close(plog_producer *p)
+void plog_client_producer_close(plog_client_producer *p)
 {
     if (p == NULL)
         return;
     if (p->slots != NULL && p->cfg.window > 0 && p->slots[0].aio != NULL)
-        plog_producer_flush(p, NULL);
+        plog_client_producer_flush(p, NULL);
     for (unsigned i = 0; p->slots != NULL && i < p->cfg.window; i++) {
         nng_aio_free(p->slots[i].aio);
         nng_ctx_close(p->slots[i].ctx);

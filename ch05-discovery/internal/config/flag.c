@@ -8,7 +8,7 @@
 
 #include "internal/err/err.h"
 
-int plog_flag_u64(const char *prog, const char *what, const char *s, uint64_t *v)
+int plog_config_flag_u64(const char *prog, const char *what, const char *s, uint64_t *v)
 {
     char *end;
     errno = 0;

@@ -14,9 +14,9 @@ static void test_flag_u64_parses_whole_numbers(void **state)
 {
     (void)state;
     uint64_t v = 1;
-    assert_plog_ok(plog_flag_u64("t", "--n", "0", &v));
+    assert_plog_ok(plog_config_flag_u64("t", "--n", "0", &v));
     assert_int_equal(v, 0);
-    assert_plog_ok(plog_flag_u64("t", "--n", "18446744073709551615", &v));
+    assert_plog_ok(plog_config_flag_u64("t", "--n", "18446744073709551615", &v));
     assert_true(v == UINT64_MAX);
 }
 
@@ -26,7 +26,7 @@ static void test_flag_u64_refuses_what_strtoull_would_bend(void **state)
     static const char *bad[] = {"", "-1", "+1", " 7", "7 ", "7x", "0x10", "18446744073709551616"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint64_t v = 42;
-        assert_int_equal(plog_flag_u64("t", "--n", bad[i], &v), PLOG_EINVAL);
+        assert_int_equal(plog_config_flag_u64("t", "--n", bad[i], &v), PLOG_EINVAL);
         assert_int_equal(v, 42); /* untouched on failure */
     }
 }

@@ -26,7 +26,7 @@
 #include <nng/protocol/pipeline0/push.h>
 
 #include "internal/err/err.h"
-#include "internal/server/nngerr.h"
+#include "internal/rpc/nngerr.h"
 #include "internal/tls/config.h"
 #include "internal/tls/engine.h"
 #include "internal/tls/peer.h"
@@ -90,7 +90,7 @@ static void recv_cb(void *arg)
     nng_msg *m = nng_aio_get_msg(g->aio);
     size_t len = nng_msg_len(m);
     plog_tls_peer who;
-    if (plog_peer_lookup(nng_msg_get_pipe(m), &who) != PLOG_OK)
+    if (plog_tls_peer_lookup(nng_msg_get_pipe(m), &who) != PLOG_OK)
         atomic_fetch_add(&g->unauthenticated, 1);
     else if (g->cfg.acl != NULL &&
              plog_auth_authorize(g->cfg.acl, who.cn, PLOG_AUTH_OBJECT_ANY, PLOG_TRANSPORT_ACTION) != PLOG_OK)
@@ -149,10 +149,10 @@ int plog_transport_open(const plog_transport_config *cfg, plog_transport **gp, c
     if ((rv = plog_tls_config_server(cfg->cert_file, cfg->key_file, cfg->ca_file, &g->server_tls, err,
                                      errsize)) != PLOG_OK)
         goto fail;
-    if ((rv = plog_nngerr_err(nng_pull0_open(&g->pull), "gossip: pull socket", err, errsize)) != PLOG_OK)
+    if ((rv = plog_rpc_nngerr_err(nng_pull0_open(&g->pull), "gossip: pull socket", err, errsize)) != PLOG_OK)
         goto fail;
     g->pull_open = true;
-    if ((rv = plog_peer_track(g->pull)) != PLOG_OK) {
+    if ((rv = plog_tls_peer_track(g->pull)) != PLOG_OK) {
         plog_errf(err, errsize, "gossip: cannot track peers");
         goto fail;
     }
@@ -162,16 +162,16 @@ int plog_transport_open(const plog_transport_config *cfg, plog_transport **gp, c
         rv = PLOG_EINVAL;
         goto fail;
     }
-    if ((rv = plog_nngerr_err(nng_listener_create(&l, g->pull, url), "gossip: listen", err, errsize)) !=
+    if ((rv = plog_rpc_nngerr_err(nng_listener_create(&l, g->pull, url), "gossip: listen", err, errsize)) !=
         PLOG_OK)
         goto fail;
     /* Anything far beyond the limit closes the connection unread; between 1x and
      * 4x it is read, counted as oversize and dropped. */
     nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, g->cfg.max_msg_bytes * 4);
     nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, g->server_tls);
-    if ((rv = plog_nngerr_err(nng_listener_start(l, 0), url, err, errsize)) != PLOG_OK)
+    if ((rv = plog_rpc_nngerr_err(nng_listener_start(l, 0), url, err, errsize)) != PLOG_OK)
         goto fail;
-    if ((rv = plog_nngerr_err(nng_aio_alloc(&g->aio, recv_cb, g), "gossip: aio", err, errsize)) != PLOG_OK)
+    if ((rv = plog_rpc_nngerr_err(nng_aio_alloc(&g->aio, recv_cb, g), "gossip: aio", err, errsize)) != PLOG_OK)
         goto fail;
     nng_recv_aio(g->pull, g->aio);
     *gp = g;

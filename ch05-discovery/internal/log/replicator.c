@@ -33,7 +33,7 @@
 
 #include "internal/client/client.h"
 #include "internal/err/err.h"
-#include "internal/server/wire.h"
+#include "internal/rpc/wire.h"
 #include "internal/tls/config.h"
 
 #define NAME_SIZE 128
@@ -109,12 +109,12 @@ static struct origin *origin_find(plog_replicator *r, const char *name, size_t l
 static int record_origin(const uint8_t *buf, size_t len, const uint8_t **name, size_t *nlen, uint64_t *ooff)
 {
     const uint8_t *p = buf, *end = buf + len;
-    plog_wire_field f;
+    plog_rpc_wire_field f;
     int rv;
     *name = NULL;
     *nlen = 0;
     *ooff = 0;
-    while ((rv = plog_wire_next(&p, end, &f)) == 1) {
+    while ((rv = plog_rpc_wire_next(&p, end, &f)) == 1) {
         if (f.num == 5 && f.type == PLOG_WT_LEN) {
             *name = f.ptr;
             *nlen = f.len;
@@ -239,10 +239,10 @@ static int client_open(struct member *m, const char *addr, plog_client **cp, plo
     else
         snprintf(url, sizeof url, "tls+tcp://%s", addr);
     if (plog_tls_url_host(url, host, sizeof host) != PLOG_OK)
-        return plog_status_set(st, PLOG_STATUS_INVALID_ARGUMENT, "bad address %s", addr);
+        return plog_rpc_status_set(st, PLOG_STATUS_INVALID_ARGUMENT, "bad address %s", addr);
     nng_tls_config *tls;
     if (plog_tls_config_client(r->cert, r->key, r->ca, host, &tls, why, sizeof why) != PLOG_OK)
-        return plog_status_set(st, PLOG_STATUS_UNAUTHENTICATED, "%s", why);
+        return plog_rpc_status_set(st, PLOG_STATUS_UNAUTHENTICATED, "%s", why);
     plog_client_config cc = {
         .tls = tls,
         .wait_for_server = true,
@@ -295,8 +295,8 @@ static bool append_batch(struct member *m, Log__V1__ConsumeResponse *resp, uint6
         if (rv != PLOG_OK) {
             char why[160];
             plog_log_errmsg(r->log, why, sizeof why);
-            fprintf(stderr, "level=error msg=\"replication append failed\" origin=%s err=\"%s\" detail=\"%s\"\n",
-                    m->name, plog_strerror(rv), why);
+            plog_logger_log(r->cfg.logger, PLOG_LOGGER_ERROR, "replication append failed", "origin", m->name, "err",
+                            plog_strerror(rv), "detail", why, NULL);
             ok = false;
         } else {
             pthread_mutex_lock(&r->mu);
@@ -338,8 +338,8 @@ static void *committer_main(void *arg)
         } else {
             char why[160];
             plog_log_errmsg(r->log, why, sizeof why);
-            fprintf(stderr, "level=error msg=\"replication commit failed\" err=\"%s\" detail=\"%s\"\n",
-                    plog_strerror(rv), why);
+            plog_logger_log(r->cfg.logger, PLOG_LOGGER_ERROR, "replication commit failed", "err", plog_strerror(rv),
+                            "detail", why, NULL);
         }
         done = target;
         pthread_mutex_lock(&r->mu);
@@ -383,8 +383,8 @@ static void *member_main(void *arg)
             c = NULL;
             if (client_open(m, addr, &c, &st) != PLOG_STATUS_OK) {
                 atomic_fetch_add(&r->errors, 1);
-                fprintf(stderr, "level=warn msg=\"replication: cannot connect\" origin=%s addr=%s err=\"%s\"\n",
-                        m->name, addr, st.msg);
+                plog_logger_log(r->cfg.logger, PLOG_LOGGER_WARN, "replication: cannot connect", "origin", m->name,
+                                "addr", addr, "err", st.msg, NULL);
                 c = NULL;
                 backoff = backoff == 0 ? BACKOFF_MIN_MS : backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
                 wait_stop(m, backoff);
@@ -398,14 +398,14 @@ static void *member_main(void *arg)
         req.wait_ms = r->cfg.poll_wait_ms;
         req.origin_only = 1;
         nng_msg *reply = NULL;
-        plog_env_reply rp;
-        int code = plog_client_call(c, plog_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0, 0, &reply, &rp,
+        plog_rpc_reply rp;
+        int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0, 0, &reply, &rp,
                                     &st);
         if (code != PLOG_STATUS_OK) {
             atomic_fetch_add(&r->errors, 1);
             if (backoff == 0 && code != PLOG_STATUS_UNAVAILABLE)
-                fprintf(stderr, "level=warn msg=\"replication poll failed\" origin=%s code=%s err=\"%s\"\n", m->name,
-                        plog_status_name(code), st.msg);
+                plog_logger_log(r->cfg.logger, PLOG_LOGGER_WARN, "replication poll failed", "origin", m->name, "code",
+                                plog_rpc_status_name(code), "err", st.msg, NULL);
             backoff = backoff == 0 ? BACKOFF_MIN_MS : backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
             wait_stop(m, backoff);
             continue;

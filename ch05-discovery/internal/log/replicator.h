@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "internal/log/log.h"
+#include "internal/logger/logger.h"
 
 typedef struct plog_replicator plog_replicator;
 
@@ -54,6 +55,7 @@ typedef struct plog_replicator_config {
     uint32_t poll_wait_ms;     /* long poll; 0: 250 (also bounds how long a stop takes) */
     plog_replicator_published_fn published; /* may be NULL */
     void *arg;
+    plog_logger *logger; /* borrowed; NULL: silent */
 } plog_replicator_config;
 
 /* plog_replicator_open scans log (borrowed; it must outlive the replicator) for

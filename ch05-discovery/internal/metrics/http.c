@@ -17,7 +17,7 @@
 #include <nng/supplemental/http/http.h>
 
 #include "internal/err/err.h"
-#include "internal/server/nngerr.h"
+#include "internal/rpc/nngerr.h"
 
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 /* A scrape carries no body; refuse big ones rather than buffer them. */
@@ -133,7 +133,7 @@ int plog_metrics_http_open(plog_metrics *m, const char *addr, char *errmsg, size
 fail:;
     char what[300];
     snprintf(what, sizeof what, "%s %s", step, addr);
-    int err = plog_nngerr_err(rv, what, errmsg, errlen); /* the one nng translation */
+    int err = plog_rpc_nngerr_err(rv, what, errmsg, errlen); /* the one nng translation */
     nng_url_free(url);
     plog_metrics_http_close(h);
     return err;

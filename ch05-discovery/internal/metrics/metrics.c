@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "internal/err/err.h"
+#include "internal/rpc/status.h"
 
 #define CACHE_LINE 64
 #define NSLOTS (PLOG_METRICS_BUCKETS + 1)
@@ -51,26 +52,6 @@ static const char *const bucket_le[PLOG_METRICS_BUCKETS] = {
     "0.025",   "0.05",  "0.1",    "0.25",    "0.5",    "1",     "2.5",    "5",     "10",
 };
 
-/* gRPC's status codes (log.proto's Code), by number. */
-static const char *const code_names[PLOG_METRICS_CODES] = {
-    "OK",                  /* 0 */
-    "CANCELLED",           /* 1 */
-    "UNKNOWN",             /* 2 */
-    "INVALID_ARGUMENT",    /* 3 */
-    "DEADLINE_EXCEEDED",   /* 4 */
-    "NOT_FOUND",           /* 5 */
-    "ALREADY_EXISTS",      /* 6 */
-    "PERMISSION_DENIED",   /* 7 */
-    "RESOURCE_EXHAUSTED",  /* 8 */
-    "FAILED_PRECONDITION", /* 9 */
-    "ABORTED",             /* 10 */
-    "OUT_OF_RANGE",        /* 11 */
-    "UNIMPLEMENTED",       /* 12 */
-    "INTERNAL",            /* 13 */
-    "UNAVAILABLE",         /* 14 */
-    "DATA_LOSS",           /* 15 */
-    "UNAUTHENTICATED",     /* 16 */
-};
 #define CODE_UNKNOWN 2
 
 static const struct {
@@ -146,11 +127,6 @@ static size_t method_slot(const plog_metrics *m, int method)
 static size_t code_slot(int code)
 {
     return code >= 0 && code < PLOG_METRICS_CODES ? (size_t)code : CODE_UNKNOWN;
-}
-
-const char *plog_metrics_code_name(int code)
-{
-    return code_names[code_slot(code)];
 }
 
 /* escape_label returns a malloc'd copy of s escaped as the inside of a quoted label
@@ -392,7 +368,7 @@ static void buf_family(struct buf *b, const char *name, const char *type, const 
 static void buf_series_start(struct buf *b, const plog_metrics *m, const char *name,
                              size_t ms, size_t code)
 {
-    buf_printf(b, "%s{method=\"%s\",code=\"%s\"", name, m->labels[ms], code_names[code]);
+    buf_printf(b, "%s{method=\"%s\",code=\"%s\"", name, m->labels[ms], plog_rpc_status_name(code));
 }
 
 struct snap {

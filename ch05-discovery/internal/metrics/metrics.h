@@ -19,14 +19,16 @@
  * cache line unless there are more of them than shards, and even then only the
  * counters are shared, never a lock.
  *
- * Wiring it into the RPC server (the request log is reqlog.h, the endpoint http.h):
+ * Wiring it into the RPC server (internal/server/server.c does this; the request line
+ * is reqlog.h, the endpoint http.h):
  *
  *   static const char *const methods[] = {"Produce", "Consume", "ConsumeStream", "ProduceStream"};
  *   plog_metrics_new(methods, 4, &srv->metrics);                      // server start
  *   plog_metrics_gauge_bind(srv->metrics, PLOG_GAUGE_LOG_NEXT_OFFSET, next_offset_fn, srv->log);
  *   if (metrics_addr) plog_metrics_http_open(srv->metrics, metrics_addr, err, sizeof err, &srv->http);
- *   // pipe notify: ADD_POST -> plog_metrics_gauge_add(m, PLOG_GAUGE_OPEN_CONNECTIONS, +1),
- *   //              REM_POST -> ... -1
+ *   // pipe notify: ADD_PRE  -> plog_metrics_gauge_add(m, PLOG_GAUGE_OPEN_CONNECTIONS, +1),
+ *   //              REM_POST -> ... -1   (nng pairs these two: a pipe rejected after
+ *   //              ADD_PRE still gets REM_POST; ADD_POST would miss such pipes)
  *   // per request: t0 = monotonic ns when the request is received; after the reply is sent:
  *   plog_metrics_observe(m, method_id, code, now_ns() - t0, req_len, rep_len);
  *   // shutdown: plog_metrics_http_close(srv->http); unbind gauges; plog_metrics_free(m);
@@ -124,9 +126,5 @@ void plog_metrics_gauge_bind(plog_metrics *m, plog_metrics_gauge g, plog_metrics
  * free()) of *len bytes, not counting the NUL. Each (method, code) histogram is
  * read as one snapshot, so its _count always equals its +Inf bucket. PLOG_ENOMEM. */
 int plog_metrics_render(plog_metrics *m, char **out, size_t *len);
-
-/* plog_metrics_code_name returns gRPC's name for code ("OK", "NOT_FOUND", ...), or
- * "UNKNOWN" outside 0..16. Static string. */
-const char *plog_metrics_code_name(int code);
 
 #endif

@@ -20,6 +20,7 @@
 
 #include "internal/err/err.h"
 #include "internal/metrics/metrics.h"
+#include "internal/logger/logger.h"
 #include "internal/metrics/reqlog.h"
 
 #define DURATION_MS 400
@@ -40,7 +41,7 @@ enum kind { OBSERVE, SHARED_ADD, REQLOG, REQLOG_FILTERED };
 struct run {
     enum kind kind;
     plog_metrics *m;
-    plog_reqlog *l;
+    plog_logger *l;
     _Atomic uint64_t shared;
     atomic_bool stop;
     atomic_int ready;
@@ -56,8 +57,8 @@ static void *work(void *arg)
 {
     struct worker *w = arg;
     struct run *r = w->r;
-    plog_reqlog_entry e = {.method = "Produce", .status = "OK", .peer = "root",
-                           .bytes_in = 120, .bytes_out = 8};
+    plog_metrics_reqlog_entry e = {.method = "Produce", .status = "OK", .peer = "root",
+                                   .bytes_in = 120, .bytes_out = 8};
     uint64_t i = (uint64_t)w->id * 7919;
 
     atomic_fetch_add(&r->ready, 1);
@@ -75,7 +76,7 @@ static void *work(void *arg)
             case REQLOG:
             case REQLOG_FILTERED:
                 e.latency_ns = i % 1000000u;
-                plog_reqlog_request(r->l, &e);
+                plog_metrics_reqlog(r->l, PLOG_LOGGER_INFO, &e);
                 break;
             }
         }
@@ -159,16 +160,16 @@ int main(void)
         perror("/dev/null");
         return 1;
     }
-    if ((rv = plog_reqlog_new(devnull, PLOG_LEVEL_INFO, PLOG_LEVEL_INFO, &r.l)) != PLOG_OK) {
-        fprintf(stderr, "plog_reqlog_new: %s\n", plog_strerror(rv));
+    if ((rv = plog_logger_new(devnull, PLOG_LOGGER_INFO, &r.l)) != PLOG_OK) {
+        fprintf(stderr, "plog_logger_new: %s\n", plog_strerror(rv));
         return 1;
     }
     r.kind = REQLOG;
     printf("bench reqlog.request %.0f lines/s threads=2 sink=/dev/null\n", run_threads(&r, 2));
-    plog_reqlog_set_level(r.l, PLOG_LEVEL_WARN);
+    plog_logger_set_level(r.l, PLOG_LOGGER_WARN);
     r.kind = REQLOG_FILTERED;
     printf("bench reqlog.filtered %.0f ops/s threads=2 level=warn\n", run_threads(&r, 2));
-    plog_reqlog_free(r.l);
+    plog_logger_free(r.l);
     close(devnull);
     plog_metrics_free(r.m);
     return 0;

@@ -80,18 +80,6 @@ static void test_metrics_new_rejects_bad_method_lists(void **state)
     plog_metrics_free(NULL);
 }
 
-static void test_metrics_code_names_are_grpc_names(void **state)
-{
-    (void)state;
-    assert_string_equal(plog_metrics_code_name(0), "OK");
-    assert_string_equal(plog_metrics_code_name(5), "NOT_FOUND");
-    assert_string_equal(plog_metrics_code_name(7), "PERMISSION_DENIED");
-    assert_string_equal(plog_metrics_code_name(11), "OUT_OF_RANGE");
-    assert_string_equal(plog_metrics_code_name(16), "UNAUTHENTICATED");
-    assert_string_equal(plog_metrics_code_name(17), "UNKNOWN");
-    assert_string_equal(plog_metrics_code_name(-1), "UNKNOWN");
-}
-
 static void test_metrics_fresh_registry_shows_zero_ok_series_per_method(void **state)
 {
     plog_metrics *m = *state;
@@ -409,7 +397,6 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_new_rejects_bad_method_lists),
-        cmocka_unit_test(test_metrics_code_names_are_grpc_names),
         cmocka_unit_test_setup_teardown(test_metrics_fresh_registry_shows_zero_ok_series_per_method,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_observe_counts_by_method_and_code, setup,

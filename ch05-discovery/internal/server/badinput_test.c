@@ -17,7 +17,7 @@
 
 #include "internal/client/client.h"
 #include "internal/err/err.h"
-#include "internal/server/nngerr.h"
+#include "internal/rpc/nngerr.h"
 #include "internal/server/testserver.h"
 
 #define MAX_MSG 65536
@@ -73,8 +73,8 @@ static int call(struct fixture *f, const void *buf, size_t len, char *msg, size_
         *nrv = rv;
         return -1;
     }
-    plog_env_reply rp;
-    assert_int_equal(plog_env_reply_decode(nng_msg_body(m), nng_msg_len(m), &rp), PLOG_OK);
+    plog_rpc_reply rp;
+    assert_int_equal(plog_rpc_reply_decode(nng_msg_body(m), nng_msg_len(m), &rp), PLOG_OK);
     if (msg != NULL)
         snprintf(msg, size, "%.*s", (int)rp.message_len, rp.message);
     int code = rp.code;
@@ -102,7 +102,7 @@ static int produce(struct fixture *f, const void *value, size_t len, uint64_t de
     req.record = &rec;
     nng_msg *m;
     assert_int_equal(
-        plog_env_request_msg(plog_method_name(PLOG_METHOD_PRODUCE), &req.base, deadline, 0, 0, &m), PLOG_OK);
+        plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_PRODUCE), &req.base, deadline, 0, 0, &m), PLOG_OK);
     return call_msg(f, m, msg, size);
 }
 
@@ -150,7 +150,7 @@ static void test_badinput_unknown_method_is_unimplemented(void **state)
 {
     struct fixture *f = *state;
     nng_msg *m;
-    assert_int_equal(plog_env_request_msg("/log.v1.Log/Truncate", NULL, 0, 0, 0, &m), PLOG_OK);
+    assert_int_equal(plog_rpc_request_msg("/log.v1.Log/Truncate", NULL, 0, 0, 0, &m), PLOG_OK);
     char msg[256];
     assert_int_equal(call_msg(f, m, msg, sizeof msg), PLOG_STATUS_UNIMPLEMENTED);
     assert_string_equal(msg, "unknown method \"/log.v1.Log/Truncate\"");
@@ -162,7 +162,7 @@ static void test_badinput_produce_without_a_record_is_invalid_argument(void **st
     struct fixture *f = *state;
     Log__V1__ProduceRequest req = LOG__V1__PRODUCE_REQUEST__INIT;
     nng_msg *m;
-    assert_int_equal(plog_env_request_msg(plog_method_name(PLOG_METHOD_PRODUCE), &req.base, 0, 0, 0, &m),
+    assert_int_equal(plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_PRODUCE), &req.base, 0, 0, 0, &m),
                      PLOG_OK);
     char msg[256];
     assert_int_equal(call_msg(f, m, msg, sizeof msg), PLOG_STATUS_INVALID_ARGUMENT);
@@ -194,13 +194,13 @@ static void test_badinput_message_beyond_recvmaxsz_drops_only_that_connection(vo
     Log__V1__ProduceRequest req = LOG__V1__PRODUCE_REQUEST__INIT;
     req.record = &rec;
     nng_msg *m;
-    assert_int_equal(plog_env_request_msg(plog_method_name(PLOG_METHOD_PRODUCE), &req.base, 0, 0, 0, &m),
+    assert_int_equal(plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_PRODUCE), &req.base, 0, 0, 0, &m),
                      PLOG_OK);
     int code = call(f, nng_msg_body(m), nng_msg_len(m), msg, sizeof msg, &nrv);
     nng_msg_free(m);
     free(value);
     assert_int_equal(code, -1); /* nng closed the pipe: no reply */
-    assert_int_equal(plog_nngerr_status(nrv), PLOG_STATUS_UNAVAILABLE);
+    assert_int_equal(plog_rpc_nngerr_status(nrv), PLOG_STATUS_UNAVAILABLE);
     /* The dialer reconnects and the server serves on. */
     assert_good_request_works(f);
 
@@ -238,7 +238,7 @@ static void test_badinput_deadline_already_passed_is_deadline_exceeded(void **st
 {
     struct fixture *f = *state;
     char msg[256];
-    assert_int_equal(produce(f, "late", 4, plog_env_now_unix_ms() - 1000, msg, sizeof msg),
+    assert_int_equal(produce(f, "late", 4, plog_rpc_now_unix_ms() - 1000, msg, sizeof msg),
                      PLOG_STATUS_DEADLINE_EXCEEDED);
     assert_good_request_works(f);
     /* Not applied: the good request got offset 0. */

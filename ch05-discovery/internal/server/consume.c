@@ -4,7 +4,7 @@
  * max_bytes) and a wait. When records at the offset are visible the worker answers
  * at once with as many as the bounds allow; otherwise it parks: it joins the
  * parked list and arms a timer on its own aio (nng_sleep_aio), and no thread waits.
- * A produce that makes records visible (plog_srv_advance) cancels the timers of
+ * A produce that makes records visible (plog_server_advance) cancels the timers of
  * the parked polls it can answer, so each one's callback runs at once with
  * NNG_ECANCELED, reads its batch and answers; a timer that expires answers an
  * empty batch. Either way the reply's next_offset tells the client where to poll
@@ -18,13 +18,15 @@
  * ch05: a ConsumeStream with origin_only (a replicator) gets only the records this
  * server originated: a record whose encoding has field 5 (origin) is a copy of
  * another node's and is skipped, and next_offset moves past it all the same. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal/err/err.h"
+#include "internal/logger/logger.h"
+#include "internal/rpc/status.h"
+#include "internal/rpc/wire.h"
 #include "internal/server/server_int.h"
-#include "internal/server/status.h"
-#include "internal/server/wire.h"
 
 #define RESERVE_WORKERS 16
 #define DEFAULT_BATCH_RECORDS 1024
@@ -35,24 +37,26 @@
 static void reply_read_error(struct worker *w, int rv, uint64_t off)
 {
     if (rv == PLOG_ERANGE) {
-        plog_srv_reply_error(w, PLOG_STATUS_OUT_OF_RANGE, "offset out of range: %llu",
+        plog_server_reply_error(w, PLOG_STATUS_OUT_OF_RANGE, "offset out of range: %llu",
                              (unsigned long long)off);
         return;
     }
     char why[160];
     plog_log_errmsg(w->srv->log, why, sizeof why);
-    plog_srv_log("error", "msg=\"read failed\" offset=%llu err=\"%s\" detail=\"%s\"", (unsigned long long)off,
-                 plog_strerror(rv), why);
-    plog_srv_reply_error(w, plog_status_from_err(rv), "read of offset %llu failed: %s: %s",
+    char offs[24];
+    snprintf(offs, sizeof offs, "%llu", (unsigned long long)off);
+    plog_logger_log(w->srv->cfg.logger, PLOG_LOGGER_ERROR, "read failed", "offset", offs, "err", plog_strerror(rv),
+                    "detail", why, NULL);
+    plog_server_reply_error(w, plog_rpc_status_from_err(rv), "read of offset %llu failed: %s: %s",
                          (unsigned long long)off, plog_strerror(rv), why);
 }
 
-void plog_srv_consume(struct worker *w, const plog_env_request *rq)
+void plog_server_consume(struct worker *w, const plog_rpc_request *rq)
 {
     plog_server *s = w->srv;
     Log__V1__ConsumeRequest *cr = log__v1__consume_request__unpack(NULL, rq->body_len, rq->body);
     if (cr == NULL) {
-        plog_srv_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "malformed ConsumeRequest");
+        plog_server_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "malformed ConsumeRequest");
         return;
     }
     uint64_t off = cr->offset;
@@ -69,16 +73,15 @@ void plog_srv_consume(struct worker *w, const plog_env_request *rq)
         return;
     }
     uint8_t hdr[16];
-    uint8_t *p = plog_wire_put_len(hdr, 2, len);
-    size_t hlen = (size_t)(p - hdr);
-    if (plog_env_reply_begin(w->msg, 0, NULL, hlen + len) != PLOG_OK ||
+    size_t hlen = plog_rpc_wire_consume_record_header(hdr, len);
+    if (plog_rpc_reply_begin(w->msg, 0, NULL, hlen + len) != PLOG_OK ||
         nng_msg_append(w->msg, hdr, hlen) != 0 || nng_msg_append(w->msg, rec, len) != 0) {
         free(rec);
-        plog_srv_done_silently(w);
+        plog_server_done_silently(w);
         return;
     }
     free(rec);
-    plog_srv_reply(w);
+    plog_server_reply(w);
 }
 
 /* answer_batch answers a poll at w->off with what is visible now (maybe nothing). */
@@ -86,8 +89,8 @@ void plog_srv_consume(struct worker *w, const plog_env_request *rq)
 static bool has_origin(const uint8_t *rec, size_t len)
 {
     const uint8_t *p = rec, *end = rec + len;
-    plog_wire_field f;
-    while (plog_wire_next(&p, end, &f) == 1)
+    plog_rpc_wire_field f;
+    while (plog_rpc_wire_next(&p, end, &f) == 1)
         if (f.num == 5 && f.type == PLOG_WT_LEN && f.len > 0)
             return true;
     return false;
@@ -120,30 +123,21 @@ static void answer_batch(struct worker *w)
         }
         b.n = k;
     }
-    size_t body = 1 + plog_wire_varint_size(next);
-    for (size_t i = 0; i < b.n; i++)
-        body += plog_wire_len_size(3, b.len[i]);
-    if (plog_env_reply_begin(w->msg, 0, NULL, body) != PLOG_OK) {
+    size_t body = plog_rpc_wire_consume_batch_size(b.len, b.n, next);
+    if (plog_rpc_reply_begin(w->msg, 0, NULL, body) != PLOG_OK) {
         plog_log_batch_fini(&b);
-        plog_srv_done_silently(w);
+        plog_server_done_silently(w);
         return;
     }
     size_t at = nng_msg_len(w->msg);
     if (nng_msg_realloc(w->msg, at + body) != 0) {
         plog_log_batch_fini(&b);
-        plog_srv_done_silently(w);
+        plog_server_done_silently(w);
         return;
     }
-    uint8_t *p = (uint8_t *)nng_msg_body(w->msg) + at;
-    for (size_t i = 0; i < b.n; i++) {
-        p = plog_wire_put_len(p, 3, b.len[i]);
-        memcpy(p, b.rec[i], b.len[i]);
-        p += b.len[i];
-    }
-    *p++ = 4 << 3 | PLOG_WT_VARINT;
-    plog_wire_put_varint(p, next);
+    plog_rpc_wire_consume_batch_put((uint8_t *)nng_msg_body(w->msg) + at, b.rec, b.len, b.n, next);
     plog_log_batch_fini(&b);
-    plog_srv_reply(w);
+    plog_server_reply(w);
 }
 
 static void unlink_parked(plog_server *s, struct worker *w)
@@ -177,7 +171,7 @@ static void park(struct worker *w, uint32_t wait_ms)
         atomic_fetch_sub(&s->nparked_hint, 1);
         unsigned n = s->nparked;
         pthread_mutex_unlock(&s->mu);
-        plog_srv_reply_error(w, PLOG_STATUS_RESOURCE_EXHAUSTED, "too many parked consumers (%u); retry later",
+        plog_server_reply_error(w, PLOG_STATUS_RESOURCE_EXHAUSTED, "too many parked consumers (%u); retry later",
                              n);
         return;
     }
@@ -194,7 +188,7 @@ static void park(struct worker *w, uint32_t wait_ms)
     pthread_mutex_unlock(&s->mu);
 }
 
-void plog_srv_parked_cb(struct worker *w)
+void plog_server_parked_cb(struct worker *w)
 {
     plog_server *s = w->srv;
     pthread_mutex_lock(&s->mu);
@@ -205,7 +199,7 @@ void plog_srv_parked_cb(struct worker *w)
     answer_batch(w);
 }
 
-void plog_srv_wake(plog_server *s, bool all)
+void plog_server_wake(plog_server *s, bool all)
 {
     pthread_mutex_lock(&s->mu);
     uint64_t visible = atomic_load(&s->visible);
@@ -224,12 +218,12 @@ void plog_srv_wake(plog_server *s, bool all)
     pthread_mutex_unlock(&s->mu);
 }
 
-void plog_srv_consume_stream(struct worker *w, const plog_env_request *rq)
+void plog_server_consume_stream(struct worker *w, const plog_rpc_request *rq)
 {
     plog_server *s = w->srv;
     Log__V1__ConsumeRequest *cr = log__v1__consume_request__unpack(NULL, rq->body_len, rq->body);
     if (cr == NULL) {
-        plog_srv_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "malformed ConsumeRequest");
+        plog_server_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "malformed ConsumeRequest");
         return;
     }
     w->off = cr->offset;
@@ -247,13 +241,13 @@ void plog_srv_consume_stream(struct worker *w, const plog_env_request *rq)
 
     uint64_t lowest = plog_log_lowest_offset(s->log);
     if (w->off < lowest) {
-        plog_srv_reply_error(w, PLOG_STATUS_OUT_OF_RANGE,
+        plog_server_reply_error(w, PLOG_STATUS_OUT_OF_RANGE,
                              "offset out of range: %llu is below the lowest offset %llu",
                              (unsigned long long)w->off, (unsigned long long)lowest);
         return;
     }
     if (rq->deadline_unix_ms != 0) {
-        uint64_t now = plog_env_now_unix_ms();
+        uint64_t now = plog_rpc_now_unix_ms();
         uint64_t left = rq->deadline_unix_ms > now + DEADLINE_MARGIN_MS
                             ? rq->deadline_unix_ms - now - DEADLINE_MARGIN_MS
                             : 0;

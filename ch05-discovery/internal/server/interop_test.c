@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "internal/err/err.h"
-#include "internal/server/envelope.h"
+#include "internal/rpc/envelope.h"
 #include "internal/server/testserver.h"
 
 struct fixture {
@@ -128,8 +128,8 @@ static void test_interop_protoc_and_nngcat_produce_and_consume(void **state)
     snprintf(path, sizeof path, "%s/reply.bin", f->tmp);
     size_t n;
     char *raw = slurp(path, &n);
-    plog_env_reply rp;
-    assert_int_equal(plog_env_reply_decode(raw, n, &rp), PLOG_OK);
+    plog_rpc_reply rp;
+    assert_int_equal(plog_rpc_reply_decode(raw, n, &rp), PLOG_OK);
     snprintf(path, sizeof path, "%s/response.bin", f->tmp);
     FILE *fp = fopen(path, "wb");
     fwrite(rp.body, 1, rp.body_len, fp);

@@ -23,9 +23,10 @@
 #include <string.h>
 
 #include "internal/err/err.h"
+#include "internal/logger/logger.h"
+#include "internal/rpc/status.h"
+#include "internal/rpc/wire.h"
 #include "internal/server/server_int.h"
-#include "internal/server/status.h"
-#include "internal/server/wire.h"
 
 static struct dedup_entry *dedup_slot(plog_server *s, uint64_t cid, uint64_t seq)
 {
@@ -74,33 +75,25 @@ static void dedup_finish(plog_server *s, const struct worker *w, bool ok)
 }
 
 /* reply_offsets answers ProduceResponse{offset = first, count} (count only for
- * ProduceStream), encoded by hand: 0x08 varint, 0x10 varint. */
+ * ProduceStream), encoded by hand (internal/rpc/wire.h). */
 static void reply_offsets(struct worker *w, bool stream)
 {
-    uint8_t body[24], *p = body;
-    if (w->first != 0) {
-        *p++ = 1 << 3 | PLOG_WT_VARINT;
-        p = plog_wire_put_varint(p, w->first);
-    }
-    if (stream) {
-        *p++ = 2 << 3 | PLOG_WT_VARINT;
-        p = plog_wire_put_varint(p, w->count);
-    }
-    size_t n = (size_t)(p - body);
-    if (plog_env_reply_begin(w->msg, 0, NULL, n) != PLOG_OK || nng_msg_append(w->msg, body, n) != 0) {
-        plog_srv_done_silently(w);
+    uint8_t body[PLOG_RPC_WIRE_PRODUCE_RESPONSE_MAX];
+    size_t n = plog_rpc_wire_produce_response(body, w->first, stream ? w->count : 0);
+    if (plog_rpc_reply_begin(w->msg, 0, NULL, n) != PLOG_OK || nng_msg_append(w->msg, body, n) != 0) {
+        plog_server_done_silently(w);
         return;
     }
-    plog_srv_reply(w);
+    plog_server_reply(w);
 }
 
-void plog_srv_advance(plog_server *s, uint64_t next)
+void plog_server_advance(plog_server *s, uint64_t next)
 {
     uint64_t cur = atomic_load(&s->visible);
     while (cur < next && !atomic_compare_exchange_weak(&s->visible, &cur, next))
         ;
     if (atomic_load(&s->nparked_hint) > 0)
-        plog_srv_wake(s, false);
+        plog_server_wake(s, false);
 }
 
 /* complete answers a produce whose commit returned rv. */
@@ -111,11 +104,12 @@ static void complete(struct worker *w, int rv, bool stream)
     if (rv != PLOG_OK) {
         char why[160];
         plog_log_errmsg(s->log, why, sizeof why);
-        plog_srv_log("error", "msg=\"commit failed\" err=\"%s\" detail=\"%s\"", plog_strerror(rv), why);
-        plog_srv_reply_error(w, plog_status_from_err(rv), "commit failed: %s: %s", plog_strerror(rv), why);
+        plog_logger_log(s->cfg.logger, PLOG_LOGGER_ERROR, "commit failed", "err", plog_strerror(rv), "detail", why,
+                        NULL);
+        plog_server_reply_error(w, plog_rpc_status_from_err(rv), "commit failed: %s: %s", plog_strerror(rv), why);
         return;
     }
-    plog_srv_advance(s, w->first + w->count);
+    plog_server_advance(s, w->first + w->count);
     reply_offsets(w, stream);
 }
 
@@ -151,25 +145,25 @@ static void enqueue(struct worker *w)
     pthread_mutex_unlock(&s->mu);
 }
 
-void plog_srv_produce(struct worker *w, const plog_env_request *rq, bool stream)
+void plog_server_produce(struct worker *w, const plog_rpc_request *rq, bool stream)
 {
     plog_server *s = w->srv;
     Log__V1__ProduceRequest *pr = log__v1__produce_request__unpack(NULL, rq->body_len, rq->body);
     if (pr == NULL) {
-        plog_srv_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "malformed ProduceRequest");
+        plog_server_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "malformed ProduceRequest");
         return;
     }
     size_t n = (pr->record != NULL ? 1 : 0) + pr->n_records;
     if (!stream && (pr->record == NULL || pr->n_records > 0)) {
         log__v1__produce_request__free_unpacked(pr, NULL);
-        plog_srv_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT,
+        plog_server_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT,
                              "Produce takes exactly one record (field 1); batches go to "
                              "ProduceStream");
         return;
     }
     if (n == 0) {
         log__v1__produce_request__free_unpacked(pr, NULL);
-        plog_srv_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "no record to produce");
+        plog_server_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "no record to produce");
         return;
     }
     w->client_id = rq->client_id;
@@ -179,7 +173,7 @@ void plog_srv_produce(struct worker *w, const plog_env_request *rq, bool stream)
         if (v != DEDUP_NEW) {
             log__v1__produce_request__free_unpacked(pr, NULL);
             if (v == DEDUP_IN_FLIGHT)
-                plog_srv_done_silently(w);
+                plog_server_done_silently(w);
             else
                 reply_offsets(w, stream);
             return;
@@ -272,7 +266,7 @@ static void *committer_main(void *arg)
     return NULL;
 }
 
-int plog_srv_committer_start(plog_server *s)
+int plog_server_committer_start(plog_server *s)
 {
     if (pthread_create(&s->committer, NULL, committer_main, s) != 0)
         return PLOG_ENOMEM;
@@ -280,7 +274,7 @@ int plog_srv_committer_start(plog_server *s)
     return PLOG_OK;
 }
 
-void plog_srv_committer_stop(plog_server *s)
+void plog_server_committer_stop(plog_server *s)
 {
     if (!s->committer_started)
         return;

@@ -24,7 +24,7 @@
     do {                                                                \
         int rv_ = (expr);                                               \
         if (rv_ != PLOG_STATUS_OK)                                      \
-            fail_msg("%s: %s (%d)", #expr, plog_status_name(rv_), rv_); \
+            fail_msg("%s: %s (%d)", #expr, plog_rpc_status_name(rv_), rv_); \
     } while (0)
 
 struct fixture {
@@ -63,7 +63,7 @@ static plog_client *open_as(struct fixture *f, const char *who)
     int code = plog_client_open(f->srv.addr, &cfg, &c, &st);
     nng_tls_config_free(cfg.tls); /* the client holds its own reference */
     if (code != PLOG_STATUS_OK)
-        fail_msg("open as %s: %s: %s", who, plog_status_name(code), st.msg);
+        fail_msg("open as %s: %s: %s", who, plog_rpc_status_name(code), st.msg);
     return c;
 }
 
@@ -83,24 +83,24 @@ static void test_security_root_produces_and_consumes(void **state)
     log__v1__record__free_unpacked(rec, NULL);
 
     /* Go: testProduceConsumeStream: both streams are the same two actions. */
-    plog_producer_config pc = {.window = 2, .batch_records = 2};
-    plog_producer *p;
+    plog_client_producer_config pc = {.window = 2, .batch_records = 2};
+    plog_client_producer *p;
     plog_rpc_status st;
-    assert_status_ok(plog_producer_open(c, &pc, &p, &st));
-    assert_status_ok(plog_producer_send(p, "first message", 13, &st));
-    assert_status_ok(plog_producer_send(p, "second message", 14, &st));
-    assert_status_ok(plog_producer_flush(p, &st));
-    plog_producer_close(p);
-    plog_consumer *it;
-    assert_status_ok(plog_consumer_open(c, 1, NULL, &it));
+    assert_status_ok(plog_client_producer_open(c, &pc, &p, &st));
+    assert_status_ok(plog_client_producer_send(p, "first message", 13, &st));
+    assert_status_ok(plog_client_producer_send(p, "second message", 14, &st));
+    assert_status_ok(plog_client_producer_flush(p, &st));
+    plog_client_producer_close(p);
+    plog_client_consumer *it;
+    assert_status_ok(plog_client_consumer_open(c, 1, NULL, &it));
     const uint8_t *v;
     size_t len;
-    assert_status_ok(plog_consumer_next(it, &v, &len, &off, &st));
+    assert_status_ok(plog_client_consumer_next(it, &v, &len, &off, &st));
     assert_int_equal(off, 1);
     assert_memory_equal(v, "first message", 13);
-    assert_status_ok(plog_consumer_next(it, &v, &len, &off, &st));
+    assert_status_ok(plog_client_consumer_next(it, &v, &len, &off, &st));
     assert_int_equal(off, 2);
-    plog_consumer_close(it);
+    plog_client_consumer_close(it);
 
     /* Go: testConsumePastBoundary */
     int code = plog_client_consume(c, 3, &rec, &st);
@@ -127,21 +127,21 @@ static void test_security_nobody_is_denied_produce_and_consume(void **state)
     assert_null(rec);
 
     /* The streams are produce and consume too. */
-    plog_producer_config pc = {.window = 1};
-    plog_producer *p;
-    assert_status_ok(plog_producer_open(c, &pc, &p, &st));
-    int code = plog_producer_send(p, "y", 1, &st);
+    plog_client_producer_config pc = {.window = 1};
+    plog_client_producer *p;
+    assert_status_ok(plog_client_producer_open(c, &pc, &p, &st));
+    int code = plog_client_producer_send(p, "y", 1, &st);
     if (code == PLOG_STATUS_OK)
-        code = plog_producer_flush(p, &st);
+        code = plog_client_producer_flush(p, &st);
     assert_int_equal(code, PLOG_STATUS_PERMISSION_DENIED);
-    plog_producer_close(p);
-    plog_consumer *it;
+    plog_client_producer_close(p);
+    plog_client_consumer *it;
     const uint8_t *v;
     size_t len;
-    assert_status_ok(plog_consumer_open(c, 0, NULL, &it));
-    assert_int_equal(plog_consumer_next(it, &v, &len, &off, &st), PLOG_STATUS_PERMISSION_DENIED);
+    assert_status_ok(plog_client_consumer_open(c, 0, NULL, &it));
+    assert_int_equal(plog_client_consumer_next(it, &v, &len, &off, &st), PLOG_STATUS_PERMISSION_DENIED);
     assert_string_equal(st.msg, "nobody not permitted to consume to *");
-    plog_consumer_close(it);
+    plog_client_consumer_close(it);
 
     /* Nothing nobody tried reached the log. */
     assert_int_equal(plog_client_consume(root, 1, &rec, &st), PLOG_STATUS_OUT_OF_RANGE);
@@ -193,7 +193,7 @@ static void refused(struct fixture *f, const char *who, int code, const char *ne
         plog_client_close(c);
     if (got != code || strstr(st.msg, needle) == NULL)
         fail_msg("as %s: %s: %s; want %s with \"%s\"", who != NULL ? who : "(no certificate)",
-                 plog_status_name(got), st.msg, plog_status_name(code), needle);
+                 plog_rpc_status_name(got), st.msg, plog_rpc_status_name(code), needle);
     assert_true(dt < 5000);
 }
 
@@ -311,7 +311,7 @@ static void check(const struct who *who, const char *action, int code, const cha
     }
     pthread_mutex_lock(&wrong_mu);
     if (first_wrong[0] == '\0')
-        snprintf(first_wrong, sizeof first_wrong, "%s %s: %s %s", who->cn, action, plog_status_name(code),
+        snprintf(first_wrong, sizeof first_wrong, "%s %s: %s %s", who->cn, action, plog_rpc_status_name(code),
                  msg);
     pthread_mutex_unlock(&wrong_mu);
     atomic_fetch_add(&wrong, 1);

@@ -21,18 +21,20 @@
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "internal/err/err.h"
-#include "internal/server/nngerr.h"
+#include "internal/logger/logger.h"
+#include "internal/metrics/reqlog.h"
+#include "internal/rpc/nngerr.h"
+#include "internal/rpc/status.h"
+#include "internal/server/server_int.h"
 #include "internal/tls/config.h"
 #include "internal/tls/peer.h"
-#include "internal/server/server_int.h"
-#include "internal/server/status.h"
 
 #define DEFAULT_MAX_MSG (4u << 20)
 #define DEFAULT_WORKERS 256
 #define DEFAULT_MAX_WAIT_MS 30000
 #define CLOSE_GRACE_MS 3000
 
-/* Short method names for metrics and logs, indexed by plog_method. */
+/* Short method names for metrics and logs, indexed by plog_rpc_method. */
 static const char *const method_names[] = {
     [PLOG_METHOD_UNKNOWN] = "unknown",
     [PLOG_METHOD_PRODUCE] = "Produce",
@@ -44,7 +46,7 @@ static const char *const method_names[] = {
 
 int plog_server_metrics_new(plog_metrics **mp)
 {
-    /* plog_metrics method i is plog_method i + 1. */
+    /* plog_metrics method i is plog_rpc_method i + 1. */
     return plog_metrics_new(method_names + 1, PLOG_METHOD_GET_MEMBERS, mp);
 }
 
@@ -65,28 +67,18 @@ static void finish(struct worker *w)
         int m = w->method != PLOG_METHOD_UNKNOWN ? (int)w->method - 1 : PLOG_METRICS_MAX_METHODS;
         plog_metrics_observe(s->cfg.metrics, m, w->code, dt, w->bytes_in, w->bytes_out);
     }
-    if (s->cfg.reqlog != NULL) {
-        plog_reqlog_entry e = {
+    if (s->cfg.log_requests) {
+        plog_metrics_reqlog_entry e = {
             .method = method_names[w->method],
-            .status = plog_status_name(w->code),
+            .status = plog_rpc_status_name(w->code),
             .latency_ns = dt,
             .peer = w->peer,
             .bytes_in = w->bytes_in,
             .bytes_out = w->bytes_out,
             .err = w->code != PLOG_STATUS_OK ? w->error : NULL,
         };
-        plog_reqlog_request(s->cfg.reqlog, &e);
+        plog_metrics_reqlog(s->cfg.logger, PLOG_LOGGER_INFO, &e);
     }
-}
-
-void plog_srv_log(const char *level, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "level=%s %s\n", level, line);
 }
 
 static void recv_next(struct worker *w)
@@ -109,7 +101,7 @@ static void recv_next(struct worker *w)
     nng_ctx_recv(w->ctx, w->aio);
 }
 
-void plog_srv_reply(struct worker *w)
+void plog_server_reply(struct worker *w)
 {
     nng_msg *m = w->msg;
     w->msg = NULL;
@@ -119,7 +111,7 @@ void plog_srv_reply(struct worker *w)
     nng_ctx_send(w->ctx, w->aio);
 }
 
-void plog_srv_reply_error(struct worker *w, int code, const char *fmt, ...)
+void plog_server_reply_error(struct worker *w, int code, const char *fmt, ...)
 {
     char text[256];
     va_list ap;
@@ -128,14 +120,14 @@ void plog_srv_reply_error(struct worker *w, int code, const char *fmt, ...)
     va_end(ap);
     w->code = code;
     snprintf(w->error, sizeof w->error, "%s", text);
-    if (plog_env_reply_begin(w->msg, code, text, 0) != PLOG_OK) {
-        plog_srv_done_silently(w);
+    if (plog_rpc_reply_begin(w->msg, code, text, 0) != PLOG_OK) {
+        plog_server_done_silently(w);
         return;
     }
-    plog_srv_reply(w);
+    plog_server_reply(w);
 }
 
-void plog_srv_done_silently(struct worker *w)
+void plog_server_done_silently(struct worker *w)
 {
     if (w->msg != NULL)
         nng_msg_free(w->msg);
@@ -167,14 +159,14 @@ static bool authorize(struct worker *w)
         return true; /* answered UNIMPLEMENTED, which reveals nothing */
     }
     if (w->peer[0] == '\0') {
-        plog_srv_reply_error(w, PLOG_STATUS_UNAUTHENTICATED,
+        plog_server_reply_error(w, PLOG_STATUS_UNAUTHENTICATED,
                              "no verified client certificate on this connection");
         return false;
     }
     if (plog_auth_authorize(s->cfg.acl, w->peer, PLOG_AUTH_OBJECT_ANY, action) != PLOG_OK) {
         char text[PLOG_TLS_CN_SIZE + 64];
         plog_auth_denial(w->peer, PLOG_AUTH_OBJECT_ANY, action, text, sizeof text);
-        plog_srv_reply_error(w, PLOG_STATUS_PERMISSION_DENIED, "%s", text);
+        plog_server_reply_error(w, PLOG_STATUS_PERMISSION_DENIED, "%s", text);
         return false;
     }
     return true;
@@ -187,25 +179,25 @@ static void get_members(struct worker *w)
     uint8_t *body;
     size_t len;
     if (s->cfg.members == NULL) {
-        plog_srv_reply_error(w, PLOG_STATUS_UNIMPLEMENTED, "this server is not part of a cluster");
+        plog_server_reply_error(w, PLOG_STATUS_UNIMPLEMENTED, "this server is not part of a cluster");
         return;
     }
     if (s->cfg.members(s->cfg.members_arg, &body, &len) != PLOG_OK) {
-        plog_srv_reply_error(w, PLOG_STATUS_UNAVAILABLE, "membership is not running");
+        plog_server_reply_error(w, PLOG_STATUS_UNAVAILABLE, "membership is not running");
         return;
     }
-    if (plog_env_reply_begin(w->msg, 0, NULL, len) != PLOG_OK || nng_msg_append(w->msg, body, len) != 0) {
+    if (plog_rpc_reply_begin(w->msg, 0, NULL, len) != PLOG_OK || nng_msg_append(w->msg, body, len) != 0) {
         free(body);
-        plog_srv_done_silently(w);
+        plog_server_done_silently(w);
         return;
     }
     free(body);
-    plog_srv_reply(w);
+    plog_server_reply(w);
 }
 
 void plog_server_publish(plog_server *s, uint64_t next)
 {
-    plog_srv_advance(s, next);
+    plog_server_advance(s, next);
 }
 
 /* handle serves one request: checks size, envelope, deadline, then the method. */
@@ -220,50 +212,50 @@ static void handle(struct worker *w)
     w->bytes_out = 0;
     w->error[0] = '\0';
     /* The identity of the connection this request came on (peer.h). */
-    if (s->cfg.tls == NULL || plog_peer_identity(w->msg, w->peer, sizeof w->peer) != PLOG_OK)
+    if (s->cfg.tls == NULL || plog_tls_peer_identity(w->msg, w->peer, sizeof w->peer) != PLOG_OK)
         w->peer[0] = '\0';
     if (len > s->cfg.max_msg_bytes) {
-        plog_srv_reply_error(w, PLOG_STATUS_RESOURCE_EXHAUSTED,
+        plog_server_reply_error(w, PLOG_STATUS_RESOURCE_EXHAUSTED,
                              "request of %zu bytes exceeds the server's limit of %zu bytes", len,
                              s->cfg.max_msg_bytes);
         return;
     }
     if (atomic_load(&s->closing)) {
-        plog_srv_reply_error(w, PLOG_STATUS_UNAVAILABLE, "server is shutting down");
+        plog_server_reply_error(w, PLOG_STATUS_UNAVAILABLE, "server is shutting down");
         return;
     }
-    plog_env_request rq;
-    if (plog_env_request_decode(nng_msg_body(w->msg), len, &rq) != PLOG_OK) {
-        plog_srv_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "malformed request envelope (%zu bytes)", len);
+    plog_rpc_request rq;
+    if (plog_rpc_request_decode(nng_msg_body(w->msg), len, &rq) != PLOG_OK) {
+        plog_server_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "malformed request envelope (%zu bytes)", len);
         return;
     }
-    if (rq.deadline_unix_ms != 0 && plog_env_now_unix_ms() >= rq.deadline_unix_ms) {
-        plog_srv_reply_error(w, PLOG_STATUS_DEADLINE_EXCEEDED,
+    if (rq.deadline_unix_ms != 0 && plog_rpc_now_unix_ms() >= rq.deadline_unix_ms) {
+        plog_server_reply_error(w, PLOG_STATUS_DEADLINE_EXCEEDED,
                              "deadline passed before the server started the request");
         return;
     }
-    w->method = plog_method_lookup(rq.method, rq.method_len);
+    w->method = plog_rpc_method_lookup(rq.method, rq.method_len);
     if (s->cfg.acl != NULL && !authorize(w))
         return;
     switch (w->method) {
     case PLOG_METHOD_PRODUCE:
-        plog_srv_produce(w, &rq, false);
+        plog_server_produce(w, &rq, false);
         break;
     case PLOG_METHOD_PRODUCE_STREAM:
-        plog_srv_produce(w, &rq, true);
+        plog_server_produce(w, &rq, true);
         break;
     case PLOG_METHOD_CONSUME:
-        plog_srv_consume(w, &rq);
+        plog_server_consume(w, &rq);
         break;
     case PLOG_METHOD_CONSUME_STREAM:
-        plog_srv_consume_stream(w, &rq);
+        plog_server_consume_stream(w, &rq);
         break;
     case PLOG_METHOD_GET_MEMBERS:
         get_members(w);
         break;
     default: {
         int n = rq.method_len > 64 ? 64 : (int)rq.method_len;
-        plog_srv_reply_error(w, PLOG_STATUS_UNIMPLEMENTED, "unknown method \"%.*s\"", n, rq.method);
+        plog_server_reply_error(w, PLOG_STATUS_UNIMPLEMENTED, "unknown method \"%.*s\"", n, rq.method);
     }
     }
 }
@@ -304,7 +296,7 @@ static void worker_cb(void *arg)
         recv_next(w);
         return;
     case W_PARKED:
-        plog_srv_parked_cb(w);
+        plog_server_parked_cb(w);
         return;
     default:
         return;
@@ -318,7 +310,7 @@ static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     plog_server *s = arg;
     if (s->cfg.tls != NULL)
-        plog_peer_on_event(p, ev, NULL);
+        plog_tls_peer_on_event(p, ev, NULL);
     if (s->cfg.metrics != NULL && (ev == NNG_PIPE_EV_ADD_PRE || ev == NNG_PIPE_EV_REM_POST))
         plog_metrics_gauge_add(s->cfg.metrics, PLOG_GAUGE_OPEN_CONNECTIONS,
                                ev == NNG_PIPE_EV_ADD_PRE ? 1 : -1);
@@ -369,7 +361,7 @@ int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server *
 
     int nrv = nng_rep0_open(&s->sock);
     if (nrv != 0) {
-        rv = plog_nngerr_err(nrv, "rep socket", errmsg, size);
+        rv = plog_rpc_nngerr_err(nrv, "rep socket", errmsg, size);
         goto fail;
     }
     s->sock_open = true;
@@ -377,7 +369,7 @@ int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server *
     /* Before the listener starts: no connection may miss its ADD_PRE. */
     if ((nrv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, s)) != 0 ||
         (nrv = nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s)) != 0) {
-        rv = plog_nngerr_err(nrv, "pipe notify", errmsg, size);
+        rv = plog_rpc_nngerr_err(nrv, "pipe notify", errmsg, size);
         goto fail;
     }
     for (unsigned i = 0; i < s->cfg.workers; i++) {
@@ -385,17 +377,17 @@ int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server *
         w->srv = s;
         w->state = W_IDLE;
         if ((nrv = nng_ctx_open(&w->ctx, s->sock)) != 0) {
-            rv = plog_nngerr_err(nrv, "rep context", errmsg, size);
+            rv = plog_rpc_nngerr_err(nrv, "rep context", errmsg, size);
             goto fail;
         }
         if ((nrv = nng_aio_alloc(&w->aio, worker_cb, w)) != 0) {
             nng_ctx_close(w->ctx);
-            rv = plog_nngerr_err(nrv, "rep context aio", errmsg, size);
+            rv = plog_rpc_nngerr_err(nrv, "rep context aio", errmsg, size);
             goto fail;
         }
         s->nworkers = i + 1;
     }
-    if (cfg->sync != PLOG_SYNC_NEVER && (rv = plog_srv_committer_start(s)) != PLOG_OK) {
+    if (cfg->sync != PLOG_SYNC_NEVER && (rv = plog_server_committer_start(s)) != PLOG_OK) {
         set_errmsg(errmsg, size, "%s", "cannot start the committer thread");
         goto fail;
     }
@@ -406,7 +398,7 @@ int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server *
         (nrv = nng_listener_start(s->listener, 0)) != 0) {
         char what[300];
         snprintf(what, sizeof what, "listen %s", cfg->addr);
-        rv = plog_nngerr_err(nrv, what, errmsg, size);
+        rv = plog_rpc_nngerr_err(nrv, what, errmsg, size);
         goto fail;
     }
     for (unsigned i = 0; i < s->nworkers; i++)
@@ -427,7 +419,7 @@ void plog_server_close(plog_server *s)
      * they have. The contexts keep receiving: a request left unreceived in a REP
      * pipe at close is leaked by nng 1.5.2. */
     atomic_store(&s->closing, true);
-    plog_srv_wake(s, true);
+    plog_server_wake(s, true);
     /* 2. Let in-flight requests (commits, replies) finish, within a grace period. */
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -437,10 +429,10 @@ void plog_server_close(plog_server *s)
         if (pthread_cond_timedwait(&s->cv, &s->mu, &until) != 0)
             break;
     if (s->busy > 0)
-        plog_srv_log("warn", "msg=\"closing with requests in flight\" busy=%u", s->busy);
+        plog_logger_logf(s->cfg.logger, PLOG_LOGGER_WARN, "closing with requests in flight", "busy=%u", s->busy);
     pthread_mutex_unlock(&s->mu);
     /* 3. The committer answers whatever is still queued, then exits. */
-    plog_srv_committer_stop(s);
+    plog_server_committer_stop(s);
     /* 4. Stop every context (nng_aio_stop waits for its callback), then the
      * socket. */
     pthread_mutex_lock(&s->mu);

@@ -3,7 +3,7 @@
  * One REP socket listens; many nng contexts (workers) each receive a request,
  * answer it and receive again, driven by aio callbacks on nng's threads, so that a
  * slow request (a long poll, a produce waiting for its group commit) holds only
- * its own context. The wire protocol is in envelope.h and api/v1/log.proto.
+ * its own context. The wire protocol is in internal/rpc/envelope.h and api/v1/log.proto.
  *
  * Security (ch04, Go: the grpc.Creds and the authenticate/authorize middleware):
  * with a TLS config the server listens on tls+tcp:// and every client must present a
@@ -17,11 +17,12 @@
  *
  * Observability (ch04, book ch6): with a metrics registry every finished request is
  * counted and timed (internal/metrics/metrics.h) and open connections are a gauge;
- * with a request log every finished request is one key=value line (method, status,
+ * with log_requests every finished request is one key=value line (method, status,
  * latency, peer CN, bytes). */
 #ifndef PLOG_SERVER_H
 #define PLOG_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,8 +32,8 @@
 #include "internal/auth/authorizer.h"
 #include "internal/log/config.h"
 #include "internal/log/log.h"
+#include "internal/logger/logger.h"
 #include "internal/metrics/metrics.h"
-#include "internal/metrics/reqlog.h"
 
 typedef struct plog_server plog_server;
 
@@ -45,12 +46,14 @@ typedef struct plog_server_config {
                             * connection (NNG_OPT_RECVMAXSZ) without reading it */
     unsigned workers;      /* contexts; 0: 256 */
     uint32_t max_wait_ms;  /* upper bound of a ConsumeStream long poll; 0: 30000 */
+    plog_logger *logger;   /* borrowed, outlives the server: where it logs (NULL: nowhere) */
     /* ch04. All borrowed: each must outlive the server. */
     nng_tls_config *tls;   /* required for a tls+tcp:// addr (internal/tls/config.h);
                             * NULL with tcp:// serves plain text, unauthenticated */
     const plog_auth *acl;  /* NULL: no authorization (every request allowed); needs tls */
     plog_metrics *metrics; /* NULL: no metrics; from plog_server_metrics_new */
-    plog_reqlog *reqlog;   /* NULL: no request log */
+    bool log_requests;     /* one info line per finished request on logger
+                            * (internal/metrics/reqlog.h) */
     /* ch05: GetMembers. members(members_arg, &body, &len) encodes a
      * GetMembersResponse into a malloc'd body (the server frees it); NULL:
      * GetMembers is UNIMPLEMENTED. Runs on an nng thread; must be thread-safe. */

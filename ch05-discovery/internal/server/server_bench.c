@@ -256,7 +256,7 @@ static nng_msg *next_request(struct aload *al)
     rec.value.len = sizeof value;
     Log__V1__ProduceRequest req = LOG__V1__PRODUCE_REQUEST__INIT;
     req.record = &rec;
-    plog_env_request_msg(plog_method_name(PLOG_METHOD_PRODUCE), &req.base, 0, plog_client_id(al->c),
+    plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_PRODUCE), &req.base, 0, plog_client_id(al->c),
                          plog_client_next_seq(al->c), &m);
     return m;
 }
@@ -293,8 +293,8 @@ static void actx_cb(void *arg)
     } else {
         nng_msg *m = nng_aio_get_msg(a->aio);
         if (a->al->kind == 1) {
-            plog_env_reply rp;
-            if (plog_env_reply_decode(nng_msg_body(m), nng_msg_len(m), &rp) != 0 || rp.code != 0)
+            plog_rpc_reply rp;
+            if (plog_rpc_reply_decode(nng_msg_body(m), nng_msg_len(m), &rp) != 0 || rp.code != 0)
                 atomic_fetch_add(&a->al->errors, 1);
         }
         nng_msg_free(m);
@@ -420,14 +420,14 @@ struct e2e {
 static void *e2e_consumer(void *arg)
 {
     struct e2e *e = arg;
-    plog_consumer_config cc = {.follow = true, .wait_ms = 1000};
-    plog_consumer *it;
-    plog_consumer_open(e->c, 0, &cc, &it);
+    plog_client_consumer_config cc = {.follow = true, .wait_ms = 1000};
+    plog_client_consumer *it;
+    plog_client_consumer_open(e->c, 0, &cc, &it);
     const uint8_t *v;
     size_t len;
     uint64_t off;
     for (;;) {
-        int code = plog_consumer_next(it, &v, &len, &off, NULL);
+        int code = plog_client_consumer_next(it, &v, &len, &off, NULL);
         int64_t t = now_ns(); /* stamped here, so the producer's wake-up is not counted */
         pthread_mutex_lock(&e->mu);
         bool stop = e->stop || code != PLOG_STATUS_OK;
@@ -440,7 +440,7 @@ static void *e2e_consumer(void *arg)
         if (stop)
             break;
     }
-    plog_consumer_close(it);
+    plog_client_consumer_close(it);
     return NULL;
 }
 
@@ -564,36 +564,36 @@ static void test_bench(void **state)
     /* Pipelined ProduceStream. */
     char value[VALUE_SIZE];
     memset(value, 'p', sizeof value);
-    plog_producer_config pc = {.window = 8, .batch_records = 512};
-    plog_producer *p;
-    plog_producer_open(c, &pc, &p, NULL);
+    plog_client_producer_config pc = {.window = 8, .batch_records = 512};
+    plog_client_producer *p;
+    plog_client_producer_open(c, &pc, &p, NULL);
     int64_t t0 = now_ns();
     uint64_t sent = 0;
     while (now_ns() - t0 < (int64_t)PHASE_MS * 1000000) {
         for (int i = 0; i < 4096; i++)
-            plog_producer_send(p, value, sizeof value, NULL);
+            plog_client_producer_send(p, value, sizeof value, NULL);
         sent += 4096;
     }
-    int code = plog_producer_flush(p, NULL);
+    int code = plog_client_producer_flush(p, NULL);
     double secs = (double)(now_ns() - t0) / 1e9;
-    plog_producer_close(p);
+    plog_client_producer_close(p);
     printf("bench rpc.produce.pipelined %.0f records/s size=%d window=8 batch=512 sync=never "
            "status=%s n=%llu tls=1\n",
-           (double)sent / secs, VALUE_SIZE, plog_status_name(code), (unsigned long long)sent);
+           (double)sent / secs, VALUE_SIZE, plog_rpc_status_name(code), (unsigned long long)sent);
     fflush(stdout);
 
     /* ConsumeStream over everything produced so far. */
-    plog_consumer_config cc = {.max_records = 4096, .max_bytes = 1 << 20};
-    plog_consumer *it;
-    plog_consumer_open(c, 0, &cc, &it);
+    plog_client_consumer_config cc = {.max_records = 4096, .max_bytes = 1 << 20};
+    plog_client_consumer *it;
+    plog_client_consumer_open(c, 0, &cc, &it);
     const uint8_t *v;
     size_t len;
     uint64_t off, got = 0;
     t0 = now_ns();
-    while (plog_consumer_next(it, &v, &len, &off, NULL) == PLOG_STATUS_OK)
+    while (plog_client_consumer_next(it, &v, &len, &off, NULL) == PLOG_STATUS_OK)
         got++;
     secs = (double)(now_ns() - t0) / 1e9;
-    plog_consumer_close(it);
+    plog_client_consumer_close(it);
     printf("bench rpc.consume.stream %.0f records/s size=%d max_records=4096 n=%llu tls=1\n",
            (double)got / secs, VALUE_SIZE, (unsigned long long)got);
     long peak = rss_kib(srv.proc.pid, "VmHWM:");

@@ -22,9 +22,9 @@
 #include <nng/nng.h>
 
 #include "internal/log/log.h"
-#include "internal/server/envelope.h"
-#include "internal/tls/engine.h"
+#include "internal/rpc/envelope.h"
 #include "internal/server/server.h"
+#include "internal/tls/engine.h"
 
 enum worker_state { W_IDLE, W_RECV, W_SEND, W_COMMIT, W_PARKED };
 
@@ -42,7 +42,7 @@ struct worker {
     /* The request being served, for authorization, metrics and the request log
      * (ch04): set when it arrives, completed when its reply is sent. */
     int64_t t0_ns; /* CLOCK_MONOTONIC at arrival */
-    plog_method method;
+    plog_rpc_method method;
     int code; /* the reply's status */
     uint64_t bytes_in, bytes_out;
     char peer[PLOG_TLS_CN_SIZE]; /* the client certificate's CN; "" when none */
@@ -92,22 +92,21 @@ struct plog_server {
 };
 
 /* server.c */
-void plog_srv_reply(struct worker *w); /* sends w->msg, then receives again */
-void plog_srv_reply_error(struct worker *w, int code, const char *fmt, ...)
+void plog_server_reply(struct worker *w); /* sends w->msg, then receives again */
+void plog_server_reply_error(struct worker *w, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void plog_srv_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void plog_srv_done_silently(struct worker *w); /* drops the request unanswered */
+void plog_server_done_silently(struct worker *w); /* drops the request unanswered */
 
 /* produce.c */
-void plog_srv_produce(struct worker *w, const plog_env_request *rq, bool stream);
-int plog_srv_committer_start(plog_server *s);
-void plog_srv_committer_stop(plog_server *s);
-void plog_srv_advance(plog_server *s, uint64_t next); /* visible = max(visible, next); wakes */
+void plog_server_produce(struct worker *w, const plog_rpc_request *rq, bool stream);
+int plog_server_committer_start(plog_server *s);
+void plog_server_committer_stop(plog_server *s);
+void plog_server_advance(plog_server *s, uint64_t next); /* visible = max(visible, next); wakes */
 
 /* consume.c */
-void plog_srv_consume(struct worker *w, const plog_env_request *rq);
-void plog_srv_consume_stream(struct worker *w, const plog_env_request *rq);
-void plog_srv_parked_cb(struct worker *w);    /* the PARKED worker's aio finished */
-void plog_srv_wake(plog_server *s, bool all); /* wakes parked polls that can answer */
+void plog_server_consume(struct worker *w, const plog_rpc_request *rq);
+void plog_server_consume_stream(struct worker *w, const plog_rpc_request *rq);
+void plog_server_parked_cb(struct worker *w);    /* the PARKED worker's aio finished */
+void plog_server_wake(plog_server *s, bool all); /* wakes parked polls that can answer */
 
 #endif

@@ -21,7 +21,7 @@
     do {                                                                \
         int rv_ = (expr);                                               \
         if (rv_ != PLOG_STATUS_OK)                                      \
-            fail_msg("%s: %s (%d)", #expr, plog_status_name(rv_), rv_); \
+            fail_msg("%s: %s (%d)", #expr, plog_rpc_status_name(rv_), rv_); \
     } while (0)
 
 struct fixture {
@@ -122,36 +122,36 @@ static void test_server_produce_stream_then_consume_stream_in_order(void **state
 {
     struct fixture *f = *state;
     struct acks a = {0};
-    plog_producer_config pc = {.window = 1, .batch_records = 7, .ack = check_ack, .arg = &a};
-    plog_producer *p;
-    assert_status_ok(plog_producer_open(f->c, &pc, &p, NULL));
+    plog_client_producer_config pc = {.window = 1, .batch_records = 7, .ack = check_ack, .arg = &a};
+    plog_client_producer *p;
+    assert_status_ok(plog_client_producer_open(f->c, &pc, &p, NULL));
     char buf[32];
     for (int i = 0; i < 100; i++) {
         int n = snprintf(buf, sizeof buf, "record-%d", i);
-        assert_status_ok(plog_producer_send(p, buf, (size_t)n, NULL));
+        assert_status_ok(plog_client_producer_send(p, buf, (size_t)n, NULL));
     }
-    assert_status_ok(plog_producer_flush(p, NULL));
-    plog_producer_close(p);
+    assert_status_ok(plog_client_producer_flush(p, NULL));
+    plog_client_producer_close(p);
     assert_int_equal(a.n, 100);
     assert_int_equal(a.bad, 0);
 
-    plog_consumer_config cc = {.max_records = 9};
-    plog_consumer *it;
-    assert_status_ok(plog_consumer_open(f->c, 0, &cc, &it));
+    plog_client_consumer_config cc = {.max_records = 9};
+    plog_client_consumer *it;
+    assert_status_ok(plog_client_consumer_open(f->c, 0, &cc, &it));
     const uint8_t *v;
     size_t len;
     uint64_t off;
     for (int i = 0; i < 100; i++) {
-        assert_status_ok(plog_consumer_next(it, &v, &len, &off, NULL));
+        assert_status_ok(plog_client_consumer_next(it, &v, &len, &off, NULL));
         int n = snprintf(buf, sizeof buf, "record-%d", i);
         assert_int_equal(off, (uint64_t)i);
         assert_int_equal(len, (size_t)n);
         assert_memory_equal(v, buf, len);
     }
     plog_rpc_status st;
-    assert_int_equal(plog_consumer_next(it, &v, &len, &off, &st), PLOG_STATUS_OUT_OF_RANGE);
+    assert_int_equal(plog_client_consumer_next(it, &v, &len, &off, &st), PLOG_STATUS_OUT_OF_RANGE);
     assert_string_equal(st.msg, "end of log at 100");
-    plog_consumer_close(it);
+    plog_client_consumer_close(it);
 }
 
 #define THREADS 16
@@ -202,14 +202,14 @@ static void produce_concurrently(plog_client *c, int threads, int per_thread)
         }
     }
     /* Read everything back through the stream and match each value to its offset. */
-    plog_consumer *it;
-    assert_status_ok(plog_consumer_open(c, 0, NULL, &it));
+    plog_client_consumer *it;
+    assert_status_ok(plog_client_consumer_open(c, 0, NULL, &it));
     const uint8_t *v;
     size_t len;
     uint64_t off;
     char buf[32];
     for (size_t k = 0; k < total; k++) {
-        assert_status_ok(plog_consumer_next(it, &v, &len, &off, NULL));
+        assert_status_ok(plog_client_consumer_next(it, &v, &len, &off, NULL));
         assert_int_equal(off, k);
         int t, i;
         assert_true(len < sizeof buf);
@@ -218,8 +218,8 @@ static void produce_concurrently(plog_client *c, int threads, int per_thread)
         assert_int_equal(sscanf(buf, "t%d-%d", &t, &i), 2);
         assert_int_equal(args[t].offs[i], off);
     }
-    assert_int_equal(plog_consumer_next(it, &v, &len, &off, NULL), PLOG_STATUS_OUT_OF_RANGE);
-    plog_consumer_close(it);
+    assert_int_equal(plog_client_consumer_next(it, &v, &len, &off, NULL), PLOG_STATUS_OUT_OF_RANGE);
+    plog_client_consumer_close(it);
     for (int t = 0; t < threads; t++)
         free(args[t].offs);
     free(seen);
@@ -252,16 +252,16 @@ struct follower {
 static void *follow_one(void *arg)
 {
     struct follower *fl = arg;
-    plog_consumer_config cc = {.follow = true, .wait_ms = 10000};
-    plog_consumer *it;
-    plog_consumer_open(fl->c, fl->from, &cc, &it);
+    plog_client_consumer_config cc = {.follow = true, .wait_ms = 10000};
+    plog_client_consumer *it;
+    plog_client_consumer_open(fl->c, fl->from, &cc, &it);
     const uint8_t *v;
     size_t len;
-    fl->code = plog_consumer_next(it, &v, &len, &fl->off, NULL);
+    fl->code = plog_client_consumer_next(it, &v, &len, &fl->off, NULL);
     fl->got_ms = plog_test_now_ms();
     if (fl->code == PLOG_STATUS_OK)
         snprintf(fl->value, sizeof fl->value, "%.*s", (int)len, (const char *)v);
-    plog_consumer_close(it);
+    plog_client_consumer_close(it);
     return NULL;
 }
 
@@ -296,9 +296,9 @@ static void test_server_long_poll_ends_empty_at_wait_without_busy_loop(void **st
     long cpu0 = tserver_cpu_ticks(&f->srv);
     int64_t t0 = plog_test_now_ms();
     nng_msg *reply;
-    plog_env_reply rp;
+    plog_rpc_reply rp;
     plog_rpc_status st;
-    int code = plog_client_call(f->c, plog_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0, 5000,
+    int code = plog_client_call(f->c, plog_rpc_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0, 5000,
                                 &reply, &rp, &st);
     int64_t elapsed = plog_test_now_ms() - t0;
     long cpu1 = tserver_cpu_ticks(&f->srv);
@@ -346,8 +346,8 @@ static int stream_poll(plog_client *c, uint64_t off, uint32_t max_records, uint3
     req.max_bytes = max_bytes;
     req.wait_ms = wait_ms;
     nng_msg *reply;
-    plog_env_reply rp;
-    int code = plog_client_call(c, plog_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0, wait_ms + 5000,
+    plog_rpc_reply rp;
+    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0, wait_ms + 5000,
                                 &reply, &rp, NULL);
     if (code != PLOG_STATUS_OK)
         return code;

@@ -31,6 +31,7 @@
 #include <openssl/x509v3.h>
 
 #include "internal/err/err.h"
+#include "internal/tls/engine_int.h"
 
 struct nng_tls_engine_config {
     SSL_CTX *ctx;

@@ -92,17 +92,6 @@ typedef struct plog_tls_peer {
     char version[16];          /* negotiated protocol: "TLSv1.3" or "TLSv1.2" */
 } plog_tls_peer;
 
-/* The identity hand-off (used by peer.c; see peer.h for the whole mechanism). nng 1.5.2
- * has no option that returns the peer's certificate; it has NNG_OPT_TLS_VERIFIED, whose
- * getter calls our verified() op synchronously on the calling thread. verified() copies
- * the connection's plog_tls_peer into a thread-local slot when it returns true and the
- * certificate carries exactly one usable CN.
- *
- * plog_tls_peer_slot_clear empties this thread's slot.
- * plog_tls_peer_slot_take moves the slot into *out and empties it; false when empty. */
-void plog_tls_peer_slot_clear(void);
-bool plog_tls_peer_slot_take(plog_tls_peer *out);
-
 /* plog_tls_stats counts this process's TLS connections (all configs): handshakes
  * completed, and connections that failed with a TLS error (verification, protocol).
  * Counts are monotonic and read without locking. */

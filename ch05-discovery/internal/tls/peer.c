@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "internal/err/err.h"
+#include "internal/tls/engine_int.h"
 
 struct entry {
     uint32_t id;
@@ -97,7 +98,7 @@ static void erase(uint32_t id)
     free(gone);
 }
 
-void plog_peer_on_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+void plog_tls_peer_on_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
     (void)arg;
     if (ev == NNG_PIPE_EV_ADD_PRE) {
@@ -115,15 +116,15 @@ void plog_peer_on_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
     }
 }
 
-int plog_peer_track(nng_socket sock)
+int plog_tls_peer_track(nng_socket sock)
 {
-    if (nng_pipe_notify(sock, NNG_PIPE_EV_ADD_PRE, plog_peer_on_event, NULL) != 0 ||
-        nng_pipe_notify(sock, NNG_PIPE_EV_REM_POST, plog_peer_on_event, NULL) != 0)
+    if (nng_pipe_notify(sock, NNG_PIPE_EV_ADD_PRE, plog_tls_peer_on_event, NULL) != 0 ||
+        nng_pipe_notify(sock, NNG_PIPE_EV_REM_POST, plog_tls_peer_on_event, NULL) != 0)
         return PLOG_EINVAL;
     return PLOG_OK;
 }
 
-int plog_peer_lookup(nng_pipe pipe, plog_tls_peer *out)
+int plog_tls_peer_lookup(nng_pipe pipe, plog_tls_peer *out)
 {
     int id = nng_pipe_id(pipe);
     int rv = PLOG_EPERM;
@@ -143,10 +144,10 @@ int plog_peer_lookup(nng_pipe pipe, plog_tls_peer *out)
     return rv;
 }
 
-int plog_peer_identity(const nng_msg *msg, char *cn, size_t size)
+int plog_tls_peer_identity(const nng_msg *msg, char *cn, size_t size)
 {
     plog_tls_peer peer;
-    int rv = plog_peer_lookup(nng_msg_get_pipe(msg), &peer);
+    int rv = plog_tls_peer_lookup(nng_msg_get_pipe(msg), &peer);
     if (rv != PLOG_OK)
         return rv;
     size_t n = strlen(peer.cn);
@@ -156,7 +157,7 @@ int plog_peer_identity(const nng_msg *msg, char *cn, size_t size)
     return PLOG_OK;
 }
 
-size_t plog_peer_count(void)
+size_t plog_tls_peer_count(void)
 {
     pthread_mutex_lock(&lock);
     size_t n = count;

@@ -16,7 +16,7 @@
 static bool no_peers_left(void *arg)
 {
     (void)arg;
-    return plog_peer_count() == 0;
+    return plog_tls_peer_count() == 0;
 }
 
 static void test_peer_identity_of_plain_tcp_pipe_is_absent(void **state)
@@ -65,7 +65,7 @@ static void test_peer_identity_copies_cn_and_checks_buffer_size(void **state)
     assert_plog_ok(plog_tls_config_server(tt_path("server.pem"), tt_path("server-key.pem"), tt_path("ca.pem"),
                                           &scfg, err, sizeof err));
     assert_nng_ok(nng_rep0_open(&s));
-    assert_plog_ok(plog_peer_track(s));
+    assert_plog_ok(plog_tls_peer_track(s));
     nng_listener l;
     assert_nng_ok(nng_listener_create(&l, s, url));
     assert_nng_ok(nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, scfg));
@@ -76,13 +76,13 @@ static void test_peer_identity_copies_cn_and_checks_buffer_size(void **state)
     assert_nng_ok(nng_send(c, "x", 1, 0));
     nng_msg *msg;
     assert_nng_ok(nng_recvmsg(s, &msg, 0));
-    assert_plog_ok(plog_peer_identity(msg, cn, sizeof cn));
+    assert_plog_ok(plog_tls_peer_identity(msg, cn, sizeof cn));
     assert_string_equal(cn, "nobody");
-    assert_int_equal(plog_peer_identity(msg, cn, 6), PLOG_EINVAL); /* "nobody" needs 7 */
+    assert_int_equal(plog_tls_peer_identity(msg, cn, 6), PLOG_EINVAL); /* "nobody" needs 7 */
     plog_tls_peer peer;
-    assert_plog_ok(plog_peer_lookup(nng_msg_get_pipe(msg), &peer));
+    assert_plog_ok(plog_tls_peer_lookup(nng_msg_get_pipe(msg), &peer));
     assert_string_equal(peer.version, "TLSv1.3");
-    assert_int_equal(plog_peer_count(), 1);
+    assert_int_equal(plog_tls_peer_count(), 1);
     nng_msg_free(msg);
 
     nng_close(c);
@@ -100,11 +100,11 @@ static atomic_int add_pre_seen, add_pre_with_identity;
 
 static void checking_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
-    plog_peer_on_event(p, ev, arg);
+    plog_tls_peer_on_event(p, ev, arg);
     if (ev == NNG_PIPE_EV_ADD_PRE) {
         plog_tls_peer peer;
         atomic_fetch_add(&add_pre_seen, 1);
-        if (plog_peer_lookup(p, &peer) == PLOG_OK && strcmp(peer.cn, "root") == 0)
+        if (plog_tls_peer_lookup(p, &peer) == PLOG_OK && strcmp(peer.cn, "root") == 0)
             atomic_fetch_add(&add_pre_with_identity, 1);
     }
 }

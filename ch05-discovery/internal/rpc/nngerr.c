@@ -1,14 +1,14 @@
 /* nngerr.c - translation of libnng 1.5.2's NNG_E* codes (nngerr.h). */
-#include "internal/server/nngerr.h"
+#include "internal/rpc/nngerr.h"
 
 #include <stdio.h>
 
 #include <nng/nng.h>
 
 #include "internal/err/err.h"
-#include "internal/server/status.h"
+#include "internal/rpc/status.h"
 
-int plog_nngerr_err(int nng_rv, const char *what, char *errmsg, size_t size)
+int plog_rpc_nngerr_err(int nng_rv, const char *what, char *errmsg, size_t size)
 {
     if (nng_rv == 0)
         return PLOG_OK;
@@ -25,7 +25,7 @@ int plog_nngerr_err(int nng_rv, const char *what, char *errmsg, size_t size)
     }
 }
 
-int plog_nngerr_status(int nng_rv)
+int plog_rpc_nngerr_status(int nng_rv)
 {
     switch (nng_rv) {
     case 0:

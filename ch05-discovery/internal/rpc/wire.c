@@ -1,7 +1,9 @@
 /* wire.c - protobuf wire-format primitives (see wire.h for the format). */
-#include "internal/server/wire.h"
+#include "internal/rpc/wire.h"
 
-size_t plog_wire_varint_size(uint64_t v)
+#include <string.h>
+
+size_t plog_rpc_wire_varint_size(uint64_t v)
 {
     size_t n = 1;
     while (v >= 0x80) {
@@ -11,7 +13,7 @@ size_t plog_wire_varint_size(uint64_t v)
     return n;
 }
 
-uint8_t *plog_wire_put_varint(uint8_t *p, uint64_t v)
+uint8_t *plog_rpc_wire_put_varint(uint8_t *p, uint64_t v)
 {
     while (v >= 0x80) {
         *p++ = (uint8_t)(v | 0x80);
@@ -21,15 +23,15 @@ uint8_t *plog_wire_put_varint(uint8_t *p, uint64_t v)
     return p;
 }
 
-size_t plog_wire_len_size(uint32_t num, size_t len)
+size_t plog_rpc_wire_len_size(uint32_t num, size_t len)
 {
-    return plog_wire_varint_size((uint64_t)num << 3 | PLOG_WT_LEN) + plog_wire_varint_size(len) + len;
+    return plog_rpc_wire_varint_size((uint64_t)num << 3 | PLOG_WT_LEN) + plog_rpc_wire_varint_size(len) + len;
 }
 
-uint8_t *plog_wire_put_len(uint8_t *p, uint32_t num, size_t len)
+uint8_t *plog_rpc_wire_put_len(uint8_t *p, uint32_t num, size_t len)
 {
-    p = plog_wire_put_varint(p, (uint64_t)num << 3 | PLOG_WT_LEN);
-    return plog_wire_put_varint(p, len);
+    p = plog_rpc_wire_put_varint(p, (uint64_t)num << 3 | PLOG_WT_LEN);
+    return plog_rpc_wire_put_varint(p, len);
 }
 
 static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
@@ -56,7 +58,7 @@ static uint64_t get_le(const uint8_t *p, int n)
     return v;
 }
 
-int plog_wire_next(const uint8_t **p, const uint8_t *end, plog_wire_field *f)
+int plog_rpc_wire_next(const uint8_t **p, const uint8_t *end, plog_rpc_wire_field *f)
 {
     if (*p >= end)
         return 0;
@@ -97,16 +99,16 @@ int plog_wire_next(const uint8_t **p, const uint8_t *end, plog_wire_field *f)
     }
 }
 
-int plog_wire_record_decode(const uint8_t *buf, size_t len, const uint8_t **value, size_t *vlen,
+int plog_rpc_wire_record_decode(const uint8_t *buf, size_t len, const uint8_t **value, size_t *vlen,
                             uint64_t *off)
 {
     const uint8_t *p = buf, *end = buf + len;
-    plog_wire_field f;
+    plog_rpc_wire_field f;
     int rv;
     *value = buf; /* any non-NULL pointer: an absent value is empty */
     *vlen = 0;
     *off = 0;
-    while ((rv = plog_wire_next(&p, end, &f)) == 1) {
+    while ((rv = plog_rpc_wire_next(&p, end, &f)) == 1) {
         if (f.num == 1 && f.type == PLOG_WT_LEN) {
             *value = f.ptr;
             *vlen = f.len;
@@ -117,4 +119,46 @@ int plog_wire_record_decode(const uint8_t *buf, size_t len, const uint8_t **valu
         }
     }
     return rv;
+}
+
+size_t plog_rpc_wire_produce_response(uint8_t *buf, uint64_t offset, uint64_t count)
+{
+    uint8_t *p = buf;
+    if (offset != 0) {
+        *p++ = 1 << 3 | PLOG_WT_VARINT;
+        p = plog_rpc_wire_put_varint(p, offset);
+    }
+    if (count != 0) {
+        *p++ = 2 << 3 | PLOG_WT_VARINT;
+        p = plog_rpc_wire_put_varint(p, count);
+    }
+    return (size_t)(p - buf);
+}
+
+size_t plog_rpc_wire_consume_record_header(uint8_t *hdr, size_t rec_len)
+{
+    return (size_t)(plog_rpc_wire_put_len(hdr, 2, rec_len) - hdr);
+}
+
+size_t plog_rpc_wire_consume_batch_size(const size_t *lens, size_t n, uint64_t next_offset)
+{
+    size_t size = next_offset != 0 ? 1 + plog_rpc_wire_varint_size(next_offset) : 0;
+    for (size_t i = 0; i < n; i++)
+        size += plog_rpc_wire_len_size(3, lens[i]);
+    return size;
+}
+
+uint8_t *plog_rpc_wire_consume_batch_put(uint8_t *p, const uint8_t *const *recs, const size_t *lens, size_t n,
+                                         uint64_t next_offset)
+{
+    for (size_t i = 0; i < n; i++) {
+        p = plog_rpc_wire_put_len(p, 3, lens[i]);
+        memcpy(p, recs[i], lens[i]);
+        p += lens[i];
+    }
+    if (next_offset != 0) {
+        *p++ = 4 << 3 | PLOG_WT_VARINT;
+        p = plog_rpc_wire_put_varint(p, next_offset);
+    }
+    return p;
 }

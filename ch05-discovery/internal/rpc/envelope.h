@@ -9,8 +9,8 @@
  *   4 client_id        fixed64
  *   5 seq              varint
  * Unknown fields are skipped, so later chapters can add some. */
-#ifndef PLOG_ENVELOPE_H
-#define PLOG_ENVELOPE_H
+#ifndef PLOG_RPC_ENVELOPE_H
+#define PLOG_RPC_ENVELOPE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -31,17 +31,17 @@ typedef enum {
 #define X(m, name) m,
     PLOG_METHODS(X)
 #undef X
-} plog_method;
+} plog_rpc_method;
 
-/* plog_method_lookup returns the method called name (len bytes, not
+/* plog_rpc_method_lookup returns the method called name (len bytes, not
  * NUL-terminated), PLOG_METHOD_UNKNOWN when there is none. */
-plog_method plog_method_lookup(const char *name, size_t len);
+plog_rpc_method plog_rpc_method_lookup(const char *name, size_t len);
 
-/* plog_method_name returns the wire name of m (static), "" for UNKNOWN. */
-const char *plog_method_name(plog_method m);
+/* plog_rpc_method_name returns the wire name of m (static), "" for UNKNOWN. */
+const char *plog_rpc_method_name(plog_rpc_method m);
 
 /* A decoded Request; method and body borrow the buffer that was decoded. */
-typedef struct plog_env_request {
+typedef struct plog_rpc_request {
     const char *method;
     size_t method_len;
     const uint8_t *body;
@@ -49,46 +49,46 @@ typedef struct plog_env_request {
     uint64_t deadline_unix_ms;
     uint64_t client_id;
     uint64_t seq;
-} plog_env_request;
+} plog_rpc_request;
 
-/* plog_env_request_decode parses the len bytes at buf into rq. PLOG_EINVAL when
+/* plog_rpc_request_decode parses the len bytes at buf into rq. PLOG_EINVAL when
  * they are not a Request: malformed wire format, a known field with the wrong
  * wire type, or no method. */
-int plog_env_request_decode(const void *buf, size_t len, plog_env_request *rq);
+int plog_rpc_request_decode(const void *buf, size_t len, plog_rpc_request *rq);
 
-/* plog_env_request_msg allocates an nng message holding a Request for method with
+/* plog_rpc_request_msg allocates an nng message holding a Request for method with
  * body packed in place by protobuf-c (NULL: empty body). On PLOG_OK *out is the
  * caller's (nng_msg_free, or hand it to nng). PLOG_ENOMEM. */
-int plog_env_request_msg(const char *method, const ProtobufCMessage *body, uint64_t deadline_unix_ms,
+int plog_rpc_request_msg(const char *method, const ProtobufCMessage *body, uint64_t deadline_unix_ms,
                          uint64_t client_id, uint64_t seq, nng_msg **out);
 
 /* A decoded Reply; message and body borrow the decoded buffer. */
-typedef struct plog_env_reply {
+typedef struct plog_rpc_reply {
     int code;
     const char *message;
     size_t message_len;
     const uint8_t *body;
     size_t body_len;
-} plog_env_reply;
+} plog_rpc_reply;
 
-/* plog_env_reply_decode parses a Reply. PLOG_EINVAL when malformed. */
-int plog_env_reply_decode(const void *buf, size_t len, plog_env_reply *rp);
+/* plog_rpc_reply_decode parses a Reply. PLOG_EINVAL when malformed. */
+int plog_rpc_reply_decode(const void *buf, size_t len, plog_rpc_reply *rp);
 
-/* plog_env_reply_begin clears m's body and writes a Reply's code, message and the
+/* plog_rpc_reply_begin clears m's body and writes a Reply's code, message and the
  * key and length of a body of body_len bytes, which the caller appends next
  * (nng_msg_append) to complete the reply. PLOG_ENOMEM. */
-int plog_env_reply_begin(nng_msg *m, int code, const char *message, size_t body_len);
+int plog_rpc_reply_begin(nng_msg *m, int code, const char *message, size_t body_len);
 
-/* plog_env_reply_packed writes into m (cleared first) an OK Reply whose body is
+/* plog_rpc_reply_packed writes into m (cleared first) an OK Reply whose body is
  * resp packed by protobuf-c. PLOG_ENOMEM. */
-int plog_env_reply_packed(nng_msg *m, const ProtobufCMessage *resp);
+int plog_rpc_reply_packed(nng_msg *m, const ProtobufCMessage *resp);
 
-/* plog_env_reply_error writes into m (cleared first) a Reply with code and a
+/* plog_rpc_reply_error writes into m (cleared first) a Reply with code and a
  * printf-style message, no body. PLOG_ENOMEM. */
-int plog_env_reply_error(nng_msg *m, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int plog_rpc_reply_error(nng_msg *m, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* plog_env_now_unix_ms returns the wall clock in Unix epoch milliseconds, the clock of
+/* plog_rpc_now_unix_ms returns the wall clock in Unix epoch milliseconds, the clock of
  * deadline_unix_ms. */
-uint64_t plog_env_now_unix_ms(void);
+uint64_t plog_rpc_now_unix_ms(void);
 
 #endif

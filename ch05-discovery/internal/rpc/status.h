@@ -4,8 +4,8 @@
  *
  * Every RPC function of the client library returns one of these (OK is 0, like
  * PLOG_OK); the human-readable text travels beside it in a plog_rpc_status. */
-#ifndef PLOG_STATUS_H
-#define PLOG_STATUS_H
+#ifndef PLOG_RPC_STATUS_H
+#define PLOG_RPC_STATUS_H
 
 #include <stddef.h>
 
@@ -32,7 +32,7 @@ typedef enum {
 #define X(name, num) PLOG_STATUS_##name = num,
     PLOG_STATUSES(X)
 #undef X
-} plog_status;
+} plog_rpc_code;
 
 /* The outcome of one RPC as a caller sees it: the code and the server's (or the
  * client library's) message, NUL-terminated, empty on OK. */
@@ -41,19 +41,19 @@ typedef struct plog_rpc_status {
     char msg[256];
 } plog_rpc_status;
 
-/* plog_status_name returns the gRPC name of code ("OUT_OF_RANGE"), or "UNKNOWN"
+/* plog_rpc_status_name returns the gRPC name of code ("OUT_OF_RANGE"), or "UNKNOWN"
  * for a number outside the table. Static string. */
-const char *plog_status_name(int code);
+const char *plog_rpc_status_name(int code);
 
-/* plog_status_from_err maps a plog_err to the status a server answers with:
+/* plog_rpc_status_from_err maps a plog_err to the status a server answers with:
  * PLOG_ERANGE -> OUT_OF_RANGE, PLOG_EINVAL -> INVALID_ARGUMENT, PLOG_ECORRUPT ->
  * DATA_LOSS, PLOG_ENOMEM -> RESOURCE_EXHAUSTED, PLOG_EPERM -> PERMISSION_DENIED,
  * PLOG_ENOTLEADER -> UNAVAILABLE, anything else -> INTERNAL. */
-int plog_status_from_err(int err);
+int plog_rpc_status_from_err(int err);
 
-/* plog_status_set fills st (when not NULL) with code and a printf-style message,
- * and returns code, so a function can `return plog_status_set(st, code, ...)`. */
-int plog_status_set(plog_rpc_status *st, int code, const char *fmt, ...)
+/* plog_rpc_status_set fills st (when not NULL) with code and a printf-style message,
+ * and returns code, so a function can `return plog_rpc_status_set(st, code, ...)`. */
+int plog_rpc_status_set(plog_rpc_status *st, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #endif

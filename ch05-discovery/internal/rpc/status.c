@@ -1,5 +1,5 @@
 /* status.c - names of the gRPC status codes and the plog_err mapping (status.h). */
-#include "internal/server/status.h"
+#include "internal/rpc/status.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,7 +12,7 @@
 PLOG_STATUSES(X)
 #undef X
 
-const char *plog_status_name(int code)
+const char *plog_rpc_status_name(int code)
 {
     switch (code) {
 #define X(name, num) \
@@ -25,7 +25,7 @@ const char *plog_status_name(int code)
     }
 }
 
-int plog_status_from_err(int err)
+int plog_rpc_status_from_err(int err)
 {
     switch (err) {
     case PLOG_OK:
@@ -47,7 +47,7 @@ int plog_status_from_err(int err)
     }
 }
 
-int plog_status_set(plog_rpc_status *st, int code, const char *fmt, ...)
+int plog_rpc_status_set(plog_rpc_status *st, int code, const char *fmt, ...)
 {
     if (st != NULL) {
         st->code = code;
