@@ -1,0 +1,309 @@
+/* proglog - one node of the cluster: the agent (Go: cmd/proglog/main.go).
+ *
+ * Flags are the book's, and --config-file FILE (YAML, internal/config/file.h)
+ * gives the same keys; a flag on the command line overrides the file's value.
+ * Runs until SIGINT or SIGTERM, then leaves the cluster gracefully and stops
+ * (internal/agent/agent.h). Logs to stderr, one key=value event per line.
+ * Exit status: 0 clean shutdown, 1 could not start, 2 usage.
+ *
+ * With --addr URL (or --insecure-allow-plaintext) it is the previous chapter's
+ * server instead, one node alone (single.c). */
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal/agent/agent.h"
+#include "internal/config/file.h"
+#include "internal/config/flag.h"
+#include "internal/err/err.h"
+#include "internal/logger/logger.h"
+
+#define VERSION "0.5.0 (ch05-discovery)"
+#define MAX_JOIN 64
+
+/* Every flag that takes a value, by long name; index = getopt's val - 1. */
+#define FLAGS(X)                                                                                  \
+    X(CONFIG_FILE, "config-file", "FILE", "read these flags from a YAML file (flags win)")        \
+    X(DATA_DIR, "data-dir", "DIR", "where the node keeps its log (default ./data)")               \
+    X(NODE_NAME, "node-name", "NAME", "unique node name = its peer certificate's CN (default: host name)") \
+    X(BIND_ADDR, "bind-addr", "HOST:PORT", "gossip address; the RPC server listens on HOST (default 127.0.0.1:8401)") \
+    X(RPC_PORT, "rpc-port", "N", "RPC port on the bind host (default 8400)")                      \
+    X(START_JOIN_ADDRS, "start-join-addrs", "A,B", "gossip addresses of members to join through") \
+    X(ACL_MODEL_FILE, "acl-model-file", "FILE", "the Casbin model, checked to be the book's (optional)") \
+    X(ACL_POLICY_FILE, "acl-policy-file", "FILE", "who may do what: \"p, SUBJECT, *, ACTION\"")    \
+    X(SERVER_TLS_CERT_FILE, "server-tls-cert-file", "FILE", "the RPC server's certificate (PEM)") \
+    X(SERVER_TLS_KEY_FILE, "server-tls-key-file", "FILE", "its key")                              \
+    X(SERVER_TLS_CA_FILE, "server-tls-ca-file", "FILE", "the CA client certificates chain to")    \
+    X(PEER_TLS_CERT_FILE, "peer-tls-cert-file", "FILE", "this node's certificate (gencert --node NAME)") \
+    X(PEER_TLS_KEY_FILE, "peer-tls-key-file", "FILE", "its key")                                  \
+    X(PEER_TLS_CA_FILE, "peer-tls-ca-file", "FILE", "the CA other nodes' certificates chain to")  \
+    X(PROFILE, "profile", "lan|fast", "membership timing: lan (default) or fast (loopback tests)") \
+    X(SYNC, "sync", "POLICY", "never | always | interval (default interval)")                     \
+    X(SYNC_INTERVAL_MS, "sync-interval-ms", "N", "group-commit period for --sync interval (default 10)") \
+    X(MAX_STORE_BYTES, "max-store-bytes", "N", "segment store size before rolling (default 1 GiB)") \
+    X(MAX_INDEX_BYTES, "max-index-bytes", "N", "segment index size before rolling (default 10 MiB)") \
+    X(METRICS_ADDR, "metrics-addr", "HOST:PORT", "serve Prometheus metrics at http://HOST:PORT/metrics") \
+    X(LOG_LEVEL, "log-level", "LEVEL", "debug | info | warn | error (default info)")
+
+enum {
+#define X(id, name, arg, help) F_##id,
+    FLAGS(X)
+#undef X
+        NFLAGS
+};
+
+static const char *const flag_names[NFLAGS] = {
+#define X(id, name, arg, help) name,
+    FLAGS(X)
+#undef X
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: proglog [options]\n"
+               "Runs one node of the proglog cluster: the log, its mutual-TLS RPC server,\n"
+               "gossip membership (SWIM) and replication from every other node.\n\n");
+#define X(id, name, arg, help) fprintf(f, "  --%-22s %s\n", name " " arg, help);
+    FLAGS(X)
+#undef X
+    fprintf(f, "  --help, --version\n\n"
+               "proglog --addr URL ... runs one server alone, without a cluster, as in ch04\n"
+               "(see proglog --addr x --help).\n\n"
+               "Every flag may also be a key of the --config-file (e.g. \"rpc-port: 8400\";\n"
+               "start-join-addrs as a list or \"a,b\"). The ACL policy must let every node's CN\n"
+               "\"gossip\" and \"consume\" (replication), e.g. \"p, node1, *, gossip\".\n"
+               "Exit status: 0 clean shutdown (SIGINT/SIGTERM), 1 failure, 2 usage.\n");
+}
+
+/* split_addrs splits a comma list in place into addrs (at most MAX_JOIN). */
+static int split_addrs(char *s, const char **addrs, size_t *n)
+{
+    *n = 0;
+    for (char *tok = strtok(s, ", "); tok != NULL; tok = strtok(NULL, ", ")) {
+        if (*n == MAX_JOIN)
+            return -1;
+        addrs[(*n)++] = tok;
+    }
+    return 0;
+}
+
+/* load_file puts the file's values into val (flags parsed later override them). */
+static int load_file(const char *path, plog_config_file **fp, const char **val)
+{
+    char err[512];
+    if (plog_config_file_read(path, fp, err, sizeof err) != PLOG_OK) {
+        fprintf(stderr, "proglog: --config-file: %s\n", err);
+        return -1;
+    }
+    for (size_t i = 0; i < plog_config_file_count(*fp); i++) {
+        const char *k = plog_config_file_key(*fp, i);
+        int id = -1;
+        for (int j = 0; j < NFLAGS; j++)
+            if (strcmp(k, flag_names[j]) == 0)
+                id = j;
+        if (id < 0 || id == F_CONFIG_FILE) {
+            fprintf(stderr, "proglog: %s:%zu: unknown key \"%s\" (keys are the long flag names)\n", path,
+                    plog_config_file_line(*fp, i), k);
+            return -1;
+        }
+        val[id] = plog_config_file_get(*fp, k);
+    }
+    return 0;
+}
+
+static int u64_of(const char *what, const char *s, uint64_t max, uint64_t *v)
+{
+    char name[40];
+    snprintf(name, sizeof name, "--%s", what);
+    if (plog_config_flag_u64("proglog", name, s, v) != PLOG_OK)
+        return -1;
+    if (*v > max) {
+        fprintf(stderr, "proglog: %s: too large: %s\n", name, s);
+        return -1;
+    }
+    return 0;
+}
+
+/* single.c: the single-server mode of the previous chapter. */
+int single_main(int argc, char **argv);
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--addr") == 0 || strncmp(argv[i], "--addr=", 7) == 0 ||
+            strcmp(argv[i], "--insecure-allow-plaintext") == 0)
+            return single_main(argc, argv);
+    struct option opts[NFLAGS + 3];
+    for (int i = 0; i < NFLAGS; i++)
+        opts[i] = (struct option){flag_names[i], required_argument, NULL, i + 1};
+    opts[NFLAGS] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[NFLAGS + 1] = (struct option){"version", no_argument, NULL, 'V'};
+    opts[NFLAGS + 2] = (struct option){NULL, 0, NULL, 0};
+
+    const char *flag[NFLAGS] = {0}, *val[NFLAGS] = {0};
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            return 0;
+        }
+        if (c == 'V') {
+            printf("proglog %s\n", VERSION);
+            return 0;
+        }
+        if (c < 1 || c > NFLAGS) {
+            usage(stderr);
+            return 2;
+        }
+        flag[c - 1] = optarg;
+    }
+    if (optind != argc) {
+        fprintf(stderr, "proglog: unexpected argument: %s\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    plog_config_file *file = NULL;
+    int status = 2;
+    if (flag[F_CONFIG_FILE] != NULL && load_file(flag[F_CONFIG_FILE], &file, val) != 0)
+        goto out;
+    for (int i = 0; i < NFLAGS; i++)
+        if (flag[i] != NULL)
+            val[i] = flag[i];
+
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    plog_agent_config ac = {
+        .data_dir = val[F_DATA_DIR] != NULL ? val[F_DATA_DIR] : "./data",
+        .node_name = val[F_NODE_NAME] != NULL ? val[F_NODE_NAME] : host,
+        .bind_addr = val[F_BIND_ADDR] != NULL ? val[F_BIND_ADDR] : "127.0.0.1:8401",
+        .rpc_port = 8400,
+        .server_tls_cert_file = val[F_SERVER_TLS_CERT_FILE],
+        .server_tls_key_file = val[F_SERVER_TLS_KEY_FILE],
+        .server_tls_ca_file = val[F_SERVER_TLS_CA_FILE],
+        .peer_tls_cert_file = val[F_PEER_TLS_CERT_FILE],
+        .peer_tls_key_file = val[F_PEER_TLS_KEY_FILE],
+        .peer_tls_ca_file = val[F_PEER_TLS_CA_FILE],
+        .acl_model_file = val[F_ACL_MODEL_FILE],
+        .acl_policy_file = val[F_ACL_POLICY_FILE],
+        .metrics_addr = val[F_METRICS_ADDR],
+        .log = {.sync = PLOG_SYNC_INTERVAL},
+    };
+    uint64_t v;
+    if (val[F_RPC_PORT] != NULL) {
+        if (u64_of("rpc-port", val[F_RPC_PORT], 65535, &v) != 0)
+            goto out;
+        ac.rpc_port = (uint16_t)v;
+    }
+    if (ac.rpc_port == 0) {
+        fprintf(stderr, "proglog: --rpc-port: must be 1..65535\n");
+        goto out;
+    }
+    if (val[F_SYNC_INTERVAL_MS] != NULL) {
+        if (u64_of("sync-interval-ms", val[F_SYNC_INTERVAL_MS], UINT32_MAX, &v) != 0)
+            goto out;
+        ac.log.sync_interval_ms = (uint32_t)v;
+    }
+    if (val[F_MAX_STORE_BYTES] != NULL && u64_of("max-store-bytes", val[F_MAX_STORE_BYTES], UINT64_MAX,
+                                                 &ac.log.segment.max_store_bytes) != 0)
+        goto out;
+    if (val[F_MAX_INDEX_BYTES] != NULL && u64_of("max-index-bytes", val[F_MAX_INDEX_BYTES], UINT64_MAX,
+                                                 &ac.log.segment.max_index_bytes) != 0)
+        goto out;
+    if (val[F_SYNC] != NULL) {
+        if (strcmp(val[F_SYNC], "never") == 0)
+            ac.log.sync = PLOG_SYNC_NEVER;
+        else if (strcmp(val[F_SYNC], "always") == 0)
+            ac.log.sync = PLOG_SYNC_ALWAYS;
+        else if (strcmp(val[F_SYNC], "interval") != 0) {
+            fprintf(stderr, "proglog: --sync: want never, always or interval: %s\n", val[F_SYNC]);
+            goto out;
+        }
+    }
+    if (val[F_PROFILE] != NULL) {
+        if (strcmp(val[F_PROFILE], "fast") == 0)
+            ac.fast = true;
+        else if (strcmp(val[F_PROFILE], "lan") != 0) {
+            fprintf(stderr, "proglog: --profile: want lan or fast: %s\n", val[F_PROFILE]);
+            goto out;
+        }
+    }
+    plog_logger_level level = PLOG_LOGGER_INFO;
+    if (val[F_LOG_LEVEL] != NULL && plog_logger_parse_level(val[F_LOG_LEVEL], &level) != PLOG_OK) {
+        fprintf(stderr, "proglog: --log-level: want debug, info, warn or error: %s\n", val[F_LOG_LEVEL]);
+        goto out;
+    }
+    static const int required[] = {F_SERVER_TLS_CERT_FILE, F_SERVER_TLS_KEY_FILE, F_SERVER_TLS_CA_FILE,
+                                   F_PEER_TLS_CERT_FILE,   F_PEER_TLS_KEY_FILE,   F_PEER_TLS_CA_FILE,
+                                   F_ACL_POLICY_FILE};
+    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
+        if (val[required[i]] == NULL) {
+            fprintf(stderr,
+                    "proglog: --%s is required (a node serves mutual TLS and gossips with its node "
+                    "certificate; see --help)\n",
+                    flag_names[required[i]]);
+            goto out;
+        }
+    }
+    char joins[4096] = "";
+    const char *addrs[MAX_JOIN];
+    if (val[F_START_JOIN_ADDRS] != NULL) {
+        snprintf(joins, sizeof joins, "%s", val[F_START_JOIN_ADDRS]);
+        if (split_addrs(joins, addrs, &ac.njoin) != 0) {
+            fprintf(stderr, "proglog: --start-join-addrs: at most %d addresses\n", MAX_JOIN);
+            goto out;
+        }
+        ac.start_join_addrs = addrs;
+    }
+
+    /* Block the signals before any thread exists, so every thread inherits the
+     * mask and only sigwait below sees them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    status = 1;
+    plog_logger *lg = NULL;
+    if (plog_logger_new(STDERR_FILENO, level, &lg) != PLOG_OK) {
+        fprintf(stderr, "level=error msg=\"out of memory\"\n");
+        goto out;
+    }
+    ac.logger = lg;
+    ac.log_requests = level == PLOG_LOGGER_DEBUG; /* request lines only when asked for */
+    plog_agent *agent;
+    char err[512] = "";
+    if (plog_agent_open(&ac, &agent, err, sizeof err) != PLOG_OK) {
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot start", "node", ac.node_name, "err", err, NULL);
+        plog_logger_free(lg);
+        goto out;
+    }
+    char next[24], join[24];
+    snprintf(next, sizeof next, "%" PRIu64, plog_log_next_offset(plog_agent_log(agent)));
+    snprintf(join, sizeof join, "%zu", ac.njoin);
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "serving", "node", ac.node_name, "rpc_addr", plog_agent_rpc_addr(agent),
+                    "bind_addr", ac.bind_addr, "data_dir", ac.data_dir, "join", join, "profile",
+                    ac.fast ? "fast" : "lan", "next_offset", next, "metrics",
+                    ac.metrics_addr != NULL ? ac.metrics_addr : "off", "version", VERSION, NULL);
+
+    int sig = 0;
+    sigwait(&set, &sig);
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "leaving", "node", ac.node_name, "signal",
+                    sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+    int rv = plog_agent_shutdown(agent);
+    if (rv != PLOG_OK)
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "closing the log failed", "err", plog_strerror(rv), NULL);
+    else
+        plog_logger_log(lg, PLOG_LOGGER_INFO, "stopped", "node", ac.node_name, NULL);
+    plog_logger_free(lg);
+    status = rv == PLOG_OK ? 0 : 1;
+out:
+    plog_config_file_free(file);
+    return status;
+}

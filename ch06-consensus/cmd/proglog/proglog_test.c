@@ -1,0 +1,148 @@
+/* proglog_test.c - the agent's command line: --config-file in YAML with the flags'
+ * keys, a flag overriding the file, clear errors for what is missing or unknown,
+ * --help, and a clean exit on SIGTERM. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal/agent/testcluster.h"
+#include "testing/testing.h"
+
+struct fixture {
+    char dir[64], yaml[128], policy[128];
+    int gport, rport_file, rport_flag;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    plog_test_tmpdir("cli", f->dir, sizeof f->dir);
+    snprintf(f->yaml, sizeof f->yaml, "%s/node1.yaml", f->dir);
+    snprintf(f->policy, sizeof f->policy, "%s/policy.csv", f->dir);
+    FILE *p = fopen(f->policy, "w");
+    assert_non_null(p);
+    fprintf(p, "p, root, *, produce\np, root, *, consume\np, node1, *, gossip\np, node1, *, consume\n");
+    fclose(p);
+    f->gport = plog_test_free_port();
+    f->rport_file = plog_test_free_port();
+    f->rport_flag = plog_test_free_port();
+    const char *c = tc_certs();
+    FILE *y = fopen(f->yaml, "w");
+    assert_non_null(y);
+    fprintf(y,
+            "data-dir: %s/data\n"
+            "node-name: node1\n"
+            "bind-addr: 127.0.0.1:%d\n"
+            "rpc-port: %d\n"
+            "server-tls-cert-file: %s/node1.pem\n"
+            "server-tls-key-file: %s/node1-key.pem\n"
+            "server-tls-ca-file: %s/ca.pem\n"
+            "peer-tls-cert-file: %s/node1.pem\n"
+            "peer-tls-key-file: %s/node1-key.pem\n"
+            "peer-tls-ca-file: %s/ca.pem\n"
+            "acl-model-file: %s/model.conf\n"
+            "acl-policy-file: %s\n"
+            "profile: fast\n",
+            f->dir, f->gport, f->rport_file, c, c, c, c, c, c, c, f->policy);
+    fclose(y);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    plog_test_rmrf(f->dir);
+    free(f);
+    return 0;
+}
+
+static void test_proglog_config_file_with_a_flag_overriding_it(void **state)
+{
+    struct fixture *f = *state;
+    char port[16];
+    snprintf(port, sizeof port, "%d", f->rport_flag);
+    char bin[512];
+    snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
+    char *argv[] = {bin, "--config-file", f->yaml, "--rpc-port", port, NULL};
+    plog_test_proc p = {0};
+    plog_test_spawn(&p, argv);
+    char want[128];
+    snprintf(want, sizeof want, "node=node1 rpc_addr=tls+tcp://127.0.0.1:%d bind_addr=127.0.0.1:%d", f->rport_flag,
+             f->gport);
+    bool up = plog_test_wait_output(&p, want, 10000);
+    char *out = plog_test_output(&p);
+    if (!up) {
+        plog_test_kill(&p, SIGKILL, 1000);
+        fail_msg("want \"%s\" in: %s", want, out);
+    }
+    free(out);
+    assert_true(plog_test_wait_port(f->rport_flag, 5000));
+    assert_true(plog_test_kill(&p, SIGTERM, 10000));
+    assert_true(WIFEXITED(p.status));
+    assert_int_equal(WEXITSTATUS(p.status), 0);
+    out = plog_test_output(&p);
+    assert_non_null(strstr(out, "profile=fast"));
+    assert_non_null(strstr(out, "msg=stopped node=node1"));
+    free(out);
+    unlink(p.out);
+}
+
+static void test_proglog_refuses_bad_configuration_clearly(void **state)
+{
+    struct fixture *f = *state;
+    const char *bin = plog_test_bin("proglog");
+    char bad[160];
+    snprintf(bad, sizeof bad, "%s/bad.yaml", f->dir);
+    FILE *y = fopen(bad, "w");
+    assert_non_null(y);
+    fprintf(y, "node-name: node1\nrpc_port: 1\n");
+    fclose(y);
+    static const struct {
+        const char *args;
+        int code;
+        const char *want;
+    } cases[] = {
+        {"--config-file %s/bad.yaml", 2, "bad.yaml:2: unknown key \"rpc_port\""},
+        {"--config-file %s/none.yaml", 2, "none.yaml: No such file"},
+        {"--node-name x --data-dir %s/d", 2, "--server-tls-cert-file is required"},
+        {"--rpc-port 70000 --data-dir %s/d", 2, "--rpc-port: too large"},
+        {"--profile wan --data-dir %s/d", 2, "--profile: want lan or fast"},
+        {"--data-dir %s/d extra", 2, "unexpected argument: extra"},
+        {"--help --data-dir %s/d", 0, "--start-join-addrs A,B"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char args[256], cmd[1024], *out = NULL;
+        snprintf(args, sizeof args, cases[i].args, f->dir);
+        snprintf(cmd, sizeof cmd, "%s %s", bin, args);
+        int rc = plog_test_sh(cmd, 10000, &out);
+        if (rc != cases[i].code || strstr(out, cases[i].want) == NULL)
+            fail_msg("%s: exit %d (want %d), output: %s", args, rc, cases[i].code, out);
+        free(out);
+    }
+    /* The flag names the missing file of the config too, after merging. */
+    char cmd[1024], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s --config-file %s --peer-tls-cert-file %s/missing.pem", bin, f->yaml, f->dir);
+    assert_int_equal(plog_test_sh(cmd, 10000, &out), 1);
+    assert_non_null(strstr(out, "missing.pem"));
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_proglog_config_file_with_a_flag_overriding_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_refuses_bad_configuration_clearly, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("proglog", tests, NULL, NULL);
+}

@@ -1,0 +1,415 @@
+/* single.c - proglog --addr: the previous chapter's server, one node alone, no
+ * cluster (Go: cmd/server/main.go). main.c runs it when --addr or
+ * --insecure-allow-plaintext is given; the RPC tests inherited from ch03 and ch04
+ * drive it that way.
+ *
+ * Runs until SIGINT or SIGTERM, then answers what is in flight, closes the socket
+ * and closes the log cleanly. Logs to stderr, one key=value event per line.
+ * Exit status: 0 clean shutdown, 1 could not open the log or listen, 2 usage.
+ *
+ * ch04: mutual TLS and the ACL are on unless the operator explicitly asks for plain
+ * text (--insecure-allow-plaintext with a tcp:// address): a tls+tcp:// address
+ * needs the three TLS files and a policy; a tcp:// address without the flag is
+ * refused. --metrics-addr serves Prometheus metrics; --log-level filters the log. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdbool.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include "internal/auth/authorizer.h"
+#include "internal/config/flag.h"
+#include "internal/err/err.h"
+#include "internal/log/log.h"
+#include "internal/logger/logger.h"
+#include "internal/metrics/http.h"
+#include "internal/metrics/metrics.h"
+#include "internal/server/server.h"
+#include "internal/tls/config.h"
+
+#define VERSION "0.5.0 (ch05-discovery)"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: proglog --addr URL [options]\n"
+               "Serves the commit log over nng request/reply (protobuf envelopes).\n\n"
+               "  --addr URL              listen address (default tls+tcp://127.0.0.1:8400)\n"
+               "  --data-dir DIR          where the segments live (default ./data)\n"
+               "  --sync POLICY           never | always | interval (default interval):\n"
+               "                          when appends are fsynced; a produce is answered\n"
+               "                          only once it is as durable as the policy says\n"
+               "  --sync-interval-ms N    group-commit period for --sync interval (default 10)\n"
+               "  --max-store-bytes N     segment store size before rolling (default 1 GiB)\n"
+               "  --max-index-bytes N     segment index size before rolling (default 10 MiB)\n"
+               "  --initial-offset N      first offset of a new log (default 0)\n"
+               "  --max-msg-bytes N       largest request accepted (default 4 MiB)\n"
+               "  --workers N             concurrent requests (nng contexts, default 256)\n"
+               "  --max-wait-ms N         longest ConsumeStream long poll (default 30000)\n\n"
+               "Security (a tls+tcp:// address needs all of the first four):\n"
+               "  --server-tls-cert-file F   the server's certificate (PEM)\n"
+               "  --server-tls-key-file F    its private key (PEM, unencrypted)\n"
+               "  --server-tls-ca-file F     the CA that client certificates must chain to\n"
+               "  --acl-policy-file F        who may do what: lines \"p, SUBJECT, *, ACTION\"\n"
+               "                             (subject = client certificate CN; action =\n"
+               "                             produce | consume; \"*\" matches anything)\n"
+               "  --acl-model-file F         the Casbin model, checked to be the book's (optional)\n"
+               "  --insecure-allow-plaintext serve a tcp:// address: no encryption, no\n"
+               "                             client authentication, no ACL. Local experiments only\n\n"
+               "Observability:\n"
+               "  --metrics-addr HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics\n"
+               "  --log-level LEVEL          debug | info | warn | error (default info; one\n"
+               "                             line per request at info)\n"
+               "  --help, --version\n\n"
+               "Exit status: 0 clean shutdown (SIGINT/SIGTERM), 1 failure, 2 usage.\n");
+}
+
+/* check_security enforces the flag rules of the header comment; 0 when they hold. */
+static int check_security(const char *addr, const char *cert, const char *key, const char *ca,
+                          const char *model, const char *policy, bool plaintext)
+{
+    bool tls = plog_tls_url_is_tls(addr);
+    bool any_tls = cert != NULL || key != NULL || ca != NULL;
+    bool any_acl = model != NULL || policy != NULL;
+    if (plaintext) {
+        if (tls || any_tls || any_acl) {
+            fprintf(stderr, "proglog: --insecure-allow-plaintext serves a tcp:// address "
+                            "without TLS or ACL flags\n");
+            return -1;
+        }
+        return 0;
+    }
+    if (!tls) {
+        fprintf(stderr,
+                "proglog: refusing to serve %s in plain text: no encryption, no client "
+                "authentication. Use a tls+tcp:// address with the TLS and ACL flags, "
+                "or --insecure-allow-plaintext for a local experiment\n",
+                addr);
+        return -1;
+    }
+    if (cert == NULL || key == NULL || ca == NULL || policy == NULL) {
+        fprintf(stderr,
+                "proglog: %s needs --server-tls-cert-file, --server-tls-key-file, "
+                "--server-tls-ca-file and --acl-policy-file\n",
+                addr);
+        return -1;
+    }
+    return 0;
+}
+
+/* The TLS config and the ACL: made before the log opens, so a bad file fails fast. */
+struct security {
+    nng_tls_config *tls;
+    plog_auth *acl;
+};
+
+/* on_tls_failure logs a refused handshake: a refused client never becomes a
+ * connection, so this line is the only trace of it. */
+static void on_tls_failure(void *arg, const char *reason)
+{
+    plog_logger_log(arg, PLOG_LOGGER_WARN, "tls_handshake_failed", "err", reason, NULL);
+}
+
+static int security_open(struct security *sec, const char *cert, const char *key, const char *ca,
+                         const char *model, const char *policy, plog_logger *lg, char *why, size_t size)
+{
+    if (plog_tls_config_server(cert, key, ca, &sec->tls, why, size) != PLOG_OK)
+        return -1;
+    plog_tls_config_on_failure(sec->tls, on_tls_failure, lg);
+    if (plog_auth_new(model, policy, &sec->acl, why, size) != PLOG_OK) {
+        nng_tls_config_free(sec->tls);
+        sec->tls = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void security_close(struct security *sec)
+{
+    if (sec->tls != NULL) {
+        /* The listener is gone; connections in their last moments may still
+         * report a failure, so the hook goes before the log it writes to. */
+        plog_tls_config_on_failure(sec->tls, NULL, NULL);
+        nng_tls_config_free(sec->tls);
+    }
+    plog_auth_free(sec->acl);
+}
+
+/* Metrics: the registry, its endpoint, and the log gauges read at each scrape. */
+struct observe {
+    const char *dir;
+    plog_log *log;
+    plog_metrics *metrics;
+    plog_metrics_http *http;
+};
+
+static int64_t gauge_lowest(void *arg)
+{
+    return (int64_t)plog_log_lowest_offset(((struct observe *)arg)->log);
+}
+
+static int64_t gauge_next(void *arg)
+{
+    return (int64_t)plog_log_next_offset(((struct observe *)arg)->log);
+}
+
+/* gauge_size sums the sizes of the segment files (*.store, *.index). */
+static int64_t gauge_size(void *arg)
+{
+    struct observe *o = arg;
+    DIR *d = opendir(o->dir);
+    if (d == NULL)
+        return 0;
+    int64_t total = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (!(n > 6 && strcmp(e->d_name + n - 6, ".store") == 0) &&
+            !(n > 6 && strcmp(e->d_name + n - 6, ".index") == 0))
+            continue;
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", o->dir, e->d_name);
+        if (stat(path, &st) == 0)
+            total += (int64_t)st.st_size;
+    }
+    closedir(d);
+    return total;
+}
+
+static int observe_open(struct observe *o, plog_log *log, const char *addr, char *why, size_t size)
+{
+    o->log = log;
+    if (plog_server_metrics_new(&o->metrics) != PLOG_OK) {
+        snprintf(why, size, "out of memory");
+        return -1;
+    }
+    plog_metrics_gauge_bind(o->metrics, PLOG_GAUGE_LOG_LOWEST_OFFSET, gauge_lowest, o);
+    plog_metrics_gauge_bind(o->metrics, PLOG_GAUGE_LOG_NEXT_OFFSET, gauge_next, o);
+    plog_metrics_gauge_bind(o->metrics, PLOG_GAUGE_LOG_SIZE_BYTES, gauge_size, o);
+    if (plog_metrics_http_open(o->metrics, addr, why, size, &o->http) != PLOG_OK) {
+        plog_metrics_free(o->metrics);
+        o->metrics = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void observe_close(struct observe *o)
+{
+    plog_metrics_http_close(o->http);
+    plog_metrics_free(o->metrics);
+    o->http = NULL;
+    o->metrics = NULL;
+}
+
+int single_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"addr", required_argument, NULL, 'a'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"sync", required_argument, NULL, 's'},
+        {"sync-interval-ms", required_argument, NULL, 'i'},
+        {"max-store-bytes", required_argument, NULL, 'S'},
+        {"max-index-bytes", required_argument, NULL, 'I'},
+        {"initial-offset", required_argument, NULL, 'o'},
+        {"max-msg-bytes", required_argument, NULL, 'm'},
+        {"workers", required_argument, NULL, 'w'},
+        {"max-wait-ms", required_argument, NULL, 'W'},
+        {"server-tls-cert-file", required_argument, NULL, 'C'},
+        {"server-tls-key-file", required_argument, NULL, 'K'},
+        {"server-tls-ca-file", required_argument, NULL, 'A'},
+        {"acl-model-file", required_argument, NULL, 'M'},
+        {"acl-policy-file", required_argument, NULL, 'P'},
+        {"insecure-allow-plaintext", no_argument, NULL, 'X'},
+        {"metrics-addr", required_argument, NULL, 'T'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *addr = "tls+tcp://127.0.0.1:8400", *dir = "./data";
+    const char *cert = NULL, *key = NULL, *ca = NULL, *model = NULL, *policy = NULL;
+    const char *metrics_addr = NULL;
+    bool plaintext = false;
+    plog_logger_level level = PLOG_LOGGER_INFO;
+    plog_log_config lc = {.sync = PLOG_SYNC_INTERVAL};
+    plog_server_config sc = {0};
+    uint64_t v;
+    int c, li = 0;
+    while ((c = getopt_long(argc, argv, "", opts, &li)) != -1) {
+        char name[32];
+        snprintf(name, sizeof name, "--%s", opts[li].name);
+        switch (c) {
+        case 'a':
+            addr = optarg;
+            break;
+        case 'd':
+            dir = optarg;
+            break;
+        case 'C':
+            cert = optarg;
+            break;
+        case 'K':
+            key = optarg;
+            break;
+        case 'A':
+            ca = optarg;
+            break;
+        case 'M':
+            model = optarg;
+            break;
+        case 'P':
+            policy = optarg;
+            break;
+        case 'X':
+            plaintext = true;
+            break;
+        case 'T':
+            metrics_addr = optarg;
+            break;
+        case 'L':
+            if (plog_logger_parse_level(optarg, &level) != PLOG_OK) {
+                fprintf(stderr, "proglog: --log-level: want debug, info, warn or error: %s\n", optarg);
+                return 2;
+            }
+            break;
+        case 's':
+            if (strcmp(optarg, "never") == 0)
+                lc.sync = PLOG_SYNC_NEVER;
+            else if (strcmp(optarg, "always") == 0)
+                lc.sync = PLOG_SYNC_ALWAYS;
+            else if (strcmp(optarg, "interval") == 0)
+                lc.sync = PLOG_SYNC_INTERVAL;
+            else {
+                fprintf(stderr, "proglog: --sync: want never, always or interval: %s\n", optarg);
+                return 2;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("proglog %s\n", VERSION);
+            return 0;
+        case '?':
+            usage(stderr);
+            return 2;
+        default:
+            if (plog_config_flag_u64("proglog", name, optarg, &v) != 0)
+                return 2;
+            if ((c == 'i' || c == 'w' || c == 'W') && v > UINT32_MAX) {
+                fprintf(stderr, "proglog: %s: too large: %s\n", name, optarg);
+                return 2;
+            }
+            if (c == 'i')
+                lc.sync_interval_ms = (uint32_t)v;
+            else if (c == 'S')
+                lc.segment.max_store_bytes = v;
+            else if (c == 'I')
+                lc.segment.max_index_bytes = v;
+            else if (c == 'o')
+                lc.segment.initial_offset = v;
+            else if (c == 'm')
+                sc.max_msg_bytes = (size_t)v;
+            else if (c == 'w')
+                sc.workers = (unsigned)v;
+            else if (c == 'W')
+                sc.max_wait_ms = (uint32_t)v;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "proglog: unexpected argument: %s\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (check_security(addr, cert, key, ca, model, policy, plaintext) != 0)
+        return 2;
+
+    /* Block the signals before any thread exists, so every thread inherits the
+     * mask and only sigwait below sees them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    plog_logger *lg;
+    if (plog_logger_new(STDERR_FILENO, level, &lg) != PLOG_OK) {
+        fputs("proglog: out of memory\n", stderr);
+        return 1;
+    }
+    struct security sec = {0};
+    char why[PLOG_AUTH_ERRMSG_SIZE] = "";
+    if (!plaintext && security_open(&sec, cert, key, ca, model, policy, lg, why, sizeof why) != 0) {
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot set up security", "err", why, NULL);
+        plog_logger_free(lg);
+        return 1;
+    }
+
+    plog_log *log;
+    int rv = plog_log_open(dir, &lc, &log);
+    if (rv != PLOG_OK) {
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot open the log", "data_dir", dir, "err", plog_strerror(rv),
+                        NULL);
+        security_close(&sec);
+        plog_logger_free(lg);
+        return 1;
+    }
+    struct observe obs = {.dir = dir};
+    if (metrics_addr != NULL && observe_open(&obs, log, metrics_addr, why, sizeof why) != 0) {
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot serve metrics", "addr", metrics_addr, "err", why, NULL);
+        plog_log_close(log);
+        security_close(&sec);
+        plog_logger_free(lg);
+        return 1;
+    }
+    sc.addr = addr;
+    sc.sync = lc.sync;
+    sc.tls = sec.tls;
+    sc.acl = sec.acl;
+    sc.metrics = obs.metrics;
+    sc.logger = lg;
+    sc.log_requests = true;
+    plog_server *srv;
+    if ((rv = plog_server_open(log, &sc, &srv, why, sizeof why)) != PLOG_OK) {
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot serve", "addr", addr, "err", why, NULL);
+        observe_close(&obs);
+        plog_log_close(log);
+        security_close(&sec);
+        plog_logger_free(lg);
+        return 1;
+    }
+    static const char *policies[] = {"never", "always", "interval"};
+    char metrics_url[96] = "off";
+    if (obs.http != NULL)
+        snprintf(metrics_url, sizeof metrics_url, "http://%s/metrics", metrics_addr);
+    char next[24];
+    snprintf(next, sizeof next, "%" PRIu64, plog_log_next_offset(log));
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "serving", "addr", addr, "data_dir", dir, "sync", policies[lc.sync],
+                    "next_offset", next, "tls", plaintext ? "off" : "mutual", "acl", plaintext ? "off" : policy,
+                    "metrics", metrics_url, "version", VERSION, NULL);
+
+    int sig = 0;
+    sigwait(&set, &sig);
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+    plog_server_close(srv);
+    observe_close(&obs); /* after the server: it observes until its last reply */
+    rv = plog_log_close(log);
+    security_close(&sec);
+    if (rv != PLOG_OK) {
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "closing the log failed", "err", plog_strerror(rv), NULL);
+        plog_logger_free(lg);
+        return 1;
+    }
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "stopped", NULL);
+    plog_logger_free(lg);
+    return 0;
+}

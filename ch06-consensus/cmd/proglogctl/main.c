@@ -1,0 +1,349 @@
+/* proglogctl - the command-line client of proglog.
+ *
+ *   proglogctl [--addr URL] [--timeout MS] produce VALUE...
+ *   proglogctl [--addr URL] [--timeout MS] produce -          one record per stdin line
+ *   proglogctl [--addr URL] [--timeout MS] consume OFFSET
+ *   proglogctl [--addr URL] [--timeout MS] consume --from OFFSET [--follow] [--offsets]
+ *   proglogctl [--addr URL] [--timeout MS] members
+ *
+ * produce prints each record's offset, one per line, in input order; consume
+ * prints each value on its own line (with --offsets: "OFFSET<TAB>VALUE").
+ * Errors go to stderr as "proglogctl: CODE: message"; the exit status says which
+ * kind (see usage()).
+ *
+ * ch04: over tls+tcp:// (the default) it authenticates with a client certificate
+ * (--tls-cert-file, --tls-key-file) and checks the server's against --tls-ca-file
+ * and the address's host (or --tls-server-name). The server's ACL decides what the
+ * certificate's CN may do: PERMISSION_DENIED exits 6.
+ *
+ * ch05: members prints the cluster as the server's membership sees it (GetMembers),
+ * one member per line: NAME STATUS INCARNATION TAGS (key=value,...), self marked
+ * with "*". */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal/client/client.h"
+#include "internal/client/stream.h"
+#include "internal/config/flag.h"
+#include "internal/tls/config.h"
+
+enum {
+    EXIT_OK = 0,
+    EXIT_FAIL = 1,        /* any other error (INTERNAL, DATA_LOSS, ...) */
+    EXIT_USAGE = 2,       /* bad command line, including a malformed --addr */
+    EXIT_NOT_FOUND = 3,   /* OUT_OF_RANGE, NOT_FOUND: no record at that offset */
+    EXIT_UNAVAILABLE = 4, /* server unreachable or connection lost */
+    EXIT_DEADLINE = 5,    /* no answer within --timeout */
+    EXIT_REJECTED = 6,    /* the server refused the request: INVALID_ARGUMENT,
+                           * RESOURCE_EXHAUSTED, PERMISSION_DENIED, ... */
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: proglogctl [--addr URL] [--timeout MS] [TLS options] COMMAND\n"
+               "Client of proglog.\n\n"
+               "Commands:\n"
+               "  produce VALUE...                 append each VALUE; prints their offsets\n"
+               "  produce -                        append each line of stdin\n"
+               "  consume OFFSET                   print the record at OFFSET\n"
+               "  consume --from OFFSET [--follow] print records from OFFSET to the end\n"
+               "                                   (--follow: keep waiting for new ones)\n"
+               "          [--offsets]              print \"OFFSET<TAB>VALUE\" lines\n"
+               "  members                          print the cluster's members: name, status,\n"
+               "                                   incarnation, tags (* marks the server)\n\n"
+               "Options:\n"
+               "  --addr URL     server address (default tls+tcp://127.0.0.1:8400)\n"
+               "  --timeout MS   deadline of each request (default 5000)\n"
+               "  --tls-cert-file F    our client certificate (PEM); its CN is who we are\n"
+               "  --tls-key-file F     its private key (PEM, unencrypted)\n"
+               "  --tls-ca-file F      the CA the server's certificate must chain to\n"
+               "  --tls-server-name N  the name the server's certificate must carry\n"
+               "                       (default: the host of --addr)\n"
+               "  --help\n\n"
+               "Exit status: 0 ok, 1 other error, 2 usage, 3 offset not found (out of\n"
+               "range), 4 server unavailable, 5 deadline exceeded, 6 request rejected\n"
+               "(including PERMISSION_DENIED and a refused certificate).\n");
+}
+
+static int exit_code(int status)
+{
+    switch (status) {
+    case PLOG_STATUS_OK:
+        return EXIT_OK;
+    case PLOG_STATUS_OUT_OF_RANGE:
+    case PLOG_STATUS_NOT_FOUND:
+        return EXIT_NOT_FOUND;
+    case PLOG_STATUS_UNAVAILABLE:
+        return EXIT_UNAVAILABLE;
+    case PLOG_STATUS_DEADLINE_EXCEEDED:
+        return EXIT_DEADLINE;
+    case PLOG_STATUS_INVALID_ARGUMENT:
+    case PLOG_STATUS_RESOURCE_EXHAUSTED:
+    case PLOG_STATUS_FAILED_PRECONDITION:
+    case PLOG_STATUS_PERMISSION_DENIED:
+    case PLOG_STATUS_UNAUTHENTICATED:
+    case PLOG_STATUS_UNIMPLEMENTED:
+        return EXIT_REJECTED;
+    default:
+        return EXIT_FAIL;
+    }
+}
+
+static int fail(const plog_rpc_status *st)
+{
+    fprintf(stderr, "proglogctl: %s: %s\n", plog_rpc_status_name(st->code), st->msg);
+    return exit_code(st->code);
+}
+
+static void print_ack(void *arg, uint64_t first, size_t n, int code, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+    if (code != PLOG_STATUS_OK)
+        return; /* reported once by the flush */
+    for (size_t i = 0; i < n; i++)
+        printf("%" PRIu64 "\n", first + i);
+}
+
+static int cmd_produce(plog_client *c, int argc, char **argv)
+{
+    if (argc < 1) {
+        fprintf(stderr, "proglogctl: produce: want VALUE... or -\n");
+        return EXIT_USAGE;
+    }
+    /* window 1: the records land in the order given, each batch after the last. */
+    plog_client_producer_config pc = {.window = 1, .ack = print_ack};
+    plog_client_producer *p;
+    plog_rpc_status st;
+    if (plog_client_producer_open(c, &pc, &p, &st) != PLOG_STATUS_OK)
+        return fail(&st);
+    int code = PLOG_STATUS_OK;
+    if (argc == 1 && strcmp(argv[0], "-") == 0) {
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        while (code == PLOG_STATUS_OK && (n = getline(&line, &cap, stdin)) >= 0) {
+            if (n > 0 && line[n - 1] == '\n')
+                n--;
+            code = plog_client_producer_send(p, line, (size_t)n, &st);
+        }
+        free(line);
+    } else {
+        for (int i = 0; i < argc && code == PLOG_STATUS_OK; i++)
+            code = plog_client_producer_send(p, argv[i], strlen(argv[i]), &st);
+    }
+    if (code == PLOG_STATUS_OK)
+        code = plog_client_producer_flush(p, &st);
+    plog_client_producer_close(p);
+    fflush(stdout);
+    return code == PLOG_STATUS_OK ? EXIT_OK : fail(&st);
+}
+
+static void print_record(const uint8_t *value, size_t len, uint64_t off, int offsets)
+{
+    if (offsets)
+        printf("%" PRIu64 "\t", off);
+    fwrite(value, 1, len, stdout);
+    putchar('\n');
+}
+
+static int cmd_consume(plog_client *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"from", required_argument, NULL, 'f'},
+        {"follow", no_argument, NULL, 'F'},
+        {"offsets", no_argument, NULL, 'o'},
+        {NULL, 0, NULL, 0},
+    };
+    uint64_t from = 0;
+    int have_from = 0, follow = 0, offsets = 0, ch;
+    optind = 1; /* argv[0] is "consume" */
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'f') {
+            if (plog_config_flag_u64("proglogctl", "--from", optarg, &from) != 0)
+                return EXIT_USAGE;
+            have_from = 1;
+        } else if (ch == 'F') {
+            follow = 1;
+        } else if (ch == 'o') {
+            offsets = 1;
+        } else {
+            return EXIT_USAGE;
+        }
+    }
+    plog_rpc_status st;
+    if (!have_from) {
+        uint64_t off;
+        if (optind != argc - 1 || follow) {
+            fprintf(stderr, "proglogctl: consume: want OFFSET, or --from OFFSET [--follow]\n");
+            return EXIT_USAGE;
+        }
+        if (plog_config_flag_u64("proglogctl", "OFFSET", argv[optind], &off) != 0)
+            return EXIT_USAGE;
+        Log__V1__Record *rec;
+        if (plog_client_consume(c, off, &rec, &st) != PLOG_STATUS_OK)
+            return fail(&st);
+        print_record(rec->value.data, rec->value.len, rec->offset, offsets);
+        log__v1__record__free_unpacked(rec, NULL);
+        return EXIT_OK;
+    }
+    if (optind != argc) {
+        fprintf(stderr, "proglogctl: consume: unexpected argument: %s\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    plog_client_consumer_config cc = {.follow = follow != 0};
+    plog_client_consumer *it;
+    if (plog_client_consumer_open(c, from, &cc, &it) != PLOG_STATUS_OK) {
+        fprintf(stderr, "proglogctl: out of memory\n");
+        return EXIT_FAIL;
+    }
+    const uint8_t *value;
+    size_t len;
+    uint64_t off;
+    int code;
+    while ((code = plog_client_consumer_next(it, &value, &len, &off, &st)) == PLOG_STATUS_OK) {
+        print_record(value, len, off, offsets);
+        if (follow)
+            fflush(stdout); /* a follower's reader wants each record as it comes */
+    }
+    plog_client_consumer_close(it);
+    fflush(stdout);
+    /* Reading to the end of the log is success; an offset below it is not. */
+    if (code == PLOG_STATUS_OUT_OF_RANGE && strncmp(st.msg, "end of log", 10) == 0)
+        return EXIT_OK;
+    return fail(&st);
+}
+
+static int cmd_members(plog_client *c, int argc)
+{
+    if (argc != 1) {
+        fprintf(stderr, "proglogctl: members: takes no arguments\n");
+        return EXIT_USAGE;
+    }
+    Log__V1__GetMembersRequest req = LOG__V1__GET_MEMBERS_REQUEST__INIT;
+    nng_msg *reply;
+    plog_rpc_reply rp;
+    plog_rpc_status st;
+    if (plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_GET_MEMBERS), &req.base, 0, 0, &reply, &rp, &st) !=
+        PLOG_STATUS_OK)
+        return fail(&st);
+    Log__V1__GetMembersResponse *resp = log__v1__get_members_response__unpack(NULL, rp.body_len, rp.body);
+    nng_msg_free(reply);
+    if (resp == NULL) {
+        fprintf(stderr, "proglogctl: malformed GetMembersResponse\n");
+        return EXIT_FAIL;
+    }
+    printf("%-20s %-8s %-12s %s\n", "NAME", "STATUS", "INCARNATION", "TAGS");
+    for (size_t i = 0; i < resp->n_members; i++) {
+        const Log__V1__Member *m = resp->members[i];
+        char name[80];
+        snprintf(name, sizeof name, "%s%s", m->name, m->is_self ? "*" : "");
+        printf("%-20s %-8s %-12" PRIu64 " ", name, m->status, m->incarnation);
+        for (size_t j = 0; j < m->n_tags; j++)
+            printf("%s%s=%s", j > 0 ? "," : "", m->tags[j]->key, m->tags[j]->value);
+        putchar('\n');
+    }
+    log__v1__get_members_response__free_unpacked(resp, NULL);
+    fflush(stdout);
+    return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"addr", required_argument, NULL, 'a'},
+        {"timeout", required_argument, NULL, 't'},
+        {"tls-cert-file", required_argument, NULL, 'C'},
+        {"tls-key-file", required_argument, NULL, 'K'},
+        {"tls-ca-file", required_argument, NULL, 'A'},
+        {"tls-server-name", required_argument, NULL, 'N'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *addr = "tls+tcp://127.0.0.1:8400";
+    const char *cert = NULL, *key = NULL, *ca = NULL, *server_name = NULL;
+    plog_client_config cfg = {.timeout_ms = 5000};
+    uint64_t v;
+    int ch;
+    /* "+": stop at the command; its own options are parsed by the command. */
+    while ((ch = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'a':
+            addr = optarg;
+            break;
+        case 't':
+            if (plog_config_flag_u64("proglogctl", "--timeout", optarg, &v) != 0 || v == 0 || v > UINT32_MAX) {
+                fprintf(stderr, "proglogctl: --timeout: want 1..%u ms\n", UINT32_MAX);
+                return EXIT_USAGE;
+            }
+            cfg.timeout_ms = (uint32_t)v;
+            break;
+        case 'C':
+            cert = optarg;
+            break;
+        case 'K':
+            key = optarg;
+            break;
+        case 'A':
+            ca = optarg;
+            break;
+        case 'N':
+            server_name = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return EXIT_OK;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[optind];
+    if (strcmp(cmd, "produce") != 0 && strcmp(cmd, "consume") != 0 && strcmp(cmd, "members") != 0) {
+        fprintf(stderr, "proglogctl: unknown command: %s\n", cmd);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (plog_tls_url_is_tls(addr) ? (ca == NULL || (cert == NULL) != (key == NULL))
+                                  : (ca != NULL || cert != NULL || key != NULL)) {
+        fprintf(stderr,
+                plog_tls_url_is_tls(addr) ? "proglogctl: %s needs --tls-ca-file, and --tls-cert-file with "
+                                            "--tls-key-file\n"
+                                          : "proglogctl: TLS options need a tls+tcp:// address, not %s\n",
+                addr);
+        return EXIT_USAGE;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    char host[256], err[PLOG_TLS_ERRMSG_SIZE];
+    if (ca != NULL) {
+        if (server_name == NULL && plog_tls_url_host(addr, host, sizeof host) == 0)
+            server_name = host;
+        if (plog_tls_config_client(cert, key, ca, server_name, &cfg.tls, err, sizeof err) != 0) {
+            fprintf(stderr, "proglogctl: %s\n", err);
+            return EXIT_USAGE;
+        }
+    }
+    plog_client *c;
+    plog_rpc_status st;
+    int rv = plog_client_open(addr, &cfg, &c, &st);
+    if (cfg.tls != NULL)
+        nng_tls_config_free(cfg.tls); /* the client holds its own reference */
+    if (rv != PLOG_STATUS_OK) {
+        int rc = fail(&st);
+        return st.code == PLOG_STATUS_INVALID_ARGUMENT ? EXIT_USAGE : rc; /* bad --addr */
+    }
+    int rc = strcmp(cmd, "produce") == 0   ? cmd_produce(c, argc - optind - 1, argv + optind + 1)
+             : strcmp(cmd, "members") == 0 ? cmd_members(c, argc - optind)
+                                           : cmd_consume(c, argc - optind, argv + optind);
+    plog_client_close(c);
+    return rc;
+}

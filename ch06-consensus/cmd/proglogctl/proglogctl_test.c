@@ -1,0 +1,188 @@
+/* proglogctl_test.c - the two programs as a shell user runs them: a proglogctl
+ * round trip through a real proglog process, stdin input, following, the exit
+ * codes, --help/--version, and proglog's clean shutdown on SIGINT. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal/server/testserver.h"
+
+struct fixture {
+    struct tserver srv;
+    char ctl[512];
+    char tmp[64];
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    tserver_start(&f->srv); /* the defaults: --sync interval */
+    snprintf(f->ctl, sizeof f->ctl, "%s", plog_test_bin("proglogctl"));
+    plog_test_tmpdir("ctl", f->tmp, sizeof f->tmp);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    tserver_fini(&f->srv);
+    plog_test_rmrf(f->tmp);
+    free(f);
+    return 0;
+}
+
+/* ctl runs "proglogctl --addr <server> ARGS" through sh; *out gets stdout only
+ * (stderr: into *err when not NULL). Returns the exit status. */
+static int ctl(struct fixture *f, char **out, char **err, const char *args)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s --addr %s %s 2>%s/stderr", f->ctl, f->srv.addr, args, f->tmp);
+    int rc = plog_test_sh(cmd, 15000, out);
+    if (err != NULL) {
+        snprintf(cmd, sizeof cmd, "cat %s/stderr", f->tmp);
+        plog_test_sh(cmd, 5000, err);
+    }
+    return rc;
+}
+
+static void test_proglogctl_produce_then_consume_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    char *out;
+    assert_int_equal(ctl(f, &out, NULL, "produce alpha beta gamma"), 0);
+    assert_string_equal(out, "0\n1\n2\n");
+    free(out);
+    assert_int_equal(ctl(f, &out, NULL, "consume 1"), 0);
+    assert_string_equal(out, "beta\n");
+    free(out);
+    assert_int_equal(ctl(f, &out, NULL, "consume --from 1 --offsets"), 0);
+    assert_string_equal(out, "1\tbeta\n2\tgamma\n");
+    free(out);
+}
+
+static void test_proglogctl_produce_dash_reads_one_record_per_line(void **state)
+{
+    struct fixture *f = *state;
+    char *out, args[256];
+    snprintf(args, sizeof args, "produce - < %s/in", f->tmp);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "printf 'one\\ntwo words\\n\\nfour' > %s/in", f->tmp);
+    assert_int_equal(plog_test_sh(cmd, 5000, NULL), 0);
+    assert_int_equal(ctl(f, &out, NULL, args), 0);
+    assert_string_equal(out, "0\n1\n2\n3\n");
+    free(out);
+    assert_int_equal(ctl(f, &out, NULL, "consume --from 0"), 0);
+    assert_string_equal(out, "one\ntwo words\n\nfour\n");
+    free(out);
+}
+
+static void test_proglogctl_follow_prints_records_as_they_arrive(void **state)
+{
+    struct fixture *f = *state;
+    char *out;
+    assert_int_equal(ctl(f, &out, NULL, "produce old"), 0);
+    free(out);
+    char *argv[] = {f->ctl, "--addr", f->srv.addr, "consume", "--from", "0", "--follow", NULL};
+    plog_test_proc p;
+    plog_test_spawn(&p, argv);
+    assert_true(plog_test_wait_output(&p, "old\n", 10000));
+    assert_int_equal(ctl(f, &out, NULL, "produce new"), 0);
+    free(out);
+    assert_true(plog_test_wait_output(&p, "old\nnew\n", 10000));
+    plog_test_kill(&p, SIGTERM, 5000);
+    unlink(p.out);
+}
+
+static void test_proglogctl_exit_codes_tell_usage_not_found_unavailable(void **state)
+{
+    struct fixture *f = *state;
+    char *out, *err;
+    assert_int_equal(ctl(f, &out, &err, "consume 7"), 3);
+    assert_string_equal(out, "");
+    assert_string_equal(err, "proglogctl: OUT_OF_RANGE: offset out of range: 7\n");
+    free(out);
+    free(err);
+    assert_int_equal(ctl(f, &out, NULL, "consume"), 2);
+    free(out);
+    assert_int_equal(ctl(f, &out, NULL, "consume seven"), 2);
+    free(out);
+    assert_int_equal(ctl(f, &out, NULL, "frobnicate"), 2);
+    free(out);
+    assert_int_equal(ctl(f, &out, NULL, "produce"), 2);
+    free(out);
+    assert_int_equal(ctl(f, &out, NULL, "--timeout x produce a"), 2);
+    free(out);
+    char bad[1024];
+    snprintf(bad, sizeof bad, "%s --addr nonsense consume 0", f->ctl);
+    assert_int_equal(plog_test_sh(bad, 15000, &out), 2);
+    free(out);
+
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s --addr tcp://127.0.0.1:%d consume 0", f->ctl, plog_test_free_port());
+    assert_int_equal(plog_test_sh(cmd, 15000, &out), 4);
+    assert_non_null(strstr(out, "proglogctl: UNAVAILABLE: cannot connect"));
+    free(out);
+}
+
+static void test_proglogctl_and_proglog_help_and_version(void **state)
+{
+    struct fixture *f = *state;
+    char *out;
+    assert_int_equal(ctl(f, &out, NULL, "--help"), 0);
+    assert_non_null(strstr(out, "Exit status"));
+    free(out);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s --help", plog_test_bin("proglog"));
+    assert_int_equal(plog_test_sh(cmd, 5000, &out), 0);
+    assert_non_null(strstr(out, "--data-dir"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s --version", plog_test_bin("proglog"));
+    assert_int_equal(plog_test_sh(cmd, 5000, &out), 0);
+    assert_non_null(strstr(out, "proglog 0.5.0"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s --sync sometimes", plog_test_bin("proglog"));
+    assert_int_equal(plog_test_sh(cmd, 5000, &out), 2);
+    free(out);
+}
+
+static void test_proglog_exits_cleanly_on_sigint_and_keeps_records(void **state)
+{
+    struct fixture *f = *state;
+    char *out;
+    assert_int_equal(ctl(f, &out, NULL, "produce kept"), 0);
+    free(out);
+    assert_true(tserver_stop(&f->srv, SIGINT)); /* exit status 0 */
+    out = plog_test_output(&f->srv.proc);
+    assert_non_null(strstr(out, "signal=SIGINT"));
+    assert_non_null(strstr(out, "msg=stopped"));
+    free(out);
+    tserver_start(&f->srv);
+    assert_int_equal(ctl(f, &out, NULL, "consume 0"), 0);
+    assert_string_equal(out, "kept\n");
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_proglogctl_produce_then_consume_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglogctl_produce_dash_reads_one_record_per_line, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_proglogctl_follow_prints_records_as_they_arrive, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_proglogctl_exit_codes_tell_usage_not_found_unavailable, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_proglogctl_and_proglog_help_and_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_exits_cleanly_on_sigint_and_keeps_records, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests_name("proglogctl", tests, NULL, NULL);
+}

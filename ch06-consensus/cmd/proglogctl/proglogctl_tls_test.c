@@ -1,0 +1,150 @@
+/* proglogctl_tls_test.c - proglogctl as a shell user runs it against a secured
+ * proglog process: with root's certificate it produces and consumes; with nobody's
+ * it is told PERMISSION_DENIED in the book's words and exits 6; a refused
+ * certificate and missing TLS flags say what is wrong. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal/server/testserver.h"
+
+struct fixture {
+    struct tserver srv;
+    char ctl[512];
+    char tmp[64];
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    f->srv.tls = true;
+    tserver_start(&f->srv);
+    snprintf(f->ctl, sizeof f->ctl, "%s", plog_test_bin("proglogctl"));
+    plog_test_tmpdir("ctltls", f->tmp, sizeof f->tmp);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    bool clean = tserver_stop(&f->srv, SIGTERM);
+    tserver_fini(&f->srv);
+    plog_test_rmrf(f->tmp);
+    free(f);
+    assert_true(clean);
+    return 0;
+}
+
+/* ctl runs "proglogctl --addr <server> --tls-ca-file ca.pem [who's cert] ARGS";
+ * who NULL: no client certificate. *out gets stdout, *err (when not NULL)
+ * stderr. Returns the exit status. */
+static int ctl(struct fixture *f, const char *who, char **out, char **err, const char *args)
+{
+    char cmd[4096], certs[1400] = "";
+    if (who != NULL) {
+        char c[64], k[64];
+        snprintf(c, sizeof c, "%s-client.pem", who);
+        snprintf(k, sizeof k, "%s-client-key.pem", who);
+        snprintf(certs, sizeof certs, "--tls-cert-file %s --tls-key-file %s", tserver_cert(c),
+                 tserver_cert(k));
+    }
+    snprintf(cmd, sizeof cmd, "%s --addr %s --tls-ca-file %s %s %s 2>%s/stderr", f->ctl, f->srv.addr,
+             tserver_cert("ca.pem"), certs, args, f->tmp);
+    int rc = plog_test_sh(cmd, 15000, out);
+    if (err != NULL) {
+        snprintf(cmd, sizeof cmd, "cat %s/stderr", f->tmp);
+        plog_test_sh(cmd, 5000, err);
+    }
+    return rc;
+}
+
+static void test_proglogctl_tls_root_produces_and_consumes(void **state)
+{
+    struct fixture *f = *state;
+    char *out, *err;
+    assert_int_equal(ctl(f, "root", &out, NULL, "produce hello world"), 0);
+    assert_string_equal(out, "0\n1\n");
+    free(out);
+    assert_int_equal(ctl(f, "root", &out, NULL, "consume 1"), 0);
+    assert_string_equal(out, "world\n");
+    free(out);
+    assert_int_equal(ctl(f, "root", &out, &err, "consume --from 0 --offsets"), 0);
+    assert_string_equal(out, "0\thello\n1\tworld\n");
+    free(out);
+    free(err);
+}
+
+static void test_proglogctl_tls_nobody_is_denied(void **state)
+{
+    struct fixture *f = *state;
+    char *out, *err;
+    assert_int_equal(ctl(f, "nobody", &out, &err, "produce hello"), 6);
+    assert_string_equal(out, "");
+    assert_non_null(strstr(err, "proglogctl: PERMISSION_DENIED: nobody not permitted to produce to *"));
+    free(out);
+    free(err);
+    assert_int_equal(ctl(f, "nobody", &out, &err, "consume 0"), 6);
+    assert_non_null(strstr(err, "proglogctl: PERMISSION_DENIED: nobody not permitted to consume to *"));
+    free(out);
+    free(err);
+    assert_int_equal(ctl(f, "nobody", &out, &err, "consume --from 0"), 6);
+    assert_non_null(strstr(err, "PERMISSION_DENIED: nobody not permitted to consume to *"));
+    free(out);
+    free(err);
+}
+
+static void test_proglogctl_tls_refused_certificate_says_why(void **state)
+{
+    struct fixture *f = *state;
+    char *out, *err;
+    assert_int_equal(ctl(f, "expired", &out, &err, "consume 0"), 6);
+    assert_non_null(strstr(err, "proglogctl: UNAUTHENTICATED: cannot connect to"));
+    assert_non_null(strstr(err, "certificate expired"));
+    free(out);
+    free(err);
+    assert_int_equal(ctl(f, NULL, &out, &err, "consume 0"), 6);
+    assert_non_null(strstr(err, "certificate required"));
+    free(out);
+    free(err);
+}
+
+static void test_proglogctl_tls_flags_are_checked(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[2048], *out;
+    /* tls+tcp:// without a CA file: a usage error, before any connection. */
+    snprintf(cmd, sizeof cmd, "%s --addr %s consume 0", f->ctl, f->srv.addr);
+    assert_int_equal(plog_test_sh(cmd, 10000, &out), 2);
+    assert_non_null(strstr(out, "needs --tls-ca-file"));
+    free(out);
+    /* An unreadable certificate is named. */
+    snprintf(cmd, sizeof cmd,
+             "%s --addr %s --tls-ca-file %s --tls-cert-file /nonexistent.pem "
+             "--tls-key-file /nonexistent-key.pem consume 0",
+             f->ctl, f->srv.addr, tserver_cert("ca.pem"));
+    assert_int_equal(plog_test_sh(cmd, 10000, &out), 2);
+    assert_non_null(strstr(out, "/nonexistent.pem"));
+    free(out);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_proglogctl_tls_root_produces_and_consumes),
+        T(test_proglogctl_tls_nobody_is_denied),
+        T(test_proglogctl_tls_refused_certificate_says_why),
+        T(test_proglogctl_tls_flags_are_checked),
+    };
+#undef T
+    tserver_certs();
+    return cmocka_run_group_tests_name("proglogctl tls", tests, NULL, NULL);
+}

@@ -1,0 +1,445 @@
+/* agent.c - one node: log, server, membership, replicator (see agent.h).
+ *
+ * Data directory:
+ *   DATA_DIR/node-name   the name the directory belongs to (one line), written
+ *                        atomically (temp file, fsync, rename, fsync dir) once
+ *   DATA_DIR/log/        the segments */
+#include "internal/agent/agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal/auth/authorizer.h"
+#include "internal/err/err.h"
+#include "internal/metrics/http.h"
+#include "internal/metrics/metrics.h"
+#include "internal/server/server.h"
+#include "internal/tls/config.h"
+
+#define PATH_SIZE 1024
+#define NAME_SIZE 128
+#define ADDR_SIZE 272
+
+struct plog_agent {
+    plog_agent_config cfg;
+    char data_dir[PATH_SIZE], log_dir[PATH_SIZE + 8], name[NAME_SIZE], bind[ADDR_SIZE];
+    char server_cert[PATH_SIZE], server_key[PATH_SIZE], server_ca[PATH_SIZE];
+    char peer_cert[PATH_SIZE], peer_key[PATH_SIZE], peer_ca[PATH_SIZE];
+    char rpc_url[ADDR_SIZE + 16], rpc_hostport[ADDR_SIZE];
+
+    plog_log *log;
+    nng_tls_config *server_tls;
+    plog_auth *acl;
+    plog_metrics *metrics;
+    plog_metrics_http *http;
+    plog_server *srv;
+    plog_replicator *repl;
+    pthread_mutex_t mu; /* disc, against GetMembers while stopping */
+    plog_discovery *disc;
+};
+
+/* bind_name checks (or, the first time, records) the directory's node name. */
+static int bind_name(const char *dir, const char *name, char *err, size_t errsize)
+{
+    char path[PATH_SIZE + 16], tmp[PATH_SIZE + 32], have[NAME_SIZE + 2] = "";
+    snprintf(path, sizeof path, "%s/node-name", dir);
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+        if (fgets(have, sizeof have, f) == NULL)
+            have[0] = '\0';
+        fclose(f);
+        have[strcspn(have, "\n")] = '\0';
+        if (strcmp(have, name) != 0) {
+            plog_errf(err, errsize,
+                      "%s belongs to node \"%s\", not \"%s\": a node's log and name go together "
+                      "(the other nodes' replication positions count its offsets)",
+                      dir, have, name);
+            return PLOG_EINVAL;
+        }
+        return PLOG_OK;
+    }
+    if (errno != ENOENT) {
+        plog_errf(err, errsize, "%s: %s", path, strerror(errno));
+        return PLOG_EIO;
+    }
+    snprintf(tmp, sizeof tmp, "%s/node-name.tmp", dir);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        plog_errf(err, errsize, "%s: %s", tmp, strerror(errno));
+        return PLOG_EIO;
+    }
+    char line[NAME_SIZE + 2];
+    int n = snprintf(line, sizeof line, "%s\n", name);
+    bool ok = write(fd, line, (size_t)n) == n && fsync(fd) == 0;
+    close(fd);
+    if (!ok || rename(tmp, path) != 0) {
+        plog_errf(err, errsize, "%s: %s", path, strerror(errno));
+        unlink(tmp);
+        return PLOG_EIO;
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return PLOG_OK;
+}
+
+static int mkdirs(const char *dir, char *err, size_t errsize)
+{
+    char p[PATH_SIZE];
+    snprintf(p, sizeof p, "%s", dir);
+    for (char *s = p + 1; *s != '\0'; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+            plog_errf(err, errsize, "mkdir %s: %s", p, strerror(errno));
+            return PLOG_EIO;
+        }
+        *s = '/';
+    }
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+        plog_errf(err, errsize, "mkdir %s: %s", p, strerror(errno));
+        return PLOG_EIO;
+    }
+    return PLOG_OK;
+}
+
+/* on_event: membership drives replication (Go: the Handler's Join and Leave). A
+ * failed member is stopped like a leaving one; its next join resumes it. */
+static void on_event(void *arg, const plog_membership_event *ev)
+{
+    plog_agent *a = arg;
+    const char *rpc = plog_membership_tag(&ev->member, "rpc_addr");
+    const char *kind = ev->type == PLOG_MEMBERSHIP_JOIN     ? "join"
+                       : ev->type == PLOG_MEMBERSHIP_LEAVE  ? "leave"
+                       : ev->type == PLOG_MEMBERSHIP_FAILED ? "failed"
+                                                            : "update";
+    plog_logger_logf(a->cfg.logger, PLOG_LOGGER_INFO, "member", "event=%s name=%s addr=%s rpc_addr=%s incarnation=%llu",
+                     kind, ev->member.name, ev->member.addr, rpc != NULL ? rpc : "",
+                     (unsigned long long)ev->member.incarnation);
+    switch (ev->type) {
+    case PLOG_MEMBERSHIP_JOIN:
+    case PLOG_MEMBERSHIP_UPDATE:
+        if (rpc != NULL)
+            plog_replicator_join(a->repl, ev->member.name, rpc);
+        break;
+    case PLOG_MEMBERSHIP_LEAVE:
+    case PLOG_MEMBERSHIP_FAILED:
+        plog_replicator_leave(a->repl, ev->member.name);
+        break;
+    default:
+        break;
+    }
+}
+
+/* on_published: the replicator appended and committed records below next. */
+static void on_published(void *arg, uint64_t next)
+{
+    plog_agent *a = arg;
+    plog_server_publish(a->srv, next);
+}
+
+static const char *status_name(int s)
+{
+    switch (s) {
+    case PLOG_GOSSIP_ALIVE:
+        return "alive";
+    case PLOG_GOSSIP_SUSPECT:
+        return "suspect";
+    case PLOG_GOSSIP_DEAD:
+        return "dead";
+    case PLOG_GOSSIP_LEFT:
+        return "left";
+    default:
+        return "unknown";
+    }
+}
+
+/* get_members answers GetMembers: the membership's view, encoded. */
+static int get_members(void *arg, uint8_t **buf, size_t *len)
+{
+    plog_agent *a = arg;
+    plog_membership_member *v;
+    size_t n;
+    pthread_mutex_lock(&a->mu);
+    int got = a->disc == NULL ? PLOG_EINVAL : plog_discovery_members(a->disc, &v, &n);
+    pthread_mutex_unlock(&a->mu);
+    if (got != PLOG_OK)
+        return got;
+    Log__V1__GetMembersResponse resp = LOG__V1__GET_MEMBERS_RESPONSE__INIT;
+    Log__V1__Member *ms = calloc(n + 1, sizeof *ms);
+    Log__V1__Member **mp = calloc(n + 1, sizeof *mp);
+    size_t ntags = 0;
+    for (size_t i = 0; i < n; i++)
+        ntags += v[i].ntags;
+    Log__V1__Tag *ts = calloc(ntags + 1, sizeof *ts);
+    Log__V1__Tag **tp = calloc(ntags + 1, sizeof *tp);
+    int rv = PLOG_ENOMEM;
+    if (ms == NULL || mp == NULL || ts == NULL || tp == NULL)
+        goto out;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        log__v1__member__init(&ms[i]);
+        ms[i].name = v[i].name;
+        ms[i].addr = v[i].addr;
+        ms[i].status = (char *)status_name(v[i].status);
+        ms[i].incarnation = v[i].incarnation;
+        ms[i].is_self = strcmp(v[i].name, a->name) == 0;
+        ms[i].tags = &tp[k];
+        ms[i].n_tags = v[i].ntags;
+        for (size_t j = 0; j < v[i].ntags; j++, k++) {
+            log__v1__tag__init(&ts[k]);
+            ts[k].key = v[i].tags[j].key;
+            ts[k].value = v[i].tags[j].value;
+            tp[k] = &ts[k];
+        }
+        mp[i] = &ms[i];
+    }
+    resp.members = mp;
+    resp.n_members = n;
+    *len = log__v1__get_members_response__get_packed_size(&resp);
+    if ((*buf = malloc(*len + 1)) == NULL)
+        goto out;
+    log__v1__get_members_response__pack(&resp, *buf);
+    rv = PLOG_OK;
+out:
+    free(tp);
+    free(ts);
+    free(mp);
+    free(ms);
+    free(v);
+    return rv;
+}
+
+static int64_t gauge_next(void *arg)
+{
+    return (int64_t)plog_log_next_offset(((plog_agent *)arg)->log);
+}
+
+static int64_t gauge_lowest(void *arg)
+{
+    return (int64_t)plog_log_lowest_offset(((plog_agent *)arg)->log);
+}
+
+static int64_t gauge_alive(void *arg)
+{
+    plog_discovery_stats st;
+    plog_discovery_stats_get(((plog_agent *)arg)->disc, &st);
+    return (int64_t)st.alive;
+}
+
+static int64_t gauge_dropped(void *arg)
+{
+    plog_discovery_stats st;
+    plog_discovery_stats_get(((plog_agent *)arg)->disc, &st);
+    return (int64_t)(st.bad_version + st.bad_size + st.bad_format + st.spoofed + st.transport.denied +
+                     st.transport.unauthenticated + st.transport.oversize);
+}
+
+static int64_t gauge_replicated(void *arg)
+{
+    plog_replicator_stats st;
+    plog_replicator_stats_get(((plog_agent *)arg)->repl, &st);
+    return (int64_t)st.records;
+}
+
+static void copy(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src != NULL ? src : "");
+}
+
+static int check_config(const plog_agent_config *c, char *err, size_t errsize)
+{
+    const char *missing = c->data_dir == NULL          ? "data dir"
+                          : c->node_name == NULL       ? "node name"
+                          : c->bind_addr == NULL       ? "bind address"
+                          : c->rpc_port == 0           ? "RPC port"
+                          : c->server_tls_cert_file == NULL ? "server TLS certificate"
+                          : c->server_tls_key_file == NULL  ? "server TLS key"
+                          : c->server_tls_ca_file == NULL   ? "server TLS CA"
+                          : c->peer_tls_cert_file == NULL   ? "peer TLS certificate"
+                          : c->peer_tls_key_file == NULL    ? "peer TLS key"
+                          : c->peer_tls_ca_file == NULL     ? "peer TLS CA"
+                          : c->acl_policy_file == NULL      ? "ACL policy"
+                                                            : NULL;
+    if (missing != NULL) {
+        plog_errf(err, errsize, "agent: the %s is required", missing);
+        return PLOG_EINVAL;
+    }
+    const char *colon = strrchr(c->bind_addr, ':');
+    if (colon == NULL || colon == c->bind_addr || colon[1] == '\0' || strlen(c->bind_addr) >= ADDR_SIZE - 16) {
+        plog_errf(err, errsize, "agent: bad bind address \"%s\" (want HOST:PORT)", c->bind_addr);
+        return PLOG_EINVAL;
+    }
+    return PLOG_OK;
+}
+
+int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, size_t errsize)
+{
+    int rv = check_config(cfg, err, errsize);
+    if (rv != PLOG_OK)
+        return rv;
+    plog_agent *a = calloc(1, sizeof *a);
+    if (a == NULL) {
+        plog_errf(err, errsize, "out of memory");
+        return PLOG_ENOMEM;
+    }
+    a->cfg = *cfg;
+    pthread_mutex_init(&a->mu, NULL);
+    copy(a->data_dir, sizeof a->data_dir, cfg->data_dir);
+    snprintf(a->log_dir, sizeof a->log_dir, "%s/log", a->data_dir);
+    copy(a->name, sizeof a->name, cfg->node_name);
+    copy(a->bind, sizeof a->bind, cfg->bind_addr);
+    copy(a->server_cert, sizeof a->server_cert, cfg->server_tls_cert_file);
+    copy(a->server_key, sizeof a->server_key, cfg->server_tls_key_file);
+    copy(a->server_ca, sizeof a->server_ca, cfg->server_tls_ca_file);
+    copy(a->peer_cert, sizeof a->peer_cert, cfg->peer_tls_cert_file);
+    copy(a->peer_key, sizeof a->peer_key, cfg->peer_tls_key_file);
+    copy(a->peer_ca, sizeof a->peer_ca, cfg->peer_tls_ca_file);
+    /* The RPC server listens on the bind host at the RPC port (Go: RPCAddr). */
+    size_t hlen = (size_t)(strrchr(a->bind, ':') - a->bind);
+    snprintf(a->rpc_hostport, sizeof a->rpc_hostport, "%.*s:%u", (int)hlen, a->bind, (unsigned)cfg->rpc_port);
+    snprintf(a->rpc_url, sizeof a->rpc_url, "tls+tcp://%s", a->rpc_hostport);
+
+    /* 1. The log. */
+    if ((rv = mkdirs(a->data_dir, err, errsize)) != PLOG_OK || (rv = bind_name(a->data_dir, a->name, err, errsize)) != PLOG_OK)
+        goto fail;
+    if ((rv = plog_log_open(a->log_dir, &cfg->log, &a->log)) != PLOG_OK) {
+        plog_errf(err, errsize, "agent: cannot open the log in %s: %s", a->log_dir, plog_strerror(rv));
+        goto fail;
+    }
+    /* 2. The RPC server, with mutual TLS and the ACL. */
+    if ((rv = plog_tls_config_server(a->server_cert, a->server_key, a->server_ca, &a->server_tls, err, errsize)) !=
+            PLOG_OK ||
+        (rv = plog_auth_new(cfg->acl_model_file, cfg->acl_policy_file, &a->acl, err, errsize)) != PLOG_OK)
+        goto fail;
+    if ((rv = plog_server_metrics_new(&a->metrics)) != PLOG_OK) {
+        plog_errf(err, errsize, "out of memory");
+        goto fail;
+    }
+    plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_LOG_LOWEST_OFFSET, gauge_lowest, a);
+    plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_LOG_NEXT_OFFSET, gauge_next, a);
+    plog_server_config sc = {
+        .addr = a->rpc_url,
+        .sync = cfg->log.sync,
+        .tls = a->server_tls,
+        .acl = a->acl,
+        .metrics = a->metrics,
+        .logger = cfg->logger,
+        .log_requests = cfg->log_requests,
+        .members = get_members,
+        .members_arg = a,
+    };
+    if ((rv = plog_server_open(a->log, &sc, &a->srv, err, errsize)) != PLOG_OK)
+        goto fail;
+    /* 3. Membership, whose events go to 4. the replicator (made first: see agent.h). */
+    plog_replicator_config rc = {
+        .self = a->name,
+        .cert_file = a->peer_cert,
+        .key_file = a->peer_key,
+        .ca_file = a->peer_ca,
+        .published = on_published,
+        .arg = a,
+        .logger = cfg->logger,
+    };
+    if ((rv = plog_replicator_open(a->log, &rc, &a->repl, err, errsize)) != PLOG_OK)
+        goto fail;
+    plog_gossip_tag tags[] = {{"rpc_addr", a->rpc_hostport}};
+    plog_discovery_config dc = {
+        .name = a->name,
+        .bind_addr = a->bind,
+        .tags = tags,
+        .ntags = 1,
+        .start_join_addrs = cfg->start_join_addrs,
+        .njoin = cfg->njoin,
+        .cert_file = a->peer_cert,
+        .key_file = a->peer_key,
+        .ca_file = a->peer_ca,
+        .acl = a->acl,
+        .fast = cfg->fast,
+        .handler = on_event,
+        .arg = a,
+    };
+    plog_discovery *disc;
+    if ((rv = plog_discovery_open(&dc, &disc, err, errsize)) != PLOG_OK)
+        goto fail;
+    pthread_mutex_lock(&a->mu);
+    a->disc = disc;
+    pthread_mutex_unlock(&a->mu);
+    plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_MEMBERS_ALIVE, gauge_alive, a);
+    plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_GOSSIP_DROPPED, gauge_dropped, a);
+    plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_REPLICATED_RECORDS, gauge_replicated, a);
+    if (cfg->metrics_addr != NULL &&
+        (rv = plog_metrics_http_open(a->metrics, cfg->metrics_addr, err, errsize, &a->http)) != PLOG_OK)
+        goto fail;
+    *ap = a;
+    return PLOG_OK;
+fail:
+    plog_agent_kill(a);
+    return rv;
+}
+
+const char *plog_agent_rpc_addr(const plog_agent *a)
+{
+    return a->rpc_url;
+}
+
+plog_log *plog_agent_log(plog_agent *a)
+{
+    return a->log;
+}
+
+plog_discovery *plog_agent_discovery(plog_agent *a)
+{
+    return a->disc;
+}
+
+plog_replicator *plog_agent_replicator(plog_agent *a)
+{
+    return a->repl;
+}
+
+/* stop undoes plog_agent_open in reverse, leaving first when leave. */
+static int stop(plog_agent *a, bool leave)
+{
+    /* Leave first: the others should hear it before anything slower happens. */
+    if (a->disc != NULL && leave)
+        plog_discovery_leave(a->disc);
+    if (a->http != NULL)
+        plog_metrics_http_close(a->http);
+    pthread_mutex_lock(&a->mu);
+    plog_discovery *disc = a->disc;
+    a->disc = NULL;
+    pthread_mutex_unlock(&a->mu);
+    plog_discovery_close(disc); /* no more events: the replicator can go */
+    plog_replicator_close(a->repl);
+    a->repl = NULL;
+    plog_server_close(a->srv);
+    int rv = plog_log_close(a->log);
+    if (a->server_tls != NULL)
+        nng_tls_config_free(a->server_tls);
+    plog_auth_free(a->acl);
+    plog_metrics_free(a->metrics);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
+    return rv;
+}
+
+int plog_agent_shutdown(plog_agent *a)
+{
+    return a == NULL ? PLOG_OK : stop(a, true);
+}
+
+void plog_agent_kill(plog_agent *a)
+{
+    if (a != NULL)
+        stop(a, false);
+}

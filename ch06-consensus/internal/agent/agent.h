@@ -1,0 +1,74 @@
+/* agent.h - one node of the cluster: the log, its mTLS RPC server, membership and
+ * the replicator, wired together (Go: internal/agent/agent.go).
+ *
+ * plog_agent_open starts them in the book's order: the log (in DATA_DIR/log), the
+ * RPC server on tls+tcp://BIND_HOST:RPC_PORT, then membership on BIND_ADDR with
+ * the tag rpc_addr=BIND_HOST:RPC_PORT, whose join/leave/failed events drive the
+ * replicator (created just before membership, so that no event finds it
+ * missing; it starts copying only on a join). plog_agent_shutdown undoes it in
+ * reverse: a graceful leave, then the replicator, the server, the log.
+ *
+ * Two TLS identities, as the book's ServerTLSConfig and PeerTLSConfig: the
+ * server's certificate for the RPC server, and the node's peer certificate
+ * (CN = node name) for everything the node does as a client of the others:
+ * gossip both ways, and replication's ConsumeStream calls.
+ *
+ * A data directory remembers the node name that created it (DATA_DIR/node-name):
+ * the replicator's positions are origin offsets, so a node's name and its log
+ * belong together, and opening a directory under another name is refused. */
+#ifndef PLOG_AGENT_H
+#define PLOG_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal/discovery/discovery.h"
+#include "internal/log/config.h"
+#include "internal/log/log.h"
+#include "internal/log/replicator.h"
+#include "internal/logger/logger.h"
+
+typedef struct plog_agent plog_agent;
+
+typedef struct plog_agent_config {
+    const char *data_dir;  /* required */
+    const char *node_name; /* required; the CN of the peer certificate */
+    const char *bind_addr; /* gossip "HOST:PORT"; the RPC server listens on HOST too */
+    uint16_t rpc_port;     /* required */
+    const char *const *start_join_addrs; /* gossip addresses of members; may be empty */
+    size_t njoin;
+    const char *server_tls_cert_file, *server_tls_key_file, *server_tls_ca_file;
+    const char *peer_tls_cert_file, *peer_tls_key_file, *peer_tls_ca_file;
+    const char *acl_model_file; /* optional */
+    const char *acl_policy_file; /* required: produce/consume for clients, gossip and
+                                  * consume for the nodes */
+    bool fast;                  /* membership timing: fast (loopback) profile */
+    plog_log_config log;        /* segment sizes, sync policy */
+    const char *metrics_addr;   /* NULL: no metrics endpoint */
+    plog_logger *logger;        /* borrowed; NULL: the agent logs nothing */
+    bool log_requests;          /* one line per RPC on logger (internal/metrics/reqlog.h) */
+} plog_agent_config;
+
+/* plog_agent_open starts a node. Strings of cfg are copied. On PLOG_OK *ap is the
+ * caller's until plog_agent_shutdown. On failure err says which part failed and
+ * why, and everything started is stopped again. */
+int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, size_t errsize);
+
+/* plog_agent_rpc_addr: the RPC server's URL, e.g. "tls+tcp://127.0.0.1:8400". */
+const char *plog_agent_rpc_addr(const plog_agent *a);
+
+/* Accessors for tests and the program: borrowed until shutdown. */
+plog_log *plog_agent_log(plog_agent *a);
+plog_discovery *plog_agent_discovery(plog_agent *a);
+plog_replicator *plog_agent_replicator(plog_agent *a);
+
+/* plog_agent_shutdown leaves the cluster gracefully, stops replication and the
+ * server, closes the log and frees a. Returns the log's close result. NULL: PLOG_OK. */
+int plog_agent_shutdown(plog_agent *a);
+
+/* plog_agent_kill stops everything without leaving (as if the process died, but
+ * the log is closed cleanly), for tests of failure detection. */
+void plog_agent_kill(plog_agent *a);
+
+#endif

@@ -1,0 +1,300 @@
+/* agent_test.c - the book's agent test, in one process (Go: agent_test.go
+ * TestAgent): three agents, the second and third joining the first; a record
+ * produced on the first is readable on the other two within 3 s, and is not
+ * replicated back (the first still holds one record); a leave is seen within 3 s.
+ * Plus: an agent refuses a data directory made under another node name, and
+ * replication positions survive a restart. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal/agent/agent.h"
+#include "internal/agent/testcluster.h"
+#include "internal/client/client.h"
+#include "internal/err/err.h"
+#include "internal/tls/config.h"
+#include "testing/testing.h"
+
+#define N 3
+
+struct fixture {
+    char dir[64], policy[128];
+    char data[N][128], name[N][16], bind[N][32];
+    uint16_t rpc[N];
+    plog_agent *a[N];
+};
+
+static const char *cert(const char *name)
+{
+    static char bufs[16][600];
+    static int next;
+    char *b = bufs[next++ % 16];
+    snprintf(b, sizeof bufs[0], "%s/%s", tc_certs(), name);
+    return b;
+}
+
+static void start(struct fixture *f, int i, int join)
+{
+    char c[64], k[64];
+    snprintf(c, sizeof c, "%s.pem", f->name[i]);
+    snprintf(k, sizeof k, "%s-key.pem", f->name[i]);
+    const char *seeds[1] = {join >= 0 ? f->bind[join] : NULL};
+    plog_agent_config ac = {
+        .data_dir = f->data[i],
+        .node_name = f->name[i],
+        .bind_addr = f->bind[i],
+        .rpc_port = f->rpc[i],
+        .start_join_addrs = seeds,
+        .njoin = join >= 0 ? 1 : 0,
+        .server_tls_cert_file = cert(c),
+        .server_tls_key_file = cert(k),
+        .server_tls_ca_file = cert("ca.pem"),
+        .peer_tls_cert_file = cert(c),
+        .peer_tls_key_file = cert(k),
+        .peer_tls_ca_file = cert("ca.pem"),
+        .acl_model_file = cert("model.conf"),
+        .acl_policy_file = f->policy,
+        .fast = true,
+        .log = {.sync = PLOG_SYNC_INTERVAL},
+    };
+    char err[512];
+    if (plog_agent_open(&ac, &f->a[i], err, sizeof err) != PLOG_OK)
+        fail_msg("agent %s: %s", f->name[i], err);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    plog_test_tmpdir("agent", f->dir, sizeof f->dir);
+    snprintf(f->policy, sizeof f->policy, "%s/policy.csv", f->dir);
+    FILE *p = fopen(f->policy, "w");
+    assert_non_null(p);
+    fprintf(p, "p, root, *, produce\np, root, *, consume\n");
+    for (int i = 0; i < N; i++) {
+        snprintf(f->name[i], sizeof f->name[i], "node%d", i + 1);
+        snprintf(f->data[i], sizeof f->data[i], "%s/%s", f->dir, f->name[i]);
+        snprintf(f->bind[i], sizeof f->bind[i], "127.0.0.1:%d", plog_test_free_port());
+        f->rpc[i] = (uint16_t)plog_test_free_port();
+        fprintf(p, "p, %s, *, gossip\np, %s, *, consume\n", f->name[i], f->name[i]);
+    }
+    fclose(p);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    for (int i = N - 1; i >= 0; i--)
+        assert_plog_ok(plog_agent_shutdown(f->a[i]));
+    plog_test_rmrf(f->dir);
+    free(f);
+    return 0;
+}
+
+static plog_client *client(struct fixture *f, int i)
+{
+    char err[PLOG_TLS_ERRMSG_SIZE];
+    plog_client_config cfg = {.timeout_ms = 5000};
+    if (plog_tls_config_client(cert("root-client.pem"), cert("root-client-key.pem"), cert("ca.pem"), "127.0.0.1",
+                               &cfg.tls, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    plog_client *c;
+    plog_rpc_status st;
+    int rv = plog_client_open(plog_agent_rpc_addr(f->a[i]), &cfg, &c, &st);
+    nng_tls_config_free(cfg.tls);
+    if (rv != PLOG_STATUS_OK)
+        fail_msg("client: %s", st.msg);
+    return c;
+}
+
+struct read_arg {
+    plog_client *c;
+    uint64_t off;
+    const char *want;
+};
+
+static bool readable(void *arg)
+{
+    struct read_arg *a = arg;
+    Log__V1__Record *rec;
+    plog_rpc_status st;
+    if (plog_client_consume(a->c, a->off, &rec, &st) != PLOG_STATUS_OK)
+        return false;
+    bool ok = rec->value.len == strlen(a->want) && memcmp(rec->value.data, a->want, rec->value.len) == 0;
+    log__v1__record__free_unpacked(rec, NULL);
+    return ok;
+}
+
+static void start_three(struct fixture *f)
+{
+    start(f, 0, -1);
+    start(f, 1, 0);
+    start(f, 2, 0);
+}
+
+/* Go: TestAgent. */
+static void test_agent_record_produced_on_one_is_readable_on_the_others_within_3s(void **state)
+{
+    struct fixture *f = *state;
+    start_three(f);
+    plog_client *c0 = client(f, 0);
+    uint64_t off;
+    plog_rpc_status st;
+    assert_int_equal(plog_client_produce(c0, "foo", 3, &off, &st), PLOG_STATUS_OK);
+    assert_int_equal(off, 0);
+    for (int i = 1; i < N; i++) {
+        plog_client *c = client(f, i);
+        struct read_arg a = {c, 0, "foo"};
+        assert_true(plog_test_wait_until(readable, &a, 3000));
+        /* The copy knows where it came from. */
+        Log__V1__Record *rec;
+        assert_int_equal(plog_client_consume(c, 0, &rec, &st), PLOG_STATUS_OK);
+        assert_string_equal(rec->origin, "node1");
+        assert_int_equal(rec->origin_offset, 0);
+        log__v1__record__free_unpacked(rec, NULL);
+        plog_client_close(c);
+    }
+    /* The book's version replicates the record back to the first agent (the
+     * test's "Consume(offset 1)" would find a copy); this one never does. */
+    plog_test_sleep_ms(1000);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(plog_log_next_offset(plog_agent_log(f->a[i])), 1);
+    Log__V1__Record *rec;
+    assert_int_equal(plog_client_consume(c0, 1, &rec, &st), PLOG_STATUS_OUT_OF_RANGE);
+    plog_client_close(c0);
+}
+
+struct left_arg {
+    plog_agent *a;
+    const char *name;
+};
+
+static bool has_left(void *arg)
+{
+    struct left_arg *l = arg;
+    plog_membership_member *v;
+    size_t n;
+    if (plog_discovery_members(plog_agent_discovery(l->a), &v, &n) != PLOG_OK)
+        return false;
+    bool left = false;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i].name, l->name) == 0 && v[i].status == PLOG_GOSSIP_LEFT)
+            left = true;
+    free(v);
+    return left;
+}
+
+/* Go: TestMembership's leave, through the agent: shutdown leaves gracefully. */
+static void test_agent_shutdown_is_seen_as_a_leave_within_3s(void **state)
+{
+    struct fixture *f = *state;
+    start_three(f);
+    plog_replicator_stats rs;
+    for (int t = 0; t < 300; t++) {
+        plog_replicator_stats_get(plog_agent_replicator(f->a[0]), &rs);
+        if (rs.active == 2)
+            break;
+        plog_test_sleep_ms(10);
+    }
+    assert_int_equal(rs.active, 2);
+    assert_plog_ok(plog_agent_shutdown(f->a[2]));
+    f->a[2] = NULL;
+    for (int i = 0; i < 2; i++) {
+        struct left_arg l = {f->a[i], "node3"};
+        assert_true(plog_test_wait_until(has_left, &l, 3000));
+    }
+    /* The leave stopped replication from node3. */
+    for (int t = 0; t < 300; t++) {
+        plog_replicator_stats_get(plog_agent_replicator(f->a[0]), &rs);
+        if (rs.active == 1)
+            break;
+        plog_test_sleep_ms(10);
+    }
+    assert_int_equal(rs.active, 1);
+}
+
+/* The replicator's position comes from the log: after a restart node2 copies only
+ * what it did not have, and node1's records arrive exactly once. */
+static void test_agent_restart_resumes_replication_without_duplicates(void **state)
+{
+    struct fixture *f = *state;
+    start(f, 0, -1);
+    start(f, 1, 0);
+    plog_client *c0 = client(f, 0);
+    plog_rpc_status st;
+    uint64_t off;
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(plog_client_produce(c0, "x", 1, &off, &st), PLOG_STATUS_OK);
+    plog_client *c1 = client(f, 1);
+    struct read_arg a = {c1, 9, "x"};
+    assert_true(plog_test_wait_until(readable, &a, 3000));
+    plog_client_close(c1);
+    uint64_t pos;
+    plog_replicator_position(plog_agent_replicator(f->a[1]), "node1", &pos);
+    assert_int_equal(pos, 10);
+    assert_plog_ok(plog_agent_shutdown(f->a[1]));
+    f->a[1] = NULL;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(plog_client_produce(c0, "y", 1, &off, &st), PLOG_STATUS_OK);
+    start(f, 1, 0);
+    /* Rebuilt from the log at open, before anything was copied again. */
+    plog_replicator_position(plog_agent_replicator(f->a[1]), "node1", &pos);
+    assert_true(pos == 10 || pos == 15);
+    c1 = client(f, 1);
+    a = (struct read_arg){c1, 14, "y"};
+    assert_true(plog_test_wait_until(readable, &a, 5000));
+    plog_test_sleep_ms(500);
+    assert_int_equal(plog_log_next_offset(plog_agent_log(f->a[1])), 15);
+    plog_client_close(c1);
+    plog_client_close(c0);
+}
+
+static void test_agent_refuses_a_data_dir_of_another_node(void **state)
+{
+    struct fixture *f = *state;
+    start(f, 0, -1);
+    assert_plog_ok(plog_agent_shutdown(f->a[0]));
+    f->a[0] = NULL;
+    snprintf(f->data[1], sizeof f->data[1], "%s", f->data[0]);
+    char c[64], k[64];
+    snprintf(c, sizeof c, "%s.pem", f->name[1]);
+    snprintf(k, sizeof k, "%s-key.pem", f->name[1]);
+    plog_agent_config ac = {
+        .data_dir = f->data[1],
+        .node_name = f->name[1],
+        .bind_addr = f->bind[1],
+        .rpc_port = f->rpc[1],
+        .server_tls_cert_file = cert(c),
+        .server_tls_key_file = cert(k),
+        .server_tls_ca_file = cert("ca.pem"),
+        .peer_tls_cert_file = cert(c),
+        .peer_tls_key_file = cert(k),
+        .peer_tls_ca_file = cert("ca.pem"),
+        .acl_policy_file = f->policy,
+        .fast = true,
+    };
+    char err[512] = "";
+    plog_agent *a;
+    assert_int_equal(plog_agent_open(&ac, &a, err, sizeof err), PLOG_EINVAL);
+    assert_non_null(strstr(err, "belongs to node \"node1\", not \"node2\""));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_agent_record_produced_on_one_is_readable_on_the_others_within_3s, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_agent_shutdown_is_seen_as_a_leave_within_3s, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_restart_resumes_replication_without_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_of_another_node, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("agent", tests, NULL, NULL);
+}

@@ -1,0 +1,92 @@
+/* testcluster.h - test-only: a cluster of real proglog processes on 127.0.0.1
+ * (testcluster_testlib.c, linked into tests and benchmarks only).
+ *
+ * Node i is named "node<i+1>", gossips and serves RPC on free ports, keeps its data
+ * in a fresh temporary directory, and presents its node certificate
+ * ($PLOG_BUILD/certs/node<i+1>.pem, made by common/certs/gencert --node) as both its
+ * server and peer identity. The policy lets root produce and consume and every
+ * node gossip and consume. Failures abort the test (fail_msg). */
+#ifndef PLOG_AGENT_TESTCLUSTER_H
+#define PLOG_AGENT_TESTCLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct plog_client; /* internal/client/client.h */
+#include "testing/testing.h"
+
+#define TC_MAX 8
+
+struct tc_node {
+    char name[32];
+    int gport, rport, mport; /* gossip, RPC, metrics */
+    char dir[160];
+    plog_test_proc proc;
+    bool running;
+    const char *peer; /* certificate base name for the peer identity ("" = own node cert) */
+    const char *name_override; /* --node-name other than name (NULL: name) */
+};
+
+struct tc {
+    char dir[64];
+    char policy[128];
+    const char *profile; /* "fast" unless set before tc_init */
+    int n;
+    struct tc_node node[TC_MAX];
+};
+
+/* tc_certs makes the test certificates with node1..node8 (once per process) and
+ * returns their directory. */
+const char *tc_certs(void);
+
+/* tc_init prepares n nodes (not started). */
+void tc_init(struct tc *c, int n);
+
+/* tc_start starts node i; it joins through the gossip address of node join (-1:
+ * none). Waits for its "msg=serving" line. */
+void tc_start(struct tc *c, int i, int join);
+
+/* tc_stop sends sig to node i and waits for it (SIGKILL: no grace). */
+void tc_stop(struct tc *c, int i, int sig);
+
+/* tc_fini stops every node (SIGTERM) and removes the files. */
+void tc_fini(struct tc *c);
+
+/* tc_client opens a root client to node i (the caller closes it). */
+struct plog_client *tc_client(struct tc *c, int i);
+
+/* tc_status_of writes into buf the status ("alive", "suspect", "dead", "left") of
+ * member name as node i sees it, "" when unknown or node i does not answer. */
+void tc_status_of(struct tc *c, int i, const char *name, char *buf, size_t size);
+
+/* tc_member_status is tc_status_of through an open client (to poll quickly). */
+void tc_member_status(struct plog_client *cl, const char *name, char *buf, size_t size);
+
+/* A record as the cluster checks it: where it was first appended, its offset
+ * there, and its value. */
+struct tc_rec {
+    char origin[32];
+    uint64_t ooff;
+    char *value; /* NUL-terminated copy */
+};
+
+/* tc_records reads node i's whole log (origin "" becomes node i's name) into
+ * *out (sorted by origin, origin offset; free with tc_records_free). Returns the
+ * count, or -1 when node i does not answer. */
+long tc_records(struct tc *c, int i, struct tc_rec **out);
+void tc_records_free(struct tc_rec *v, long n);
+
+/* tc_produce appends n records "<prefix>-<k>" (k from first) to node i in one
+ * batch. */
+void tc_produce(struct tc *c, int i, const char *prefix, int first, int n);
+
+/* tc_wait_count waits until node i holds want records; false on timeout. */
+bool tc_wait_count(struct tc *c, int i, long want, int timeout_ms);
+
+/* tc_check_same fails the test unless every running node's records are exactly
+ * the same multiset of (origin, origin offset, value), without duplicates, and
+ * count want. */
+void tc_check_same(struct tc *c, long want);
+
+#endif

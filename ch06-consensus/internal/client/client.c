@@ -1,0 +1,387 @@
+/* client.c - dialing, unary calls and their status mapping (client.h).
+ *
+ * A call takes a context and an aio from a small pool (opening a REQ context per
+ * call would allocate), sends the envelope and waits for the reply with the
+ * call's deadline. The deadline also travels in the envelope, so the server can
+ * refuse work nobody waits for any more. */
+#include "internal/client/client.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/protocol/reqrep0/req.h>
+
+#include "internal/err/err.h"
+#include "internal/rpc/nngerr.h"
+#include "internal/tls/config.h"
+
+#define DEFAULT_TIMEOUT_MS 10000
+#define DEFAULT_MAX_MSG (4u << 20)
+#define DEFAULT_RECONNECT_MAX_MS 1000
+#define POOL_MAX 64
+
+struct call_slot {
+    nng_ctx ctx;
+    nng_aio *aio;
+    struct call_slot *next;
+};
+
+struct plog_client {
+    nng_socket sock;
+    plog_client_config cfg;
+    char addr[256];
+    uint64_t client_id;
+    atomic_uint_fast64_t seq;
+    atomic_int npipes; /* live connections, from the pipe notifications */
+    bool tls_held;     /* we hold a reference to cfg.tls */
+    pthread_mutex_t mu;
+    struct call_slot *pool;
+    unsigned npool;
+};
+
+static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    plog_client *c = arg;
+    (void)p;
+    if (ev == NNG_PIPE_EV_ADD_POST)
+        atomic_fetch_add(&c->npipes, 1);
+    else if (ev == NNG_PIPE_EV_REM_POST)
+        atomic_fetch_sub(&c->npipes, 1);
+}
+
+/* random_id draws the client id: /dev/urandom, or time and pid if that fails. */
+static uint64_t random_id(void)
+{
+    uint64_t id = 0;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (read(fd, &id, sizeof id) != (ssize_t)sizeof id)
+            id = 0;
+        close(fd);
+    }
+    if (id == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        id = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 48);
+    }
+    return id != 0 ? id : 1;
+}
+
+int plog_client_open(const char *addr, const plog_client_config *cfg, plog_client **cp, plog_rpc_status *st)
+{
+    plog_client *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return plog_rpc_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    if (cfg != NULL)
+        c->cfg = *cfg;
+    if (c->cfg.timeout_ms == 0)
+        c->cfg.timeout_ms = DEFAULT_TIMEOUT_MS;
+    if (c->cfg.max_msg_bytes == 0)
+        c->cfg.max_msg_bytes = DEFAULT_MAX_MSG;
+    if (c->cfg.reconnect_max_ms == 0)
+        c->cfg.reconnect_max_ms = DEFAULT_RECONNECT_MAX_MS;
+    snprintf(c->addr, sizeof c->addr, "%s", addr);
+    c->client_id = random_id();
+    atomic_init(&c->seq, 0);
+    atomic_init(&c->npipes, 0);
+    pthread_mutex_init(&c->mu, NULL);
+
+    int rv = nng_req0_open(&c->sock);
+    if (rv != 0) {
+        free(c);
+        return plog_rpc_status_set(st, plog_rpc_nngerr_status(rv), "req socket: %s", nng_strerror(rv));
+    }
+    /* NOTES-nng pitfall 2: contexts copy the resend time at open, so set it first. */
+    nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME,
+                      c->cfg.resend_ms > 0 ? c->cfg.resend_ms : NNG_DURATION_INFINITE);
+    nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, 2 * c->cfg.max_msg_bytes);
+    nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20);
+    nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, (nng_duration)c->cfg.reconnect_max_ms);
+    nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, c);
+    nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_cb, c);
+
+    bool tls = plog_tls_url_is_tls(addr);
+    if (tls != (c->cfg.tls != NULL)) {
+        plog_client_close(c);
+        return plog_rpc_status_set(st, PLOG_STATUS_INVALID_ARGUMENT, "%s",
+                               tls ? "a tls+tcp:// address needs TLS files (CA, certificate, key)"
+                                   : "TLS files given for an address that is not tls+tcp://");
+    }
+    nng_dialer d;
+    if ((rv = nng_dialer_create(&d, c->sock, addr)) != 0) {
+        plog_client_close(c);
+        return plog_rpc_status_set(st, PLOG_STATUS_INVALID_ARGUMENT, "bad address \"%s\": %s", addr,
+                               nng_strerror(rv));
+    }
+    nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, 20);
+    nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, (nng_duration)c->cfg.reconnect_max_ms);
+    if (tls) {
+        nng_tls_config_hold(c->cfg.tls); /* released by plog_client_close */
+        c->tls_held = true;
+    }
+    if (tls && (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->cfg.tls)) != 0) {
+        plog_client_close(c);
+        return plog_rpc_status_set(st, PLOG_STATUS_INVALID_ARGUMENT, "TLS config: %s", nng_strerror(rv));
+    }
+    /* A synchronous start fails fast when nothing listens; after a success (or with
+     * NONBLOCK) the dialer keeps reconnecting in the background. */
+    rv = nng_dialer_start(d, c->cfg.wait_for_server ? NNG_FLAG_NONBLOCK : 0);
+    if (rv != 0) {
+        int code = plog_rpc_nngerr_status(rv);
+        if (code == PLOG_STATUS_UNKNOWN)
+            code = PLOG_STATUS_UNAVAILABLE;
+        /* nng's code says only "peer could not be authenticated"; the engine
+         * recorded which certificate failed and why. */
+        char why[PLOG_TLS_ERRMSG_SIZE] = "";
+        if (tls && plog_tls_config_errmsg(c->cfg.tls, why, sizeof why))
+            plog_tls_config_clear_errmsg(c->cfg.tls);
+        plog_client_close(c);
+        return plog_rpc_status_set(st, code, "cannot connect to %s: %s%s%s%s", addr, nng_strerror(rv),
+                               why[0] != '\0' ? " (" : "", why, why[0] != '\0' ? ")" : "");
+    }
+    *cp = c;
+    return plog_rpc_status_set(st, PLOG_STATUS_OK, "%s", "");
+}
+
+void plog_client_close(plog_client *c)
+{
+    if (c == NULL)
+        return;
+    nng_close(c->sock); /* fails the calls in flight; stream.c owns its contexts */
+    while (c->pool != NULL) {
+        struct call_slot *s = c->pool;
+        c->pool = s->next;
+        nng_aio_free(s->aio);
+        nng_ctx_close(s->ctx);
+        free(s);
+    }
+    pthread_mutex_destroy(&c->mu);
+    if (c->cfg.tls != NULL && c->tls_held)
+        nng_tls_config_free(c->cfg.tls);
+    free(c);
+}
+
+uint64_t plog_client_id(const plog_client *c)
+{
+    return c->client_id;
+}
+
+const plog_client_config *plog_client_config_of(const plog_client *c)
+{
+    return &c->cfg;
+}
+
+nng_socket plog_client_socket(const plog_client *c)
+{
+    return c->sock;
+}
+
+uint64_t plog_client_next_seq(plog_client *c)
+{
+    return atomic_fetch_add(&c->seq, 1) + 1;
+}
+
+static struct call_slot *slot_get(plog_client *c, int *nrv)
+{
+    pthread_mutex_lock(&c->mu);
+    struct call_slot *s = c->pool;
+    if (s != NULL) {
+        c->pool = s->next;
+        c->npool--;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (s != NULL)
+        return s;
+    if ((s = calloc(1, sizeof *s)) == NULL) {
+        *nrv = NNG_ENOMEM;
+        return NULL;
+    }
+    if ((*nrv = nng_ctx_open(&s->ctx, c->sock)) != 0) {
+        free(s);
+        return NULL;
+    }
+    if ((*nrv = nng_aio_alloc(&s->aio, NULL, NULL)) != 0) {
+        nng_ctx_close(s->ctx);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void slot_put(plog_client *c, struct call_slot *s)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->npool < POOL_MAX) {
+        s->next = c->pool;
+        c->pool = s;
+        c->npool++;
+        s = NULL;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (s != NULL) {
+        nng_aio_free(s->aio);
+        nng_ctx_close(s->ctx);
+        free(s);
+    }
+}
+
+int plog_client_finish_call(plog_client *c, int rv, nng_msg **reply, plog_rpc_reply *rp, plog_rpc_status *st)
+{
+    if (rv != 0) {
+        *reply = NULL;
+        int code = plog_rpc_nngerr_status(rv);
+        if (code == PLOG_STATUS_DEADLINE_EXCEEDED && atomic_load(&c->npipes) == 0)
+            return plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE, "no connection to %s", c->addr);
+        if (code == PLOG_STATUS_UNAVAILABLE)
+            return plog_rpc_status_set(st, code,
+                                   "connection to %s lost (%s); the request may or may "
+                                   "not have been applied",
+                                   c->addr, nng_strerror(rv));
+        if (code == PLOG_STATUS_DEADLINE_EXCEEDED)
+            return plog_rpc_status_set(st, code, "no reply from %s within the deadline", c->addr);
+        return plog_rpc_status_set(st, code, "%s: %s", c->addr, nng_strerror(rv));
+    }
+    if (plog_rpc_reply_decode(nng_msg_body(*reply), nng_msg_len(*reply), rp) != PLOG_OK) {
+        nng_msg_free(*reply);
+        *reply = NULL;
+        return plog_rpc_status_set(st, PLOG_STATUS_INTERNAL, "malformed reply envelope");
+    }
+    if (rp->code != PLOG_STATUS_OK) {
+        int code = rp->code;
+        int n = rp->message_len > 250 ? 250 : (int)rp->message_len;
+        plog_rpc_status_set(st, code, "%.*s", n, rp->message);
+        nng_msg_free(*reply);
+        *reply = NULL;
+        return code;
+    }
+    return plog_rpc_status_set(st, PLOG_STATUS_OK, "%s", "");
+}
+
+int plog_client_call(plog_client *c, const char *method, const ProtobufCMessage *req, uint64_t seq,
+                     uint32_t timeout_ms, nng_msg **reply, plog_rpc_reply *rp, plog_rpc_status *st)
+{
+    if (timeout_ms == 0)
+        timeout_ms = c->cfg.timeout_ms;
+    uint64_t deadline = plog_rpc_now_unix_ms() + timeout_ms;
+    nng_msg *m;
+    if (plog_rpc_request_msg(method, req, deadline, c->client_id, seq, &m) != PLOG_OK)
+        return plog_rpc_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    if (nng_msg_len(m) > c->cfg.max_msg_bytes) {
+        size_t n = nng_msg_len(m);
+        nng_msg_free(m);
+        return plog_rpc_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED,
+                               "request of %zu bytes exceeds the limit of %zu bytes", n,
+                               c->cfg.max_msg_bytes);
+    }
+    int rv;
+    struct call_slot *s = slot_get(c, &rv);
+    if (s == NULL) {
+        nng_msg_free(m);
+        *reply = NULL;
+        return plog_client_finish_call(c, rv, reply, rp, st);
+    }
+    nng_aio_set_timeout(s->aio, (nng_duration)timeout_ms);
+    nng_aio_set_msg(s->aio, m);
+    nng_ctx_send(s->ctx, s->aio);
+    nng_aio_wait(s->aio);
+    if ((rv = nng_aio_result(s->aio)) != 0) {
+        nng_msg_free(nng_aio_get_msg(s->aio)); /* a failed send leaves it ours */
+    } else {
+        uint64_t now = plog_rpc_now_unix_ms();
+        nng_aio_set_timeout(s->aio, now < deadline ? (nng_duration)(deadline - now) : 1);
+        nng_ctx_recv(s->ctx, s->aio);
+        nng_aio_wait(s->aio);
+        if ((rv = nng_aio_result(s->aio)) == 0)
+            *reply = nng_aio_get_msg(s->aio);
+    }
+    nng_aio_set_msg(s->aio, NULL);
+    slot_put(c, s);
+    return plog_client_finish_call(c, rv, reply, rp, st);
+}
+
+/* produce_reply decodes the ProduceResponse of a call that returned code, freeing
+ * reply, and sets *off to the (first) offset it names. */
+static int produce_reply(int code, nng_msg *reply, const plog_rpc_reply *rp, uint64_t *off,
+                         plog_rpc_status *st)
+{
+    if (code != PLOG_STATUS_OK)
+        return code;
+    Log__V1__ProduceResponse *resp = log__v1__produce_response__unpack(NULL, rp->body_len, rp->body);
+    nng_msg_free(reply);
+    if (resp == NULL)
+        return plog_rpc_status_set(st, PLOG_STATUS_INTERNAL, "malformed ProduceResponse");
+    *off = resp->offset;
+    log__v1__produce_response__free_unpacked(resp, NULL);
+    return PLOG_STATUS_OK;
+}
+
+int plog_client_produce(plog_client *c, const void *value, size_t len, uint64_t *off, plog_rpc_status *st)
+{
+    Log__V1__Record rec = LOG__V1__RECORD__INIT;
+    rec.value.data = (uint8_t *)value;
+    rec.value.len = len;
+    Log__V1__ProduceRequest req = LOG__V1__PRODUCE_REQUEST__INIT;
+    req.record = &rec;
+    nng_msg *reply;
+    plog_rpc_reply rp;
+    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_PRODUCE), &req.base, plog_client_next_seq(c),
+                                0, &reply, &rp, st);
+    return produce_reply(code, reply, &rp, off, st);
+}
+
+int plog_client_produce_batch(plog_client *c, const void *const *values, const size_t *lens, size_t n,
+                              uint64_t *first, plog_rpc_status *st)
+{
+    Log__V1__Record *recs = calloc(n ? n : 1, sizeof *recs);
+    Log__V1__Record **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+    if (recs == NULL || ptrs == NULL) {
+        free(recs);
+        free(ptrs);
+        return plog_rpc_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        log__v1__record__init(&recs[i]);
+        recs[i].value.data = (uint8_t *)values[i];
+        recs[i].value.len = lens[i];
+        ptrs[i] = &recs[i];
+    }
+    Log__V1__ProduceRequest req = LOG__V1__PRODUCE_REQUEST__INIT;
+    req.n_records = n;
+    req.records = ptrs;
+    nng_msg *reply;
+    plog_rpc_reply rp;
+    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_PRODUCE_STREAM), &req.base,
+                                plog_client_next_seq(c), 0, &reply, &rp, st);
+    free(recs);
+    free(ptrs);
+    return produce_reply(code, reply, &rp, first, st);
+}
+
+int plog_client_consume(plog_client *c, uint64_t off, Log__V1__Record **rec, plog_rpc_status *st)
+{
+    Log__V1__ConsumeRequest req = LOG__V1__CONSUME_REQUEST__INIT;
+    req.offset = off;
+    nng_msg *reply;
+    plog_rpc_reply rp;
+    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_CONSUME), &req.base, 0, 0, &reply, &rp, st);
+    if (code != PLOG_STATUS_OK)
+        return code;
+    Log__V1__ConsumeResponse *resp = log__v1__consume_response__unpack(NULL, rp.body_len, rp.body);
+    nng_msg_free(reply);
+    if (resp == NULL || resp->record == NULL) {
+        if (resp != NULL)
+            log__v1__consume_response__free_unpacked(resp, NULL);
+        return plog_rpc_status_set(st, PLOG_STATUS_INTERNAL, "malformed ConsumeResponse");
+    }
+    /* Hand the record over alone: detach it from the response that owns it. */
+    *rec = resp->record;
+    resp->record = NULL;
+    log__v1__consume_response__free_unpacked(resp, NULL);
+    return PLOG_STATUS_OK;
+}

@@ -1,0 +1,222 @@
+/* client_test.c - the client library against real proglog processes: restart
+ * under a running client (nothing acknowledged is lost, offsets continue), REQ
+ * resends that never append twice, and an unreachable server. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal/client/client.h"
+#include "internal/client/stream.h"
+#include "internal/server/testserver.h"
+
+#define assert_status_ok(expr)                                          \
+    do {                                                                \
+        int rv_ = (expr);                                               \
+        if (rv_ != PLOG_STATUS_OK)                                      \
+            fail_msg("%s: %s (%d)", #expr, plog_rpc_status_name(rv_), rv_); \
+    } while (0)
+
+/* next_offset reads to the end of the log and returns the offset after it. */
+static uint64_t next_offset(plog_client *c)
+{
+    plog_client_consumer *it;
+    assert_status_ok(plog_client_consumer_open(c, 0, NULL, &it));
+    const uint8_t *v;
+    size_t len;
+    uint64_t off;
+    int code;
+    while ((code = plog_client_consumer_next(it, &v, &len, &off, NULL)) == PLOG_STATUS_OK)
+        ;
+    assert_int_equal(code, PLOG_STATUS_OUT_OF_RANGE);
+    uint64_t next = plog_client_consumer_offset(it);
+    plog_client_consumer_close(it);
+    return next;
+}
+
+#define MAX_ACKS 100000
+
+struct producer_run {
+    plog_client *c;
+    atomic_bool stop;
+    atomic_int phase; /* bumped by the test at the restart */
+    uint64_t offs[MAX_ACKS];
+    int phase_of[MAX_ACKS];
+    atomic_int nacked;
+    int errors;
+};
+
+static void *produce_until_stopped(void *arg)
+{
+    struct producer_run *r = arg;
+    char buf[32];
+    for (int i = 0; !atomic_load(&r->stop) && atomic_load(&r->nacked) < MAX_ACKS; i++) {
+        int n = atomic_load(&r->nacked);
+        int len = snprintf(buf, sizeof buf, "v%d", n);
+        uint64_t off;
+        int phase = atomic_load(&r->phase);
+        if (plog_client_produce(r->c, buf, (size_t)len, &off, NULL) == PLOG_STATUS_OK) {
+            r->offs[n] = off;
+            r->phase_of[n] = phase;
+            atomic_store(&r->nacked, n + 1);
+        } else {
+            r->errors++;
+            plog_test_sleep_ms(10); /* the server is away: try again shortly */
+        }
+    }
+    return NULL;
+}
+
+static bool acked_at_least(void *arg)
+{
+    struct producer_run *r = ((void **)arg)[0];
+    int want = *(int *)((void **)arg)[1];
+    return atomic_load(&r->nacked) >= want;
+}
+
+/* Each test's server lives in the fixture, so teardown kills it even when an
+ * assertion ends the test early. */
+static int setup(void **state)
+{
+    *state = calloc(1, sizeof(struct tserver));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    tserver_fini(*state);
+    free(*state);
+    return 0;
+}
+
+static void restart_under_running_client(struct tserver *srv, int sig)
+{
+    tserver_start(srv);
+    struct producer_run *r = calloc(1, sizeof *r);
+    plog_client_config cfg = {.timeout_ms = 2000};
+    assert_status_ok(plog_client_open(srv->addr, &cfg, &r->c, NULL));
+    pthread_t th;
+    pthread_create(&th, NULL, produce_until_stopped, r);
+
+    int want = 50;
+    void *args[2] = {r, &want};
+    assert_true(plog_test_wait_until(acked_at_least, args, 20000));
+    assert_true(tserver_stop(srv, sig)); /* SIGTERM: clean exit 0 */
+    int before = atomic_load(&r->nacked);
+    atomic_store(&r->phase, 1);
+    plog_test_sleep_ms(100);
+    tserver_start(srv); /* same port, same data directory */
+    want = atomic_load(&r->nacked) + 50;
+    assert_true(plog_test_wait_until(acked_at_least, args, 20000));
+    atomic_store(&r->stop, true);
+    pthread_join(th, NULL);
+
+    int n = atomic_load(&r->nacked);
+    assert_true(n > before);
+    /* Every acknowledged produce is there, at its offset, with its value. */
+    uint64_t max_before = 0, min_after = UINT64_MAX;
+    char buf[32];
+    for (int i = 0; i < n; i++) {
+        Log__V1__Record *rec;
+        assert_status_ok(plog_client_consume(r->c, r->offs[i], &rec, NULL));
+        int len = snprintf(buf, sizeof buf, "v%d", i);
+        assert_int_equal(rec->value.len, (size_t)len);
+        assert_memory_equal(rec->value.data, buf, (size_t)len);
+        log__v1__record__free_unpacked(rec, NULL);
+        if (r->phase_of[i] == 0 && r->offs[i] > max_before)
+            max_before = r->offs[i];
+        if (r->phase_of[i] == 1 && r->offs[i] < min_after)
+            min_after = r->offs[i];
+    }
+    /* Offsets continue after the restart: never reused. */
+    assert_true(min_after == UINT64_MAX || min_after > max_before);
+    plog_client_close(r->c);
+    free(r);
+}
+
+static void test_client_reconnects_after_clean_restart_and_loses_nothing(void **state)
+{
+    restart_under_running_client(*state, SIGTERM);
+}
+
+static void test_client_reconnects_after_kill_9_and_loses_nothing_acknowledged(void **state)
+{
+    restart_under_running_client(*state, SIGKILL);
+}
+
+/* A produce slower than the REQ resend time: with group commit every 300 ms and
+ * resends every 40 ms, each produce is sent several times, yet appended once. */
+static void test_client_resent_produce_is_appended_once(void **state)
+{
+    struct tserver *srv = *state;
+    const char *flags[] = {"--sync", "interval", "--sync-interval-ms", "300"};
+    memcpy(srv->extra, flags, sizeof flags);
+    tserver_start(srv);
+    plog_client_config cfg = {.resend_ms = 40};
+    plog_client *c;
+    assert_status_ok(plog_client_open(srv->addr, &cfg, &c, NULL));
+    for (uint64_t i = 0; i < 5; i++) {
+        uint64_t off;
+        assert_status_ok(plog_client_produce(c, "once", 4, &off, NULL));
+        assert_int_equal(off, i);
+    }
+    /* A batch through ProduceStream too. */
+    const void *values[3] = {"a", "b", "c"};
+    size_t lens[3] = {1, 1, 1};
+    uint64_t first;
+    assert_status_ok(plog_client_produce_batch(c, values, lens, 3, &first, NULL));
+    assert_int_equal(first, 5);
+    assert_int_equal(next_offset(c), 8);
+    plog_client_close(c);
+}
+
+static void test_client_open_without_server_is_unavailable(void **state)
+{
+    (void)state;
+    char addr[64];
+    snprintf(addr, sizeof addr, "tcp://127.0.0.1:%d", plog_test_free_port());
+    plog_client *c = NULL;
+    plog_rpc_status st;
+    assert_int_equal(plog_client_open(addr, NULL, &c, &st), PLOG_STATUS_UNAVAILABLE);
+    assert_null(c);
+    assert_non_null(strstr(st.msg, "cannot connect"));
+
+    /* Waiting for the server: calls end UNAVAILABLE at their deadline. */
+    plog_client_config cfg = {.wait_for_server = true, .timeout_ms = 200};
+    assert_status_ok(plog_client_open(addr, &cfg, &c, &st));
+    uint64_t off;
+    assert_int_equal(plog_client_produce(c, "x", 1, &off, &st), PLOG_STATUS_UNAVAILABLE);
+    assert_non_null(strstr(st.msg, "no connection"));
+    plog_client_close(c);
+}
+
+static void test_client_bad_address_is_invalid_argument(void **state)
+{
+    (void)state;
+    plog_client *c = NULL;
+    plog_rpc_status st;
+    assert_int_equal(plog_client_open("nonsense://x", NULL, &c, &st), PLOG_STATUS_INVALID_ARGUMENT);
+    assert_null(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_client_reconnects_after_clean_restart_and_loses_nothing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_client_reconnects_after_kill_9_and_loses_nothing_acknowledged,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_resent_produce_is_appended_once, setup, teardown),
+        cmocka_unit_test(test_client_open_without_server_is_unavailable),
+        cmocka_unit_test(test_client_bad_address_is_invalid_argument),
+    };
+    return cmocka_run_group_tests_name("client", tests, NULL, NULL);
+}

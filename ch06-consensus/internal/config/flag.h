@@ -1,0 +1,12 @@
+/* flag.h - command-line values that proglog and proglogctl parse alike. */
+#ifndef PLOG_CONFIG_FLAG_H
+#define PLOG_CONFIG_FLAG_H
+
+#include <stdint.h>
+
+/* plog_config_flag_u64 parses s, the value given for what (a flag or argument name), as a
+ * whole decimal number into *v. On failure it prints "<prog>: <what>: not a
+ * number: <s>" to stderr, leaves *v untouched and returns PLOG_EINVAL. */
+int plog_config_flag_u64(const char *prog, const char *what, const char *s, uint64_t *v);
+
+#endif

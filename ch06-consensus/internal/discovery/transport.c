@@ -1,0 +1,333 @@
+/* transport.c - membership datagrams over nng PUSH/PULL with mutual TLS (see transport.h).
+ *
+ *   node A                                     node B
+ *   PUSH(to B) --dial tls+tcp://B:gossip-->    PULL listening on B's gossip address
+ *   PULL <----dial tls+tcp://A:gossip--        PUSH(to A)
+ *
+ * Each direction is its own connection: A's messages to B travel on A's dial, so
+ * B learns A's verified CN from that pipe (the listener requires a client
+ * certificate), and the identity of every message is the identity of its pipe.
+ *
+ * Dialers reconnect with backoff 50 ms .. 1 s: a restarted node is reached again
+ * within a second, and a dead one costs at most one attempt a second until the
+ * membership layer forgets it. Background dials never report a refused
+ * certificate (nng retries silently), so the TLS config's failure hook counts
+ * them. */
+#include "internal/discovery/transport.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pipeline0/pull.h>
+#include <nng/protocol/pipeline0/push.h>
+
+#include "internal/err/err.h"
+#include "internal/rpc/nngerr.h"
+#include "internal/tls/config.h"
+#include "internal/tls/engine.h"
+#include "internal/tls/peer.h"
+
+#define DEFAULT_MAX_MSG (64u << 10)
+#define DEFAULT_MAX_PEERS 64
+#define DEFAULT_SENDBUF 16
+#define ADDR_SIZE 272
+#define PATH_SIZE 1024
+
+struct peer {
+    char addr[ADDR_SIZE];
+    nng_socket sock;
+    nng_tls_config *tls;
+    uint64_t used; /* LRU clock */
+};
+
+struct plog_transport {
+    plog_transport_config cfg;
+    char bind[ADDR_SIZE];
+    char cert[PATH_SIZE], key[PATH_SIZE], ca[PATH_SIZE]; /* cfg's paths point here */
+    nng_socket pull;
+    bool pull_open;
+    nng_aio *aio;
+    nng_tls_config *server_tls;
+
+    pthread_mutex_t mu; /* peers */
+    struct peer *peers;
+    unsigned npeers;
+    uint64_t clock;
+
+    _Atomic uint64_t sent, send_dropped, received, unauthenticated, denied, oversize, tls_failures;
+};
+
+/* to_url turns "HOST:PORT" into "tls+tcp://HOST:PORT"; a URL stays as it is. */
+static void to_url(const char *addr, char *url, size_t size)
+{
+    if (strstr(addr, "://") != NULL)
+        snprintf(url, size, "%s", addr);
+    else
+        snprintf(url, size, "tls+tcp://%s", addr);
+}
+
+static void on_tls_failure(void *arg, const char *reason)
+{
+    (void)reason;
+    plog_transport *g = arg;
+    atomic_fetch_add(&g->tls_failures, 1);
+}
+
+static void recv_cb(void *arg)
+{
+    plog_transport *g = arg;
+    int rv = nng_aio_result(g->aio);
+    if (rv != 0) {
+        if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+            return;
+        nng_recv_aio(g->pull, g->aio); /* a transient error: keep receiving */
+        return;
+    }
+    nng_msg *m = nng_aio_get_msg(g->aio);
+    size_t len = nng_msg_len(m);
+    plog_tls_peer who;
+    if (plog_tls_peer_lookup(nng_msg_get_pipe(m), &who) != PLOG_OK)
+        atomic_fetch_add(&g->unauthenticated, 1);
+    else if (g->cfg.acl != NULL &&
+             plog_auth_authorize(g->cfg.acl, who.cn, PLOG_AUTH_OBJECT_ANY, PLOG_TRANSPORT_ACTION) != PLOG_OK)
+        atomic_fetch_add(&g->denied, 1);
+    else if (len > g->cfg.max_msg_bytes)
+        atomic_fetch_add(&g->oversize, 1);
+    else {
+        atomic_fetch_add(&g->received, 1);
+        g->cfg.recv(g->cfg.arg, who.cn, nng_msg_body(m), len);
+    }
+    nng_msg_free(m);
+    nng_recv_aio(g->pull, g->aio);
+}
+
+int plog_transport_open(const plog_transport_config *cfg, plog_transport **gp, char *err, size_t errsize)
+{
+    if (cfg->bind_addr == NULL || cfg->cert_file == NULL || cfg->key_file == NULL || cfg->ca_file == NULL ||
+        cfg->recv == NULL) {
+        plog_errf(err, errsize, "gossip: bind address, node certificate, key and CA files are required");
+        return PLOG_EINVAL;
+    }
+    if (strlen(cfg->bind_addr) + 12 >= ADDR_SIZE || strchr(cfg->bind_addr, ':') == NULL) {
+        plog_errf(err, errsize, "gossip: bad bind address \"%s\" (want HOST:PORT)", cfg->bind_addr);
+        return PLOG_EINVAL;
+    }
+    plog_transport *g = calloc(1, sizeof *g);
+    if (g == NULL) {
+        plog_errf(err, errsize, "out of memory");
+        return PLOG_ENOMEM;
+    }
+    g->cfg = *cfg;
+    if (g->cfg.max_msg_bytes == 0)
+        g->cfg.max_msg_bytes = DEFAULT_MAX_MSG;
+    if (g->cfg.max_peers == 0)
+        g->cfg.max_peers = DEFAULT_MAX_PEERS;
+    if (g->cfg.sendbuf == 0)
+        g->cfg.sendbuf = DEFAULT_SENDBUF;
+    snprintf(g->bind, sizeof g->bind, "%s", cfg->bind_addr);
+    snprintf(g->cert, sizeof g->cert, "%s", cfg->cert_file);
+    snprintf(g->key, sizeof g->key, "%s", cfg->key_file);
+    snprintf(g->ca, sizeof g->ca, "%s", cfg->ca_file);
+    g->cfg.cert_file = g->cert;
+    g->cfg.key_file = g->key;
+    g->cfg.ca_file = g->ca;
+    g->cfg.bind_addr = g->bind;
+    pthread_mutex_init(&g->mu, NULL);
+    int rv;
+    char url[ADDR_SIZE + 16];
+    nng_listener l;
+    g->peers = calloc(g->cfg.max_peers, sizeof *g->peers);
+    if (g->peers == NULL) {
+        plog_errf(err, errsize, "out of memory");
+        rv = PLOG_ENOMEM;
+        goto fail;
+    }
+    if ((rv = plog_tls_config_server(cfg->cert_file, cfg->key_file, cfg->ca_file, &g->server_tls, err,
+                                     errsize)) != PLOG_OK)
+        goto fail;
+    if ((rv = plog_rpc_nngerr_err(nng_pull0_open(&g->pull), "gossip: pull socket", err, errsize)) != PLOG_OK)
+        goto fail;
+    g->pull_open = true;
+    if ((rv = plog_tls_peer_track(g->pull)) != PLOG_OK) {
+        plog_errf(err, errsize, "gossip: cannot track peers");
+        goto fail;
+    }
+    to_url(cfg->bind_addr, url, sizeof url);
+    if (!plog_tls_url_is_tls(url)) {
+        plog_errf(err, errsize, "gossip: %s is not a tls+tcp:// address", url);
+        rv = PLOG_EINVAL;
+        goto fail;
+    }
+    if ((rv = plog_rpc_nngerr_err(nng_listener_create(&l, g->pull, url), "gossip: listen", err, errsize)) !=
+        PLOG_OK)
+        goto fail;
+    /* Anything far beyond the limit closes the connection unread; between 1x and
+     * 4x it is read, counted as oversize and dropped. */
+    nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, g->cfg.max_msg_bytes * 4);
+    nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, g->server_tls);
+    if ((rv = plog_rpc_nngerr_err(nng_listener_start(l, 0), url, err, errsize)) != PLOG_OK)
+        goto fail;
+    if ((rv = plog_rpc_nngerr_err(nng_aio_alloc(&g->aio, recv_cb, g), "gossip: aio", err, errsize)) != PLOG_OK)
+        goto fail;
+    nng_recv_aio(g->pull, g->aio);
+    *gp = g;
+    return PLOG_OK;
+fail:
+    plog_transport_close(g);
+    return rv;
+}
+
+static void peer_close(struct peer *p)
+{
+    nng_close(p->sock);
+    nng_tls_config_free(p->tls);
+    memset(p, 0, sizeof *p);
+}
+
+/* peer_open dials addr in the background. Locked. */
+static int peer_open(plog_transport *g, struct peer *p, const char *addr)
+{
+    char host[ADDR_SIZE], url[ADDR_SIZE + 16], why[PLOG_TLS_ERRMSG_SIZE];
+    to_url(addr, url, sizeof url);
+    if (!plog_tls_url_is_tls(url) || plog_tls_url_host(url, host, sizeof host) != PLOG_OK)
+        return PLOG_EINVAL;
+    nng_tls_config *tls;
+    int rv = plog_tls_config_client(g->cfg.cert_file, g->cfg.key_file, g->cfg.ca_file, host, &tls, why,
+                                    sizeof why);
+    if (rv != PLOG_OK)
+        return rv;
+    plog_tls_config_on_failure(tls, on_tls_failure, g);
+    nng_socket s;
+    nng_dialer d;
+    if (nng_push0_open(&s) != 0) {
+        nng_tls_config_free(tls);
+        return PLOG_ENOMEM;
+    }
+    nng_socket_set_int(s, NNG_OPT_SENDBUF, (int)g->cfg.sendbuf);
+    nng_socket_set_ms(s, NNG_OPT_RECONNMINT, 50);
+    nng_socket_set_ms(s, NNG_OPT_RECONNMAXT, 1000);
+    if (nng_dialer_create(&d, s, url) != 0 || nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls) != 0 ||
+        nng_dialer_start(d, NNG_FLAG_NONBLOCK) != 0) {
+        nng_close(s);
+        nng_tls_config_free(tls);
+        return PLOG_EINVAL;
+    }
+    snprintf(p->addr, sizeof p->addr, "%s", addr);
+    p->sock = s;
+    p->tls = tls;
+    return PLOG_OK;
+}
+
+/* peer_get finds or dials addr, evicting the least recently used. Locked. */
+static struct peer *peer_get(plog_transport *g, const char *addr)
+{
+    struct peer *lru = NULL;
+    for (unsigned i = 0; i < g->npeers; i++) {
+        struct peer *p = &g->peers[i];
+        if (strcmp(p->addr, addr) == 0) {
+            p->used = ++g->clock;
+            return p;
+        }
+        if (lru == NULL || p->used < lru->used)
+            lru = p;
+    }
+    struct peer *p;
+    if (g->npeers < g->cfg.max_peers)
+        p = &g->peers[g->npeers++];
+    else {
+        peer_close(lru);
+        p = lru;
+    }
+    if (peer_open(g, p, addr) != PLOG_OK) {
+        *p = g->peers[--g->npeers]; /* p's slot takes the last one */
+        memset(&g->peers[g->npeers], 0, sizeof *p);
+        return NULL;
+    }
+    p->used = ++g->clock;
+    return p;
+}
+
+int plog_transport_send(plog_transport *g, const char *addr, const void *buf, size_t len)
+{
+    if (addr == NULL || strlen(addr) + 12 >= ADDR_SIZE || strchr(addr, ':') == NULL)
+        return PLOG_EINVAL;
+    nng_msg *m;
+    if (nng_msg_alloc(&m, len) != 0) {
+        atomic_fetch_add(&g->send_dropped, 1);
+        return PLOG_ENOMEM;
+    }
+    memcpy(nng_msg_body(m), buf, len);
+    pthread_mutex_lock(&g->mu);
+    struct peer *p = peer_get(g, addr);
+    int rv = p == NULL ? NNG_EINVAL : nng_sendmsg(p->sock, m, NNG_FLAG_NONBLOCK);
+    pthread_mutex_unlock(&g->mu);
+    if (rv != 0) {
+        nng_msg_free(m); /* a failed send leaves the message ours */
+        atomic_fetch_add(&g->send_dropped, 1);
+        return p == NULL ? PLOG_EINVAL : PLOG_EIO;
+    }
+    atomic_fetch_add(&g->sent, 1);
+    return PLOG_OK;
+}
+
+void plog_transport_forget(plog_transport *g, const char *addr)
+{
+    pthread_mutex_lock(&g->mu);
+    for (unsigned i = 0; i < g->npeers; i++) {
+        if (strcmp(g->peers[i].addr, addr) == 0) {
+            peer_close(&g->peers[i]);
+            g->peers[i] = g->peers[--g->npeers];
+            memset(&g->peers[g->npeers], 0, sizeof g->peers[0]);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
+const char *plog_transport_addr(const plog_transport *g)
+{
+    return g->bind;
+}
+
+void plog_transport_stats_get(plog_transport *g, plog_transport_stats *out)
+{
+    out->sent = atomic_load(&g->sent);
+    out->send_dropped = atomic_load(&g->send_dropped);
+    out->received = atomic_load(&g->received);
+    out->unauthenticated = atomic_load(&g->unauthenticated);
+    out->denied = atomic_load(&g->denied);
+    out->oversize = atomic_load(&g->oversize);
+    out->tls_failures = atomic_load(&g->tls_failures);
+}
+
+void plog_transport_close(plog_transport *g)
+{
+    if (g == NULL)
+        return;
+    /* Close the PULL socket first: the pending receive completes with
+     * NNG_ECLOSED, and nng_aio_stop waits for that callback. */
+    if (g->pull_open)
+        nng_close(g->pull);
+    if (g->aio != NULL) {
+        nng_aio_stop(g->aio);
+        nng_aio_free(g->aio);
+    }
+    pthread_mutex_lock(&g->mu);
+    for (unsigned i = 0; i < g->npeers; i++) {
+        /* The socket is closed before the hook goes, and the hook before g. */
+        nng_close(g->peers[i].sock);
+        plog_tls_config_on_failure(g->peers[i].tls, NULL, NULL);
+        nng_tls_config_free(g->peers[i].tls);
+    }
+    g->npeers = 0;
+    pthread_mutex_unlock(&g->mu);
+    free(g->peers);
+    if (g->server_tls != NULL)
+        nng_tls_config_free(g->server_tls);
+    pthread_mutex_destroy(&g->mu);
+    free(g);
+}

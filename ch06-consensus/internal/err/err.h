@@ -1,0 +1,40 @@
+/* err.h - the project's error codes and their messages.
+ *
+ * Functions return int: PLOG_OK (0) or one of these. I/O failures return
+ * PLOG_EIO and keep the errno text in the object's errmsg. The table is an
+ * X-macro so the enum and plog_strerror() can never disagree. */
+#ifndef PLOG_ERR_H
+#define PLOG_ERR_H
+
+#include <stddef.h>
+
+#define PLOG_ERRORS(X)                                                                    \
+    X(PLOG_OK, "ok")                                                                      \
+    X(PLOG_ENOMEM, "out of memory")                                                       \
+    X(PLOG_EINVAL, "invalid argument")                                                    \
+    X(PLOG_EOF, "end of file")                     /* Go: io.EOF */                       \
+    X(PLOG_EIO, "I/O error")                                                              \
+    X(PLOG_ECORRUPT, "corrupt data")                                                      \
+    X(PLOG_ERANGE, "offset out of range")          /* Go: api.ErrOffsetOutOfRange */      \
+    X(PLOG_EPERM, "permission denied")                                                    \
+    X(PLOG_ETLS, "TLS error")                                                             \
+    X(PLOG_ENOTLEADER, "not the leader")                                                  \
+    X(PLOG_ETOOBIG, "message too large")                                                  \
+    X(PLOG_EVERSION, "unknown protocol version")                                          \
+    X(PLOG_EBUSY, "busy: a change is in progress, retry later")
+
+typedef enum {
+#define X(code, msg) code,
+    PLOG_ERRORS(X)
+#undef X
+} plog_err;
+
+/* plog_strerror returns a static message for rv ("unknown error" when rv is not
+ * a plog_err). */
+const char *plog_strerror(int rv);
+
+/* plog_errf formats a message into buf (size bytes) the way snprintf does: the
+ * errmsg an object keeps for its last failure. A NULL buf or size 0 does nothing. */
+void plog_errf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif

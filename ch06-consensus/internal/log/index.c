@@ -1,0 +1,250 @@
+/* index.c - maps a record's relative offset to its byte position in the store
+ * (Go: index.go).
+ *
+ * The file is an array of 12-byte entries; entry i describes record base + i:
+ *
+ *   byte 0            4                          12
+ *        +------------+--------------------------+
+ *        | rel        | pos                      |  entry i+1 ...
+ *        | u32 BE     | u64 BE                   |
+ *        +------------+--------------------------+
+ *
+ *   rel  the record's offset relative to the segment's base offset (== i)
+ *   pos  where the record's frame starts in the store file
+ *
+ * While the segment is active the file is grown to max_index_bytes and mapped
+ * shared, so an append is a 12-byte store into the mapping; close() cuts it to
+ * entries * 12 so the last entry is at size - 12. A crash skips that cut and
+ * leaves trailing zero entries, or, after power loss, entries whose store frames
+ * never reached the disk: the index is never trusted on its own, recovery in
+ * segment.c checks it against the store. */
+#include "internal/log/index.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal/err/err.h"
+
+struct plog_index {
+    int fd;
+    uint8_t *map;  /* NULL when mapsize is 0 */
+    uint64_t mapsize;
+    uint64_t n;    /* entries written */
+    uint64_t cap;  /* entries that fit in the mapping */
+    bool writable;
+    char *path;
+    char errmsg[256];
+};
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return __builtin_bswap64(v);
+#else
+    return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+#endif
+}
+
+/* map_file replaces x's mapping with one of the file's first size bytes. The new
+ * mapping is made before the old one goes, so on failure x is as it was. */
+static int map_file(plog_index *x, uint64_t size, bool writable)
+{
+    void *m = NULL;
+    if (size > 0) {
+        m = mmap(NULL, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, x->fd, 0);
+        if (m == MAP_FAILED) {
+            plog_errf(x->errmsg, sizeof x->errmsg, "mmap %s: %s", x->path, strerror(errno));
+            return PLOG_EIO;
+        }
+    }
+    if (x->map != NULL)
+        munmap(x->map, x->mapsize);
+    x->map = m;
+    x->mapsize = size;
+    x->cap = size / PLOG_INDEX_ENTRY;
+    x->writable = writable;
+    return PLOG_OK;
+}
+
+int plog_index_open(const char *path, uint64_t max_bytes, plog_index **ip, char *errmsg,
+                    size_t errsz)
+{
+    plog_index *x = calloc(1, sizeof *x);
+    if (x == NULL)
+        return PLOG_ENOMEM;
+    x->fd = -1;
+    x->path = strdup(path);
+    if (x->path == NULL) {
+        free(x);
+        return PLOG_ENOMEM;
+    }
+    struct stat st;
+    x->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (x->fd < 0 || fstat(x->fd, &st) != 0) {
+        plog_errf(errmsg, errsz, "open %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    uint64_t fsize = (uint64_t)st.st_size;
+    x->n = fsize / PLOG_INDEX_ENTRY;
+    uint64_t size = fsize;
+    if (max_bytes > 0) {
+        max_bytes -= max_bytes % PLOG_INDEX_ENTRY;
+        if (max_bytes > size)
+            size = max_bytes;
+        if (size != fsize && ftruncate(x->fd, (off_t)size) != 0) {
+            plog_errf(errmsg, errsz, "grow %s: %s", path, strerror(errno));
+            goto fail;
+        }
+    }
+    if (map_file(x, size, max_bytes > 0) != PLOG_OK) {
+        plog_errf(errmsg, errsz, "%s", x->errmsg);
+        goto fail;
+    }
+    *ip = x;
+    return PLOG_OK;
+fail:
+    if (x->fd >= 0)
+        close(x->fd);
+    free(x->path);
+    free(x);
+    return PLOG_EIO;
+}
+
+int plog_index_read(const plog_index *x, int64_t i, uint32_t *rel, uint64_t *pos)
+{
+    if (x->n == 0)
+        return PLOG_EOF;
+    uint64_t k = i == -1 ? x->n - 1 : (uint64_t)i;
+    if (i < -1 || k >= x->n)
+        return PLOG_EOF;
+    const uint8_t *e = x->map + k * PLOG_INDEX_ENTRY;
+    *rel = get_be32(e);
+    *pos = get_be64(e + 4);
+    return PLOG_OK;
+}
+
+uint64_t plog_index_pos(const plog_index *x, uint64_t i)
+{
+    return get_be64(x->map + i * PLOG_INDEX_ENTRY + 4);
+}
+
+int plog_index_write(plog_index *x, uint32_t rel, uint64_t pos)
+{
+    if (!x->writable || x->n >= x->cap)
+        return PLOG_EOF;
+    uint8_t *e = x->map + x->n * PLOG_INDEX_ENTRY;
+    put_be32(e, rel);
+    put_be32(e + 4, (uint32_t)(pos >> 32));
+    put_be32(e + 8, (uint32_t)pos);
+    x->n++;
+    return PLOG_OK;
+}
+
+uint64_t plog_index_entries(const plog_index *x)
+{
+    return x->n;
+}
+
+uint64_t plog_index_capacity(const plog_index *x)
+{
+    return x->writable ? x->cap : x->n;
+}
+
+void plog_index_set_entries(plog_index *x, uint64_t n)
+{
+    if (n < x->n)
+        x->n = n;
+}
+
+int plog_index_seal(plog_index *x)
+{
+    uint64_t size = x->n * PLOG_INDEX_ENTRY;
+    if (!x->writable && x->mapsize == size)
+        return PLOG_OK; /* opened sealed, and nothing to cut */
+    /* Cut first, then swap mappings: the old mapping stays valid for the
+     * entries we read, so a failure anywhere leaves x usable. */
+    if (ftruncate(x->fd, (off_t)size) != 0) {
+        plog_errf(x->errmsg, sizeof x->errmsg, "truncate %s: %s", x->path, strerror(errno));
+        return PLOG_EIO;
+    }
+    return map_file(x, size, false);
+}
+
+int plog_index_fd(const plog_index *x)
+{
+    return x->fd;
+}
+
+const char *plog_index_errmsg(const plog_index *x)
+{
+    return x->errmsg;
+}
+
+int plog_index_grow(plog_index *x, uint64_t n)
+{
+    if (x->writable && n <= x->cap)
+        return PLOG_OK;
+    if (n < x->cap)
+        n = x->cap;
+    if (n == 0)
+        n = 1;
+    uint64_t size = n * PLOG_INDEX_ENTRY;
+    if (ftruncate(x->fd, (off_t)size) != 0) {
+        plog_errf(x->errmsg, sizeof x->errmsg, "grow %s: %s", x->path, strerror(errno));
+        return PLOG_EIO;
+    }
+    return map_file(x, size, true);
+}
+
+int plog_index_read_raw(const plog_index *x, uint64_t i, uint32_t *rel, uint64_t *pos)
+{
+    if (i >= x->mapsize / PLOG_INDEX_ENTRY)
+        return PLOG_EOF;
+    const uint8_t *e = x->map + i * PLOG_INDEX_ENTRY;
+    *rel = get_be32(e);
+    *pos = get_be64(e + 4);
+    return PLOG_OK;
+}
+
+int plog_index_close(plog_index *x, bool sync)
+{
+    if (x == NULL)
+        return PLOG_OK;
+    int rv = PLOG_OK;
+    if (x->map != NULL)
+        munmap(x->map, x->mapsize);
+    if (x->fd >= 0) {
+        /* The file is always as long as the mapping: cut it only when that
+         * is longer than the entries (not for an untouched sealed index). */
+        if (x->mapsize != x->n * PLOG_INDEX_ENTRY &&
+            ftruncate(x->fd, (off_t)(x->n * PLOG_INDEX_ENTRY)) != 0)
+            rv = PLOG_EIO;
+        if (sync && fdatasync(x->fd) != 0)
+            rv = PLOG_EIO;
+        if (close(x->fd) != 0)
+            rv = PLOG_EIO;
+    }
+    free(x->path);
+    free(x);
+    return rv;
+}

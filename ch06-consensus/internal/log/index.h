@@ -1,0 +1,68 @@
+/* index.h - maps a record's relative offset to its position in the store
+ * (Go: index.go). One thread at a time may change an index; the read
+ * functions change nothing (see store.h for how log.c uses that). */
+#ifndef PLOG_INDEX_H
+#define PLOG_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes per entry: relative offset u32 BE, store position u64 BE. */
+#define PLOG_INDEX_ENTRY 12
+
+typedef struct plog_index plog_index;
+
+/* plog_index_open opens or creates the index file at path and maps it. The
+ * entries already in the file count as written (recovery checks them against
+ * the store and cuts them back with plog_index_set_entries). When max_bytes > 0
+ * the file is grown to max_bytes (rounded down to whole entries) so that
+ * appends write straight into the mapping, as the book does; max_bytes == 0
+ * maps the file read-only at its size (a sealed segment). On PLOG_OK *ip owns
+ * the file until plog_index_close(). PLOG_EIO (reason in errmsg, may be NULL),
+ * PLOG_ENOMEM. */
+int plog_index_open(const char *path, uint64_t max_bytes, plog_index **ip, char *errmsg,
+                    size_t errsz);
+
+/* plog_index_read returns entry i (Go: Read; i == -1 is the last entry).
+ * PLOG_EOF when there is no such entry. */
+int plog_index_read(const plog_index *x, int64_t i, uint32_t *rel, uint64_t *pos);
+
+/* plog_index_pos returns the position of entry i, which must exist (fast path
+ * of plog_index_read for the log's reads, where rel == i by construction). */
+uint64_t plog_index_pos(const plog_index *x, uint64_t i);
+
+/* plog_index_write appends the entry (rel, pos). PLOG_EOF when the index is
+ * full (Go returns io.EOF too). */
+int plog_index_write(plog_index *x, uint32_t rel, uint64_t pos);
+
+/* plog_index_entries: entries written. plog_index_capacity: entries that fit. */
+uint64_t plog_index_entries(const plog_index *x);
+uint64_t plog_index_capacity(const plog_index *x);
+
+/* plog_index_grow maps the index writable (a sealed one too) with room for at
+ * least n entries, growing the file as needed (recovery rewriting an index). */
+int plog_index_grow(plog_index *x, uint64_t n);
+
+/* plog_index_read_raw reads entry i of the mapping whether or not it counts
+ * as written (recovery looks at the old entries while it rewrites them).
+ * PLOG_EOF past the mapping. */
+int plog_index_read_raw(const plog_index *x, uint64_t i, uint32_t *rel, uint64_t *pos);
+
+/* plog_index_set_entries drops every entry from n on (n <= entries). */
+void plog_index_set_entries(plog_index *x, uint64_t n);
+
+/* plog_index_seal cuts the file to the entries written and maps it read-only at
+ * that size: the segment is full and will not grow again. */
+int plog_index_seal(plog_index *x);
+
+/* plog_index_fd: the file descriptor, borrowed (log.c dups it to fsync). */
+int plog_index_fd(const plog_index *x);
+const char *plog_index_errmsg(const plog_index *x);
+
+/* plog_index_close unmaps the file, cuts it to the entries written (so that a
+ * reopened index ends at its last entry, Go: Close), fdatasyncs it when sync is
+ * true, and frees x (NULL does nothing); x is gone even when it fails. */
+int plog_index_close(plog_index *x, bool sync);
+
+#endif

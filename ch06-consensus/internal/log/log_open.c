@@ -1,0 +1,240 @@
+/* log_open.c - opening a log directory: finding its segments, recovering
+ * them (segment.c does the per-segment work) and starting the log (Go: log.go
+ * setup). */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
+#include "internal/log/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal/err/err.h"
+#include "internal/log/log_impl.h"
+#include "internal/log/segment.h"
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* segment_base parses "<20 digits>.store" or ".index"; *store tells which. */
+static bool segment_base(const char *name, uint64_t *base, bool *store)
+{
+    size_t n = strlen(name);
+    if (n != 26 || (strcmp(name + 20, ".store") != 0 && strcmp(name + 20, ".index") != 0))
+        return false;
+    uint64_t v = 0;
+    for (int i = 0; i < 20; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return false;
+        uint64_t d = (uint64_t)(name[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *base = v;
+    *store = name[21] == 's';
+    return true;
+}
+
+/* list_bases returns the sorted base offsets of the stores in dir. An index
+ * without its store is what a crash in the middle of removing a segment
+ * leaves (segment.c removes the index first, so only then): it is deleted. */
+static int list_bases(plog_log *l, uint64_t **out, size_t *nout)
+{
+    DIR *d = opendir(l->dir);
+    if (d == NULL) {
+        plog_log_set_err(l, "opendir %s: %s", l->dir, strerror(errno));
+        return PLOG_EIO;
+    }
+    uint64_t *v = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        uint64_t b;
+        bool store;
+        if (!segment_base(e->d_name, &b, &store))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            uint64_t *nv = realloc(v, cap * sizeof *nv);
+            if (nv == NULL) {
+                free(v);
+                closedir(d);
+                return PLOG_ENOMEM;
+            }
+            v = nv;
+        }
+        /* Bit 0 of the sort key marks a store, so stores sort after their
+         * index and a base is kept when its last entry has the bit. */
+        if (b > (UINT64_MAX >> 1))
+            continue;
+        v[n++] = b << 1 | (store ? 1 : 0);
+    }
+    closedir(d);
+    if (n > 0)
+        qsort(v, n, sizeof *v, cmp_u64);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t b = v[i] >> 1;
+        if (i + 1 < n && v[i + 1] >> 1 == b)
+            continue; /* the index, its store follows */
+        if ((v[i] & 1) == 0) {
+            char path[4096];
+            plog_segment_path(path, sizeof path, l->dir, b, ".index");
+            fprintf(stderr, "level=warn msg=\"removed index without store\" file=%s\n", path);
+            unlink(path);
+            l->dir_dirty = true;
+            continue;
+        }
+        v[k++] = b;
+    }
+    *out = v;
+    *nout = k;
+    return PLOG_OK;
+}
+
+static void normalize(plog_log_config *c)
+{
+    if (c->segment.max_store_bytes == 0)
+        c->segment.max_store_bytes = DEFAULT_MAX_STORE_BYTES;
+    if (c->segment.max_index_bytes == 0)
+        c->segment.max_index_bytes = DEFAULT_MAX_INDEX_BYTES;
+    /* Whole entries, at least one, and relative offsets must fit in a u32. */
+    uint64_t entries = c->segment.max_index_bytes / 12;
+    if (entries == 0)
+        entries = 1;
+    if (entries > (uint64_t)UINT32_MAX + 1)
+        entries = (uint64_t)UINT32_MAX + 1;
+    c->segment.max_index_bytes = entries * 12;
+    if (c->sync_interval_ms == 0)
+        c->sync_interval_ms = DEFAULT_SYNC_INTERVAL_MS;
+}
+
+static int open_segments(plog_log *l)
+{
+    uint64_t *bases;
+    size_t n;
+    int rv = list_bases(l, &bases, &n);
+    if (rv != PLOG_OK)
+        return rv;
+    for (size_t i = 0; i < n && rv == PLOG_OK; i++) {
+        char err[PLOG_ERRMSG_SIZE];
+        err[0] = '\0';
+        plog_segment *seg;
+        if (i + 1 == n) {
+            rv = plog_log_new_active(l, bases[i]);
+            break;
+        }
+        rv = plog_log_push_seg(l, NULL);
+        if (rv != PLOG_OK)
+            break;
+        l->nsegs--;
+        rv = plog_segment_open(l->dir, bases[i], &l->c, bases[i + 1], &seg, err, sizeof err);
+        if (rv != PLOG_OK) {
+            plog_log_set_err(l, "%s", err[0] != '\0' ? err : plog_strerror(rv));
+            break;
+        }
+        plog_log_push_seg(l, seg);
+    }
+    if (rv == PLOG_OK && n == 0)
+        rv = plog_log_new_active(l, l->c.segment.initial_offset);
+    free(bases);
+    return rv;
+}
+
+/* mkdir_p creates dir and its missing parents (in place: dir is modified and
+ * restored). */
+static int mkdir_p(char *dir)
+{
+    for (char *p = dir + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        int rv = mkdir(dir, 0755);
+        *p = '/';
+        if (rv != 0 && errno != EEXIST)
+            return -1;
+    }
+    return mkdir(dir, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+int plog_log_open(const char *dir, const plog_log_config *c, plog_log **lp)
+{
+    plog_log *l = calloc(1, sizeof *l);
+    if (l == NULL)
+        return PLOG_ENOMEM;
+    l->active_fd = -1;
+    l->dir_fd = -1;
+    l->c = *c;
+    normalize(&l->c);
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    /* A steady stream of readers must not starve the one writer. */
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&l->lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->durable_cond, &ca);
+    pthread_cond_init(&l->tick_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&l->sync_mu, NULL);
+    pthread_mutex_init(&l->err_mu, NULL);
+
+    int rv = PLOG_ENOMEM;
+    l->dir = strdup(dir);
+    if (l->dir == NULL)
+        goto fail;
+    rv = PLOG_EIO;
+    if (mkdir_p(l->dir) != 0) {
+        plog_log_set_err(l, "mkdir %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    l->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (l->dir_fd < 0) {
+        plog_log_set_err(l, "open %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    rv = open_segments(l);
+    if (rv != PLOG_OK)
+        goto fail;
+    if (plog_segment_is_maxed(plog_log_active(l))) {
+        rv = plog_log_roll(l);
+        if (rv != PLOG_OK)
+            goto fail;
+    }
+    l->flushed_next = l->durable_next = plog_segment_next(plog_log_active(l));
+    if (l->c.sync != PLOG_SYNC_NEVER) {
+        /* What a crash left in the page cache counts as durable from now on:
+         * make it so (the active store and the directory). */
+        l->durable_next = plog_segment_base(l->segs[0]);
+        l->dir_dirty = true;
+        pthread_mutex_lock(&l->sync_mu);
+        rv = plog_log_sync_locked(l);
+        pthread_mutex_unlock(&l->sync_mu);
+        if (rv != PLOG_OK)
+            goto fail;
+    }
+    if (l->c.sync == PLOG_SYNC_INTERVAL) {
+        rv = plog_log_syncer_start(l);
+        if (rv != PLOG_OK)
+            goto fail;
+    }
+    *lp = l;
+    return PLOG_OK;
+fail:
+    /* Tell the caller why before the text goes away with l. */
+    fprintf(stderr, "level=error msg=\"open log\" dir=%s err=\"%s\"\n", dir, l->errmsg);
+    plog_log_close(l);
+    return rv;
+}

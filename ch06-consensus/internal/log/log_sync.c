@@ -1,0 +1,206 @@
+/* log_sync.c - when appended records become durable (log.c's policy).
+ *
+ * flushed_next: records below it are in the kernel. durable_next: records
+ * below it are on disk. A roll flushes the old segment, seals its index and
+ * queues its base offset in `pending`; the next sync fdatasyncs the queued
+ * segments, the directory (new files) and the active store before durable_next
+ * moves, so a record is never reported durable while an older one is not.
+ * The active index is not synced: recovery rebuilds it from the store.
+ *   PLOG_SYNC_ALWAYS   append, then sync before returning (concurrent appenders
+ *                      share an fsync: whoever syncs covers all appended so far).
+ *   PLOG_SYNC_INTERVAL a background thread syncs every sync_interval_ms (group
+ *                      commit); plog_log_commit waits for the sync covering it.
+ *   PLOG_SYNC_NEVER    plog_log_commit writes the buffer to the kernel only.
+ * Readers never wait for an fsync: it runs holding sync_mu only, see log.c. */
+#include "internal/log/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal/err/err.h"
+#include "internal/log/log_impl.h"
+#include "internal/log/segment.h"
+
+static int fsync_path(plog_log *l, uint64_t base, const char *ext)
+{
+    char path[4096];
+    plog_segment_path(path, sizeof path, l->dir, base, ext);
+    /* By name: fsync covers the file's pages whichever descriptor wrote them. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+        return PLOG_OK; /* removed by truncate since: nothing to keep */
+    if (fd < 0) {
+        plog_log_set_err(l, "open %s: %s", path, strerror(errno));
+        return PLOG_EIO;
+    }
+    int rv = fdatasync(fd) == 0 ? PLOG_OK : PLOG_EIO;
+    if (rv != PLOG_OK)
+        plog_log_set_err(l, "fdatasync %s: %s", path, strerror(errno));
+    close(fd);
+    return rv;
+}
+
+/* See log_impl.h. */
+int plog_log_sync_locked(plog_log *l)
+{
+    if (l->sync_err != PLOG_OK)
+        return l->sync_err;
+    pthread_rwlock_wrlock(&l->lock);
+    if (l->nsegs == 0) {
+        pthread_rwlock_unlock(&l->lock);
+        return PLOG_EIO;
+    }
+    plog_segment *act = plog_log_active(l);
+    int rv = plog_segment_flush(act);
+    if (rv != PLOG_OK) {
+        plog_log_set_err(l, "%s", plog_segment_errmsg(act));
+        pthread_rwlock_unlock(&l->lock);
+        return rv;
+    }
+    uint64_t target = plog_segment_next(act);
+    l->flushed_next = target;
+    if (target == l->durable_next && l->npending == 0 && !l->dir_dirty) {
+        pthread_rwlock_unlock(&l->lock);
+        return PLOG_OK;
+    }
+    int fd = fcntl(l->active_fd, F_DUPFD_CLOEXEC, 0);
+    uint64_t *pending = l->pending;
+    size_t npending = l->npending;
+    bool dir = l->dir_dirty;
+    l->pending = NULL;
+    l->npending = l->pendcap = 0;
+    l->dir_dirty = false;
+    pthread_rwlock_unlock(&l->lock);
+
+    if (fd < 0) {
+        plog_log_set_err(l, "dup: %s", strerror(errno));
+        rv = PLOG_EIO;
+    }
+    for (size_t i = 0; i < npending && rv == PLOG_OK; i++) {
+        rv = fsync_path(l, pending[i], ".store");
+        if (rv == PLOG_OK)
+            rv = fsync_path(l, pending[i], ".index");
+    }
+    free(pending);
+    if (rv == PLOG_OK && dir && fsync(l->dir_fd) != 0) {
+        plog_log_set_err(l, "fsync %s: %s", l->dir, strerror(errno));
+        rv = PLOG_EIO;
+    }
+    if (rv == PLOG_OK && fdatasync(fd) != 0) {
+        plog_log_set_err(l, "fdatasync %s: %s", l->dir, strerror(errno));
+        rv = PLOG_EIO;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (rv != PLOG_OK) {
+        /* After a failed fsync the kernel may have dropped the dirty pages:
+         * nothing more can be promised (PostgreSQL's "fsyncgate"). */
+        l->sync_err = rv;
+    } else if (target > l->durable_next) {
+        l->durable_next = target;
+    }
+    pthread_cond_broadcast(&l->durable_cond);
+    return rv;
+}
+
+static void deadline_after(struct timespec *ts, uint32_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* syncer is the group commit of PLOG_SYNC_INTERVAL. */
+static void *syncer(void *arg)
+{
+    plog_log *l = arg;
+    pthread_mutex_lock(&l->sync_mu);
+    while (!l->stop) {
+        struct timespec ts;
+        deadline_after(&ts, l->c.sync_interval_ms);
+        while (!l->stop && pthread_cond_timedwait(&l->tick_cond, &l->sync_mu, &ts) != ETIMEDOUT)
+            ;
+        if (!l->stop)
+            plog_log_sync_locked(l);
+    }
+    pthread_mutex_unlock(&l->sync_mu);
+    return NULL;
+}
+
+int plog_log_syncer_start(plog_log *l)
+{
+    if (pthread_create(&l->syncer, NULL, syncer, l) != 0) {
+        plog_log_set_err(l, "pthread_create: %s", strerror(errno));
+        return PLOG_ENOMEM;
+    }
+    l->syncer_running = true;
+    return PLOG_OK;
+}
+
+int plog_log_commit(plog_log *l, uint64_t off)
+{
+    int rv = PLOG_OK;
+    if (off >= plog_log_next_offset(l)) {
+        /* Waiting for a record nobody appended would never end. */
+        plog_log_set_err(l, "commit of offset %" PRIu64 ", not appended yet", off);
+        return PLOG_ERANGE;
+    }
+    if (l->c.sync == PLOG_SYNC_NEVER) {
+        pthread_rwlock_wrlock(&l->lock);
+        if (off >= l->flushed_next) {
+            plog_segment *act = plog_log_active(l);
+            rv = plog_segment_flush(act);
+            if (rv == PLOG_OK)
+                l->flushed_next = plog_segment_next(act);
+            else
+                plog_log_set_err(l, "%s", plog_segment_errmsg(act));
+        }
+        pthread_rwlock_unlock(&l->lock);
+        return rv;
+    }
+    pthread_mutex_lock(&l->sync_mu);
+    if (l->c.sync == PLOG_SYNC_ALWAYS) {
+        /* Another appender's fsync may already have covered off. */
+        if (off >= l->durable_next)
+            rv = plog_log_sync_locked(l);
+    } else {
+        while (off >= l->durable_next && l->sync_err == PLOG_OK && !l->stop)
+            pthread_cond_wait(&l->durable_cond, &l->sync_mu);
+        if (off >= l->durable_next)
+            rv = l->sync_err != PLOG_OK ? l->sync_err : PLOG_EIO;
+    }
+    rv = rv != PLOG_OK ? rv : l->sync_err;
+    pthread_mutex_unlock(&l->sync_mu);
+    return rv;
+}
+
+int plog_log_sync(plog_log *l)
+{
+    pthread_mutex_lock(&l->sync_mu);
+    int rv = plog_log_sync_locked(l);
+    pthread_mutex_unlock(&l->sync_mu);
+    return rv;
+}
+
+void plog_log_syncer_stop(plog_log *l)
+{
+    if (!l->syncer_running)
+        return;
+    pthread_mutex_lock(&l->sync_mu);
+    l->stop = true;
+    pthread_cond_broadcast(&l->tick_cond);
+    pthread_cond_broadcast(&l->durable_cond);
+    pthread_mutex_unlock(&l->sync_mu);
+    pthread_join(l->syncer, NULL);
+    l->syncer_running = false;
+}

@@ -1,0 +1,369 @@
+/* recovery_test.c - opening a log after a crash or disk damage (beyond the book:
+ * Go's log has no recovery). Each test damages the files of a closed (or, for
+ * crash images, still open) log the way a crash or a bad disk would, reopens it
+ * and checks that every intact record reads back byte-identical and that the
+ * next append gets the next contiguous offset. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "internal/log/log.h"
+#include "internal/log/store.h"
+#include "internal/log/testrec.h"
+
+struct fixture {
+    char dir[64];
+    char dir2[128];
+    char errfile[128];
+    plog_log_config c;
+    plog_log *l;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    plog_test_tmpdir("recovery", f->dir, sizeof f->dir);
+    snprintf(f->dir2, sizeof f->dir2, "%s/copy", f->dir);
+    snprintf(f->errfile, sizeof f->errfile, "%s.stderr", f->dir);
+    f->c.segment.max_store_bytes = 1 << 20;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    plog_log_close(f->l);
+    plog_test_rmrf(f->dir);
+    unlink(f->errfile);
+    free(f);
+    return 0;
+}
+
+/* fill writes records [0, n) into a fresh log at dir and closes it. */
+static void fill(struct fixture *f, uint64_t n)
+{
+    assert_plog_ok(plog_log_open(f->dir, &f->c, &f->l));
+    for (uint64_t i = 0; i < n; i++)
+        testrec_append(f->l, i);
+    assert_plog_ok(plog_log_close(f->l));
+    f->l = NULL;
+}
+
+/* reopen opens the log at dir with stderr captured in f->errfile, returns the
+ * captured text (malloc'd). */
+static char *reopen(struct fixture *f, const char *dir)
+{
+    fflush(stderr);
+    int saved = dup(2);
+    int fd = open(f->errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 2);
+    close(fd);
+    int rv = plog_log_open(dir, &f->c, &f->l);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    assert_plog_ok(rv);
+    FILE *fp = fopen(f->errfile, "r");
+    char *text = calloc(1, 4096);
+    size_t n = fread(text, 1, 4095, fp);
+    text[n] = '\0';
+    fclose(fp);
+    return text;
+}
+
+/* entry_pos reads the store position of record base+i from a closed index. */
+static uint64_t entry_pos(const char *dir, uint64_t base, uint64_t i)
+{
+    char p[256];
+    uint8_t e[12];
+    testrec_seg_path(p, sizeof p, dir, base, ".index");
+    int fd = open(p, O_RDONLY);
+    assert_int_equal(pread(fd, e, 12, (off_t)(i * 12)), 12);
+    close(fd);
+    uint64_t pos = 0;
+    for (int k = 4; k < 12; k++)
+        pos = pos << 8 | e[k];
+    return pos;
+}
+
+static void assert_intact(plog_log *l, uint64_t from, uint64_t to, uint64_t skip)
+{
+    for (uint64_t i = from; i < to; i++)
+        if (i != skip)
+            testrec_assert_read(l, i);
+}
+
+static void assert_corrupt_named(struct fixture *f, uint64_t off, const char *file, uint64_t pos)
+{
+    Log__V1__Record *r;
+    assert_plog_err(plog_log_read(f->l, off, &r), PLOG_ECORRUPT);
+    char msg[PLOG_ERRMSG_SIZE], want[64];
+    plog_log_errmsg(f->l, msg, sizeof msg);
+    assert_non_null(strstr(msg, file));
+    snprintf(want, sizeof want, "at %llu", (unsigned long long)pos);
+    assert_non_null(strstr(msg, want));
+}
+
+static void test_recovery_store_cut_mid_frame_drops_only_the_torn_record(void **state)
+{
+    struct fixture *f = *state;
+    fill(f, 10);
+    char sp[256];
+    testrec_seg_path(sp, sizeof sp, f->dir, 0, ".store");
+    uint64_t size = testrec_file_size(sp), last = entry_pos(f->dir, 0, 9);
+    testrec_truncate(sp, size - 3);
+    char *err = reopen(f, f->dir);
+    char want[512];
+    snprintf(want, sizeof want,
+             "level=warn msg=\"truncated torn tail\" file=%s pos=%llu dropped=%llu", sp,
+             (unsigned long long)last, (unsigned long long)(size - 3 - last));
+    assert_non_null(strstr(err, want));
+    free(err);
+    assert_int_equal(plog_log_next_offset(f->l), 9);
+    assert_int_equal(testrec_file_size(sp), last);
+    assert_intact(f->l, 0, 9, UINT64_MAX);
+    testrec_append(f->l, 9);
+}
+
+static void test_recovery_flipped_byte_in_the_last_segment_corrupts_only_that_record(void **state)
+{
+    struct fixture *f = *state;
+    fill(f, 10);
+    char sp[256];
+    testrec_seg_path(sp, sizeof sp, f->dir, 0, ".store");
+    uint64_t pos = entry_pos(f->dir, 0, 4);
+    testrec_xor(sp, pos + PLOG_STORE_HDR + 2, 0x40);
+    free(reopen(f, f->dir));
+    assert_int_equal(plog_log_next_offset(f->l), 10);
+    assert_corrupt_named(f, 4, sp, pos);
+    assert_intact(f->l, 0, 10, 4);
+    testrec_append(f->l, 10);
+}
+
+static void test_recovery_flipped_length_in_the_last_segment_resyncs_on_the_index(void **state)
+{
+    struct fixture *f = *state;
+    fill(f, 10);
+    char sp[256];
+    testrec_seg_path(sp, sizeof sp, f->dir, 0, ".store");
+    uint64_t pos = entry_pos(f->dir, 0, 4);
+    testrec_xor(sp, pos + 1, 0x7f); /* the length now points far past the end */
+    free(reopen(f, f->dir));
+    assert_int_equal(plog_log_next_offset(f->l), 10);
+    assert_corrupt_named(f, 4, sp, pos);
+    assert_intact(f->l, 0, 10, 4);
+    testrec_append(f->l, 10);
+}
+
+static void test_recovery_scan_past_a_damaged_length_resyncs_on_the_old_index(void **state)
+{
+    struct fixture *f = *state;
+    fill(f, 10);
+    char sp[256];
+    testrec_seg_path(sp, sizeof sp, f->dir, 0, ".store");
+    uint64_t size = testrec_file_size(sp), pos = entry_pos(f->dir, 0, 4);
+    testrec_xor(sp, pos + 1, 0x7f);
+    /* A zeroed tail too, so the index no longer passes as clean: the store is
+     * scanned, and only the old index can say where record 5 starts. */
+    testrec_truncate(sp, size + 100);
+    char *err = reopen(f, f->dir);
+    assert_non_null(strstr(err, "corrupt record"));
+    assert_non_null(strstr(err, "truncated torn tail"));
+    free(err);
+    assert_int_equal(testrec_file_size(sp), size);
+    assert_int_equal(plog_log_next_offset(f->l), 10);
+    assert_corrupt_named(f, 4, sp, pos);
+    assert_intact(f->l, 0, 10, 4);
+    testrec_append(f->l, 10);
+}
+
+static void test_recovery_flipped_byte_in_a_sealed_segment_reads_corrupt_naming_file_and_position(
+    void **state)
+{
+    struct fixture *f = *state;
+    f->c.segment.max_index_bytes = 5 * 12;
+    fill(f, 12);
+    char sp[256];
+    testrec_seg_path(sp, sizeof sp, f->dir, 0, ".store");
+    uint64_t pos = entry_pos(f->dir, 0, 2);
+    testrec_xor(sp, pos + PLOG_STORE_HDR, 0x01);
+    free(reopen(f, f->dir));
+    assert_int_equal(plog_log_next_offset(f->l), 12);
+    assert_corrupt_named(f, 2, sp, pos);
+    plog_log_batch b = {0};
+    assert_plog_err(plog_log_read_batch(f->l, 2, 4, 1 << 20, &b), PLOG_ECORRUPT);
+    assert_plog_ok(plog_log_read_batch(f->l, 0, 4, 1 << 20, &b));
+    assert_int_equal(b.n, 2); /* stops before the damage */
+    plog_log_batch_fini(&b);
+    assert_intact(f->l, 0, 12, 2);
+    testrec_append(f->l, 12);
+}
+
+static void test_recovery_torn_sealed_segment_is_not_cut(void **state)
+{
+    struct fixture *f = *state;
+    f->c.segment.max_index_bytes = 5 * 12;
+    fill(f, 12);
+    char sp[256];
+    testrec_seg_path(sp, sizeof sp, f->dir, 0, ".store");
+    uint64_t size = testrec_file_size(sp);
+    testrec_truncate(sp, size - 2);
+    char *err = reopen(f, f->dir);
+    assert_non_null(strstr(err, "damaged sealed segment"));
+    free(err);
+    assert_int_equal(testrec_file_size(sp), size - 2);
+    Log__V1__Record *r;
+    assert_plog_err(plog_log_read(f->l, 4, &r), PLOG_ECORRUPT);
+    assert_intact(f->l, 0, 12, 4);
+    testrec_append(f->l, 12);
+}
+
+/* A crash image: the files of a log that is still open (index preallocated). */
+static void crash_image(struct fixture *f, uint64_t n)
+{
+    assert_plog_ok(plog_log_open(f->dir, &f->c, &f->l));
+    for (uint64_t i = 0; i < n; i++)
+        testrec_append(f->l, i);
+    assert_plog_ok(plog_log_commit(f->l, n - 1));
+    mkdir(f->dir2, 0755);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cp %s/0*.store %s/0*.index %s/", f->dir, f->dir, f->dir2);
+    assert_int_equal(plog_test_sh(cmd, 10000, NULL), 0);
+    assert_plog_ok(plog_log_close(f->l));
+    f->l = NULL;
+}
+
+static void test_recovery_preallocated_index_left_by_a_crash_is_repaired(void **state)
+{
+    struct fixture *f = *state;
+    crash_image(f, 10);
+    char ip[256];
+    testrec_seg_path(ip, sizeof ip, f->dir2, 0, ".index");
+    assert_true(testrec_file_size(ip) > 10 * 12); /* zeros after the entries */
+    free(reopen(f, f->dir2));
+    assert_int_equal(plog_log_next_offset(f->l), 10);
+    assert_intact(f->l, 0, 10, UINT64_MAX);
+    testrec_append(f->l, 10);
+    assert_plog_ok(plog_log_close(f->l));
+    f->l = NULL;
+    assert_int_equal(testrec_file_size(ip), 11 * 12);
+}
+
+static void test_recovery_crash_image_across_segments_keeps_every_record(void **state)
+{
+    struct fixture *f = *state;
+    f->c.segment.max_index_bytes = 7 * 12;
+    crash_image(f, 30);
+    free(reopen(f, f->dir2));
+    assert_int_equal(plog_log_next_offset(f->l), 30);
+    assert_intact(f->l, 0, 30, UINT64_MAX);
+    testrec_append(f->l, 30);
+}
+
+static void test_recovery_missing_index_is_rebuilt_from_the_store(void **state)
+{
+    struct fixture *f = *state;
+    f->c.segment.max_index_bytes = 5 * 12;
+    fill(f, 12);
+    char ip[256];
+    testrec_seg_path(ip, sizeof ip, f->dir, 10, ".index");
+    assert_int_equal(unlink(ip), 0);
+    testrec_seg_path(ip, sizeof ip, f->dir, 5, ".index"); /* a sealed one too */
+    assert_int_equal(unlink(ip), 0);
+    free(reopen(f, f->dir));
+    assert_int_equal(plog_log_next_offset(f->l), 12);
+    assert_intact(f->l, 0, 12, UINT64_MAX);
+    testrec_append(f->l, 12);
+}
+
+static void test_recovery_index_entries_beyond_the_store_are_dropped(void **state)
+{
+    struct fixture *f = *state;
+    fill(f, 10);
+    char sp[256];
+    testrec_seg_path(sp, sizeof sp, f->dir, 0, ".store");
+    testrec_truncate(sp, entry_pos(f->dir, 0, 7)); /* at a frame boundary */
+    free(reopen(f, f->dir));
+    assert_int_equal(plog_log_next_offset(f->l), 7);
+    assert_intact(f->l, 0, 7, UINT64_MAX);
+    testrec_append(f->l, 7);
+    testrec_assert_read(f->l, 7);
+}
+
+static void test_recovery_zeroed_tail_after_the_last_frame_is_cut(void **state)
+{
+    struct fixture *f = *state;
+    fill(f, 10);
+    char sp[256];
+    testrec_seg_path(sp, sizeof sp, f->dir, 0, ".store");
+    uint64_t size = testrec_file_size(sp);
+    testrec_truncate(sp, size + 4096); /* blocks allocated, never written */
+    char *err = reopen(f, f->dir);
+    assert_non_null(strstr(err, "truncated torn tail"));
+    free(err);
+    assert_int_equal(testrec_file_size(sp), size);
+    assert_intact(f->l, 0, 10, UINT64_MAX);
+    testrec_append(f->l, 10);
+}
+
+static void test_recovery_garbage_index_is_rebuilt_from_the_store(void **state)
+{
+    struct fixture *f = *state;
+    fill(f, 10);
+    char ip[256];
+    testrec_seg_path(ip, sizeof ip, f->dir, 0, ".index");
+    FILE *fp = fopen(ip, "r+b");
+    for (int i = 0; i < 10 * 12; i++)
+        fputc((int)(testrec_mix((uint64_t)i) & 0xff), fp);
+    fclose(fp);
+    free(reopen(f, f->dir));
+    assert_int_equal(plog_log_next_offset(f->l), 10);
+    assert_intact(f->l, 0, 10, UINT64_MAX);
+    testrec_append(f->l, 10);
+}
+
+static void test_recovery_index_without_its_store_is_removed(void **state)
+{
+    struct fixture *f = *state;
+    f->c.segment.max_index_bytes = 5 * 12;
+    fill(f, 12);
+    /* A crash while truncate removed segment 0: its index is gone first. */
+    char sp[256], ip[256];
+    testrec_seg_path(sp, sizeof sp, f->dir, 0, ".store");
+    assert_int_equal(unlink(sp), 0);
+    testrec_seg_path(ip, sizeof ip, f->dir, 0, ".index");
+    char *err = reopen(f, f->dir);
+    assert_non_null(strstr(err, "removed index without store"));
+    free(err);
+    assert_int_equal(access(ip, F_OK), -1);
+    assert_int_equal(plog_log_lowest_offset(f->l), 5);
+    assert_int_equal(plog_log_next_offset(f->l), 12);
+    assert_intact(f->l, 5, 12, UINT64_MAX);
+    testrec_append(f->l, 12);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(test_recovery_store_cut_mid_frame_drops_only_the_torn_record),
+        T(test_recovery_flipped_byte_in_the_last_segment_corrupts_only_that_record),
+        T(test_recovery_flipped_length_in_the_last_segment_resyncs_on_the_index),
+        T(test_recovery_scan_past_a_damaged_length_resyncs_on_the_old_index),
+        T(test_recovery_flipped_byte_in_a_sealed_segment_reads_corrupt_naming_file_and_position),
+        T(test_recovery_torn_sealed_segment_is_not_cut),
+        T(test_recovery_preallocated_index_left_by_a_crash_is_repaired),
+        T(test_recovery_crash_image_across_segments_keeps_every_record),
+        T(test_recovery_missing_index_is_rebuilt_from_the_store),
+        T(test_recovery_index_entries_beyond_the_store_are_dropped),
+        T(test_recovery_zeroed_tail_after_the_last_frame_is_cut),
+        T(test_recovery_garbage_index_is_rebuilt_from_the_store),
+        T(test_recovery_index_without_its_store_is_removed),
+#undef T
+    };
+    return cmocka_run_group_tests_name("recovery", tests, NULL, NULL);
+}

@@ -1,0 +1,494 @@
+/* segment.c - a store and an index with a base offset (Go: segment.go).
+ *
+ * Files: <dir>/<base>.store and <dir>/<base>.index, base written as 20 decimal
+ * digits so that `ls` lists segments in offset order (00000000000000000016.store).
+ * Record base + i is frame i of the store and entry i of the index.
+ *
+ * Recovery (plog_segment_open). The store is the truth and the index a cache of
+ * it: the index is trusted only when it passes a cheap check (entry 0 at 0, the
+ * last entry numbered n-1 whose frame is valid and ends exactly at the end of
+ * the store, and for a sealed segment exactly the records it must hold), which
+ * is what a clean close leaves. Otherwise the store is scanned frame by frame and
+ * the index rewritten from it. A frame that fails its checksum is either
+ *   - damage inside the segment: a valid frame follows it (at the place its own
+ *     length gives, or at the place the old index gives for the next record).
+ *     It stays indexed, reading it returns PLOG_ECORRUPT, the scan goes on; or
+ *   - the end of what survived: a torn write. In the last segment the store is
+ *     cut back to the end of the last valid frame (logged as "truncated torn
+ *     tail"). A sealed segment is never cut: its missing records read as
+ *     PLOG_ECORRUPT. */
+#define _GNU_SOURCE /* MAP_POPULATE */
+#include "internal/log/segment.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal/err/err.h"
+#include "internal/log/index.h"
+
+struct plog_segment {
+    plog_store *store;
+    plog_index *index;
+    uint64_t base;
+    uint64_t next; /* offset after the last record */
+    uint64_t max_store_bytes;
+    bool sealed;
+    bool dirty; /* changed since open: close(sync) must fsync it */
+    char errmsg[PLOG_ERRMSG_SIZE];
+};
+
+void plog_segment_path(char *buf, size_t size, const char *dir, uint64_t base, const char *ext)
+{
+    snprintf(buf, size, "%s/%020" PRIu64 "%s", dir, base, ext);
+}
+
+/* clean_index reports whether the index may be trusted as it is (see the top
+ * of the file). want: records the segment must hold, UINT64_MAX when unknown.
+ * It reads one frame, not the store: a clean reopen costs no scan. */
+static bool clean_index(const plog_segment *seg, uint64_t size, uint64_t want)
+{
+    uint64_t n = plog_index_entries(seg->index);
+    if (want != UINT64_MAX && n != want)
+        return false;
+    if (n == 0)
+        return size == 0;
+    uint32_t rel;
+    uint64_t pos;
+    if (plog_index_read(seg->index, 0, &rel, &pos) != PLOG_OK || rel != 0 || pos != 0)
+        return false;
+    if (plog_index_read(seg->index, -1, &rel, &pos) != PLOG_OK || rel != n - 1 || pos >= size)
+        return false;
+    uint8_t *buf;
+    size_t len;
+    if (plog_store_read(seg->store, pos, &buf, &len, NULL, 0) != PLOG_OK)
+        return false;
+    free(buf);
+    return pos + PLOG_STORE_HDR + len == size;
+}
+
+static bool valid_at(const uint8_t *map, uint64_t size, uint64_t q)
+{
+    size_t len;
+    return q < size && plog_store_frame_check(map + q, (size_t)(size - q), &len) == PLOG_OK;
+}
+
+/* resync finds where the frame after the damaged one at p starts, or returns
+ * false: the damage runs to the end. old_n: entries of the index before the
+ * scan began overwriting it (entries >= i are still the old ones). */
+static bool resync(const plog_segment *seg, const uint8_t *map, uint64_t size, uint64_t p,
+                   uint64_t i, uint64_t old_n, bool last_of_sealed, uint64_t *q)
+{
+    if (size - p >= PLOG_STORE_HDR) {
+        uint64_t len = (uint64_t)map[p] << 24 | (uint64_t)map[p + 1] << 16 |
+                       (uint64_t)map[p + 2] << 8 | map[p + 3];
+        uint64_t end = p + PLOG_STORE_HDR + len;
+        if (end <= size && (valid_at(map, size, end) || (last_of_sealed && end == size))) {
+            *q = end;
+            return true;
+        }
+    }
+    if (i + 1 < old_n) {
+        uint32_t rel;
+        uint64_t pos;
+        if (plog_index_read_raw(seg->index, i + 1, &rel, &pos) == PLOG_OK &&
+            rel == i + 1 && pos > p && (valid_at(map, size, pos) || (last_of_sealed && pos == size))) {
+            *q = pos;
+            return true;
+        }
+    }
+    return false;
+}
+
+static int recover(plog_segment *seg, uint64_t sealed_next, char *errmsg, size_t errsz)
+{
+    const char *spath = plog_store_path(seg->store);
+    bool last = sealed_next == PLOG_SEGMENT_ACTIVE;
+    uint64_t want = last ? UINT64_MAX : sealed_next - seg->base;
+    uint64_t size = plog_store_size(seg->store);
+    if (clean_index(seg, size, want)) {
+        seg->next = last ? seg->base + plog_index_entries(seg->index) : sealed_next;
+        return PLOG_OK;
+    }
+    uint8_t *map = NULL;
+    if (size > 0) {
+        /* MAP_POPULATE: the scan touches every page anyway, one call is faster
+         * than a fault per page. */
+        map = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, plog_store_fd(seg->store), 0);
+        if (map == MAP_FAILED) {
+            plog_errf(errmsg, errsz, "mmap %s: %s", spath, strerror(errno));
+            return PLOG_EIO;
+        }
+    }
+    int rv = PLOG_OK;
+
+    uint64_t old_n = plog_index_entries(seg->index);
+    /* A sealed segment's index was opened read-only at its size. */
+    rv = plog_index_grow(seg->index, old_n);
+    if (rv != PLOG_OK) {
+        plog_errf(errmsg, errsz, "%s", plog_index_errmsg(seg->index));
+        goto done;
+    }
+    plog_index_set_entries(seg->index, 0);
+    seg->dirty = true;
+    uint64_t p = 0, i = 0;
+    while (p < size && i < want) {
+        size_t len;
+        uint64_t q;
+        int frv = plog_store_frame_check(map + p, (size_t)(size - p), &len);
+        if (frv == PLOG_OK) {
+            q = p + PLOG_STORE_HDR + len;
+        } else if (resync(seg, map, size, p, i, old_n, !last && i + 1 == want, &q)) {
+            fprintf(stderr, "level=warn msg=\"corrupt record\" file=%s pos=%" PRIu64
+                    " offset=%" PRIu64 "\n", spath, p, seg->base + i);
+        } else {
+            break;
+        }
+        if (i >= plog_index_capacity(seg->index)) {
+            rv = plog_index_grow(seg->index, i < 1024 ? 1024 : i * 2);
+            if (rv != PLOG_OK) {
+                plog_errf(errmsg, errsz, "%s", plog_index_errmsg(seg->index));
+                goto done;
+            }
+        }
+        /* rel fits in a u32: log.c caps a segment at 2^32 records (and a
+         * store would need over 32 GiB of frames to exceed it here). */
+        plog_index_write(seg->index, (uint32_t)i, p);
+        i++;
+        p = q;
+    }
+    if (last) {
+        if (p < size) {
+            fprintf(stderr, "level=warn msg=\"truncated torn tail\" file=%s pos=%" PRIu64
+                    " dropped=%" PRIu64 "\n", spath, p, size - p);
+            rv = plog_store_truncate(seg->store, p);
+            if (rv != PLOG_OK) {
+                plog_errf(errmsg, errsz, "%s", plog_store_errmsg(seg->store));
+                goto done;
+            }
+        }
+        seg->next = seg->base + i;
+    } else {
+        if (i < want)
+            fprintf(stderr, "level=warn msg=\"damaged sealed segment\" file=%s pos=%" PRIu64
+                    " missing=%" PRIu64 "\n", spath, p, want - i);
+        else if (p < size)
+            fprintf(stderr, "level=warn msg=\"sealed segment longer than its records\" "
+                    "file=%s pos=%" PRIu64 " extra=%" PRIu64 "\n", spath, p, size - p);
+        seg->next = sealed_next;
+    }
+done:
+    if (map != NULL)
+        munmap(map, size);
+    return rv;
+}
+
+int plog_segment_open(const char *dir, uint64_t base, const plog_log_config *c,
+                      uint64_t sealed_next, plog_segment **sp, char *errmsg, size_t errsz)
+{
+    char path[4096];
+    plog_segment *seg = calloc(1, sizeof *seg);
+    if (seg == NULL)
+        return PLOG_ENOMEM;
+    seg->base = seg->next = base;
+    seg->max_store_bytes = c->segment.max_store_bytes;
+    plog_segment_path(path, sizeof path, dir, base, ".store");
+    int rv = plog_store_open(path, &seg->store, errmsg, errsz);
+    if (rv != PLOG_OK)
+        goto fail;
+    plog_segment_path(path, sizeof path, dir, base, ".index");
+    /* A sealed segment's index is mapped read-only at its size; only an active
+     * one is grown to max_index_bytes (and cut back on close). */
+    rv = plog_index_open(path, sealed_next == PLOG_SEGMENT_ACTIVE ? c->segment.max_index_bytes : 0,
+                         &seg->index, errmsg, errsz);
+    if (rv != PLOG_OK)
+        goto fail;
+    rv = recover(seg, sealed_next, errmsg, errsz);
+    if (rv != PLOG_OK)
+        goto fail;
+    if (sealed_next != PLOG_SEGMENT_ACTIVE) {
+        rv = plog_segment_seal(seg);
+        if (rv != PLOG_OK) {
+            plog_errf(errmsg, errsz, "%s", seg->errmsg);
+            goto fail;
+        }
+    }
+    *sp = seg;
+    return PLOG_OK;
+fail:
+    plog_index_close(seg->index, false);
+    plog_store_close(seg->store);
+    free(seg);
+    return rv;
+}
+
+static size_t varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80)
+        v >>= 7, n++;
+    return n;
+}
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* The Record of this chapter (value = 1, offset = 2) encoded by hand, byte for
+ * byte what protobuf-c writes (proto3: fields in number order, zero values
+ * left out), because protobuf-c's table-driven get_packed_size + pack were a
+ * quarter of the append profile. Used only while Record has exactly these two
+ * fields and no unknown ones: a chapter that adds fields gets protobuf-c. */
+static bool fast_record(const Log__V1__Record *rec)
+{
+    return log__v1__record__descriptor.n_fields == 2 && rec->base.n_unknown_fields == 0;
+}
+
+static size_t fast_size(const Log__V1__Record *rec)
+{
+    size_t n = 0;
+    if (rec->value.len > 0)
+        n += 1 + varint_size(rec->value.len) + rec->value.len;
+    if (rec->offset != 0)
+        n += 1 + varint_size(rec->offset);
+    return n;
+}
+
+static void fast_pack(const Log__V1__Record *rec, uint8_t *p)
+{
+    if (rec->value.len > 0) {
+        *p++ = 1 << 3 | 2; /* field 1, length-delimited */
+        p = put_varint(p, rec->value.len);
+        memcpy(p, rec->value.data, rec->value.len);
+        p += rec->value.len;
+    }
+    if (rec->offset != 0) {
+        *p++ = 2 << 3 | 0; /* field 2, varint */
+        put_varint(p, rec->offset);
+    }
+}
+
+int plog_segment_append(plog_segment *seg, Log__V1__Record *rec, uint64_t *off)
+{
+    if (seg->sealed || plog_index_entries(seg->index) >= plog_index_capacity(seg->index))
+        return PLOG_EOF;
+    rec->offset = seg->next;
+    bool fast = fast_record(rec);
+    size_t len = fast ? fast_size(rec) : log__v1__record__get_packed_size(rec);
+    uint8_t *dst;
+    int rv = plog_store_reserve(seg->store, len, &dst);
+    if (rv != PLOG_OK) {
+        if (rv == PLOG_EIO)
+            plog_errf(seg->errmsg, sizeof seg->errmsg, "%s", plog_store_errmsg(seg->store));
+        return rv;
+    }
+    if (fast)
+        fast_pack(rec, dst);
+    else
+        log__v1__record__pack(rec, dst);
+    uint64_t n, pos;
+    plog_store_publish(seg->store, len, &n, &pos);
+    /* Cannot fail: capacity was checked above. */
+    plog_index_write(seg->index, (uint32_t)(seg->next - seg->base), pos);
+    *off = seg->next++;
+    seg->dirty = true;
+    return PLOG_OK;
+}
+
+int plog_segment_read(const plog_segment *seg, uint64_t off, uint8_t **buf, size_t *len,
+                      char *errmsg, size_t errsz)
+{
+    uint64_t rel = off - seg->base;
+    if (rel >= plog_index_entries(seg->index)) {
+        plog_errf(errmsg, errsz, "%s: record %" PRIu64 " is missing (damaged segment)",
+             plog_store_path(seg->store), off);
+        return PLOG_ECORRUPT;
+    }
+    uint64_t pos = plog_index_pos(seg->index, rel);
+    uint64_t end = rel + 1 < plog_index_entries(seg->index) ? plog_index_pos(seg->index, rel + 1)
+                                                           : plog_store_size(seg->store);
+    int rv = end > pos ? plog_store_read_sized(seg->store, pos, end - pos, buf, len, errmsg, errsz)
+                       : plog_store_read(seg->store, pos, buf, len, errmsg, errsz);
+    if (rv == PLOG_EOF) {
+        plog_errf(errmsg, errsz, "%s: record %" PRIu64 " indexed at %" PRIu64 " past the end",
+             plog_store_path(seg->store), off, pos);
+        return PLOG_ECORRUPT;
+    }
+    return rv;
+}
+
+int plog_segment_read_span(const plog_segment *seg, uint64_t off, size_t max_n,
+                           size_t max_bytes, uint8_t **buf, size_t *cap, const uint8_t **rec,
+                           size_t *len, size_t *n, char *errmsg, size_t errsz)
+{
+    const char *spath = plog_store_path(seg->store);
+    uint64_t rel = off - seg->base;
+    uint64_t nidx = plog_index_entries(seg->index);
+    uint64_t size = plog_store_size(seg->store);
+    if (rel >= nidx) {
+        plog_errf(errmsg, errsz, "%s: record %" PRIu64 " is missing (damaged segment)", spath, off);
+        return PLOG_ECORRUPT;
+    }
+    if (max_n == 0)
+        max_n = 1;
+    uint64_t k_max = nidx - rel < max_n ? nidx - rel : max_n;
+    uint64_t start = plog_index_pos(seg->index, rel);
+    uint64_t end = rel + k_max < nidx ? plog_index_pos(seg->index, rel + k_max) : size;
+    uint64_t first_end = rel + 1 < nidx ? plog_index_pos(seg->index, rel + 1) : size;
+    if (start >= size || end > size || end < start || first_end > size || first_end <= start) {
+        /* An index that disagrees with its store: read record by record. */
+        end = first_end = size;
+        k_max = 1;
+        if (start >= size) {
+            plog_errf(errmsg, errsz, "%s: record %" PRIu64 " indexed at %" PRIu64 " past the end",
+                 spath, off, start);
+            return PLOG_ECORRUPT;
+        }
+    }
+    uint64_t budget = max_bytes + k_max * PLOG_STORE_HDR;
+    if (budget < max_bytes)
+        budget = UINT64_MAX;
+    uint64_t want = end - start;
+    if (want > budget)
+        want = budget > first_end - start ? budget : first_end - start;
+    if (want > SIZE_MAX)
+        return PLOG_ENOMEM;
+    if (*cap < want) {
+        uint8_t *nb = realloc(*buf, (size_t)want);
+        if (nb == NULL)
+            return PLOG_ENOMEM;
+        *buf = nb;
+        *cap = (size_t)want;
+    }
+    int rv = plog_store_read_at(seg->store, start, *buf, (size_t)want, errmsg, errsz);
+    if (rv != PLOG_OK)
+        return rv == PLOG_EOF ? PLOG_ECORRUPT : rv;
+
+    /* Frames are back to back, so the index is consulted only at the end of
+     * the span; should it disagree (a damaged sealed segment), the span is
+     * redone checking each record's position. */
+    bool check_each = false;
+again:;
+    size_t p = 0, k = 0, total = 0;
+    while (k < k_max) {
+        size_t l;
+        if (check_each && k > 0 && plog_index_pos(seg->index, rel + k) != start + p)
+            break;
+        int frv = plog_store_frame_check(*buf + p, (size_t)want - p, &l);
+        if (frv != PLOG_OK) {
+            if (k > 0)
+                break;
+            plog_errf(errmsg, errsz, "%s: %s in frame at %" PRIu64, spath,
+                 frv == PLOG_EOF ? "truncated frame" : "checksum mismatch", start);
+            return PLOG_ECORRUPT;
+        }
+        if (k > 0 && total + l > max_bytes)
+            break;
+        rec[k] = *buf + p + PLOG_STORE_HDR;
+        len[k] = l;
+        total += l;
+        p += PLOG_STORE_HDR + l;
+        k++;
+    }
+    if (!check_each && rel + k < nidx && plog_index_pos(seg->index, rel + k) != start + p) {
+        check_each = true;
+        goto again;
+    }
+    *n = k;
+    return PLOG_OK;
+}
+
+int plog_segment_flush(plog_segment *seg)
+{
+    int rv = plog_store_flush(seg->store);
+    if (rv != PLOG_OK)
+        plog_errf(seg->errmsg, sizeof seg->errmsg, "%s", plog_store_errmsg(seg->store));
+    return rv;
+}
+
+int plog_segment_seal(plog_segment *seg)
+{
+    int rv = plog_segment_flush(seg);
+    if (rv != PLOG_OK)
+        return rv;
+    rv = plog_index_seal(seg->index);
+    if (rv != PLOG_OK) {
+        plog_errf(seg->errmsg, sizeof seg->errmsg, "%s", plog_index_errmsg(seg->index));
+        return rv;
+    }
+    seg->sealed = true;
+    return PLOG_OK;
+}
+
+bool plog_segment_is_maxed(const plog_segment *seg)
+{
+    return seg->sealed || plog_store_size(seg->store) >= seg->max_store_bytes ||
+           plog_index_entries(seg->index) >= plog_index_capacity(seg->index);
+}
+
+uint64_t plog_segment_base(const plog_segment *seg)
+{
+    return seg->base;
+}
+
+uint64_t plog_segment_next(const plog_segment *seg)
+{
+    return seg->next;
+}
+
+const plog_store *plog_segment_store(const plog_segment *seg)
+{
+    return seg->store;
+}
+
+void plog_segment_fds(const plog_segment *seg, int *store_fd, int *index_fd)
+{
+    *store_fd = plog_store_fd(seg->store);
+    *index_fd = plog_index_fd(seg->index);
+}
+
+const char *plog_segment_errmsg(const plog_segment *seg)
+{
+    return seg->errmsg;
+}
+
+int plog_segment_close(plog_segment *seg, bool sync)
+{
+    if (seg == NULL)
+        return PLOG_OK;
+    /* A segment untouched since open has nothing of ours to sync; with many
+     * sealed segments that would be two fsyncs each on every close. */
+    sync = sync && seg->dirty;
+    int rv = sync ? plog_store_sync(seg->store) : PLOG_OK;
+    int rv2 = plog_store_close(seg->store);
+    int rv3 = plog_index_close(seg->index, sync);
+    free(seg);
+    return rv != PLOG_OK ? rv : rv2 != PLOG_OK ? rv2 : rv3;
+}
+
+int plog_segment_remove(plog_segment *seg)
+{
+    char spath[4096], ipath[4096];
+    snprintf(spath, sizeof spath, "%s", plog_store_path(seg->store));
+    size_t l = strlen(spath);
+    /* The index sits beside the store: same name, .index instead of .store. */
+    snprintf(ipath, sizeof ipath, "%.*s.index", (int)(l - 6), spath);
+    int rv = plog_segment_close(seg, false);
+    /* Index first: a crash in between leaves a store, which reopens fine (its
+     * index is rebuilt), never an index without its store. */
+    if (unlink(ipath) != 0 && errno != ENOENT)
+        rv = PLOG_EIO;
+    if (unlink(spath) != 0 && errno != ENOENT)
+        rv = PLOG_EIO;
+    return rv;
+}

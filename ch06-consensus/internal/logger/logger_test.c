@@ -1,0 +1,340 @@
+/* logger_test.c - the structured log: line format, level filtering and changing it
+ * at run time, escaping of hostile values, the report adapter, and whole lines
+ * under concurrent writers. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal/err/err.h"
+#include "internal/logger/logger.h"
+#include "testing/testing.h"
+
+/* The log writes into a temporary file the test reads back. */
+struct fixture {
+    char dir[64];
+    char path[128];
+    int fd;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+
+    plog_test_tmpdir("logger", f->dir, sizeof(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/log", f->dir);
+    f->fd = open(f->path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (f->fd < 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    close(f->fd);
+    plog_test_rmrf(f->dir);
+    free(f);
+    return 0;
+}
+
+/* output returns everything written so far (malloc'd, NUL-terminated). */
+static char *output(const struct fixture *f)
+{
+    struct stat st;
+    char *buf;
+    ssize_t n;
+
+    assert_int_equal(fstat(f->fd, &st), 0);
+    buf = malloc((size_t)st.st_size + 1);
+    assert_non_null(buf);
+    n = pread(f->fd, buf, (size_t)st.st_size, 0);
+    assert_int_equal(n, st.st_size);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void test_logger_parse_level_accepts_the_four_names(void **state)
+{
+    plog_logger_level l = PLOG_LOGGER_ERROR;
+
+    (void)state;
+    assert_plog_ok(plog_logger_parse_level("debug", &l));
+    assert_int_equal(l, PLOG_LOGGER_DEBUG);
+    assert_plog_ok(plog_logger_parse_level("INFO", &l));
+    assert_int_equal(l, PLOG_LOGGER_INFO);
+    assert_plog_ok(plog_logger_parse_level("warn", &l));
+    assert_int_equal(l, PLOG_LOGGER_WARN);
+    assert_plog_ok(plog_logger_parse_level("warning", &l));
+    assert_int_equal(l, PLOG_LOGGER_WARN);
+    assert_plog_ok(plog_logger_parse_level("Error", &l));
+    assert_int_equal(l, PLOG_LOGGER_ERROR);
+    assert_int_equal(plog_logger_parse_level("verbose", &l), PLOG_EINVAL);
+    assert_int_equal(plog_logger_parse_level("", &l), PLOG_EINVAL);
+    assert_int_equal(plog_logger_parse_level(NULL, &l), PLOG_EINVAL);
+    assert_int_equal(l, PLOG_LOGGER_ERROR); /* untouched on failure */
+    assert_string_equal(plog_logger_level_name(PLOG_LOGGER_WARN), "warn");
+}
+
+static void test_logger_line_has_level_msg_and_fields_in_order(void **state)
+{
+    struct fixture *f = *state;
+    plog_logger *l;
+    char *out;
+
+    assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
+    plog_logger_log(l, PLOG_LOGGER_INFO, "listening", "addr", "127.0.0.1:8080", "tls", "off", NULL);
+    plog_logger_log(l, PLOG_LOGGER_ERROR, "cannot serve", "err", "address in use", "empty", "",
+                    "none", NULL, NULL);
+    plog_logger_logf(l, PLOG_LOGGER_WARN, "stopped", "records=%d", 3);
+    plog_logger_logf(l, PLOG_LOGGER_WARN, "bare", NULL);
+    out = output(f);
+    assert_string_equal(out, "level=info msg=listening addr=127.0.0.1:8080 tls=off\n"
+                             "level=error msg=\"cannot serve\" err=\"address in use\" empty=\"\" none=\"\"\n"
+                             "level=warn msg=stopped records=3\n"
+                             "level=warn msg=bare\n");
+    free(out);
+    plog_logger_free(l);
+}
+
+static void test_logger_drops_events_below_the_minimum_level(void **state)
+{
+    struct fixture *f = *state;
+    plog_logger *l;
+    char *out;
+
+    assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_WARN, &l));
+    assert_false(plog_logger_enabled(l, PLOG_LOGGER_INFO));
+    assert_true(plog_logger_enabled(l, PLOG_LOGGER_WARN));
+    assert_int_equal(plog_logger_get_level(l), PLOG_LOGGER_WARN);
+    plog_logger_log(l, PLOG_LOGGER_DEBUG, "d", NULL);
+    plog_logger_logf(l, PLOG_LOGGER_INFO, "i", NULL);
+    plog_logger_logf(l, PLOG_LOGGER_WARN, "w", "n=%d", 1);
+    plog_logger_log(l, PLOG_LOGGER_ERROR, "e", NULL);
+    out = output(f);
+    assert_string_equal(out, "level=warn msg=w n=1\nlevel=error msg=e\n");
+    free(out);
+    plog_logger_free(l);
+}
+
+/* The level changes at run time (what a SIGHUP does), both ways. */
+static void test_logger_level_changes_at_run_time(void **state)
+{
+    struct fixture *f = *state;
+    plog_logger *l;
+    char *out;
+
+    assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
+    plog_logger_log(l, PLOG_LOGGER_DEBUG, "hidden", NULL);
+    plog_logger_set_level(l, PLOG_LOGGER_DEBUG);
+    assert_int_equal(plog_logger_get_level(l), PLOG_LOGGER_DEBUG);
+    plog_logger_log(l, PLOG_LOGGER_DEBUG, "shown", NULL);
+    plog_logger_set_level(l, PLOG_LOGGER_ERROR);
+    plog_logger_log(l, PLOG_LOGGER_WARN, "hidden", NULL);
+    out = output(f);
+    assert_string_equal(out, "level=debug msg=shown\n");
+    free(out);
+    plog_logger_free(l);
+}
+
+/* A NULL logger is a valid "no log": nothing is written, nothing crashes. */
+static void test_logger_null_logger_writes_nothing(void **state)
+{
+    (void)state;
+    assert_false(plog_logger_enabled(NULL, PLOG_LOGGER_ERROR));
+    assert_int_equal(plog_logger_get_level(NULL), PLOG_LOGGER_ERROR);
+    plog_logger_log(NULL, PLOG_LOGGER_ERROR, "x", "k", "v", NULL);
+    plog_logger_logf(NULL, PLOG_LOGGER_ERROR, "x", "k=%d", 1);
+    plog_logger_report(NULL, PLOG_LOGGER_ERROR, "x");
+    plog_logger_set_level(NULL, PLOG_LOGGER_DEBUG);
+    plog_logger_free(NULL);
+}
+
+/* The callback adapter: arg is the logger, levels out of range are clamped, the
+ * message is escaped like any value. */
+static void test_logger_report_adapter(void **state)
+{
+    struct fixture *f = *state;
+    void (*report)(void *, int, const char *) = plog_logger_report;
+    plog_logger *l;
+    char *out;
+
+    assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
+    report(l, PLOG_LOGGER_WARN, "segment 3: torn record truncated");
+    report(l, 99, "x\nlevel=info msg=forged");
+    report(l, -5, "debug is dropped at info");
+    out = output(f);
+    assert_string_equal(out, "level=warn msg=\"segment 3: torn record truncated\"\n"
+                             "level=error msg=\"x\\nlevel=info msg=forged\"\n");
+    free(out);
+    plog_logger_free(l);
+}
+
+/* A value from outside (a certificate's CN, a path) must not be able to forge a line. */
+static void test_logger_hostile_values_cannot_forge_lines(void **state)
+{
+    struct fixture *f = *state;
+    plog_logger *l;
+    char *out;
+
+    assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
+    plog_logger_log(l, PLOG_LOGGER_INFO, "request", "peer", "x\nlevel=error msg=forged \"q\" \\ \t\x01", "n",
+                    "1", NULL);
+    out = output(f);
+    assert_string_equal(out, "level=info msg=request "
+                             "peer=\"x\\nlevel=error msg=forged \\\"q\\\" \\\\ \\t\\x01\" n=1\n");
+    free(out);
+    plog_logger_free(l);
+}
+
+static void test_logger_long_values_are_cut_and_the_line_stays_whole(void **state)
+{
+    struct fixture *f = *state;
+    char big[4000], newlines[250], *out, want[PLOG_LOGGER_MAX_VALUE + 8];
+    plog_logger *l;
+
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    memset(newlines, '\n', sizeof(newlines) - 1); /* escapes to twice its size */
+    newlines[sizeof(newlines) - 1] = '\0';
+    assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
+    plog_logger_log(l, PLOG_LOGGER_INFO, "request", "method", big, "peer", big, "n", "8", "err", newlines,
+                    NULL);
+    out = output(f);
+    assert_true(strlen(out) <= PLOG_LOGGER_MAX_LINE);
+    assert_int_equal(out[strlen(out) - 1], '\n');
+    assert_ptr_equal(strchr(out, '\n'), out + strlen(out) - 1); /* one line */
+    memset(want, 'a', PLOG_LOGGER_MAX_VALUE);
+    memcpy(want + PLOG_LOGGER_MAX_VALUE, "... ", 5);
+    assert_non_null(strstr(out, want)); /* value cut at MAX_VALUE, marked */
+    /* The error value (escaped to 2 bytes per byte) is cut to fit and still closed. */
+    assert_non_null(strstr(out, "n=8 err=\"\\n"));
+    assert_non_null(strstr(out, "...\"\n"));
+    free(out);
+    plog_logger_free(l);
+}
+
+static void test_logger_quote_leaves_safe_values_bare(void **state)
+{
+    char buf[64];
+
+    (void)state;
+    assert_string_equal(plog_logger_quote("root", buf, sizeof(buf)), "root");
+    assert_string_equal(plog_logger_quote("r\xc3\xa9mi", buf, sizeof(buf)), "r\xc3\xa9mi");
+    assert_string_equal(plog_logger_quote("", buf, sizeof(buf)), "\"\"");
+    assert_string_equal(plog_logger_quote(NULL, buf, sizeof(buf)), "\"\"");
+    assert_string_equal(plog_logger_quote("a=b", buf, sizeof(buf)), "\"a=b\"");
+    assert_string_equal(plog_logger_quote("abcdefghijkl", buf, 8), "abcd...");
+    assert_string_equal(plog_logger_quote("a b c d e f", buf, 8), "\"a ...\"");
+}
+
+static void test_logger_keeps_errno(void **state)
+{
+    struct fixture *f = *state;
+    plog_logger *l;
+
+    assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
+    errno = ENOSPC;
+    plog_logger_log(l, PLOG_LOGGER_INFO, "x", "k", "v", NULL);
+    assert_int_equal(errno, ENOSPC);
+    plog_logger_free(l);
+}
+
+/* 8 threads x 5000 lines while a ninth flips the level: every line comes out whole,
+ * none lost or mixed. */
+#define WRITERS 8
+#define LINES 5000
+
+struct writer {
+    plog_logger *l;
+    int id;
+};
+
+static void *write_lines(void *arg)
+{
+    struct writer *w = arg;
+    char peer[32], seq[32];
+
+    snprintf(peer, sizeof(peer), "client-%d", w->id);
+    for (int i = 0; i < LINES; i++) {
+        snprintf(seq, sizeof(seq), "%d", i);
+        plog_logger_log(w->l, PLOG_LOGGER_INFO, "request", "peer", peer, "seq", seq, NULL);
+    }
+    return NULL;
+}
+
+static void *flip_levels(void *arg)
+{
+    plog_logger *l = arg;
+
+    for (int i = 0; i < 20000; i++)
+        plog_logger_set_level(l, i % 2 ? PLOG_LOGGER_DEBUG : PLOG_LOGGER_INFO);
+    return NULL;
+}
+
+static void test_logger_concurrent_lines_never_interleave(void **state)
+{
+    struct fixture *f = *state;
+    pthread_t th[WRITERS], flipper;
+    struct writer w[WRITERS];
+    int next[WRITERS] = {0};
+    plog_logger *l;
+    char *out, *line, *save = NULL;
+    int n = 0;
+
+    assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
+    assert_int_equal(pthread_create(&flipper, NULL, flip_levels, l), 0);
+    for (int t = 0; t < WRITERS; t++) {
+        w[t] = (struct writer){.l = l, .id = t};
+        assert_int_equal(pthread_create(&th[t], NULL, write_lines, &w[t]), 0);
+    }
+    for (int t = 0; t < WRITERS; t++)
+        assert_int_equal(pthread_join(th[t], NULL), 0);
+    assert_int_equal(pthread_join(flipper, NULL), 0);
+    out = output(f);
+    for (line = strtok_r(out, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        int id, seq, used = 0;
+        if (sscanf(line, "level=info msg=request peer=client-%d seq=%d%n", &id, &seq, &used) != 2 ||
+            used != (int)strlen(line) || id < 0 || id >= WRITERS)
+            fail_msg("mangled line %d: %s", n, line);
+        /* Each thread's own lines keep their order. */
+        if (seq != next[id])
+            fail_msg("thread %d: line %d where %d was due", id, seq, next[id]);
+        next[id]++;
+        n++;
+    }
+    assert_int_equal(n, WRITERS * LINES);
+    free(out);
+    plog_logger_free(l);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_logger_parse_level_accepts_the_four_names),
+        cmocka_unit_test_setup_teardown(test_logger_line_has_level_msg_and_fields_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_logger_drops_events_below_the_minimum_level, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_logger_level_changes_at_run_time, setup, teardown),
+        cmocka_unit_test(test_logger_null_logger_writes_nothing),
+        cmocka_unit_test_setup_teardown(test_logger_report_adapter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_logger_hostile_values_cannot_forge_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_logger_long_values_are_cut_and_the_line_stays_whole, setup,
+                                        teardown),
+        cmocka_unit_test(test_logger_quote_leaves_safe_values_bare),
+        cmocka_unit_test_setup_teardown(test_logger_keeps_errno, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_logger_concurrent_lines_never_interleave, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("logger", tests, NULL, NULL);
+}

@@ -1,0 +1,255 @@
+/* raft_test.c - the core's API contract on a single core: configuration and event
+ * validation, configuration encoding, booting from storage, what one step returns. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "internal/err/err.h"
+#include "internal/raft/raft.h"
+#include "testing/testing.h"
+
+static plog_raft_config config_of(uint64_t id, unsigned n)
+{
+    plog_raft_config c;
+    plog_raft_config_default(&c, id);
+    c.initial.n = n;
+    for (unsigned i = 0; i < n; i++)
+        c.initial.servers[i] = (plog_raft_server){.id = i + 1, .role = PLOG_RAFT_VOTER};
+    return c;
+}
+
+static void test_raft_conf_encoding_round_trips(void **state)
+{
+    (void)state;
+    plog_raft_conf c = {.n = 3};
+    c.servers[0] = (plog_raft_server){.id = 1, .role = PLOG_RAFT_VOTER};
+    c.servers[1] = (plog_raft_server){.id = 0x0102030405060708ULL, .role = PLOG_RAFT_LEARNER, .promote = true};
+    c.servers[2] = (plog_raft_server){.id = 9, .role = PLOG_RAFT_LEARNER};
+    uint8_t buf[PLOG_RAFT_CONF_MAX_BYTES];
+    size_t len = plog_raft_conf_encode(&c, buf);
+    assert_int_equal(len, 31);
+    assert_int_equal(buf[1], 0);
+    assert_int_equal(buf[11], 0x01); /* big-endian id of the second server */
+    assert_int_equal(buf[18], 0x08);
+    plog_raft_conf d;
+    assert_plog_ok(plog_raft_conf_decode(buf, len, &d));
+    assert_int_equal(d.n, 3);
+    for (unsigned i = 0; i < 3; i++) {
+        assert_int_equal(d.servers[i].id, c.servers[i].id);
+        assert_int_equal(d.servers[i].role, c.servers[i].role);
+        assert_int_equal(d.servers[i].promote, c.servers[i].promote);
+    }
+    assert_non_null(plog_raft_conf_find(&d, 9));
+    assert_null(plog_raft_conf_find(&d, 2));
+}
+
+static void test_raft_conf_decode_rejects_malformed_bytes(void **state)
+{
+    (void)state;
+    plog_raft_conf c = {.n = 2};
+    c.servers[0] = (plog_raft_server){.id = 1};
+    c.servers[1] = (plog_raft_server){.id = 2};
+    uint8_t buf[PLOG_RAFT_CONF_MAX_BYTES];
+    size_t len = plog_raft_conf_encode(&c, buf);
+    plog_raft_conf d = {.n = 99};
+    assert_int_equal(plog_raft_conf_decode(buf, len - 1, &d), PLOG_ECORRUPT);
+    assert_int_equal(d.n, 99); /* untouched on failure */
+    buf[9] = 5; /* role */
+    assert_int_equal(plog_raft_conf_decode(buf, len, &d), PLOG_ECORRUPT);
+    buf[9] = 0;
+    memcpy(buf + 11, buf + 1, 10); /* the same id twice */
+    assert_int_equal(plog_raft_conf_decode(buf, len, &d), PLOG_ECORRUPT);
+    assert_int_equal(plog_raft_conf_decode(buf, 0, &d), PLOG_ECORRUPT);
+}
+
+static void test_raft_new_rejects_a_bad_config(void **state)
+{
+    (void)state;
+    plog_raft *r = NULL;
+    plog_raft_config c = config_of(1, 3);
+    c.id = 0;
+    assert_int_equal(plog_raft_new(&c, NULL, &r), PLOG_EINVAL);
+    c = config_of(1, 3);
+    c.heartbeat_ms = c.election_timeout_ms;
+    assert_int_equal(plog_raft_new(&c, NULL, &r), PLOG_EINVAL);
+    c = config_of(1, 3);
+    c.max_inflight = 65;
+    assert_int_equal(plog_raft_new(&c, NULL, &r), PLOG_EINVAL);
+    assert_null(r);
+}
+
+static void test_raft_new_rejects_a_boot_log_with_a_gap(void **state)
+{
+    (void)state;
+    plog_raft_config c = config_of(1, 3);
+    plog_raft_entry ents[2] = {{.term = 1, .index = 1}, {.term = 1, .index = 3}};
+    plog_raft_boot boot = {.hs = {.term = 1}, .entries = ents, .n_entries = 2};
+    plog_raft *r = NULL;
+    assert_int_equal(plog_raft_new(&c, &boot, &r), PLOG_EINVAL);
+    ents[1].index = 2;
+    assert_plog_ok(plog_raft_new(&c, &boot, &r));
+    plog_raft_status st;
+    plog_raft_get_status(r, &st);
+    assert_int_equal(st.last, 2);
+    assert_int_equal(st.persisted, 2);
+    assert_int_equal(st.commit, 0); /* commit is relearned from the leader */
+    assert_int_equal(st.term, 1);
+    plog_raft_free(r);
+}
+
+static void test_raft_follower_refuses_leader_only_events(void **state)
+{
+    (void)state;
+    plog_raft_config c = config_of(1, 3);
+    plog_raft *r;
+    assert_plog_ok(plog_raft_new(&c, NULL, &r));
+    plog_raft_update up;
+    plog_raft_buf b = {.data = (const uint8_t *)"x", .len = 1};
+    plog_raft_event ev = {.type = PLOG_RAFT_EV_PROPOSE, .now_ms = 1, .bufs = &b, .n_bufs = 1};
+    assert_int_equal(plog_raft_step(r, &ev, &up), PLOG_ENOTLEADER);
+    assert_int_equal(up.n_entries, 0);
+    assert_int_equal(up.n_msgs, 0);
+    assert_true(up.deadline_ms >= 150 && up.deadline_ms < 300);
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_READ, .now_ms = 1};
+    assert_int_equal(plog_raft_step(r, &ev, &up), PLOG_ENOTLEADER);
+    ev = (plog_raft_event){.type = 99, .now_ms = 1};
+    assert_int_equal(plog_raft_step(r, &ev, &up), PLOG_EINVAL);
+    plog_raft_msg m = {.type = PLOG_RAFT_MSG_APPEND, .from = 2, .to = 3, .term = 1};
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_RECEIVE, .now_ms = 1, .msg = &m};
+    assert_int_equal(plog_raft_step(r, &ev, &up), PLOG_EINVAL); /* not addressed to us */
+    plog_raft_free(r);
+}
+
+/* §5.2 and Figure 2: a timeout makes a single server a candidate that persists its
+ * term and vote, and - alone in its configuration - the leader, with a no-op to store. */
+static void test_raft_single_server_elects_itself_and_persists_its_vote(void **state)
+{
+    (void)state;
+    plog_raft_config c = config_of(1, 1);
+    plog_raft *r;
+    assert_plog_ok(plog_raft_new(&c, NULL, &r));
+    plog_raft_update up;
+    plog_raft_event ev = {.type = PLOG_RAFT_EV_TICK, .now_ms = 0};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    ev.now_ms = up.deadline_ms;
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_true(up.flags & PLOG_RAFT_UPD_HARDSTATE);
+    assert_int_equal(up.hs.term, 1);
+    assert_int_equal(up.hs.vote, 1);
+    assert_int_equal(up.n_entries, 1);
+    assert_int_equal(up.entries[0].type, PLOG_RAFT_ENTRY_NOOP);
+    assert_int_equal(up.n_committed, 0); /* not before it is persisted */
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_PERSISTED, .now_ms = ev.now_ms, .index = 1, .term = 1};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.n_committed, 1);
+    assert_int_equal(up.committed[0].index, 1);
+    /* a stale persisted report (wrong term) is ignored */
+    plog_raft_buf b = {.data = (const uint8_t *)"abc", .len = 3};
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_PROPOSE, .now_ms = ev.now_ms, .bufs = &b, .n_bufs = 1};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.index, 2);
+    assert_int_equal(up.term, 1);
+    assert_int_equal(up.n_entries, 1);
+    assert_memory_equal(up.entries[0].data, "abc", 3);
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_PERSISTED, .now_ms = ev.now_ms, .index = 2, .term = 7};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.n_committed, 0);
+    ev.term = 1;
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.n_committed, 1);
+    /* ReadIndex in a cluster of one is ready at once */
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_READ, .now_ms = ev.now_ms, .ctx = 42};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.n_reads, 1);
+    assert_int_equal(up.reads[0].ctx, 42);
+    assert_int_equal(up.reads[0].index, 2);
+    /* compaction: the snapshot meta comes back for the driver to store */
+    plog_raft_buf snap = {.data = (const uint8_t *)"state", .len = 5};
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_SNAPSHOT_TAKEN, .now_ms = ev.now_ms, .index = 2,
+                           .bufs = &snap, .n_bufs = 1};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_non_null(up.compacted);
+    assert_int_equal(up.compacted->index, 2);
+    assert_int_equal(up.compacted->term, 1);
+    assert_int_equal(up.compacted->conf.n, 1);
+    ev.index = 3; /* not applied yet */
+    assert_int_equal(plog_raft_step(r, &ev, &up), PLOG_EINVAL);
+    plog_raft_free(r);
+}
+
+
+/* Figure 2: votedFor is persistent state: the update that carries a granted vote also
+ * carries the hard state with that vote, so the driver writes it before answering. */
+static void test_raft_granted_vote_is_in_the_hard_state_of_the_same_update(void **state)
+{
+    (void)state;
+    plog_raft_config c = config_of(1, 3);
+    plog_raft *r;
+    assert_plog_ok(plog_raft_new(&c, NULL, &r));
+    plog_raft_update up;
+    plog_raft_msg m = {.type = PLOG_RAFT_MSG_VOTE, .from = 2, .to = 1, .term = 1};
+    plog_raft_event ev = {.type = PLOG_RAFT_EV_RECEIVE, .now_ms = 1000, .msg = &m};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.n_msgs, 1);
+    assert_int_equal(up.msgs[0].type, PLOG_RAFT_MSG_VOTE_RESP);
+    assert_false(up.msgs[0].reject);
+    assert_true(up.flags & PLOG_RAFT_UPD_HARDSTATE);
+    assert_int_equal(up.hs.term, 1);
+    assert_int_equal(up.hs.vote, 2);
+    /* §5.2: one vote per term: 3 asks in the same term and is refused */
+    m.from = 3;
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.n_msgs, 1);
+    assert_true(up.msgs[0].reject);
+    plog_raft_free(r);
+}
+
+/* §5.4.1: a candidate whose log is behind ours gets no vote, whatever its term. */
+static void test_raft_vote_is_refused_to_a_candidate_with_an_older_log(void **state)
+{
+    (void)state;
+    plog_raft_config c = config_of(1, 3);
+    plog_raft_entry ents[2] = {{.term = 1, .index = 1}, {.term = 2, .index = 2}};
+    plog_raft_boot boot = {.hs = {.term = 2}, .entries = ents, .n_entries = 2};
+    plog_raft *r;
+    assert_plog_ok(plog_raft_new(&c, &boot, &r));
+    plog_raft_update up;
+    /* longer log, older last term */
+    plog_raft_msg m = {.type = PLOG_RAFT_MSG_VOTE, .from = 2, .to = 1, .term = 5, .index = 9, .log_term = 1};
+    plog_raft_event ev = {.type = PLOG_RAFT_EV_RECEIVE, .now_ms = 1000, .msg = &m};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.n_msgs, 1);
+    assert_true(up.msgs[0].reject);
+    assert_int_equal(up.hs.term, 5); /* the term is adopted all the same */
+    assert_int_equal(up.hs.vote, 0);
+    /* same last term, shorter log */
+    m = (plog_raft_msg){.type = PLOG_RAFT_MSG_VOTE, .from = 3, .to = 1, .term = 6, .index = 1, .log_term = 2};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_true(up.msgs[0].reject);
+    /* same last term, same length: granted */
+    m.index = 2;
+    m.term = 7;
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_false(up.msgs[0].reject);
+    assert_int_equal(up.hs.vote, 3);
+    plog_raft_free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_raft_conf_encoding_round_trips),
+        cmocka_unit_test(test_raft_conf_decode_rejects_malformed_bytes),
+        cmocka_unit_test(test_raft_new_rejects_a_bad_config),
+        cmocka_unit_test(test_raft_new_rejects_a_boot_log_with_a_gap),
+        cmocka_unit_test(test_raft_follower_refuses_leader_only_events),
+        cmocka_unit_test(test_raft_single_server_elects_itself_and_persists_its_vote),
+        cmocka_unit_test(test_raft_granted_vote_is_in_the_hard_state_of_the_same_update),
+        cmocka_unit_test(test_raft_vote_is_refused_to_a_candidate_with_an_older_log),
+    };
+    return cmocka_run_group_tests_name("raft", tests, NULL, NULL);
+}

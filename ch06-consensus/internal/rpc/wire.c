@@ -1,0 +1,164 @@
+/* wire.c - protobuf wire-format primitives (see wire.h for the format). */
+#include "internal/rpc/wire.h"
+
+#include <string.h>
+
+size_t plog_rpc_wire_varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+uint8_t *plog_rpc_wire_put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+size_t plog_rpc_wire_len_size(uint32_t num, size_t len)
+{
+    return plog_rpc_wire_varint_size((uint64_t)num << 3 | PLOG_WT_LEN) + plog_rpc_wire_varint_size(len) + len;
+}
+
+uint8_t *plog_rpc_wire_put_len(uint8_t *p, uint32_t num, size_t len)
+{
+    p = plog_rpc_wire_put_varint(p, (uint64_t)num << 3 | PLOG_WT_LEN);
+    return plog_rpc_wire_put_varint(p, len);
+}
+
+static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+        if (*p >= end)
+            return -1;
+        uint8_t b = *(*p)++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -1; /* more than 10 bytes */
+}
+
+static uint64_t get_le(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+int plog_rpc_wire_next(const uint8_t **p, const uint8_t *end, plog_rpc_wire_field *f)
+{
+    if (*p >= end)
+        return 0;
+    uint64_t key;
+    if (get_varint(p, end, &key) != 0 || key >> 3 == 0 || key >> 3 > UINT32_MAX)
+        return -1;
+    f->num = (uint32_t)(key >> 3);
+    f->type = (int)(key & 7);
+    f->v = 0;
+    f->ptr = NULL;
+    f->len = 0;
+    switch (f->type) {
+    case PLOG_WT_VARINT:
+        return get_varint(p, end, &f->v) == 0 ? 1 : -1;
+    case PLOG_WT_I64:
+        if (end - *p < 8)
+            return -1;
+        f->v = get_le(*p, 8);
+        *p += 8;
+        return 1;
+    case PLOG_WT_I32:
+        if (end - *p < 4)
+            return -1;
+        f->v = get_le(*p, 4);
+        *p += 4;
+        return 1;
+    case PLOG_WT_LEN: {
+        uint64_t n;
+        if (get_varint(p, end, &n) != 0 || n > (uint64_t)(end - *p))
+            return -1;
+        f->ptr = *p;
+        f->len = (size_t)n;
+        *p += n;
+        return 1;
+    }
+    default:
+        return -1;
+    }
+}
+
+int plog_rpc_wire_record_decode(const uint8_t *buf, size_t len, const uint8_t **value, size_t *vlen,
+                            uint64_t *off)
+{
+    const uint8_t *p = buf, *end = buf + len;
+    plog_rpc_wire_field f;
+    int rv;
+    *value = buf; /* any non-NULL pointer: an absent value is empty */
+    *vlen = 0;
+    *off = 0;
+    while ((rv = plog_rpc_wire_next(&p, end, &f)) == 1) {
+        if (f.num == 1 && f.type == PLOG_WT_LEN) {
+            *value = f.ptr;
+            *vlen = f.len;
+        } else if (f.num == 2 && f.type == PLOG_WT_VARINT) {
+            *off = f.v;
+        } else if (f.num <= 2) {
+            return -1; /* a known field with the wrong wire type */
+        }
+    }
+    return rv;
+}
+
+size_t plog_rpc_wire_produce_response(uint8_t *buf, uint64_t offset, uint64_t count)
+{
+    uint8_t *p = buf;
+    if (offset != 0) {
+        *p++ = 1 << 3 | PLOG_WT_VARINT;
+        p = plog_rpc_wire_put_varint(p, offset);
+    }
+    if (count != 0) {
+        *p++ = 2 << 3 | PLOG_WT_VARINT;
+        p = plog_rpc_wire_put_varint(p, count);
+    }
+    return (size_t)(p - buf);
+}
+
+size_t plog_rpc_wire_consume_record_header(uint8_t *hdr, size_t rec_len)
+{
+    return (size_t)(plog_rpc_wire_put_len(hdr, 2, rec_len) - hdr);
+}
+
+size_t plog_rpc_wire_consume_batch_size(const size_t *lens, size_t n, uint64_t next_offset)
+{
+    size_t size = next_offset != 0 ? 1 + plog_rpc_wire_varint_size(next_offset) : 0;
+    for (size_t i = 0; i < n; i++)
+        size += plog_rpc_wire_len_size(3, lens[i]);
+    return size;
+}
+
+uint8_t *plog_rpc_wire_consume_batch_put(uint8_t *p, const uint8_t *const *recs, const size_t *lens, size_t n,
+                                         uint64_t next_offset)
+{
+    for (size_t i = 0; i < n; i++) {
+        p = plog_rpc_wire_put_len(p, 3, lens[i]);
+        memcpy(p, recs[i], lens[i]);
+        p += lens[i];
+    }
+    if (next_offset != 0) {
+        *p++ = 4 << 3 | PLOG_WT_VARINT;
+        p = plog_rpc_wire_put_varint(p, next_offset);
+    }
+    return p;
+}

@@ -1,0 +1,463 @@
+/* server.c - the REP socket, its workers and the dispatch of requests (Go:
+ * server.go's grpcServer). See server_int.h for the worker life cycle.
+ *
+ * Limits: a request larger than max_msg_bytes is answered RESOURCE_EXHAUSTED with
+ * both sizes in the message. NNG_OPT_RECVMAXSZ is set to twice that, so nng reads
+ * a message up to that size (and we can answer it clearly) but drops the
+ * connection on anything bigger without buffering it.
+ *
+ * ch04: every request is authorized in handle() before its method runs (see
+ * server.h), and finished in finish() when its reply has gone out: one metrics
+ * observation and one request-log line, whatever the outcome. */
+#include "internal/server/server.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "internal/err/err.h"
+#include "internal/logger/logger.h"
+#include "internal/metrics/reqlog.h"
+#include "internal/rpc/nngerr.h"
+#include "internal/rpc/status.h"
+#include "internal/server/server_int.h"
+#include "internal/tls/config.h"
+#include "internal/tls/peer.h"
+
+#define DEFAULT_MAX_MSG (4u << 20)
+#define DEFAULT_WORKERS 256
+#define DEFAULT_MAX_WAIT_MS 30000
+#define CLOSE_GRACE_MS 3000
+
+/* Short method names for metrics and logs, indexed by plog_rpc_method. */
+static const char *const method_names[] = {
+    [PLOG_METHOD_UNKNOWN] = "unknown",
+    [PLOG_METHOD_PRODUCE] = "Produce",
+    [PLOG_METHOD_CONSUME] = "Consume",
+    [PLOG_METHOD_CONSUME_STREAM] = "ConsumeStream",
+    [PLOG_METHOD_PRODUCE_STREAM] = "ProduceStream",
+    [PLOG_METHOD_GET_MEMBERS] = "GetMembers",
+};
+
+int plog_server_metrics_new(plog_metrics **mp)
+{
+    /* plog_metrics method i is plog_rpc_method i + 1. */
+    return plog_metrics_new(method_names + 1, PLOG_METHOD_GET_MEMBERS, mp);
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* finish accounts for a request whose reply was sent (or dropped): metrics and
+ * the request log. Runs before the worker takes its next request. */
+static void finish(struct worker *w)
+{
+    plog_server *s = w->srv;
+    uint64_t dt = (uint64_t)(now_ns() - w->t0_ns);
+    if (s->cfg.metrics != NULL) {
+        int m = w->method != PLOG_METHOD_UNKNOWN ? (int)w->method - 1 : PLOG_METRICS_MAX_METHODS;
+        plog_metrics_observe(s->cfg.metrics, m, w->code, dt, w->bytes_in, w->bytes_out);
+    }
+    if (s->cfg.log_requests) {
+        plog_metrics_reqlog_entry e = {
+            .method = method_names[w->method],
+            .status = plog_rpc_status_name(w->code),
+            .latency_ns = dt,
+            .peer = w->peer,
+            .bytes_in = w->bytes_in,
+            .bytes_out = w->bytes_out,
+            .err = w->code != PLOG_STATUS_OK ? w->error : NULL,
+        };
+        plog_metrics_reqlog(s->cfg.logger, PLOG_LOGGER_INFO, &e);
+    }
+}
+
+static void recv_next(struct worker *w)
+{
+    plog_server *s = w->srv;
+    pthread_mutex_lock(&s->mu);
+    if (w->state != W_RECV && w->state != W_IDLE) {
+        s->busy--;
+        if (s->busy == 0)
+            pthread_cond_broadcast(&s->cv);
+    }
+    if (s->stopping) {
+        /* Receive no more: plog_server_close stops this context. */
+        w->state = W_IDLE;
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    w->state = W_RECV;
+    pthread_mutex_unlock(&s->mu);
+    nng_ctx_recv(w->ctx, w->aio);
+}
+
+void plog_server_reply(struct worker *w)
+{
+    nng_msg *m = w->msg;
+    w->msg = NULL;
+    w->bytes_out = nng_msg_len(m);
+    w->state = W_SEND;
+    nng_aio_set_msg(w->aio, m);
+    nng_ctx_send(w->ctx, w->aio);
+}
+
+void plog_server_reply_error(struct worker *w, int code, const char *fmt, ...)
+{
+    char text[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    w->code = code;
+    snprintf(w->error, sizeof w->error, "%s", text);
+    if (plog_rpc_reply_begin(w->msg, code, text, 0) != PLOG_OK) {
+        plog_server_done_silently(w);
+        return;
+    }
+    plog_server_reply(w);
+}
+
+void plog_server_done_silently(struct worker *w)
+{
+    if (w->msg != NULL)
+        nng_msg_free(w->msg);
+    w->msg = NULL;
+    w->code = PLOG_STATUS_INTERNAL;
+    snprintf(w->error, sizeof w->error, "no reply: out of memory");
+    w->bytes_out = 0;
+    finish(w);
+    recv_next(w);
+}
+
+/* authorize checks the request's sender against the ACL (Go: authorize in
+ * server.go). true when the request may proceed; otherwise it has been answered. */
+static bool authorize(struct worker *w)
+{
+    plog_server *s = w->srv;
+    const char *action;
+    switch (w->method) {
+    case PLOG_METHOD_PRODUCE:
+    case PLOG_METHOD_PRODUCE_STREAM:
+        action = PLOG_AUTH_PRODUCE;
+        break;
+    case PLOG_METHOD_CONSUME:
+    case PLOG_METHOD_CONSUME_STREAM:
+    case PLOG_METHOD_GET_MEMBERS: /* who may read the log may see the cluster */
+        action = PLOG_AUTH_CONSUME;
+        break;
+    default:
+        return true; /* answered UNIMPLEMENTED, which reveals nothing */
+    }
+    if (w->peer[0] == '\0') {
+        plog_server_reply_error(w, PLOG_STATUS_UNAUTHENTICATED,
+                             "no verified client certificate on this connection");
+        return false;
+    }
+    if (plog_auth_authorize(s->cfg.acl, w->peer, PLOG_AUTH_OBJECT_ANY, action) != PLOG_OK) {
+        char text[PLOG_TLS_CN_SIZE + 64];
+        plog_auth_denial(w->peer, PLOG_AUTH_OBJECT_ANY, action, text, sizeof text);
+        plog_server_reply_error(w, PLOG_STATUS_PERMISSION_DENIED, "%s", text);
+        return false;
+    }
+    return true;
+}
+
+/* get_members answers GetMembers with what the agent's callback encodes (ch05). */
+static void get_members(struct worker *w)
+{
+    plog_server *s = w->srv;
+    uint8_t *body;
+    size_t len;
+    if (s->cfg.members == NULL) {
+        plog_server_reply_error(w, PLOG_STATUS_UNIMPLEMENTED, "this server is not part of a cluster");
+        return;
+    }
+    if (s->cfg.members(s->cfg.members_arg, &body, &len) != PLOG_OK) {
+        plog_server_reply_error(w, PLOG_STATUS_UNAVAILABLE, "membership is not running");
+        return;
+    }
+    if (plog_rpc_reply_begin(w->msg, 0, NULL, len) != PLOG_OK || nng_msg_append(w->msg, body, len) != 0) {
+        free(body);
+        plog_server_done_silently(w);
+        return;
+    }
+    free(body);
+    plog_server_reply(w);
+}
+
+void plog_server_publish(plog_server *s, uint64_t next)
+{
+    plog_server_advance(s, next);
+}
+
+/* handle serves one request: checks size, envelope, deadline, then the method. */
+static void handle(struct worker *w)
+{
+    plog_server *s = w->srv;
+    size_t len = nng_msg_len(w->msg);
+    w->t0_ns = now_ns();
+    w->method = PLOG_METHOD_UNKNOWN;
+    w->code = PLOG_STATUS_OK;
+    w->bytes_in = len;
+    w->bytes_out = 0;
+    w->error[0] = '\0';
+    /* The identity of the connection this request came on (peer.h). */
+    if (s->cfg.tls == NULL || plog_tls_peer_identity(w->msg, w->peer, sizeof w->peer) != PLOG_OK)
+        w->peer[0] = '\0';
+    if (len > s->cfg.max_msg_bytes) {
+        plog_server_reply_error(w, PLOG_STATUS_RESOURCE_EXHAUSTED,
+                             "request of %zu bytes exceeds the server's limit of %zu bytes", len,
+                             s->cfg.max_msg_bytes);
+        return;
+    }
+    if (atomic_load(&s->closing)) {
+        plog_server_reply_error(w, PLOG_STATUS_UNAVAILABLE, "server is shutting down");
+        return;
+    }
+    plog_rpc_request rq;
+    if (plog_rpc_request_decode(nng_msg_body(w->msg), len, &rq) != PLOG_OK) {
+        plog_server_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "malformed request envelope (%zu bytes)", len);
+        return;
+    }
+    if (rq.deadline_unix_ms != 0 && plog_rpc_now_unix_ms() >= rq.deadline_unix_ms) {
+        plog_server_reply_error(w, PLOG_STATUS_DEADLINE_EXCEEDED,
+                             "deadline passed before the server started the request");
+        return;
+    }
+    w->method = plog_rpc_method_lookup(rq.method, rq.method_len);
+    if (s->cfg.acl != NULL && !authorize(w))
+        return;
+    switch (w->method) {
+    case PLOG_METHOD_PRODUCE:
+        plog_server_produce(w, &rq, false);
+        break;
+    case PLOG_METHOD_PRODUCE_STREAM:
+        plog_server_produce(w, &rq, true);
+        break;
+    case PLOG_METHOD_CONSUME:
+        plog_server_consume(w, &rq);
+        break;
+    case PLOG_METHOD_CONSUME_STREAM:
+        plog_server_consume_stream(w, &rq);
+        break;
+    case PLOG_METHOD_GET_MEMBERS:
+        get_members(w);
+        break;
+    default: {
+        int n = rq.method_len > 64 ? 64 : (int)rq.method_len;
+        plog_server_reply_error(w, PLOG_STATUS_UNIMPLEMENTED, "unknown method \"%.*s\"", n, rq.method);
+    }
+    }
+}
+
+static void worker_cb(void *arg)
+{
+    struct worker *w = arg;
+    plog_server *s = w->srv;
+    int rv = nng_aio_result(w->aio);
+    switch (w->state) {
+    case W_RECV:
+        if (rv != 0) {
+            if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
+                pthread_mutex_lock(&s->mu);
+                w->state = W_IDLE;
+                pthread_mutex_unlock(&s->mu);
+                return;
+            }
+            recv_next(w); /* e.g. a pipe error: keep serving */
+            return;
+        }
+        pthread_mutex_lock(&s->mu);
+        w->state = W_SEND; /* busy until the reply went out */
+        s->busy++;
+        pthread_mutex_unlock(&s->mu);
+        w->msg = nng_aio_get_msg(w->aio);
+        nng_aio_set_msg(w->aio, NULL);
+        handle(w);
+        return;
+    case W_SEND:
+        if (rv != 0) {
+            nng_msg_free(nng_aio_get_msg(w->aio));
+            if (w->code == PLOG_STATUS_OK)
+                snprintf(w->error, sizeof w->error, "reply not sent: %s", nng_strerror(rv));
+        }
+        nng_aio_set_msg(w->aio, NULL);
+        finish(w);
+        recv_next(w);
+        return;
+    case W_PARKED:
+        plog_server_parked_cb(w);
+        return;
+    default:
+        return;
+    }
+}
+
+/* pipe_cb sees every connection come and go. ADD_PRE records a TLS connection's
+ * verified identity (peer.h); connections are counted from ADD_PRE to REM_POST,
+ * the two events nng pairs (a pipe rejected after ADD_PRE still gets REM_POST). */
+static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    plog_server *s = arg;
+    if (s->cfg.tls != NULL)
+        plog_tls_peer_on_event(p, ev, NULL);
+    if (s->cfg.metrics != NULL && (ev == NNG_PIPE_EV_ADD_PRE || ev == NNG_PIPE_EV_REM_POST))
+        plog_metrics_gauge_add(s->cfg.metrics, PLOG_GAUGE_OPEN_CONNECTIONS,
+                               ev == NNG_PIPE_EV_ADD_PRE ? 1 : -1);
+}
+
+static void set_errmsg(char *errmsg, size_t size, const char *fmt, const char *arg)
+{
+    if (errmsg != NULL)
+        snprintf(errmsg, size, fmt, arg);
+}
+
+int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server **sp, char *errmsg,
+                     size_t size)
+{
+    int rv = PLOG_ENOMEM;
+    bool tls_addr = cfg->addr != NULL && plog_tls_url_is_tls(cfg->addr);
+    if (tls_addr != (cfg->tls != NULL) || (cfg->acl != NULL && cfg->tls == NULL)) {
+        set_errmsg(errmsg, size, "%s",
+                   tls_addr           ? "a tls+tcp:// address needs a TLS config (certificate, key, CA)"
+                   : cfg->tls != NULL ? "a TLS config needs a tls+tcp:// address"
+                                      : "an ACL needs TLS: client certificates name its subjects");
+        return PLOG_EINVAL;
+    }
+    plog_server *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return PLOG_ENOMEM;
+    s->log = log;
+    s->cfg = *cfg;
+    if (s->cfg.max_msg_bytes == 0)
+        s->cfg.max_msg_bytes = DEFAULT_MAX_MSG;
+    if (s->cfg.workers == 0)
+        s->cfg.workers = DEFAULT_WORKERS;
+    if (s->cfg.max_wait_ms == 0)
+        s->cfg.max_wait_ms = DEFAULT_MAX_WAIT_MS;
+    s->cfg.addr = NULL; /* borrowed for open only */
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    pthread_mutex_init(&s->dedup_mu, NULL);
+    atomic_init(&s->visible, plog_log_next_offset(log));
+    atomic_init(&s->closing, false);
+    atomic_init(&s->nparked_hint, 0);
+    s->dedup = calloc(DEDUP_SLOTS, sizeof *s->dedup);
+    s->workers = calloc(s->cfg.workers, sizeof *s->workers);
+    if (s->dedup == NULL || s->workers == NULL) {
+        set_errmsg(errmsg, size, "%s", "out of memory");
+        goto fail;
+    }
+
+    int nrv = nng_rep0_open(&s->sock);
+    if (nrv != 0) {
+        rv = plog_rpc_nngerr_err(nrv, "rep socket", errmsg, size);
+        goto fail;
+    }
+    s->sock_open = true;
+    nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, 2 * s->cfg.max_msg_bytes);
+    /* Before the listener starts: no connection may miss its ADD_PRE. */
+    if ((nrv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, s)) != 0 ||
+        (nrv = nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s)) != 0) {
+        rv = plog_rpc_nngerr_err(nrv, "pipe notify", errmsg, size);
+        goto fail;
+    }
+    for (unsigned i = 0; i < s->cfg.workers; i++) {
+        struct worker *w = &s->workers[i];
+        w->srv = s;
+        w->state = W_IDLE;
+        if ((nrv = nng_ctx_open(&w->ctx, s->sock)) != 0) {
+            rv = plog_rpc_nngerr_err(nrv, "rep context", errmsg, size);
+            goto fail;
+        }
+        if ((nrv = nng_aio_alloc(&w->aio, worker_cb, w)) != 0) {
+            nng_ctx_close(w->ctx);
+            rv = plog_rpc_nngerr_err(nrv, "rep context aio", errmsg, size);
+            goto fail;
+        }
+        s->nworkers = i + 1;
+    }
+    if (cfg->sync != PLOG_SYNC_NEVER && (rv = plog_server_committer_start(s)) != PLOG_OK) {
+        set_errmsg(errmsg, size, "%s", "cannot start the committer thread");
+        goto fail;
+    }
+    if ((nrv = nng_listener_create(&s->listener, s->sock, cfg->addr)) == 0)
+        s->listener_open = true;
+    if (nrv != 0 ||
+        (cfg->tls != NULL && (nrv = nng_listener_set_ptr(s->listener, NNG_OPT_TLS_CONFIG, cfg->tls)) != 0) ||
+        (nrv = nng_listener_start(s->listener, 0)) != 0) {
+        char what[300];
+        snprintf(what, sizeof what, "listen %s", cfg->addr);
+        rv = plog_rpc_nngerr_err(nrv, what, errmsg, size);
+        goto fail;
+    }
+    for (unsigned i = 0; i < s->nworkers; i++)
+        recv_next(&s->workers[i]);
+    *sp = s;
+    return PLOG_OK;
+
+fail:
+    plog_server_close(s);
+    return rv;
+}
+
+void plog_server_close(plog_server *s)
+{
+    if (s == NULL)
+        return;
+    /* 1. New requests are answered UNAVAILABLE; parked long polls answer with what
+     * they have. The contexts keep receiving: a request left unreceived in a REP
+     * pipe at close is leaked by nng 1.5.2. */
+    atomic_store(&s->closing, true);
+    plog_server_wake(s, true);
+    /* 2. Let in-flight requests (commits, replies) finish, within a grace period. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += CLOSE_GRACE_MS / 1000;
+    pthread_mutex_lock(&s->mu);
+    while (s->busy > 0)
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &until) != 0)
+            break;
+    if (s->busy > 0)
+        plog_logger_logf(s->cfg.logger, PLOG_LOGGER_WARN, "closing with requests in flight", "busy=%u", s->busy);
+    pthread_mutex_unlock(&s->mu);
+    /* 3. The committer answers whatever is still queued, then exits. */
+    plog_server_committer_stop(s);
+    /* 4. Stop every context (nng_aio_stop waits for its callback), then the
+     * socket. */
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_mutex_unlock(&s->mu);
+    for (unsigned i = 0; i < s->nworkers; i++)
+        nng_aio_stop(s->workers[i].aio);
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        struct worker *w = &s->workers[i];
+        nng_msg *m = nng_aio_get_msg(w->aio); /* a send refused by the stopped aio */
+        if (m != NULL)
+            nng_msg_free(m);
+        if (w->msg != NULL)
+            nng_msg_free(w->msg);
+        if (w->pr != NULL)
+            log__v1__produce_request__free_unpacked(w->pr, NULL);
+        nng_aio_free(w->aio);
+        nng_ctx_close(w->ctx);
+    }
+    if (s->sock_open)
+        nng_close(s->sock);
+    free(s->workers);
+    free(s->dedup);
+    pthread_mutex_destroy(&s->dedup_mu);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}

@@ -1,0 +1,88 @@
+/* server.h - the log as an RPC service over nng REQ/REP (Go: server.go).
+ *
+ * One REP socket listens; many nng contexts (workers) each receive a request,
+ * answer it and receive again, driven by aio callbacks on nng's threads, so that a
+ * slow request (a long poll, a produce waiting for its group commit) holds only
+ * its own context. The wire protocol is in internal/rpc/envelope.h and api/v1/log.proto.
+ *
+ * Security (ch04, Go: the grpc.Creds and the authenticate/authorize middleware):
+ * with a TLS config the server listens on tls+tcp:// and every client must present a
+ * certificate from the CA (internal/tls). With an ACL, every request is authorized
+ * before its handler runs: the subject is the CN of the client's verified
+ * certificate, found through the connection the request came on
+ * (internal/tls/peer.h), the object "*", the action "produce" for Produce and
+ * ProduceStream, "consume" for Consume and ConsumeStream. A connection without a
+ * verified identity gets UNAUTHENTICATED; a subject the policy does not allow gets
+ * PERMISSION_DENIED "nobody not permitted to produce to *".
+ *
+ * Observability (ch04, book ch6): with a metrics registry every finished request is
+ * counted and timed (internal/metrics/metrics.h) and open connections are a gauge;
+ * with log_requests every finished request is one key=value line (method, status,
+ * latency, peer CN, bytes). */
+#ifndef PLOG_SERVER_H
+#define PLOG_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
+
+#include "internal/auth/authorizer.h"
+#include "internal/log/config.h"
+#include "internal/log/log.h"
+#include "internal/logger/logger.h"
+#include "internal/metrics/metrics.h"
+
+typedef struct plog_server plog_server;
+
+typedef struct plog_server_config {
+    const char *addr;      /* nng URL to listen on, e.g. "tcp://127.0.0.1:8400" */
+    plog_sync_policy sync; /* the log's policy: under INTERVAL and ALWAYS a committer
+                            * thread waits for fsyncs, never nng's threads */
+    size_t max_msg_bytes;  /* 0: 4 MiB. A larger request is answered
+                            * RESOURCE_EXHAUSTED; beyond twice that, nng drops the
+                            * connection (NNG_OPT_RECVMAXSZ) without reading it */
+    unsigned workers;      /* contexts; 0: 256 */
+    uint32_t max_wait_ms;  /* upper bound of a ConsumeStream long poll; 0: 30000 */
+    plog_logger *logger;   /* borrowed, outlives the server: where it logs (NULL: nowhere) */
+    /* ch04. All borrowed: each must outlive the server. */
+    nng_tls_config *tls;   /* required for a tls+tcp:// addr (internal/tls/config.h);
+                            * NULL with tcp:// serves plain text, unauthenticated */
+    const plog_auth *acl;  /* NULL: no authorization (every request allowed); needs tls */
+    plog_metrics *metrics; /* NULL: no metrics; from plog_server_metrics_new */
+    bool log_requests;     /* one info line per finished request on logger
+                            * (internal/metrics/reqlog.h) */
+    /* ch05: GetMembers. members(members_arg, &body, &len) encodes a
+     * GetMembersResponse into a malloc'd body (the server frees it); NULL:
+     * GetMembers is UNIMPLEMENTED. Runs on an nng thread; must be thread-safe. */
+    int (*members)(void *arg, uint8_t **body, size_t *len);
+    void *members_arg;
+} plog_server_config;
+
+/* plog_server_open serves log (borrowed: it must outlive the server) on
+ * cfg->addr. On PLOG_OK *sp is the caller's until plog_server_close(). On failure
+ * errmsg (when not NULL) says why. PLOG_EINVAL (bad address; a tls+tcp:// address
+ * without cfg->tls, or cfg->tls or cfg->acl with a plain address), PLOG_EIO
+ * (address in use...), PLOG_ENOMEM. */
+int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server **sp, char *errmsg,
+                     size_t size);
+
+/* plog_server_metrics_new makes a metrics registry whose methods are the server's
+ * ("Produce", "Consume", "ConsumeStream", "ProduceStream"), for cfg->metrics. On
+ * PLOG_OK *mp is the caller's: plog_metrics_free() after plog_server_close(). */
+int plog_server_metrics_new(plog_metrics **mp);
+
+/* plog_server_publish makes the records below next visible to consumers and wakes
+ * the long polls waiting for them (ch05): the replicator appends to the log
+ * directly and calls it once plog_log_commit covered them. Thread-safe. */
+void plog_server_publish(plog_server *s, uint64_t next);
+
+/* plog_server_close answers new requests UNAVAILABLE, answers the parked long
+ * polls with what they have, lets produces waiting for their commit finish (up to
+ * a few seconds), then closes the socket and frees s. The log stays open. NULL
+ * does nothing. */
+void plog_server_close(plog_server *s);
+
+#endif

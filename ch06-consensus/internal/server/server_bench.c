@@ -1,0 +1,648 @@
+/* server_bench.c - `make bench`: one proglog process and this client process on
+ * loopback, 100-byte values. Prints one line per result:
+ *   rpc.baseline.echo      raw nng REQ/REP echo (no protobuf, no log), 1 and 16
+ *                          contexts: the transport's floor, beside our numbers
+ *   rpc.produce.unary      Produce round trips, clients=1 and 16 (threads sharing
+ *                          one connection), with latency percentiles
+ *   rpc.produce.pipelined  ProduceStream: batches of 512, 8 in flight
+ *   rpc.consume.stream     ConsumeStream iterator over what was produced
+ *   rpc.e2e.latency        produce -> a parked ConsumeStream consumer has it
+ *   rpc.rss                the server's resident memory, idle and peak under load
+ * The server runs with --sync never, as the book's Go server (which never
+ * fsyncs) does; one extra line shows unary produce under the default group
+ * commit.
+ *
+ * ch04: everything runs over mutual TLS (tls=1 on every line): the echo floor, the
+ * server (with the book's ACL checking every request, as root) and the clients.
+ * The server logs at --log-level warn, so that the numbers measure the RPC path,
+ * not a log line per request written to a file; one extra line shows unary
+ * produce with the request log on (log=info). The handshake rate and the
+ * tcp:// vs tls+tcp:// echo floor are in internal/tls/engine_bench.c. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "internal/client/client.h"
+#include "internal/client/stream.h"
+#include "internal/server/testserver.h"
+
+#define VALUE_SIZE 100
+#define PHASE_MS 2000
+#define ROUNDS 3
+#define ROUND_MS 1000
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static double median3(const double *v)
+{
+    double a = v[0], b = v[1], c = v[2];
+    if ((a <= b && b <= c) || (c <= b && b <= a))
+        return b;
+    if ((b <= a && a <= c) || (c <= a && a <= b))
+        return a;
+    return c;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Latency samples in ns; percentiles in µs. */
+struct lat {
+    int64_t *v;
+    size_t n, cap;
+    pthread_mutex_t mu;
+};
+
+static void lat_add_many(struct lat *l, const int64_t *v, size_t n)
+{
+    pthread_mutex_lock(&l->mu);
+    if (l->n + n > l->cap) {
+        l->cap = (l->n + n) * 2;
+        l->v = realloc(l->v, l->cap * sizeof *l->v);
+    }
+    memcpy(l->v + l->n, v, n * sizeof *v);
+    l->n += n;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static double pct(struct lat *l, double p)
+{
+    if (l->n == 0)
+        return 0;
+    size_t i = (size_t)(p * (double)(l->n - 1));
+    return (double)l->v[i] / 1000.0;
+}
+
+static void lat_print(const char *name, double rate, const char *unit, struct lat *l, const char *extra)
+{
+    qsort(l->v, l->n, sizeof *l->v, cmp_i64);
+    printf("bench %s %.0f %s %s tls=1 p50_us=%.0f p99_us=%.0f p999_us=%.0f n=%zu\n", name, rate, unit, extra,
+           pct(l, 0.50), pct(l, 0.99), pct(l, 0.999), l->n);
+    fflush(stdout);
+    free(l->v);
+    l->v = NULL;
+    l->n = l->cap = 0;
+}
+
+/* ---- raw echo baseline: a forked REP echo server, REQ contexts here ---- */
+
+struct echo_ctx {
+    nng_ctx ctx;
+    nng_aio *aio;
+    int sending;
+};
+
+static void echo_cb(void *arg)
+{
+    struct echo_ctx *e = arg;
+    if (nng_aio_result(e->aio) != 0) {
+        if (e->sending)
+            nng_msg_free(nng_aio_get_msg(e->aio));
+        e->sending = 0;
+        nng_ctx_recv(e->ctx, e->aio);
+        return;
+    }
+    if (e->sending) {
+        e->sending = 0;
+        nng_ctx_recv(e->ctx, e->aio);
+    } else {
+        e->sending = 1;
+        nng_ctx_send(e->ctx, e->aio); /* the request's message goes straight back */
+    }
+}
+
+static void echo_server(const char *addr)
+{
+    nng_socket s;
+    nng_listener l;
+    nng_tls_config *cfg;
+    char err[PLOG_TLS_ERRMSG_SIZE];
+    if (plog_tls_config_server(tserver_cert("server.pem"), tserver_cert("server-key.pem"),
+                               tserver_cert("ca.pem"), &cfg, err, sizeof err) != 0 ||
+        nng_rep0_open(&s) != 0 || nng_listener_create(&l, s, addr) != 0 ||
+        nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, cfg) != 0 || nng_listener_start(l, 0) != 0)
+        _exit(1);
+    static struct echo_ctx ctxs[64];
+    for (int i = 0; i < 64; i++) {
+        nng_ctx_open(&ctxs[i].ctx, s);
+        nng_aio_alloc(&ctxs[i].aio, echo_cb, &ctxs[i]);
+        nng_ctx_recv(ctxs[i].ctx, ctxs[i].aio);
+    }
+    for (;;)
+        pause();
+}
+
+struct load {
+    int kind; /* 0 echo, 1 produce */
+    nng_socket sock;
+    plog_client *c;
+    int64_t until;
+    uint64_t done;
+    int errors;
+    struct lat *lat;
+};
+
+static void *load_main(void *arg)
+{
+    struct load *ld = arg;
+    char value[VALUE_SIZE];
+    memset(value, 'x', sizeof value);
+    size_t cap = 1 << 16, n = 0;
+    int64_t *samples = malloc(cap * sizeof *samples);
+    nng_ctx ctx;
+    nng_aio *aio = NULL;
+    if (ld->kind == 0) {
+        nng_ctx_open(&ctx, ld->sock);
+        nng_aio_alloc(&aio, NULL, NULL);
+    }
+    while (now_ns() < ld->until) {
+        int64_t t0 = now_ns();
+        if (ld->kind == 0) {
+            nng_msg *m;
+            nng_msg_alloc(&m, 0);
+            nng_msg_append(m, value, sizeof value);
+            nng_aio_set_msg(aio, m);
+            nng_ctx_send(ctx, aio);
+            nng_aio_wait(aio);
+            if (nng_aio_result(aio) != 0) {
+                nng_msg_free(m);
+                ld->errors++;
+                continue;
+            }
+            nng_ctx_recv(ctx, aio);
+            nng_aio_wait(aio);
+            if (nng_aio_result(aio) != 0) {
+                ld->errors++;
+                continue;
+            }
+            nng_msg_free(nng_aio_get_msg(aio));
+        } else {
+            uint64_t off;
+            if (plog_client_produce(ld->c, value, sizeof value, &off, NULL) != PLOG_STATUS_OK) {
+                ld->errors++;
+                continue;
+            }
+        }
+        if (n == cap)
+            samples = realloc(samples, (cap *= 2) * sizeof *samples);
+        samples[n++] = now_ns() - t0;
+        ld->done++;
+    }
+    lat_add_many(ld->lat, samples, n);
+    free(samples);
+    if (aio != NULL) {
+        nng_aio_free(aio);
+        nng_ctx_close(ctx);
+    }
+    return NULL;
+}
+
+/* Async load: n contexts on one socket, each sending its next request from the
+ * callback of the last reply, so one client thread keeps n requests in flight
+ * (how the server sees n busy clients, without n client threads competing with
+ * the server for this machine's two cores). kind 0: echo; 1: Produce. */
+struct actx {
+    struct aload *al;
+    nng_ctx ctx;
+    nng_aio *aio;
+    int sending;
+    int64_t t0;
+    int64_t *samples;
+    size_t n, cap;
+};
+
+struct aload {
+    int kind;
+    plog_client *c;
+    int64_t until;
+    atomic_int running;
+    atomic_int errors;
+};
+
+static nng_msg *next_request(struct aload *al)
+{
+    char value[VALUE_SIZE];
+    memset(value, 'a', sizeof value);
+    nng_msg *m = NULL;
+    if (al->kind == 0) {
+        nng_msg_alloc(&m, 0);
+        nng_msg_append(m, value, sizeof value);
+        return m;
+    }
+    Log__V1__Record rec = LOG__V1__RECORD__INIT;
+    rec.value.data = (uint8_t *)value;
+    rec.value.len = sizeof value;
+    Log__V1__ProduceRequest req = LOG__V1__PRODUCE_REQUEST__INIT;
+    req.record = &rec;
+    plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_PRODUCE), &req.base, 0, plog_client_id(al->c),
+                         plog_client_next_seq(al->c), &m);
+    return m;
+}
+
+static void actx_send(struct actx *a)
+{
+    if (now_ns() >= a->al->until) {
+        atomic_fetch_sub(&a->al->running, 1);
+        return;
+    }
+    a->sending = 1;
+    a->t0 = now_ns();
+    nng_aio_set_msg(a->aio, next_request(a->al));
+    nng_ctx_send(a->ctx, a->aio);
+}
+
+static void actx_cb(void *arg)
+{
+    struct actx *a = arg;
+    int rv = nng_aio_result(a->aio);
+    if (a->sending) {
+        if (rv != 0) {
+            nng_msg_free(nng_aio_get_msg(a->aio));
+            atomic_fetch_add(&a->al->errors, 1);
+            actx_send(a);
+            return;
+        }
+        a->sending = 0;
+        nng_ctx_recv(a->ctx, a->aio);
+        return;
+    }
+    if (rv != 0) {
+        atomic_fetch_add(&a->al->errors, 1);
+    } else {
+        nng_msg *m = nng_aio_get_msg(a->aio);
+        if (a->al->kind == 1) {
+            plog_rpc_reply rp;
+            if (plog_rpc_reply_decode(nng_msg_body(m), nng_msg_len(m), &rp) != 0 || rp.code != 0)
+                atomic_fetch_add(&a->al->errors, 1);
+        }
+        nng_msg_free(m);
+        if (a->n == a->cap)
+            a->samples = realloc(a->samples, (a->cap = a->cap ? a->cap * 2 : 4096) * sizeof(int64_t));
+        a->samples[a->n++] = now_ns() - a->t0;
+    }
+    actx_send(a);
+}
+
+static double run_async(int kind, nng_socket sock, plog_client *c, int n, struct lat *lat, int *errors)
+{
+    struct aload al = {.kind = kind, .c = c};
+    struct actx *a = calloc((size_t)n, sizeof *a);
+    int64_t t0 = now_ns();
+    al.until = t0 + (int64_t)ROUND_MS * 1000000;
+    atomic_init(&al.running, n);
+    for (int i = 0; i < n; i++) {
+        a[i].al = &al;
+        nng_ctx_open(&a[i].ctx, sock);
+        nng_aio_alloc(&a[i].aio, actx_cb, &a[i]);
+    }
+    for (int i = 0; i < n; i++)
+        actx_send(&a[i]);
+    while (atomic_load(&al.running) > 0)
+        plog_test_sleep_ms(5);
+    double secs = (double)(now_ns() - t0) / 1e9;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        nng_aio_free(a[i].aio);
+        nng_ctx_close(a[i].ctx);
+        lat_add_many(lat, a[i].samples, a[i].n);
+        total += a[i].n;
+        free(a[i].samples);
+    }
+    free(a);
+    *errors += atomic_load(&al.errors);
+    return (double)total / secs;
+}
+
+static double run_load(int kind, nng_socket sock, plog_client *c, int threads, struct lat *lat, int *errors)
+{
+    pthread_t th[64];
+    struct load ld[64];
+    int64_t t0 = now_ns();
+    for (int i = 0; i < threads; i++) {
+        ld[i] = (struct load){
+            .kind = kind, .sock = sock, .c = c, .until = t0 + (int64_t)PHASE_MS * 1000000, .lat = lat};
+        pthread_create(&th[i], NULL, load_main, &ld[i]);
+    }
+    uint64_t total = 0;
+    for (int i = 0; i < threads; i++) {
+        pthread_join(th[i], NULL);
+        total += ld[i].done;
+        *errors += ld[i].errors;
+    }
+    return (double)total / ((double)(now_ns() - t0) / 1e9);
+}
+
+/* echo_start forks the raw echo server (before this process starts nng's
+ * threads) and dials it over mutual TLS as root. */
+static pid_t echo_start(nng_socket *s)
+{
+    char addr[64];
+    snprintf(addr, sizeof addr, "tls+tcp://127.0.0.1:%d", plog_test_free_port());
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0)
+        echo_server(addr);
+    nng_tls_config *cfg = tserver_client_tls("root");
+    nng_req0_open(s);
+    nng_socket_set_ms(*s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    for (int i = 0; i < 200; i++) {
+        nng_dialer d;
+        if (nng_dialer_create(&d, *s, addr) == 0 && nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg) == 0 &&
+            nng_dialer_start(d, 0) == 0)
+            break;
+        plog_test_sleep_ms(10);
+    }
+    nng_tls_config_free(cfg);
+    return pid;
+}
+
+/* open_root opens a client of srv over mutual TLS as root. */
+static plog_client *open_root(const struct tserver *srv)
+{
+    plog_client_config cfg = {.tls = tserver_client_tls("root")};
+    plog_client *c = NULL;
+    plog_rpc_status st;
+    if (plog_client_open(srv->addr, &cfg, &c, &st) != PLOG_STATUS_OK)
+        fail_msg("open %s: %s", srv->addr, st.msg);
+    nng_tls_config_free(cfg.tls);
+    return c;
+}
+
+static long rss_kib(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long v = -1;
+    if (f == NULL)
+        return -1;
+    size_t fl = strlen(field);
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, field, fl) == 0)
+            v = strtol(line + fl + 1, NULL, 10);
+    fclose(f);
+    return v;
+}
+
+/* ---- e2e: produce one record, time until a parked consumer has it ---- */
+
+struct e2e {
+    plog_client *c;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int64_t got_ns;
+    uint64_t got_off; /* offset + 1 of the last record received */
+    bool stop;
+};
+
+static void *e2e_consumer(void *arg)
+{
+    struct e2e *e = arg;
+    plog_client_consumer_config cc = {.follow = true, .wait_ms = 1000};
+    plog_client_consumer *it;
+    plog_client_consumer_open(e->c, 0, &cc, &it);
+    const uint8_t *v;
+    size_t len;
+    uint64_t off;
+    for (;;) {
+        int code = plog_client_consumer_next(it, &v, &len, &off, NULL);
+        int64_t t = now_ns(); /* stamped here, so the producer's wake-up is not counted */
+        pthread_mutex_lock(&e->mu);
+        bool stop = e->stop || code != PLOG_STATUS_OK;
+        if (code == PLOG_STATUS_OK) {
+            e->got_ns = t;
+            e->got_off = off + 1;
+        }
+        pthread_cond_broadcast(&e->cv);
+        pthread_mutex_unlock(&e->mu);
+        if (stop)
+            break;
+    }
+    plog_client_consumer_close(it);
+    return NULL;
+}
+
+static void bench_e2e(void)
+{
+    struct tserver srv = {.tls = true, .extra = {"--sync", "never", "--log-level", "warn"}};
+    tserver_start(&srv);
+    struct e2e e = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    plog_client *prod = open_root(&srv), *cons = open_root(&srv);
+    e.c = cons;
+    pthread_t th;
+    pthread_create(&th, NULL, e2e_consumer, &e);
+    plog_test_sleep_ms(100);
+    struct lat lat = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    char value[VALUE_SIZE];
+    memset(value, 'e', sizeof value);
+    int n = 2000;
+    int64_t *samples = malloc((size_t)n * sizeof *samples);
+    int got = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t t0 = now_ns();
+        uint64_t off;
+        if (plog_client_produce(prod, value, sizeof value, &off, NULL) != PLOG_STATUS_OK)
+            continue;
+        pthread_mutex_lock(&e.mu);
+        while (e.got_off <= off && !e.stop)
+            pthread_cond_wait(&e.cv, &e.mu);
+        samples[got++] = e.got_ns - t0;
+        pthread_mutex_unlock(&e.mu);
+        plog_test_sleep_ms(1); /* let the consumer park again */
+    }
+    lat_add_many(&lat, samples, (size_t)got);
+    free(samples);
+    pthread_mutex_lock(&e.mu);
+    e.stop = true;
+    pthread_mutex_unlock(&e.mu);
+    uint64_t off;
+    plog_client_produce(prod, "x", 1, &off, NULL); /* release the consumer */
+    pthread_join(th, NULL);
+    qsort(lat.v, lat.n, sizeof *lat.v, cmp_i64);
+    printf("bench rpc.e2e.latency %.0f us p50_us=%.0f p99_us=%.0f p999_us=%.0f n=%zu "
+           "what=produce_call_to_parked_consumer tls=1\n",
+           pct(&lat, 0.5), pct(&lat, 0.5), pct(&lat, 0.99), pct(&lat, 0.999), lat.n);
+    fflush(stdout);
+    free(lat.v);
+    plog_client_close(prod);
+    plog_client_close(cons);
+    tserver_fini(&srv);
+}
+
+/* RSS sampler: the server's peak VmRSS (and its anonymous part) while a load runs. */
+struct sampler {
+    pid_t pid;
+    atomic_bool stop;
+    long max_rss, max_anon;
+};
+
+static void *sample_rss(void *arg)
+{
+    struct sampler *sm = arg;
+    while (!atomic_load(&sm->stop)) {
+        long rss = rss_kib(sm->pid, "VmRSS:"), anon = rss_kib(sm->pid, "RssAnon:");
+        if (rss > sm->max_rss)
+            sm->max_rss = rss;
+        if (anon > sm->max_anon)
+            sm->max_anon = anon;
+        plog_test_sleep_ms(20);
+    }
+    return NULL;
+}
+
+static void test_bench(void **state)
+{
+    (void)state;
+    nng_socket echo;
+    pid_t echo_pid = echo_start(&echo);
+
+    struct tserver srv = {.tls = true, .extra = {"--sync", "never", "--log-level", "warn"}};
+    tserver_start(&srv);
+    plog_test_sleep_ms(200);
+    long idle = rss_kib(srv.proc.pid, "VmRSS:");
+    plog_client *c = open_root(&srv);
+    struct lat lat = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    int errors = 0;
+    struct sampler sm = {.pid = srv.proc.pid};
+    pthread_t smt;
+    int clients[] = {1, 16};
+    for (int k = 0; k < 2; k++) {
+        /* Echo and produce alternate, ROUNDS times each, and the medians are
+         * printed: both then see the same (shared, noisy) machine. */
+        struct lat elat = {.mu = PTHREAD_MUTEX_INITIALIZER};
+        double erates[ROUNDS], rates[ROUNDS];
+        int eerrors = 0;
+        if (k == 1)
+            pthread_create(&smt, NULL, sample_rss, &sm);
+        for (int r = 0; r < ROUNDS; r++) {
+            erates[r] = run_async(0, echo, NULL, clients[k], &elat, &eerrors);
+            rates[r] = run_async(1, plog_client_socket(c), c, clients[k], &lat, &errors);
+        }
+        double erate = median3(erates), rate = median3(rates);
+        char extra[128];
+        snprintf(extra, sizeof extra, "clients=%d size=%d rounds=%d errors=%d", clients[k], VALUE_SIZE,
+                 ROUNDS, eerrors);
+        lat_print("rpc.baseline.echo", erate, "req/s", &elat, extra);
+        snprintf(extra, sizeof extra, "clients=%d size=%d sync=never rounds=%d vs_echo=%.2f errors=%d",
+                 clients[k], VALUE_SIZE, ROUNDS, rate / erate, errors);
+        lat_print("rpc.produce.unary", rate, "req/s", &lat, extra);
+    }
+    atomic_store(&sm.stop, true);
+    pthread_join(smt, NULL);
+    nng_close(echo);
+    kill(echo_pid, SIGKILL);
+    waitpid(echo_pid, NULL, 0);
+    /* The same 16 clients as 16 threads making blocking calls through the library. */
+    double trate = run_load(1, plog_client_socket(c), c, 16, &lat, &errors);
+    char textra[96];
+    snprintf(textra, sizeof textra, "clients=16 size=%d sync=never mode=threads errors=%d", VALUE_SIZE,
+             errors);
+    lat_print("rpc.produce.unary", trate, "req/s", &lat, textra);
+
+    /* Pipelined ProduceStream. */
+    char value[VALUE_SIZE];
+    memset(value, 'p', sizeof value);
+    plog_client_producer_config pc = {.window = 8, .batch_records = 512};
+    plog_client_producer *p;
+    plog_client_producer_open(c, &pc, &p, NULL);
+    int64_t t0 = now_ns();
+    uint64_t sent = 0;
+    while (now_ns() - t0 < (int64_t)PHASE_MS * 1000000) {
+        for (int i = 0; i < 4096; i++)
+            plog_client_producer_send(p, value, sizeof value, NULL);
+        sent += 4096;
+    }
+    int code = plog_client_producer_flush(p, NULL);
+    double secs = (double)(now_ns() - t0) / 1e9;
+    plog_client_producer_close(p);
+    printf("bench rpc.produce.pipelined %.0f records/s size=%d window=8 batch=512 sync=never "
+           "status=%s n=%llu tls=1\n",
+           (double)sent / secs, VALUE_SIZE, plog_rpc_status_name(code), (unsigned long long)sent);
+    fflush(stdout);
+
+    /* ConsumeStream over everything produced so far. */
+    plog_client_consumer_config cc = {.max_records = 4096, .max_bytes = 1 << 20};
+    plog_client_consumer *it;
+    plog_client_consumer_open(c, 0, &cc, &it);
+    const uint8_t *v;
+    size_t len;
+    uint64_t off, got = 0;
+    t0 = now_ns();
+    while (plog_client_consumer_next(it, &v, &len, &off, NULL) == PLOG_STATUS_OK)
+        got++;
+    secs = (double)(now_ns() - t0) / 1e9;
+    plog_client_consumer_close(it);
+    printf("bench rpc.consume.stream %.0f records/s size=%d max_records=4096 n=%llu tls=1\n",
+           (double)got / secs, VALUE_SIZE, (unsigned long long)got);
+    long peak = rss_kib(srv.proc.pid, "VmHWM:");
+    long anon_now = rss_kib(srv.proc.pid, "RssAnon:"), file_now = rss_kib(srv.proc.pid, "RssFile:");
+    printf("bench rpc.rss %ld KiB state=idle tls=1\n", idle);
+    printf("bench rpc.rss %ld KiB state=load phase=unary_clients_16 anon_kib=%ld tls=1\n", sm.max_rss,
+           sm.max_anon);
+    printf("bench rpc.rss %ld KiB state=load phase=after_streams peak_hwm_kib=%ld anon_kib=%ld "
+           "file_kib=%ld records=%llu tls=1\n",
+           anon_now + file_now, peak, anon_now, file_now, (unsigned long long)got);
+    fflush(stdout);
+    plog_client_close(c);
+    tserver_fini(&srv);
+
+    /* Unary produce under the fsyncing policies: group commit every 10 ms (the
+     * default), and an fsync per committer batch (always). */
+    const char *policies[][2] = {{"interval", "interval_10ms"}, {"always", "always"}};
+    for (int k = 0; k < 2; k++) {
+        struct tserver gsrv = {.tls = true, .extra = {"--sync", policies[k][0], "--log-level", "warn"}};
+        tserver_start(&gsrv);
+        c = open_root(&gsrv);
+        errors = 0;
+        double rate = run_async(1, plog_client_socket(c), c, 16, &lat, &errors);
+        char extra[96];
+        snprintf(extra, sizeof extra, "clients=16 size=%d sync=%s errors=%d", VALUE_SIZE, policies[k][1],
+                 errors);
+        lat_print("rpc.produce.unary", rate, "req/s", &lat, extra);
+        plog_client_close(c);
+        tserver_fini(&gsrv);
+    }
+
+    /* What the request log costs: one line per request, into a file. */
+    struct tserver lsrv = {.tls = true, .extra = {"--sync", "never", "--log-level", "info"}};
+    tserver_start(&lsrv);
+    c = open_root(&lsrv);
+    errors = 0;
+    double lrate = run_async(1, plog_client_socket(c), c, 16, &lat, &errors);
+    char lextra[96];
+    snprintf(lextra, sizeof lextra, "clients=16 size=%d sync=never errors=%d log=info", VALUE_SIZE, errors);
+    lat_print("rpc.produce.unary", lrate, "req/s", &lat, lextra);
+    plog_client_close(c);
+    tserver_fini(&lsrv);
+
+    bench_e2e();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_bench)};
+    tserver_certs(); /* before the echo server forks */
+    return cmocka_run_group_tests_name("bench", tests, NULL, NULL);
+}

@@ -1,0 +1,130 @@
+/* testserver_testlib.c - run proglog as a real process for the tests (testserver.h), in the test library
+ * (linked only into tests and benchmarks). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "internal/server/testserver.h"
+
+const char *tserver_certs(void)
+{
+    static char dir[512];
+    if (dir[0] != '\0')
+        return dir;
+    const char *build = getenv("PLOG_BUILD"), *chapter = getenv("PLOG_CHAPTER");
+    char cmd[1200], *out = NULL;
+    snprintf(dir, sizeof dir, "%s/certs", build != NULL ? build : "build");
+    snprintf(cmd, sizeof cmd, "%s/../common/certs/gencert '%s'", chapter != NULL ? chapter : ".", dir);
+    int rc = plog_test_sh(cmd, 30000, &out);
+    if (rc != 0)
+        fail_msg("%s: exit %d: %s", cmd, rc, out != NULL ? out : "");
+    free(out);
+    return dir;
+}
+
+const char *tserver_cert(const char *name)
+{
+    static char bufs[8][600];
+    static int next;
+    char *b = bufs[next++ % 8];
+    snprintf(b, sizeof bufs[0], "%s/%s", tserver_certs(), name);
+    return b;
+}
+
+nng_tls_config *tserver_client_tls(const char *who)
+{
+    char cert[64], key[64], err[PLOG_TLS_ERRMSG_SIZE];
+    nng_tls_config *cfg;
+    snprintf(cert, sizeof cert, "%s-client.pem", who != NULL ? who : "");
+    snprintf(key, sizeof key, "%s-client-key.pem", who != NULL ? who : "");
+    const char *c = who != NULL ? tserver_cert(cert) : NULL;
+    const char *k = who != NULL ? tserver_cert(key) : NULL;
+    if (plog_tls_config_client(c, k, tserver_cert("ca.pem"), "127.0.0.1", &cfg, err, sizeof err) != 0)
+        fail_msg("client TLS config for %s: %s", who != NULL ? who : "(none)", err);
+    return cfg;
+}
+
+void tserver_start(struct tserver *s)
+{
+    if (s->dir[0] == '\0') {
+        plog_test_tmpdir("rpc", s->dir, sizeof s->dir);
+        s->port = plog_test_free_port();
+        snprintf(s->addr, sizeof s->addr, "%s://127.0.0.1:%d", s->tls ? "tls+tcp" : "tcp", s->port);
+    }
+    char bin[512], data[128];
+    snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
+    snprintf(data, sizeof data, "%s/data", s->dir);
+    char *argv[32] = {bin, "--addr", s->addr, "--data-dir", data};
+    int n = 5;
+    if (!s->tls) {
+        argv[n++] = "--insecure-allow-plaintext";
+    } else {
+        static char files[5][600];
+        snprintf(files[0], sizeof files[0], "%s", tserver_cert("server.pem"));
+        snprintf(files[1], sizeof files[1], "%s", tserver_cert("server-key.pem"));
+        snprintf(files[2], sizeof files[2], "%s", tserver_cert("ca.pem"));
+        snprintf(files[3], sizeof files[3], "%s", tserver_cert("model.conf"));
+        snprintf(files[4], sizeof files[4], "%s", s->policy != NULL ? s->policy : tserver_cert("policy.csv"));
+        static const char *flags[5] = {"--server-tls-cert-file", "--server-tls-key-file",
+                                       "--server-tls-ca-file", "--acl-model-file", "--acl-policy-file"};
+        for (int i = 0; i < 5; i++) {
+            argv[n++] = (char *)flags[i];
+            argv[n++] = files[i];
+        }
+    }
+    for (int i = 0; i < 8 && s->extra[i] != NULL; i++)
+        argv[n++] = (char *)s->extra[i];
+    argv[n] = NULL;
+    if (s->proc.out[0] != '\0')
+        unlink(s->proc.out);
+    plog_test_spawn(&s->proc, argv);
+    if (!plog_test_wait_output(&s->proc, "msg=serving", 10000)) {
+        char *out = plog_test_output(&s->proc);
+        plog_test_kill(&s->proc, SIGKILL, 1000);
+        fail_msg("proglog did not start: %s", out);
+    }
+    s->running = true;
+}
+
+bool tserver_stop(struct tserver *s, int sig)
+{
+    if (!s->running)
+        return true;
+    s->running = false;
+    bool exited = plog_test_kill(&s->proc, sig, 10000);
+    if (sig == SIGKILL)
+        return true;
+    return exited && WIFEXITED(s->proc.status) && WEXITSTATUS(s->proc.status) == 0;
+}
+
+void tserver_fini(struct tserver *s)
+{
+    if (s->running)
+        tserver_stop(s, SIGTERM);
+    if (s->proc.out[0] != '\0')
+        unlink(s->proc.out);
+    if (s->dir[0] != '\0')
+        plog_test_rmrf(s->dir);
+    memset(s, 0, sizeof *s);
+}
+
+long tserver_cpu_ticks(const struct tserver *s)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)s->proc.pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    long utime = 0, stime = 0;
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime) != 2)
+        return -1;
+    return utime + stime;
+}

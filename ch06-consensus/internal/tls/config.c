@@ -1,0 +1,152 @@
+/* config.c - server and client TLS configs from PEM files (see config.h).
+ * The PEM text goes to the engine through nng's own setters, so the engine sees
+ * exactly what any other nng program would give it. */
+#include "internal/tls/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal/err/err.h"
+
+/* A PEM file larger than this is a mistake, not a certificate chain. */
+#define PEM_MAX (1024 * 1024)
+
+/* read_pem reads path into a malloc'd NUL-terminated string (the caller frees). */
+static int read_pem(const char *what, const char *path, char **out, char *err, size_t errsize)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, errsize, "%s %s: %s", what, path, strerror(errno));
+        return PLOG_EIO;
+    }
+    char *buf = malloc(PEM_MAX + 1);
+    if (buf == NULL) {
+        fclose(f);
+        snprintf(err, errsize, "%s %s: out of memory", what, path);
+        return PLOG_ENOMEM;
+    }
+    size_t n = fread(buf, 1, PEM_MAX + 1, f);
+    int rerr = ferror(f) ? errno : 0;
+    fclose(f);
+    if (rerr != 0 || n > PEM_MAX) {
+        snprintf(err, errsize, "%s %s: %s", what, path, rerr != 0 ? strerror(rerr) : "file too large");
+        free(buf);
+        return PLOG_EIO;
+    }
+    buf[n] = '\0';
+    if (strlen(buf) != n || strstr(buf, "-----BEGIN ") == NULL) {
+        snprintf(err, errsize, "%s %s: not a PEM file", what, path);
+        free(buf);
+        return PLOG_ETLS;
+    }
+    *out = buf;
+    return PLOG_OK;
+}
+
+/* tls_fail turns an nng setter's failure into PLOG_ETLS with the engine's reason. */
+static int tls_fail(nng_tls_config *cfg, int nrv, const char *what, const char *path, char *err,
+                    size_t errsize)
+{
+    char why[PLOG_TLS_ERRMSG_SIZE];
+    if (!plog_tls_config_errmsg(cfg, why, sizeof why))
+        snprintf(why, sizeof why, "%s", nng_strerror(nrv));
+    snprintf(err, errsize, "%s %s: %s", what, path, why);
+    return nrv == NNG_ENOMEM ? PLOG_ENOMEM : PLOG_ETLS;
+}
+
+static int config_build(nng_tls_mode mode, const char *cert_file, const char *key_file, const char *ca_file,
+                        const char *server_name, nng_tls_config **cfgp, char *err, size_t errsize)
+{
+    char *cert = NULL, *key = NULL, *ca = NULL;
+    nng_tls_config *cfg = NULL;
+    int rv, nrv;
+
+    if (ca_file == NULL || (cert_file == NULL) != (key_file == NULL) ||
+        (mode == NNG_TLS_MODE_SERVER && cert_file == NULL)) {
+        snprintf(err, errsize, "TLS needs a CA file%s",
+                 mode == NNG_TLS_MODE_SERVER ? ", a certificate and a key"
+                                             : " (and a certificate with its key)");
+        return PLOG_EINVAL;
+    }
+    if ((rv = read_pem("CA file", ca_file, &ca, err, errsize)) != PLOG_OK)
+        goto fail;
+    if (cert_file != NULL &&
+        ((rv = read_pem("certificate file", cert_file, &cert, err, errsize)) != PLOG_OK ||
+         (rv = read_pem("key file", key_file, &key, err, errsize)) != PLOG_OK))
+        goto fail;
+    if ((rv = plog_tls_config_alloc(mode, &cfg)) != PLOG_OK) {
+        snprintf(err, errsize, "TLS config: %s (is engine %s registered?)", plog_strerror(rv),
+                 PLOG_TLS_ENGINE_NAME);
+        goto fail;
+    }
+    if ((nrv = nng_tls_config_ca_chain(cfg, ca, NULL)) != 0) {
+        rv = tls_fail(cfg, nrv, "CA file", ca_file, err, errsize);
+        goto fail;
+    }
+    if (cert != NULL && (nrv = nng_tls_config_own_cert(cfg, cert, key, NULL)) != 0) {
+        rv = tls_fail(cfg, nrv, "certificate/key files", cert_file, err, errsize);
+        goto fail;
+    }
+    if ((nrv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
+        (server_name != NULL && (nrv = nng_tls_config_server_name(cfg, server_name)) != 0) ||
+        (nrv = nng_tls_config_version(cfg, NNG_TLS_1_2, NNG_TLS_1_3)) != 0) {
+        rv = tls_fail(cfg, nrv, "TLS config", server_name != NULL ? server_name : "", err, errsize);
+        goto fail;
+    }
+    plog_tls_config_clear_errmsg(cfg);
+    free(ca);
+    free(cert);
+    free(key);
+    *cfgp = cfg;
+    return PLOG_OK;
+
+fail:
+    if (cfg != NULL)
+        nng_tls_config_free(cfg);
+    free(ca);
+    free(cert);
+    free(key);
+    return rv;
+}
+
+int plog_tls_config_server(const char *cert_file, const char *key_file, const char *ca_file,
+                           nng_tls_config **cfgp, char *err, size_t errsize)
+{
+    return config_build(NNG_TLS_MODE_SERVER, cert_file, key_file, ca_file, NULL, cfgp, err, errsize);
+}
+
+int plog_tls_config_client(const char *cert_file, const char *key_file, const char *ca_file,
+                           const char *server_name, nng_tls_config **cfgp, char *err, size_t errsize)
+{
+    return config_build(NNG_TLS_MODE_CLIENT, cert_file, key_file, ca_file, server_name, cfgp, err, errsize);
+}
+
+bool plog_tls_url_is_tls(const char *url)
+{
+    return strncmp(url, "tls+tcp://", 10) == 0 || strncmp(url, "tls+tcp4://", 11) == 0 ||
+           strncmp(url, "tls+tcp6://", 11) == 0;
+}
+
+int plog_tls_url_host(const char *url, char *host, size_t size)
+{
+    const char *p = strstr(url, "://");
+    if (p == NULL)
+        return PLOG_EINVAL;
+    p += 3;
+    const char *end;
+    if (*p == '[') {
+        p++;
+        if ((end = strchr(p, ']')) == NULL)
+            return PLOG_EINVAL;
+    } else {
+        end = p + strcspn(p, ":/");
+    }
+    size_t n = (size_t)(end - p);
+    if (n == 0 || n >= size)
+        return PLOG_EINVAL;
+    memcpy(host, p, n);
+    host[n] = '\0';
+    return PLOG_OK;
+}

@@ -1,0 +1,872 @@
+/* engine.c - nng's TLS engine ops on OpenSSL 3 (see engine.h for the contract).
+ *
+ * Objects:
+ *   struct nng_tls_engine_config  one per nng_tls_config: an SSL_CTX plus the client's
+ *                                 server name and the last failure text (errmsg).
+ *   struct nng_tls_engine_conn    one per TLS stream: an SSL whose BIO is bio_method,
+ *                                 and the peer identity once the handshake is done.
+ * nng allocates both (zeroed) behind its own objects and calls conn ops with the
+ * connection's lock held, so a conn needs no lock of its own; a config is shared by
+ * its connections, so its errmsg has a mutex.
+ *
+ * BIO bridge: ciphertext <-> nng_tls_engine_send/_recv (nng's ring buffers in front of
+ * the TCP stream). Both copy at most what fits and answer NNG_EAGAIN when nothing does;
+ * the BIO turns that into a retry, OpenSSL into SSL_ERROR_WANT_*, we into NNG_EAGAIN,
+ * and nng calls again when the TCP side made progress. */
+#include "internal/tls/engine.h"
+
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/supplemental/tls/engine.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "internal/err/err.h"
+#include "internal/tls/engine_int.h"
+
+struct nng_tls_engine_config {
+    SSL_CTX *ctx;
+    nng_tls_mode mode;
+    char *server_name;                  /* client: verified name; NULL = no check */
+    nng_tls_config *owner;              /* set by plog_tls_config_alloc (registry key) */
+    struct nng_tls_engine_config *next; /* registry list, under registry_lock */
+    pthread_mutex_t lock;               /* guards errmsg, on_failure, failure_arg */
+    char errmsg[PLOG_TLS_ERRMSG_SIZE];
+    plog_tls_failure_fn on_failure;
+    void *failure_arg;
+};
+
+struct nng_tls_engine_conn {
+    void *tls; /* nng's handle for nng_tls_engine_send/_recv */
+    SSL *ssl;
+    struct nng_tls_engine_config *cfg;
+    int io_err;       /* the nng error our BIO last saw (not EAGAIN), 0 if none */
+    bool established; /* handshake done and peer examined (once) */
+    bool failed;      /* a fatal TLS error was reported; counted once */
+    bool have_peer;   /* peer verified with exactly one usable CN */
+    int lingering;    /* server: the refusal (NNG_EPEERAUTH) held back, see conn_linger */
+    uint8_t *hsbuf;   /* handshake bytes held back until OpenSSL flushes a flight */
+    size_t hslen;
+    plog_tls_peer peer;
+};
+
+/* The largest handshake flight held back for one TCP segment (see bio_write_ex);
+ * an EC certificate flight is ~1.5 KiB. Bigger flights go out in pieces. */
+#define HSBUF_SIZE 8192
+
+/* The thread-local slot of the identity hand-off (engine.h, peer.h). */
+static _Thread_local bool slot_full;
+static _Thread_local plog_tls_peer slot;
+
+/* config_init runs synchronously inside nng_tls_config_alloc(); this is how
+ * plog_tls_config_alloc learns which engine config belongs to the nng config. */
+static _Thread_local struct nng_tls_engine_config *last_config_init;
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct nng_tls_engine_config *registry;
+
+static pthread_mutex_t register_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+static BIO_METHOD *bio_method;
+
+static atomic_uint_fast64_t stat_handshakes;
+static atomic_uint_fast64_t stat_failures;
+
+static void config_set_errmsg(struct nng_tls_engine_config *cfg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- BIO bridge ---------------------------------------------------------------- */
+
+/* hs_push hands the held-back handshake bytes to nng. 1 when all went, 0 with the
+ * retry flag set when nng's buffer is full, 0 without it on a stream error. */
+static int hs_push(BIO *b, struct nng_tls_engine_conn *c)
+{
+    size_t off = 0;
+    int rv = 0;
+    while (off < c->hslen) {
+        size_t n = c->hslen - off;
+        if ((rv = nng_tls_engine_send(c->tls, c->hsbuf + off, &n)) != 0)
+            break;
+        off += n;
+    }
+    memmove(c->hsbuf, c->hsbuf + off, c->hslen - off);
+    c->hslen -= off;
+    if (c->hslen == 0) {
+        free(c->hsbuf);
+        c->hsbuf = NULL;
+        return 1;
+    }
+    if (rv == NNG_EAGAIN)
+        BIO_set_retry_write(b);
+    else
+        c->io_err = rv;
+    return 0;
+}
+
+/* bio_write_ex: during the handshake, bytes are held back until OpenSSL flushes at
+ * the end of a flight, so that a flight leaves in one TCP segment. A peer that
+ * refuses us after reading part of a flight would otherwise close its socket with
+ * the rest unread, and the kernel's reset would destroy its alert before we read
+ * it (then the client sees "connection reset" where it should see "certificate
+ * expired"). Application data goes straight through. */
+static int bio_write_ex(BIO *b, const char *buf, size_t len, size_t *written)
+{
+    struct nng_tls_engine_conn *c = BIO_get_data(b);
+
+    BIO_clear_retry_flags(b);
+    if (SSL_in_init(c->ssl) && c->hslen + len <= HSBUF_SIZE) {
+        if (c->hsbuf == NULL && (c->hsbuf = malloc(HSBUF_SIZE)) == NULL) {
+            c->io_err = NNG_ENOMEM;
+            return 0;
+        }
+        memcpy(c->hsbuf + c->hslen, buf, len);
+        c->hslen += len;
+        *written = len;
+        return 1;
+    }
+    if (c->hslen > 0 && hs_push(b, c) != 1)
+        return 0; /* what was held back goes first */
+    size_t n = len;
+    int rv = nng_tls_engine_send(c->tls, (const uint8_t *)buf, &n);
+    if (rv == 0) {
+        *written = n;
+        return 1;
+    }
+    if (rv == NNG_EAGAIN)
+        BIO_set_retry_write(b);
+    else
+        c->io_err = rv;
+    return 0;
+}
+
+static int bio_read_ex(BIO *b, char *buf, size_t len, size_t *readbytes)
+{
+    struct nng_tls_engine_conn *c = BIO_get_data(b);
+    size_t n = len;
+
+    BIO_clear_retry_flags(b);
+    int rv = nng_tls_engine_recv(c->tls, (uint8_t *)buf, &n);
+    if (rv == 0) {
+        *readbytes = n;
+        return 1;
+    }
+    if (rv == NNG_EAGAIN)
+        BIO_set_retry_read(b);
+    else
+        c->io_err = rv;
+    return 0;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num, (void)ptr;
+    if (cmd != BIO_CTRL_FLUSH)
+        return 0;
+    /* Past us, nng's buffer sends by itself: a flush only pushes what we held. */
+    struct nng_tls_engine_conn *c = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    return c->hslen == 0 ? 1 : hs_push(b, c);
+}
+
+static int bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+/* ---- errors ---------------------------------------------------------------------- */
+
+static void config_set_errmsg(struct nng_tls_engine_config *cfg, const char *fmt, ...)
+{
+    va_list ap;
+    pthread_mutex_lock(&cfg->lock);
+    va_start(ap, fmt);
+    vsnprintf(cfg->errmsg, sizeof cfg->errmsg, fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&cfg->lock);
+}
+
+/* config_report_failure tells the config's failure hook, if any, what errmsg holds. */
+static void config_report_failure(struct nng_tls_engine_config *cfg)
+{
+    char text[PLOG_TLS_ERRMSG_SIZE];
+    pthread_mutex_lock(&cfg->lock);
+    plog_tls_failure_fn fn = cfg->on_failure;
+    void *arg = cfg->failure_arg;
+    memcpy(text, cfg->errmsg, sizeof text);
+    pthread_mutex_unlock(&cfg->lock);
+    if (fn != NULL)
+        fn(arg, text);
+}
+
+/* ssl_errtext writes OpenSSL's reason for the oldest queued error ("unknown ca"),
+ * or what when the queue is empty. */
+static void ssl_errtext(unsigned long e, const char *what, char *buf, size_t size)
+{
+    const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
+    if (r != NULL)
+        snprintf(buf, size, "%s", r);
+    else if (e != 0)
+        ERR_error_string_n(e, buf, size);
+    else
+        snprintf(buf, size, "%s", what);
+}
+
+/* is_auth_alert: the peer told us, by alert, that it rejected our certificate (or
+ * that we sent none). These are authentication failures, not protocol errors. */
+static bool is_auth_reason(int reason)
+{
+    switch (reason) {
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int conn_linger(struct nng_tls_engine_conn *c);
+
+/* conn_error maps a failed SSL_* call to an nng error code, records the reason of a
+ * fatal one in the config's errmsg and leaves the error queue empty. */
+static int conn_error(struct nng_tls_engine_conn *c, int ret)
+{
+    int kind = SSL_get_error(c->ssl, ret);
+    int rv;
+
+    switch (kind) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        ERR_clear_error();
+        return NNG_EAGAIN;
+    case SSL_ERROR_ZERO_RETURN: /* close_notify: an orderly end */
+        ERR_clear_error();
+        return NNG_ECLOSED;
+    case SSL_ERROR_SYSCALL: /* our BIO failed: the stream under us is gone */
+        ERR_clear_error();
+        return c->io_err != 0 ? c->io_err : NNG_ECONNSHUT;
+    default:
+        break;
+    }
+
+    unsigned long e = ERR_peek_error();
+    long verify = SSL_get_verify_result(c->ssl);
+    char reason[160];
+    ssl_errtext(e, "TLS failure", reason, sizeof reason);
+    bool we_are_server = c->cfg->mode == NNG_TLS_MODE_SERVER;
+
+    if (verify != X509_V_OK) {
+        /* We checked the peer's certificate and it failed. */
+        rv = NNG_EPEERAUTH;
+        config_set_errmsg(c->cfg, "certificate verify failed: %s (%s certificate)",
+                          X509_verify_cert_error_string(verify), we_are_server ? "client" : "server");
+    } else if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+               ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+        rv = NNG_EPEERAUTH;
+        config_set_errmsg(c->cfg, "peer sent no certificate: %s", reason);
+    } else if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL && is_auth_reason(ERR_GET_REASON(e))) {
+        rv = NNG_EPEERAUTH;
+        config_set_errmsg(c->cfg, "peer refused our certificate: %s", reason);
+    } else {
+        rv = NNG_ECRYPTO;
+        config_set_errmsg(c->cfg, "TLS handshake or record failure: %s", reason);
+    }
+    ERR_clear_error();
+    if (!c->failed) {
+        c->failed = true;
+        atomic_fetch_add_explicit(&stat_failures, 1, memory_order_relaxed);
+        config_report_failure(c->cfg);
+    }
+    if (rv == NNG_EPEERAUTH && c->cfg->mode == NNG_TLS_MODE_SERVER && !c->established && c->io_err == 0 &&
+        c->hslen == 0) {
+        c->lingering = rv;
+        return conn_linger(c);
+    }
+    return rv;
+}
+
+/* conn_linger keeps a server connection that refused the client's certificate open
+ * until the client hangs up. OpenSSL has handed the alert that says why ("certificate
+ * expired") to nng's send buffer, but nng closes the TCP stream as soon as an op
+ * fails, and when its previous send has not completed yet the alert is still in the
+ * buffer and dies with it: the client would see a bare "connection shutdown". So we
+ * answer NNG_EAGAIN, discard whatever the client sends, and keep a TCP receive
+ * posted; the client reads the alert and closes, and nng sees that. A client that
+ * does not close is cut off by nng's 10 s negotiation timeout, like any other
+ * connection that never completes. */
+static int conn_linger(struct nng_tls_engine_conn *c)
+{
+    uint8_t scratch[512];
+    size_t n;
+    do {
+        n = sizeof scratch;
+    } while (nng_tls_engine_recv(c->tls, scratch, &n) == 0);
+    return NNG_EAGAIN;
+}
+
+/* ---- peer identity ---------------------------------------------------------------- */
+
+/* peer_cn copies the subject's CN when there is exactly one, it converts to UTF-8,
+ * has no embedded NUL and fits: anything else is no identity rather than a guess. */
+static bool peer_cn(X509 *cert, char *cn, size_t size)
+{
+    X509_NAME *name = X509_get_subject_name(cert);
+    int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+    if (i < 0 || X509_NAME_get_index_by_NID(name, NID_commonName, i) >= 0)
+        return false;
+    ASN1_STRING *data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+    unsigned char *utf8 = NULL;
+    int n = ASN1_STRING_to_UTF8(&utf8, data);
+    bool ok = n > 0 && (size_t)n < size && memchr(utf8, '\0', (size_t)n) == NULL;
+    if (ok) {
+        memcpy(cn, utf8, (size_t)n);
+        cn[n] = '\0';
+    }
+    OPENSSL_free(utf8);
+    return ok;
+}
+
+/* conn_established runs once, the first time an op sees the handshake finished:
+ * it counts it and records the verified peer. */
+static void conn_established(struct nng_tls_engine_conn *c)
+{
+    if (c->established || !SSL_is_init_finished(c->ssl))
+        return;
+    c->established = true;
+    atomic_fetch_add_explicit(&stat_handshakes, 1, memory_order_relaxed);
+
+    X509 *cert = SSL_get0_peer_certificate(c->ssl);
+    if (cert == NULL || SSL_get_verify_result(c->ssl) != X509_V_OK)
+        return;
+    if (!peer_cn(cert, c->peer.cn, sizeof c->peer.cn))
+        return;
+    unsigned int len = 0;
+    if (X509_digest(cert, EVP_sha256(), c->peer.sha256, &len) != 1 || len != 32) {
+        ERR_clear_error();
+        return;
+    }
+    snprintf(c->peer.version, sizeof c->peer.version, "%s", SSL_get_version(c->ssl));
+    c->have_peer = true;
+}
+
+void plog_tls_peer_slot_clear(void)
+{
+    slot_full = false;
+}
+
+bool plog_tls_peer_slot_take(plog_tls_peer *out)
+{
+    if (!slot_full)
+        return false;
+    *out = slot;
+    slot_full = false;
+    return true;
+}
+
+/* ---- connection ops --------------------------------------------------------------- */
+
+static int conn_init(struct nng_tls_engine_conn *c, void *tls, struct nng_tls_engine_config *cfg)
+{
+    c->tls = tls;
+    c->cfg = cfg;
+    ERR_clear_error();
+    if ((c->ssl = SSL_new(cfg->ctx)) == NULL)
+        goto fail;
+    BIO *bio = BIO_new(bio_method);
+    if (bio == NULL)
+        goto fail;
+    BIO_set_data(bio, c);
+    SSL_set_bio(c->ssl, bio, bio); /* the SSL now owns bio */
+
+    if (cfg->mode == NNG_TLS_MODE_SERVER) {
+        SSL_set_accept_state(c->ssl);
+    } else {
+        SSL_set_connect_state(c->ssl);
+        const char *name = cfg->server_name;
+        if (name != NULL) {
+            unsigned char addr[16];
+            if (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1) {
+                /* An IP literal is checked against the iPAddress SANs; SNI may not
+                 * carry an address (RFC 6066 §3). */
+                if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), name) != 1)
+                    goto fail;
+            } else if (SSL_set_tlsext_host_name(c->ssl, name) != 1 || SSL_set1_host(c->ssl, name) != 1) {
+                goto fail;
+            }
+        }
+    }
+    return 0;
+
+fail:
+    /* nng calls fini only on connections whose init succeeded. */
+    ERR_clear_error();
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    return NNG_ENOMEM;
+}
+
+static void conn_fini(struct nng_tls_engine_conn *c)
+{
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    free(c->hsbuf);
+    c->hsbuf = NULL;
+}
+
+static void conn_close(struct nng_tls_engine_conn *c)
+{
+    /* A close_notify, best effort: nng closes the TCP stream right after us. */
+    if (c->ssl != NULL && SSL_is_init_finished(c->ssl) && !c->failed) {
+        ERR_clear_error();
+        (void)SSL_shutdown(c->ssl);
+        ERR_clear_error();
+    }
+}
+
+static int conn_handshake(struct nng_tls_engine_conn *c)
+{
+    if (c->lingering != 0)
+        return conn_linger(c);
+    ERR_clear_error();
+    int ret = SSL_do_handshake(c->ssl);
+    if (ret == 1) {
+        conn_established(c);
+        return 0;
+    }
+    return conn_error(c, ret);
+}
+
+static int conn_recv(struct nng_tls_engine_conn *c, uint8_t *buf, size_t *len)
+{
+    if (c->lingering != 0)
+        return conn_linger(c);
+    size_t n = 0;
+    ERR_clear_error();
+    int ret = SSL_read_ex(c->ssl, buf, *len, &n);
+    if (ret == 1) {
+        conn_established(c);
+        *len = n;
+        return 0;
+    }
+    return conn_error(c, ret);
+}
+
+static int conn_send(struct nng_tls_engine_conn *c, const uint8_t *buf, size_t *len)
+{
+    if (c->lingering != 0)
+        return conn_linger(c);
+    size_t n = 0;
+    ERR_clear_error();
+    /* With SSL_MODE_ENABLE_PARTIAL_WRITE this returns after at least one record. */
+    int ret = SSL_write_ex(c->ssl, buf, *len, &n);
+    if (ret == 1) {
+        conn_established(c);
+        *len = n;
+        return 0;
+    }
+    return conn_error(c, ret);
+}
+
+/* conn_verified answers NNG_OPT_TLS_VERIFIED. OpenSSL reports X509_V_OK when the peer
+ * sent no certificate at all, so the certificate's presence is checked too. It also
+ * hands the identity to this thread's slot: the getter runs synchronously on the
+ * thread that asked (nng 1.5.2 tls_get_verified), which is what peer.c relies on;
+ * peer_test.c fails if that ever stops being true. */
+static bool conn_verified(struct nng_tls_engine_conn *c)
+{
+    if (c->ssl == NULL || !SSL_is_init_finished(c->ssl))
+        return false;
+    conn_established(c);
+    bool ok = SSL_get0_peer_certificate(c->ssl) != NULL && SSL_get_verify_result(c->ssl) == X509_V_OK;
+    if (ok && c->have_peer) {
+        slot = c->peer;
+        slot_full = true;
+    }
+    return ok;
+}
+
+/* ---- config ops ------------------------------------------------------------------- */
+
+static int config_init(struct nng_tls_engine_config *cfg, nng_tls_mode mode)
+{
+    cfg->mode = mode;
+    ERR_clear_error();
+    cfg->ctx = SSL_CTX_new(mode == NNG_TLS_MODE_SERVER ? TLS_server_method() : TLS_client_method());
+    if (cfg->ctx == NULL) {
+        ERR_clear_error();
+        return NNG_ENOMEM;
+    }
+    if (pthread_mutex_init(&cfg->lock, NULL) != 0) {
+        SSL_CTX_free(cfg->ctx);
+        return NNG_ENOMEM;
+    }
+    SSL_CTX_set_min_proto_version(cfg->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_max_proto_version(cfg->ctx, TLS1_3_VERSION);
+    /* nng may hand a shorter or moved buffer back after NNG_EAGAIN, and wants each
+     * send to return after what fit. */
+    SSL_CTX_set_mode(cfg->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_options(cfg->ctx, SSL_OP_NO_RENEGOTIATION);
+    if (mode == NNG_TLS_MODE_SERVER) {
+        /* Connections are long-lived and nng never resumes sessions: no tickets,
+         * no cache, two fewer messages per handshake. */
+        SSL_CTX_set_num_tickets(cfg->ctx, 0);
+        SSL_CTX_set_session_cache_mode(cfg->ctx, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_verify(cfg->ctx, SSL_VERIFY_NONE, NULL); /* nng's server default */
+    } else {
+        SSL_CTX_set_verify(cfg->ctx, SSL_VERIFY_PEER, NULL); /* nng's client default */
+    }
+    last_config_init = cfg;
+    return 0;
+}
+
+static void config_fini(struct nng_tls_engine_config *cfg)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (struct nng_tls_engine_config **pp = &registry; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == cfg) {
+            *pp = cfg->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+    SSL_CTX_free(cfg->ctx);
+    free(cfg->server_name);
+    pthread_mutex_destroy(&cfg->lock);
+}
+
+static int config_server(struct nng_tls_engine_config *cfg, const char *name)
+{
+    char *dup = strdup(name);
+    if (dup == NULL)
+        return NNG_ENOMEM;
+    free(cfg->server_name);
+    cfg->server_name = dup;
+    return 0;
+}
+
+static int config_auth(struct nng_tls_engine_config *cfg, nng_tls_auth_mode mode)
+{
+    switch (mode) {
+    case NNG_TLS_AUTH_MODE_NONE:
+        SSL_CTX_set_verify(cfg->ctx, SSL_VERIFY_NONE, NULL);
+        return 0;
+    case NNG_TLS_AUTH_MODE_OPTIONAL:
+        SSL_CTX_set_verify(cfg->ctx, SSL_VERIFY_PEER, NULL);
+        return 0;
+    case NNG_TLS_AUTH_MODE_REQUIRED:
+        SSL_CTX_set_verify(cfg->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+        return 0;
+    default:
+        return NNG_EINVAL;
+    }
+}
+
+static int config_ca_chain(struct nng_tls_engine_config *cfg, const char *certs, const char *crl)
+{
+    X509_STORE *store = SSL_CTX_get_cert_store(cfg->ctx);
+    int ncerts = 0, ncrls = 0, rv = 0;
+    X509 *x;
+
+    ERR_clear_error();
+    BIO *b = BIO_new_mem_buf(certs, -1);
+    if (b == NULL)
+        return NNG_ENOMEM;
+    while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+        /* The server also names its CAs in its certificate request. */
+        if (X509_STORE_add_cert(store, x) != 1 ||
+            (cfg->mode == NNG_TLS_MODE_SERVER && SSL_CTX_add_client_CA(cfg->ctx, x) != 1))
+            rv = NNG_ENOMEM;
+        X509_free(x);
+        ncerts++;
+    }
+    BIO_free(b);
+    ERR_clear_error(); /* the loop ends on "no start line" */
+    if (rv != 0)
+        return rv;
+    if (ncerts == 0) {
+        config_set_errmsg(cfg, "no PEM certificate in the CA data");
+        return NNG_EINVAL;
+    }
+
+    if (crl != NULL && crl[0] != '\0') {
+        X509_CRL *c;
+        if ((b = BIO_new_mem_buf(crl, -1)) == NULL)
+            return NNG_ENOMEM;
+        while ((c = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL)) != NULL) {
+            if (X509_STORE_add_crl(store, c) != 1)
+                rv = NNG_ENOMEM;
+            X509_CRL_free(c);
+            ncrls++;
+        }
+        BIO_free(b);
+        ERR_clear_error();
+        if (rv != 0)
+            return rv;
+        if (ncrls == 0) {
+            config_set_errmsg(cfg, "no PEM CRL in the CRL data");
+            return NNG_EINVAL;
+        }
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+    }
+    return 0;
+}
+
+/* pem_pass: never prompt on a terminal (OpenSSL's default): an encrypted key without
+ * a password fails to load. */
+static int pem_pass(char *buf, int size, int rwflag, void *u)
+{
+    (void)rwflag;
+    const char *pass = u;
+    if (pass == NULL)
+        return -1;
+    size_t n = strlen(pass);
+    if (n > (size_t)size)
+        return -1;
+    memcpy(buf, pass, n);
+    return (int)n;
+}
+
+static int config_own_cert(struct nng_tls_engine_config *cfg, const char *cert, const char *key,
+                           const char *pass)
+{
+    char why[160];
+    X509 *x = NULL;
+    EVP_PKEY *pkey = NULL;
+    BIO *b = NULL;
+    int rv = NNG_EINVAL;
+
+    ERR_clear_error();
+    if ((b = BIO_new_mem_buf(cert, -1)) == NULL) {
+        rv = NNG_ENOMEM;
+        goto done;
+    }
+    if ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
+        config_set_errmsg(cfg, "no PEM certificate in the certificate data");
+        goto done;
+    }
+    if (SSL_CTX_use_certificate(cfg->ctx, x) != 1) {
+        ssl_errtext(ERR_peek_error(), "unusable", why, sizeof why);
+        config_set_errmsg(cfg, "certificate not usable: %s", why);
+        goto done;
+    }
+    /* Whatever follows the leaf is its chain, sent to the peer. */
+    SSL_CTX_clear_chain_certs(cfg->ctx);
+    X509 *chain;
+    while ((chain = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+        if (SSL_CTX_add0_chain_cert(cfg->ctx, chain) != 1) {
+            X509_free(chain);
+            rv = NNG_ENOMEM;
+            goto done;
+        }
+    }
+    ERR_clear_error();
+    BIO_free(b);
+    if ((b = BIO_new_mem_buf(key, -1)) == NULL) {
+        rv = NNG_ENOMEM;
+        goto done;
+    }
+    if ((pkey = PEM_read_bio_PrivateKey(b, NULL, pem_pass, (void *)pass)) == NULL) {
+        ssl_errtext(ERR_peek_error(), "no key", why, sizeof why);
+        config_set_errmsg(cfg, "no usable PEM private key: %s", why);
+        goto done;
+    }
+    if (SSL_CTX_use_PrivateKey(cfg->ctx, pkey) != 1 || SSL_CTX_check_private_key(cfg->ctx) != 1) {
+        config_set_errmsg(cfg, "private key does not match the certificate");
+        goto done;
+    }
+    rv = 0;
+done:
+    ERR_clear_error();
+    EVP_PKEY_free(pkey);
+    X509_free(x);
+    BIO_free(b);
+    return rv;
+}
+
+static int config_version(struct nng_tls_engine_config *cfg, nng_tls_version min, nng_tls_version max)
+{
+    /* TLS 1.0 and 1.1 are not offered: a range reaching below 1.2 is cut at 1.2, a
+     * range entirely below it is not supported. */
+    if (min > max || max < NNG_TLS_1_2)
+        return NNG_ENOTSUP;
+    int lo = min <= NNG_TLS_1_2 ? TLS1_2_VERSION : TLS1_3_VERSION;
+    int hi = max >= NNG_TLS_1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
+    if (SSL_CTX_set_min_proto_version(cfg->ctx, lo) != 1 ||
+        SSL_CTX_set_max_proto_version(cfg->ctx, hi) != 1) {
+        ERR_clear_error();
+        return NNG_ENOTSUP;
+    }
+    return 0;
+}
+
+/* ---- registration ----------------------------------------------------------------- */
+
+static nng_tls_engine_config_ops config_ops = {
+    .size = sizeof(struct nng_tls_engine_config),
+    .init = config_init,
+    .fini = config_fini,
+    .server = config_server,
+    .auth = config_auth,
+    .ca_chain = config_ca_chain,
+    .own_cert = config_own_cert,
+    .version = config_version,
+};
+
+static nng_tls_engine_conn_ops conn_ops = {
+    .size = sizeof(struct nng_tls_engine_conn),
+    .init = conn_init,
+    .fini = conn_fini,
+    .close = conn_close,
+    .handshake = conn_handshake,
+    .recv = conn_recv,
+    .send = conn_send,
+    .verified = conn_verified,
+};
+
+static nng_tls_engine engine = {
+    .version = NNG_TLS_ENGINE_VERSION,
+    .config_ops = &config_ops,
+    .conn_ops = &conn_ops,
+    .name = PLOG_TLS_ENGINE_NAME,
+    .description = "OpenSSL",
+    .fips_mode = false,
+};
+
+static void engine_once_init(void)
+{
+    /* No atexit cleanup: nng's reaper threads free TLS configs and connections
+     * asynchronously, possibly while the process exits; OpenSSL's atexit handler
+     * would free its global locks under them. The OS reclaims everything anyway.
+     * This must be OpenSSL's first initialisation to count, so it comes before
+     * any other OpenSSL call of this program. */
+    OPENSSL_init_ssl(
+        OPENSSL_INIT_NO_ATEXIT | OPENSSL_INIT_LOAD_SSL_STRINGS | OPENSSL_INIT_LOAD_CRYPTO_STRINGS, NULL);
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "nng-stream");
+    if (m == NULL)
+        return;
+    if (BIO_meth_set_write_ex(m, bio_write_ex) != 1 || BIO_meth_set_read_ex(m, bio_read_ex) != 1 ||
+        BIO_meth_set_ctrl(m, bio_ctrl) != 1 || BIO_meth_set_create(m, bio_create) != 1) {
+        BIO_meth_free(m);
+        return;
+    }
+    bio_method = m; /* lives as long as the process, like the engine registration */
+    engine.description = OpenSSL_version(OPENSSL_VERSION);
+}
+
+int plog_tls_engine_register(void)
+{
+    pthread_once(&engine_once, engine_once_init);
+    if (bio_method == NULL)
+        return PLOG_ENOMEM;
+    int rv = 0;
+    pthread_mutex_lock(&register_lock);
+    /* nng_tls_engine_name() runs nng's initialisation, which installs mbedTLS: ours
+     * must come after it. */
+    if (strcmp(nng_tls_engine_name(), PLOG_TLS_ENGINE_NAME) != 0)
+        rv = nng_tls_engine_register(&engine);
+    pthread_mutex_unlock(&register_lock);
+    return rv == 0 ? PLOG_OK : PLOG_ETLS;
+}
+
+int plog_tls_config_alloc(nng_tls_mode mode, nng_tls_config **cfgp)
+{
+    int rv = plog_tls_engine_register();
+    if (rv != PLOG_OK)
+        return rv;
+    nng_tls_config *cfg;
+    last_config_init = NULL;
+    if ((rv = nng_tls_config_alloc(&cfg, mode)) != 0)
+        return rv == NNG_ENOMEM ? PLOG_ENOMEM : PLOG_ETLS;
+    struct nng_tls_engine_config *ec = last_config_init;
+    last_config_init = NULL;
+    if (ec == NULL) {
+        nng_tls_config_free(cfg);
+        return PLOG_ETLS;
+    }
+    pthread_mutex_lock(&registry_lock);
+    ec->owner = cfg;
+    ec->next = registry;
+    registry = ec;
+    pthread_mutex_unlock(&registry_lock);
+    *cfgp = cfg;
+    return PLOG_OK;
+}
+
+/* registry_lock_find locks the registry and returns cfg's engine config, or NULL
+ * (the registry stays locked either way: registry_unlock() after use). While the
+ * registry is locked, config_fini cannot free what was found. */
+static struct nng_tls_engine_config *registry_lock_find(nng_tls_config *cfg)
+{
+    pthread_mutex_lock(&registry_lock);
+    struct nng_tls_engine_config *ec = registry;
+    while (ec != NULL && ec->owner != cfg)
+        ec = ec->next;
+    return ec;
+}
+
+static void registry_unlock(void)
+{
+    pthread_mutex_unlock(&registry_lock);
+}
+
+bool plog_tls_config_errmsg(nng_tls_config *cfg, char *buf, size_t size)
+{
+    bool found = false;
+    if (size > 0)
+        buf[0] = '\0';
+    struct nng_tls_engine_config *ec = registry_lock_find(cfg);
+    if (ec != NULL) {
+        pthread_mutex_lock(&ec->lock);
+        found = ec->errmsg[0] != '\0';
+        if (size > 0)
+            snprintf(buf, size, "%s", ec->errmsg);
+        pthread_mutex_unlock(&ec->lock);
+    }
+    registry_unlock();
+    return found;
+}
+
+int plog_tls_config_on_failure(nng_tls_config *cfg, plog_tls_failure_fn fn, void *arg)
+{
+    struct nng_tls_engine_config *ec = registry_lock_find(cfg);
+    if (ec != NULL) {
+        pthread_mutex_lock(&ec->lock);
+        ec->on_failure = fn;
+        ec->failure_arg = arg;
+        pthread_mutex_unlock(&ec->lock);
+    }
+    registry_unlock();
+    return ec != NULL ? PLOG_OK : PLOG_EINVAL;
+}
+
+void plog_tls_config_clear_errmsg(nng_tls_config *cfg)
+{
+    struct nng_tls_engine_config *ec = registry_lock_find(cfg);
+    if (ec != NULL) {
+        pthread_mutex_lock(&ec->lock);
+        ec->errmsg[0] = '\0';
+        pthread_mutex_unlock(&ec->lock);
+    }
+    registry_unlock();
+}
+
+void plog_tls_stats_get(plog_tls_stats *out)
+{
+    out->handshakes = atomic_load_explicit(&stat_handshakes, memory_order_relaxed);
+    out->failures = atomic_load_explicit(&stat_failures, memory_order_relaxed);
+}

@@ -1,0 +1,21 @@
+/* engine_int.h - the TLS package's private seam between engine.c and peer.c: the
+ * identity slot. Nothing outside internal/tls includes it. */
+#ifndef PLOG_TLS_ENGINE_INT_H
+#define PLOG_TLS_ENGINE_INT_H
+
+#include <stdbool.h>
+
+#include "internal/tls/engine.h"
+
+/* The identity hand-off (used by peer.c; see peer.h for the whole mechanism). nng 1.5.2
+ * has no option that returns the peer's certificate; it has NNG_OPT_TLS_VERIFIED, whose
+ * getter calls our verified() op synchronously on the calling thread. verified() copies
+ * the connection's plog_tls_peer into a thread-local slot when it returns true and the
+ * certificate carries exactly one usable CN.
+ *
+ * plog_tls_peer_slot_clear empties this thread's slot.
+ * plog_tls_peer_slot_take moves the slot into *out and empties it; false when empty. */
+void plog_tls_peer_slot_clear(void);
+bool plog_tls_peer_slot_take(plog_tls_peer *out);
+
+#endif

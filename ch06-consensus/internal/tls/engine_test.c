@@ -1,0 +1,472 @@
+/* engine_test.c - the OpenSSL engine inside nng: it is the engine in use, mutual TLS
+ * works and negotiates TLS 1.3, every bad certificate is refused at the handshake
+ * with an error the client can read and without a hang, and tools nobody here wrote
+ * (openssl s_client) agree. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "internal/tls/tlstest.h"
+
+/* A refused handshake must end well within this; a hang kills the test binary. */
+#define REFUSAL_DEADLINE_S 20
+
+static void test_tls_engine_register_makes_nng_use_openssl(void **state)
+{
+    (void)state;
+    assert_plog_ok(plog_tls_engine_register());
+    assert_string_equal(nng_tls_engine_name(), PLOG_TLS_ENGINE_NAME);
+    assert_non_null(strstr(nng_tls_engine_description(), "OpenSSL 3"));
+    assert_plog_ok(plog_tls_engine_register()); /* idempotent */
+    assert_string_equal(nng_tls_engine_name(), PLOG_TLS_ENGINE_NAME);
+}
+
+static void test_tls_config_missing_file_is_named_in_the_error(void **state)
+{
+    (void)state;
+    char err[PLOG_TLS_ERRMSG_SIZE];
+    nng_tls_config *cfg = NULL;
+    int rv = plog_tls_config_server(tt_path("server.pem"), tt_path("server-key.pem"), "/nonexistent/ca.pem",
+                                    &cfg, err, sizeof err);
+    assert_int_equal(rv, PLOG_EIO);
+    assert_null(cfg);
+    assert_non_null(strstr(err, "/nonexistent/ca.pem"));
+    assert_non_null(strstr(err, "No such file"));
+}
+
+static void test_tls_config_key_of_another_certificate_is_refused(void **state)
+{
+    (void)state;
+    char err[PLOG_TLS_ERRMSG_SIZE];
+    nng_tls_config *cfg = NULL;
+    int rv = plog_tls_config_server(tt_path("server.pem"), tt_path("root-client-key.pem"), tt_path("ca.pem"),
+                                    &cfg, err, sizeof err);
+    assert_int_equal(rv, PLOG_ETLS);
+    assert_null(cfg);
+    assert_non_null(strstr(err, "does not match"));
+}
+
+static void test_tls_config_non_pem_file_is_refused(void **state)
+{
+    (void)state;
+    char err[PLOG_TLS_ERRMSG_SIZE];
+    nng_tls_config *cfg = NULL;
+    /* policy.csv sits in the certs directory: a real file that is not PEM. */
+    int rv = plog_tls_config_client(NULL, NULL, tt_path("policy.csv"), "127.0.0.1", &cfg, err, sizeof err);
+    assert_int_equal(rv, PLOG_ETLS);
+    assert_non_null(strstr(err, "not a PEM file"));
+    rv = plog_tls_config_client(tt_path("root-client.pem"), NULL, tt_path("ca.pem"), "127.0.0.1", &cfg, err,
+                                sizeof err);
+    assert_int_equal(rv, PLOG_EINVAL);
+    assert_null(cfg);
+}
+
+static void test_tls_url_host_strips_scheme_port_and_brackets(void **state)
+{
+    (void)state;
+    char host[64];
+    assert_plog_ok(plog_tls_url_host("tls+tcp://127.0.0.1:8400", host, sizeof host));
+    assert_string_equal(host, "127.0.0.1");
+    assert_plog_ok(plog_tls_url_host("tls+tcp://[::1]:8400", host, sizeof host));
+    assert_string_equal(host, "::1");
+    assert_plog_ok(plog_tls_url_host("tls+tcp://localhost:1", host, sizeof host));
+    assert_string_equal(host, "localhost");
+    assert_int_equal(plog_tls_url_host("tls+tcp://:1", host, sizeof host), PLOG_EINVAL);
+    assert_int_equal(plog_tls_url_host("nonsense", host, sizeof host), PLOG_EINVAL);
+    assert_true(plog_tls_url_is_tls("tls+tcp://127.0.0.1:1"));
+    assert_false(plog_tls_url_is_tls("tcp://127.0.0.1:1"));
+}
+
+/* Go: TestServer "produce/consume a message to/from the log succeeeds", the TLS half:
+ * both sides verified, the server sees the client's CN, TLS 1.3 was negotiated. */
+static void test_tls_mutual_echo_negotiates_tls13_and_names_the_client(void **state)
+{
+    (void)state;
+    struct tt_server srv;
+    nng_socket c;
+    tt_server_start_files(&srv, "tls+tcp", "server.pem", "server-key.pem");
+    nng_tls_config *cfg = tt_client_config("root-client.pem", "root-client-key.pem", "ca.pem", NULL);
+    assert_nng_ok(tt_client_dial(srv.url, cfg, &c));
+
+    char *reply = tt_echo(c, "hello");
+    assert_string_equal(reply, "hello|root|TLSv1.3");
+    free(reply);
+
+    /* The client verified the server too: its pipe says so. */
+    nng_msg *msg;
+    assert_nng_ok(nng_msg_alloc(&msg, 0));
+    assert_nng_ok(nng_sendmsg(c, msg, 0));
+    assert_nng_ok(nng_recvmsg(c, &msg, 0));
+    bool verified = false;
+    assert_nng_ok(nng_pipe_get_bool(nng_msg_get_pipe(msg), NNG_OPT_TLS_VERIFIED, &verified));
+    assert_true(verified);
+    nng_msg_free(msg);
+
+    nng_close(c);
+    nng_tls_config_free(cfg);
+    tt_server_stop(&srv);
+}
+
+static void test_tls_server_name_may_be_a_dns_name(void **state)
+{
+    (void)state;
+    struct tt_server srv;
+    nng_socket c;
+    tt_server_start_files(&srv, "tls+tcp", "server.pem", "server-key.pem");
+    nng_tls_config *cfg = tt_client_config("root-client.pem", "root-client-key.pem", "ca.pem", "localhost");
+    assert_nng_ok(tt_client_dial(srv.url, cfg, &c));
+    char *reply = tt_echo(c, "sni");
+    assert_string_equal(reply, "sni|root|TLSv1.3");
+    free(reply);
+    nng_close(c);
+    nng_tls_config_free(cfg);
+    tt_server_stop(&srv);
+}
+
+static void test_tls_client_limited_to_tls12_still_connects(void **state)
+{
+    (void)state;
+    struct tt_server srv;
+    nng_socket c;
+    tt_server_start_files(&srv, "tls+tcp", "server.pem", "server-key.pem");
+    nng_tls_config *cfg = tt_client_config("root-client.pem", "root-client-key.pem", "ca.pem", NULL);
+    assert_nng_ok(nng_tls_config_version(cfg, NNG_TLS_1_2, NNG_TLS_1_2));
+    assert_int_equal(nng_tls_config_version(cfg, NNG_TLS_1_0, NNG_TLS_1_1), NNG_ENOTSUP);
+    assert_nng_ok(tt_client_dial(srv.url, cfg, &c));
+    char *reply = tt_echo(c, "old");
+    assert_string_equal(reply, "old|root|TLSv1.2");
+    free(reply);
+    nng_close(c);
+    nng_tls_config_free(cfg);
+    tt_server_stop(&srv);
+}
+
+/* Messages far larger than a TLS record and than nng's 16 KiB buffers: partial
+ * writes, retried writes from moved buffers, many records per read. */
+static void test_tls_large_messages_arrive_intact(void **state)
+{
+    (void)state;
+    struct tt_server srv;
+    nng_socket c;
+    tt_server_start_files(&srv, "tls+tcp", "server.pem", "server-key.pem");
+    nng_tls_config *cfg = tt_client_config("root-client.pem", "root-client-key.pem", "ca.pem", NULL);
+    assert_nng_ok(tt_client_dial(srv.url, cfg, &c));
+
+    static const size_t sizes[] = {1, 16383, 16384, 16385, 100000, 1 << 20, 3 * (1 << 20) + 7};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t n = sizes[k];
+        uint8_t *buf = malloc(n);
+        for (size_t i = 0; i < n; i++)
+            buf[i] = (uint8_t)(i * 31 + k);
+        assert_nng_ok(nng_send(c, buf, n, 0));
+        char *reply = NULL;
+        size_t len = 0;
+        assert_nng_ok(nng_recv(c, &reply, &len, NNG_FLAG_ALLOC));
+        const char *tail = "|root|TLSv1.3";
+        assert_int_equal(len, n + strlen(tail));
+        assert_memory_equal(reply, buf, n);
+        assert_memory_equal(reply + n, tail, strlen(tail));
+        nng_free(reply, len);
+        free(buf);
+    }
+    nng_close(c);
+    nng_tls_config_free(cfg);
+    tt_server_stop(&srv);
+}
+
+/* refused dials the server with the given client and expects the handshake to fail
+ * with want (nng's code) and a client-side message containing needle; then checks
+ * that the server served nothing and still serves a good client. */
+static void refused(struct tt_server *srv, const char *cert, const char *key, const char *ca,
+                    const char *server_name, int want, const char *needle)
+{
+    nng_socket c;
+    char err[PLOG_TLS_ERRMSG_SIZE];
+    nng_tls_config *cfg = tt_client_config(cert, key, ca, server_name);
+
+    alarm(REFUSAL_DEADLINE_S); /* a hang ends the binary with SIGALRM */
+    int64_t t0 = plog_test_now_ms();
+    int rv = tt_client_dial(srv->url, cfg, &c);
+    int64_t dt = plog_test_now_ms() - t0;
+    alarm(0);
+    if (rv == 0)
+        nng_close(c);
+    assert_int_equal(rv, want);
+    assert_true(plog_tls_config_errmsg(cfg, err, sizeof err));
+    if (strstr(err, needle) == NULL)
+        fail_msg("client error \"%s\" (%s) does not say \"%s\"", err, nng_strerror(rv), needle);
+    print_message("    refused in %lld ms: %s: %s\n", (long long)dt, nng_strerror(rv), err);
+    nng_tls_config_free(cfg);
+    assert_int_equal(atomic_load(&srv->served), 0);
+
+    /* The server is unharmed. */
+    cfg = tt_client_config("root-client.pem", "root-client-key.pem", "ca.pem", NULL);
+    assert_nng_ok(tt_client_dial(srv->url, cfg, &c));
+    char *reply = tt_echo(c, "after");
+    assert_string_equal(reply, "after|root|TLSv1.3");
+    free(reply);
+    nng_close(c);
+    nng_tls_config_free(cfg);
+}
+
+static int refusal_setup(void **state)
+{
+    struct tt_server *srv = malloc(sizeof *srv);
+    tt_server_start_files(srv, "tls+tcp", "server.pem", "server-key.pem");
+    *state = srv;
+    return 0;
+}
+
+static int refusal_teardown(void **state)
+{
+    tt_server_stop(*state);
+    free(*state);
+    return 0;
+}
+
+static void test_tls_client_without_certificate_is_refused(void **state)
+{
+    refused(*state, NULL, NULL, "ca.pem", NULL, NNG_EPEERAUTH, "certificate required");
+}
+
+static void test_tls_client_certificate_from_another_ca_is_refused(void **state)
+{
+    refused(*state, "other-client.pem", "other-client-key.pem", "ca.pem", NULL, NNG_EPEERAUTH, "unknown ca");
+}
+
+static void test_tls_expired_client_certificate_is_refused(void **state)
+{
+    refused(*state, "expired-client.pem", "expired-client-key.pem", "ca.pem", NULL, NNG_EPEERAUTH,
+            "certificate expired");
+}
+
+static void test_tls_not_yet_valid_client_certificate_is_refused(void **state)
+{
+    /* TLS has no "not yet valid" alert: OpenSSL sends bad_certificate. */
+    refused(*state, "future-client.pem", "future-client-key.pem", "ca.pem", NULL, NNG_EPEERAUTH,
+            "bad certificate");
+}
+
+static void test_tls_client_refuses_server_with_wrong_ip(void **state)
+{
+    /* The server holds a good certificate, but for 10.9.9.9: the client must say no. */
+    struct tt_server *srv = *state;
+    tt_server_stop(srv);
+    tt_server_start_files(srv, "tls+tcp", "wrong-name-server.pem", "wrong-name-server-key.pem");
+    nng_socket c;
+    char err[PLOG_TLS_ERRMSG_SIZE];
+    nng_tls_config *cfg = tt_client_config("root-client.pem", "root-client-key.pem", "ca.pem", NULL);
+    alarm(REFUSAL_DEADLINE_S);
+    int rv = tt_client_dial(srv->url, cfg, &c);
+    alarm(0);
+    assert_int_equal(rv, NNG_EPEERAUTH);
+    assert_true(plog_tls_config_errmsg(cfg, err, sizeof err));
+    assert_non_null(strstr(err, "IP address mismatch"));
+    nng_tls_config_free(cfg);
+
+    cfg = tt_client_config("root-client.pem", "root-client-key.pem", "ca.pem", "localhost");
+    alarm(REFUSAL_DEADLINE_S);
+    rv = tt_client_dial(srv->url, cfg, &c);
+    alarm(0);
+    assert_int_equal(rv, NNG_EPEERAUTH);
+    assert_true(plog_tls_config_errmsg(cfg, err, sizeof err));
+    assert_non_null(strstr(err, "hostname mismatch"));
+    nng_tls_config_free(cfg);
+    assert_int_equal(atomic_load(&srv->served), 0);
+}
+
+static void test_tls_client_refuses_server_from_another_ca(void **state)
+{
+    refused(*state, "root-client.pem", "root-client-key.pem", "other-ca.pem", NULL, NNG_EPEERAUTH,
+            "certificate verify failed");
+}
+
+static void test_tls_plain_tcp_client_gets_no_service_from_tls_listener(void **state)
+{
+    struct tt_server *srv = *state;
+    char url[64];
+    nng_socket c;
+    /* Same port, tcp:// instead of tls+tcp://. */
+    snprintf(url, sizeof url, "tcp://%s", strstr(srv->url, "://") + 3);
+    alarm(REFUSAL_DEADLINE_S);
+    int rv = tt_client_dial(url, NULL, &c);
+    alarm(0);
+    if (rv == 0)
+        nng_close(c);
+    assert_int_not_equal(rv, 0);
+    print_message("    tcp:// against tls: %s\n", nng_strerror(rv));
+    assert_int_equal(atomic_load(&srv->served), 0);
+}
+
+static void test_tls_client_gets_no_service_from_plain_tcp_listener(void **state)
+{
+    (void)state;
+    struct tt_server srv;
+    char url[64];
+    nng_socket c;
+    tt_url("tcp", url, sizeof url);
+    tt_server_start(&srv, url, NULL);
+    snprintf(url, sizeof url, "tls+tcp://%s", strstr(srv.url, "://") + 3);
+    nng_tls_config *cfg = tt_client_config("root-client.pem", "root-client-key.pem", "ca.pem", NULL);
+    alarm(REFUSAL_DEADLINE_S);
+    int rv = tt_client_dial(url, cfg, &c);
+    alarm(0);
+    if (rv == 0)
+        nng_close(c);
+    assert_int_not_equal(rv, 0);
+    nng_tls_config_free(cfg);
+    tt_server_stop(&srv);
+}
+
+struct failures {
+    pthread_mutex_t mu;
+    int n;
+    char all[4 * PLOG_TLS_ERRMSG_SIZE]; /* every reason, ";"-separated */
+};
+
+static void on_failure(void *arg, const char *reason)
+{
+    struct failures *f = arg;
+    pthread_mutex_lock(&f->mu);
+    f->n++;
+    size_t used = strlen(f->all);
+    snprintf(f->all + used, sizeof f->all - used, "%s;", reason);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* The server hears of every refused handshake (with the reason) and counts it:
+ * a refused client never becomes a pipe, so this is the only trace of it. */
+static void test_tls_server_reports_refused_handshakes(void **state)
+{
+    (void)state;
+    struct failures f = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    struct tt_server srv;
+    char url[64], err[PLOG_TLS_ERRMSG_SIZE], all[4 * PLOG_TLS_ERRMSG_SIZE];
+    nng_tls_config *scfg, *ccfg;
+    nng_socket c;
+    plog_tls_stats before, after;
+
+    tt_url("tls+tcp", url, sizeof url);
+    assert_plog_ok(plog_tls_config_server(tt_path("server.pem"), tt_path("server-key.pem"), tt_path("ca.pem"),
+                                          &scfg, err, sizeof err));
+    assert_plog_ok(plog_tls_config_on_failure(scfg, on_failure, &f));
+    tt_server_start(&srv, url, scfg);
+    plog_tls_stats_get(&before);
+
+    ccfg = tt_client_config("expired-client.pem", "expired-client-key.pem", "ca.pem", NULL);
+    assert_int_equal(tt_client_dial(url, ccfg, &c), NNG_EPEERAUTH);
+    nng_tls_config_free(ccfg);
+    ccfg = tt_client_config(NULL, NULL, "ca.pem", NULL);
+    assert_int_equal(tt_client_dial(url, ccfg, &c), NNG_EPEERAUTH);
+    nng_tls_config_free(ccfg);
+
+    /* The server's reports may land just after the clients' errors, in any order. */
+    for (int i = 0; i < 200; i++) {
+        pthread_mutex_lock(&f.mu);
+        int n = f.n;
+        snprintf(all, sizeof all, "%s", f.all);
+        pthread_mutex_unlock(&f.mu);
+        if (n >= 2)
+            break;
+        plog_test_sleep_ms(10);
+    }
+    pthread_mutex_lock(&f.mu);
+    int nfail = f.n;
+    pthread_mutex_unlock(&f.mu);
+    if (nfail != 2)
+        fail_msg("%d failures reported, want 2: %s", nfail, all);
+    if (strstr(all, "peer sent no certificate") == NULL ||
+        strstr(all, "certificate verify failed: certificate has expired (client certificate)") == NULL)
+        fail_msg("reported: %s", all);
+    assert_true(plog_tls_config_errmsg(scfg, err, sizeof err));
+    plog_tls_stats_get(&after);
+    assert_true(after.failures >= before.failures + 4); /* both sides of both */
+    assert_true(after.handshakes >= before.handshakes);
+
+    tt_server_stop(&srv);
+    nng_tls_config_free(scfg);
+}
+
+/* s_client runs openssl s_client against the server, its stdin a pause so that a
+ * refusal, which TLS 1.3 delivers after the client's handshake, can arrive. With a
+ * certificate, stdin first carries the 8-byte SP header of a REQ peer, so that the
+ * server's nng sees a real peer. (Without one, the client sends nothing after its
+ * handshake: data sent meanwhile could turn the server's close into a reset that
+ * destroys its alert, a TCP race, not a refusal that failed.) */
+static int s_client(const struct tt_server *srv, bool with_cert, char **out)
+{
+    char cmd[2048];
+    const char *hostport = strstr(srv->url, "://") + 3;
+    char certopts[1200] = "";
+    if (with_cert)
+        snprintf(certopts, sizeof certopts, "-cert '%s' -key '%s'", tt_path("root-client.pem"),
+                 tt_path("root-client-key.pem"));
+    snprintf(cmd, sizeof cmd,
+             "(%s sleep 1) | "
+             "openssl s_client -connect %s -CAfile '%s' -verify_return_error -verify_ip 127.0.0.1 "
+             "%s 2>&1",
+             with_cert ? "printf '\\000SP\\000\\000\\060\\000\\000';" : "", hostport, tt_path("ca.pem"),
+             certopts);
+    return plog_test_sh(cmd, 20000, out);
+}
+
+static void test_tls_openssl_s_client_with_root_certificate_completes_tls13(void **state)
+{
+    char *out = NULL;
+    int rc = s_client(*state, true, &out);
+    if (rc != 0 || strstr(out, "Verify return code: 0 (ok)") == NULL || strstr(out, "New, TLSv1.3") == NULL ||
+        strstr(out, "alert") != NULL)
+        fail_msg("s_client exit %d:\n%s", rc, out);
+    free(out);
+}
+
+static void test_tls_openssl_s_client_without_certificate_is_refused(void **state)
+{
+    char *out = NULL;
+    int rc = s_client(*state, false, &out);
+    if (strstr(out, "certificate required") == NULL)
+        fail_msg("s_client exit %d, no refusal:\n%s", rc, out);
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tls_engine_register_makes_nng_use_openssl),
+        cmocka_unit_test(test_tls_config_missing_file_is_named_in_the_error),
+        cmocka_unit_test(test_tls_config_key_of_another_certificate_is_refused),
+        cmocka_unit_test(test_tls_config_non_pem_file_is_refused),
+        cmocka_unit_test(test_tls_url_host_strips_scheme_port_and_brackets),
+        cmocka_unit_test(test_tls_mutual_echo_negotiates_tls13_and_names_the_client),
+        cmocka_unit_test(test_tls_server_name_may_be_a_dns_name),
+        cmocka_unit_test(test_tls_client_limited_to_tls12_still_connects),
+        cmocka_unit_test(test_tls_large_messages_arrive_intact),
+        cmocka_unit_test_setup_teardown(test_tls_client_without_certificate_is_refused, refusal_setup,
+                                        refusal_teardown),
+        cmocka_unit_test_setup_teardown(test_tls_client_certificate_from_another_ca_is_refused, refusal_setup,
+                                        refusal_teardown),
+        cmocka_unit_test_setup_teardown(test_tls_expired_client_certificate_is_refused, refusal_setup,
+                                        refusal_teardown),
+        cmocka_unit_test_setup_teardown(test_tls_not_yet_valid_client_certificate_is_refused, refusal_setup,
+                                        refusal_teardown),
+        cmocka_unit_test_setup_teardown(test_tls_client_refuses_server_with_wrong_ip, refusal_setup,
+                                        refusal_teardown),
+        cmocka_unit_test_setup_teardown(test_tls_client_refuses_server_from_another_ca, refusal_setup,
+                                        refusal_teardown),
+        cmocka_unit_test_setup_teardown(test_tls_plain_tcp_client_gets_no_service_from_tls_listener,
+                                        refusal_setup, refusal_teardown),
+        cmocka_unit_test(test_tls_client_gets_no_service_from_plain_tcp_listener),
+        cmocka_unit_test(test_tls_server_reports_refused_handshakes),
+        cmocka_unit_test_setup_teardown(test_tls_openssl_s_client_with_root_certificate_completes_tls13,
+                                        refusal_setup, refusal_teardown),
+        cmocka_unit_test_setup_teardown(test_tls_openssl_s_client_without_certificate_is_refused,
+                                        refusal_setup, refusal_teardown),
+    };
+    tt_certs(); /* before any thread exists: the script runs in a child process */
+    return cmocka_run_group_tests_name("tls engine", tests, NULL, NULL);
+}
