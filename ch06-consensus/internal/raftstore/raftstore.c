@@ -1,0 +1,513 @@
+/* raftstore.c - a Raft server's durable state in one directory (see raftstore.h). */
+#include "internal/raftstore/raftstore.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/v1/log.pb-c.h"
+#include "internal/err/err.h"
+#include "internal/log/log.h"
+#include "internal/log/store.h"
+#include "internal/log/suffix.h"
+
+#define ERRSZ 256
+#define HS_BYTES 20
+#define SNAP_MAGIC 0x504c534eu /* "PLSN" */
+
+struct plog_raftstore {
+    char *dir;
+    plog_log_config lc;
+    plog_log *log;
+    uint64_t gen; /* log-<gen> holds the log after the snapshot */
+    plog_raft_hard_state hs;
+    bool has_snap;
+    plog_raft_snapshot snap; /* snap.data owned (snap_buf) */
+    uint8_t *snap_buf;
+    Log__V1__Record **recs; /* what the last boot read; entries point into them */
+    plog_raft_entry *entries;
+    size_t n_recs;
+    char errmsg[ERRSZ];
+};
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static int fail_errno(plog_raftstore *s, const char *what, const char *path)
+{
+    plog_errf(s->errmsg, sizeof s->errmsg, "%s %s: %s", what, path, strerror(errno));
+    return PLOG_EIO;
+}
+
+static int fsync_dir(plog_raftstore *s)
+{
+    int fd = open(s->dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return fail_errno(s, "open", s->dir);
+    int rv = fsync(fd) == 0 ? PLOG_OK : fail_errno(s, "fsync", s->dir);
+    close(fd);
+    return rv;
+}
+
+/* write_atomic replaces dir/name by n bytes of p: write a temporary, fsync it,
+ * rename it over the old file, fsync the directory. A crash leaves the old file
+ * or the new one, whole. */
+static int write_atomic(plog_raftstore *s, const char *name, const uint8_t *p, size_t n)
+{
+    char tmp[4096], path[4096];
+    snprintf(path, sizeof path, "%s/%s", s->dir, name);
+    snprintf(tmp, sizeof tmp, "%s/%s.tmp", s->dir, name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return fail_errno(s, "open", tmp);
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = write(fd, p + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            fail_errno(s, "write", tmp);
+            close(fd);
+            return PLOG_EIO;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0) {
+        fail_errno(s, "fsync", tmp);
+        close(fd);
+        return PLOG_EIO;
+    }
+    close(fd);
+    if (rename(tmp, path) != 0)
+        return fail_errno(s, "rename", tmp);
+    return fsync_dir(s);
+}
+
+/* read_file reads dir/name into *p (malloc'd). PLOG_EOF when it does not exist. */
+static int read_file(plog_raftstore *s, const char *name, uint8_t **p, size_t *n)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", s->dir, name);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return errno == ENOENT ? PLOG_EOF : fail_errno(s, "open", path);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        fail_errno(s, "stat", path);
+        close(fd);
+        return PLOG_EIO;
+    }
+    uint8_t *buf = malloc((size_t)st.st_size + 1);
+    if (buf == NULL) {
+        close(fd);
+        return PLOG_ENOMEM;
+    }
+    size_t off = 0;
+    while (off < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + off, (size_t)st.st_size - off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            fail_errno(s, "read", path);
+            free(buf);
+            close(fd);
+            return PLOG_EIO;
+        }
+        off += (size_t)r;
+    }
+    close(fd);
+    *p = buf;
+    *n = off;
+    return PLOG_OK;
+}
+
+static int load_hard_state(plog_raftstore *s)
+{
+    uint8_t *p;
+    size_t n;
+    int rv = read_file(s, "hardstate", &p, &n);
+    if (rv == PLOG_EOF)
+        return PLOG_OK;
+    if (rv != PLOG_OK)
+        return rv;
+    if (n != HS_BYTES || plog_crc32c(0, p, 16) != get_be32(p + 16)) {
+        plog_errf(s->errmsg, sizeof s->errmsg, "%s/hardstate: bad size or checksum", s->dir);
+        free(p);
+        return PLOG_ECORRUPT;
+    }
+    s->hs.term = get_be64(p);
+    s->hs.vote = get_be64(p + 8);
+    free(p);
+    return PLOG_OK;
+}
+
+/* Snapshot file: magic u32, index u64, term u64, gen u64, conf length u32, conf,
+ * data length u64, data, CRC-32C u32 of everything before it. */
+static int load_snapshot(plog_raftstore *s)
+{
+    uint8_t *p;
+    size_t n;
+    int rv = read_file(s, "snapshot", &p, &n);
+    if (rv == PLOG_EOF)
+        return PLOG_OK;
+    if (rv != PLOG_OK)
+        return rv;
+    size_t hdr = 4 + 8 + 8 + 8 + 4;
+    if (n < hdr + 8 + 4 || get_be32(p) != SNAP_MAGIC ||
+        plog_crc32c(0, p, n - 4) != get_be32(p + n - 4))
+        goto corrupt;
+    uint32_t clen = get_be32(p + 28);
+    if (clen > n - hdr - 12)
+        goto corrupt;
+    uint64_t dlen = get_be64(p + hdr + clen);
+    if (dlen != n - hdr - clen - 12)
+        goto corrupt;
+    plog_raft_snapshot snap = {.index = get_be64(p + 4), .term = get_be64(p + 12)};
+    if (plog_raft_conf_decode(p + hdr, clen, &snap.conf) != PLOG_OK)
+        goto corrupt;
+    s->gen = get_be64(p + 20);
+    s->snap_buf = p;
+    snap.data = p + hdr + clen + 8;
+    snap.len = (size_t)dlen;
+    s->snap = snap;
+    s->has_snap = true;
+    return PLOG_OK;
+corrupt:
+    plog_errf(s->errmsg, sizeof s->errmsg, "%s/snapshot: bad format or checksum", s->dir);
+    free(p);
+    return PLOG_ECORRUPT;
+}
+
+static void remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d != NULL) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char sub[4096];
+            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+            unlink(sub);
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+/* remove_stray removes log generations other than the current one: what a crash
+ * during a snapshot install left behind. */
+static void remove_stray(plog_raftstore *s)
+{
+    DIR *d = opendir(s->dir);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        unsigned long long g;
+        char tail;
+        if (sscanf(e->d_name, "log-%llu%c", &g, &tail) != 1 || g == s->gen)
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", s->dir, e->d_name);
+        remove_tree(path);
+    }
+    closedir(d);
+}
+
+static int open_log(plog_raftstore *s, uint64_t gen, uint64_t initial, plog_log **lp)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/log-%" PRIu64, s->dir, gen);
+    plog_log_config c = s->lc;
+    c.segment.initial_offset = initial;
+    c.sync = PLOG_SYNC_NEVER; /* the store syncs when the driver says */
+    int rv = plog_log_open(path, &c, lp);
+    if (rv != PLOG_OK)
+        plog_errf(s->errmsg, sizeof s->errmsg, "open log %s: %s", path, plog_strerror(rv));
+    return rv;
+}
+
+int plog_raftstore_open(const char *dir, const plog_log_config *lc, plog_raftstore **sp,
+                        char *errmsg, size_t errsz)
+{
+    plog_raftstore *s = calloc(1, sizeof *s);
+    if (s == NULL || (s->dir = strdup(dir)) == NULL) {
+        free(s);
+        return PLOG_ENOMEM;
+    }
+    if (lc != NULL)
+        s->lc = *lc;
+    int rv = PLOG_OK;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        rv = fail_errno(s, "mkdir", dir);
+        goto fail;
+    }
+    if ((rv = load_hard_state(s)) != PLOG_OK || (rv = load_snapshot(s)) != PLOG_OK)
+        goto fail;
+    remove_stray(s);
+    rv = open_log(s, s->gen, s->has_snap ? s->snap.index : 0, &s->log);
+    if (rv != PLOG_OK)
+        goto fail;
+    *sp = s;
+    return PLOG_OK;
+fail:
+    plog_errf(errmsg, errsz, "%s", s->errmsg[0] ? s->errmsg : plog_strerror(rv));
+    plog_raftstore_close(s);
+    return rv;
+}
+
+static void free_boot(plog_raftstore *s)
+{
+    for (size_t i = 0; i < s->n_recs; i++)
+        log__v1__record__free_unpacked(s->recs[i], NULL);
+    free(s->recs);
+    free(s->entries);
+    s->recs = NULL;
+    s->entries = NULL;
+    s->n_recs = 0;
+}
+
+int plog_raftstore_boot(plog_raftstore *s, plog_raft_boot *boot)
+{
+    free_boot(s);
+    uint64_t snap_index = s->has_snap ? s->snap.index : 0;
+    uint64_t lo = plog_log_lowest_offset(s->log), next = plog_log_next_offset(s->log);
+    /* Entry i is at offset i - 1: the first entry needed, snap_index + 1, is at
+     * offset snap_index. */
+    if (lo > snap_index && next > lo) {
+        plog_errf(s->errmsg, sizeof s->errmsg,
+                  "log starts at index %" PRIu64 ", after the snapshot's %" PRIu64 " + 1",
+                  lo + 1, snap_index);
+        return PLOG_ECORRUPT;
+    }
+    size_t n = next > snap_index ? (size_t)(next - snap_index) : 0;
+    if (n > 0) {
+        s->recs = calloc(n, sizeof *s->recs);
+        s->entries = calloc(n, sizeof *s->entries);
+        if (s->recs == NULL || s->entries == NULL) {
+            free_boot(s);
+            return PLOG_ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        Log__V1__Record *r;
+        int rv = plog_log_read(s->log, snap_index + i, &r);
+        if (rv != PLOG_OK) {
+            plog_log_errmsg(s->log, s->errmsg, sizeof s->errmsg);
+            free_boot(s);
+            return rv;
+        }
+        s->recs[s->n_recs++] = r;
+        s->entries[i] = (plog_raft_entry){.term = r->term,
+                                          .index = snap_index + i + 1,
+                                          .type = (uint8_t)r->type,
+                                          .data = r->value.data,
+                                          .len = r->value.len};
+    }
+    *boot = (plog_raft_boot){.hs = s->hs,
+                             .snapshot = s->has_snap ? &s->snap : NULL,
+                             .entries = s->entries,
+                             .n_entries = n};
+    return PLOG_OK;
+}
+
+int plog_raftstore_save_hard_state(plog_raftstore *s, const plog_raft_hard_state *hs)
+{
+    uint8_t b[HS_BYTES];
+    put_be64(b, hs->term);
+    put_be64(b + 8, hs->vote);
+    put_be32(b + 16, plog_crc32c(0, b, 16));
+    int rv = write_atomic(s, "hardstate", b, sizeof b);
+    if (rv == PLOG_OK)
+        s->hs = *hs;
+    return rv;
+}
+
+uint64_t plog_raftstore_last_index(plog_raftstore *s)
+{
+    return plog_log_next_offset(s->log);
+}
+
+/* truncate_from deletes the stored entries from index on: close the log, cut
+ * its files (suffix.h), reopen it. */
+static int truncate_from(plog_raftstore *s, uint64_t index)
+{
+    uint64_t initial = plog_log_lowest_offset(s->log);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/log-%" PRIu64, s->dir, s->gen);
+    int rv = plog_log_close(s->log);
+    s->log = NULL;
+    if (rv != PLOG_OK) {
+        plog_errf(s->errmsg, sizeof s->errmsg, "close log %s: %s", path, plog_strerror(rv));
+        return rv;
+    }
+    rv = plog_log_truncate_suffix(path, index - 1, s->errmsg, sizeof s->errmsg);
+    if (rv != PLOG_OK)
+        return rv;
+    return open_log(s, s->gen, initial, &s->log);
+}
+
+int plog_raftstore_append(plog_raftstore *s, const plog_raft_entry *e, size_t n)
+{
+    if (n == 0)
+        return PLOG_OK;
+    if (s->log == NULL)
+        return PLOG_EIO; /* a truncation failed half-way: reopen the store */
+    uint64_t last = plog_raftstore_last_index(s);
+    uint64_t lo = plog_log_lowest_offset(s->log);
+    if (e[0].index == 0 || e[0].index > last + 1 || e[0].index - 1 < lo) {
+        plog_errf(s->errmsg, sizeof s->errmsg,
+                  "append at index %" PRIu64 " to a log holding %" PRIu64 "..%" PRIu64,
+                  e[0].index, lo + 1, last);
+        return PLOG_EINVAL;
+    }
+    int rv;
+    if (e[0].index <= last && (rv = truncate_from(s, e[0].index)) != PLOG_OK)
+        return rv;
+    Log__V1__Record *recs = calloc(n, sizeof *recs);
+    Log__V1__Record **ptrs = calloc(n, sizeof *ptrs);
+    if (recs == NULL || ptrs == NULL) {
+        free(recs);
+        free(ptrs);
+        return PLOG_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        log__v1__record__init(&recs[i]);
+        recs[i].value.data = (uint8_t *)e[i].data;
+        recs[i].value.len = e[i].len;
+        recs[i].term = e[i].term;
+        recs[i].type = e[i].type;
+        ptrs[i] = &recs[i];
+    }
+    uint64_t first;
+    rv = plog_log_append_batch(s->log, ptrs, n, &first);
+    if (rv != PLOG_OK)
+        plog_log_errmsg(s->log, s->errmsg, sizeof s->errmsg);
+    free(recs);
+    free(ptrs);
+    return rv;
+}
+
+int plog_raftstore_sync(plog_raftstore *s)
+{
+    if (s->log == NULL)
+        return PLOG_EIO;
+    int rv = plog_log_sync(s->log);
+    if (rv != PLOG_OK)
+        plog_log_errmsg(s->log, s->errmsg, sizeof s->errmsg);
+    return rv;
+}
+
+static int write_snapshot(plog_raftstore *s, const plog_raft_snapshot *snap, uint64_t gen)
+{
+    uint8_t conf[PLOG_RAFT_CONF_MAX_BYTES];
+    size_t clen = plog_raft_conf_encode(&snap->conf, conf);
+    size_t hdr = 4 + 8 + 8 + 8 + 4;
+    size_t n = hdr + clen + 8 + snap->len + 4;
+    uint8_t *p = malloc(n);
+    if (p == NULL)
+        return PLOG_ENOMEM;
+    put_be32(p, SNAP_MAGIC);
+    put_be64(p + 4, snap->index);
+    put_be64(p + 12, snap->term);
+    put_be64(p + 20, gen);
+    put_be32(p + 28, (uint32_t)clen);
+    memcpy(p + hdr, conf, clen);
+    put_be64(p + hdr + clen, snap->len);
+    if (snap->len > 0)
+        memcpy(p + hdr + clen + 8, snap->data, snap->len);
+    put_be32(p + n - 4, plog_crc32c(0, p, n - 4));
+    int rv = write_atomic(s, "snapshot", p, n);
+    if (rv != PLOG_OK) {
+        free(p);
+        return rv;
+    }
+    free(s->snap_buf);
+    s->snap_buf = p;
+    s->snap = *snap;
+    s->snap.data = p + hdr + clen + 8;
+    s->has_snap = true;
+    return PLOG_OK;
+}
+
+int plog_raftstore_save_snapshot(plog_raftstore *s, const plog_raft_snapshot *snap, bool drop_log)
+{
+    if (s->log == NULL)
+        return PLOG_EIO;
+    if (!drop_log) {
+        int rv = write_snapshot(s, snap, s->gen);
+        if (rv != PLOG_OK)
+            return rv;
+        /* Entry snap->index + 1 is at offset snap->index: whole segments below go. */
+        if (plog_log_truncate(s->log, snap->index) != PLOG_OK)
+            plog_log_errmsg(s->log, s->errmsg, sizeof s->errmsg); /* kept: harmless */
+        return PLOG_OK;
+    }
+    /* A new generation: its empty log first, then the snapshot naming it (the
+     * switch), then the old log goes. */
+    plog_log *nl;
+    int rv = open_log(s, s->gen + 1, snap->index, &nl);
+    if (rv != PLOG_OK)
+        return rv;
+    if ((rv = plog_log_sync(nl)) != PLOG_OK || (rv = fsync_dir(s)) != PLOG_OK ||
+        (rv = write_snapshot(s, snap, s->gen + 1)) != PLOG_OK) {
+        char path[4096];
+        plog_log_close(nl);
+        snprintf(path, sizeof path, "%s/log-%" PRIu64, s->dir, s->gen + 1);
+        remove_tree(path);
+        return rv;
+    }
+    plog_log_close(s->log);
+    char old[4096];
+    snprintf(old, sizeof old, "%s/log-%" PRIu64, s->dir, s->gen);
+    remove_tree(old);
+    s->log = nl;
+    s->gen++;
+    return PLOG_OK;
+}
+
+const char *plog_raftstore_errmsg(const plog_raftstore *s)
+{
+    return s->errmsg;
+}
+
+void plog_raftstore_close(plog_raftstore *s)
+{
+    if (s == NULL)
+        return;
+    free_boot(s);
+    if (s->log != NULL)
+        plog_log_close(s->log);
+    free(s->snap_buf);
+    free(s->dir);
+    free(s);
+}

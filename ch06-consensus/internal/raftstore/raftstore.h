@@ -1,0 +1,78 @@
+/* raftstore.h - where a Raft server keeps what it must not forget: its log, its
+ * term and vote, and its latest snapshot (the book's logStore, StableStore and
+ * snapshot store of internal/log/distributed.go).
+ *
+ * A directory holds:
+ *   hardstate           term and vote: 8 + 8 bytes big-endian, a CRC-32C; replaced
+ *                       atomically (write a temporary, fsync, rename, fsync the dir)
+ *   snapshot            the latest snapshot: header (magic, index, term, log
+ *                       generation, configuration), the state machine's bytes, a
+ *                       CRC-32C over all; replaced atomically the same way
+ *   log-<generation>/   Raft's log in the chapter's segmented log: entry i is the
+ *                       Record at offset i - 1 (value = data, term = field 3,
+ *                       type = field 4). Installing a snapshot starts a new
+ *                       generation: the new snapshot file names it, so a crash
+ *                       leaves either the old snapshot with the old log or the new
+ *                       one with an empty log, never a mix. Stray generations are
+ *                       removed at open.
+ *
+ * Durability: plog_raftstore_save_hard_state and plog_raftstore_save_snapshot are
+ * durable when they return. Appended entries are durable after plog_raftstore_sync,
+ * one fsync for everything appended since the last (group commit): a driver
+ * appends the entries of every update it has, syncs once, then sends.
+ *
+ * Thread safety: one thread uses a store at a time. */
+#ifndef PLOG_RAFTSTORE_H
+#define PLOG_RAFTSTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal/log/config.h"
+#include "internal/raft/raft.h"
+
+typedef struct plog_raftstore plog_raftstore;
+
+/* plog_raftstore_open opens or creates the store in dir. lc configures Raft's
+ * segmented log (its sync policy is ignored: the store syncs when told);
+ * NULL takes the defaults. On PLOG_OK *sp owns the store until
+ * plog_raftstore_close. PLOG_EIO, PLOG_ECORRUPT (a damaged hardstate or snapshot
+ * file), PLOG_ENOMEM; the reason in errmsg. */
+int plog_raftstore_open(const char *dir, const plog_log_config *lc, plog_raftstore **sp,
+                        char *errmsg, size_t errsz);
+
+/* plog_raftstore_boot fills boot with what the store holds, for plog_raft_new:
+ * the hard state, the snapshot (or NULL) and the entries after it. The pointers
+ * in boot are owned by the store and valid until the next call on it.
+ * PLOG_ECORRUPT when a stored entry fails its checksum or the log has a gap. */
+int plog_raftstore_boot(plog_raftstore *s, plog_raft_boot *boot);
+
+/* plog_raftstore_save_hard_state replaces term and vote, durably. */
+int plog_raftstore_save_hard_state(plog_raftstore *s, const plog_raft_hard_state *hs);
+
+/* plog_raftstore_append deletes every stored entry from e[0].index on (when
+ * there is one) and appends e[0..n-1], which must be contiguous and start at
+ * most one past the last stored entry. Not durable until plog_raftstore_sync. */
+int plog_raftstore_append(plog_raftstore *s, const plog_raft_entry *e, size_t n);
+
+/* plog_raftstore_sync makes every entry appended so far durable (one fsync). */
+int plog_raftstore_sync(plog_raftstore *s);
+
+/* plog_raftstore_save_snapshot stores snap (with its data) durably. With
+ * drop_log (a snapshot installed from the leader) the stored log is replaced by
+ * an empty one after snap->index; without (a snapshot this server took) entries
+ * up to snap->index may go, whole segments at a time. */
+int plog_raftstore_save_snapshot(plog_raftstore *s, const plog_raft_snapshot *snap, bool drop_log);
+
+/* plog_raftstore_last_index: the index of the last stored entry (the snapshot's
+ * index when the log is empty). */
+uint64_t plog_raftstore_last_index(plog_raftstore *s);
+
+/* plog_raftstore_errmsg: the reason of the last failure. */
+const char *plog_raftstore_errmsg(const plog_raftstore *s);
+
+/* plog_raftstore_close closes the store (NULL does nothing). */
+void plog_raftstore_close(plog_raftstore *s);
+
+#endif

@@ -1,0 +1,345 @@
+/* raftstore_test.c - tests of raftstore.c: what a Raft server stores survives a
+ * reopen, a conflicting suffix is cut, snapshots compact or replace the log, and
+ * the states a crash can leave behind reopen to something the server once held. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal/err/err.h"
+#include "internal/raftstore/raftstore.h"
+#include "testing/testing.h"
+
+#ifndef assert_plog_ok
+#define assert_plog_ok(x) assert_int_equal((x), PLOG_OK)
+#endif
+
+struct fixture {
+    char dir[128];
+    plog_log_config lc;
+    plog_raftstore *s;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    plog_test_tmpdir("raftstore", f->dir, sizeof f->dir);
+    /* Small segments: 4 entries each, so cuts cross segment boundaries. */
+    f->lc.segment.max_index_bytes = 4 * 12;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    plog_raftstore_close(f->s);
+    plog_test_rmrf(f->dir);
+    free(f);
+    return 0;
+}
+
+static void reopen(struct fixture *f)
+{
+    char err[256];
+    plog_raftstore_close(f->s);
+    f->s = NULL;
+    int rv = plog_raftstore_open(f->dir, &f->lc, &f->s, err, sizeof err);
+    if (rv != PLOG_OK)
+        fail_msg("open: %s: %s", plog_strerror(rv), err);
+}
+
+/* entry data names index and term, so a read-back shows which write it came from */
+static char bufs[256][32];
+static plog_raft_entry ent(uint64_t index, uint64_t term)
+{
+    char *b = bufs[index % 256];
+    int n = snprintf(b, 32, "i%llu-t%llu", (unsigned long long)index, (unsigned long long)term);
+    return (plog_raft_entry){.index = index,
+                             .term = term,
+                             .type = PLOG_RAFT_ENTRY_NORMAL,
+                             .data = (const uint8_t *)b,
+                             .len = (size_t)n};
+}
+
+static void append_range(struct fixture *f, uint64_t from, uint64_t to, uint64_t term)
+{
+    plog_raft_entry e[64];
+    size_t n = 0;
+    for (uint64_t i = from; i <= to; i++)
+        e[n++] = ent(i, term);
+    assert_plog_ok(plog_raftstore_append(f->s, e, n));
+    assert_plog_ok(plog_raftstore_sync(f->s));
+}
+
+/* check_boot: the stored log is exactly first..last with terms term_of(i) */
+static void check_boot(struct fixture *f, uint64_t first, uint64_t last, uint64_t (*term_of)(uint64_t))
+{
+    plog_raft_boot b;
+    assert_plog_ok(plog_raftstore_boot(f->s, &b));
+    assert_int_equal(b.n_entries, last + 1 - first);
+    for (size_t i = 0; i < b.n_entries; i++) {
+        uint64_t idx = first + i;
+        char want[32];
+        snprintf(want, sizeof want, "i%llu-t%llu", (unsigned long long)idx,
+                 (unsigned long long)term_of(idx));
+        assert_int_equal(b.entries[i].index, idx);
+        assert_int_equal(b.entries[i].term, term_of(idx));
+        assert_int_equal(b.entries[i].len, strlen(want));
+        assert_memory_equal(b.entries[i].data, want, strlen(want));
+    }
+    assert_int_equal(plog_raftstore_last_index(f->s), last);
+}
+
+static uint64_t term1(uint64_t i)
+{
+    (void)i;
+    return 1;
+}
+
+static uint64_t term_cut6(uint64_t i)
+{
+    return i < 6 ? 1 : 3;
+}
+
+static uint64_t term_cut9(uint64_t i)
+{
+    return i < 6 ? 1 : i < 9 ? 3 : 4;
+}
+
+static void test_hard_state_survives_a_reopen_and_a_new_store_starts_at_zero(void **state)
+{
+    struct fixture *f = *state;
+    reopen(f);
+    plog_raft_boot b;
+    assert_plog_ok(plog_raftstore_boot(f->s, &b));
+    assert_int_equal(b.hs.term, 0);
+    assert_int_equal(b.hs.vote, 0);
+    assert_null(b.snapshot);
+    assert_int_equal(b.n_entries, 0);
+    plog_raft_hard_state hs = {.term = 7, .vote = 3};
+    assert_plog_ok(plog_raftstore_save_hard_state(f->s, &hs));
+    hs = (plog_raft_hard_state){.term = 8, .vote = 0};
+    assert_plog_ok(plog_raftstore_save_hard_state(f->s, &hs));
+    reopen(f);
+    assert_plog_ok(plog_raftstore_boot(f->s, &b));
+    assert_int_equal(b.hs.term, 8);
+    assert_int_equal(b.hs.vote, 0);
+}
+
+static void test_a_leftover_temporary_hard_state_is_ignored(void **state)
+{
+    struct fixture *f = *state;
+    reopen(f);
+    plog_raft_hard_state hs = {.term = 5, .vote = 2};
+    assert_plog_ok(plog_raftstore_save_hard_state(f->s, &hs));
+    /* A crash during the next save, before the rename: a torn temporary. */
+    char path[256];
+    snprintf(path, sizeof path, "%s/hardstate.tmp", f->dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("torn", fp);
+    fclose(fp);
+    reopen(f);
+    plog_raft_boot b;
+    assert_plog_ok(plog_raftstore_boot(f->s, &b));
+    assert_int_equal(b.hs.term, 5);
+    assert_int_equal(b.hs.vote, 2);
+}
+
+static void test_a_damaged_hard_state_is_refused(void **state)
+{
+    struct fixture *f = *state;
+    reopen(f);
+    plog_raft_hard_state hs = {.term = 5, .vote = 2};
+    assert_plog_ok(plog_raftstore_save_hard_state(f->s, &hs));
+    plog_raftstore_close(f->s);
+    f->s = NULL;
+    char path[256];
+    snprintf(path, sizeof path, "%s/hardstate", f->dir);
+    FILE *fp = fopen(path, "r+");
+    assert_non_null(fp);
+    fseek(fp, 7, SEEK_SET);
+    fputc(6, fp); /* term 5 -> 6: the checksum no longer matches */
+    fclose(fp);
+    char err[256];
+    assert_int_equal(plog_raftstore_open(f->dir, &f->lc, &f->s, err, sizeof err), PLOG_ECORRUPT);
+    assert_non_null(strstr(err, "hardstate"));
+}
+
+static void test_entries_carry_term_and_type_across_a_reopen(void **state)
+{
+    struct fixture *f = *state;
+    reopen(f);
+    plog_raft_entry e[3] = {ent(1, 1), ent(2, 1), ent(3, 2)};
+    e[0].type = PLOG_RAFT_ENTRY_NOOP;
+    e[2].type = PLOG_RAFT_ENTRY_CONFIG;
+    assert_plog_ok(plog_raftstore_append(f->s, e, 3));
+    assert_plog_ok(plog_raftstore_sync(f->s));
+    reopen(f);
+    plog_raft_boot b;
+    assert_plog_ok(plog_raftstore_boot(f->s, &b));
+    assert_int_equal(b.n_entries, 3);
+    assert_int_equal(b.entries[0].type, PLOG_RAFT_ENTRY_NOOP);
+    assert_int_equal(b.entries[1].type, PLOG_RAFT_ENTRY_NORMAL);
+    assert_int_equal(b.entries[2].type, PLOG_RAFT_ENTRY_CONFIG);
+    assert_int_equal(b.entries[2].term, 2);
+    assert_memory_equal(b.entries[1].data, "i2-t1", 5);
+}
+
+static void test_a_conflicting_suffix_is_cut_within_and_across_segments(void **state)
+{
+    struct fixture *f = *state;
+    reopen(f);
+    append_range(f, 1, 10, 1); /* segments at offsets 0, 4, 8 */
+    check_boot(f, 1, 10, term1);
+    /* A new leader of term 3 disagrees from index 6 (offset 5, inside the
+     * second segment): 6..10 go, the third segment with them. */
+    append_range(f, 6, 12, 3);
+    check_boot(f, 1, 12, term_cut6);
+    reopen(f);
+    check_boot(f, 1, 12, term_cut6);
+    /* Cut exactly at a segment's base (index 9 = offset 8). */
+    append_range(f, 9, 9, 4);
+    reopen(f);
+    check_boot(f, 1, 9, term_cut9);
+}
+
+static void test_a_cut_at_the_first_index_keeps_the_log_usable(void **state)
+{
+    struct fixture *f = *state;
+    reopen(f);
+    append_range(f, 1, 6, 1);
+    append_range(f, 1, 2, 2);
+    reopen(f);
+    plog_raft_boot b;
+    assert_plog_ok(plog_raftstore_boot(f->s, &b));
+    assert_int_equal(b.n_entries, 2);
+    assert_int_equal(b.entries[0].term, 2);
+    assert_int_equal(b.entries[1].term, 2);
+}
+
+static void test_appends_that_would_leave_a_gap_are_refused(void **state)
+{
+    struct fixture *f = *state;
+    reopen(f);
+    append_range(f, 1, 3, 1);
+    plog_raft_entry e = ent(5, 1);
+    assert_int_equal(plog_raftstore_append(f->s, &e, 1), PLOG_EINVAL);
+    check_boot(f, 1, 3, term1);
+}
+
+/* A crash in the middle of a cut: the newest segment's store gone, its index
+ * left (the first unlink of suffix.c done, not the second). The log reopens to a
+ * prefix of what it held. */
+static void test_a_crash_in_the_middle_of_a_cut_leaves_a_prefix(void **state)
+{
+    struct fixture *f = *state;
+    reopen(f);
+    append_range(f, 1, 10, 1);
+    plog_raftstore_close(f->s);
+    f->s = NULL;
+    char path[256];
+    snprintf(path, sizeof path, "%s/log-0/00000000000000000008.store", f->dir);
+    assert_int_equal(unlink(path), 0);
+    reopen(f);
+    check_boot(f, 1, 8, term1);
+    append_range(f, 9, 9, 2); /* and it goes on from there */
+    reopen(f);
+    plog_raft_boot b;
+    assert_plog_ok(plog_raftstore_boot(f->s, &b));
+    assert_int_equal(b.n_entries, 9);
+    assert_int_equal(b.entries[8].term, 2);
+}
+
+static void test_a_snapshot_taken_keeps_the_entries_after_it(void **state)
+{
+    struct fixture *f = *state;
+    reopen(f);
+    append_range(f, 1, 10, 1);
+    plog_raft_snapshot snap = {.index = 9, .term = 1, .data = (const uint8_t *)"state@9", .len = 7};
+    snap.conf.n = 1;
+    snap.conf.servers[0] = (plog_raft_server){.id = 1, .role = PLOG_RAFT_VOTER};
+    assert_plog_ok(plog_raftstore_save_snapshot(f->s, &snap, false));
+    reopen(f);
+    plog_raft_boot b;
+    assert_plog_ok(plog_raftstore_boot(f->s, &b));
+    assert_non_null(b.snapshot);
+    assert_int_equal(b.snapshot->index, 9);
+    assert_int_equal(b.snapshot->conf.n, 1);
+    assert_int_equal(b.snapshot->conf.servers[0].id, 1);
+    assert_int_equal(b.snapshot->len, 7);
+    assert_memory_equal(b.snapshot->data, "state@9", 7);
+    assert_int_equal(b.n_entries, 1);
+    assert_int_equal(b.entries[0].index, 10);
+    /* Whole segments below the snapshot went: offsets 0..7. */
+    char path[256];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/log-0/00000000000000000000.store", f->dir);
+    assert_int_not_equal(stat(path, &st), 0);
+}
+
+static void test_an_installed_snapshot_replaces_the_log(void **state)
+{
+    struct fixture *f = *state;
+    reopen(f);
+    append_range(f, 1, 5, 1);
+    plog_raft_snapshot snap = {.index = 20, .term = 3, .data = (const uint8_t *)"leader@20", .len = 9};
+    assert_plog_ok(plog_raftstore_save_snapshot(f->s, &snap, true));
+    assert_int_equal(plog_raftstore_last_index(f->s), 20);
+    append_range(f, 21, 22, 3);
+    reopen(f);
+    plog_raft_boot b;
+    assert_plog_ok(plog_raftstore_boot(f->s, &b));
+    assert_int_equal(b.snapshot->index, 20);
+    assert_int_equal(b.snapshot->term, 3);
+    assert_int_equal(b.n_entries, 2);
+    assert_int_equal(b.entries[0].index, 21);
+    char path[256];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/log-0", f->dir);
+    assert_int_not_equal(stat(path, &st), 0); /* the old generation is gone */
+}
+
+/* A crash during an install after the new generation's log was made but before
+ * the snapshot file named it: the old snapshot and log stay, the stray goes. */
+static void test_a_crash_before_the_snapshot_switch_keeps_the_old_log(void **state)
+{
+    struct fixture *f = *state;
+    reopen(f);
+    append_range(f, 1, 5, 1);
+    plog_raftstore_close(f->s);
+    f->s = NULL;
+    char path[256];
+    snprintf(path, sizeof path, "%s/log-1", f->dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    reopen(f);
+    check_boot(f, 1, 5, term1);
+    struct stat st;
+    assert_int_not_equal(stat(path, &st), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_hard_state_survives_a_reopen_and_a_new_store_starts_at_zero, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_leftover_temporary_hard_state_is_ignored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_damaged_hard_state_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_entries_carry_term_and_type_across_a_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_conflicting_suffix_is_cut_within_and_across_segments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_cut_at_the_first_index_keeps_the_log_usable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_appends_that_would_leave_a_gap_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_crash_in_the_middle_of_a_cut_leaves_a_prefix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_snapshot_taken_keeps_the_entries_after_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_installed_snapshot_replaces_the_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_crash_before_the_snapshot_switch_keeps_the_old_log, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
