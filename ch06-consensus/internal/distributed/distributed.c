@@ -1,0 +1,1009 @@
+/* distributed.c - the Raft driver of distributed.h.
+ *
+ * The node thread loops: take every queued event (messages received, proposals,
+ * reads), step the core with each, and for each update, in the order the core's
+ * contract asks (internal/raft/raft.h):
+ *   1. persist: the hard state (its own atomic file), the entries (appended to
+ *      Raft's log, not yet fsynced);
+ *   2. queue the messages, encoded;
+ *   3. apply the committed entries to the record log (which is rebuilt from
+ *      Raft's log at start, so applying before this node's own fsync is safe)
+ *      and answer the produces they complete;
+ * then one fsync for all the entries of the round (group commit), then send
+ * every queued message, then report PERSISTED, whose update is handled the same
+ * way. No message leaves before the writes it depends on are durable. */
+#define _GNU_SOURCE /* pthread_condattr_setclock, clock_gettime */
+#include "internal/distributed/distributed.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "api/v1/log.pb-c.h"
+#include "internal/discovery/transport.h"
+#include "internal/distributed/codec.h"
+#include "internal/err/err.h"
+#include "internal/raft/raft.h"
+#include "internal/raftstore/raftstore.h"
+
+#define ENTRY_VERSION 1
+#define DEDUP_BUCKETS 1024
+#define MAX_PEERS PLOG_RAFT_MAX_SERVERS
+#define RECONCILE_MS 20
+
+enum { EV_RECEIVE = 1, EV_PROPOSE, EV_READ };
+
+struct proposal {
+    struct proposal *next;
+    uint8_t *data;
+    size_t len;
+    uint64_t index, term;
+    plog_distributed_done_fn done;
+    void *arg;
+};
+
+struct read_req {
+    struct read_req *next;
+    uint64_t ctx, index;
+    bool released;
+    plog_distributed_read_fn done;
+    void *arg;
+};
+
+struct ev {
+    struct ev *next;
+    int kind;
+    plog_distributed_decoded dec; /* RECEIVE */
+    struct proposal *prop;        /* PROPOSE */
+    struct read_req *read;        /* READ */
+};
+
+struct outmsg {
+    uint64_t to;
+    uint8_t *buf;
+    size_t len;
+};
+
+struct peer {
+    uint64_t id;
+    char name[64];
+    char raft_addr[128];
+    char rpc_addr[128];
+    bool left; /* left gracefully: the leader removes it */
+};
+
+struct dedup {
+    struct dedup *next;
+    uint64_t client_id, seq, first, count;
+};
+
+struct plog_distributed {
+    char *name, *dir;
+    uint64_t id;
+    plog_distributed_config cfg;
+    plog_raftstore *store;
+    plog_log *records;
+    plog_transport *tr;
+    plog_raft *raft;
+
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t mu; /* queue, stop, peers, status */
+    pthread_cond_t cv;
+    struct ev *qhead, *qtail;
+    bool stop, transferring;
+
+    struct peer peers[MAX_PEERS + 8];
+    size_t npeers;
+    plog_raft_status st; /* a copy for other threads, under mu */
+    _Atomic uint64_t applied_next;
+
+    /* node thread only */
+    struct proposal *pending, *pending_tail;
+    struct read_req *reads;
+    uint64_t read_ctx;
+    struct outmsg *out;
+    size_t nout, outcap;
+    bool dirty;
+    uint64_t last_index, last_term; /* last entry written this round */
+    uint64_t deadline;
+    uint64_t next_reconcile;
+    struct dedup *dedup[DEDUP_BUCKETS];
+    uint64_t applied_index;
+};
+
+uint64_t plog_distributed_id(const char *name)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 0x100000001b3ull;
+    return h != 0 ? h : 1;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- peers (under mu) ------------------------------------------------------- */
+
+static struct peer *peer_by_id(plog_distributed *d, uint64_t id)
+{
+    for (size_t i = 0; i < d->npeers; i++)
+        if (d->peers[i].id == id)
+            return &d->peers[i];
+    return NULL;
+}
+
+static void copy_str(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src != NULL ? src : "");
+}
+
+/* ---- the queue ---------------------------------------------------------------- */
+
+static void enqueue(plog_distributed *d, struct ev *e)
+{
+    pthread_mutex_lock(&d->mu);
+    e->next = NULL;
+    if (d->qtail != NULL)
+        d->qtail->next = e;
+    else
+        d->qhead = e;
+    d->qtail = e;
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+static void on_receive(void *arg, const char *from, const uint8_t *buf, size_t len)
+{
+    plog_distributed *d = arg;
+    struct ev *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return;
+    e->kind = EV_RECEIVE;
+    /* The sender speaks only for itself: its Raft id is its verified CN's. */
+    if (plog_distributed_msg_decode(buf, len, &e->dec) != PLOG_OK ||
+        e->dec.msg.from != plog_distributed_id(from) || e->dec.msg.to != d->id) {
+        plog_distributed_decoded_fini(&e->dec);
+        free(e);
+        return;
+    }
+    enqueue(d, e);
+}
+
+/* ---- the state machine: applying entries to the record log ------------------- */
+
+static struct dedup **dedup_find(plog_distributed *d, uint64_t cid)
+{
+    struct dedup **pp = &d->dedup[(cid * 0x9E3779B97F4A7C15ull) >> 54];
+    while (*pp != NULL && (*pp)->client_id != cid)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* apply_normal applies a produce entry: (first, count) of its records, either
+ * appended now or, for a (client, seq) applied before, those of that time. A
+ * malformed entry (a leader never proposes one) appends nothing. */
+static int apply_normal(plog_distributed *d, const plog_raft_entry *e, uint64_t *first, uint64_t *count)
+{
+    *first = plog_log_next_offset(d->records);
+    *count = 0;
+    if (e->len < 21 || e->data[0] != ENTRY_VERSION)
+        return PLOG_EINVAL;
+    uint64_t cid = get64(e->data + 1), seq = get64(e->data + 9);
+    uint32_t n = get32(e->data + 17);
+    struct dedup **pp = NULL;
+    if (seq != 0) {
+        pp = dedup_find(d, cid);
+        if (*pp != NULL && (*pp)->seq >= seq) {
+            if ((*pp)->seq == seq) {
+                *first = (*pp)->first;
+                *count = (*pp)->count;
+                return PLOG_OK;
+            }
+            return PLOG_EINVAL; /* older than the client's last: never retried */
+        }
+    }
+    if (n == 0 || n > (e->len - 21) / 4)
+        return PLOG_EINVAL;
+    Log__V1__Record *recs = calloc(n, sizeof *recs);
+    Log__V1__Record **ptrs = calloc(n, sizeof *ptrs);
+    if (recs == NULL || ptrs == NULL) {
+        free(recs);
+        free(ptrs);
+        return PLOG_ENOMEM;
+    }
+    const uint8_t *p = e->data + 21, *end = e->data + e->len;
+    int rv = PLOG_OK;
+    for (uint32_t i = 0; i < n; i++) {
+        if (end - p < 4 || (size_t)(end - p - 4) < get32(p)) {
+            rv = PLOG_EINVAL;
+            break;
+        }
+        log__v1__record__init(&recs[i]);
+        recs[i].value.len = get32(p);
+        recs[i].value.data = (uint8_t *)p + 4;
+        p += 4 + recs[i].value.len;
+        ptrs[i] = &recs[i];
+    }
+    if (rv == PLOG_OK)
+        rv = plog_log_append_batch(d->records, ptrs, n, first);
+    free(recs);
+    free(ptrs);
+    if (rv != PLOG_OK)
+        return rv;
+    *count = n;
+    if (seq != 0) {
+        if (*pp == NULL && (*pp = calloc(1, sizeof **pp)) != NULL)
+            (*pp)->client_id = cid;
+        if (*pp != NULL) {
+            (*pp)->seq = seq;
+            (*pp)->first = *first;
+            (*pp)->count = n;
+        }
+    }
+    return PLOG_OK;
+}
+
+static void finish_proposal(struct proposal *p, int rv, uint64_t first, uint64_t count)
+{
+    if (p->done != NULL)
+        p->done(p->arg, rv, first, count);
+    free(p->data);
+    free(p);
+}
+
+/* fail_pending answers every proposal waiting for its entry (leadership lost:
+ * the client retries with the same (client, seq) on the new leader). */
+static void fail_pending(plog_distributed *d, int rv)
+{
+    while (d->pending != NULL) {
+        struct proposal *p = d->pending;
+        d->pending = p->next;
+        finish_proposal(p, rv, 0, 0);
+    }
+    d->pending_tail = NULL;
+    while (d->reads != NULL) {
+        struct read_req *r = d->reads;
+        d->reads = r->next;
+        r->done(r->arg, rv, 0);
+        free(r);
+    }
+}
+
+static void apply(plog_distributed *d, const plog_raft_entry *e)
+{
+    uint64_t first = 0, count = 0;
+    int rv = PLOG_OK;
+    if (e->type == PLOG_RAFT_ENTRY_NORMAL)
+        rv = apply_normal(d, e, &first, &count);
+    d->applied_index = e->index;
+    atomic_store(&d->applied_next, plog_log_next_offset(d->records));
+    /* Proposals of earlier indexes were overwritten by another leader's entries. */
+    while (d->pending != NULL && d->pending->index <= e->index) {
+        struct proposal *p = d->pending;
+        d->pending = p->next;
+        if (d->pending == NULL)
+            d->pending_tail = NULL;
+        if (p->index == e->index && p->term == e->term)
+            finish_proposal(p, rv, first, count);
+        else
+            finish_proposal(p, PLOG_ENOTLEADER, 0, 0);
+    }
+}
+
+static void release_reads(plog_distributed *d)
+{
+    struct read_req **pp = &d->reads;
+    while (*pp != NULL) {
+        struct read_req *r = *pp;
+        if (r->released && d->applied_index >= r->index) {
+            *pp = r->next;
+            r->done(r->arg, PLOG_OK, atomic_load(&d->applied_next));
+            free(r);
+        } else {
+            pp = &r->next;
+        }
+    }
+}
+
+/* ---- handling an update ------------------------------------------------------- */
+
+static int queue_msg(plog_distributed *d, const plog_raft_msg *m)
+{
+    if (d->nout == d->outcap) {
+        size_t cap = d->outcap ? d->outcap * 2 : 32;
+        struct outmsg *n = realloc(d->out, cap * sizeof *n);
+        if (n == NULL)
+            return PLOG_ENOMEM;
+        d->out = n;
+        d->outcap = cap;
+    }
+    size_t len = plog_distributed_msg_size(m);
+    uint8_t *buf = malloc(len);
+    if (buf == NULL)
+        return PLOG_ENOMEM;
+    plog_distributed_msg_encode(m, buf);
+    d->out[d->nout++] = (struct outmsg){.to = m->to, .buf = buf, .len = len};
+    return PLOG_OK;
+}
+
+static void send_all(plog_distributed *d)
+{
+    for (size_t i = 0; i < d->nout; i++) {
+        char addr[128] = "";
+        pthread_mutex_lock(&d->mu);
+        struct peer *p = peer_by_id(d, d->out[i].to);
+        if (p != NULL)
+            copy_str(addr, sizeof addr, p->raft_addr);
+        pthread_mutex_unlock(&d->mu);
+        if (addr[0] != '\0')
+            plog_transport_send(d->tr, addr, d->out[i].buf, d->out[i].len);
+        free(d->out[i].buf);
+    }
+    d->nout = 0;
+}
+
+static void publish_status(plog_distributed *d)
+{
+    plog_raft_status st;
+    plog_raft_get_status(d->raft, &st);
+    pthread_mutex_lock(&d->mu);
+    bool was_leader = d->st.role == PLOG_RAFT_LEADER;
+    d->st = st;
+    pthread_mutex_unlock(&d->mu);
+    if (was_leader && st.role != PLOG_RAFT_LEADER)
+        fail_pending(d, PLOG_ENOTLEADER);
+}
+
+/* handle does steps 1-3 of the driver order for one update; fatal errors
+ * (a failed write) return non-OK: the node stops serving. */
+static int handle(plog_distributed *d, const plog_raft_update *up)
+{
+    int rv;
+    if (up->snapshot != NULL) {
+        /* This driver never takes snapshots, so no leader sends one. */
+        return PLOG_EINVAL;
+    }
+    if ((up->flags & PLOG_RAFT_UPD_HARDSTATE) &&
+        (rv = plog_raftstore_save_hard_state(d->store, &up->hs)) != PLOG_OK)
+        return rv;
+    if (up->n_entries > 0) {
+        if ((rv = plog_raftstore_append(d->store, up->entries, up->n_entries)) != PLOG_OK)
+            return rv;
+        d->dirty = true;
+        d->last_index = up->entries[up->n_entries - 1].index;
+        d->last_term = up->entries[up->n_entries - 1].term;
+    }
+    for (size_t i = 0; i < up->n_msgs; i++)
+        if ((rv = queue_msg(d, &up->msgs[i])) != PLOG_OK)
+            return rv;
+    for (size_t i = 0; i < up->n_committed; i++)
+        apply(d, &up->committed[i]);
+    for (size_t i = 0; i < up->n_reads; i++)
+        for (struct read_req *r = d->reads; r != NULL; r = r->next)
+            if (r->ctx == up->reads[i].ctx) {
+                r->released = true;
+                r->index = up->reads[i].index;
+            }
+    if (up->n_committed > 0 || up->n_reads > 0) {
+        release_reads(d);
+        if (d->cfg.applied != NULL)
+            d->cfg.applied(d->cfg.arg, atomic_load(&d->applied_next));
+    }
+    d->deadline = up->deadline_ms;
+    if (up->flags & PLOG_RAFT_UPD_ROLE)
+        publish_status(d);
+    return PLOG_OK;
+}
+
+static int step(plog_distributed *d, plog_raft_event *ev, plog_raft_update *up)
+{
+    ev->now_ms = now_ms();
+    int rv = plog_raft_step(d->raft, ev, up);
+    if (rv == PLOG_ENOMEM)
+        return rv;
+    int hv = handle(d, up);
+    return hv != PLOG_OK ? hv : rv;
+}
+
+/* flush ends a round: one fsync, the messages, PERSISTED. */
+static int flush(plog_distributed *d)
+{
+    int rv;
+    while (d->dirty) {
+        d->dirty = false;
+        if ((rv = plog_raftstore_sync(d->store)) != PLOG_OK)
+            return rv;
+        send_all(d);
+        plog_raft_event p = {.type = PLOG_RAFT_EV_PERSISTED, .index = d->last_index, .term = d->last_term};
+        plog_raft_update up;
+        rv = step(d, &p, &up);
+        if (rv != PLOG_OK && rv != PLOG_EINVAL)
+            return rv;
+    }
+    send_all(d);
+    return PLOG_OK;
+}
+
+static void do_event(plog_distributed *d, struct ev *e)
+{
+    plog_raft_update up;
+    plog_raft_event ev = {0};
+    int rv;
+    switch (e->kind) {
+    case EV_RECEIVE:
+        ev.type = PLOG_RAFT_EV_RECEIVE;
+        ev.msg = &e->dec.msg;
+        step(d, &ev, &up);
+        plog_distributed_decoded_fini(&e->dec);
+        break;
+    case EV_PROPOSE: {
+        plog_raft_buf b = {.data = e->prop->data, .len = e->prop->len};
+        ev.type = PLOG_RAFT_EV_PROPOSE;
+        ev.bufs = &b;
+        ev.n_bufs = 1;
+        rv = step(d, &ev, &up);
+        if (rv != PLOG_OK) {
+            finish_proposal(e->prop, rv, 0, 0);
+            break;
+        }
+        e->prop->index = up.index;
+        e->prop->term = up.term;
+        if (d->pending_tail != NULL)
+            d->pending_tail->next = e->prop;
+        else
+            d->pending = e->prop;
+        d->pending_tail = e->prop;
+        break;
+    }
+    case EV_READ:
+        e->read->ctx = ++d->read_ctx;
+        e->read->next = d->reads;
+        d->reads = e->read;
+        ev.type = PLOG_RAFT_EV_READ;
+        ev.ctx = e->read->ctx;
+        rv = step(d, &ev, &up);
+        if (rv != PLOG_OK) {
+            d->reads = e->read->next;
+            e->read->done(e->read->arg, rv, 0);
+            free(e->read);
+        } else {
+            release_reads(d);
+        }
+        break;
+    }
+    free(e);
+}
+
+/* reconcile: the leader makes the configuration follow membership, one change
+ * at a time: members that joined are added (as learners, promoted once caught
+ * up), members that left are removed; a leader that is leaving hands over first. */
+static void reconcile(plog_distributed *d)
+{
+    plog_raft_status st;
+    plog_raft_get_status(d->raft, &st);
+    if (st.role != PLOG_RAFT_LEADER)
+        return;
+    uint64_t add = 0, remove = 0;
+    bool self_left = false;
+    pthread_mutex_lock(&d->mu);
+    for (size_t i = 0; i < d->npeers; i++) {
+        const struct peer *p = &d->peers[i];
+        bool in = plog_raft_conf_find(&st.conf, p->id) != NULL;
+        if (p->left && in) {
+            if (p->id == d->id)
+                self_left = true;
+            else if (remove == 0)
+                remove = p->id;
+        } else if (!p->left && !in && add == 0) {
+            add = p->id;
+        }
+    }
+    pthread_mutex_unlock(&d->mu);
+    plog_raft_update up;
+    plog_raft_event ev = {.type = PLOG_RAFT_EV_CONF_CHANGE};
+    if (self_left) {
+        ev.type = PLOG_RAFT_EV_TRANSFER;
+        ev.id = 0;
+    } else if (remove != 0) {
+        ev.conf_op = PLOG_RAFT_CONF_REMOVE;
+        ev.id = remove;
+    } else if (add != 0) {
+        ev.conf_op = PLOG_RAFT_CONF_ADD_VOTER;
+        ev.id = add;
+    } else {
+        return;
+    }
+    step(d, &ev, &up); /* EBUSY: one change at a time, retried next time */
+}
+
+static void *node_main(void *arg)
+{
+    plog_distributed *d = arg;
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        while (d->qhead == NULL && !d->stop) {
+            uint64_t now = now_ms();
+            uint64_t until = d->deadline < d->next_reconcile ? d->deadline : d->next_reconcile;
+            if (until <= now)
+                break;
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            uint64_t wait = until - now;
+            ts.tv_sec += (time_t)(wait / 1000);
+            ts.tv_nsec += (long)(wait % 1000) * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+        }
+        if (d->stop)
+            break;
+        struct ev *batch = d->qhead;
+        d->qhead = d->qtail = NULL;
+        pthread_mutex_unlock(&d->mu);
+
+        while (batch != NULL) {
+            struct ev *e = batch;
+            batch = e->next;
+            do_event(d, e);
+        }
+        uint64_t now = now_ms();
+        if (now >= d->deadline) {
+            plog_raft_event t = {.type = PLOG_RAFT_EV_TICK};
+            plog_raft_update up;
+            step(d, &t, &up);
+        }
+        if (now >= d->next_reconcile) {
+            reconcile(d);
+            d->next_reconcile = now + RECONCILE_MS;
+        }
+        if (flush(d) != PLOG_OK) {
+            fprintf(stderr, "level=error msg=\"raft storage failed; node stops\" err=\"%s\"\n",
+                    plog_raftstore_errmsg(d->store));
+            pthread_mutex_lock(&d->mu);
+            d->stop = true;
+            break;
+        }
+        publish_status(d);
+        pthread_mutex_lock(&d->mu);
+    }
+    struct ev *rest = d->qhead;
+    d->qhead = d->qtail = NULL;
+    pthread_mutex_unlock(&d->mu);
+    while (rest != NULL) {
+        struct ev *e = rest;
+        rest = e->next;
+        if (e->kind == EV_RECEIVE)
+            plog_distributed_decoded_fini(&e->dec);
+        else if (e->kind == EV_PROPOSE)
+            finish_proposal(e->prop, PLOG_ENOTLEADER, 0, 0);
+        else if (e->kind == EV_READ) {
+            e->read->done(e->read->arg, PLOG_ENOTLEADER, 0);
+            free(e->read);
+        }
+        free(e);
+    }
+    fail_pending(d, PLOG_ENOTLEADER);
+    return NULL;
+}
+
+/* ---- open and close -------------------------------------------------------------- */
+
+static int mkdir_p(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return PLOG_EIO;
+        *p = '/';
+    }
+    return mkdir(buf, 0755) != 0 && errno != EEXIST ? PLOG_EIO : PLOG_OK;
+}
+
+int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed **dp, char *err,
+                          size_t errsz)
+{
+    plog_distributed *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return PLOG_ENOMEM;
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&d->applied_next, 0);
+    d->cfg = *cfg;
+    d->name = strdup(cfg->name);
+    d->dir = strdup(cfg->dir);
+    int rv = PLOG_ENOMEM;
+    if (d->name == NULL || d->dir == NULL)
+        goto fail;
+    d->cfg.name = d->name;
+    d->cfg.dir = d->dir;
+    d->id = plog_distributed_id(cfg->name);
+    char path[4096];
+    if ((rv = mkdir_p(cfg->dir)) != PLOG_OK) {
+        plog_errf(err, errsz, "mkdir %s: %s", cfg->dir, strerror(errno));
+        goto fail;
+    }
+    snprintf(path, sizeof path, "%s/raft", cfg->dir);
+    if ((rv = plog_raftstore_open(path, &cfg->log, &d->store, err, errsz)) != PLOG_OK)
+        goto fail;
+    /* The record log is derived state: rebuilt from Raft's log at every start. */
+    snprintf(path, sizeof path, "%s/records", cfg->dir);
+    plog_log_config lc = cfg->log;
+    lc.sync = PLOG_SYNC_NEVER;
+    lc.segment.initial_offset = 0;
+    if ((rv = plog_log_open(path, &lc, &d->records)) != PLOG_OK ||
+        (rv = plog_log_reset(d->records)) != PLOG_OK) {
+        plog_errf(err, errsz, "record log %s: %s", path, plog_strerror(rv));
+        goto fail;
+    }
+    plog_raft_boot boot;
+    if ((rv = plog_raftstore_boot(d->store, &boot)) != PLOG_OK) {
+        plog_errf(err, errsz, "raft state: %s", plog_raftstore_errmsg(d->store));
+        goto fail;
+    }
+    plog_raft_config rc;
+    plog_raft_config_default(&rc, d->id);
+    rc.seed = d->id ^ now_ms();
+    rc.election_timeout_ms = cfg->election_timeout_ms ? cfg->election_timeout_ms : 150;
+    rc.heartbeat_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms : 30;
+    rc.max_batch = 256;
+    rc.max_inflight = 16;
+    bool fresh = boot.hs.term == 0 && boot.snapshot == NULL && boot.n_entries == 0;
+    if (cfg->bootstrap && fresh) {
+        rc.initial.n = 1;
+        rc.initial.servers[0] = (plog_raft_server){.id = d->id, .role = PLOG_RAFT_VOTER};
+    }
+    if ((rv = plog_raft_new(&rc, &boot, &d->raft)) != PLOG_OK) {
+        plog_errf(err, errsz, "raft: %s", plog_strerror(rv));
+        goto fail;
+    }
+    d->peers[0] = (struct peer){.id = d->id};
+    copy_str(d->peers[0].name, sizeof d->peers[0].name, cfg->name);
+    copy_str(d->peers[0].raft_addr, sizeof d->peers[0].raft_addr, cfg->raft_addr);
+    copy_str(d->peers[0].rpc_addr, sizeof d->peers[0].rpc_addr, cfg->rpc_addr);
+    d->npeers = 1;
+    plog_raft_get_status(d->raft, &d->st);
+
+    plog_transport_config tc = {
+        .bind_addr = cfg->raft_addr,
+        .cert_file = cfg->cert_file,
+        .key_file = cfg->key_file,
+        .ca_file = cfg->ca_file,
+        .acl = cfg->acl,
+        .max_msg_bytes = 16u << 20,
+        .sendbuf = 1024,
+        .recv = on_receive,
+        .arg = d,
+    };
+    if ((rv = plog_transport_open(&tc, &d->tr, err, errsz)) != PLOG_OK)
+        goto fail;
+    if (pthread_create(&d->thread, NULL, node_main, d) != 0) {
+        rv = PLOG_ENOMEM;
+        goto fail;
+    }
+    d->started = true;
+    *dp = d;
+    return PLOG_OK;
+fail:
+    plog_distributed_close(d);
+    return rv;
+}
+
+/* ---- the API -------------------------------------------------------------------------- */
+
+plog_log *plog_distributed_log(plog_distributed *d)
+{
+    return d->records;
+}
+
+uint64_t plog_distributed_applied_next(plog_distributed *d)
+{
+    return atomic_load(&d->applied_next);
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+int plog_distributed_produce(plog_distributed *d, uint64_t client_id, uint64_t seq,
+                             const uint8_t *const *values, const size_t *lens, size_t n,
+                             plog_distributed_done_fn done, void *arg)
+{
+    if (n == 0 || n > UINT32_MAX)
+        return PLOG_EINVAL;
+    pthread_mutex_lock(&d->mu);
+    bool leader = d->st.role == PLOG_RAFT_LEADER, stopping = d->stop;
+    pthread_mutex_unlock(&d->mu);
+    if (!leader || stopping)
+        return PLOG_ENOTLEADER;
+    size_t len = 21;
+    for (size_t i = 0; i < n; i++)
+        len += 4 + lens[i];
+    struct proposal *p = calloc(1, sizeof *p);
+    struct ev *e = calloc(1, sizeof *e);
+    uint8_t *buf = malloc(len);
+    if (p == NULL || e == NULL || buf == NULL) {
+        free(p);
+        free(e);
+        free(buf);
+        return PLOG_ENOMEM;
+    }
+    buf[0] = ENTRY_VERSION;
+    put64(buf + 1, client_id);
+    put64(buf + 9, seq);
+    put32(buf + 17, (uint32_t)n);
+    uint8_t *q = buf + 21;
+    for (size_t i = 0; i < n; i++) {
+        put32(q, (uint32_t)lens[i]);
+        if (lens[i] > 0)
+            memcpy(q + 4, values[i], lens[i]);
+        q += 4 + lens[i];
+    }
+    *p = (struct proposal){.data = buf, .len = len, .done = done, .arg = arg};
+    e->kind = EV_PROPOSE;
+    e->prop = p;
+    enqueue(d, e);
+    return PLOG_OK;
+}
+
+struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int rv;
+    uint64_t first;
+};
+
+static void wait_done(void *arg, int rv, uint64_t first, uint64_t count)
+{
+    (void)count;
+    struct waiter *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->done = true;
+    w->rv = rv;
+    w->first = first;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int plog_distributed_produce_wait(plog_distributed *d, uint64_t client_id, uint64_t seq,
+                                  const uint8_t *const *values, const size_t *lens, size_t n,
+                                  uint64_t *first, int timeout_ms)
+{
+    struct waiter *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return PLOG_ENOMEM;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    int rv = plog_distributed_produce(d, client_id, seq, values, lens, n, wait_done, w);
+    if (rv != PLOG_OK) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        free(w);
+        return rv;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&w->mu);
+    while (!w->done)
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT)
+            break;
+    /* The callback always comes (at the latest when the node closes): wait for it
+     * before freeing, even after the timeout. */
+    bool timed_out = !w->done;
+    while (!w->done)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    rv = timed_out ? PLOG_EIO : w->rv;
+    if (rv == PLOG_OK)
+        *first = w->first;
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+    return rv;
+}
+
+int plog_distributed_read_index(plog_distributed *d, plog_distributed_read_fn done, void *arg)
+{
+    struct read_req *r = calloc(1, sizeof *r);
+    struct ev *e = calloc(1, sizeof *e);
+    if (r == NULL || e == NULL) {
+        free(r);
+        free(e);
+        return PLOG_ENOMEM;
+    }
+    r->done = done;
+    r->arg = arg;
+    e->kind = EV_READ;
+    e->read = r;
+    enqueue(d, e);
+    return PLOG_OK;
+}
+
+void plog_distributed_join(plog_distributed *d, const char *name, const char *raft_addr,
+                           const char *rpc_addr)
+{
+    uint64_t id = plog_distributed_id(name);
+    pthread_mutex_lock(&d->mu);
+    struct peer *p = peer_by_id(d, id);
+    if (p == NULL && d->npeers < sizeof d->peers / sizeof d->peers[0]) {
+        p = &d->peers[d->npeers++];
+        *p = (struct peer){.id = id};
+    }
+    if (p != NULL) {
+        copy_str(p->name, sizeof p->name, name);
+        copy_str(p->raft_addr, sizeof p->raft_addr, raft_addr);
+        copy_str(p->rpc_addr, sizeof p->rpc_addr, rpc_addr);
+        p->left = false;
+    }
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+void plog_distributed_leave(plog_distributed *d, const char *name)
+{
+    pthread_mutex_lock(&d->mu);
+    struct peer *p = peer_by_id(d, plog_distributed_id(name));
+    if (p != NULL)
+        p->left = true;
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+void plog_distributed_servers(plog_distributed *d, plog_distributed_server *out, size_t cap, size_t *n)
+{
+    size_t k = 0;
+    pthread_mutex_lock(&d->mu);
+    for (unsigned i = 0; i < d->st.conf.n && k < cap; i++) {
+        const plog_raft_server *s = &d->st.conf.servers[i];
+        plog_distributed_server *o = &out[k++];
+        memset(o, 0, sizeof *o);
+        o->id = s->id;
+        o->voter = s->role == PLOG_RAFT_VOTER;
+        o->is_leader = s->id == d->st.leader;
+        const struct peer *p = peer_by_id(d, s->id);
+        if (p != NULL) {
+            copy_str(o->name, sizeof o->name, p->name);
+            copy_str(o->rpc_addr, sizeof o->rpc_addr, p->rpc_addr);
+        }
+    }
+    pthread_mutex_unlock(&d->mu);
+    *n = k;
+}
+
+bool plog_distributed_leader(plog_distributed *d, char *buf, size_t size)
+{
+    pthread_mutex_lock(&d->mu);
+    bool me = d->st.role == PLOG_RAFT_LEADER;
+    const struct peer *p = d->st.leader != 0 ? peer_by_id(d, d->st.leader) : NULL;
+    if (size > 0)
+        copy_str(buf, size, p != NULL ? p->rpc_addr : "");
+    pthread_mutex_unlock(&d->mu);
+    return me;
+}
+
+bool plog_distributed_wait_leader(plog_distributed *d, int timeout_ms)
+{
+    uint64_t until = now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        pthread_mutex_lock(&d->mu);
+        bool known = d->st.leader != 0;
+        pthread_mutex_unlock(&d->mu);
+        if (known)
+            return true;
+        if (now_ms() >= until)
+            return false;
+        struct timespec ts = {0, 5 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+void plog_distributed_close(plog_distributed *d)
+{
+    if (d == NULL)
+        return;
+    if (d->started) {
+        /* A leader hands over first (thesis §3.10), so the cluster does not wait
+         * an election timeout for a new leader. */
+        pthread_mutex_lock(&d->mu);
+        bool leader = d->st.role == PLOG_RAFT_LEADER && d->st.conf.n > 1;
+        struct peer *self = peer_by_id(d, d->id);
+        if (leader && self != NULL)
+            self->left = true;
+        pthread_cond_signal(&d->cv);
+        pthread_mutex_unlock(&d->mu);
+        uint32_t et = d->cfg.election_timeout_ms ? d->cfg.election_timeout_ms : 150;
+        uint64_t until = now_ms() + 2 * et;
+        while (leader && now_ms() < until) {
+            pthread_mutex_lock(&d->mu);
+            leader = d->st.role == PLOG_RAFT_LEADER;
+            pthread_mutex_unlock(&d->mu);
+            struct timespec ts = {0, 5 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+        pthread_mutex_lock(&d->mu);
+        d->stop = true;
+        pthread_cond_signal(&d->cv);
+        pthread_mutex_unlock(&d->mu);
+        pthread_join(d->thread, NULL);
+    }
+    plog_transport_close(d->tr);
+    /* Messages that arrived between the thread's stop and the transport's close. */
+    while (d->qhead != NULL) {
+        struct ev *e = d->qhead;
+        d->qhead = e->next;
+        if (e->kind == EV_RECEIVE)
+            plog_distributed_decoded_fini(&e->dec);
+        else if (e->kind == EV_PROPOSE)
+            finish_proposal(e->prop, PLOG_ENOTLEADER, 0, 0);
+        else if (e->kind == EV_READ) {
+            e->read->done(e->read->arg, PLOG_ENOTLEADER, 0);
+            free(e->read);
+        }
+        free(e);
+    }
+    for (size_t i = 0; i < d->nout; i++)
+        free(d->out[i].buf);
+    free(d->out);
+    for (size_t i = 0; i < DEDUP_BUCKETS; i++)
+        while (d->dedup[i] != NULL) {
+            struct dedup *x = d->dedup[i];
+            d->dedup[i] = x->next;
+            free(x);
+        }
+    plog_raft_free(d->raft);
+    if (d->records != NULL)
+        plog_log_close(d->records);
+    plog_raftstore_close(d->store);
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->cv);
+    free(d->name);
+    free(d->dir);
+    free(d);
+}

@@ -1,0 +1,136 @@
+/* distributed.h - the replicated commit log (Go: internal/log/distributed.go): the
+ * Raft core (internal/raft) driven with real storage (internal/raftstore) and a
+ * real transport (Raft messages over nng PUSH/PULL with mutual TLS, the
+ * membership transport of internal/discovery on a port of its own).
+ *
+ * Two logs, as in the book. Raft's log (raftstore, fsynced) is the truth; the
+ * record log that Consume reads is the state machine: committed entries are
+ * applied to it in order, never fsynced, and it is rebuilt from Raft's log when
+ * the node starts, so a crash can never leave it ahead of or apart from Raft.
+ * Each record is therefore written twice; README.md gives the measured cost.
+ *
+ * An entry of type NORMAL is one produce: a client id, a sequence number and
+ * the batch's records (all or nothing). Applying it appends the records unless
+ * the state machine already applied that (client id, seq): the table of the last
+ * sequence number per client is part of the replicated state (rebuilt by every
+ * node from the same entries), so a retry after a leader change is not
+ * appended twice.
+ *
+ * Threads: one thread owns the core, the stores and the record log's writer; every
+ * function here may be called from any thread. Completion callbacks run on that
+ * thread: they must not block and must not call back into this API
+ * synchronously (except the non-blocking getters). */
+#ifndef PLOG_DISTRIBUTED_H
+#define PLOG_DISTRIBUTED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal/auth/authorizer.h"
+#include "internal/log/config.h"
+#include "internal/log/log.h"
+
+typedef struct plog_distributed plog_distributed;
+
+typedef struct plog_distributed_config {
+    const char *name;      /* this node: its certificate's CN; its Raft id is
+                              plog_distributed_id(name) */
+    const char *dir;       /* dir/raft: Raft's state; dir/records: the record log */
+    const char *raft_addr; /* "HOST:PORT" Raft listens on (its own port) */
+    const char *rpc_addr;  /* what GetServers advertises for this node */
+    const char *cert_file; /* node certificate, key and CA: both directions */
+    const char *key_file;
+    const char *ca_file;
+    const plog_auth *acl;  /* borrowed: who may send Raft messages ("gossip") */
+    bool bootstrap;        /* a new cluster of this one server (ignored once it has state) */
+    uint32_t election_timeout_ms; /* 0: 150; timeouts are drawn from [T, 2T) */
+    uint32_t heartbeat_ms;        /* 0: 30 */
+    plog_log_config log;   /* segment sizes of both logs (sync is the driver's) */
+    /* applied(arg, next): records below next are in the record log (call
+     * plog_server_publish). On the node thread. NULL: nobody is told. */
+    void (*applied)(void *arg, uint64_t next);
+    void *arg;
+} plog_distributed_config;
+
+/* plog_distributed_open opens (or creates) the node's state in cfg->dir, starts
+ * listening on raft_addr and the node thread. The strings are copied. On
+ * PLOG_OK *dp is the caller's until plog_distributed_close. PLOG_EIO,
+ * PLOG_ECORRUPT, PLOG_ETLS, PLOG_EINVAL, PLOG_ENOMEM, with the reason in err. */
+int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed **dp, char *err,
+                          size_t errsz);
+
+/* plog_distributed_id: the Raft id of the node named name (FNV-1a, never 0). */
+uint64_t plog_distributed_id(const char *name);
+
+/* plog_distributed_log: the record log (committed records only), for reading.
+ * Borrowed until close. */
+plog_log *plog_distributed_log(plog_distributed *d);
+
+/* plog_distributed_applied_next: records below it are readable on this node. */
+uint64_t plog_distributed_applied_next(plog_distributed *d);
+
+/* A produce's outcome: rv PLOG_OK with the offset of the first record and the
+ * count; PLOG_ENOTLEADER (this node does not lead, or lost leadership before the
+ * entry committed: ask plog_distributed_leader and retry there with the same
+ * (client_id, seq)); PLOG_EBUSY (a leadership transfer: retry); PLOG_EIO. */
+typedef void (*plog_distributed_done_fn)(void *arg, int rv, uint64_t first, uint64_t count);
+
+/* plog_distributed_produce proposes the n records (values, copied) as one entry
+ * and calls done once it is applied, or failed. seq == 0: no deduplication.
+ * Returns PLOG_OK when queued (done will be called), else the error (done will
+ * not be). */
+int plog_distributed_produce(plog_distributed *d, uint64_t client_id, uint64_t seq,
+                             const uint8_t *const *values, const size_t *lens, size_t n,
+                             plog_distributed_done_fn done, void *arg);
+
+/* plog_distributed_produce_wait is plog_distributed_produce waiting up to
+ * timeout_ms for the outcome (PLOG_EIO on timeout). */
+int plog_distributed_produce_wait(plog_distributed *d, uint64_t client_id, uint64_t seq,
+                                  const uint8_t *const *values, const size_t *lens, size_t n,
+                                  uint64_t *first, int timeout_ms);
+
+/* plog_distributed_read_index asks for a linearizable read point (ReadIndex,
+ * Raft §6.4): done(arg, rv, next) with rv PLOG_OK once this node (the leader) has
+ * confirmed its leadership and applied everything committed when asked; reads
+ * below next are then linearizable. PLOG_ENOTLEADER elsewhere. */
+typedef void (*plog_distributed_read_fn)(void *arg, int rv, uint64_t next);
+int plog_distributed_read_index(plog_distributed *d, plog_distributed_read_fn done, void *arg);
+
+/* plog_distributed_join: a member joined (membership: name, its Raft and RPC
+ * addresses). Every node records the addresses; the leader adds the member as a
+ * learner and promotes it to voter once caught up. Idempotent. */
+void plog_distributed_join(plog_distributed *d, const char *name, const char *raft_addr,
+                           const char *rpc_addr);
+
+/* plog_distributed_leave: a member left gracefully; the leader removes it (a
+ * failed member is not passed here: it stays a voter). Idempotent. */
+void plog_distributed_leave(plog_distributed *d, const char *name);
+
+/* One server of the configuration, as GetServers reports it. */
+typedef struct plog_distributed_server {
+    uint64_t id;
+    char name[64];
+    char rpc_addr[128];
+    bool is_leader;
+    bool voter;
+} plog_distributed_server;
+
+/* plog_distributed_servers fills out[0..*n) (at most cap) with the servers of the
+ * latest configuration this node knows. */
+void plog_distributed_servers(plog_distributed *d, plog_distributed_server *out, size_t cap, size_t *n);
+
+/* plog_distributed_leader copies the leader's RPC address into buf (empty when
+ * unknown); returns whether this node leads. */
+bool plog_distributed_leader(plog_distributed *d, char *buf, size_t size);
+
+/* plog_distributed_wait_leader waits up to timeout_ms until some leader is known
+ * to this node. */
+bool plog_distributed_wait_leader(plog_distributed *d, int timeout_ms);
+
+/* plog_distributed_close: a leader first hands leadership to the most caught-up
+ * voter (up to about an election timeout), then the node thread stops, the
+ * transport closes and everything is freed. NULL does nothing. */
+void plog_distributed_close(plog_distributed *d);
+
+#endif

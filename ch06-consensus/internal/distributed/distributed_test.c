@@ -1,0 +1,330 @@
+/* distributed_test.c - the replicated log in one process over the real transport
+ * (Go: internal/log/distributed_test.go TestMultipleNodes, and more): three nodes
+ * with node certificates and mutual TLS, each with its own Raft state on disk. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/v1/log.pb-c.h"
+#include "internal/agent/testcluster.h"
+#include "internal/auth/authorizer.h"
+#include "internal/distributed/distributed.h"
+#include "internal/err/err.h"
+#include "testing/testing.h"
+
+#define N 3
+
+struct node {
+    char name[16], raft[32], rpc[32], dir[128];
+    plog_distributed *d;
+};
+
+struct fixture {
+    char dir[64], policy[128];
+    plog_auth *acl;
+    struct node n[N];
+};
+
+static const char *cert(const char *name, const char *suffix)
+{
+    static char bufs[8][600];
+    static int next;
+    char *b = bufs[next++ % 8];
+    snprintf(b, sizeof bufs[0], "%s/%s%s", tc_certs(), name, suffix);
+    return b;
+}
+
+static void start(struct fixture *f, int i, bool bootstrap)
+{
+    struct node *n = &f->n[i];
+    plog_distributed_config c = {
+        .name = n->name,
+        .dir = n->dir,
+        .raft_addr = n->raft,
+        .rpc_addr = n->rpc,
+        .cert_file = cert(n->name, ".pem"),
+        .key_file = cert(n->name, "-key.pem"),
+        .ca_file = cert("ca", ".pem"),
+        .acl = f->acl,
+        .bootstrap = bootstrap,
+    };
+    c.log.segment.max_index_bytes = 1024 * 12;
+    char err[256];
+    int rv = plog_distributed_open(&c, &n->d, err, sizeof err);
+    if (rv != PLOG_OK)
+        fail_msg("open %s: %s: %s", n->name, plog_strerror(rv), err);
+}
+
+/* introduce tells every running node about every other (what membership does). */
+static void introduce(struct fixture *f)
+{
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++)
+            if (f->n[i].d != NULL && i != j)
+                plog_distributed_join(f->n[i].d, f->n[j].name, f->n[j].raft, f->n[j].rpc);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    plog_test_tmpdir("distributed", f->dir, sizeof f->dir);
+    snprintf(f->policy, sizeof f->policy, "%s/policy.csv", f->dir);
+    FILE *p = fopen(f->policy, "w");
+    assert_non_null(p);
+    for (int i = 1; i <= N; i++)
+        fprintf(p, "p, node%d, *, gossip\n", i);
+    fclose(p);
+    char err[PLOG_AUTH_ERRMSG_SIZE];
+    assert_int_equal(plog_auth_new(NULL, f->policy, &f->acl, err, sizeof err), PLOG_OK);
+    for (int i = 0; i < N; i++) {
+        struct node *n = &f->n[i];
+        snprintf(n->name, sizeof n->name, "node%d", i + 1);
+        snprintf(n->raft, sizeof n->raft, "127.0.0.1:%d", plog_test_free_port());
+        snprintf(n->rpc, sizeof n->rpc, "127.0.0.1:%d", 9100 + i);
+        snprintf(n->dir, sizeof n->dir, "%s/%s", f->dir, n->name);
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    for (int i = 0; i < N; i++)
+        plog_distributed_close(f->n[i].d);
+    plog_auth_free(f->acl);
+    plog_test_rmrf(f->dir);
+    free(f);
+    return 0;
+}
+
+/* leader: the index of the node that leads (waits up to 5 s). */
+static int leader(struct fixture *f)
+{
+    int64_t until = plog_test_now_ms() + 5000;
+    while (plog_test_now_ms() < until) {
+        for (int i = 0; i < N; i++)
+            if (f->n[i].d != NULL && plog_distributed_leader(f->n[i].d, NULL, 0))
+                return i;
+        plog_test_sleep_ms(5);
+    }
+    fail_msg("no leader within 5 s");
+    return -1;
+}
+
+struct voters_arg {
+    plog_distributed *d;
+    size_t want;
+};
+
+static bool has_voters(void *arg)
+{
+    struct voters_arg *a = arg;
+    plog_distributed_server s[8];
+    size_t n, v = 0;
+    plog_distributed_servers(a->d, s, 8, &n);
+    for (size_t i = 0; i < n; i++)
+        v += s[i].voter;
+    return v == a->want && n == a->want;
+}
+
+static void wait_voters(plog_distributed *d, size_t want)
+{
+    struct voters_arg a = {d, want};
+    if (!plog_test_wait_until(has_voters, &a, 10000))
+        fail_msg("configuration never reached %zu voters", want);
+}
+
+static uint64_t produce(plog_distributed *d, uint64_t cid, uint64_t seq, const char *v)
+{
+    const uint8_t *vals[1] = {(const uint8_t *)v};
+    size_t lens[1] = {strlen(v)};
+    uint64_t first = 0;
+    int rv = plog_distributed_produce_wait(d, cid, seq, vals, lens, 1, &first, 5000);
+    if (rv != PLOG_OK)
+        fail_msg("produce %s: %s", v, plog_strerror(rv));
+    return first;
+}
+
+struct has_arg {
+    plog_distributed *d;
+    uint64_t off;
+    const char *value;
+};
+
+static bool has_record(void *arg)
+{
+    struct has_arg *a = arg;
+    if (plog_distributed_applied_next(a->d) <= a->off)
+        return false;
+    Log__V1__Record *r;
+    if (plog_log_read(plog_distributed_log(a->d), a->off, &r) != PLOG_OK)
+        return false;
+    bool ok = r->value.len == strlen(a->value) && memcmp(r->value.data, a->value, r->value.len) == 0;
+    log__v1__record__free_unpacked(r, NULL);
+    return ok;
+}
+
+static void start_cluster(struct fixture *f)
+{
+    start(f, 0, true);
+    assert_int_equal(leader(f), 0);
+    start(f, 1, false);
+    start(f, 2, false);
+    introduce(f);
+    wait_voters(f->n[0].d, 3);
+}
+
+/* Go: TestMultipleNodes. Records produced on the leader are on every node within
+ * 500 ms; a node the leader removes (it left) stops receiving them. */
+static void test_records_reach_every_node_and_a_node_that_left_stops_receiving(void **state)
+{
+    struct fixture *f = *state;
+    start_cluster(f);
+    const char *values[] = {"first", "second", "third"};
+    for (int k = 0; k < 3; k++) {
+        uint64_t off = produce(f->n[0].d, 0, 0, values[k]);
+        assert_int_equal(off, (uint64_t)k);
+        for (int i = 0; i < N; i++) {
+            struct has_arg a = {f->n[i].d, off, values[k]};
+            int64_t t0 = plog_test_now_ms();
+            if (!plog_test_wait_until(has_record, &a, 500))
+                fail_msg("%s: offset %llu not there within 500 ms", f->n[i].name, (unsigned long long)off);
+            (void)t0;
+        }
+    }
+    plog_distributed_leave(f->n[0].d, "node2");
+    wait_voters(f->n[0].d, 2);
+    uint64_t off = produce(f->n[0].d, 0, 0, "fourth");
+    struct has_arg a3 = {f->n[2].d, off, "fourth"};
+    assert_true(plog_test_wait_until(has_record, &a3, 500));
+    struct has_arg a2 = {f->n[1].d, off, "fourth"};
+    assert_false(plog_test_wait_until(has_record, &a2, 300));
+    assert_int_equal(plog_distributed_applied_next(f->n[1].d), 3);
+}
+
+/* A produce with a (client, seq) the state machine applied before answers the
+ * same offset and appends nothing; so does its retry on a new leader. */
+static void test_a_retried_produce_is_applied_once_even_on_a_new_leader(void **state)
+{
+    struct fixture *f = *state;
+    start_cluster(f);
+    uint64_t a = produce(f->n[0].d, 42, 1, "once");
+    uint64_t b = produce(f->n[0].d, 42, 1, "once");
+    assert_int_equal(a, b);
+    assert_int_equal(plog_distributed_applied_next(f->n[0].d), a + 1);
+    /* The leader goes away (handing over); the new one knows (42, 1). */
+    plog_distributed_close(f->n[0].d);
+    f->n[0].d = NULL;
+    int l = leader(f);
+    assert_int_not_equal(l, 0);
+    uint64_t c = produce(f->n[l].d, 42, 1, "once");
+    assert_int_equal(c, a);
+    uint64_t d2 = produce(f->n[l].d, 42, 2, "twice");
+    assert_int_equal(d2, a + 1);
+}
+
+/* Closing the leader hands leadership over: another node leads within about an
+ * election timeout, without waiting for the old one's heartbeats to stop. */
+static void test_a_closing_leader_hands_over(void **state)
+{
+    struct fixture *f = *state;
+    start_cluster(f);
+    produce(f->n[0].d, 0, 0, "before");
+    int64_t t0 = plog_test_now_ms();
+    plog_distributed_close(f->n[0].d);
+    f->n[0].d = NULL;
+    int l = leader(f);
+    int64_t took = plog_test_now_ms() - t0;
+    print_message("new leader %s %lld ms after close began\n", f->n[l].name, (long long)took);
+    uint64_t off = produce(f->n[l].d, 0, 0, "after");
+    assert_int_equal(off, 1);
+}
+
+/* Everything acknowledged survives a restart of the whole cluster: Raft's log is
+ * on disk, the record log is rebuilt from it. */
+static void test_a_restarted_cluster_keeps_every_acknowledged_record(void **state)
+{
+    struct fixture *f = *state;
+    start_cluster(f);
+    char v[32];
+    for (int k = 0; k < 50; k++) {
+        snprintf(v, sizeof v, "r%d", k);
+        assert_int_equal(produce(f->n[0].d, 7, (uint64_t)k + 1, v), (uint64_t)k);
+    }
+    for (int i = N - 1; i >= 0; i--) {
+        plog_distributed_close(f->n[i].d);
+        f->n[i].d = NULL;
+    }
+    for (int i = 0; i < N; i++)
+        start(f, i, i == 0);
+    introduce(f);
+    int l = leader(f);
+    /* A retry of the last produce after the restart is still recognised. */
+    assert_int_equal(produce(f->n[l].d, 7, 50, "r49"), 49);
+    assert_int_equal(produce(f->n[l].d, 7, 51, "r50"), 50);
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k <= 50; k++) {
+            snprintf(v, sizeof v, "r%d", k);
+            struct has_arg a = {f->n[i].d, (uint64_t)k, v};
+            if (!plog_test_wait_until(has_record, &a, 3000))
+                fail_msg("%s: offset %d missing after restart", f->n[i].name, k);
+        }
+}
+
+struct read_res {
+    int rv;
+    uint64_t next;
+    bool done;
+};
+
+static void read_done(void *arg, int rv, uint64_t next)
+{
+    struct read_res *r = arg;
+    r->rv = rv;
+    r->next = next;
+    __atomic_store_n(&r->done, true, __ATOMIC_SEQ_CST);
+}
+
+static bool read_finished(void *arg)
+{
+    struct read_res *r = arg;
+    return __atomic_load_n(&r->done, __ATOMIC_SEQ_CST);
+}
+
+/* ReadIndex: the leader confirms it leads, then gives a read point covering every
+ * acknowledged produce; a follower refuses. */
+static void test_read_index_covers_every_acknowledged_produce(void **state)
+{
+    struct fixture *f = *state;
+    start_cluster(f);
+    uint64_t off = produce(f->n[0].d, 0, 0, "x");
+    struct read_res r = {0};
+    assert_int_equal(plog_distributed_read_index(f->n[0].d, read_done, &r), PLOG_OK);
+    assert_true(plog_test_wait_until(read_finished, &r, 3000));
+    assert_int_equal(r.rv, PLOG_OK);
+    assert_true(r.next > off);
+    struct read_res r2 = {0};
+    assert_int_equal(plog_distributed_read_index(f->n[1].d, read_done, &r2), PLOG_OK);
+    assert_true(plog_test_wait_until(read_finished, &r2, 3000));
+    assert_int_equal(r2.rv, PLOG_ENOTLEADER);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_records_reach_every_node_and_a_node_that_left_stops_receiving, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_retried_produce_is_applied_once_even_on_a_new_leader, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_closing_leader_hands_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_restarted_cluster_keeps_every_acknowledged_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_index_covers_every_acknowledged_produce, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
