@@ -48,7 +48,9 @@
     X(MAX_STORE_BYTES, "max-store-bytes", "N", "segment store size before rolling (default 1 GiB)") \
     X(MAX_INDEX_BYTES, "max-index-bytes", "N", "segment index size before rolling (default 10 MiB)") \
     X(METRICS_ADDR, "metrics-addr", "HOST:PORT", "serve Prometheus metrics at http://HOST:PORT/metrics") \
-    X(LOG_LEVEL, "log-level", "LEVEL", "debug | info | warn | error (default info)")
+    X(LOG_LEVEL, "log-level", "LEVEL", "debug | info | warn | error (default info)")              \
+    X(BOOTSTRAP, "bootstrap", "[true|false]", "start a new cluster with this node as its only voter") \
+    X(RAFT_PORT, "raft-port", "N", "Raft port on the bind host (default: RPC port + 2)")
 
 enum {
 #define X(id, name, arg, help) F_##id,
@@ -141,6 +143,7 @@ int main(int argc, char **argv)
     struct option opts[NFLAGS + 3];
     for (int i = 0; i < NFLAGS; i++)
         opts[i] = (struct option){flag_names[i], required_argument, NULL, i + 1};
+    opts[F_BOOTSTRAP].has_arg = optional_argument; /* --bootstrap alone means true */
     opts[NFLAGS] = (struct option){"help", no_argument, NULL, 'h'};
     opts[NFLAGS + 1] = (struct option){"version", no_argument, NULL, 'V'};
     opts[NFLAGS + 2] = (struct option){NULL, 0, NULL, 0};
@@ -160,7 +163,7 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
-        flag[c - 1] = optarg;
+        flag[c - 1] = optarg != NULL ? optarg : "true";
     }
     if (optind != argc) {
         fprintf(stderr, "proglog: unexpected argument: %s\n", argv[optind]);
@@ -231,6 +234,19 @@ int main(int argc, char **argv)
             fprintf(stderr, "proglog: --profile: want lan or fast: %s\n", val[F_PROFILE]);
             goto out;
         }
+    }
+    if (val[F_BOOTSTRAP] != NULL) {
+        if (strcmp(val[F_BOOTSTRAP], "true") == 0)
+            ac.bootstrap = true;
+        else if (strcmp(val[F_BOOTSTRAP], "false") != 0) {
+            fprintf(stderr, "proglog: --bootstrap: want true or false: %s\n", val[F_BOOTSTRAP]);
+            goto out;
+        }
+    }
+    if (val[F_RAFT_PORT] != NULL) {
+        if (u64_of("raft-port", val[F_RAFT_PORT], 65535, &v) != 0)
+            goto out;
+        ac.raft_port = (uint16_t)v;
     }
     plog_logger_level level = PLOG_LOGGER_INFO;
     if (val[F_LOG_LEVEL] != NULL && plog_logger_parse_level(val[F_LOG_LEVEL], &level) != PLOG_OK) {

@@ -1,14 +1,16 @@
-/* agent.c - one node: log, server, membership, replicator (see agent.h).
+/* agent.c - one node: distributed log, server, membership (see agent.h).
  *
  * Data directory:
  *   DATA_DIR/node-name   the name the directory belongs to (one line), written
  *                        atomically (temp file, fsync, rename, fsync dir) once
- *   DATA_DIR/log/        the segments */
+ *   DATA_DIR/raft/       Raft's state (internal/raftstore)
+ *   DATA_DIR/records/    the record log, rebuilt from Raft's log at start */
 #include "internal/agent/agent.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,15 +33,15 @@ struct plog_agent {
     char data_dir[PATH_SIZE], log_dir[PATH_SIZE + 8], name[NAME_SIZE], bind[ADDR_SIZE];
     char server_cert[PATH_SIZE], server_key[PATH_SIZE], server_ca[PATH_SIZE];
     char peer_cert[PATH_SIZE], peer_key[PATH_SIZE], peer_ca[PATH_SIZE];
-    char rpc_url[ADDR_SIZE + 16], rpc_hostport[ADDR_SIZE];
+    char rpc_url[ADDR_SIZE + 16], rpc_hostport[ADDR_SIZE], raft_hostport[ADDR_SIZE];
 
-    plog_log *log;
+    plog_distributed *dist;
+    plog_log *log; /* the record log, the distributed log's */
     nng_tls_config *server_tls;
     plog_auth *acl;
     plog_metrics *metrics;
     plog_metrics_http *http;
-    plog_server *srv;
-    plog_replicator *repl;
+    plog_server *_Atomic srv; /* set once the server runs; Raft publishes to it */
     pthread_mutex_t mu; /* disc, against GetMembers while stopping */
     plog_discovery *disc;
 };
@@ -58,7 +60,7 @@ static int bind_name(const char *dir, const char *name, char *err, size_t errsiz
         if (strcmp(have, name) != 0) {
             plog_errf(err, errsize,
                       "%s belongs to node \"%s\", not \"%s\": a node's log and name go together "
-                      "(the other nodes' replication positions count its offsets)",
+                      "(its Raft identity is its name)",
                       dir, have, name);
             return PLOG_EINVAL;
         }
@@ -112,8 +114,8 @@ static int mkdirs(const char *dir, char *err, size_t errsize)
     return PLOG_OK;
 }
 
-/* on_event: membership drives replication (Go: the Handler's Join and Leave). A
- * failed member is stopped like a leaving one; its next join resumes it. */
+/* on_event: membership drives Raft's configuration (Go: the Handler's Join and
+ * Leave). A failed member stays a voter: it may come back. */
 static void on_event(void *arg, const plog_membership_event *ev)
 {
     plog_agent *a = arg;
@@ -127,24 +129,69 @@ static void on_event(void *arg, const plog_membership_event *ev)
                      (unsigned long long)ev->member.incarnation);
     switch (ev->type) {
     case PLOG_MEMBERSHIP_JOIN:
-    case PLOG_MEMBERSHIP_UPDATE:
-        if (rpc != NULL)
-            plog_replicator_join(a->repl, ev->member.name, rpc);
+    case PLOG_MEMBERSHIP_UPDATE: {
+        const char *raft = plog_membership_tag(&ev->member, "raft_addr");
+        if (rpc != NULL && raft != NULL)
+            plog_distributed_join(a->dist, ev->member.name, raft, rpc);
         break;
+    }
     case PLOG_MEMBERSHIP_LEAVE:
-    case PLOG_MEMBERSHIP_FAILED:
-        plog_replicator_leave(a->repl, ev->member.name);
+        plog_distributed_leave(a->dist, ev->member.name);
         break;
     default:
         break;
     }
 }
 
-/* on_published: the replicator appended and committed records below next. */
-static void on_published(void *arg, uint64_t next)
+/* on_applied: Raft applied records below next to the record log. */
+static void on_applied(void *arg, uint64_t next)
 {
     plog_agent *a = arg;
-    plog_server_publish(a->srv, next);
+    plog_server *srv = atomic_load(&a->srv);
+    if (srv != NULL)
+        plog_server_publish(srv, next);
+}
+
+/* The server's Raft hooks (ch06). */
+static int propose(void *arg, uint64_t client_id, uint64_t seq, const uint8_t *const *values,
+                   const size_t *lens, size_t n, void (*done)(void *ctx, int rv, uint64_t first, uint64_t count),
+                   void *ctx)
+{
+    plog_agent *a = arg;
+    return plog_distributed_produce(a->dist, client_id, seq, values, lens, n, done, ctx);
+}
+
+static bool leader(void *arg, char *buf, size_t size)
+{
+    plog_agent *a = arg;
+    return plog_distributed_leader(a->dist, buf, size);
+}
+
+/* get_servers answers GetServers (book chapter 9): Raft's configuration. */
+static int get_servers(void *arg, uint8_t **buf, size_t *len)
+{
+    plog_agent *a = arg;
+    plog_distributed_server v[PLOG_DISTRIBUTED_MAX_SERVERS];
+    size_t n;
+    plog_distributed_servers(a->dist, v, PLOG_DISTRIBUTED_MAX_SERVERS, &n);
+    Log__V1__Server ss[PLOG_DISTRIBUTED_MAX_SERVERS];
+    Log__V1__Server *sp[PLOG_DISTRIBUTED_MAX_SERVERS];
+    for (size_t i = 0; i < n; i++) {
+        log__v1__server__init(&ss[i]);
+        ss[i].id = v[i].name;
+        ss[i].rpc_addr = v[i].rpc_addr;
+        ss[i].is_leader = v[i].is_leader;
+        ss[i].is_voter = v[i].voter;
+        sp[i] = &ss[i];
+    }
+    Log__V1__GetServersResponse resp = LOG__V1__GET_SERVERS_RESPONSE__INIT;
+    resp.servers = sp;
+    resp.n_servers = n;
+    *len = log__v1__get_servers_response__get_packed_size(&resp);
+    if ((*buf = malloc(*len + 1)) == NULL)
+        return PLOG_ENOMEM;
+    log__v1__get_servers_response__pack(&resp, *buf);
+    return PLOG_OK;
 }
 
 static const char *status_name(int s)
@@ -246,9 +293,7 @@ static int64_t gauge_dropped(void *arg)
 
 static int64_t gauge_replicated(void *arg)
 {
-    plog_replicator_stats st;
-    plog_replicator_stats_get(((plog_agent *)arg)->repl, &st);
-    return (int64_t)st.records;
+    return (int64_t)plog_distributed_applied_next(((plog_agent *)arg)->dist);
 }
 
 static void copy(char *dst, size_t size, const char *src)
@@ -308,18 +353,35 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     size_t hlen = (size_t)(strrchr(a->bind, ':') - a->bind);
     snprintf(a->rpc_hostport, sizeof a->rpc_hostport, "%.*s:%u", (int)hlen, a->bind, (unsigned)cfg->rpc_port);
     snprintf(a->rpc_url, sizeof a->rpc_url, "tls+tcp://%s", a->rpc_hostport);
+    unsigned raft_port = cfg->raft_port != 0 ? cfg->raft_port : (unsigned)cfg->rpc_port + 2;
+    snprintf(a->raft_hostport, sizeof a->raft_hostport, "%.*s:%u", (int)hlen, a->bind, raft_port);
 
-    /* 1. The log. */
+    /* 1. The distributed log: Raft with its storage and transport. */
     if ((rv = mkdirs(a->data_dir, err, errsize)) != PLOG_OK || (rv = bind_name(a->data_dir, a->name, err, errsize)) != PLOG_OK)
         goto fail;
-    if ((rv = plog_log_open(a->log_dir, &cfg->log, &a->log)) != PLOG_OK) {
-        plog_errf(err, errsize, "agent: cannot open the log in %s: %s", a->log_dir, plog_strerror(rv));
+    if ((rv = plog_auth_new(cfg->acl_model_file, cfg->acl_policy_file, &a->acl, err, errsize)) != PLOG_OK)
         goto fail;
-    }
+    plog_distributed_config dcfg = {
+        .name = a->name,
+        .dir = a->data_dir,
+        .raft_addr = a->raft_hostport,
+        .rpc_addr = a->rpc_hostport,
+        .cert_file = a->peer_cert,
+        .key_file = a->peer_key,
+        .ca_file = a->peer_ca,
+        .acl = a->acl,
+        .bootstrap = cfg->bootstrap,
+        .election_timeout_ms = cfg->election_timeout_ms,
+        .log = cfg->log,
+        .applied = on_applied,
+        .arg = a,
+    };
+    if ((rv = plog_distributed_open(&dcfg, &a->dist, err, errsize)) != PLOG_OK)
+        goto fail;
+    a->log = plog_distributed_log(a->dist);
     /* 2. The RPC server, with mutual TLS and the ACL. */
     if ((rv = plog_tls_config_server(a->server_cert, a->server_key, a->server_ca, &a->server_tls, err, errsize)) !=
-            PLOG_OK ||
-        (rv = plog_auth_new(cfg->acl_model_file, cfg->acl_policy_file, &a->acl, err, errsize)) != PLOG_OK)
+        PLOG_OK)
         goto fail;
     if ((rv = plog_server_metrics_new(&a->metrics)) != PLOG_OK) {
         plog_errf(err, errsize, "out of memory");
@@ -337,27 +399,22 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
         .log_requests = cfg->log_requests,
         .members = get_members,
         .members_arg = a,
+        .servers = get_servers,
+        .propose = propose,
+        .leader = leader,
     };
-    if ((rv = plog_server_open(a->log, &sc, &a->srv, err, errsize)) != PLOG_OK)
+    plog_server *srv;
+    if ((rv = plog_server_open(a->log, &sc, &srv, err, errsize)) != PLOG_OK)
         goto fail;
-    /* 3. Membership, whose events go to 4. the replicator (made first: see agent.h). */
-    plog_replicator_config rc = {
-        .self = a->name,
-        .cert_file = a->peer_cert,
-        .key_file = a->peer_key,
-        .ca_file = a->peer_ca,
-        .published = on_published,
-        .arg = a,
-        .logger = cfg->logger,
-    };
-    if ((rv = plog_replicator_open(a->log, &rc, &a->repl, err, errsize)) != PLOG_OK)
-        goto fail;
-    plog_gossip_tag tags[] = {{"rpc_addr", a->rpc_hostport}};
+    atomic_store(&a->srv, srv);
+    plog_server_publish(srv, plog_distributed_applied_next(a->dist));
+    /* 3. Membership, whose events drive Raft's configuration. */
+    plog_gossip_tag tags[] = {{"rpc_addr", a->rpc_hostport}, {"raft_addr", a->raft_hostport}};
     plog_discovery_config dc = {
         .name = a->name,
         .bind_addr = a->bind,
         .tags = tags,
-        .ntags = 1,
+        .ntags = 2,
         .start_join_addrs = cfg->start_join_addrs,
         .njoin = cfg->njoin,
         .cert_file = a->peer_cert,
@@ -402,9 +459,9 @@ plog_discovery *plog_agent_discovery(plog_agent *a)
     return a->disc;
 }
 
-plog_replicator *plog_agent_replicator(plog_agent *a)
+plog_distributed *plog_agent_distributed(plog_agent *a)
 {
-    return a->repl;
+    return a->dist;
 }
 
 /* stop undoes plog_agent_open in reverse, leaving first when leave. */
@@ -419,11 +476,15 @@ static int stop(plog_agent *a, bool leave)
     plog_discovery *disc = a->disc;
     a->disc = NULL;
     pthread_mutex_unlock(&a->mu);
-    plog_discovery_close(disc); /* no more events: the replicator can go */
-    plog_replicator_close(a->repl);
-    a->repl = NULL;
-    plog_server_close(a->srv);
-    int rv = plog_log_close(a->log);
+    plog_discovery_close(disc); /* no more events */
+    /* A leader hands over; produces still waiting are answered; then the server
+     * goes, and the logs last. */
+    if (a->dist != NULL)
+        plog_distributed_stop(a->dist);
+    plog_server *srv = atomic_exchange(&a->srv, NULL);
+    plog_server_close(srv);
+    plog_distributed_close(a->dist);
+    int rv = PLOG_OK;
     if (a->server_tls != NULL)
         nng_tls_config_free(a->server_tls);
     plog_auth_free(a->acl);

@@ -1,21 +1,21 @@
-/* agent.h - one node of the cluster: the log, its mTLS RPC server, membership and
- * the replicator, wired together (Go: internal/agent/agent.go).
+/* agent.h - one node of the cluster: the replicated log (Raft), its mTLS RPC server
+ * and membership, wired together (Go: internal/agent/agent.go).
  *
- * plog_agent_open starts them in the book's order: the log (in DATA_DIR/log), the
- * RPC server on tls+tcp://BIND_HOST:RPC_PORT, then membership on BIND_ADDR with
- * the tag rpc_addr=BIND_HOST:RPC_PORT, whose join/leave/failed events drive the
- * replicator (created just before membership, so that no event finds it
- * missing; it starts copying only on a join). plog_agent_shutdown undoes it in
- * reverse: a graceful leave, then the replicator, the server, the log.
+ * plog_agent_open starts them in the book's order: the distributed log (Raft state
+ * in DATA_DIR/raft, the record log in DATA_DIR/records, Raft messages on
+ * BIND_HOST:RAFT_PORT), the RPC server on tls+tcp://BIND_HOST:RPC_PORT, whose
+ * produces go through Raft, then membership on BIND_ADDR with the tags rpc_addr
+ * and raft_addr, whose join and leave events drive Raft's configuration (a failed
+ * member stays a voter). plog_agent_shutdown undoes it in reverse: a graceful
+ * leave, a leader's handover, the server, the logs.
  *
  * Two TLS identities, as the book's ServerTLSConfig and PeerTLSConfig: the
  * server's certificate for the RPC server, and the node's peer certificate
  * (CN = node name) for everything the node does as a client of the others:
- * gossip both ways, and replication's ConsumeStream calls.
+ * gossip and Raft messages, both ways.
  *
  * A data directory remembers the node name that created it (DATA_DIR/node-name):
- * the replicator's positions are origin offsets, so a node's name and its log
- * belong together, and opening a directory under another name is refused. */
+ * a node's Raft id is its name's, so a node's name and its log belong together, and opening a directory under another name is refused. */
 #ifndef PLOG_AGENT_H
 #define PLOG_AGENT_H
 
@@ -26,7 +26,7 @@
 #include "internal/discovery/discovery.h"
 #include "internal/log/config.h"
 #include "internal/log/log.h"
-#include "internal/log/replicator.h"
+#include "internal/distributed/distributed.h"
 #include "internal/logger/logger.h"
 
 typedef struct plog_agent plog_agent;
@@ -48,6 +48,10 @@ typedef struct plog_agent_config {
     const char *metrics_addr;   /* NULL: no metrics endpoint */
     plog_logger *logger;        /* borrowed; NULL: the agent logs nothing */
     bool log_requests;          /* one line per RPC on logger (internal/metrics/reqlog.h) */
+    /* ch06: Raft. */
+    bool bootstrap;             /* start a new cluster with this node as its only voter */
+    uint16_t raft_port;         /* Raft listens on the bind host at this port; 0: rpc_port + 2 */
+    uint32_t election_timeout_ms; /* 0: 150 */
 } plog_agent_config;
 
 /* plog_agent_open starts a node. Strings of cfg are copied. On PLOG_OK *ap is the
@@ -61,7 +65,7 @@ const char *plog_agent_rpc_addr(const plog_agent *a);
 /* Accessors for tests and the program: borrowed until shutdown. */
 plog_log *plog_agent_log(plog_agent *a);
 plog_discovery *plog_agent_discovery(plog_agent *a);
-plog_replicator *plog_agent_replicator(plog_agent *a);
+plog_distributed *plog_agent_distributed(plog_agent *a);
 
 /* plog_agent_shutdown leaves the cluster gracefully, stops replication and the
  * server, closes the log and frees a. Returns the log's close result. NULL: PLOG_OK. */

@@ -149,9 +149,14 @@ static void copy_str(char *dst, size_t size, const char *src)
 
 /* ---- the queue ---------------------------------------------------------------- */
 
-static void enqueue(plog_distributed *d, struct ev *e)
+/* enqueue queues e for the node thread; false (e not queued) once it stopped. */
+static bool enqueue(plog_distributed *d, struct ev *e)
 {
     pthread_mutex_lock(&d->mu);
+    if (d->stop || !d->started) {
+        pthread_mutex_unlock(&d->mu);
+        return false;
+    }
     e->next = NULL;
     if (d->qtail != NULL)
         d->qtail->next = e;
@@ -160,6 +165,7 @@ static void enqueue(plog_distributed *d, struct ev *e)
     d->qtail = e;
     pthread_cond_signal(&d->cv);
     pthread_mutex_unlock(&d->mu);
+    return true;
 }
 
 static void on_receive(void *arg, const char *from, const uint8_t *buf, size_t len)
@@ -176,7 +182,10 @@ static void on_receive(void *arg, const char *from, const uint8_t *buf, size_t l
         free(e);
         return;
     }
-    enqueue(d, e);
+    if (!enqueue(d, e)) {
+        plog_distributed_decoded_fini(&e->dec);
+        free(e);
+    }
 }
 
 /* ---- the state machine: applying entries to the record log ------------------- */
@@ -782,7 +791,12 @@ int plog_distributed_produce(plog_distributed *d, uint64_t client_id, uint64_t s
     *p = (struct proposal){.data = buf, .len = len, .done = done, .arg = arg};
     e->kind = EV_PROPOSE;
     e->prop = p;
-    enqueue(d, e);
+    if (!enqueue(d, e)) {
+        free(buf);
+        free(p);
+        free(e);
+        return PLOG_ENOTLEADER;
+    }
     return PLOG_OK;
 }
 
@@ -862,7 +876,11 @@ int plog_distributed_read_index(plog_distributed *d, plog_distributed_read_fn do
     r->arg = arg;
     e->kind = EV_READ;
     e->read = r;
-    enqueue(d, e);
+    if (!enqueue(d, e)) {
+        free(r);
+        free(e);
+        return PLOG_ENOTLEADER;
+    }
     return PLOG_OK;
 }
 
@@ -944,10 +962,8 @@ bool plog_distributed_wait_leader(plog_distributed *d, int timeout_ms)
     }
 }
 
-void plog_distributed_close(plog_distributed *d)
+void plog_distributed_stop(plog_distributed *d)
 {
-    if (d == NULL)
-        return;
     if (d->started) {
         /* A leader hands over first (thesis §3.10), so the cluster does not wait
          * an election timeout for a new leader. */
@@ -972,8 +988,10 @@ void plog_distributed_close(plog_distributed *d)
         pthread_cond_signal(&d->cv);
         pthread_mutex_unlock(&d->mu);
         pthread_join(d->thread, NULL);
+        d->started = false;
     }
     plog_transport_close(d->tr);
+    d->tr = NULL;
     /* Messages that arrived between the thread's stop and the transport's close. */
     while (d->qhead != NULL) {
         struct ev *e = d->qhead;
@@ -988,6 +1006,13 @@ void plog_distributed_close(plog_distributed *d)
         }
         free(e);
     }
+}
+
+void plog_distributed_close(plog_distributed *d)
+{
+    if (d == NULL)
+        return;
+    plog_distributed_stop(d);
     for (size_t i = 0; i < d->nout; i++)
         free(d->out[i].buf);
     free(d->out);

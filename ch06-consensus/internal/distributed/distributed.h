@@ -33,6 +33,9 @@
 
 typedef struct plog_distributed plog_distributed;
 
+/* At most this many servers in a configuration (the core's limit). */
+#define PLOG_DISTRIBUTED_MAX_SERVERS 16
+
 typedef struct plog_distributed_config {
     const char *name;      /* this node: its certificate's CN; its Raft id is
                               plog_distributed_id(name) */
@@ -127,6 +130,11 @@ bool plog_distributed_leader(plog_distributed *d, char *buf, size_t size);
 /* plog_distributed_wait_leader waits up to timeout_ms until some leader is known
  * to this node. */
 bool plog_distributed_wait_leader(plog_distributed *d, int timeout_ms);
+
+/* plog_distributed_stop: what close does before freeing anything: a leader hands
+ * over, the node thread stops and every produce and read still waiting is
+ * answered PLOG_ENOTLEADER. The record log stays readable until close. Idempotent. */
+void plog_distributed_stop(plog_distributed *d);
 
 /* plog_distributed_close: a leader first hands leadership to the most caught-up
  * voter (up to about an election timeout), then the node thread stops, the

@@ -145,6 +145,59 @@ static void enqueue(struct worker *w)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* raft_done answers a produce that went through Raft (ch06). */
+static void raft_done(void *ctx, int rv, uint64_t first, uint64_t count)
+{
+    struct worker *w = ctx;
+    plog_server *s = w->srv;
+    if (rv == PLOG_OK) {
+        w->first = first;
+        w->count = count;
+        complete(w, PLOG_OK, w->stream);
+        return;
+    }
+    dedup_finish(s, w, false);
+    if (rv == PLOG_ENOTLEADER) {
+        char leader[128] = "";
+        if (s->cfg.leader != NULL)
+            s->cfg.leader(s->cfg.members_arg, leader, sizeof leader);
+        if (leader[0] != '\0')
+            plog_server_reply_error(w, PLOG_STATUS_FAILED_PRECONDITION, "not leader; leader at %s", leader);
+        else
+            plog_server_reply_error(w, PLOG_STATUS_FAILED_PRECONDITION, "not leader; no leader known");
+        return;
+    }
+    plog_server_reply_error(w, rv == PLOG_EBUSY ? PLOG_STATUS_UNAVAILABLE : plog_rpc_status_from_err(rv),
+                            "produce failed: %s", plog_strerror(rv));
+}
+
+/* propose_request hands the records of pr to Raft; raft_done answers (ch06). */
+static void propose_request(struct worker *w, Log__V1__ProduceRequest *pr, size_t n)
+{
+    plog_server *s = w->srv;
+    const uint8_t **values = malloc(n * sizeof *values);
+    size_t *lens = malloc(n * sizeof *lens);
+    int rv = PLOG_ENOMEM;
+    if (values != NULL && lens != NULL) {
+        size_t k = 0;
+        if (pr->record != NULL) {
+            values[k] = pr->record->value.data;
+            lens[k++] = pr->record->value.len;
+        }
+        for (size_t i = 0; i < pr->n_records; i++) {
+            values[k] = pr->records[i]->value.data;
+            lens[k++] = pr->records[i]->value.len;
+        }
+        w->state = W_COMMIT;
+        rv = s->cfg.propose(s->cfg.members_arg, w->client_id, w->seq, values, lens, n, raft_done, w);
+    }
+    free(values);
+    free(lens);
+    log__v1__produce_request__free_unpacked(pr, NULL);
+    if (rv != PLOG_OK)
+        raft_done(w, rv, 0, 0);
+}
+
 void plog_server_produce(struct worker *w, const plog_rpc_request *rq, bool stream)
 {
     plog_server *s = w->srv;
@@ -182,6 +235,10 @@ void plog_server_produce(struct worker *w, const plog_rpc_request *rq, bool stre
 
     w->count = n;
     w->stream = stream;
+    if (s->cfg.propose != NULL) {
+        propose_request(w, pr, n);
+        return;
+    }
     if (s->cfg.sync == PLOG_SYNC_ALWAYS) {
         /* Appending fsyncs: leave it to the committer, which appends every queued
          * request in one batch, under one fsync. */

@@ -42,12 +42,13 @@ static const char *const method_names[] = {
     [PLOG_METHOD_CONSUME_STREAM] = "ConsumeStream",
     [PLOG_METHOD_PRODUCE_STREAM] = "ProduceStream",
     [PLOG_METHOD_GET_MEMBERS] = "GetMembers",
+    [PLOG_METHOD_GET_SERVERS] = "GetServers",
 };
 
 int plog_server_metrics_new(plog_metrics **mp)
 {
     /* plog_metrics method i is plog_rpc_method i + 1. */
-    return plog_metrics_new(method_names + 1, PLOG_METHOD_GET_MEMBERS, mp);
+    return plog_metrics_new(method_names + 1, PLOG_METHOD_GET_SERVERS, mp);
 }
 
 static int64_t now_ns(void)
@@ -153,6 +154,7 @@ static bool authorize(struct worker *w)
     case PLOG_METHOD_CONSUME:
     case PLOG_METHOD_CONSUME_STREAM:
     case PLOG_METHOD_GET_MEMBERS: /* who may read the log may see the cluster */
+    case PLOG_METHOD_GET_SERVERS:
         action = PLOG_AUTH_CONSUME;
         break;
     default:
@@ -172,17 +174,18 @@ static bool authorize(struct worker *w)
     return true;
 }
 
-/* get_members answers GetMembers with what the agent's callback encodes (ch05). */
-static void get_members(struct worker *w)
+/* get_members answers GetMembers (ch05), or GetServers (ch06), with what the
+ * agent's callback encodes. */
+static void get_members(struct worker *w, int (*encode)(void *arg, uint8_t **body, size_t *len))
 {
     plog_server *s = w->srv;
     uint8_t *body;
     size_t len;
-    if (s->cfg.members == NULL) {
+    if (encode == NULL) {
         plog_server_reply_error(w, PLOG_STATUS_UNIMPLEMENTED, "this server is not part of a cluster");
         return;
     }
-    if (s->cfg.members(s->cfg.members_arg, &body, &len) != PLOG_OK) {
+    if (encode(s->cfg.members_arg, &body, &len) != PLOG_OK) {
         plog_server_reply_error(w, PLOG_STATUS_UNAVAILABLE, "membership is not running");
         return;
     }
@@ -251,7 +254,10 @@ static void handle(struct worker *w)
         plog_server_consume_stream(w, &rq);
         break;
     case PLOG_METHOD_GET_MEMBERS:
-        get_members(w);
+        get_members(w, s->cfg.members);
+        break;
+    case PLOG_METHOD_GET_SERVERS:
+        get_members(w, s->cfg.servers);
         break;
     default: {
         int n = rq.method_len > 64 ? 64 : (int)rq.method_len;

@@ -59,6 +59,18 @@ typedef struct plog_server_config {
      * GetMembers is UNIMPLEMENTED. Runs on an nng thread; must be thread-safe. */
     int (*members)(void *arg, uint8_t **body, size_t *len);
     void *members_arg;
+    /* ch06: GetServers, encoded by servers(members_arg, ...) like GetMembers.
+     * With propose, Produce and ProduceStream go through Raft: propose(
+     * members_arg, client_id, seq, values, lens, n, done, ctx) copies the values
+     * and later calls done(ctx, rv, first, count) exactly once (any thread), or
+     * returns an error and never calls it; on PLOG_ENOTLEADER the server answers
+     * FAILED_PRECONDITION "not leader; leader at ADDR" with leader(members_arg,
+     * buf, size)'s address. NULL: the server appends to the log itself. */
+    int (*servers)(void *arg, uint8_t **body, size_t *len);
+    int (*propose)(void *arg, uint64_t client_id, uint64_t seq, const uint8_t *const *values,
+                   const size_t *lens, size_t n,
+                   void (*done)(void *ctx, int rv, uint64_t first, uint64_t count), void *ctx);
+    bool (*leader)(void *arg, char *buf, size_t size);
 } plog_server_config;
 
 /* plog_server_open serves log (borrowed: it must outlive the server) on
