@@ -1,9 +1,9 @@
 /* agent_test.c - the book's agent test, in one process (Go: agent_test.go
- * TestAgent): three agents, the second and third joining the first; a record
- * produced on the first is readable on the other two within 3 s, and is not
- * replicated back (the first still holds one record); a leave is seen within 3 s.
- * Plus: an agent refuses a data directory made under another node name, and
- * replication positions survive a restart. */
+ * TestAgent, chapters 8 and 9): three agents, the first bootstrapping Raft, the
+ * others joining through it; a record produced on the leader is readable on the
+ * followers within 3 s and not copied back; followers refuse produces naming the
+ * leader; GetServers; a graceful leave removes the member; a leader's shutdown
+ * hands over. Plus: an agent refuses a data directory made under another node name. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +18,7 @@
 #include "internal/agent/agent.h"
 #include "internal/agent/testcluster.h"
 #include "internal/client/client.h"
+#include "internal/rpc/envelope.h"
 #include "internal/err/err.h"
 #include "internal/tls/config.h"
 #include "testing/testing.h"
@@ -27,7 +28,7 @@
 struct fixture {
     char dir[64], policy[128];
     char data[N][128], name[N][16], bind[N][32];
-    uint16_t rpc[N];
+    uint16_t rpc[N], raft[N];
     plog_agent *a[N];
 };
 
@@ -63,6 +64,8 @@ static void start(struct fixture *f, int i, int join)
         .acl_policy_file = f->policy,
         .fast = true,
         .log = {.sync = PLOG_SYNC_INTERVAL},
+        .bootstrap = join < 0,
+        .raft_port = f->raft[i],
     };
     char err[512];
     if (plog_agent_open(&ac, &f->a[i], err, sizeof err) != PLOG_OK)
@@ -82,6 +85,7 @@ static int setup(void **state)
         snprintf(f->data[i], sizeof f->data[i], "%s/%s", f->dir, f->name[i]);
         snprintf(f->bind[i], sizeof f->bind[i], "127.0.0.1:%d", plog_test_free_port());
         f->rpc[i] = (uint16_t)plog_test_free_port();
+        f->raft[i] = (uint16_t)plog_test_free_port();
         fprintf(p, "p, %s, *, gossip\np, %s, *, consume\n", f->name[i], f->name[i]);
     }
     fclose(p);
@@ -133,45 +137,6 @@ static bool readable(void *arg)
     return ok;
 }
 
-static void start_three(struct fixture *f)
-{
-    start(f, 0, -1);
-    start(f, 1, 0);
-    start(f, 2, 0);
-}
-
-/* Go: TestAgent. */
-static void test_agent_record_produced_on_one_is_readable_on_the_others_within_3s(void **state)
-{
-    struct fixture *f = *state;
-    start_three(f);
-    plog_client *c0 = client(f, 0);
-    uint64_t off;
-    plog_rpc_status st;
-    assert_int_equal(plog_client_produce(c0, "foo", 3, &off, &st), PLOG_STATUS_OK);
-    assert_int_equal(off, 0);
-    for (int i = 1; i < N; i++) {
-        plog_client *c = client(f, i);
-        struct read_arg a = {c, 0, "foo"};
-        assert_true(plog_test_wait_until(readable, &a, 3000));
-        /* The copy knows where it came from. */
-        Log__V1__Record *rec;
-        assert_int_equal(plog_client_consume(c, 0, &rec, &st), PLOG_STATUS_OK);
-        assert_string_equal(rec->origin, "node1");
-        assert_int_equal(rec->origin_offset, 0);
-        log__v1__record__free_unpacked(rec, NULL);
-        plog_client_close(c);
-    }
-    /* The book's version replicates the record back to the first agent (the
-     * test's "Consume(offset 1)" would find a copy); this one never does. */
-    plog_test_sleep_ms(1000);
-    for (int i = 0; i < N; i++)
-        assert_int_equal(plog_log_next_offset(plog_agent_log(f->a[i])), 1);
-    Log__V1__Record *rec;
-    assert_int_equal(plog_client_consume(c0, 1, &rec, &st), PLOG_STATUS_OUT_OF_RANGE);
-    plog_client_close(c0);
-}
-
 struct left_arg {
     plog_agent *a;
     const char *name;
@@ -192,69 +157,165 @@ static bool has_left(void *arg)
     return left;
 }
 
-/* Go: TestMembership's leave, through the agent: shutdown leaves gracefully. */
-static void test_agent_shutdown_is_seen_as_a_leave_within_3s(void **state)
+/* servers asks node i for GetServers; *leader = index of the leader (-1: none). */
+static size_t servers(struct fixture *f, int i, int *leader, size_t *voters)
+{
+    plog_client *c = client(f, i);
+    Log__V1__GetServersRequest req = LOG__V1__GET_SERVERS_REQUEST__INIT;
+    nng_msg *reply;
+    plog_rpc_reply rp;
+    plog_rpc_status st;
+    size_t n = 0;
+    *leader = -1;
+    *voters = 0;
+    if (plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_GET_SERVERS), &req.base, 0, 0, &reply, &rp, &st) ==
+        PLOG_STATUS_OK) {
+        Log__V1__GetServersResponse *resp = log__v1__get_servers_response__unpack(NULL, rp.body_len, rp.body);
+        nng_msg_free(reply);
+        assert_non_null(resp);
+        n = resp->n_servers;
+        for (size_t k = 0; k < n; k++) {
+            const Log__V1__Server *sv = resp->servers[k];
+            *voters += sv->is_voter;
+            for (int j = 0; j < N; j++) {
+                char want[32];
+                snprintf(want, sizeof want, "127.0.0.1:%u", (unsigned)f->rpc[j]);
+                if (strcmp(sv->id, f->name[j]) == 0) {
+                    assert_string_equal(sv->rpc_addr, want);
+                    if (sv->is_leader)
+                        *leader = j;
+                }
+            }
+        }
+        log__v1__get_servers_response__free_unpacked(resp, NULL);
+    }
+    plog_client_close(c);
+    return n;
+}
+
+struct voters_arg {
+    struct fixture *f;
+    int node;
+    size_t want;
+};
+
+static bool all_voters(void *arg)
+{
+    struct voters_arg *a = arg;
+    int leader;
+    size_t voters;
+    size_t n = servers(a->f, a->node, &leader, &voters);
+    return n == a->want && voters == a->want && leader >= 0;
+}
+
+static void start_three(struct fixture *f)
+{
+    start(f, 0, -1);
+    start(f, 1, 0);
+    start(f, 2, 0);
+    struct voters_arg v = {f, 0, 3};
+    assert_true(plog_test_wait_until(all_voters, &v, 10000));
+}
+
+/* Go: TestAgent (chapter 8): produce on the leader, consume on the followers; the
+ * leader does not get the record back from them; a follower refuses a produce
+ * and names the leader. */
+static void test_agent_produce_on_leader_is_readable_on_followers_within_3s(void **state)
 {
     struct fixture *f = *state;
     start_three(f);
-    plog_replicator_stats rs;
-    for (int t = 0; t < 300; t++) {
-        plog_replicator_stats_get(plog_agent_replicator(f->a[0]), &rs);
-        if (rs.active == 2)
-            break;
-        plog_test_sleep_ms(10);
+    plog_client *c0 = client(f, 0);
+    uint64_t off;
+    plog_rpc_status st;
+    assert_int_equal(plog_client_produce(c0, "foo", 3, &off, &st), PLOG_STATUS_OK);
+    assert_int_equal(off, 0);
+    for (int i = 1; i < N; i++) {
+        plog_client *c = client(f, i);
+        struct read_arg a = {c, 0, "foo"};
+        assert_true(plog_test_wait_until(readable, &a, 3000));
+        assert_int_equal(plog_client_produce(c, "bar", 3, &off, &st), PLOG_STATUS_FAILED_PRECONDITION);
+        char want[64];
+        snprintf(want, sizeof want, "not leader; leader at 127.0.0.1:%u", (unsigned)f->rpc[0]);
+        assert_string_equal(st.msg, want);
+        plog_client_close(c);
     }
-    assert_int_equal(rs.active, 2);
+    plog_test_sleep_ms(500);
+    Log__V1__Record *rec;
+    assert_int_equal(plog_client_consume(c0, 1, &rec, &st), PLOG_STATUS_OUT_OF_RANGE);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(plog_log_next_offset(plog_agent_log(f->a[i])), 1);
+    plog_client_close(c0);
+}
+
+/* Go: TestGetServers (chapter 9): every node reports the three servers, their
+ * RPC addresses and the one leader. */
+static void test_agent_get_servers_names_every_server_and_the_leader(void **state)
+{
+    struct fixture *f = *state;
+    start_three(f);
+    for (int i = 0; i < N; i++) {
+        struct voters_arg v = {f, i, 3};
+        assert_true(plog_test_wait_until(all_voters, &v, 5000));
+        int leader;
+        size_t voters;
+        assert_int_equal(servers(f, i, &leader, &voters), 3);
+        assert_int_equal(leader, 0);
+    }
+}
+
+/* A member that shuts down leaves gracefully: membership sees a leave within 3 s
+ * and the leader removes it from the configuration; the others go on. */
+static void test_agent_shutdown_is_a_leave_and_the_leader_removes_it(void **state)
+{
+    struct fixture *f = *state;
+    start_three(f);
     assert_plog_ok(plog_agent_shutdown(f->a[2]));
     f->a[2] = NULL;
     for (int i = 0; i < 2; i++) {
         struct left_arg l = {f->a[i], "node3"};
         assert_true(plog_test_wait_until(has_left, &l, 3000));
     }
-    /* The leave stopped replication from node3. */
-    for (int t = 0; t < 300; t++) {
-        plog_replicator_stats_get(plog_agent_replicator(f->a[0]), &rs);
-        if (rs.active == 1)
-            break;
-        plog_test_sleep_ms(10);
-    }
-    assert_int_equal(rs.active, 1);
+    struct voters_arg v = {f, 0, 2};
+    assert_true(plog_test_wait_until(all_voters, &v, 3000));
+    plog_client *c0 = client(f, 0);
+    uint64_t off;
+    plog_rpc_status st;
+    assert_int_equal(plog_client_produce(c0, "after", 5, &off, &st), PLOG_STATUS_OK);
+    plog_client_close(c0);
 }
 
-/* The replicator's position comes from the log: after a restart node2 copies only
- * what it did not have, and node1's records arrive exactly once. */
-static void test_agent_restart_resumes_replication_without_duplicates(void **state)
+/* The leader shuts down: it hands over, a follower leads and takes produces, and
+ * every record is still there after the old leader restarts and catches up. */
+static void test_agent_leader_shutdown_hands_over_and_restart_catches_up(void **state)
 {
     struct fixture *f = *state;
-    start(f, 0, -1);
-    start(f, 1, 0);
+    start_three(f);
     plog_client *c0 = client(f, 0);
     plog_rpc_status st;
     uint64_t off;
     for (int i = 0; i < 10; i++)
         assert_int_equal(plog_client_produce(c0, "x", 1, &off, &st), PLOG_STATUS_OK);
-    plog_client *c1 = client(f, 1);
-    struct read_arg a = {c1, 9, "x"};
-    assert_true(plog_test_wait_until(readable, &a, 3000));
-    plog_client_close(c1);
-    uint64_t pos;
-    plog_replicator_position(plog_agent_replicator(f->a[1]), "node1", &pos);
-    assert_int_equal(pos, 10);
-    assert_plog_ok(plog_agent_shutdown(f->a[1]));
-    f->a[1] = NULL;
-    for (int i = 0; i < 5; i++)
-        assert_int_equal(plog_client_produce(c0, "y", 1, &off, &st), PLOG_STATUS_OK);
-    start(f, 1, 0);
-    /* Rebuilt from the log at open, before anything was copied again. */
-    plog_replicator_position(plog_agent_replicator(f->a[1]), "node1", &pos);
-    assert_true(pos == 10 || pos == 15);
-    c1 = client(f, 1);
-    a = (struct read_arg){c1, 14, "y"};
-    assert_true(plog_test_wait_until(readable, &a, 5000));
-    plog_test_sleep_ms(500);
-    assert_int_equal(plog_log_next_offset(plog_agent_log(f->a[1])), 15);
-    plog_client_close(c1);
     plog_client_close(c0);
+    assert_plog_ok(plog_agent_shutdown(f->a[0]));
+    f->a[0] = NULL;
+    int leader = -1;
+    size_t voters;
+    for (int t = 0; t < 300 && leader < 1; t++) {
+        servers(f, 1, &leader, &voters);
+        if (leader < 1)
+            plog_test_sleep_ms(10);
+    }
+    assert_true(leader >= 1);
+    plog_client *cl = client(f, leader);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(plog_client_produce(cl, "y", 1, &off, &st), PLOG_STATUS_OK);
+    assert_int_equal(off, 14);
+    plog_client_close(cl);
+    start(f, 0, 1);
+    plog_client *c = client(f, 0);
+    struct read_arg a = {c, 14, "y"};
+    assert_true(plog_test_wait_until(readable, &a, 5000));
+    plog_client_close(c);
 }
 
 static void test_agent_refuses_a_data_dir_of_another_node(void **state)
@@ -290,10 +351,12 @@ static void test_agent_refuses_a_data_dir_of_another_node(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_agent_record_produced_on_one_is_readable_on_the_others_within_3s, setup,
+        cmocka_unit_test_setup_teardown(test_agent_produce_on_leader_is_readable_on_followers_within_3s, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_agent_shutdown_is_seen_as_a_leave_within_3s, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_agent_restart_resumes_replication_without_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_get_servers_names_every_server_and_the_leader, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_shutdown_is_a_leave_and_the_leader_removes_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_leader_shutdown_hands_over_and_restart_catches_up, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_of_another_node, setup, teardown),
     };
     return cmocka_run_group_tests_name("agent", tests, NULL, NULL);
