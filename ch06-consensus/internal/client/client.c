@@ -172,6 +172,11 @@ uint64_t plog_client_id(const plog_client *c)
     return c->client_id;
 }
 
+void plog_client_set_id(plog_client *c, uint64_t id)
+{
+    c->client_id = id;
+}
+
 const plog_client_config *plog_client_config_of(const plog_client *c)
 {
     return &c->cfg;

@@ -87,6 +87,11 @@ uint64_t plog_client_next_seq(plog_client *c);
 /* plog_client_id returns the random id c's produces carry for deduplication. */
 uint64_t plog_client_id(const plog_client *c);
 
+/* plog_client_set_id makes c's produces carry id (ch06: a router's clients to
+ * every server share one id, so a retry on a new leader is recognised). Call it
+ * before c is used by other threads. */
+void plog_client_set_id(plog_client *c, uint64_t id);
+
 /* plog_client_config_of returns c's effective configuration (defaults filled). */
 const plog_client_config *plog_client_config_of(const plog_client *c);
 

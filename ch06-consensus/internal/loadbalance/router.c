@@ -1,0 +1,322 @@
+/* router.c - client-side routing (see router.h). */
+#include "internal/loadbalance/router.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal/rpc/envelope.h"
+#include "internal/tls/config.h"
+
+#define BACKOFF_MIN_MS 10
+#define BACKOFF_MAX_MS 320
+/* One attempt waits at most this long: a leader that died mid-call must not use
+ * up the whole deadline; the retry carries the same (client id, seq). */
+#define ATTEMPT_MAX_MS 1000
+
+struct conn {
+    char addr[128]; /* HOST:PORT */
+    plog_client *c;
+};
+
+struct plog_loadbalance_router {
+    plog_client_config cfg;
+    char *cert, *key, *ca;
+    char scheme[16]; /* "tls+tcp://" or "tcp://" */
+    uint64_t client_id, seq, retries;
+    plog_loadbalance_picker picker;
+    struct conn conns[PLOG_LOADBALANCE_MAX_SERVERS + 1];
+    size_t nconns;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+int plog_loadbalance_resolve(plog_client *c, plog_loadbalance_server *v, size_t cap, size_t *n,
+                             plog_rpc_status *st)
+{
+    Log__V1__GetServersRequest req = LOG__V1__GET_SERVERS_REQUEST__INIT;
+    nng_msg *reply;
+    plog_rpc_reply rp;
+    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_GET_SERVERS), &req.base, 0, 0, &reply, &rp, st);
+    if (code != PLOG_STATUS_OK)
+        return code;
+    Log__V1__GetServersResponse *resp = log__v1__get_servers_response__unpack(NULL, rp.body_len, rp.body);
+    nng_msg_free(reply);
+    if (resp == NULL)
+        return plog_rpc_status_set(st, PLOG_STATUS_INTERNAL, "malformed GetServersResponse");
+    size_t k = 0;
+    for (size_t i = 0; i < resp->n_servers && k < cap; i++) {
+        memset(&v[k], 0, sizeof v[k]);
+        snprintf(v[k].id, sizeof v[k].id, "%s", resp->servers[i]->id);
+        snprintf(v[k].rpc_addr, sizeof v[k].rpc_addr, "%s", resp->servers[i]->rpc_addr);
+        v[k].is_leader = resp->servers[i]->is_leader;
+        if (v[k].rpc_addr[0] != '\0')
+            k++;
+    }
+    log__v1__get_servers_response__free_unpacked(resp, NULL);
+    *n = k;
+    return PLOG_STATUS_OK;
+}
+
+/* conn_for returns the connection to addr (HOST:PORT), dialing it when new. */
+static plog_client *conn_for(plog_loadbalance_router *r, const char *addr, plog_rpc_status *st)
+{
+    for (size_t i = 0; i < r->nconns; i++)
+        if (strcmp(r->conns[i].addr, addr) == 0)
+            return r->conns[i].c;
+    if (r->nconns == sizeof r->conns / sizeof r->conns[0]) {
+        plog_client_close(r->conns[0].c); /* the oldest goes */
+        memmove(&r->conns[0], &r->conns[1], (r->nconns - 1) * sizeof r->conns[0]);
+        r->nconns--;
+    }
+    char url[160], host[128], err[PLOG_TLS_ERRMSG_SIZE];
+    snprintf(url, sizeof url, "%s%s", r->scheme, addr);
+    plog_client_config cfg = r->cfg;
+    cfg.tls = NULL;
+    if (r->ca != NULL) {
+        snprintf(host, sizeof host, "%s", addr);
+        char *colon = strrchr(host, ':');
+        if (colon != NULL)
+            *colon = '\0';
+        if (plog_tls_config_client(r->cert, r->key, r->ca, host, &cfg.tls, err, sizeof err) != 0) {
+            plog_rpc_status_set(st, PLOG_STATUS_INVALID_ARGUMENT, "%s", err);
+            return NULL;
+        }
+    }
+    plog_client *c;
+    int code = plog_client_open(url, &cfg, &c, st);
+    if (cfg.tls != NULL)
+        nng_tls_config_free(cfg.tls);
+    if (code != PLOG_STATUS_OK)
+        return NULL;
+    if (r->client_id == 0)
+        r->client_id = plog_client_id(c); /* the first connection's random id */
+    else
+        plog_client_set_id(c, r->client_id);
+    snprintf(r->conns[r->nconns].addr, sizeof r->conns[0].addr, "%s", addr);
+    r->conns[r->nconns++].c = c;
+    return c;
+}
+
+/* drop closes the connection to addr (it failed: dial afresh next time). */
+static void drop(plog_loadbalance_router *r, const char *addr)
+{
+    for (size_t i = 0; i < r->nconns; i++)
+        if (strcmp(r->conns[i].addr, addr) == 0) {
+            plog_client_close(r->conns[i].c);
+            r->conns[i] = r->conns[--r->nconns];
+            return;
+        }
+}
+
+/* refresh asks any server it can reach for the list (Go: ResolveNow). */
+static int refresh(plog_loadbalance_router *r, plog_rpc_status *st)
+{
+    plog_loadbalance_server v[PLOG_LOADBALANCE_MAX_SERVERS];
+    size_t n;
+    int code = PLOG_STATUS_UNAVAILABLE;
+    for (size_t i = 0; i < r->nconns; i++) {
+        code = plog_loadbalance_resolve(r->conns[i].c, v, PLOG_LOADBALANCE_MAX_SERVERS, &n, st);
+        if (code == PLOG_STATUS_OK) {
+            plog_loadbalance_picker_update(&r->picker, v, n);
+            return code;
+        }
+    }
+    /* Every connection failed: dial the servers last known. */
+    for (size_t i = 0; i < r->picker.n; i++) {
+        plog_client *c = conn_for(r, r->picker.servers[i].rpc_addr, st);
+        if (c == NULL)
+            continue;
+        code = plog_loadbalance_resolve(c, v, PLOG_LOADBALANCE_MAX_SERVERS, &n, st);
+        if (code == PLOG_STATUS_OK) {
+            plog_loadbalance_picker_update(&r->picker, v, n);
+            return code;
+        }
+    }
+    return code;
+}
+
+int plog_loadbalance_router_open(const char *addr, const plog_client_config *cfg, const char *cert_file,
+                                 const char *key_file, const char *ca_file, plog_loadbalance_router **rp,
+                                 plog_rpc_status *st)
+{
+    plog_loadbalance_router *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return plog_rpc_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    if (cfg != NULL)
+        r->cfg = *cfg;
+    r->cfg.tls = NULL;
+    if (r->cfg.timeout_ms == 0)
+        r->cfg.timeout_ms = 10000;
+    r->cert = cert_file != NULL ? strdup(cert_file) : NULL;
+    r->key = key_file != NULL ? strdup(key_file) : NULL;
+    r->ca = ca_file != NULL ? strdup(ca_file) : NULL;
+    const char *sep = strstr(addr, "://");
+    if (sep == NULL) {
+        plog_loadbalance_router_close(r);
+        return plog_rpc_status_set(st, PLOG_STATUS_INVALID_ARGUMENT, "want tls+tcp://HOST:PORT, not %s", addr);
+    }
+    snprintf(r->scheme, sizeof r->scheme, "%.*s", (int)(sep + 3 - addr), addr);
+    plog_client *c = conn_for(r, sep + 3, st);
+    if (c == NULL) {
+        plog_loadbalance_router_close(r);
+        return st != NULL ? st->code : PLOG_STATUS_UNAVAILABLE;
+    }
+    int code = refresh(r, st);
+    if (code != PLOG_STATUS_OK) {
+        plog_loadbalance_router_close(r);
+        return code;
+    }
+    *rp = r;
+    return PLOG_STATUS_OK;
+}
+
+static bool retryable(int code, const plog_rpc_status *st)
+{
+    return code == PLOG_STATUS_UNAVAILABLE || code == PLOG_STATUS_DEADLINE_EXCEEDED ||
+           (code == PLOG_STATUS_FAILED_PRECONDITION && st != NULL && strncmp(st->msg, "not leader", 10) == 0);
+}
+
+/* produce_once sends one Produce (n == 1) or ProduceStream batch with seq. */
+static int produce_once(plog_client *c, const void *const *values, const size_t *lens, size_t n, uint64_t seq,
+                        uint32_t timeout_ms, uint64_t *first, plog_rpc_status *st)
+{
+    Log__V1__Record recs[64], *ptrs[64];
+    Log__V1__Record *rv = n <= 64 ? recs : calloc(n, sizeof *rv);
+    Log__V1__Record **pv = n <= 64 ? ptrs : calloc(n, sizeof *pv);
+    if (rv == NULL || pv == NULL) {
+        if (rv != recs)
+            free(rv);
+        if (pv != ptrs)
+            free(pv);
+        return plog_rpc_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        log__v1__record__init(&rv[i]);
+        rv[i].value.data = (uint8_t *)values[i];
+        rv[i].value.len = lens[i];
+        pv[i] = &rv[i];
+    }
+    Log__V1__ProduceRequest req = LOG__V1__PRODUCE_REQUEST__INIT;
+    if (n == 1) {
+        req.record = &rv[0];
+    } else {
+        req.records = pv;
+        req.n_records = n;
+    }
+    nng_msg *reply;
+    plog_rpc_reply rp;
+    int code = plog_client_call(c, plog_rpc_method_name(n == 1 ? PLOG_METHOD_PRODUCE : PLOG_METHOD_PRODUCE_STREAM),
+                                &req.base, seq, timeout_ms, &reply, &rp, st);
+    if (rv != recs)
+        free(rv);
+    if (pv != ptrs)
+        free(pv);
+    if (code != PLOG_STATUS_OK)
+        return code;
+    Log__V1__ProduceResponse *resp = log__v1__produce_response__unpack(NULL, rp.body_len, rp.body);
+    nng_msg_free(reply);
+    if (resp == NULL)
+        return plog_rpc_status_set(st, PLOG_STATUS_INTERNAL, "malformed ProduceResponse");
+    *first = resp->offset;
+    log__v1__produce_response__free_unpacked(resp, NULL);
+    return PLOG_STATUS_OK;
+}
+
+int plog_loadbalance_router_produce(plog_loadbalance_router *r, const void *const *values, const size_t *lens,
+                                    size_t n, uint64_t *first, plog_rpc_status *st)
+{
+    uint64_t seq = ++r->seq; /* one (client id, seq) for every attempt */
+    int64_t deadline = now_ms() + r->cfg.timeout_ms;
+    int backoff = BACKOFF_MIN_MS;
+    for (int attempt = 0;; attempt++) {
+        int code;
+        int idx = plog_loadbalance_pick(&r->picker, true);
+        if (idx < 0) {
+            code = plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE, "no leader known");
+        } else {
+            char addr[128];
+            snprintf(addr, sizeof addr, "%s", r->picker.servers[idx].rpc_addr);
+            plog_client *c = conn_for(r, addr, st);
+            int64_t left = deadline - now_ms();
+            if (left > ATTEMPT_MAX_MS)
+                left = ATTEMPT_MAX_MS;
+            code = c == NULL ? (st != NULL ? st->code : PLOG_STATUS_UNAVAILABLE)
+                             : produce_once(c, values, lens, n, seq, (uint32_t)(left > 0 ? left : 1), first, st);
+            if (code == PLOG_STATUS_OK || !retryable(code, st))
+                return code;
+            if (code == PLOG_STATUS_UNAVAILABLE)
+                drop(r, addr);
+        }
+        if (now_ms() + backoff >= deadline)
+            return code;
+        r->retries++;
+        sleep_ms(backoff);
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+        plog_rpc_status ignored;
+        refresh(r, &ignored);
+    }
+}
+
+int plog_loadbalance_router_consume(plog_loadbalance_router *r, uint64_t off, Log__V1__Record **rec,
+                                    plog_rpc_status *st)
+{
+    int64_t deadline = now_ms() + r->cfg.timeout_ms;
+    int backoff = BACKOFF_MIN_MS;
+    for (;;) {
+        int code;
+        int idx = plog_loadbalance_pick(&r->picker, false);
+        if (idx < 0) {
+            code = plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE, "no server known");
+        } else {
+            char addr[128];
+            snprintf(addr, sizeof addr, "%s", r->picker.servers[idx].rpc_addr);
+            plog_client *c = conn_for(r, addr, st);
+            code = c == NULL ? (st != NULL ? st->code : PLOG_STATUS_UNAVAILABLE) : plog_client_consume(c, off, rec, st);
+            if (code != PLOG_STATUS_UNAVAILABLE && code != PLOG_STATUS_DEADLINE_EXCEEDED)
+                return code;
+            drop(r, addr);
+        }
+        if (now_ms() + backoff >= deadline)
+            return code;
+        r->retries++;
+        sleep_ms(backoff);
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+        plog_rpc_status ignored;
+        refresh(r, &ignored);
+    }
+}
+
+const plog_loadbalance_picker *plog_loadbalance_router_servers(const plog_loadbalance_router *r)
+{
+    return &r->picker;
+}
+
+uint64_t plog_loadbalance_router_retries(const plog_loadbalance_router *r)
+{
+    return r->retries;
+}
+
+void plog_loadbalance_router_close(plog_loadbalance_router *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->nconns; i++)
+        plog_client_close(r->conns[i].c);
+    free(r->cert);
+    free(r->key);
+    free(r->ca);
+    free(r);
+}
