@@ -18,7 +18,12 @@
  *
  * ch05: members prints the cluster as the server's membership sees it (GetMembers),
  * one member per line: NAME STATUS INCARNATION TAGS (key=value,...), self marked
- * with "*". */
+ * with "*".
+ *
+ * ch06: servers prints the Raft servers (GetServers). produce goes to the leader
+ * whichever server --addr names (internal/loadbalance: GetServers, then the
+ * leader; refreshed and retried on "not leader" or UNAVAILABLE, without
+ * duplicates); consume reads committed records from the server --addr names. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -30,6 +35,7 @@
 #include "internal/client/client.h"
 #include "internal/client/stream.h"
 #include "internal/config/flag.h"
+#include "internal/loadbalance/router.h"
 #include "internal/tls/config.h"
 
 enum {
@@ -55,7 +61,9 @@ static void usage(FILE *f)
                "                                   (--follow: keep waiting for new ones)\n"
                "          [--offsets]              print \"OFFSET<TAB>VALUE\" lines\n"
                "  members                          print the cluster's members: name, status,\n"
-               "                                   incarnation, tags (* marks the server)\n\n"
+               "                                   incarnation, tags (* marks the server)\n"
+               "  servers                          print the Raft servers: id, RPC address,\n"
+               "                                   leader, voter or learner\n\n"
                "Options:\n"
                "  --addr URL     server address (default tls+tcp://127.0.0.1:8400)\n"
                "  --timeout MS   deadline of each request (default 5000)\n"
@@ -110,12 +118,65 @@ static void print_ack(void *arg, uint64_t first, size_t n, int code, const char 
         printf("%" PRIu64 "\n", first + i);
 }
 
+/* The TLS files and address, for the router (ch06). */
+static const char *g_addr, *g_cert, *g_key, *g_ca;
+static plog_client_config g_cfg;
+
+/* produce_routed produces through the router (ch06): the leader, whichever
+ * server --addr names. 1: not a cluster (GetServers unimplemented), produce
+ * there directly. */
+static int produce_routed(int argc, char **argv, int *rc)
+{
+    plog_loadbalance_router *r;
+    plog_rpc_status st;
+    int code = plog_loadbalance_router_open(g_addr, &g_cfg, g_cert, g_key, g_ca, &r, &st);
+    if (code == PLOG_STATUS_UNIMPLEMENTED)
+        return 1;
+    if (code != PLOG_STATUS_OK) {
+        *rc = fail(&st);
+        return 0;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    bool from_stdin = argc == 1 && strcmp(argv[0], "-") == 0;
+    for (int i = 0; code == PLOG_STATUS_OK; i++) {
+        const void *v[1];
+        size_t len[1];
+        if (from_stdin) {
+            ssize_t n = getline(&line, &cap, stdin);
+            if (n < 0)
+                break;
+            if (n > 0 && line[n - 1] == '\n')
+                n--;
+            v[0] = line;
+            len[0] = (size_t)n;
+        } else {
+            if (i >= argc)
+                break;
+            v[0] = argv[i];
+            len[0] = strlen(argv[i]);
+        }
+        uint64_t off;
+        code = plog_loadbalance_router_produce(r, v, len, 1, &off, &st);
+        if (code == PLOG_STATUS_OK)
+            printf("%" PRIu64 "\n", off);
+    }
+    free(line);
+    plog_loadbalance_router_close(r);
+    fflush(stdout);
+    *rc = code == PLOG_STATUS_OK ? EXIT_OK : fail(&st);
+    return 0;
+}
+
 static int cmd_produce(plog_client *c, int argc, char **argv)
 {
     if (argc < 1) {
         fprintf(stderr, "proglogctl: produce: want VALUE... or -\n");
         return EXIT_USAGE;
     }
+    int rc;
+    if (produce_routed(argc, argv, &rc) == 0)
+        return rc;
     /* window 1: the records land in the order given, each batch after the last. */
     plog_client_producer_config pc = {.window = 1, .ack = print_ack};
     plog_client_producer *p;
@@ -253,6 +314,37 @@ static int cmd_members(plog_client *c, int argc)
     return EXIT_OK;
 }
 
+/* cmd_servers prints the Raft servers (GetServers, ch06). */
+static int cmd_servers(plog_client *c, int argc)
+{
+    if (argc != 1) {
+        fprintf(stderr, "proglogctl: servers: takes no arguments\n");
+        return EXIT_USAGE;
+    }
+    Log__V1__GetServersRequest req = LOG__V1__GET_SERVERS_REQUEST__INIT;
+    nng_msg *reply;
+    plog_rpc_reply rp;
+    plog_rpc_status st;
+    if (plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_GET_SERVERS), &req.base, 0, 0, &reply, &rp, &st) !=
+        PLOG_STATUS_OK)
+        return fail(&st);
+    Log__V1__GetServersResponse *resp = log__v1__get_servers_response__unpack(NULL, rp.body_len, rp.body);
+    nng_msg_free(reply);
+    if (resp == NULL) {
+        fprintf(stderr, "proglogctl: malformed GetServersResponse\n");
+        return EXIT_FAIL;
+    }
+    printf("%-20s %-24s %-8s %s\n", "ID", "RPC_ADDR", "LEADER", "ROLE");
+    for (size_t i = 0; i < resp->n_servers; i++) {
+        const Log__V1__Server *s = resp->servers[i];
+        printf("%-20s %-24s %-8s %s\n", s->id, s->rpc_addr, s->is_leader ? "leader" : "-",
+               s->is_voter ? "voter" : "learner");
+    }
+    log__v1__get_servers_response__free_unpacked(resp, NULL);
+    fflush(stdout);
+    return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -308,7 +400,8 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *cmd = argv[optind];
-    if (strcmp(cmd, "produce") != 0 && strcmp(cmd, "consume") != 0 && strcmp(cmd, "members") != 0) {
+    if (strcmp(cmd, "produce") != 0 && strcmp(cmd, "consume") != 0 && strcmp(cmd, "members") != 0 &&
+        strcmp(cmd, "servers") != 0) {
         fprintf(stderr, "proglogctl: unknown command: %s\n", cmd);
         usage(stderr);
         return EXIT_USAGE;
@@ -332,6 +425,12 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
+    g_addr = addr;
+    g_cert = cert;
+    g_key = key;
+    g_ca = ca;
+    g_cfg = cfg;
+    g_cfg.tls = NULL;
     plog_client *c;
     plog_rpc_status st;
     int rv = plog_client_open(addr, &cfg, &c, &st);
@@ -343,6 +442,7 @@ int main(int argc, char **argv)
     }
     int rc = strcmp(cmd, "produce") == 0   ? cmd_produce(c, argc - optind - 1, argv + optind + 1)
              : strcmp(cmd, "members") == 0 ? cmd_members(c, argc - optind)
+             : strcmp(cmd, "servers") == 0 ? cmd_servers(c, argc - optind)
                                            : cmd_consume(c, argc - optind, argv + optind);
     plog_client_close(c);
     return rc;
