@@ -20,7 +20,7 @@ struct plog_client; /* internal/client/client.h */
 
 struct tc_node {
     char name[32];
-    int gport, rport, mport; /* gossip, RPC, metrics */
+    int gport, rport, mport, aport; /* gossip, RPC, metrics, Raft (ch06) */
     char dir[160];
     plog_test_proc proc;
     bool running;
@@ -44,7 +44,7 @@ const char *tc_certs(void);
 void tc_init(struct tc *c, int n);
 
 /* tc_start starts node i; it joins through the gossip address of node join (-1:
- * none). Waits for its "msg=serving" line. */
+ * none, and then it bootstraps the Raft cluster). Waits for its "msg=serving" line. */
 void tc_start(struct tc *c, int i, int join);
 
 /* tc_stop sends sig to node i and waits for it (SIGKILL: no grace). */

@@ -64,6 +64,7 @@ void tc_init(struct tc *c, int n)
         nd->gport = plog_test_free_port();
         nd->rport = plog_test_free_port();
         nd->mport = plog_test_free_port();
+        nd->aport = plog_test_free_port();
     }
 }
 
@@ -83,6 +84,7 @@ void tc_start(struct tc *c, int i, int join)
     snprintf(s[7], sizeof s[7], "%s/%s-key.pem", certs, peer);
     snprintf(s[8], sizeof s[8], "127.0.0.1:%d", join >= 0 ? c->node[join].gport : 0);
     snprintf(s[9], sizeof s[9], "127.0.0.1:%d", nd->mport);
+    snprintf(s[10], sizeof s[10], "%d", nd->aport);
     char *argv[40] = {s[0],
                       "--node-name",
                       (char *)(nd->name_override != NULL ? nd->name_override : nd->name),
@@ -111,9 +113,13 @@ void tc_start(struct tc *c, int i, int join)
                       "--metrics-addr",
                       s[9]};
     int n = 27;
+    argv[n++] = "--raft-port";
+    argv[n++] = s[10];
     if (join >= 0) {
         argv[n++] = "--start-join-addrs";
         argv[n++] = s[8];
+    } else {
+        argv[n++] = "--bootstrap";
     }
     argv[n] = NULL;
     if (nd->proc.out[0] != '\0')
