@@ -1,15 +1,15 @@
-/* cluster_bench.c - `make bench`: three proglog processes on loopback, fast
- * membership profile, node certificates, mutual TLS.
+/* cluster_bench.c - `make bench` (ch06): three proglog processes on loopback, node
+ * certificates, mutual TLS everywhere, fsync on (group commit of Raft's log).
  *
- *   disc.join        ms from starting node3 (joining node1) until node1 and node2
- *                    both list it alive                          (p50 over runs)
- *   disc.leave       ms from SIGTERM to node3 until both list it left (p50)
- *   disc.detect      ms from kill -9 of node3 until both list it dead (p50, p99)
- *   repl.lag         ms from a produce on node1 (call start) until the record is
- *                    readable on node2 (a long poll waiting for it)   (p50, p99)
- *   repl.throughput  records/s node2 copies when it starts behind node1 by N
- *                    records of 100 B (catch-up, from its start to the last one)
- * PLOG_BENCH_KILLS (default 20) kills, PLOG_BENCH_RECORDS (default 1000000). */
+ *   raft.produce       records/s acknowledged by the leader, clients=1|16|64, one
+ *                      record per Produce (batch=1) or 256 per ProduceStream
+ *                      (batch=256), each client a connection of its own; p50 latency
+ *   raft.e2e.latency   ms from a Produce's start on the leader until the record is
+ *                      readable on a follower (p50, p99, p999)
+ *   raft.failover      ms from kill -9 of the leader until the next acknowledged
+ *                      produce through the router (p50, p99 over PLOG_BENCH_KILLS)
+ *   raft.rss           the leader's resident set, idle and after the 64-client load
+ * PLOG_BENCH_SECONDS (default 2) per produce line, PLOG_BENCH_KILLS (default 10). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +17,9 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,10 +27,10 @@
 
 #include "internal/agent/testcluster.h"
 #include "internal/client/client.h"
-#include "internal/client/stream.h"
-#include "internal/discovery/membership.h"
-#include "internal/err/err.h"
-#include "internal/rpc/envelope.h"
+#include "internal/loadbalance/router.h"
+#include "internal/tls/config.h"
+
+#define N 3
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -36,31 +38,11 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int64_t pct(int64_t *v, int n, int p)
+static double pct(int64_t *v, int n, double p)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_i64);
-    int k = (n * p + 99) / 100 - 1;
-    return v[k < 0 ? 0 : k >= n ? n - 1 : k];
-}
-
-/* wait_both polls node1 and node2 (clients c[0], c[1]) until both list name with
- * status want; returns the ms it took from t0, or -1 after timeout_ms. */
-static int64_t wait_both(plog_client *c[2], const char *name, const char *want, int64_t t0, int timeout_ms)
-{
-    bool ok[2] = {false, false};
-    while (plog_test_now_ms() - t0 < timeout_ms) {
-        for (int i = 0; i < 2; i++) {
-            if (ok[i])
-                continue;
-            char st[16];
-            tc_member_status(c[i], name, st, sizeof st);
-            ok[i] = strcmp(st, want) == 0;
-        }
-        if (ok[0] && ok[1])
-            return plog_test_now_ms() - t0;
-        plog_test_sleep_ms(2);
-    }
-    return -1;
+    int k = (int)(n * p / 100.0 + 0.999999) - 1;
+    return (double)v[k < 0 ? 0 : k >= n ? n - 1 : k];
 }
 
 static int env_int(const char *name, int def)
@@ -69,156 +51,250 @@ static int env_int(const char *name, int def)
     return s != NULL && atoi(s) > 0 ? atoi(s) : def;
 }
 
-static void bench_discovery(struct tc *c)
+static int64_t now_us(void)
 {
-    plog_client *cl[2] = {tc_client(c, 0), tc_client(c, 1)};
-    int kills = env_int("PLOG_BENCH_KILLS", 20);
-    int runs = 5;
-    int64_t join[64], leave[64], detect[256];
-    for (int r = 0; r < runs; r++) {
-        int64_t t0 = plog_test_now_ms();
-        tc_start(c, 2, 0);
-        join[r] = wait_both(cl, "node3", "alive", t0, 10000);
-        assert_true(join[r] >= 0);
-        t0 = plog_test_now_ms();
-        kill(c->node[2].proc.pid, SIGTERM); /* tc_stop would wait for the exit */
-        leave[r] = wait_both(cl, "node3", "left", t0, 10000);
-        tc_stop(c, 2, SIGTERM);
-        assert_true(leave[r] >= 0);
-    }
-    for (int k = 0; k < kills; k++) {
-        tc_start(c, 2, 0);
-        assert_true(wait_both(cl, "node3", "alive", plog_test_now_ms(), 10000) >= 0);
-        plog_test_sleep_ms(200); /* let it settle into the probe rotation */
-        int64_t t0 = plog_test_now_ms();
-        kill(c->node[2].proc.pid, SIGKILL);
-        tc_stop(c, 2, SIGKILL);
-        detect[k] = wait_both(cl, "node3", "dead", t0, 20000);
-        assert_true(detect[k] >= 0);
-    }
-    plog_membership_config mc;
-    plog_membership_config_fast(&mc);
-    printf("bench disc.join %lld ms p=50 runs=%d nodes=3 profile=fast\n", (long long)pct(join, runs, 50), runs);
-    printf("bench disc.leave %lld ms p=50 runs=%d nodes=3 profile=fast\n", (long long)pct(leave, runs, 50), runs);
-    printf("bench disc.detect %lld ms p=50 kills=%d nodes=3 profile=fast\n", (long long)pct(detect, kills, 50),
-           kills);
-    printf("bench disc.detect %lld ms p=99 kills=%d nodes=3 profile=fast bound=%llu\n",
-           (long long)pct(detect, kills, 99), kills,
-           (unsigned long long)plog_membership_detect_bound_ms(&mc, 3));
-    fflush(stdout);
-    plog_client_close(cl[0]);
-    plog_client_close(cl[1]);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* wait_readable long-polls cl until offset off exists; returns false on error. */
-static bool wait_readable(plog_client *cl, uint64_t off)
+static plog_loadbalance_router *router(struct tc *c, int i)
 {
-    for (;;) {
-        Log__V1__ConsumeRequest req = LOG__V1__CONSUME_REQUEST__INIT;
-        req.offset = off;
-        req.max_records = 1;
-        req.wait_ms = 2000;
-        nng_msg *reply;
-        plog_rpc_reply rp;
-        plog_rpc_status st;
-        if (plog_client_call(cl, plog_rpc_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0, 0, &reply, &rp, &st) !=
-            PLOG_STATUS_OK)
-            return false;
-        Log__V1__ConsumeResponse *resp = log__v1__consume_response__unpack(NULL, rp.body_len, rp.body);
-        nng_msg_free(reply);
-        bool got = resp != NULL && resp->n_records > 0;
-        if (resp != NULL)
-            log__v1__consume_response__free_unpacked(resp, NULL);
-        if (got)
-            return true;
-    }
-}
-
-static void bench_lag(struct tc *c)
-{
-    plog_client *a = tc_client(c, 0), *b = tc_client(c, 1);
-    enum { SAMPLES = 200 };
-    int64_t lag[SAMPLES];
-    char value[100];
-    memset(value, 'v', sizeof value);
-    uint64_t base = 0;
+    char addr[64], cert[600], key[600], ca[600];
+    const char *certs = tc_certs();
+    snprintf(addr, sizeof addr, "tls+tcp://127.0.0.1:%d", c->node[i].rport);
+    snprintf(cert, sizeof cert, "%s/root-client.pem", certs);
+    snprintf(key, sizeof key, "%s/root-client-key.pem", certs);
+    snprintf(ca, sizeof ca, "%s/ca.pem", certs);
+    plog_client_config cfg = {.timeout_ms = 10000};
+    plog_loadbalance_router *r;
     plog_rpc_status st;
-    /* Warm up: both connections, the replicator's stream. */
-    assert_int_equal(plog_client_produce(a, value, sizeof value, &base, &st), PLOG_STATUS_OK);
-    assert_true(wait_readable(b, base));
-    for (int i = 0; i < SAMPLES; i++) {
+    if (plog_loadbalance_router_open(addr, &cfg, cert, key, ca, &r, &st) != PLOG_STATUS_OK)
+        return NULL;
+    return r;
+}
+
+static int leader_of(struct tc *c)
+{
+    for (int i = 0; i < N; i++) {
+        if (!c->node[i].running)
+            continue;
+        plog_loadbalance_router *r = router(c, i);
+        if (r == NULL)
+            continue;
+        const plog_loadbalance_picker *p = plog_loadbalance_router_servers(r);
+        int found = -1;
+        for (size_t k = 0; k < p->n; k++)
+            for (int j = 0; j < N && p->servers[k].is_leader; j++) {
+                char want[32];
+                snprintf(want, sizeof want, "127.0.0.1:%d", c->node[j].rport);
+                if (strcmp(p->servers[k].rpc_addr, want) == 0)
+                    found = j;
+            }
+        plog_loadbalance_router_close(r);
+        if (found >= 0)
+            return found;
+    }
+    return -1;
+}
+
+static bool three_voters(void *arg)
+{
+    struct tc *c = arg;
+    int l = leader_of(c);
+    if (l < 0)
+        return false;
+    plog_loadbalance_router *r = router(c, l);
+    bool ok = r != NULL && plog_loadbalance_router_servers(r)->n == N;
+    plog_loadbalance_router_close(r);
+    return ok;
+}
+
+struct worker {
+    struct tc *c;
+    int node, batch;
+    atomic_bool *stop;
+    long records;
+    int64_t lat[200000];
+    int nlat;
+};
+
+static void *produce_loop(void *arg)
+{
+    struct worker *w = arg;
+    plog_client *cl = tc_client(w->c, w->node);
+    char v[100];
+    memset(v, 'x', sizeof v);
+    const void *vals[256];
+    size_t lens[256];
+    for (int i = 0; i < 256; i++) {
+        vals[i] = v;
+        lens[i] = sizeof v;
+    }
+    while (!atomic_load(w->stop)) {
         uint64_t off;
-        struct timespec ts0, ts1;
-        clock_gettime(CLOCK_MONOTONIC, &ts0);
-        assert_int_equal(plog_client_produce(a, value, sizeof value, &off, &st), PLOG_STATUS_OK);
-        /* node2's log holds node2's own records too: its offset for this one is
-         * the count of node1's records so far, as nothing else is produced. */
-        assert_true(wait_readable(b, off));
-        clock_gettime(CLOCK_MONOTONIC, &ts1);
-        lag[i] = (int64_t)(ts1.tv_sec - ts0.tv_sec) * 1000000 + (ts1.tv_nsec - ts0.tv_nsec) / 1000;
+        plog_rpc_status st;
+        int64_t t0 = now_us();
+        int code = w->batch == 1 ? plog_client_produce(cl, v, sizeof v, &off, &st)
+                                 : plog_client_produce_batch(cl, vals, lens, (size_t)w->batch, &off, &st);
+        if (code != PLOG_STATUS_OK)
+            break;
+        if (w->nlat < 200000)
+            w->lat[w->nlat++] = now_us() - t0;
+        w->records += w->batch;
     }
-    printf("bench repl.lag %.1f ms p=50 samples=%d size=100 sync=interval\n", (double)pct(lag, SAMPLES, 50) / 1000,
-           SAMPLES);
-    printf("bench repl.lag %.1f ms p=99 samples=%d size=100 sync=interval\n", (double)pct(lag, SAMPLES, 99) / 1000,
-           SAMPLES);
-    fflush(stdout);
-    plog_client_close(a);
-    plog_client_close(b);
+    plog_client_close(cl);
+    return NULL;
 }
 
-static void on_ack(void *arg, uint64_t first, size_t n, int code, const char *msg)
+static void bench_produce(struct tc *c, int leader, int clients, int batch, int seconds)
 {
-    (void)msg;
-    uint64_t *last = arg;
-    if (code == PLOG_STATUS_OK && n > 0 && first + n - 1 > *last)
-        *last = first + n - 1;
+    struct worker *w = calloc((size_t)clients, sizeof *w);
+    pthread_t *th = calloc((size_t)clients, sizeof *th);
+    atomic_bool stop;
+    atomic_init(&stop, false);
+    for (int i = 0; i < clients; i++) {
+        w[i] = (struct worker){.c = c, .node = leader, .batch = batch, .stop = &stop};
+        pthread_create(&th[i], NULL, produce_loop, &w[i]);
+    }
+    int64_t t0 = now_us();
+    plog_test_sleep_ms(seconds * 1000);
+    atomic_store(&stop, true);
+    long total = 0;
+    int nlat = 0;
+    for (int i = 0; i < clients; i++) {
+        pthread_join(th[i], NULL);
+        total += w[i].records;
+        nlat += w[i].nlat;
+    }
+    double secs = (double)(now_us() - t0) / 1e6;
+    int64_t *lat = malloc((size_t)(nlat ? nlat : 1) * sizeof *lat);
+    int k = 0;
+    for (int i = 0; i < clients; i++)
+        for (int j = 0; j < w[i].nlat; j++)
+            lat[k++] = w[i].lat[j];
+    printf("bench raft.produce %.0f records/s clients=%d batch=%d size=100 p50_ms=%.2f p99_ms=%.2f tls=1 fsync=group\n",
+           (double)total / secs, clients, batch, nlat ? pct(lat, nlat, 50) / 1000.0 : 0,
+           nlat ? pct(lat, nlat, 99) / 1000.0 : 0);
+    fflush(stdout);
+    free(lat);
+    free(w);
+    free(th);
 }
 
-static void bench_throughput(struct tc *c)
+static void bench_e2e(struct tc *c, int leader)
 {
-    int n = env_int("PLOG_BENCH_RECORDS", 1000000);
-    tc_stop(c, 1, SIGTERM);
-    plog_client *a = tc_client(c, 0);
-    plog_client_producer *p;
-    plog_rpc_status st;
-    uint64_t last = 0;
-    plog_client_producer_config pc = {.window = 8, .batch_records = 4096, .ack = on_ack, .arg = &last};
-    assert_int_equal(plog_client_producer_open(a, &pc, &p, &st), PLOG_STATUS_OK);
-    char value[100];
-    memset(value, 'r', sizeof value);
-    for (int i = 0; i < n; i++)
-        assert_int_equal(plog_client_producer_send(p, value, sizeof value, &st), PLOG_STATUS_OK);
-    assert_int_equal(plog_client_producer_flush(p, &st), PLOG_STATUS_OK);
-    plog_client_producer_close(p);
-    plog_client_close(a);
-    int64_t t0 = plog_test_now_ms();
-    tc_start(c, 1, 0);
-    plog_client *b = tc_client(c, 1);
-    assert_true(wait_readable(b, last));
-    int64_t dt = plog_test_now_ms() - t0;
-    plog_client_close(b);
-    printf("bench repl.throughput %.0f records/s size=100 n=%d ms=%lld (catch-up of a restarted node, tls, "
-           "sync=interval)\n",
-           (double)n * 1000.0 / (double)(dt > 0 ? dt : 1), n, (long long)dt);
+    int follower = (leader + 1) % N;
+    plog_client *p = tc_client(c, leader), *f = tc_client(c, follower);
+    int samples = 500;
+    int64_t *lat = malloc((size_t)samples * sizeof *lat);
+    int n = 0;
+    for (int s = 0; s < samples; s++) {
+        uint64_t off;
+        plog_rpc_status st;
+        int64_t t0 = now_us();
+        if (plog_client_produce(p, "e2e", 3, &off, &st) != PLOG_STATUS_OK)
+            break;
+        for (;;) {
+            Log__V1__Record *rec;
+            if (plog_client_consume(f, off, &rec, &st) == PLOG_STATUS_OK) {
+                log__v1__record__free_unpacked(rec, NULL);
+                break;
+            }
+            if (now_us() - t0 > 5000000)
+                break;
+        }
+        lat[n++] = now_us() - t0;
+    }
+    printf("bench raft.e2e.latency %.2f ms p=50 p99=%.2f p999=%.2f samples=%d follower=%s\n", pct(lat, n, 50) / 1000.0,
+           pct(lat, n, 99) / 1000.0, pct(lat, n, 99.9) / 1000.0, n, c->node[follower].name);
     fflush(stdout);
+    free(lat);
+    plog_client_close(p);
+    plog_client_close(f);
+}
+
+static long rss_kib(struct tc *c, int i)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)c->node[i].proc.pid);
+    FILE *fp = fopen(path, "r");
+    long kib = -1;
+    while (fp != NULL && fgets(line, sizeof line, fp) != NULL)
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kib = atol(line + 6);
+    if (fp != NULL)
+        fclose(fp);
+    return kib;
+}
+
+static void bench_failover(struct tc *c)
+{
+    int kills = env_int("PLOG_BENCH_KILLS", 10);
+    int64_t *ms = malloc((size_t)kills * sizeof *ms);
+    int n = 0;
+    for (int k = 0; k < kills; k++) {
+        int old = leader_of(c);
+        if (old < 0)
+            break;
+        int other = (old + 1) % N;
+        plog_loadbalance_router *r = router(c, other);
+        if (r == NULL)
+            break;
+        const void *vals[1] = {"f"};
+        size_t lens[1] = {1};
+        uint64_t off;
+        plog_rpc_status st;
+        plog_loadbalance_router_produce(r, vals, lens, 1, &off, &st); /* warm: knows the leader */
+        int64_t t0 = now_us();
+        tc_stop(c, old, SIGKILL);
+        int code = plog_loadbalance_router_produce(r, vals, lens, 1, &off, &st);
+        int64_t took = now_us() - t0;
+        plog_loadbalance_router_close(r);
+        if (code == PLOG_STATUS_OK)
+            ms[n++] = took / 1000;
+        tc_start(c, old, other);
+        if (!plog_test_wait_until(three_voters, c, 15000))
+            break;
+        plog_test_sleep_ms(300);
+    }
+    if (n > 0)
+        printf("bench raft.failover %.0f ms p=50 p99=%.0f kills=%d election_timeout=150-300ms\n", pct(ms, n, 50),
+               pct(ms, n, 99), n);
+    fflush(stdout);
+    free(ms);
 }
 
 static void bench_cluster(void **state)
 {
     (void)state;
-    struct tc *c = calloc(1, sizeof *c);
-    tc_init(c, 3);
-    tc_start(c, 0, -1);
-    tc_start(c, 1, 0);
-    bench_discovery(c);
-    bench_lag(c);
-    bench_throughput(c);
-    tc_fini(c);
-    free(c);
+    struct tc c = {0};
+    tc_init(&c, N);
+    tc_start(&c, 0, -1);
+    tc_start(&c, 1, 0);
+    tc_start(&c, 2, 0);
+    assert_true(plog_test_wait_until(three_voters, &c, 15000));
+    int leader = leader_of(&c);
+    plog_test_sleep_ms(500);
+    long idle = rss_kib(&c, leader);
+    int secs = env_int("PLOG_BENCH_SECONDS", 2);
+    bench_produce(&c, leader, 1, 1, secs);
+    bench_produce(&c, leader, 16, 1, secs);
+    bench_produce(&c, leader, 64, 1, secs);
+    long load = rss_kib(&c, leader);
+    bench_produce(&c, leader, 1, 256, secs);
+    bench_produce(&c, leader, 16, 256, secs);
+    long peak = rss_kib(&c, leader);
+    printf("bench raft.rss %.1f MiB state=idle node=%s\n", idle / 1024.0, c.node[leader].name);
+    printf("bench raft.rss %.1f MiB state=load clients=64 batch=1\n", load / 1024.0);
+    printf("bench raft.rss %.1f MiB state=load clients=16 batch=256\n", peak / 1024.0);
+    bench_e2e(&c, leader);
+    bench_failover(&c);
+    tc_fini(&c);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(bench_cluster)};
-    return cmocka_run_group_tests_name("cluster_bench", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("cluster bench", tests, NULL, NULL);
 }
