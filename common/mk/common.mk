@@ -11,7 +11,10 @@
 #           cmd/<p>/*.c             -> $(BUILD)/<p>
 #           <dir>/<name>_test.c     -> $(BUILD)/test/<dir>/<name>_test, one cmocka binary per file
 #           <dir>/<name>_bench.c    -> $(BUILD)/test/<dir>/<name>_bench, run by `make bench`
-# Chapters define their own `run` and `check-long` targets.
+# Targets every chapter answers (common/scripts/chapters-check.sh verifies it):
+#   all test bench clean deps deps-test here; run, fuzz and check-long in the chapter
+#   Makefile. `run` builds only $(PROG_BINS). deps installs what building and running
+#   need, deps-test adds the test tools, deps-fuzz clang (a prerequisite of fuzz builds).
 # Modes:    SAN=1 (ASan+UBSan) builds into build/san, TSAN=1 into build/tsan, so the modes
 #           never mix objects.
 
@@ -64,7 +67,7 @@ PROG_BINS  := $(addprefix $(BUILD)/,$(PROGS))
 export PLOG_BUILD := $(abspath $(BUILD))
 export PLOG_CHAPTER := $(abspath .)
 
-.PHONY: all test bench clean run deps
+.PHONY: all test bench clean run deps deps-test deps-fuzz fuzz check-long
 .SECONDARY:
 
 all: $(PROG_BINS) $(TESTS) $(BENCHES)
@@ -121,7 +124,13 @@ bench: $(PROG_BINS) $(BENCHES)
 	@for b in $(BENCHES); do "$$b" || exit 1; done
 
 deps:
-	@$(COMMON)/scripts/deps.sh
+	@$(COMMON)/scripts/deps.sh run
+
+deps-test:
+	@$(COMMON)/scripts/deps.sh run test
+
+deps-fuzz:
+	@$(COMMON)/scripts/deps.sh fuzz
 
 clean:
 	rm -rf build
