@@ -8,11 +8,13 @@
  * produce prints each record's offset, one per line, in input order; consume
  * prints each value on its own line (with --offsets: "OFFSET<TAB>VALUE").
  * Errors go to stderr as "proglogctl: CODE: message"; the exit status says which
- * kind (see usage()). */
+ * kind (see usage()). --version prints the version; PROGLOG_ADDR in the
+ * environment replaces the default address (a flag wins), as etcdctl's ETCDCTL_*. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,8 @@
 #include "internal/config/flag.h"
 #include "internal/client/client.h"
 #include "internal/client/stream.h"
+
+#define VERSION "0.3.0 (ch03-rpc)"
 
 enum {
     EXIT_OK = 0,
@@ -46,9 +50,21 @@ static void usage(FILE *f)
                "Options:\n"
                "  --addr URL     server address (default tcp://127.0.0.1:8400)\n"
                "  --timeout MS   deadline of each request (default 5000)\n"
+               "  --version      print proglogctl's version\n"
                "  --help\n\n"
+               "Environment (a flag wins over its variable):\n"
+               "  PROGLOG_ADDR          the default of --addr\n"
+               "\n"
                "Exit status: 0 ok, 1 other error, 2 usage, 3 offset not found (out of\n"
                "range), 4 server unavailable, 5 deadline exceeded, 6 request rejected.\n");
+}
+
+/* env_or returns the environment variable name when it is set and not empty,
+ * else def. */
+static const char *env_or(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return v != NULL && v[0] != '\0' ? v : def;
 }
 
 static int exit_code(int status)
@@ -192,12 +208,12 @@ static int cmd_consume(plog_client *c, int argc, char **argv)
         if (follow)
             fflush(stdout); /* a follower's reader wants each record as it comes */
     }
+    /* Reading to the end of the log is success; an offset below it (also
+     * OUT_OF_RANGE, from the server) is not. */
+    bool at_end = code == PLOG_STATUS_OUT_OF_RANGE && plog_consumer_is_at_end(it);
     plog_consumer_close(it);
     fflush(stdout);
-    /* Reading to the end of the log is success; an offset below it is not. */
-    if (code == PLOG_STATUS_OUT_OF_RANGE && strncmp(st.msg, "end of log", 10) == 0)
-        return EXIT_OK;
-    return fail(&st);
+    return at_end ? EXIT_OK : fail(&st);
 }
 
 int main(int argc, char **argv)
@@ -206,9 +222,10 @@ int main(int argc, char **argv)
         {"addr", required_argument, NULL, 'a'},
         {"timeout", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *addr = "tcp://127.0.0.1:8400";
+    const char *addr = env_or("PROGLOG_ADDR", "tcp://127.0.0.1:8400");
     plog_client_config cfg = {.timeout_ms = 5000};
     uint64_t v;
     int ch;
@@ -227,6 +244,9 @@ int main(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
+            return EXIT_OK;
+        case 'V':
+            printf("proglogctl %s\n", VERSION);
             return EXIT_OK;
         default:
             usage(stderr);

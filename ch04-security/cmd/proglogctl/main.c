@@ -8,7 +8,10 @@
  * produce prints each record's offset, one per line, in input order; consume
  * prints each value on its own line (with --offsets: "OFFSET<TAB>VALUE").
  * Errors go to stderr as "proglogctl: CODE: message"; the exit status says which
- * kind (see usage()).
+ * kind (see usage()). --version prints the version; PROGLOG_ADDR in the
+ * environment replaces the default address (a flag wins), as etcdctl's ETCDCTL_*;
+ * so do PROGLOG_TLS_CERT_FILE, PROGLOG_TLS_KEY_FILE and PROGLOG_TLS_CA_FILE for
+ * a tls+tcp:// address.
  *
  * ch04: over tls+tcp:// (the default) it authenticates with a client certificate
  * (--tls-cert-file, --tls-key-file) and checks the server's against --tls-ca-file
@@ -18,6 +21,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +30,8 @@
 #include "internal/client/client.h"
 #include "internal/client/stream.h"
 #include "internal/tls/config.h"
+
+#define VERSION "0.4.0 (ch04-security)"
 
 enum {
     EXIT_OK = 0,
@@ -57,10 +63,25 @@ static void usage(FILE *f)
                "  --tls-ca-file F      the CA the server's certificate must chain to\n"
                "  --tls-server-name N  the name the server's certificate must carry\n"
                "                       (default: the host of --addr)\n"
+               "  --version      print proglogctl's version\n"
                "  --help\n\n"
+               "Environment (a flag wins over its variable):\n"
+               "  PROGLOG_ADDR          the default of --addr\n"
+               "  PROGLOG_TLS_CERT_FILE, PROGLOG_TLS_KEY_FILE, PROGLOG_TLS_CA_FILE\n"
+               "                        the defaults of the --tls-*-file options, used\n"
+               "                        with a tls+tcp:// address only\n"
+               "\n"
                "Exit status: 0 ok, 1 other error, 2 usage, 3 offset not found (out of\n"
                "range), 4 server unavailable, 5 deadline exceeded, 6 request rejected\n"
                "(including PERMISSION_DENIED and a refused certificate).\n");
+}
+
+/* env_or returns the environment variable name when it is set and not empty,
+ * else def. */
+static const char *env_or(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return v != NULL && v[0] != '\0' ? v : def;
 }
 
 static int exit_code(int status)
@@ -204,12 +225,12 @@ static int cmd_consume(plog_client *c, int argc, char **argv)
         if (follow)
             fflush(stdout); /* a follower's reader wants each record as it comes */
     }
+    /* Reading to the end of the log is success; an offset below it (also
+     * OUT_OF_RANGE, from the server) is not. */
+    bool at_end = code == PLOG_STATUS_OUT_OF_RANGE && plog_consumer_is_at_end(it);
     plog_consumer_close(it);
     fflush(stdout);
-    /* Reading to the end of the log is success; an offset below it is not. */
-    if (code == PLOG_STATUS_OUT_OF_RANGE && strncmp(st.msg, "end of log", 10) == 0)
-        return EXIT_OK;
-    return fail(&st);
+    return at_end ? EXIT_OK : fail(&st);
 }
 
 int main(int argc, char **argv)
@@ -222,9 +243,10 @@ int main(int argc, char **argv)
         {"tls-ca-file", required_argument, NULL, 'A'},
         {"tls-server-name", required_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *addr = "tls+tcp://127.0.0.1:8400";
+    const char *addr = env_or("PROGLOG_ADDR", "tls+tcp://127.0.0.1:8400");
     const char *cert = NULL, *key = NULL, *ca = NULL, *server_name = NULL;
     plog_client_config cfg = {.timeout_ms = 5000};
     uint64_t v;
@@ -257,6 +279,9 @@ int main(int argc, char **argv)
         case 'h':
             usage(stdout);
             return EXIT_OK;
+        case 'V':
+            printf("proglogctl %s\n", VERSION);
+            return EXIT_OK;
         default:
             usage(stderr);
             return EXIT_USAGE;
@@ -271,6 +296,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "proglogctl: unknown command: %s\n", cmd);
         usage(stderr);
         return EXIT_USAGE;
+    }
+    if (plog_tls_url_is_tls(addr)) {
+        /* The environment fills in what no flag gave: flags win. */
+        cert = cert != NULL ? cert : env_or("PROGLOG_TLS_CERT_FILE", NULL);
+        key = key != NULL ? key : env_or("PROGLOG_TLS_KEY_FILE", NULL);
+        ca = ca != NULL ? ca : env_or("PROGLOG_TLS_CA_FILE", NULL);
     }
     if (plog_tls_url_is_tls(addr) ? (ca == NULL || (cert == NULL) != (key == NULL))
                                   : (ca != NULL || cert != NULL || key != NULL)) {

@@ -24,6 +24,7 @@ struct plog_consumer {
     uint64_t next;  /* offset of the next record to hand out */
     nng_msg *reply; /* the current batch; records are read from it in place */
     const uint8_t *p, *end;
+    bool at_end;    /* the last next() ended at the end of the log */
 };
 
 int plog_consumer_open(plog_client *c, uint64_t from, const plog_consumer_config *cfg, plog_consumer **out)
@@ -106,6 +107,7 @@ static bool batch_is_empty(const plog_consumer *it)
 int plog_consumer_next(plog_consumer *it, const uint8_t **value, size_t *len, uint64_t *off,
                        plog_rpc_status *st)
 {
+    it->at_end = false;
     for (;;) {
         int rv = take_record(it, value, len, off);
         if (rv == 1)
@@ -124,11 +126,17 @@ int plog_consumer_next(plog_consumer *it, const uint8_t **value, size_t *len, ui
             return code;
         if (!it->cfg.follow && batch_is_empty(it)) {
             drop_batch(it);
+            it->at_end = true;
             return plog_status_set(st, PLOG_STATUS_OUT_OF_RANGE, "end of log at %llu",
                                    (unsigned long long)it->next);
         }
         /* Following, an empty batch means the server's wait ran out: poll again. */
     }
+}
+
+bool plog_consumer_is_at_end(const plog_consumer *it)
+{
+    return it->at_end;
 }
 
 void plog_consumer_close(plog_consumer *it)

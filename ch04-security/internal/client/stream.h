@@ -44,6 +44,12 @@ int plog_consumer_open(plog_client *c, uint64_t from, const plog_consumer_config
 int plog_consumer_next(plog_consumer *it, const uint8_t **value, size_t *len, uint64_t *off,
                        plog_rpc_status *st);
 
+/* plog_consumer_is_at_end: true when the last plog_consumer_next returned
+ * OUT_OF_RANGE because it read to the end of the log (not following); false
+ * after any other result, including the server's OUT_OF_RANGE for an offset
+ * below the log's lowest. Callers tell the two apart by this, not by the text. */
+bool plog_consumer_is_at_end(const plog_consumer *it);
+
 /* plog_consumer_offset: the offset the next record will have. */
 uint64_t plog_consumer_offset(const plog_consumer *it);
 
