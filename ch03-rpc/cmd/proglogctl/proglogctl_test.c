@@ -132,6 +132,23 @@ static void test_proglogctl_exit_codes_tell_usage_not_found_unavailable(void **s
     free(out);
 }
 
+/* offsets prints the log's bounds: an empty log, then after three records. */
+static void test_proglogctl_offsets_prints_lowest_and_next(void **state)
+{
+    struct fixture *f = *state;
+    char *out;
+    assert_int_equal(ctl(f, &out, NULL, "offsets"), 0);
+    assert_string_equal(out, "lowest 0\nnext 0\n");
+    free(out);
+    assert_int_equal(ctl(f, &out, NULL, "produce a b c"), 0);
+    free(out);
+    assert_int_equal(ctl(f, &out, NULL, "offsets"), 0);
+    assert_string_equal(out, "lowest 0\nnext 3\n");
+    free(out);
+    assert_int_equal(ctl(f, &out, NULL, "offsets extra"), 2);
+    free(out);
+}
+
 /* The variable gives the address when no flag does; a flag wins over it. */
 static void test_proglogctl_takes_its_address_from_PROGLOG_ADDR_and_a_flag_wins(void **state)
 {
@@ -205,6 +222,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_exit_codes_tell_usage_not_found_unavailable, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_proglogctl_offsets_prints_lowest_and_next, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_takes_its_address_from_PROGLOG_ADDR_and_a_flag_wins,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_and_proglog_help_and_version, setup, teardown),

@@ -13,7 +13,8 @@
  *
  * ConsumeResponse bodies are written by hand from the log's encoded records,
  * never decoded:  Consume: 0x12 len Record | ConsumeStream: (0x1a len Record)*
- * then 0x20 varint next_offset. */
+ * then 0x20 varint next_offset, 0x28 varint lowest_offset, 0x30 varint end_offset
+ * (the log's bounds as consumers see them: `proglogctl offsets` asks for them). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,7 +96,8 @@ static void answer_batch(struct worker *w)
         }
         next = w->off + b.n;
     }
-    size_t body = 1 + plog_wire_varint_size(next);
+    uint64_t lowest = plog_log_lowest_offset(s->log);
+    size_t body = 3 + plog_wire_varint_size(next) + plog_wire_varint_size(lowest) + plog_wire_varint_size(visible);
     for (size_t i = 0; i < b.n; i++)
         body += plog_wire_len_size(3, b.len[i]);
     if (plog_env_reply_begin(w->msg, 0, NULL, body) != PLOG_OK) {
@@ -116,7 +118,11 @@ static void answer_batch(struct worker *w)
         p += b.len[i];
     }
     *p++ = 4 << 3 | PLOG_WT_VARINT;
-    plog_wire_put_varint(p, next);
+    p = plog_wire_put_varint(p, next);
+    *p++ = 5 << 3 | PLOG_WT_VARINT;
+    p = plog_wire_put_varint(p, lowest);
+    *p++ = 6 << 3 | PLOG_WT_VARINT;
+    plog_wire_put_varint(p, visible);
     plog_log_batch_fini(&b);
     plog_srv_reply(w);
 }

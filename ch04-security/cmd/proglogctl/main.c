@@ -4,6 +4,7 @@
  *   proglogctl [--addr URL] [--timeout MS] produce -          one record per stdin line
  *   proglogctl [--addr URL] [--timeout MS] consume OFFSET
  *   proglogctl [--addr URL] [--timeout MS] consume --from OFFSET [--follow] [--offsets]
+ *   proglogctl [--addr URL] [--timeout MS] offsets      "lowest N" and "next N" lines
  *
  * produce prints each record's offset, one per line, in input order; consume
  * prints each value on its own line (with --offsets: "OFFSET<TAB>VALUE").
@@ -54,7 +55,9 @@ static void usage(FILE *f)
                "  consume OFFSET                   print the record at OFFSET\n"
                "  consume --from OFFSET [--follow] print records from OFFSET to the end\n"
                "                                   (--follow: keep waiting for new ones)\n"
-               "          [--offsets]              print \"OFFSET<TAB>VALUE\" lines\n\n"
+               "          [--offsets]              print \"OFFSET<TAB>VALUE\" lines\n"
+               "  offsets                          print the log's lowest offset and the\n"
+               "                                   offset of its next record\n\n"
                "Options:\n"
                "  --addr URL     server address (default tls+tcp://127.0.0.1:8400)\n"
                "  --timeout MS   deadline of each request (default 5000)\n"
@@ -233,6 +236,34 @@ static int cmd_consume(plog_client *c, int argc, char **argv)
     return at_end ? EXIT_OK : fail(&st);
 }
 
+/* offsets: a poll past any end reads nothing and answers at once with the log's
+ * bounds (ConsumeResponse lowest_offset and end_offset). */
+static int cmd_offsets(plog_client *c, int argc)
+{
+    if (argc != 0) {
+        fprintf(stderr, "proglogctl: offsets: takes no arguments\n");
+        return EXIT_USAGE;
+    }
+    plog_consumer_config cc = {.max_records = 1};
+    plog_consumer *it;
+    if (plog_consumer_open(c, UINT64_MAX, &cc, &it) != PLOG_STATUS_OK) {
+        fprintf(stderr, "proglogctl: out of memory\n");
+        return EXIT_FAIL;
+    }
+    const uint8_t *value;
+    size_t len;
+    uint64_t off, lowest, end;
+    plog_rpc_status st;
+    int code = plog_consumer_next(it, &value, &len, &off, &st);
+    bool at_end = code == PLOG_STATUS_OUT_OF_RANGE && plog_consumer_is_at_end(it);
+    plog_consumer_bounds(it, &lowest, &end);
+    plog_consumer_close(it);
+    if (!at_end)
+        return code == PLOG_STATUS_OK ? EXIT_FAIL : fail(&st);
+    printf("lowest %" PRIu64 "\nnext %" PRIu64 "\n", lowest, end);
+    return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -292,7 +323,7 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *cmd = argv[optind];
-    if (strcmp(cmd, "produce") != 0 && strcmp(cmd, "consume") != 0) {
+    if (strcmp(cmd, "produce") != 0 && strcmp(cmd, "consume") != 0 && strcmp(cmd, "offsets") != 0) {
         fprintf(stderr, "proglogctl: unknown command: %s\n", cmd);
         usage(stderr);
         return EXIT_USAGE;
@@ -331,8 +362,9 @@ int main(int argc, char **argv)
         int rc = fail(&st);
         return st.code == PLOG_STATUS_INVALID_ARGUMENT ? EXIT_USAGE : rc; /* bad --addr */
     }
-    int rc = strcmp(cmd, "produce") == 0 ? cmd_produce(c, argc - optind - 1, argv + optind + 1)
-                                         : cmd_consume(c, argc - optind, argv + optind);
+    int rc = strcmp(cmd, "produce") == 0   ? cmd_produce(c, argc - optind - 1, argv + optind + 1)
+             : strcmp(cmd, "offsets") == 0 ? cmd_offsets(c, argc - optind - 1)
+                                           : cmd_consume(c, argc - optind, argv + optind);
     plog_client_close(c);
     return rc;
 }

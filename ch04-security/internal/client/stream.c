@@ -25,6 +25,7 @@ struct plog_consumer {
     nng_msg *reply; /* the current batch; records are read from it in place */
     const uint8_t *p, *end;
     bool at_end;    /* the last next() ended at the end of the log */
+    uint64_t lowest, log_end; /* the log's bounds in the last reply */
 };
 
 int plog_consumer_open(plog_client *c, uint64_t from, const plog_consumer_config *cfg, plog_consumer **out)
@@ -72,6 +73,15 @@ static int poll_batch(plog_consumer *it, plog_rpc_status *st)
         return code;
     it->p = rp.body;
     it->end = rp.body + rp.body_len;
+    /* The log's bounds come after the batch (fields 5 and 6). */
+    const uint8_t *q = it->p;
+    plog_wire_field f;
+    while (plog_wire_next(&q, it->end, &f) == 1) {
+        if (f.num == 5 && f.type == PLOG_WT_VARINT)
+            it->lowest = f.v;
+        else if (f.num == 6 && f.type == PLOG_WT_VARINT)
+            it->log_end = f.v;
+    }
     return PLOG_STATUS_OK;
 }
 
@@ -132,6 +142,12 @@ int plog_consumer_next(plog_consumer *it, const uint8_t **value, size_t *len, ui
         }
         /* Following, an empty batch means the server's wait ran out: poll again. */
     }
+}
+
+void plog_consumer_bounds(const plog_consumer *it, uint64_t *lowest, uint64_t *end)
+{
+    *lowest = it->lowest;
+    *end = it->log_end;
 }
 
 bool plog_consumer_is_at_end(const plog_consumer *it)

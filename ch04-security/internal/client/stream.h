@@ -50,6 +50,12 @@ int plog_consumer_next(plog_consumer *it, const uint8_t **value, size_t *len, ui
  * below the log's lowest. Callers tell the two apart by this, not by the text. */
 bool plog_consumer_is_at_end(const plog_consumer *it);
 
+/* plog_consumer_bounds: the log's lowest offset and the offset its next record
+ * will get (the end consumers can read up to), as the server saw them when it
+ * answered the last poll; both 0 before the first. A consumer opened at
+ * UINT64_MAX reads nothing and ends at once: a cheap way to ask for the bounds. */
+void plog_consumer_bounds(const plog_consumer *it, uint64_t *lowest, uint64_t *end);
+
 /* plog_consumer_offset: the offset the next record will have. */
 uint64_t plog_consumer_offset(const plog_consumer *it);
 
