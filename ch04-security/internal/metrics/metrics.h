@@ -25,7 +25,7 @@
  *   plog_metrics_new(methods, 4, &srv->metrics);                      // server start
  *   plog_metrics_gauge_bind(srv->metrics, PLOG_GAUGE_LOG_NEXT_OFFSET, next_offset_fn, srv->log);
  *   if (metrics_addr) plog_metrics_http_open(srv->metrics, metrics_addr, err, sizeof err, &srv->http);
- *   // pipe notify: ADD_POST -> plog_metrics_gauge_add(m, PLOG_GAUGE_OPEN_CONNECTIONS, +1),
+ *   // pipe notify: ADD_PRE -> plog_metrics_gauge_add(m, PLOG_GAUGE_OPEN_CONNECTIONS, +1),
  *   //              REM_POST -> ... -1
  *   // per request: t0 = monotonic ns when the request is received; after the reply is sent:
  *   plog_metrics_observe(m, method_id, code, now_ns() - t0, req_len, rep_len);
