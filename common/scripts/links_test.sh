@@ -54,8 +54,8 @@ if out=$("$check" "$d" 2>&1); then ok $t; else bad $t "$out"; fi
 
 t=links_fail_on_a_relative_link_to_a_missing_file
 d="$tmp/$t"; fixture "$d"
-printf '\nRead [the design](../shared/DESIGN.md).\n' >>"$d/README.md"
-expect_fail $t 'README.md:12: link to ../shared/DESIGN.md: no such file'
+printf '\nRead [the design](../beside-the-repo/design.md).\n' >>"$d/README.md"
+expect_fail $t 'README.md:12: link to ../beside-the-repo/design.md: no such file'
 
 t=links_fail_on_a_link_that_leaves_the_repository
 d="$tmp/$t"; fixture "$d"
