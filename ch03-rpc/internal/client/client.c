@@ -95,7 +95,7 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
         free(c);
         return plog_rpc_status_set(st, plog_rpc_nngerr_status(rv), "req socket: %s", nng_strerror(rv));
     }
-    /* NOTES-nng pitfall 2: contexts copy the resend time at open, so set it first. */
+    /* docs/NNG.md pitfall 2: contexts copy the resend time at open, so set it first. */
     nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME,
                       c->cfg.resend_ms > 0 ? c->cfg.resend_ms : NNG_DURATION_INFINITE);
     nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, 2 * c->cfg.max_msg_bytes);

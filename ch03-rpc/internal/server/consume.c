@@ -13,7 +13,8 @@
  *
  * ConsumeResponse bodies are written by hand from the log's encoded records,
  * never decoded:  Consume: 0x12 len Record | ConsumeStream: (0x1a len Record)*
- * then 0x20 varint next_offset. */
+ * then 0x20 varint next_offset, 0x28 varint lowest_offset, 0x30 varint end_offset
+ * (the log's bounds as consumers see them: `proglogctl offsets` asks for them). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,7 +99,8 @@ static void answer_batch(struct worker *w)
         }
         next = w->off + b.n;
     }
-    size_t body = plog_rpc_wire_consume_batch_size(b.len, b.n, next);
+    uint64_t lowest = plog_log_lowest_offset(s->log);
+    size_t body = plog_rpc_wire_consume_batch_size(b.len, b.n, next, lowest, visible);
     if (plog_rpc_reply_begin(w->msg, 0, NULL, body) != PLOG_OK) {
         plog_log_batch_fini(&b);
         plog_server_done_silently(w);
@@ -110,7 +112,7 @@ static void answer_batch(struct worker *w)
         plog_server_done_silently(w);
         return;
     }
-    plog_rpc_wire_consume_batch_put((uint8_t *)nng_msg_body(w->msg) + at, b.rec, b.len, b.n, next);
+    plog_rpc_wire_consume_batch_put((uint8_t *)nng_msg_body(w->msg) + at, b.rec, b.len, b.n, next, lowest, visible);
     plog_log_batch_fini(&b);
     plog_server_reply(w);
 }
