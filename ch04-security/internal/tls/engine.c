@@ -93,6 +93,7 @@ static BIO_METHOD *bio_method;
 
 static atomic_uint_fast64_t stat_handshakes;
 static atomic_uint_fast64_t stat_failures;
+static atomic_uint_fast64_t stat_writes;
 
 static void config_set_errmsg(struct nng_tls_engine_config *cfg, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -490,6 +491,7 @@ static int ssl_send(struct nng_tls_engine_conn *c, const uint8_t *buf, size_t le
     int ret = SSL_write_ex(c->ssl, buf, len, n);
     if (ret == 1) {
         conn_established(c);
+        atomic_fetch_add_explicit(&stat_writes, 1, memory_order_relaxed);
         return 0;
     }
     return conn_error(c, ret);
@@ -523,7 +525,8 @@ static void sp_classify(struct nng_tls_engine_conn *c, const uint8_t *buf, size_
  * already promised: a message is gathered only when its length prefix arrived
  * alone at a message boundary, and nng's transport sends every message whole
  * (it abandons the connection when a send fails midway, and then nothing held
- * matters any more). Messages larger than CO_MAX, and connections that do not
+ * matters any more; an SP peer can do nothing with part of a message anyway).
+ * Messages larger than CO_MAX, and connections that do not
  * start with the SP header or break the framing, go straight through. */
 static int conn_send(struct nng_tls_engine_conn *c, const uint8_t *buf, size_t *len)
 {
@@ -981,4 +984,5 @@ void plog_tls_stats_get(plog_tls_stats *out)
 {
     out->handshakes = atomic_load_explicit(&stat_handshakes, memory_order_relaxed);
     out->failures = atomic_load_explicit(&stat_failures, memory_order_relaxed);
+    out->writes = atomic_load_explicit(&stat_writes, memory_order_relaxed);
 }
