@@ -57,7 +57,21 @@ struct nng_tls_engine_conn {
     uint8_t *hsbuf;   /* handshake bytes held back until OpenSSL flushes a flight */
     size_t hslen;
     plog_tls_peer peer;
+    /* Coalescing of SP messages (see conn_send): */
+    int sp;           /* SP_UNKNOWN until the first application write, then see sp_classify */
+    uint64_t sp_left; /* bytes of the current SP message not yet seen; 0 at a boundary */
+    uint8_t *co_buf;  /* CO_MAX bytes, allocated with the first gathered message */
+    size_t co_len;    /* bytes gathered in co_buf; 0 when not gathering */
 };
+
+/* SP framing (nng's tcp and tls transports): after an 8-byte connection header
+ * 00 'S' 'P' 00 <proto u16 BE> 00 00, each message is an 8-byte big-endian length
+ * followed by that many bytes (the protocol header, then the body). */
+enum { SP_UNKNOWN, SP_HEADER, SP_YES, SP_NO };
+
+/* The largest message (length prefix included) gathered into one record: TLS's
+ * largest plaintext record, so that a gathered message is one SSL_write. */
+#define CO_MAX 16384
 
 /* The largest handshake flight held back for one TCP segment (see bio_write_ex);
  * an EC certificate flight is ~1.5 KiB. Bigger flights go out in pieces. */
@@ -80,6 +94,7 @@ static BIO_METHOD *bio_method;
 
 static atomic_uint_fast64_t stat_handshakes;
 static atomic_uint_fast64_t stat_failures;
+static atomic_uint_fast64_t stat_writes;
 
 static void config_set_errmsg(struct nng_tls_engine_config *cfg, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -426,6 +441,8 @@ static void conn_fini(struct nng_tls_engine_conn *c)
     c->ssl = NULL;
     free(c->hsbuf);
     c->hsbuf = NULL;
+    free(c->co_buf);
+    c->co_buf = NULL;
 }
 
 static void conn_close(struct nng_tls_engine_conn *c)
@@ -466,20 +483,119 @@ static int conn_recv(struct nng_tls_engine_conn *c, uint8_t *buf, size_t *len)
     return conn_error(c, ret);
 }
 
+/* ssl_send is one SSL_write_ex of len bytes at buf: 0 with *n written, or an nng
+ * error (NNG_EAGAIN: call again later with the same bytes). */
+static int ssl_send(struct nng_tls_engine_conn *c, const uint8_t *buf, size_t len, size_t *n)
+{
+    ERR_clear_error();
+    /* With SSL_MODE_ENABLE_PARTIAL_WRITE this returns after at least one record. */
+    int ret = SSL_write_ex(c->ssl, buf, len, n);
+    if (ret == 1) {
+        conn_established(c);
+        atomic_fetch_add_explicit(&stat_writes, 1, memory_order_relaxed);
+        return 0;
+    }
+    return conn_error(c, ret);
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* sp_classify looks at the first application write of a connection: nng's SP
+ * transports start with their 8-byte header (SP_HEADER until it is written, then
+ * SP_YES); anything else (HTTP over TLS, a websocket) is SP_NO, left alone for good. */
+static void sp_classify(struct nng_tls_engine_conn *c, const uint8_t *buf, size_t len)
+{
+    static const uint8_t magic[4] = {0, 'S', 'P', 0};
+    c->sp = len == 8 && memcmp(buf, magic, 4) == 0 && buf[6] == 0 && buf[7] == 0 ? SP_HEADER : SP_NO;
+}
+
+/* conn_send: nng's TLS layer hands the engine one piece of the caller's send at a
+ * time and completes the caller partially after each (tls_common.c tls_do_send),
+ * so nng's SP transport, which sends [length, header, body], would cost three TLS
+ * records, three TCP writes and their completions per message. On an SP
+ * connection the engine knows from the length prefix exactly how many bytes make
+ * up the message: it accepts the prefix and the header into co_buf without
+ * writing, and the call that brings the last byte of the message writes the whole
+ * message as one record (one TCP write). Nothing ever waits for bytes that are not
+ * already promised: a message is gathered only when its length prefix arrived
+ * alone at a message boundary, and nng's transport sends every message whole
+ * (it abandons the connection when a send fails midway, and then nothing held
+ * matters any more; an SP peer can do nothing with part of a message anyway).
+ * Messages larger than CO_MAX, and connections that do not
+ * start with the SP header or break the framing, go straight through. */
 static int conn_send(struct nng_tls_engine_conn *c, const uint8_t *buf, size_t *len)
 {
     if (c->lingering != 0)
         return conn_linger(c);
     size_t n = 0;
-    ERR_clear_error();
-    /* With SSL_MODE_ENABLE_PARTIAL_WRITE this returns after at least one record. */
-    int ret = SSL_write_ex(c->ssl, buf, *len, &n);
-    if (ret == 1) {
-        conn_established(c);
+    int rv;
+
+    if (c->sp == SP_UNKNOWN)
+        sp_classify(c, buf, *len);
+    if (c->sp == SP_HEADER) {
+        /* The header goes alone (the handshake may make this call come again). */
+        if ((rv = ssl_send(c, buf, *len, &n)) != 0)
+            return rv;
+        if (n == *len)
+            c->sp = SP_YES;
         *len = n;
         return 0;
     }
-    return conn_error(c, ret);
+    if (c->co_len > 0) {
+        /* Gathering: take what the message still lacks. */
+        size_t take = *len < c->sp_left ? *len : (size_t)c->sp_left;
+        memcpy(c->co_buf + c->co_len, buf, take);
+        if (c->sp_left > take) {
+            c->co_len += take;
+            c->sp_left -= take;
+            *len = take;
+            return 0;
+        }
+        /* The message is complete: one record. It is at most CO_MAX, TLS's
+         * largest record, so the write is all or nothing (NNG_EAGAIN: nng's
+         * buffer is full; nng calls again with the same bytes once TCP took
+         * some, and they are gathered again into the same buffer). */
+        if ((rv = ssl_send(c, c->co_buf, c->co_len + take, &n)) != 0)
+            return rv;
+        c->co_len = 0;
+        c->sp_left = 0;
+        *len = take;
+        return 0;
+    } else if (c->sp == SP_YES && c->sp_left == 0) {
+        /* A message boundary: this must be the length prefix, alone. */
+        uint64_t mlen;
+        if (*len != 8) {
+            c->sp = SP_NO; /* not the framing we know: stop interpreting */
+        } else if ((mlen = get_be64(buf)) > 0 && mlen <= CO_MAX - 8) {
+            if (c->co_buf == NULL && (c->co_buf = malloc(CO_MAX)) == NULL)
+                return NNG_ENOMEM;
+            memcpy(c->co_buf, buf, 8);
+            c->co_len = 8;
+            c->sp_left = mlen;
+            return 0; /* *len stays 8: all taken */
+        } else {
+            /* Too large to gather (or empty): the prefix goes alone, and the
+             * message's bytes are counted as they pass. */
+            if ((rv = ssl_send(c, buf, 8, &n)) != 0)
+                return rv;
+            c->sp_left = mlen;
+            *len = n;
+            return 0;
+        }
+    }
+
+    if ((rv = ssl_send(c, buf, *len, &n)) != 0)
+        return rv;
+    if (c->sp == SP_YES && c->sp_left > 0)
+        c->sp_left -= n < c->sp_left ? n : c->sp_left;
+    *len = n;
+    return 0;
 }
 
 /* conn_verified answers NNG_OPT_TLS_VERIFIED. OpenSSL reports X509_V_OK when the peer
@@ -869,4 +985,5 @@ void plog_tls_stats_get(plog_tls_stats *out)
 {
     out->handshakes = atomic_load_explicit(&stat_handshakes, memory_order_relaxed);
     out->failures = atomic_load_explicit(&stat_failures, memory_order_relaxed);
+    out->writes = atomic_load_explicit(&stat_writes, memory_order_relaxed);
 }

@@ -93,11 +93,13 @@ typedef struct plog_tls_peer {
 } plog_tls_peer;
 
 /* plog_tls_stats counts this process's TLS connections (all configs): handshakes
- * completed, and connections that failed with a TLS error (verification, protocol).
- * Counts are monotonic and read without locking. */
+ * completed, connections that failed with a TLS error (verification, protocol), and
+ * application-data writes, each one TLS record or more (one per SP message of up to
+ * 16 KiB: see conn_send in engine.c). Counts are monotonic and read without locking. */
 typedef struct plog_tls_stats {
     uint64_t handshakes;
     uint64_t failures;
+    uint64_t writes;
 } plog_tls_stats;
 void plog_tls_stats_get(plog_tls_stats *out);
 
