@@ -255,26 +255,28 @@ int plog_log_open(const char *dir, const plog_log_config *c, plog_log **lp)
             goto fail;
     }
     l->flushed_next = l->durable_next = plog_segment_next(plog_log_active(l));
-    if (l->c.sync != PLOG_SYNC_NEVER) {
-        /* What a crash (or an earlier run under PLOG_SYNC_NEVER) left in the
-         * page cache counts as durable from now on: make it so. Every sealed
-         * segment goes on the pending list (its store and index are
-         * fdatasynced), then the directory and the active store. */
-        for (size_t i = 0; i + 1 < l->nsegs; i++) {
-            if (l->npending == l->pendcap) {
-                size_t cap = l->pendcap ? l->pendcap * 2 : 8;
-                uint64_t *np = plog_realloc(l->pending, cap * sizeof *np);
-                if (np == NULL) {
-                    rv = PLOG_ENOMEM;
-                    goto fail;
-                }
-                l->pending = np;
-                l->pendcap = cap;
+    /* What a crash (or an earlier run under PLOG_SYNC_NEVER) left in the page
+     * cache may not be on disk: every sealed segment goes on the pending list
+     * (the next sync fdatasyncs its store and index), and the directory is
+     * marked. Under a sync policy that sync happens now, since from then on
+     * every record found counts as durable; under NEVER the first
+     * plog_log_sync (or close) does it, so that it covers them too. */
+    for (size_t i = 0; i + 1 < l->nsegs; i++) {
+        if (l->npending == l->pendcap) {
+            size_t cap = l->pendcap ? l->pendcap * 2 : 8;
+            uint64_t *np = plog_realloc(l->pending, cap * sizeof *np);
+            if (np == NULL) {
+                rv = PLOG_ENOMEM;
+                goto fail;
             }
-            l->pending[l->npending++] = plog_segment_base(l->segs[i]);
+            l->pending = np;
+            l->pendcap = cap;
         }
+        l->pending[l->npending++] = plog_segment_base(l->segs[i]);
+    }
+    l->dir_dirty = true;
+    if (l->c.sync != PLOG_SYNC_NEVER) {
         l->durable_next = plog_segment_base(l->segs[0]);
-        l->dir_dirty = true;
         pthread_mutex_lock(&l->sync_mu);
         rv = plog_log_sync_locked(l);
         pthread_mutex_unlock(&l->sync_mu);

@@ -10,8 +10,10 @@
  *   - a file written through a shared mapping (the index) also gets any mix
  *     of its pages at the cut: each 4 KiB page holds either its content at
  *     the cut or the content the rule above gives;
- *   - a directory holds the names it had at its last fsync: files created
- *     since are gone, files removed since are back (with the content above).
+ *   - a directory holds the names it had at its last fsync, then a prefix of
+ *     the creations and removals made since (a journaling file system commits
+ *     metadata in order, on its own schedule): a file created after the
+ *     prefix is gone, a file removed after it is back (with the content above).
  * Files are tracked by identity, not name, so a removed file that comes back
  * carries its own content. */
 #define _GNU_SOURCE /* fallocate */
@@ -59,6 +61,12 @@ struct dentry {
     size_t file;
 };
 
+struct dirop {
+    bool create; /* else a removal */
+    char *name;
+    size_t file;
+};
+
 static struct {
     pthread_mutex_t mu;
     bool recording;
@@ -68,6 +76,8 @@ static struct {
     size_t nfiles, filecap;
     struct dentry *ddir; /* the durable directory */
     size_t nddir;
+    struct dirop *dops;  /* since its last fsync */
+    size_t ndops, dopcap;
     int fdfile[MAX_FD]; /* fd -> file index + 1; -1: the directory; 0: untracked */
     uint64_t calls;
     uint64_t cut_at;    /* absolute call number, 0: none */
@@ -246,12 +256,28 @@ static void make_image(void)
         if (f->mapped && !f->have_atcut)
             f->have_atcut = read_fd(fd, &f->atcut, &f->atcutlen);
     }
-    S.img = xrealloc(NULL, (S.nddir + 1) * sizeof *S.img);
-    for (size_t i = 0; i < S.nddir; i++) {
-        struct image *m = &S.img[S.nimg++];
-        m->name = strdup(S.ddir[i].name);
-        crash_content(&S.files[S.ddir[i].file], &m->data, &m->len);
+    /* The durable names, then a prefix of the changes since. */
+    size_t n = S.nddir;
+    struct dentry *d = xrealloc(NULL, (S.nddir + S.ndops + 1) * sizeof *d);
+    memcpy(d, S.ddir, S.nddir * sizeof *d);
+    size_t keep = rnd() % 2 ? 0 : (size_t)(rnd() % (S.ndops + 1));
+    for (size_t i = 0; i < keep; i++) {
+        struct dirop *o = &S.dops[i];
+        size_t j = 0;
+        while (j < n && strcmp(d[j].name, o->name) != 0)
+            j++;
+        if (o->create && j == n)
+            d[n++] = (struct dentry){o->name, o->file};
+        else if (!o->create && j < n)
+            d[j] = d[--n];
     }
+    S.img = xrealloc(NULL, (n + 1) * sizeof *S.img);
+    for (size_t i = 0; i < n; i++) {
+        struct image *m = &S.img[S.nimg++];
+        m->name = strdup(d[i].name);
+        crash_content(&S.files[d[i].file], &m->data, &m->len);
+    }
+    free(d);
     S.have_img = true;
 }
 
@@ -288,6 +314,22 @@ static size_t new_file(const char *name)
     return S.nfiles++;
 }
 
+static void add_dirop(bool create, const char *name, size_t file)
+{
+    if (S.ndops == S.dopcap) {
+        S.dopcap = S.dopcap ? S.dopcap * 2 : 16;
+        S.dops = xrealloc(S.dops, S.dopcap * sizeof *S.dops);
+    }
+    S.dops[S.ndops++] = (struct dirop){create, strdup(name), file};
+}
+
+static void clear_dirops(void)
+{
+    for (size_t i = 0; i < S.ndops; i++)
+        free(S.dops[i].name);
+    S.ndops = 0;
+}
+
 static struct sfile *file_of(int fd)
 {
     if (fd < 0 || fd >= MAX_FD || S.fdfile[fd] <= 0)
@@ -297,6 +339,7 @@ static struct sfile *file_of(int fd)
 
 static void snapshot_dir(void)
 {
+    clear_dirops();
     for (size_t i = 0; i < S.nddir; i++)
         free(S.ddir[i].name);
     S.nddir = 0;
@@ -325,6 +368,10 @@ static void reset(void)
     free(S.ddir);
     S.ddir = NULL;
     S.nddir = 0;
+    clear_dirops();
+    free(S.dops);
+    S.dops = NULL;
+    S.dopcap = 0;
     free(S.dir);
     S.dir = NULL;
     memset(S.fdfile, 0, sizeof S.fdfile);
@@ -385,8 +432,10 @@ static int s_open(const char *path, int flags, mode_t mode)
             S.fdfile[fd] = -1;
         } else if (name != NULL) {
             long k = find_name(name);
-            if (k < 0)
+            if (k < 0) {
                 k = (long)new_file(name); /* created: not durable until the directory is */
+                add_dirop(true, name, (size_t)k);
+            }
             S.fdfile[fd] = (int)k + 1;
         }
     }
@@ -513,6 +562,7 @@ static int s_unlink(const char *path)
         if (k >= 0) {
             free(S.files[k].name);
             S.files[k].name = NULL; /* durable until the directory is synced */
+            add_dirop(false, name, (size_t)k);
         }
     }
     LEAVE(rv);
