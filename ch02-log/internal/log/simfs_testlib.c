@@ -8,7 +8,7 @@
  *     next: a prefix of its bytes, a prefix ending in garbage, or its full
  *     length of zeros (the size reached the disk, the data did not);
  *   - a file written through a shared mapping (the index) also gets any mix
- *     of its pages at the cut: each 4 KiB page holds either its content at
+ *     of its pages at the cut: each 512-byte sector holds either its content at
  *     the cut or the content the rule above gives;
  *   - a directory holds the names it had at its last fsync, then a prefix of
  *     the creations and removals made since (a journaling file system commits
@@ -33,7 +33,7 @@
 #include "internal/log/io.h"
 
 #define MAX_FD 4096
-#define PAGE 4096
+#define PAGE 512 /* a sector: a torn page write keeps some of its sectors */
 
 enum { OP_WRITE, OP_SIZE };
 
