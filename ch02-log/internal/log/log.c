@@ -148,7 +148,10 @@ int plog_log_new_active(plog_log *l, uint64_t base)
     int fd = IO->dup(sfd);
     if (fd < 0) {
         plog_log_set_err(l, "dup: %s", strerror(errno));
-        plog_segment_remove(seg);
+        /* Closed, never removed: at open this segment holds the newest
+         * records (removing it lost them on a mere EMFILE: found by
+         * fault_test). An empty new one left behind is reused by the retry. */
+        plog_segment_close(seg, false);
         return PLOG_EIO;
     }
     if (l->active_fd >= 0)

@@ -396,6 +396,9 @@ static int enter(unsigned kind)
     if (S.fail_left > 0 && (S.fail_kinds & kind)) {
         if (--S.fail_left == 0) {
             S.fired = true;
+            if (getenv("SIMFS_TRACE") != NULL)
+                fprintf(stderr, "simfs: call %llu (kind %#x) fails with %s\n",
+                        (unsigned long long)S.calls, kind, strerror(S.fail_err));
             return S.fail_err;
         }
     }
