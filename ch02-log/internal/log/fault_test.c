@@ -226,7 +226,12 @@ static void test_fault_every_io_call_fails_cleanly_and_loses_nothing(void **stat
             for (uint64_t n = 1;; n++) {
                 struct run rr = {errs[e] == EIO ? "eio" : "enospc", n, 0, 0}, *r = &rr;
                 fresh(dir);
-                simfs_fail_at(n, SIMFS_ALL, errs[e]);
+                /* EIO once, anywhere; ENOSPC from then on, where a full
+                 * disk fails (writes, allocations). */
+                if (errs[e] == EIO)
+                    simfs_fail_at(n, SIMFS_ALL, EIO);
+                else
+                    simfs_fail_from(n, SIMFS_WRITE | SIMFS_FALLOCATE, ENOSPC);
                 workload(dir, pols[p], r);
                 bool f = simfs_fired();
                 simfs_fail_at(0, 0, 0);
@@ -266,11 +271,20 @@ static void test_fault_every_allocation_fails_cleanly(void **state)
     plog_test_rmrf(base);
 }
 
+/* teardown: a failed test must not leave its faults to the next one. */
+static int teardown(void **state)
+{
+    (void)state;
+    simfs_uninstall();
+    plog_alloc_fail_after(-1);
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fault_every_io_call_fails_cleanly_and_loses_nothing),
-        cmocka_unit_test(test_fault_every_allocation_fails_cleanly),
+        cmocka_unit_test_teardown(test_fault_every_io_call_fails_cleanly_and_loses_nothing, teardown),
+        cmocka_unit_test_teardown(test_fault_every_allocation_fails_cleanly, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -552,22 +552,25 @@ int plog_segment_rewind(plog_segment *seg, uint64_t next)
     uint64_t rel = next - seg->base;
     uint64_t size = rel < plog_index_entries(seg->index) ? plog_index_pos(seg->index, rel)
                                                          : plog_store_size(seg->store);
+    /* Unseal first, as it is the step that may need space: when it fails
+     * the segment stays sealed (the next append rolls) and is cut anyway. */
+    bool unseal = seg->sealed &&
+                  plog_index_grow(seg->index, seg->c->segment.max_index_bytes /
+                                                  PLOG_INDEX_ENTRY) == PLOG_OK;
     int rv = plog_store_truncate(seg->store, size);
     if (rv != PLOG_OK) {
         plog_errf(seg->errmsg, sizeof seg->errmsg, "%s", plog_store_errmsg(seg->store));
         return rv;
     }
     plog_index_set_entries(seg->index, rel);
-    if (seg->sealed) {
-        rv = plog_index_grow(seg->index, seg->c->segment.max_index_bytes / PLOG_INDEX_ENTRY);
-        if (rv != PLOG_OK) {
-            plog_errf(seg->errmsg, sizeof seg->errmsg, "%s", plog_index_errmsg(seg->index));
-            return rv;
-        }
-        seg->sealed = false;
-    }
     seg->next = next;
     seg->dirty = true;
+    if (unseal) {
+        seg->sealed = false;
+    } else if (seg->sealed && (rv = plog_index_seal(seg->index)) != PLOG_OK) {
+        plog_errf(seg->errmsg, sizeof seg->errmsg, "%s", plog_index_errmsg(seg->index));
+        return rv;
+    }
     return PLOG_OK;
 }
 

@@ -91,6 +91,7 @@ static struct {
     uint64_t fail_left;
     unsigned fail_kinds;
     int fail_err;
+    bool fail_sticky;
     bool fired;
 } S = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -394,7 +395,10 @@ static int enter(unsigned kind)
     if (S.cut)
         return EIO;
     if (S.fail_left > 0 && (S.fail_kinds & kind)) {
+        if (S.fired && S.fail_sticky)
+            return S.fail_err;
         if (--S.fail_left == 0) {
+            S.fail_left = S.fail_sticky ? 1 : 0;
             S.fired = true;
             if (getenv("SIMFS_TRACE") != NULL)
                 fprintf(stderr, "simfs: call %llu (kind %#x) fails with %s\n",
@@ -708,9 +712,18 @@ int simfs_finish(void)
     return rv;
 }
 
+void simfs_fail_from(uint64_t n, unsigned kinds, int err)
+{
+    simfs_fail_at(n, kinds, err);
+    pthread_mutex_lock(&S.mu);
+    S.fail_sticky = true;
+    pthread_mutex_unlock(&S.mu);
+}
+
 void simfs_fail_at(uint64_t n, unsigned kinds, int err)
 {
     pthread_mutex_lock(&S.mu);
+    S.fail_sticky = false;
     S.fail_left = n;
     S.fail_kinds = kinds;
     S.fail_err = err;

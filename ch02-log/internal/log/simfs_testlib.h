@@ -66,6 +66,9 @@ int simfs_finish(void);
  * whose kind is in kinds fails with errno err, once. n == 0 turns it off.
  * simfs_fired: whether it happened. */
 void simfs_fail_at(uint64_t n, unsigned kinds, int err);
+/* simfs_fail_from: the n-th such call and every later one fail (a disk that
+ * filled up stays full). */
+void simfs_fail_from(uint64_t n, unsigned kinds, int err);
 bool simfs_fired(void);
 
 /* simfs_calls: calls made through the layer since install (all kinds). */
