@@ -148,6 +148,8 @@ static void set_size(uint8_t **b, uint64_t *len, uint64_t n)
 
 static void apply_write(uint8_t **b, uint64_t *len, uint64_t off, const uint8_t *p, uint64_t n)
 {
+    if (n == 0)
+        return;
     if (off + n > *len)
         set_size(b, len, off + n);
     memcpy(*b + off, p, (size_t)n);
@@ -182,7 +184,8 @@ static void crash_content(struct sfile *f, uint8_t **out, uint64_t *outlen)
 {
     uint64_t len = f->dlen;
     uint8_t *b = xrealloc(NULL, (size_t)len);
-    memcpy(b, f->durable, (size_t)len);
+    if (len > 0)
+        memcpy(b, f->durable, (size_t)len);
     /* How many ops survive whole: all of them half of the time, else a
      * uniform choice, and then maybe part of the next. */
     size_t keep = rnd() % 2 ? f->nops : (size_t)(rnd() % (f->nops + 1));
@@ -260,7 +263,8 @@ static void make_image(void)
     /* The durable names, then a prefix of the changes since. */
     size_t n = S.nddir;
     struct dentry *d = xrealloc(NULL, (S.nddir + S.ndops + 1) * sizeof *d);
-    memcpy(d, S.ddir, S.nddir * sizeof *d);
+    if (S.nddir > 0)
+        memcpy(d, S.ddir, S.nddir * sizeof *d);
     size_t keep = rnd() % 2 ? 0 : (size_t)(rnd() % (S.ndops + 1));
     for (size_t i = 0; i < keep; i++) {
         struct dirop *o = &S.dops[i];
