@@ -466,9 +466,12 @@ int plog_log_truncate(plog_log *l, uint64_t lowest)
         rv = plog_log_roll(l);
     size_t k = 0;
     while (rv == PLOG_OK && k + 1 < l->nsegs && plog_segment_next(l->segs[k]) <= lowest) {
+        /* The base is read first: remove frees the segment even when it
+         * fails (reading it after was a use-after-free, found by
+         * powerloss_test under ASan). */
+        uint64_t base = plog_segment_base(l->segs[k]);
         if (plog_segment_remove(l->segs[k]) != PLOG_OK) {
-            plog_log_set_err(l, "remove segment %" PRIu64 ": %s", plog_segment_base(l->segs[k]),
-                    strerror(errno));
+            plog_log_set_err(l, "remove segment %" PRIu64 ": %s", base, strerror(errno));
             rv = PLOG_EIO;
         }
         k++;
