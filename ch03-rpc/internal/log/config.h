@@ -12,6 +12,20 @@ typedef enum {
     PLOG_SYNC_INTERVAL,  /* group commit: a background fsync every sync_interval_ms */
 } plog_sync_policy;
 
+/* How bad what the log reports is. */
+typedef enum {
+    PLOG_REPORT_INFO = 0,
+    PLOG_REPORT_WARN,  /* recovery repaired or found damage: a torn tail cut, a corrupt record */
+    PLOG_REPORT_ERROR, /* an operation failed: open, or the write or fsync that failed the log */
+} plog_report_level;
+
+/* plog_report_fn receives what the log has to tell an operator: msg is one
+ * logfmt fragment without the level, `msg="truncated torn tail" file=... pos=...`,
+ * valid during the call only. Called from any thread of the log (the opener,
+ * an appender, the group-commit thread), possibly under the log's locks: it
+ * must not call back into the log. */
+typedef void plog_report_fn(void *arg, plog_report_level level, const char *msg);
+
 typedef struct plog_log_config {
     struct {
         uint64_t max_store_bytes; /* 0: default 1 GiB */
@@ -20,6 +34,10 @@ typedef struct plog_log_config {
     } segment;
     plog_sync_policy sync;
     uint32_t sync_interval_ms; /* PLOG_SYNC_INTERVAL only; 0: default 10 */
+    struct {
+        plog_report_fn *fn; /* NULL: write `level=<level> <msg>` lines to stderr */
+        void *arg;          /* passed to fn, borrowed while the log is open */
+    } report;
 } plog_log_config;
 
 #endif

@@ -36,6 +36,11 @@ uint64_t plog_index_pos(const plog_index *x, uint64_t i);
  * full (Go returns io.EOF too). */
 int plog_index_write(plog_index *x, uint32_t rel, uint64_t pos);
 
+/* plog_index_consistent: every written entry i has rel == i and a position
+ * below store_size, higher than the one before (a scan of the mapping, no I/O:
+ * a zeroed or stale middle of the index fails it). */
+bool plog_index_consistent(const plog_index *x, uint64_t store_size);
+
 /* plog_index_entries: entries written. plog_index_capacity: entries that fit. */
 uint64_t plog_index_entries(const plog_index *x);
 uint64_t plog_index_capacity(const plog_index *x);

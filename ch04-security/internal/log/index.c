@@ -30,7 +30,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "internal/err/alloc.h"
 #include "internal/err/err.h"
+#include "internal/log/io.h"
+
+#define IO plog_io_get()
 
 struct plog_index {
     int fd;
@@ -65,20 +69,35 @@ static uint64_t get_be64(const uint8_t *p)
 #endif
 }
 
+/* reserve grows the file from size `from` to `to` bytes with its blocks
+ * allocated (fallocate), so that a full disk is ENOSPC here and not SIGBUS at
+ * the first store into the mapping. A file system without fallocate gets a
+ * plain ftruncate (and the SIGBUS risk that comes with it). */
+static int reserve(plog_index *x, uint64_t from, uint64_t to)
+{
+    if (to <= from)
+        return 0;
+    if (IO->fallocate(x->fd, (off_t)from, (off_t)(to - from)) == 0)
+        return 0;
+    if (errno != EOPNOTSUPP && errno != ENOSYS)
+        return -1;
+    return IO->ftruncate(x->fd, (off_t)to);
+}
+
 /* map_file replaces x's mapping with one of the file's first size bytes. The new
  * mapping is made before the old one goes, so on failure x is as it was. */
 static int map_file(plog_index *x, uint64_t size, bool writable)
 {
     void *m = NULL;
     if (size > 0) {
-        m = mmap(NULL, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, x->fd, 0);
+        m = IO->mmap(NULL, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, x->fd, 0);
         if (m == MAP_FAILED) {
             plog_errf(x->errmsg, sizeof x->errmsg, "mmap %s: %s", x->path, strerror(errno));
             return PLOG_EIO;
         }
     }
     if (x->map != NULL)
-        munmap(x->map, x->mapsize);
+        IO->munmap(x->map, x->mapsize);
     x->map = m;
     x->mapsize = size;
     x->cap = size / PLOG_INDEX_ENTRY;
@@ -89,18 +108,18 @@ static int map_file(plog_index *x, uint64_t size, bool writable)
 int plog_index_open(const char *path, uint64_t max_bytes, plog_index **ip, char *errmsg,
                     size_t errsz)
 {
-    plog_index *x = calloc(1, sizeof *x);
+    plog_index *x = plog_calloc(1, sizeof *x);
     if (x == NULL)
         return PLOG_ENOMEM;
     x->fd = -1;
-    x->path = strdup(path);
+    x->path = plog_strdup(path);
     if (x->path == NULL) {
         free(x);
         return PLOG_ENOMEM;
     }
     struct stat st;
-    x->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (x->fd < 0 || fstat(x->fd, &st) != 0) {
+    x->fd = IO->open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (x->fd < 0 || IO->fstat(x->fd, &st) != 0) {
         plog_errf(errmsg, errsz, "open %s: %s", path, strerror(errno));
         goto fail;
     }
@@ -111,7 +130,7 @@ int plog_index_open(const char *path, uint64_t max_bytes, plog_index **ip, char 
         max_bytes -= max_bytes % PLOG_INDEX_ENTRY;
         if (max_bytes > size)
             size = max_bytes;
-        if (size != fsize && ftruncate(x->fd, (off_t)size) != 0) {
+        if (size != fsize && reserve(x, fsize, size) != 0) {
             plog_errf(errmsg, errsz, "grow %s: %s", path, strerror(errno));
             goto fail;
         }
@@ -124,7 +143,7 @@ int plog_index_open(const char *path, uint64_t max_bytes, plog_index **ip, char 
     return PLOG_OK;
 fail:
     if (x->fd >= 0)
-        close(x->fd);
+        IO->close(x->fd);
     free(x->path);
     free(x);
     return PLOG_EIO;
@@ -160,6 +179,19 @@ int plog_index_write(plog_index *x, uint32_t rel, uint64_t pos)
     return PLOG_OK;
 }
 
+bool plog_index_consistent(const plog_index *x, uint64_t store_size)
+{
+    uint64_t prev = 0;
+    for (uint64_t i = 0; i < x->n; i++) {
+        const uint8_t *e = x->map + i * PLOG_INDEX_ENTRY;
+        uint64_t pos = get_be64(e + 4);
+        if (get_be32(e) != (uint32_t)i || pos >= store_size || (i > 0 && pos <= prev))
+            return false;
+        prev = pos;
+    }
+    return true;
+}
+
 uint64_t plog_index_entries(const plog_index *x)
 {
     return x->n;
@@ -183,7 +215,7 @@ int plog_index_seal(plog_index *x)
         return PLOG_OK; /* opened sealed, and nothing to cut */
     /* Cut first, then swap mappings: the old mapping stays valid for the
      * entries we read, so a failure anywhere leaves x usable. */
-    if (ftruncate(x->fd, (off_t)size) != 0) {
+    if (IO->ftruncate(x->fd, (off_t)size) != 0) {
         plog_errf(x->errmsg, sizeof x->errmsg, "truncate %s: %s", x->path, strerror(errno));
         return PLOG_EIO;
     }
@@ -209,7 +241,7 @@ int plog_index_grow(plog_index *x, uint64_t n)
     if (n == 0)
         n = 1;
     uint64_t size = n * PLOG_INDEX_ENTRY;
-    if (ftruncate(x->fd, (off_t)size) != 0) {
+    if (reserve(x, x->mapsize, size) != 0) {
         plog_errf(x->errmsg, sizeof x->errmsg, "grow %s: %s", x->path, strerror(errno));
         return PLOG_EIO;
     }
@@ -232,16 +264,16 @@ int plog_index_close(plog_index *x, bool sync)
         return PLOG_OK;
     int rv = PLOG_OK;
     if (x->map != NULL)
-        munmap(x->map, x->mapsize);
+        IO->munmap(x->map, x->mapsize);
     if (x->fd >= 0) {
         /* The file is always as long as the mapping: cut it only when that
          * is longer than the entries (not for an untouched sealed index). */
         if (x->mapsize != x->n * PLOG_INDEX_ENTRY &&
-            ftruncate(x->fd, (off_t)(x->n * PLOG_INDEX_ENTRY)) != 0)
+            IO->ftruncate(x->fd, (off_t)(x->n * PLOG_INDEX_ENTRY)) != 0)
             rv = PLOG_EIO;
-        if (sync && fdatasync(x->fd) != 0)
+        if (sync && IO->fdatasync(x->fd) != 0)
             rv = PLOG_EIO;
-        if (close(x->fd) != 0)
+        if (IO->close(x->fd) != 0)
             rv = PLOG_EIO;
     }
     free(x->path);

@@ -23,7 +23,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "internal/err/alloc.h"
 #include "internal/err/err.h"
+#include "internal/log/io.h"
+
+#define IO plog_io_get()
 #include "internal/log/log_impl.h"
 #include "internal/log/segment.h"
 
@@ -32,17 +36,17 @@ static int fsync_path(plog_log *l, uint64_t base, const char *ext)
     char path[4096];
     plog_segment_path(path, sizeof path, l->dir, base, ext);
     /* By name: fsync covers the file's pages whichever descriptor wrote them. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = IO->open(path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0 && errno == ENOENT)
         return PLOG_OK; /* removed by truncate since: nothing to keep */
     if (fd < 0) {
         plog_log_set_err(l, "open %s: %s", path, strerror(errno));
         return PLOG_EIO;
     }
-    int rv = fdatasync(fd) == 0 ? PLOG_OK : PLOG_EIO;
+    int rv = IO->fdatasync(fd) == 0 ? PLOG_OK : PLOG_EIO;
     if (rv != PLOG_OK)
         plog_log_set_err(l, "fdatasync %s: %s", path, strerror(errno));
-    close(fd);
+    IO->close(fd);
     return rv;
 }
 
@@ -51,6 +55,13 @@ int plog_log_sync_locked(plog_log *l)
 {
     if (l->sync_err != PLOG_OK)
         return l->sync_err;
+    if (plog_log_failed(l, NULL, 0)) {
+        /* A failed write (log.c): what is buffered may not be what was
+         * appended. Wake every committer with the verdict. */
+        l->sync_err = PLOG_EFAILED;
+        pthread_cond_broadcast(&l->durable_cond);
+        return l->sync_err;
+    }
     pthread_rwlock_wrlock(&l->lock);
     if (l->nsegs == 0) {
         pthread_rwlock_unlock(&l->lock);
@@ -59,9 +70,11 @@ int plog_log_sync_locked(plog_log *l)
     plog_segment *act = plog_log_active(l);
     int rv = plog_segment_flush(act);
     if (rv != PLOG_OK) {
-        plog_log_set_err(l, "%s", plog_segment_errmsg(act));
+        plog_log_fail(l, plog_segment_errmsg(act));
+        l->sync_err = PLOG_EFAILED;
         pthread_rwlock_unlock(&l->lock);
-        return rv;
+        pthread_cond_broadcast(&l->durable_cond);
+        return l->sync_err;
     }
     uint64_t target = plog_segment_next(act);
     l->flushed_next = target;
@@ -69,7 +82,7 @@ int plog_log_sync_locked(plog_log *l)
         pthread_rwlock_unlock(&l->lock);
         return PLOG_OK;
     }
-    int fd = fcntl(l->active_fd, F_DUPFD_CLOEXEC, 0);
+    int fd = IO->dup(l->active_fd);
     uint64_t *pending = l->pending;
     size_t npending = l->npending;
     bool dir = l->dir_dirty;
@@ -88,20 +101,25 @@ int plog_log_sync_locked(plog_log *l)
             rv = fsync_path(l, pending[i], ".index");
     }
     free(pending);
-    if (rv == PLOG_OK && dir && fsync(l->dir_fd) != 0) {
+    if (rv == PLOG_OK && dir && IO->fsync(l->dir_fd) != 0) {
         plog_log_set_err(l, "fsync %s: %s", l->dir, strerror(errno));
         rv = PLOG_EIO;
     }
-    if (rv == PLOG_OK && fdatasync(fd) != 0) {
+    if (rv == PLOG_OK && IO->fdatasync(fd) != 0) {
         plog_log_set_err(l, "fdatasync %s: %s", l->dir, strerror(errno));
         rv = PLOG_EIO;
     }
     if (fd >= 0)
-        close(fd);
+        IO->close(fd);
     if (rv != PLOG_OK) {
         /* After a failed fsync the kernel may have dropped the dirty pages:
-         * nothing more can be promised (PostgreSQL's "fsyncgate"). */
-        l->sync_err = rv;
+         * nothing more can be promised (PostgreSQL's "fsyncgate"), the log
+         * fails; a reopen recovers from what is really on disk. */
+        char cause[PLOG_ERRMSG_SIZE];
+        plog_log_errmsg(l, cause, sizeof cause);
+        plog_log_fail(l, cause);
+        l->sync_err = PLOG_EFAILED;
+        rv = PLOG_EFAILED;
     } else if (target > l->durable_next) {
         l->durable_next = target;
     }
@@ -159,11 +177,13 @@ int plog_log_commit(plog_log *l, uint64_t off)
         pthread_rwlock_wrlock(&l->lock);
         if (off >= l->flushed_next) {
             plog_segment *act = plog_log_active(l);
-            rv = plog_segment_flush(act);
-            if (rv == PLOG_OK)
+            rv = plog_log_failed(l, NULL, 0) ? PLOG_EFAILED : plog_segment_flush(act);
+            if (rv == PLOG_OK) {
                 l->flushed_next = plog_segment_next(act);
-            else
-                plog_log_set_err(l, "%s", plog_segment_errmsg(act));
+            } else if (rv != PLOG_EFAILED) {
+                plog_log_fail(l, plog_segment_errmsg(act));
+                rv = PLOG_EFAILED;
+            }
         }
         pthread_rwlock_unlock(&l->lock);
         return rv;
@@ -178,8 +198,11 @@ int plog_log_commit(plog_log *l, uint64_t off)
             pthread_cond_wait(&l->durable_cond, &l->sync_mu);
         if (off >= l->durable_next)
             rv = l->sync_err != PLOG_OK ? l->sync_err : PLOG_EIO;
+        else
+            rv = PLOG_OK; /* durable before the failure: still true */
     }
-    rv = rv != PLOG_OK ? rv : l->sync_err;
+    if (rv == PLOG_OK && off >= l->durable_next)
+        rv = l->sync_err != PLOG_OK ? l->sync_err : PLOG_EIO;
     pthread_mutex_unlock(&l->sync_mu);
     return rv;
 }
