@@ -4,6 +4,7 @@
 #define PLOG_LOG_IMPL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,7 +47,7 @@ struct plog_log {
 
     pthread_mutex_t err_mu;
     char errmsg[PLOG_ERRMSG_SIZE];
-    bool failed;                   /* fail-stop: appends refused until reopen (under err_mu) */
+    atomic_bool failed;            /* fail-stop: appends refused until reopen (set under err_mu) */
     char failmsg[PLOG_ERRMSG_SIZE]; /* the cause (under err_mu) */
 };
 
