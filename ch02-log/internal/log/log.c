@@ -584,7 +584,7 @@ int plog_log_reset(plog_log *l)
          * returns PLOG_EIO, close and remove still work. */
         rv = rv2;
     }
-    l->flushed_next = l->durable_next = l->c.segment.initial_offset;
+    l->flushed_next = l->durable_next = l->wanted_next = l->c.segment.initial_offset;
     pthread_rwlock_unlock(&l->lock);
     pthread_mutex_unlock(&l->sync_mu);
     return rv;

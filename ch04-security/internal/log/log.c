@@ -55,10 +55,10 @@ void plog_log_fail(plog_log *l, const char *cause)
 {
     char msg[PLOG_ERRMSG_SIZE + 64];
     pthread_mutex_lock(&l->err_mu);
-    bool first = !l->failed;
+    bool first = !atomic_load(&l->failed);
     if (first) {
-        l->failed = true;
         snprintf(l->failmsg, sizeof l->failmsg, "%s", cause);
+        atomic_store(&l->failed, true);
     }
     snprintf(l->errmsg, sizeof l->errmsg, "%s: %.200s", plog_strerror(PLOG_EFAILED), l->failmsg);
     snprintf(msg, sizeof msg, "msg=\"log failed; appends refused until restart\" dir=%s err=\"%s\"",
@@ -70,8 +70,14 @@ void plog_log_fail(plog_log *l, const char *cause)
 
 bool plog_log_failed(plog_log *l, char *buf, size_t size)
 {
+    if (!atomic_load(&l->failed)) {
+        /* The common case, on every append: no lock. */
+        if (buf != NULL && size > 0)
+            buf[0] = '\0';
+        return false;
+    }
     pthread_mutex_lock(&l->err_mu);
-    bool f = l->failed;
+    bool f = atomic_load(&l->failed);
     if (buf != NULL && size > 0)
         snprintf(buf, size, "%s", f ? l->failmsg : "");
     pthread_mutex_unlock(&l->err_mu);
@@ -81,8 +87,10 @@ bool plog_log_failed(plog_log *l, char *buf, size_t size)
 /* refuse_failed: PLOG_EFAILED (errmsg set) when the log failed, else PLOG_OK. */
 static int refuse_failed(plog_log *l)
 {
+    if (!atomic_load(&l->failed))
+        return PLOG_OK;
     pthread_mutex_lock(&l->err_mu);
-    bool f = l->failed;
+    bool f = atomic_load(&l->failed);
     if (f)
         snprintf(l->errmsg, sizeof l->errmsg, "%s: %.200s", plog_strerror(PLOG_EFAILED), l->failmsg);
     pthread_mutex_unlock(&l->err_mu);
@@ -576,7 +584,7 @@ int plog_log_reset(plog_log *l)
          * returns PLOG_EIO, close and remove still work. */
         rv = rv2;
     }
-    l->flushed_next = l->durable_next = l->c.segment.initial_offset;
+    l->flushed_next = l->durable_next = l->wanted_next = l->c.segment.initial_offset;
     pthread_rwlock_unlock(&l->lock);
     pthread_mutex_unlock(&l->sync_mu);
     return rv;

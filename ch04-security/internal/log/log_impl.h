@@ -4,6 +4,7 @@
 #define PLOG_LOG_IMPL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +40,7 @@ struct plog_log {
     pthread_cond_t durable_cond; /* durable_next moved, sync_err set, or stopping */
     pthread_cond_t tick_cond;    /* wakes the syncer early: stopping */
     uint64_t durable_next;
+    uint64_t wanted_next;        /* INTERVAL: a committer waits for records below it */
     int sync_err;                /* sticky: after a failed fsync nothing is durable */
     bool stop;
     bool syncer_running;
@@ -46,7 +48,7 @@ struct plog_log {
 
     pthread_mutex_t err_mu;
     char errmsg[PLOG_ERRMSG_SIZE];
-    bool failed;                   /* fail-stop: appends refused until reopen (under err_mu) */
+    atomic_bool failed;            /* fail-stop: appends refused until reopen (set under err_mu) */
     char failmsg[PLOG_ERRMSG_SIZE]; /* the cause (under err_mu) */
 };
 
