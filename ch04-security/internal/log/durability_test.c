@@ -169,6 +169,23 @@ static void test_durability_a_failed_group_fsync_wakes_its_committers(void **sta
     assert_true(plog_log_failed(f->l, NULL, 0));
 }
 
+/* Under INTERVAL a waiting commit does not wait for the tick: with a 30 s
+ * interval, commits still return at once (an fsync or two each). */
+static void test_durability_a_waiting_commit_does_not_wait_for_the_interval(void **state)
+{
+    struct fixture *f = *state;
+    f->c.sync = PLOG_SYNC_INTERVAL;
+    f->c.sync_interval_ms = 30000;
+    assert_plog_ok(plog_log_open(f->dir, &f->c, &f->l));
+    int64_t t0 = plog_test_now_ms();
+    for (uint64_t i = 0; i < 5; i++) {
+        testrec_append(f->l, i);
+        assert_plog_ok(plog_log_commit(f->l, i));
+    }
+    /* Generous: five ticks would take 150 s. */
+    assert_true(plog_test_now_ms() - t0 < 10000);
+}
+
 /* Recovery warnings go to the report callback, not to stderr. */
 static void test_durability_recovery_reports_through_the_callback(void **state)
 {
@@ -229,6 +246,7 @@ int main(void)
         T(test_durability_a_zeroed_index_middle_never_serves_a_wrong_record),
         T(test_durability_a_failed_fsync_fails_the_log_until_reopen),
         T(test_durability_a_failed_group_fsync_wakes_its_committers),
+        T(test_durability_a_waiting_commit_does_not_wait_for_the_interval),
         T(test_durability_recovery_reports_through_the_callback),
         T(test_durability_a_failed_batch_leaves_no_record),
     };
