@@ -613,13 +613,6 @@ int plog_log_close(plog_log *l)
         return PLOG_OK;
     plog_log_syncer_stop(l);
     int rv = PLOG_OK;
-    /* A full sync first: it covers the sealed segments an earlier session
-     * left unsynced (log_open.c queued them), which are not dirty here. */
-    if (l->nsegs > 0 && l->active_fd >= 0 && !plog_log_failed(l, NULL, 0)) {
-        pthread_mutex_lock(&l->sync_mu);
-        rv = plog_log_sync_locked(l);
-        pthread_mutex_unlock(&l->sync_mu);
-    }
     for (size_t i = 0; i < l->nsegs; i++) {
         /* Every segment changed in this session is fsynced (segment.c). */
         int r = plog_segment_close(l->segs[i], true);

@@ -243,7 +243,11 @@ static int recover(plog_segment *seg, uint64_t sealed_next, char *errmsg, size_t
         }
         /* rel fits in a u32: log.c caps a segment at 2^32 records (and a
          * store would need over 32 GiB of frames to exceed it here). */
-        plog_index_write(seg->index, (uint32_t)i, p);
+        rv = plog_index_write(seg->index, (uint32_t)i, p);
+        if (rv != PLOG_OK) {
+            plog_errf(errmsg, errsz, "%s", plog_index_errmsg(seg->index));
+            goto done;
+        }
         i++;
         p = q;
     }
@@ -367,8 +371,16 @@ static void fast_pack(const Log__V1__Record *rec, uint8_t *p)
 
 int plog_segment_append(plog_segment *seg, Log__V1__Record *rec, uint64_t *off)
 {
-    if (seg->sealed || plog_index_entries(seg->index) >= plog_index_capacity(seg->index))
+    if (seg->sealed)
         return PLOG_EOF;
+    /* Room in the index first (it may need a block): then nothing can fail
+     * after the frame is in the store. */
+    int irv = plog_index_prepare(seg->index);
+    if (irv != PLOG_OK) {
+        if (irv == PLOG_EIO)
+            plog_errf(seg->errmsg, sizeof seg->errmsg, "%s", plog_index_errmsg(seg->index));
+        return irv;
+    }
     rec->offset = seg->next;
     bool fast = fast_record(rec);
     size_t len = fast ? fast_size(rec) : log__v1__record__get_packed_size(rec);
@@ -385,7 +397,7 @@ int plog_segment_append(plog_segment *seg, Log__V1__Record *rec, uint64_t *off)
         log__v1__record__pack(rec, dst);
     uint64_t n, pos;
     plog_store_publish(seg->store, len, &n, &pos);
-    /* Cannot fail: capacity was checked above. */
+    /* Cannot fail: plog_index_prepare succeeded above. */
     plog_index_write(seg->index, (uint32_t)(seg->next - seg->base), pos);
     *off = seg->next++;
     seg->dirty = true;

@@ -260,7 +260,7 @@ int plog_log_open(const char *dir, const plog_log_config *c, plog_log **lp)
      * (the next sync fdatasyncs its store and index), and the directory is
      * marked. Under a sync policy that sync happens now, since from then on
      * every record found counts as durable; under NEVER the first
-     * plog_log_sync (or close) does it, so that it covers them too. */
+     * plog_log_sync does it, so that it covers them too. */
     for (size_t i = 0; i + 1 < l->nsegs; i++) {
         if (l->npending == l->pendcap) {
             size_t cap = l->pendcap ? l->pendcap * 2 : 8;
