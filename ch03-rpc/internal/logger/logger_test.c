@@ -163,7 +163,7 @@ static void test_logger_null_logger_writes_nothing(void **state)
 }
 
 /* The callback adapter: arg is the logger, levels out of range are clamped, the
- * message is escaped like any value. */
+ * fragment is written as is but a control byte cannot end the line. */
 static void test_logger_report_adapter(void **state)
 {
     struct fixture *f = *state;
@@ -172,12 +172,12 @@ static void test_logger_report_adapter(void **state)
     char *out;
 
     assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
-    report(l, PLOG_LOGGER_WARN, "segment 3: torn record truncated");
-    report(l, 99, "x\nlevel=info msg=forged");
-    report(l, -5, "debug is dropped at info");
+    report(l, PLOG_LOGGER_WARN, "msg=\"truncated torn tail\" file=3.store pos=17");
+    report(l, 99, "msg=x\nlevel=info msg=forged");
+    report(l, -5, "msg=\"debug is dropped at info\"");
     out = output(f);
-    assert_string_equal(out, "level=warn msg=\"segment 3: torn record truncated\"\n"
-                             "level=error msg=\"x\\nlevel=info msg=forged\"\n");
+    assert_string_equal(out, "level=warn msg=\"truncated torn tail\" file=3.store pos=17\n"
+                             "level=error msg=x\\x0alevel=info msg=forged\n");
     free(out);
     plog_logger_free(l);
 }

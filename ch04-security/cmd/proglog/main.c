@@ -351,6 +351,9 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    /* What the log library has to say (recovery, a failed fsync) goes to the same log. */
+    lc.report.fn = plog_logger_report;
+    lc.report.arg = lg;
     plog_log *log;
     int rv = plog_log_open(dir, &lc, &log);
     if (rv != PLOG_OK) {
