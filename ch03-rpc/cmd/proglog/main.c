@@ -81,23 +81,18 @@ static int read_level(const char *path, plog_logger_level *out, char *why, size_
 static void reload_level(plog_logger *lg, const char *path)
 {
     char why[256];
-    plog_logger_level old = plog_logger_get_level(lg), level;
-    if (path == NULL) {
-        plog_logger_log(lg, PLOG_LOGGER_INFO, "reloaded", "log_level", "unchanged (no --log-level-file)", NULL);
-        return;
-    }
-    if (read_level(path, &level, why, sizeof why) != 0) {
+    plog_logger_level old = plog_logger_get_level(lg), level = old;
+    if (path != NULL && read_level(path, &level, why, sizeof why) != 0)
         plog_logger_log(lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old log level", "file", path, "err",
                         why, "log_level", plog_logger_level_name(old), NULL);
-        return;
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 0 before the change (when it raises the level), pass 1 after */
+        if (pass == 1)
+            plog_logger_set_level(lg, level);
+        if ((pass == 0) == (level > old))
+            plog_logger_log(lg, PLOG_LOGGER_INFO, "reloaded", "log_level", plog_logger_level_name(level), "was",
+                            plog_logger_level_name(old), NULL);
     }
-    if (level > old)
-        plog_logger_log(lg, PLOG_LOGGER_INFO, "reloaded", "log_level", plog_logger_level_name(level), "was",
-                        plog_logger_level_name(old), NULL);
-    plog_logger_set_level(lg, level);
-    if (level <= old)
-        plog_logger_log(lg, PLOG_LOGGER_INFO, "reloaded", "log_level", plog_logger_level_name(level), "was",
-                        plog_logger_level_name(old), NULL);
 }
 
 int main(int argc, char **argv)
