@@ -259,7 +259,12 @@ static int conn_error(struct nng_tls_engine_conn *c, int ret)
         return NNG_EAGAIN;
     case SSL_ERROR_ZERO_RETURN: /* close_notify: an orderly end */
         ERR_clear_error();
-        return NNG_ECLOSED;
+        /* Not NNG_ECLOSED: nng 1.5.2's TLS transport hands a failed negotiation's
+         * error to the listener's accept, and an accept that fails NNG_ECLOSED
+         * means "listener closed": it never accepts again. A peer that finished
+         * the handshake and hung up politely (openssl s_client </dev/null) would
+         * stop the server accepting anyone. */
+        return NNG_ECONNSHUT;
     case SSL_ERROR_SYSCALL: /* our BIO failed: the stream under us is gone */
         ERR_clear_error();
         return c->io_err != 0 ? c->io_err : NNG_ECONNSHUT;
