@@ -7,7 +7,10 @@
  *                                 and the peer identity once the handshake is done.
  * nng allocates both (zeroed) behind its own objects and calls conn ops with the
  * connection's lock held, so a conn needs no lock of its own; a config is shared by
- * its connections, so its errmsg has a mutex.
+ * its connections, so its errmsg has a mutex. The same mutex guards its SSL_CTX
+ * pointer, which a reload replaces (plog_tls_config_adopt): a connection takes the
+ * context current at its init and keeps it (an SSL holds a reference to its
+ * SSL_CTX), so new handshakes use the new certificate while open ones go on.
  *
  * BIO bridge: ciphertext <-> nng_tls_engine_send/_recv (nng's ring buffers in front of
  * the TCP stream). Both copy at most what fits and answer NNG_EAGAIN when nothing does;
@@ -34,12 +37,12 @@
 #include "internal/tls/engine_int.h"
 
 struct nng_tls_engine_config {
-    SSL_CTX *ctx;
+    SSL_CTX *ctx;                       /* replaced under lock by plog_tls_config_adopt */
     nng_tls_mode mode;
     char *server_name;                  /* client: verified name; NULL = no check */
     nng_tls_config *owner;              /* set by plog_tls_config_alloc (registry key) */
     struct nng_tls_engine_config *next; /* registry list, under registry_lock */
-    pthread_mutex_t lock;               /* guards errmsg, on_failure, failure_arg */
+    pthread_mutex_t lock;               /* guards errmsg, on_failure, failure_arg; ctx once live */
     char errmsg[PLOG_TLS_ERRMSG_SIZE];
     plog_tls_failure_fn on_failure;
     void *failure_arg;
@@ -271,7 +274,12 @@ static int conn_error(struct nng_tls_engine_conn *c, int ret)
         return NNG_EAGAIN;
     case SSL_ERROR_ZERO_RETURN: /* close_notify: an orderly end */
         ERR_clear_error();
-        return NNG_ECLOSED;
+        /* Not NNG_ECLOSED: nng 1.5.2's TLS transport hands a failed negotiation's
+         * error to the listener's accept, and an accept that fails NNG_ECLOSED
+         * means "listener closed": it never accepts again. A peer that finished
+         * the handshake and hung up politely (openssl s_client </dev/null) would
+         * stop the server accepting anyone. */
+        return NNG_ECONNSHUT;
     case SSL_ERROR_SYSCALL: /* our BIO failed: the stream under us is gone */
         ERR_clear_error();
         return c->io_err != 0 ? c->io_err : NNG_ECONNSHUT;
@@ -400,7 +408,13 @@ static int conn_init(struct nng_tls_engine_conn *c, void *tls, struct nng_tls_en
     c->tls = tls;
     c->cfg = cfg;
     ERR_clear_error();
-    if ((c->ssl = SSL_new(cfg->ctx)) == NULL)
+    pthread_mutex_lock(&cfg->lock);
+    SSL_CTX *ctx = cfg->ctx;
+    SSL_CTX_up_ref(ctx); /* a reload may drop cfg's reference the moment we unlock */
+    pthread_mutex_unlock(&cfg->lock);
+    c->ssl = SSL_new(ctx); /* takes its own reference */
+    SSL_CTX_free(ctx);
+    if (c->ssl == NULL)
         goto fail;
     BIO *bio = BIO_new(bio_method);
     if (bio == NULL)
@@ -979,6 +993,30 @@ void plog_tls_config_clear_errmsg(nng_tls_config *cfg)
         pthread_mutex_unlock(&ec->lock);
     }
     registry_unlock();
+}
+
+int plog_tls_config_adopt(nng_tls_config *live, nng_tls_config *fresh)
+{
+    struct nng_tls_engine_config *to = NULL, *from = NULL;
+    pthread_mutex_lock(&registry_lock);
+    for (struct nng_tls_engine_config *ec = registry; ec != NULL; ec = ec->next) {
+        if (ec->owner == live)
+            to = ec;
+        if (ec->owner == fresh)
+            from = ec;
+    }
+    if (to == NULL || from == NULL || to == from || to->mode != from->mode) {
+        pthread_mutex_unlock(&registry_lock);
+        return PLOG_EINVAL;
+    }
+    SSL_CTX_up_ref(from->ctx);
+    pthread_mutex_lock(&to->lock);
+    SSL_CTX *old = to->ctx;
+    to->ctx = from->ctx;
+    pthread_mutex_unlock(&to->lock);
+    pthread_mutex_unlock(&registry_lock);
+    SSL_CTX_free(old); /* connections made with it hold their own references */
+    return PLOG_OK;
 }
 
 void plog_tls_stats_get(plog_tls_stats *out)
