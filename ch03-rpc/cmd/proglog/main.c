@@ -36,6 +36,11 @@ static void usage(FILE *f)
                "  --max-msg-bytes N       largest request accepted (default 4 MiB)\n"
                "  --workers N             concurrent requests (nng contexts, default 256)\n"
                "  --max-wait-ms N         longest ConsumeStream long poll (default 30000)\n"
+               "  --max-parked-per-client N  ConsumeStream polls one client may park\n"
+               "                          (default 32); more are RESOURCE_EXHAUSTED\n"
+               "  --max-inflight-bytes N  memory for decoded requests in flight (default\n"
+               "                          256 MiB, at least 2 x --max-msg-bytes); beyond it\n"
+               "                          RESOURCE_EXHAUSTED\n"
                "  --help, --version\n\n"
                "Exit status: 0 clean shutdown (SIGINT/SIGTERM), 1 failure, 2 usage.\n");
 }
@@ -53,6 +58,8 @@ int main(int argc, char **argv)
         {"max-msg-bytes", required_argument, NULL, 'm'},
         {"workers", required_argument, NULL, 'w'},
         {"max-wait-ms", required_argument, NULL, 'W'},
+        {"max-parked-per-client", required_argument, NULL, 'p'},
+        {"max-inflight-bytes", required_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -96,7 +103,7 @@ int main(int argc, char **argv)
         default:
             if (plog_config_flag_u64("proglog", name, optarg, &v) != 0)
                 return 2;
-            if ((c == 'i' || c == 'w' || c == 'W') && v > UINT32_MAX) {
+            if ((c == 'i' || c == 'w' || c == 'W' || c == 'p') && v > UINT32_MAX) {
                 fprintf(stderr, "proglog: %s: too large: %s\n", name, optarg);
                 return 2;
             }
@@ -114,6 +121,10 @@ int main(int argc, char **argv)
                 sc.workers = (unsigned)v;
             else if (c == 'W')
                 sc.max_wait_ms = (uint32_t)v;
+            else if (c == 'p')
+                sc.max_parked_per_client = (unsigned)v;
+            else if (c == 'b')
+                sc.max_inflight_bytes = (size_t)v;
         }
     }
     if (optind != argc) {

@@ -25,10 +25,31 @@
 #define DEFAULT_WORKERS 256
 #define DEFAULT_MAX_WAIT_MS 30000
 #define CLOSE_GRACE_MS 3000
+#define DEFAULT_MAX_PARKED_PER_CLIENT 32
+#define DEFAULT_MAX_INFLIGHT (256u << 20)
+/* The largest max_msg_bytes: RECVMAXSZ is twice it, and both must fit a size_t
+ * and nng's 32-bit length prefixes with room to spare. */
+#define MAX_MAX_MSG ((size_t)1 << 30)
+
+bool plog_server_charge(struct worker *w, size_t bytes)
+{
+    plog_server *s = w->srv;
+    size_t cur = atomic_load(&s->inflight);
+    do {
+        if (bytes > s->cfg.max_inflight_bytes || cur > s->cfg.max_inflight_bytes - bytes)
+            return false;
+    } while (!atomic_compare_exchange_weak(&s->inflight, &cur, cur + bytes));
+    w->charged += bytes;
+    return true;
+}
 
 static void recv_next(struct worker *w)
 {
     plog_server *s = w->srv;
+    if (w->charged > 0) {
+        atomic_fetch_sub(&s->inflight, w->charged);
+        w->charged = 0;
+    }
     pthread_mutex_lock(&s->mu);
     if (w->state != W_RECV && w->state != W_IDLE) {
         s->busy--;
@@ -77,11 +98,20 @@ void plog_server_done_silently(struct worker *w)
     recv_next(w);
 }
 
+void plog_server_drop(struct worker *w)
+{
+    nng_msg_free(w->msg);
+    w->msg = NULL;
+    recv_next(w);
+}
+
 /* handle serves one request: checks size, envelope, deadline, then the method. */
 static void handle(struct worker *w)
 {
     plog_server *s = w->srv;
     size_t len = nng_msg_len(w->msg);
+    w->ident = 0; /* ch03 has no verified identities: a client is its connection */
+    w->pipe = nng_pipe_id(nng_msg_get_pipe(w->msg));
     if (len > s->cfg.max_msg_bytes) {
         plog_server_reply_error(w, PLOG_STATUS_RESOURCE_EXHAUSTED,
                              "request of %zu bytes exceeds the server's limit of %zu bytes", len,
@@ -171,6 +201,14 @@ int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server *
                      size_t size)
 {
     int rv = PLOG_ENOMEM;
+    size_t maxmsg = cfg->max_msg_bytes != 0 ? cfg->max_msg_bytes : DEFAULT_MAX_MSG;
+    size_t budget = cfg->max_inflight_bytes != 0 ? cfg->max_inflight_bytes : DEFAULT_MAX_INFLIGHT;
+    if (maxmsg > MAX_MAX_MSG || budget / 2 < maxmsg) {
+        set_errmsg(errmsg, size, "%s",
+                   maxmsg > MAX_MAX_MSG ? "max_msg_bytes over 1 GiB"
+                                        : "max_inflight_bytes must be at least twice max_msg_bytes");
+        return PLOG_EINVAL;
+    }
     plog_server *s = calloc(1, sizeof *s);
     if (s == NULL)
         return PLOG_ENOMEM;
@@ -182,6 +220,9 @@ int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server *
         s->cfg.workers = DEFAULT_WORKERS;
     if (s->cfg.max_wait_ms == 0)
         s->cfg.max_wait_ms = DEFAULT_MAX_WAIT_MS;
+    if (s->cfg.max_parked_per_client == 0)
+        s->cfg.max_parked_per_client = DEFAULT_MAX_PARKED_PER_CLIENT;
+    s->cfg.max_inflight_bytes = budget;
     s->cfg.addr = NULL; /* borrowed for open only */
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -189,6 +230,7 @@ int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server *
     atomic_init(&s->visible, plog_log_next_offset(log));
     atomic_init(&s->closing, false);
     atomic_init(&s->nparked_hint, 0);
+    atomic_init(&s->inflight, 0);
     s->dedup = calloc(DEDUP_SLOTS, sizeof *s->dedup);
     s->workers = calloc(s->cfg.workers, sizeof *s->workers);
     if (s->dedup == NULL || s->workers == NULL) {

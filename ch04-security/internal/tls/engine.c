@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/supplemental/tls/engine.h>
 #include <openssl/bio.h>
@@ -43,6 +44,12 @@ struct nng_tls_engine_config {
     char errmsg[PLOG_TLS_ERRMSG_SIZE];
     plog_tls_failure_fn on_failure;
     void *failure_arg;
+    /* Server admission (see "admission" below), under conns_lock. */
+    pthread_mutex_t conns_lock;
+    unsigned max_conns;     /* 0: no cap */
+    uint32_t hs_timeout_ms; /* 0: none of our own (nng's 10 s stays) */
+    unsigned nconns;        /* connections initialised and not yet finalised */
+    struct nng_tls_engine_conn *pending, *pending_tail; /* handshaking, oldest first */
 };
 
 struct nng_tls_engine_conn {
@@ -57,7 +64,17 @@ struct nng_tls_engine_conn {
     uint8_t *hsbuf;   /* handshake bytes held back until OpenSSL flushes a flight */
     size_t hslen;
     plog_tls_peer peer;
+    char remote[64]; /* server: the client's address, for failure reports */
+    /* Admission (server): under cfg->conns_lock, except the atomics. */
+    bool counted, listed;
+    int64_t t0_ms;                    /* when the connection was accepted */
+    struct nng_tls_engine_conn *pprev, *pnext;
+    atomic_bool hs_done;              /* handshake completed: no longer evictable */
+    _Atomic int64_t linger_since_ms;  /* refusal linger began (0: not lingering) */
 };
+
+/* A refusing connection lingers at most this long (see conn_linger). */
+#define LINGER_MAX_MS 1000
 
 /* The largest handshake flight held back for one TCP segment (see bio_write_ex);
  * an EC certificate flight is ~1.5 KiB. Bigger flights go out in pieces. */
@@ -80,6 +97,19 @@ static BIO_METHOD *bio_method;
 
 static atomic_uint_fast64_t stat_handshakes;
 static atomic_uint_fast64_t stat_failures;
+static atomic_uint_fast64_t stat_reason[PLOG_TLS_FAIL_COUNT];
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void count_failure(plog_tls_fail_reason r)
+{
+    atomic_fetch_add_explicit(&stat_reason[r], 1, memory_order_relaxed);
+}
 
 static void config_set_errmsg(struct nng_tls_engine_config *cfg, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -195,17 +225,20 @@ static void config_set_errmsg(struct nng_tls_engine_config *cfg, const char *fmt
     pthread_mutex_unlock(&cfg->lock);
 }
 
-/* config_report_failure tells the config's failure hook, if any, what errmsg holds. */
-static void config_report_failure(struct nng_tls_engine_config *cfg)
+/* conn_report_failure records text, this connection's failure, as the config's
+ * latest and tells the config's failure hook, if any, with the connection's remote
+ * address: the text passed on is this connection's own, never another's that
+ * failed at the same time. */
+static void conn_report_failure(struct nng_tls_engine_conn *c, const char *text)
 {
-    char text[PLOG_TLS_ERRMSG_SIZE];
+    struct nng_tls_engine_config *cfg = c->cfg;
     pthread_mutex_lock(&cfg->lock);
+    snprintf(cfg->errmsg, sizeof cfg->errmsg, "%s", text);
     plog_tls_failure_fn fn = cfg->on_failure;
     void *arg = cfg->failure_arg;
-    memcpy(text, cfg->errmsg, sizeof text);
     pthread_mutex_unlock(&cfg->lock);
     if (fn != NULL)
-        fn(arg, text);
+        fn(arg, c->remote, text);
 }
 
 /* ssl_errtext writes OpenSSL's reason for the oldest queued error ("unknown ca"),
@@ -266,35 +299,42 @@ static int conn_error(struct nng_tls_engine_conn *c, int ret)
 
     unsigned long e = ERR_peek_error();
     long verify = SSL_get_verify_result(c->ssl);
-    char reason[160];
+    char reason[160], text[PLOG_TLS_ERRMSG_SIZE];
     ssl_errtext(e, "TLS failure", reason, sizeof reason);
     bool we_are_server = c->cfg->mode == NNG_TLS_MODE_SERVER;
+    plog_tls_fail_reason why;
 
     if (verify != X509_V_OK) {
         /* We checked the peer's certificate and it failed. */
         rv = NNG_EPEERAUTH;
-        config_set_errmsg(c->cfg, "certificate verify failed: %s (%s certificate)",
-                          X509_verify_cert_error_string(verify), we_are_server ? "client" : "server");
+        why = PLOG_TLS_FAIL_BAD_CERTIFICATE;
+        snprintf(text, sizeof text, "certificate verify failed: %s (%s certificate)",
+                 X509_verify_cert_error_string(verify), we_are_server ? "client" : "server");
     } else if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL &&
                ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
         rv = NNG_EPEERAUTH;
-        config_set_errmsg(c->cfg, "peer sent no certificate: %s", reason);
+        why = PLOG_TLS_FAIL_NO_CERTIFICATE;
+        snprintf(text, sizeof text, "peer sent no certificate: %s", reason);
     } else if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL && is_auth_reason(ERR_GET_REASON(e))) {
         rv = NNG_EPEERAUTH;
-        config_set_errmsg(c->cfg, "peer refused our certificate: %s", reason);
+        why = PLOG_TLS_FAIL_REFUSED_BY_PEER;
+        snprintf(text, sizeof text, "peer refused our certificate: %s", reason);
     } else {
         rv = NNG_ECRYPTO;
-        config_set_errmsg(c->cfg, "TLS handshake or record failure: %s", reason);
+        why = PLOG_TLS_FAIL_PROTOCOL;
+        snprintf(text, sizeof text, "TLS handshake or record failure: %s", reason);
     }
     ERR_clear_error();
     if (!c->failed) {
         c->failed = true;
         atomic_fetch_add_explicit(&stat_failures, 1, memory_order_relaxed);
-        config_report_failure(c->cfg);
+        count_failure(why);
+        conn_report_failure(c, text);
     }
     if (rv == NNG_EPEERAUTH && c->cfg->mode == NNG_TLS_MODE_SERVER && !c->established && c->io_err == 0 &&
         c->hslen == 0) {
         c->lingering = rv;
+        atomic_store(&c->linger_since_ms, mono_ms());
         return conn_linger(c);
     }
     return rv;
@@ -306,11 +346,14 @@ static int conn_error(struct nng_tls_engine_conn *c, int ret)
  * fails, and when its previous send has not completed yet the alert is still in the
  * buffer and dies with it: the client would see a bare "connection shutdown". So we
  * answer NNG_EAGAIN, discard whatever the client sends, and keep a TCP receive
- * posted; the client reads the alert and closes, and nng sees that. A client that
- * does not close is cut off by nng's 10 s negotiation timeout, like any other
- * connection that never completes. */
+ * posted; the client reads the alert and closes, and nng sees that. The linger is
+ * bounded: past LINGER_MAX_MS the next event on the connection ends it, and the
+ * admission sweep (conn_admit) closes one that stays silent; nng's 10 s
+ * negotiation timeout is the last resort. */
 static int conn_linger(struct nng_tls_engine_conn *c)
 {
+    if (mono_ms() - atomic_load(&c->linger_since_ms) > LINGER_MAX_MS)
+        return c->lingering;
     uint8_t scratch[512];
     size_t n;
     do {
@@ -348,6 +391,7 @@ static void conn_established(struct nng_tls_engine_conn *c)
     if (c->established || !SSL_is_init_finished(c->ssl))
         return;
     c->established = true;
+    atomic_store(&c->hs_done, true);
     atomic_fetch_add_explicit(&stat_handshakes, 1, memory_order_relaxed);
 
     X509 *cert = SSL_get0_peer_certificate(c->ssl);
@@ -378,12 +422,137 @@ bool plog_tls_peer_slot_take(plog_tls_peer *out)
     return true;
 }
 
+/* ---- admission (server) ---------------------------------------------------------- */
+/* A client that never completes a handshake (no certificate, or just an open TCP
+ * connection) holds a descriptor and nng's buffers until nng's 10 s negotiation
+ * timeout. So a server config counts its connections, keeps the handshaking ones
+ * in a list, oldest first, and at every accept:
+ *   1. closes the listed ones past the handshake timeout, or past their refusal
+ *      linger (LINGER_MAX_MS), and unlists those whose handshake is done;
+ *   2. at the cap (max_conns), closes the oldest still handshaking to make room,
+ *      or refuses the new connection when every one is established.
+ * So idle connections cannot lock out a client with a certificate: its handshake
+ * (milliseconds) completes unless max_conns newer connections arrive meanwhile.
+ * Closing is nng_stream_close() on the connection's stream: nng 1.5.2 hands conn
+ * init its TLS stream object (tls_common.c tls_start), a struct whose first member
+ * is the nng_stream, which we keep for this and for the remote address. engine_test's
+ * idle-flood test fails if that stops being true. Lock order: nng's connection lock
+ * may be taken under conns_lock (the close), never the reverse: ops that run
+ * under nng's lock only touch the atomics. */
+
+static void pending_unlink(struct nng_tls_engine_config *cfg, struct nng_tls_engine_conn *c)
+{
+    if (!c->listed)
+        return;
+    if (c->pprev != NULL)
+        c->pprev->pnext = c->pnext;
+    else
+        cfg->pending = c->pnext;
+    if (c->pnext != NULL)
+        c->pnext->pprev = c->pprev;
+    else
+        cfg->pending_tail = c->pprev;
+    c->pprev = c->pnext = NULL;
+    c->listed = false;
+}
+
+/* pending_close closes a handshaking connection (under conns_lock; c stays
+ * allocated until its fini, which needs conns_lock). */
+static void pending_close(struct nng_tls_engine_config *cfg, struct nng_tls_engine_conn *c,
+                          plog_tls_fail_reason why)
+{
+    pending_unlink(cfg, c);
+    count_failure(why);
+    nng_stream_close((nng_stream *)c->tls);
+}
+
+/* conn_admit runs the two steps above for the new connection c. 0, or
+ * NNG_ECONNREFUSED when c may not come in. */
+static int conn_admit(struct nng_tls_engine_config *cfg, struct nng_tls_engine_conn *c)
+{
+    int64_t now = mono_ms();
+    int rv = 0;
+    pthread_mutex_lock(&cfg->conns_lock);
+    struct nng_tls_engine_conn *p = cfg->pending, *next;
+    for (; p != NULL; p = next) {
+        next = p->pnext;
+        int64_t lsince = atomic_load(&p->linger_since_ms);
+        if (atomic_load(&p->hs_done))
+            pending_unlink(cfg, p);
+        else if (lsince != 0 && now - lsince > LINGER_MAX_MS)
+            pending_close(cfg, p, PLOG_TLS_FAIL_LINGER_ENDED);
+        else if (lsince == 0 && cfg->hs_timeout_ms != 0 && now - p->t0_ms >= (int64_t)cfg->hs_timeout_ms)
+            pending_close(cfg, p, PLOG_TLS_FAIL_TIMEOUT);
+    }
+    if (cfg->max_conns != 0 && cfg->nconns >= cfg->max_conns) {
+        if (cfg->pending != NULL) {
+            pending_close(cfg, cfg->pending, PLOG_TLS_FAIL_EVICTED);
+        } else {
+            count_failure(PLOG_TLS_FAIL_OVER_CAPACITY);
+            rv = NNG_ECONNREFUSED;
+        }
+    }
+    if (rv == 0) {
+        cfg->nconns++;
+        c->counted = true;
+        c->t0_ms = now;
+        c->pprev = cfg->pending_tail;
+        if (cfg->pending_tail != NULL)
+            cfg->pending_tail->pnext = c;
+        else
+            cfg->pending = c;
+        cfg->pending_tail = c;
+        c->listed = true;
+    }
+    pthread_mutex_unlock(&cfg->conns_lock);
+    return rv;
+}
+
+static void conn_leave(struct nng_tls_engine_conn *c)
+{
+    if (c->cfg == NULL || c->cfg->mode != NNG_TLS_MODE_SERVER)
+        return;
+    pthread_mutex_lock(&c->cfg->conns_lock);
+    pending_unlink(c->cfg, c);
+    if (c->counted)
+        c->cfg->nconns--;
+    c->counted = false;
+    pthread_mutex_unlock(&c->cfg->conns_lock);
+}
+
+/* remote_addr writes the peer's address of a server connection, "?" if unknown. */
+static void remote_addr(void *tls, char *buf, size_t size)
+{
+    nng_sockaddr sa;
+    char ip[INET6_ADDRSTRLEN];
+    snprintf(buf, size, "?");
+    if (nng_stream_get_addr((nng_stream *)tls, NNG_OPT_REMADDR, &sa) != 0)
+        return;
+    if (sa.s_family == NNG_AF_INET && inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof ip) != NULL)
+        snprintf(buf, size, "%s:%u", ip, ntohs(sa.s_in.sa_port));
+    else if (sa.s_family == NNG_AF_INET6 && inet_ntop(AF_INET6, sa.s_in6.sa_addr, ip, sizeof ip) != NULL)
+        snprintf(buf, size, "[%s]:%u", ip, ntohs(sa.s_in6.sa_port));
+}
+
 /* ---- connection ops --------------------------------------------------------------- */
 
 static int conn_init(struct nng_tls_engine_conn *c, void *tls, struct nng_tls_engine_config *cfg)
 {
     c->tls = tls;
     c->cfg = cfg;
+    atomic_init(&c->hs_done, false);
+    atomic_init(&c->linger_since_ms, 0);
+    if (cfg->mode == NNG_TLS_MODE_SERVER) {
+        remote_addr(tls, c->remote, sizeof c->remote);
+        int rv = conn_admit(cfg, c);
+        if (rv != 0)
+            return rv;
+    } else if (cfg->server_name == NULL) {
+        /* A client that checks no name accepts any certificate of the CA for any
+         * server: never a silent default. */
+        config_set_errmsg(cfg, "no server name to verify: set one (the host of the address)");
+        return NNG_EINVAL;
+    }
     ERR_clear_error();
     if ((c->ssl = SSL_new(cfg->ctx)) == NULL)
         goto fail;
@@ -398,30 +567,30 @@ static int conn_init(struct nng_tls_engine_conn *c, void *tls, struct nng_tls_en
     } else {
         SSL_set_connect_state(c->ssl);
         const char *name = cfg->server_name;
-        if (name != NULL) {
-            unsigned char addr[16];
-            if (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1) {
-                /* An IP literal is checked against the iPAddress SANs; SNI may not
-                 * carry an address (RFC 6066 §3). */
-                if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), name) != 1)
-                    goto fail;
-            } else if (SSL_set_tlsext_host_name(c->ssl, name) != 1 || SSL_set1_host(c->ssl, name) != 1) {
+        unsigned char addr[16];
+        if (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1) {
+            /* An IP literal is checked against the iPAddress SANs; SNI may not
+             * carry an address (RFC 6066 §3). */
+            if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), name) != 1)
                 goto fail;
-            }
+        } else if (SSL_set_tlsext_host_name(c->ssl, name) != 1 || SSL_set1_host(c->ssl, name) != 1) {
+            goto fail;
         }
     }
     return 0;
 
 fail:
-    /* nng calls fini only on connections whose init succeeded. */
     ERR_clear_error();
     SSL_free(c->ssl);
     c->ssl = NULL;
+    conn_leave(c);
     return NNG_ENOMEM;
 }
 
 static void conn_fini(struct nng_tls_engine_conn *c)
 {
+    /* nng 1.5.2 finalises every connection, also one whose init failed or never ran. */
+    conn_leave(c);
     SSL_free(c->ssl);
     c->ssl = NULL;
     free(c->hsbuf);
@@ -515,6 +684,11 @@ static int config_init(struct nng_tls_engine_config *cfg, nng_tls_mode mode)
         SSL_CTX_free(cfg->ctx);
         return NNG_ENOMEM;
     }
+    if (pthread_mutex_init(&cfg->conns_lock, NULL) != 0) {
+        pthread_mutex_destroy(&cfg->lock);
+        SSL_CTX_free(cfg->ctx);
+        return NNG_ENOMEM;
+    }
     SSL_CTX_set_min_proto_version(cfg->ctx, TLS1_2_VERSION);
     SSL_CTX_set_max_proto_version(cfg->ctx, TLS1_3_VERSION);
     /* nng may hand a shorter or moved buffer back after NNG_EAGAIN, and wants each
@@ -546,6 +720,7 @@ static void config_fini(struct nng_tls_engine_config *cfg)
     pthread_mutex_unlock(&registry_lock);
     SSL_CTX_free(cfg->ctx);
     free(cfg->server_name);
+    pthread_mutex_destroy(&cfg->conns_lock);
     pthread_mutex_destroy(&cfg->lock);
 }
 
@@ -869,4 +1044,20 @@ void plog_tls_stats_get(plog_tls_stats *out)
 {
     out->handshakes = atomic_load_explicit(&stat_handshakes, memory_order_relaxed);
     out->failures = atomic_load_explicit(&stat_failures, memory_order_relaxed);
+    for (int r = 0; r < PLOG_TLS_FAIL_COUNT; r++)
+        out->failed[r] = atomic_load_explicit(&stat_reason[r], memory_order_relaxed);
+}
+
+int plog_tls_config_limits(nng_tls_config *cfg, unsigned max_conns, uint32_t handshake_timeout_ms)
+{
+    struct nng_tls_engine_config *ec = registry_lock_find(cfg);
+    if (ec != NULL && ec->mode == NNG_TLS_MODE_SERVER) {
+        pthread_mutex_lock(&ec->conns_lock);
+        ec->max_conns = max_conns;
+        ec->hs_timeout_ms = handshake_timeout_ms;
+        pthread_mutex_unlock(&ec->conns_lock);
+    }
+    bool ok = ec != NULL && ec->mode == NNG_TLS_MODE_SERVER;
+    registry_unlock();
+    return ok ? PLOG_OK : PLOG_EINVAL;
 }

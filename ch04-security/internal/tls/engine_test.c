@@ -329,13 +329,13 @@ struct failures {
     char all[4 * PLOG_TLS_ERRMSG_SIZE]; /* every reason, ";"-separated */
 };
 
-static void on_failure(void *arg, const char *reason)
+static void on_failure(void *arg, const char *remote, const char *reason)
 {
     struct failures *f = arg;
     pthread_mutex_lock(&f->mu);
     f->n++;
     size_t used = strlen(f->all);
-    snprintf(f->all + used, sizeof f->all - used, "%s;", reason);
+    snprintf(f->all + used, sizeof f->all - used, "%s from %s;", reason, remote);
     pthread_mutex_unlock(&f->mu);
 }
 
@@ -380,12 +380,17 @@ static void test_tls_server_reports_refused_handshakes(void **state)
     pthread_mutex_unlock(&f.mu);
     if (nfail != 2)
         fail_msg("%d failures reported, want 2: %s", nfail, all);
-    if (strstr(all, "peer sent no certificate") == NULL ||
-        strstr(all, "certificate verify failed: certificate has expired (client certificate)") == NULL)
+    /* Each reason is its own connection's, with that client's address. */
+    if (strstr(all, "peer sent no certificate: peer did not return a certificate from 127.0.0.1:") == NULL ||
+        strstr(all, "certificate verify failed: certificate has expired (client certificate) from 127.0.0.1:") ==
+            NULL)
         fail_msg("reported: %s", all);
     assert_true(plog_tls_config_errmsg(scfg, err, sizeof err));
     plog_tls_stats_get(&after);
     assert_true(after.failures >= before.failures + 4); /* both sides of both */
+    assert_true(after.failed[PLOG_TLS_FAIL_NO_CERTIFICATE] >= before.failed[PLOG_TLS_FAIL_NO_CERTIFICATE] + 1);
+    assert_true(after.failed[PLOG_TLS_FAIL_BAD_CERTIFICATE] >= before.failed[PLOG_TLS_FAIL_BAD_CERTIFICATE] + 1);
+    assert_true(after.failed[PLOG_TLS_FAIL_REFUSED_BY_PEER] >= before.failed[PLOG_TLS_FAIL_REFUSED_BY_PEER] + 2);
     assert_true(after.handshakes >= before.handshakes);
 
     tt_server_stop(&srv);
