@@ -56,6 +56,13 @@ static void recv_next(struct worker *w)
         if (s->busy == 0)
             pthread_cond_broadcast(&s->cv);
     }
+    if (s->inproc) {
+        w->state = W_IDLE;
+        s->inproc_done = true;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
     if (s->stopping) {
         /* Receive no more: plog_server_close stops this context. */
         w->state = W_IDLE;
@@ -72,6 +79,13 @@ void plog_server_reply(struct worker *w)
     nng_msg *m = w->msg;
     w->msg = NULL;
     w->state = W_SEND;
+    if (w->srv->inproc) {
+        pthread_mutex_lock(&w->srv->mu);
+        w->srv->inproc_reply = m;
+        pthread_mutex_unlock(&w->srv->mu);
+        recv_next(w);
+        return;
+    }
     nng_aio_set_msg(w->aio, m);
     nng_ctx_send(w->ctx, w->aio);
 }
@@ -197,8 +211,8 @@ static void set_errmsg(char *errmsg, size_t size, const char *fmt, const char *a
         snprintf(errmsg, size, fmt, arg);
 }
 
-int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server **sp, char *errmsg,
-                     size_t size)
+static int server_open(plog_log *log, const plog_server_config *cfg, bool inproc, plog_server **sp, char *errmsg,
+                       size_t size)
 {
     int rv = PLOG_ENOMEM;
     size_t maxmsg = cfg->max_msg_bytes != 0 ? cfg->max_msg_bytes : DEFAULT_MAX_MSG;
@@ -236,6 +250,22 @@ int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server *
     if (s->dedup == NULL || s->workers == NULL) {
         set_errmsg(errmsg, size, "%s", "out of memory");
         goto fail;
+    }
+    if (inproc) {
+        s->inproc = true;
+        s->workers[0].srv = s;
+        s->workers[0].state = W_IDLE;
+        if (nng_aio_alloc(&s->workers[0].aio, worker_cb, &s->workers[0]) != 0) {
+            set_errmsg(errmsg, size, "%s", "out of memory");
+            goto fail;
+        }
+        s->nworkers = 1;
+        if (cfg->sync != PLOG_SYNC_NEVER && (rv = plog_server_committer_start(s)) != PLOG_OK) {
+            set_errmsg(errmsg, size, "%s", "cannot start the committer thread");
+            goto fail;
+        }
+        *sp = s;
+        return PLOG_OK;
     }
 
     int nrv = nng_rep0_open(&s->sock);
@@ -282,6 +312,46 @@ fail:
     return rv;
 }
 
+int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server **sp, char *errmsg,
+                     size_t size)
+{
+    return server_open(log, cfg, false, sp, errmsg, size);
+}
+
+int plog_server_open_inproc(plog_log *log, const plog_server_config *cfg, plog_server **sp, char *errmsg,
+                            size_t size)
+{
+    plog_server_config c = *cfg;
+    c.addr = NULL;
+    return server_open(log, &c, true, sp, errmsg, size);
+}
+
+int plog_server_inproc_call(plog_server *s, const void *req, size_t len, const char *peer, nng_msg **reply)
+{
+    nng_msg *m;
+    if (nng_msg_alloc(&m, len) != 0)
+        return PLOG_ENOMEM;
+    if (len > 0)
+        memcpy(nng_msg_body(m), req, len);
+    struct worker *w = &s->workers[0];
+    pthread_mutex_lock(&s->mu);
+    s->inproc_done = false;
+    s->inproc_reply = NULL;
+    s->inproc_peer = peer != NULL ? peer : "";
+    w->state = W_SEND; /* busy until the reply went out, as worker_cb does */
+    s->busy++;
+    pthread_mutex_unlock(&s->mu);
+    w->msg = m;
+    handle(w);
+    pthread_mutex_lock(&s->mu);
+    while (!s->inproc_done)
+        pthread_cond_wait(&s->cv, &s->mu);
+    *reply = s->inproc_reply;
+    s->inproc_reply = NULL;
+    pthread_mutex_unlock(&s->mu);
+    return PLOG_OK;
+}
+
 void plog_server_close(plog_server *s)
 {
     if (s == NULL)
@@ -321,7 +391,8 @@ void plog_server_close(plog_server *s)
         if (w->pr != NULL)
             log__v1__produce_request__free_unpacked(w->pr, NULL);
         nng_aio_free(w->aio);
-        nng_ctx_close(w->ctx);
+        if (!s->inproc)
+            nng_ctx_close(w->ctx);
     }
     if (s->sock_open)
         nng_close(s->sock);

@@ -75,7 +75,6 @@
     X(PLOG_GAUGE_TLS_PROTOCOL, "proglog_tls_handshakes_total", "counter", "result=\"protocol_error\"", "") \
     X(PLOG_GAUGE_TLS_TIMEOUT, "proglog_tls_handshakes_total", "counter", "result=\"timeout\"", "")         \
     X(PLOG_GAUGE_TLS_LINGER_ENDED, "proglog_tls_handshakes_total", "counter", "result=\"linger_ended\"", "") \
-    X(PLOG_GAUGE_TLS_EVICTED, "proglog_tls_handshakes_total", "counter", "result=\"evicted\"", "")         \
     X(PLOG_GAUGE_TLS_OVER_CAPACITY, "proglog_tls_handshakes_total", "counter",                           \
       "result=\"over_capacity\"", "")
 

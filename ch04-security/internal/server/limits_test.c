@@ -249,45 +249,212 @@ static void raise_nofile(void)
         skip(); /* the hard limit leaves no room for 2,000 idle connections */
 }
 
-/* 2,000 idle TCP connections (no TLS handshake at all) against a proglog capped at
- * 512 connections: an authorized client is still served. The cap evicts the
- * oldest handshaking connections to admit new ones. The latency is printed, not
- * asserted against a clock (the requirement is 1 s; this machine is shared). */
+/* count_fds returns how many descriptors process pid holds. */
+static int count_fds(pid_t pid)
+{
+    char cmd[96];
+    char *out = NULL;
+    snprintf(cmd, sizeof cmd, "ls /proc/%d/fd | wc -l", (int)pid);
+    assert_int_equal(plog_test_sh(cmd, 10000, &out), 0);
+    int n = atoi(out);
+    free(out);
+    return n;
+}
+
+/* open_idle opens n TCP connections to port that never say a word; fds[] gets
+ * them. They go in batches of 100, each once the server (process pid, which held
+ * base descriptors before) has accepted the previous ones: its accept queue is 128
+ * deep, and a SYN the kernel drops when it is full is retried only after 1, 3,
+ * 7 s. With cap (not 0), the server is expected to hold at most cap of them.
+ * Returns how many the server holds at the end. */
+static int open_idle(int port, int *fds, int n, pid_t pid, int base, int cap)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    int held = 0;
+    for (int i = 0; i < n; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        assert_true(fds[i] >= 0);
+        assert_int_equal(connect(fds[i], (struct sockaddr *)&sa, sizeof sa), 0);
+        if ((i + 1) % 100 == 0 || i + 1 == n) {
+            int want = cap != 0 && i + 1 - 10 > cap ? cap : i + 1 - 10;
+            int64_t until = plog_test_now_ms() + 5000;
+            while ((held = count_fds(pid) - base) < want && plog_test_now_ms() < until)
+                plog_test_sleep_ms(5);
+        }
+    }
+    int64_t until = plog_test_now_ms() + 5000;
+    while ((held = count_fds(pid) - base) < (cap != 0 && cap < n ? cap : n) && plog_test_now_ms() < until)
+        plog_test_sleep_ms(10);
+    plog_test_sleep_ms(cap != 0 ? 200 : 0); /* refused ones would show up meanwhile */
+    return count_fds(pid) - base;
+}
+
+/* 2,000 idle TCP connections (no TLS handshake at all) against a proglog with the
+ * default limits: an authorized client is still served. The test raises its own
+ * RLIMIT_NOFILE to the hard limit for the 2,000 client ends; proglog raises its
+ * own at start. The latency (dial + produce) is printed, not asserted against a
+ * clock: the requirement is 1 s, and this machine is shared. */
 static void test_server_serves_root_while_2000_idle_connections_are_open(void **state)
 {
     (void)state;
     enum { IDLE = 2000 };
-    /* Not yet reliable on this machine (see the chapter README): run on demand. */
-    if (getenv("PLOG_FLOOD_TEST") == NULL)
-        skip();
-    raise_nofile(); /* this process holds the 2,000 client ends; proglog raises its own */
-    struct tserver ts = {.tls = true, .extra = {"--max-connections", "512", NULL}};
+    raise_nofile();
+    struct tserver ts = {.tls = true};
     tserver_start(&ts);
+    int base = count_fds(ts.proc.pid);
     int *fds = malloc(IDLE * sizeof *fds);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ts.port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    int opened = 0;
-    for (int i = 0; i < IDLE; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        assert_true(fds[i] >= 0);
-        if (connect(fds[i], (struct sockaddr *)&sa, sizeof sa) == 0)
-            opened++;
-    }
-    assert_int_equal(opened, IDLE);
-    nng_tls_config *root = tserver_client_tls("root");
     int64_t t0 = plog_test_now_ms();
+    int held = open_idle(ts.port, fds, IDLE, ts.proc.pid, base, 0);
+    int64_t topen = plog_test_now_ms() - t0;
+    if (held < IDLE)
+        fail_msg("the server holds %d of %d idle connections after %lld ms", held, IDLE, (long long)topen);
+    nng_tls_config *root = tserver_client_tls("root");
+    t0 = plog_test_now_ms();
     nng_socket s = dial(ts.addr, root);
     int code;
     produce(s, "served", 0, 0, &code);
     int64_t dt = plog_test_now_ms() - t0;
     assert_int_equal(code, PLOG_STATUS_OK);
-    print_message("served root in %lld ms (dial + produce) with %d idle connections open\n", (long long)dt, IDLE);
+    print_message("served root in %lld ms (dial + produce); %d idle connections opened in %lld ms, "
+                  "the server held %d for them\n",
+                  (long long)dt, IDLE, (long long)topen, held);
     nng_close(s);
     nng_tls_config_free(root);
     for (int i = 0; i < IDLE; i++)
         close(fds[i]);
     free(fds);
     assert_true(tserver_stop(&ts, SIGTERM));
+    tserver_fini(&ts);
+}
+
+/* --max-connections bounds what idle connections can take: beyond it a new TCP
+ * connection is closed at once (the server's descriptors stay bounded), and once
+ * they go, an authorized client gets in. */
+static void test_server_caps_connections(void **state)
+{
+    (void)state;
+    enum { CAP = 50, IDLE = 120 };
+    struct tserver ts = {.tls = true, .extra = {"--max-connections", "50", NULL}};
+    tserver_start(&ts);
+    int base = count_fds(ts.proc.pid);
+    int fds[IDLE];
+    int held = open_idle(ts.port, fds, IDLE, ts.proc.pid, base, CAP);
+    print_message("%d idle connections, cap %d: the server holds %d more descriptors\n", IDLE, CAP, held);
+    assert_true(held <= CAP + 2);
+    assert_true(held >= CAP / 2);
+    for (int i = 0; i < IDLE; i++)
+        close(fds[i]);
+    nng_tls_config *root = tserver_client_tls("root");
+    nng_socket s = dial(ts.addr, root);
+    int code;
+    produce(s, "after the flood", 0, 0, &code);
+    assert_int_equal(code, PLOG_STATUS_OK);
+    nng_close(s);
+    nng_tls_config_free(root);
+    assert_true(tserver_stop(&ts, SIGTERM));
+    char *out = plog_test_output(&ts.proc);
+    tserver_fini(&ts);
+    free(out);
+}
+
+/* metric_value returns the value of the sample line starting with name (e.g.
+ * proglog_tls_handshakes_total{result="ok"}) in a scrape, -1 when absent. */
+static long metric_value(const char *scrape, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = scrape; (p = strstr(p, name)) != NULL; p += n)
+        if ((p == scrape || p[-1] == '\n') && p[n] == ' ')
+            return atol(p + n + 1);
+    return -1;
+}
+
+/* Metrics and logs tell the truth: a resend dropped while its first copy is in
+ * flight is counted as such (not as a failed request, and not twice OK); a
+ * refused handshake and one past the deadline are counted by reason and logged
+ * with the client's address. */
+static void test_server_metrics_and_logs_tell_the_truth(void **state)
+{
+    (void)state;
+    char maddr[32], cmd[96];
+    snprintf(maddr, sizeof maddr, "127.0.0.1:%d", plog_test_free_port());
+    struct tserver ts = {.tls = true,
+                         .extra = {"--metrics-addr", maddr, "--handshake-timeout-ms", "300", "--sync-interval-ms",
+                                   "400", NULL}};
+    tserver_start(&ts);
+
+    /* A client without a certificate is refused. */
+    nng_tls_config *anon = tserver_client_tls(NULL);
+    nng_socket s;
+    nng_dialer d;
+    assert_int_equal(nng_req0_open(&s), 0);
+    assert_int_equal(nng_dialer_create(&d, s, ts.addr), 0);
+    assert_int_equal(nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, anon), 0);
+    assert_int_not_equal(nng_dialer_start(d, 0), 0);
+    nng_close(s);
+    nng_tls_config_free(anon);
+
+    /* A client that starts a handshake and stalls past the deadline. */
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ts.port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(write(fd, "\x16", 1), 1); /* the first byte of a ClientHello record */
+    plog_test_sleep_ms(600);
+    assert_int_equal(write(fd, "\x03\x01", 2), 2);
+    char buf[64];
+    (void)read(fd, buf, sizeof buf); /* the server hangs up */
+    close(fd);
+
+    /* The same produce (client_id, seq) twice while the first waits for its group
+     * commit: the second copy is dropped, the first answered. */
+    nng_tls_config *root = tserver_client_tls("root");
+    nng_socket a = dial(ts.addr, root), b = dial(ts.addr, root);
+    assert_int_equal(nng_socket_set_ms(b, NNG_OPT_RECVTIMEO, 1500), 0);
+    Log__V1__Record rec = LOG__V1__RECORD__INIT;
+    rec.value.data = (uint8_t *)"once";
+    rec.value.len = 4;
+    Log__V1__ProduceRequest pr = LOG__V1__PRODUCE_REQUEST__INIT;
+    pr.record = &rec;
+    nng_msg *m1, *m2;
+    assert_plog_ok(plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_PRODUCE), &pr.base, 0, 9, 1, &m1));
+    assert_plog_ok(plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_PRODUCE), &pr.base, 0, 9, 1, &m2));
+    assert_int_equal(nng_sendmsg(a, m1, 0), 0);
+    plog_test_sleep_ms(50);
+    assert_int_equal(nng_sendmsg(b, m2, 0), 0);
+    assert_int_equal(nng_recvmsg(a, &m1, 0), 0);
+    nng_msg_free(m1);
+    assert_int_equal(nng_recvmsg(b, &m2, 0), NNG_ETIMEDOUT); /* dropped: never answered */
+    nng_close(a);
+    nng_close(b);
+    nng_tls_config_free(root);
+
+    char *scrape = NULL;
+    snprintf(cmd, sizeof cmd, "curl -sf http://%s/metrics", maddr);
+    assert_int_equal(plog_test_sh(cmd, 10000, &scrape), 0);
+    long ok = metric_value(scrape, "proglog_tls_handshakes_total{result=\"ok\"}");
+    long nocert = metric_value(scrape, "proglog_tls_handshakes_total{result=\"no_certificate\"}");
+    long timeout = metric_value(scrape, "proglog_tls_handshakes_total{result=\"timeout\"}");
+    long dropped = metric_value(scrape, "proglog_resends_dropped_total");
+    long produced = metric_value(scrape, "proglog_requests_total{method=\"Produce\",code=\"OK\"}");
+    long internal = metric_value(scrape, "proglog_requests_total{method=\"Produce\",code=\"INTERNAL\"}");
+    print_message("handshakes ok=%ld no_certificate=%ld timeout=%ld; resends dropped=%ld; Produce OK=%ld "
+                  "INTERNAL=%ld\n",
+                  ok, nocert, timeout, dropped, produced, internal);
+    assert_true(ok >= 2);
+    assert_int_equal(nocert, 1);
+    assert_int_equal(timeout, 1);
+    assert_int_equal(dropped, 1);
+    assert_int_equal(produced, 1);
+    assert_true(internal <= 0);
+    free(scrape);
+
+    assert_true(tserver_stop(&ts, SIGTERM));
+    char *out = plog_test_output(&ts.proc);
+    if (strstr(out, "msg=tls_handshake_failed remote=127.0.0.1:") == NULL ||
+        strstr(out, "no TLS handshake within 300 ms") == NULL || strstr(out, "peer sent no certificate") == NULL)
+        fail_msg("server log:\n%s", out);
+    free(out);
     tserver_fini(&ts);
 }
 
@@ -346,6 +513,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_caps_parked_polls_per_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_refuses_requests_beyond_the_inflight_budget, setup, teardown),
         cmocka_unit_test(test_server_serves_root_while_2000_idle_connections_are_open),
+        cmocka_unit_test(test_server_caps_connections),
+        cmocka_unit_test(test_server_metrics_and_logs_tell_the_truth),
         cmocka_unit_test(test_server_dedup_is_keyed_by_identity),
     };
     return cmocka_run_group_tests_name("limits", tests, NULL, NULL);

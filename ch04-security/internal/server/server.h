@@ -63,7 +63,7 @@ typedef struct plog_server_config {
                             * library fails closed: only this flag, never a NULL
                             * acl alone, turns authorization off */
     unsigned max_connections; /* TLS: connections at once, handshaking ones
-                            * included (plog_tls_config_limits); 0: 1024 */
+                            * included (plog_tls_config_limits); 0: 4096 */
     uint32_t handshake_timeout_ms; /* TLS: a handshake must finish within it; 0: 5000 */
     plog_metrics *metrics; /* NULL: no metrics; from plog_server_metrics_new */
     bool log_requests;     /* one info line per finished request on logger

@@ -95,6 +95,12 @@ struct plog_server {
      * cfg.max_inflight_bytes. */
     atomic_size_t inflight;
 
+    /* In-process mode (plog_server_open_inproc): no socket; one worker whose
+     * reply lands in inproc_reply, inproc_done set under mu when it finished. */
+    bool inproc, inproc_done;
+    nng_msg *inproc_reply;
+    const char *inproc_peer;
+
     pthread_mutex_t dedup_mu;
     struct dedup_entry *dedup;
 };
@@ -111,6 +117,18 @@ void plog_server_drop(struct worker *w);
  * (released when its reply is sent). false, with nothing reserved, when the
  * budget cannot hold them: the caller answers RESOURCE_EXHAUSTED. */
 bool plog_server_charge(struct worker *w, size_t bytes);
+
+/* plog_server_open_inproc makes a server without a socket, for the fuzz target:
+ * cfg->addr and cfg->tls are ignored (NULL), requests go in through
+ * plog_server_inproc_call, one at a time. Close with plog_server_close. */
+int plog_server_open_inproc(plog_log *log, const plog_server_config *cfg, plog_server **sp, char *errmsg,
+                            size_t size);
+/* plog_server_inproc_call serves the len bytes at req (an encoded Request) as if
+ * they came from a client whose verified identity is peer ("" or NULL: none;
+ * ch03 has none), through the server's real dispatch, and waits for the outcome:
+ * *reply is the reply message (the caller frees it), or NULL when the request was
+ * dropped unanswered. PLOG_ENOMEM. */
+int plog_server_inproc_call(plog_server *s, const void *req, size_t len, const char *peer, nng_msg **reply);
 
 /* produce.c */
 void plog_server_produce(struct worker *w, const plog_rpc_request *rq, bool stream);

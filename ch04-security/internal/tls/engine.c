@@ -49,7 +49,6 @@ struct nng_tls_engine_config {
     unsigned max_conns;     /* 0: no cap */
     uint32_t hs_timeout_ms; /* 0: none of our own (nng's 10 s stays) */
     unsigned nconns;        /* connections initialised and not yet finalised */
-    struct nng_tls_engine_conn *pending, *pending_tail; /* handshaking, oldest first */
 };
 
 struct nng_tls_engine_conn {
@@ -65,12 +64,9 @@ struct nng_tls_engine_conn {
     size_t hslen;
     plog_tls_peer peer;
     char remote[64]; /* server: the client's address, for failure reports */
-    /* Admission (server): under cfg->conns_lock, except the atomics. */
-    bool counted, listed;
-    int64_t t0_ms;                    /* when the connection was accepted */
-    struct nng_tls_engine_conn *pprev, *pnext;
-    atomic_bool hs_done;              /* handshake completed: no longer evictable */
-    _Atomic int64_t linger_since_ms;  /* refusal linger began (0: not lingering) */
+    bool counted;    /* admission (server): counted in cfg->nconns */
+    int64_t t0_ms;   /* when the connection was accepted */
+    int64_t linger_since_ms; /* when the refusal linger began */
 };
 
 /* A refusing connection lingers at most this long (see conn_linger). */
@@ -334,7 +330,7 @@ static int conn_error(struct nng_tls_engine_conn *c, int ret)
     if (rv == NNG_EPEERAUTH && c->cfg->mode == NNG_TLS_MODE_SERVER && !c->established && c->io_err == 0 &&
         c->hslen == 0) {
         c->lingering = rv;
-        atomic_store(&c->linger_since_ms, mono_ms());
+        c->linger_since_ms = mono_ms();
         return conn_linger(c);
     }
     return rv;
@@ -347,13 +343,15 @@ static int conn_error(struct nng_tls_engine_conn *c, int ret)
  * buffer and dies with it: the client would see a bare "connection shutdown". So we
  * answer NNG_EAGAIN, discard whatever the client sends, and keep a TCP receive
  * posted; the client reads the alert and closes, and nng sees that. The linger is
- * bounded: past LINGER_MAX_MS the next event on the connection ends it, and the
- * admission sweep (conn_admit) closes one that stays silent; nng's 10 s
- * negotiation timeout is the last resort. */
+ * bounded: past LINGER_MAX_MS the next event on the connection ends it (with the
+ * refusal's code); one that stays silent is cut by nng's 10 s negotiation
+ * timeout, and counts against the connection cap meanwhile. */
 static int conn_linger(struct nng_tls_engine_conn *c)
 {
-    if (mono_ms() - atomic_load(&c->linger_since_ms) > LINGER_MAX_MS)
+    if (mono_ms() - c->linger_since_ms > LINGER_MAX_MS) {
+        count_failure(PLOG_TLS_FAIL_LINGER_ENDED);
         return c->lingering;
+    }
     uint8_t scratch[512];
     size_t n;
     do {
@@ -391,7 +389,6 @@ static void conn_established(struct nng_tls_engine_conn *c)
     if (c->established || !SSL_is_init_finished(c->ssl))
         return;
     c->established = true;
-    atomic_store(&c->hs_done, true);
     atomic_fetch_add_explicit(&stat_handshakes, 1, memory_order_relaxed);
 
     X509 *cert = SSL_get0_peer_certificate(c->ssl);
@@ -424,85 +421,29 @@ bool plog_tls_peer_slot_take(plog_tls_peer *out)
 
 /* ---- admission (server) ---------------------------------------------------------- */
 /* A client that never completes a handshake (no certificate, or just an open TCP
- * connection) holds a descriptor and nng's buffers until nng's 10 s negotiation
- * timeout. So a server config counts its connections, keeps the handshaking ones
- * in a list, oldest first, and at every accept:
- *   1. closes the listed ones past the handshake timeout, or past their refusal
- *      linger (LINGER_MAX_MS), and unlists those whose handshake is done;
- *   2. at the cap (max_conns), closes the oldest still handshaking to make room,
- *      or refuses the new connection when every one is established.
- * So idle connections cannot lock out a client with a certificate: its handshake
- * (milliseconds) completes unless max_conns newer connections arrive meanwhile.
- * Closing is nng_stream_close() on the connection's stream: nng 1.5.2 hands conn
- * init its TLS stream object (tls_common.c tls_start), a struct whose first member
- * is the nng_stream, which we keep for this and for the remote address. engine_test's
- * idle-flood test fails if that stops being true. Lock order: nng's connection lock
- * may be taken under conns_lock (the close), never the reverse: ops that run
- * under nng's lock only touch the atomics. */
+ * connection) holds a descriptor and nng's 32 KiB of buffers until nng's fixed 10 s
+ * negotiation timeout. So a server config counts its connections (from init to
+ * fini) and refuses one beyond max_conns at once, and a handshake still running
+ * after hs_timeout_ms fails at its next event (conn_handshake). A refusal is
+ * NNG_ECONNABORTED and a deadline NNG_ETIMEDOUT on purpose: nng 1.5.2 hands the
+ * failure of a connection's negotiation to the listener's pending accept, and its
+ * listener re-arms at once for those codes, backs off 100 ms for most others, and
+ * stops accepting for good on NNG_ECLOSED. For the same reason connections are
+ * never closed from outside (nng_stream_close would fail them with NNG_ECLOSED): a
+ * fully idle connection is bounded by nng's 10 s, and by max_conns. */
 
-static void pending_unlink(struct nng_tls_engine_config *cfg, struct nng_tls_engine_conn *c)
-{
-    if (!c->listed)
-        return;
-    if (c->pprev != NULL)
-        c->pprev->pnext = c->pnext;
-    else
-        cfg->pending = c->pnext;
-    if (c->pnext != NULL)
-        c->pnext->pprev = c->pprev;
-    else
-        cfg->pending_tail = c->pprev;
-    c->pprev = c->pnext = NULL;
-    c->listed = false;
-}
-
-/* pending_close closes a handshaking connection (under conns_lock; c stays
- * allocated until its fini, which needs conns_lock). */
-static void pending_close(struct nng_tls_engine_config *cfg, struct nng_tls_engine_conn *c,
-                          plog_tls_fail_reason why)
-{
-    pending_unlink(cfg, c);
-    count_failure(why);
-    nng_stream_close((nng_stream *)c->tls);
-}
-
-/* conn_admit runs the two steps above for the new connection c. 0, or
- * NNG_ECONNREFUSED when c may not come in. */
+/* conn_admit counts c in, or refuses it at the cap: 0 or NNG_ECONNABORTED. */
 static int conn_admit(struct nng_tls_engine_config *cfg, struct nng_tls_engine_conn *c)
 {
-    int64_t now = mono_ms();
     int rv = 0;
     pthread_mutex_lock(&cfg->conns_lock);
-    struct nng_tls_engine_conn *p = cfg->pending, *next;
-    for (; p != NULL; p = next) {
-        next = p->pnext;
-        int64_t lsince = atomic_load(&p->linger_since_ms);
-        if (atomic_load(&p->hs_done))
-            pending_unlink(cfg, p);
-        else if (lsince != 0 && now - lsince > LINGER_MAX_MS)
-            pending_close(cfg, p, PLOG_TLS_FAIL_LINGER_ENDED);
-        else if (lsince == 0 && cfg->hs_timeout_ms != 0 && now - p->t0_ms >= (int64_t)cfg->hs_timeout_ms)
-            pending_close(cfg, p, PLOG_TLS_FAIL_TIMEOUT);
-    }
     if (cfg->max_conns != 0 && cfg->nconns >= cfg->max_conns) {
-        if (cfg->pending != NULL) {
-            pending_close(cfg, cfg->pending, PLOG_TLS_FAIL_EVICTED);
-        } else {
-            count_failure(PLOG_TLS_FAIL_OVER_CAPACITY);
-            rv = NNG_ECONNREFUSED;
-        }
-    }
-    if (rv == 0) {
+        count_failure(PLOG_TLS_FAIL_OVER_CAPACITY);
+        rv = NNG_ECONNABORTED;
+    } else {
         cfg->nconns++;
         c->counted = true;
-        c->t0_ms = now;
-        c->pprev = cfg->pending_tail;
-        if (cfg->pending_tail != NULL)
-            cfg->pending_tail->pnext = c;
-        else
-            cfg->pending = c;
-        cfg->pending_tail = c;
-        c->listed = true;
+        c->t0_ms = mono_ms();
     }
     pthread_mutex_unlock(&cfg->conns_lock);
     return rv;
@@ -513,14 +454,16 @@ static void conn_leave(struct nng_tls_engine_conn *c)
     if (c->cfg == NULL || c->cfg->mode != NNG_TLS_MODE_SERVER)
         return;
     pthread_mutex_lock(&c->cfg->conns_lock);
-    pending_unlink(c->cfg, c);
     if (c->counted)
         c->cfg->nconns--;
     c->counted = false;
     pthread_mutex_unlock(&c->cfg->conns_lock);
 }
 
-/* remote_addr writes the peer's address of a server connection, "?" if unknown. */
+/* remote_addr writes the peer's address of a server connection, "?" if unknown.
+ * nng 1.5.2 hands conn init its TLS stream object (tls_common.c tls_start), whose
+ * first member is the nng_stream, and the stream's getter asks the TCP stream
+ * under it; engine_test checks that failure reports carry the address. */
 static void remote_addr(void *tls, char *buf, size_t size)
 {
     nng_sockaddr sa;
@@ -540,8 +483,6 @@ static int conn_init(struct nng_tls_engine_conn *c, void *tls, struct nng_tls_en
 {
     c->tls = tls;
     c->cfg = cfg;
-    atomic_init(&c->hs_done, false);
-    atomic_init(&c->linger_since_ms, 0);
     if (cfg->mode == NNG_TLS_MODE_SERVER) {
         remote_addr(tls, c->remote, sizeof c->remote);
         int rv = conn_admit(cfg, c);
@@ -611,6 +552,16 @@ static int conn_handshake(struct nng_tls_engine_conn *c)
 {
     if (c->lingering != 0)
         return conn_linger(c);
+    if (c->counted && c->cfg->hs_timeout_ms != 0 && !c->failed &&
+        mono_ms() - c->t0_ms > (int64_t)c->cfg->hs_timeout_ms) {
+        /* The handshake deadline (see admission): fails the negotiation. */
+        char text[96];
+        snprintf(text, sizeof text, "no TLS handshake within %u ms", (unsigned)c->cfg->hs_timeout_ms);
+        c->failed = true;
+        count_failure(PLOG_TLS_FAIL_TIMEOUT);
+        conn_report_failure(c, text);
+        return NNG_ETIMEDOUT;
+    }
     ERR_clear_error();
     int ret = SSL_do_handshake(c->ssl);
     if (ret == 1) {

@@ -101,8 +101,7 @@ typedef enum {
     PLOG_TLS_FAIL_PROTOCOL,        /* any other TLS error */
     PLOG_TLS_FAIL_TIMEOUT,         /* server: no handshake within the timeout */
     PLOG_TLS_FAIL_LINGER_ENDED,    /* server: a refused client kept the connection open */
-    PLOG_TLS_FAIL_EVICTED,         /* server: closed mid-handshake to make room at the cap */
-    PLOG_TLS_FAIL_OVER_CAPACITY,   /* server: refused at the cap, all connections established */
+    PLOG_TLS_FAIL_OVER_CAPACITY,   /* server: refused at the connection cap */
     PLOG_TLS_FAIL_COUNT
 } plog_tls_fail_reason;
 
@@ -118,10 +117,11 @@ typedef struct plog_tls_stats {
 void plog_tls_stats_get(plog_tls_stats *out);
 
 /* plog_tls_config_limits bounds the connections of a server config: at most
- * max_conns at once (0: no cap), handshaking ones included, and a handshake must
- * finish within handshake_timeout_ms (0: only nng's own 10 s). At the cap the
- * oldest connection still handshaking is closed to make room; when every one is
- * established a new connection is refused. Set it before the config is in use.
+ * max_conns at once (0: no cap), handshaking ones included (beyond it a new TCP
+ * connection is closed at once), and a handshake must finish within
+ * handshake_timeout_ms (0: only nng's own 10 s): checked at each event of the
+ * connection, so a fully idle one still lasts nng's 10 s. Set it before the config
+ * is in use.
  * PLOG_OK, or PLOG_EINVAL when cfg is not a server config from
  * plog_tls_config_alloc. */
 int plog_tls_config_limits(nng_tls_config *cfg, unsigned max_conns, uint32_t handshake_timeout_ms);

@@ -323,6 +323,55 @@ static void test_tls_client_gets_no_service_from_plain_tcp_listener(void **state
     tt_server_stop(&srv);
 }
 
+/* slurp returns the file at path, NUL-terminated (the caller frees it). */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *buf = calloc(1, 65536);
+    size_t n = fread(buf, 1, 65535, f);
+    fclose(f);
+    assert_true(n > 0);
+    return buf;
+}
+
+/* A client must name the server it verifies: the config builder refuses none,
+ * and a config made without one fails to connect, saying why, instead of
+ * accepting any certificate of the CA. */
+static void test_tls_client_without_server_name_is_an_error(void **state)
+{
+    (void)state;
+    char url[64], err[PLOG_TLS_ERRMSG_SIZE];
+    nng_tls_config *cfg;
+    struct tt_server srv;
+    nng_socket c;
+
+    assert_int_equal(plog_tls_config_client(tt_path("root-client.pem"), tt_path("root-client-key.pem"),
+                                            tt_path("ca.pem"), NULL, &cfg, err, sizeof err),
+                     PLOG_EINVAL);
+    assert_non_null(strstr(err, "server name"));
+    assert_int_equal(plog_tls_config_client(tt_path("root-client.pem"), tt_path("root-client-key.pem"),
+                                            tt_path("ca.pem"), "", &cfg, err, sizeof err),
+                     PLOG_EINVAL);
+
+    tt_server_start_files(&srv, "tls+tcp", "server.pem", "server-key.pem");
+    snprintf(url, sizeof url, "%s", srv.url);
+    assert_plog_ok(plog_tls_config_alloc(NNG_TLS_MODE_CLIENT, &cfg));
+    char *ca = slurp(tt_path("ca.pem")), *cert = slurp(tt_path("root-client.pem")),
+         *key = slurp(tt_path("root-client-key.pem"));
+    assert_int_equal(nng_tls_config_ca_chain(cfg, ca, NULL), 0);
+    assert_int_equal(nng_tls_config_own_cert(cfg, cert, key, NULL), 0);
+    assert_int_equal(nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED), 0);
+    free(ca);
+    free(cert);
+    free(key);
+    assert_int_not_equal(tt_client_dial(url, cfg, &c), 0);
+    assert_true(plog_tls_config_errmsg(cfg, err, sizeof err));
+    assert_non_null(strstr(err, "no server name"));
+    nng_tls_config_free(cfg);
+    tt_server_stop(&srv);
+}
+
 struct failures {
     pthread_mutex_t mu;
     int n;
@@ -449,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_tls_url_host_strips_scheme_port_and_brackets),
         cmocka_unit_test(test_tls_mutual_echo_negotiates_tls13_and_names_the_client),
         cmocka_unit_test(test_tls_server_name_may_be_a_dns_name),
+        cmocka_unit_test(test_tls_client_without_server_name_is_an_error),
         cmocka_unit_test(test_tls_client_limited_to_tls12_still_connects),
         cmocka_unit_test(test_tls_large_messages_arrive_intact),
         cmocka_unit_test_setup_teardown(test_tls_client_without_certificate_is_refused, refusal_setup,
