@@ -40,6 +40,11 @@ static void usage(FILE *f)
                "  --max-msg-bytes N       largest request accepted (default 4 MiB)\n"
                "  --workers N             concurrent requests (nng contexts, default 256)\n"
                "  --max-wait-ms N         longest ConsumeStream long poll (default 30000)\n"
+               "  --max-parked-per-client N  ConsumeStream polls one client may park\n"
+               "                          (default 32); more are RESOURCE_EXHAUSTED\n"
+               "  --max-inflight-bytes N  memory for decoded requests in flight (default\n"
+               "                          256 MiB, at least 2 x --max-msg-bytes); beyond it\n"
+               "                          RESOURCE_EXHAUSTED\n"
                "  --log-level LEVEL       debug | info | warn | error (default info)\n"
                "  --log-level-file F      a file holding the level (one word): read at start,\n"
                "                          where it wins over --log-level, and on SIGHUP\n"
@@ -108,6 +113,8 @@ int main(int argc, char **argv)
         {"max-msg-bytes", required_argument, NULL, 'm'},
         {"workers", required_argument, NULL, 'w'},
         {"max-wait-ms", required_argument, NULL, 'W'},
+        {"max-parked-per-client", required_argument, NULL, 'p'},
+        {"max-inflight-bytes", required_argument, NULL, 'b'},
         {"log-level", required_argument, NULL, 'L'},
         {"log-level-file", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
@@ -164,7 +171,7 @@ int main(int argc, char **argv)
         default:
             if (plog_config_flag_u64("proglog", name, optarg, &v) != 0)
                 return 2;
-            if ((c == 'i' || c == 'w' || c == 'W') && v > UINT32_MAX) {
+            if ((c == 'i' || c == 'w' || c == 'W' || c == 'p') && v > UINT32_MAX) {
                 fprintf(stderr, "proglog: %s: too large: %s\n", name, optarg);
                 return 2;
             }
@@ -182,6 +189,10 @@ int main(int argc, char **argv)
                 sc.workers = (unsigned)v;
             else if (c == 'W')
                 sc.max_wait_ms = (uint32_t)v;
+            else if (c == 'p')
+                sc.max_parked_per_client = (unsigned)v;
+            else if (c == 'b')
+                sc.max_inflight_bytes = (size_t)v;
         }
     }
     if (optind != argc) {

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <dirent.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "internal/auth/authorizer.h"
@@ -54,7 +55,15 @@ static void usage(FILE *f)
                "  --initial-offset N      first offset of a new log (default 0)\n"
                "  --max-msg-bytes N       largest request accepted (default 4 MiB)\n"
                "  --workers N             concurrent requests (nng contexts, default 256)\n"
-               "  --max-wait-ms N         longest ConsumeStream long poll (default 30000)\n\n"
+               "  --max-wait-ms N         longest ConsumeStream long poll (default 30000)\n"
+               "  --max-parked-per-client N  ConsumeStream polls one client may park\n"
+               "                          (default 32); more are RESOURCE_EXHAUSTED\n"
+               "  --max-inflight-bytes N  memory for decoded requests in flight (default\n"
+               "                          256 MiB, at least 2 x --max-msg-bytes); beyond it\n"
+               "                          RESOURCE_EXHAUSTED\n"
+               "  --max-connections N     TLS connections at once, handshaking ones included\n"
+               "                          (default 4096); beyond it a new connection is closed\n"
+               "  --handshake-timeout-ms N  a TLS handshake must finish within it (default 5000)\n\n"
                "Security (a tls+tcp:// address needs all of the first four):\n"
                "  --server-tls-cert-file F   the server's certificate (PEM)\n"
                "  --server-tls-key-file F    its private key (PEM, unencrypted)\n"
@@ -145,9 +154,9 @@ struct security {
 
 /* on_tls_failure logs a refused handshake: a refused client never becomes a
  * connection, so this line is the only trace of it. */
-static void on_tls_failure(void *arg, const char *reason)
+static void on_tls_failure(void *arg, const char *remote, const char *reason)
 {
-    plog_logger_log(arg, PLOG_LOGGER_WARN, "tls_handshake_failed", "err", reason, NULL);
+    plog_logger_log(arg, PLOG_LOGGER_WARN, "tls_handshake_failed", "remote", remote, "err", reason, NULL);
 }
 
 static int security_open(struct security *sec, const char *cert, const char *key, const char *ca,
@@ -289,6 +298,19 @@ static void observe_close(struct observe *o)
     o->metrics = NULL;
 }
 
+/* raise_nofile lifts the descriptor limit to its hard limit (as Go's runtime does):
+ * every connection, handshaking or not, holds one, and --max-connections, not a
+ * default soft limit of 1024, should be what bounds them. */
+static void raise_nofile(plog_logger *lg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        plog_logger_log(lg, PLOG_LOGGER_WARN, "cannot raise the descriptor limit", "err", strerror(errno), NULL);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -302,6 +324,10 @@ int main(int argc, char **argv)
         {"max-msg-bytes", required_argument, NULL, 'm'},
         {"workers", required_argument, NULL, 'w'},
         {"max-wait-ms", required_argument, NULL, 'W'},
+        {"max-parked-per-client", required_argument, NULL, 'p'},
+        {"max-inflight-bytes", required_argument, NULL, 'b'},
+        {"max-connections", required_argument, NULL, 'c'},
+        {"handshake-timeout-ms", required_argument, NULL, 'H'},
         {"server-tls-cert-file", required_argument, NULL, 'C'},
         {"server-tls-key-file", required_argument, NULL, 'K'},
         {"server-tls-ca-file", required_argument, NULL, 'A'},
@@ -388,7 +414,7 @@ int main(int argc, char **argv)
         default:
             if (plog_config_flag_u64("proglog", name, optarg, &v) != 0)
                 return 2;
-            if ((c == 'i' || c == 'w' || c == 'W') && v > UINT32_MAX) {
+            if ((c == 'i' || c == 'w' || c == 'W' || c == 'p' || c == 'c' || c == 'H') && v > UINT32_MAX) {
                 fprintf(stderr, "proglog: %s: too large: %s\n", name, optarg);
                 return 2;
             }
@@ -406,6 +432,14 @@ int main(int argc, char **argv)
                 sc.workers = (unsigned)v;
             else if (c == 'W')
                 sc.max_wait_ms = (uint32_t)v;
+            else if (c == 'p')
+                sc.max_parked_per_client = (unsigned)v;
+            else if (c == 'b')
+                sc.max_inflight_bytes = (size_t)v;
+            else if (c == 'c')
+                sc.max_connections = (unsigned)v;
+            else if (c == 'H')
+                sc.handshake_timeout_ms = (uint32_t)v;
         }
     }
     if (optind != argc) {
@@ -467,6 +501,8 @@ int main(int argc, char **argv)
     sc.sync = lc.sync;
     sc.tls = sec.tls;
     sc.acl = sec.acl;
+    sc.insecure = plaintext;
+    raise_nofile(lg);
     sc.metrics = obs.metrics;
     sc.logger = lg;
     sc.log_requests = true;

@@ -71,6 +71,11 @@ static int config_build(nng_tls_mode mode, const char *cert_file, const char *ke
                                              : " (and a certificate with its key)");
         return PLOG_EINVAL;
     }
+    if (mode == NNG_TLS_MODE_CLIENT && (server_name == NULL || server_name[0] == '\0')) {
+        /* Never "no hostname check": any certificate of the CA would pass for the server. */
+        snprintf(err, errsize, "a TLS client needs the server name to verify (an IP address or DNS name)");
+        return PLOG_EINVAL;
+    }
     if ((rv = read_pem("CA file", ca_file, &ca, err, errsize)) != PLOG_OK)
         goto fail;
     if (cert_file != NULL &&

@@ -44,7 +44,8 @@ int plog_tls_config_server_reload(nng_tls_config *live, const char *cert_file, c
                                   const char *ca_file, char *err, size_t errsize);
 
 /* plog_tls_config_client builds a client config that verifies the server against
- * ca_file and server_name (a DNS name or an IP literal; see plog_tls_url_host), and
+ * ca_file and server_name (a DNS name or an IP literal; see plog_tls_url_host;
+ * required: NULL or "" is PLOG_EINVAL, never a client that checks no name), and
  * presents cert_file/key_file. cert_file and key_file are both given or both NULL;
  * NULL means no client certificate, which the servers of this project refuse (the
  * tests use it to prove that). Ownership and errors as plog_tls_config_server. */

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/supplemental/tls/engine.h>
 #include <openssl/bio.h>
@@ -46,6 +47,11 @@ struct nng_tls_engine_config {
     char errmsg[PLOG_TLS_ERRMSG_SIZE];
     plog_tls_failure_fn on_failure;
     void *failure_arg;
+    /* Server admission (see "admission" below), under conns_lock. */
+    pthread_mutex_t conns_lock;
+    unsigned max_conns;     /* 0: no cap */
+    uint32_t hs_timeout_ms; /* 0: none of our own (nng's 10 s stays) */
+    unsigned nconns;        /* connections initialised and not yet finalised */
 };
 
 struct nng_tls_engine_conn {
@@ -65,6 +71,10 @@ struct nng_tls_engine_conn {
     uint64_t sp_left; /* bytes of the current SP message not yet seen; 0 at a boundary */
     uint8_t *co_buf;  /* CO_MAX bytes, allocated with the first gathered message */
     size_t co_len;    /* bytes gathered in co_buf; 0 when not gathering */
+    char remote[64]; /* server: the client's address, for failure reports */
+    bool counted;    /* admission (server): counted in cfg->nconns */
+    int64_t t0_ms;   /* when the connection was accepted */
+    int64_t linger_since_ms; /* when the refusal linger began */
 };
 
 /* SP framing (nng's tcp and tls transports): after an 8-byte connection header
@@ -75,6 +85,9 @@ enum { SP_UNKNOWN, SP_HEADER, SP_YES, SP_NO };
 /* The largest message (length prefix included) gathered into one record: TLS's
  * largest plaintext record, so that a gathered message is one SSL_write. */
 #define CO_MAX 16384
+
+/* A refusing connection lingers at most this long (see conn_linger). */
+#define LINGER_MAX_MS 1000
 
 /* The largest handshake flight held back for one TCP segment (see bio_write_ex);
  * an EC certificate flight is ~1.5 KiB. Bigger flights go out in pieces. */
@@ -98,6 +111,19 @@ static BIO_METHOD *bio_method;
 static atomic_uint_fast64_t stat_handshakes;
 static atomic_uint_fast64_t stat_failures;
 static atomic_uint_fast64_t stat_writes;
+static atomic_uint_fast64_t stat_reason[PLOG_TLS_FAIL_COUNT];
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void count_failure(plog_tls_fail_reason r)
+{
+    atomic_fetch_add_explicit(&stat_reason[r], 1, memory_order_relaxed);
+}
 
 static void config_set_errmsg(struct nng_tls_engine_config *cfg, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -213,17 +239,20 @@ static void config_set_errmsg(struct nng_tls_engine_config *cfg, const char *fmt
     pthread_mutex_unlock(&cfg->lock);
 }
 
-/* config_report_failure tells the config's failure hook, if any, what errmsg holds. */
-static void config_report_failure(struct nng_tls_engine_config *cfg)
+/* conn_report_failure records text, this connection's failure, as the config's
+ * latest and tells the config's failure hook, if any, with the connection's remote
+ * address: the text passed on is this connection's own, never another's that
+ * failed at the same time. */
+static void conn_report_failure(struct nng_tls_engine_conn *c, const char *text)
 {
-    char text[PLOG_TLS_ERRMSG_SIZE];
+    struct nng_tls_engine_config *cfg = c->cfg;
     pthread_mutex_lock(&cfg->lock);
+    snprintf(cfg->errmsg, sizeof cfg->errmsg, "%s", text);
     plog_tls_failure_fn fn = cfg->on_failure;
     void *arg = cfg->failure_arg;
-    memcpy(text, cfg->errmsg, sizeof text);
     pthread_mutex_unlock(&cfg->lock);
     if (fn != NULL)
-        fn(arg, text);
+        fn(arg, c->remote, text);
 }
 
 /* ssl_errtext writes OpenSSL's reason for the oldest queued error ("unknown ca"),
@@ -289,35 +318,42 @@ static int conn_error(struct nng_tls_engine_conn *c, int ret)
 
     unsigned long e = ERR_peek_error();
     long verify = SSL_get_verify_result(c->ssl);
-    char reason[160];
+    char reason[160], text[PLOG_TLS_ERRMSG_SIZE];
     ssl_errtext(e, "TLS failure", reason, sizeof reason);
     bool we_are_server = c->cfg->mode == NNG_TLS_MODE_SERVER;
+    plog_tls_fail_reason why;
 
     if (verify != X509_V_OK) {
         /* We checked the peer's certificate and it failed. */
         rv = NNG_EPEERAUTH;
-        config_set_errmsg(c->cfg, "certificate verify failed: %s (%s certificate)",
-                          X509_verify_cert_error_string(verify), we_are_server ? "client" : "server");
+        why = PLOG_TLS_FAIL_BAD_CERTIFICATE;
+        snprintf(text, sizeof text, "certificate verify failed: %s (%s certificate)",
+                 X509_verify_cert_error_string(verify), we_are_server ? "client" : "server");
     } else if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL &&
                ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
         rv = NNG_EPEERAUTH;
-        config_set_errmsg(c->cfg, "peer sent no certificate: %s", reason);
+        why = PLOG_TLS_FAIL_NO_CERTIFICATE;
+        snprintf(text, sizeof text, "peer sent no certificate: %s", reason);
     } else if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL && is_auth_reason(ERR_GET_REASON(e))) {
         rv = NNG_EPEERAUTH;
-        config_set_errmsg(c->cfg, "peer refused our certificate: %s", reason);
+        why = PLOG_TLS_FAIL_REFUSED_BY_PEER;
+        snprintf(text, sizeof text, "peer refused our certificate: %s", reason);
     } else {
         rv = NNG_ECRYPTO;
-        config_set_errmsg(c->cfg, "TLS handshake or record failure: %s", reason);
+        why = PLOG_TLS_FAIL_PROTOCOL;
+        snprintf(text, sizeof text, "TLS handshake or record failure: %s", reason);
     }
     ERR_clear_error();
     if (!c->failed) {
         c->failed = true;
         atomic_fetch_add_explicit(&stat_failures, 1, memory_order_relaxed);
-        config_report_failure(c->cfg);
+        count_failure(why);
+        conn_report_failure(c, text);
     }
     if (rv == NNG_EPEERAUTH && c->cfg->mode == NNG_TLS_MODE_SERVER && !c->established && c->io_err == 0 &&
         c->hslen == 0) {
         c->lingering = rv;
+        c->linger_since_ms = mono_ms();
         return conn_linger(c);
     }
     return rv;
@@ -329,11 +365,16 @@ static int conn_error(struct nng_tls_engine_conn *c, int ret)
  * fails, and when its previous send has not completed yet the alert is still in the
  * buffer and dies with it: the client would see a bare "connection shutdown". So we
  * answer NNG_EAGAIN, discard whatever the client sends, and keep a TCP receive
- * posted; the client reads the alert and closes, and nng sees that. A client that
- * does not close is cut off by nng's 10 s negotiation timeout, like any other
- * connection that never completes. */
+ * posted; the client reads the alert and closes, and nng sees that. The linger is
+ * bounded: past LINGER_MAX_MS the next event on the connection ends it (with the
+ * refusal's code); one that stays silent is cut by nng's 10 s negotiation
+ * timeout, and counts against the connection cap meanwhile. */
 static int conn_linger(struct nng_tls_engine_conn *c)
 {
+    if (mono_ms() - c->linger_since_ms > LINGER_MAX_MS) {
+        count_failure(PLOG_TLS_FAIL_LINGER_ENDED);
+        return c->lingering;
+    }
     uint8_t scratch[512];
     size_t n;
     do {
@@ -401,12 +442,81 @@ bool plog_tls_peer_slot_take(plog_tls_peer *out)
     return true;
 }
 
+/* ---- admission (server) ---------------------------------------------------------- */
+/* A client that never completes a handshake (no certificate, or just an open TCP
+ * connection) holds a descriptor and nng's 32 KiB of buffers until nng's fixed 10 s
+ * negotiation timeout. So a server config counts its connections (from init to
+ * fini) and refuses one beyond max_conns at once, and a handshake still running
+ * after hs_timeout_ms fails at its next event (conn_handshake). A refusal is
+ * NNG_ECONNABORTED and a deadline NNG_ETIMEDOUT on purpose: nng 1.5.2 hands the
+ * failure of a connection's negotiation to the listener's pending accept, and its
+ * listener re-arms at once for those codes, backs off 100 ms for most others, and
+ * stops accepting for good on NNG_ECLOSED. For the same reason connections are
+ * never closed from outside (nng_stream_close would fail them with NNG_ECLOSED): a
+ * fully idle connection is bounded by nng's 10 s, and by max_conns. */
+
+/* conn_admit counts c in, or refuses it at the cap: 0 or NNG_ECONNABORTED. */
+static int conn_admit(struct nng_tls_engine_config *cfg, struct nng_tls_engine_conn *c)
+{
+    int rv = 0;
+    pthread_mutex_lock(&cfg->conns_lock);
+    if (cfg->max_conns != 0 && cfg->nconns >= cfg->max_conns) {
+        count_failure(PLOG_TLS_FAIL_OVER_CAPACITY);
+        rv = NNG_ECONNABORTED;
+    } else {
+        cfg->nconns++;
+        c->counted = true;
+        c->t0_ms = mono_ms();
+    }
+    pthread_mutex_unlock(&cfg->conns_lock);
+    return rv;
+}
+
+static void conn_leave(struct nng_tls_engine_conn *c)
+{
+    if (c->cfg == NULL || c->cfg->mode != NNG_TLS_MODE_SERVER)
+        return;
+    pthread_mutex_lock(&c->cfg->conns_lock);
+    if (c->counted)
+        c->cfg->nconns--;
+    c->counted = false;
+    pthread_mutex_unlock(&c->cfg->conns_lock);
+}
+
+/* remote_addr writes the peer's address of a server connection, "?" if unknown.
+ * nng 1.5.2 hands conn init its TLS stream object (tls_common.c tls_start), whose
+ * first member is the nng_stream, and the stream's getter asks the TCP stream
+ * under it; engine_test checks that failure reports carry the address. */
+static void remote_addr(void *tls, char *buf, size_t size)
+{
+    nng_sockaddr sa;
+    char ip[INET6_ADDRSTRLEN];
+    snprintf(buf, size, "?");
+    if (nng_stream_get_addr((nng_stream *)tls, NNG_OPT_REMADDR, &sa) != 0)
+        return;
+    if (sa.s_family == NNG_AF_INET && inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof ip) != NULL)
+        snprintf(buf, size, "%s:%u", ip, ntohs(sa.s_in.sa_port));
+    else if (sa.s_family == NNG_AF_INET6 && inet_ntop(AF_INET6, sa.s_in6.sa_addr, ip, sizeof ip) != NULL)
+        snprintf(buf, size, "[%s]:%u", ip, ntohs(sa.s_in6.sa_port));
+}
+
 /* ---- connection ops --------------------------------------------------------------- */
 
 static int conn_init(struct nng_tls_engine_conn *c, void *tls, struct nng_tls_engine_config *cfg)
 {
     c->tls = tls;
     c->cfg = cfg;
+    if (cfg->mode == NNG_TLS_MODE_SERVER) {
+        remote_addr(tls, c->remote, sizeof c->remote);
+        int rv = conn_admit(cfg, c);
+        if (rv != 0)
+            return rv;
+    } else if (cfg->server_name == NULL) {
+        /* A client that checks no name accepts any certificate of the CA for any
+         * server: never a silent default. */
+        config_set_errmsg(cfg, "no server name to verify: set one (the host of the address)");
+        return NNG_EINVAL;
+    }
     ERR_clear_error();
     pthread_mutex_lock(&cfg->lock);
     SSL_CTX *ctx = cfg->ctx;
@@ -427,30 +537,30 @@ static int conn_init(struct nng_tls_engine_conn *c, void *tls, struct nng_tls_en
     } else {
         SSL_set_connect_state(c->ssl);
         const char *name = cfg->server_name;
-        if (name != NULL) {
-            unsigned char addr[16];
-            if (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1) {
-                /* An IP literal is checked against the iPAddress SANs; SNI may not
-                 * carry an address (RFC 6066 §3). */
-                if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), name) != 1)
-                    goto fail;
-            } else if (SSL_set_tlsext_host_name(c->ssl, name) != 1 || SSL_set1_host(c->ssl, name) != 1) {
+        unsigned char addr[16];
+        if (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1) {
+            /* An IP literal is checked against the iPAddress SANs; SNI may not
+             * carry an address (RFC 6066 §3). */
+            if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), name) != 1)
                 goto fail;
-            }
+        } else if (SSL_set_tlsext_host_name(c->ssl, name) != 1 || SSL_set1_host(c->ssl, name) != 1) {
+            goto fail;
         }
     }
     return 0;
 
 fail:
-    /* nng calls fini only on connections whose init succeeded. */
     ERR_clear_error();
     SSL_free(c->ssl);
     c->ssl = NULL;
+    conn_leave(c);
     return NNG_ENOMEM;
 }
 
 static void conn_fini(struct nng_tls_engine_conn *c)
 {
+    /* nng 1.5.2 finalises every connection, also one whose init failed or never ran. */
+    conn_leave(c);
     SSL_free(c->ssl);
     c->ssl = NULL;
     free(c->hsbuf);
@@ -473,6 +583,16 @@ static int conn_handshake(struct nng_tls_engine_conn *c)
 {
     if (c->lingering != 0)
         return conn_linger(c);
+    if (c->counted && c->cfg->hs_timeout_ms != 0 && !c->failed &&
+        mono_ms() - c->t0_ms > (int64_t)c->cfg->hs_timeout_ms) {
+        /* The handshake deadline (see admission): fails the negotiation. */
+        char text[96];
+        snprintf(text, sizeof text, "no TLS handshake within %u ms", (unsigned)c->cfg->hs_timeout_ms);
+        c->failed = true;
+        count_failure(PLOG_TLS_FAIL_TIMEOUT);
+        conn_report_failure(c, text);
+        return NNG_ETIMEDOUT;
+    }
     ERR_clear_error();
     int ret = SSL_do_handshake(c->ssl);
     if (ret == 1) {
@@ -645,6 +765,11 @@ static int config_init(struct nng_tls_engine_config *cfg, nng_tls_mode mode)
         SSL_CTX_free(cfg->ctx);
         return NNG_ENOMEM;
     }
+    if (pthread_mutex_init(&cfg->conns_lock, NULL) != 0) {
+        pthread_mutex_destroy(&cfg->lock);
+        SSL_CTX_free(cfg->ctx);
+        return NNG_ENOMEM;
+    }
     SSL_CTX_set_min_proto_version(cfg->ctx, TLS1_2_VERSION);
     SSL_CTX_set_max_proto_version(cfg->ctx, TLS1_3_VERSION);
     /* nng may hand a shorter or moved buffer back after NNG_EAGAIN, and wants each
@@ -676,6 +801,7 @@ static void config_fini(struct nng_tls_engine_config *cfg)
     pthread_mutex_unlock(&registry_lock);
     SSL_CTX_free(cfg->ctx);
     free(cfg->server_name);
+    pthread_mutex_destroy(&cfg->conns_lock);
     pthread_mutex_destroy(&cfg->lock);
 }
 
@@ -1024,4 +1150,20 @@ void plog_tls_stats_get(plog_tls_stats *out)
     out->handshakes = atomic_load_explicit(&stat_handshakes, memory_order_relaxed);
     out->failures = atomic_load_explicit(&stat_failures, memory_order_relaxed);
     out->writes = atomic_load_explicit(&stat_writes, memory_order_relaxed);
+    for (int r = 0; r < PLOG_TLS_FAIL_COUNT; r++)
+        out->failed[r] = atomic_load_explicit(&stat_reason[r], memory_order_relaxed);
+}
+
+int plog_tls_config_limits(nng_tls_config *cfg, unsigned max_conns, uint32_t handshake_timeout_ms)
+{
+    struct nng_tls_engine_config *ec = registry_lock_find(cfg);
+    if (ec != NULL && ec->mode == NNG_TLS_MODE_SERVER) {
+        pthread_mutex_lock(&ec->conns_lock);
+        ec->max_conns = max_conns;
+        ec->hs_timeout_ms = handshake_timeout_ms;
+        pthread_mutex_unlock(&ec->conns_lock);
+    }
+    bool ok = ec != NULL && ec->mode == NNG_TLS_MODE_SERVER;
+    registry_unlock();
+    return ok ? PLOG_OK : PLOG_EINVAL;
 }

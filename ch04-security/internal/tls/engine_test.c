@@ -576,19 +576,68 @@ static void test_tls_client_gets_no_service_from_plain_tcp_listener(void **state
     tt_server_stop(&srv);
 }
 
+/* slurp returns the file at path, NUL-terminated (the caller frees it). */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *buf = calloc(1, 65536);
+    size_t n = fread(buf, 1, 65535, f);
+    fclose(f);
+    assert_true(n > 0);
+    return buf;
+}
+
+/* A client must name the server it verifies: the config builder refuses none,
+ * and a config made without one fails to connect, saying why, instead of
+ * accepting any certificate of the CA. */
+static void test_tls_client_without_server_name_is_an_error(void **state)
+{
+    (void)state;
+    char url[64], err[PLOG_TLS_ERRMSG_SIZE];
+    nng_tls_config *cfg;
+    struct tt_server srv;
+    nng_socket c;
+
+    assert_int_equal(plog_tls_config_client(tt_path("root-client.pem"), tt_path("root-client-key.pem"),
+                                            tt_path("ca.pem"), NULL, &cfg, err, sizeof err),
+                     PLOG_EINVAL);
+    assert_non_null(strstr(err, "server name"));
+    assert_int_equal(plog_tls_config_client(tt_path("root-client.pem"), tt_path("root-client-key.pem"),
+                                            tt_path("ca.pem"), "", &cfg, err, sizeof err),
+                     PLOG_EINVAL);
+
+    tt_server_start_files(&srv, "tls+tcp", "server.pem", "server-key.pem");
+    snprintf(url, sizeof url, "%s", srv.url);
+    assert_plog_ok(plog_tls_config_alloc(NNG_TLS_MODE_CLIENT, &cfg));
+    char *ca = slurp(tt_path("ca.pem")), *cert = slurp(tt_path("root-client.pem")),
+         *key = slurp(tt_path("root-client-key.pem"));
+    assert_int_equal(nng_tls_config_ca_chain(cfg, ca, NULL), 0);
+    assert_int_equal(nng_tls_config_own_cert(cfg, cert, key, NULL), 0);
+    assert_int_equal(nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED), 0);
+    free(ca);
+    free(cert);
+    free(key);
+    assert_int_not_equal(tt_client_dial(url, cfg, &c), 0);
+    assert_true(plog_tls_config_errmsg(cfg, err, sizeof err));
+    assert_non_null(strstr(err, "no server name"));
+    nng_tls_config_free(cfg);
+    tt_server_stop(&srv);
+}
+
 struct failures {
     pthread_mutex_t mu;
     int n;
     char all[4 * PLOG_TLS_ERRMSG_SIZE]; /* every reason, ";"-separated */
 };
 
-static void on_failure(void *arg, const char *reason)
+static void on_failure(void *arg, const char *remote, const char *reason)
 {
     struct failures *f = arg;
     pthread_mutex_lock(&f->mu);
     f->n++;
     size_t used = strlen(f->all);
-    snprintf(f->all + used, sizeof f->all - used, "%s;", reason);
+    snprintf(f->all + used, sizeof f->all - used, "%s from %s;", reason, remote);
     pthread_mutex_unlock(&f->mu);
 }
 
@@ -633,12 +682,17 @@ static void test_tls_server_reports_refused_handshakes(void **state)
     pthread_mutex_unlock(&f.mu);
     if (nfail != 2)
         fail_msg("%d failures reported, want 2: %s", nfail, all);
-    if (strstr(all, "peer sent no certificate") == NULL ||
-        strstr(all, "certificate verify failed: certificate has expired (client certificate)") == NULL)
+    /* Each reason is its own connection's, with that client's address. */
+    if (strstr(all, "peer sent no certificate: peer did not return a certificate from 127.0.0.1:") == NULL ||
+        strstr(all, "certificate verify failed: certificate has expired (client certificate) from 127.0.0.1:") ==
+            NULL)
         fail_msg("reported: %s", all);
     assert_true(plog_tls_config_errmsg(scfg, err, sizeof err));
     plog_tls_stats_get(&after);
     assert_true(after.failures >= before.failures + 4); /* both sides of both */
+    assert_true(after.failed[PLOG_TLS_FAIL_NO_CERTIFICATE] >= before.failed[PLOG_TLS_FAIL_NO_CERTIFICATE] + 1);
+    assert_true(after.failed[PLOG_TLS_FAIL_BAD_CERTIFICATE] >= before.failed[PLOG_TLS_FAIL_BAD_CERTIFICATE] + 1);
+    assert_true(after.failed[PLOG_TLS_FAIL_REFUSED_BY_PEER] >= before.failed[PLOG_TLS_FAIL_REFUSED_BY_PEER] + 2);
     assert_true(after.handshakes >= before.handshakes);
 
     tt_server_stop(&srv);
@@ -697,6 +751,7 @@ int main(void)
         cmocka_unit_test(test_tls_url_host_strips_scheme_port_and_brackets),
         cmocka_unit_test(test_tls_mutual_echo_negotiates_tls13_and_names_the_client),
         cmocka_unit_test(test_tls_server_name_may_be_a_dns_name),
+        cmocka_unit_test(test_tls_client_without_server_name_is_an_error),
         cmocka_unit_test(test_tls_client_limited_to_tls12_still_connects),
         cmocka_unit_test(test_tls_large_messages_arrive_intact),
         cmocka_unit_test(test_tls_small_message_is_one_record),
