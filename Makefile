@@ -1,34 +1,47 @@
 # proglog-c - top level. Every target loops over the chapters in order; `run`
 # runs the last chapter. SAN=1 / TSAN=1 pass through to the chapters.
+# Every chapter answers all, test, bench, fuzz, check-long, run, deps, deps-test
+# and clean (chapters-check verifies it; docs/ARCHITECTURE.md, "Targets").
 CHAPTERS := $(sort $(wildcard ch[0-9][0-9]-*))
 LAST     := $(lastword $(CHAPTERS))
 SCRIPTS  := common/scripts
 
-.PHONY: all deps test run bench check-long chapters-check layers-check chapter-sync fmt clean help
+.PHONY: all deps deps-test test run bench fuzz check-long chapters-check layers-check \
+	links-check chapter-sync fmt clean help
 
-all: deps
+all: deps-test
 	@set -e; for c in $(CHAPTERS); do $(MAKE) -C $$c all; done
 
+# What building and running need; deps-test adds the tools only tests use.
+# clang for fuzzing comes with each chapter's fuzz target (deps-fuzz).
 deps:
-	@$(SCRIPTS)/deps.sh
+	@$(SCRIPTS)/deps.sh run
+
+deps-test:
+	@$(SCRIPTS)/deps.sh run test
 
 # Every chapter's tests run even after one fails; the target fails if any did.
-test: deps chapters-check
+test: deps-test chapters-check links-check
 	@$(SCRIPTS)/chapters_test.sh
 	@$(SCRIPTS)/layers_test.sh
+	@$(SCRIPTS)/links_test.sh
 	@failed=""; for c in $(CHAPTERS); do \
 		$(MAKE) -C $$c test || failed="$$failed $$c"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED in:$$failed"; exit 1; fi; \
 	echo "make test: all chapters passed ($(CHAPTERS))"
 
+# Builds only the last chapter's programs, then serves.
 run: deps
 	$(MAKE) -C $(LAST) run
 
-bench: deps
+bench: deps-test
 	@set -e; for c in $(CHAPTERS); do $(MAKE) -C $$c bench; done
 
-check-long: deps
+fuzz: deps-test
+	@set -e; for c in $(CHAPTERS); do $(MAKE) -C $$c fuzz; done
+
+check-long: deps-test
 	@set -e; for c in $(CHAPTERS); do $(MAKE) -C $$c check-long; done
 
 chapters-check:
@@ -37,6 +50,9 @@ chapters-check:
 # Each chapter's includes follow the dependency table in its README.
 layers-check:
 	@$(SCRIPTS)/layers-check.sh $(CHAPTERS)
+
+links-check:
+	@$(SCRIPTS)/links-check.sh .
 
 # make chapter-sync FILE=ch02-log/internal/log/store.c
 chapter-sync:
@@ -51,4 +67,4 @@ clean:
 	@for c in $(CHAPTERS); do $(MAKE) -C $$c clean; done
 
 help:
-	@echo "make run | test | test SAN=1 | test TSAN=1 | bench | check-long | chapters-check | layers-check | chapter-sync FILE=... | fmt | clean"
+	@echo "make run | test | test SAN=1 | test TSAN=1 | bench | fuzz | check-long | deps | deps-test | chapters-check | layers-check | links-check | chapter-sync FILE=... | fmt | clean"

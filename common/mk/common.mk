@@ -11,8 +11,12 @@
 #           cmd/<p>/*.c             -> $(BUILD)/<p>
 #           <dir>/<name>_test.c     -> $(BUILD)/test/<dir>/<name>_test, one cmocka binary per file
 #           <dir>/<name>_bench.c    -> $(BUILD)/test/<dir>/<name>_bench, run by `make bench`
+# Targets every chapter answers (common/scripts/chapters-check.sh verifies it):
+#   all test bench clean deps deps-test here; run, fuzz and check-long in the chapter
+#   Makefile. `run` builds only $(PROG_BINS). deps installs what building and running
+#   need, deps-test adds the test tools, deps-fuzz clang (a prerequisite of fuzz builds).
 # `make test` first checks the includes against the README's dependency table
-# (layers-check). Chapters define their own `run` and `check-long` targets.
+# (layers-check).
 # Modes:    SAN=1 (ASan+UBSan) builds into build/san, TSAN=1 into build/tsan, so the modes
 #           never mix objects.
 
@@ -41,7 +45,8 @@ ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(CFLAGS) $(WARN) $(SANFLAGS) -
 	-I. -I$(BUILD)/gen -I$(COMMON) $(if $(PKGS),$(shell pkg-config --cflags $(PKGS)))
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
 ALL_LIBS := $(if $(PKGS),$(shell pkg-config --libs $(PKGS))) $(LIBS) -lpthread
-TEST_LIBS := $(shell pkg-config --libs cmocka)
+# cmocka comes with deps-test; `make run` builds no test, so its absence stays quiet.
+TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 PROTOS   := $(wildcard api/v1/*.proto)
 GEN_C    := $(patsubst %.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
@@ -65,7 +70,7 @@ PROG_BINS  := $(addprefix $(BUILD)/,$(PROGS))
 export PLOG_BUILD := $(abspath $(BUILD))
 export PLOG_CHAPTER := $(abspath .)
 
-.PHONY: all test bench clean run deps layers-check
+.PHONY: all test bench clean run deps deps-test deps-fuzz fuzz check-long layers-check
 .SECONDARY:
 
 all: $(PROG_BINS) $(TESTS) $(BENCHES)
@@ -126,7 +131,13 @@ bench: $(PROG_BINS) $(BENCHES)
 	@for b in $(BENCHES); do "$$b" || exit 1; done
 
 deps:
-	@$(COMMON)/scripts/deps.sh
+	@$(COMMON)/scripts/deps.sh run
+
+deps-test:
+	@$(COMMON)/scripts/deps.sh run test
+
+deps-fuzz:
+	@$(COMMON)/scripts/deps.sh fuzz
 
 clean:
 	rm -rf build

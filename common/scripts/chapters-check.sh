@@ -10,7 +10,14 @@
 # Files are those git tracks or would track (ignored files such as build/ do not
 # count); outside a git checkout, every file but those under build/ and data/.
 # Exits 1 naming each file that is listed but unchanged or changed but unlisted.
+#
+# Every chapter (the first included) must also answer every target the top-level
+# README documents, listed in TARGETS below (docs/ARCHITECTURE.md, "Targets"): its
+# Makefile, with what it includes, must give each a recipe or prerequisites. A
+# target only named in .PHONY does not count (make would do nothing).
 set -euo pipefail
+
+TARGETS="all test bench fuzz check-long run deps deps-test clean"
 
 root=${1:-.}
 cd "$root"
@@ -33,12 +40,43 @@ listed_files() { # listed_files README: the paths listed under the changes headi
         }' "$1" | LC_ALL=C sort -u
 }
 
+make_targets() { # make_targets DIR: the targets DIR's Makefile defines with a recipe or prerequisites
+    make -C "$1" -pRrq -f Makefile .chapters-check-probe 2>/dev/null | awk '
+        /^# Not a target/ { skip = 1; next }
+        /^[^#\t .][^:=\t ]*:([^=]|$)/ {
+            if (!skip) {
+                name = $0; sub(/:.*/, "", name)
+                deps = $0; sub(/^[^:]*:+/, "", deps); gsub(/[ \t]/, "", deps)
+                cur = name; if (deps != "") has[name] = 1
+            }
+            skip = 0; next
+        }
+        /^\t/ { if (cur != "") has[cur] = 1; next }
+        /^$/ { cur = "" }
+        { skip = 0 }
+        END { for (t in has) print t }' || true
+}
+
 shopt -s nullglob
 chapters=(ch[0-9][0-9]-*/)
 status=0
 prev=""
 for dir in "${chapters[@]}"; do
     cur=${dir%/}
+    if [ ! -f "$cur/Makefile" ]; then
+        echo "chapters-check: $cur: no Makefile" >&2
+        status=1
+    else
+        defined=$(make_targets "$cur")
+        missing=""
+        for t in $TARGETS; do
+            grep -qxF -- "$t" <<<"$defined" || missing="$missing $t"
+        done
+        if [ -n "$missing" ]; then
+            echo "chapters-check: $cur: Makefile has no target:$missing (every chapter answers: $TARGETS)" >&2
+            status=1
+        fi
+    fi
     if [ -z "$prev" ]; then
         prev=$cur
         continue

@@ -15,10 +15,19 @@ trap 'rm -rf "$tmp"' EXIT
 ok() { echo "[       OK ] $1"; passed=$((passed + 1)); }
 bad() { echo "[  FAILED  ] $1: $2"; failed=$((failed + 1)); }
 
+# makefile DIR: a chapter Makefile answering every required target, some of them
+# from an included file as common.mk provides them.
+makefile() {
+    mkdir -p "$1/../mk"
+    printf 'all test bench deps deps-test clean:\n\t@true\n' >"$1/../mk/common.mk"
+    printf 'include ../mk/common.mk\nrun: all\n\t@true\nfuzz:\n\t@echo none\ncheck-long: test\n' >"$1/Makefile"
+}
+
 # fixture DIR: ch01-a with two files, ch02-b changing one, adding one, removing one.
 fixture() {
     local d=$1
     mkdir -p "$d/ch01-a/src" "$d/ch02-b/src" "$d/ch02-b/build"
+    makefile "$d/ch01-a"; makefile "$d/ch02-b"
     printf 'int a;\n' >"$d/ch01-a/src/a.c"
     printf 'int b;\n' >"$d/ch01-a/src/b.c"
     printf 'int gone;\n' >"$d/ch01-a/src/gone.c"
@@ -78,6 +87,36 @@ d="$tmp/$t"; fixture "$d"
 printf 'other\n' >"$d/ch02-b/build/out.o"
 mkdir -p "$d/ch02-b/data" && printf 'x' >"$d/ch02-b/data/00.store"
 if out=$("$check" "$d" 2>&1); then ok $t; else bad $t "$out"; fi
+
+t=check_fails_naming_a_target_a_chapter_does_not_answer
+d="$tmp/$t"; fixture "$d"
+for c in ch01-a ch02-b; do sed -i '/^check-long/d' "$d/$c/Makefile"; done
+if out=$("$check" "$d" 2>&1); then bad $t "passed"
+elif grep -q 'ch02-b: Makefile has no target: check-long' <<<"$out"; then ok $t
+else bad $t "$out"; fi
+
+t=check_fails_when_the_first_chapter_lacks_a_target
+d="$tmp/$t"; fixture "$d"
+sed -i 's/^fuzz:/fuzzing:/' "$d/ch01-a/Makefile"
+if out=$("$check" "$d" 2>&1); then bad $t "passed"
+elif grep -q 'ch01-a: Makefile has no target: fuzz' <<<"$out"; then ok $t
+else bad $t "$out"; fi
+
+t=check_does_not_count_a_target_only_declared_phony
+d="$tmp/$t"; fixture "$d"
+for c in ch01-a ch02-b; do
+    sed -i '/^run/,+1d' "$d/$c/Makefile" && printf '.PHONY: run\n' >>"$d/$c/Makefile"
+done
+if out=$("$check" "$d" 2>&1); then bad $t "passed"
+elif grep -q 'ch01-a: Makefile has no target: run' <<<"$out"; then ok $t
+else bad $t "$out"; fi
+
+t=check_fails_without_a_makefile
+d="$tmp/$t"; fixture "$d"
+rm "$d/ch01-a/Makefile" "$d/ch02-b/Makefile"
+if out=$("$check" "$d" 2>&1); then bad $t "passed"
+elif grep -q 'ch02-b: no Makefile' <<<"$out"; then ok $t
+else bad $t "$out"; fi
 
 # chapter-sync works on a git checkout: commit the fixture, then change ch01's file.
 syncfixture() {

@@ -1,13 +1,30 @@
 #!/bin/sh
 # deps.sh - install the Debian packages the project needs, only those that are missing.
-# Usage: deps.sh [PACKAGE...]   (with no arguments: the project's default list)
-# A no-op (one dpkg-query) when everything is present. Runs apt-get as root, else via sudo.
+# Usage: deps.sh [SET|PACKAGE...]   (with no arguments: the run set)
+#   run   what building and running the programs needs (make deps, make run)
+#   test  what the tests add: cmocka, nngcat, protoc, curl (make deps-test, make test)
+#   fuzz  clang and its libFuzzer runtime (make fuzz, make check-long)
+# Any other word is taken as a package name. A no-op (one dpkg-query) when everything
+# is present. Runs apt-get as root, else via sudo, and prints what it installs.
 set -eu
 
-default="libprotobuf-c-dev protobuf-c-compiler libnng-dev libcmocka-dev libssl-dev \
-libcjson-dev libisal-dev libyaml-dev pkg-config nng-utils protobuf-compiler openssl curl \
-clang libclang-rt-14-dev"
-[ $# -gt 0 ] || set -- $default
+run="gcc libc6-dev pkg-config libprotobuf-c-dev protobuf-c-compiler libnng-dev libssl-dev \
+libcjson-dev libisal-dev libyaml-dev openssl"
+test="libcmocka-dev nng-utils protobuf-compiler curl"
+fuzz="clang libclang-rt-14-dev"
+
+[ $# -gt 0 ] || set -- run
+pkgs=""
+for w in "$@"; do
+    case $w in
+        run) pkgs="$pkgs $run" ;;
+        test) pkgs="$pkgs $test" ;;
+        fuzz) pkgs="$pkgs $fuzz" ;;
+        *) pkgs="$pkgs $w" ;;
+    esac
+done
+# shellcheck disable=SC2086
+set -- $pkgs
 
 missing=""
 installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "$@" 2>/dev/null || true)

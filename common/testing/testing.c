@@ -247,3 +247,39 @@ int plog_test_sh(const char *cmd, int timeout_ms, char **out)
     char *argv[] = {"/bin/sh", "-c", (char *)cmd, NULL};
     return plog_test_run(argv, NULL, timeout_ms, out);
 }
+
+void plog_test_capture_open(plog_test_capture *c, const char *tag)
+{
+    plog_test_tmpdir(tag, c->dir, sizeof c->dir);
+    snprintf(c->path, sizeof c->path, "%s/out", c->dir);
+    c->fd = open(c->path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (c->fd < 0)
+        fail_msg("open %s: %s", c->path, strerror(errno));
+}
+
+char *plog_test_capture_read(const plog_test_capture *c)
+{
+    struct stat st;
+    if (fstat(c->fd, &st) != 0)
+        fail_msg("fstat %s: %s", c->path, strerror(errno));
+    char *buf = malloc((size_t)st.st_size + 1);
+    if (buf == NULL)
+        fail_msg("out of memory");
+    ssize_t n = pread(c->fd, buf, (size_t)st.st_size, 0);
+    if (n != st.st_size)
+        fail_msg("pread %s: %s", c->path, n < 0 ? strerror(errno) : "short read");
+    buf[n] = '\0';
+    return buf;
+}
+
+void plog_test_capture_clear(const plog_test_capture *c)
+{
+    if (ftruncate(c->fd, 0) != 0 || lseek(c->fd, 0, SEEK_SET) != 0)
+        fail_msg("truncate %s: %s", c->path, strerror(errno));
+}
+
+void plog_test_capture_close(plog_test_capture *c)
+{
+    close(c->fd);
+    plog_test_rmrf(c->dir);
+}

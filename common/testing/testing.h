@@ -85,4 +85,25 @@ int plog_test_run(char *const argv[], const char *stdin_path, int timeout_ms, ch
 /* plog_test_sh runs a /bin/sh command line the same way as plog_test_run. */
 int plog_test_sh(const char *cmd, int timeout_ms, char **out);
 
+/* A file in a fresh temporary directory for code that writes to a descriptor (a
+ * logger): the test hands it fd, then reads back what was written. */
+typedef struct plog_test_capture {
+    char dir[64];
+    char path[128];
+    int fd;
+} plog_test_capture;
+
+/* plog_test_capture_open creates the directory (tagged tag) and the empty file. */
+void plog_test_capture_open(plog_test_capture *c, const char *tag);
+
+/* plog_test_capture_read returns everything written so far, NUL-terminated; the
+ * caller frees it. */
+char *plog_test_capture_read(const plog_test_capture *c);
+
+/* plog_test_capture_clear empties the file. */
+void plog_test_capture_clear(const plog_test_capture *c);
+
+/* plog_test_capture_close closes the file and removes the directory. */
+void plog_test_capture_close(plog_test_capture *c);
+
 #endif

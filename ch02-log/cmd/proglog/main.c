@@ -134,6 +134,9 @@ int main(int argc, char **argv)
         return 1;
     }
     int status = 1;
+    /* What the log library has to say (recovery, a failed fsync) goes to the same log. */
+    cfg.report.fn = plog_logger_report;
+    cfg.report.arg = lg;
     plog_log *log;
     int rv = plog_log_open(dir, &cfg, &log);
     if (rv != PLOG_OK) {

@@ -1,6 +1,7 @@
 /* proglog_test.c - end to end: the real build/proglog on a free port, driven
  * over HTTP by curl (Go: the book tries the server with curl by hand), and
- * restarted on the same data directory, cleanly and after kill -9. */
+ * restarted on the same data directory, cleanly and after kill -9; and on a
+ * small tmpfs that fills up (when the test may mount one). */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,6 +54,12 @@ static int teardown(void **state)
     struct fixture *f = *state;
     plog_test_kill(&f->srv, SIGKILL, 5000);
     unlink(f->srv.out);
+    if (geteuid() == 0) {
+        /* The full-disk test's tmpfs, if it is still mounted. */
+        char cmd[160];
+        snprintf(cmd, sizeof cmd, "umount %s/data 2>/dev/null; true", f->dir);
+        plog_test_sh(cmd, 10000, NULL);
+    }
     plog_test_rmrf(f->dir);
     free(f);
     return 0;
@@ -252,6 +260,100 @@ static void test_proglog_answered_produces_survive_kill_9(void **state)
     }
 }
 
+/* full_value fills v with the base64 of a 6000-byte value derived from i. */
+static void full_value(int i, char *v, size_t size)
+{
+    unsigned char raw[6000];
+    for (size_t j = 0; j < sizeof raw; j++)
+        raw[j] = (unsigned char)(i * 131 + j * 7 + (j >> 8));
+    assert_true(size > 4 * sizeof raw / 3 + 4);
+    EVP_EncodeBlock((unsigned char *)v, raw, (int)sizeof raw);
+}
+
+/* A real full disk: the data directory is a 1 MiB tmpfs. The server answers
+ * every produce past the full disk with an error (and does not crash), keeps
+ * serving reads, and after a restart with room serves every produce it
+ * answered. Needs root (mount); skipped with a message otherwise. */
+static void test_proglog_full_disk_answers_errors_and_keeps_answered_produces(void **state)
+{
+    struct fixture *f = *state;
+    char data[128], cmd[512], *out = NULL;
+    snprintf(data, sizeof data, "%s/data", f->dir);
+    plog_test_kill(&f->srv, SIGTERM, 5000);
+    unlink(f->srv.out);
+    plog_test_rmrf(data);
+    mkdir(data, 0755);
+    snprintf(cmd, sizeof cmd, "mount -t tmpfs -o size=1m plog-full %s", data);
+    if (geteuid() != 0 || plog_test_sh(cmd, 10000, &out) != 0) {
+        print_message("SKIPPED: full-disk test needs to mount a tmpfs (root): %s\n",
+                      out ? out : "not root");
+        free(out);
+        start(f, "never"); /* teardown expects a server */
+        return;
+    }
+    free(out);
+    char addr[32], bin[512];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", f->port);
+    snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
+    char *argv[] = {bin, "--addr", addr, "--data-dir", data, "--sync", "always",
+                    "--max-store-bytes", "65536", "--max-index-bytes", "1200", NULL};
+    plog_test_spawn(&f->srv, argv);
+    if (!plog_test_wait_output(&f->srv, "msg=listening", 5000))
+        fail_msg("proglog did not start: %s", plog_test_output(&f->srv));
+
+    static char v[9000], body[9100];
+    int answered = 0, errors = 0;
+    for (int i = 0; i < 400 && errors < 3; i++) {
+        full_value(i, v, sizeof v);
+        snprintf(body, sizeof body, "{\"record\":{\"value\":\"%s\"}}", v);
+        char *resp;
+        int st = http(f, "POST", body, &resp);
+        if (st == 200) {
+            char want[32];
+            snprintf(want, sizeof want, "{\"offset\":%d}", answered);
+            if (errors > 0 || strstr(resp, want) == NULL)
+                fail_msg("produce %d: %s (after %d errors)", i, resp, errors);
+            answered++;
+        } else {
+            if ((st != 503 && st != 500) || strstr(resp, "\"error\"") == NULL)
+                fail_msg("produce on a full disk: %d %s", st, resp);
+            if (errors == 0 && st == 503 && strstr(resp, "restart to recover") == NULL)
+                fail_msg("503 without the reason: %s", resp);
+            errors++;
+        }
+        free(resp);
+    }
+    assert_true(answered > 10);
+    assert_true(errors == 3);
+    /* Still alive, still serving what it answered. */
+    expect(f, "GET", "{\"offset\":0}", 200, "\"offset\":0");
+
+    plog_test_kill(&f->srv, SIGKILL, 5000);
+    unlink(f->srv.out);
+    snprintf(cmd, sizeof cmd, "mount -o remount,size=64m %s", data);
+    assert_int_equal(plog_test_sh(cmd, 10000, NULL), 0);
+    plog_test_spawn(&f->srv, argv);
+    if (!plog_test_wait_output(&f->srv, "msg=listening", 5000))
+        fail_msg("proglog did not restart: %s", plog_test_output(&f->srv));
+    for (int i = 0; i < answered; i++) {
+        full_value(i, v, sizeof v);
+        snprintf(body, sizeof body, "{\"offset\":%d}", i);
+        char want[9100];
+        snprintf(want, sizeof want, "{\"record\":{\"value\":\"%s\",\"offset\":%d}}", v, i);
+        char *resp;
+        assert_int_equal(http(f, "GET", body, &resp), 200);
+        assert_string_equal(resp, want);
+        free(resp);
+    }
+    full_value(answered, v, sizeof v);
+    snprintf(body, sizeof body, "{\"record\":{\"value\":\"%s\"}}", v);
+    char want[32];
+    snprintf(want, sizeof want, "{\"offset\":%d}", answered);
+    expect(f, "POST", body, 200, want);
+    print_message("full disk: %d produces answered, then errors; all served after restart\n",
+                  answered);
+}
+
 static void test_proglog_help_and_bad_flags(void **state)
 {
     (void)state;
@@ -301,6 +403,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proglog_exits_cleanly_on_sigterm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_records_survive_a_clean_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_answered_produces_survive_kill_9, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_proglog_full_disk_answers_errors_and_keeps_answered_produces, setup, teardown),
         cmocka_unit_test(test_proglog_help_and_bad_flags),
     };
     return cmocka_run_group_tests_name("proglog", tests, NULL, NULL);

@@ -8,8 +8,9 @@
  * The active index is not synced: recovery rebuilds it from the store.
  *   PLOG_SYNC_ALWAYS   append, then sync before returning (concurrent appenders
  *                      share an fsync: whoever syncs covers all appended so far).
- *   PLOG_SYNC_INTERVAL a background thread syncs every sync_interval_ms (group
- *                      commit); plog_log_commit waits for the sync covering it.
+ *   PLOG_SYNC_INTERVAL group commit in a background thread: at once while a
+ *                      committer waits (plog_log_commit), else every
+ *                      sync_interval_ms; see syncer().
  *   PLOG_SYNC_NEVER    plog_log_commit writes the buffer to the kernel only.
  * Readers never wait for an fsync: it runs holding sync_mu only, see log.c. */
 #include "internal/log/log.h"
@@ -18,12 +19,17 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "internal/err/alloc.h"
 #include "internal/err/err.h"
+#include "internal/log/io.h"
+
+#define IO plog_io_get()
 #include "internal/log/log_impl.h"
 #include "internal/log/segment.h"
 
@@ -32,17 +38,17 @@ static int fsync_path(plog_log *l, uint64_t base, const char *ext)
     char path[4096];
     plog_segment_path(path, sizeof path, l->dir, base, ext);
     /* By name: fsync covers the file's pages whichever descriptor wrote them. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = IO->open(path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0 && errno == ENOENT)
         return PLOG_OK; /* removed by truncate since: nothing to keep */
     if (fd < 0) {
         plog_log_set_err(l, "open %s: %s", path, strerror(errno));
         return PLOG_EIO;
     }
-    int rv = fdatasync(fd) == 0 ? PLOG_OK : PLOG_EIO;
+    int rv = IO->fdatasync(fd) == 0 ? PLOG_OK : PLOG_EIO;
     if (rv != PLOG_OK)
         plog_log_set_err(l, "fdatasync %s: %s", path, strerror(errno));
-    close(fd);
+    IO->close(fd);
     return rv;
 }
 
@@ -51,6 +57,13 @@ int plog_log_sync_locked(plog_log *l)
 {
     if (l->sync_err != PLOG_OK)
         return l->sync_err;
+    if (plog_log_failed(l, NULL, 0)) {
+        /* A failed write (log.c): what is buffered may not be what was
+         * appended. Wake every committer with the verdict. */
+        l->sync_err = PLOG_EFAILED;
+        pthread_cond_broadcast(&l->durable_cond);
+        return l->sync_err;
+    }
     pthread_rwlock_wrlock(&l->lock);
     if (l->nsegs == 0) {
         pthread_rwlock_unlock(&l->lock);
@@ -59,9 +72,11 @@ int plog_log_sync_locked(plog_log *l)
     plog_segment *act = plog_log_active(l);
     int rv = plog_segment_flush(act);
     if (rv != PLOG_OK) {
-        plog_log_set_err(l, "%s", plog_segment_errmsg(act));
+        plog_log_fail(l, plog_segment_errmsg(act));
+        l->sync_err = PLOG_EFAILED;
         pthread_rwlock_unlock(&l->lock);
-        return rv;
+        pthread_cond_broadcast(&l->durable_cond);
+        return l->sync_err;
     }
     uint64_t target = plog_segment_next(act);
     l->flushed_next = target;
@@ -69,7 +84,7 @@ int plog_log_sync_locked(plog_log *l)
         pthread_rwlock_unlock(&l->lock);
         return PLOG_OK;
     }
-    int fd = fcntl(l->active_fd, F_DUPFD_CLOEXEC, 0);
+    int fd = IO->dup(l->active_fd);
     uint64_t *pending = l->pending;
     size_t npending = l->npending;
     bool dir = l->dir_dirty;
@@ -88,20 +103,25 @@ int plog_log_sync_locked(plog_log *l)
             rv = fsync_path(l, pending[i], ".index");
     }
     free(pending);
-    if (rv == PLOG_OK && dir && fsync(l->dir_fd) != 0) {
+    if (rv == PLOG_OK && dir && IO->fsync(l->dir_fd) != 0) {
         plog_log_set_err(l, "fsync %s: %s", l->dir, strerror(errno));
         rv = PLOG_EIO;
     }
-    if (rv == PLOG_OK && fdatasync(fd) != 0) {
+    if (rv == PLOG_OK && IO->fdatasync(fd) != 0) {
         plog_log_set_err(l, "fdatasync %s: %s", l->dir, strerror(errno));
         rv = PLOG_EIO;
     }
     if (fd >= 0)
-        close(fd);
+        IO->close(fd);
     if (rv != PLOG_OK) {
         /* After a failed fsync the kernel may have dropped the dirty pages:
-         * nothing more can be promised (PostgreSQL's "fsyncgate"). */
-        l->sync_err = rv;
+         * nothing more can be promised (PostgreSQL's "fsyncgate"), the log
+         * fails; a reopen recovers from what is really on disk. */
+        char cause[PLOG_ERRMSG_SIZE];
+        plog_log_errmsg(l, cause, sizeof cause);
+        plog_log_fail(l, cause);
+        l->sync_err = PLOG_EFAILED;
+        rv = PLOG_EFAILED;
     } else if (target > l->durable_next) {
         l->durable_next = target;
     }
@@ -109,29 +129,47 @@ int plog_log_sync_locked(plog_log *l)
     return rv;
 }
 
-static void deadline_after(struct timespec *ts, uint32_t ms)
+static void deadline_after_us(struct timespec *ts, uint64_t us)
 {
     clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    ts->tv_sec += (time_t)(us / 1000000);
+    ts->tv_nsec += (long)(us % 1000000) * 1000L;
     if (ts->tv_nsec >= 1000000000L) {
         ts->tv_sec++;
         ts->tv_nsec -= 1000000000L;
     }
 }
 
-/* syncer is the group commit of PLOG_SYNC_INTERVAL. */
+/* syncer is the group commit of PLOG_SYNC_INTERVAL, adaptive: while a
+ * committer waits for a record not yet durable (wanted_next > durable_next) it
+ * fsyncs at once, so a waiting committer sees at most the fsync in flight and
+ * the next one, which covers everything appended meanwhile (the committers
+ * that arrived during an fsync share the next). With nobody waiting it fsyncs
+ * every sync_interval_ms, the bound on how long unacknowledged writes stay
+ * unsynced. The wait releases sync_mu, which lets the committers covered by
+ * the last fsync return and new ones register. (Fsyncing again at once after
+ * a waited-for fsync, betting on more load, was tried: with the server's one
+ * committer thread it made each commit land in the middle of an fsync that
+ * did not cover it, and halved throughput.) */
 static void *syncer(void *arg)
 {
     plog_log *l = arg;
     pthread_mutex_lock(&l->sync_mu);
     while (!l->stop) {
         struct timespec ts;
-        deadline_after(&ts, l->c.sync_interval_ms);
-        while (!l->stop && pthread_cond_timedwait(&l->tick_cond, &l->sync_mu, &ts) != ETIMEDOUT)
+        deadline_after_us(&ts, (uint64_t)l->c.sync_interval_ms * 1000);
+        while (!l->stop && l->wanted_next <= l->durable_next && l->sync_err == PLOG_OK &&
+               pthread_cond_timedwait(&l->tick_cond, &l->sync_mu, &ts) != ETIMEDOUT)
             ;
         if (!l->stop)
             plog_log_sync_locked(l);
+        if (l->wanted_next > l->durable_next && l->sync_err == PLOG_OK)
+            l->wanted_next = l->durable_next; /* offsets went back (reset): never spin */
+        if (l->sync_err != PLOG_OK && !l->stop) {
+            /* Failed for good: nothing to sync, only waiters to answer (done
+             * by sync_locked's broadcast); idle until stopped. */
+            pthread_cond_wait(&l->tick_cond, &l->sync_mu);
+        }
     }
     pthread_mutex_unlock(&l->sync_mu);
     return NULL;
@@ -159,11 +197,13 @@ int plog_log_commit(plog_log *l, uint64_t off)
         pthread_rwlock_wrlock(&l->lock);
         if (off >= l->flushed_next) {
             plog_segment *act = plog_log_active(l);
-            rv = plog_segment_flush(act);
-            if (rv == PLOG_OK)
+            rv = plog_log_failed(l, NULL, 0) ? PLOG_EFAILED : plog_segment_flush(act);
+            if (rv == PLOG_OK) {
                 l->flushed_next = plog_segment_next(act);
-            else
-                plog_log_set_err(l, "%s", plog_segment_errmsg(act));
+            } else if (rv != PLOG_EFAILED) {
+                plog_log_fail(l, plog_segment_errmsg(act));
+                rv = PLOG_EFAILED;
+            }
         }
         pthread_rwlock_unlock(&l->lock);
         return rv;
@@ -174,12 +214,19 @@ int plog_log_commit(plog_log *l, uint64_t off)
         if (off >= l->durable_next)
             rv = plog_log_sync_locked(l);
     } else {
+        if (off >= l->durable_next && off + 1 > l->wanted_next) {
+            l->wanted_next = off + 1;
+            pthread_cond_signal(&l->tick_cond); /* the syncer fsyncs now */
+        }
         while (off >= l->durable_next && l->sync_err == PLOG_OK && !l->stop)
             pthread_cond_wait(&l->durable_cond, &l->sync_mu);
         if (off >= l->durable_next)
             rv = l->sync_err != PLOG_OK ? l->sync_err : PLOG_EIO;
+        else
+            rv = PLOG_OK; /* durable before the failure: still true */
     }
-    rv = rv != PLOG_OK ? rv : l->sync_err;
+    if (rv == PLOG_OK && off >= l->durable_next)
+        rv = l->sync_err != PLOG_OK ? l->sync_err : PLOG_EIO;
     pthread_mutex_unlock(&l->sync_mu);
     return rv;
 }

@@ -80,11 +80,17 @@ static char *base64_encode(const uint8_t *p, size_t len)
 }
 
 /* log_error answers 500 with the log's own account of what failed (for a corrupt
- * record: the file and position). */
+ * record: the file and position); 503 once the log failed (a write or fsync
+ * error: it refuses appends until the server restarts). */
 static void log_error(plog_log *log, int rv, struct reply *r)
 {
     char detail[160], msg[256];
     plog_log_errmsg(log, detail, sizeof detail);
+    if (rv == PLOG_EFAILED) {
+        /* errmsg already starts with "log failed; restart to recover". */
+        reply_error(r, 503, detail);
+        return;
+    }
     snprintf(msg, sizeof msg, "%s: %s", plog_strerror(rv), detail);
     reply_error(r, 500, msg);
 }

@@ -2,7 +2,11 @@
  *
  * Runs until SIGINT or SIGTERM, then answers what is in flight, closes the socket
  * and closes the log cleanly. Logs to stderr, one key=value event per line.
- * Exit status: 0 clean shutdown, 1 could not open the log or listen, 2 usage. */
+ * Exit status: 0 clean shutdown, 1 could not open the log or listen, 2 usage.
+ *
+ * SIGHUP reloads what can change without a restart: the log level, from
+ * --log-level-file. Connections and parked consumers are not touched; the reload
+ * is logged, and a bad file keeps the level in force and says why. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -36,8 +40,64 @@ static void usage(FILE *f)
                "  --max-msg-bytes N       largest request accepted (default 4 MiB)\n"
                "  --workers N             concurrent requests (nng contexts, default 256)\n"
                "  --max-wait-ms N         longest ConsumeStream long poll (default 30000)\n"
+               "  --max-parked-per-client N  ConsumeStream polls one client may park\n"
+               "                          (default 32); more are RESOURCE_EXHAUSTED\n"
+               "  --max-inflight-bytes N  memory for decoded requests in flight (default\n"
+               "                          256 MiB, at least 2 x --max-msg-bytes); beyond it\n"
+               "                          RESOURCE_EXHAUSTED\n"
+               "  --log-level LEVEL       debug | info | warn | error (default info)\n"
+               "  --log-level-file F      a file holding the level (one word): read at start,\n"
+               "                          where it wins over --log-level, and on SIGHUP\n"
                "  --help, --version\n\n"
+               "Signals: SIGINT/SIGTERM stop; SIGHUP reloads --log-level-file.\n"
                "Exit status: 0 clean shutdown (SIGINT/SIGTERM), 1 failure, 2 usage.\n");
+}
+
+/* read_level reads the one word of a level file (blanks and a newline around it
+ * are fine). 0, or -1 with why (size bytes) naming the file and the reason. */
+static int read_level(const char *path, plog_logger_level *out, char *why, size_t size)
+{
+    char buf[64] = "";
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(why, size, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    int bad = ferror(f) ? errno : 0;
+    fclose(f);
+    if (bad != 0) {
+        snprintf(why, size, "%s: %s", path, strerror(bad));
+        return -1;
+    }
+    buf[n] = '\0';
+    char *w = buf + strspn(buf, " \t\r\n");
+    w[strcspn(w, " \t\r\n")] = '\0';
+    if (plog_logger_parse_level(w, out) != PLOG_OK) {
+        snprintf(why, size, "%s: want debug, info, warn or error, got \"%.20s\"", path, w);
+        return -1;
+    }
+    return 0;
+}
+
+/* reload_level applies the level file on SIGHUP. The reload line is written under
+ * whichever of the old and new levels shows it, so lowering the level to warn still
+ * leaves a trace of the change that did it. */
+static void reload_level(plog_logger *lg, const char *path)
+{
+    char why[256];
+    plog_logger_level old = plog_logger_get_level(lg), level = old;
+    if (path != NULL && read_level(path, &level, why, sizeof why) != 0)
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old log level", "file", path, "err",
+                        why, "log_level", plog_logger_level_name(old), NULL);
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 0 before the change (when it raises the level), pass 1 after */
+        if (pass == 1)
+            plog_logger_set_level(lg, level);
+        if ((pass == 0) == (level > old))
+            plog_logger_log(lg, PLOG_LOGGER_INFO, "reloaded", "log_level", plog_logger_level_name(level), "was",
+                            plog_logger_level_name(old), NULL);
+    }
 }
 
 int main(int argc, char **argv)
@@ -53,11 +113,17 @@ int main(int argc, char **argv)
         {"max-msg-bytes", required_argument, NULL, 'm'},
         {"workers", required_argument, NULL, 'w'},
         {"max-wait-ms", required_argument, NULL, 'W'},
+        {"max-parked-per-client", required_argument, NULL, 'p'},
+        {"max-inflight-bytes", required_argument, NULL, 'b'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"log-level-file", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *addr = "tcp://127.0.0.1:8400", *dir = "./data";
+    const char *addr = "tcp://127.0.0.1:8400", *dir = "./data", *level_file = NULL;
+    plog_logger_level level = PLOG_LOGGER_INFO;
+    char why[256] = "";
     plog_log_config lc = {.sync = PLOG_SYNC_INTERVAL};
     plog_server_config sc = {0};
     uint64_t v;
@@ -71,6 +137,15 @@ int main(int argc, char **argv)
             break;
         case 'd':
             dir = optarg;
+            break;
+        case 'L':
+            if (plog_logger_parse_level(optarg, &level) != PLOG_OK) {
+                fprintf(stderr, "proglog: --log-level: want debug, info, warn or error: %s\n", optarg);
+                return 2;
+            }
+            break;
+        case 'F':
+            level_file = optarg;
             break;
         case 's':
             if (strcmp(optarg, "never") == 0)
@@ -96,7 +171,7 @@ int main(int argc, char **argv)
         default:
             if (plog_config_flag_u64("proglog", name, optarg, &v) != 0)
                 return 2;
-            if ((c == 'i' || c == 'w' || c == 'W') && v > UINT32_MAX) {
+            if ((c == 'i' || c == 'w' || c == 'W' || c == 'p') && v > UINT32_MAX) {
                 fprintf(stderr, "proglog: %s: too large: %s\n", name, optarg);
                 return 2;
             }
@@ -114,11 +189,19 @@ int main(int argc, char **argv)
                 sc.workers = (unsigned)v;
             else if (c == 'W')
                 sc.max_wait_ms = (uint32_t)v;
+            else if (c == 'p')
+                sc.max_parked_per_client = (unsigned)v;
+            else if (c == 'b')
+                sc.max_inflight_bytes = (size_t)v;
         }
     }
     if (optind != argc) {
         fprintf(stderr, "proglog: unexpected argument: %s\n", argv[optind]);
         usage(stderr);
+        return 2;
+    }
+    if (level_file != NULL && read_level(level_file, &level, why, sizeof why) != 0) {
+        fprintf(stderr, "proglog: --log-level-file %s\n", why);
         return 2;
     }
 
@@ -128,14 +211,18 @@ int main(int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     plog_logger *lg;
-    if (plog_logger_new(STDERR_FILENO, PLOG_LOGGER_INFO, &lg) != PLOG_OK) {
+    if (plog_logger_new(STDERR_FILENO, level, &lg) != PLOG_OK) {
         fputs("proglog: out of memory\n", stderr);
         return 1;
     }
+    /* What the log library has to say (recovery, a failed fsync) goes to the same log. */
+    lc.report.fn = plog_logger_report;
+    lc.report.arg = lg;
     plog_log *log;
     int rv = plog_log_open(dir, &lc, &log);
     if (rv != PLOG_OK) {
@@ -148,7 +235,6 @@ int main(int argc, char **argv)
     sc.sync = lc.sync;
     sc.logger = lg;
     plog_server *srv;
-    char why[256] = "";
     if ((rv = plog_server_open(log, &sc, &srv, why, sizeof why)) != PLOG_OK) {
         plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot serve", "addr", addr, "err", why, NULL);
         plog_log_close(log);
@@ -162,7 +248,8 @@ int main(int argc, char **argv)
                     "next_offset", next, "version", VERSION, NULL);
 
     int sig = 0;
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+        reload_level(lg, level_file);
     plog_logger_log(lg, PLOG_LOGGER_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
     plog_server_close(srv);
     rv = plog_log_close(log);

@@ -4,15 +4,18 @@
  *   proglogctl [--addr URL] [--timeout MS] produce -          one record per stdin line
  *   proglogctl [--addr URL] [--timeout MS] consume OFFSET
  *   proglogctl [--addr URL] [--timeout MS] consume --from OFFSET [--follow] [--offsets]
+ *   proglogctl [--addr URL] [--timeout MS] offsets      "lowest N" and "next N" lines
  *
  * produce prints each record's offset, one per line, in input order; consume
  * prints each value on its own line (with --offsets: "OFFSET<TAB>VALUE").
  * Errors go to stderr as "proglogctl: CODE: message"; the exit status says which
- * kind (see usage()). */
+ * kind (see usage()). --version prints the version; PROGLOG_ADDR in the
+ * environment replaces the default address (a flag wins), as etcdctl's ETCDCTL_*. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +23,8 @@
 #include "internal/client/client.h"
 #include "internal/client/stream.h"
 #include "internal/config/flag.h"
+
+#define VERSION "0.3.0 (ch03-rpc)"
 
 enum {
     EXIT_OK = 0,
@@ -42,13 +47,27 @@ static void usage(FILE *f)
                "  consume OFFSET                   print the record at OFFSET\n"
                "  consume --from OFFSET [--follow] print records from OFFSET to the end\n"
                "                                   (--follow: keep waiting for new ones)\n"
-               "          [--offsets]              print \"OFFSET<TAB>VALUE\" lines\n\n"
+               "          [--offsets]              print \"OFFSET<TAB>VALUE\" lines\n"
+               "  offsets                          print the log's lowest offset and the\n"
+               "                                   offset of its next record\n\n"
                "Options:\n"
                "  --addr URL     server address (default tcp://127.0.0.1:8400)\n"
                "  --timeout MS   deadline of each request (default 5000)\n"
+               "  --version      print proglogctl's version\n"
                "  --help\n\n"
+               "Environment (a flag wins over its variable):\n"
+               "  PROGLOG_ADDR          the default of --addr\n"
+               "\n"
                "Exit status: 0 ok, 1 other error, 2 usage, 3 offset not found (out of\n"
                "range), 4 server unavailable, 5 deadline exceeded, 6 request rejected.\n");
+}
+
+/* env_or returns the environment variable name when it is set and not empty,
+ * else def. */
+static const char *env_or(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return v != NULL && v[0] != '\0' ? v : def;
 }
 
 static int exit_code(int status)
@@ -192,12 +211,40 @@ static int cmd_consume(plog_client *c, int argc, char **argv)
         if (follow)
             fflush(stdout); /* a follower's reader wants each record as it comes */
     }
+    /* Reading to the end of the log is success; an offset below it (also
+     * OUT_OF_RANGE, from the server) is not. */
+    bool at_end = code == PLOG_STATUS_OUT_OF_RANGE && plog_client_consumer_is_at_end(it);
     plog_client_consumer_close(it);
     fflush(stdout);
-    /* Reading to the end of the log is success; an offset below it is not. */
-    if (code == PLOG_STATUS_OUT_OF_RANGE && strncmp(st.msg, "end of log", 10) == 0)
-        return EXIT_OK;
-    return fail(&st);
+    return at_end ? EXIT_OK : fail(&st);
+}
+
+/* offsets: a poll past any end reads nothing and answers at once with the log's
+ * bounds (ConsumeResponse lowest_offset and end_offset). */
+static int cmd_offsets(plog_client *c, int argc)
+{
+    if (argc != 0) {
+        fprintf(stderr, "proglogctl: offsets: takes no arguments\n");
+        return EXIT_USAGE;
+    }
+    plog_client_consumer_config cc = {.max_records = 1};
+    plog_client_consumer *it;
+    if (plog_client_consumer_open(c, UINT64_MAX, &cc, &it) != PLOG_STATUS_OK) {
+        fprintf(stderr, "proglogctl: out of memory\n");
+        return EXIT_FAIL;
+    }
+    const uint8_t *value;
+    size_t len;
+    uint64_t off, lowest, end;
+    plog_rpc_status st;
+    int code = plog_client_consumer_next(it, &value, &len, &off, &st);
+    bool at_end = code == PLOG_STATUS_OUT_OF_RANGE && plog_client_consumer_is_at_end(it);
+    plog_client_consumer_bounds(it, &lowest, &end);
+    plog_client_consumer_close(it);
+    if (!at_end)
+        return code == PLOG_STATUS_OK ? EXIT_FAIL : fail(&st);
+    printf("lowest %" PRIu64 "\nnext %" PRIu64 "\n", lowest, end);
+    return EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -206,9 +253,10 @@ int main(int argc, char **argv)
         {"addr", required_argument, NULL, 'a'},
         {"timeout", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *addr = "tcp://127.0.0.1:8400";
+    const char *addr = env_or("PROGLOG_ADDR", "tcp://127.0.0.1:8400");
     plog_client_config cfg = {.timeout_ms = 5000};
     uint64_t v;
     int ch;
@@ -228,6 +276,9 @@ int main(int argc, char **argv)
         case 'h':
             usage(stdout);
             return EXIT_OK;
+        case 'V':
+            printf("proglogctl %s\n", VERSION);
+            return EXIT_OK;
         default:
             usage(stderr);
             return EXIT_USAGE;
@@ -238,7 +289,7 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *cmd = argv[optind];
-    if (strcmp(cmd, "produce") != 0 && strcmp(cmd, "consume") != 0) {
+    if (strcmp(cmd, "produce") != 0 && strcmp(cmd, "consume") != 0 && strcmp(cmd, "offsets") != 0) {
         fprintf(stderr, "proglogctl: unknown command: %s\n", cmd);
         usage(stderr);
         return EXIT_USAGE;
@@ -250,8 +301,9 @@ int main(int argc, char **argv)
         int rc = fail(&st);
         return st.code == PLOG_STATUS_INVALID_ARGUMENT ? EXIT_USAGE : rc; /* bad --addr */
     }
-    int rc = strcmp(cmd, "produce") == 0 ? cmd_produce(c, argc - optind - 1, argv + optind + 1)
-                                         : cmd_consume(c, argc - optind, argv + optind);
+    int rc = strcmp(cmd, "produce") == 0   ? cmd_produce(c, argc - optind - 1, argv + optind + 1)
+             : strcmp(cmd, "offsets") == 0 ? cmd_offsets(c, argc - optind - 1)
+                                           : cmd_consume(c, argc - optind, argv + optind);
     plog_client_close(c);
     return rc;
 }

@@ -18,7 +18,8 @@
     X(PLOG_ERANGE, "offset out of range")          /* Go: api.ErrOffsetOutOfRange */      \
     X(PLOG_EPERM, "permission denied")                                                    \
     X(PLOG_ETLS, "TLS error")                                                             \
-    X(PLOG_ENOTLEADER, "not the leader")
+    X(PLOG_ENOTLEADER, "not the leader")                                                \
+    X(PLOG_EFAILED, "log failed; restart to recover") /* fail-stop after an I/O error */
 
 typedef enum {
 #define X(code, msg) code,

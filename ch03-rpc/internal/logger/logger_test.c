@@ -22,20 +22,16 @@
 
 /* The log writes into a temporary file the test reads back. */
 struct fixture {
-    char dir[64];
-    char path[128];
-    int fd;
+    plog_test_capture cap;
+    int fd; /* cap.fd */
 };
 
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
 
-    plog_test_tmpdir("logger", f->dir, sizeof(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/log", f->dir);
-    f->fd = open(f->path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    if (f->fd < 0)
-        return -1;
+    plog_test_capture_open(&f->cap, "logger");
+    f->fd = f->cap.fd;
     *state = f;
     return 0;
 }
@@ -44,8 +40,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
 
-    close(f->fd);
-    plog_test_rmrf(f->dir);
+    plog_test_capture_close(&f->cap);
     free(f);
     return 0;
 }
@@ -53,17 +48,7 @@ static int teardown(void **state)
 /* output returns everything written so far (malloc'd, NUL-terminated). */
 static char *output(const struct fixture *f)
 {
-    struct stat st;
-    char *buf;
-    ssize_t n;
-
-    assert_int_equal(fstat(f->fd, &st), 0);
-    buf = malloc((size_t)st.st_size + 1);
-    assert_non_null(buf);
-    n = pread(f->fd, buf, (size_t)st.st_size, 0);
-    assert_int_equal(n, st.st_size);
-    buf[n] = '\0';
-    return buf;
+    return plog_test_capture_read(&f->cap);
 }
 
 static void test_logger_parse_level_accepts_the_four_names(void **state)
@@ -163,7 +148,7 @@ static void test_logger_null_logger_writes_nothing(void **state)
 }
 
 /* The callback adapter: arg is the logger, levels out of range are clamped, the
- * message is escaped like any value. */
+ * fragment is written as is but a control byte cannot end the line. */
 static void test_logger_report_adapter(void **state)
 {
     struct fixture *f = *state;
@@ -172,12 +157,12 @@ static void test_logger_report_adapter(void **state)
     char *out;
 
     assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
-    report(l, PLOG_LOGGER_WARN, "segment 3: torn record truncated");
-    report(l, 99, "x\nlevel=info msg=forged");
-    report(l, -5, "debug is dropped at info");
+    report(l, PLOG_LOGGER_WARN, "msg=\"truncated torn tail\" file=3.store pos=17");
+    report(l, 99, "msg=x\nlevel=info msg=forged");
+    report(l, -5, "msg=\"debug is dropped at info\"");
     out = output(f);
-    assert_string_equal(out, "level=warn msg=\"segment 3: torn record truncated\"\n"
-                             "level=error msg=\"x\\nlevel=info msg=forged\"\n");
+    assert_string_equal(out, "level=warn msg=\"truncated torn tail\" file=3.store pos=17\n"
+                             "level=error msg=x\\x0alevel=info msg=forged\n");
     free(out);
     plog_logger_free(l);
 }

@@ -25,15 +25,43 @@
 #define DEFAULT_WORKERS 256
 #define DEFAULT_MAX_WAIT_MS 30000
 #define CLOSE_GRACE_MS 3000
+#define DEFAULT_MAX_PARKED_PER_CLIENT 32
+#define DEFAULT_MAX_INFLIGHT (256u << 20)
+/* The largest max_msg_bytes: RECVMAXSZ is twice it, and both must fit a size_t
+ * and nng's 32-bit length prefixes with room to spare. */
+#define MAX_MAX_MSG ((size_t)1 << 30)
+
+bool plog_server_charge(struct worker *w, size_t bytes)
+{
+    plog_server *s = w->srv;
+    size_t cur = atomic_load(&s->inflight);
+    do {
+        if (bytes > s->cfg.max_inflight_bytes || cur > s->cfg.max_inflight_bytes - bytes)
+            return false;
+    } while (!atomic_compare_exchange_weak(&s->inflight, &cur, cur + bytes));
+    w->charged += bytes;
+    return true;
+}
 
 static void recv_next(struct worker *w)
 {
     plog_server *s = w->srv;
+    if (w->charged > 0) {
+        atomic_fetch_sub(&s->inflight, w->charged);
+        w->charged = 0;
+    }
     pthread_mutex_lock(&s->mu);
     if (w->state != W_RECV && w->state != W_IDLE) {
         s->busy--;
         if (s->busy == 0)
             pthread_cond_broadcast(&s->cv);
+    }
+    if (s->inproc) {
+        w->state = W_IDLE;
+        s->inproc_done = true;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        return;
     }
     if (s->stopping) {
         /* Receive no more: plog_server_close stops this context. */
@@ -51,6 +79,13 @@ void plog_server_reply(struct worker *w)
     nng_msg *m = w->msg;
     w->msg = NULL;
     w->state = W_SEND;
+    if (w->srv->inproc) {
+        pthread_mutex_lock(&w->srv->mu);
+        w->srv->inproc_reply = m;
+        pthread_mutex_unlock(&w->srv->mu);
+        recv_next(w);
+        return;
+    }
     nng_aio_set_msg(w->aio, m);
     nng_ctx_send(w->ctx, w->aio);
 }
@@ -77,11 +112,20 @@ void plog_server_done_silently(struct worker *w)
     recv_next(w);
 }
 
+void plog_server_drop(struct worker *w)
+{
+    nng_msg_free(w->msg);
+    w->msg = NULL;
+    recv_next(w);
+}
+
 /* handle serves one request: checks size, envelope, deadline, then the method. */
 static void handle(struct worker *w)
 {
     plog_server *s = w->srv;
     size_t len = nng_msg_len(w->msg);
+    w->ident = 0; /* ch03 has no verified identities: a client is its connection */
+    w->pipe = nng_pipe_id(nng_msg_get_pipe(w->msg));
     if (len > s->cfg.max_msg_bytes) {
         plog_server_reply_error(w, PLOG_STATUS_RESOURCE_EXHAUSTED,
                              "request of %zu bytes exceeds the server's limit of %zu bytes", len,
@@ -167,10 +211,18 @@ static void set_errmsg(char *errmsg, size_t size, const char *fmt, const char *a
         snprintf(errmsg, size, fmt, arg);
 }
 
-int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server **sp, char *errmsg,
-                     size_t size)
+static int server_open(plog_log *log, const plog_server_config *cfg, bool inproc, plog_server **sp, char *errmsg,
+                       size_t size)
 {
     int rv = PLOG_ENOMEM;
+    size_t maxmsg = cfg->max_msg_bytes != 0 ? cfg->max_msg_bytes : DEFAULT_MAX_MSG;
+    size_t budget = cfg->max_inflight_bytes != 0 ? cfg->max_inflight_bytes : DEFAULT_MAX_INFLIGHT;
+    if (maxmsg > MAX_MAX_MSG || budget / 2 < maxmsg) {
+        set_errmsg(errmsg, size, "%s",
+                   maxmsg > MAX_MAX_MSG ? "max_msg_bytes over 1 GiB"
+                                        : "max_inflight_bytes must be at least twice max_msg_bytes");
+        return PLOG_EINVAL;
+    }
     plog_server *s = calloc(1, sizeof *s);
     if (s == NULL)
         return PLOG_ENOMEM;
@@ -182,6 +234,9 @@ int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server *
         s->cfg.workers = DEFAULT_WORKERS;
     if (s->cfg.max_wait_ms == 0)
         s->cfg.max_wait_ms = DEFAULT_MAX_WAIT_MS;
+    if (s->cfg.max_parked_per_client == 0)
+        s->cfg.max_parked_per_client = DEFAULT_MAX_PARKED_PER_CLIENT;
+    s->cfg.max_inflight_bytes = budget;
     s->cfg.addr = NULL; /* borrowed for open only */
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -189,11 +244,28 @@ int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server *
     atomic_init(&s->visible, plog_log_next_offset(log));
     atomic_init(&s->closing, false);
     atomic_init(&s->nparked_hint, 0);
+    atomic_init(&s->inflight, 0);
     s->dedup = calloc(DEDUP_SLOTS, sizeof *s->dedup);
     s->workers = calloc(s->cfg.workers, sizeof *s->workers);
     if (s->dedup == NULL || s->workers == NULL) {
         set_errmsg(errmsg, size, "%s", "out of memory");
         goto fail;
+    }
+    if (inproc) {
+        s->inproc = true;
+        s->workers[0].srv = s;
+        s->workers[0].state = W_IDLE;
+        if (nng_aio_alloc(&s->workers[0].aio, worker_cb, &s->workers[0]) != 0) {
+            set_errmsg(errmsg, size, "%s", "out of memory");
+            goto fail;
+        }
+        s->nworkers = 1;
+        if (cfg->sync != PLOG_SYNC_NEVER && (rv = plog_server_committer_start(s)) != PLOG_OK) {
+            set_errmsg(errmsg, size, "%s", "cannot start the committer thread");
+            goto fail;
+        }
+        *sp = s;
+        return PLOG_OK;
     }
 
     int nrv = nng_rep0_open(&s->sock);
@@ -240,6 +312,46 @@ fail:
     return rv;
 }
 
+int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server **sp, char *errmsg,
+                     size_t size)
+{
+    return server_open(log, cfg, false, sp, errmsg, size);
+}
+
+int plog_server_open_inproc(plog_log *log, const plog_server_config *cfg, plog_server **sp, char *errmsg,
+                            size_t size)
+{
+    plog_server_config c = *cfg;
+    c.addr = NULL;
+    return server_open(log, &c, true, sp, errmsg, size);
+}
+
+int plog_server_inproc_call(plog_server *s, const void *req, size_t len, const char *peer, nng_msg **reply)
+{
+    nng_msg *m;
+    if (nng_msg_alloc(&m, len) != 0)
+        return PLOG_ENOMEM;
+    if (len > 0)
+        memcpy(nng_msg_body(m), req, len);
+    struct worker *w = &s->workers[0];
+    pthread_mutex_lock(&s->mu);
+    s->inproc_done = false;
+    s->inproc_reply = NULL;
+    s->inproc_peer = peer != NULL ? peer : "";
+    w->state = W_SEND; /* busy until the reply went out, as worker_cb does */
+    s->busy++;
+    pthread_mutex_unlock(&s->mu);
+    w->msg = m;
+    handle(w);
+    pthread_mutex_lock(&s->mu);
+    while (!s->inproc_done)
+        pthread_cond_wait(&s->cv, &s->mu);
+    *reply = s->inproc_reply;
+    s->inproc_reply = NULL;
+    pthread_mutex_unlock(&s->mu);
+    return PLOG_OK;
+}
+
 void plog_server_close(plog_server *s)
 {
     if (s == NULL)
@@ -279,7 +391,8 @@ void plog_server_close(plog_server *s)
         if (w->pr != NULL)
             log__v1__produce_request__free_unpacked(w->pr, NULL);
         nng_aio_free(w->aio);
-        nng_ctx_close(w->ctx);
+        if (!s->inproc)
+            nng_ctx_close(w->ctx);
     }
     if (s->sock_open)
         nng_close(s->sock);

@@ -25,12 +25,20 @@ typedef struct plog_server_config {
                             * connection (NNG_OPT_RECVMAXSZ) without reading it */
     unsigned workers;      /* contexts; 0: 256 */
     uint32_t max_wait_ms;  /* upper bound of a ConsumeStream long poll; 0: 30000 */
+    unsigned max_parked_per_client; /* parked ConsumeStream polls one client (its
+                            * verified identity, else its connection) may hold;
+                            * more are RESOURCE_EXHAUSTED. 0: 32 */
+    size_t max_inflight_bytes; /* budget for decoded requests in flight (a produce
+                            * is charged its estimated decoded size); beyond it
+                            * RESOURCE_EXHAUSTED. 0: 256 MiB; at least
+                            * 2 * max_msg_bytes */
     plog_logger *logger;   /* borrowed, outlives the server: where it logs (NULL: nowhere) */
 } plog_server_config;
 
 /* plog_server_open serves log (borrowed: it must outlive the server) on
  * cfg->addr. On PLOG_OK *sp is the caller's until plog_server_close(). On failure
- * errmsg (when not NULL) says why. PLOG_EINVAL (bad address), PLOG_EIO (address in
+ * errmsg (when not NULL) says why. PLOG_EINVAL (bad address; max_msg_bytes over
+ * 1 GiB; max_inflight_bytes below 2 * max_msg_bytes), PLOG_EIO (address in
  * use...), PLOG_ENOMEM. */
 int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server **sp, char *errmsg,
                      size_t size);

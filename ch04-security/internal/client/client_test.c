@@ -37,6 +37,7 @@ static uint64_t next_offset(plog_client *c)
     while ((code = plog_client_consumer_next(it, &v, &len, &off, NULL)) == PLOG_STATUS_OK)
         ;
     assert_int_equal(code, PLOG_STATUS_OUT_OF_RANGE);
+    assert_true(plog_client_consumer_is_at_end(it)); /* the end, told by the code, not the text */
     uint64_t next = plog_client_consumer_offset(it);
     plog_client_consumer_close(it);
     return next;

@@ -22,20 +22,16 @@
 
 /* The log writes into a temporary file the test reads back. */
 struct fixture {
-    char dir[64];
-    char path[128];
-    int fd;
+    plog_test_capture cap;
+    int fd; /* cap.fd */
 };
 
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
 
-    plog_test_tmpdir("reqlog", f->dir, sizeof(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/log", f->dir);
-    f->fd = open(f->path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    if (f->fd < 0)
-        return -1;
+    plog_test_capture_open(&f->cap, "reqlog");
+    f->fd = f->cap.fd;
     *state = f;
     return 0;
 }
@@ -44,8 +40,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
 
-    close(f->fd);
-    plog_test_rmrf(f->dir);
+    plog_test_capture_close(&f->cap);
     free(f);
     return 0;
 }
@@ -53,23 +48,12 @@ static int teardown(void **state)
 /* output returns everything written so far (malloc'd, NUL-terminated). */
 static char *output(const struct fixture *f)
 {
-    struct stat st;
-    char *buf;
-    ssize_t n;
-
-    assert_int_equal(fstat(f->fd, &st), 0);
-    buf = malloc((size_t)st.st_size + 1);
-    assert_non_null(buf);
-    n = pread(f->fd, buf, (size_t)st.st_size, 0);
-    assert_int_equal(n, st.st_size);
-    buf[n] = '\0';
-    return buf;
+    return plog_test_capture_read(&f->cap);
 }
 
 static void truncate_output(const struct fixture *f)
 {
-    assert_int_equal(ftruncate(f->fd, 0), 0);
-    assert_int_equal(lseek(f->fd, 0, SEEK_SET), 0);
+    plog_test_capture_clear(&f->cap);
 }
 
 static const plog_metrics_reqlog_entry produce_ok = {
