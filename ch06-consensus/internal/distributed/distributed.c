@@ -686,7 +686,7 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
     plog_raft_config_default(&rc, d->id);
     rc.seed = d->id ^ now_ms();
     rc.election_timeout_ms = cfg->election_timeout_ms ? cfg->election_timeout_ms : 150;
-    rc.heartbeat_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms : 30;
+    rc.heartbeat_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms : 10;
     rc.max_batch = 256;
     rc.max_inflight = 16;
     bool fresh = boot.hs.term == 0 && boot.snapshot == NULL && boot.n_entries == 0;
@@ -718,11 +718,14 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
     };
     if ((rv = plog_transport_open(&tc, &d->tr, err, errsz)) != PLOG_OK)
         goto fail;
+    pthread_mutex_lock(&d->mu);
     if (pthread_create(&d->thread, NULL, node_main, d) != 0) {
+        pthread_mutex_unlock(&d->mu);
         rv = PLOG_ENOMEM;
         goto fail;
     }
     d->started = true;
+    pthread_mutex_unlock(&d->mu);
     *dp = d;
     return PLOG_OK;
 fail:
@@ -988,10 +991,11 @@ void plog_distributed_stop(plog_distributed *d)
         pthread_cond_signal(&d->cv);
         pthread_mutex_unlock(&d->mu);
         pthread_join(d->thread, NULL);
+        pthread_mutex_lock(&d->mu);
         d->started = false;
+        pthread_mutex_unlock(&d->mu);
     }
-    plog_transport_close(d->tr);
-    d->tr = NULL;
+
     /* Messages that arrived between the thread's stop and the transport's close. */
     while (d->qhead != NULL) {
         struct ev *e = d->qhead;
@@ -1013,6 +1017,9 @@ void plog_distributed_close(plog_distributed *d)
     if (d == NULL)
         return;
     plog_distributed_stop(d);
+    plog_transport_close(d->tr);
+    d->tr = NULL;
+    /* Messages that arrived after the thread stopped were dropped by enqueue. */
     for (size_t i = 0; i < d->nout; i++)
         free(d->out[i].buf);
     free(d->out);

@@ -48,7 +48,8 @@ typedef struct plog_distributed_config {
     const plog_auth *acl;  /* borrowed: who may send Raft messages ("gossip") */
     bool bootstrap;        /* a new cluster of this one server (ignored once it has state) */
     uint32_t election_timeout_ms; /* 0: 150; timeouts are drawn from [T, 2T) */
-    uint32_t heartbeat_ms;        /* 0: 30 */
+    uint32_t heartbeat_ms;        /* 0: 10 (a follower that acknowledged after the commit
+                                     learns it from the next heartbeat) */
     plog_log_config log;   /* segment sizes of both logs (sync is the driver's) */
     /* applied(arg, next): records below next are in the record log (call
      * plog_server_publish). On the node thread. NULL: nobody is told. */
@@ -132,8 +133,11 @@ bool plog_distributed_leader(plog_distributed *d, char *buf, size_t size);
 bool plog_distributed_wait_leader(plog_distributed *d, int timeout_ms);
 
 /* plog_distributed_stop: what close does before freeing anything: a leader hands
- * over, the node thread stops and every produce and read still waiting is
- * answered PLOG_ENOTLEADER. The record log stays readable until close. Idempotent. */
+ * over, the node thread stops (nothing more is sent) and every produce and read
+ * still waiting is answered PLOG_ENOTLEADER. The record log stays readable and the
+ * transport open (it drops what arrives) until close. Idempotent. Stopping every
+ * node of a process before closing any avoids messages queued to a peer that is
+ * gone, which nng 1.5.2 may leak when the socket closes. */
 void plog_distributed_stop(plog_distributed *d);
 
 /* plog_distributed_close: a leader first hands leadership to the most caught-up

@@ -98,6 +98,10 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     for (int i = 0; i < N; i++)
+        if (f->n[i].d != NULL)
+            plog_distributed_stop(f->n[i].d);
+    plog_test_sleep_ms(100); /* what was sent drains while every peer listens */
+    for (int i = 0; i < N; i++)
         plog_distributed_close(f->n[i].d);
     plog_auth_free(f->acl);
     plog_test_rmrf(f->dir);

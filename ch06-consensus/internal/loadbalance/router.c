@@ -13,7 +13,7 @@
 #define BACKOFF_MAX_MS 320
 /* One attempt waits at most this long: a leader that died mid-call must not use
  * up the whole deadline; the retry carries the same (client id, seq). */
-#define ATTEMPT_MAX_MS 1000
+#define ATTEMPT_MAX_MS 300
 
 struct conn {
     char addr[128]; /* HOST:PORT */
