@@ -23,7 +23,8 @@
  * ch06: servers prints the Raft servers (GetServers). produce goes to the leader
  * whichever server --addr names (internal/loadbalance: GetServers, then the
  * leader; refreshed and retried on "not leader" or UNAVAILABLE, without
- * duplicates); consume reads committed records from the server --addr names. */
+ * duplicates); consume reads committed records from the server --addr names, or
+ * with --consistency linearizable, through ReadIndex on the leader. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -72,6 +73,9 @@ static void usage(FILE *f)
                "  --tls-ca-file F      the CA the server's certificate must chain to\n"
                "  --tls-server-name N  the name the server's certificate must carry\n"
                "                       (default: the host of --addr)\n"
+               "  --consistency C      default (read what the server has applied) or\n"
+               "                       linearizable (consume OFFSET through Raft's ReadIndex\n"
+               "                       on the leader: sees every acknowledged produce)\n"
                "  --help\n\n"
                "Exit status: 0 ok, 1 other error, 2 usage, 3 offset not found (out of\n"
                "range), 4 server unavailable, 5 deadline exceeded, 6 request rejected\n"
@@ -209,6 +213,60 @@ static void print_record(const uint8_t *value, size_t len, uint64_t off, int off
     putchar('\n');
 }
 
+static bool g_linearizable; /* --consistency linearizable (ch06) */
+
+/* consume_linearizable reads off through Raft's ReadIndex on the leader (ch06):
+ * asked of a follower, it follows the "not leader; leader at ADDR" answer once. */
+static int consume_linearizable(plog_client *c, uint64_t off, Log__V1__Record **rec, plog_rpc_status *st)
+{
+    plog_client *other = NULL;
+    int code = PLOG_STATUS_UNAVAILABLE;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        Log__V1__ConsumeRequest req = LOG__V1__CONSUME_REQUEST__INIT;
+        req.offset = off;
+        req.linearizable = true;
+        nng_msg *reply;
+        plog_rpc_reply rp;
+        code = plog_client_call(other != NULL ? other : c, plog_rpc_method_name(PLOG_METHOD_CONSUME), &req.base, 0,
+                                0, &reply, &rp, st);
+        if (code == PLOG_STATUS_OK) {
+            Log__V1__ConsumeResponse *resp = log__v1__consume_response__unpack(NULL, rp.body_len, rp.body);
+            nng_msg_free(reply);
+            if (resp == NULL || resp->record == NULL) {
+                if (resp != NULL)
+                    log__v1__consume_response__free_unpacked(resp, NULL);
+                code = plog_rpc_status_set(st, PLOG_STATUS_INTERNAL, "malformed ConsumeResponse");
+                break;
+            }
+            *rec = resp->record;
+            resp->record = NULL;
+            log__v1__consume_response__free_unpacked(resp, NULL);
+            break;
+        }
+        const char *at = strstr(st->msg, "leader at ");
+        if (code != PLOG_STATUS_FAILED_PRECONDITION || at == NULL || other != NULL)
+            break;
+        char url[160], host[128], err[PLOG_TLS_ERRMSG_SIZE];
+        snprintf(url, sizeof url, "%.*s%s", (int)(strstr(g_addr, "://") + 3 - g_addr), g_addr, at + 10);
+        snprintf(host, sizeof host, "%s", at + 10);
+        if (strrchr(host, ':') != NULL)
+            *strrchr(host, ':') = '\0';
+        plog_client_config cfg = g_cfg;
+        if (g_ca != NULL && plog_tls_config_client(g_cert, g_key, g_ca, host, &cfg.tls, err, sizeof err) != 0)
+            break;
+        int rv = plog_client_open(url, &cfg, &other, st);
+        if (cfg.tls != NULL)
+            nng_tls_config_free(cfg.tls);
+        if (rv != PLOG_STATUS_OK) {
+            code = rv;
+            other = NULL;
+            break;
+        }
+    }
+    plog_client_close(other);
+    return code;
+}
+
 static int cmd_consume(plog_client *c, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -243,7 +301,8 @@ static int cmd_consume(plog_client *c, int argc, char **argv)
         if (plog_config_flag_u64("proglogctl", "OFFSET", argv[optind], &off) != 0)
             return EXIT_USAGE;
         Log__V1__Record *rec;
-        if (plog_client_consume(c, off, &rec, &st) != PLOG_STATUS_OK)
+        if ((g_linearizable ? consume_linearizable(c, off, &rec, &st) : plog_client_consume(c, off, &rec, &st)) !=
+            PLOG_STATUS_OK)
             return fail(&st);
         print_record(rec->value.data, rec->value.len, rec->offset, offsets);
         log__v1__record__free_unpacked(rec, NULL);
@@ -350,6 +409,7 @@ int main(int argc, char **argv)
         {"tls-key-file", required_argument, NULL, 'K'},
         {"tls-ca-file", required_argument, NULL, 'A'},
         {"tls-server-name", required_argument, NULL, 'N'},
+        {"consistency", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -382,6 +442,14 @@ int main(int argc, char **argv)
             break;
         case 'N':
             server_name = optarg;
+            break;
+        case 'c':
+            if (strcmp(optarg, "linearizable") == 0)
+                g_linearizable = true;
+            else if (strcmp(optarg, "default") != 0) {
+                fprintf(stderr, "proglogctl: --consistency: want default or linearizable: %s\n", optarg);
+                return EXIT_USAGE;
+            }
             break;
         case 'h':
             usage(stdout);

@@ -161,6 +161,12 @@ static int propose(void *arg, uint64_t client_id, uint64_t seq, const uint8_t *c
     return plog_distributed_produce(a->dist, client_id, seq, values, lens, n, done, ctx);
 }
 
+static int read_index(void *arg, void (*done)(void *ctx, int rv, uint64_t next), void *ctx)
+{
+    plog_agent *a = arg;
+    return plog_distributed_read_index(a->dist, done, ctx);
+}
+
 static bool leader(void *arg, char *buf, size_t size)
 {
     plog_agent *a = arg;
@@ -402,6 +408,7 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
         .servers = get_servers,
         .propose = propose,
         .leader = leader,
+        .read_index = read_index,
     };
     plog_server *srv;
     if ((rv = plog_server_open(a->log, &sc, &srv, err, errsize)) != PLOG_OK)

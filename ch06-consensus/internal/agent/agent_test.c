@@ -318,6 +318,51 @@ static void test_agent_leader_shutdown_hands_over_and_restart_catches_up(void **
     plog_client_close(c);
 }
 
+/* consume_lin is a Consume with linearizable set. */
+static int consume_lin(plog_client *c, uint64_t off, plog_rpc_status *st, char *value, size_t size)
+{
+    Log__V1__ConsumeRequest req = LOG__V1__CONSUME_REQUEST__INIT;
+    req.offset = off;
+    req.linearizable = true;
+    nng_msg *reply;
+    plog_rpc_reply rp;
+    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_CONSUME), &req.base, 0, 0, &reply, &rp, st);
+    if (code != PLOG_STATUS_OK)
+        return code;
+    Log__V1__ConsumeResponse *resp = log__v1__consume_response__unpack(NULL, rp.body_len, rp.body);
+    nng_msg_free(reply);
+    assert_non_null(resp);
+    assert_non_null(resp->record);
+    snprintf(value, size, "%.*s", (int)resp->record->value.len, (const char *)resp->record->value.data);
+    log__v1__consume_response__free_unpacked(resp, NULL);
+    return code;
+}
+
+/* --consistency linearizable: on the leader, a Consume right after a produce's
+ * acknowledgement finds it (ReadIndex); a follower names the leader instead. */
+static void test_agent_linearizable_consume_reads_through_the_leader(void **state)
+{
+    struct fixture *f = *state;
+    start_three(f);
+    plog_client *c0 = client(f, 0), *c1 = client(f, 1);
+    plog_rpc_status st;
+    char v[32];
+    for (int i = 0; i < 20; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "lin%d", i);
+        uint64_t off;
+        assert_int_equal(plog_client_produce(c0, want, strlen(want), &off, &st), PLOG_STATUS_OK);
+        assert_int_equal(consume_lin(c0, off, &st, v, sizeof v), PLOG_STATUS_OK);
+        assert_string_equal(v, want);
+    }
+    assert_int_equal(consume_lin(c1, 0, &st, v, sizeof v), PLOG_STATUS_FAILED_PRECONDITION);
+    char want[64];
+    snprintf(want, sizeof want, "not leader; leader at 127.0.0.1:%u", (unsigned)f->rpc[0]);
+    assert_string_equal(st.msg, want);
+    plog_client_close(c0);
+    plog_client_close(c1);
+}
+
 static void test_agent_refuses_a_data_dir_of_another_node(void **state)
 {
     struct fixture *f = *state;
@@ -357,6 +402,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_shutdown_is_a_leave_and_the_leader_removes_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_leader_shutdown_hands_over_and_restart_catches_up, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_agent_linearizable_consume_reads_through_the_leader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_of_another_node, setup, teardown),
     };
     return cmocka_run_group_tests_name("agent", tests, NULL, NULL);

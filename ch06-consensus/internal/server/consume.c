@@ -51,16 +51,10 @@ static void reply_read_error(struct worker *w, int rv, uint64_t off)
                          (unsigned long long)off, plog_strerror(rv), why);
 }
 
-void plog_server_consume(struct worker *w, const plog_rpc_request *rq)
+/* serve_one answers a Consume of the record at off. */
+static void serve_one(struct worker *w, uint64_t off)
 {
     plog_server *s = w->srv;
-    Log__V1__ConsumeRequest *cr = log__v1__consume_request__unpack(NULL, rq->body_len, rq->body);
-    if (cr == NULL) {
-        plog_server_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "malformed ConsumeRequest");
-        return;
-    }
-    uint64_t off = cr->offset;
-    log__v1__consume_request__free_unpacked(cr, NULL);
     if (off >= atomic_load(&s->visible)) {
         reply_read_error(w, PLOG_ERANGE, off);
         return;
@@ -82,6 +76,49 @@ void plog_server_consume(struct worker *w, const plog_rpc_request *rq)
     }
     free(rec);
     plog_server_reply(w);
+}
+
+/* read_index_done serves a linearizable Consume once Raft confirmed the read
+ * point (ch06). */
+static void read_index_done(void *ctx, int rv, uint64_t next)
+{
+    struct worker *w = ctx;
+    plog_server *s = w->srv;
+    if (rv == PLOG_OK) {
+        plog_server_advance(s, next);
+        serve_one(w, w->off);
+        return;
+    }
+    char leader[128] = "";
+    if (rv == PLOG_ENOTLEADER && s->cfg.leader != NULL)
+        s->cfg.leader(s->cfg.members_arg, leader, sizeof leader);
+    if (rv == PLOG_ENOTLEADER)
+        plog_server_reply_error(w, PLOG_STATUS_FAILED_PRECONDITION, "not leader; %s%s",
+                                leader[0] != '\0' ? "leader at " : "no leader known", leader);
+    else
+        plog_server_reply_error(w, PLOG_STATUS_UNAVAILABLE, "read index failed: %s", plog_strerror(rv));
+}
+
+void plog_server_consume(struct worker *w, const plog_rpc_request *rq)
+{
+    plog_server *s = w->srv;
+    Log__V1__ConsumeRequest *cr = log__v1__consume_request__unpack(NULL, rq->body_len, rq->body);
+    if (cr == NULL) {
+        plog_server_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "malformed ConsumeRequest");
+        return;
+    }
+    uint64_t off = cr->offset;
+    bool linearizable = cr->linearizable;
+    log__v1__consume_request__free_unpacked(cr, NULL);
+    if (linearizable && s->cfg.read_index != NULL) {
+        w->off = off;
+        w->state = W_COMMIT;
+        int rv = s->cfg.read_index(s->cfg.members_arg, read_index_done, w);
+        if (rv != PLOG_OK)
+            read_index_done(w, rv, 0);
+        return;
+    }
+    serve_one(w, off);
 }
 
 /* answer_batch answers a poll at w->off with what is visible now (maybe nothing). */

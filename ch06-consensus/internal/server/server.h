@@ -71,6 +71,11 @@ typedef struct plog_server_config {
                    const size_t *lens, size_t n,
                    void (*done)(void *ctx, int rv, uint64_t first, uint64_t count), void *ctx);
     bool (*leader)(void *arg, char *buf, size_t size);
+    /* ch06: a Consume with linearizable waits for read_index(members_arg, done,
+     * ctx) to call done(ctx, rv, next) once (any thread): PLOG_OK when every
+     * record acknowledged before the request is below next and readable here.
+     * NULL: a linearizable Consume is served as any other (one server). */
+    int (*read_index)(void *arg, void (*done)(void *ctx, int rv, uint64_t next), void *ctx);
 } plog_server_config;
 
 /* plog_server_open serves log (borrowed: it must outlive the server) on
