@@ -50,7 +50,8 @@
     X(METRICS_ADDR, "metrics-addr", "HOST:PORT", "serve Prometheus metrics at http://HOST:PORT/metrics") \
     X(LOG_LEVEL, "log-level", "LEVEL", "debug | info | warn | error (default info)")              \
     X(BOOTSTRAP, "bootstrap", "[true|false]", "start a new cluster with this node as its only voter") \
-    X(RAFT_PORT, "raft-port", "N", "Raft port on the bind host (default: RPC port + 2)")
+    X(RAFT_PORT, "raft-port", "N", "Raft port on the bind host (default: RPC port + 2)")           \
+    X(SNAPSHOT_ENTRIES, "snapshot-entries", "N", "take a Raft snapshot every N applied entries (default 0: never)")
 
 enum {
 #define X(id, name, arg, help) F_##id,
@@ -247,6 +248,11 @@ int main(int argc, char **argv)
         if (u64_of("raft-port", val[F_RAFT_PORT], 65535, &v) != 0)
             goto out;
         ac.raft_port = (uint16_t)v;
+    }
+    if (val[F_SNAPSHOT_ENTRIES] != NULL) {
+        if (u64_of("snapshot-entries", val[F_SNAPSHOT_ENTRIES], UINT32_MAX, &v) != 0)
+            goto out;
+        ac.snapshot_entries = (uint32_t)v;
     }
     plog_logger_level level = PLOG_LOGGER_INFO;
     if (val[F_LOG_LEVEL] != NULL && plog_logger_parse_level(val[F_LOG_LEVEL], &level) != PLOG_OK) {

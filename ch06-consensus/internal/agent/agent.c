@@ -378,6 +378,7 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
         .acl = a->acl,
         .bootstrap = cfg->bootstrap,
         .election_timeout_ms = cfg->election_timeout_ms,
+        .snapshot_entries = cfg->snapshot_entries,
         .log = cfg->log,
         .applied = on_applied,
         .arg = a,

@@ -52,6 +52,7 @@ typedef struct plog_agent_config {
     bool bootstrap;             /* start a new cluster with this node as its only voter */
     uint16_t raft_port;         /* Raft listens on the bind host at this port; 0: rpc_port + 2 */
     uint32_t election_timeout_ms; /* 0: 150 */
+    uint32_t snapshot_entries;  /* snapshot every N applied entries; 0: never */
 } plog_agent_config;
 
 /* plog_agent_open starts a node. Strings of cfg are copied. On PLOG_OK *ap is the

@@ -29,6 +29,7 @@
 #include "internal/distributed/codec.h"
 #include "internal/err/err.h"
 #include "internal/raft/raft.h"
+#include "internal/log/store.h"
 #include "internal/raftstore/raftstore.h"
 
 #define ENTRY_VERSION 1
@@ -115,6 +116,7 @@ struct plog_distributed {
     uint64_t next_reconcile;
     struct dedup *dedup[DEDUP_BUCKETS];
     uint64_t applied_index;
+    uint64_t snap_index; /* the latest snapshot's (taken or installed) */
 };
 
 uint64_t plog_distributed_id(const char *name)
@@ -337,6 +339,151 @@ static void release_reads(plog_distributed *d)
     }
 }
 
+/* ---- snapshots of the state machine -------------------------------------------- */
+
+#define SM_MAGIC 0x504c534du /* "PLSM" */
+
+struct sbuf {
+    uint8_t *p;
+    size_t n, cap;
+};
+
+static int sbuf_put(struct sbuf *b, const void *p, size_t n)
+{
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 65536;
+        while (cap < b->n + n)
+            cap *= 2;
+        uint8_t *q = realloc(b->p, cap);
+        if (q == NULL)
+            return PLOG_ENOMEM;
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+    return PLOG_OK;
+}
+
+static void put64(uint8_t *p, uint64_t v);
+static void put32(uint8_t *p, uint32_t v);
+
+/* snapshot_encode writes the state machine: magic u32, dedup count u32, each
+ * (client id, seq, first, count) as 4 x u64, then the record log's store frames
+ * as its reader streams them (Go: the book's fsm.Snapshot streams the log). */
+static int snapshot_encode(plog_distributed *d, struct sbuf *b)
+{
+    uint32_t nd = 0;
+    for (size_t i = 0; i < DEDUP_BUCKETS; i++)
+        for (struct dedup *x = d->dedup[i]; x != NULL; x = x->next)
+            nd++;
+    uint8_t hdr[8];
+    put32(hdr, SM_MAGIC);
+    put32(hdr + 4, nd);
+    int rv = sbuf_put(b, hdr, 8);
+    for (size_t i = 0; i < DEDUP_BUCKETS && rv == PLOG_OK; i++)
+        for (struct dedup *x = d->dedup[i]; x != NULL && rv == PLOG_OK; x = x->next) {
+            uint8_t e[32];
+            put64(e, x->client_id);
+            put64(e + 8, x->seq);
+            put64(e + 16, x->first);
+            put64(e + 24, x->count);
+            rv = sbuf_put(b, e, 32);
+        }
+    plog_log_reader *r;
+    if (rv != PLOG_OK || (rv = plog_log_reader_open(d->records, &r)) != PLOG_OK)
+        return rv;
+    uint8_t chunk[65536];
+    for (;;) {
+        size_t n;
+        rv = plog_log_reader_read(r, chunk, sizeof chunk, &n);
+        if (rv == PLOG_EOF) {
+            rv = PLOG_OK;
+            break;
+        }
+        if (rv != PLOG_OK || (rv = sbuf_put(b, chunk, n)) != PLOG_OK)
+            break;
+    }
+    plog_log_reader_close(r);
+    return rv;
+}
+
+static void dedup_clear(plog_distributed *d)
+{
+    for (size_t i = 0; i < DEDUP_BUCKETS; i++)
+        while (d->dedup[i] != NULL) {
+            struct dedup *x = d->dedup[i];
+            d->dedup[i] = x->next;
+            free(x);
+        }
+}
+
+/* snapshot_restore replaces the state machine by the one p[0..n) holds. */
+static int snapshot_restore(plog_distributed *d, const uint8_t *p, size_t n)
+{
+    if (n < 8 || get32(p) != SM_MAGIC)
+        return PLOG_ECORRUPT;
+    uint32_t nd = get32(p + 4);
+    if (nd > (n - 8) / 32)
+        return PLOG_ECORRUPT;
+    dedup_clear(d);
+    for (uint32_t i = 0; i < nd; i++) {
+        const uint8_t *e = p + 8 + (size_t)i * 32;
+        struct dedup **pp = dedup_find(d, get64(e));
+        if (*pp == NULL && (*pp = calloc(1, sizeof **pp)) == NULL)
+            return PLOG_ENOMEM;
+        **pp = (struct dedup){.client_id = get64(e), .seq = get64(e + 8), .first = get64(e + 16), .count = get64(e + 24)};
+    }
+    int rv = plog_log_reset(d->records);
+    const uint8_t *q = p + 8 + (size_t)nd * 32, *end = p + n;
+    while (rv == PLOG_OK && q < end) {
+        size_t len;
+        if (plog_store_frame_check(q, (size_t)(end - q), &len) != PLOG_OK)
+            return PLOG_ECORRUPT;
+        Log__V1__Record *rec = log__v1__record__unpack(NULL, len, q + PLOG_STORE_HDR);
+        if (rec == NULL)
+            return PLOG_ECORRUPT;
+        Log__V1__Record copy = LOG__V1__RECORD__INIT;
+        copy.value = rec->value;
+        uint64_t off;
+        rv = plog_log_append(d->records, &copy, &off);
+        log__v1__record__free_unpacked(rec, NULL);
+        q += PLOG_STORE_HDR + len;
+    }
+    atomic_store(&d->applied_next, plog_log_next_offset(d->records));
+    return rv;
+}
+
+/* maybe_snapshot takes a snapshot once snapshot_entries entries were applied
+ * since the last one: the state machine's bytes go to the core (which compacts
+ * its log and sends them to followers that fall behind) and to raftstore. */
+static int maybe_snapshot(plog_distributed *d)
+{
+    if (d->cfg.snapshot_entries == 0 || d->applied_index < d->snap_index + d->cfg.snapshot_entries)
+        return PLOG_OK;
+    struct sbuf b = {0};
+    int rv = snapshot_encode(d, &b);
+    if (rv != PLOG_OK) {
+        free(b.p);
+        return rv;
+    }
+    plog_raft_buf buf = {.data = b.p, .len = b.n};
+    plog_raft_event ev = {.type = PLOG_RAFT_EV_SNAPSHOT_TAKEN, .now_ms = now_ms(), .index = d->applied_index,
+                          .bufs = &buf, .n_bufs = 1};
+    plog_raft_update up;
+    rv = plog_raft_step(d->raft, &ev, &up);
+    if (rv == PLOG_OK && up.compacted != NULL) {
+        plog_raft_snapshot meta = *up.compacted;
+        meta.data = b.p;
+        meta.len = b.n;
+        rv = plog_raftstore_save_snapshot(d->store, &meta, false);
+        if (rv == PLOG_OK)
+            d->snap_index = meta.index;
+    }
+    free(b.p);
+    return rv;
+}
+
 /* ---- handling an update ------------------------------------------------------- */
 
 static int queue_msg(plog_distributed *d, const plog_raft_msg *m)
@@ -392,8 +539,25 @@ static int handle(plog_distributed *d, const plog_raft_update *up)
 {
     int rv;
     if (up->snapshot != NULL) {
-        /* This driver never takes snapshots, so no leader sends one. */
-        return PLOG_EINVAL;
+        /* From the leader (§7): persist it, drop the stored log, restore the state
+         * machine. Produces waiting for entries it covers cannot know their
+         * outcome here: the client retries, the dedup table answers. */
+        if ((rv = plog_raftstore_save_snapshot(d->store, up->snapshot, true)) != PLOG_OK ||
+            (rv = snapshot_restore(d, up->snapshot->data, up->snapshot->len)) != PLOG_OK)
+            return rv;
+        d->applied_index = d->snap_index = up->snapshot->index;
+        while (d->pending != NULL && d->pending->index <= up->snapshot->index) {
+            struct proposal *p = d->pending;
+            d->pending = p->next;
+            finish_proposal(p, PLOG_ENOTLEADER, 0, 0);
+        }
+        if (d->pending == NULL)
+            d->pending_tail = NULL;
+        d->dirty = true;
+        d->last_index = up->snapshot->index;
+        d->last_term = up->snapshot->term;
+        if (d->cfg.applied != NULL)
+            d->cfg.applied(d->cfg.arg, atomic_load(&d->applied_next));
     }
     if ((up->flags & PLOG_RAFT_UPD_HARDSTATE) &&
         (rv = plog_raftstore_save_hard_state(d->store, &up->hs)) != PLOG_OK)
@@ -590,7 +754,7 @@ static void *node_main(void *arg)
             reconcile(d);
             d->next_reconcile = now + RECONCILE_MS;
         }
-        if (flush(d) != PLOG_OK) {
+        if (flush(d) != PLOG_OK || maybe_snapshot(d) != PLOG_OK || flush(d) != PLOG_OK) {
             fprintf(stderr, "level=error msg=\"raft storage failed; node stops\" err=\"%s\"\n",
                     plog_raftstore_errmsg(d->store));
             pthread_mutex_lock(&d->mu);
@@ -681,6 +845,14 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
     if ((rv = plog_raftstore_boot(d->store, &boot)) != PLOG_OK) {
         plog_errf(err, errsz, "raft state: %s", plog_raftstore_errmsg(d->store));
         goto fail;
+    }
+    if (boot.snapshot != NULL) {
+        if ((rv = snapshot_restore(d, boot.snapshot->data, boot.snapshot->len)) != PLOG_OK) {
+            plog_errf(err, errsz, "restore the snapshot at %llu: %s", (unsigned long long)boot.snapshot->index,
+                      plog_strerror(rv));
+            goto fail;
+        }
+        d->applied_index = d->snap_index = boot.snapshot->index;
     }
     plog_raft_config rc;
     plog_raft_config_default(&rc, d->id);
@@ -1023,12 +1195,7 @@ void plog_distributed_close(plog_distributed *d)
     for (size_t i = 0; i < d->nout; i++)
         free(d->out[i].buf);
     free(d->out);
-    for (size_t i = 0; i < DEDUP_BUCKETS; i++)
-        while (d->dedup[i] != NULL) {
-            struct dedup *x = d->dedup[i];
-            d->dedup[i] = x->next;
-            free(x);
-        }
+    dedup_clear(d);
     plog_raft_free(d->raft);
     if (d->records != NULL)
         plog_log_close(d->records);

@@ -48,6 +48,9 @@ typedef struct plog_distributed_config {
     const plog_auth *acl;  /* borrowed: who may send Raft messages ("gossip") */
     bool bootstrap;        /* a new cluster of this one server (ignored once it has state) */
     uint32_t election_timeout_ms; /* 0: 150; timeouts are drawn from [T, 2T) */
+    uint32_t snapshot_entries;    /* take a snapshot every this many applied entries
+                                     (the state machine: the dedup table and the record
+                                     log streamed through its reader); 0: never */
     uint32_t heartbeat_ms;        /* 0: 10 (a follower that acknowledged after the commit
                                      learns it from the next heartbeat) */
     plog_log_config log;   /* segment sizes of both logs (sync is the driver's) */
