@@ -92,6 +92,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
+    /* Everyone leaves before anyone closes, so nobody is dialing a closing node
+     * (nng 1.5.2 leaks a TLS connection set up to a peer that closes meanwhile). */
+    for (int i = 0; i < N; i++)
+        if (f->a[i] != NULL)
+            plog_discovery_leave(plog_agent_discovery(f->a[i]));
     for (int i = N - 1; i >= 0; i--)
         assert_plog_ok(plog_agent_shutdown(f->a[i]));
     plog_test_rmrf(f->dir);

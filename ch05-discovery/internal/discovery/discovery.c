@@ -347,14 +347,22 @@ void plog_discovery_leave(plog_discovery *d)
     d->wake = true;
     pthread_cond_signal(&d->cv);
     pthread_mutex_unlock(&d->mu);
-    flush(d, &o);
+    /* The leave goes out three times, 50 ms apart: a copy dropped by a full send
+     * buffer or a connection still coming up costs the others a failure
+     * detection otherwise, and a duplicate "left" is a no-op. The driver keeps
+     * answering pings meanwhile (with the leave piggybacked), and a TLS send
+     * completes before the bytes are on the wire, so the sockets stay open a
+     * moment longer. */
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < o.n; i++)
+            plog_transport_send(d->t, o.v[i].addr, o.v[i].data, o.v[i].len);
+        struct timespec ts = {0, (LEAVE_LINGER_MS / 3) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+    for (size_t i = 0; i < o.n; i++)
+        free(o.v[i].data);
     free(o.v);
-    /* The leave rides out on PUSH buffers and is gossiped on for a few rounds by
-     * the driver; a TLS send completes before the bytes are on the wire, so give
-     * it a moment before the sockets close. */
-    struct timespec ts = {0, LEAVE_LINGER_MS * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
 }
 
 void plog_discovery_close(plog_discovery *d)

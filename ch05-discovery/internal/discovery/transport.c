@@ -33,7 +33,7 @@
 
 #define DEFAULT_MAX_MSG (64u << 10)
 #define DEFAULT_MAX_PEERS 64
-#define DEFAULT_SENDBUF 16
+#define DEFAULT_SENDBUF 64
 #define ADDR_SIZE 272
 #define PATH_SIZE 1024
 
@@ -308,14 +308,11 @@ void plog_transport_close(plog_transport *g)
 {
     if (g == NULL)
         return;
-    /* Close the PULL socket first: the pending receive completes with
-     * NNG_ECLOSED, and nng_aio_stop waits for that callback. */
-    if (g->pull_open)
-        nng_close(g->pull);
-    if (g->aio != NULL) {
+    /* Stop receiving first (nng_aio_stop waits for a callback in progress; the
+     * callback does not re-arm a stopped aio), as the server stops its contexts
+     * before closing its socket; then stop sending; then close the listener. */
+    if (g->aio != NULL)
         nng_aio_stop(g->aio);
-        nng_aio_free(g->aio);
-    }
     pthread_mutex_lock(&g->mu);
     for (unsigned i = 0; i < g->npeers; i++) {
         /* The socket is closed before the hook goes, and the hook before g. */
@@ -325,6 +322,9 @@ void plog_transport_close(plog_transport *g)
     }
     g->npeers = 0;
     pthread_mutex_unlock(&g->mu);
+    if (g->pull_open)
+        nng_close(g->pull);
+    nng_aio_free(g->aio);
     free(g->peers);
     if (g->server_tls != NULL)
         nng_tls_config_free(g->server_tls);

@@ -50,7 +50,7 @@ typedef struct plog_transport_config {
     const plog_auth *acl;  /* borrowed; NULL: every verified CN may send */
     size_t max_msg_bytes;  /* 0: 64 KiB */
     unsigned max_peers;    /* PUSH sockets kept; the least recently used goes; 0: 64 */
-    unsigned sendbuf;      /* messages buffered per destination; 0: 16 */
+    unsigned sendbuf;      /* messages buffered per destination; 0: 64 */
     plog_transport_recv_fn recv;
     void *arg;
 } plog_transport_config;
