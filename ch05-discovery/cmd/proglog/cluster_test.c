@@ -212,5 +212,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cluster_client_certificate_cannot_join, setup, teardown),
     };
+    if (getenv("PLOG_TEST_FILTER") != NULL) /* e.g. "*kill9*": run only those */
+        cmocka_set_test_filter(getenv("PLOG_TEST_FILTER"));
     return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
 }

@@ -138,11 +138,26 @@ static bool readable(void *arg)
     return ok;
 }
 
+static bool all_alive(void *arg)
+{
+    struct fixture *f = arg;
+    for (int i = 0; i < N; i++) {
+        plog_discovery_stats st;
+        plog_discovery_stats_get(plog_agent_discovery(f->a[i]), &st);
+        if (st.alive != N)
+            return false;
+    }
+    return true;
+}
+
+/* start_three starts three agents joining the first and waits until each sees all
+ * three alive (the book's tests wait for the joins too). */
 static void start_three(struct fixture *f)
 {
     start(f, 0, -1);
     start(f, 1, 0);
     start(f, 2, 0);
+    assert_true(plog_test_wait_until(all_alive, f, 3000));
 }
 
 /* Go: TestAgent. */
@@ -214,7 +229,16 @@ static void test_agent_shutdown_is_seen_as_a_leave_within_3s(void **state)
     f->a[2] = NULL;
     for (int i = 0; i < 2; i++) {
         struct left_arg l = {f->a[i], "node3"};
-        assert_true(plog_test_wait_until(has_left, &l, 3000));
+        if (!plog_test_wait_until(has_left, &l, 3000)) {
+            plog_membership_member *v;
+            size_t n;
+            assert_plog_ok(plog_discovery_members(plog_agent_discovery(f->a[i]), &v, &n));
+            for (size_t k = 0; k < n; k++)
+                print_message("node%d sees %s status %d incarnation %llu\n", i + 1, v[k].name, v[k].status,
+                              (unsigned long long)v[k].incarnation);
+            free(v);
+            fail_msg("node%d does not see node3 leave", i + 1);
+        }
     }
     /* The leave stopped replication from node3. */
     for (int t = 0; t < 300; t++) {

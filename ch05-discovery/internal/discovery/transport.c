@@ -264,6 +264,17 @@ int plog_transport_send(plog_transport *g, const char *addr, const void *buf, si
     pthread_mutex_lock(&g->mu);
     struct peer *p = peer_get(g, addr);
     int rv = p == NULL ? NNG_EINVAL : nng_sendmsg(p->sock, m, NNG_FLAG_NONBLOCK);
+    if (rv == NNG_EAGAIN) {
+        /* A full buffer means this socket has had no connection for a while
+         * (64 messages): start over with a fresh socket and dialer rather than
+         * trust the old one's redials (nng 1.5.2 can lose a TLS dial that
+         * completes while the peer restarts, and then never redials). */
+        peer_close(p);
+        *p = g->peers[--g->npeers];
+        memset(&g->peers[g->npeers], 0, sizeof *p);
+        p = peer_get(g, addr);
+        rv = p == NULL ? NNG_EINVAL : nng_sendmsg(p->sock, m, NNG_FLAG_NONBLOCK);
+    }
     pthread_mutex_unlock(&g->mu);
     if (rv != 0) {
         nng_msg_free(m); /* a failed send leaves the message ours */
