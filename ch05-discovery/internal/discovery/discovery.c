@@ -103,7 +103,8 @@ static void on_message(void *arg, const char *from, const uint8_t *buf, size_t l
     struct outbox o = {0};
     pthread_mutex_lock(&d->mu);
     if (!d->stop) {
-        plog_membership_recv(d->m, now_ms(), buf, len);
+        /* The core checks the sender again (recv_from): one rule, two guards. */
+        plog_membership_recv_from(d->m, now_ms(), from, buf, len);
         drain(d, &o);
         d->wake = true; /* events, and maybe an earlier deadline */
         pthread_cond_signal(&d->cv);
