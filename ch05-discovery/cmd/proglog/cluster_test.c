@@ -97,6 +97,28 @@ static void test_cluster_replicates_every_record_exactly_once(void **state)
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++)
             assert_true(wait_status(c, i, c->node[j].name, "alive", 10000));
+    /* proglogctl members, as an operator sees it from node3. */
+    char cmd[2048], *out = NULL;
+    const char *certs = tc_certs();
+    snprintf(cmd, sizeof cmd,
+             "%s --addr tls+tcp://127.0.0.1:%d --tls-cert-file %s/root-client.pem --tls-key-file "
+             "%s/root-client-key.pem --tls-ca-file %s/ca.pem members",
+             plog_test_bin("proglogctl"), c->node[2].rport, certs, certs, certs);
+    assert_int_equal(plog_test_sh(cmd, 10000, &out), 0);
+    assert_non_null(strstr(out, "NAME"));
+    assert_non_null(strstr(out, "node3*"));
+    for (int j = 0; j < 3; j++) {
+        char want[64];
+        snprintf(want, sizeof want, "rpc_addr=127.0.0.1:%d", c->node[j].rport);
+        const char *line = strstr(out, want);
+        if (line == NULL)
+            fail_msg("no %s in:\n%s", want, out);
+    }
+    int alive = 0;
+    for (const char *p = out; (p = strstr(p, " alive ")) != NULL; p++)
+        alive++;
+    assert_int_equal(alive, 3);
+    free(out);
     tc_produce(c, 0, "a", 0, 50);
     tc_produce(c, 1, "b", 0, 30);
     tc_produce(c, 2, "c", 0, 20);
