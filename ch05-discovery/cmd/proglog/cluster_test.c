@@ -229,9 +229,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cluster_replicates_every_record_exactly_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cluster_kill9_is_failed_then_rejoins_and_catches_up, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cluster_repeated_kill9_during_replication_never_duplicates, setup,
+        cmocka_unit_test_setup_teardown(test_cluster_kill9_is_failed_then_rejoins_and_catches_up, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_repeated_kill9_during_replication_never_duplicates,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_client_certificate_cannot_join, setup, teardown),
     };
     if (getenv("PLOG_TEST_FILTER") != NULL) /* e.g. "*kill9*": run only those */

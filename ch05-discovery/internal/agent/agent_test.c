@@ -108,8 +108,8 @@ static plog_client *client(struct fixture *f, int i)
 {
     char err[PLOG_TLS_ERRMSG_SIZE];
     plog_client_config cfg = {.timeout_ms = 5000};
-    if (plog_tls_config_client(cert("root-client.pem"), cert("root-client-key.pem"), cert("ca.pem"), "127.0.0.1",
-                               &cfg.tls, err, sizeof err) != 0)
+    if (plog_tls_config_client(cert("root-client.pem"), cert("root-client-key.pem"), cert("ca.pem"),
+                               "127.0.0.1", &cfg.tls, err, sizeof err) != 0)
         fail_msg("%s", err);
     plog_client *c;
     plog_rpc_status st;
@@ -319,10 +319,11 @@ static void test_agent_refuses_a_data_dir_of_another_node(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_agent_record_produced_on_one_is_readable_on_the_others_within_3s, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_agent_record_produced_on_one_is_readable_on_the_others_within_3s,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_shutdown_is_seen_as_a_leave_within_3s, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_agent_restart_resumes_replication_without_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_restart_resumes_replication_without_duplicates, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_of_another_node, setup, teardown),
     };
     return cmocka_run_group_tests_name("agent", tests, NULL, NULL);

@@ -185,7 +185,8 @@ static void *driver_main(void *arg)
 /* to_url writes "tls+tcp://HOST:PORT" for "HOST:PORT" (a URL stays as is). */
 static int to_url(const char *addr, char *url, size_t size)
 {
-    int n = strstr(addr, "://") != NULL ? snprintf(url, size, "%s", addr) : snprintf(url, size, "tls+tcp://%s", addr);
+    int n = strstr(addr, "://") != NULL ? snprintf(url, size, "%s", addr)
+                                        : snprintf(url, size, "tls+tcp://%s", addr);
     return n > 0 && (size_t)n < size && strchr(addr, ':') != NULL ? PLOG_OK : PLOG_EINVAL;
 }
 
@@ -226,7 +227,8 @@ int plog_discovery_open(const plog_discovery_config *cfg, plog_discovery **dp, c
     }
     for (size_t i = 0; i < cfg->njoin; i++) {
         if ((rv = to_url(cfg->start_join_addrs[i], seeds[i], sizeof seeds[i])) != PLOG_OK) {
-            plog_errf(err, errsize, "discovery: bad join address \"%s\" (want HOST:PORT)", cfg->start_join_addrs[i]);
+            plog_errf(err, errsize, "discovery: bad join address \"%s\" (want HOST:PORT)",
+                      cfg->start_join_addrs[i]);
             goto fail;
         }
         seedp[i] = seeds[i];

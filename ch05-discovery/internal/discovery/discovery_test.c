@@ -190,13 +190,18 @@ static void join_three(struct fixture *f)
                     free(v);
                     plog_discovery_stats st;
                     plog_discovery_stats_get(f->n[k].d, &st);
-                    print_message("%s sent %llu dropped %llu recv %llu unauth %llu denied %llu tlsfail %llu fmt %llu spoof %llu\n", f->n[k].name,
-                                  (unsigned long long)st.transport.sent, (unsigned long long)st.transport.send_dropped,
-                                  (unsigned long long)st.transport.received, (unsigned long long)st.transport.unauthenticated,
-                                  (unsigned long long)st.transport.denied, (unsigned long long)st.transport.tls_failures,
+                    print_message("%s sent %llu dropped %llu recv %llu unauth %llu denied %llu tlsfail %llu "
+                                  "fmt %llu spoof %llu\n",
+                                  f->n[k].name, (unsigned long long)st.transport.sent,
+                                  (unsigned long long)st.transport.send_dropped,
+                                  (unsigned long long)st.transport.received,
+                                  (unsigned long long)st.transport.unauthenticated,
+                                  (unsigned long long)st.transport.denied,
+                                  (unsigned long long)st.transport.tls_failures,
                                   (unsigned long long)st.bad_format, (unsigned long long)st.spoofed);
                     for (int e = 0; e < f->n[k].nev; e++)
-                        print_message("%s event %d %s\n", f->n[k].name, f->n[k].ev[e].type, f->n[k].ev[e].member.name);
+                        print_message("%s event %d %s\n", f->n[k].name, f->n[k].ev[e].type,
+                                      f->n[k].ev[e].member.name);
                 }
                 fail_msg("%s does not see %s join", f->n[i].name, f->n[j].name);
             }
@@ -285,8 +290,9 @@ static bool stat_positive(void *arg)
     return v > 0;
 }
 
-#define WAIT_STAT(d, member) \
-    assert_true(plog_test_wait_until(stat_positive, &(struct stat_arg){(d), offsetof(plog_discovery_stats, member)}, 5000))
+#define WAIT_STAT(d, member)                        \
+    assert_true(plog_test_wait_until(stat_positive, \
+                                     &(struct stat_arg){(d), offsetof(plog_discovery_stats, member)}, 5000))
 
 static void test_membership_drops_and_counts_bad_messages_and_keeps_working(void **state)
 {
@@ -370,10 +376,11 @@ static void test_membership_drops_and_counts_bad_messages_and_keeps_working(void
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_membership_three_members_join_and_see_each_other, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_membership_leave_is_seen_as_left_within_3s, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_membership_drops_and_counts_bad_messages_and_keeps_working, setup,
+        cmocka_unit_test_setup_teardown(test_membership_three_members_join_and_see_each_other, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_membership_leave_is_seen_as_left_within_3s, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_membership_drops_and_counts_bad_messages_and_keeps_working,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests_name("discovery", tests, NULL, NULL);
 }

@@ -171,7 +171,8 @@ int plog_transport_open(const plog_transport_config *cfg, plog_transport **gp, c
     nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, g->server_tls);
     if ((rv = plog_rpc_nngerr_err(nng_listener_start(l, 0), url, err, errsize)) != PLOG_OK)
         goto fail;
-    if ((rv = plog_rpc_nngerr_err(nng_aio_alloc(&g->aio, recv_cb, g), "gossip: aio", err, errsize)) != PLOG_OK)
+    if ((rv = plog_rpc_nngerr_err(nng_aio_alloc(&g->aio, recv_cb, g), "gossip: aio", err, errsize)) !=
+        PLOG_OK)
         goto fail;
     nng_recv_aio(g->pull, g->aio);
     *gp = g;
