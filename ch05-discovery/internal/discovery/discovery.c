@@ -140,14 +140,9 @@ static void *driver_main(void *arg)
         bool deliver = !d->left;
         pthread_mutex_unlock(&d->mu);
         flush(d, &o);
-        for (size_t i = 0; i < nev; i++) {
-            /* Stop redialing a member that is gone; if it comes back, the next
-             * message to it dials afresh. */
-            if (ev[i].type == PLOG_MEMBERSHIP_FAILED || ev[i].type == PLOG_MEMBERSHIP_LEAVE)
-                plog_transport_forget(d->t, ev[i].member.addr);
+        for (size_t i = 0; i < nev; i++)
             if (deliver && d->cfg.handler != NULL)
                 d->cfg.handler(d->cfg.arg, &ev[i]);
-        }
         nev = 0;
         pthread_mutex_lock(&d->mu);
         if (d->stop || d->wake) {
