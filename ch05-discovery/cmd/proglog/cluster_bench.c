@@ -98,10 +98,12 @@ static void bench_discovery(struct tc *c)
     }
     plog_membership_config mc;
     plog_membership_config_fast(&mc);
-    printf("bench disc.join %lld ms p=50 runs=%d nodes=3 profile=fast\n", (long long)pct(join, runs, 50), runs);
-    printf("bench disc.leave %lld ms p=50 runs=%d nodes=3 profile=fast\n", (long long)pct(leave, runs, 50), runs);
-    printf("bench disc.detect %lld ms p=50 kills=%d nodes=3 profile=fast\n", (long long)pct(detect, kills, 50),
-           kills);
+    printf("bench disc.join %lld ms p=50 runs=%d nodes=3 profile=fast\n", (long long)pct(join, runs, 50),
+           runs);
+    printf("bench disc.leave %lld ms p=50 runs=%d nodes=3 profile=fast\n", (long long)pct(leave, runs, 50),
+           runs);
+    printf("bench disc.detect %lld ms p=50 kills=%d nodes=3 profile=fast\n",
+           (long long)pct(detect, kills, 50), kills);
     printf("bench disc.detect %lld ms p=99 kills=%d nodes=3 profile=fast bound=%llu\n",
            (long long)pct(detect, kills, 99), kills,
            (unsigned long long)plog_membership_detect_bound_ms(&mc, 3));
@@ -121,8 +123,8 @@ static bool wait_readable(plog_client *cl, uint64_t off)
         nng_msg *reply;
         plog_rpc_reply rp;
         plog_rpc_status st;
-        if (plog_client_call(cl, plog_rpc_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0, 0, &reply, &rp, &st) !=
-            PLOG_STATUS_OK)
+        if (plog_client_call(cl, plog_rpc_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0, 0, &reply,
+                             &rp, &st) != PLOG_STATUS_OK)
             return false;
         Log__V1__ConsumeResponse *resp = log__v1__consume_response__unpack(NULL, rp.body_len, rp.body);
         nng_msg_free(reply);
@@ -157,10 +159,10 @@ static void bench_lag(struct tc *c)
         clock_gettime(CLOCK_MONOTONIC, &ts1);
         lag[i] = (int64_t)(ts1.tv_sec - ts0.tv_sec) * 1000000 + (ts1.tv_nsec - ts0.tv_nsec) / 1000;
     }
-    printf("bench repl.lag %.1f ms p=50 samples=%d size=100 sync=interval\n", (double)pct(lag, SAMPLES, 50) / 1000,
-           SAMPLES);
-    printf("bench repl.lag %.1f ms p=99 samples=%d size=100 sync=interval\n", (double)pct(lag, SAMPLES, 99) / 1000,
-           SAMPLES);
+    printf("bench repl.lag %.1f ms p=50 samples=%d size=100 sync=interval\n",
+           (double)pct(lag, SAMPLES, 50) / 1000, SAMPLES);
+    printf("bench repl.lag %.1f ms p=99 samples=%d size=100 sync=interval\n",
+           (double)pct(lag, SAMPLES, 99) / 1000, SAMPLES);
     fflush(stdout);
     plog_client_close(a);
     plog_client_close(b);

@@ -97,6 +97,28 @@ static void test_cluster_replicates_every_record_exactly_once(void **state)
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++)
             assert_true(wait_status(c, i, c->node[j].name, "alive", 10000));
+    /* proglogctl members, as an operator sees it from node3. */
+    char cmd[2048], *out = NULL;
+    const char *certs = tc_certs();
+    snprintf(cmd, sizeof cmd,
+             "%s --addr tls+tcp://127.0.0.1:%d --tls-cert-file %s/root-client.pem --tls-key-file "
+             "%s/root-client-key.pem --tls-ca-file %s/ca.pem members",
+             plog_test_bin("proglogctl"), c->node[2].rport, certs, certs, certs);
+    assert_int_equal(plog_test_sh(cmd, 10000, &out), 0);
+    assert_non_null(strstr(out, "NAME"));
+    assert_non_null(strstr(out, "node3*"));
+    for (int j = 0; j < 3; j++) {
+        char want[64];
+        snprintf(want, sizeof want, "rpc_addr=127.0.0.1:%d", c->node[j].rport);
+        const char *line = strstr(out, want);
+        if (line == NULL)
+            fail_msg("no %s in:\n%s", want, out);
+    }
+    int alive = 0;
+    for (const char *p = out; (p = strstr(p, " alive ")) != NULL; p++)
+        alive++;
+    assert_int_equal(alive, 3);
+    free(out);
     tc_produce(c, 0, "a", 0, 50);
     tc_produce(c, 1, "b", 0, 30);
     tc_produce(c, 2, "c", 0, 20);
@@ -207,10 +229,13 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cluster_replicates_every_record_exactly_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cluster_kill9_is_failed_then_rejoins_and_catches_up, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cluster_repeated_kill9_during_replication_never_duplicates, setup,
+        cmocka_unit_test_setup_teardown(test_cluster_kill9_is_failed_then_rejoins_and_catches_up, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_repeated_kill9_during_replication_never_duplicates,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_client_certificate_cannot_join, setup, teardown),
     };
+    if (getenv("PLOG_TEST_FILTER") != NULL) /* e.g. "*kill9*": run only those */
+        cmocka_set_test_filter(getenv("PLOG_TEST_FILTER"));
     return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
 }

@@ -278,7 +278,8 @@ static bool append_batch(struct member *m, Log__V1__ConsumeResponse *resp, uint6
     for (size_t i = 0; i < resp->n_records; i++) {
         Log__V1__Record *rec = resp->records[i];
         /* Only what the member originated, in order, and never below the position. */
-        if ((rec->origin != NULL && rec->origin[0] != '\0') || rec->offset < pos || (n > 0 && rec->offset <= last))
+        if ((rec->origin != NULL && rec->origin[0] != '\0') || rec->offset < pos ||
+            (n > 0 && rec->offset <= last))
             continue;
         was[n] = rec->origin;
         rec->origin = m->name;
@@ -295,8 +296,8 @@ static bool append_batch(struct member *m, Log__V1__ConsumeResponse *resp, uint6
         if (rv != PLOG_OK) {
             char why[160];
             plog_log_errmsg(r->log, why, sizeof why);
-            plog_logger_log(r->cfg.logger, PLOG_LOGGER_ERROR, "replication append failed", "origin", m->name, "err",
-                            plog_strerror(rv), "detail", why, NULL);
+            plog_logger_log(r->cfg.logger, PLOG_LOGGER_ERROR, "replication append failed", "origin", m->name,
+                            "err", plog_strerror(rv), "detail", why, NULL);
             ok = false;
         } else {
             pthread_mutex_lock(&r->mu);
@@ -338,8 +339,8 @@ static void *committer_main(void *arg)
         } else {
             char why[160];
             plog_log_errmsg(r->log, why, sizeof why);
-            plog_logger_log(r->cfg.logger, PLOG_LOGGER_ERROR, "replication commit failed", "err", plog_strerror(rv),
-                            "detail", why, NULL);
+            plog_logger_log(r->cfg.logger, PLOG_LOGGER_ERROR, "replication commit failed", "err",
+                            plog_strerror(rv), "detail", why, NULL);
         }
         done = target;
         pthread_mutex_lock(&r->mu);
@@ -383,10 +384,12 @@ static void *member_main(void *arg)
             c = NULL;
             if (client_open(m, addr, &c, &st) != PLOG_STATUS_OK) {
                 atomic_fetch_add(&r->errors, 1);
-                plog_logger_log(r->cfg.logger, PLOG_LOGGER_WARN, "replication: cannot connect", "origin", m->name,
-                                "addr", addr, "err", st.msg, NULL);
+                plog_logger_log(r->cfg.logger, PLOG_LOGGER_WARN, "replication: cannot connect", "origin",
+                                m->name, "addr", addr, "err", st.msg, NULL);
                 c = NULL;
-                backoff = backoff == 0 ? BACKOFF_MIN_MS : backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+                backoff = backoff == 0                   ? BACKOFF_MIN_MS
+                          : backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                         : backoff * 2;
                 wait_stop(m, backoff);
                 continue;
             }
@@ -399,14 +402,16 @@ static void *member_main(void *arg)
         req.origin_only = 1;
         nng_msg *reply = NULL;
         plog_rpc_reply rp;
-        int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0, 0, &reply, &rp,
-                                    &st);
+        int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0, 0,
+                                    &reply, &rp, &st);
         if (code != PLOG_STATUS_OK) {
             atomic_fetch_add(&r->errors, 1);
             if (backoff == 0 && code != PLOG_STATUS_UNAVAILABLE)
-                plog_logger_log(r->cfg.logger, PLOG_LOGGER_WARN, "replication poll failed", "origin", m->name, "code",
-                                plog_rpc_status_name(code), "err", st.msg, NULL);
-            backoff = backoff == 0 ? BACKOFF_MIN_MS : backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+                plog_logger_log(r->cfg.logger, PLOG_LOGGER_WARN, "replication poll failed", "origin", m->name,
+                                "code", plog_rpc_status_name(code), "err", st.msg, NULL);
+            backoff = backoff == 0                   ? BACKOFF_MIN_MS
+                      : backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                     : backoff * 2;
             wait_stop(m, backoff);
             continue;
         }

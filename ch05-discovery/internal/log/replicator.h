@@ -50,9 +50,9 @@ typedef struct plog_replicator_config {
     const char *cert_file; /* the node's peer certificate, key and CA (copied paths) */
     const char *key_file;
     const char *ca_file;
-    uint32_t batch_records;    /* per poll; 0: 32768 */
-    uint32_t batch_bytes;      /* per poll; 0: 3 MiB (the server's replies stay under 4 MiB) */
-    uint32_t poll_wait_ms;     /* long poll; 0: 250 (also bounds how long a stop takes) */
+    uint32_t batch_records;                 /* per poll; 0: 32768 */
+    uint32_t batch_bytes;                   /* per poll; 0: 3 MiB (the server's replies stay under 4 MiB) */
+    uint32_t poll_wait_ms;                  /* long poll; 0: 250 (also bounds how long a stop takes) */
     plog_replicator_published_fn published; /* may be NULL */
     void *arg;
     plog_logger *logger; /* borrowed; NULL: silent */
@@ -81,10 +81,10 @@ void plog_replicator_position(plog_replicator *r, const char *origin, uint64_t *
 
 /* Counters since open. */
 typedef struct plog_replicator_stats {
-    uint64_t records;   /* appended */
-    uint64_t polls;     /* ConsumeStream calls answered */
-    uint64_t errors;    /* failed calls (then retried with backoff) */
-    unsigned active;    /* members being copied now */
+    uint64_t records; /* appended */
+    uint64_t polls;   /* ConsumeStream calls answered */
+    uint64_t errors;  /* failed calls (then retried with backoff) */
+    unsigned active;  /* members being copied now */
 } plog_replicator_stats;
 void plog_replicator_stats_get(plog_replicator *r, plog_replicator_stats *out);
 
