@@ -27,31 +27,33 @@
 #define MAX_JOIN 64
 
 /* Every flag that takes a value, by long name; index = getopt's val - 1. */
-#define FLAGS(X)                                                                                  \
-    X(CONFIG_FILE, "config-file", "FILE", "read these flags from a YAML file (flags win)")        \
-    X(DATA_DIR, "data-dir", "DIR", "where the node keeps its log (default ./data)")               \
+#define FLAGS(X)                                                                                           \
+    X(CONFIG_FILE, "config-file", "FILE", "read these flags from a YAML file (flags win)")                 \
+    X(DATA_DIR, "data-dir", "DIR", "where the node keeps its log (default ./data)")                        \
     X(NODE_NAME, "node-name", "NAME", "unique node name = its peer certificate's CN (default: host name)") \
-    X(BIND_ADDR, "bind-addr", "HOST:PORT", "gossip address; the RPC server listens on HOST (default 127.0.0.1:8401)") \
-    X(RPC_PORT, "rpc-port", "N", "RPC port on the bind host (default 8400)")                      \
-    X(START_JOIN_ADDRS, "start-join-addrs", "A,B", "gossip addresses of members to join through") \
-    X(ACL_MODEL_FILE, "acl-model-file", "FILE", "the Casbin model, checked to be the book's (optional)") \
-    X(ACL_POLICY_FILE, "acl-policy-file", "FILE", "who may do what: \"p, SUBJECT, *, ACTION\"")    \
-    X(SERVER_TLS_CERT_FILE, "server-tls-cert-file", "FILE", "the RPC server's certificate (PEM)") \
-    X(SERVER_TLS_KEY_FILE, "server-tls-key-file", "FILE", "its key")                              \
-    X(SERVER_TLS_CA_FILE, "server-tls-ca-file", "FILE", "the CA client certificates chain to")    \
-    X(PEER_TLS_CERT_FILE, "peer-tls-cert-file", "FILE", "this node's certificate (gencert --node NAME)") \
-    X(PEER_TLS_KEY_FILE, "peer-tls-key-file", "FILE", "its key")                                  \
-    X(PEER_TLS_CA_FILE, "peer-tls-ca-file", "FILE", "the CA other nodes' certificates chain to")  \
-    X(PROFILE, "profile", "lan|fast", "membership timing: lan (default) or fast (loopback tests)") \
-    X(SYNC, "sync", "POLICY", "never | always | interval (default interval)")                     \
-    X(SYNC_INTERVAL_MS, "sync-interval-ms", "N", "group-commit period for --sync interval (default 10)") \
-    X(MAX_STORE_BYTES, "max-store-bytes", "N", "segment store size before rolling (default 1 GiB)") \
-    X(MAX_INDEX_BYTES, "max-index-bytes", "N", "segment index size before rolling (default 10 MiB)") \
-    X(METRICS_ADDR, "metrics-addr", "HOST:PORT", "serve Prometheus metrics at http://HOST:PORT/metrics") \
-    X(LOG_LEVEL, "log-level", "LEVEL", "debug | info | warn | error (default info)")              \
-    X(BOOTSTRAP, "bootstrap", "[true|false]", "start a new cluster with this node as its only voter") \
-    X(RAFT_PORT, "raft-port", "N", "Raft port on the bind host (default: RPC port + 2)")           \
-    X(SNAPSHOT_ENTRIES, "snapshot-entries", "N", "take a Raft snapshot every N applied entries (default 0: never)")
+    X(BIND_ADDR, "bind-addr", "HOST:PORT",                                                                 \
+      "gossip address; the RPC server listens on HOST (default 127.0.0.1:8401)")                           \
+    X(RPC_PORT, "rpc-port", "N", "RPC port on the bind host (default 8400)")                               \
+    X(START_JOIN_ADDRS, "start-join-addrs", "A,B", "gossip addresses of members to join through")          \
+    X(ACL_MODEL_FILE, "acl-model-file", "FILE", "the Casbin model, checked to be the book's (optional)")   \
+    X(ACL_POLICY_FILE, "acl-policy-file", "FILE", "who may do what: \"p, SUBJECT, *, ACTION\"")            \
+    X(SERVER_TLS_CERT_FILE, "server-tls-cert-file", "FILE", "the RPC server's certificate (PEM)")          \
+    X(SERVER_TLS_KEY_FILE, "server-tls-key-file", "FILE", "its key")                                       \
+    X(SERVER_TLS_CA_FILE, "server-tls-ca-file", "FILE", "the CA client certificates chain to")             \
+    X(PEER_TLS_CERT_FILE, "peer-tls-cert-file", "FILE", "this node's certificate (gencert --node NAME)")   \
+    X(PEER_TLS_KEY_FILE, "peer-tls-key-file", "FILE", "its key")                                           \
+    X(PEER_TLS_CA_FILE, "peer-tls-ca-file", "FILE", "the CA other nodes' certificates chain to")           \
+    X(PROFILE, "profile", "lan|fast", "membership timing: lan (default) or fast (loopback tests)")         \
+    X(SYNC, "sync", "POLICY", "never | always | interval (default interval)")                              \
+    X(SYNC_INTERVAL_MS, "sync-interval-ms", "N", "group-commit period for --sync interval (default 10)")   \
+    X(MAX_STORE_BYTES, "max-store-bytes", "N", "segment store size before rolling (default 1 GiB)")        \
+    X(MAX_INDEX_BYTES, "max-index-bytes", "N", "segment index size before rolling (default 10 MiB)")       \
+    X(METRICS_ADDR, "metrics-addr", "HOST:PORT", "serve Prometheus metrics at http://HOST:PORT/metrics")   \
+    X(LOG_LEVEL, "log-level", "LEVEL", "debug | info | warn | error (default info)")                       \
+    X(BOOTSTRAP, "bootstrap", "[true|false]", "start a new cluster with this node as its only voter")     \
+    X(RAFT_PORT, "raft-port", "N", "Raft port on the bind host (default: RPC port + 2)")                   \
+    X(SNAPSHOT_ENTRIES, "snapshot-entries", "N",                                                           \
+      "take a Raft snapshot every N applied entries (default 0: never)")
 
 enum {
 #define X(id, name, arg, help) F_##id,
@@ -212,11 +214,11 @@ int main(int argc, char **argv)
             goto out;
         ac.log.sync_interval_ms = (uint32_t)v;
     }
-    if (val[F_MAX_STORE_BYTES] != NULL && u64_of("max-store-bytes", val[F_MAX_STORE_BYTES], UINT64_MAX,
-                                                 &ac.log.segment.max_store_bytes) != 0)
+    if (val[F_MAX_STORE_BYTES] != NULL &&
+        u64_of("max-store-bytes", val[F_MAX_STORE_BYTES], UINT64_MAX, &ac.log.segment.max_store_bytes) != 0)
         goto out;
-    if (val[F_MAX_INDEX_BYTES] != NULL && u64_of("max-index-bytes", val[F_MAX_INDEX_BYTES], UINT64_MAX,
-                                                 &ac.log.segment.max_index_bytes) != 0)
+    if (val[F_MAX_INDEX_BYTES] != NULL &&
+        u64_of("max-index-bytes", val[F_MAX_INDEX_BYTES], UINT64_MAX, &ac.log.segment.max_index_bytes) != 0)
         goto out;
     if (val[F_SYNC] != NULL) {
         if (strcmp(val[F_SYNC], "never") == 0)
@@ -309,9 +311,9 @@ int main(int argc, char **argv)
     char next[24], join[24];
     snprintf(next, sizeof next, "%" PRIu64, plog_log_next_offset(plog_agent_log(agent)));
     snprintf(join, sizeof join, "%zu", ac.njoin);
-    plog_logger_log(lg, PLOG_LOGGER_INFO, "serving", "node", ac.node_name, "rpc_addr", plog_agent_rpc_addr(agent),
-                    "bind_addr", ac.bind_addr, "data_dir", ac.data_dir, "join", join, "profile",
-                    ac.fast ? "fast" : "lan", "next_offset", next, "metrics",
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "serving", "node", ac.node_name, "rpc_addr",
+                    plog_agent_rpc_addr(agent), "bind_addr", ac.bind_addr, "data_dir", ac.data_dir, "join",
+                    join, "profile", ac.fast ? "fast" : "lan", "next_offset", next, "metrics",
                     ac.metrics_addr != NULL ? ac.metrics_addr : "off", "version", VERSION, NULL);
 
     int sig = 0;

@@ -78,8 +78,8 @@ static void test_proglog_config_file_with_a_flag_overriding_it(void **state)
     plog_test_proc p = {0};
     plog_test_spawn(&p, argv);
     char want[128];
-    snprintf(want, sizeof want, "node=node1 rpc_addr=tls+tcp://127.0.0.1:%d bind_addr=127.0.0.1:%d", f->rport_flag,
-             f->gport);
+    snprintf(want, sizeof want, "node=node1 rpc_addr=tls+tcp://127.0.0.1:%d bind_addr=127.0.0.1:%d",
+             f->rport_flag, f->gport);
     bool up = plog_test_wait_output(&p, want, 10000);
     char *out = plog_test_output(&p);
     if (!up) {
@@ -132,7 +132,8 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
     }
     /* The flag names the missing file of the config too, after merging. */
     char cmd[1024], *out = NULL;
-    snprintf(cmd, sizeof cmd, "%s --config-file %s --peer-tls-cert-file %s/missing.pem", bin, f->yaml, f->dir);
+    snprintf(cmd, sizeof cmd, "%s --config-file %s --peer-tls-cert-file %s/missing.pem", bin, f->yaml,
+             f->dir);
     assert_int_equal(plog_test_sh(cmd, 10000, &out), 1);
     assert_non_null(strstr(out, "missing.pem"));
     free(out);

@@ -124,9 +124,9 @@ static void on_event(void *arg, const plog_membership_event *ev)
                        : ev->type == PLOG_MEMBERSHIP_LEAVE  ? "leave"
                        : ev->type == PLOG_MEMBERSHIP_FAILED ? "failed"
                                                             : "update";
-    plog_logger_logf(a->cfg.logger, PLOG_LOGGER_INFO, "member", "event=%s name=%s addr=%s rpc_addr=%s incarnation=%llu",
-                     kind, ev->member.name, ev->member.addr, rpc != NULL ? rpc : "",
-                     (unsigned long long)ev->member.incarnation);
+    plog_logger_logf(a->cfg.logger, PLOG_LOGGER_INFO, "member",
+                     "event=%s name=%s addr=%s rpc_addr=%s incarnation=%llu", kind, ev->member.name,
+                     ev->member.addr, rpc != NULL ? rpc : "", (unsigned long long)ev->member.incarnation);
     switch (ev->type) {
     case PLOG_MEMBERSHIP_JOIN:
     case PLOG_MEMBERSHIP_UPDATE: {
@@ -309,10 +309,10 @@ static void copy(char *dst, size_t size, const char *src)
 
 static int check_config(const plog_agent_config *c, char *err, size_t errsize)
 {
-    const char *missing = c->data_dir == NULL          ? "data dir"
-                          : c->node_name == NULL       ? "node name"
-                          : c->bind_addr == NULL       ? "bind address"
-                          : c->rpc_port == 0           ? "RPC port"
+    const char *missing = c->data_dir == NULL               ? "data dir"
+                          : c->node_name == NULL            ? "node name"
+                          : c->bind_addr == NULL            ? "bind address"
+                          : c->rpc_port == 0                ? "RPC port"
                           : c->server_tls_cert_file == NULL ? "server TLS certificate"
                           : c->server_tls_key_file == NULL  ? "server TLS key"
                           : c->server_tls_ca_file == NULL   ? "server TLS CA"
@@ -326,7 +326,8 @@ static int check_config(const plog_agent_config *c, char *err, size_t errsize)
         return PLOG_EINVAL;
     }
     const char *colon = strrchr(c->bind_addr, ':');
-    if (colon == NULL || colon == c->bind_addr || colon[1] == '\0' || strlen(c->bind_addr) >= ADDR_SIZE - 16) {
+    if (colon == NULL || colon == c->bind_addr || colon[1] == '\0' ||
+        strlen(c->bind_addr) >= ADDR_SIZE - 16) {
         plog_errf(err, errsize, "agent: bad bind address \"%s\" (want HOST:PORT)", c->bind_addr);
         return PLOG_EINVAL;
     }
@@ -363,7 +364,8 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     snprintf(a->raft_hostport, sizeof a->raft_hostport, "%.*s:%u", (int)hlen, a->bind, raft_port);
 
     /* 1. The distributed log: Raft with its storage and transport. */
-    if ((rv = mkdirs(a->data_dir, err, errsize)) != PLOG_OK || (rv = bind_name(a->data_dir, a->name, err, errsize)) != PLOG_OK)
+    if ((rv = mkdirs(a->data_dir, err, errsize)) != PLOG_OK ||
+        (rv = bind_name(a->data_dir, a->name, err, errsize)) != PLOG_OK)
         goto fail;
     if ((rv = plog_auth_new(cfg->acl_model_file, cfg->acl_policy_file, &a->acl, err, errsize)) != PLOG_OK)
         goto fail;

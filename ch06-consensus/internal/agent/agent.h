@@ -32,27 +32,27 @@
 typedef struct plog_agent plog_agent;
 
 typedef struct plog_agent_config {
-    const char *data_dir;  /* required */
-    const char *node_name; /* required; the CN of the peer certificate */
-    const char *bind_addr; /* gossip "HOST:PORT"; the RPC server listens on HOST too */
-    uint16_t rpc_port;     /* required */
+    const char *data_dir;                /* required */
+    const char *node_name;               /* required; the CN of the peer certificate */
+    const char *bind_addr;               /* gossip "HOST:PORT"; the RPC server listens on HOST too */
+    uint16_t rpc_port;                   /* required */
     const char *const *start_join_addrs; /* gossip addresses of members; may be empty */
     size_t njoin;
     const char *server_tls_cert_file, *server_tls_key_file, *server_tls_ca_file;
     const char *peer_tls_cert_file, *peer_tls_key_file, *peer_tls_ca_file;
-    const char *acl_model_file; /* optional */
+    const char *acl_model_file;  /* optional */
     const char *acl_policy_file; /* required: produce/consume for clients, gossip and
                                   * consume for the nodes */
-    bool fast;                  /* membership timing: fast (loopback) profile */
-    plog_log_config log;        /* segment sizes, sync policy */
-    const char *metrics_addr;   /* NULL: no metrics endpoint */
-    plog_logger *logger;        /* borrowed; NULL: the agent logs nothing */
-    bool log_requests;          /* one line per RPC on logger (internal/metrics/reqlog.h) */
+    bool fast;                   /* membership timing: fast (loopback) profile */
+    plog_log_config log;         /* segment sizes, sync policy */
+    const char *metrics_addr;    /* NULL: no metrics endpoint */
+    plog_logger *logger;         /* borrowed; NULL: the agent logs nothing */
+    bool log_requests;           /* one line per RPC on logger (internal/metrics/reqlog.h) */
     /* ch06: Raft. */
-    bool bootstrap;             /* start a new cluster with this node as its only voter */
-    uint16_t raft_port;         /* Raft listens on the bind host at this port; 0: rpc_port + 2 */
+    bool bootstrap;               /* start a new cluster with this node as its only voter */
+    uint16_t raft_port;           /* Raft listens on the bind host at this port; 0: rpc_port + 2 */
     uint32_t election_timeout_ms; /* 0: 150 */
-    uint32_t snapshot_entries;  /* snapshot every N applied entries; 0: never */
+    uint32_t snapshot_entries;    /* snapshot every N applied entries; 0: never */
 } plog_agent_config;
 
 /* plog_agent_open starts a node. Strings of cfg are copied. On PLOG_OK *ap is the

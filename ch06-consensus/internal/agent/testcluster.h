@@ -24,7 +24,7 @@ struct tc_node {
     char dir[160];
     plog_test_proc proc;
     bool running;
-    const char *peer; /* certificate base name for the peer identity ("" = own node cert) */
+    const char *peer;          /* certificate base name for the peer identity ("" = own node cert) */
     const char *name_override; /* --node-name other than name (NULL: name) */
 };
 

@@ -187,8 +187,8 @@ void tc_member_status(plog_client *cl, const char *name, char *buf, size_t size)
     nng_msg *reply;
     plog_rpc_reply rp;
     plog_rpc_status st;
-    if (plog_client_call(cl, plog_rpc_method_name(PLOG_METHOD_GET_MEMBERS), &req.base, 0, 0, &reply, &rp, &st) ==
-        PLOG_STATUS_OK) {
+    if (plog_client_call(cl, plog_rpc_method_name(PLOG_METHOD_GET_MEMBERS), &req.base, 0, 0, &reply, &rp,
+                         &st) == PLOG_STATUS_OK) {
         Log__V1__GetMembersResponse *resp = log__v1__get_members_response__unpack(NULL, rp.body_len, rp.body);
         nng_msg_free(reply);
         assert_non_null(resp);
@@ -223,8 +223,8 @@ long tc_records(struct tc *c, int i, struct tc_rec **out)
         nng_msg *reply;
         plog_rpc_reply rp;
         plog_rpc_status st;
-        if (plog_client_call(cl, plog_rpc_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0, 0, &reply, &rp, &st) !=
-            PLOG_STATUS_OK) {
+        if (plog_client_call(cl, plog_rpc_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0, 0, &reply,
+                             &rp, &st) != PLOG_STATUS_OK) {
             plog_client_close(cl);
             tc_records_free(v, n);
             return -1;
@@ -279,7 +279,8 @@ void tc_produce(struct tc *c, int i, const char *prefix, int first, int n)
     }
     uint64_t off;
     plog_rpc_status st;
-    if (plog_client_produce_batch(cl, (const void *const *)ptrs, lens, (size_t)n, &off, &st) != PLOG_STATUS_OK)
+    if (plog_client_produce_batch(cl, (const void *const *)ptrs, lens, (size_t)n, &off, &st) !=
+        PLOG_STATUS_OK)
         fail_msg("produce to %s: %s", c->node[i].name, st.msg);
     free(vals);
     free(ptrs);
@@ -323,7 +324,8 @@ void tc_check_same(struct tc *c, long want)
             fail_msg("%s holds %ld records, want %ld", c->node[i].name, n, want);
         for (long k = 1; k < n; k++)
             if (strcmp(v[k].origin, v[k - 1].origin) == 0 && v[k].ooff == v[k - 1].ooff)
-                fail_msg("%s holds (%s, %llu) twice", c->node[i].name, v[k].origin, (unsigned long long)v[k].ooff);
+                fail_msg("%s holds (%s, %llu) twice", c->node[i].name, v[k].origin,
+                         (unsigned long long)v[k].ooff);
         if (ref == NULL) {
             ref = v;
             nref = n;

@@ -80,8 +80,8 @@ int plog_config_file_read(const char *path, plog_config_file **out, char *err, s
     while (!done) {
         yaml_event_t e;
         if (!yaml_parser_parse(&p, &e)) {
-            plog_errf(err, errsize, "%s:%zu:%zu: %s", path, p.problem_mark.line + 1, p.problem_mark.column + 1,
-                      p.problem != NULL ? p.problem : "malformed YAML");
+            plog_errf(err, errsize, "%s:%zu:%zu: %s", path, p.problem_mark.line + 1,
+                      p.problem_mark.column + 1, p.problem != NULL ? p.problem : "malformed YAML");
             rv = PLOG_EINVAL;
             break;
         }

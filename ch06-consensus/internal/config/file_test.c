@@ -121,7 +121,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_config_file_reads_scalars_and_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_file_empty_is_empty, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_config_file_refuses_other_forms_with_their_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_file_refuses_other_forms_with_their_line, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_config_file_missing_is_eio_naming_the_file, setup, teardown),
     };
     return cmocka_run_group_tests_name("config_file", tests, NULL, NULL);

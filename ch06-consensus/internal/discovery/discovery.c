@@ -103,7 +103,8 @@ static void on_message(void *arg, const char *from, const uint8_t *buf, size_t l
     struct outbox o = {0};
     pthread_mutex_lock(&d->mu);
     if (!d->stop) {
-        plog_membership_recv(d->m, now_ms(), buf, len);
+        /* The core checks the sender again (recv_from): one rule, two guards. */
+        plog_membership_recv_from(d->m, now_ms(), from, buf, len);
         drain(d, &o);
         d->wake = true; /* events, and maybe an earlier deadline */
         pthread_cond_signal(&d->cv);
@@ -179,7 +180,8 @@ static void *driver_main(void *arg)
 /* to_url writes "tls+tcp://HOST:PORT" for "HOST:PORT" (a URL stays as is). */
 static int to_url(const char *addr, char *url, size_t size)
 {
-    int n = strstr(addr, "://") != NULL ? snprintf(url, size, "%s", addr) : snprintf(url, size, "tls+tcp://%s", addr);
+    int n = strstr(addr, "://") != NULL ? snprintf(url, size, "%s", addr)
+                                        : snprintf(url, size, "tls+tcp://%s", addr);
     return n > 0 && (size_t)n < size && strchr(addr, ':') != NULL ? PLOG_OK : PLOG_EINVAL;
 }
 
@@ -220,7 +222,8 @@ int plog_discovery_open(const plog_discovery_config *cfg, plog_discovery **dp, c
     }
     for (size_t i = 0; i < cfg->njoin; i++) {
         if ((rv = to_url(cfg->start_join_addrs[i], seeds[i], sizeof seeds[i])) != PLOG_OK) {
-            plog_errf(err, errsize, "discovery: bad join address \"%s\" (want HOST:PORT)", cfg->start_join_addrs[i]);
+            plog_errf(err, errsize, "discovery: bad join address \"%s\" (want HOST:PORT)",
+                      cfg->start_join_addrs[i]);
             goto fail;
         }
         seedp[i] = seeds[i];
@@ -347,14 +350,22 @@ void plog_discovery_leave(plog_discovery *d)
     d->wake = true;
     pthread_cond_signal(&d->cv);
     pthread_mutex_unlock(&d->mu);
-    flush(d, &o);
+    /* The leave goes out three times, 50 ms apart: a copy dropped by a full send
+     * buffer or a connection still coming up costs the others a failure
+     * detection otherwise, and a duplicate "left" is a no-op. The driver keeps
+     * answering pings meanwhile (with the leave piggybacked), and a TLS send
+     * completes before the bytes are on the wire, so the sockets stay open a
+     * moment longer. */
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < o.n; i++)
+            plog_transport_send(d->t, o.v[i].addr, o.v[i].data, o.v[i].len);
+        struct timespec ts = {0, (LEAVE_LINGER_MS / 3) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+    for (size_t i = 0; i < o.n; i++)
+        free(o.v[i].data);
     free(o.v);
-    /* The leave rides out on PUSH buffers and is gossiped on for a few rounds by
-     * the driver; a TLS send completes before the bytes are on the wire, so give
-     * it a moment before the sockets close. */
-    struct timespec ts = {0, LEAVE_LINGER_MS * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
 }
 
 void plog_discovery_close(plog_discovery *d)

@@ -35,16 +35,16 @@ typedef struct plog_discovery plog_discovery;
 typedef void (*plog_discovery_handler_fn)(void *arg, const plog_membership_event *ev);
 
 typedef struct plog_discovery_config {
-    const char *name;      /* node name: must be the CN of cert_file */
-    const char *bind_addr; /* gossip address "HOST:PORT"; others reach us there */
+    const char *name;            /* node name: must be the CN of cert_file */
+    const char *bind_addr;       /* gossip address "HOST:PORT"; others reach us there */
     const plog_gossip_tag *tags; /* e.g. {"rpc_addr", "127.0.0.1:8400"} (copied) */
     size_t ntags;
     const char *const *start_join_addrs; /* "HOST:PORT" of any members; may be empty */
     size_t njoin;
     const char *cert_file, *key_file, *ca_file; /* the node's peer TLS files */
-    const plog_auth *acl;  /* who may gossip (action "gossip"); borrowed; NULL: any node of the CA */
-    bool fast;             /* timing: the loopback/test profile instead of the LAN one */
-    uint64_t seed;         /* 0: from the clock and pid */
+    const plog_auth *acl; /* who may gossip (action "gossip"); borrowed; NULL: any node of the CA */
+    bool fast;            /* timing: the loopback/test profile instead of the LAN one */
+    uint64_t seed;        /* 0: from the clock and pid */
     plog_discovery_handler_fn handler; /* may be NULL */
     void *arg;
 } plog_discovery_config;
@@ -66,7 +66,7 @@ typedef struct plog_discovery_stats {
     plog_membership_stats core;
     plog_transport_stats transport;
     uint64_t bad_version, bad_size, bad_format, spoofed; /* dropped before the core */
-    size_t alive, suspect, dead, left;                    /* members by status, self included */
+    size_t alive, suspect, dead, left;                   /* members by status, self included */
 } plog_discovery_stats;
 void plog_discovery_stats_get(plog_discovery *d, plog_discovery_stats *out);
 

@@ -80,8 +80,9 @@ static bool valid_state(const plog_gossip_state *s)
 {
     if (s->status < PLOG_GOSSIP_ALIVE || s->status > PLOG_GOSSIP_LEFT)
         return false;
-    if (!plog_gossip_is_valid_name(s->name, PLOG_GOSSIP_MAX_NAME) || !valid_opt(s->from, PLOG_GOSSIP_MAX_NAME)
-        || !valid_opt(s->addr, PLOG_GOSSIP_MAX_ADDR) || s->ntags > PLOG_GOSSIP_MAX_TAGS)
+    if (!plog_gossip_is_valid_name(s->name, PLOG_GOSSIP_MAX_NAME) ||
+        !valid_opt(s->from, PLOG_GOSSIP_MAX_NAME) || !valid_opt(s->addr, PLOG_GOSSIP_MAX_ADDR) ||
+        s->ntags > PLOG_GOSSIP_MAX_TAGS)
         return false;
     size_t bytes = 0;
     for (size_t i = 0; i < s->ntags; i++) {
@@ -113,14 +114,14 @@ int plog_gossip_encode(const plog_gossip_msg *m, uint8_t *buf, size_t cap, size_
 {
     if (m->type < PLOG_GOSSIP_PING || m->type > PLOG_GOSSIP_PUSH_PULL || m->nstates > PLOG_GOSSIP_MAX_STATES)
         return PLOG_EINVAL;
-    if ((m->flags & ~(PLOG_GOSSIP_FLAG_JOIN | PLOG_GOSSIP_FLAG_REPLY)) != 0
-        || (m->flags != 0 && m->type != PLOG_GOSSIP_PUSH_PULL))
+    if ((m->flags & ~(PLOG_GOSSIP_FLAG_JOIN | PLOG_GOSSIP_FLAG_REPLY)) != 0 ||
+        (m->flags != 0 && m->type != PLOG_GOSSIP_PUSH_PULL))
         return PLOG_EINVAL;
-    if (!plog_gossip_is_valid_name(m->from, PLOG_GOSSIP_MAX_NAME)
-        || !plog_gossip_is_valid_name(m->from_addr, PLOG_GOSSIP_MAX_ADDR))
+    if (!plog_gossip_is_valid_name(m->from, PLOG_GOSSIP_MAX_NAME) ||
+        !plog_gossip_is_valid_name(m->from_addr, PLOG_GOSSIP_MAX_ADDR))
         return PLOG_EINVAL;
-    if ((m->type == PLOG_GOSSIP_PING || m->type == PLOG_GOSSIP_PING_REQ)
-        && !plog_gossip_is_valid_name(m->target, PLOG_GOSSIP_MAX_NAME))
+    if ((m->type == PLOG_GOSSIP_PING || m->type == PLOG_GOSSIP_PING_REQ) &&
+        !plog_gossip_is_valid_name(m->target, PLOG_GOSSIP_MAX_NAME))
         return PLOG_EINVAL;
     if (m->type == PLOG_GOSSIP_PING_REQ && !plog_gossip_is_valid_name(m->target_addr, PLOG_GOSSIP_MAX_ADDR))
         return PLOG_EINVAL;
@@ -250,9 +251,9 @@ static bool parse_state(struct parse *ps, plog_gossip_state *s)
         return false;
     s->status = status;
     s->incarnation = inc;
-    if (!get_str(ps, 1, PLOG_GOSSIP_MAX_NAME, NAME_RULE, &s->name)
-        || !get_str(ps, 0, PLOG_GOSSIP_MAX_NAME, NAME_RULE, &s->from)
-        || !get_str(ps, 0, PLOG_GOSSIP_MAX_ADDR, NAME_RULE, &s->addr))
+    if (!get_str(ps, 1, PLOG_GOSSIP_MAX_NAME, NAME_RULE, &s->name) ||
+        !get_str(ps, 0, PLOG_GOSSIP_MAX_NAME, NAME_RULE, &s->from) ||
+        !get_str(ps, 0, PLOG_GOSSIP_MAX_ADDR, NAME_RULE, &s->addr))
         return false;
     if (!get_u8(ps, &ntags) || ntags > PLOG_GOSSIP_MAX_TAGS)
         return false;
@@ -262,8 +263,8 @@ static bool parse_state(struct parse *ps, plog_gossip_state *s)
     for (size_t t = 0; t < ntags; t++) {
         plog_gossip_tag tag = {NULL, NULL};
         const uint8_t *before = ps->p;
-        if (!get_str(ps, 1, PLOG_GOSSIP_MAX_KEY, NAME_RULE, &tag.key)
-            || !get_str(ps, 0, PLOG_GOSSIP_MAX_VALUE, VALUE_RULE, &tag.value))
+        if (!get_str(ps, 1, PLOG_GOSSIP_MAX_KEY, NAME_RULE, &tag.key) ||
+            !get_str(ps, 0, PLOG_GOSSIP_MAX_VALUE, VALUE_RULE, &tag.value))
             return false;
         bytes += (size_t)(ps->p - before) - 2;
         if (ps->fill)
@@ -281,19 +282,19 @@ static bool parse_msg(struct parse *ps, plog_gossip_msg *m)
     ps->p++; /* version, checked by the caller */
     if (!get_u8(ps, &type) || type < PLOG_GOSSIP_PING || type > PLOG_GOSSIP_PUSH_PULL)
         return false;
-    if (!get_u8(ps, &flags) || (flags & ~(PLOG_GOSSIP_FLAG_JOIN | PLOG_GOSSIP_FLAG_REPLY)) != 0
-        || (flags != 0 && type != PLOG_GOSSIP_PUSH_PULL))
+    if (!get_u8(ps, &flags) || (flags & ~(PLOG_GOSSIP_FLAG_JOIN | PLOG_GOSSIP_FLAG_REPLY)) != 0 ||
+        (flags != 0 && type != PLOG_GOSSIP_PUSH_PULL))
         return false;
     if (!get_be(ps, 4, &seq))
         return false;
     m->type = type;
     m->flags = flags;
     m->seq = (uint32_t)seq;
-    if (!get_str(ps, 1, PLOG_GOSSIP_MAX_NAME, NAME_RULE, &m->from)
-        || !get_str(ps, 1, PLOG_GOSSIP_MAX_ADDR, NAME_RULE, &m->from_addr))
+    if (!get_str(ps, 1, PLOG_GOSSIP_MAX_NAME, NAME_RULE, &m->from) ||
+        !get_str(ps, 1, PLOG_GOSSIP_MAX_ADDR, NAME_RULE, &m->from_addr))
         return false;
-    if ((type == PLOG_GOSSIP_PING || type == PLOG_GOSSIP_PING_REQ)
-        && !get_str(ps, 1, PLOG_GOSSIP_MAX_NAME, NAME_RULE, &m->target))
+    if ((type == PLOG_GOSSIP_PING || type == PLOG_GOSSIP_PING_REQ) &&
+        !get_str(ps, 1, PLOG_GOSSIP_MAX_NAME, NAME_RULE, &m->target))
         return false;
     if (type == PLOG_GOSSIP_PING_REQ && !get_str(ps, 1, PLOG_GOSSIP_MAX_ADDR, NAME_RULE, &m->target_addr))
         return false;
@@ -328,7 +329,8 @@ int plog_gossip_decode(const uint8_t *buf, size_t len, plog_gossip_msg *m)
         return PLOG_ECORRUPT;
     /* Each record and tag is at least a few input bytes, so this is bounded by
      * a small multiple of len. The empty string is shared: +1 byte. */
-    size_t size = ps.nstates * sizeof(plog_gossip_state) + ps.ntags * sizeof(plog_gossip_tag) + ps.strbytes + 1;
+    size_t size =
+        ps.nstates * sizeof(plog_gossip_state) + ps.ntags * sizeof(plog_gossip_tag) + ps.strbytes + 1;
     void *mem = malloc(size);
     if (mem == NULL)
         return PLOG_ENOMEM;

@@ -25,15 +25,16 @@
  * spaces (0x21..0x7e); tag values any bytes but NUL. A state record is at most
  * PLOG_GOSSIP_MAX_STATE bytes, so a push-pull of PLOG_GOSSIP_MAX_STATES records
  * always fits in PLOG_GOSSIP_MAX_MSG. */
-#define PLOG_GOSSIP_MAX_NAME 64         /* node name */
-#define PLOG_GOSSIP_MAX_ADDR 128        /* gossip address, e.g. tls+tcp://10.0.0.1:8401 */
-#define PLOG_GOSSIP_MAX_TAGS 16         /* key/value pairs per member */
-#define PLOG_GOSSIP_MAX_KEY 64          /* one tag key */
-#define PLOG_GOSSIP_MAX_VALUE 255       /* one tag value */
-#define PLOG_GOSSIP_MAX_TAG_BYTES 512   /* sum of key and value lengths of one member */
-#define PLOG_GOSSIP_MAX_STATES 512      /* state records in one message */
-#define PLOG_GOSSIP_MAX_STATE (1 + 8 + 3 * 1 + 2 * PLOG_GOSSIP_MAX_NAME + PLOG_GOSSIP_MAX_ADDR + 1 \
-                               + 2 * PLOG_GOSSIP_MAX_TAGS + PLOG_GOSSIP_MAX_TAG_BYTES)
+#define PLOG_GOSSIP_MAX_NAME 64       /* node name */
+#define PLOG_GOSSIP_MAX_ADDR 128      /* gossip address, e.g. tls+tcp://10.0.0.1:8401 */
+#define PLOG_GOSSIP_MAX_TAGS 16       /* key/value pairs per member */
+#define PLOG_GOSSIP_MAX_KEY 64        /* one tag key */
+#define PLOG_GOSSIP_MAX_VALUE 255     /* one tag value */
+#define PLOG_GOSSIP_MAX_TAG_BYTES 512 /* sum of key and value lengths of one member */
+#define PLOG_GOSSIP_MAX_STATES 512    /* state records in one message */
+#define PLOG_GOSSIP_MAX_STATE                                                                         \
+    (1 + 8 + 3 * 1 + 2 * PLOG_GOSSIP_MAX_NAME + PLOG_GOSSIP_MAX_ADDR + 1 + 2 * PLOG_GOSSIP_MAX_TAGS + \
+     PLOG_GOSSIP_MAX_TAG_BYTES)
 #define PLOG_GOSSIP_MAX_MSG (512 * 1024)
 
 typedef enum {

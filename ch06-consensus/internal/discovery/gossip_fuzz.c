@@ -20,7 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rv == PLOG_OK) {
         uint8_t *again;
         size_t n;
-        if (plog_gossip_encode_alloc(&m, &again, &n) != PLOG_OK || n != size || memcmp(again, data, size) != 0)
+        if (plog_gossip_encode_alloc(&m, &again, &n) != PLOG_OK || n != size ||
+            memcmp(again, data, size) != 0)
             abort();
         free(again);
         plog_gossip_release(&m);

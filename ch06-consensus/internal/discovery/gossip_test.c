@@ -27,8 +27,12 @@ static const plog_gossip_state states[] = {
 
 static plog_gossip_msg sample(int type)
 {
-    plog_gossip_msg m = {.type = (uint8_t)type, .seq = 0xdeadbeef, .from = "node-1",
-                         .from_addr = "tls+tcp://127.0.0.1:8401", .states = states, .nstates = 4};
+    plog_gossip_msg m = {.type = (uint8_t)type,
+                         .seq = 0xdeadbeef,
+                         .from = "node-1",
+                         .from_addr = "tls+tcp://127.0.0.1:8401",
+                         .states = states,
+                         .nstates = 4};
     if (type == PLOG_GOSSIP_PING || type == PLOG_GOSSIP_PING_REQ)
         m.target = "node-2";
     if (type == PLOG_GOSSIP_PING_REQ)
@@ -111,8 +115,8 @@ static void test_gossip_encode_refuses_what_decode_would_refuse(void **state)
 }
 
 /* worst_state fills s with a record at every limit. */
-static void worst_state(plog_gossip_state *s, char *name, plog_gossip_tag *t, char (*keys)[PLOG_GOSSIP_MAX_KEY + 1],
-                        char *value)
+static void worst_state(plog_gossip_state *s, char *name, plog_gossip_tag *t,
+                        char (*keys)[PLOG_GOSSIP_MAX_KEY + 1], char *value)
 {
     static char addr[PLOG_GOSSIP_MAX_ADDR + 1], from[PLOG_GOSSIP_MAX_NAME + 1];
     memset(addr, 'a', PLOG_GOSSIP_MAX_ADDR);

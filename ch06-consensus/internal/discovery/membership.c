@@ -51,8 +51,8 @@ static bool valid_tags(const plog_gossip_tag *tags, size_t n)
         return false;
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!plog_gossip_is_valid_name(tags[i].key, PLOG_GOSSIP_MAX_KEY) || tags[i].value == NULL
-            || strlen(tags[i].value) > PLOG_GOSSIP_MAX_VALUE)
+        if (!plog_gossip_is_valid_name(tags[i].key, PLOG_GOSSIP_MAX_KEY) || tags[i].value == NULL ||
+            strlen(tags[i].value) > PLOG_GOSSIP_MAX_VALUE)
             return false;
         bytes += strlen(tags[i].key) + strlen(tags[i].value);
     }
@@ -201,9 +201,9 @@ static void on_alive(plog_membership *m, uint64_t now, const plog_gossip_state *
     if (mb == m->self) {
         if (m->leaving)
             return;
-        if (s->incarnation > mb->incarnation
-            || (s->incarnation == mb->incarnation
-                && (strcmp(s->addr, mb->addr) != 0 || !tags_equal(&mb->tags, s->tags, s->ntags))))
+        if (s->incarnation > mb->incarnation ||
+            (s->incarnation == mb->incarnation &&
+             (strcmp(s->addr, mb->addr) != 0 || !tags_equal(&mb->tags, s->tags, s->ntags))))
             refute(m, s->incarnation);
         return;
     }
@@ -255,16 +255,28 @@ static void on_alive(plog_membership *m, uint64_t now, const plog_gossip_state *
     plog_membership_bcast(m, mb);
 }
 
+/* rumour_about_self handles suspect, dead or left about us. */
+static void rumour_about_self(plog_membership *m, const plog_gossip_state *s)
+{
+    if (m->leaving)
+        return;
+    if (s->incarnation >= m->self->incarnation)
+        refute(m, s->incarnation);
+    else
+        /* Old news, but its sender missed our refutation (the refutation's
+         * retransmits can all be lost): say it again, on the answer too. */
+        plog_membership_bcast(m, m->self);
+}
+
 void plog_membership_on_suspect(plog_membership *m, uint64_t now, const plog_gossip_state *s)
 {
     struct member *mb = plog_membership_lookup(m, s->name);
-    if (mb == NULL || s->incarnation < mb->incarnation)
-        return;
     if (mb == m->self) {
-        if (!m->leaving)
-            refute(m, s->incarnation);
+        rumour_about_self(m, s);
         return;
     }
+    if (mb == NULL || s->incarnation < mb->incarnation)
+        return;
     if (mb->status == PLOG_GOSSIP_DEAD || mb->status == PLOG_GOSSIP_LEFT)
         return;
     if (mb->status == PLOG_GOSSIP_SUSPECT && s->incarnation == mb->incarnation) {
@@ -285,13 +297,12 @@ void plog_membership_on_suspect(plog_membership *m, uint64_t now, const plog_gos
 void plog_membership_on_dead(plog_membership *m, uint64_t now, const plog_gossip_state *s)
 {
     struct member *mb = plog_membership_lookup(m, s->name);
-    if (mb == NULL || s->incarnation < mb->incarnation)
-        return;
     if (mb == m->self) {
-        if (!m->leaving)
-            refute(m, s->incarnation);
+        rumour_about_self(m, s);
         return;
     }
+    if (mb == NULL || s->incarnation < mb->incarnation)
+        return;
     if (mb->status == PLOG_GOSSIP_LEFT)
         return;
     if (mb->status == PLOG_GOSSIP_DEAD && s->status == PLOG_GOSSIP_DEAD)
@@ -331,8 +342,8 @@ void plog_membership_reap_and_shuffle(plog_membership *m, uint64_t now)
     size_t w = 0;
     for (size_t i = 0; i < m->nmembers; i++) {
         struct member *mb = m->members[i];
-        if ((mb->status == PLOG_GOSSIP_DEAD || mb->status == PLOG_GOSSIP_LEFT) && mb != m->self
-            && now - mb->change_ms >= m->cfg.reap_ms)
+        if ((mb->status == PLOG_GOSSIP_DEAD || mb->status == PLOG_GOSSIP_LEFT) && mb != m->self &&
+            now - mb->change_ms >= m->cfg.reap_ms)
             member_free(mb);
         else
             m->members[w++] = mb;
@@ -383,13 +394,14 @@ void plog_membership_config_fast(plog_membership_config *c)
 
 static bool valid_config(const plog_membership_config *c)
 {
-    return plog_gossip_is_valid_name(c->name, PLOG_GOSSIP_MAX_NAME)
-        && plog_gossip_is_valid_name(c->addr, PLOG_GOSSIP_MAX_ADDR) && valid_tags(c->tags, c->ntags)
-        && c->probe_interval_ms > 0 && c->probe_timeout_ms > 0 && c->probe_timeout_ms < c->probe_interval_ms
-        && c->suspicion_mult > 0 && c->suspicion_max_mult >= 1 && c->awareness_max >= 1
-        && c->retransmit_mult > 0 && c->gossip_interval_ms > 0 && c->push_pull_interval_ms > 0
-        && c->reconnect_interval_ms > 0 && c->join_retry_ms > 0 && c->reap_ms > 0
-        && c->max_piggyback_bytes >= 256 && c->max_piggyback_bytes <= PLOG_GOSSIP_MAX_MSG;
+    return plog_gossip_is_valid_name(c->name, PLOG_GOSSIP_MAX_NAME) &&
+           plog_gossip_is_valid_name(c->addr, PLOG_GOSSIP_MAX_ADDR) && valid_tags(c->tags, c->ntags) &&
+           c->probe_interval_ms > 0 && c->probe_timeout_ms > 0 &&
+           c->probe_timeout_ms < c->probe_interval_ms && c->suspicion_mult > 0 &&
+           c->suspicion_max_mult >= 1 && c->awareness_max >= 1 && c->retransmit_mult > 0 &&
+           c->gossip_interval_ms > 0 && c->push_pull_interval_ms > 0 && c->reconnect_interval_ms > 0 &&
+           c->join_retry_ms > 0 && c->reap_ms > 0 && c->max_piggyback_bytes >= 256 &&
+           c->max_piggyback_bytes <= PLOG_GOSSIP_MAX_MSG;
 }
 
 /* ---- API ---- */
@@ -421,9 +433,10 @@ int plog_membership_new(const plog_membership_config *c, uint64_t now_ms, plog_m
      * together do not act in lockstep. */
     m->next_probe = now_ms + plog_membership_rand(m) % c->probe_interval_ms;
     m->next_gossip = now_ms;
-    m->next_push_pull = now_ms + c->push_pull_interval_ms / 2
-        + plog_membership_rand(m) % (c->push_pull_interval_ms / 2 + 1);
-    m->next_reconnect = now_ms + c->reconnect_interval_ms;
+    m->next_push_pull =
+        now_ms + c->push_pull_interval_ms / 2 + plog_membership_rand(m) % (c->push_pull_interval_ms / 2 + 1);
+    m->next_reconnect =
+        now_ms + c->reconnect_interval_ms / 2 + plog_membership_rand(m) % (c->reconnect_interval_ms / 2 + 1);
     *out = m;
     return PLOG_OK;
 fail:
@@ -471,12 +484,23 @@ int plog_membership_join(plog_membership *m, uint64_t now_ms, const char *const 
 
 int plog_membership_recv(plog_membership *m, uint64_t now_ms, const uint8_t *buf, size_t len)
 {
+    return plog_membership_recv_from(m, now_ms, NULL, buf, len);
+}
+
+int plog_membership_recv_from(plog_membership *m, uint64_t now_ms, const char *peer, const uint8_t *buf,
+                              size_t len)
+{
     plog_gossip_msg msg;
     int rv = plog_gossip_decode(buf, len, &msg);
     if (rv != PLOG_OK) {
         if (rv != PLOG_ENOMEM)
             m->stats.bad_in++;
         return rv;
+    }
+    if (peer != NULL && strcmp(peer, msg.from) != 0) {
+        m->stats.bad_in++;
+        plog_gossip_release(&msg);
+        return PLOG_EPERM;
     }
     m->stats.msgs_in++;
     bool pp = msg.type == PLOG_GOSSIP_PUSH_PULL;

@@ -35,29 +35,29 @@ typedef struct plog_membership plog_membership;
  * _fast(), then set name, addr, tags, seed and incarnation. Strings and tags
  * are copied by plog_membership_new. */
 typedef struct plog_membership_config {
-    const char *name;             /* unique in the cluster, 1..64 bytes 0x21..0x7e */
-    const char *addr;             /* where others send to us, 1..128 bytes, e.g. tls+tcp://127.0.0.1:8401 */
-    const plog_gossip_tag *tags;  /* e.g. {"rpc_addr", "127.0.0.1:8400"}; limits in gossip.h */
+    const char *name;            /* unique in the cluster, 1..64 bytes 0x21..0x7e */
+    const char *addr;            /* where others send to us, 1..128 bytes, e.g. tls+tcp://127.0.0.1:8401 */
+    const plog_gossip_tag *tags; /* e.g. {"rpc_addr", "127.0.0.1:8400"}; limits in gossip.h */
     size_t ntags;
-    uint64_t incarnation;         /* first incarnation; see "Restarts" below */
-    uint64_t seed;                /* PRNG seed */
+    uint64_t incarnation; /* first incarnation; see "Restarts" below */
+    uint64_t seed;        /* PRNG seed */
 
-    uint32_t probe_interval_ms;   /* one probe per interval (memberlist ProbeInterval) */
-    uint32_t probe_timeout_ms;    /* direct ack wait before ping-req (ProbeTimeout) */
-    uint32_t indirect_checks;     /* k members asked to ping-req (IndirectChecks) */
-    uint32_t suspicion_mult;      /* suspicion timeout = mult * max(1, log10 n) * probe interval */
-    uint32_t suspicion_max_mult;  /* Lifeguard: the timeout starts at max_mult x that, shrinks
-                                   * with independent confirmations */
-    uint32_t awareness_max;       /* Lifeguard local health: probe interval x (score+1), score < max */
-    uint32_t retransmit_mult;     /* an update rides on mult * ceil(log10(n+1)) messages */
-    uint32_t gossip_interval_ms;  /* send pending updates this often ... */
-    uint32_t gossip_nodes;        /* ... to this many random members */
+    uint32_t probe_interval_ms;     /* one probe per interval (memberlist ProbeInterval) */
+    uint32_t probe_timeout_ms;      /* direct ack wait before ping-req (ProbeTimeout) */
+    uint32_t indirect_checks;       /* k members asked to ping-req (IndirectChecks) */
+    uint32_t suspicion_mult;        /* suspicion timeout = mult * max(1, log10 n) * probe interval */
+    uint32_t suspicion_max_mult;    /* Lifeguard: the timeout starts at max_mult x that, shrinks
+                                     * with independent confirmations */
+    uint32_t awareness_max;         /* Lifeguard local health: probe interval x (score+1), score < max */
+    uint32_t retransmit_mult;       /* an update rides on mult * ceil(log10(n+1)) messages */
+    uint32_t gossip_interval_ms;    /* send pending updates this often ... */
+    uint32_t gossip_nodes;          /* ... to this many random members */
     uint32_t push_pull_interval_ms; /* full-state exchange with a random alive member */
     uint32_t reconnect_interval_ms; /* push-pull with a random dead member (or a seed when
                                      * no other member is alive): heals partitions */
-    uint32_t join_retry_ms;       /* resend the join push-pull until a seed answers */
-    uint32_t reap_ms;             /* forget dead and left members this long after */
-    uint32_t max_piggyback_bytes; /* updates per ping/ack/gossip message, in encoded bytes */
+    uint32_t join_retry_ms;         /* resend the join push-pull until a seed answers */
+    uint32_t reap_ms;               /* forget dead and left members this long after */
+    uint32_t max_piggyback_bytes;   /* updates per ping/ack/gossip message, in encoded bytes */
 } plog_membership_config;
 
 /* plog_membership_config_lan fills c with memberlist's DefaultLANConfig timings
@@ -82,7 +82,7 @@ uint64_t plog_membership_detect_bound_ms(const plog_membership_config *c, size_t
 typedef struct plog_membership_member {
     char name[PLOG_GOSSIP_MAX_NAME + 1];
     char addr[PLOG_GOSSIP_MAX_ADDR + 1];
-    uint8_t status;        /* plog_gossip_status */
+    uint8_t status; /* plog_gossip_status */
     uint64_t incarnation;
     size_t ntags;
     struct {
@@ -118,11 +118,11 @@ typedef struct plog_membership_send {
 
 /* Counters for operators and benchmarks. */
 typedef struct plog_membership_stats {
-    uint64_t msgs_in, msgs_out, bad_in; /* bad_in: decode failures seen by recv */
+    uint64_t msgs_in, msgs_out, bad_in; /* bad_in: dropped by recv (undecodable, or wrong sender) */
     uint64_t probes, probes_failed, indirect_probes;
-    uint64_t suspicions, refutations;   /* suspicions we started; times we refuted one about us */
+    uint64_t suspicions, refutations; /* suspicions we started; times we refuted one about us */
     uint64_t push_pulls;
-    uint32_t awareness;                 /* current local health score, 0 is healthy */
+    uint32_t awareness; /* current local health score, 0 is healthy */
 } plog_membership_stats;
 
 /* plog_membership_new makes a node that knows only itself (alive at
@@ -145,6 +145,14 @@ int plog_membership_join(plog_membership *m, uint64_t now_ms, const char *const 
  * or the codec's PLOG_EVERSION / PLOG_ETOOBIG / PLOG_ECORRUPT (the message was
  * dropped and counted in bad_in; the node is unaffected), PLOG_ENOMEM. */
 int plog_membership_recv(plog_membership *m, uint64_t now_ms, const uint8_t *buf, size_t len);
+
+/* plog_membership_recv_from is plog_membership_recv for a transport that knows
+ * who sent buf (the verified certificate's common name, say): a message whose
+ * sender name is not peer is dropped, counted in bad_in, and answered with
+ * PLOG_EPERM, so one member cannot speak as another. A NULL peer checks
+ * nothing. */
+int plog_membership_recv_from(plog_membership *m, uint64_t now_ms, const char *peer, const uint8_t *buf,
+                              size_t len);
 
 /* plog_membership_tick runs whatever is due at now_ms: probes and their
  * timeouts, suspicion timeouts, gossip, push-pull, reconnects, join retries,
@@ -199,6 +207,9 @@ void plog_membership_get_stats(const plog_membership *m, plog_membership_stats *
  *      unless it refuted more than once a second;
  *   2. whatever it starts with, the join push-pull answers with the cluster's
  *      view of the name (alive/dead/left at incarnation N); the node treats
- *      that as a rumour about itself and refutes it with N + 1. */
+ *      that as a rumour about itself and refutes it with N + 1.
+ * Prefer 1: with 2 alone, a member that hears the new "alive at N" before the
+ * old "dead at N" (same incarnation, so dead wins) reports FAILED and then,
+ * after the refutation, JOIN again. */
 
 #endif

@@ -8,8 +8,8 @@
 
 #define MAX_SEEDS 64
 #define MAX_RELAYS 64
-#define MAX_CONFIRM 8      /* Lifeguard k is suspicion_mult - 2; capped */
-#define MAX_MEMBERS 4096   /* a bound on memory, whatever peers claim */
+#define MAX_CONFIRM 8    /* Lifeguard k is suspicion_mult - 2; capped */
+#define MAX_MEMBERS 4096 /* a bound on memory, whatever peers claim */
 
 /* A member's tags: pointers into buf, which the member owns. */
 struct tagset {

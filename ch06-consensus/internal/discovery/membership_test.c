@@ -51,8 +51,13 @@ static plog_gossip_state alive(const char *name, uint64_t inc, const char *rpc)
     unsigned k = next++ % 8;
     tags[k] = (plog_gossip_tag){"rpc_addr", rpc};
     snprintf(addrs[k], sizeof addrs[k], "sim://%s", name);
-    return (plog_gossip_state){.status = PLOG_GOSSIP_ALIVE, .incarnation = inc, .name = name, .from = "",
-                               .addr = addrs[k], .tags = &tags[k], .ntags = 1};
+    return (plog_gossip_state){.status = PLOG_GOSSIP_ALIVE,
+                               .incarnation = inc,
+                               .name = name,
+                               .from = "",
+                               .addr = addrs[k],
+                               .tags = &tags[k],
+                               .ntags = 1};
 }
 
 /* say delivers one state about a member, from node "x", as a gossip message. */
@@ -62,7 +67,8 @@ static void say(plog_membership *m, uint64_t now, plog_gossip_state s)
         s.addr = "";
     if (s.from == NULL)
         s.from = "";
-    plog_gossip_msg msg = {.type = PLOG_GOSSIP_GOSSIP, .from = "x", .from_addr = "sim://x", .states = &s, .nstates = 1};
+    plog_gossip_msg msg = {
+        .type = PLOG_GOSSIP_GOSSIP, .from = "x", .from_addr = "sim://x", .states = &s, .nstates = 1};
     deliver(m, now, &msg);
 }
 
@@ -139,7 +145,8 @@ static void test_membership_ping_for_us_is_acked_with_its_seq_to_the_sender(void
 {
     (void)state;
     plog_membership *m = new_node(0);
-    plog_gossip_msg ping = {.type = PLOG_GOSSIP_PING, .seq = 77, .from = "b", .from_addr = "sim://b", .target = "a"};
+    plog_gossip_msg ping = {
+        .type = PLOG_GOSSIP_PING, .seq = 77, .from = "b", .from_addr = "sim://b", .target = "a"};
     deliver(m, 10, &ping);
     char addr[256];
     plog_gossip_msg got;
@@ -203,7 +210,8 @@ static void test_membership_suspicion_about_us_is_refuted_with_a_higher_incarnat
     say(m, 2, about("a", PLOG_GOSSIP_SUSPECT, 7, "b"));
     assert_int_equal(plog_membership_self_incarnation(m), 8);
     /* The refutation rides on the next message we send. */
-    plog_gossip_msg ping = {.type = PLOG_GOSSIP_PING, .seq = 1, .from = "b", .from_addr = "sim://b", .target = "a"};
+    plog_gossip_msg ping = {
+        .type = PLOG_GOSSIP_PING, .seq = 1, .from = "b", .from_addr = "sim://b", .target = "a"};
     deliver(m, 3, &ping);
     plog_gossip_msg got;
     assert_true(next_sent(m, NULL, &got));
@@ -219,8 +227,18 @@ static void test_membership_suspicion_about_us_is_refuted_with_a_higher_incarnat
     /* Dead about us is refuted too, and an old rumour is not. */
     say(m, 4, about("a", PLOG_GOSSIP_DEAD, 8, "b"));
     assert_int_equal(plog_membership_self_incarnation(m), 9);
+    drain_sends(m);
     say(m, 5, about("a", PLOG_GOSSIP_SUSPECT, 3, "b"));
     assert_int_equal(plog_membership_self_incarnation(m), 9);
+    /* ... but its sender missed the refutation: the answer repeats it. */
+    deliver(m, 6, &ping);
+    assert_true(next_sent(m, NULL, &got));
+    found = false;
+    for (size_t i = 0; i < got.nstates; i++)
+        found |= strcmp(got.states[i].name, "a") == 0 && got.states[i].status == PLOG_GOSSIP_ALIVE &&
+                 got.states[i].incarnation == 9;
+    assert_true(found);
+    plog_gossip_release(&got);
     plog_membership_stats st;
     plog_membership_get_stats(m, &st);
     assert_int_equal(st.refutations, 2);
@@ -278,7 +296,8 @@ static void test_membership_push_pull_dead_entry_only_suspects(void **state)
     plog_gossip_state s[2] = {about("c", PLOG_GOSSIP_ALIVE, 1, ""), about("b", PLOG_GOSSIP_DEAD, 1, "c")};
     s[0].addr = "sim://c";
     s[1].addr = "sim://b";
-    plog_gossip_msg pp = {.type = PLOG_GOSSIP_PUSH_PULL, .from = "c", .from_addr = "sim://c", .states = s, .nstates = 2};
+    plog_gossip_msg pp = {
+        .type = PLOG_GOSSIP_PUSH_PULL, .from = "c", .from_addr = "sim://c", .states = s, .nstates = 2};
     deliver(m, 2, &pp);
     assert_int_equal(status_of(m, "b"), PLOG_GOSSIP_SUSPECT);
     assert_int_equal(status_of(m, "c"), PLOG_GOSSIP_ALIVE);
@@ -310,16 +329,19 @@ static plog_membership *suspect_b_at_1000(const char *const *confirmers, size_t 
     return m;
 }
 
-/* dead_at returns the first time (in steps of 10 ms from 1000) at which b is
- * dead, ticking only then so our own probes cannot add confirmations. */
-static uint64_t dead_at(plog_membership *m)
+/* assert_dead_at checks that b is still suspect at t - 1 and dead at t. Only
+ * those two ticks run, so our own first probe (started at t - 1, failing a
+ * probe interval later) cannot add a confirmation. */
+static void assert_dead_at(plog_membership *m, uint64_t t)
 {
-    for (uint64_t t = 1000; t < 5000; t += 10) {
-        plog_membership_tick(m, t);
-        if (status_of(m, "b") == PLOG_GOSSIP_DEAD)
-            return t;
-    }
-    return 0;
+    plog_membership_event e;
+    while (plog_membership_pop_event(m, &e)) /* the JOINs of the setup */
+        assert_int_equal(e.type, PLOG_MEMBERSHIP_JOIN);
+    plog_membership_tick(m, t - 1);
+    assert_int_equal(status_of(m, "b"), PLOG_GOSSIP_SUSPECT);
+    plog_membership_tick(m, t);
+    assert_int_equal(status_of(m, "b"), PLOG_GOSSIP_DEAD);
+    assert_int_equal(next_event(m, "b"), PLOG_MEMBERSHIP_FAILED);
 }
 
 static void test_membership_suspicion_timeout_shrinks_with_independent_confirmations(void **state)
@@ -327,17 +349,17 @@ static void test_membership_suspicion_timeout_shrinks_with_independent_confirmat
     (void)state;
     /* n = 10, probe 100 ms, mult 4, max mult 6: min 400, max 2400, k = 2. */
     plog_membership *m = suspect_b_at_1000(NULL, 0);
-    assert_int_equal(dead_at(m), 1000 + 2400);
+    assert_dead_at(m, 1000 + 2400);
     plog_membership_free(m);
     static const char *one[] = {"d"}, *dup[] = {"c", "c"}, *two[] = {"d", "e"};
-    m = suspect_b_at_1000(one, 1); /* 2400 - 2000 * ln 2 / ln 3 = 1138 */
-    assert_int_equal(dead_at(m), 1000 + 1140);
+    m = suspect_b_at_1000(one, 1); /* 2400 - 2000 * ln 2 / ln 3 = 1138.07 */
+    assert_dead_at(m, 1000 + 1139);
     plog_membership_free(m);
     m = suspect_b_at_1000(dup, 2); /* the first accuser again is no confirmation */
-    assert_int_equal(dead_at(m), 1000 + 2400);
+    assert_dead_at(m, 1000 + 2400);
     plog_membership_free(m);
     m = suspect_b_at_1000(two, 2);
-    assert_int_equal(dead_at(m), 1000 + 400);
+    assert_dead_at(m, 1000 + 400);
     plog_membership_free(m);
 }
 
@@ -345,8 +367,12 @@ static void test_membership_ping_req_is_relayed_and_nacked_when_unanswered(void 
 {
     (void)state;
     plog_membership *m = new_node(0);
-    plog_gossip_msg req = {.type = PLOG_GOSSIP_PING_REQ, .seq = 9, .from = "b", .from_addr = "sim://b",
-                           .target = "c", .target_addr = "sim://c"};
+    plog_gossip_msg req = {.type = PLOG_GOSSIP_PING_REQ,
+                           .seq = 9,
+                           .from = "b",
+                           .from_addr = "sim://b",
+                           .target = "c",
+                           .target_addr = "sim://c"};
     deliver(m, 100, &req);
     char addr[256];
     plog_gossip_msg got;
@@ -417,12 +443,18 @@ static void test_membership_join_retries_until_a_seed_answers(void **state)
     /* s1 answers: no more join retries. */
     plog_gossip_state s1 = about("s1", PLOG_GOSSIP_ALIVE, 1, "");
     s1.addr = "sim://s1";
-    plog_gossip_msg reply = {.type = PLOG_GOSSIP_PUSH_PULL, .flags = PLOG_GOSSIP_FLAG_REPLY, .from = "s1",
-                             .from_addr = "sim://s1", .states = &s1, .nstates = 1};
+    plog_gossip_msg reply = {.type = PLOG_GOSSIP_PUSH_PULL,
+                             .flags = PLOG_GOSSIP_FLAG_REPLY,
+                             .from = "s1",
+                             .from_addr = "sim://s1",
+                             .states = &s1,
+                             .nstates = 1};
     deliver(m, 250, &reply);
     assert_int_equal(next_event(m, "s1"), PLOG_MEMBERSHIP_JOIN);
     drain_sends(m);
-    for (uint64_t now = 251; now <= 900; now++)
+    /* (Not much longer: nobody answers our probes of s1, so it will be
+     * declared dead, and a node with no live peer goes back to its seeds.) */
+    for (uint64_t now = 251; now <= 650; now++)
         plog_membership_tick(m, now);
     while (next_sent(m, addr, &got)) {
         assert_false(got.type == PLOG_GOSSIP_PUSH_PULL && got.flags == PLOG_GOSSIP_FLAG_JOIN);
@@ -459,7 +491,8 @@ static void test_membership_leave_tells_every_member_and_stops_probing(void **st
         plog_gossip_release(&got);
     }
     /* Still answers pings, so the leave spreads on the acks. */
-    plog_gossip_msg ping = {.type = PLOG_GOSSIP_PING, .seq = 3, .from = "b", .from_addr = "sim://b", .target = "a"};
+    plog_gossip_msg ping = {
+        .type = PLOG_GOSSIP_PING, .seq = 3, .from = "b", .from_addr = "sim://b", .target = "a"};
     deliver(m, 3000, &ping);
     assert_true(next_sent(m, addr, &got));
     assert_int_equal(got.type, PLOG_GOSSIP_ACK);
@@ -483,13 +516,24 @@ static void test_membership_bad_messages_are_rejected_by_kind_and_counted(void *
     assert_int_equal(plog_membership_recv(m, 1, huge, PLOG_GOSSIP_MAX_MSG + 1), PLOG_ETOOBIG);
     free(huge);
     assert_int_equal(plog_membership_recv(m, 1, garbage, 0), PLOG_ECORRUPT);
+    /* A well-formed message from someone speaking for another. */
+    plog_gossip_state lie = {PLOG_GOSSIP_DEAD, 9, "c", "b", "", NULL, 0};
+    plog_gossip_msg gossip = {
+        .type = PLOG_GOSSIP_GOSSIP, .from = "b", .from_addr = "sim://b", .states = &lie, .nstates = 1};
+    uint8_t *buf;
+    size_t len;
+    assert_plog_ok(plog_gossip_encode_alloc(&gossip, &buf, &len));
+    assert_int_equal(plog_membership_recv_from(m, 1, "mallory", buf, len), PLOG_EPERM);
+    assert_plog_ok(plog_membership_recv_from(m, 1, "b", buf, len));
+    free(buf);
     plog_membership_stats st;
     plog_membership_get_stats(m, &st);
-    assert_int_equal(st.bad_in, 4);
-    assert_int_equal(st.msgs_in, 0);
+    assert_int_equal(st.bad_in, 5);
+    assert_int_equal(st.msgs_in, 1);
     assert_int_equal(plog_membership_count(m), 1);
     /* Still works. */
-    plog_gossip_msg ping = {.type = PLOG_GOSSIP_PING, .seq = 5, .from = "b", .from_addr = "sim://b", .target = "a"};
+    plog_gossip_msg ping = {
+        .type = PLOG_GOSSIP_PING, .seq = 5, .from = "b", .from_addr = "sim://b", .target = "a"};
     deliver(m, 2, &ping);
     plog_gossip_msg got;
     assert_true(next_sent(m, NULL, &got));
@@ -506,7 +550,8 @@ static void test_membership_piggyback_stops_after_the_retransmit_limit(void **st
     drain_sends(m);
     int carried = 0;
     for (uint32_t i = 0; i < 10; i++) {
-        plog_gossip_msg ping = {.type = PLOG_GOSSIP_PING, .seq = i, .from = "c", .from_addr = "sim://c", .target = "a"};
+        plog_gossip_msg ping = {
+            .type = PLOG_GOSSIP_PING, .seq = i, .from = "c", .from_addr = "sim://c", .target = "a"};
         deliver(m, 2, &ping);
         plog_gossip_msg got;
         assert_true(next_sent(m, NULL, &got));

@@ -50,8 +50,8 @@ uint64_t plog_membership_detect_bound_ms(const plog_membership_config *c, size_t
     uint64_t min = suspicion_min_ms(c, n);
     /* Probe round and failed probe, with the interval doubled by a local
      * health score of 1; the longest suspicion; a few gossip rounds. */
-    return (uint64_t)(n + 1) * 2 * c->probe_interval_ms + min * c->suspicion_max_mult
-        + 10 * (uint64_t)c->gossip_interval_ms;
+    return (uint64_t)(n + 1) * 2 * c->probe_interval_ms + min * c->suspicion_max_mult +
+           10 * (uint64_t)c->gossip_interval_ms;
 }
 
 void plog_membership_awareness(plog_membership *m, int delta)
@@ -176,8 +176,8 @@ static void send_ping_reqs(plog_membership *m, const struct member *t)
     p->indirect_sent = true;
     p->expected_nacks = (uint32_t)n;
     for (size_t i = 0; i < n; i++) {
-        plog_gossip_msg msg = {.type = PLOG_GOSSIP_PING_REQ, .seq = p->seq, .target = t->name,
-                               .target_addr = t->addr};
+        plog_gossip_msg msg = {
+            .type = PLOG_GOSSIP_PING_REQ, .seq = p->seq, .target = t->name, .target_addr = t->addr};
         plog_membership_send_msg(m, pick[i]->addr, &msg, true);
     }
     if (n > 0)
@@ -274,7 +274,9 @@ void plog_membership_on_ping_req(plog_membership *m, uint64_t now, const plog_go
     }
     /* The nack must reach the asker before its probe ends, a probe timeout
      * after it sent the ping-req: answer after three quarters of that. */
-    *r = (struct relay){.used = true, .seq = ++m->seq, .orig_seq = msg->seq,
+    *r = (struct relay){.used = true,
+                        .seq = ++m->seq,
+                        .orig_seq = msg->seq,
                         .nack_deadline = now + m->cfg.probe_timeout_ms * 3 / 4};
     memcpy(r->requester_addr, msg->from_addr, strlen(msg->from_addr) + 1);
     plog_gossip_msg ping = {.type = PLOG_GOSSIP_PING, .seq = r->seq, .target = msg->target};

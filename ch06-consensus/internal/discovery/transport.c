@@ -33,7 +33,7 @@
 
 #define DEFAULT_MAX_MSG (64u << 10)
 #define DEFAULT_MAX_PEERS 64
-#define DEFAULT_SENDBUF 16
+#define DEFAULT_SENDBUF 64
 #define ADDR_SIZE 272
 #define PATH_SIZE 1024
 
@@ -171,7 +171,8 @@ int plog_transport_open(const plog_transport_config *cfg, plog_transport **gp, c
     nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, g->server_tls);
     if ((rv = plog_rpc_nngerr_err(nng_listener_start(l, 0), url, err, errsize)) != PLOG_OK)
         goto fail;
-    if ((rv = plog_rpc_nngerr_err(nng_aio_alloc(&g->aio, recv_cb, g), "gossip: aio", err, errsize)) != PLOG_OK)
+    if ((rv = plog_rpc_nngerr_err(nng_aio_alloc(&g->aio, recv_cb, g), "gossip: aio", err, errsize)) !=
+        PLOG_OK)
         goto fail;
     nng_recv_aio(g->pull, g->aio);
     *gp = g;
@@ -181,14 +182,29 @@ fail:
     return rv;
 }
 
+/* peer_close closes a PUSH socket that is no longer in the table. Never with mu
+ * held: nng_close waits for the socket's pipes to be reaped, and that can wait
+ * for an nng thread running our receive callback, which sends, which takes mu. */
 static void peer_close(struct peer *p)
 {
+    if (p->tls == NULL)
+        return;
     nng_close(p->sock);
+    /* The socket is closed before the failure hook goes, and the hook before g. */
+    plog_tls_config_on_failure(p->tls, NULL, NULL);
     nng_tls_config_free(p->tls);
     memset(p, 0, sizeof *p);
 }
 
-/* peer_open dials addr in the background. Locked. */
+/* detach moves p out of the table into *out (to be closed after unlocking). Locked. */
+static void detach(plog_transport *g, struct peer *p, struct peer *out)
+{
+    *out = *p;
+    *p = g->peers[--g->npeers]; /* p's slot takes the last one */
+    memset(&g->peers[g->npeers], 0, sizeof *p);
+}
+
+/* peer_open dials addr in the background. Locked (nothing here blocks). */
 static int peer_open(plog_transport *g, struct peer *p, const char *addr)
 {
     char host[ADDR_SIZE], url[ADDR_SIZE + 16], why[PLOG_TLS_ERRMSG_SIZE];
@@ -212,7 +228,7 @@ static int peer_open(plog_transport *g, struct peer *p, const char *addr)
     nng_socket_set_ms(s, NNG_OPT_RECONNMAXT, 1000);
     if (nng_dialer_create(&d, s, url) != 0 || nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls) != 0 ||
         nng_dialer_start(d, NNG_FLAG_NONBLOCK) != 0) {
-        nng_close(s);
+        nng_close(s); /* no pipe yet: nothing to wait for */
         nng_tls_config_free(tls);
         return PLOG_EINVAL;
     }
@@ -222,8 +238,9 @@ static int peer_open(plog_transport *g, struct peer *p, const char *addr)
     return PLOG_OK;
 }
 
-/* peer_get finds or dials addr, evicting the least recently used. Locked. */
-static struct peer *peer_get(plog_transport *g, const char *addr)
+/* peer_get finds or dials addr; when the table is full the least recently used
+ * goes to *victim, for the caller to close after unlocking. Locked. */
+static struct peer *peer_get(plog_transport *g, const char *addr, struct peer *victim)
 {
     struct peer *lru = NULL;
     for (unsigned i = 0; i < g->npeers; i++) {
@@ -235,16 +252,12 @@ static struct peer *peer_get(plog_transport *g, const char *addr)
         if (lru == NULL || p->used < lru->used)
             lru = p;
     }
-    struct peer *p;
-    if (g->npeers < g->cfg.max_peers)
-        p = &g->peers[g->npeers++];
-    else {
-        peer_close(lru);
-        p = lru;
-    }
+    if (g->npeers == g->cfg.max_peers)
+        detach(g, lru, victim);
+    struct peer *p = &g->peers[g->npeers++];
     if (peer_open(g, p, addr) != PLOG_OK) {
-        *p = g->peers[--g->npeers]; /* p's slot takes the last one */
-        memset(&g->peers[g->npeers], 0, sizeof *p);
+        memset(p, 0, sizeof *p);
+        g->npeers--;
         return NULL;
     }
     p->used = ++g->clock;
@@ -261,10 +274,23 @@ int plog_transport_send(plog_transport *g, const char *addr, const void *buf, si
         return PLOG_ENOMEM;
     }
     memcpy(nng_msg_body(m), buf, len);
+    struct peer gone[2];
+    memset(gone, 0, sizeof gone);
     pthread_mutex_lock(&g->mu);
-    struct peer *p = peer_get(g, addr);
+    struct peer *p = peer_get(g, addr, &gone[0]);
     int rv = p == NULL ? NNG_EINVAL : nng_sendmsg(p->sock, m, NNG_FLAG_NONBLOCK);
+    if (rv == NNG_EAGAIN) {
+        /* A full buffer means this socket has had no connection for a while
+         * (64 messages): start over with a fresh socket and dialer rather than
+         * trust the old one's redials (nng 1.5.2 can lose a TLS dial that
+         * completes while the peer restarts, and then never redials). */
+        detach(g, p, &gone[1]);
+        p = peer_get(g, addr, &gone[0]);
+        rv = p == NULL ? NNG_EINVAL : nng_sendmsg(p->sock, m, NNG_FLAG_NONBLOCK);
+    }
     pthread_mutex_unlock(&g->mu);
+    peer_close(&gone[0]);
+    peer_close(&gone[1]);
     if (rv != 0) {
         nng_msg_free(m); /* a failed send leaves the message ours */
         atomic_fetch_add(&g->send_dropped, 1);
@@ -276,16 +302,17 @@ int plog_transport_send(plog_transport *g, const char *addr, const void *buf, si
 
 void plog_transport_forget(plog_transport *g, const char *addr)
 {
+    struct peer gone;
+    memset(&gone, 0, sizeof gone);
     pthread_mutex_lock(&g->mu);
     for (unsigned i = 0; i < g->npeers; i++) {
         if (strcmp(g->peers[i].addr, addr) == 0) {
-            peer_close(&g->peers[i]);
-            g->peers[i] = g->peers[--g->npeers];
-            memset(&g->peers[g->npeers], 0, sizeof g->peers[0]);
+            detach(g, &g->peers[i], &gone);
             break;
         }
     }
     pthread_mutex_unlock(&g->mu);
+    peer_close(&gone);
 }
 
 const char *plog_transport_addr(const plog_transport *g)
@@ -308,23 +335,20 @@ void plog_transport_close(plog_transport *g)
 {
     if (g == NULL)
         return;
-    /* Close the PULL socket first: the pending receive completes with
-     * NNG_ECLOSED, and nng_aio_stop waits for that callback. */
+    /* Stop receiving first (nng_aio_stop waits for a callback in progress; the
+     * callback does not re-arm a stopped aio), as the server stops its contexts
+     * before closing its socket; then stop sending; then close the listener. */
+    if (g->aio != NULL)
+        nng_aio_stop(g->aio);
+    /* Nothing sends any more (the driver has stopped, and so has our receive
+     * callback), so the table is read without mu, which nng_close must not be
+     * called under (see peer_close). */
+    for (unsigned i = 0; i < g->npeers; i++)
+        peer_close(&g->peers[i]);
+    g->npeers = 0;
     if (g->pull_open)
         nng_close(g->pull);
-    if (g->aio != NULL) {
-        nng_aio_stop(g->aio);
-        nng_aio_free(g->aio);
-    }
-    pthread_mutex_lock(&g->mu);
-    for (unsigned i = 0; i < g->npeers; i++) {
-        /* The socket is closed before the hook goes, and the hook before g. */
-        nng_close(g->peers[i].sock);
-        plog_tls_config_on_failure(g->peers[i].tls, NULL, NULL);
-        nng_tls_config_free(g->peers[i].tls);
-    }
-    g->npeers = 0;
-    pthread_mutex_unlock(&g->mu);
+    nng_aio_free(g->aio);
     free(g->peers);
     if (g->server_tls != NULL)
         nng_tls_config_free(g->server_tls);

@@ -46,24 +46,24 @@ typedef struct plog_transport_config {
     const char *bind_addr; /* "HOST:PORT" (or "tls+tcp://HOST:PORT") to listen on */
     const char *cert_file; /* this node's certificate (PEM), used both ways */
     const char *key_file;
-    const char *ca_file;   /* the CA peers' certificates must chain to */
-    const plog_auth *acl;  /* borrowed; NULL: every verified CN may send */
-    size_t max_msg_bytes;  /* 0: 64 KiB */
-    unsigned max_peers;    /* PUSH sockets kept; the least recently used goes; 0: 64 */
-    unsigned sendbuf;      /* messages buffered per destination; 0: 16 */
+    const char *ca_file;  /* the CA peers' certificates must chain to */
+    const plog_auth *acl; /* borrowed; NULL: every verified CN may send */
+    size_t max_msg_bytes; /* 0: 64 KiB */
+    unsigned max_peers;   /* PUSH sockets kept; the least recently used goes; 0: 64 */
+    unsigned sendbuf;     /* messages buffered per destination; 0: 64 */
     plog_transport_recv_fn recv;
     void *arg;
 } plog_transport_config;
 
 /* Counters since open (monotonic). */
 typedef struct plog_transport_stats {
-    uint64_t sent;           /* handed to a PUSH socket */
-    uint64_t send_dropped;   /* buffer full or no route: dropped */
-    uint64_t received;       /* passed to recv */
+    uint64_t sent;            /* handed to a PUSH socket */
+    uint64_t send_dropped;    /* buffer full or no route: dropped */
+    uint64_t received;        /* passed to recv */
     uint64_t unauthenticated; /* arrived on a connection without a verified CN */
-    uint64_t denied;         /* from a CN the ACL does not allow to gossip */
-    uint64_t oversize;       /* larger than max_msg_bytes */
-    uint64_t tls_failures;   /* outgoing connections refused by a TLS check */
+    uint64_t denied;          /* from a CN the ACL does not allow to gossip */
+    uint64_t oversize;        /* larger than max_msg_bytes */
+    uint64_t tls_failures;    /* outgoing connections refused by a TLS check */
 } plog_transport_stats;
 
 /* plog_transport_open listens on cfg->bind_addr. The strings of cfg are copied;

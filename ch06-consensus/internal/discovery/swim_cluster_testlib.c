@@ -1,7 +1,7 @@
-/* cluster_testlib.c - the simulated cluster of cluster.h. In-flight messages
+/* swim_cluster_testlib.c - the simulated cluster of swim_cluster.h. In-flight messages
  * sit in a binary heap ordered by (delivery time, send order); a step takes the
  * earliest of the next delivery and the nodes' deadlines. */
-#include "internal/discovery/cluster.h"
+#include "internal/discovery/swim_cluster.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,14 +24,14 @@ struct node {
     uint64_t stop_at; /* leaving: when the driver stops it */
 };
 
-struct plog_cluster {
-    plog_cluster_opts o;
+struct plog_swim_cluster {
+    plog_swim_cluster_opts o;
     uint64_t now, rng, order, delivered;
-    struct node nodes[PLOG_CLUSTER_MAX];
-    bool cut[PLOG_CLUSTER_MAX][PLOG_CLUSTER_MAX];
+    struct node nodes[PLOG_SWIM_CLUSTER_MAX];
+    bool cut[PLOG_SWIM_CLUSTER_MAX][PLOG_SWIM_CLUSTER_MAX];
     struct inflight *heap;
     size_t nheap, capheap;
-    plog_cluster_event *ev;
+    plog_swim_cluster_event *ev;
     size_t nev, capev;
     uint64_t false_failures;
     bool tracing;
@@ -49,7 +49,7 @@ static void *xrealloc(void *p, size_t n)
     return q;
 }
 
-static uint64_t rnd(plog_cluster *c)
+static uint64_t rnd(plog_swim_cluster *c)
 {
     uint64_t z = (c->rng += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -57,14 +57,14 @@ static uint64_t rnd(plog_cluster *c)
     return z ^ (z >> 31);
 }
 
-uint64_t plog_cluster_seed(uint64_t dflt)
+uint64_t plog_swim_cluster_seed(uint64_t dflt)
 {
     const char *s = getenv("SEED");
     return s != NULL && *s != '\0' ? strtoull(s, NULL, 0) : dflt;
 }
 
-static void tracef(plog_cluster *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tracef(plog_cluster *c, const char *fmt, ...)
+static void tracef(plog_swim_cluster *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tracef(plog_swim_cluster *c, const char *fmt, ...)
 {
     if (!c->tracing)
         return;
@@ -87,6 +87,21 @@ static void tracef(plog_cluster *c, const char *fmt, ...)
     c->trace[c->ntrace] = '\0';
 }
 
+/* addf appends to buf at *w, truncating at size. */
+static void addf(char *buf, size_t size, size_t *w, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void addf(char *buf, size_t size, size_t *w, const char *fmt, ...)
+{
+    if (*w + 1 >= size)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *w, size - *w, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *w = *w + (size_t)n < size ? *w + (size_t)n : size - 1;
+}
+
 /* ---- heap of in-flight messages ---- */
 
 static bool before(const struct inflight *a, const struct inflight *b)
@@ -94,7 +109,7 @@ static bool before(const struct inflight *a, const struct inflight *b)
     return a->at != b->at ? a->at < b->at : a->order < b->order;
 }
 
-static void heap_push(plog_cluster *c, struct inflight f)
+static void heap_push(plog_swim_cluster *c, struct inflight f)
 {
     if (c->nheap == c->capheap) {
         c->capheap = c->capheap ? c->capheap * 2 : 256;
@@ -108,7 +123,7 @@ static void heap_push(plog_cluster *c, struct inflight f)
     c->heap[i] = f;
 }
 
-static struct inflight heap_pop(plog_cluster *c)
+static struct inflight heap_pop(plog_swim_cluster *c)
 {
     struct inflight top = c->heap[0], last = c->heap[--c->nheap];
     size_t i = 0;
@@ -131,7 +146,8 @@ static struct inflight heap_pop(plog_cluster *c)
 
 /* ---- tracing ---- */
 
-static void trace_msg(plog_cluster *c, size_t from, size_t to, const uint8_t *data, size_t len, bool lost)
+static void trace_msg(plog_swim_cluster *c, size_t from, size_t to, const uint8_t *data, size_t len,
+                      bool lost)
 {
     if (!c->tracing)
         return;
@@ -142,27 +158,29 @@ static void trace_msg(plog_cluster *c, size_t from, size_t to, const uint8_t *da
         return;
     }
     char what[768];
-    int w = 0;
+    size_t w = 0;
     if (m.type == PLOG_GOSSIP_PUSH_PULL) {
-        w = snprintf(what, sizeof what, "push-pull%s%s (%zu members)", m.flags & PLOG_GOSSIP_FLAG_JOIN ? " join" : "",
-                     m.flags & PLOG_GOSSIP_FLAG_REPLY ? " reply" : "", m.nstates);
+        addf(what, sizeof what, &w, "push-pull%s%s (%zu members)",
+             m.flags & PLOG_GOSSIP_FLAG_JOIN ? " join" : "", m.flags & PLOG_GOSSIP_FLAG_REPLY ? " reply" : "",
+             m.nstates);
     } else {
-        w = snprintf(what, sizeof what, "%s", plog_gossip_type_name(m.type));
+        addf(what, sizeof what, &w, "%s", plog_gossip_type_name(m.type));
         if (m.type != PLOG_GOSSIP_GOSSIP)
-            w += snprintf(what + w, sizeof what - (size_t)w, " seq=%u", (unsigned)m.seq);
-        if (m.type == PLOG_GOSSIP_PING_REQ || (m.type == PLOG_GOSSIP_PING && strcmp(m.target, c->nodes[to].name) != 0))
-            w += snprintf(what + w, sizeof what - (size_t)w, " target=%s", m.target);
-        for (size_t i = 0; i < m.nstates && (size_t)w < sizeof what - 64; i++) {
+            addf(what, sizeof what, &w, " seq=%u", (unsigned)m.seq);
+        if (m.type == PLOG_GOSSIP_PING_REQ ||
+            (m.type == PLOG_GOSSIP_PING && strcmp(m.target, c->nodes[to].name) != 0))
+            addf(what, sizeof what, &w, " target=%s", m.target);
+        for (size_t i = 0; i < m.nstates; i++) {
             const plog_gossip_state *s = &m.states[i];
-            w += snprintf(what + w, sizeof what - (size_t)w, "%s%s %s/%llu%s%s", i == 0 ? " [" : ", ", s->name,
-                          plog_gossip_status_name(s->status), (unsigned long long)s->incarnation,
-                          s->from[0] ? " by " : "", s->from);
-            if (i + 1 == m.nstates)
-                w += snprintf(what + w, sizeof what - (size_t)w, "]");
+            addf(what, sizeof what, &w, "%s%s %s/%llu%s%s", i == 0 ? " [" : ", ", s->name,
+                 plog_gossip_status_name(s->status), (unsigned long long)s->incarnation,
+                 s->from[0] ? " by " : "", s->from);
         }
+        if (m.nstates > 0)
+            addf(what, sizeof what, &w, "]");
     }
-    tracef(c, "[%6llu] %s -> %s %s%s", (unsigned long long)c->now, c->nodes[from].name, c->nodes[to].name, what,
-           lost ? "  (lost)" : "");
+    tracef(c, "[%6llu] %s -> %s %s%s", (unsigned long long)c->now, c->nodes[from].name, c->nodes[to].name,
+           what, lost ? "  (lost)" : "");
     plog_gossip_release(&m);
 }
 
@@ -184,7 +202,7 @@ static const char *event_name(int type)
 
 /* ---- driving the nodes ---- */
 
-static size_t node_of_addr(const plog_cluster *c, const char *addr)
+static size_t node_of_addr(const plog_swim_cluster *c, const char *addr)
 {
     for (size_t i = 0; i < c->o.n; i++)
         if (strcmp(c->nodes[i].addr, addr) == 0)
@@ -192,7 +210,7 @@ static size_t node_of_addr(const plog_cluster *c, const char *addr)
     return SIZE_MAX;
 }
 
-static size_t node_of_name(const plog_cluster *c, const char *name)
+static size_t node_of_name(const plog_swim_cluster *c, const char *name)
 {
     for (size_t i = 0; i < c->o.n; i++)
         if (strcmp(c->nodes[i].name, name) == 0)
@@ -201,7 +219,7 @@ static size_t node_of_name(const plog_cluster *c, const char *name)
 }
 
 /* drain takes what node i wants sent and what it saw. */
-static void drain(plog_cluster *c, size_t i)
+static void drain(plog_swim_cluster *c, size_t i)
 {
     plog_membership *m = c->nodes[i].m;
     plog_membership_send s;
@@ -211,15 +229,20 @@ static void drain(plog_cluster *c, size_t i)
             free(s.data);
             continue;
         }
-        bool lost = c->cut[i][to] || (c->o.loss > 0 && (double)(rnd(c) >> 11) / 9007199254740992.0 < c->o.loss);
+        bool lost =
+            c->cut[i][to] || (c->o.loss > 0 && (double)(rnd(c) >> 11) / 9007199254740992.0 < c->o.loss);
         trace_msg(c, i, to, s.data, s.len, lost);
         if (lost) {
             free(s.data);
             continue;
         }
         uint64_t span = c->o.max_latency_ms - c->o.min_latency_ms + 1;
-        struct inflight f = {.at = c->now + c->o.min_latency_ms + rnd(c) % span, .order = ++c->order,
-                             .from = i, .to = to, .data = s.data, .len = s.len};
+        struct inflight f = {.at = c->now + c->o.min_latency_ms + rnd(c) % span,
+                             .order = ++c->order,
+                             .from = i,
+                             .to = to,
+                             .data = s.data,
+                             .len = s.len};
         heap_push(c, f);
     }
     plog_membership_event e;
@@ -228,27 +251,27 @@ static void drain(plog_cluster *c, size_t i)
             c->capev = c->capev ? c->capev * 2 : 256;
             c->ev = xrealloc(c->ev, c->capev * sizeof *c->ev);
         }
-        plog_cluster_event *r = &c->ev[c->nev++];
+        plog_swim_cluster_event *r = &c->ev[c->nev++];
         r->at_ms = c->now;
         r->node = i;
         r->type = e.type;
         memcpy(r->subject, e.member.name, sizeof r->subject);
         size_t subj = node_of_name(c, e.member.name);
-        if (e.type == PLOG_MEMBERSHIP_FAILED && subj != SIZE_MAX && c->nodes[subj].m != NULL
-            && !c->nodes[subj].leaving)
+        if (e.type == PLOG_MEMBERSHIP_FAILED && subj != SIZE_MAX && c->nodes[subj].m != NULL &&
+            !c->nodes[subj].leaving)
             c->false_failures++;
         tracef(c, "[%6llu] %s event %s %s (incarnation %llu)", (unsigned long long)c->now, c->nodes[i].name,
                event_name(e.type), e.member.name, (unsigned long long)e.member.incarnation);
     }
 }
 
-plog_cluster *plog_cluster_new(const plog_cluster_opts *o)
+plog_swim_cluster *plog_swim_cluster_new(const plog_swim_cluster_opts *o)
 {
-    if (o->n == 0 || o->n > PLOG_CLUSTER_MAX || o->max_latency_ms < o->min_latency_ms) {
+    if (o->n == 0 || o->n > PLOG_SWIM_CLUSTER_MAX || o->max_latency_ms < o->min_latency_ms) {
         fprintf(stderr, "cluster: bad options\n");
         abort();
     }
-    plog_cluster *c = xrealloc(NULL, sizeof *c);
+    plog_swim_cluster *c = xrealloc(NULL, sizeof *c);
     memset(c, 0, sizeof *c);
     c->o = *o;
     c->rng = o->seed;
@@ -260,7 +283,7 @@ plog_cluster *plog_cluster_new(const plog_cluster_opts *o)
     return c;
 }
 
-void plog_cluster_free(plog_cluster *c)
+void plog_swim_cluster_free(plog_swim_cluster *c)
 {
     if (c == NULL)
         return;
@@ -274,11 +297,11 @@ void plog_cluster_free(plog_cluster *c)
     free(c);
 }
 
-void plog_cluster_start(plog_cluster *c, size_t i, uint64_t inc, size_t seed)
+void plog_swim_cluster_start(plog_swim_cluster *c, size_t i, uint64_t inc, size_t seed)
 {
     struct node *nd = &c->nodes[i];
     if (nd->m != NULL)
-        plog_cluster_kill(c, i);
+        plog_swim_cluster_kill(c, i);
     plog_membership_config cfg = c->o.cfg;
     plog_gossip_tag tag = {"rpc_addr", nd->rpc};
     cfg.name = nd->name;
@@ -302,7 +325,7 @@ void plog_cluster_start(plog_cluster *c, size_t i, uint64_t inc, size_t seed)
     drain(c, i);
 }
 
-void plog_cluster_kill(plog_cluster *c, size_t i)
+void plog_swim_cluster_kill(plog_swim_cluster *c, size_t i)
 {
     tracef(c, "[%6llu] -- kill %s", (unsigned long long)c->now, c->nodes[i].name);
     plog_membership_free(c->nodes[i].m);
@@ -310,7 +333,7 @@ void plog_cluster_kill(plog_cluster *c, size_t i)
     c->nodes[i].leaving = false;
 }
 
-void plog_cluster_leave(plog_cluster *c, size_t i, uint64_t linger_ms)
+void plog_swim_cluster_leave(plog_swim_cluster *c, size_t i, uint64_t linger_ms)
 {
     tracef(c, "[%6llu] -- %s leaves", (unsigned long long)c->now, c->nodes[i].name);
     c->nodes[i].leaving = true;
@@ -319,24 +342,24 @@ void plog_cluster_leave(plog_cluster *c, size_t i, uint64_t linger_ms)
     drain(c, i);
 }
 
-void plog_cluster_cut(plog_cluster *c, size_t i, size_t j, bool cut)
+void plog_swim_cluster_cut(plog_swim_cluster *c, size_t i, size_t j, bool cut)
 {
     c->cut[i][j] = cut;
 }
 
-void plog_cluster_heal(plog_cluster *c)
+void plog_swim_cluster_heal(plog_swim_cluster *c)
 {
     tracef(c, "[%6llu] -- heal", (unsigned long long)c->now);
     memset(c->cut, 0, sizeof c->cut);
 }
 
-void plog_cluster_set_loss(plog_cluster *c, double loss)
+void plog_swim_cluster_set_loss(plog_swim_cluster *c, double loss)
 {
     c->o.loss = loss;
 }
 
 /* step runs the earliest pending thing if it is due by t; false when nothing is. */
-static bool step(plog_cluster *c, uint64_t t)
+static bool step(plog_swim_cluster *c, uint64_t t)
 {
     uint64_t next = c->nheap > 0 ? c->heap[0].at : UINT64_MAX;
     for (size_t i = 0; i < c->o.n; i++) {
@@ -385,7 +408,7 @@ static bool step(plog_cluster *c, uint64_t t)
     return true;
 }
 
-void plog_cluster_run_until(plog_cluster *c, uint64_t t)
+void plog_swim_cluster_run_until(plog_swim_cluster *c, uint64_t t)
 {
     while (step(c, t))
         ;
@@ -393,7 +416,8 @@ void plog_cluster_run_until(plog_cluster *c, uint64_t t)
         c->now = t;
 }
 
-bool plog_cluster_run_until_true(plog_cluster *c, bool (*cond)(plog_cluster *, void *), void *arg, uint64_t t)
+bool plog_swim_cluster_run_until_true(plog_swim_cluster *c, bool (*cond)(plog_swim_cluster *, void *),
+                                      void *arg, uint64_t t)
 {
     if (cond(c, arg))
         return true;
@@ -405,22 +429,22 @@ bool plog_cluster_run_until_true(plog_cluster *c, bool (*cond)(plog_cluster *, v
     return cond(c, arg);
 }
 
-uint64_t plog_cluster_now(const plog_cluster *c)
+uint64_t plog_swim_cluster_now(const plog_swim_cluster *c)
 {
     return c->now;
 }
 
-bool plog_cluster_is_running(const plog_cluster *c, size_t i)
+bool plog_swim_cluster_is_running(const plog_swim_cluster *c, size_t i)
 {
     return c->nodes[i].m != NULL;
 }
 
-plog_membership *plog_cluster_node(plog_cluster *c, size_t i)
+plog_membership *plog_swim_cluster_node(plog_swim_cluster *c, size_t i)
 {
     return c->nodes[i].m;
 }
 
-int plog_cluster_status(const plog_cluster *c, size_t viewer, size_t subject)
+int plog_swim_cluster_status(const plog_swim_cluster *c, size_t viewer, size_t subject)
 {
     plog_membership_member mb;
     if (c->nodes[viewer].m == NULL || !plog_membership_find(c->nodes[viewer].m, c->nodes[subject].name, &mb))
@@ -428,7 +452,7 @@ int plog_cluster_status(const plog_cluster *c, size_t viewer, size_t subject)
     return mb.status;
 }
 
-bool plog_cluster_converged(plog_cluster *c, void *unused)
+bool plog_swim_cluster_converged(plog_swim_cluster *c, void *unused)
 {
     (void)unused;
     for (size_t v = 0; v < c->o.n; v++) {
@@ -436,35 +460,35 @@ bool plog_cluster_converged(plog_cluster *c, void *unused)
             continue;
         for (size_t s = 0; s < c->o.n; s++) {
             bool up = c->nodes[s].m != NULL && !c->nodes[s].leaving;
-            if ((plog_cluster_status(c, v, s) == PLOG_GOSSIP_ALIVE) != up)
+            if ((plog_swim_cluster_status(c, v, s) == PLOG_GOSSIP_ALIVE) != up)
                 return false;
         }
     }
     return true;
 }
 
-const plog_cluster_event *plog_cluster_events(const plog_cluster *c, size_t *n)
+const plog_swim_cluster_event *plog_swim_cluster_events(const plog_swim_cluster *c, size_t *n)
 {
     *n = c->nev;
     return c->ev;
 }
 
-uint64_t plog_cluster_false_failures(const plog_cluster *c)
+uint64_t plog_swim_cluster_false_failures(const plog_swim_cluster *c)
 {
     return c->false_failures;
 }
 
-uint64_t plog_cluster_messages(const plog_cluster *c)
+uint64_t plog_swim_cluster_messages(const plog_swim_cluster *c)
 {
     return c->delivered;
 }
 
-void plog_cluster_trace(plog_cluster *c, bool on)
+void plog_swim_cluster_trace(plog_swim_cluster *c, bool on)
 {
     c->tracing = on;
 }
 
-const char *plog_cluster_trace_text(const plog_cluster *c)
+const char *plog_swim_cluster_trace_text(const plog_swim_cluster *c)
 {
     return c->trace != NULL ? c->trace : "";
 }
