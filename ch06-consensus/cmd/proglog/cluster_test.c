@@ -21,6 +21,7 @@
 #include "internal/agent/testcluster.h"
 #include "internal/client/client.h"
 #include "internal/loadbalance/router.h"
+#include "internal/rpc/envelope.h"
 #include "testing/testing.h"
 
 #define N 3
@@ -282,6 +283,56 @@ static int teardown(void **state)
     return 0;
 }
 
+/* is_voter: the leader lists node i as a voter. */
+struct voter_arg {
+    struct tc *c;
+    int i;
+};
+
+static bool is_voter(void *arg)
+{
+    struct voter_arg *a = arg;
+    char want[32];
+    snprintf(want, sizeof want, "127.0.0.1:%d", a->c->node[a->i].rport);
+    bool ok = false;
+    for (int j = 0; j < N && !ok; j++) {
+        if (j == a->i || !a->c->node[j].running)
+            continue;
+        plog_loadbalance_router *r = router(a->c, j);
+        if (r == NULL)
+            continue;
+        const plog_loadbalance_picker *p = plog_loadbalance_router_servers(r);
+        bool from_leader = false;
+        for (size_t k = 0; k < p->n; k++) {
+            char self[32];
+            snprintf(self, sizeof self, "127.0.0.1:%d", a->c->node[j].rport);
+            if (p->servers[k].is_leader && strcmp(p->servers[k].rpc_addr, self) == 0)
+                from_leader = true;
+        }
+        plog_loadbalance_router_close(r);
+        if (!from_leader)
+            continue;
+        /* GetServers marks learners; the router keeps only id/addr/leader, so ask directly */
+        plog_client *cl = tc_client(a->c, j);
+        Log__V1__GetServersRequest req = LOG__V1__GET_SERVERS_REQUEST__INIT;
+        nng_msg *reply;
+        plog_rpc_reply rp;
+        plog_rpc_status st;
+        if (plog_client_call(cl, plog_rpc_method_name(PLOG_METHOD_GET_SERVERS), &req.base, 0, 0, &reply, &rp, &st) ==
+            PLOG_STATUS_OK) {
+            Log__V1__GetServersResponse *resp = log__v1__get_servers_response__unpack(NULL, rp.body_len, rp.body);
+            nng_msg_free(reply);
+            for (size_t k = 0; resp != NULL && k < resp->n_servers; k++)
+                if (strcmp(resp->servers[k]->rpc_addr, want) == 0 && resp->servers[k]->is_voter)
+                    ok = true;
+            if (resp != NULL)
+                log__v1__get_servers_response__free_unpacked(resp, NULL);
+        }
+        plog_client_close(cl);
+    }
+    return ok;
+}
+
 /* leader_end: the first offset node l does not hold yet (records are dense). */
 static long leader_end(struct tc *c, int l)
 {
@@ -356,8 +407,16 @@ static void test_cluster_kill9_leader_under_load_loses_and_duplicates_nothing(vo
         int now = -1;
         int64_t t0 = plog_test_now_ms();
         while ((now = leader_of(&c)) < 0 || now == old) {
-            if (plog_test_now_ms() - t0 > 10000)
+            if (plog_test_now_ms() - t0 > 10000) {
+                for (int i = 0; i < N; i++) {
+                    char *out = plog_test_output(&c.node[i].proc);
+                    size_t len = out != NULL ? strlen(out) : 0;
+                    fprintf(stderr, "--- %s (last output)\n%s\n", c.node[i].name,
+                            out != NULL ? out + (len > 3000 ? len - 3000 : 0) : "");
+                    free(out);
+                }
                 fail_msg("round %d: no new leader 10 s after killing %s", k, c.node[old].name);
+            }
             plog_test_sleep_ms(20);
         }
         plog_test_sleep_ms(kills > 1 ? 500 : 2500);
@@ -372,6 +431,9 @@ static void test_cluster_kill9_leader_under_load_loses_and_duplicates_nothing(vo
          * caught up: the next kill then leaves a healthy majority. */
         int stay = 3 - old - now;
         tc_start(&c, old, stay);
+        struct voter_arg va = {&c, old};
+        if (!plog_test_wait_until(is_voter, &va, 15000))
+            fail_msg("round %d: %s is not a voter again", k, c.node[old].name);
         long end = leader_end(&c, now); /* what the leader held then */
         struct count_arg ca = {&c, old, end};
         if (end > 0 && !plog_test_wait_until(holds, &ca, 15000))
