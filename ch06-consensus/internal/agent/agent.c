@@ -384,6 +384,7 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
         .log = cfg->log,
         .applied = on_applied,
         .arg = a,
+        .logger = cfg->logger,
     };
     if ((rv = plog_distributed_open(&dcfg, &a->dist, err, errsize)) != PLOG_OK)
         goto fail;

@@ -527,8 +527,13 @@ static void publish_status(plog_distributed *d)
     plog_raft_get_status(d->raft, &st);
     pthread_mutex_lock(&d->mu);
     bool was_leader = d->st.role == PLOG_RAFT_LEADER;
+    bool changed = d->st.role != st.role || d->st.term != st.term || d->st.leader != st.leader;
     d->st = st;
     pthread_mutex_unlock(&d->mu);
+    if (changed)
+        plog_logger_logf(d->cfg.logger, PLOG_LOGGER_INFO, "raft", "role=%s term=%llu leader=%016llx voters_in_conf=%u commit=%llu last=%llu",
+                         plog_raft_role_name(st.role), (unsigned long long)st.term, (unsigned long long)st.leader,
+                         st.conf.n, (unsigned long long)st.commit, (unsigned long long)st.last);
     if (was_leader && st.role != PLOG_RAFT_LEADER)
         fail_pending(d, PLOG_ENOTLEADER);
 }

@@ -30,6 +30,7 @@
 #include "internal/auth/authorizer.h"
 #include "internal/log/config.h"
 #include "internal/log/log.h"
+#include "internal/logger/logger.h"
 
 typedef struct plog_distributed plog_distributed;
 
@@ -58,6 +59,7 @@ typedef struct plog_distributed_config {
      * plog_server_publish). On the node thread. NULL: nobody is told. */
     void (*applied)(void *arg, uint64_t next);
     void *arg;
+    plog_logger *logger; /* borrowed; role and term changes are logged (NULL: nothing) */
 } plog_distributed_config;
 
 /* plog_distributed_open opens (or creates) the node's state in cfg->dir, starts
