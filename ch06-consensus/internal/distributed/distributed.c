@@ -76,6 +76,8 @@ struct peer {
     char raft_addr[128];
     char rpc_addr[128];
     bool left; /* left gracefully: the leader removes it */
+    uint64_t last_heard_ms; /* a message from it arrived (any kind) */
+    uint64_t last_reset_ms; /* its connection was last started afresh */
 };
 
 struct dedup {
@@ -117,6 +119,8 @@ struct plog_distributed {
     struct dedup *dedup[DEDUP_BUCKETS];
     uint64_t applied_index;
     uint64_t snap_index; /* the latest snapshot's (taken or installed) */
+    int failed;          /* a write failed: the node stops (fail-stop) */
+    uint64_t opened_ms;
 };
 
 uint64_t plog_distributed_id(const char *name)
@@ -184,6 +188,11 @@ static void on_receive(void *arg, const char *from, const uint8_t *buf, size_t l
         free(e);
         return;
     }
+    pthread_mutex_lock(&d->mu);
+    struct peer *p = peer_by_id(d, e->dec.msg.from);
+    if (p != NULL)
+        p->last_heard_ms = now_ms();
+    pthread_mutex_unlock(&d->mu);
     if (!enqueue(d, e)) {
         plog_distributed_decoded_fini(&e->dec);
         free(e);
@@ -505,15 +514,32 @@ static int queue_msg(plog_distributed *d, const plog_raft_msg *m)
     return PLOG_OK;
 }
 
+/* A peer silent for this long has its connection started afresh before the next
+ * send, at most once per RECONNECT_MS: nng 1.5.2 can lose a TLS dial that completes
+ * while the peer restarts and then never redial (docs/NNG.md), and two followers
+ * that only exchange pre-votes would otherwise never hear each other again. */
+#define SILENT_FACTOR 2
+#define RECONNECT_MS 1000
+
 static void send_all(plog_distributed *d)
 {
+    uint64_t now = now_ms();
+    uint64_t silent = (uint64_t)SILENT_FACTOR * (d->cfg.election_timeout_ms ? d->cfg.election_timeout_ms : 150);
     for (size_t i = 0; i < d->nout; i++) {
         char addr[128] = "";
+        bool reset = false;
         pthread_mutex_lock(&d->mu);
         struct peer *p = peer_by_id(d, d->out[i].to);
-        if (p != NULL)
+        if (p != NULL) {
             copy_str(addr, sizeof addr, p->raft_addr);
+            if (now > p->last_heard_ms + silent && now > p->last_reset_ms + RECONNECT_MS) {
+                p->last_reset_ms = now;
+                reset = p->last_heard_ms != 0 || now > d->opened_ms + RECONNECT_MS;
+            }
+        }
         pthread_mutex_unlock(&d->mu);
+        if (reset && addr[0] != '\0')
+            plog_transport_forget(d->tr, addr);
         if (addr[0] != '\0')
             plog_transport_send(d->tr, addr, d->out[i].buf, d->out[i].len);
         free(d->out[i].buf);
@@ -600,9 +626,18 @@ static int step(plog_distributed *d, plog_raft_event *ev, plog_raft_update *up)
 {
     ev->now_ms = now_ms();
     int rv = plog_raft_step(d->raft, ev, up);
-    if (rv == PLOG_ENOMEM)
+    if (rv == PLOG_ENOMEM) {
+        d->failed = rv;
         return rv;
+    }
     int hv = handle(d, up);
+    if (hv != PLOG_OK && d->failed == PLOG_OK) {
+        /* The core believes what this update asked is done: going on would let
+         * memory and disk disagree. Stop instead; a restart boots from disk. */
+        d->failed = hv;
+        plog_logger_logf(d->cfg.logger, PLOG_LOGGER_ERROR, "raft storage failed; node stops", "err=\"%s\" detail=\"%s\"",
+                         plog_strerror(hv), plog_raftstore_errmsg(d->store));
+    }
     return hv != PLOG_OK ? hv : rv;
 }
 
@@ -759,9 +794,10 @@ static void *node_main(void *arg)
             reconcile(d);
             d->next_reconcile = now + RECONCILE_MS;
         }
-        if (flush(d) != PLOG_OK || maybe_snapshot(d) != PLOG_OK || flush(d) != PLOG_OK) {
-            fprintf(stderr, "level=error msg=\"raft storage failed; node stops\" err=\"%s\"\n",
-                    plog_raftstore_errmsg(d->store));
+        if (d->failed != PLOG_OK || flush(d) != PLOG_OK || maybe_snapshot(d) != PLOG_OK || flush(d) != PLOG_OK) {
+            plog_logger_logf(d->cfg.logger, PLOG_LOGGER_ERROR, "raft node stops", "err=\"%s\" detail=\"%s\"",
+                             plog_strerror(d->failed != PLOG_OK ? d->failed : PLOG_EIO),
+                             plog_raftstore_errmsg(d->store));
             pthread_mutex_lock(&d->mu);
             d->stop = true;
             break;
@@ -828,6 +864,7 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
     d->cfg.name = d->name;
     d->cfg.dir = d->dir;
     d->id = plog_distributed_id(cfg->name);
+    d->opened_ms = now_ms();
     char path[4096];
     if ((rv = mkdir_p(cfg->dir)) != PLOG_OK) {
         plog_errf(err, errsz, "mkdir %s: %s", cfg->dir, strerror(errno));
@@ -889,7 +926,7 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
         .ca_file = cfg->ca_file,
         .acl = cfg->acl,
         .max_msg_bytes = 16u << 20,
-        .sendbuf = 1024,
+        .sendbuf = 256,
         .recv = on_receive,
         .arg = d,
     };
