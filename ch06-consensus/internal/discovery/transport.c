@@ -282,8 +282,8 @@ int plog_transport_send(plog_transport *g, const char *addr, const void *buf, si
     if (rv == NNG_EAGAIN) {
         /* A full buffer means this socket has had no connection for a while
          * (64 messages): start over with a fresh socket and dialer rather than
-         * trust the old one's redials (nng 1.5.2 can lose a TLS dial that
-         * completes while the peer restarts, and then never redials). */
+         * trust the old one's redials (a dialer whose peer was killed again and
+         * again was once seen never to reconnect; a fresh one always does). */
         detach(g, p, &gone[1]);
         p = peer_get(g, addr, &gone[0]);
         rv = p == NULL ? NNG_EINVAL : nng_sendmsg(p->sock, m, NNG_FLAG_NONBLOCK);

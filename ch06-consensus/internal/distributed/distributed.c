@@ -515,9 +515,9 @@ static int queue_msg(plog_distributed *d, const plog_raft_msg *m)
 }
 
 /* A peer silent for this long has its connection started afresh before the next
- * send, at most once per RECONNECT_MS: nng 1.5.2 can lose a TLS dial that completes
- * while the peer restarts and then never redial (docs/NNG.md), and two followers
- * that only exchange pre-votes would otherwise never hear each other again. */
+ * send, at most once per RECONNECT_MS: an nng 1.5.2 dialer whose peer was killed
+ * again and again was seen never to reconnect (a fresh one always did), and two
+ * followers that only exchange pre-votes would otherwise never hear each other. */
 #define SILENT_FACTOR 2
 #define RECONNECT_MS 1000
 
