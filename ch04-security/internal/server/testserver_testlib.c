@@ -9,6 +9,8 @@
 
 #include "internal/server/testserver.h"
 
+#include "internal/client/client.h"
+
 const char *tserver_certs(void)
 {
     static char dir[512];
@@ -56,6 +58,18 @@ static bool logs_quietly(const struct tserver *s)
             (strcmp(s->extra[i + 1], "warn") == 0 || strcmp(s->extra[i + 1], "error") == 0))
             return true;
     return false;
+}
+
+plog_client *tserver_client_as(const struct tserver *s, const char *who)
+{
+    plog_client_config cfg = {.tls = tserver_client_tls(who)};
+    plog_client *c;
+    plog_rpc_status st;
+    int code = plog_client_open(s->addr, &cfg, &c, &st);
+    nng_tls_config_free(cfg.tls); /* the client holds its own reference */
+    if (code != PLOG_STATUS_OK)
+        fail_msg("open as %s: %s: %s", who, plog_rpc_status_name(code), st.msg);
+    return c;
 }
 
 void tserver_start(struct tserver *s)
