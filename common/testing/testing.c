@@ -283,3 +283,20 @@ void plog_test_capture_close(plog_test_capture *c)
     close(c->fd);
     plog_test_rmrf(c->dir);
 }
+
+int plog_test_capture_setup(void **state)
+{
+    plog_test_capture *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return -1;
+    plog_test_capture_open(c, "capture");
+    *state = c;
+    return 0;
+}
+
+int plog_test_capture_teardown(void **state)
+{
+    plog_test_capture_close(*state);
+    free(*state);
+    return 0;
+}

@@ -106,4 +106,8 @@ void plog_test_capture_clear(const plog_test_capture *c);
 /* plog_test_capture_close closes the file and removes the directory. */
 void plog_test_capture_close(plog_test_capture *c);
 
+/* cmocka setup and teardown whose state is a new plog_test_capture. */
+int plog_test_capture_setup(void **state);
+int plog_test_capture_teardown(void **state);
+
 #endif

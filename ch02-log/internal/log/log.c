@@ -584,7 +584,7 @@ int plog_log_reset(plog_log *l)
          * returns PLOG_EIO, close and remove still work. */
         rv = rv2;
     }
-    l->flushed_next = l->durable_next = l->wanted_next = l->c.segment.initial_offset;
+    l->flushed_next = l->durable_next = l->c.segment.initial_offset;
     pthread_rwlock_unlock(&l->lock);
     pthread_mutex_unlock(&l->sync_mu);
     return rv;
@@ -599,7 +599,6 @@ static void free_log(plog_log *l)
     pthread_rwlock_destroy(&l->lock);
     pthread_mutex_destroy(&l->sync_mu);
     pthread_mutex_destroy(&l->err_mu);
-    pthread_cond_destroy(&l->durable_cond);
     pthread_cond_destroy(&l->tick_cond);
     free(l->segs);
     free(l->pending);

@@ -41,7 +41,9 @@ int plog_log_append_batch(plog_log *l, Log__V1__Record *const *recs, size_t n, u
 
 /* plog_log_commit returns once every record up to and including off is as durable
  * as the policy promises: written to the kernel (NEVER), fsynced (ALWAYS, INTERVAL:
- * waits for the group commit that covers it). A server acknowledges after it.
+ * when no fsync covered it yet, the caller's thread fsyncs, covering every record
+ * appended so far; concurrent commits share that fsync). A server acknowledges
+ * after it.
  * PLOG_ERANGE when off was not appended yet; PLOG_EIO when an fsync failed (then
  * every later commit fails too: nothing more can be promised). */
 int plog_log_commit(plog_log *l, uint64_t off);

@@ -37,10 +37,8 @@ struct plog_log {
     int dir_fd;
 
     pthread_mutex_t sync_mu;
-    pthread_cond_t durable_cond; /* durable_next moved, sync_err set, or stopping */
-    pthread_cond_t tick_cond;    /* wakes the syncer early: stopping */
+    pthread_cond_t tick_cond;    /* wakes the interval syncer early: stopping */
     uint64_t durable_next;
-    uint64_t wanted_next;        /* INTERVAL: a committer waits for records below it */
     int sync_err;                /* sticky: after a failed fsync nothing is durable */
     bool stop;
     bool syncer_running;

@@ -226,7 +226,6 @@ int plog_log_open(const char *dir, const plog_log_config *c, plog_log **lp)
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&l->durable_cond, &ca);
     pthread_cond_init(&l->tick_cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&l->sync_mu, NULL);

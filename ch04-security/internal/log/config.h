@@ -9,8 +9,9 @@
 typedef enum {
     PLOG_SYNC_NEVER = 0, /* the OS decides; plog_log_commit() writes to the kernel */
     PLOG_SYNC_ALWAYS,    /* fsync before plog_log_append returns */
-    PLOG_SYNC_INTERVAL,  /* group commit: a background fsync, at once while a commit waits,
-                          * else every sync_interval_ms */
+    PLOG_SYNC_INTERVAL,  /* group commit: plog_log_commit fsyncs (one fsync for every
+                          * commit waiting), else a background fsync every
+                          * sync_interval_ms */
 } plog_sync_policy;
 
 /* How bad what the log reports is. The numbers are internal/logger's levels

@@ -406,25 +406,44 @@ static void test_server_metrics_and_logs_tell_the_truth(void **state)
     (void)read(fd, buf, sizeof buf); /* the server hangs up */
     close(fd);
 
-    /* The same produce (client_id, seq) twice while the first waits for its group
-     * commit: the second copy is dropped, the first answered. */
+    /* The same produce (client_id, seq) on two connections, sent back to back: if
+     * the second arrives while the first is in flight it is dropped (never
+     * answered, counted as a dropped resend), else it is answered from the dedup
+     * table. Group commit answers as soon as the fsync ends, so which of the two
+     * happens is up to the machine; either way nothing is INTERNAL, and the
+     * counters must agree with what the clients saw. 1 MiB values make overlap
+     * likely. */
     nng_tls_config *root = tserver_client_tls("root");
     nng_socket a = dial(ts.addr, root), b = dial(ts.addr, root);
+    assert_int_equal(nng_socket_set_ms(a, NNG_OPT_RECVTIMEO, 1500), 0);
     assert_int_equal(nng_socket_set_ms(b, NNG_OPT_RECVTIMEO, 1500), 0);
+    size_t big = 1 << 20;
+    uint8_t *value = calloc(1, big);
+    assert_non_null(value);
     Log__V1__Record rec = LOG__V1__RECORD__INIT;
-    rec.value.data = (uint8_t *)"once";
-    rec.value.len = 4;
+    rec.value.data = value;
+    rec.value.len = big;
     Log__V1__ProduceRequest pr = LOG__V1__PRODUCE_REQUEST__INIT;
     pr.record = &rec;
     nng_msg *m1, *m2;
     assert_plog_ok(plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_PRODUCE), &pr.base, 0, 9, 1, &m1));
     assert_plog_ok(plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_PRODUCE), &pr.base, 0, 9, 1, &m2));
+    free(value);
     assert_int_equal(nng_sendmsg(a, m1, 0), 0);
-    plog_test_sleep_ms(50);
     assert_int_equal(nng_sendmsg(b, m2, 0), 0);
-    assert_int_equal(nng_recvmsg(a, &m1, 0), 0);
-    nng_msg_free(m1);
-    assert_int_equal(nng_recvmsg(b, &m2, 0), NNG_ETIMEDOUT); /* dropped: never answered */
+    long answered = 0;
+    nng_socket both[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        nng_msg *m;
+        int rv = nng_recvmsg(both[i], &m, 0);
+        if (rv == 0) {
+            answered++;
+            nng_msg_free(m);
+        } else {
+            assert_int_equal(rv, NNG_ETIMEDOUT); /* dropped: never answered */
+        }
+    }
+    assert_true(answered >= 1);
     nng_close(a);
     nng_close(b);
     nng_tls_config_free(root);
@@ -438,14 +457,14 @@ static void test_server_metrics_and_logs_tell_the_truth(void **state)
     long dropped = metric_value(scrape, "proglog_resends_dropped_total");
     long produced = metric_value(scrape, "proglog_requests_total{method=\"Produce\",code=\"OK\"}");
     long internal = metric_value(scrape, "proglog_requests_total{method=\"Produce\",code=\"INTERNAL\"}");
-    print_message("handshakes ok=%ld no_certificate=%ld timeout=%ld; resends dropped=%ld; Produce OK=%ld "
-                  "INTERNAL=%ld\n",
-                  ok, nocert, timeout, dropped, produced, internal);
+    print_message("handshakes ok=%ld no_certificate=%ld timeout=%ld; the same produce twice: %ld answered, "
+                  "resends dropped=%ld; Produce OK=%ld INTERNAL=%ld\n",
+                  ok, nocert, timeout, answered, dropped, produced, internal);
     assert_true(ok >= 2);
     assert_int_equal(nocert, 1);
     assert_int_equal(timeout, 1);
-    assert_int_equal(dropped, 1);
-    assert_int_equal(produced, 1);
+    assert_int_equal(dropped, 2 - answered);
+    assert_int_equal(produced, answered);
     assert_true(internal <= 0);
     free(scrape);
 

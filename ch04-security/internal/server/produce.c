@@ -6,8 +6,9 @@
  * never wait for an fsync:
  *   NEVER     append and commit (a write(2) to the kernel) on the request's thread;
  *   INTERVAL  append on the request's thread, then queue the worker (state COMMIT):
- *             one committer thread waits for the group commit covering the highest
- *             queued offset, then answers every produce it covers;
+ *             one committer thread commits the highest queued offset (the log's group
+ *             commit: one fsync on this thread covers every record appended before it
+ *             started), then answers every produce it covers;
  *   ALWAYS    queue the decoded request: the committer appends every queued
  *             request in one plog_log_append_batch (one fsync for all of them),
  *             then answers them. One fsync acknowledges many produces.

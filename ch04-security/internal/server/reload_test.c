@@ -206,18 +206,6 @@ static void copy_file(const char *from, const char *path)
     write_file(path, buf);
 }
 
-static plog_client *open_as(struct fixture *f, const char *who)
-{
-    plog_client_config cfg = {.tls = tserver_client_tls(who)};
-    plog_client *c;
-    plog_rpc_status st;
-    int code = plog_client_open(f->srv.addr, &cfg, &c, &st);
-    nng_tls_config_free(cfg.tls); /* the client holds its own reference */
-    if (code != PLOG_STATUS_OK)
-        fail_msg("open as %s: %s: %s", who, plog_rpc_status_name(code), st.msg);
-    return c;
-}
-
 /* setup_tls serves tls+tcp:// with copies of the book's policy and of the server's
  * certificate and key in the test's directory, so that a test can change them. */
 static int setup_tls(void **state)
@@ -241,7 +229,7 @@ static int setup_tls(void **state)
                            "--log-level-file", f->level_file};
     memcpy(f->srv.extra, extra, sizeof extra);
     tserver_start(&f->srv);
-    f->c = open_as(f, "root");
+    f->c = tserver_client_as(&f->srv, "root");
     *state = f;
     return 0;
 }
@@ -293,7 +281,7 @@ static const char *second_server_cert(void)
 static void test_reload_policy_change_applies_to_new_requests(void **state)
 {
     struct fixture *f = *state;
-    plog_client *nobody = open_as(f, "nobody");
+    plog_client *nobody = tserver_client_as(&f->srv, "nobody");
     uint64_t off;
     plog_rpc_status st;
     assert_int_equal(plog_client_produce(nobody, "no", 2, &off, &st), PLOG_STATUS_PERMISSION_DENIED);
@@ -330,7 +318,7 @@ static void test_reload_bad_policy_keeps_the_old_policy(void **state)
     uint64_t off;
     plog_rpc_status st;
     assert_status_ok(plog_client_produce(f->c, "root", 4, &off, NULL));
-    plog_client *nobody = open_as(f, "nobody");
+    plog_client *nobody = tserver_client_as(&f->srv, "nobody");
     assert_int_equal(plog_client_produce(nobody, "no", 2, &off, &st), PLOG_STATUS_PERMISSION_DENIED);
     plog_client_close(nobody);
 }
@@ -353,7 +341,7 @@ static void test_reload_new_certificate_is_served_to_new_connections(void **stat
 
     uint64_t off;
     assert_status_ok(plog_client_produce(f->c, "old connection", 14, &off, NULL));
-    plog_client *fresh = open_as(f, "root");
+    plog_client *fresh = tserver_client_as(&f->srv, "root");
     Log__V1__Record *rec;
     assert_status_ok(plog_client_consume(fresh, off, &rec, NULL));
     assert_int_equal(rec->value.len, 14);
@@ -381,7 +369,7 @@ static void test_reload_bad_certificate_keeps_the_old_one(void **state)
     free(out);
     char *after = served_fingerprint(f);
     assert_string_equal(after, before);
-    plog_client *fresh = open_as(f, "root");
+    plog_client *fresh = tserver_client_as(&f->srv, "root");
     uint64_t off;
     assert_status_ok(plog_client_produce(fresh, "x", 1, &off, NULL));
     plog_client_close(fresh);
