@@ -10,9 +10,15 @@
 #define ENTRY_HDR (8 + 8 + 1 + 4)
 #define TAIL (4 + 8 + 8 + 4 + 1)
 
-size_t plog_distributed_msg_size(const plog_raft_msg *m)
+static size_t addr_len(const char *a)
 {
-    size_t n = FIXED + TAIL + m->len;
+    size_t n = a != NULL ? strlen(a) : 0;
+    return n > PLOG_DISTRIBUTED_ADDR_MAX ? PLOG_DISTRIBUTED_ADDR_MAX : n;
+}
+
+size_t plog_distributed_msg_size(const plog_raft_msg *m, const char *from_addr)
+{
+    size_t n = FIXED + TAIL + m->len + 2 + addr_len(from_addr);
     for (size_t i = 0; i < m->n_entries; i++)
         n += ENTRY_HDR + m->entries[i].len;
     uint8_t conf[PLOG_RAFT_CONF_MAX_BYTES];
@@ -33,7 +39,7 @@ static uint8_t *put32(uint8_t *p, uint32_t v)
     return p + 4;
 }
 
-void plog_distributed_msg_encode(const plog_raft_msg *m, uint8_t *p)
+void plog_distributed_msg_encode(const plog_raft_msg *m, const char *from_addr, uint8_t *p)
 {
     *p++ = PLOG_DISTRIBUTED_CODEC_VERSION;
     *p++ = m->type;
@@ -69,7 +75,12 @@ void plog_distributed_msg_encode(const plog_raft_msg *m, uint8_t *p)
     if (m->len > 0)
         memcpy(p, m->data, m->len);
     p += m->len;
-    *p = m->done ? 1 : 0;
+    *p++ = m->done ? 1 : 0;
+    size_t al = addr_len(from_addr);
+    *p++ = (uint8_t)(al >> 8);
+    *p++ = (uint8_t)al;
+    if (al > 0)
+        memcpy(p, from_addr, al);
 }
 
 struct rd {
@@ -174,9 +185,14 @@ int plog_distributed_msg_decode(const uint8_t *src, size_t n, plog_distributed_d
     m->len = get32(&r);
     m->data = getn(&r, m->len);
     uint8_t done = get8(&r);
-    if (r.bad || done > 1 || r.p != r.end)
+    uint32_t al = (uint32_t)get8(&r) << 8;
+    al |= get8(&r);
+    const uint8_t *addr = getn(&r, al);
+    if (r.bad || done > 1 || al > PLOG_DISTRIBUTED_ADDR_MAX || r.p != r.end || memchr(addr, 0, al) != NULL)
         goto bad;
     m->done = done == 1;
+    memcpy(d->from_addr, addr, al);
+    d->from_addr[al] = '\0';
     return PLOG_OK;
 bad:
     plog_distributed_decoded_fini(d);

@@ -75,7 +75,8 @@ struct peer {
     char name[64];
     char raft_addr[128];
     char rpc_addr[128];
-    bool left; /* left gracefully: the leader removes it */
+    bool joined; /* membership reported it (only those are added) */
+    bool left;   /* left gracefully: the leader removes it */
     uint64_t last_heard_ms; /* a message from it arrived (any kind) */
     uint64_t last_reset_ms; /* its connection was last started afresh */
 };
@@ -121,6 +122,7 @@ struct plog_distributed {
     uint64_t snap_index; /* the latest snapshot's (taken or installed) */
     int failed;          /* a write failed: the node stops (fail-stop) */
     uint64_t opened_ms;
+    char self_addr[128]; /* cfg->raft_addr, copied */
 };
 
 uint64_t plog_distributed_id(const char *name)
@@ -188,10 +190,21 @@ static void on_receive(void *arg, const char *from, const uint8_t *buf, size_t l
         free(e);
         return;
     }
+    /* Every message says where its sender listens, so a node answers a peer it has
+     * not heard of through membership yet (a restarted node, or one whose join
+     * event is late): the verified CN names the peer, the message its address. */
     pthread_mutex_lock(&d->mu);
     struct peer *p = peer_by_id(d, e->dec.msg.from);
-    if (p != NULL)
+    if (p == NULL && d->npeers < sizeof d->peers / sizeof d->peers[0]) {
+        p = &d->peers[d->npeers++];
+        *p = (struct peer){.id = e->dec.msg.from};
+        copy_str(p->name, sizeof p->name, from);
+    }
+    if (p != NULL) {
         p->last_heard_ms = now_ms();
+        if (e->dec.from_addr[0] != '\0' && strcmp(p->raft_addr, e->dec.from_addr) != 0)
+            copy_str(p->raft_addr, sizeof p->raft_addr, e->dec.from_addr);
+    }
     pthread_mutex_unlock(&d->mu);
     if (!enqueue(d, e)) {
         plog_distributed_decoded_fini(&e->dec);
@@ -505,11 +518,11 @@ static int queue_msg(plog_distributed *d, const plog_raft_msg *m)
         d->out = n;
         d->outcap = cap;
     }
-    size_t len = plog_distributed_msg_size(m);
+    size_t len = plog_distributed_msg_size(m, d->self_addr);
     uint8_t *buf = malloc(len);
     if (buf == NULL)
         return PLOG_ENOMEM;
-    plog_distributed_msg_encode(m, buf);
+    plog_distributed_msg_encode(m, d->self_addr, buf);
     d->out[d->nout++] = (struct outmsg){.to = m->to, .buf = buf, .len = len};
     return PLOG_OK;
 }
@@ -739,7 +752,7 @@ static void reconcile(plog_distributed *d)
                 self_left = true;
             else if (remove == 0)
                 remove = p->id;
-        } else if (!p->left && !in && add == 0) {
+        } else if (p->joined && !p->left && !in && add == 0) {
             add = p->id;
         }
     }
@@ -874,6 +887,7 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
     d->cfg.dir = d->dir;
     d->id = plog_distributed_id(cfg->name);
     d->opened_ms = now_ms();
+    copy_str(d->self_addr, sizeof d->self_addr, cfg->raft_addr);
     char path[4096];
     if ((rv = mkdir_p(cfg->dir)) != PLOG_OK) {
         plog_errf(err, errsz, "mkdir %s: %s", cfg->dir, strerror(errno));
@@ -921,7 +935,7 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
         plog_errf(err, errsz, "raft: %s", plog_strerror(rv));
         goto fail;
     }
-    d->peers[0] = (struct peer){.id = d->id};
+    d->peers[0] = (struct peer){.id = d->id, .joined = true};
     copy_str(d->peers[0].name, sizeof d->peers[0].name, cfg->name);
     copy_str(d->peers[0].raft_addr, sizeof d->peers[0].raft_addr, cfg->raft_addr);
     copy_str(d->peers[0].rpc_addr, sizeof d->peers[0].rpc_addr, cfg->rpc_addr);
@@ -1124,6 +1138,7 @@ void plog_distributed_join(plog_distributed *d, const char *name, const char *ra
         copy_str(p->name, sizeof p->name, name);
         copy_str(p->raft_addr, sizeof p->raft_addr, raft_addr);
         copy_str(p->rpc_addr, sizeof p->rpc_addr, rpc_addr);
+        p->joined = true;
         p->left = false;
     }
     pthread_cond_signal(&d->cv);
