@@ -556,10 +556,19 @@ static void publish_status(plog_distributed *d)
     bool changed = d->st.role != st.role || d->st.term != st.term || d->st.leader != st.leader;
     d->st = st;
     pthread_mutex_unlock(&d->mu);
-    if (changed)
-        plog_logger_logf(d->cfg.logger, PLOG_LOGGER_INFO, "raft", "role=%s term=%llu leader=%016llx voters_in_conf=%u commit=%llu last=%llu",
+    if (changed) {
+        plog_transport_stats ts = {0};
+        if (d->tr != NULL)
+            plog_transport_stats_get(d->tr, &ts);
+        plog_logger_logf(d->cfg.logger, PLOG_LOGGER_INFO, "raft",
+                         "role=%s term=%llu leader=%016llx servers=%u commit=%llu last=%llu sent=%llu dropped=%llu "
+                         "received=%llu unauthenticated=%llu denied=%llu tls_failures=%llu",
                          plog_raft_role_name(st.role), (unsigned long long)st.term, (unsigned long long)st.leader,
-                         st.conf.n, (unsigned long long)st.commit, (unsigned long long)st.last);
+                         st.conf.n, (unsigned long long)st.commit, (unsigned long long)st.last,
+                         (unsigned long long)ts.sent, (unsigned long long)ts.send_dropped,
+                         (unsigned long long)ts.received, (unsigned long long)ts.unauthenticated,
+                         (unsigned long long)ts.denied, (unsigned long long)ts.tls_failures);
+    }
     if (was_leader && st.role != PLOG_RAFT_LEADER)
         fail_pending(d, PLOG_ENOTLEADER);
 }

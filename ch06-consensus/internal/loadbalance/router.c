@@ -110,17 +110,6 @@ static plog_client *conn_for(plog_loadbalance_router *r, const char *addr, plog_
     return c;
 }
 
-/* drop closes the connection to addr (it failed: dial afresh next time). */
-static void drop(plog_loadbalance_router *r, const char *addr)
-{
-    for (size_t i = 0; i < r->nconns; i++)
-        if (strcmp(r->conns[i].addr, addr) == 0) {
-            plog_client_close(r->conns[i].c);
-            r->conns[i] = r->conns[--r->nconns];
-            return;
-        }
-}
-
 /* refresh asks any server it can reach for the list (Go: ResolveNow). */
 static int refresh(plog_loadbalance_router *r, plog_rpc_status *st)
 {
@@ -257,8 +246,8 @@ int plog_loadbalance_router_produce(plog_loadbalance_router *r, const void *cons
                              : produce_once(c, values, lens, n, seq, (uint32_t)(left > 0 ? left : 1), first, st);
             if (code == PLOG_STATUS_OK || !retryable(code, st))
                 return code;
-            if (code == PLOG_STATUS_UNAVAILABLE)
-                drop(r, addr);
+            /* The connection stays: its dialer reconnects by itself, and closing
+             * TLS clients whose server just died can hang nng 1.5.2's reaper. */
         }
         if (now_ms() + backoff >= deadline)
             return code;
@@ -287,7 +276,6 @@ int plog_loadbalance_router_consume(plog_loadbalance_router *r, uint64_t off, Lo
             code = c == NULL ? (st != NULL ? st->code : PLOG_STATUS_UNAVAILABLE) : plog_client_consume(c, off, rec, st);
             if (code != PLOG_STATUS_UNAVAILABLE && code != PLOG_STATUS_DEADLINE_EXCEEDED)
                 return code;
-            drop(r, addr);
         }
         if (now_ms() + backoff >= deadline)
             return code;
