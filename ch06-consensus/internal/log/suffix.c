@@ -25,7 +25,11 @@
  *      active segment would be (segment.c's recovery: its index checked
  *      against the store, rebuilt from the store when they disagree, a torn
  *      tail cut), so its records are exactly those open would find. A crash
- *      here changes nothing open would not change itself.
+ *      here changes nothing open would not change itself. (One exception to
+ *      "exactly": a once-sealed segment whose store holds frames past its
+ *      records, which open reports as "sealed segment longer than its
+ *      records", shows them while it is last, until step 3 cuts them; all of
+ *      them are at or above next.)
  *   3. Its store is cut where record next begins (ftruncate) and fdatasynced,
  *      then its index is cut to next - base entries (ftruncate; the index may
  *      be longer than its entries: preallocated to max_index_bytes while the
