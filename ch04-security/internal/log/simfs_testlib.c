@@ -652,7 +652,8 @@ int simfs_start(const char *dir, uint64_t seed)
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             continue;
-        struct sfile *f = &S.files[new_file(e->d_name)];
+        size_t k = new_file(e->d_name); /* may move S.files */
+        struct sfile *f = &S.files[k];
         read_fd(fd, &f->durable, &f->dlen);
         close(fd);
     }

@@ -10,7 +10,13 @@
  * ch04: mutual TLS and the ACL are on unless the operator explicitly asks for plain
  * text (--insecure-allow-plaintext with a tcp:// address): a tls+tcp:// address
  * needs the three TLS files and a policy; a tcp:// address without the flag is
- * refused. --metrics-addr serves Prometheus metrics; --log-level filters the log. */
+ * refused. --metrics-addr serves Prometheus metrics; --log-level filters the log.
+ *
+ * SIGHUP reloads what can change without a restart: the ACL policy (and model), the
+ * server's certificate, key and CA for connections accepted from then on, and the
+ * log level from --log-level-file. Open connections and parked consumers are not
+ * touched. One line says what was reloaded; a file that does not load leaves what it
+ * would have replaced in force, with an error line naming the file and the reason. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -22,6 +28,7 @@
 #include <unistd.h>
 
 #include <dirent.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "internal/auth/authorizer.h"
@@ -51,7 +58,15 @@ static void usage(FILE *f)
                "  --initial-offset N      first offset of a new log (default 0)\n"
                "  --max-msg-bytes N       largest request accepted (default 4 MiB)\n"
                "  --workers N             concurrent requests (nng contexts, default 256)\n"
-               "  --max-wait-ms N         longest ConsumeStream long poll (default 30000)\n\n"
+               "  --max-wait-ms N         longest ConsumeStream long poll (default 30000)\n"
+               "  --max-parked-per-client N  ConsumeStream polls one client may park\n"
+               "                          (default 32); more are RESOURCE_EXHAUSTED\n"
+               "  --max-inflight-bytes N  memory for decoded requests in flight (default\n"
+               "                          256 MiB, at least 2 x --max-msg-bytes); beyond it\n"
+               "                          RESOURCE_EXHAUSTED\n"
+               "  --max-connections N     TLS connections at once, handshaking ones included\n"
+               "                          (default 4096); beyond it a new connection is closed\n"
+               "  --handshake-timeout-ms N  a TLS handshake must finish within it (default 5000)\n\n"
                "Security (a tls+tcp:// address needs all of the first four):\n"
                "  --server-tls-cert-file F   the server's certificate (PEM)\n"
                "  --server-tls-key-file F    its private key (PEM, unencrypted)\n"
@@ -66,8 +81,39 @@ static void usage(FILE *f)
                "  --metrics-addr HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics\n"
                "  --log-level LEVEL          debug | info | warn | error (default info; one\n"
                "                             line per request at info)\n"
+               "  --log-level-file F         a file holding the level (one word): read at\n"
+               "                             start, where it wins over --log-level, and on SIGHUP\n"
                "  --help, --version\n\n"
+               "Signals: SIGINT/SIGTERM stop; SIGHUP reloads the ACL policy and model, the\n"
+               "server certificate, key and CA (for new connections) and --log-level-file.\n"
                "Exit status: 0 clean shutdown (SIGINT/SIGTERM), 1 failure, 2 usage.\n");
+}
+
+/* read_level reads the one word of a level file (blanks and a newline around it
+ * are fine). 0, or -1 with why (size bytes) naming the file and the reason. */
+static int read_level(const char *path, plog_logger_level *out, char *why, size_t size)
+{
+    char buf[64] = "";
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(why, size, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    int bad = ferror(f) ? errno : 0;
+    fclose(f);
+    if (bad != 0) {
+        snprintf(why, size, "%s: %s", path, strerror(bad));
+        return -1;
+    }
+    buf[n] = '\0';
+    char *w = buf + strspn(buf, " \t\r\n");
+    w[strcspn(w, " \t\r\n")] = '\0';
+    if (plog_logger_parse_level(w, out) != PLOG_OK) {
+        snprintf(why, size, "%s: want debug, info, warn or error, got \"%.20s\"", path, w);
+        return -1;
+    }
+    return 0;
 }
 
 /* check_security enforces the flag rules of the header comment; 0 when they hold. */
@@ -111,9 +157,9 @@ struct security {
 
 /* on_tls_failure logs a refused handshake: a refused client never becomes a
  * connection, so this line is the only trace of it. */
-static void on_tls_failure(void *arg, const char *reason)
+static void on_tls_failure(void *arg, const char *remote, const char *reason)
 {
-    plog_logger_log(arg, PLOG_LOGGER_WARN, "tls_handshake_failed", "err", reason, NULL);
+    plog_logger_log(arg, PLOG_LOGGER_WARN, "tls_handshake_failed", "remote", remote, "err", reason, NULL);
 }
 
 static int security_open(struct security *sec, const char *cert, const char *key, const char *ca,
@@ -128,6 +174,52 @@ static int security_open(struct security *sec, const char *cert, const char *key
         return -1;
     }
     return 0;
+}
+
+/* What SIGHUP reloads, and from where. */
+struct reload {
+    plog_logger *lg;
+    const char *level_file; /* NULL: the level stays */
+    struct security *sec;   /* plain text: NULL */
+    const char *cert, *key, *ca, *model, *policy;
+};
+
+/* reload_all runs on SIGHUP, in main's thread. Each part is all or nothing: the
+ * ACL swaps its rules whole (plog_auth_reload), the TLS config its OpenSSL context
+ * (plog_tls_config_server_reload), the logger its level. The summary line is written
+ * under whichever of the old and new levels shows it, so lowering the level to warn
+ * still leaves a trace of the change that did it. */
+static void reload_all(const struct reload *r)
+{
+    char why[PLOG_AUTH_ERRMSG_SIZE], rules[24] = "0";
+    const char *acl = "off", *tls = "off";
+    if (r->sec != NULL) {
+        acl = "reloaded";
+        if (plog_auth_reload(r->sec->acl, r->model, r->policy, why, sizeof why) != PLOG_OK) {
+            acl = "kept";
+            plog_logger_log(r->lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old ACL", "file", r->policy,
+                            "err", why, NULL);
+        }
+        snprintf(rules, sizeof rules, "%zu", plog_auth_rules(r->sec->acl));
+        tls = "reloaded";
+        if (plog_tls_config_server_reload(r->sec->tls, r->cert, r->key, r->ca, why, sizeof why) != PLOG_OK) {
+            tls = "kept";
+            plog_logger_log(r->lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old certificates", "file",
+                            r->cert, "err", why, NULL);
+        }
+    }
+    plog_logger_level old = plog_logger_get_level(r->lg), level = old;
+    if (r->level_file != NULL && read_level(r->level_file, &level, why, sizeof why) != 0)
+        plog_logger_log(r->lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old log level", "file",
+                        r->level_file, "err", why, "log_level", plog_logger_level_name(old), NULL);
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 0 before the change (when it raises the level), pass 1 after */
+        if (pass == 1)
+            plog_logger_set_level(r->lg, level);
+        if ((pass == 0) == (level > old))
+            plog_logger_log(r->lg, PLOG_LOGGER_INFO, "reloaded", "log_level", plog_logger_level_name(level),
+                            "was", plog_logger_level_name(old), "acl", acl, "acl_rules", rules, "tls", tls, NULL);
+    }
 }
 
 static void security_close(struct security *sec)
@@ -209,6 +301,19 @@ static void observe_close(struct observe *o)
     o->metrics = NULL;
 }
 
+/* raise_nofile lifts the descriptor limit to its hard limit (as Go's runtime does):
+ * every connection, handshaking or not, holds one, and --max-connections, not a
+ * default soft limit of 1024, should be what bounds them. */
+static void raise_nofile(plog_logger *lg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        plog_logger_log(lg, PLOG_LOGGER_WARN, "cannot raise the descriptor limit", "err", strerror(errno), NULL);
+}
+
 int single_main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -222,6 +327,10 @@ int single_main(int argc, char **argv)
         {"max-msg-bytes", required_argument, NULL, 'm'},
         {"workers", required_argument, NULL, 'w'},
         {"max-wait-ms", required_argument, NULL, 'W'},
+        {"max-parked-per-client", required_argument, NULL, 'p'},
+        {"max-inflight-bytes", required_argument, NULL, 'b'},
+        {"max-connections", required_argument, NULL, 'c'},
+        {"handshake-timeout-ms", required_argument, NULL, 'H'},
         {"server-tls-cert-file", required_argument, NULL, 'C'},
         {"server-tls-key-file", required_argument, NULL, 'K'},
         {"server-tls-ca-file", required_argument, NULL, 'A'},
@@ -230,13 +339,14 @@ int single_main(int argc, char **argv)
         {"insecure-allow-plaintext", no_argument, NULL, 'X'},
         {"metrics-addr", required_argument, NULL, 'T'},
         {"log-level", required_argument, NULL, 'L'},
+        {"log-level-file", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *addr = "tls+tcp://127.0.0.1:8400", *dir = "./data";
     const char *cert = NULL, *key = NULL, *ca = NULL, *model = NULL, *policy = NULL;
-    const char *metrics_addr = NULL;
+    const char *metrics_addr = NULL, *level_file = NULL;
     bool plaintext = false;
     plog_logger_level level = PLOG_LOGGER_INFO;
     plog_log_config lc = {.sync = PLOG_SYNC_INTERVAL};
@@ -280,6 +390,9 @@ int single_main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'F':
+            level_file = optarg;
+            break;
         case 's':
             if (strcmp(optarg, "never") == 0)
                 lc.sync = PLOG_SYNC_NEVER;
@@ -304,7 +417,7 @@ int single_main(int argc, char **argv)
         default:
             if (plog_config_flag_u64("proglog", name, optarg, &v) != 0)
                 return 2;
-            if ((c == 'i' || c == 'w' || c == 'W') && v > UINT32_MAX) {
+            if ((c == 'i' || c == 'w' || c == 'W' || c == 'p' || c == 'c' || c == 'H') && v > UINT32_MAX) {
                 fprintf(stderr, "proglog: %s: too large: %s\n", name, optarg);
                 return 2;
             }
@@ -322,6 +435,14 @@ int single_main(int argc, char **argv)
                 sc.workers = (unsigned)v;
             else if (c == 'W')
                 sc.max_wait_ms = (uint32_t)v;
+            else if (c == 'p')
+                sc.max_parked_per_client = (unsigned)v;
+            else if (c == 'b')
+                sc.max_inflight_bytes = (size_t)v;
+            else if (c == 'c')
+                sc.max_connections = (unsigned)v;
+            else if (c == 'H')
+                sc.handshake_timeout_ms = (uint32_t)v;
         }
     }
     if (optind != argc) {
@@ -331,6 +452,11 @@ int single_main(int argc, char **argv)
     }
     if (check_security(addr, cert, key, ca, model, policy, plaintext) != 0)
         return 2;
+    char why[PLOG_AUTH_ERRMSG_SIZE] = "";
+    if (level_file != NULL && read_level(level_file, &level, why, sizeof why) != 0) {
+        fprintf(stderr, "proglog: --log-level-file %s\n", why);
+        return 2;
+    }
 
     /* Block the signals before any thread exists, so every thread inherits the
      * mask and only sigwait below sees them. */
@@ -338,6 +464,7 @@ int single_main(int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -347,13 +474,15 @@ int single_main(int argc, char **argv)
         return 1;
     }
     struct security sec = {0};
-    char why[PLOG_AUTH_ERRMSG_SIZE] = "";
     if (!plaintext && security_open(&sec, cert, key, ca, model, policy, lg, why, sizeof why) != 0) {
         plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot set up security", "err", why, NULL);
         plog_logger_free(lg);
         return 1;
     }
 
+    /* What the log library has to say (recovery, a failed fsync) goes to the same log. */
+    lc.report.fn = plog_logger_report;
+    lc.report.arg = lg;
     plog_log *log;
     int rv = plog_log_open(dir, &lc, &log);
     if (rv != PLOG_OK) {
@@ -375,6 +504,8 @@ int single_main(int argc, char **argv)
     sc.sync = lc.sync;
     sc.tls = sec.tls;
     sc.acl = sec.acl;
+    sc.insecure = plaintext;
+    raise_nofile(lg);
     sc.metrics = obs.metrics;
     sc.logger = lg;
     sc.log_requests = true;
@@ -397,8 +528,11 @@ int single_main(int argc, char **argv)
                     "next_offset", next, "tls", plaintext ? "off" : "mutual", "acl", plaintext ? "off" : policy,
                     "metrics", metrics_url, "version", VERSION, NULL);
 
+    struct reload rl = {.lg = lg, .level_file = level_file, .sec = plaintext ? NULL : &sec, .cert = cert,
+                        .key = key, .ca = ca, .model = model, .policy = policy};
     int sig = 0;
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+        reload_all(&rl);
     plog_logger_log(lg, PLOG_LOGGER_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
     plog_server_close(srv);
     observe_close(&obs); /* after the server: it observes until its last reply */

@@ -132,12 +132,54 @@ static void test_proglogctl_exit_codes_tell_usage_not_found_unavailable(void **s
     free(out);
 }
 
+/* offsets prints the log's bounds: an empty log, then after three records. */
+static void test_proglogctl_offsets_prints_lowest_and_next(void **state)
+{
+    struct fixture *f = *state;
+    char *out;
+    assert_int_equal(ctl(f, &out, NULL, "offsets"), 0);
+    assert_string_equal(out, "lowest 0\nnext 0\n");
+    free(out);
+    assert_int_equal(ctl(f, &out, NULL, "produce a b c"), 0);
+    free(out);
+    assert_int_equal(ctl(f, &out, NULL, "offsets"), 0);
+    assert_string_equal(out, "lowest 0\nnext 3\n");
+    free(out);
+    assert_int_equal(ctl(f, &out, NULL, "offsets extra"), 2);
+    free(out);
+}
+
+/* The variable gives the address when no flag does; a flag wins over it. */
+static void test_proglogctl_takes_its_address_from_PROGLOG_ADDR_and_a_flag_wins(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[2048], *out;
+    snprintf(cmd, sizeof cmd, "PROGLOG_ADDR=%s %s produce from-env", f->srv.addr, f->ctl);
+    assert_int_equal(plog_test_sh(cmd, 15000, &out), 0);
+    assert_string_equal(out, "0\n");
+    free(out);
+    int port = plog_test_free_port(); /* nobody listens there */
+    snprintf(cmd, sizeof cmd, "PROGLOG_ADDR=tcp://127.0.0.1:%d %s consume 0", port, f->ctl);
+    assert_int_equal(plog_test_sh(cmd, 15000, &out), 4);
+    assert_non_null(strstr(out, "UNAVAILABLE"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "PROGLOG_ADDR=tcp://127.0.0.1:%d %s --addr %s consume 0", port, f->ctl,
+             f->srv.addr);
+    assert_int_equal(plog_test_sh(cmd, 15000, &out), 0);
+    assert_string_equal(out, "from-env\n");
+    free(out);
+}
+
 static void test_proglogctl_and_proglog_help_and_version(void **state)
 {
     struct fixture *f = *state;
     char *out;
     assert_int_equal(ctl(f, &out, NULL, "--help"), 0);
     assert_non_null(strstr(out, "Exit status"));
+    assert_non_null(strstr(out, "PROGLOG_ADDR"));
+    free(out);
+    assert_int_equal(ctl(f, &out, NULL, "--version"), 0);
+    assert_non_null(strstr(out, "proglogctl 0.5.0"));
     free(out);
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "%s --help", plog_test_bin("proglog"));
@@ -180,6 +222,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_exit_codes_tell_usage_not_found_unavailable, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_proglogctl_offsets_prints_lowest_and_next, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglogctl_takes_its_address_from_PROGLOG_ADDR_and_a_flag_wins,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_and_proglog_help_and_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_exits_cleanly_on_sigint_and_keeps_records, setup,
                                         teardown),

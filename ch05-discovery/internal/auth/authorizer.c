@@ -1,10 +1,16 @@
 /* authorizer.c - the book's Casbin ACL, fixed model, policy.csv rules (see
  * authorizer.h). Rules are kept as an array of (subject, object, action) strings,
- * each malloc'd; a check is a linear scan (a policy has a handful of lines). */
+ * each malloc'd; a check is a linear scan (a policy has a handful of lines).
+ *
+ * Reload: a check holds the read side of a rwlock for its scan; plog_auth_reload
+ * parses the new files outside the lock, then swaps the rule arrays under the write
+ * side, so a check sees the old rules or the new ones, never a mix, and the old
+ * array is freed only once no check can be reading it. */
 #include "internal/auth/authorizer.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +26,7 @@ struct rule {
 };
 
 struct plog_auth {
+    pthread_rwlock_t lock; /* read: a check; write: the swap of a reload */
     struct rule *rules;
     size_t n, cap;
 };
@@ -276,7 +283,8 @@ int plog_auth_new(const char *model_path, const char *policy_path, plog_auth **a
     if (model_path != NULL && (rv = check_model(model_path, err, errsize)) != PLOG_OK)
         return rv;
     plog_auth *a = calloc(1, sizeof *a);
-    if (a == NULL) {
+    if (a == NULL || pthread_rwlock_init(&a->lock, NULL) != 0) {
+        free(a);
         snprintf(err, errsize, "out of memory");
         return PLOG_ENOMEM;
     }
@@ -296,7 +304,28 @@ void plog_auth_free(plog_auth *a)
         for (int j = 0; j < 3; j++)
             free(a->rules[i].field[j]);
     free(a->rules);
+    pthread_rwlock_destroy(&a->lock);
     free(a);
+}
+
+int plog_auth_reload(plog_auth *a, const char *model_path, const char *policy_path, char *err, size_t errsize)
+{
+    plog_auth *fresh;
+    int rv = plog_auth_new(model_path, policy_path, &fresh, err, errsize);
+    if (rv != PLOG_OK)
+        return rv;
+    pthread_rwlock_wrlock(&a->lock);
+    struct rule *rules = a->rules;
+    size_t n = a->n, cap = a->cap;
+    a->rules = fresh->rules;
+    a->n = fresh->n;
+    a->cap = fresh->cap;
+    pthread_rwlock_unlock(&a->lock);
+    fresh->rules = rules; /* the old rules go with fresh */
+    fresh->n = n;
+    fresh->cap = cap;
+    plog_auth_free(fresh);
+    return PLOG_OK;
 }
 
 static bool matches(const char *rule, const char *value)
@@ -304,17 +333,24 @@ static bool matches(const char *rule, const char *value)
     return strcmp(rule, "*") == 0 || strcmp(rule, value) == 0;
 }
 
-/* Go: Authorizer.Authorize */
+/* Go: Authorizer.Authorize. a is const to its callers: the lock is the one part a
+ * check writes, so it is taken through a cast. */
 int plog_auth_authorize(const plog_auth *a, const char *subject, const char *object, const char *action)
 {
     if (subject == NULL || subject[0] == '\0' || object == NULL || action == NULL)
         return PLOG_EPERM;
+    pthread_rwlock_t *lock = (pthread_rwlock_t *)&a->lock;
+    int rv = PLOG_EPERM;
+    pthread_rwlock_rdlock(lock);
     for (size_t i = 0; i < a->n; i++) {
         const struct rule *r = &a->rules[i];
-        if (matches(r->field[0], subject) && matches(r->field[1], object) && matches(r->field[2], action))
-            return PLOG_OK;
+        if (matches(r->field[0], subject) && matches(r->field[1], object) && matches(r->field[2], action)) {
+            rv = PLOG_OK;
+            break;
+        }
     }
-    return PLOG_EPERM;
+    pthread_rwlock_unlock(lock);
+    return rv;
 }
 
 void plog_auth_denial(const char *subject, const char *object, const char *action, char *buf, size_t size)
@@ -327,5 +363,9 @@ void plog_auth_denial(const char *subject, const char *object, const char *actio
 
 size_t plog_auth_rules(const plog_auth *a)
 {
-    return a->n;
+    pthread_rwlock_t *lock = (pthread_rwlock_t *)&a->lock;
+    pthread_rwlock_rdlock(lock);
+    size_t n = a->n;
+    pthread_rwlock_unlock(lock);
+    return n;
 }

@@ -2,7 +2,12 @@
  *
  * A call takes a context and an aio from a small pool (opening a REQ context per
  * call would allocate), sends the envelope and waits for the reply with the
- * call's deadline. The deadline also travels in the envelope, so the server can
+ * call's deadline. The caller sleeps once per call: the aio's callback, on an nng
+ * thread, turns a finished send into the receive of the reply, and nng_aio_wait()
+ * returns when that receive (or a failure) is done. Waiting for the send and then
+ * posting the receive from the calling thread cost a second wake-up of the caller
+ * per call; with many calling threads on few cores those wake-ups were most of
+ * the difference between the blocking API and asynchronous contexts. The deadline also travels in the envelope, so the server can
  * refuse work nobody waits for any more. */
 #include "internal/client/client.h"
 
@@ -28,8 +33,10 @@
 
 struct call_slot {
     nng_ctx ctx;
-    nng_aio *aio;
+    nng_aio *aio; /* callback call_cb */
     struct call_slot *next;
+    bool sending;      /* the aio carries the request (else the reply) */
+    uint64_t deadline; /* the call's, unix ms */
 };
 
 struct plog_client {
@@ -97,7 +104,7 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
         free(c);
         return plog_rpc_status_set(st, plog_rpc_nngerr_status(rv), "req socket: %s", nng_strerror(rv));
     }
-    /* NOTES-nng pitfall 2: contexts copy the resend time at open, so set it first. */
+    /* docs/NNG.md pitfall 2: contexts copy the resend time at open, so set it first. */
     nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME,
                       c->cfg.resend_ms > 0 ? c->cfg.resend_ms : NNG_DURATION_INFINITE);
     nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, 2 * c->cfg.max_msg_bytes);
@@ -187,6 +194,22 @@ uint64_t plog_client_next_seq(plog_client *c)
     return atomic_fetch_add(&c->seq, 1) + 1;
 }
 
+/* call_cb runs on an nng thread when the slot's send or receive finishes. A
+ * request that went out is followed by the receive of its reply at once;
+ * anything else ends the call, and nng_aio_wait() in plog_client_call returns
+ * (it waits until no operation and no callback of the aio is pending, so it
+ * sleeps through the send and wakes after the receive). */
+static void call_cb(void *arg)
+{
+    struct call_slot *s = arg;
+    if (!s->sending || nng_aio_result(s->aio) != 0)
+        return;
+    s->sending = false;
+    uint64_t now = plog_rpc_now_unix_ms();
+    nng_aio_set_timeout(s->aio, now < s->deadline ? (nng_duration)(s->deadline - now) : 1);
+    nng_ctx_recv(s->ctx, s->aio);
+}
+
 static struct call_slot *slot_get(plog_client *c, int *nrv)
 {
     pthread_mutex_lock(&c->mu);
@@ -206,7 +229,7 @@ static struct call_slot *slot_get(plog_client *c, int *nrv)
         free(s);
         return NULL;
     }
-    if ((*nrv = nng_aio_alloc(&s->aio, NULL, NULL)) != 0) {
+    if ((*nrv = nng_aio_alloc(&s->aio, call_cb, s)) != 0) {
         nng_ctx_close(s->ctx);
         free(s);
         return NULL;
@@ -286,19 +309,17 @@ int plog_client_call(plog_client *c, const char *method, const ProtobufCMessage 
         *reply = NULL;
         return plog_client_finish_call(c, rv, reply, rp, st);
     }
+    s->sending = true;
+    s->deadline = deadline;
     nng_aio_set_timeout(s->aio, (nng_duration)timeout_ms);
     nng_aio_set_msg(s->aio, m);
     nng_ctx_send(s->ctx, s->aio);
-    nng_aio_wait(s->aio);
+    nng_aio_wait(s->aio); /* the send, then (call_cb) the receive */
     if ((rv = nng_aio_result(s->aio)) != 0) {
-        nng_msg_free(nng_aio_get_msg(s->aio)); /* a failed send leaves it ours */
+        if (s->sending)
+            nng_msg_free(nng_aio_get_msg(s->aio)); /* a failed send leaves it ours */
     } else {
-        uint64_t now = plog_rpc_now_unix_ms();
-        nng_aio_set_timeout(s->aio, now < deadline ? (nng_duration)(deadline - now) : 1);
-        nng_ctx_recv(s->ctx, s->aio);
-        nng_aio_wait(s->aio);
-        if ((rv = nng_aio_result(s->aio)) == 0)
-            *reply = nng_aio_get_msg(s->aio);
+        *reply = nng_aio_get_msg(s->aio);
     }
     nng_aio_set_msg(s->aio, NULL);
     slot_put(c, s);

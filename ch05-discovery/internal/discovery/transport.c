@@ -70,9 +70,9 @@ static void to_url(const char *addr, char *url, size_t size)
         snprintf(url, size, "tls+tcp://%s", addr);
 }
 
-static void on_tls_failure(void *arg, const char *reason)
+static void on_tls_failure(void *arg, const char *remote, const char *reason)
 {
-    (void)reason;
+    (void)remote, (void)reason;
     plog_transport *g = arg;
     atomic_fetch_add(&g->tls_failures, 1);
 }

@@ -18,8 +18,9 @@
     X(PLOG_ERANGE, "offset out of range")          /* Go: api.ErrOffsetOutOfRange */      \
     X(PLOG_EPERM, "permission denied")                                                    \
     X(PLOG_ETLS, "TLS error")                                                             \
-    X(PLOG_ENOTLEADER, "not the leader")                                                  \
-    X(PLOG_ETOOBIG, "message too large")                                                  \
+    X(PLOG_ENOTLEADER, "not the leader")                                                \
+    X(PLOG_EFAILED, "log failed; restart to recover") /* fail-stop after an I/O error */ \
+    X(PLOG_ETOOBIG, "message too large")                                                \
     X(PLOG_EVERSION, "unknown protocol version")
 
 typedef enum {

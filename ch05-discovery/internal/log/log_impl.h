@@ -4,6 +4,7 @@
 #define PLOG_LOG_IMPL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,8 +37,7 @@ struct plog_log {
     int dir_fd;
 
     pthread_mutex_t sync_mu;
-    pthread_cond_t durable_cond; /* durable_next moved, sync_err set, or stopping */
-    pthread_cond_t tick_cond;    /* wakes the syncer early: stopping */
+    pthread_cond_t tick_cond;    /* wakes the interval syncer early: stopping */
     uint64_t durable_next;
     int sync_err;                /* sticky: after a failed fsync nothing is durable */
     bool stop;
@@ -46,6 +46,8 @@ struct plog_log {
 
     pthread_mutex_t err_mu;
     char errmsg[PLOG_ERRMSG_SIZE];
+    atomic_bool failed;            /* fail-stop: appends refused until reopen (set under err_mu) */
+    char failmsg[PLOG_ERRMSG_SIZE]; /* the cause (under err_mu) */
 };
 
 /* plog_log_active: the active segment. Under lock (either side). */
@@ -57,6 +59,12 @@ static inline plog_segment *plog_log_active(const plog_log *l)
 /* plog_log_set_err sets the text plog_log_errmsg returns. Any thread. */
 void plog_log_set_err(plog_log *l, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* plog_log_fail puts the log in its failed state (once; later calls keep the
+ * first cause): a write or fsync failed, so what the kernel holds no longer
+ * matches what was acknowledged, and only a reopen (recovery from the files)
+ * knows the truth. Reports the cause. Any thread, any lock. */
+void plog_log_fail(plog_log *l, const char *cause);
 
 /* plog_log_push_seg appends seg to the segment array (seg may be NULL to make
  * room: the caller then takes nsegs back down). Under lock. */

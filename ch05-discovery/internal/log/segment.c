@@ -22,13 +22,18 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "internal/err/alloc.h"
 #include "internal/err/err.h"
+#include "internal/log/io.h"
+
+#define IO plog_io_get()
 #include "internal/log/index.h"
 
 struct plog_segment {
@@ -37,10 +42,87 @@ struct plog_segment {
     uint64_t base;
     uint64_t next; /* offset after the last record */
     uint64_t max_store_bytes;
+    const plog_log_config *c; /* the log's, borrowed */
     bool sealed;
     bool dirty; /* changed since open: close(sync) must fsync it */
     char errmsg[PLOG_ERRMSG_SIZE];
 };
+
+void plog_log_report(const plog_log_config *c, plog_log_report_level level, const char *fmt, ...)
+{
+    static const char *const names[] = {"info", "info", "warn", "error"};
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (c->report.fn != NULL)
+        c->report.fn(c->report.arg, level, msg);
+    else
+        fprintf(stderr, "level=%s %s\n", names[level <= PLOG_LOG_REPORT_ERROR ? level : PLOG_LOG_REPORT_INFO], msg);
+}
+
+/* record_offset finds the offset field (2, a varint) of the encoded Record
+ * p[0..n): 0 when absent (proto3 leaves zero out), false when p does not parse.
+ * Reads check it against the offset asked for, so that an index pointing at
+ * the wrong frame (a stale or zeroed page after a power loss) is an error and
+ * never serves another offset's record. */
+static bool record_offset(const uint8_t *p, size_t n, uint64_t *off)
+{
+    uint64_t v = 0;
+    size_t i = 0;
+    *off = 0;
+    while (i < n) {
+        uint64_t key = 0, x = 0;
+        for (int sh = 0;; sh += 7) {
+            if (i >= n || sh > 63)
+                return false;
+            key |= (uint64_t)(p[i] & 0x7f) << sh;
+            if ((p[i++] & 0x80) == 0)
+                break;
+        }
+        switch (key & 7) {
+        case 0: /* varint */
+        case 2: /* length-delimited: a varint length, then the bytes */
+            for (int sh = 0;; sh += 7) {
+                if (i >= n || sh > 63)
+                    return false;
+                x |= (uint64_t)(p[i] & 0x7f) << sh;
+                if ((p[i++] & 0x80) == 0)
+                    break;
+            }
+            if ((key & 7) == 2) {
+                if (x > n - i)
+                    return false;
+                i += (size_t)x;
+            } else if (key >> 3 == 2) {
+                v = x;
+            }
+            break;
+        case 1:
+            if (n - i < 8)
+                return false;
+            i += 8;
+            break;
+        case 5:
+            if (n - i < 4)
+                return false;
+            i += 4;
+            break;
+        default:
+            return false;
+        }
+    }
+    *off = v;
+    return true;
+}
+
+/* offset_ok: the payload p[0..n) is the record of offset want. */
+static bool offset_ok(const uint8_t *p, size_t n, uint64_t want)
+{
+    uint64_t got;
+    return record_offset(p, n, &got) && got == want;
+}
 
 void plog_segment_path(char *buf, size_t size, const char *dir, uint64_t base, const char *ext)
 {
@@ -62,6 +144,10 @@ static bool clean_index(const plog_segment *seg, uint64_t size, uint64_t want)
     if (plog_index_read(seg->index, 0, &rel, &pos) != PLOG_OK || rel != 0 || pos != 0)
         return false;
     if (plog_index_read(seg->index, -1, &rel, &pos) != PLOG_OK || rel != n - 1 || pos >= size)
+        return false;
+    /* Every entry, not only the ends: after a power loss the middle of an
+     * unsynced index can be zeros or stale while both ends look right. */
+    if (!plog_index_consistent(seg->index, size))
         return false;
     uint8_t *buf;
     size_t len;
@@ -118,7 +204,7 @@ static int recover(plog_segment *seg, uint64_t sealed_next, char *errmsg, size_t
     if (size > 0) {
         /* MAP_POPULATE: the scan touches every page anyway, one call is faster
          * than a fault per page. */
-        map = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, plog_store_fd(seg->store), 0);
+        map = IO->mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, plog_store_fd(seg->store), 0);
         if (map == MAP_FAILED) {
             plog_errf(errmsg, errsz, "mmap %s: %s", spath, strerror(errno));
             return PLOG_EIO;
@@ -143,8 +229,8 @@ static int recover(plog_segment *seg, uint64_t sealed_next, char *errmsg, size_t
         if (frv == PLOG_OK) {
             q = p + PLOG_STORE_HDR + len;
         } else if (resync(seg, map, size, p, i, old_n, !last && i + 1 == want, &q)) {
-            fprintf(stderr, "level=warn msg=\"corrupt record\" file=%s pos=%" PRIu64
-                    " offset=%" PRIu64 "\n", spath, p, seg->base + i);
+            plog_log_report(seg->c, PLOG_LOG_REPORT_WARN, "msg=\"corrupt record\" file=%s pos=%" PRIu64
+                    " offset=%" PRIu64 "", spath, p, seg->base + i);
         } else {
             break;
         }
@@ -157,14 +243,18 @@ static int recover(plog_segment *seg, uint64_t sealed_next, char *errmsg, size_t
         }
         /* rel fits in a u32: log.c caps a segment at 2^32 records (and a
          * store would need over 32 GiB of frames to exceed it here). */
-        plog_index_write(seg->index, (uint32_t)i, p);
+        rv = plog_index_write(seg->index, (uint32_t)i, p);
+        if (rv != PLOG_OK) {
+            plog_errf(errmsg, errsz, "%s", plog_index_errmsg(seg->index));
+            goto done;
+        }
         i++;
         p = q;
     }
     if (last) {
         if (p < size) {
-            fprintf(stderr, "level=warn msg=\"truncated torn tail\" file=%s pos=%" PRIu64
-                    " dropped=%" PRIu64 "\n", spath, p, size - p);
+            plog_log_report(seg->c, PLOG_LOG_REPORT_WARN, "msg=\"truncated torn tail\" file=%s pos=%" PRIu64
+                    " dropped=%" PRIu64 "", spath, p, size - p);
             rv = plog_store_truncate(seg->store, p);
             if (rv != PLOG_OK) {
                 plog_errf(errmsg, errsz, "%s", plog_store_errmsg(seg->store));
@@ -174,16 +264,16 @@ static int recover(plog_segment *seg, uint64_t sealed_next, char *errmsg, size_t
         seg->next = seg->base + i;
     } else {
         if (i < want)
-            fprintf(stderr, "level=warn msg=\"damaged sealed segment\" file=%s pos=%" PRIu64
-                    " missing=%" PRIu64 "\n", spath, p, want - i);
+            plog_log_report(seg->c, PLOG_LOG_REPORT_WARN, "msg=\"damaged sealed segment\" file=%s pos=%" PRIu64
+                    " missing=%" PRIu64 "", spath, p, want - i);
         else if (p < size)
-            fprintf(stderr, "level=warn msg=\"sealed segment longer than its records\" "
-                    "file=%s pos=%" PRIu64 " extra=%" PRIu64 "\n", spath, p, size - p);
+            plog_log_report(seg->c, PLOG_LOG_REPORT_WARN, "msg=\"sealed segment longer than its records\" "
+                    "file=%s pos=%" PRIu64 " extra=%" PRIu64 "", spath, p, size - p);
         seg->next = sealed_next;
     }
 done:
     if (map != NULL)
-        munmap(map, size);
+        IO->munmap(map, size);
     return rv;
 }
 
@@ -191,11 +281,12 @@ int plog_segment_open(const char *dir, uint64_t base, const plog_log_config *c,
                       uint64_t sealed_next, plog_segment **sp, char *errmsg, size_t errsz)
 {
     char path[4096];
-    plog_segment *seg = calloc(1, sizeof *seg);
+    plog_segment *seg = plog_calloc(1, sizeof *seg);
     if (seg == NULL)
         return PLOG_ENOMEM;
     seg->base = seg->next = base;
     seg->max_store_bytes = c->segment.max_store_bytes;
+    seg->c = c;
     plog_segment_path(path, sizeof path, dir, base, ".store");
     int rv = plog_store_open(path, &seg->store, errmsg, errsz);
     if (rv != PLOG_OK)
@@ -280,8 +371,16 @@ static void fast_pack(const Log__V1__Record *rec, uint8_t *p)
 
 int plog_segment_append(plog_segment *seg, Log__V1__Record *rec, uint64_t *off)
 {
-    if (seg->sealed || plog_index_entries(seg->index) >= plog_index_capacity(seg->index))
+    if (seg->sealed)
         return PLOG_EOF;
+    /* Room in the index first (it may need a block): then nothing can fail
+     * after the frame is in the store. */
+    int irv = plog_index_prepare(seg->index);
+    if (irv != PLOG_OK) {
+        if (irv == PLOG_EIO)
+            plog_errf(seg->errmsg, sizeof seg->errmsg, "%s", plog_index_errmsg(seg->index));
+        return irv;
+    }
     rec->offset = seg->next;
     bool fast = fast_record(rec);
     size_t len = fast ? fast_size(rec) : log__v1__record__get_packed_size(rec);
@@ -298,7 +397,7 @@ int plog_segment_append(plog_segment *seg, Log__V1__Record *rec, uint64_t *off)
         log__v1__record__pack(rec, dst);
     uint64_t n, pos;
     plog_store_publish(seg->store, len, &n, &pos);
-    /* Cannot fail: capacity was checked above. */
+    /* Cannot fail: plog_index_prepare succeeded above. */
     plog_index_write(seg->index, (uint32_t)(seg->next - seg->base), pos);
     *off = seg->next++;
     seg->dirty = true;
@@ -322,6 +421,14 @@ int plog_segment_read(const plog_segment *seg, uint64_t off, uint8_t **buf, size
     if (rv == PLOG_EOF) {
         plog_errf(errmsg, errsz, "%s: record %" PRIu64 " indexed at %" PRIu64 " past the end",
              plog_store_path(seg->store), off, pos);
+        return PLOG_ECORRUPT;
+    }
+    if (rv == PLOG_OK && !offset_ok(*buf, *len, off)) {
+        free(*buf);
+        *buf = NULL;
+        plog_errf(errmsg, errsz, "%s: the frame at %" PRIu64 " indexed for record %" PRIu64
+                  " is another record (index out of step with the store)",
+                  plog_store_path(seg->store), pos, off);
         return PLOG_ECORRUPT;
     }
     return rv;
@@ -364,7 +471,7 @@ int plog_segment_read_span(const plog_segment *seg, uint64_t off, size_t max_n,
     if (want > SIZE_MAX)
         return PLOG_ENOMEM;
     if (*cap < want) {
-        uint8_t *nb = realloc(*buf, (size_t)want);
+        uint8_t *nb = plog_realloc(*buf, (size_t)want);
         if (nb == NULL)
             return PLOG_ENOMEM;
         *buf = nb;
@@ -385,11 +492,16 @@ again:;
         if (check_each && k > 0 && plog_index_pos(seg->index, rel + k) != start + p)
             break;
         int frv = plog_store_frame_check(*buf + p, (size_t)want - p, &l);
+        if (frv == PLOG_OK && !offset_ok(*buf + p + PLOG_STORE_HDR, l, off + k))
+            frv = PLOG_EINVAL; /* a valid frame, but another offset's */
         if (frv != PLOG_OK) {
             if (k > 0)
                 break;
             plog_errf(errmsg, errsz, "%s: %s in frame at %" PRIu64, spath,
-                 frv == PLOG_EOF ? "truncated frame" : "checksum mismatch", start);
+                 frv == PLOG_EOF ? "truncated frame"
+                 : frv == PLOG_ECORRUPT ? "checksum mismatch"
+                                        : "another record (index out of step with the store)",
+                 start);
             return PLOG_ECORRUPT;
         }
         if (k > 0 && total + l > max_bytes)
@@ -427,6 +539,50 @@ int plog_segment_seal(plog_segment *seg)
         return rv;
     }
     seg->sealed = true;
+    return PLOG_OK;
+}
+
+int plog_segment_sync(plog_segment *seg)
+{
+    int rv = plog_store_sync(seg->store);
+    if (rv != PLOG_OK) {
+        plog_errf(seg->errmsg, sizeof seg->errmsg, "%s", plog_store_errmsg(seg->store));
+        return rv;
+    }
+    if (IO->fdatasync(plog_index_fd(seg->index)) != 0) {
+        plog_errf(seg->errmsg, sizeof seg->errmsg, "fdatasync index of %s: %s",
+                  plog_store_path(seg->store), strerror(errno));
+        return PLOG_EIO;
+    }
+    return PLOG_OK;
+}
+
+int plog_segment_rewind(plog_segment *seg, uint64_t next)
+{
+    if (next >= seg->next && !seg->sealed)
+        return PLOG_OK;
+    uint64_t rel = next - seg->base;
+    uint64_t size = rel < plog_index_entries(seg->index) ? plog_index_pos(seg->index, rel)
+                                                         : plog_store_size(seg->store);
+    /* Unseal first, as it is the step that may need space: when it fails
+     * the segment stays sealed (the next append rolls) and is cut anyway. */
+    bool unseal = seg->sealed &&
+                  plog_index_grow(seg->index, seg->c->segment.max_index_bytes /
+                                                  PLOG_INDEX_ENTRY) == PLOG_OK;
+    int rv = plog_store_truncate(seg->store, size);
+    if (rv != PLOG_OK) {
+        plog_errf(seg->errmsg, sizeof seg->errmsg, "%s", plog_store_errmsg(seg->store));
+        return rv;
+    }
+    plog_index_set_entries(seg->index, rel);
+    seg->next = next;
+    seg->dirty = true;
+    if (unseal) {
+        seg->sealed = false;
+    } else if (seg->sealed && (rv = plog_index_seal(seg->index)) != PLOG_OK) {
+        plog_errf(seg->errmsg, sizeof seg->errmsg, "%s", plog_index_errmsg(seg->index));
+        return rv;
+    }
     return PLOG_OK;
 }
 
@@ -486,9 +642,9 @@ int plog_segment_remove(plog_segment *seg)
     int rv = plog_segment_close(seg, false);
     /* Index first: a crash in between leaves a store, which reopens fine (its
      * index is rebuilt), never an index without its store. */
-    if (unlink(ipath) != 0 && errno != ENOENT)
+    if (IO->unlink(ipath) != 0 && errno != ENOENT)
         rv = PLOG_EIO;
-    if (unlink(spath) != 0 && errno != ENOENT)
+    if (IO->unlink(spath) != 0 && errno != ENOENT)
         rv = PLOG_EIO;
     return rv;
 }

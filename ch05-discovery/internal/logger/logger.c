@@ -275,11 +275,26 @@ void plog_logger_logf(plog_logger *l, plog_logger_level level, const char *msg, 
     line_write(l, &ln);
 }
 
-void plog_logger_report(void *arg, int level, const char *msg)
+void plog_logger_report(void *arg, int level, const char *fields)
 {
+    plog_logger *l = arg;
+    struct line ln;
+
     if (level < PLOG_LOGGER_DEBUG)
         level = PLOG_LOGGER_DEBUG;
     if (level > PLOG_LOGGER_ERROR)
         level = PLOG_LOGGER_ERROR;
-    plog_logger_log(arg, (plog_logger_level)level, msg, (const char *)NULL);
+    if (!plog_logger_enabled(l, (plog_logger_level)level))
+        return;
+    ln.len = 0;
+    line_printf(&ln, "level=%s ", plog_logger_level_name((plog_logger_level)level));
+    /* The reporter quoted its values; a control byte is still escaped here, so
+     * that no fragment can end the line and forge another. */
+    for (const unsigned char *p = (const unsigned char *)fields; *p != '\0' && line_room(&ln) >= 4; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            line_printf(&ln, "\\x%02x", *p);
+        else
+            ln.buf[ln.len++] = (char)*p;
+    }
+    line_write(l, &ln);
 }

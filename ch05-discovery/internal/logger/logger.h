@@ -85,10 +85,13 @@ __attribute__((format(printf, 4, 5)))
 void plog_logger_logf(plog_logger *l, plog_logger_level level, const char *msg, const char *fmt, ...);
 
 /* plog_logger_report is an adapter for libraries that report through a callback of
- * the shape void (*)(void *arg, int level, const char *msg): arg is the plog_logger
- * (borrowed), level a plog_logger_level (below DEBUG counts as DEBUG, above ERROR as
- * ERROR) and msg the event's text, written escaped as msg=. */
-void plog_logger_report(void *arg, int level, const char *msg);
+ * the shape void (*)(void *arg, int level, const char *fields) (the log's
+ * plog_log_report_fn): arg is the plog_logger (borrowed), level a plog_logger_level
+ * (below DEBUG counts as DEBUG, above ERROR as ERROR) and fields a logfmt fragment
+ * the library built with its values quoted (`msg="torn tail cut" file=...`). The
+ * line is "level=<level> <fields>", control bytes in fields written as \xNN so
+ * that a fragment cannot forge a line. */
+void plog_logger_report(void *arg, int level, const char *fields);
 
 /* plog_logger_quote writes s into buf (size >= 8 bytes, NUL-terminated) as a logfmt
  * value: as is when it is safe bare, else quoted and escaped, cut at

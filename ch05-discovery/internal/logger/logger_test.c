@@ -20,51 +20,8 @@
 #include "internal/logger/logger.h"
 #include "testing/testing.h"
 
-/* The log writes into a temporary file the test reads back. */
-struct fixture {
-    char dir[64];
-    char path[128];
-    int fd;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof(*f));
-
-    plog_test_tmpdir("logger", f->dir, sizeof(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/log", f->dir);
-    f->fd = open(f->path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    if (f->fd < 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-
-    close(f->fd);
-    plog_test_rmrf(f->dir);
-    free(f);
-    return 0;
-}
-
-/* output returns everything written so far (malloc'd, NUL-terminated). */
-static char *output(const struct fixture *f)
-{
-    struct stat st;
-    char *buf;
-    ssize_t n;
-
-    assert_int_equal(fstat(f->fd, &st), 0);
-    buf = malloc((size_t)st.st_size + 1);
-    assert_non_null(buf);
-    n = pread(f->fd, buf, (size_t)st.st_size, 0);
-    assert_int_equal(n, st.st_size);
-    buf[n] = '\0';
-    return buf;
-}
+/* Each test's state is a plog_test_capture: a file the logger writes to and the
+ * test reads back. */
 
 static void test_logger_parse_level_accepts_the_four_names(void **state)
 {
@@ -90,17 +47,17 @@ static void test_logger_parse_level_accepts_the_four_names(void **state)
 
 static void test_logger_line_has_level_msg_and_fields_in_order(void **state)
 {
-    struct fixture *f = *state;
+    plog_test_capture *f = *state;
     plog_logger *l;
     char *out;
 
     assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
     plog_logger_log(l, PLOG_LOGGER_INFO, "listening", "addr", "127.0.0.1:8080", "tls", "off", NULL);
-    plog_logger_log(l, PLOG_LOGGER_ERROR, "cannot serve", "err", "address in use", "empty", "",
-                    "none", NULL, NULL);
+    plog_logger_log(l, PLOG_LOGGER_ERROR, "cannot serve", "err", "address in use", "empty", "", "none", NULL,
+                    NULL);
     plog_logger_logf(l, PLOG_LOGGER_WARN, "stopped", "records=%d", 3);
     plog_logger_logf(l, PLOG_LOGGER_WARN, "bare", NULL);
-    out = output(f);
+    out = plog_test_capture_read(f);
     assert_string_equal(out, "level=info msg=listening addr=127.0.0.1:8080 tls=off\n"
                              "level=error msg=\"cannot serve\" err=\"address in use\" empty=\"\" none=\"\"\n"
                              "level=warn msg=stopped records=3\n"
@@ -111,7 +68,7 @@ static void test_logger_line_has_level_msg_and_fields_in_order(void **state)
 
 static void test_logger_drops_events_below_the_minimum_level(void **state)
 {
-    struct fixture *f = *state;
+    plog_test_capture *f = *state;
     plog_logger *l;
     char *out;
 
@@ -123,7 +80,7 @@ static void test_logger_drops_events_below_the_minimum_level(void **state)
     plog_logger_logf(l, PLOG_LOGGER_INFO, "i", NULL);
     plog_logger_logf(l, PLOG_LOGGER_WARN, "w", "n=%d", 1);
     plog_logger_log(l, PLOG_LOGGER_ERROR, "e", NULL);
-    out = output(f);
+    out = plog_test_capture_read(f);
     assert_string_equal(out, "level=warn msg=w n=1\nlevel=error msg=e\n");
     free(out);
     plog_logger_free(l);
@@ -132,7 +89,7 @@ static void test_logger_drops_events_below_the_minimum_level(void **state)
 /* The level changes at run time (what a SIGHUP does), both ways. */
 static void test_logger_level_changes_at_run_time(void **state)
 {
-    struct fixture *f = *state;
+    plog_test_capture *f = *state;
     plog_logger *l;
     char *out;
 
@@ -143,7 +100,7 @@ static void test_logger_level_changes_at_run_time(void **state)
     plog_logger_log(l, PLOG_LOGGER_DEBUG, "shown", NULL);
     plog_logger_set_level(l, PLOG_LOGGER_ERROR);
     plog_logger_log(l, PLOG_LOGGER_WARN, "hidden", NULL);
-    out = output(f);
+    out = plog_test_capture_read(f);
     assert_string_equal(out, "level=debug msg=shown\n");
     free(out);
     plog_logger_free(l);
@@ -163,21 +120,21 @@ static void test_logger_null_logger_writes_nothing(void **state)
 }
 
 /* The callback adapter: arg is the logger, levels out of range are clamped, the
- * message is escaped like any value. */
+ * fragment is written as is but a control byte cannot end the line. */
 static void test_logger_report_adapter(void **state)
 {
-    struct fixture *f = *state;
+    plog_test_capture *f = *state;
     void (*report)(void *, int, const char *) = plog_logger_report;
     plog_logger *l;
     char *out;
 
     assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
-    report(l, PLOG_LOGGER_WARN, "segment 3: torn record truncated");
-    report(l, 99, "x\nlevel=info msg=forged");
-    report(l, -5, "debug is dropped at info");
-    out = output(f);
-    assert_string_equal(out, "level=warn msg=\"segment 3: torn record truncated\"\n"
-                             "level=error msg=\"x\\nlevel=info msg=forged\"\n");
+    report(l, PLOG_LOGGER_WARN, "msg=\"truncated torn tail\" file=3.store pos=17");
+    report(l, 99, "msg=x\nlevel=info msg=forged");
+    report(l, -5, "msg=\"debug is dropped at info\"");
+    out = plog_test_capture_read(f);
+    assert_string_equal(out, "level=warn msg=\"truncated torn tail\" file=3.store pos=17\n"
+                             "level=error msg=x\\x0alevel=info msg=forged\n");
     free(out);
     plog_logger_free(l);
 }
@@ -185,14 +142,14 @@ static void test_logger_report_adapter(void **state)
 /* A value from outside (a certificate's CN, a path) must not be able to forge a line. */
 static void test_logger_hostile_values_cannot_forge_lines(void **state)
 {
-    struct fixture *f = *state;
+    plog_test_capture *f = *state;
     plog_logger *l;
     char *out;
 
     assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
     plog_logger_log(l, PLOG_LOGGER_INFO, "request", "peer", "x\nlevel=error msg=forged \"q\" \\ \t\x01", "n",
                     "1", NULL);
-    out = output(f);
+    out = plog_test_capture_read(f);
     assert_string_equal(out, "level=info msg=request "
                              "peer=\"x\\nlevel=error msg=forged \\\"q\\\" \\\\ \\t\\x01\" n=1\n");
     free(out);
@@ -201,7 +158,7 @@ static void test_logger_hostile_values_cannot_forge_lines(void **state)
 
 static void test_logger_long_values_are_cut_and_the_line_stays_whole(void **state)
 {
-    struct fixture *f = *state;
+    plog_test_capture *f = *state;
     char big[4000], newlines[250], *out, want[PLOG_LOGGER_MAX_VALUE + 8];
     plog_logger *l;
 
@@ -212,7 +169,7 @@ static void test_logger_long_values_are_cut_and_the_line_stays_whole(void **stat
     assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
     plog_logger_log(l, PLOG_LOGGER_INFO, "request", "method", big, "peer", big, "n", "8", "err", newlines,
                     NULL);
-    out = output(f);
+    out = plog_test_capture_read(f);
     assert_true(strlen(out) <= PLOG_LOGGER_MAX_LINE);
     assert_int_equal(out[strlen(out) - 1], '\n');
     assert_ptr_equal(strchr(out, '\n'), out + strlen(out) - 1); /* one line */
@@ -242,7 +199,7 @@ static void test_logger_quote_leaves_safe_values_bare(void **state)
 
 static void test_logger_keeps_errno(void **state)
 {
-    struct fixture *f = *state;
+    plog_test_capture *f = *state;
     plog_logger *l;
 
     assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
@@ -286,7 +243,7 @@ static void *flip_levels(void *arg)
 
 static void test_logger_concurrent_lines_never_interleave(void **state)
 {
-    struct fixture *f = *state;
+    plog_test_capture *f = *state;
     pthread_t th[WRITERS], flipper;
     struct writer w[WRITERS];
     int next[WRITERS] = {0};
@@ -303,7 +260,7 @@ static void test_logger_concurrent_lines_never_interleave(void **state)
     for (int t = 0; t < WRITERS; t++)
         assert_int_equal(pthread_join(th[t], NULL), 0);
     assert_int_equal(pthread_join(flipper, NULL), 0);
-    out = output(f);
+    out = plog_test_capture_read(f);
     for (line = strtok_r(out, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
         int id, seq, used = 0;
         if (sscanf(line, "level=info msg=request peer=client-%d seq=%d%n", &id, &seq, &used) != 2 ||
@@ -320,21 +277,23 @@ static void test_logger_concurrent_lines_never_interleave(void **state)
     plog_logger_free(l);
 }
 
+/* A test whose state is a fresh plog_test_capture. */
+#define CAPTURED(t) cmocka_unit_test_setup_teardown(t, plog_test_capture_setup, plog_test_capture_teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_logger_parse_level_accepts_the_four_names),
-        cmocka_unit_test_setup_teardown(test_logger_line_has_level_msg_and_fields_in_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_logger_drops_events_below_the_minimum_level, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_logger_level_changes_at_run_time, setup, teardown),
+        CAPTURED(test_logger_line_has_level_msg_and_fields_in_order),
+        CAPTURED(test_logger_drops_events_below_the_minimum_level),
+        CAPTURED(test_logger_level_changes_at_run_time),
         cmocka_unit_test(test_logger_null_logger_writes_nothing),
-        cmocka_unit_test_setup_teardown(test_logger_report_adapter, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_logger_hostile_values_cannot_forge_lines, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_logger_long_values_are_cut_and_the_line_stays_whole, setup,
-                                        teardown),
+        CAPTURED(test_logger_report_adapter),
+        CAPTURED(test_logger_hostile_values_cannot_forge_lines),
+        CAPTURED(test_logger_long_values_are_cut_and_the_line_stays_whole),
         cmocka_unit_test(test_logger_quote_leaves_safe_values_bare),
-        cmocka_unit_test_setup_teardown(test_logger_keeps_errno, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_logger_concurrent_lines_never_interleave, setup, teardown),
+        CAPTURED(test_logger_keeps_errno),
+        CAPTURED(test_logger_concurrent_lines_never_interleave),
     };
     return cmocka_run_group_tests_name("logger", tests, NULL, NULL);
 }

@@ -20,57 +20,8 @@
 #include "internal/metrics/reqlog.h"
 #include "testing/testing.h"
 
-/* The log writes into a temporary file the test reads back. */
-struct fixture {
-    char dir[64];
-    char path[128];
-    int fd;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof(*f));
-
-    plog_test_tmpdir("reqlog", f->dir, sizeof(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/log", f->dir);
-    f->fd = open(f->path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    if (f->fd < 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-
-    close(f->fd);
-    plog_test_rmrf(f->dir);
-    free(f);
-    return 0;
-}
-
-/* output returns everything written so far (malloc'd, NUL-terminated). */
-static char *output(const struct fixture *f)
-{
-    struct stat st;
-    char *buf;
-    ssize_t n;
-
-    assert_int_equal(fstat(f->fd, &st), 0);
-    buf = malloc((size_t)st.st_size + 1);
-    assert_non_null(buf);
-    n = pread(f->fd, buf, (size_t)st.st_size, 0);
-    assert_int_equal(n, st.st_size);
-    buf[n] = '\0';
-    return buf;
-}
-
-static void truncate_output(const struct fixture *f)
-{
-    assert_int_equal(ftruncate(f->fd, 0), 0);
-    assert_int_equal(lseek(f->fd, 0, SEEK_SET), 0);
-}
+/* Each test's state is a plog_test_capture: a file the logger writes to and the
+ * test reads back. */
 
 static const plog_metrics_reqlog_entry produce_ok = {
     .method = "Produce",
@@ -83,13 +34,13 @@ static const plog_metrics_reqlog_entry produce_ok = {
 
 static void test_reqlog_request_line_has_every_field_in_order(void **state)
 {
-    struct fixture *f = *state;
+    plog_test_capture *f = *state;
     plog_logger *l;
     char *out;
 
     assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
     plog_metrics_reqlog(l, PLOG_LOGGER_INFO, &produce_ok);
-    out = output(f);
+    out = plog_test_capture_read(f);
     assert_string_equal(out, "level=info msg=request method=Produce status=OK latency_us=93 "
                              "peer=root bytes_in=120 bytes_out=8\n");
     free(out);
@@ -98,7 +49,7 @@ static void test_reqlog_request_line_has_every_field_in_order(void **state)
 
 static void test_reqlog_failed_request_carries_quoted_error(void **state)
 {
-    struct fixture *f = *state;
+    plog_test_capture *f = *state;
     plog_metrics_reqlog_entry e = produce_ok;
     plog_logger *l;
     char *out;
@@ -111,13 +62,12 @@ static void test_reqlog_failed_request_carries_quoted_error(void **state)
     e.peer = NULL; /* no verified identity */
     e.err = "";
     plog_metrics_reqlog(l, PLOG_LOGGER_INFO, &e);
-    out = output(f);
-    assert_string_equal(out,
-                        "level=info msg=request method=Produce status=PERMISSION_DENIED "
-                        "latency_us=93 peer=nobody bytes_in=120 bytes_out=8 "
-                        "err=\"nobody not permitted to produce to *\"\n"
-                        "level=info msg=request method=Produce status=PERMISSION_DENIED "
-                        "latency_us=93 peer=\"\" bytes_in=120 bytes_out=8\n");
+    out = plog_test_capture_read(f);
+    assert_string_equal(out, "level=info msg=request method=Produce status=PERMISSION_DENIED "
+                             "latency_us=93 peer=nobody bytes_in=120 bytes_out=8 "
+                             "err=\"nobody not permitted to produce to *\"\n"
+                             "level=info msg=request method=Produce status=PERMISSION_DENIED "
+                             "latency_us=93 peer=\"\" bytes_in=120 bytes_out=8\n");
     free(out);
     plog_logger_free(l);
 }
@@ -125,26 +75,26 @@ static void test_reqlog_failed_request_carries_quoted_error(void **state)
 /* Request lines at DEBUG: they vanish at info and appear at debug. */
 static void test_reqlog_request_lines_at_debug_show_only_when_debug(void **state)
 {
-    struct fixture *f = *state;
+    plog_test_capture *f = *state;
     plog_logger *l;
     char *out;
 
     assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
     plog_metrics_reqlog(l, PLOG_LOGGER_DEBUG, &produce_ok);
-    out = output(f);
+    out = plog_test_capture_read(f);
     assert_string_equal(out, "");
     free(out);
     plog_logger_set_level(l, PLOG_LOGGER_DEBUG);
     plog_metrics_reqlog(l, PLOG_LOGGER_DEBUG, &produce_ok);
-    out = output(f);
+    out = plog_test_capture_read(f);
     assert_string_equal(out, "level=debug msg=request method=Produce status=OK latency_us=93 "
                              "peer=root bytes_in=120 bytes_out=8\n");
     free(out);
-    truncate_output(f);
+    plog_test_capture_clear(f);
     plog_logger_set_level(l, PLOG_LOGGER_ERROR);
     plog_metrics_reqlog(l, PLOG_LOGGER_DEBUG, &produce_ok);
     plog_logger_log(l, PLOG_LOGGER_WARN, "w", NULL);
-    out = output(f);
+    out = plog_test_capture_read(f);
     assert_string_equal(out, "");
     free(out);
     plog_logger_free(l);
@@ -153,7 +103,7 @@ static void test_reqlog_request_lines_at_debug_show_only_when_debug(void **state
 /* A client picks its certificate's CN: it must not be able to forge a line. */
 static void test_reqlog_hostile_values_cannot_forge_lines(void **state)
 {
-    struct fixture *f = *state;
+    plog_test_capture *f = *state;
     plog_metrics_reqlog_entry e = produce_ok;
     plog_logger *l;
     char *out;
@@ -161,7 +111,7 @@ static void test_reqlog_hostile_values_cannot_forge_lines(void **state)
     e.peer = "x\nlevel=error msg=forged \"q\" \\ \t\x01";
     assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
     plog_metrics_reqlog(l, PLOG_LOGGER_INFO, &e);
-    out = output(f);
+    out = plog_test_capture_read(f);
     assert_string_equal(out, "level=info msg=request method=Produce status=OK latency_us=93 "
                              "peer=\"x\\nlevel=error msg=forged \\\"q\\\" \\\\ \\t\\x01\" "
                              "bytes_in=120 bytes_out=8\n");
@@ -172,27 +122,26 @@ static void test_reqlog_hostile_values_cannot_forge_lines(void **state)
 /* No logger (the server's default), no line, no crash. */
 static void test_reqlog_null_logger_writes_nothing(void **state)
 {
-    struct fixture *f = *state;
+    plog_test_capture *f = *state;
     char *out;
 
     plog_metrics_reqlog(NULL, PLOG_LOGGER_ERROR, &produce_ok);
-    out = output(f);
+    out = plog_test_capture_read(f);
     assert_string_equal(out, "");
     free(out);
 }
 
+/* A test whose state is a fresh plog_test_capture. */
+#define CAPTURED(t) cmocka_unit_test_setup_teardown(t, plog_test_capture_setup, plog_test_capture_teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_reqlog_request_line_has_every_field_in_order, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_reqlog_failed_request_carries_quoted_error, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_reqlog_request_lines_at_debug_show_only_when_debug,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reqlog_hostile_values_cannot_forge_lines, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_reqlog_null_logger_writes_nothing, setup, teardown),
+        CAPTURED(test_reqlog_request_line_has_every_field_in_order),
+        CAPTURED(test_reqlog_failed_request_carries_quoted_error),
+        CAPTURED(test_reqlog_request_lines_at_debug_show_only_when_debug),
+        CAPTURED(test_reqlog_hostile_values_cannot_forge_lines),
+        CAPTURED(test_reqlog_null_logger_writes_nothing),
     };
     return cmocka_run_group_tests_name("reqlog", tests, NULL, NULL);
 }

@@ -52,8 +52,8 @@ static nng_msg *msg;
 
 static void consume_batch_hand(void)
 {
-    size_t n = plog_rpc_wire_consume_batch_size(stored_len, BATCH, BATCH);
-    plog_rpc_wire_consume_batch_put(out, (const uint8_t *const *)stored, stored_len, BATCH, BATCH);
+    size_t n = plog_rpc_wire_consume_batch_size(stored_len, BATCH, BATCH, 0, BATCH);
+    plog_rpc_wire_consume_batch_put(out, (const uint8_t *const *)stored, stored_len, BATCH, BATCH, 0, BATCH);
     sink += n;
 }
 
@@ -66,6 +66,7 @@ static void consume_batch_pbc(void)
     cr.n_records = BATCH;
     cr.records = recs;
     cr.next_offset = BATCH;
+    cr.end_offset = BATCH;
     sink += log__v1__consume_response__pack(&cr, out);
     for (size_t i = 0; i < BATCH; i++)
         log__v1__record__free_unpacked(recs[i], NULL);

@@ -255,9 +255,13 @@ static void test_consume_responses_are_protobuf_c_byte_for_byte(void **state)
         cr.n_records = n;
         cr.records = recp;
         cr.next_offset = next_u64() % 8 == 0 ? 0 : base + n;
-        size_t size = plog_rpc_wire_consume_batch_size(lens, n, cr.next_offset);
+        cr.lowest_offset = next_u64() % 4 == 0 ? 0 : rand_u64();
+        cr.end_offset = next_u64() % 8 == 0 ? 0 : rand_u64();
+        size_t size = plog_rpc_wire_consume_batch_size(lens, n, cr.next_offset, cr.lowest_offset, cr.end_offset);
         uint8_t *got = malloc(size + 1);
-        assert_ptr_equal(plog_rpc_wire_consume_batch_put(got, enc, lens, n, cr.next_offset), got + size);
+        assert_ptr_equal(
+            plog_rpc_wire_consume_batch_put(got, enc, lens, n, cr.next_offset, cr.lowest_offset, cr.end_offset),
+            got + size);
         size_t wlen;
         uint8_t *want = pack(&cr.base, &wlen);
         assert_bytes(got, size, want, wlen);

@@ -41,6 +41,7 @@ int plog_rpc_status_from_err(int err)
     case PLOG_EPERM:
         return PLOG_STATUS_PERMISSION_DENIED;
     case PLOG_ENOTLEADER:
+    case PLOG_EFAILED: /* the log failed (fail-stop): a restart recovers it */
         return PLOG_STATUS_UNAVAILABLE;
     default:
         return PLOG_STATUS_INTERNAL;

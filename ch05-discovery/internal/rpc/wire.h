@@ -65,12 +65,14 @@ size_t plog_rpc_wire_produce_response(uint8_t *buf, uint64_t offset, uint64_t co
 size_t plog_rpc_wire_consume_record_header(uint8_t *hdr, size_t rec_len);
 
 /* plog_rpc_wire_consume_batch_size returns the length of a log.v1.ConsumeResponse
- * {records, next_offset} holding the n encoded Records of lens[i] bytes each. */
-size_t plog_rpc_wire_consume_batch_size(const size_t *lens, size_t n, uint64_t next_offset);
+ * {records, next_offset, lowest_offset, end_offset} holding the n encoded Records
+ * of lens[i] bytes each. Zero offsets are omitted, as protobuf-c does. */
+size_t plog_rpc_wire_consume_batch_size(const size_t *lens, size_t n, uint64_t next_offset, uint64_t lowest_offset,
+                                        uint64_t end_offset);
 
 /* plog_rpc_wire_consume_batch_put writes that response at p (exactly
  * plog_rpc_wire_consume_batch_size bytes) and returns the byte after it. */
 uint8_t *plog_rpc_wire_consume_batch_put(uint8_t *p, const uint8_t *const *recs, const size_t *lens, size_t n,
-                                         uint64_t next_offset);
+                                         uint64_t next_offset, uint64_t lowest_offset, uint64_t end_offset);
 
 #endif

@@ -6,8 +6,9 @@
  * never wait for an fsync:
  *   NEVER     append and commit (a write(2) to the kernel) on the request's thread;
  *   INTERVAL  append on the request's thread, then queue the worker (state COMMIT):
- *             one committer thread waits for the group commit covering the highest
- *             queued offset, then answers every produce it covers;
+ *             one committer thread commits the highest queued offset (the log's group
+ *             commit: one fsync on this thread covers every record appended before it
+ *             started), then answers every produce it covers;
  *   ALWAYS    queue the decoded request: the committer appends every queued
  *             request in one plog_log_append_batch (one fsync for all of them),
  *             then answers them. One fsync acknowledges many produces.
@@ -18,7 +19,16 @@
  * still in flight is dropped unanswered (the first one's reply answers the REQ,
  * whose request id is the same); a copy that arrives after it completed is
  * answered with the remembered offsets. So a resend never appends twice, as long
- * as the entry has not been evicted by a later produce hashing to its slot. */
+ * as the entry has not been evicted by a later produce hashing to its slot.
+ * Entries are keyed by the sender's verified identity too (ch04: a hash of the
+ * client certificate's CN; 0 without one), so that a client cannot claim, or be
+ * answered with, another client's (client_id, seq).
+ *
+ * Memory: a decoded ProduceRequest costs its bytes plus a Record struct and a
+ * pointer per record (protobuf-c copies the values), so a 4 MiB request of empty
+ * records decodes to ~100 MiB. Before decoding, the records are counted on the
+ * wire and the estimate is charged to the server's in-flight budget
+ * (max_inflight_bytes); a request that does not fit is RESOURCE_EXHAUSTED. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,9 +38,9 @@
 #include "internal/rpc/wire.h"
 #include "internal/server/server_int.h"
 
-static struct dedup_entry *dedup_slot(plog_server *s, uint64_t cid, uint64_t seq)
+static struct dedup_entry *dedup_slot(plog_server *s, uint64_t ident, uint64_t cid, uint64_t seq)
 {
-    uint64_t h = (cid * 0x9E3779B97F4A7C15ull) ^ (seq * 0xC2B2AE3D27D4EB4Full);
+    uint64_t h = (cid * 0x9E3779B97F4A7C15ull) ^ (seq * 0xC2B2AE3D27D4EB4Full) ^ (ident * 0x165667B19E3779F9ull);
     h ^= h >> 29;
     return &s->dedup[h % DEDUP_SLOTS];
 }
@@ -42,13 +52,13 @@ static enum dedup_verdict dedup_claim(plog_server *s, struct worker *w, uint64_t
 {
     enum dedup_verdict v = DEDUP_NEW;
     pthread_mutex_lock(&s->dedup_mu);
-    struct dedup_entry *e = dedup_slot(s, cid, seq);
-    if (e->seq == seq && e->client_id == cid) {
+    struct dedup_entry *e = dedup_slot(s, w->ident, cid, seq);
+    if (e->seq == seq && e->client_id == cid && e->ident == w->ident) {
         v = e->done ? DEDUP_DONE : DEDUP_IN_FLIGHT;
         w->first = e->first;
         w->count = e->count;
     } else {
-        *e = (struct dedup_entry){.client_id = cid, .seq = seq};
+        *e = (struct dedup_entry){.ident = w->ident, .client_id = cid, .seq = seq};
     }
     pthread_mutex_unlock(&s->dedup_mu);
     return v;
@@ -61,8 +71,8 @@ static void dedup_finish(plog_server *s, const struct worker *w, bool ok)
     if (w->seq == 0)
         return;
     pthread_mutex_lock(&s->dedup_mu);
-    struct dedup_entry *e = dedup_slot(s, w->client_id, w->seq);
-    if (e->seq == w->seq && e->client_id == w->client_id) {
+    struct dedup_entry *e = dedup_slot(s, w->ident, w->client_id, w->seq);
+    if (e->seq == w->seq && e->client_id == w->client_id && e->ident == w->ident) {
         if (ok) {
             e->done = true;
             e->first = w->first;
@@ -145,9 +155,32 @@ static void enqueue(struct worker *w)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* decoded_cost estimates the heap a ProduceRequest of len bytes takes once
+ * protobuf-c has decoded it: its bytes, plus per record (fields 1 and 2 on the
+ * wire) a Record, a pointer and two allocations' overhead. Malformed input is
+ * counted as far as it parses; the decoder refuses it afterwards. */
+static size_t decoded_cost(const uint8_t *body, size_t len)
+{
+    const uint8_t *p = body, *end = body + len;
+    plog_rpc_wire_field f;
+    size_t n = 0;
+    while (plog_rpc_wire_next(&p, end, &f) == 1)
+        if ((f.num == 1 || f.num == 2) && f.type == PLOG_WT_LEN)
+            n++;
+    return sizeof(Log__V1__ProduceRequest) + len + n * (sizeof(Log__V1__Record) + sizeof(void *) + 32);
+}
+
 void plog_server_produce(struct worker *w, const plog_rpc_request *rq, bool stream)
 {
     plog_server *s = w->srv;
+    size_t cost = decoded_cost(rq->body, rq->body_len);
+    if (!plog_server_charge(w, cost)) {
+        plog_server_reply_error(w, PLOG_STATUS_RESOURCE_EXHAUSTED,
+                                "request would take %zu bytes decoded; the server's in-flight budget of %zu "
+                                "bytes is full: retry later or send smaller batches",
+                                cost, s->cfg.max_inflight_bytes);
+        return;
+    }
     Log__V1__ProduceRequest *pr = log__v1__produce_request__unpack(NULL, rq->body_len, rq->body);
     if (pr == NULL) {
         plog_server_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "malformed ProduceRequest");
@@ -173,7 +206,7 @@ void plog_server_produce(struct worker *w, const plog_rpc_request *rq, bool stre
         if (v != DEDUP_NEW) {
             log__v1__produce_request__free_unpacked(pr, NULL);
             if (v == DEDUP_IN_FLIGHT)
-                plog_server_done_silently(w);
+                plog_server_drop(w);
             else
                 reply_offsets(w, stream);
             return;

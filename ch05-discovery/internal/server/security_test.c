@@ -54,25 +54,12 @@ static int teardown(void **state)
     return 0;
 }
 
-/* open_as opens a client with who's certificate; fails the test if it cannot. */
-static plog_client *open_as(struct fixture *f, const char *who)
-{
-    plog_client_config cfg = {.tls = tserver_client_tls(who)};
-    plog_client *c;
-    plog_rpc_status st;
-    int code = plog_client_open(f->srv.addr, &cfg, &c, &st);
-    nng_tls_config_free(cfg.tls); /* the client holds its own reference */
-    if (code != PLOG_STATUS_OK)
-        fail_msg("open as %s: %s: %s", who, plog_rpc_status_name(code), st.msg);
-    return c;
-}
-
 /* Go: testProduceConsume, as root */
 static void test_security_root_produces_and_consumes(void **state)
 {
     struct fixture *f = *state;
     tserver_start(&f->srv);
-    plog_client *c = open_as(f, "root");
+    plog_client *c = tserver_client_as(&f->srv, "root");
     uint64_t off = 99;
     assert_status_ok(plog_client_produce(c, "hello world", 11, &off, NULL));
     assert_int_equal(off, 0);
@@ -114,10 +101,10 @@ static void test_security_nobody_is_denied_produce_and_consume(void **state)
 {
     struct fixture *f = *state;
     tserver_start(&f->srv);
-    plog_client *root = open_as(f, "root");
+    plog_client *root = tserver_client_as(&f->srv, "root");
     uint64_t off;
     assert_status_ok(plog_client_produce(root, "x", 1, &off, NULL));
-    plog_client *c = open_as(f, "nobody");
+    plog_client *c = tserver_client_as(&f->srv, "nobody");
     plog_rpc_status st;
     assert_int_equal(plog_client_produce(c, "hello world", 11, &off, &st), PLOG_STATUS_PERMISSION_DENIED);
     assert_string_equal(st.msg, "nobody not permitted to produce to *");
@@ -164,7 +151,7 @@ static void test_security_policy_may_allow_consume_only(void **state)
     struct fixture *f = *state;
     write_policy(f, "p, root, *, produce\np, root, *, consume\np, reader, *, consume\n");
     tserver_start(&f->srv);
-    plog_client *root = open_as(f, "root"), *reader = open_as(f, "reader");
+    plog_client *root = tserver_client_as(&f->srv, "root"), *reader = tserver_client_as(&f->srv, "reader");
     uint64_t off;
     plog_rpc_status st;
     assert_status_ok(plog_client_produce(root, "for readers", 11, &off, NULL));
@@ -225,13 +212,13 @@ static void test_security_certificate_without_single_cn_is_unauthenticated(void 
     struct fixture *f = *state;
     write_policy(f, "p, *, *, *\n");
     tserver_start(&f->srv);
-    plog_client *c = open_as(f, "twocn");
+    plog_client *c = tserver_client_as(&f->srv, "twocn");
     uint64_t off;
     plog_rpc_status st;
     assert_int_equal(plog_client_produce(c, "x", 1, &off, &st), PLOG_STATUS_UNAUTHENTICATED);
     assert_non_null(strstr(st.msg, "no verified client certificate"));
     plog_client_close(c);
-    c = open_as(f, "reader"); /* while "*" lets any named subject in */
+    c = tserver_client_as(&f->srv, "reader"); /* while "*" lets any named subject in */
     assert_status_ok(plog_client_produce(c, "x", 1, &off, NULL));
     plog_client_close(c);
 }
@@ -355,7 +342,7 @@ static void test_security_every_request_is_judged_by_its_own_sender(void **state
     atomic_store(&failed, 0);
     atomic_store(&done, 0);
     for (int i = 0; i < NIDS * CLIENTS_PER_ID; i++)
-        clients[i] = open_as(f, ids[i / CLIENTS_PER_ID].cn);
+        clients[i] = tserver_client_as(&f->srv, ids[i / CLIENTS_PER_ID].cn);
     uint64_t off;
     assert_status_ok(plog_client_produce(clients[0], "first", 5, &off, NULL)); /* offset 0 */
     int64_t t0 = plog_test_now_ms();
@@ -399,7 +386,7 @@ static void test_security_requests_are_logged_and_counted(void **state)
     f->srv.extra[2] = "--metrics-addr";
     f->srv.extra[3] = maddr;
     tserver_start(&f->srv);
-    plog_client *root = open_as(f, "root"), *nobody = open_as(f, "nobody");
+    plog_client *root = tserver_client_as(&f->srv, "root"), *nobody = tserver_client_as(&f->srv, "nobody");
     uint64_t off;
     plog_rpc_status st;
     for (int i = 0; i < 3; i++)

@@ -46,11 +46,25 @@ typedef struct plog_server_config {
                             * connection (NNG_OPT_RECVMAXSZ) without reading it */
     unsigned workers;      /* contexts; 0: 256 */
     uint32_t max_wait_ms;  /* upper bound of a ConsumeStream long poll; 0: 30000 */
+    unsigned max_parked_per_client; /* parked ConsumeStream polls one client (its
+                            * verified identity, else its connection) may hold;
+                            * more are RESOURCE_EXHAUSTED. 0: 32 */
+    size_t max_inflight_bytes; /* budget for decoded requests in flight (a produce
+                            * is charged its estimated decoded size); beyond it
+                            * RESOURCE_EXHAUSTED. 0: 256 MiB; at least
+                            * 2 * max_msg_bytes */
     plog_logger *logger;   /* borrowed, outlives the server: where it logs (NULL: nowhere) */
     /* ch04. All borrowed: each must outlive the server. */
     nng_tls_config *tls;   /* required for a tls+tcp:// addr (internal/tls/config.h);
                             * NULL with tcp:// serves plain text, unauthenticated */
-    const plog_auth *acl;  /* NULL: no authorization (every request allowed); needs tls */
+    const plog_auth *acl;  /* every request is authorized against it; needs tls.
+                            * NULL is refused unless insecure is set */
+    bool insecure;         /* serve without an ACL: every request allowed. The
+                            * library fails closed: only this flag, never a NULL
+                            * acl alone, turns authorization off */
+    unsigned max_connections; /* TLS: connections at once, handshaking ones
+                            * included (plog_tls_config_limits); 0: 4096 */
+    uint32_t handshake_timeout_ms; /* TLS: a handshake must finish within it; 0: 5000 */
     plog_metrics *metrics; /* NULL: no metrics; from plog_server_metrics_new */
     bool log_requests;     /* one info line per finished request on logger
                             * (internal/metrics/reqlog.h) */
@@ -64,7 +78,8 @@ typedef struct plog_server_config {
 /* plog_server_open serves log (borrowed: it must outlive the server) on
  * cfg->addr. On PLOG_OK *sp is the caller's until plog_server_close(). On failure
  * errmsg (when not NULL) says why. PLOG_EINVAL (bad address; a tls+tcp:// address
- * without cfg->tls, or cfg->tls or cfg->acl with a plain address), PLOG_EIO
+ * without cfg->tls, or cfg->tls or cfg->acl with a plain address; no acl without
+ * insecure; max_msg_bytes over 1 GiB; max_inflight_bytes below 2 * max_msg_bytes), PLOG_EIO
  * (address in use...), PLOG_ENOMEM. */
 int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server **sp, char *errmsg,
                      size_t size);

@@ -31,8 +31,21 @@
 int plog_tls_config_server(const char *cert_file, const char *key_file, const char *ca_file,
                            nng_tls_config **cfgp, char *err, size_t errsize);
 
+/* plog_tls_config_server_reload reads the three files again, as
+ * plog_tls_config_server, and on PLOG_OK makes live (a server config from
+ * plog_tls_config_server, possibly in use by a started listener) present the new
+ * certificate and trust the new CAs on every connection accepted from then on.
+ * Connections already open keep the certificate and CAs they were made with. On
+ * failure live is unchanged and err names the file and the reason, with the codes of
+ * plog_tls_config_server (PLOG_EINVAL also when live is not such a config). nng
+ * fixes a listener's config at creation and refuses changes once it is in use;
+ * this swaps the engine's OpenSSL context under it instead. */
+int plog_tls_config_server_reload(nng_tls_config *live, const char *cert_file, const char *key_file,
+                                  const char *ca_file, char *err, size_t errsize);
+
 /* plog_tls_config_client builds a client config that verifies the server against
- * ca_file and server_name (a DNS name or an IP literal; see plog_tls_url_host), and
+ * ca_file and server_name (a DNS name or an IP literal; see plog_tls_url_host;
+ * required: NULL or "" is PLOG_EINVAL, never a client that checks no name), and
  * presents cert_file/key_file. cert_file and key_file are both given or both NULL;
  * NULL means no client certificate, which the servers of this project refuse (the
  * tests use it to prove that). Ownership and errors as plog_tls_config_server. */

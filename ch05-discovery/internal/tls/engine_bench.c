@@ -1,9 +1,13 @@
 /* engine_bench.c - the transport floor under the RPC benchmarks: raw REQ/REP echo
  * over mutual TLS on this engine (and over tcp:// for comparison), and how many new
  * TLS connections per second a server accepts. One line per result:
- *   bench rpc.baseline.echo <n> req/s size=100 clients=<k> mode=threads tls=<0|1>
- *   bench rpc.baseline.echo <n> MiB/s size=1048576 clients=<k> tls=<0|1>
+ *   bench rpc.baseline.echo <n> req/s size=100 clients=<k> mode=threads tls=<0|1> [vs_tcp=<r>]
+ *   bench rpc.baseline.echo <n> MiB/s size=1048576 clients=<k> tls=<0|1> [vs_tcp=<r>]
  *   bench rpc.handshake <n> conns/s tls=<0|1>
+ * tcp:// and tls+tcp:// echoes alternate, ROUNDS times each, and the medians are
+ * printed, the TLS line with its ratio to the tcp:// line of the same run (vs_tcp):
+ * both see the same (shared, noisy) machine.
+ * "engine_bench echo <0|1> <clients> <size> <ms>" runs one echo alone, for profiling.
  * "clients" is the number of requests outstanding at once (one REQ context and one
  * thread each, one connection: mode=threads, where server_bench.c keeps its
  * contexts busy from callbacks). A handshake is a whole connection: TCP connect, TLS
@@ -24,6 +28,7 @@
 #include "internal/tls/tlstest.h"
 
 #define RUN_MS 1000
+#define ROUNDS 3
 #define ECHO_CTXS 32
 
 struct echo_ctx {
@@ -145,8 +150,9 @@ static void *load_main(void *arg)
     return NULL;
 }
 
-/* run_echo measures echoes of size bytes with k outstanding over one connection. */
-static void run_echo(bool tls, size_t size, int k)
+/* run_echo measures echoes of size bytes with k outstanding over one connection
+ * for ms milliseconds and returns round trips per second. */
+static double run_echo(bool tls, size_t size, int k, int ms)
 {
     plog_test_proc srv;
     char url[64];
@@ -160,7 +166,7 @@ static void run_echo(bool tls, size_t size, int k)
     struct load *loads = calloc((size_t)k, sizeof *loads);
     int64_t t0 = plog_test_now_ms();
     for (int i = 0; i < k; i++) {
-        loads[i] = (struct load){.sock = c, .size = size, .deadline = t0 + RUN_MS};
+        loads[i] = (struct load){.sock = c, .size = size, .deadline = t0 + ms};
         pthread_create(&loads[i].thread, NULL, load_main, &loads[i]);
     }
     long total = 0;
@@ -169,18 +175,46 @@ static void run_echo(bool tls, size_t size, int k)
         total += loads[i].done;
     }
     double secs = (double)(plog_test_now_ms() - t0) / 1000.0;
-    if (size >= 65536)
-        printf("bench rpc.baseline.echo %.0f MiB/s size=%zu clients=%d tls=%d\n",
-               (double)total * (double)size / secs / 1048576.0, size, k, tls);
-    else
-        printf("bench rpc.baseline.echo %.0f req/s size=%zu clients=%d mode=threads tls=%d\n",
-               (double)total / secs, size, k, tls);
-    fflush(stdout);
     free(loads);
     nng_close(c);
     plog_test_kill(&srv, SIGTERM, 5000);
     if (tls)
         nng_tls_config_free(ccfg);
+    return (double)total / secs;
+}
+
+static double median3(const double *v)
+{
+    double a = v[0], b = v[1], c = v[2];
+    if ((a <= b && b <= c) || (c <= b && b <= a))
+        return b;
+    if ((b <= a && a <= c) || (c <= a && a <= b))
+        return a;
+    return c;
+}
+
+/* compare_echo prints the tcp:// and the tls+tcp:// echo of size bytes with k
+ * outstanding, medians of alternating rounds, the TLS line with vs_tcp. */
+static void compare_echo(size_t size, int k)
+{
+    double rates[2][ROUNDS];
+    for (int r = 0; r < ROUNDS; r++)
+        for (int tls = 0; tls <= 1; tls++)
+            rates[tls][r] = run_echo(tls, size, k, RUN_MS);
+    double tcp = median3(rates[0]);
+    for (int tls = 0; tls <= 1; tls++) {
+        double rate = median3(rates[tls]);
+        char ratio[32] = "";
+        if (tls)
+            snprintf(ratio, sizeof ratio, " vs_tcp=%.2f", rate / tcp);
+        if (size >= 65536)
+            printf("bench rpc.baseline.echo %.0f MiB/s size=%zu clients=%d rounds=%d tls=%d%s\n",
+                   rate * (double)size / 1048576.0, size, k, ROUNDS, tls, ratio);
+        else
+            printf("bench rpc.baseline.echo %.0f req/s size=%zu clients=%d mode=threads rounds=%d tls=%d%s\n",
+                   rate, size, k, ROUNDS, tls, ratio);
+    }
+    fflush(stdout);
 }
 
 static void run_handshakes(bool tls)
@@ -210,12 +244,11 @@ static void run_handshakes(bool tls)
 static void bench_tls_transport_floor(void **state)
 {
     (void)state;
-    for (int tls = 0; tls <= 1; tls++) {
-        run_echo(tls, 100, 1);
-        run_echo(tls, 100, 16);
-        run_echo(tls, 1 << 20, 1);
+    compare_echo(100, 1);
+    compare_echo(100, 16);
+    compare_echo(1 << 20, 1);
+    for (int tls = 0; tls <= 1; tls++)
         run_handshakes(tls);
-    }
 }
 
 int main(int argc, char **argv)
@@ -225,5 +258,11 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "serve") == 0)
         return serve(argv[2]);
     assert_plog_ok(plog_tls_engine_register());
+    if (argc == 6 && strcmp(argv[1], "echo") == 0) {
+        size_t size = (size_t)atol(argv[4]);
+        double rate = run_echo(atoi(argv[2]) != 0, size, atoi(argv[3]), atoi(argv[5]));
+        printf("echo %.0f req/s size=%zu clients=%s tls=%s\n", rate, size, argv[3], argv[2]);
+        return 0;
+    }
     return cmocka_run_group_tests_name("tls bench", tests, NULL, NULL);
 }

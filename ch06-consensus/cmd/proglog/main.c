@@ -23,7 +23,7 @@
 #include "internal/err/err.h"
 #include "internal/logger/logger.h"
 
-#define VERSION "0.5.0 (ch05-discovery)"
+#define VERSION "0.6.0 (ch06-consensus)"
 #define MAX_JOIN 64
 
 /* Every flag that takes a value, by long name; index = getopt's val - 1. */

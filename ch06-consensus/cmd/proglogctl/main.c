@@ -5,11 +5,15 @@
  *   proglogctl [--addr URL] [--timeout MS] consume OFFSET
  *   proglogctl [--addr URL] [--timeout MS] consume --from OFFSET [--follow] [--offsets]
  *   proglogctl [--addr URL] [--timeout MS] members
+ *   proglogctl [--addr URL] [--timeout MS] offsets      "lowest N" and "next N" lines
  *
  * produce prints each record's offset, one per line, in input order; consume
  * prints each value on its own line (with --offsets: "OFFSET<TAB>VALUE").
  * Errors go to stderr as "proglogctl: CODE: message"; the exit status says which
- * kind (see usage()).
+ * kind (see usage()). --version prints the version; PROGLOG_ADDR in the
+ * environment replaces the default address (a flag wins), as etcdctl's ETCDCTL_*;
+ * so do PROGLOG_TLS_CERT_FILE, PROGLOG_TLS_KEY_FILE and PROGLOG_TLS_CA_FILE for
+ * a tls+tcp:// address.
  *
  * ch04: over tls+tcp:// (the default) it authenticates with a client certificate
  * (--tls-cert-file, --tls-key-file) and checks the server's against --tls-ca-file
@@ -29,6 +33,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +43,8 @@
 #include "internal/config/flag.h"
 #include "internal/loadbalance/router.h"
 #include "internal/tls/config.h"
+
+#define VERSION "0.6.0 (ch06-consensus)"
 
 enum {
     EXIT_OK = 0,
@@ -64,7 +71,9 @@ static void usage(FILE *f)
                "  members                          print the cluster's members: name, status,\n"
                "                                   incarnation, tags (* marks the server)\n"
                "  servers                          print the Raft servers: id, RPC address,\n"
-               "                                   leader, voter or learner\n\n"
+               "                                   leader, voter or learner\n"
+               "  offsets                          print the log's lowest offset and the\n"
+               "                                   offset of its next record\n\n"
                "Options:\n"
                "  --addr URL     server address (default tls+tcp://127.0.0.1:8400)\n"
                "  --timeout MS   deadline of each request (default 5000)\n"
@@ -76,10 +85,25 @@ static void usage(FILE *f)
                "  --consistency C      default (read what the server has applied) or\n"
                "                       linearizable (consume OFFSET through Raft's ReadIndex\n"
                "                       on the leader: sees every acknowledged produce)\n"
+               "  --version      print proglogctl's version\n"
                "  --help\n\n"
+               "Environment (a flag wins over its variable):\n"
+               "  PROGLOG_ADDR          the default of --addr\n"
+               "  PROGLOG_TLS_CERT_FILE, PROGLOG_TLS_KEY_FILE, PROGLOG_TLS_CA_FILE\n"
+               "                        the defaults of the --tls-*-file options, used\n"
+               "                        with a tls+tcp:// address only\n"
+               "\n"
                "Exit status: 0 ok, 1 other error, 2 usage, 3 offset not found (out of\n"
                "range), 4 server unavailable, 5 deadline exceeded, 6 request rejected\n"
                "(including PERMISSION_DENIED and a refused certificate).\n");
+}
+
+/* env_or returns the environment variable name when it is set and not empty,
+ * else def. */
+static const char *env_or(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return v != NULL && v[0] != '\0' ? v : def;
 }
 
 static int exit_code(int status)
@@ -327,12 +351,40 @@ static int cmd_consume(plog_client *c, int argc, char **argv)
         if (follow)
             fflush(stdout); /* a follower's reader wants each record as it comes */
     }
+    /* Reading to the end of the log is success; an offset below it (also
+     * OUT_OF_RANGE, from the server) is not. */
+    bool at_end = code == PLOG_STATUS_OUT_OF_RANGE && plog_client_consumer_is_at_end(it);
     plog_client_consumer_close(it);
     fflush(stdout);
-    /* Reading to the end of the log is success; an offset below it is not. */
-    if (code == PLOG_STATUS_OUT_OF_RANGE && strncmp(st.msg, "end of log", 10) == 0)
-        return EXIT_OK;
-    return fail(&st);
+    return at_end ? EXIT_OK : fail(&st);
+}
+
+/* offsets: a poll past any end reads nothing and answers at once with the log's
+ * bounds (ConsumeResponse lowest_offset and end_offset). */
+static int cmd_offsets(plog_client *c, int argc)
+{
+    if (argc != 0) {
+        fprintf(stderr, "proglogctl: offsets: takes no arguments\n");
+        return EXIT_USAGE;
+    }
+    plog_client_consumer_config cc = {.max_records = 1};
+    plog_client_consumer *it;
+    if (plog_client_consumer_open(c, UINT64_MAX, &cc, &it) != PLOG_STATUS_OK) {
+        fprintf(stderr, "proglogctl: out of memory\n");
+        return EXIT_FAIL;
+    }
+    const uint8_t *value;
+    size_t len;
+    uint64_t off, lowest, end;
+    plog_rpc_status st;
+    int code = plog_client_consumer_next(it, &value, &len, &off, &st);
+    bool at_end = code == PLOG_STATUS_OUT_OF_RANGE && plog_client_consumer_is_at_end(it);
+    plog_client_consumer_bounds(it, &lowest, &end);
+    plog_client_consumer_close(it);
+    if (!at_end)
+        return code == PLOG_STATUS_OK ? EXIT_FAIL : fail(&st);
+    printf("lowest %" PRIu64 "\nnext %" PRIu64 "\n", lowest, end);
+    return EXIT_OK;
 }
 
 static int cmd_members(plog_client *c, int argc)
@@ -411,9 +463,10 @@ int main(int argc, char **argv)
         {"tls-server-name", required_argument, NULL, 'N'},
         {"consistency", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *addr = "tls+tcp://127.0.0.1:8400";
+    const char *addr = env_or("PROGLOG_ADDR", "tls+tcp://127.0.0.1:8400");
     const char *cert = NULL, *key = NULL, *ca = NULL, *server_name = NULL;
     plog_client_config cfg = {.timeout_ms = 5000};
     uint64_t v;
@@ -454,6 +507,9 @@ int main(int argc, char **argv)
         case 'h':
             usage(stdout);
             return EXIT_OK;
+        case 'V':
+            printf("proglogctl %s\n", VERSION);
+            return EXIT_OK;
         default:
             usage(stderr);
             return EXIT_USAGE;
@@ -465,10 +521,16 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[optind];
     if (strcmp(cmd, "produce") != 0 && strcmp(cmd, "consume") != 0 && strcmp(cmd, "members") != 0 &&
-        strcmp(cmd, "servers") != 0) {
+        strcmp(cmd, "servers") != 0 && strcmp(cmd, "offsets") != 0) {
         fprintf(stderr, "proglogctl: unknown command: %s\n", cmd);
         usage(stderr);
         return EXIT_USAGE;
+    }
+    if (plog_tls_url_is_tls(addr)) {
+        /* The environment fills in what no flag gave: flags win. */
+        cert = cert != NULL ? cert : env_or("PROGLOG_TLS_CERT_FILE", NULL);
+        key = key != NULL ? key : env_or("PROGLOG_TLS_KEY_FILE", NULL);
+        ca = ca != NULL ? ca : env_or("PROGLOG_TLS_CA_FILE", NULL);
     }
     if (plog_tls_url_is_tls(addr) ? (ca == NULL || (cert == NULL) != (key == NULL))
                                   : (ca != NULL || cert != NULL || key != NULL)) {
@@ -507,6 +569,7 @@ int main(int argc, char **argv)
     int rc = strcmp(cmd, "produce") == 0   ? cmd_produce(c, argc - optind - 1, argv + optind + 1)
              : strcmp(cmd, "members") == 0 ? cmd_members(c, argc - optind)
              : strcmp(cmd, "servers") == 0 ? cmd_servers(c, argc - optind)
+             : strcmp(cmd, "offsets") == 0 ? cmd_offsets(c, argc - optind - 1)
                                            : cmd_consume(c, argc - optind, argv + optind);
     plog_client_close(c);
     return rc;

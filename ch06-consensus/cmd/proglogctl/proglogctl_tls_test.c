@@ -135,6 +135,31 @@ static void test_proglogctl_tls_flags_are_checked(void **state)
     free(out);
 }
 
+/* PROGLOG_ADDR and PROGLOG_TLS_*_FILE stand in for the flags; a flag wins. */
+static void test_proglogctl_tls_files_come_from_the_environment_and_flags_win(void **state)
+{
+    struct fixture *f = *state;
+    char env[2400], cmd[4096], *out;
+    snprintf(env, sizeof env,
+             "PROGLOG_ADDR=%s PROGLOG_TLS_CA_FILE=%s PROGLOG_TLS_CERT_FILE=%s PROGLOG_TLS_KEY_FILE=%s", f->srv.addr,
+             tserver_cert("ca.pem"), tserver_cert("root-client.pem"), tserver_cert("root-client-key.pem"));
+    snprintf(cmd, sizeof cmd, "%s %s produce from-env", env, f->ctl);
+    assert_int_equal(plog_test_sh(cmd, 15000, &out), 0);
+    assert_string_equal(out, "0\n");
+    free(out);
+    /* nobody's certificate on the command line replaces root's from the environment. */
+    snprintf(cmd, sizeof cmd, "%s %s --tls-cert-file %s --tls-key-file %s consume 0", env, f->ctl,
+             tserver_cert("nobody-client.pem"), tserver_cert("nobody-client-key.pem"));
+    assert_int_equal(plog_test_sh(cmd, 15000, &out), 6);
+    assert_non_null(strstr(out, "PERMISSION_DENIED: nobody not permitted to consume"));
+    free(out);
+    /* A plaintext --addr ignores the TLS variables instead of refusing them. */
+    snprintf(cmd, sizeof cmd, "%s %s --addr tcp://127.0.0.1:%d --timeout 2000 consume 0", env, f->ctl,
+             plog_test_free_port());
+    assert_int_equal(plog_test_sh(cmd, 15000, &out), 4);
+    free(out);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -143,6 +168,7 @@ int main(void)
         T(test_proglogctl_tls_nobody_is_denied),
         T(test_proglogctl_tls_refused_certificate_says_why),
         T(test_proglogctl_tls_flags_are_checked),
+        T(test_proglogctl_tls_files_come_from_the_environment_and_flags_win),
     };
 #undef T
     tserver_certs();

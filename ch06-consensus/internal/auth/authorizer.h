@@ -30,7 +30,9 @@
  * Subjects are the CN of the client's verified certificate (internal/tls/peer.h).
  * The empty subject (no verified identity) is always denied, whatever the policy.
  *
- * A plog_auth is immutable once made: any number of threads may authorize at once. */
+ * Any number of threads may authorize at once, also while one thread reloads the
+ * files (plog_auth_reload, on SIGHUP): each check sees either the old rules or the
+ * new ones whole. */
 #ifndef PLOG_AUTH_AUTHORIZER_H
 #define PLOG_AUTH_AUTHORIZER_H
 
@@ -52,6 +54,13 @@ typedef struct plog_auth plog_auth;
  * line and what is wrong: PLOG_EINVAL (policy_path NULL, malformed file),
  * PLOG_EIO (unreadable file), PLOG_ENOMEM. */
 int plog_auth_new(const char *model_path, const char *policy_path, plog_auth **ap, char *err, size_t errsize);
+
+/* plog_auth_reload reads the files again, as plog_auth_new, and on PLOG_OK makes
+ * the new rules a's rules for every check that starts after it; checks in flight
+ * finish with the old ones, which are freed once they are done. On failure a keeps
+ * its rules and err says why, as for plog_auth_new. Not concurrent with
+ * plog_auth_free; one reload at a time. */
+int plog_auth_reload(plog_auth *a, const char *model_path, const char *policy_path, char *err, size_t errsize);
 
 /* plog_auth_free frees a. NULL is fine. */
 void plog_auth_free(plog_auth *a);

@@ -24,6 +24,8 @@ struct plog_client_consumer {
     uint64_t next;  /* offset of the next record to hand out */
     nng_msg *reply; /* the current batch; records are read from it in place */
     const uint8_t *p, *end;
+    bool at_end;    /* the last next() ended at the end of the log */
+    uint64_t lowest, log_end; /* the log's bounds in the last reply */
 };
 
 int plog_client_consumer_open(plog_client *c, uint64_t from, const plog_client_consumer_config *cfg, plog_client_consumer **out)
@@ -71,6 +73,16 @@ static int poll_batch(plog_client_consumer *it, plog_rpc_status *st)
         return code;
     it->p = rp.body;
     it->end = rp.body + rp.body_len;
+    /* The log's bounds come after the batch (fields 5 and 6; absent means 0). */
+    const uint8_t *q = it->p;
+    plog_rpc_wire_field f;
+    it->lowest = it->log_end = 0;
+    while (plog_rpc_wire_next(&q, it->end, &f) == 1) {
+        if (f.num == 5 && f.type == PLOG_WT_VARINT)
+            it->lowest = f.v;
+        else if (f.num == 6 && f.type == PLOG_WT_VARINT)
+            it->log_end = f.v;
+    }
     return PLOG_STATUS_OK;
 }
 
@@ -106,6 +118,7 @@ static bool batch_is_empty(const plog_client_consumer *it)
 int plog_client_consumer_next(plog_client_consumer *it, const uint8_t **value, size_t *len, uint64_t *off,
                        plog_rpc_status *st)
 {
+    it->at_end = false;
     for (;;) {
         int rv = take_record(it, value, len, off);
         if (rv == 1)
@@ -124,11 +137,23 @@ int plog_client_consumer_next(plog_client_consumer *it, const uint8_t **value, s
             return code;
         if (!it->cfg.follow && batch_is_empty(it)) {
             drop_batch(it);
+            it->at_end = true;
             return plog_rpc_status_set(st, PLOG_STATUS_OUT_OF_RANGE, "end of log at %llu",
                                    (unsigned long long)it->next);
         }
         /* Following, an empty batch means the server's wait ran out: poll again. */
     }
+}
+
+void plog_client_consumer_bounds(const plog_client_consumer *it, uint64_t *lowest, uint64_t *end)
+{
+    *lowest = it->lowest;
+    *end = it->log_end;
+}
+
+bool plog_client_consumer_is_at_end(const plog_client_consumer *it)
+{
+    return it->at_end;
 }
 
 void plog_client_consumer_close(plog_client_consumer *it)

@@ -44,6 +44,18 @@ int plog_client_consumer_open(plog_client *c, uint64_t from, const plog_client_c
 int plog_client_consumer_next(plog_client_consumer *it, const uint8_t **value, size_t *len, uint64_t *off,
                        plog_rpc_status *st);
 
+/* plog_client_consumer_is_at_end: true when the last plog_client_consumer_next returned
+ * OUT_OF_RANGE because it read to the end of the log (not following); false
+ * after any other result, including the server's OUT_OF_RANGE for an offset
+ * below the log's lowest. Callers tell the two apart by this, not by the text. */
+bool plog_client_consumer_is_at_end(const plog_client_consumer *it);
+
+/* plog_client_consumer_bounds: the log's lowest offset and the offset its next record
+ * will get (the end consumers can read up to), as the server saw them when it
+ * answered the last poll; both 0 before the first. A consumer opened at
+ * UINT64_MAX reads nothing and ends at once: a cheap way to ask for the bounds. */
+void plog_client_consumer_bounds(const plog_client_consumer *it, uint64_t *lowest, uint64_t *end);
+
 /* plog_client_consumer_offset: the offset the next record will have. */
 uint64_t plog_client_consumer_offset(const plog_client_consumer *it);
 

@@ -16,7 +16,7 @@ typedef struct plog_index plog_index;
 /* plog_index_open opens or creates the index file at path and maps it. The
  * entries already in the file count as written (recovery checks them against
  * the store and cuts them back with plog_index_set_entries). When max_bytes > 0
- * the file is grown to max_bytes (rounded down to whole entries) so that
+ * the file is grown to max_bytes (rounded down to whole entries, sparse) so that
  * appends write straight into the mapping, as the book does; max_bytes == 0
  * maps the file read-only at its size (a sealed segment). On PLOG_OK *ip owns
  * the file until plog_index_close(). PLOG_EIO (reason in errmsg, may be NULL),
@@ -32,9 +32,21 @@ int plog_index_read(const plog_index *x, int64_t i, uint32_t *rel, uint64_t *pos
  * of plog_index_read for the log's reads, where rel == i by construction). */
 uint64_t plog_index_pos(const plog_index *x, uint64_t i);
 
+/* plog_index_prepare makes room for one more entry: PLOG_EOF when the index is
+ * full, PLOG_EIO when the disk has no block for it (the file is preallocated
+ * sparse; blocks are reserved with fallocate a chunk ahead, so that a full
+ * disk is an error here, never a SIGBUS when the mapping is written). */
+int plog_index_prepare(plog_index *x);
+
 /* plog_index_write appends the entry (rel, pos). PLOG_EOF when the index is
- * full (Go returns io.EOF too). */
+ * full (Go returns io.EOF too), PLOG_EIO as plog_index_prepare. After
+ * plog_index_prepare returned PLOG_OK it cannot fail. */
 int plog_index_write(plog_index *x, uint32_t rel, uint64_t pos);
+
+/* plog_index_consistent: every written entry i has rel == i and a position
+ * below store_size, higher than the one before (a scan of the mapping, no I/O:
+ * a zeroed or stale middle of the index fails it). */
+bool plog_index_consistent(const plog_index *x, uint64_t store_size);
 
 /* plog_index_entries: entries written. plog_index_capacity: entries that fit. */
 uint64_t plog_index_entries(const plog_index *x);

@@ -7,6 +7,7 @@
 #ifndef PLOG_LOG_H
 #define PLOG_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,7 +21,10 @@ typedef struct plog_log plog_log;
  * README and segment.c): a torn tail is cut and logged, damage in older
  * segments is left for reads to report as PLOG_ECORRUPT. c is copied.
  * On PLOG_OK *lp owns the log until plog_log_close(). PLOG_EIO, PLOG_ENOMEM;
- * as there is no log to ask, the reason of a failure goes to stderr. */
+ * as there is no log to ask, the reason of a failure goes to c->report (at
+ * PLOG_LOG_REPORT_ERROR; stderr when it is NULL). Under PLOG_SYNC_ALWAYS and
+ * INTERVAL every record found is fsynced (every segment, and the directory)
+ * before open returns: from then on it counts as durable. */
 int plog_log_open(const char *dir, const plog_log_config *c, plog_log **lp);
 
 /* plog_log_append sets rec->offset, encodes rec and appends it. *off = its offset.
@@ -29,12 +33,17 @@ int plog_log_open(const char *dir, const plog_log_config *c, plog_log **lp);
 int plog_log_append(plog_log *l, Log__V1__Record *rec, uint64_t *off);
 
 /* plog_log_append_batch appends n records under one lock (and one fsync under
- * PLOG_SYNC_ALWAYS); *first = offset of recs[0], the others follow contiguously. */
+ * PLOG_SYNC_ALWAYS); *first = offset of recs[0], the others follow contiguously.
+ * All or nothing: when it fails, none of the n records stays in the log (the
+ * store and index are cut back to where the batch began, segments it rolled
+ * into are removed). PLOG_EFAILED once the log failed (plog_log_failed). */
 int plog_log_append_batch(plog_log *l, Log__V1__Record *const *recs, size_t n, uint64_t *first);
 
 /* plog_log_commit returns once every record up to and including off is as durable
  * as the policy promises: written to the kernel (NEVER), fsynced (ALWAYS, INTERVAL:
- * waits for the group commit that covers it). A server acknowledges after it.
+ * when no fsync covered it yet, the caller's thread fsyncs, covering every record
+ * appended so far; concurrent commits share that fsync). A server acknowledges
+ * after it.
  * PLOG_ERANGE when off was not appended yet; PLOG_EIO when an fsync failed (then
  * every later commit fails too: nothing more can be promised). */
 int plog_log_commit(plog_log *l, uint64_t off);
@@ -98,6 +107,13 @@ void plog_log_reader_close(plog_log_reader *r);
  * old segments behind). plog_log_remove closes l and removes its directory. */
 int plog_log_reset(plog_log *l);
 int plog_log_remove(plog_log *l);
+
+/* plog_log_failed: whether the log failed (fail-stop). After a write, fsync or
+ * other I/O error on the append path the log refuses every later append, batch
+ * and commit with PLOG_EFAILED ("log failed; restart to recover") while reads
+ * go on; closing and reopening the log runs recovery, which keeps what is on
+ * disk. When buf is not NULL it gets the original cause (errno text, file). */
+bool plog_log_failed(plog_log *l, char *buf, size_t size);
 
 /* plog_log_errmsg copies the text of the last I/O or corruption error into buf. */
 void plog_log_errmsg(plog_log *l, char *buf, size_t size);

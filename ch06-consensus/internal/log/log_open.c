@@ -15,7 +15,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "internal/err/alloc.h"
 #include "internal/err/err.h"
+#include "internal/log/io.h"
+
+#define IO plog_io_get()
 #include "internal/log/log_impl.h"
 #include "internal/log/segment.h"
 
@@ -65,7 +69,7 @@ static int list_bases(plog_log *l, uint64_t **out, size_t *nout)
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
-            uint64_t *nv = realloc(v, cap * sizeof *nv);
+            uint64_t *nv = plog_realloc(v, cap * sizeof *nv);
             if (nv == NULL) {
                 free(v);
                 closedir(d);
@@ -90,8 +94,8 @@ static int list_bases(plog_log *l, uint64_t **out, size_t *nout)
         if ((v[i] & 1) == 0) {
             char path[4096];
             plog_segment_path(path, sizeof path, l->dir, b, ".index");
-            fprintf(stderr, "level=warn msg=\"removed index without store\" file=%s\n", path);
-            unlink(path);
+            plog_log_report(&l->c, PLOG_LOG_REPORT_WARN, "msg=\"removed index without store\" file=%s", path);
+            IO->unlink(path);
             l->dir_dirty = true;
             continue;
         }
@@ -119,6 +123,42 @@ static void normalize(plog_log_config *c)
         c->sync_interval_ms = DEFAULT_SYNC_INTERVAL_MS;
 }
 
+/* store_empty: the store of segment base exists and holds no byte. */
+static bool store_empty(plog_log *l, uint64_t base)
+{
+    char path[4096];
+    struct stat st;
+    plog_segment_path(path, sizeof path, l->dir, base, ".store");
+    int fd = IO->open(path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    bool empty = IO->fstat(fd, &st) == 0 && st.st_size == 0;
+    IO->close(fd);
+    return empty;
+}
+
+/* drop_empty_last removes the last segment when its store is empty and there
+ * is one before it. That is what a crash during a roll leaves when the new
+ * files reached the disk but not the old segment's tail (possible under
+ * PLOG_SYNC_NEVER only; log.c's roll syncs first otherwise): kept, the old
+ * segment would be sealed at the new base and the records it lost would read
+ * as missing (PLOG_ECORRUPT) forever, a hole under every later offset. Dropped,
+ * the old segment opens as the active one: its torn tail is cut and appends
+ * continue right after its last record (open rolls again if it is full). */
+static void drop_empty_last(plog_log *l, uint64_t *bases, size_t *n)
+{
+    if (*n < 2 || !store_empty(l, bases[*n - 1]))
+        return;
+    char path[4096];
+    plog_segment_path(path, sizeof path, l->dir, bases[*n - 1], ".index");
+    IO->unlink(path);
+    plog_segment_path(path, sizeof path, l->dir, bases[*n - 1], ".store");
+    if (IO->unlink(path) != 0)
+        return;
+    l->dir_dirty = true;
+    (*n)--;
+}
+
 static int open_segments(plog_log *l)
 {
     uint64_t *bases;
@@ -126,6 +166,7 @@ static int open_segments(plog_log *l)
     int rv = list_bases(l, &bases, &n);
     if (rv != PLOG_OK)
         return rv;
+    drop_empty_last(l, bases, &n);
     for (size_t i = 0; i < n && rv == PLOG_OK; i++) {
         char err[PLOG_ERRMSG_SIZE];
         err[0] = '\0';
@@ -159,17 +200,17 @@ static int mkdir_p(char *dir)
         if (*p != '/')
             continue;
         *p = '\0';
-        int rv = mkdir(dir, 0755);
+        int rv = IO->mkdir(dir, 0755);
         *p = '/';
         if (rv != 0 && errno != EEXIST)
             return -1;
     }
-    return mkdir(dir, 0755) != 0 && errno != EEXIST ? -1 : 0;
+    return IO->mkdir(dir, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 int plog_log_open(const char *dir, const plog_log_config *c, plog_log **lp)
 {
-    plog_log *l = calloc(1, sizeof *l);
+    plog_log *l = plog_calloc(1, sizeof *l);
     if (l == NULL)
         return PLOG_ENOMEM;
     l->active_fd = -1;
@@ -185,14 +226,13 @@ int plog_log_open(const char *dir, const plog_log_config *c, plog_log **lp)
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&l->durable_cond, &ca);
     pthread_cond_init(&l->tick_cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&l->sync_mu, NULL);
     pthread_mutex_init(&l->err_mu, NULL);
 
     int rv = PLOG_ENOMEM;
-    l->dir = strdup(dir);
+    l->dir = plog_strdup(dir);
     if (l->dir == NULL)
         goto fail;
     rv = PLOG_EIO;
@@ -200,7 +240,7 @@ int plog_log_open(const char *dir, const plog_log_config *c, plog_log **lp)
         plog_log_set_err(l, "mkdir %s: %s", dir, strerror(errno));
         goto fail;
     }
-    l->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    l->dir_fd = IO->open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     if (l->dir_fd < 0) {
         plog_log_set_err(l, "open %s: %s", dir, strerror(errno));
         goto fail;
@@ -214,11 +254,28 @@ int plog_log_open(const char *dir, const plog_log_config *c, plog_log **lp)
             goto fail;
     }
     l->flushed_next = l->durable_next = plog_segment_next(plog_log_active(l));
+    /* What a crash (or an earlier run under PLOG_SYNC_NEVER) left in the page
+     * cache may not be on disk: every sealed segment goes on the pending list
+     * (the next sync fdatasyncs its store and index), and the directory is
+     * marked. Under a sync policy that sync happens now, since from then on
+     * every record found counts as durable; under NEVER the first
+     * plog_log_sync does it, so that it covers them too. */
+    for (size_t i = 0; i + 1 < l->nsegs; i++) {
+        if (l->npending == l->pendcap) {
+            size_t cap = l->pendcap ? l->pendcap * 2 : 8;
+            uint64_t *np = plog_realloc(l->pending, cap * sizeof *np);
+            if (np == NULL) {
+                rv = PLOG_ENOMEM;
+                goto fail;
+            }
+            l->pending = np;
+            l->pendcap = cap;
+        }
+        l->pending[l->npending++] = plog_segment_base(l->segs[i]);
+    }
+    l->dir_dirty = true;
     if (l->c.sync != PLOG_SYNC_NEVER) {
-        /* What a crash left in the page cache counts as durable from now on:
-         * make it so (the active store and the directory). */
         l->durable_next = plog_segment_base(l->segs[0]);
-        l->dir_dirty = true;
         pthread_mutex_lock(&l->sync_mu);
         rv = plog_log_sync_locked(l);
         pthread_mutex_unlock(&l->sync_mu);
@@ -234,7 +291,8 @@ int plog_log_open(const char *dir, const plog_log_config *c, plog_log **lp)
     return PLOG_OK;
 fail:
     /* Tell the caller why before the text goes away with l. */
-    fprintf(stderr, "level=error msg=\"open log\" dir=%s err=\"%s\"\n", dir, l->errmsg);
+    plog_log_report(&l->c, PLOG_LOG_REPORT_ERROR, "msg=\"open log\" dir=%s err=\"%s\"", dir,
+                l->errmsg[0] != '\0' ? l->errmsg : plog_strerror(rv));
     plog_log_close(l);
     return rv;
 }

@@ -81,6 +81,19 @@ int plog_segment_close(plog_segment *seg, bool sync);
 /* plog_segment_remove closes seg and deletes its two files (Go: Remove). */
 int plog_segment_remove(plog_segment *seg);
 
+/* plog_segment_sync fdatasyncs the store (flushed first) and the index. */
+int plog_segment_sync(plog_segment *seg);
+
+/* plog_segment_rewind drops every record from next on (base <= next <= the
+ * segment's next): cuts the store back to where record next began and the
+ * index to next - base entries, and makes a sealed segment active again (its
+ * index writable at max_index_bytes). Undo of a failed batch. */
+int plog_segment_rewind(plog_segment *seg, uint64_t next);
+
+/* plog_report formats a message and hands it to c->report (see config.h). */
+void plog_log_report(const plog_log_config *c, plog_log_report_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* plog_segment_path writes <dir>/<base:020><ext> into buf. */
 void plog_segment_path(char *buf, size_t size, const char *dir, uint64_t base, const char *ext);
 

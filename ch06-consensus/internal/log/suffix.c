@@ -1,4 +1,45 @@
-/* suffix.c - cutting the newest records off a closed log (see suffix.h). */
+/* suffix.c - cutting the newest records off a closed log (see suffix.h).
+ *
+ * Every file operation goes through the I/O seam (io.h), the directory listing
+ * aside (opendir, as log_open.c lists a log), so that tests can cut the power
+ * or fail any call of a cut.
+ *
+ * The invariant. Let [lo, end) be the records plog_log_open finds in dir when
+ * the call starts and cut = min(max(next, lo), end). Wherever the power goes
+ * during the call, the directory reopens to [lo, e) with cut <= e <= end,
+ * every record in it the one the old log held at that offset (no hole, no
+ * record of another offset); once the call has returned PLOG_OK it reopens to
+ * exactly [lo, cut). The steps, and what a crash after each one leaves:
+ *
+ *   1. For each segment whose base is >= next, newest first (never the
+ *      oldest): unlink its store, unlink its index, fsync the directory.
+ *      Open finds the stores only (an index without its store is deleted),
+ *      so at any moment the log holds its segments up to some point: the
+ *      segments not yet removed, which are whole (old sealed segments are not
+ *      touched), all of them below `end` and the last still holding every
+ *      record below next. The fsync after each segment is what makes "newest
+ *      first" hold on disk: a file system may commit unlinks in any order, and
+ *      a newer segment coming back after an older one went would be a hole
+ *      (the older sealed segment would miss its records).
+ *   2. The segment holding next, now the last one, is opened as the log's
+ *      active segment would be (segment.c's recovery: its index checked
+ *      against the store, rebuilt from the store when they disagree, a torn
+ *      tail cut), so its records are exactly those open would find. A crash
+ *      here changes nothing open would not change itself. (One exception to
+ *      "exactly": a once-sealed segment whose store holds frames past its
+ *      records, which open reports as "sealed segment longer than its
+ *      records", shows them while it is last, until step 3 cuts them; all of
+ *      them are at or above next.)
+ *   3. Its store is cut where record next begins (ftruncate) and fdatasynced,
+ *      then its index is cut to next - base entries (ftruncate; the index may
+ *      be longer than its entries: preallocated to max_index_bytes while the
+ *      segment was active, or left so by a crash) and fdatasynced. A crash
+ *      between leaves a cut store with a longer index, or an index of either
+ *      length with the old store: open trusts an index only when its last
+ *      entry's frame ends exactly at the end of the store, so it rebuilds the
+ *      index from the store in both cases, and the store alone decides: old
+ *      (e = what step 2 found) or cut (e = cut).
+ * After step 3 nothing at or above next is on disk in a name open reads. */
 #include "internal/log/suffix.h"
 
 #include <dirent.h>
@@ -9,11 +50,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "internal/err/alloc.h"
 #include "internal/err/err.h"
-#include "internal/log/index.h"
+#include "internal/log/io.h"
+
+#define IO plog_io_get()
 #include "internal/log/segment.h"
 
 static int cmp_u64(const void *a, const void *b)
@@ -22,7 +64,29 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* list_stores: the base offsets of the segments in dir that have a store, sorted. */
+/* store_base parses "<20 digits>.store" the way log_open.c does (bases above
+ * UINT64_MAX / 2 are not segments to it, so they are not to us either). */
+static bool store_base(const char *name, uint64_t *base)
+{
+    if (strlen(name) != 26 || strcmp(name + 20, ".store") != 0)
+        return false;
+    uint64_t v = 0;
+    for (int i = 0; i < 20; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return false;
+        uint64_t d = (uint64_t)(name[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (v > (UINT64_MAX >> 1))
+        return false;
+    *base = v;
+    return true;
+}
+
+/* list_stores: the base offsets of the segments in dir (those with a store),
+ * sorted. io.h has no directory listing: like log_open.c, readdir. */
 static int list_stores(const char *dir, uint64_t **out, size_t *nout, char *errmsg, size_t errsz)
 {
     DIR *d = opendir(dir);
@@ -34,17 +98,12 @@ static int list_stores(const char *dir, uint64_t **out, size_t *nout, char *errm
     size_t n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        const char *name = e->d_name;
-        if (strlen(name) != 26 || strcmp(name + 20, ".store") != 0)
-            continue;
-        char *end;
-        errno = 0;
-        unsigned long long b = strtoull(name, &end, 10);
-        if (errno != 0 || end != name + 20)
+        uint64_t b;
+        if (!store_base(e->d_name, &b))
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
-            uint64_t *nv = realloc(v, cap * sizeof *nv);
+            uint64_t *nv = plog_realloc(v, cap * sizeof *nv);
             if (nv == NULL) {
                 free(v);
                 closedir(d);
@@ -52,7 +111,7 @@ static int list_stores(const char *dir, uint64_t **out, size_t *nout, char *errm
             }
             v = nv;
         }
-        v[n++] = (uint64_t)b;
+        v[n++] = b;
     }
     closedir(d);
     if (n > 0)
@@ -62,71 +121,46 @@ static int list_stores(const char *dir, uint64_t **out, size_t *nout, char *errm
     return PLOG_OK;
 }
 
-static uint64_t get_be64(const uint8_t *p)
+/* remove_segment unlinks the store, then the index of segment base (step 1). */
+static int remove_segment(const char *dir, uint64_t base, char *errmsg, size_t errsz)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static int sync_path(const char *path, char *errmsg, size_t errsz)
-{
-    int fd = open(path, O_RDONLY);
-    if (fd < 0 || fsync(fd) != 0) {
-        plog_errf(errmsg, errsz, "fsync %s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return PLOG_EIO;
+    static const char *const exts[] = {".store", ".index"};
+    for (int i = 0; i < 2; i++) {
+        char path[4096];
+        plog_segment_path(path, sizeof path, dir, base, exts[i]);
+        if (IO->unlink(path) != 0 && errno != ENOENT) {
+            plog_errf(errmsg, errsz, "unlink %s: %s", path, strerror(errno));
+            return PLOG_EIO;
+        }
     }
-    close(fd);
     return PLOG_OK;
 }
 
-/* cut_segment cuts the segment at base to its first rel records. */
-static int cut_segment(const char *dir, uint64_t base, uint64_t rel, char *errmsg, size_t errsz)
+/* cut_segment drops the records from next on of the segment at base, the last
+ * one of the log (steps 2 and 3). next >= base. */
+static int cut_segment(const char *dir, uint64_t base, uint64_t next, char *errmsg, size_t errsz)
 {
-    char spath[4096], ipath[4096];
-    plog_segment_path(spath, sizeof spath, dir, base, ".store");
-    plog_segment_path(ipath, sizeof ipath, dir, base, ".index");
-    uint64_t pos = 0;
-    if (rel > 0) {
-        int fd = open(ipath, O_RDONLY);
-        uint8_t e[PLOG_INDEX_ENTRY];
-        if (fd < 0 ||
-            pread(fd, e, sizeof e, (off_t)(rel * PLOG_INDEX_ENTRY)) != (ssize_t)sizeof e) {
-            /* The index does not reach rel: the segment holds no record at
-             * rel (recovery cut it), so nothing of it is after the cut. */
-            if (fd >= 0)
-                close(fd);
-            return PLOG_OK;
-        }
-        close(fd);
-        pos = get_be64(e + 4);
-        uint32_t r = (uint32_t)e[0] << 24 | (uint32_t)e[1] << 16 | (uint32_t)e[2] << 8 | e[3];
-        if (r != rel) {
-            /* Preallocated zeros or garbage past the last entry: the store
-             * decides, and recovery already cut it there. */
-            return PLOG_OK;
-        }
+    /* Zero sizes: the index is mapped at its size, not grown to a maximum
+     * (nothing is appended), and recovery's reports go to stderr as those of
+     * a log opened without a report function. */
+    plog_log_config c = {0};
+    plog_segment *seg;
+    int rv = plog_segment_open(dir, base, &c, PLOG_SEGMENT_ACTIVE, &seg, errmsg, errsz);
+    if (rv != PLOG_OK)
+        return rv;
+    /* Nothing from next on: no cut, but what recovery repaired is synced. */
+    if (next < plog_segment_next(seg) && (rv = plog_segment_rewind(seg, next)) != PLOG_OK) {
+        plog_errf(errmsg, errsz, "cut segment %020" PRIu64 " at %" PRIu64 ": %s", base, next,
+                  plog_segment_errmsg(seg));
+        plog_segment_close(seg, false);
+        return rv;
     }
-    struct stat st;
-    if (stat(spath, &st) != 0) {
-        plog_errf(errmsg, errsz, "stat %s: %s", spath, strerror(errno));
-        return PLOG_EIO;
-    }
-    if ((uint64_t)st.st_size < pos) {
-        plog_errf(errmsg, errsz, "%s: index entry %" PRIu64 " at %" PRIu64 " past the store's %lld bytes",
-                  ipath, rel, pos, (long long)st.st_size);
-        return PLOG_ECORRUPT;
-    }
-    if (truncate(spath, (off_t)pos) != 0 || truncate(ipath, (off_t)(rel * PLOG_INDEX_ENTRY)) != 0) {
-        plog_errf(errmsg, errsz, "truncate segment %" PRIu64 ": %s", base, strerror(errno));
-        return PLOG_EIO;
-    }
-    int rv = sync_path(spath, errmsg, errsz);
-    if (rv == PLOG_OK)
-        rv = sync_path(ipath, errmsg, errsz);
+    /* The store's fdatasync, then the index cut to its entries and fdatasynced
+     * (segment.c's close, in that order). */
+    rv = plog_segment_close(seg, true);
+    if (rv != PLOG_OK)
+        plog_errf(errmsg, errsz, "sync segment %020" PRIu64 " after the cut at %" PRIu64 ": %s",
+                  base, next, plog_strerror(rv));
     return rv;
 }
 
@@ -134,36 +168,32 @@ int plog_log_truncate_suffix(const char *dir, uint64_t next, char *errmsg, size_
 {
     uint64_t *bases;
     size_t n;
+    int dfd = -1;
     int rv = list_stores(dir, &bases, &n, errmsg, errsz);
     if (rv != PLOG_OK)
         return rv;
-    bool removed = false;
     size_t i = n;
-    /* Newest first, so a crash leaves a prefix of the log. */
     while (i > 1 && bases[i - 1] >= next) {
-        char path[4096];
-        i--;
-        plog_segment_path(path, sizeof path, dir, bases[i], ".store");
-        if (unlink(path) != 0 && errno != ENOENT) {
-            plog_errf(errmsg, errsz, "unlink %s: %s", path, strerror(errno));
+        if (dfd < 0 && (dfd = IO->open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0)) < 0) {
+            plog_errf(errmsg, errsz, "open %s: %s", dir, strerror(errno));
             rv = PLOG_EIO;
             goto out;
         }
-        plog_segment_path(path, sizeof path, dir, bases[i], ".index");
-        if (unlink(path) != 0 && errno != ENOENT) {
-            plog_errf(errmsg, errsz, "unlink %s: %s", path, strerror(errno));
+        rv = remove_segment(dir, bases[--i], errmsg, errsz);
+        if (rv != PLOG_OK)
+            goto out;
+        if (IO->fsync(dfd) != 0) {
+            plog_errf(errmsg, errsz, "fsync %s: %s", dir, strerror(errno));
             rv = PLOG_EIO;
             goto out;
         }
-        removed = true;
     }
-    if (removed && (rv = sync_path(dir, errmsg, errsz)) != PLOG_OK)
-        goto out;
-    if (i > 0) {
-        uint64_t base = bases[i - 1];
-        rv = cut_segment(dir, base, next > base ? next - base : 0, errmsg, errsz);
-    }
+    if (i > 0)
+        rv = cut_segment(dir, bases[i - 1], next > bases[i - 1] ? next : bases[i - 1], errmsg,
+                         errsz);
 out:
+    if (dfd >= 0)
+        IO->close(dfd);
     free(bases);
     return rv;
 }

@@ -12,14 +12,17 @@
 #include <stdint.h>
 
 /* plog_log_truncate_suffix removes every record at offset >= next from the log
- * in dir, which must be closed. Crash-safe: segments after the cut go newest
- * first (store before index, as open removes an index without a store), then
- * the segment holding next is cut (store, then index: open repairs an index
- * longer than its store), then the files and the directory are fsynced. A crash
- * at any point leaves a prefix of the old log that still holds every record
- * below next. The oldest segment is emptied rather than removed, so the log keeps
- * its base offset. PLOG_EIO (reason in errmsg), PLOG_ECORRUPT (an index entry
- * past its store), PLOG_ENOMEM. */
+ * in dir, which must be closed (a log a crash left unclosed is fine: the
+ * segment holding next is recovered as open would). The oldest segment is
+ * emptied rather than removed, so the log keeps its base offset (next below it
+ * empties the log). Crash-safe: the segments from next on go newest first,
+ * each removal made durable (directory fsync) before the next, then the
+ * segment holding next has its store cut and fdatasynced, then its index.
+ * Wherever the power goes, the log reopens to a prefix of the old one that
+ * holds every record below next; after PLOG_OK, to exactly the records below
+ * next (suffix.c has the argument). All file I/O goes through io.h. PLOG_EIO
+ * (reason in errmsg; the log is then somewhere between the old one and the
+ * cut, and the call may be repeated), PLOG_ENOMEM. */
 int plog_log_truncate_suffix(const char *dir, uint64_t next, char *errmsg, size_t errsz);
 
 #endif

@@ -56,9 +56,11 @@ static const char *const bucket_le[PLOG_METRICS_BUCKETS] = {
 
 static const struct {
     const char *name;
+    const char *type;
+    const char *labels;
     const char *help;
 } gauge_info[PLOG_GAUGE_COUNT] = {
-#define X(id, name, help) {name, help},
+#define X(id, name, type, labels, help) {name, type, labels, help},
     PLOG_METRICS_GAUGES(X)
 #undef X
 };
@@ -455,8 +457,12 @@ static void render_gauges(struct buf *b, plog_metrics *m)
 
     pthread_mutex_lock(&m->gauge_mu);
     for (g = 0; g < PLOG_GAUGE_COUNT; g++) {
-        buf_family(b, gauge_info[g].name, "gauge", gauge_info[g].help);
-        buf_printf(b, "%s %" PRId64 "\n", gauge_info[g].name, gauge_read(m, g));
+        if (g == 0 || strcmp(gauge_info[g].name, gauge_info[g - 1].name) != 0)
+            buf_family(b, gauge_info[g].name, gauge_info[g].type, gauge_info[g].help);
+        if (gauge_info[g].labels[0] != '\0')
+            buf_printf(b, "%s{%s} %" PRId64 "\n", gauge_info[g].name, gauge_info[g].labels, gauge_read(m, g));
+        else
+            buf_printf(b, "%s %" PRId64 "\n", gauge_info[g].name, gauge_read(m, g));
     }
     pthread_mutex_unlock(&m->gauge_mu);
 }

@@ -48,25 +48,44 @@
 /* Finite histogram buckets (upper bounds 25us, 50us, 100us, ... 5s, 10s); +Inf is extra. */
 #define PLOG_METRICS_BUCKETS 18
 
-/* The gauges: enum name, metric name, help text. Later chapters add rows here. */
-#define PLOG_METRICS_GAUGES(X)                                                              \
-    X(PLOG_GAUGE_LOG_LOWEST_OFFSET, "proglog_log_lowest_offset",                             \
-      "Offset of the oldest record the log holds.")                                          \
-    X(PLOG_GAUGE_LOG_NEXT_OFFSET, "proglog_log_next_offset",                                 \
-      "Offset the next appended record will get (highest offset + 1; 0 when empty).")        \
-    X(PLOG_GAUGE_LOG_SIZE_BYTES, "proglog_log_size_bytes",                                   \
-      "Bytes the log's segments (stores and indexes) hold.")                                 \
-    X(PLOG_GAUGE_OPEN_CONNECTIONS, "proglog_open_connections",                               \
-      "Client connections (nng pipes) open now.")                                            \
-    X(PLOG_GAUGE_MEMBERS_ALIVE, "proglog_members_alive",                                     \
-      "Cluster members this node sees alive, itself included (ch05).")                       \
-    X(PLOG_GAUGE_GOSSIP_DROPPED, "proglog_gossip_messages_dropped",                          \
-      "Membership messages dropped since start: unauthorized, malformed, oversize (ch05).")  \
-    X(PLOG_GAUGE_REPLICATED_RECORDS, "proglog_replicated_records",                           \
+/* The gauges: enum name, metric name, Prometheus type, label set ("" or e.g.
+ * result="ok"), help text. Rows of one name with different labels are one family
+ * (they must be adjacent; the first row's type and help are used). A "counter"
+ * row only grows (plog_metrics_gauge_add with delta >= 0, or a bound callback
+ * returning a monotonic count). Later chapters add rows here. */
+#define PLOG_METRICS_GAUGES(X)                                                                          \
+    X(PLOG_GAUGE_LOG_LOWEST_OFFSET, "proglog_log_lowest_offset", "gauge", "",                            \
+      "Offset of the oldest record the log holds.")                                                      \
+    X(PLOG_GAUGE_LOG_NEXT_OFFSET, "proglog_log_next_offset", "gauge", "",                                \
+      "Offset the next appended record will get (highest offset + 1; 0 when empty).")                    \
+    X(PLOG_GAUGE_LOG_SIZE_BYTES, "proglog_log_size_bytes", "gauge", "",                                  \
+      "Bytes the log's segments (stores and indexes) hold.")                                             \
+    X(PLOG_GAUGE_OPEN_CONNECTIONS, "proglog_open_connections", "gauge", "",                              \
+      "Client connections (nng pipes) open now.")                                                        \
+    X(PLOG_GAUGE_RESENDS_DROPPED, "proglog_resends_dropped_total", "counter", "",                        \
+      "Resent produces dropped because their first copy was still in flight (its reply answers).")       \
+    X(PLOG_GAUGE_TLS_OK, "proglog_tls_handshakes_total", "counter", "result=\"ok\"",                     \
+      "TLS connections accepted by result: ok, or why the handshake did not complete.")                  \
+    X(PLOG_GAUGE_TLS_NO_CERTIFICATE, "proglog_tls_handshakes_total", "counter",                          \
+      "result=\"no_certificate\"", "")                                                                  \
+    X(PLOG_GAUGE_TLS_BAD_CERTIFICATE, "proglog_tls_handshakes_total", "counter",                         \
+      "result=\"bad_certificate\"", "")                                                                 \
+    X(PLOG_GAUGE_TLS_REFUSED_BY_PEER, "proglog_tls_handshakes_total", "counter",                         \
+      "result=\"refused_by_peer\"", "")                                                                 \
+    X(PLOG_GAUGE_TLS_PROTOCOL, "proglog_tls_handshakes_total", "counter", "result=\"protocol_error\"", "") \
+    X(PLOG_GAUGE_TLS_TIMEOUT, "proglog_tls_handshakes_total", "counter", "result=\"timeout\"", "")         \
+    X(PLOG_GAUGE_TLS_LINGER_ENDED, "proglog_tls_handshakes_total", "counter", "result=\"linger_ended\"", "") \
+    X(PLOG_GAUGE_TLS_OVER_CAPACITY, "proglog_tls_handshakes_total", "counter",                           \
+      "result=\"over_capacity\"", "")                                                                 \
+    X(PLOG_GAUGE_MEMBERS_ALIVE, "proglog_members_alive", "gauge", "",                                    \
+      "Cluster members this node sees alive, itself included (ch05).")                                   \
+    X(PLOG_GAUGE_GOSSIP_DROPPED, "proglog_gossip_messages_dropped", "gauge", "",                         \
+      "Membership messages dropped since start: unauthorized, malformed, oversize (ch05).")              \
+    X(PLOG_GAUGE_REPLICATED_RECORDS, "proglog_replicated_records", "gauge", "",                          \
       "Records copied from other nodes since start (ch05).")
 
 typedef enum {
-#define X(id, name, help) id,
+#define X(id, name, type, labels, help) id,
     PLOG_METRICS_GAUGES(X)
 #undef X
         PLOG_GAUGE_COUNT

@@ -157,6 +157,7 @@ static void test_status_names_and_mappings(void **state)
     assert_int_equal(plog_rpc_status_from_err(PLOG_ERANGE), PLOG_STATUS_OUT_OF_RANGE);
     assert_int_equal(plog_rpc_status_from_err(PLOG_ECORRUPT), PLOG_STATUS_DATA_LOSS);
     assert_int_equal(plog_rpc_status_from_err(PLOG_EIO), PLOG_STATUS_INTERNAL);
+    assert_int_equal(plog_rpc_status_from_err(PLOG_EFAILED), PLOG_STATUS_UNAVAILABLE);
     assert_int_equal(plog_rpc_nngerr_status(NNG_ETIMEDOUT), PLOG_STATUS_DEADLINE_EXCEEDED);
     assert_int_equal(plog_rpc_nngerr_status(NNG_ECONNREFUSED), PLOG_STATUS_UNAVAILABLE);
     assert_int_equal(plog_rpc_nngerr_status(NNG_EMSGSIZE), PLOG_STATUS_RESOURCE_EXHAUSTED);

@@ -1,4 +1,4 @@
-/* nngerr.h - where libnng's NNG_E* codes enter the project (STYLE §3): each is
+/* nngerr.h - where libnng's NNG_E* codes enter the project (docs/CONVENTIONS.md §4): each is
  * translated once, here, to a plog_err (for setup calls: open, listen, dial) or to
  * an RPC status (for calls in flight). */
 #ifndef PLOG_RPC_NNGERR_H

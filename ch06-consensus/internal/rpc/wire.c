@@ -140,25 +140,37 @@ size_t plog_rpc_wire_consume_record_header(uint8_t *hdr, size_t rec_len)
     return (size_t)(plog_rpc_wire_put_len(hdr, 2, rec_len) - hdr);
 }
 
-size_t plog_rpc_wire_consume_batch_size(const size_t *lens, size_t n, uint64_t next_offset)
+static size_t varint_field_size(uint64_t v)
 {
-    size_t size = next_offset != 0 ? 1 + plog_rpc_wire_varint_size(next_offset) : 0;
+    return v != 0 ? 1 + plog_rpc_wire_varint_size(v) : 0;
+}
+
+static uint8_t *put_varint_field(uint8_t *p, uint32_t num, uint64_t v)
+{
+    if (v == 0)
+        return p;
+    *p++ = (uint8_t)(num << 3 | PLOG_WT_VARINT);
+    return plog_rpc_wire_put_varint(p, v);
+}
+
+size_t plog_rpc_wire_consume_batch_size(const size_t *lens, size_t n, uint64_t next_offset, uint64_t lowest_offset,
+                                        uint64_t end_offset)
+{
+    size_t size = varint_field_size(next_offset) + varint_field_size(lowest_offset) + varint_field_size(end_offset);
     for (size_t i = 0; i < n; i++)
         size += plog_rpc_wire_len_size(3, lens[i]);
     return size;
 }
 
 uint8_t *plog_rpc_wire_consume_batch_put(uint8_t *p, const uint8_t *const *recs, const size_t *lens, size_t n,
-                                         uint64_t next_offset)
+                                         uint64_t next_offset, uint64_t lowest_offset, uint64_t end_offset)
 {
     for (size_t i = 0; i < n; i++) {
         p = plog_rpc_wire_put_len(p, 3, lens[i]);
         memcpy(p, recs[i], lens[i]);
         p += lens[i];
     }
-    if (next_offset != 0) {
-        *p++ = 4 << 3 | PLOG_WT_VARINT;
-        p = plog_rpc_wire_put_varint(p, next_offset);
-    }
-    return p;
+    p = put_varint_field(p, 4, next_offset);
+    p = put_varint_field(p, 5, lowest_offset);
+    return put_varint_field(p, 6, end_offset);
 }

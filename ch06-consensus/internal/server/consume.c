@@ -9,11 +9,15 @@
  * NNG_ECANCELED, reads its batch and answers; a timer that expires answers an
  * empty batch. Either way the reply's next_offset tells the client where to poll
  * next. A parked poll holds one context; at most nworkers - RESERVE may park, so
- * produces always find a context.
+ * produces always find a context, and one client may park at most
+ * max_parked_per_client of them (a client is its verified identity, or without
+ * one its connection), so one client cannot take every context; beyond either
+ * limit a poll is answered RESOURCE_EXHAUSTED at once.
  *
  * ConsumeResponse bodies are written by hand from the log's encoded records,
  * never decoded:  Consume: 0x12 len Record | ConsumeStream: (0x1a len Record)*
- * then 0x20 varint next_offset.
+ * then 0x20 varint next_offset, 0x28 varint lowest_offset, 0x30 varint end_offset
+ * (the log's bounds as consumers see them: `proglogctl offsets` asks for them).
  *
  * ch05: a ConsumeStream with origin_only (a replicator) gets only the records this
  * server originated: a record whose encoding has field 5 (origin) is a copy of
@@ -160,7 +164,8 @@ static void answer_batch(struct worker *w)
         }
         b.n = k;
     }
-    size_t body = plog_rpc_wire_consume_batch_size(b.len, b.n, next);
+    uint64_t lowest = plog_log_lowest_offset(s->log);
+    size_t body = plog_rpc_wire_consume_batch_size(b.len, b.n, next, lowest, visible);
     if (plog_rpc_reply_begin(w->msg, 0, NULL, body) != PLOG_OK) {
         plog_log_batch_fini(&b);
         plog_server_done_silently(w);
@@ -172,7 +177,7 @@ static void answer_batch(struct worker *w)
         plog_server_done_silently(w);
         return;
     }
-    plog_rpc_wire_consume_batch_put((uint8_t *)nng_msg_body(w->msg) + at, b.rec, b.len, b.n, next);
+    plog_rpc_wire_consume_batch_put((uint8_t *)nng_msg_body(w->msg) + at, b.rec, b.len, b.n, next, lowest, visible);
     plog_log_batch_fini(&b);
     plog_server_reply(w);
 }
@@ -188,6 +193,17 @@ static void unlink_parked(plog_server *s, struct worker *w)
     w->prev = w->next = NULL;
     s->nparked--;
     atomic_fetch_sub(&s->nparked_hint, 1);
+}
+
+/* parked_by counts the parked polls of w's client (under mu): same verified
+ * identity, or, without one, same connection. */
+static unsigned parked_by(const plog_server *s, const struct worker *w)
+{
+    unsigned n = 0;
+    for (const struct worker *p = s->parked; p != NULL; p = p->next)
+        if (w->ident != 0 ? p->ident == w->ident : (p->ident == 0 && p->pipe == w->pipe))
+            n++;
+    return n;
 }
 
 /* park waits up to wait_ms for records at w->off. */
@@ -210,6 +226,16 @@ static void park(struct worker *w, uint32_t wait_ms)
         pthread_mutex_unlock(&s->mu);
         plog_server_reply_error(w, PLOG_STATUS_RESOURCE_EXHAUSTED, "too many parked consumers (%u); retry later",
                              n);
+        return;
+    }
+    unsigned mine = parked_by(s, w);
+    if (mine >= s->cfg.max_parked_per_client) {
+        atomic_fetch_sub(&s->nparked_hint, 1);
+        pthread_mutex_unlock(&s->mu);
+        plog_server_reply_error(w, PLOG_STATUS_RESOURCE_EXHAUSTED,
+                                "this client already has %u parked ConsumeStream polls (the server's limit); "
+                                "retry later",
+                                mine);
         return;
     }
     w->prev = NULL;

@@ -33,6 +33,13 @@
 #define DEFAULT_WORKERS 256
 #define DEFAULT_MAX_WAIT_MS 30000
 #define CLOSE_GRACE_MS 3000
+#define DEFAULT_MAX_PARKED_PER_CLIENT 32
+#define DEFAULT_MAX_INFLIGHT (256u << 20)
+#define DEFAULT_MAX_CONNECTIONS 4096
+#define DEFAULT_HANDSHAKE_TIMEOUT_MS 5000
+/* The largest max_msg_bytes: RECVMAXSZ is twice it, and both must fit a size_t
+ * and nng's 32-bit length prefixes with room to spare. */
+#define MAX_MAX_MSG ((size_t)1 << 30)
 
 /* Short method names for metrics and logs, indexed by plog_rpc_method. */
 static const char *const method_names[] = {
@@ -82,14 +89,37 @@ static void finish(struct worker *w)
     }
 }
 
+bool plog_server_charge(struct worker *w, size_t bytes)
+{
+    plog_server *s = w->srv;
+    size_t cur = atomic_load(&s->inflight);
+    do {
+        if (bytes > s->cfg.max_inflight_bytes || cur > s->cfg.max_inflight_bytes - bytes)
+            return false;
+    } while (!atomic_compare_exchange_weak(&s->inflight, &cur, cur + bytes));
+    w->charged += bytes;
+    return true;
+}
+
 static void recv_next(struct worker *w)
 {
     plog_server *s = w->srv;
+    if (w->charged > 0) {
+        atomic_fetch_sub(&s->inflight, w->charged);
+        w->charged = 0;
+    }
     pthread_mutex_lock(&s->mu);
     if (w->state != W_RECV && w->state != W_IDLE) {
         s->busy--;
         if (s->busy == 0)
             pthread_cond_broadcast(&s->cv);
+    }
+    if (s->inproc) {
+        w->state = W_IDLE;
+        s->inproc_done = true;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        return;
     }
     if (s->stopping) {
         /* Receive no more: plog_server_close stops this context. */
@@ -108,6 +138,14 @@ void plog_server_reply(struct worker *w)
     w->msg = NULL;
     w->bytes_out = nng_msg_len(m);
     w->state = W_SEND;
+    if (w->srv->inproc) {
+        pthread_mutex_lock(&w->srv->mu);
+        w->srv->inproc_reply = m;
+        pthread_mutex_unlock(&w->srv->mu);
+        finish(w);
+        recv_next(w);
+        return;
+    }
     nng_aio_set_msg(w->aio, m);
     nng_ctx_send(w->ctx, w->aio);
 }
@@ -138,6 +176,31 @@ void plog_server_done_silently(struct worker *w)
     w->bytes_out = 0;
     finish(w);
     recv_next(w);
+}
+
+void plog_server_drop(struct worker *w)
+{
+    plog_server *s = w->srv;
+    nng_msg_free(w->msg);
+    w->msg = NULL;
+    /* Not a finished request: the first copy's reply is counted when it goes. */
+    if (s->cfg.metrics != NULL)
+        plog_metrics_gauge_add(s->cfg.metrics, PLOG_GAUGE_RESENDS_DROPPED, 1);
+    plog_logger_log(s->cfg.logger, PLOG_LOGGER_DEBUG, "resend dropped: its first copy is in flight", "peer",
+                    w->peer, NULL);
+    recv_next(w);
+}
+
+/* ident_hash: FNV-1a of a verified identity, never 0 (0 means none). Names come
+ * from certificates our CA signed, so a collision cannot be chosen by a client. */
+static uint64_t ident_hash(const char *cn)
+{
+    if (cn[0] == '\0')
+        return 0;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *p = (const unsigned char *)cn; *p != '\0'; p++)
+        h = (h ^ *p) * 0x100000001b3ull;
+    return h != 0 ? h : 1;
 }
 
 /* authorize checks the request's sender against the ACL (Go: authorize in
@@ -215,8 +278,12 @@ static void handle(struct worker *w)
     w->bytes_out = 0;
     w->error[0] = '\0';
     /* The identity of the connection this request came on (peer.h). */
-    if (s->cfg.tls == NULL || plog_tls_peer_identity(w->msg, w->peer, sizeof w->peer) != PLOG_OK)
+    if (s->inproc)
+        snprintf(w->peer, sizeof w->peer, "%s", s->inproc_peer);
+    else if (s->cfg.tls == NULL || plog_tls_peer_identity(w->msg, w->peer, sizeof w->peer) != PLOG_OK)
         w->peer[0] = '\0';
+    w->ident = ident_hash(w->peer);
+    w->pipe = nng_pipe_id(nng_msg_get_pipe(w->msg));
     if (len > s->cfg.max_msg_bytes) {
         plog_server_reply_error(w, PLOG_STATUS_RESOURCE_EXHAUSTED,
                              "request of %zu bytes exceeds the server's limit of %zu bytes", len,
@@ -238,7 +305,7 @@ static void handle(struct worker *w)
         return;
     }
     w->method = plog_rpc_method_lookup(rq.method, rq.method_len);
-    if (s->cfg.acl != NULL && !authorize(w))
+    if (!s->cfg.insecure && !authorize(w))
         return;
     switch (w->method) {
     case PLOG_METHOD_PRODUCE:
@@ -294,8 +361,11 @@ static void worker_cb(void *arg)
     case W_SEND:
         if (rv != 0) {
             nng_msg_free(nng_aio_get_msg(w->aio));
+            /* The client never got this reply, whatever it said: not OK. */
             if (w->code == PLOG_STATUS_OK)
-                snprintf(w->error, sizeof w->error, "reply not sent: %s", nng_strerror(rv));
+                w->code = PLOG_STATUS_UNAVAILABLE;
+            snprintf(w->error, sizeof w->error, "reply not sent: %s", nng_strerror(rv));
+            w->bytes_out = 0;
         }
         nng_aio_set_msg(w->aio, NULL);
         finish(w);
@@ -322,22 +392,68 @@ static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
                                ev == NNG_PIPE_EV_ADD_PRE ? 1 : -1);
 }
 
+/* The TLS handshake counters: process-wide engine counts (internal/tls/engine.h),
+ * read at every scrape. Index -1 is the completed handshakes. */
+static const int tls_stat_index[] = {-1,
+                                     PLOG_TLS_FAIL_NO_CERTIFICATE,
+                                     PLOG_TLS_FAIL_BAD_CERTIFICATE,
+                                     PLOG_TLS_FAIL_REFUSED_BY_PEER,
+                                     PLOG_TLS_FAIL_PROTOCOL,
+                                     PLOG_TLS_FAIL_TIMEOUT,
+                                     PLOG_TLS_FAIL_LINGER_ENDED,
+                                     PLOG_TLS_FAIL_OVER_CAPACITY};
+
+static int64_t tls_stat(void *arg)
+{
+    int i = *(const int *)arg;
+    plog_tls_stats st;
+    plog_tls_stats_get(&st);
+    return (int64_t)(i < 0 ? st.handshakes : st.failed[i]);
+}
+
+static void bind_tls_stats(plog_server *s, bool on)
+{
+    if (s->cfg.metrics == NULL || s->cfg.tls == NULL)
+        return;
+    for (int k = 0; k < (int)(sizeof tls_stat_index / sizeof tls_stat_index[0]); k++)
+        plog_metrics_gauge_bind(s->cfg.metrics, (plog_metrics_gauge)(PLOG_GAUGE_TLS_OK + k), on ? tls_stat : NULL,
+                                on ? (void *)&tls_stat_index[k] : NULL);
+}
+
 static void set_errmsg(char *errmsg, size_t size, const char *fmt, const char *arg)
 {
     if (errmsg != NULL)
         snprintf(errmsg, size, fmt, arg);
 }
 
-int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server **sp, char *errmsg,
-                     size_t size)
+static int server_open(plog_log *log, const plog_server_config *cfg, bool inproc, plog_server **sp, char *errmsg,
+                       size_t size)
 {
     int rv = PLOG_ENOMEM;
     bool tls_addr = cfg->addr != NULL && plog_tls_url_is_tls(cfg->addr);
-    if (tls_addr != (cfg->tls != NULL) || (cfg->acl != NULL && cfg->tls == NULL)) {
+    if (!inproc && (tls_addr != (cfg->tls != NULL) || (cfg->acl != NULL && cfg->tls == NULL))) {
         set_errmsg(errmsg, size, "%s",
                    tls_addr           ? "a tls+tcp:// address needs a TLS config (certificate, key, CA)"
                    : cfg->tls != NULL ? "a TLS config needs a tls+tcp:// address"
                                       : "an ACL needs TLS: client certificates name its subjects");
+        return PLOG_EINVAL;
+    }
+    /* Fail closed: no ACL means no access, unless asked for in so many words. */
+    if (cfg->acl == NULL && !cfg->insecure) {
+        set_errmsg(errmsg, size, "%s", "no ACL: refusing to serve without authorization (set insecure to allow "
+                                       "every request)");
+        return PLOG_EINVAL;
+    }
+    if (cfg->acl != NULL && cfg->insecure) {
+        set_errmsg(errmsg, size, "%s", "an ACL and insecure together: choose one");
+        return PLOG_EINVAL;
+    }
+    size_t maxmsg = cfg->max_msg_bytes != 0 ? cfg->max_msg_bytes : DEFAULT_MAX_MSG;
+    size_t budget = cfg->max_inflight_bytes != 0 ? cfg->max_inflight_bytes : DEFAULT_MAX_INFLIGHT;
+    if (maxmsg > MAX_MAX_MSG || budget / 2 < maxmsg) {
+        set_errmsg(errmsg, size, "%s",
+                   maxmsg > MAX_MAX_MSG ? "max_msg_bytes over 1 GiB"
+                                        : "max_inflight_bytes must be at least twice max_msg_bytes");
         return PLOG_EINVAL;
     }
     plog_server *s = calloc(1, sizeof *s);
@@ -351,6 +467,13 @@ int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server *
         s->cfg.workers = DEFAULT_WORKERS;
     if (s->cfg.max_wait_ms == 0)
         s->cfg.max_wait_ms = DEFAULT_MAX_WAIT_MS;
+    if (s->cfg.max_parked_per_client == 0)
+        s->cfg.max_parked_per_client = DEFAULT_MAX_PARKED_PER_CLIENT;
+    s->cfg.max_inflight_bytes = budget;
+    if (s->cfg.max_connections == 0)
+        s->cfg.max_connections = DEFAULT_MAX_CONNECTIONS;
+    if (s->cfg.handshake_timeout_ms == 0)
+        s->cfg.handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
     s->cfg.addr = NULL; /* borrowed for open only */
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -358,11 +481,28 @@ int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server *
     atomic_init(&s->visible, plog_log_next_offset(log));
     atomic_init(&s->closing, false);
     atomic_init(&s->nparked_hint, 0);
+    atomic_init(&s->inflight, 0);
     s->dedup = calloc(DEDUP_SLOTS, sizeof *s->dedup);
     s->workers = calloc(s->cfg.workers, sizeof *s->workers);
     if (s->dedup == NULL || s->workers == NULL) {
         set_errmsg(errmsg, size, "%s", "out of memory");
         goto fail;
+    }
+    if (inproc) {
+        s->inproc = true;
+        s->workers[0].srv = s;
+        s->workers[0].state = W_IDLE;
+        if (nng_aio_alloc(&s->workers[0].aio, worker_cb, &s->workers[0]) != 0) {
+            set_errmsg(errmsg, size, "%s", "out of memory");
+            goto fail;
+        }
+        s->nworkers = 1;
+        if (cfg->sync != PLOG_SYNC_NEVER && (rv = plog_server_committer_start(s)) != PLOG_OK) {
+            set_errmsg(errmsg, size, "%s", "cannot start the committer thread");
+            goto fail;
+        }
+        *sp = s;
+        return PLOG_OK;
     }
 
     int nrv = nng_rep0_open(&s->sock);
@@ -393,6 +533,13 @@ int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server *
         }
         s->nworkers = i + 1;
     }
+    if (cfg->tls != NULL &&
+        plog_tls_config_limits(cfg->tls, s->cfg.max_connections, s->cfg.handshake_timeout_ms) != PLOG_OK) {
+        rv = PLOG_EINVAL;
+        set_errmsg(errmsg, size, "%s", "the TLS config is not a server config from plog_tls_config_server");
+        goto fail;
+    }
+    bind_tls_stats(s, true);
     if (cfg->sync != PLOG_SYNC_NEVER && (rv = plog_server_committer_start(s)) != PLOG_OK) {
         set_errmsg(errmsg, size, "%s", "cannot start the committer thread");
         goto fail;
@@ -415,6 +562,47 @@ int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server *
 fail:
     plog_server_close(s);
     return rv;
+}
+
+int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server **sp, char *errmsg,
+                     size_t size)
+{
+    return server_open(log, cfg, false, sp, errmsg, size);
+}
+
+int plog_server_open_inproc(plog_log *log, const plog_server_config *cfg, plog_server **sp, char *errmsg,
+                            size_t size)
+{
+    plog_server_config c = *cfg;
+    c.addr = NULL;
+    c.tls = NULL;
+    return server_open(log, &c, true, sp, errmsg, size);
+}
+
+int plog_server_inproc_call(plog_server *s, const void *req, size_t len, const char *peer, nng_msg **reply)
+{
+    nng_msg *m;
+    if (nng_msg_alloc(&m, len) != 0)
+        return PLOG_ENOMEM;
+    if (len > 0)
+        memcpy(nng_msg_body(m), req, len);
+    struct worker *w = &s->workers[0];
+    pthread_mutex_lock(&s->mu);
+    s->inproc_done = false;
+    s->inproc_reply = NULL;
+    s->inproc_peer = peer != NULL ? peer : "";
+    w->state = W_SEND; /* busy until the reply went out, as worker_cb does */
+    s->busy++;
+    pthread_mutex_unlock(&s->mu);
+    w->msg = m;
+    handle(w);
+    pthread_mutex_lock(&s->mu);
+    while (!s->inproc_done)
+        pthread_cond_wait(&s->cv, &s->mu);
+    *reply = s->inproc_reply;
+    s->inproc_reply = NULL;
+    pthread_mutex_unlock(&s->mu);
+    return PLOG_OK;
 }
 
 void plog_server_close(plog_server *s)
@@ -456,10 +644,12 @@ void plog_server_close(plog_server *s)
         if (w->pr != NULL)
             log__v1__produce_request__free_unpacked(w->pr, NULL);
         nng_aio_free(w->aio);
-        nng_ctx_close(w->ctx);
+        if (!s->inproc)
+            nng_ctx_close(w->ctx);
     }
     if (s->sock_open)
         nng_close(s->sock);
+    bind_tls_stats(s, false);
     free(s->workers);
     free(s->dedup);
     pthread_mutex_destroy(&s->dedup_mu);

@@ -39,6 +39,11 @@ struct worker {
     bool stream;
     Log__V1__ProduceRequest *pr; /* ALWAYS: the request the committer appends */
     struct worker *cnext;
+    /* Who sent the request, for the per-client limits: ident is a hash of the
+     * verified identity (0: none), pipe the connection it came on. */
+    uint64_t ident;
+    uint32_t pipe;
+    size_t charged; /* bytes charged to the server's in-flight budget */
     /* The request being served, for authorization, metrics and the request log
      * (ch04): set when it arrives, completed when its reply is sent. */
     int64_t t0_ns; /* CLOCK_MONOTONIC at arrival */
@@ -56,7 +61,7 @@ struct worker {
 };
 
 struct dedup_entry {
-    uint64_t client_id, seq, first, count;
+    uint64_t ident, client_id, seq, first, count; /* keyed by (ident, client_id, seq) */
     bool done;
 };
 #define DEDUP_SLOTS 8192 /* direct-mapped: covers the last few thousand produces */
@@ -87,6 +92,16 @@ struct plog_server {
      * a consumer saw can vanish in a crash. Advanced after plog_log_commit(). */
     _Atomic uint64_t visible;
 
+    /* Bytes of decoded requests in flight (plog_server_charge), bounded by
+     * cfg.max_inflight_bytes. */
+    atomic_size_t inflight;
+
+    /* In-process mode (plog_server_open_inproc): no socket; one worker whose
+     * reply lands in inproc_reply, inproc_done set under mu when it finished. */
+    bool inproc, inproc_done;
+    nng_msg *inproc_reply;
+    const char *inproc_peer;
+
     pthread_mutex_t dedup_mu;
     struct dedup_entry *dedup;
 };
@@ -96,6 +111,25 @@ void plog_server_reply(struct worker *w); /* sends w->msg, then receives again *
 void plog_server_reply_error(struct worker *w, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void plog_server_done_silently(struct worker *w); /* drops the request unanswered */
+/* plog_server_drop drops a resend whose first copy is still in flight (its reply
+ * answers the client): counted as a dropped resend, not as a failed request. */
+void plog_server_drop(struct worker *w);
+/* plog_server_charge reserves bytes of the in-flight budget for w's request
+ * (released when its reply is sent). false, with nothing reserved, when the
+ * budget cannot hold them: the caller answers RESOURCE_EXHAUSTED. */
+bool plog_server_charge(struct worker *w, size_t bytes);
+
+/* plog_server_open_inproc makes a server without a socket, for the fuzz target:
+ * cfg->addr and cfg->tls are ignored (NULL), requests go in through
+ * plog_server_inproc_call, one at a time. Close with plog_server_close. */
+int plog_server_open_inproc(plog_log *log, const plog_server_config *cfg, plog_server **sp, char *errmsg,
+                            size_t size);
+/* plog_server_inproc_call serves the len bytes at req (an encoded Request) as if
+ * they came from a client whose verified identity is peer ("" or NULL: none;
+ * ch03 has none), through the server's real dispatch, and waits for the outcome:
+ * *reply is the reply message (the caller frees it), or NULL when the request was
+ * dropped unanswered. PLOG_ENOMEM. */
+int plog_server_inproc_call(plog_server *s, const void *req, size_t len, const char *peer, nng_msg **reply);
 
 /* produce.c */
 void plog_server_produce(struct worker *w, const plog_rpc_request *rq, bool stream);

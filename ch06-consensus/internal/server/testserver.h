@@ -49,6 +49,10 @@ const char *tserver_cert(const char *name);
  * frees it with nng_tls_config_free (a client keeps its own reference). */
 nng_tls_config *tserver_client_tls(const char *who);
 
+/* tserver_client_as opens a client of s with who's certificate; fails the test
+ * if it cannot. The caller closes it (plog_client_close). */
+struct plog_client *tserver_client_as(const struct tserver *s, const char *who); /* internal/client/client.h */
+
 /* tserver_start runs proglog (again, on the same port and directory when s was
  * started before) and waits until it serves. */
 void tserver_start(struct tserver *s);

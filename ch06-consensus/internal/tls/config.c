@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "internal/err/err.h"
+#include "internal/tls/engine_int.h"
 
 /* A PEM file larger than this is a mistake, not a certificate chain. */
 #define PEM_MAX (1024 * 1024)
@@ -70,6 +71,11 @@ static int config_build(nng_tls_mode mode, const char *cert_file, const char *ke
                                              : " (and a certificate with its key)");
         return PLOG_EINVAL;
     }
+    if (mode == NNG_TLS_MODE_CLIENT && (server_name == NULL || server_name[0] == '\0')) {
+        /* Never "no hostname check": any certificate of the CA would pass for the server. */
+        snprintf(err, errsize, "a TLS client needs the server name to verify (an IP address or DNS name)");
+        return PLOG_EINVAL;
+    }
     if ((rv = read_pem("CA file", ca_file, &ca, err, errsize)) != PLOG_OK)
         goto fail;
     if (cert_file != NULL &&
@@ -115,6 +121,19 @@ int plog_tls_config_server(const char *cert_file, const char *key_file, const ch
                            nng_tls_config **cfgp, char *err, size_t errsize)
 {
     return config_build(NNG_TLS_MODE_SERVER, cert_file, key_file, ca_file, NULL, cfgp, err, errsize);
+}
+
+int plog_tls_config_server_reload(nng_tls_config *live, const char *cert_file, const char *key_file,
+                                  const char *ca_file, char *err, size_t errsize)
+{
+    nng_tls_config *fresh;
+    int rv = plog_tls_config_server(cert_file, key_file, ca_file, &fresh, err, errsize);
+    if (rv != PLOG_OK)
+        return rv;
+    if ((rv = plog_tls_config_adopt(live, fresh)) != PLOG_OK)
+        snprintf(err, errsize, "TLS reload: not a server config of engine %s", PLOG_TLS_ENGINE_NAME);
+    nng_tls_config_free(fresh);
+    return rv;
 }
 
 int plog_tls_config_client(const char *cert_file, const char *key_file, const char *ca_file,

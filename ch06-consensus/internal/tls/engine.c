@@ -7,7 +7,10 @@
  *                                 and the peer identity once the handshake is done.
  * nng allocates both (zeroed) behind its own objects and calls conn ops with the
  * connection's lock held, so a conn needs no lock of its own; a config is shared by
- * its connections, so its errmsg has a mutex.
+ * its connections, so its errmsg has a mutex. The same mutex guards its SSL_CTX
+ * pointer, which a reload replaces (plog_tls_config_adopt): a connection takes the
+ * context current at its init and keeps it (an SSL holds a reference to its
+ * SSL_CTX), so new handshakes use the new certificate while open ones go on.
  *
  * BIO bridge: ciphertext <-> nng_tls_engine_send/_recv (nng's ring buffers in front of
  * the TCP stream). Both copy at most what fits and answer NNG_EAGAIN when nothing does;
@@ -22,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/supplemental/tls/engine.h>
 #include <openssl/bio.h>
@@ -34,15 +38,20 @@
 #include "internal/tls/engine_int.h"
 
 struct nng_tls_engine_config {
-    SSL_CTX *ctx;
+    SSL_CTX *ctx;                       /* replaced under lock by plog_tls_config_adopt */
     nng_tls_mode mode;
     char *server_name;                  /* client: verified name; NULL = no check */
     nng_tls_config *owner;              /* set by plog_tls_config_alloc (registry key) */
     struct nng_tls_engine_config *next; /* registry list, under registry_lock */
-    pthread_mutex_t lock;               /* guards errmsg, on_failure, failure_arg */
+    pthread_mutex_t lock;               /* guards errmsg, on_failure, failure_arg; ctx once live */
     char errmsg[PLOG_TLS_ERRMSG_SIZE];
     plog_tls_failure_fn on_failure;
     void *failure_arg;
+    /* Server admission (see "admission" below), under conns_lock. */
+    pthread_mutex_t conns_lock;
+    unsigned max_conns;     /* 0: no cap */
+    uint32_t hs_timeout_ms; /* 0: none of our own (nng's 10 s stays) */
+    unsigned nconns;        /* connections initialised and not yet finalised */
 };
 
 struct nng_tls_engine_conn {
@@ -57,7 +66,28 @@ struct nng_tls_engine_conn {
     uint8_t *hsbuf;   /* handshake bytes held back until OpenSSL flushes a flight */
     size_t hslen;
     plog_tls_peer peer;
+    /* Coalescing of SP messages (see conn_send): */
+    int sp;           /* SP_UNKNOWN until the first application write, then see sp_classify */
+    uint64_t sp_left; /* bytes of the current SP message not yet seen; 0 at a boundary */
+    uint8_t *co_buf;  /* CO_MAX bytes, allocated with the first gathered message */
+    size_t co_len;    /* bytes gathered in co_buf; 0 when not gathering */
+    char remote[64]; /* server: the client's address, for failure reports */
+    bool counted;    /* admission (server): counted in cfg->nconns */
+    int64_t t0_ms;   /* when the connection was accepted */
+    int64_t linger_since_ms; /* when the refusal linger began */
 };
+
+/* SP framing (nng's tcp and tls transports): after an 8-byte connection header
+ * 00 'S' 'P' 00 <proto u16 BE> 00 00, each message is an 8-byte big-endian length
+ * followed by that many bytes (the protocol header, then the body). */
+enum { SP_UNKNOWN, SP_HEADER, SP_YES, SP_NO };
+
+/* The largest message (length prefix included) gathered into one record: TLS's
+ * largest plaintext record, so that a gathered message is one SSL_write. */
+#define CO_MAX 16384
+
+/* A refusing connection lingers at most this long (see conn_linger). */
+#define LINGER_MAX_MS 1000
 
 /* The largest handshake flight held back for one TCP segment (see bio_write_ex);
  * an EC certificate flight is ~1.5 KiB. Bigger flights go out in pieces. */
@@ -80,6 +110,20 @@ static BIO_METHOD *bio_method;
 
 static atomic_uint_fast64_t stat_handshakes;
 static atomic_uint_fast64_t stat_failures;
+static atomic_uint_fast64_t stat_writes;
+static atomic_uint_fast64_t stat_reason[PLOG_TLS_FAIL_COUNT];
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void count_failure(plog_tls_fail_reason r)
+{
+    atomic_fetch_add_explicit(&stat_reason[r], 1, memory_order_relaxed);
+}
 
 static void config_set_errmsg(struct nng_tls_engine_config *cfg, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -195,17 +239,20 @@ static void config_set_errmsg(struct nng_tls_engine_config *cfg, const char *fmt
     pthread_mutex_unlock(&cfg->lock);
 }
 
-/* config_report_failure tells the config's failure hook, if any, what errmsg holds. */
-static void config_report_failure(struct nng_tls_engine_config *cfg)
+/* conn_report_failure records text, this connection's failure, as the config's
+ * latest and tells the config's failure hook, if any, with the connection's remote
+ * address: the text passed on is this connection's own, never another's that
+ * failed at the same time. */
+static void conn_report_failure(struct nng_tls_engine_conn *c, const char *text)
 {
-    char text[PLOG_TLS_ERRMSG_SIZE];
+    struct nng_tls_engine_config *cfg = c->cfg;
     pthread_mutex_lock(&cfg->lock);
+    snprintf(cfg->errmsg, sizeof cfg->errmsg, "%s", text);
     plog_tls_failure_fn fn = cfg->on_failure;
     void *arg = cfg->failure_arg;
-    memcpy(text, cfg->errmsg, sizeof text);
     pthread_mutex_unlock(&cfg->lock);
     if (fn != NULL)
-        fn(arg, text);
+        fn(arg, c->remote, text);
 }
 
 /* ssl_errtext writes OpenSSL's reason for the oldest queued error ("unknown ca"),
@@ -256,7 +303,12 @@ static int conn_error(struct nng_tls_engine_conn *c, int ret)
         return NNG_EAGAIN;
     case SSL_ERROR_ZERO_RETURN: /* close_notify: an orderly end */
         ERR_clear_error();
-        return NNG_ECLOSED;
+        /* Not NNG_ECLOSED: nng 1.5.2's TLS transport hands a failed negotiation's
+         * error to the listener's accept, and an accept that fails NNG_ECLOSED
+         * means "listener closed": it never accepts again. A peer that finished
+         * the handshake and hung up politely (openssl s_client </dev/null) would
+         * stop the server accepting anyone. */
+        return NNG_ECONNSHUT;
     case SSL_ERROR_SYSCALL: /* our BIO failed: the stream under us is gone */
         ERR_clear_error();
         return c->io_err != 0 ? c->io_err : NNG_ECONNSHUT;
@@ -266,35 +318,42 @@ static int conn_error(struct nng_tls_engine_conn *c, int ret)
 
     unsigned long e = ERR_peek_error();
     long verify = SSL_get_verify_result(c->ssl);
-    char reason[160];
+    char reason[160], text[PLOG_TLS_ERRMSG_SIZE];
     ssl_errtext(e, "TLS failure", reason, sizeof reason);
     bool we_are_server = c->cfg->mode == NNG_TLS_MODE_SERVER;
+    plog_tls_fail_reason why;
 
     if (verify != X509_V_OK) {
         /* We checked the peer's certificate and it failed. */
         rv = NNG_EPEERAUTH;
-        config_set_errmsg(c->cfg, "certificate verify failed: %s (%s certificate)",
-                          X509_verify_cert_error_string(verify), we_are_server ? "client" : "server");
+        why = PLOG_TLS_FAIL_BAD_CERTIFICATE;
+        snprintf(text, sizeof text, "certificate verify failed: %s (%s certificate)",
+                 X509_verify_cert_error_string(verify), we_are_server ? "client" : "server");
     } else if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL &&
                ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
         rv = NNG_EPEERAUTH;
-        config_set_errmsg(c->cfg, "peer sent no certificate: %s", reason);
+        why = PLOG_TLS_FAIL_NO_CERTIFICATE;
+        snprintf(text, sizeof text, "peer sent no certificate: %s", reason);
     } else if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL && is_auth_reason(ERR_GET_REASON(e))) {
         rv = NNG_EPEERAUTH;
-        config_set_errmsg(c->cfg, "peer refused our certificate: %s", reason);
+        why = PLOG_TLS_FAIL_REFUSED_BY_PEER;
+        snprintf(text, sizeof text, "peer refused our certificate: %s", reason);
     } else {
         rv = NNG_ECRYPTO;
-        config_set_errmsg(c->cfg, "TLS handshake or record failure: %s", reason);
+        why = PLOG_TLS_FAIL_PROTOCOL;
+        snprintf(text, sizeof text, "TLS handshake or record failure: %s", reason);
     }
     ERR_clear_error();
     if (!c->failed) {
         c->failed = true;
         atomic_fetch_add_explicit(&stat_failures, 1, memory_order_relaxed);
-        config_report_failure(c->cfg);
+        count_failure(why);
+        conn_report_failure(c, text);
     }
     if (rv == NNG_EPEERAUTH && c->cfg->mode == NNG_TLS_MODE_SERVER && !c->established && c->io_err == 0 &&
         c->hslen == 0) {
         c->lingering = rv;
+        c->linger_since_ms = mono_ms();
         return conn_linger(c);
     }
     return rv;
@@ -306,11 +365,16 @@ static int conn_error(struct nng_tls_engine_conn *c, int ret)
  * fails, and when its previous send has not completed yet the alert is still in the
  * buffer and dies with it: the client would see a bare "connection shutdown". So we
  * answer NNG_EAGAIN, discard whatever the client sends, and keep a TCP receive
- * posted; the client reads the alert and closes, and nng sees that. A client that
- * does not close is cut off by nng's 10 s negotiation timeout, like any other
- * connection that never completes. */
+ * posted; the client reads the alert and closes, and nng sees that. The linger is
+ * bounded: past LINGER_MAX_MS the next event on the connection ends it (with the
+ * refusal's code); one that stays silent is cut by nng's 10 s negotiation
+ * timeout, and counts against the connection cap meanwhile. */
 static int conn_linger(struct nng_tls_engine_conn *c)
 {
+    if (mono_ms() - c->linger_since_ms > LINGER_MAX_MS) {
+        count_failure(PLOG_TLS_FAIL_LINGER_ENDED);
+        return c->lingering;
+    }
     uint8_t scratch[512];
     size_t n;
     do {
@@ -378,14 +442,89 @@ bool plog_tls_peer_slot_take(plog_tls_peer *out)
     return true;
 }
 
+/* ---- admission (server) ---------------------------------------------------------- */
+/* A client that never completes a handshake (no certificate, or just an open TCP
+ * connection) holds a descriptor and nng's 32 KiB of buffers until nng's fixed 10 s
+ * negotiation timeout. So a server config counts its connections (from init to
+ * fini) and refuses one beyond max_conns at once, and a handshake still running
+ * after hs_timeout_ms fails at its next event (conn_handshake). A refusal is
+ * NNG_ECONNABORTED and a deadline NNG_ETIMEDOUT on purpose: nng 1.5.2 hands the
+ * failure of a connection's negotiation to the listener's pending accept, and its
+ * listener re-arms at once for those codes, backs off 100 ms for most others, and
+ * stops accepting for good on NNG_ECLOSED. For the same reason connections are
+ * never closed from outside (nng_stream_close would fail them with NNG_ECLOSED): a
+ * fully idle connection is bounded by nng's 10 s, and by max_conns. */
+
+/* conn_admit counts c in, or refuses it at the cap: 0 or NNG_ECONNABORTED. */
+static int conn_admit(struct nng_tls_engine_config *cfg, struct nng_tls_engine_conn *c)
+{
+    int rv = 0;
+    pthread_mutex_lock(&cfg->conns_lock);
+    if (cfg->max_conns != 0 && cfg->nconns >= cfg->max_conns) {
+        count_failure(PLOG_TLS_FAIL_OVER_CAPACITY);
+        rv = NNG_ECONNABORTED;
+    } else {
+        cfg->nconns++;
+        c->counted = true;
+        c->t0_ms = mono_ms();
+    }
+    pthread_mutex_unlock(&cfg->conns_lock);
+    return rv;
+}
+
+static void conn_leave(struct nng_tls_engine_conn *c)
+{
+    if (c->cfg == NULL || c->cfg->mode != NNG_TLS_MODE_SERVER)
+        return;
+    pthread_mutex_lock(&c->cfg->conns_lock);
+    if (c->counted)
+        c->cfg->nconns--;
+    c->counted = false;
+    pthread_mutex_unlock(&c->cfg->conns_lock);
+}
+
+/* remote_addr writes the peer's address of a server connection, "?" if unknown.
+ * nng 1.5.2 hands conn init its TLS stream object (tls_common.c tls_start), whose
+ * first member is the nng_stream, and the stream's getter asks the TCP stream
+ * under it; engine_test checks that failure reports carry the address. */
+static void remote_addr(void *tls, char *buf, size_t size)
+{
+    nng_sockaddr sa;
+    char ip[INET6_ADDRSTRLEN];
+    snprintf(buf, size, "?");
+    if (nng_stream_get_addr((nng_stream *)tls, NNG_OPT_REMADDR, &sa) != 0)
+        return;
+    if (sa.s_family == NNG_AF_INET && inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof ip) != NULL)
+        snprintf(buf, size, "%s:%u", ip, ntohs(sa.s_in.sa_port));
+    else if (sa.s_family == NNG_AF_INET6 && inet_ntop(AF_INET6, sa.s_in6.sa_addr, ip, sizeof ip) != NULL)
+        snprintf(buf, size, "[%s]:%u", ip, ntohs(sa.s_in6.sa_port));
+}
+
 /* ---- connection ops --------------------------------------------------------------- */
 
 static int conn_init(struct nng_tls_engine_conn *c, void *tls, struct nng_tls_engine_config *cfg)
 {
     c->tls = tls;
     c->cfg = cfg;
+    if (cfg->mode == NNG_TLS_MODE_SERVER) {
+        remote_addr(tls, c->remote, sizeof c->remote);
+        int rv = conn_admit(cfg, c);
+        if (rv != 0)
+            return rv;
+    } else if (cfg->server_name == NULL) {
+        /* A client that checks no name accepts any certificate of the CA for any
+         * server: never a silent default. */
+        config_set_errmsg(cfg, "no server name to verify: set one (the host of the address)");
+        return NNG_EINVAL;
+    }
     ERR_clear_error();
-    if ((c->ssl = SSL_new(cfg->ctx)) == NULL)
+    pthread_mutex_lock(&cfg->lock);
+    SSL_CTX *ctx = cfg->ctx;
+    SSL_CTX_up_ref(ctx); /* a reload may drop cfg's reference the moment we unlock */
+    pthread_mutex_unlock(&cfg->lock);
+    c->ssl = SSL_new(ctx); /* takes its own reference */
+    SSL_CTX_free(ctx);
+    if (c->ssl == NULL)
         goto fail;
     BIO *bio = BIO_new(bio_method);
     if (bio == NULL)
@@ -398,34 +537,36 @@ static int conn_init(struct nng_tls_engine_conn *c, void *tls, struct nng_tls_en
     } else {
         SSL_set_connect_state(c->ssl);
         const char *name = cfg->server_name;
-        if (name != NULL) {
-            unsigned char addr[16];
-            if (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1) {
-                /* An IP literal is checked against the iPAddress SANs; SNI may not
-                 * carry an address (RFC 6066 §3). */
-                if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), name) != 1)
-                    goto fail;
-            } else if (SSL_set_tlsext_host_name(c->ssl, name) != 1 || SSL_set1_host(c->ssl, name) != 1) {
+        unsigned char addr[16];
+        if (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1) {
+            /* An IP literal is checked against the iPAddress SANs; SNI may not
+             * carry an address (RFC 6066 §3). */
+            if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), name) != 1)
                 goto fail;
-            }
+        } else if (SSL_set_tlsext_host_name(c->ssl, name) != 1 || SSL_set1_host(c->ssl, name) != 1) {
+            goto fail;
         }
     }
     return 0;
 
 fail:
-    /* nng calls fini only on connections whose init succeeded. */
     ERR_clear_error();
     SSL_free(c->ssl);
     c->ssl = NULL;
+    conn_leave(c);
     return NNG_ENOMEM;
 }
 
 static void conn_fini(struct nng_tls_engine_conn *c)
 {
+    /* nng 1.5.2 finalises every connection, also one whose init failed or never ran. */
+    conn_leave(c);
     SSL_free(c->ssl);
     c->ssl = NULL;
     free(c->hsbuf);
     c->hsbuf = NULL;
+    free(c->co_buf);
+    c->co_buf = NULL;
 }
 
 static void conn_close(struct nng_tls_engine_conn *c)
@@ -442,6 +583,16 @@ static int conn_handshake(struct nng_tls_engine_conn *c)
 {
     if (c->lingering != 0)
         return conn_linger(c);
+    if (c->counted && c->cfg->hs_timeout_ms != 0 && !c->failed &&
+        mono_ms() - c->t0_ms > (int64_t)c->cfg->hs_timeout_ms) {
+        /* The handshake deadline (see admission): fails the negotiation. */
+        char text[96];
+        snprintf(text, sizeof text, "no TLS handshake within %u ms", (unsigned)c->cfg->hs_timeout_ms);
+        c->failed = true;
+        count_failure(PLOG_TLS_FAIL_TIMEOUT);
+        conn_report_failure(c, text);
+        return NNG_ETIMEDOUT;
+    }
     ERR_clear_error();
     int ret = SSL_do_handshake(c->ssl);
     if (ret == 1) {
@@ -466,20 +617,119 @@ static int conn_recv(struct nng_tls_engine_conn *c, uint8_t *buf, size_t *len)
     return conn_error(c, ret);
 }
 
+/* ssl_send is one SSL_write_ex of len bytes at buf: 0 with *n written, or an nng
+ * error (NNG_EAGAIN: call again later with the same bytes). */
+static int ssl_send(struct nng_tls_engine_conn *c, const uint8_t *buf, size_t len, size_t *n)
+{
+    ERR_clear_error();
+    /* With SSL_MODE_ENABLE_PARTIAL_WRITE this returns after at least one record. */
+    int ret = SSL_write_ex(c->ssl, buf, len, n);
+    if (ret == 1) {
+        conn_established(c);
+        atomic_fetch_add_explicit(&stat_writes, 1, memory_order_relaxed);
+        return 0;
+    }
+    return conn_error(c, ret);
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* sp_classify looks at the first application write of a connection: nng's SP
+ * transports start with their 8-byte header (SP_HEADER until it is written, then
+ * SP_YES); anything else (HTTP over TLS, a websocket) is SP_NO, left alone for good. */
+static void sp_classify(struct nng_tls_engine_conn *c, const uint8_t *buf, size_t len)
+{
+    static const uint8_t magic[4] = {0, 'S', 'P', 0};
+    c->sp = len == 8 && memcmp(buf, magic, 4) == 0 && buf[6] == 0 && buf[7] == 0 ? SP_HEADER : SP_NO;
+}
+
+/* conn_send: nng's TLS layer hands the engine one piece of the caller's send at a
+ * time and completes the caller partially after each (tls_common.c tls_do_send),
+ * so nng's SP transport, which sends [length, header, body], would cost three TLS
+ * records, three TCP writes and their completions per message. On an SP
+ * connection the engine knows from the length prefix exactly how many bytes make
+ * up the message: it accepts the prefix and the header into co_buf without
+ * writing, and the call that brings the last byte of the message writes the whole
+ * message as one record (one TCP write). Nothing ever waits for bytes that are not
+ * already promised: a message is gathered only when its length prefix arrived
+ * alone at a message boundary, and nng's transport sends every message whole
+ * (it abandons the connection when a send fails midway, and then nothing held
+ * matters any more; an SP peer can do nothing with part of a message anyway).
+ * Messages larger than CO_MAX, and connections that do not
+ * start with the SP header or break the framing, go straight through. */
 static int conn_send(struct nng_tls_engine_conn *c, const uint8_t *buf, size_t *len)
 {
     if (c->lingering != 0)
         return conn_linger(c);
     size_t n = 0;
-    ERR_clear_error();
-    /* With SSL_MODE_ENABLE_PARTIAL_WRITE this returns after at least one record. */
-    int ret = SSL_write_ex(c->ssl, buf, *len, &n);
-    if (ret == 1) {
-        conn_established(c);
+    int rv;
+
+    if (c->sp == SP_UNKNOWN)
+        sp_classify(c, buf, *len);
+    if (c->sp == SP_HEADER) {
+        /* The header goes alone (the handshake may make this call come again). */
+        if ((rv = ssl_send(c, buf, *len, &n)) != 0)
+            return rv;
+        if (n == *len)
+            c->sp = SP_YES;
         *len = n;
         return 0;
     }
-    return conn_error(c, ret);
+    if (c->co_len > 0) {
+        /* Gathering: take what the message still lacks. */
+        size_t take = *len < c->sp_left ? *len : (size_t)c->sp_left;
+        memcpy(c->co_buf + c->co_len, buf, take);
+        if (c->sp_left > take) {
+            c->co_len += take;
+            c->sp_left -= take;
+            *len = take;
+            return 0;
+        }
+        /* The message is complete: one record. It is at most CO_MAX, TLS's
+         * largest record, so the write is all or nothing (NNG_EAGAIN: nng's
+         * buffer is full; nng calls again with the same bytes once TCP took
+         * some, and they are gathered again into the same buffer). */
+        if ((rv = ssl_send(c, c->co_buf, c->co_len + take, &n)) != 0)
+            return rv;
+        c->co_len = 0;
+        c->sp_left = 0;
+        *len = take;
+        return 0;
+    } else if (c->sp == SP_YES && c->sp_left == 0) {
+        /* A message boundary: this must be the length prefix, alone. */
+        uint64_t mlen;
+        if (*len != 8) {
+            c->sp = SP_NO; /* not the framing we know: stop interpreting */
+        } else if ((mlen = get_be64(buf)) > 0 && mlen <= CO_MAX - 8) {
+            if (c->co_buf == NULL && (c->co_buf = malloc(CO_MAX)) == NULL)
+                return NNG_ENOMEM;
+            memcpy(c->co_buf, buf, 8);
+            c->co_len = 8;
+            c->sp_left = mlen;
+            return 0; /* *len stays 8: all taken */
+        } else {
+            /* Too large to gather (or empty): the prefix goes alone, and the
+             * message's bytes are counted as they pass. */
+            if ((rv = ssl_send(c, buf, 8, &n)) != 0)
+                return rv;
+            c->sp_left = mlen;
+            *len = n;
+            return 0;
+        }
+    }
+
+    if ((rv = ssl_send(c, buf, *len, &n)) != 0)
+        return rv;
+    if (c->sp == SP_YES && c->sp_left > 0)
+        c->sp_left -= n < c->sp_left ? n : c->sp_left;
+    *len = n;
+    return 0;
 }
 
 /* conn_verified answers NNG_OPT_TLS_VERIFIED. OpenSSL reports X509_V_OK when the peer
@@ -515,6 +765,11 @@ static int config_init(struct nng_tls_engine_config *cfg, nng_tls_mode mode)
         SSL_CTX_free(cfg->ctx);
         return NNG_ENOMEM;
     }
+    if (pthread_mutex_init(&cfg->conns_lock, NULL) != 0) {
+        pthread_mutex_destroy(&cfg->lock);
+        SSL_CTX_free(cfg->ctx);
+        return NNG_ENOMEM;
+    }
     SSL_CTX_set_min_proto_version(cfg->ctx, TLS1_2_VERSION);
     SSL_CTX_set_max_proto_version(cfg->ctx, TLS1_3_VERSION);
     /* nng may hand a shorter or moved buffer back after NNG_EAGAIN, and wants each
@@ -546,6 +801,7 @@ static void config_fini(struct nng_tls_engine_config *cfg)
     pthread_mutex_unlock(&registry_lock);
     SSL_CTX_free(cfg->ctx);
     free(cfg->server_name);
+    pthread_mutex_destroy(&cfg->conns_lock);
     pthread_mutex_destroy(&cfg->lock);
 }
 
@@ -865,8 +1121,49 @@ void plog_tls_config_clear_errmsg(nng_tls_config *cfg)
     registry_unlock();
 }
 
+int plog_tls_config_adopt(nng_tls_config *live, nng_tls_config *fresh)
+{
+    struct nng_tls_engine_config *to = NULL, *from = NULL;
+    pthread_mutex_lock(&registry_lock);
+    for (struct nng_tls_engine_config *ec = registry; ec != NULL; ec = ec->next) {
+        if (ec->owner == live)
+            to = ec;
+        if (ec->owner == fresh)
+            from = ec;
+    }
+    if (to == NULL || from == NULL || to == from || to->mode != from->mode) {
+        pthread_mutex_unlock(&registry_lock);
+        return PLOG_EINVAL;
+    }
+    SSL_CTX_up_ref(from->ctx);
+    pthread_mutex_lock(&to->lock);
+    SSL_CTX *old = to->ctx;
+    to->ctx = from->ctx;
+    pthread_mutex_unlock(&to->lock);
+    pthread_mutex_unlock(&registry_lock);
+    SSL_CTX_free(old); /* connections made with it hold their own references */
+    return PLOG_OK;
+}
+
 void plog_tls_stats_get(plog_tls_stats *out)
 {
     out->handshakes = atomic_load_explicit(&stat_handshakes, memory_order_relaxed);
     out->failures = atomic_load_explicit(&stat_failures, memory_order_relaxed);
+    out->writes = atomic_load_explicit(&stat_writes, memory_order_relaxed);
+    for (int r = 0; r < PLOG_TLS_FAIL_COUNT; r++)
+        out->failed[r] = atomic_load_explicit(&stat_reason[r], memory_order_relaxed);
+}
+
+int plog_tls_config_limits(nng_tls_config *cfg, unsigned max_conns, uint32_t handshake_timeout_ms)
+{
+    struct nng_tls_engine_config *ec = registry_lock_find(cfg);
+    if (ec != NULL && ec->mode == NNG_TLS_MODE_SERVER) {
+        pthread_mutex_lock(&ec->conns_lock);
+        ec->max_conns = max_conns;
+        ec->hs_timeout_ms = handshake_timeout_ms;
+        pthread_mutex_unlock(&ec->conns_lock);
+    }
+    bool ok = ec != NULL && ec->mode == NNG_TLS_MODE_SERVER;
+    registry_unlock();
+    return ok ? PLOG_OK : PLOG_EINVAL;
 }

@@ -74,10 +74,11 @@ void plog_tls_config_clear_errmsg(nng_tls_config *cfg);
 
 /* plog_tls_failure_fn hears of every connection of a config that failed with a TLS
  * error (a refused certificate, a protocol error), with the same text as
- * plog_tls_config_errmsg. A server logs it: without it a refused client leaves no
- * trace, since it never becomes a pipe. It runs on an nng thread while nng holds
+ * plog_tls_config_errmsg, and (server) remote, the client's "ip:port" ("" on a
+ * client, "?" when unknown). The text is that connection's own. A server logs it:
+ * without it a refused client leaves no trace, since it never becomes a pipe. It runs on an nng thread while nng holds
  * that connection's lock: be quick, and do not call nng on that connection. */
-typedef void (*plog_tls_failure_fn)(void *arg, const char *reason);
+typedef void (*plog_tls_failure_fn)(void *arg, const char *remote, const char *reason);
 
 /* plog_tls_config_on_failure makes fn(arg, reason) run on each failure of a
  * connection using cfg (fn NULL: none). Set it before the config is in use. arg is
@@ -92,13 +93,39 @@ typedef struct plog_tls_peer {
     char version[16];          /* negotiated protocol: "TLSv1.3" or "TLSv1.2" */
 } plog_tls_peer;
 
+/* Why a connection did not become a verified TLS connection. */
+typedef enum {
+    PLOG_TLS_FAIL_NO_CERTIFICATE,  /* server: the client sent none */
+    PLOG_TLS_FAIL_BAD_CERTIFICATE, /* the peer's certificate failed verification */
+    PLOG_TLS_FAIL_REFUSED_BY_PEER, /* the peer's alert refused our certificate */
+    PLOG_TLS_FAIL_PROTOCOL,        /* any other TLS error */
+    PLOG_TLS_FAIL_TIMEOUT,         /* server: no handshake within the timeout */
+    PLOG_TLS_FAIL_LINGER_ENDED,    /* server: a refused client kept the connection open */
+    PLOG_TLS_FAIL_OVER_CAPACITY,   /* server: refused at the connection cap */
+    PLOG_TLS_FAIL_COUNT
+} plog_tls_fail_reason;
+
 /* plog_tls_stats counts this process's TLS connections (all configs): handshakes
- * completed, and connections that failed with a TLS error (verification, protocol).
- * Counts are monotonic and read without locking. */
+ * completed, connections that failed with a TLS error (verification, protocol:
+ * the first four reasons), each reason of failed[], and application-data writes,
+ * each one TLS record or more (one per SP message of up to 16 KiB: see conn_send
+ * in engine.c). Counts are monotonic and read without locking. */
 typedef struct plog_tls_stats {
     uint64_t handshakes;
     uint64_t failures;
+    uint64_t failed[PLOG_TLS_FAIL_COUNT];
+    uint64_t writes;
 } plog_tls_stats;
 void plog_tls_stats_get(plog_tls_stats *out);
+
+/* plog_tls_config_limits bounds the connections of a server config: at most
+ * max_conns at once (0: no cap), handshaking ones included (beyond it a new TCP
+ * connection is closed at once), and a handshake must finish within
+ * handshake_timeout_ms (0: only nng's own 10 s): checked at each event of the
+ * connection, so a fully idle one still lasts nng's 10 s. Set it before the config
+ * is in use.
+ * PLOG_OK, or PLOG_EINVAL when cfg is not a server config from
+ * plog_tls_config_alloc. */
+int plog_tls_config_limits(nng_tls_config *cfg, unsigned max_conns, uint32_t handshake_timeout_ms);
 
 #endif

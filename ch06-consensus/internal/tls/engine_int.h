@@ -18,4 +18,12 @@
 void plog_tls_peer_slot_clear(void);
 bool plog_tls_peer_slot_take(plog_tls_peer *out);
 
+/* The reload seam (used by config.c). plog_tls_config_adopt gives live, a config in
+ * use by a listener, the OpenSSL context of fresh (certificate, key, CAs, verify
+ * mode, versions): connections initialised from then on use it; connections already
+ * made keep the context they started with. live keeps its failure hook and errmsg.
+ * Both are borrowed; fresh may be freed at once. PLOG_OK, or PLOG_EINVAL when either
+ * is not from plog_tls_config_alloc or their modes differ. */
+int plog_tls_config_adopt(nng_tls_config *live, nng_tls_config *fresh);
+
 #endif
