@@ -23,92 +23,14 @@
 #include "internal/tls/config.h"
 #include "testing/testing.h"
 
-#define N 3
+#define N TC_AGENTS
 
-struct fixture {
-    char dir[64], policy[128];
-    char data[N][128], name[N][16], bind[N][32];
-    uint16_t rpc[N], raft[N];
-    plog_agent *a[N];
-};
-
-static const char *cert(const char *name)
-{
-    static char bufs[16][600];
-    static int next;
-    char *b = bufs[next++ % 16];
-    snprintf(b, sizeof bufs[0], "%s/%s", tc_certs(), name);
-    return b;
-}
-
-static void start(struct fixture *f, int i, int join)
-{
-    char c[64], k[64];
-    snprintf(c, sizeof c, "%s.pem", f->name[i]);
-    snprintf(k, sizeof k, "%s-key.pem", f->name[i]);
-    const char *seeds[1] = {join >= 0 ? f->bind[join] : NULL};
-    plog_agent_config ac = {
-        .data_dir = f->data[i],
-        .node_name = f->name[i],
-        .bind_addr = f->bind[i],
-        .rpc_port = f->rpc[i],
-        .start_join_addrs = seeds,
-        .njoin = join >= 0 ? 1 : 0,
-        .server_tls_cert_file = cert(c),
-        .server_tls_key_file = cert(k),
-        .server_tls_ca_file = cert("ca.pem"),
-        .peer_tls_cert_file = cert(c),
-        .peer_tls_key_file = cert(k),
-        .peer_tls_ca_file = cert("ca.pem"),
-        .acl_model_file = cert("model.conf"),
-        .acl_policy_file = f->policy,
-        .fast = true,
-        .log = {.sync = PLOG_SYNC_INTERVAL},
-        .bootstrap = join < 0,
-        .raft_port = f->raft[i],
-    };
-    char err[512];
-    if (plog_agent_open(&ac, &f->a[i], err, sizeof err) != PLOG_OK)
-        fail_msg("agent %s: %s", f->name[i], err);
-}
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof *f);
-    plog_test_tmpdir("agent", f->dir, sizeof f->dir);
-    snprintf(f->policy, sizeof f->policy, "%s/policy.csv", f->dir);
-    FILE *p = fopen(f->policy, "w");
-    assert_non_null(p);
-    fprintf(p, "p, root, *, produce\np, root, *, consume\n");
-    for (int i = 0; i < N; i++) {
-        snprintf(f->name[i], sizeof f->name[i], "node%d", i + 1);
-        snprintf(f->data[i], sizeof f->data[i], "%s/%s", f->dir, f->name[i]);
-        snprintf(f->bind[i], sizeof f->bind[i], "127.0.0.1:%d", plog_test_free_port());
-        f->rpc[i] = (uint16_t)plog_test_free_port();
-        f->raft[i] = (uint16_t)plog_test_free_port();
-        fprintf(p, "p, %s, *, gossip\np, %s, *, consume\n", f->name[i], f->name[i]);
-    }
-    fclose(p);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    for (int i = N - 1; i >= 0; i--)
-        assert_plog_ok(plog_agent_shutdown(f->a[i]));
-    plog_test_rmrf(f->dir);
-    free(f);
-    return 0;
-}
-
-static plog_client *client(struct fixture *f, int i)
+static plog_client *client(struct tc_agents *f, int i)
 {
     char err[PLOG_TLS_ERRMSG_SIZE];
     plog_client_config cfg = {.timeout_ms = 5000};
-    if (plog_tls_config_client(cert("root-client.pem"), cert("root-client-key.pem"), cert("ca.pem"), "127.0.0.1",
-                               &cfg.tls, err, sizeof err) != 0)
+    if (plog_tls_config_client(tc_cert("root-client.pem"), tc_cert("root-client-key.pem"), tc_cert("ca.pem"),
+                               "127.0.0.1", &cfg.tls, err, sizeof err) != 0)
         fail_msg("%s", err);
     plog_client *c;
     plog_rpc_status st;
@@ -158,7 +80,7 @@ static bool has_left(void *arg)
 }
 
 /* servers asks node i for GetServers; *leader = index of the leader (-1: none). */
-static size_t servers(struct fixture *f, int i, int *leader, size_t *voters)
+static size_t servers(struct tc_agents *f, int i, int *leader, size_t *voters)
 {
     plog_client *c = client(f, i);
     Log__V1__GetServersRequest req = LOG__V1__GET_SERVERS_REQUEST__INIT;
@@ -168,8 +90,8 @@ static size_t servers(struct fixture *f, int i, int *leader, size_t *voters)
     size_t n = 0;
     *leader = -1;
     *voters = 0;
-    if (plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_GET_SERVERS), &req.base, 0, 0, &reply, &rp, &st) ==
-        PLOG_STATUS_OK) {
+    if (plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_GET_SERVERS), &req.base, 0, 0, &reply, &rp,
+                         &st) == PLOG_STATUS_OK) {
         Log__V1__GetServersResponse *resp = log__v1__get_servers_response__unpack(NULL, rp.body_len, rp.body);
         nng_msg_free(reply);
         assert_non_null(resp);
@@ -194,7 +116,7 @@ static size_t servers(struct fixture *f, int i, int *leader, size_t *voters)
 }
 
 struct voters_arg {
-    struct fixture *f;
+    struct tc_agents *f;
     int node;
     size_t want;
 };
@@ -208,11 +130,11 @@ static bool all_voters(void *arg)
     return n == a->want && voters == a->want && leader >= 0;
 }
 
-static void start_three(struct fixture *f)
+static void start_three(struct tc_agents *f)
 {
-    start(f, 0, -1);
-    start(f, 1, 0);
-    start(f, 2, 0);
+    tc_agents_start(f, 0, -1);
+    tc_agents_start(f, 1, 0);
+    tc_agents_start(f, 2, 0);
     struct voters_arg v = {f, 0, 3};
     assert_true(plog_test_wait_until(all_voters, &v, 10000));
 }
@@ -222,7 +144,7 @@ static void start_three(struct fixture *f)
  * and names the leader. */
 static void test_agent_produce_on_leader_is_readable_on_followers_within_3s(void **state)
 {
-    struct fixture *f = *state;
+    struct tc_agents *f = *state;
     start_three(f);
     plog_client *c0 = client(f, 0);
     uint64_t off;
@@ -251,7 +173,7 @@ static void test_agent_produce_on_leader_is_readable_on_followers_within_3s(void
  * RPC addresses and the one leader. */
 static void test_agent_get_servers_names_every_server_and_the_leader(void **state)
 {
-    struct fixture *f = *state;
+    struct tc_agents *f = *state;
     start_three(f);
     for (int i = 0; i < N; i++) {
         struct voters_arg v = {f, i, 3};
@@ -267,7 +189,7 @@ static void test_agent_get_servers_names_every_server_and_the_leader(void **stat
  * and the leader removes it from the configuration; the others go on. */
 static void test_agent_shutdown_is_a_leave_and_the_leader_removes_it(void **state)
 {
-    struct fixture *f = *state;
+    struct tc_agents *f = *state;
     start_three(f);
     assert_plog_ok(plog_agent_shutdown(f->a[2]));
     f->a[2] = NULL;
@@ -288,7 +210,7 @@ static void test_agent_shutdown_is_a_leave_and_the_leader_removes_it(void **stat
  * every record is still there after the old leader restarts and catches up. */
 static void test_agent_leader_shutdown_hands_over_and_restart_catches_up(void **state)
 {
-    struct fixture *f = *state;
+    struct tc_agents *f = *state;
     start_three(f);
     plog_client *c0 = client(f, 0);
     plog_rpc_status st;
@@ -311,7 +233,7 @@ static void test_agent_leader_shutdown_hands_over_and_restart_catches_up(void **
         assert_int_equal(plog_client_produce(cl, "y", 1, &off, &st), PLOG_STATUS_OK);
     assert_int_equal(off, 14);
     plog_client_close(cl);
-    start(f, 0, 1);
+    tc_agents_start(f, 0, 1);
     plog_client *c = client(f, 0);
     struct read_arg a = {c, 14, "y"};
     assert_true(plog_test_wait_until(readable, &a, 5000));
@@ -326,7 +248,8 @@ static int consume_lin(plog_client *c, uint64_t off, plog_rpc_status *st, char *
     req.linearizable = true;
     nng_msg *reply;
     plog_rpc_reply rp;
-    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_CONSUME), &req.base, 0, 0, &reply, &rp, st);
+    int code =
+        plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_CONSUME), &req.base, 0, 0, &reply, &rp, st);
     if (code != PLOG_STATUS_OK)
         return code;
     Log__V1__ConsumeResponse *resp = log__v1__consume_response__unpack(NULL, rp.body_len, rp.body);
@@ -342,7 +265,7 @@ static int consume_lin(plog_client *c, uint64_t off, plog_rpc_status *st, char *
  * acknowledgement finds it (ReadIndex); a follower names the leader instead. */
 static void test_agent_linearizable_consume_reads_through_the_leader(void **state)
 {
-    struct fixture *f = *state;
+    struct tc_agents *f = *state;
     start_three(f);
     plog_client *c0 = client(f, 0), *c1 = client(f, 1);
     plog_rpc_status st;
@@ -365,8 +288,8 @@ static void test_agent_linearizable_consume_reads_through_the_leader(void **stat
 
 static void test_agent_refuses_a_data_dir_of_another_node(void **state)
 {
-    struct fixture *f = *state;
-    start(f, 0, -1);
+    struct tc_agents *f = *state;
+    tc_agents_start(f, 0, -1);
     assert_plog_ok(plog_agent_shutdown(f->a[0]));
     f->a[0] = NULL;
     snprintf(f->data[1], sizeof f->data[1], "%s", f->data[0]);
@@ -378,12 +301,12 @@ static void test_agent_refuses_a_data_dir_of_another_node(void **state)
         .node_name = f->name[1],
         .bind_addr = f->bind[1],
         .rpc_port = f->rpc[1],
-        .server_tls_cert_file = cert(c),
-        .server_tls_key_file = cert(k),
-        .server_tls_ca_file = cert("ca.pem"),
-        .peer_tls_cert_file = cert(c),
-        .peer_tls_key_file = cert(k),
-        .peer_tls_ca_file = cert("ca.pem"),
+        .server_tls_cert_file = tc_cert(c),
+        .server_tls_key_file = tc_cert(k),
+        .server_tls_ca_file = tc_cert("ca.pem"),
+        .peer_tls_cert_file = tc_cert(c),
+        .peer_tls_key_file = tc_cert(k),
+        .peer_tls_ca_file = tc_cert("ca.pem"),
         .acl_policy_file = f->policy,
         .fast = true,
     };
@@ -396,14 +319,18 @@ static void test_agent_refuses_a_data_dir_of_another_node(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_agent_produce_on_leader_is_readable_on_followers_within_3s, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_agent_get_servers_names_every_server_and_the_leader, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_agent_shutdown_is_a_leave_and_the_leader_removes_it, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_agent_leader_shutdown_hands_over_and_restart_catches_up, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_agent_linearizable_consume_reads_through_the_leader, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_of_another_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_produce_on_leader_is_readable_on_followers_within_3s,
+                                        tc_agents_setup, tc_agents_teardown),
+        cmocka_unit_test_setup_teardown(test_agent_get_servers_names_every_server_and_the_leader,
+                                        tc_agents_setup, tc_agents_teardown),
+        cmocka_unit_test_setup_teardown(test_agent_shutdown_is_a_leave_and_the_leader_removes_it,
+                                        tc_agents_setup, tc_agents_teardown),
+        cmocka_unit_test_setup_teardown(test_agent_leader_shutdown_hands_over_and_restart_catches_up,
+                                        tc_agents_setup, tc_agents_teardown),
+        cmocka_unit_test_setup_teardown(test_agent_linearizable_consume_reads_through_the_leader,
+                                        tc_agents_setup, tc_agents_teardown),
+        cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_of_another_node, tc_agents_setup,
+                                        tc_agents_teardown),
     };
     return cmocka_run_group_tests_name("agent", tests, NULL, NULL);
 }

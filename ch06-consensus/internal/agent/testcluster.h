@@ -89,4 +89,28 @@ bool tc_wait_count(struct tc *c, int i, long want, int timeout_ms);
  * count want. */
 void tc_check_same(struct tc *c, long want);
 
+/* Three agents inside the test's own process, for tests that drive the agent
+ * library directly: node1..node3 on free ports, node1 bootstrapping, a policy that
+ * lets root produce and consume and the nodes gossip and consume. */
+#define TC_AGENTS 3
+struct tc_agents {
+    char dir[64], policy[128];
+    char data[TC_AGENTS][128], name[TC_AGENTS][16], bind[TC_AGENTS][32];
+    uint16_t rpc[TC_AGENTS], raft[TC_AGENTS];
+    struct plog_agent *a[TC_AGENTS]; /* NULL until started, or once shut down */
+};
+
+/* tc_agents_setup and tc_agents_teardown are cmocka's setup and teardown: *state is
+ * a new struct tc_agents with none started; teardown shuts down every agent still
+ * running (a failed shutdown fails the test) and removes the directory. */
+int tc_agents_setup(void **state);
+int tc_agents_teardown(void **state);
+
+/* tc_agents_start starts agent i, joining agent join's gossip address; join < 0
+ * bootstraps the Raft cluster with it alone. */
+void tc_agents_start(struct tc_agents *f, int i, int join);
+
+/* tc_cert returns the path of the test certificate file name (tc_certs()). */
+const char *tc_cert(const char *name);
+
 #endif

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "internal/agent/testcluster.h"
+#include "internal/agent/agent.h"
 #include "internal/client/client.h"
 
 #include <signal.h>
@@ -340,4 +341,75 @@ void tc_check_same(struct tc *c, long want)
         tc_records_free(v, n);
     }
     tc_records_free(ref, nref);
+}
+
+const char *tc_cert(const char *name)
+{
+    static char bufs[16][600];
+    static int next;
+    char *b = bufs[next++ % 16];
+    snprintf(b, sizeof bufs[0], "%s/%s", tc_certs(), name);
+    return b;
+}
+
+void tc_agents_start(struct tc_agents *f, int i, int join)
+{
+    char c[64], k[64];
+    snprintf(c, sizeof c, "%s.pem", f->name[i]);
+    snprintf(k, sizeof k, "%s-key.pem", f->name[i]);
+    const char *seeds[1] = {join >= 0 ? f->bind[join] : NULL};
+    plog_agent_config ac = {
+        .data_dir = f->data[i],
+        .node_name = f->name[i],
+        .bind_addr = f->bind[i],
+        .rpc_port = f->rpc[i],
+        .start_join_addrs = seeds,
+        .njoin = join >= 0 ? 1 : 0,
+        .server_tls_cert_file = tc_cert(c),
+        .server_tls_key_file = tc_cert(k),
+        .server_tls_ca_file = tc_cert("ca.pem"),
+        .peer_tls_cert_file = tc_cert(c),
+        .peer_tls_key_file = tc_cert(k),
+        .peer_tls_ca_file = tc_cert("ca.pem"),
+        .acl_model_file = tc_cert("model.conf"),
+        .acl_policy_file = f->policy,
+        .fast = true,
+        .log = {.sync = PLOG_SYNC_INTERVAL},
+        .bootstrap = join < 0,
+        .raft_port = f->raft[i],
+    };
+    char err[512];
+    if (plog_agent_open(&ac, &f->a[i], err, sizeof err) != PLOG_OK)
+        fail_msg("agent %s: %s", f->name[i], err);
+}
+
+int tc_agents_setup(void **state)
+{
+    struct tc_agents *f = calloc(1, sizeof *f);
+    plog_test_tmpdir("agents", f->dir, sizeof f->dir);
+    snprintf(f->policy, sizeof f->policy, "%s/policy.csv", f->dir);
+    FILE *p = fopen(f->policy, "w");
+    assert_non_null(p);
+    fprintf(p, "p, root, *, produce\np, root, *, consume\n");
+    for (int i = 0; i < TC_AGENTS; i++) {
+        snprintf(f->name[i], sizeof f->name[i], "node%d", i + 1);
+        snprintf(f->data[i], sizeof f->data[i], "%s/%s", f->dir, f->name[i]);
+        snprintf(f->bind[i], sizeof f->bind[i], "127.0.0.1:%d", plog_test_free_port());
+        f->rpc[i] = (uint16_t)plog_test_free_port();
+        f->raft[i] = (uint16_t)plog_test_free_port();
+        fprintf(p, "p, %s, *, gossip\np, %s, *, consume\n", f->name[i], f->name[i]);
+    }
+    fclose(p);
+    *state = f;
+    return 0;
+}
+
+int tc_agents_teardown(void **state)
+{
+    struct tc_agents *f = *state;
+    for (int i = TC_AGENTS - 1; i >= 0; i--)
+        assert_plog_ok(plog_agent_shutdown(f->a[i]));
+    plog_test_rmrf(f->dir);
+    free(f);
+    return 0;
 }
