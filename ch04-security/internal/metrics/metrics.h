@@ -60,6 +60,8 @@
       "Offset the next appended record will get (highest offset + 1; 0 when empty).")                    \
     X(PLOG_GAUGE_LOG_SIZE_BYTES, "proglog_log_size_bytes", "gauge", "",                                  \
       "Bytes the log's segments (stores and indexes) hold.")                                             \
+    X(PLOG_GAUGE_LOG_FAILED, "proglog_log_failed", "gauge", "",                                          \
+      "1 once a write or fsync of the log failed: produces are refused until a restart.")               \
     X(PLOG_GAUGE_OPEN_CONNECTIONS, "proglog_open_connections", "gauge", "",                              \
       "Client connections (nng pipes) open now.")                                                        \
     X(PLOG_GAUGE_RESENDS_DROPPED, "proglog_resends_dropped_total", "counter", "",                        \

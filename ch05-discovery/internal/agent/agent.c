@@ -219,6 +219,11 @@ out:
     return rv;
 }
 
+static int64_t gauge_failed(void *arg)
+{
+    return plog_log_failed(((plog_agent *)arg)->log, NULL, 0) ? 1 : 0;
+}
+
 static int64_t gauge_next(void *arg)
 {
     return (int64_t)plog_log_next_offset(((plog_agent *)arg)->log);
@@ -329,6 +334,7 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     }
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_LOG_LOWEST_OFFSET, gauge_lowest, a);
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_LOG_NEXT_OFFSET, gauge_next, a);
+    plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_LOG_FAILED, gauge_failed, a);
     plog_server_config sc = {
         .addr = a->rpc_url,
         .sync = cfg->log.sync,

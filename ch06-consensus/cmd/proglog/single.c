@@ -246,6 +246,11 @@ static int64_t gauge_lowest(void *arg)
     return (int64_t)plog_log_lowest_offset(((struct observe *)arg)->log);
 }
 
+static int64_t gauge_failed(void *arg)
+{
+    return plog_log_failed(((struct observe *)arg)->log, NULL, 0) ? 1 : 0;
+}
+
 static int64_t gauge_next(void *arg)
 {
     return (int64_t)plog_log_next_offset(((struct observe *)arg)->log);
@@ -284,6 +289,7 @@ static int observe_open(struct observe *o, plog_log *log, const char *addr, char
     }
     plog_metrics_gauge_bind(o->metrics, PLOG_GAUGE_LOG_LOWEST_OFFSET, gauge_lowest, o);
     plog_metrics_gauge_bind(o->metrics, PLOG_GAUGE_LOG_NEXT_OFFSET, gauge_next, o);
+    plog_metrics_gauge_bind(o->metrics, PLOG_GAUGE_LOG_FAILED, gauge_failed, o);
     plog_metrics_gauge_bind(o->metrics, PLOG_GAUGE_LOG_SIZE_BYTES, gauge_size, o);
     if (plog_metrics_http_open(o->metrics, addr, why, size, &o->http) != PLOG_OK) {
         plog_metrics_free(o->metrics);

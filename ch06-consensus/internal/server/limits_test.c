@@ -466,6 +466,7 @@ static void test_server_metrics_and_logs_tell_the_truth(void **state)
     assert_int_equal(dropped, 2 - answered);
     assert_int_equal(produced, answered);
     assert_true(internal <= 0);
+    assert_int_equal(metric_value(scrape, "proglog_log_failed"), 0); /* a healthy log */
     free(scrape);
 
     assert_true(tserver_stop(&ts, SIGTERM));
