@@ -300,3 +300,21 @@ int plog_test_capture_teardown(void **state)
     free(*state);
     return 0;
 }
+
+uint64_t plog_test_rand(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+size_t plog_test_rand_bytes(uint64_t *state, uint8_t *buf, size_t max)
+{
+    size_t n = plog_test_rand(state) % 8 == 0 ? 0 : (size_t)(plog_test_rand(state) % (max + 1));
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (uint8_t)plog_test_rand(state);
+    return n;
+}

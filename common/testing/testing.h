@@ -20,6 +20,14 @@
             fail_msg("%s: %s (%d)", #expr, plog_strerror(rv_), rv_);              \
     } while (0)
 
+/* plog_test_rand steps the seeded generator *state (xorshift64*, *state != 0)
+ * and returns its next value: a randomized test replays exactly from its seed. */
+uint64_t plog_test_rand(uint64_t *state);
+
+/* plog_test_rand_bytes fills buf with n random bytes, n random in 0..max (0 an
+ * eighth of the time), and returns n. */
+size_t plog_test_rand_bytes(uint64_t *state, uint8_t *buf, size_t max);
+
 /* plog_test_tmpdir creates a fresh directory /tmp/plog-<tag>-XXXXXX and writes its
  * path into buf (size >= 64). Remove it with plog_test_rmrf(). */
 void plog_test_tmpdir(const char *tag, char *buf, size_t size);

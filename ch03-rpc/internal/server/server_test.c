@@ -17,13 +17,6 @@
 #include "internal/client/stream.h"
 #include "internal/server/testserver.h"
 
-#define assert_status_ok(expr)                                          \
-    do {                                                                \
-        int rv_ = (expr);                                               \
-        if (rv_ != PLOG_STATUS_OK)                                      \
-            fail_msg("%s: %s (%d)", #expr, plog_rpc_status_name(rv_), rv_); \
-    } while (0)
-
 struct fixture {
     struct tserver srv;
     plog_client *c;
@@ -240,44 +233,18 @@ static void test_server_sync_always_batches_concurrent_produces(void **state)
     produce_concurrently(f->c, 8, 100);
 }
 
-struct follower {
-    plog_client *c;
-    uint64_t from;
-    int code;
-    uint64_t off;
-    char value[32];
-    int64_t got_ms;
-};
-
-static void *follow_one(void *arg)
-{
-    struct follower *fl = arg;
-    plog_client_consumer_config cc = {.follow = true, .wait_ms = 10000};
-    plog_client_consumer *it;
-    plog_client_consumer_open(fl->c, fl->from, &cc, &it);
-    const uint8_t *v;
-    size_t len;
-    fl->code = plog_client_consumer_next(it, &v, &len, &fl->off, NULL);
-    fl->got_ms = plog_test_now_ms();
-    if (fl->code == PLOG_STATUS_OK)
-        snprintf(fl->value, sizeof fl->value, "%.*s", (int)len, (const char *)v);
-    plog_client_consumer_close(it);
-    return NULL;
-}
-
 /* A consumer parked at the end gets a new record as soon as it is produced, long
  * before its 10 s wait would end. */
 static void test_server_parked_consumer_receives_new_record_promptly(void **state)
 {
     struct fixture *f = *state;
-    struct follower fl = {.c = f->c, .from = 0, .code = -1};
-    pthread_t th;
-    pthread_create(&th, NULL, follow_one, &fl);
+    struct tserver_follower fl = {.c = f->c, .from = 0, .wait_ms = 10000};
+    tserver_follow_start(&fl);
     plog_test_sleep_ms(300); /* let it park */
     uint64_t off;
     int64_t t0 = plog_test_now_ms();
     assert_status_ok(plog_client_produce(f->c, "wake up", 7, &off, NULL));
-    pthread_join(th, NULL);
+    tserver_follow_join(&fl);
     assert_int_equal(fl.code, PLOG_STATUS_OK);
     assert_int_equal(fl.off, 0);
     assert_string_equal(fl.value, "wake up");
@@ -319,9 +286,8 @@ static void test_server_long_poll_ends_empty_at_wait_without_busy_loop(void **st
 static void test_server_group_commit_acknowledges_and_wakes(void **state)
 {
     struct fixture *f = *state;
-    struct follower fl = {.c = f->c, .from = 3, .code = -1};
-    pthread_t th;
-    pthread_create(&th, NULL, follow_one, &fl);
+    struct tserver_follower fl = {.c = f->c, .from = 3, .wait_ms = 10000};
+    tserver_follow_start(&fl);
     uint64_t off;
     char buf[16];
     for (int i = 0; i < 4; i++) {
@@ -329,7 +295,7 @@ static void test_server_group_commit_acknowledges_and_wakes(void **state)
         assert_status_ok(plog_client_produce(f->c, buf, (size_t)n, &off, NULL));
         assert_int_equal(off, (uint64_t)i);
     }
-    pthread_join(th, NULL);
+    tserver_follow_join(&fl);
     assert_int_equal(fl.code, PLOG_STATUS_OK);
     assert_int_equal(fl.off, 3);
     assert_string_equal(fl.value, "gc-3");
@@ -405,11 +371,10 @@ static int setup_few_workers(void **state)
 static void test_server_parked_polls_leave_contexts_for_produces(void **state)
 {
     struct fixture *f = *state;
-    struct follower fl[4];
-    pthread_t th[4];
+    struct tserver_follower fl[4];
     for (int i = 0; i < 4; i++) {
-        fl[i] = (struct follower){.c = f->c, .from = 0, .code = -1};
-        pthread_create(&th[i], NULL, follow_one, &fl[i]);
+        fl[i] = (struct tserver_follower){.c = f->c, .from = 0, .wait_ms = 10000};
+        tserver_follow_start(&fl[i]);
     }
     plog_test_sleep_ms(300); /* let them park */
     Log__V1__ConsumeResponse *resp = NULL;
@@ -417,7 +382,7 @@ static void test_server_parked_polls_leave_contexts_for_produces(void **state)
     uint64_t off;
     assert_status_ok(plog_client_produce(f->c, "all", 3, &off, NULL));
     for (int i = 0; i < 4; i++) {
-        pthread_join(th[i], NULL);
+        tserver_follow_join(&fl[i]);
         assert_int_equal(fl[i].code, PLOG_STATUS_OK);
         assert_string_equal(fl[i].value, "all");
     }
@@ -428,15 +393,14 @@ static void test_server_parked_polls_leave_contexts_for_produces(void **state)
 static void test_server_shutdown_answers_parked_polls(void **state)
 {
     struct fixture *f = *state;
-    struct follower fl = {.c = f->c, .from = 0, .code = -1};
-    pthread_t th;
-    pthread_create(&th, NULL, follow_one, &fl);
+    struct tserver_follower fl = {.c = f->c, .from = 0, .wait_ms = 10000};
+    tserver_follow_start(&fl);
     plog_test_sleep_ms(300); /* let it park */
     /* Exits within 5 s, though the poll asked to wait 10 s. */
     assert_true(plog_test_kill(&f->srv.proc, SIGTERM, 5000));
     f->srv.running = false;
     assert_true(WIFEXITED(f->srv.proc.status) && WEXITSTATUS(f->srv.proc.status) == 0);
-    pthread_join(th, NULL);
+    tserver_follow_join(&fl);
     /* Following, the client polled again and found no server. */
     assert_int_equal(fl.code, PLOG_STATUS_UNAVAILABLE);
 }

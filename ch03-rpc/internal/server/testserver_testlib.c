@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include "internal/client/stream.h"
 #include "internal/server/testserver.h"
 
 void tserver_start(struct tserver *s)
@@ -73,4 +74,35 @@ long tserver_cpu_ticks(const struct tserver *s)
         sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime) != 2)
         return -1;
     return utime + stime;
+}
+
+static void *follow_main(void *arg)
+{
+    struct tserver_follower *fl = arg;
+    plog_client_consumer_config cc = {.follow = true, .wait_ms = fl->wait_ms};
+    plog_client_consumer *it;
+    const uint8_t *v;
+    size_t len;
+    int code = plog_client_consumer_open(fl->c, fl->from, &cc, &it);
+    if (code == PLOG_STATUS_OK) {
+        code = plog_client_consumer_next(it, &v, &len, &fl->off, NULL);
+        fl->got_ms = plog_test_now_ms();
+        if (code == PLOG_STATUS_OK)
+            snprintf(fl->value, sizeof fl->value, "%.*s", (int)len, (const char *)v);
+        plog_client_consumer_close(it);
+    }
+    fl->code = code;
+    return NULL;
+}
+
+void tserver_follow_start(struct tserver_follower *fl)
+{
+    fl->code = -1;
+    if (pthread_create(&fl->th, NULL, follow_main, fl) != 0)
+        fail_msg("follower: pthread_create failed");
+}
+
+void tserver_follow_join(struct tserver_follower *fl)
+{
+    pthread_join(fl->th, NULL);
 }

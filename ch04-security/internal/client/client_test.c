@@ -18,13 +18,6 @@
 #include "internal/client/stream.h"
 #include "internal/server/testserver.h"
 
-#define assert_status_ok(expr)                                          \
-    do {                                                                \
-        int rv_ = (expr);                                               \
-        if (rv_ != PLOG_STATUS_OK)                                      \
-            fail_msg("%s: %s (%d)", #expr, plog_rpc_status_name(rv_), rv_); \
-    } while (0)
-
 /* next_offset reads to the end of the log and returns the offset after it. */
 static uint64_t next_offset(plog_client *c)
 {

@@ -20,13 +20,6 @@
 #include "internal/client/stream.h"
 #include "internal/server/testserver.h"
 
-#define assert_status_ok(expr)                                              \
-    do {                                                                    \
-        int rv_ = (expr);                                                   \
-        if (rv_ != PLOG_STATUS_OK)                                          \
-            fail_msg("%s: %s (%d)", #expr, plog_rpc_status_name(rv_), rv_); \
-    } while (0)
-
 struct fixture {
     struct tserver srv;
     char level_file[128];
@@ -88,28 +81,6 @@ static void hup(struct fixture *f, const char *expect)
     }
 }
 
-struct follower {
-    plog_client *c;
-    int code;
-    uint64_t off;
-    char value[32];
-};
-
-static void *follow_one(void *arg)
-{
-    struct follower *fl = arg;
-    plog_client_consumer_config cc = {.follow = true, .wait_ms = 20000};
-    plog_client_consumer *it;
-    plog_client_consumer_open(fl->c, 1, &cc, &it);
-    const uint8_t *v;
-    size_t len;
-    fl->code = plog_client_consumer_next(it, &v, &len, &fl->off, NULL);
-    if (fl->code == PLOG_STATUS_OK)
-        snprintf(fl->value, sizeof fl->value, "%.*s", (int)len, (const char *)v);
-    plog_client_consumer_close(it);
-    return NULL;
-}
-
 /* A consumer parked in a long poll and an open connection both live through
  * SIGHUP: the parked poll is answered by the next produce, on the same connection. */
 static void test_reload_keeps_connections_and_parked_consumers(void **state)
@@ -118,14 +89,13 @@ static void test_reload_keeps_connections_and_parked_consumers(void **state)
     uint64_t off;
     assert_status_ok(plog_client_produce(f->c, "before", 6, &off, NULL));
     assert_int_equal(off, 0);
-    struct follower fl = {.c = f->c, .code = -1};
-    pthread_t th;
-    pthread_create(&th, NULL, follow_one, &fl);
+    struct tserver_follower fl = {.c = f->c, .from = 1, .wait_ms = 20000};
+    tserver_follow_start(&fl);
     plog_test_sleep_ms(300); /* let it park */
     hup(f, "msg=reloaded log_level=info was=info");
     assert_status_ok(plog_client_produce(f->c, "after", 5, &off, NULL));
     assert_int_equal(off, 1);
-    pthread_join(th, NULL);
+    tserver_follow_join(&fl);
     assert_int_equal(fl.code, PLOG_STATUS_OK);
     assert_int_equal(fl.off, 1);
     assert_string_equal(fl.value, "after");
@@ -286,16 +256,15 @@ static void test_reload_policy_change_applies_to_new_requests(void **state)
     plog_rpc_status st;
     assert_int_equal(plog_client_produce(nobody, "no", 2, &off, &st), PLOG_STATUS_PERMISSION_DENIED);
     assert_status_ok(plog_client_produce(f->c, "root", 4, &off, NULL));
-    struct follower fl = {.c = f->c, .code = -1};
-    pthread_t th;
-    pthread_create(&th, NULL, follow_one, &fl);
+    struct tserver_follower fl = {.c = f->c, .from = 1, .wait_ms = 20000};
+    tserver_follow_start(&fl);
     plog_test_sleep_ms(300); /* let it park */
 
     write_file(f->policy, "p, nobody, *, produce\np, root, *, consume\n");
     hup(f, "msg=reloaded log_level=info was=info acl=reloaded acl_rules=2 tls=reloaded");
     assert_status_ok(plog_client_produce(nobody, "yes", 3, &off, NULL));
     assert_int_equal(off, 1);
-    pthread_join(th, NULL);
+    tserver_follow_join(&fl);
     assert_int_equal(fl.code, PLOG_STATUS_OK);
     assert_int_equal(fl.off, 1);
     assert_string_equal(fl.value, "yes");

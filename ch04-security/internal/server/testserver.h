@@ -12,6 +12,7 @@
 #ifndef PLOG_TESTSERVER_H
 #define PLOG_TESTSERVER_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,15 @@ struct tserver {
     bool tls;           /* mutual TLS + ACL instead of plain tcp:// */
     const char *policy; /* with tls: the ACL policy file (NULL: the book's) */
 };
+
+/* assert_status_ok fails the test unless expr is PLOG_STATUS_OK, naming the
+ * status (internal/rpc/status.h). */
+#define assert_status_ok(expr)                                              \
+    do {                                                                    \
+        int rv_ = (expr);                                                   \
+        if (rv_ != PLOG_STATUS_OK)                                          \
+            fail_msg("%s: %s (%d)", #expr, plog_rpc_status_name(rv_), rv_); \
+    } while (0)
 
 /* tserver_certs makes the test certificates (once per process) into
  * $PLOG_BUILD/certs and returns that directory. */
@@ -66,5 +76,22 @@ void tserver_fini(struct tserver *s);
 
 /* tserver_cpu_ticks returns the server's user+system CPU time in clock ticks. */
 long tserver_cpu_ticks(const struct tserver *s);
+
+/* A consumer on a thread of its own that follows c from offset from and takes
+ * one record: code is its status, off/value/got_ms what it got and when. */
+struct tserver_follower {
+    struct plog_client *c; /* borrowed */
+    uint64_t from;
+    uint32_t wait_ms; /* the long poll's wait */
+    pthread_t th;
+    int code; /* -1 until the follower is done */
+    uint64_t off;
+    int64_t got_ms;
+    char value[32];
+};
+
+/* tserver_follow_start starts fl's thread; tserver_follow_join waits for it. */
+void tserver_follow_start(struct tserver_follower *fl);
+void tserver_follow_join(struct tserver_follower *fl);
 
 #endif

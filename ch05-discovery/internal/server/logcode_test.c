@@ -27,25 +27,12 @@
 
 static uint64_t rng = SEED;
 
-static uint64_t next_u64(void)
-{
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return rng * 0x2545f4914f6cdd1dull;
-}
-
 /* The value of record i: random bytes of a random length (empty an eighth of the
  * time), regenerated from i so that nothing needs keeping. */
 static size_t value_of(uint64_t i, uint8_t *buf, size_t max)
 {
-    uint64_t save = rng;
-    rng = SEED ^ (i * 0x9e3779b97f4a7c15ull) ^ 1;
-    size_t n = next_u64() % 8 == 0 ? 0 : (size_t)(next_u64() % (max + 1));
-    for (size_t k = 0; k < n; k++)
-        buf[k] = (uint8_t)next_u64();
-    rng = save;
-    return n;
+    uint64_t state = SEED ^ (i * 0x9e3779b97f4a7c15ull) ^ 1;
+    return plog_test_rand_bytes(&state, buf, max);
 }
 
 static void assert_is_protobuf_c_record(const uint8_t *got, size_t glen, const uint8_t *value, size_t vlen,
@@ -80,7 +67,7 @@ static void pin(uint64_t initial)
         Log__V1__Record rec = LOG__V1__RECORD__INIT;
         rec.value.len = value_of(i, value, sizeof value);
         rec.value.data = value;
-        rec.offset = next_u64(); /* the log sets it: a random one must not leak */
+        rec.offset = plog_test_rand(&rng); /* the log sets it: a random one must not leak */
         uint64_t off;
         assert_plog_ok(plog_log_append(log, &rec, &off));
         assert_true(off == initial + i);
@@ -96,7 +83,7 @@ static void pin(uint64_t initial)
     }
     for (uint64_t at = initial; at < initial + RECORDS;) {
         plog_log_batch b = {0};
-        size_t max_n = 1 + (size_t)(next_u64() % 500);
+        size_t max_n = 1 + (size_t)(plog_test_rand(&rng) % 500);
         assert_plog_ok(plog_log_read_batch(log, at, max_n, 1 << 20, &b));
         assert_true(b.n > 0);
         for (size_t k = 0; k < b.n; k++) {

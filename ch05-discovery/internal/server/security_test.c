@@ -20,13 +20,6 @@
 #include "internal/client/stream.h"
 #include "internal/server/testserver.h"
 
-#define assert_status_ok(expr)                                          \
-    do {                                                                \
-        int rv_ = (expr);                                               \
-        if (rv_ != PLOG_STATUS_OK)                                      \
-            fail_msg("%s: %s (%d)", #expr, plog_rpc_status_name(rv_), rv_); \
-    } while (0)
-
 struct fixture {
     struct tserver srv;
     char dir[64]; /* for custom policies */

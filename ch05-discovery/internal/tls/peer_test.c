@@ -41,17 +41,12 @@ static void test_peer_identity_of_plain_tcp_pipe_is_absent(void **state)
 static void test_peer_certificate_with_two_cns_has_no_identity(void **state)
 {
     (void)state;
-    struct tt_server srv;
-    nng_socket c;
-    tt_server_start_files(&srv, "tls+tcp", "server.pem", "server-key.pem");
-    nng_tls_config *cfg = tt_client_config("twocn-client.pem", "twocn-client-key.pem", "ca.pem", NULL);
-    assert_nng_ok(tt_client_dial(srv.url, cfg, &c));
-    char *reply = tt_echo(c, "who");
+    struct tt_session s;
+    tt_session_open(&s, tt_client_config("twocn-client.pem", "twocn-client-key.pem", "ca.pem", NULL));
+    char *reply = tt_echo(s.c, "who");
     assert_string_equal(reply, "who|-|-");
     free(reply);
-    nng_close(c);
-    nng_tls_config_free(cfg);
-    tt_server_stop(&srv);
+    tt_session_close(&s);
 }
 
 static void test_peer_identity_copies_cn_and_checks_buffer_size(void **state)
@@ -116,7 +111,7 @@ static void test_peer_identity_is_known_when_add_pre_returns(void **state)
     nng_socket c;
     tt_server_start_files(&srv, "tls+tcp", "server.pem", "server-key.pem");
     assert_nng_ok(nng_pipe_notify(srv.sock, NNG_PIPE_EV_ADD_PRE, checking_cb, NULL));
-    nng_tls_config *cfg = tt_client_config("root-client.pem", "root-client-key.pem", "ca.pem", NULL);
+    nng_tls_config *cfg = tt_root_config(NULL);
     for (int i = 0; i < 5; i++) {
         assert_nng_ok(tt_client_dial(srv.url, cfg, &c));
         char *reply = tt_echo(c, "x");

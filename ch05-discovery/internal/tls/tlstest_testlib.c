@@ -127,6 +127,25 @@ nng_tls_config *tt_client_config(const char *cert, const char *key, const char *
     return cfg;
 }
 
+nng_tls_config *tt_root_config(const char *server_name)
+{
+    return tt_client_config("root-client.pem", "root-client-key.pem", "ca.pem", server_name);
+}
+
+void tt_session_open(struct tt_session *s, nng_tls_config *cfg)
+{
+    s->cfg = cfg;
+    tt_server_start_files(&s->srv, "tls+tcp", "server.pem", "server-key.pem");
+    assert_nng_ok(tt_client_dial(s->srv.url, cfg, &s->c));
+}
+
+void tt_session_close(struct tt_session *s)
+{
+    nng_close(s->c);
+    nng_tls_config_free(s->cfg);
+    tt_server_stop(&s->srv);
+}
+
 int tt_client_dial(const char *url, nng_tls_config *cfg, nng_socket *sp)
 {
     nng_socket s;

@@ -21,47 +21,29 @@
 #include "internal/err/err.h"
 #include "internal/rpc/envelope.h"
 #include "internal/rpc/wire.h"
+#include "testing/testing.h"
 
 #define SEED 0x9e3779b97f4a7c15ull
 #define ROUNDS 2000
 
 static uint64_t rng = SEED;
 
-static uint64_t next_u64(void)
-{
-    /* xorshift64* */
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return rng * 0x2545f4914f6cdd1dull;
-}
-
 /* rand_u64 returns 0 a quarter of the time (proto3 omits it), else a value of a
  * random bit length, so every varint size comes up. */
 static uint64_t rand_u64(void)
 {
-    if (next_u64() % 4 == 0)
+    if (plog_test_rand(&rng) % 4 == 0)
         return 0;
-    unsigned bits = 1 + (unsigned)(next_u64() % 64);
-    uint64_t v = next_u64();
+    unsigned bits = 1 + (unsigned)(plog_test_rand(&rng) % 64);
+    uint64_t v = plog_test_rand(&rng);
     return bits == 64 ? v : v & ((1ull << bits) - 1);
-}
-
-/* rand_bytes fills buf with n random bytes, n random in 0..max (0 an eighth of the
- * time), and returns n. */
-static size_t rand_bytes(uint8_t *buf, size_t max)
-{
-    size_t n = next_u64() % 8 == 0 ? 0 : (size_t)(next_u64() % (max + 1));
-    for (size_t i = 0; i < n; i++)
-        buf[i] = (uint8_t)next_u64();
-    return n;
 }
 
 static size_t rand_text(char *buf, size_t max)
 {
-    size_t n = next_u64() % 4 == 0 ? 0 : (size_t)(next_u64() % max);
+    size_t n = plog_test_rand(&rng) % 4 == 0 ? 0 : (size_t)(plog_test_rand(&rng) % max);
     for (size_t i = 0; i < n; i++)
-        buf[i] = (char)(' ' + next_u64() % 95);
+        buf[i] = (char)(' ' + plog_test_rand(&rng) % 95);
     buf[n] = '\0';
     return n;
 }
@@ -88,7 +70,7 @@ static void test_record_decoder_reads_protobuf_c_records(void **state)
     uint8_t value[300];
     for (int r = 0; r < ROUNDS; r++) {
         Log__V1__Record rec = LOG__V1__RECORD__INIT;
-        rec.value.len = rand_bytes(value, sizeof value);
+        rec.value.len = plog_test_rand_bytes(&rng, value, sizeof value);
         rec.value.data = value;
         rec.offset = rand_u64();
         size_t len;
@@ -114,8 +96,8 @@ static void test_request_hand_encoded_reads_back_with_protobuf_c(void **state)
         body.max_records = (uint32_t)rand_u64();
         body.max_bytes = (uint32_t)rand_u64();
         body.wait_ms = (uint32_t)rand_u64();
-        const char *method = methods[next_u64() % 5];
-        uint64_t deadline = rand_u64(), client_id = next_u64(), seq = rand_u64();
+        const char *method = methods[plog_test_rand(&rng) % 5];
+        uint64_t deadline = rand_u64(), client_id = plog_test_rand(&rng), seq = rand_u64();
         nng_msg *m;
         assert_int_equal(plog_rpc_request_msg(method, &body.base, deadline, client_id, seq, &m), PLOG_OK);
 
@@ -144,7 +126,7 @@ static void test_request_decoder_reads_protobuf_c_requests(void **state)
         if (rand_text(method, sizeof method) == 0)
             strcpy(method, "m"); /* a Request without a method is refused */
         rq.method = method;
-        rq.body.len = rand_bytes(body, sizeof body);
+        rq.body.len = plog_test_rand_bytes(&rng, body, sizeof body);
         rq.body.data = body;
         rq.deadline_unix_ms = rand_u64();
         rq.client_id = rand_u64();
@@ -170,11 +152,11 @@ static void test_reply_hand_encoded_reads_back_with_protobuf_c(void **state)
     nng_msg *m;
     assert_int_equal(nng_msg_alloc(&m, 0), 0);
     for (int r = 0; r < ROUNDS; r++) {
-        int code = (int)(next_u64() % 17);
+        int code = (int)(plog_test_rand(&rng) % 17);
         size_t blen = 0;
         message[0] = '\0';
         if (code == 0)
-            blen = rand_bytes(body, sizeof body);
+            blen = plog_test_rand_bytes(&rng, body, sizeof body);
         else
             rand_text(message, sizeof message);
         assert_int_equal(plog_rpc_reply_begin(m, code, message, blen), PLOG_OK);
@@ -197,10 +179,10 @@ static void test_reply_decoder_reads_protobuf_c_replies(void **state)
     char message[100];
     for (int r = 0; r < ROUNDS; r++) {
         Log__V1__Reply rp = LOG__V1__REPLY__INIT;
-        rp.code = (Log__V1__Code)(next_u64() % 17);
+        rp.code = (Log__V1__Code)(plog_test_rand(&rng) % 17);
         rand_text(message, sizeof message);
         rp.message = message;
-        rp.body.len = rand_bytes(body, sizeof body);
+        rp.body.len = plog_test_rand_bytes(&rng, body, sizeof body);
         rp.body.data = body;
         size_t len;
         uint8_t *buf = pack(&rp.base, &len);
@@ -237,14 +219,14 @@ static void test_consume_responses_are_protobuf_c_byte_for_byte(void **state)
     enum { MAXN = 20 };
     static uint8_t values[MAXN][120];
     for (int r = 0; r < ROUNDS; r++) {
-        size_t n = (size_t)(next_u64() % (MAXN + 1));
+        size_t n = (size_t)(plog_test_rand(&rng) % (MAXN + 1));
         Log__V1__Record recs[MAXN], *recp[MAXN];
         const uint8_t *enc[MAXN];
         size_t lens[MAXN];
         uint64_t base = rand_u64();
         for (size_t i = 0; i < n; i++) {
             log__v1__record__init(&recs[i]);
-            recs[i].value.len = rand_bytes(values[i], sizeof values[i]);
+            recs[i].value.len = plog_test_rand_bytes(&rng, values[i], sizeof values[i]);
             recs[i].value.data = values[i];
             recs[i].offset = base + i;
             recp[i] = &recs[i];
@@ -254,9 +236,9 @@ static void test_consume_responses_are_protobuf_c_byte_for_byte(void **state)
         Log__V1__ConsumeResponse cr = LOG__V1__CONSUME_RESPONSE__INIT;
         cr.n_records = n;
         cr.records = recp;
-        cr.next_offset = next_u64() % 8 == 0 ? 0 : base + n;
-        cr.lowest_offset = next_u64() % 4 == 0 ? 0 : rand_u64();
-        cr.end_offset = next_u64() % 8 == 0 ? 0 : rand_u64();
+        cr.next_offset = plog_test_rand(&rng) % 8 == 0 ? 0 : base + n;
+        cr.lowest_offset = plog_test_rand(&rng) % 4 == 0 ? 0 : rand_u64();
+        cr.end_offset = plog_test_rand(&rng) % 8 == 0 ? 0 : rand_u64();
         size_t size = plog_rpc_wire_consume_batch_size(lens, n, cr.next_offset, cr.lowest_offset, cr.end_offset);
         uint8_t *got = malloc(size + 1);
         assert_ptr_equal(

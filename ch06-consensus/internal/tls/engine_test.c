@@ -88,63 +88,49 @@ static void test_tls_url_host_strips_scheme_port_and_brackets(void **state)
 static void test_tls_mutual_echo_negotiates_tls13_and_names_the_client(void **state)
 {
     (void)state;
-    struct tt_server srv;
-    nng_socket c;
-    tt_server_start_files(&srv, "tls+tcp", "server.pem", "server-key.pem");
-    nng_tls_config *cfg = tt_client_config("root-client.pem", "root-client-key.pem", "ca.pem", NULL);
-    assert_nng_ok(tt_client_dial(srv.url, cfg, &c));
+    struct tt_session s;
+    tt_session_open(&s, tt_root_config(NULL));
 
-    char *reply = tt_echo(c, "hello");
+    char *reply = tt_echo(s.c, "hello");
     assert_string_equal(reply, "hello|root|TLSv1.3");
     free(reply);
 
     /* The client verified the server too: its pipe says so. */
     nng_msg *msg;
     assert_nng_ok(nng_msg_alloc(&msg, 0));
-    assert_nng_ok(nng_sendmsg(c, msg, 0));
-    assert_nng_ok(nng_recvmsg(c, &msg, 0));
+    assert_nng_ok(nng_sendmsg(s.c, msg, 0));
+    assert_nng_ok(nng_recvmsg(s.c, &msg, 0));
     bool verified = false;
     assert_nng_ok(nng_pipe_get_bool(nng_msg_get_pipe(msg), NNG_OPT_TLS_VERIFIED, &verified));
     assert_true(verified);
     nng_msg_free(msg);
 
-    nng_close(c);
-    nng_tls_config_free(cfg);
-    tt_server_stop(&srv);
+    tt_session_close(&s);
 }
 
 static void test_tls_server_name_may_be_a_dns_name(void **state)
 {
     (void)state;
-    struct tt_server srv;
-    nng_socket c;
-    tt_server_start_files(&srv, "tls+tcp", "server.pem", "server-key.pem");
-    nng_tls_config *cfg = tt_client_config("root-client.pem", "root-client-key.pem", "ca.pem", "localhost");
-    assert_nng_ok(tt_client_dial(srv.url, cfg, &c));
-    char *reply = tt_echo(c, "sni");
+    struct tt_session s;
+    tt_session_open(&s, tt_root_config("localhost"));
+    char *reply = tt_echo(s.c, "sni");
     assert_string_equal(reply, "sni|root|TLSv1.3");
     free(reply);
-    nng_close(c);
-    nng_tls_config_free(cfg);
-    tt_server_stop(&srv);
+    tt_session_close(&s);
 }
 
 static void test_tls_client_limited_to_tls12_still_connects(void **state)
 {
     (void)state;
-    struct tt_server srv;
-    nng_socket c;
-    tt_server_start_files(&srv, "tls+tcp", "server.pem", "server-key.pem");
-    nng_tls_config *cfg = tt_client_config("root-client.pem", "root-client-key.pem", "ca.pem", NULL);
+    nng_tls_config *cfg = tt_root_config(NULL);
     assert_nng_ok(nng_tls_config_version(cfg, NNG_TLS_1_2, NNG_TLS_1_2));
     assert_int_equal(nng_tls_config_version(cfg, NNG_TLS_1_0, NNG_TLS_1_1), NNG_ENOTSUP);
-    assert_nng_ok(tt_client_dial(srv.url, cfg, &c));
-    char *reply = tt_echo(c, "old");
+    struct tt_session s;
+    tt_session_open(&s, cfg);
+    char *reply = tt_echo(s.c, "old");
     assert_string_equal(reply, "old|root|TLSv1.2");
     free(reply);
-    nng_close(c);
-    nng_tls_config_free(cfg);
-    tt_server_stop(&srv);
+    tt_session_close(&s);
 }
 
 /* Messages far larger than a TLS record and than nng's 16 KiB buffers: partial
@@ -152,11 +138,8 @@ static void test_tls_client_limited_to_tls12_still_connects(void **state)
 static void test_tls_large_messages_arrive_intact(void **state)
 {
     (void)state;
-    struct tt_server srv;
-    nng_socket c;
-    tt_server_start_files(&srv, "tls+tcp", "server.pem", "server-key.pem");
-    nng_tls_config *cfg = tt_client_config("root-client.pem", "root-client-key.pem", "ca.pem", NULL);
-    assert_nng_ok(tt_client_dial(srv.url, cfg, &c));
+    struct tt_session s;
+    tt_session_open(&s, tt_root_config(NULL));
 
     /* Around the largest message gathered into one record (engine.c CO_MAX: 8-byte
      * length, 4-byte REQ header and body <= 16384; the reply adds 13 bytes) too. */
@@ -167,10 +150,10 @@ static void test_tls_large_messages_arrive_intact(void **state)
         uint8_t *buf = malloc(n);
         for (size_t i = 0; i < n; i++)
             buf[i] = (uint8_t)(i * 31 + k);
-        assert_nng_ok(nng_send(c, buf, n, 0));
+        assert_nng_ok(nng_send(s.c, buf, n, 0));
         char *reply = NULL;
         size_t len = 0;
-        assert_nng_ok(nng_recv(c, &reply, &len, NNG_FLAG_ALLOC));
+        assert_nng_ok(nng_recv(s.c, &reply, &len, NNG_FLAG_ALLOC));
         const char *tail = "|root|TLSv1.3";
         assert_int_equal(len, n + strlen(tail));
         assert_memory_equal(reply, buf, n);
@@ -178,9 +161,7 @@ static void test_tls_large_messages_arrive_intact(void **state)
         nng_free(reply, len);
         free(buf);
     }
-    nng_close(c);
-    nng_tls_config_free(cfg);
-    tt_server_stop(&srv);
+    tt_session_close(&s);
 }
 
 /* One SP message of 100 bytes is one TLS write (one record, one TCP write), not
@@ -188,12 +169,9 @@ static void test_tls_large_messages_arrive_intact(void **state)
 static void test_tls_small_message_is_one_record(void **state)
 {
     (void)state;
-    struct tt_server srv;
-    nng_socket c;
-    tt_server_start_files(&srv, "tls+tcp", "server.pem", "server-key.pem");
-    nng_tls_config *cfg = tt_client_config("root-client.pem", "root-client-key.pem", "ca.pem", NULL);
-    assert_nng_ok(tt_client_dial(srv.url, cfg, &c));
-    char *reply = tt_echo(c, "warm-up"); /* the handshake and both SP headers are done */
+    struct tt_session s;
+    tt_session_open(&s, tt_root_config(NULL));
+    char *reply = tt_echo(s.c, "warm-up"); /* the handshake and both SP headers are done */
     free(reply);
 
     char body[101];
@@ -203,7 +181,7 @@ static void test_tls_small_message_is_one_record(void **state)
     plog_tls_stats before, after;
     plog_tls_stats_get(&before);
     for (int i = 0; i < N; i++) {
-        reply = tt_echo(c, body);
+        reply = tt_echo(s.c, body);
         assert_int_equal(strlen(reply), 100 + strlen("|root|TLSv1.3"));
         free(reply);
     }
@@ -214,9 +192,7 @@ static void test_tls_small_message_is_one_record(void **state)
     /* (a write is counted just after its bytes left: the last may not be yet) */
     assert_true(writes >= 2 * N - 2);
     assert_true(writes <= 2 * N + 2);
-    nng_close(c);
-    nng_tls_config_free(cfg);
-    tt_server_stop(&srv);
+    tt_session_close(&s);
 }
 
 /* Many requests in flight on one connection, of sizes that are gathered and
@@ -285,15 +261,12 @@ static void *mix_main(void *arg)
 static void test_tls_interleaved_messages_of_mixed_sizes_arrive_intact(void **state)
 {
     (void)state;
-    struct tt_server srv;
-    nng_socket c;
-    tt_server_start_files(&srv, "tls+tcp", "server.pem", "server-key.pem");
-    nng_tls_config *cfg = tt_client_config("root-client.pem", "root-client-key.pem", "ca.pem", NULL);
-    assert_nng_ok(tt_client_dial(srv.url, cfg, &c));
+    struct tt_session s;
+    tt_session_open(&s, tt_root_config(NULL));
     struct mix m[MIX_THREADS];
     pthread_t th[MIX_THREADS];
     for (int i = 0; i < MIX_THREADS; i++) {
-        m[i] = (struct mix){.sock = c, .id = i};
+        m[i] = (struct mix){.sock = s.c, .id = i};
         assert_int_equal(pthread_create(&th[i], NULL, mix_main, &m[i]), 0);
     }
     int bad = 0;
@@ -302,10 +275,8 @@ static void test_tls_interleaved_messages_of_mixed_sizes_arrive_intact(void **st
         bad += m[i].bad;
     }
     assert_int_equal(bad, 0);
-    assert_int_equal(atomic_load(&srv.served), MIX_THREADS * MIX_ROUNDS);
-    nng_close(c);
-    nng_tls_config_free(cfg);
-    tt_server_stop(&srv);
+    assert_int_equal(atomic_load(&s.srv.served), MIX_THREADS * MIX_ROUNDS);
+    tt_session_close(&s);
 }
 
 /* A TLS byte stream that is not an SP connection (nng_stream, as HTTPS or a
@@ -328,7 +299,7 @@ static void stream_pair_open(struct stream_pair *p)
     if (plog_tls_config_server(tt_path("server.pem"), tt_path("server-key.pem"), tt_path("ca.pem"), &p->scfg,
                                err, sizeof err) != PLOG_OK)
         fail_msg("server config: %s", err);
-    p->ccfg = tt_client_config("root-client.pem", "root-client-key.pem", "ca.pem", NULL);
+    p->ccfg = tt_root_config(NULL);
     assert_nng_ok(nng_stream_listener_alloc(&p->l, url));
     assert_nng_ok(nng_stream_listener_set_ptr(p->l, NNG_OPT_TLS_CONFIG, p->scfg));
     assert_nng_ok(nng_stream_listener_listen(p->l));
@@ -458,7 +429,7 @@ static void refused(struct tt_server *srv, const char *cert, const char *key, co
     assert_int_equal(atomic_load(&srv->served), 0);
 
     /* The server is unharmed. */
-    cfg = tt_client_config("root-client.pem", "root-client-key.pem", "ca.pem", NULL);
+    cfg = tt_root_config(NULL);
     assert_nng_ok(tt_client_dial(srv->url, cfg, &c));
     char *reply = tt_echo(c, "after");
     assert_string_equal(reply, "after|root|TLSv1.3");
@@ -513,7 +484,7 @@ static void test_tls_client_refuses_server_with_wrong_ip(void **state)
     tt_server_start_files(srv, "tls+tcp", "wrong-name-server.pem", "wrong-name-server-key.pem");
     nng_socket c;
     char err[PLOG_TLS_ERRMSG_SIZE];
-    nng_tls_config *cfg = tt_client_config("root-client.pem", "root-client-key.pem", "ca.pem", NULL);
+    nng_tls_config *cfg = tt_root_config(NULL);
     alarm(REFUSAL_DEADLINE_S);
     int rv = tt_client_dial(srv->url, cfg, &c);
     alarm(0);
@@ -522,7 +493,7 @@ static void test_tls_client_refuses_server_with_wrong_ip(void **state)
     assert_non_null(strstr(err, "IP address mismatch"));
     nng_tls_config_free(cfg);
 
-    cfg = tt_client_config("root-client.pem", "root-client-key.pem", "ca.pem", "localhost");
+    cfg = tt_root_config("localhost");
     alarm(REFUSAL_DEADLINE_S);
     rv = tt_client_dial(srv->url, cfg, &c);
     alarm(0);
@@ -565,7 +536,7 @@ static void test_tls_client_gets_no_service_from_plain_tcp_listener(void **state
     tt_url("tcp", url, sizeof url);
     tt_server_start(&srv, url, NULL);
     snprintf(url, sizeof url, "tls+tcp://%s", strstr(srv.url, "://") + 3);
-    nng_tls_config *cfg = tt_client_config("root-client.pem", "root-client-key.pem", "ca.pem", NULL);
+    nng_tls_config *cfg = tt_root_config(NULL);
     alarm(REFUSAL_DEADLINE_S);
     int rv = tt_client_dial(url, cfg, &c);
     alarm(0);

@@ -81,6 +81,24 @@ nng_tls_config *tt_client_config(const char *cert, const char *key, const char *
  * NULL for tcp://). Returns nng's result; on failure the socket is closed. */
 int tt_client_dial(const char *url, nng_tls_config *cfg, nng_socket *sp);
 
+/* tt_root_config: tt_client_config for the root client certificate. */
+nng_tls_config *tt_root_config(const char *server_name);
+
+/* A session: the echo server on tls+tcp with server.pem, and a REQ socket c
+ * dialed to it. */
+struct tt_session {
+    struct tt_server srv;
+    nng_tls_config *cfg; /* the client's, owned by the session */
+    nng_socket c;
+};
+
+/* tt_session_open starts the server and dials it with cfg (the session takes
+ * it); fails the test if the dial fails. */
+void tt_session_open(struct tt_session *s, nng_tls_config *cfg);
+
+/* tt_session_close closes the client, frees its config and stops the server. */
+void tt_session_close(struct tt_session *s);
+
 /* tt_echo sends body and returns the reply as a malloc'd string. */
 char *tt_echo(nng_socket s, const char *body);
 
