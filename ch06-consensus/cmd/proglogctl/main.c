@@ -387,6 +387,28 @@ static int cmd_offsets(plog_client *c, int argc)
     return EXIT_OK;
 }
 
+/* call sends req to method and unpacks the reply as a desc message (the
+ * caller frees it with protobuf_c_message_free_unpacked). On failure it says
+ * why on stderr, sets *rc to the exit status and returns NULL. */
+static ProtobufCMessage *call(plog_client *c, plog_rpc_method method, const ProtobufCMessage *req,
+                              const ProtobufCMessageDescriptor *desc, int *rc)
+{
+    nng_msg *reply;
+    plog_rpc_reply rp;
+    plog_rpc_status st;
+    if (plog_client_call(c, plog_rpc_method_name(method), req, 0, 0, &reply, &rp, &st) != PLOG_STATUS_OK) {
+        *rc = fail(&st);
+        return NULL;
+    }
+    ProtobufCMessage *resp = protobuf_c_message_unpack(desc, NULL, rp.body_len, rp.body);
+    nng_msg_free(reply);
+    if (resp == NULL) {
+        fprintf(stderr, "proglogctl: malformed %s\n", desc->short_name);
+        *rc = EXIT_FAIL;
+    }
+    return resp;
+}
+
 static int cmd_members(plog_client *c, int argc)
 {
     if (argc != 1) {
@@ -394,18 +416,11 @@ static int cmd_members(plog_client *c, int argc)
         return EXIT_USAGE;
     }
     Log__V1__GetMembersRequest req = LOG__V1__GET_MEMBERS_REQUEST__INIT;
-    nng_msg *reply;
-    plog_rpc_reply rp;
-    plog_rpc_status st;
-    if (plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_GET_MEMBERS), &req.base, 0, 0, &reply, &rp, &st) !=
-        PLOG_STATUS_OK)
-        return fail(&st);
-    Log__V1__GetMembersResponse *resp = log__v1__get_members_response__unpack(NULL, rp.body_len, rp.body);
-    nng_msg_free(reply);
-    if (resp == NULL) {
-        fprintf(stderr, "proglogctl: malformed GetMembersResponse\n");
-        return EXIT_FAIL;
-    }
+    int rc;
+    Log__V1__GetMembersResponse *resp = (Log__V1__GetMembersResponse *)call(
+        c, PLOG_METHOD_GET_MEMBERS, &req.base, &log__v1__get_members_response__descriptor, &rc);
+    if (resp == NULL)
+        return rc;
     printf("%-20s %-8s %-12s %s\n", "NAME", "STATUS", "INCARNATION", "TAGS");
     for (size_t i = 0; i < resp->n_members; i++) {
         const Log__V1__Member *m = resp->members[i];
@@ -429,18 +444,11 @@ static int cmd_servers(plog_client *c, int argc)
         return EXIT_USAGE;
     }
     Log__V1__GetServersRequest req = LOG__V1__GET_SERVERS_REQUEST__INIT;
-    nng_msg *reply;
-    plog_rpc_reply rp;
-    plog_rpc_status st;
-    if (plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_GET_SERVERS), &req.base, 0, 0, &reply, &rp, &st) !=
-        PLOG_STATUS_OK)
-        return fail(&st);
-    Log__V1__GetServersResponse *resp = log__v1__get_servers_response__unpack(NULL, rp.body_len, rp.body);
-    nng_msg_free(reply);
-    if (resp == NULL) {
-        fprintf(stderr, "proglogctl: malformed GetServersResponse\n");
-        return EXIT_FAIL;
-    }
+    int rc;
+    Log__V1__GetServersResponse *resp = (Log__V1__GetServersResponse *)call(
+        c, PLOG_METHOD_GET_SERVERS, &req.base, &log__v1__get_servers_response__descriptor, &rc);
+    if (resp == NULL)
+        return rc;
     printf("%-20s %-24s %-8s %s\n", "ID", "RPC_ADDR", "LEADER", "ROLE");
     for (size_t i = 0; i < resp->n_servers; i++) {
         const Log__V1__Server *s = resp->servers[i];
