@@ -54,6 +54,18 @@ static const char *in_dir(struct tc *c, const char *name, char *buf, size_t size
     return buf;
 }
 
+/* start_one starts a one-node cluster whose node is given flag PATH, a file in the
+ * cluster's directory (name; its path goes to path, size bytes) holding text. */
+static void start_one(struct tc *c, const char *flag, const char *name, const char *text, char *path,
+                      size_t size)
+{
+    tc_init(c, 1);
+    put(in_dir(c, name, path, size), text);
+    c->node[0].extra[0] = flag;
+    c->node[0].extra[1] = path;
+    tc_start(c, 0, -1);
+}
+
 /* reload_lines counts the lines a reload writes, and points *last at the last. */
 static int reload_lines(const char *out, const char **last)
 {
@@ -199,12 +211,8 @@ static void test_agent_sighup_bad_policy_keeps_the_old_one(void **state)
 static void test_agent_sighup_reloads_the_log_level_file(void **state)
 {
     struct tc *c = *state;
-    tc_init(c, 1);
     char level[200];
-    put(in_dir(c, "level", level, sizeof level), "info\n");
-    c->node[0].extra[0] = "--log-level-file";
-    c->node[0].extra[1] = level;
-    tc_start(c, 0, -1);
+    start_one(c, "--log-level-file", "level", "info\n", level, sizeof level);
     put(level, " warn \n");
     free(hup(c, 0, "log_level=warn was=info acl=reloaded"));
     put(level, "loud\n");
@@ -314,12 +322,9 @@ static int ctl_produce(struct tc *c, int i, const char *value, char **out)
 static void test_agent_max_connections_refuses_the_next_connection(void **state)
 {
     struct tc *c = *state;
-    tc_init(c, 1);
     char yaml[200];
-    put(in_dir(c, "limits.yaml", yaml, sizeof yaml), "max-connections: 2\nhandshake-timeout-ms: 3000\n");
-    c->node[0].extra[0] = "--config-file";
-    c->node[0].extra[1] = yaml;
-    tc_start(c, 0, -1);
+    start_one(c, "--config-file", "limits.yaml", "max-connections: 2\nhandshake-timeout-ms: 3000\n", yaml,
+              sizeof yaml);
     plog_client *one = tc_client(c, 0), *two = tc_client(c, 0);
     plog_rpc_status rs;
     assert_int_equal(produce(one, "one", &rs), PLOG_STATUS_OK);

@@ -3,8 +3,10 @@
  * Flags are the book's, and --config-file FILE (YAML, internal/config/file.h)
  * gives the same keys; a flag on the command line overrides the file's value.
  * Runs until SIGINT or SIGTERM, then leaves the cluster gracefully and stops
- * (internal/agent/agent.h). Logs to stderr, one key=value event per line.
- * Exit status: 0 clean shutdown, 1 could not start, 2 usage.
+ * (internal/agent/agent.h). SIGHUP reloads the ACL, the RPC server's certificate
+ * and the log level (plog_agent_reload, reload.h), as single.c does. Logs to
+ * stderr, one key=value event per line. Exit status: 0 clean shutdown, 1 could
+ * not start, 2 usage.
  *
  * With --addr URL (or --insecure-allow-plaintext) it is the previous chapter's
  * server instead, one node alone (single.c). */
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cmd/proglog/reload.h"
 #include "internal/agent/agent.h"
 #include "internal/config/file.h"
 #include "internal/config/flag.h"
@@ -50,6 +53,16 @@
     X(MAX_INDEX_BYTES, "max-index-bytes", "N", "segment index size before rolling (default 10 MiB)")       \
     X(METRICS_ADDR, "metrics-addr", "HOST:PORT", "serve Prometheus metrics at http://HOST:PORT/metrics")   \
     X(LOG_LEVEL, "log-level", "LEVEL", "debug | info | warn | error (default info)")                       \
+    X(LOG_LEVEL_FILE, "log-level-file", "FILE",                                                            \
+      "the level, one word: read at start (it wins) and on SIGHUP")                                        \
+    X(MAX_PARKED_PER_CLIENT, "max-parked-per-client", "N",                                                 \
+      "ConsumeStream polls one client may park (default 32)")                                              \
+    X(MAX_INFLIGHT_BYTES, "max-inflight-bytes", "N",                                                       \
+      "memory for decoded requests in flight (default 256 MiB)")                                           \
+    X(MAX_CONNECTIONS, "max-connections", "N",                                                             \
+      "RPC TLS connections at once, handshaking ones too (default 4096)")                                  \
+    X(HANDSHAKE_TIMEOUT_MS, "handshake-timeout-ms", "N",                                                   \
+      "an RPC TLS handshake must finish within it (default 5000)")                                         \
     X(BOOTSTRAP, "bootstrap", "[true|false]", "start a new cluster with this node as its only voter")     \
     X(RAFT_PORT, "raft-port", "N", "Raft port on the bind host (default: RPC port + 2)")                   \
     X(SNAPSHOT_ENTRIES, "snapshot-entries", "N",                                                           \
@@ -73,7 +86,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: proglog [options]\n"
                "Runs one node of the proglog cluster: the log, its mutual-TLS RPC server,\n"
                "gossip membership (SWIM) and replication from every other node.\n\n");
-#define X(id, name, arg, help) fprintf(f, "  --%-22s %s\n", name " " arg, help);
+#define X(id, name, arg, help) fprintf(f, "  --%-24s %s\n", name " " arg, help);
     FLAGS(X)
 #undef X
     fprintf(f, "  --help, --version\n\n"
@@ -82,6 +95,8 @@ static void usage(FILE *f)
                "Every flag may also be a key of the --config-file (e.g. \"rpc-port: 8400\";\n"
                "start-join-addrs as a list or \"a,b\"). The ACL policy must let every node's CN\n"
                "\"gossip\" and \"consume\" (replication), e.g. \"p, node1, *, gossip\".\n"
+               "SIGHUP reloads the ACL policy and model, the RPC server's certificate, key and\n"
+               "CA (for new connections) and --log-level-file; peer certificates need a restart.\n"
                "Exit status: 0 clean shutdown (SIGINT/SIGTERM), 1 failure, 2 usage.\n");
 }
 
@@ -132,6 +147,12 @@ static int u64_of(const char *what, const char *s, uint64_t max, uint64_t *v)
         return -1;
     }
     return 0;
+}
+
+/* u64_flag parses flag id, when given, into *v (else leaves it). */
+static int u64_flag(const char *const *val, int id, uint64_t max, uint64_t *v)
+{
+    return val[id] == NULL ? 0 : u64_of(flag_names[id], val[id], max, v);
 }
 
 /* single.c: the single-server mode of the previous chapter. */
@@ -261,6 +282,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "proglog: --log-level: want debug, info, warn or error: %s\n", val[F_LOG_LEVEL]);
         goto out;
     }
+    char why[PLOG_AUTH_ERRMSG_SIZE];
+    if (val[F_LOG_LEVEL_FILE] != NULL &&
+        reload_read_level(val[F_LOG_LEVEL_FILE], &level, why, sizeof why) != 0) {
+        fprintf(stderr, "proglog: --log-level-file %s\n", why);
+        goto out;
+    }
+    uint64_t lim[4] = {0}; /* the server's limits; 0: its defaults */
+    if (u64_flag(val, F_MAX_PARKED_PER_CLIENT, UINT32_MAX, &lim[0]) != 0 ||
+        u64_flag(val, F_MAX_INFLIGHT_BYTES, SIZE_MAX, &lim[1]) != 0 ||
+        u64_flag(val, F_MAX_CONNECTIONS, UINT32_MAX, &lim[2]) != 0 ||
+        u64_flag(val, F_HANDSHAKE_TIMEOUT_MS, UINT32_MAX, &lim[3]) != 0)
+        goto out;
+    ac.max_parked_per_client = (unsigned)lim[0];
+    ac.max_inflight_bytes = (size_t)lim[1];
+    ac.max_connections = (unsigned)lim[2];
+    ac.handshake_timeout_ms = (uint32_t)lim[3];
     static const int required[] = {F_SERVER_TLS_CERT_FILE, F_SERVER_TLS_KEY_FILE, F_SERVER_TLS_CA_FILE,
                                    F_PEER_TLS_CERT_FILE,   F_PEER_TLS_KEY_FILE,   F_PEER_TLS_CA_FILE,
                                    F_ACL_POLICY_FILE};
@@ -284,14 +321,8 @@ int main(int argc, char **argv)
         ac.start_join_addrs = addrs;
     }
 
-    /* Block the signals before any thread exists, so every thread inherits the
-     * mask and only sigwait below sees them. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    reload_block_signals(&set); /* before any thread exists */
 
     status = 1;
     plog_logger *lg = NULL;
@@ -317,7 +348,18 @@ int main(int argc, char **argv)
                     ac.metrics_addr != NULL ? ac.metrics_addr : "off", "version", VERSION, NULL);
 
     int sig = 0;
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+        plog_agent_reload_result r;
+        plog_agent_reload(agent, &r);
+        struct reload_security rs = {.policy_file = val[F_ACL_POLICY_FILE],
+                                     .cert_file = val[F_SERVER_TLS_CERT_FILE],
+                                     .acl = r.acl,
+                                     .tls = r.tls,
+                                     .acl_err = r.acl_err,
+                                     .tls_err = r.tls_err,
+                                     .acl_rules = r.acl_rules};
+        reload_finish(lg, val[F_LOG_LEVEL_FILE], &rs);
+    }
     plog_logger_log(lg, PLOG_LOGGER_INFO, "leaving", "node", ac.node_name, "signal",
                     sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
     int rv = plog_agent_shutdown(agent);

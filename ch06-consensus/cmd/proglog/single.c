@@ -31,6 +31,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "cmd/proglog/reload.h"
 #include "internal/auth/authorizer.h"
 #include "internal/config/flag.h"
 #include "internal/err/err.h"
@@ -87,33 +88,6 @@ static void usage(FILE *f)
                "Signals: SIGINT/SIGTERM stop; SIGHUP reloads the ACL policy and model, the\n"
                "server certificate, key and CA (for new connections) and --log-level-file.\n"
                "Exit status: 0 clean shutdown (SIGINT/SIGTERM), 1 failure, 2 usage.\n");
-}
-
-/* read_level reads the one word of a level file (blanks and a newline around it
- * are fine). 0, or -1 with why (size bytes) naming the file and the reason. */
-static int read_level(const char *path, plog_logger_level *out, char *why, size_t size)
-{
-    char buf[64] = "";
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        snprintf(why, size, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    int bad = ferror(f) ? errno : 0;
-    fclose(f);
-    if (bad != 0) {
-        snprintf(why, size, "%s: %s", path, strerror(bad));
-        return -1;
-    }
-    buf[n] = '\0';
-    char *w = buf + strspn(buf, " \t\r\n");
-    w[strcspn(w, " \t\r\n")] = '\0';
-    if (plog_logger_parse_level(w, out) != PLOG_OK) {
-        snprintf(why, size, "%s: want debug, info, warn or error, got \"%.20s\"", path, w);
-        return -1;
-    }
-    return 0;
 }
 
 /* check_security enforces the flag rules of the header comment; 0 when they hold. */
@@ -186,40 +160,18 @@ struct reload {
 
 /* reload_all runs on SIGHUP, in main's thread. Each part is all or nothing: the
  * ACL swaps its rules whole (plog_auth_reload), the TLS config its OpenSSL context
- * (plog_tls_config_server_reload), the logger its level. The summary line is written
- * under whichever of the old and new levels shows it, so lowering the level to warn
- * still leaves a trace of the change that did it. */
+ * (plog_tls_config_server_reload); reload.c does the level and the lines. */
 static void reload_all(const struct reload *r)
 {
-    char why[PLOG_AUTH_ERRMSG_SIZE], rules[24] = "0";
-    const char *acl = "off", *tls = "off";
+    char acl_err[PLOG_AUTH_ERRMSG_SIZE], tls_err[PLOG_AUTH_ERRMSG_SIZE];
+    struct reload_security rs = {
+        .policy_file = r->policy, .cert_file = r->cert, .acl_err = acl_err, .tls_err = tls_err};
     if (r->sec != NULL) {
-        acl = "reloaded";
-        if (plog_auth_reload(r->sec->acl, r->model, r->policy, why, sizeof why) != PLOG_OK) {
-            acl = "kept";
-            plog_logger_log(r->lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old ACL", "file", r->policy,
-                            "err", why, NULL);
-        }
-        snprintf(rules, sizeof rules, "%zu", plog_auth_rules(r->sec->acl));
-        tls = "reloaded";
-        if (plog_tls_config_server_reload(r->sec->tls, r->cert, r->key, r->ca, why, sizeof why) != PLOG_OK) {
-            tls = "kept";
-            plog_logger_log(r->lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old certificates", "file",
-                            r->cert, "err", why, NULL);
-        }
+        rs.acl = plog_auth_reload(r->sec->acl, r->model, r->policy, acl_err, sizeof acl_err);
+        rs.acl_rules = plog_auth_rules(r->sec->acl);
+        rs.tls = plog_tls_config_server_reload(r->sec->tls, r->cert, r->key, r->ca, tls_err, sizeof tls_err);
     }
-    plog_logger_level old = plog_logger_get_level(r->lg), level = old;
-    if (r->level_file != NULL && read_level(r->level_file, &level, why, sizeof why) != 0)
-        plog_logger_log(r->lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old log level", "file",
-                        r->level_file, "err", why, "log_level", plog_logger_level_name(old), NULL);
-    for (int pass = 0; pass < 2; pass++) {
-        /* pass 0 before the change (when it raises the level), pass 1 after */
-        if (pass == 1)
-            plog_logger_set_level(r->lg, level);
-        if ((pass == 0) == (level > old))
-            plog_logger_log(r->lg, PLOG_LOGGER_INFO, "reloaded", "log_level", plog_logger_level_name(level),
-                            "was", plog_logger_level_name(old), "acl", acl, "acl_rules", rules, "tls", tls, NULL);
-    }
+    reload_finish(r->lg, r->level_file, r->sec != NULL ? &rs : NULL);
 }
 
 static void security_close(struct security *sec)
@@ -459,20 +411,13 @@ int single_main(int argc, char **argv)
     if (check_security(addr, cert, key, ca, model, policy, plaintext) != 0)
         return 2;
     char why[PLOG_AUTH_ERRMSG_SIZE] = "";
-    if (level_file != NULL && read_level(level_file, &level, why, sizeof why) != 0) {
+    if (level_file != NULL && reload_read_level(level_file, &level, why, sizeof why) != 0) {
         fprintf(stderr, "proglog: --log-level-file %s\n", why);
         return 2;
     }
 
-    /* Block the signals before any thread exists, so every thread inherits the
-     * mask and only sigwait below sees them. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    reload_block_signals(&set); /* before any thread exists */
 
     plog_logger *lg;
     if (plog_logger_new(STDERR_FILENO, level, &lg) != PLOG_OK) {

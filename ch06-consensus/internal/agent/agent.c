@@ -33,6 +33,7 @@ struct plog_agent {
     char data_dir[PATH_SIZE], log_dir[PATH_SIZE + 8], name[NAME_SIZE], bind[ADDR_SIZE];
     char server_cert[PATH_SIZE], server_key[PATH_SIZE], server_ca[PATH_SIZE];
     char peer_cert[PATH_SIZE], peer_key[PATH_SIZE], peer_ca[PATH_SIZE];
+    char acl_model[PATH_SIZE], acl_policy[PATH_SIZE]; /* read again by plog_agent_reload */
     char rpc_url[ADDR_SIZE + 16], rpc_hostport[ADDR_SIZE], raft_hostport[ADDR_SIZE];
 
     plog_distributed *dist;
@@ -361,6 +362,8 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     copy(a->peer_cert, sizeof a->peer_cert, cfg->peer_tls_cert_file);
     copy(a->peer_key, sizeof a->peer_key, cfg->peer_tls_key_file);
     copy(a->peer_ca, sizeof a->peer_ca, cfg->peer_tls_ca_file);
+    copy(a->acl_model, sizeof a->acl_model, cfg->acl_model_file);
+    copy(a->acl_policy, sizeof a->acl_policy, cfg->acl_policy_file);
     /* The RPC server listens on the bind host at the RPC port (Go: RPCAddr). */
     size_t hlen = (size_t)(strrchr(a->bind, ':') - a->bind);
     snprintf(a->rpc_hostport, sizeof a->rpc_hostport, "%.*s:%u", (int)hlen, a->bind, (unsigned)cfg->rpc_port);
@@ -415,6 +418,10 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
         .log_requests = cfg->log_requests,
         .members = get_members,
         .members_arg = a,
+        .max_parked_per_client = cfg->max_parked_per_client,
+        .max_inflight_bytes = cfg->max_inflight_bytes,
+        .max_connections = cfg->max_connections,
+        .handshake_timeout_ms = cfg->handshake_timeout_ms,
         .servers = get_servers,
         .propose = propose,
         .leader = leader,
@@ -479,6 +486,16 @@ plog_discovery *plog_agent_discovery(plog_agent *a)
 plog_distributed *plog_agent_distributed(plog_agent *a)
 {
     return a->dist;
+}
+
+void plog_agent_reload(plog_agent *a, plog_agent_reload_result *out)
+{
+    /* One plog_auth serves the server and the transports: one reload covers all. */
+    const char *model = a->acl_model[0] != '\0' ? a->acl_model : NULL;
+    out->acl = plog_auth_reload(a->acl, model, a->acl_policy, out->acl_err, sizeof out->acl_err);
+    out->acl_rules = plog_auth_rules(a->acl);
+    out->tls = plog_tls_config_server_reload(a->server_tls, a->server_cert, a->server_key, a->server_ca,
+                                             out->tls_err, sizeof out->tls_err);
 }
 
 /* stop undoes plog_agent_open in reverse, leaving first when leave. */

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "internal/auth/authorizer.h"
 #include "internal/discovery/discovery.h"
 #include "internal/log/config.h"
 #include "internal/log/log.h"
@@ -48,6 +49,11 @@ typedef struct plog_agent_config {
     const char *metrics_addr;    /* NULL: no metrics endpoint */
     plog_logger *logger;         /* borrowed; NULL: the agent logs nothing */
     bool log_requests;           /* one line per RPC on logger (internal/metrics/reqlog.h) */
+    /* The RPC server's limits (plog_server_config's; 0: the server's default). */
+    unsigned max_parked_per_client;
+    size_t max_inflight_bytes;
+    unsigned max_connections;
+    uint32_t handshake_timeout_ms;
     /* ch06: Raft. */
     bool bootstrap;               /* start a new cluster with this node as its only voter */
     uint16_t raft_port;           /* Raft listens on the bind host at this port; 0: rpc_port + 2 */
@@ -67,6 +73,26 @@ const char *plog_agent_rpc_addr(const plog_agent *a);
 plog_log *plog_agent_log(plog_agent *a);
 plog_discovery *plog_agent_discovery(plog_agent *a);
 plog_distributed *plog_agent_distributed(plog_agent *a);
+
+/* What plog_agent_reload did. Each part is all or nothing: PLOG_OK, or the old
+ * state stays in force and *_err says which file and why. */
+typedef struct plog_agent_reload_result {
+    int acl;          /* the ACL policy (and model) */
+    size_t acl_rules; /* rules in force after it */
+    char acl_err[PLOG_AUTH_ERRMSG_SIZE];
+    int tls; /* the RPC server's certificate, key and CA */
+    char tls_err[PLOG_AUTH_ERRMSG_SIZE];
+} plog_agent_reload_result;
+
+/* plog_agent_reload reads the ACL files and the RPC server's TLS files again (on
+ * SIGHUP). The new rules decide every check that starts after it: the RPC
+ * server's, on connections already open too, and the "gossip" checks of the
+ * membership and Raft transports, which share the one ACL. The new certificate
+ * and CA serve the connections accepted from then on; open ones keep theirs. The
+ * peer certificate files are not reloaded (the transports' listeners keep the one
+ * they started with): replacing them takes a restart. From one thread at a time,
+ * not during plog_agent_shutdown. */
+void plog_agent_reload(plog_agent *a, plog_agent_reload_result *out);
 
 /* plog_agent_shutdown leaves the cluster gracefully, stops replication and the
  * server, closes the log and frees a. Returns the log's close result. NULL: PLOG_OK. */

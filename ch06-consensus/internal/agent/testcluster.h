@@ -26,6 +26,7 @@ struct tc_node {
     bool running;
     const char *peer;          /* certificate base name for the peer identity ("" = own node cert) */
     const char *name_override; /* --node-name other than name (NULL: name) */
+    const char *extra[8];      /* more arguments, up to a NULL; a flag given again overrides */
 };
 
 struct tc {

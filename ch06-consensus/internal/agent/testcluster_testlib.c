@@ -122,6 +122,8 @@ void tc_start(struct tc *c, int i, int join)
     } else {
         argv[n++] = "--bootstrap";
     }
+    for (int k = 0; k < 8 && nd->extra[k] != NULL; k++)
+        argv[n++] = (char *)nd->extra[k];
     argv[n] = NULL;
     if (nd->proc.out[0] != '\0')
         unlink(nd->proc.out);

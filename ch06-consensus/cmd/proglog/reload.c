@@ -1,0 +1,74 @@
+/* reload.c - the log level file and the lines a SIGHUP writes (see reload.h). */
+#include "cmd/proglog/reload.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal/err/err.h"
+
+void reload_block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int reload_read_level(const char *path, plog_logger_level *out, char *why, size_t size)
+{
+    char buf[64] = "";
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(why, size, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    int bad = ferror(f) ? errno : 0;
+    fclose(f);
+    if (bad != 0) {
+        snprintf(why, size, "%s: %s", path, strerror(bad));
+        return -1;
+    }
+    buf[n] = '\0';
+    char *w = buf + strspn(buf, " \t\r\n");
+    w[strcspn(w, " \t\r\n")] = '\0';
+    if (plog_logger_parse_level(w, out) != PLOG_OK) {
+        snprintf(why, size, "%s: want debug, info, warn or error, got \"%.20s\"", path, w);
+        return -1;
+    }
+    return 0;
+}
+
+void reload_finish(plog_logger *lg, const char *level_file, const struct reload_security *sec)
+{
+    char why[512], rules[24] = "0";
+    const char *acl = "off", *tls = "off";
+    if (sec != NULL) {
+        acl = sec->acl == PLOG_OK ? "reloaded" : "kept";
+        if (sec->acl != PLOG_OK)
+            plog_logger_log(lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old ACL", "file",
+                            sec->policy_file, "err", sec->acl_err, NULL);
+        snprintf(rules, sizeof rules, "%zu", sec->acl_rules);
+        tls = sec->tls == PLOG_OK ? "reloaded" : "kept";
+        if (sec->tls != PLOG_OK)
+            plog_logger_log(lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old certificates", "file",
+                            sec->cert_file, "err", sec->tls_err, NULL);
+    }
+    plog_logger_level old = plog_logger_get_level(lg), level = old;
+    if (level_file != NULL && reload_read_level(level_file, &level, why, sizeof why) != 0)
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old log level", "file", level_file,
+                        "err", why, "log_level", plog_logger_level_name(old), NULL);
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 0 before the change (when it raises the level), pass 1 after */
+        if (pass == 1)
+            plog_logger_set_level(lg, level);
+        if ((pass == 0) == (level > old))
+            plog_logger_log(lg, PLOG_LOGGER_INFO, "reloaded", "log_level", plog_logger_level_name(level),
+                            "was", plog_logger_level_name(old), "acl", acl, "acl_rules", rules, "tls", tls,
+                            NULL);
+    }
+}

@@ -1,0 +1,45 @@
+/* reload.h - the signals of both of proglog's modes, the agent (main.c) and the
+ * lone server (single.c): SIGINT and SIGTERM stop, SIGHUP reloads. What a reload
+ * does here: the log level from --log-level-file, an error line for each part that
+ * kept its old state, and one summary line:
+ *
+ *   level=info msg=reloaded log_level=warn was=info acl=reloaded acl_rules=4 tls=kept
+ *
+ * acl and tls are "reloaded", "kept" (the file did not load; the old one stays in
+ * force) or "off" (plain text: nothing to reload). The ACL and certificates
+ * themselves are reloaded by the caller (plog_agent_reload, or single.c directly),
+ * which hands the outcome here. */
+#ifndef PLOG_CMD_PROGLOG_RELOAD_H
+#define PLOG_CMD_PROGLOG_RELOAD_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include "internal/logger/logger.h"
+
+/* reload_block_signals blocks SIGINT, SIGTERM (stop) and SIGHUP (reload) and puts
+ * them in *set for sigwait, and ignores SIGPIPE. Call it before any thread exists:
+ * every thread inherits the mask, so only the sigwait loop sees the three. */
+void reload_block_signals(sigset_t *set);
+
+/* What reloading the ACL and the server certificates did, for reload_finish. */
+struct reload_security {
+    const char *policy_file, *cert_file; /* named in the error lines */
+    int acl, tls;                        /* PLOG_OK: reloaded; else kept, and why: */
+    const char *acl_err, *tls_err;
+    size_t acl_rules; /* rules in force now */
+};
+
+/* reload_read_level reads the one word of a level file (blanks and a newline around
+ * it are fine) into *out. 0, or -1 with why (size bytes) naming the file and the
+ * reason. */
+int reload_read_level(const char *path, plog_logger_level *out, char *why, size_t size);
+
+/* reload_finish logs an error line for each part of sec that was kept (sec NULL:
+ * plain text, acl=off tls=off), reloads lg's level from level_file (NULL: the level
+ * stays; a bad file keeps it, with an error line), and writes the summary line under
+ * whichever of the old and new levels shows it, so that lowering the level to warn
+ * still leaves a trace of the change that did it. */
+void reload_finish(plog_logger *lg, const char *level_file, const struct reload_security *sec);
+
+#endif
