@@ -115,8 +115,10 @@ void tc_start(struct tc *c, int i, int join)
         argv[n++] = "--start-join-addrs";
         argv[n++] = s[8];
     }
-    for (int k = 0; k < 8 && nd->extra[k] != NULL; k++)
+    for (int k = 0; k < 8 && nd->extra[k] != NULL; k++) {
+        assert_true(n + 1 < (int)(sizeof argv / sizeof argv[0]));
         argv[n++] = (char *)nd->extra[k];
+    }
     argv[n] = NULL;
     if (nd->proc.out[0] != '\0')
         unlink(nd->proc.out);

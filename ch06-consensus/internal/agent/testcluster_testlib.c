@@ -122,8 +122,10 @@ void tc_start(struct tc *c, int i, int join)
     } else {
         argv[n++] = "--bootstrap";
     }
-    for (int k = 0; k < 8 && nd->extra[k] != NULL; k++)
+    for (int k = 0; k < 8 && nd->extra[k] != NULL; k++) {
+        assert_true(n + 1 < (int)(sizeof argv / sizeof argv[0]));
         argv[n++] = (char *)nd->extra[k];
+    }
     argv[n] = NULL;
     if (nd->proc.out[0] != '\0')
         unlink(nd->proc.out);
