@@ -353,6 +353,25 @@ static void test_agent_max_connections_refuses_the_next_connection(void **state)
     plog_client_close(one);
 }
 
+/* A client without a certificate is refused at the handshake, and the node says so
+ * in a warning naming the remote address: a refused client never becomes a
+ * connection, so that line is its only trace. */
+static void test_agent_logs_a_refused_handshake(void **state)
+{
+    struct tc *c = *state;
+    char level[200];
+    start_one(c, "--log-level-file", "level", "info\n", level, sizeof level);
+    char cmd[1024], *out = NULL;
+    snprintf(cmd, sizeof cmd, "openssl s_client -connect 127.0.0.1:%d -CAfile '%s/ca.pem' </dev/null >/dev/null 2>&1",
+             c->node[0].rport, tc_certs());
+    plog_test_sh(cmd, 15000, &out);
+    free(out);
+    if (!plog_test_wait_output(&c->node[0].proc, "msg=tls_handshake_failed remote=127.0.0.1:", 10000)) {
+        out = plog_test_output(&c->node[0].proc);
+        fail_msg("no tls_handshake_failed line: %s", out);
+    }
+}
+
 /* The new flags are listed, and a bad value is a usage error before anything
  * starts. */
 static void test_agent_operator_flags_are_listed_and_checked(void **state)
@@ -399,6 +418,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_agent_max_connections_refuses_the_next_connection, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_agent_logs_a_refused_handshake, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_operator_flags_are_listed_and_checked, setup, teardown),
     };
     return cmocka_run_group_tests_name("operate", tests, NULL, NULL);

@@ -340,6 +340,12 @@ static int check_config(const plog_agent_config *c, char *err, size_t errsize)
     return PLOG_OK;
 }
 
+/* on_tls_failure logs a refused handshake on the RPC port (as single-server mode). */
+static void on_tls_failure(void *arg, const char *remote, const char *reason)
+{
+    plog_logger_log(arg, PLOG_LOGGER_WARN, "tls_handshake_failed", "remote", remote, "err", reason, NULL);
+}
+
 int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, size_t errsize)
 {
     int rv = check_config(cfg, err, errsize);
@@ -401,6 +407,9 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     if ((rv = plog_tls_config_server(a->server_cert, a->server_key, a->server_ca, &a->server_tls, err, errsize)) !=
         PLOG_OK)
         goto fail;
+    /* A refused client never becomes a connection: this line is its only trace. */
+    if (cfg->logger != NULL)
+        plog_tls_config_on_failure(a->server_tls, on_tls_failure, cfg->logger);
     if ((rv = plog_server_metrics_new(&a->metrics)) != PLOG_OK) {
         plog_errf(err, errsize, "out of memory");
         goto fail;
@@ -519,8 +528,12 @@ static int stop(plog_agent *a, bool leave)
     plog_server_close(srv);
     plog_distributed_close(a->dist);
     int rv = PLOG_OK;
-    if (a->server_tls != NULL)
+    if (a->server_tls != NULL) {
+        /* The listener is gone; a connection in its last moments may still report
+         * a failure, so the hook goes before the logger it writes to. */
+        plog_tls_config_on_failure(a->server_tls, NULL, NULL);
         nng_tls_config_free(a->server_tls);
+    }
     plog_auth_free(a->acl);
     plog_metrics_free(a->metrics);
     pthread_mutex_destroy(&a->mu);
