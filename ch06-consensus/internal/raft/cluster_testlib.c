@@ -84,6 +84,7 @@ typedef struct node {
     plog_raft *r;
     plog_raft_config cfg;
     uint64_t deadline, disk_free;
+    unsigned hs_pending; /* writes of hard state or a snapshot not completed yet */
     /* storage: what survives a crash */
     plog_raft_hard_state hs;
     bool has_snap;
@@ -453,6 +454,30 @@ static const char *ev_name(int t)
     return t >= 0 && t <= PLOG_RAFT_EV_TRANSFER ? names[t] : "?";
 }
 
+/* send_msgs puts o's messages on the network (and takes them from o) */
+static void send_msgs(plog_sim *s, op *o)
+{
+    for (size_t i = 0; i < o->n_msgs; i++) {
+        plog_raft_msg *m = o->msgs[i];
+        o->msgs[i] = NULL;
+        if (m->to > s->n_total || s->cut[m->from][m->to] || rnd(s) % 100 < s->drop_pct) {
+            free(m);
+            continue;
+        }
+        if (rnd(s) % 100 < s->dup_pct) {
+            delivery *d2 = xmalloc(sizeof *d2);
+            d2->to = m->to;
+            d2->m = msg_clone(m);
+            heap_push(s, s->now + rnd_between(s, s->o.delay_min_ms, s->o.delay_max_ms), EV_MSG, d2);
+        }
+        delivery *d = xmalloc(sizeof *d);
+        d->to = m->to;
+        d->m = m;
+        heap_push(s, s->now + rnd_between(s, s->o.delay_min_ms, s->o.delay_max_ms), EV_MSG, d);
+    }
+    o->n_msgs = 0;
+}
+
 static int node_step(plog_sim *s, node *nd, const plog_raft_event *ev)
 {
     s->digest = (s->digest ^ (s->now * 1000003 + nd->id * 31 + ev->type)) * 1099511628211ULL;
@@ -588,6 +613,13 @@ static int node_step(plog_sim *s, node *nd, const plog_raft_event *ev)
     nd->role = after.role;
     nd->term = after.term;
     nd->lead_last = after.last;
+    /* thesis §10.2.1, as raft.h allows: a leader's messages go before its entries are
+     * written, once every earlier hard state is; its write completes later (and a
+     * crash before then loses it) */
+    if ((up.flags & PLOG_RAFT_UPD_SEND_EARLY) && nd->hs_pending == 0)
+        send_msgs(s, o);
+    if (o->has_hs || o->has_snap)
+        nd->hs_pending++;
     schedule_op(s, nd, o);
     return rv;
 }
@@ -692,9 +724,10 @@ static void complete_op(plog_sim *s, op *o)
     if (o->has_hs)
         nd->hs = o->hs;
     if (o->n_ents) {
-        /* Log Matching, on every entry once it is stored: what a crash loses before
-         * then was never seen by anyone (messages wait for the write), and a server
-         * may write different entries there after restarting */
+        /* Log Matching, on every entry once it is stored: a follower's entries lost
+         * in a crash before then were never acknowledged (its messages wait for the
+         * write), and it may write different entries there after restarting; a
+         * leader's were sent early, but it never leads their term again */
         uint64_t prev = stored_term(nd, o->ents[0].index - 1);
         for (size_t i = 0; i < o->n_ents; i++) {
             const stored *e = &o->ents[i];
@@ -705,25 +738,10 @@ static void complete_op(plog_sim *s, op *o)
         }
         store_entries(nd, o);
     }
+    if (o->has_hs || o->has_snap)
+        nd->hs_pending--;
     /* 2. send */
-    for (size_t i = 0; i < o->n_msgs; i++) {
-        plog_raft_msg *m = o->msgs[i];
-        o->msgs[i] = NULL;
-        if (m->to > s->n_total || s->cut[m->from][m->to] || rnd(s) % 100 < s->drop_pct) {
-            free(m);
-            continue;
-        }
-        if (rnd(s) % 100 < s->dup_pct) {
-            delivery *d2 = xmalloc(sizeof *d2);
-            d2->to = m->to;
-            d2->m = msg_clone(m);
-            heap_push(s, s->now + rnd_between(s, s->o.delay_min_ms, s->o.delay_max_ms), EV_MSG, d2);
-        }
-        delivery *d = xmalloc(sizeof *d);
-        d->to = m->to;
-        d->m = m;
-        heap_push(s, s->now + rnd_between(s, s->o.delay_min_ms, s->o.delay_max_ms), EV_MSG, d);
-    }
+    send_msgs(s, o);
     /* 3. apply */
     if (o->snap_install)
         sm_restore(s, nd, o->snap.data, o->snap.len);
@@ -1105,6 +1123,7 @@ void plog_sim_crash(plog_sim *s, uint64_t id)
     nd->r = NULL;
     nd->up = false;
     nd->epoch++;
+    nd->hs_pending = 0;
     nd->role = PLOG_RAFT_FOLLOWER;
     nd->n_reads_done = 0;
 }

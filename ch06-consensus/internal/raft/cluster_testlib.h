@@ -7,7 +7,8 @@
  *
  * The simulated driver follows raft.h's order: an update's writes complete after a
  * disk latency (FIFO per server), and only then are its messages sent and its
- * committed entries applied. A crash loses every write not completed; a restart boots
+ * committed entries applied; a leader's PLOG_RAFT_UPD_SEND_EARLY messages go at once
+ * (when no hard state is still being written). A crash loses every write not completed; a restart boots
  * the core from what was written.
  *
  * After every step it checks the safety properties of the Raft paper's Figure 3:

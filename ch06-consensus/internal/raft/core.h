@@ -18,6 +18,8 @@ enum {
     MUTATE_VOTE_NOT_PERSISTED = 3, /* answer a vote without persisting it */
     MUTATE_APPLY_BEFORE_COMMIT = 4, /* hand out entries to apply before they commit */
     MUTATE_READ_NO_QUORUM = 5,      /* release ReadIndex reads without a heartbeat round */
+    MUTATE_LEADER_COUNTS_UNPERSISTED = 6, /* the leader counts entries it sent but has not
+                                             persisted toward a commit quorum */
 };
 
 /* The in-memory log: entries (snap_index, last], each entry's data owned here.
@@ -59,6 +61,8 @@ typedef struct progress {
     bool recent_active;       /* heard from since the last check-quorum round */
     uint64_t tick_match;      /* match at the previous heartbeat period (stall check) */
     uint64_t read_ack;        /* latest ReadIndex round acknowledged */
+    uint64_t commit_sent;     /* highest commit index it can have learned from us:
+                                 min(commit, last entry) of an AppendEntries sent */
 } progress;
 
 typedef struct pending_read {
@@ -140,9 +144,10 @@ int plog_raft_transfer(plog_raft *r, uint64_t id);
 /* replication.c */
 progress *plog_raft_repl_progress(plog_raft *r, uint64_t id);
 void plog_raft_repl_reset_progress(plog_raft *r);
-/* What plog_raft_repl_send_append sends: new entries if the window allows (APPEND); that or
- * an empty AppendEntries so the follower hears the commit index and the ReadIndex
- * round (HEARTBEAT); a HEARTBEAT after checking for stalled pipelines and resending
+/* What plog_raft_repl_send_append sends: new entries if the window allows, else an empty
+ * AppendEntries if the follower holds committed entries it was not told are (APPEND);
+ * that or an empty AppendEntries so the follower hears the commit index and the
+ * ReadIndex round (HEARTBEAT); a HEARTBEAT after checking for stalled pipelines and resending
  * snapshot chunks (TICK, once per heartbeat period). */
 enum { SEND_APPEND = 0, SEND_HEARTBEAT, SEND_TICK };
 void plog_raft_repl_send_append(plog_raft *r, progress *pr, int mode);

@@ -495,7 +495,7 @@ static void persisted(plog_raft *r, const plog_raft_event *ev)
     if (idx > r->persisted)
         r->persisted = idx;
     if (r->role == PLOG_RAFT_LEADER && plog_raft_repl_maybe_commit(r))
-        plog_raft_repl_broadcast(r, SEND_HEARTBEAT);
+        plog_raft_repl_broadcast(r, SEND_APPEND); /* the commit, to who can use it */
 }
 
 static int propose(plog_raft *r, const plog_raft_event *ev, plog_raft_update *up)
@@ -543,6 +543,11 @@ static void fill_update(plog_raft *r, plog_raft_update *up)
     }
     up->msgs = r->msgs;
     up->n_msgs = r->n_msgs;
+    /* thesis §10.2.1: a leader's messages (entries, commits, heartbeats) do not depend
+     * on its own log being durable; its term and vote must be, so an update carrying
+     * hard state waits like every other */
+    if (r->role == PLOG_RAFT_LEADER && !(up->flags & PLOG_RAFT_UPD_HARDSTATE))
+        up->flags |= PLOG_RAFT_UPD_SEND_EARLY;
     up->reads = r->ready;
     up->n_reads = r->n_ready;
     uint64_t d = r->election_deadline;
@@ -613,6 +618,7 @@ int plog_raft_step(plog_raft *r, const plog_raft_event *ev, plog_raft_update *up
         up->flags |= PLOG_RAFT_UPD_ROLE;
     if (r->rx_install) {
         up->snapshot = &r->rx_snap;
+        up->flags &= ~(unsigned)PLOG_RAFT_UPD_SEND_EARLY;
         r->rx_install = false;
     }
     return rv;

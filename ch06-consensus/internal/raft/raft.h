@@ -19,9 +19,15 @@
  *      up->deadline_ms.
  *
  * Messages of one update may be sent only after everything of that update (and of
- * every earlier update) is durable: a vote, an acknowledgement or a commit advertised
- * must survive a crash. Every pointer in *up is borrowed from the core and stays valid
- * until the next plog_raft_step() or plog_raft_free(). One core is used by one thread.
+ * every earlier update) is durable: a vote or an acknowledgement must survive a crash.
+ * One exception (thesis §10.2.1): when up->flags has PLOG_RAFT_UPD_SEND_EARLY (a
+ * leader's update with no hard state and no snapshot), its messages may be sent before
+ * its entries (and earlier updates' entries) are durable, provided every earlier
+ * update's hard state is; the leader's disk write then overlaps the followers'. The
+ * leader counts itself in a commit quorum only for the entries reported PERSISTED, and
+ * a follower still persists before it acknowledges. Every pointer in *up is borrowed
+ * from the core and stays valid until the next plog_raft_step() or plog_raft_free().
+ * One core is used by one thread.
  *
  * References: "§5.x" is the Raft paper (Ongaro and Ousterhout, 2014), "thesis §x" is
  * Ongaro's PhD thesis (2014). */
@@ -188,6 +194,7 @@ typedef struct plog_raft_event {
 enum {
     PLOG_RAFT_UPD_HARDSTATE = 1u << 0, /* persist up->hs */
     PLOG_RAFT_UPD_ROLE = 1u << 1,      /* role, term or leader changed (informational) */
+    PLOG_RAFT_UPD_SEND_EARLY = 1u << 2, /* msgs may go before entries are durable (header) */
 };
 
 /* What a step asks the driver to do, in the order of the header comment. */
