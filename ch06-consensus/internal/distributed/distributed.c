@@ -38,6 +38,9 @@
 #define DEDUP_BUCKETS 1024
 #define MAX_PEERS PLOG_RAFT_MAX_SERVERS
 #define RECONCILE_MS 20
+/* The Raft core keeps this many bytes of entry data in memory; older entries, once
+ * applied and fsynced, are read back from raftstore when a follower needs them. */
+#define RAFT_MEM_LIMIT (4u << 20)
 
 enum { EV_RECEIVE = 1, EV_PROPOSE, EV_READ };
 
@@ -857,6 +860,12 @@ static void *node_main(void *arg)
 
 /* ---- open and close -------------------------------------------------------------- */
 
+/* load_entry: the core reads back an entry it dropped from memory (node thread). */
+static int load_entry(void *arg, uint64_t index, uint8_t *buf, size_t len)
+{
+    return plog_raftstore_read(arg, index, buf, len);
+}
+
 static int mkdir_p(const char *path)
 {
     char buf[4096];
@@ -934,6 +943,9 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
     rc.heartbeat_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms : 10;
     rc.max_batch = 256;
     rc.max_inflight = 16;
+    rc.mem_limit = RAFT_MEM_LIMIT;
+    rc.load = load_entry;
+    rc.load_arg = d->store;
     bool fresh = boot.hs.term == 0 && boot.snapshot == NULL && boot.n_entries == 0;
     if (cfg->bootstrap && fresh) {
         rc.initial.n = 1;

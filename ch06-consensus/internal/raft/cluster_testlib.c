@@ -78,6 +78,7 @@ typedef struct stored {
 } stored;
 
 typedef struct node {
+    struct plog_sim *sim;
     uint64_t id;
     bool up;
     uint64_t epoch;
@@ -162,7 +163,7 @@ struct plog_sim {
     } *read_reqs;
     size_t n_read_reqs, cap_read_reqs;
     uint64_t reads_released;
-    uint64_t snapshots_installed, elections;
+    uint64_t snapshots_installed, elections, loads;
     char err[512];
     bool failed;
     char *trace;
@@ -796,6 +797,24 @@ static void complete_op(plog_sim *s, op *o)
         take_snapshot(s, nd);
 }
 
+/* sim_load: the core reads back an entry it dropped from memory; it must be on the
+ * disk, with the same length (the core drops only what it was told is persisted). */
+static int sim_load(void *arg, uint64_t index, uint8_t *buf, size_t len)
+{
+    node *nd = arg;
+    if (nd->n_ents > 0 && index >= nd->ents[0].index && index <= nd->ents[nd->n_ents - 1].index) {
+        const stored *e = &nd->ents[index - nd->ents[0].index];
+        if (e->len == len) {
+            memcpy(buf, e->data, len);
+            nd->sim->loads++;
+            return PLOG_OK;
+        }
+    }
+    fail(nd->sim, "server %llu reads back index %llu (%zu bytes), not on its disk", (unsigned long long)nd->id,
+         (unsigned long long)index, len);
+    return PLOG_ECORRUPT;
+}
+
 static void boot_node(plog_sim *s, node *nd)
 {
     plog_raft_entry *ents = xmalloc(nd->n_ents * sizeof *ents);
@@ -869,6 +888,10 @@ plog_sim *plog_sim_new(const plog_sim_opts *o)
         nd->cfg.max_batch = o->max_batch;
         nd->cfg.snapshot_chunk = o->snapshot_chunk;
         nd->cfg.snapshot_trailing = o->snapshot_trailing;
+        nd->cfg.mem_limit = o->mem_limit;
+        nd->cfg.load = sim_load;
+        nd->cfg.load_arg = nd;
+        nd->sim = s;
         nd->cfg.pre_vote = !o->no_pre_vote;
         nd->cfg.check_quorum = !o->no_check_quorum;
         if (i <= o->n)
@@ -1322,6 +1345,10 @@ bool plog_sim_soak(uint64_t seed, unsigned n, bool trace, plog_sim_soak_stats *s
         o.max_inflight = 1;
         o.no_pre_vote = true;
     }
+    /* half the runs keep almost nothing in memory (entries are 8 bytes): the cores
+     * read entries back from disk for followers that lag */
+    static const uint32_t mem[] = {0, 0, 8, 64};
+    o.mem_limit = mem[PICK(4)];
 #undef PICK
     plog_sim *s = plog_sim_new(&o);
     uint64_t crashes = 0, proposals = 0, read_ctx = 1;
@@ -1441,6 +1468,7 @@ bool plog_sim_soak(uint64_t seed, unsigned n, bool trace, plog_sim_soak_stats *s
         stats->elections += s->elections;
         stats->crashes += crashes;
         stats->snapshots += s->snapshots_installed;
+        stats->loads += s->loads;
         stats->reads += s->reads_released;
         stats->digest = (stats->digest ^ s->digest) * 1099511628211ULL;
     }

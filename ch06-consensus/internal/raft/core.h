@@ -23,11 +23,14 @@ enum {
 };
 
 /* The in-memory log: entries (snap_index, last], each entry's data owned here.
- * ents[i] has index snap_index + 1 + i. */
+ * ents[i] has index snap_index + 1 + i. Entries up to evicted may have lost their
+ * data (data NULL, len kept; configurations keep theirs). */
 typedef struct rlog {
     plog_raft_entry *ents;
     size_t n, cap;
     uint64_t snap_index, snap_term;
+    uint64_t evicted;
+    size_t mem; /* bytes of data held */
 } rlog;
 
 void plog_raft_log_init(rlog *l);
@@ -46,6 +49,11 @@ void plog_raft_log_truncate(rlog *l, uint64_t index);
 void plog_raft_log_compact(rlog *l, uint64_t index, uint64_t term);
 /* plog_raft_log_reset drops every entry; the log then starts after (index, term). */
 void plog_raft_log_reset(rlog *l, uint64_t index, uint64_t term);
+/* plog_raft_log_evict drops the data of the oldest entries up to index while more
+ * than limit bytes are held. */
+void plog_raft_log_evict(rlog *l, uint64_t index, size_t limit);
+/* plog_raft_log_has_data: e's data is in memory (or it has none). */
+bool plog_raft_log_has_data(const plog_raft_entry *e);
 
 /* Leader's view of one peer (etcd tracker/progress.go; cowsql progress.c). */
 enum { PR_PROBE = 0, PR_REPLICATE, PR_SNAPSHOT };
@@ -124,10 +132,16 @@ struct plog_raft {
     plog_raft_read *ready;
     size_t n_ready, cap_ready;
     plog_raft_entry *committed_copy; /* only with MUTATE_APPLY_BEFORE_COMMIT */
+    void **loaded; /* entries read back through cfg.load for this update, freed at the
+                      next step */
+    size_t n_loaded, cap_loaded;
     bool oom;
 };
 
 /* raft.c */
+/* plog_raft_keep hands p (malloc'd) to the update: freed at the next step. false (p
+ * freed) when out of memory. */
+bool plog_raft_keep(plog_raft *r, void *p);
 void plog_raft_become_follower(plog_raft *r, uint64_t term, uint64_t leader);
 void plog_raft_reset_election_timer(plog_raft *r);
 plog_raft_msg *plog_raft_send(plog_raft *r, int type, uint64_t to);

@@ -227,6 +227,17 @@ typedef struct plog_raft_config {
     uint32_t max_batch;           /* entries per AppendEntries */
     uint32_t snapshot_chunk;      /* bytes per InstallSnapshot chunk */
     uint32_t snapshot_trailing;   /* entries kept behind a snapshot for slow followers */
+    size_t mem_limit;             /* bytes of entry data kept in memory (0: all). Past
+                                     it, entries applied and persisted lose their data
+                                     (configurations excepted), oldest first; the core
+                                     reads one back through load when a follower needs
+                                     it, for that step only */
+    /* load fills buf with the len bytes of data of the stored entry at index (the
+     * driver's storage holds every entry reported PERSISTED and not compacted):
+     * PLOG_OK, or an error (the entry is then not sent this time). Required with
+     * mem_limit; called from plog_raft_step on its thread. */
+    int (*load)(void *arg, uint64_t index, uint8_t *buf, size_t len);
+    void *load_arg;
     bool pre_vote;                /* thesis §9.6 */
     bool check_quorum;            /* thesis §6.2: a leader that loses its quorum steps down */
     plog_raft_conf initial;       /* the cluster's first configuration (a new cluster);
@@ -276,6 +287,7 @@ typedef struct plog_raft_status {
     uint64_t first;     /* first index held in memory (snapshot index + 1) */
     uint64_t last;      /* last index */
     uint64_t persisted; /* last index the driver reported durable */
+    size_t mem;         /* bytes of entry data held in memory */
     uint64_t snapshot_index;
     plog_raft_conf conf; /* latest configuration in the log (committed or not) */
 } plog_raft_status;

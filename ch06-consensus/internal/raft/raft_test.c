@@ -388,6 +388,80 @@ static void test_raft_late_follower_hears_the_commit_without_a_heartbeat(void **
     plog_raft_free(r);
 }
 
+/* test storage for mem_limit: entry i holds 100 bytes of 'a' + i */
+struct test_disk {
+    unsigned loads;
+};
+
+static int test_load(void *arg, uint64_t index, uint8_t *buf, size_t len)
+{
+    struct test_disk *d = arg;
+    if (len != 100)
+        return PLOG_ECORRUPT;
+    memset(buf, (int)('a' + index), len);
+    d->loads++;
+    return PLOG_OK;
+}
+
+/* mem_limit: entries applied and persisted leave memory, oldest first; a follower
+ * that needs them gets them read back through load. */
+static void test_raft_mem_limit_drops_applied_entries_and_reads_them_back(void **state)
+{
+    (void)state;
+    struct test_disk disk = {0};
+    plog_raft_config c = config_of(1, 3);
+    c.mem_limit = 150;
+    plog_raft *r;
+    assert_int_equal(plog_raft_new(&c, NULL, &r), PLOG_EINVAL); /* no load function */
+    c.load = test_load;
+    c.load_arg = &disk;
+    assert_plog_ok(plog_raft_new(&c, NULL, &r));
+    plog_raft_update up;
+    uint64_t now = 1000;
+    elect(r, &up, now);
+    uint8_t v[100];
+    for (uint64_t i = 2; i <= 6; i++) {
+        memset(v, (int)('a' + i), sizeof v);
+        plog_raft_buf b = {.data = v, .len = sizeof v};
+        plog_raft_event ev = {.type = PLOG_RAFT_EV_PROPOSE, .now_ms = now, .bufs = &b, .n_bufs = 1};
+        assert_plog_ok(plog_raft_step(r, &ev, &up));
+        assert_int_equal(up.index, i);
+    }
+    plog_raft_status st;
+    plog_raft_get_status(r, &st);
+    assert_int_equal(st.mem, 500); /* nothing applied yet: all kept */
+    plog_raft_event ev = {.type = PLOG_RAFT_EV_PERSISTED, .now_ms = now, .index = 6, .term = 1};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    plog_raft_msg m = {.type = PLOG_RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 1, .index = 6};
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_RECEIVE, .now_ms = now, .msg = &m};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.n_committed, 6); /* handed out: applied by the next step */
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_TICK, .now_ms = now};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    plog_raft_get_status(r, &st);
+    assert_true(st.mem <= 150);
+    assert_int_equal(st.first, 1); /* the entries themselves stay (no snapshot) */
+    assert_int_equal(disk.loads, 0);
+    /* server 3 answers its probe at index 1: it gets 2..6, data read back */
+    m = (plog_raft_msg){.type = PLOG_RAFT_MSG_APPEND_RESP, .from = 3, .to = 1, .term = 1, .index = 1};
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_RECEIVE, .now_ms = now, .msg = &m};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    const plog_raft_msg *a = append_of(&up, 3);
+    assert_non_null(a);
+    assert_int_equal(a->index, 1);
+    assert_int_equal(a->n_entries, 5);
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(a->entries[i].index, i + 2);
+        assert_int_equal(a->entries[i].len, 100);
+        memset(v, (int)('a' + i + 2), sizeof v);
+        assert_memory_equal(a->entries[i].data, v, sizeof v);
+    }
+    assert_int_equal(disk.loads, 4); /* 6 stayed in memory */
+    plog_raft_get_status(r, &st);
+    assert_true(st.mem <= 150); /* what was read back belongs to the update only */
+    plog_raft_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -401,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_raft_vote_is_refused_to_a_candidate_with_an_older_log),
         cmocka_unit_test(test_raft_leader_sends_before_persisting_and_counts_itself_after),
         cmocka_unit_test(test_raft_late_follower_hears_the_commit_without_a_heartbeat),
+        cmocka_unit_test(test_raft_mem_limit_drops_applied_entries_and_reads_them_back),
     };
     return cmocka_run_group_tests_name("raft", tests, NULL, NULL);
 }

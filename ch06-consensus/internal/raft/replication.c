@@ -121,6 +121,32 @@ static void become_replicate(progress *pr)
     pr->in_head = pr->in_count = 0;
 }
 
+/* load_entries gives m a copy of its entries with the data dropped from memory read
+ * back from storage (cfg.load), owned by the update. false: not possible now. */
+static bool load_entries(plog_raft *r, plog_raft_msg *m)
+{
+    plog_raft_entry *cp = malloc(m->n_entries * sizeof *cp);
+    if (cp == NULL || !plog_raft_keep(r, cp)) {
+        r->oom = true;
+        return false;
+    }
+    memcpy(cp, m->entries, m->n_entries * sizeof *cp);
+    for (size_t i = 0; i < m->n_entries; i++) {
+        if (plog_raft_log_has_data(&cp[i]))
+            continue;
+        uint8_t *buf = malloc(cp[i].len);
+        if (buf == NULL || !plog_raft_keep(r, buf)) {
+            r->oom = true;
+            return false;
+        }
+        if (r->cfg.load(r->cfg.load_arg, cp[i].index, buf, cp[i].len) != PLOG_OK)
+            return false;
+        cp[i].data = buf;
+    }
+    m->entries = cp;
+    return true;
+}
+
 static bool send_entries(plog_raft *r, progress *pr, uint64_t prev, bool with_entries)
 {
     plog_raft_msg *m = plog_raft_send(r, PLOG_RAFT_MSG_APPEND, pr->id);
@@ -138,6 +164,10 @@ static bool send_entries(plog_raft *r, progress *pr, uint64_t prev, bool with_en
             n = r->cfg.max_batch;
         m->entries = plog_raft_log_get(&r->log, prev + 1);
         m->n_entries = n;
+        if (prev + 1 <= r->log.evicted && !load_entries(r, m)) {
+            r->n_msgs--; /* not sent: the next heartbeat period retries */
+            return false;
+        }
     }
     /* Figure 2 rule 5: the follower takes min(commit, its last new entry) */
     uint64_t learns = prev + m->n_entries < r->commit ? prev + m->n_entries : r->commit;
