@@ -942,6 +942,7 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
     rc.election_timeout_ms = cfg->election_timeout_ms ? cfg->election_timeout_ms : 150;
     rc.heartbeat_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms : 10;
     rc.max_batch = 256;
+    rc.max_batch_bytes = 256u << 10;
     rc.max_inflight = 16;
     rc.mem_limit = RAFT_MEM_LIMIT;
     rc.load = load_entry;

@@ -889,6 +889,7 @@ plog_sim *plog_sim_new(const plog_sim_opts *o)
         nd->cfg.snapshot_chunk = o->snapshot_chunk;
         nd->cfg.snapshot_trailing = o->snapshot_trailing;
         nd->cfg.mem_limit = o->mem_limit;
+        nd->cfg.max_batch_bytes = o->max_batch_bytes;
         nd->cfg.load = sim_load;
         nd->cfg.load_arg = nd;
         nd->sim = s;
@@ -1349,6 +1350,7 @@ bool plog_sim_soak(uint64_t seed, unsigned n, bool trace, plog_sim_soak_stats *s
      * read entries back from disk for followers that lag */
     static const uint32_t mem[] = {0, 0, 8, 64};
     o.mem_limit = mem[PICK(4)];
+    o.max_batch_bytes = PICK(4) == 0 ? 16 : 0; /* two 8-byte entries per AppendEntries */
 #undef PICK
     plog_sim *s = plog_sim_new(&o);
     uint64_t crashes = 0, proposals = 0, read_ctx = 1;

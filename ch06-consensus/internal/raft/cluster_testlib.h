@@ -33,7 +33,7 @@ typedef struct plog_sim_opts {
     uint64_t seed;
     uint32_t election_timeout_ms, heartbeat_ms;
     uint32_t timeout_of[PLOG_SIM_MAX + 1]; /* per-server election timeout (0: default) */
-    uint32_t max_inflight, max_batch, snapshot_chunk, snapshot_trailing;
+    uint32_t max_inflight, max_batch, max_batch_bytes, snapshot_chunk, snapshot_trailing;
     uint32_t snapshot_every; /* take a snapshot after this many applied entries (0: never) */
     uint32_t mem_limit;      /* the cores' mem_limit (0: keep every entry in memory); they
                                 read dropped entries back from the simulated disk */

@@ -225,6 +225,8 @@ typedef struct plog_raft_config {
     uint32_t heartbeat_ms;        /* leader's idle AppendEntries period */
     uint32_t max_inflight;        /* AppendEntries in flight per follower (pipelining) */
     uint32_t max_batch;           /* entries per AppendEntries */
+    uint32_t max_batch_bytes;     /* ... and at most this many bytes of entry data in
+                                     one (0: no limit; one entry goes whatever its size) */
     uint32_t snapshot_chunk;      /* bytes per InstallSnapshot chunk */
     uint32_t snapshot_trailing;   /* entries kept behind a snapshot for slow followers */
     size_t mem_limit;             /* bytes of entry data kept in memory (0: all). Past

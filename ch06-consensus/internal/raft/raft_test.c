@@ -462,6 +462,44 @@ static void test_raft_mem_limit_drops_applied_entries_and_reads_them_back(void *
     plog_raft_free(r);
 }
 
+/* max_batch_bytes: an AppendEntries carries entries up to that many bytes (at least
+ * one), the rest go in the next ones of the pipeline. */
+static void test_raft_append_entries_are_bounded_in_bytes(void **state)
+{
+    (void)state;
+    plog_raft_config c = config_of(1, 3);
+    c.max_batch_bytes = 250;
+    plog_raft *r;
+    assert_plog_ok(plog_raft_new(&c, NULL, &r));
+    plog_raft_update up;
+    uint64_t now = 1000;
+    elect(r, &up, now);
+    uint8_t v[100] = {0};
+    for (int i = 0; i < 5; i++) {
+        plog_raft_buf b = {.data = v, .len = sizeof v};
+        plog_raft_event ev = {.type = PLOG_RAFT_EV_PROPOSE, .now_ms = now, .bufs = &b, .n_bufs = 1};
+        assert_plog_ok(plog_raft_step(r, &ev, &up));
+    }
+    /* server 2 answers its probe at index 1: entries 2..6 (500 bytes) go 2 + 2 + 1 */
+    plog_raft_msg m = {.type = PLOG_RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 1, .index = 1};
+    plog_raft_event ev = {.type = PLOG_RAFT_EV_RECEIVE, .now_ms = now, .msg = &m};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    size_t sizes[8], n = 0;
+    uint64_t next = 2;
+    for (size_t i = 0; i < up.n_msgs && n < 8; i++) {
+        if (up.msgs[i].type != PLOG_RAFT_MSG_APPEND || up.msgs[i].to != 2)
+            continue;
+        assert_int_equal(up.msgs[i].index + 1, next);
+        next += up.msgs[i].n_entries;
+        sizes[n++] = up.msgs[i].n_entries;
+    }
+    assert_int_equal(n, 3);
+    assert_int_equal(sizes[0], 2);
+    assert_int_equal(sizes[1], 2);
+    assert_int_equal(sizes[2], 1);
+    plog_raft_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -476,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_raft_leader_sends_before_persisting_and_counts_itself_after),
         cmocka_unit_test(test_raft_late_follower_hears_the_commit_without_a_heartbeat),
         cmocka_unit_test(test_raft_mem_limit_drops_applied_entries_and_reads_them_back),
+        cmocka_unit_test(test_raft_append_entries_are_bounded_in_bytes),
     };
     return cmocka_run_group_tests_name("raft", tests, NULL, NULL);
 }

@@ -163,6 +163,14 @@ static bool send_entries(plog_raft *r, progress *pr, uint64_t prev, bool with_en
         if (n > r->cfg.max_batch)
             n = r->cfg.max_batch;
         m->entries = plog_raft_log_get(&r->log, prev + 1);
+        if (r->cfg.max_batch_bytes > 0) {
+            /* bounds what a follower's pipeline holds in flight */
+            size_t bytes = m->entries[0].len;
+            uint64_t k = 1;
+            while (k < n && bytes + m->entries[k].len <= r->cfg.max_batch_bytes)
+                bytes += m->entries[k++].len;
+            n = k;
+        }
         m->n_entries = n;
         if (prev + 1 <= r->log.evicted && !load_entries(r, m)) {
             r->n_msgs--; /* not sent: the next heartbeat period retries */
