@@ -40,7 +40,7 @@
 #define RECONCILE_MS 20
 /* The Raft core keeps this many bytes of entry data in memory; older entries, once
  * applied and fsynced, are read back from raftstore when a follower needs them. */
-#define RAFT_MEM_LIMIT (4u << 20)
+#define RAFT_MEM_LIMIT (2u << 20)
 
 enum { EV_RECEIVE = 1, EV_PROPOSE, EV_READ };
 
