@@ -8,9 +8,10 @@ names=("" "commit counts replicas of a previous-term entry (§5.4.2)"
        "votes granted without the up-to-date check (§5.4.1)"
        "vote answered before it is persisted (Figure 2)"
        "entries applied before they commit (§5.3)"
-       "ReadIndex reads released without a quorum round (§6.4)")
+       "ReadIndex reads released without a quorum round (§6.4)"
+       "leader counts entries it has not persisted (thesis §10.2.1)")
 status=0
-for n in 1 2 3 4 5; do
+for n in 1 2 3 4 5 6; do
     dir=build/mutant$n
     if ! make -s BUILD=$dir CFLAGS="-O2 -g -DPLOG_RAFT_MUTATE=$n" $dir/test/internal/raft/raft_sim_test >/dev/null; then
         echo "mutant $n: build failed"; status=1; continue

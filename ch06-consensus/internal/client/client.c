@@ -189,6 +189,11 @@ const plog_client_config *plog_client_config_of(const plog_client *c)
     return &c->cfg;
 }
 
+bool plog_client_connected(const plog_client *c)
+{
+    return atomic_load(&((plog_client *)c)->npipes) > 0;
+}
+
 nng_socket plog_client_socket(const plog_client *c)
 {
     return c->sock;

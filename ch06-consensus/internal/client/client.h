@@ -95,6 +95,10 @@ void plog_client_set_id(plog_client *c, uint64_t id);
 /* plog_client_config_of returns c's effective configuration (defaults filled). */
 const plog_client_config *plog_client_config_of(const plog_client *c);
 
+/* plog_client_connected: c has a live connection now (a request sent without one
+ * waits for the dialer to reconnect). */
+bool plog_client_connected(const plog_client *c);
+
 /* plog_client_socket returns c's REQ socket, for the streams of stream.c. */
 nng_socket plog_client_socket(const plog_client *c);
 

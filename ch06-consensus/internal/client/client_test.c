@@ -201,6 +201,35 @@ static void test_client_resent_produce_is_appended_once(void **state)
     plog_client_close(c);
 }
 
+static bool connected(void *arg)
+{
+    return plog_client_connected(arg);
+}
+
+static bool disconnected(void *arg)
+{
+    return !plog_client_connected(arg);
+}
+
+/* plog_client_connected follows the connection: false once the server is killed
+ * (the router then retries elsewhere instead of waiting for a redial), true again
+ * after the dialer reconnects to the restarted server. */
+static void test_client_connected_follows_the_server(void **state)
+{
+    struct tserver *srv = *state;
+    tserver_start(srv);
+    plog_client *c;
+    assert_status_ok(plog_client_open(srv->addr, NULL, &c, NULL));
+    assert_true(plog_client_connected(c));
+    assert_true(tserver_stop(srv, SIGKILL));
+    assert_true(plog_test_wait_until(disconnected, c, 10000));
+    tserver_start(srv);
+    assert_true(plog_test_wait_until(connected, c, 20000));
+    uint64_t off;
+    assert_status_ok(plog_client_produce(c, "x", 1, &off, NULL));
+    plog_client_close(c);
+}
+
 static void test_client_open_without_server_is_unavailable(void **state)
 {
     (void)state;
@@ -238,6 +267,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_reconnects_after_kill_9_and_loses_nothing_acknowledged,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_resent_produce_is_appended_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_connected_follows_the_server, setup, teardown),
         cmocka_unit_test(test_client_open_without_server_is_unavailable),
         cmocka_unit_test(test_client_bad_address_is_invalid_argument),
     };

@@ -3,15 +3,17 @@
  * The node thread loops: take every queued event (messages received, proposals,
  * reads), step the core with each, and for each update, in the order the core's
  * contract asks (internal/raft/raft.h):
- *   1. persist: the hard state (its own atomic file), the entries (appended to
- *      Raft's log, not yet fsynced);
- *   2. queue the messages, encoded;
+ *   1. persist: the hard state (its own atomic file, durable at once), the
+ *      entries (appended to Raft's log, not yet fsynced);
+ *   2. queue the messages, encoded: a leader's (PLOG_RAFT_UPD_SEND_EARLY) on the
+ *      early queue, every other on the late one;
  *   3. apply the committed entries to the record log (which is rebuilt from
  *      Raft's log at start, so applying before this node's own fsync is safe)
  *      and answer the produces they complete;
- * then one fsync for all the entries of the round (group commit), then send
- * every queued message, then report PERSISTED, whose update is handled the same
- * way. No message leaves before the writes it depends on are durable. */
+ * then send the early queue (a leader's AppendEntries travel while its own disk
+ * writes: thesis §10.2.1), one fsync for all the entries of the round (group
+ * commit), send the late queue, then report PERSISTED, whose update is handled
+ * the same way. No message leaves before the writes it depends on are durable. */
 #define _GNU_SOURCE /* pthread_condattr_setclock, clock_gettime */
 #include "internal/distributed/distributed.h"
 
@@ -36,6 +38,9 @@
 #define DEDUP_BUCKETS 1024
 #define MAX_PEERS PLOG_RAFT_MAX_SERVERS
 #define RECONCILE_MS 20
+/* The Raft core keeps this many bytes of entry data in memory; older entries, once
+ * applied and fsynced, are read back from raftstore when a follower needs them. */
+#define RAFT_MEM_LIMIT (2u << 20)
 
 enum { EV_RECEIVE = 1, EV_PROPOSE, EV_READ };
 
@@ -111,8 +116,10 @@ struct plog_distributed {
     struct proposal *pending, *pending_tail;
     struct read_req *reads;
     uint64_t read_ctx;
-    struct outmsg *out;
-    size_t nout, outcap;
+    struct outq {
+        struct outmsg *m;
+        size_t n, cap;
+    } early, late; /* sent before / after the round's fsync */
     bool dirty;
     uint64_t last_index, last_term; /* last entry written this round */
     uint64_t deadline;
@@ -508,22 +515,22 @@ static int maybe_snapshot(plog_distributed *d)
 
 /* ---- handling an update ------------------------------------------------------- */
 
-static int queue_msg(plog_distributed *d, const plog_raft_msg *m)
+static int queue_msg(plog_distributed *d, struct outq *q, const plog_raft_msg *m)
 {
-    if (d->nout == d->outcap) {
-        size_t cap = d->outcap ? d->outcap * 2 : 32;
-        struct outmsg *n = realloc(d->out, cap * sizeof *n);
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 32;
+        struct outmsg *n = realloc(q->m, cap * sizeof *n);
         if (n == NULL)
             return PLOG_ENOMEM;
-        d->out = n;
-        d->outcap = cap;
+        q->m = n;
+        q->cap = cap;
     }
     size_t len = plog_distributed_msg_size(m, d->self_addr);
     uint8_t *buf = malloc(len);
     if (buf == NULL)
         return PLOG_ENOMEM;
     plog_distributed_msg_encode(m, d->self_addr, buf);
-    d->out[d->nout++] = (struct outmsg){.to = m->to, .buf = buf, .len = len};
+    q->m[q->n++] = (struct outmsg){.to = m->to, .buf = buf, .len = len};
     return PLOG_OK;
 }
 
@@ -534,15 +541,15 @@ static int queue_msg(plog_distributed *d, const plog_raft_msg *m)
 #define SILENT_FACTOR 2
 #define RECONNECT_MS 1000
 
-static void send_all(plog_distributed *d)
+static void send_all(plog_distributed *d, struct outq *q)
 {
     uint64_t now = now_ms();
     uint64_t silent = (uint64_t)SILENT_FACTOR * (d->cfg.election_timeout_ms ? d->cfg.election_timeout_ms : 150);
-    for (size_t i = 0; i < d->nout; i++) {
+    for (size_t i = 0; i < q->n; i++) {
         char addr[128] = "";
         bool reset = false;
         pthread_mutex_lock(&d->mu);
-        struct peer *p = peer_by_id(d, d->out[i].to);
+        struct peer *p = peer_by_id(d, q->m[i].to);
         if (p != NULL) {
             copy_str(addr, sizeof addr, p->raft_addr);
             if (now > p->last_heard_ms + silent && now > p->last_reset_ms + RECONNECT_MS) {
@@ -554,10 +561,10 @@ static void send_all(plog_distributed *d)
         if (reset && addr[0] != '\0')
             plog_transport_forget(d->tr, addr);
         if (addr[0] != '\0')
-            plog_transport_send(d->tr, addr, d->out[i].buf, d->out[i].len);
-        free(d->out[i].buf);
+            plog_transport_send(d->tr, addr, q->m[i].buf, q->m[i].len);
+        free(q->m[i].buf);
     }
-    d->nout = 0;
+    q->n = 0;
 }
 
 static void publish_status(plog_distributed *d)
@@ -622,8 +629,10 @@ static int handle(plog_distributed *d, const plog_raft_update *up)
         d->last_index = up->entries[up->n_entries - 1].index;
         d->last_term = up->entries[up->n_entries - 1].term;
     }
+    /* the hard state is durable already (above): the early condition holds */
+    struct outq *q = (up->flags & PLOG_RAFT_UPD_SEND_EARLY) ? &d->early : &d->late;
     for (size_t i = 0; i < up->n_msgs; i++)
-        if ((rv = queue_msg(d, &up->msgs[i])) != PLOG_OK)
+        if ((rv = queue_msg(d, q, &up->msgs[i])) != PLOG_OK)
             return rv;
     for (size_t i = 0; i < up->n_committed; i++)
         apply(d, &up->committed[i]);
@@ -663,22 +672,24 @@ static int step(plog_distributed *d, plog_raft_event *ev, plog_raft_update *up)
     return hv != PLOG_OK ? hv : rv;
 }
 
-/* flush ends a round: one fsync, the messages, PERSISTED. */
+/* flush ends a round: the early messages, one fsync, the late messages, PERSISTED. */
 static int flush(plog_distributed *d)
 {
     int rv;
     while (d->dirty) {
         d->dirty = false;
+        send_all(d, &d->early);
         if ((rv = plog_raftstore_sync(d->store)) != PLOG_OK)
             return rv;
-        send_all(d);
+        send_all(d, &d->late);
         plog_raft_event p = {.type = PLOG_RAFT_EV_PERSISTED, .index = d->last_index, .term = d->last_term};
         plog_raft_update up;
         rv = step(d, &p, &up);
         if (rv != PLOG_OK && rv != PLOG_EINVAL)
             return rv;
     }
-    send_all(d);
+    send_all(d, &d->early);
+    send_all(d, &d->late);
     return PLOG_OK;
 }
 
@@ -849,6 +860,12 @@ static void *node_main(void *arg)
 
 /* ---- open and close -------------------------------------------------------------- */
 
+/* load_entry: the core reads back an entry it dropped from memory (node thread). */
+static int load_entry(void *arg, uint64_t index, uint8_t *buf, size_t len)
+{
+    return plog_raftstore_read(arg, index, buf, len);
+}
+
 static int mkdir_p(const char *path)
 {
     char buf[4096];
@@ -925,7 +942,11 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
     rc.election_timeout_ms = cfg->election_timeout_ms ? cfg->election_timeout_ms : 150;
     rc.heartbeat_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms : 10;
     rc.max_batch = 256;
+    rc.max_batch_bytes = 256u << 10;
     rc.max_inflight = 16;
+    rc.mem_limit = RAFT_MEM_LIMIT;
+    rc.load = load_entry;
+    rc.load_arg = d->store;
     bool fresh = boot.hs.term == 0 && boot.snapshot == NULL && boot.n_entries == 0;
     if (cfg->bootstrap && fresh) {
         rc.initial.n = 1;
@@ -1258,9 +1279,12 @@ void plog_distributed_close(plog_distributed *d)
     plog_transport_close(d->tr);
     d->tr = NULL;
     /* Messages that arrived after the thread stopped were dropped by enqueue. */
-    for (size_t i = 0; i < d->nout; i++)
-        free(d->out[i].buf);
-    free(d->out);
+    struct outq *qs[] = {&d->early, &d->late};
+    for (size_t k = 0; k < 2; k++) {
+        for (size_t i = 0; i < qs[k]->n; i++)
+            free(qs[k]->m[i].buf);
+        free(qs[k]->m);
+    }
     dedup_clear(d);
     plog_raft_free(d->raft);
     if (d->records != NULL)

@@ -52,8 +52,7 @@ typedef struct plog_distributed_config {
     uint32_t snapshot_entries;    /* take a snapshot every this many applied entries
                                      (the state machine: the dedup table and the record
                                      log streamed through its reader); 0: never */
-    uint32_t heartbeat_ms;        /* 0: 10 (a follower that acknowledged after the commit
-                                     learns it from the next heartbeat) */
+    uint32_t heartbeat_ms;        /* 0: 10 (idle AppendEntries; commits are sent at once) */
     plog_log_config log;   /* segment sizes of both logs (sync is the driver's) */
     /* applied(arg, next): records below next are in the record log (call
      * plog_server_publish). On the node thread. NULL: nobody is told. */

@@ -14,6 +14,12 @@
 /* One attempt waits at most this long: a leader that died mid-call must not use
  * up the whole deadline; the retry carries the same (client id, seq). */
 #define ATTEMPT_MAX_MS 300
+/* A failure found without a round trip (no connection to the leader: it died; no
+ * leader known) is retried every FAST_RETRY_MS for the first FAST_RETRY_FOR_MS of a
+ * call (an election takes one or two election timeouts), then with the backoff: a
+ * produce sent on a dead connection would wait ATTEMPT_MAX_MS for a redial. */
+#define FAST_RETRY_MS 20
+#define FAST_RETRY_FOR_MS 2000
 
 struct conn {
     char addr[128]; /* HOST:PORT */
@@ -117,6 +123,8 @@ static int refresh(plog_loadbalance_router *r, plog_rpc_status *st)
     size_t n;
     int code = PLOG_STATUS_UNAVAILABLE;
     for (size_t i = 0; i < r->nconns; i++) {
+        if (!plog_client_connected(r->conns[i].c))
+            continue; /* its server is down: the call would wait for a redial */
         code = plog_loadbalance_resolve(r->conns[i].c, v, PLOG_LOADBALANCE_MAX_SERVERS, &n, st);
         if (code == PLOG_STATUS_OK) {
             plog_loadbalance_picker_update(&r->picker, v, n);
@@ -126,7 +134,7 @@ static int refresh(plog_loadbalance_router *r, plog_rpc_status *st)
     /* Every connection failed: dial the servers last known. */
     for (size_t i = 0; i < r->picker.n; i++) {
         plog_client *c = conn_for(r, r->picker.servers[i].rpc_addr, st);
-        if (c == NULL)
+        if (c == NULL || !plog_client_connected(c))
             continue;
         code = plog_loadbalance_resolve(c, v, PLOG_LOADBALANCE_MAX_SERVERS, &n, st);
         if (code == PLOG_STATUS_OK) {
@@ -228,13 +236,15 @@ int plog_loadbalance_router_produce(plog_loadbalance_router *r, const void *cons
                                     size_t n, uint64_t *first, plog_rpc_status *st)
 {
     uint64_t seq = ++r->seq; /* one (client id, seq) for every attempt */
-    int64_t deadline = now_ms() + r->cfg.timeout_ms;
+    int64_t start = now_ms(), deadline = start + r->cfg.timeout_ms;
     int backoff = BACKOFF_MIN_MS;
-    for (int attempt = 0;; attempt++) {
+    for (;;) {
         int code;
+        bool fast = false;
         int idx = plog_loadbalance_pick(&r->picker, true);
         if (idx < 0) {
             code = plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE, "no leader known");
+            fast = true;
         } else {
             char addr[128];
             snprintf(addr, sizeof addr, "%s", r->picker.servers[idx].rpc_addr);
@@ -242,18 +252,25 @@ int plog_loadbalance_router_produce(plog_loadbalance_router *r, const void *cons
             int64_t left = deadline - now_ms();
             if (left > ATTEMPT_MAX_MS)
                 left = ATTEMPT_MAX_MS;
-            code = c == NULL ? (st != NULL ? st->code : PLOG_STATUS_UNAVAILABLE)
-                             : produce_once(c, values, lens, n, seq, (uint32_t)(left > 0 ? left : 1), first, st);
+            if (c != NULL && !plog_client_connected(c)) {
+                code = plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE, "no connection to %s", addr);
+                fast = true;
+            } else {
+                code = c == NULL ? (st != NULL ? st->code : PLOG_STATUS_UNAVAILABLE)
+                                 : produce_once(c, values, lens, n, seq, (uint32_t)(left > 0 ? left : 1), first, st);
+            }
             if (code == PLOG_STATUS_OK || !retryable(code, st))
                 return code;
             /* The connection stays: its dialer reconnects by itself, and closing
              * TLS clients whose server just died can hang nng 1.5.2's reaper. */
         }
-        if (now_ms() + backoff >= deadline)
+        int wait = fast && now_ms() - start < FAST_RETRY_FOR_MS ? FAST_RETRY_MS : backoff;
+        if (now_ms() + wait >= deadline)
             return code;
         r->retries++;
-        sleep_ms(backoff);
-        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+        sleep_ms(wait);
+        if (wait == backoff)
+            backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
         plog_rpc_status ignored;
         refresh(r, &ignored);
     }

@@ -78,12 +78,14 @@ typedef struct stored {
 } stored;
 
 typedef struct node {
+    struct plog_sim *sim;
     uint64_t id;
     bool up;
     uint64_t epoch;
     plog_raft *r;
     plog_raft_config cfg;
     uint64_t deadline, disk_free;
+    unsigned hs_pending; /* writes of hard state or a snapshot not completed yet */
     /* storage: what survives a crash */
     plog_raft_hard_state hs;
     bool has_snap;
@@ -161,7 +163,7 @@ struct plog_sim {
     } *read_reqs;
     size_t n_read_reqs, cap_read_reqs;
     uint64_t reads_released;
-    uint64_t snapshots_installed, elections;
+    uint64_t snapshots_installed, elections, loads;
     char err[512];
     bool failed;
     char *trace;
@@ -453,6 +455,30 @@ static const char *ev_name(int t)
     return t >= 0 && t <= PLOG_RAFT_EV_TRANSFER ? names[t] : "?";
 }
 
+/* send_msgs puts o's messages on the network (and takes them from o) */
+static void send_msgs(plog_sim *s, op *o)
+{
+    for (size_t i = 0; i < o->n_msgs; i++) {
+        plog_raft_msg *m = o->msgs[i];
+        o->msgs[i] = NULL;
+        if (m->to > s->n_total || s->cut[m->from][m->to] || rnd(s) % 100 < s->drop_pct) {
+            free(m);
+            continue;
+        }
+        if (rnd(s) % 100 < s->dup_pct) {
+            delivery *d2 = xmalloc(sizeof *d2);
+            d2->to = m->to;
+            d2->m = msg_clone(m);
+            heap_push(s, s->now + rnd_between(s, s->o.delay_min_ms, s->o.delay_max_ms), EV_MSG, d2);
+        }
+        delivery *d = xmalloc(sizeof *d);
+        d->to = m->to;
+        d->m = m;
+        heap_push(s, s->now + rnd_between(s, s->o.delay_min_ms, s->o.delay_max_ms), EV_MSG, d);
+    }
+    o->n_msgs = 0;
+}
+
 static int node_step(plog_sim *s, node *nd, const plog_raft_event *ev)
 {
     s->digest = (s->digest ^ (s->now * 1000003 + nd->id * 31 + ev->type)) * 1099511628211ULL;
@@ -588,6 +614,13 @@ static int node_step(plog_sim *s, node *nd, const plog_raft_event *ev)
     nd->role = after.role;
     nd->term = after.term;
     nd->lead_last = after.last;
+    /* thesis §10.2.1, as raft.h allows: a leader's messages go before its entries are
+     * written, once every earlier hard state is; its write completes later (and a
+     * crash before then loses it) */
+    if ((up.flags & PLOG_RAFT_UPD_SEND_EARLY) && nd->hs_pending == 0)
+        send_msgs(s, o);
+    if (o->has_hs || o->has_snap)
+        nd->hs_pending++;
     schedule_op(s, nd, o);
     return rv;
 }
@@ -692,9 +725,10 @@ static void complete_op(plog_sim *s, op *o)
     if (o->has_hs)
         nd->hs = o->hs;
     if (o->n_ents) {
-        /* Log Matching, on every entry once it is stored: what a crash loses before
-         * then was never seen by anyone (messages wait for the write), and a server
-         * may write different entries there after restarting */
+        /* Log Matching, on every entry once it is stored: a follower's entries lost
+         * in a crash before then were never acknowledged (its messages wait for the
+         * write), and it may write different entries there after restarting; a
+         * leader's were sent early, but it never leads their term again */
         uint64_t prev = stored_term(nd, o->ents[0].index - 1);
         for (size_t i = 0; i < o->n_ents; i++) {
             const stored *e = &o->ents[i];
@@ -705,25 +739,10 @@ static void complete_op(plog_sim *s, op *o)
         }
         store_entries(nd, o);
     }
+    if (o->has_hs || o->has_snap)
+        nd->hs_pending--;
     /* 2. send */
-    for (size_t i = 0; i < o->n_msgs; i++) {
-        plog_raft_msg *m = o->msgs[i];
-        o->msgs[i] = NULL;
-        if (m->to > s->n_total || s->cut[m->from][m->to] || rnd(s) % 100 < s->drop_pct) {
-            free(m);
-            continue;
-        }
-        if (rnd(s) % 100 < s->dup_pct) {
-            delivery *d2 = xmalloc(sizeof *d2);
-            d2->to = m->to;
-            d2->m = msg_clone(m);
-            heap_push(s, s->now + rnd_between(s, s->o.delay_min_ms, s->o.delay_max_ms), EV_MSG, d2);
-        }
-        delivery *d = xmalloc(sizeof *d);
-        d->to = m->to;
-        d->m = m;
-        heap_push(s, s->now + rnd_between(s, s->o.delay_min_ms, s->o.delay_max_ms), EV_MSG, d);
-    }
+    send_msgs(s, o);
     /* 3. apply */
     if (o->snap_install)
         sm_restore(s, nd, o->snap.data, o->snap.len);
@@ -776,6 +795,24 @@ static void complete_op(plog_sim *s, op *o)
     }
     if (s->o.snapshot_every && nd->sm_index >= nd->sm_snap_index + s->o.snapshot_every)
         take_snapshot(s, nd);
+}
+
+/* sim_load: the core reads back an entry it dropped from memory; it must be on the
+ * disk, with the same length (the core drops only what it was told is persisted). */
+static int sim_load(void *arg, uint64_t index, uint8_t *buf, size_t len)
+{
+    node *nd = arg;
+    if (nd->n_ents > 0 && index >= nd->ents[0].index && index <= nd->ents[nd->n_ents - 1].index) {
+        const stored *e = &nd->ents[index - nd->ents[0].index];
+        if (e->len == len) {
+            memcpy(buf, e->data, len);
+            nd->sim->loads++;
+            return PLOG_OK;
+        }
+    }
+    fail(nd->sim, "server %llu reads back index %llu (%zu bytes), not on its disk", (unsigned long long)nd->id,
+         (unsigned long long)index, len);
+    return PLOG_ECORRUPT;
 }
 
 static void boot_node(plog_sim *s, node *nd)
@@ -851,6 +888,11 @@ plog_sim *plog_sim_new(const plog_sim_opts *o)
         nd->cfg.max_batch = o->max_batch;
         nd->cfg.snapshot_chunk = o->snapshot_chunk;
         nd->cfg.snapshot_trailing = o->snapshot_trailing;
+        nd->cfg.mem_limit = o->mem_limit;
+        nd->cfg.max_batch_bytes = o->max_batch_bytes;
+        nd->cfg.load = sim_load;
+        nd->cfg.load_arg = nd;
+        nd->sim = s;
         nd->cfg.pre_vote = !o->no_pre_vote;
         nd->cfg.check_quorum = !o->no_check_quorum;
         if (i <= o->n)
@@ -1105,6 +1147,7 @@ void plog_sim_crash(plog_sim *s, uint64_t id)
     nd->r = NULL;
     nd->up = false;
     nd->epoch++;
+    nd->hs_pending = 0;
     nd->role = PLOG_RAFT_FOLLOWER;
     nd->n_reads_done = 0;
 }
@@ -1303,6 +1346,11 @@ bool plog_sim_soak(uint64_t seed, unsigned n, bool trace, plog_sim_soak_stats *s
         o.max_inflight = 1;
         o.no_pre_vote = true;
     }
+    /* half the runs keep almost nothing in memory (entries are 8 bytes): the cores
+     * read entries back from disk for followers that lag */
+    static const uint32_t mem[] = {0, 0, 8, 64};
+    o.mem_limit = mem[PICK(4)];
+    o.max_batch_bytes = PICK(4) == 0 ? 16 : 0; /* two 8-byte entries per AppendEntries */
 #undef PICK
     plog_sim *s = plog_sim_new(&o);
     uint64_t crashes = 0, proposals = 0, read_ctx = 1;
@@ -1422,6 +1470,7 @@ bool plog_sim_soak(uint64_t seed, unsigned n, bool trace, plog_sim_soak_stats *s
         stats->elections += s->elections;
         stats->crashes += crashes;
         stats->snapshots += s->snapshots_installed;
+        stats->loads += s->loads;
         stats->reads += s->reads_released;
         stats->digest = (stats->digest ^ s->digest) * 1099511628211ULL;
     }

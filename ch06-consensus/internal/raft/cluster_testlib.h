@@ -7,7 +7,8 @@
  *
  * The simulated driver follows raft.h's order: an update's writes complete after a
  * disk latency (FIFO per server), and only then are its messages sent and its
- * committed entries applied. A crash loses every write not completed; a restart boots
+ * committed entries applied; a leader's PLOG_RAFT_UPD_SEND_EARLY messages go at once
+ * (when no hard state is still being written). A crash loses every write not completed; a restart boots
  * the core from what was written.
  *
  * After every step it checks the safety properties of the Raft paper's Figure 3:
@@ -32,8 +33,10 @@ typedef struct plog_sim_opts {
     uint64_t seed;
     uint32_t election_timeout_ms, heartbeat_ms;
     uint32_t timeout_of[PLOG_SIM_MAX + 1]; /* per-server election timeout (0: default) */
-    uint32_t max_inflight, max_batch, snapshot_chunk, snapshot_trailing;
+    uint32_t max_inflight, max_batch, max_batch_bytes, snapshot_chunk, snapshot_trailing;
     uint32_t snapshot_every; /* take a snapshot after this many applied entries (0: never) */
+    uint32_t mem_limit;      /* the cores' mem_limit (0: keep every entry in memory); they
+                                read dropped entries back from the simulated disk */
     bool no_pre_vote, no_check_quorum;
     uint32_t delay_min_ms, delay_max_ms; /* message latency, uniform: reorders */
     uint32_t drop_pct, dup_pct;          /* per message, in percent */
@@ -122,6 +125,7 @@ void plog_sim_note(plog_sim *s, const char *fmt, ...) __attribute__((format(prin
  * check. Returns true when every check passed; otherwise err gets the reason. */
 typedef struct plog_sim_soak_stats {
     uint64_t steps, proposals, acked, elections, crashes, snapshots, reads;
+    uint64_t loads; /* entries the cores read back from disk (mem_limit) */
     uint64_t digest; /* a hash of every event's time, kind and server: equal digests,
                         same run */
 } plog_sim_soak_stats;

@@ -18,14 +18,19 @@ enum {
     MUTATE_VOTE_NOT_PERSISTED = 3, /* answer a vote without persisting it */
     MUTATE_APPLY_BEFORE_COMMIT = 4, /* hand out entries to apply before they commit */
     MUTATE_READ_NO_QUORUM = 5,      /* release ReadIndex reads without a heartbeat round */
+    MUTATE_LEADER_COUNTS_UNPERSISTED = 6, /* the leader counts entries it sent but has not
+                                             persisted toward a commit quorum */
 };
 
 /* The in-memory log: entries (snap_index, last], each entry's data owned here.
- * ents[i] has index snap_index + 1 + i. */
+ * ents[i] has index snap_index + 1 + i. Entries up to evicted may have lost their
+ * data (data NULL, len kept; configurations keep theirs). */
 typedef struct rlog {
     plog_raft_entry *ents;
     size_t n, cap;
     uint64_t snap_index, snap_term;
+    uint64_t evicted;
+    size_t mem; /* bytes of data held */
 } rlog;
 
 void plog_raft_log_init(rlog *l);
@@ -44,6 +49,11 @@ void plog_raft_log_truncate(rlog *l, uint64_t index);
 void plog_raft_log_compact(rlog *l, uint64_t index, uint64_t term);
 /* plog_raft_log_reset drops every entry; the log then starts after (index, term). */
 void plog_raft_log_reset(rlog *l, uint64_t index, uint64_t term);
+/* plog_raft_log_evict drops the data of the oldest entries up to index while more
+ * than limit bytes are held. */
+void plog_raft_log_evict(rlog *l, uint64_t index, size_t limit);
+/* plog_raft_log_has_data: e's data is in memory (or it has none). */
+bool plog_raft_log_has_data(const plog_raft_entry *e);
 
 /* Leader's view of one peer (etcd tracker/progress.go; cowsql progress.c). */
 enum { PR_PROBE = 0, PR_REPLICATE, PR_SNAPSHOT };
@@ -59,6 +69,8 @@ typedef struct progress {
     bool recent_active;       /* heard from since the last check-quorum round */
     uint64_t tick_match;      /* match at the previous heartbeat period (stall check) */
     uint64_t read_ack;        /* latest ReadIndex round acknowledged */
+    uint64_t commit_sent;     /* highest commit index it can have learned from us:
+                                 min(commit, last entry) of an AppendEntries sent */
 } progress;
 
 typedef struct pending_read {
@@ -120,10 +132,16 @@ struct plog_raft {
     plog_raft_read *ready;
     size_t n_ready, cap_ready;
     plog_raft_entry *committed_copy; /* only with MUTATE_APPLY_BEFORE_COMMIT */
+    void **loaded; /* entries read back through cfg.load for this update, freed at the
+                      next step */
+    size_t n_loaded, cap_loaded;
     bool oom;
 };
 
 /* raft.c */
+/* plog_raft_keep hands p (malloc'd) to the update: freed at the next step. false (p
+ * freed) when out of memory. */
+bool plog_raft_keep(plog_raft *r, void *p);
 void plog_raft_become_follower(plog_raft *r, uint64_t term, uint64_t leader);
 void plog_raft_reset_election_timer(plog_raft *r);
 plog_raft_msg *plog_raft_send(plog_raft *r, int type, uint64_t to);
@@ -140,9 +158,10 @@ int plog_raft_transfer(plog_raft *r, uint64_t id);
 /* replication.c */
 progress *plog_raft_repl_progress(plog_raft *r, uint64_t id);
 void plog_raft_repl_reset_progress(plog_raft *r);
-/* What plog_raft_repl_send_append sends: new entries if the window allows (APPEND); that or
- * an empty AppendEntries so the follower hears the commit index and the ReadIndex
- * round (HEARTBEAT); a HEARTBEAT after checking for stalled pipelines and resending
+/* What plog_raft_repl_send_append sends: new entries if the window allows, else an empty
+ * AppendEntries if the follower holds committed entries it was not told are (APPEND);
+ * that or an empty AppendEntries so the follower hears the commit index and the
+ * ReadIndex round (HEARTBEAT); a HEARTBEAT after checking for stalled pipelines and resending
  * snapshot chunks (TICK, once per heartbeat period). */
 enum { SEND_APPEND = 0, SEND_HEARTBEAT, SEND_TICK };
 void plog_raft_repl_send_append(plog_raft *r, progress *pr, int mode);

@@ -84,6 +84,29 @@ plog_raft_msg *plog_raft_send(plog_raft *r, int type, uint64_t to)
 
 static bool can_campaign(const plog_raft *r);
 
+bool plog_raft_keep(plog_raft *r, void *p)
+{
+    if (r->n_loaded == r->cap_loaded) {
+        size_t cap = r->cap_loaded ? r->cap_loaded * 2 : 16;
+        void **n = realloc(r->loaded, cap * sizeof *n);
+        if (n == NULL) {
+            free(p);
+            return false;
+        }
+        r->loaded = n;
+        r->cap_loaded = cap;
+    }
+    r->loaded[r->n_loaded++] = p;
+    return true;
+}
+
+static void free_loaded(plog_raft *r)
+{
+    for (size_t i = 0; i < r->n_loaded; i++)
+        free(r->loaded[i]);
+    r->n_loaded = 0;
+}
+
 static void clear_reads(plog_raft *r)
 {
     r->n_reads = 0;
@@ -444,6 +467,32 @@ static int check_event(const plog_raft *r, const plog_raft_event *ev)
     }
 }
 
+/* compact_to drops the in-memory log up to upto (covered by a snapshot). */
+static void compact_to(plog_raft *r, uint64_t upto)
+{
+    plog_raft_conf cu = r->snap_conf;
+    for (uint64_t i = upto; i > r->log.snap_index; i--) {
+        const plog_raft_entry *e = plog_raft_log_get(&r->log, i);
+        if (e->type == PLOG_RAFT_ENTRY_CONFIG && plog_raft_conf_decode(e->data, e->len, &cu) == PLOG_OK)
+            break;
+    }
+    r->snap_conf = cu;
+    plog_raft_log_compact(&r->log, upto, plog_raft_log_term(&r->log, upto));
+}
+
+/* compact_evicted: entries a snapshot covers may be gone from storage (the driver
+ * drops stored entries up to the snapshot), so those whose data left memory cannot
+ * trail behind it for slow followers: they are compacted (followers that need them
+ * get the snapshot). */
+static void compact_evicted(plog_raft *r)
+{
+    if (!r->snap_have)
+        return;
+    uint64_t upto = r->log.evicted < r->compacted.index ? r->log.evicted : r->compacted.index;
+    if (upto > r->log.snap_index)
+        compact_to(r, upto);
+}
+
 static void snapshot_taken(plog_raft *r, const plog_raft_event *ev)
 {
     uint8_t *data = malloc(ev->bufs[0].len ? ev->bufs[0].len : 1);
@@ -469,18 +518,9 @@ static void snapshot_taken(plog_raft *r, const plog_raft_event *ev)
     /* §7: the caller decides when to compact; keep a tail of entries so a follower
      * slightly behind still gets AppendEntries instead of the whole snapshot. */
     uint64_t trail = r->cfg.snapshot_trailing;
-    if (ev->index > r->log.snap_index + trail) {
-        uint64_t upto = ev->index - trail;
-        plog_raft_conf cu = r->snap_conf;
-        for (uint64_t i = upto; i > r->log.snap_index; i--) {
-            const plog_raft_entry *e = plog_raft_log_get(&r->log, i);
-            if (e->type == PLOG_RAFT_ENTRY_CONFIG &&
-                plog_raft_conf_decode(e->data, e->len, &cu) == PLOG_OK)
-                break;
-        }
-        r->snap_conf = cu;
-        plog_raft_log_compact(&r->log, upto, plog_raft_log_term(&r->log, upto));
-    }
+    if (ev->index > r->log.snap_index + trail)
+        compact_to(r, ev->index - trail);
+    compact_evicted(r);
     /* the snapshot itself may sit past the in-memory log's start: remember where it
      * is for InstallSnapshot (progress looks at compacted.index) */
 }
@@ -495,7 +535,7 @@ static void persisted(plog_raft *r, const plog_raft_event *ev)
     if (idx > r->persisted)
         r->persisted = idx;
     if (r->role == PLOG_RAFT_LEADER && plog_raft_repl_maybe_commit(r))
-        plog_raft_repl_broadcast(r, SEND_HEARTBEAT);
+        plog_raft_repl_broadcast(r, SEND_APPEND); /* the commit, to who can use it */
 }
 
 static int propose(plog_raft *r, const plog_raft_event *ev, plog_raft_update *up)
@@ -543,6 +583,11 @@ static void fill_update(plog_raft *r, plog_raft_update *up)
     }
     up->msgs = r->msgs;
     up->n_msgs = r->n_msgs;
+    /* thesis §10.2.1: a leader's messages (entries, commits, heartbeats) do not depend
+     * on its own log being durable; its term and vote must be, so an update carrying
+     * hard state waits like every other */
+    if (r->role == PLOG_RAFT_LEADER && !(up->flags & PLOG_RAFT_UPD_HARDSTATE))
+        up->flags |= PLOG_RAFT_UPD_SEND_EARLY;
     up->reads = r->ready;
     up->n_reads = r->n_ready;
     uint64_t d = r->election_deadline;
@@ -560,8 +605,16 @@ int plog_raft_step(plog_raft *r, const plog_raft_event *ev, plog_raft_update *up
     memset(up, 0, sizeof *up);
     r->n_msgs = 0;
     r->n_ready = 0;
+    free_loaded(r); /* the previous update is no longer borrowed */
     if (r->oom)
         return PLOG_ENOMEM;
+    if (r->cfg.mem_limit > 0) {
+        /* what the state machine applied and the driver persisted is in storage:
+         * its data can be read back there */
+        uint64_t upto = r->applied < r->persisted ? r->applied : r->persisted;
+        plog_raft_log_evict(&r->log, upto, r->cfg.mem_limit);
+        compact_evicted(r);
+    }
     if (ev->now_ms > r->now)
         r->now = ev->now_ms;
     int rv = check_event(r, ev);
@@ -613,6 +666,7 @@ int plog_raft_step(plog_raft *r, const plog_raft_event *ev, plog_raft_update *up
         up->flags |= PLOG_RAFT_UPD_ROLE;
     if (r->rx_install) {
         up->snapshot = &r->rx_snap;
+        up->flags &= ~(unsigned)PLOG_RAFT_UPD_SEND_EARLY;
         r->rx_install = false;
     }
     return rv;
@@ -623,7 +677,7 @@ int plog_raft_new(const plog_raft_config *cfg, const plog_raft_boot *boot, plog_
     if (cfg->id == 0 || cfg->election_timeout_ms == 0 || cfg->heartbeat_ms == 0 ||
         cfg->heartbeat_ms >= cfg->election_timeout_ms || cfg->max_inflight == 0 ||
         cfg->max_inflight > 64 || cfg->max_batch == 0 || cfg->snapshot_chunk == 0 ||
-        cfg->initial.n > PLOG_RAFT_MAX_SERVERS)
+        cfg->initial.n > PLOG_RAFT_MAX_SERVERS || (cfg->mem_limit > 0 && cfg->load == NULL))
         return PLOG_EINVAL;
     plog_raft *r = calloc(1, sizeof *r);
     if (r == NULL)
@@ -682,6 +736,8 @@ void plog_raft_free(plog_raft *r)
 {
     if (r == NULL)
         return;
+    free_loaded(r);
+    free(r->loaded);
     plog_raft_log_fini(&r->log);
     free(r->snap_data);
     free(r->rx_data);
@@ -704,6 +760,7 @@ void plog_raft_get_status(const plog_raft *r, plog_raft_status *st)
         .first = r->log.snap_index + 1,
         .last = plog_raft_log_last(&r->log),
         .persisted = r->persisted,
+        .mem = r->log.mem,
         .snapshot_index = r->snap_have ? r->compacted.index : 0,
         .conf = r->conf,
     };

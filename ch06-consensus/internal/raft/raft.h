@@ -19,9 +19,15 @@
  *      up->deadline_ms.
  *
  * Messages of one update may be sent only after everything of that update (and of
- * every earlier update) is durable: a vote, an acknowledgement or a commit advertised
- * must survive a crash. Every pointer in *up is borrowed from the core and stays valid
- * until the next plog_raft_step() or plog_raft_free(). One core is used by one thread.
+ * every earlier update) is durable: a vote or an acknowledgement must survive a crash.
+ * One exception (thesis §10.2.1): when up->flags has PLOG_RAFT_UPD_SEND_EARLY (a
+ * leader's update with no hard state and no snapshot), its messages may be sent before
+ * its entries (and earlier updates' entries) are durable, provided every earlier
+ * update's hard state is; the leader's disk write then overlaps the followers'. The
+ * leader counts itself in a commit quorum only for the entries reported PERSISTED, and
+ * a follower still persists before it acknowledges. Every pointer in *up is borrowed
+ * from the core and stays valid until the next plog_raft_step() or plog_raft_free().
+ * One core is used by one thread.
  *
  * References: "§5.x" is the Raft paper (Ongaro and Ousterhout, 2014), "thesis §x" is
  * Ongaro's PhD thesis (2014). */
@@ -188,6 +194,7 @@ typedef struct plog_raft_event {
 enum {
     PLOG_RAFT_UPD_HARDSTATE = 1u << 0, /* persist up->hs */
     PLOG_RAFT_UPD_ROLE = 1u << 1,      /* role, term or leader changed (informational) */
+    PLOG_RAFT_UPD_SEND_EARLY = 1u << 2, /* msgs may go before entries are durable (header) */
 };
 
 /* What a step asks the driver to do, in the order of the header comment. */
@@ -218,8 +225,21 @@ typedef struct plog_raft_config {
     uint32_t heartbeat_ms;        /* leader's idle AppendEntries period */
     uint32_t max_inflight;        /* AppendEntries in flight per follower (pipelining) */
     uint32_t max_batch;           /* entries per AppendEntries */
+    uint32_t max_batch_bytes;     /* ... and at most this many bytes of entry data in
+                                     one (0: no limit; one entry goes whatever its size) */
     uint32_t snapshot_chunk;      /* bytes per InstallSnapshot chunk */
     uint32_t snapshot_trailing;   /* entries kept behind a snapshot for slow followers */
+    size_t mem_limit;             /* bytes of entry data kept in memory (0: all). Past
+                                     it, entries applied and persisted lose their data
+                                     (configurations excepted), oldest first; the core
+                                     reads one back through load when a follower needs
+                                     it, for that step only */
+    /* load fills buf with the len bytes of data of the stored entry at index (the
+     * driver's storage holds every entry reported PERSISTED and not compacted):
+     * PLOG_OK, or an error (the entry is then not sent this time). Required with
+     * mem_limit; called from plog_raft_step on its thread. */
+    int (*load)(void *arg, uint64_t index, uint8_t *buf, size_t len);
+    void *load_arg;
     bool pre_vote;                /* thesis §9.6 */
     bool check_quorum;            /* thesis §6.2: a leader that loses its quorum steps down */
     plog_raft_conf initial;       /* the cluster's first configuration (a new cluster);
@@ -269,6 +289,7 @@ typedef struct plog_raft_status {
     uint64_t first;     /* first index held in memory (snapshot index + 1) */
     uint64_t last;      /* last index */
     uint64_t persisted; /* last index the driver reported durable */
+    size_t mem;         /* bytes of entry data held in memory */
     uint64_t snapshot_index;
     plog_raft_conf conf; /* latest configuration in the log (committed or not) */
 } plog_raft_status;

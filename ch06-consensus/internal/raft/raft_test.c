@@ -143,6 +143,7 @@ static void test_raft_single_server_elects_itself_and_persists_its_vote(void **s
     assert_int_equal(up.n_entries, 1);
     assert_int_equal(up.entries[0].type, PLOG_RAFT_ENTRY_NOOP);
     assert_int_equal(up.n_committed, 0); /* not before it is persisted */
+    assert_false(up.flags & PLOG_RAFT_UPD_SEND_EARLY); /* its vote is in this update */
     ev = (plog_raft_event){.type = PLOG_RAFT_EV_PERSISTED, .now_ms = ev.now_ms, .index = 1, .term = 1};
     assert_plog_ok(plog_raft_step(r, &ev, &up));
     assert_int_equal(up.n_committed, 1);
@@ -239,6 +240,266 @@ static void test_raft_vote_is_refused_to_a_candidate_with_an_older_log(void **st
     plog_raft_free(r);
 }
 
+/* append_of returns the APPEND to id in up, or NULL. */
+static const plog_raft_msg *append_of(const plog_raft_update *up, uint64_t id)
+{
+    for (size_t i = 0; i < up->n_msgs; i++)
+        if (up->msgs[i].type == PLOG_RAFT_MSG_APPEND && up->msgs[i].to == id)
+            return &up->msgs[i];
+    return NULL;
+}
+
+/* elect makes server 1 of three the leader of term 1 (pre-vote, vote) and returns the
+ * update of the step that made it leader. */
+static void elect(plog_raft *r, plog_raft_update *up, uint64_t now)
+{
+    plog_raft_event ev = {.type = PLOG_RAFT_EV_TICK, .now_ms = 0};
+    assert_plog_ok(plog_raft_step(r, &ev, up));
+    ev.now_ms = up->deadline_ms;
+    assert_plog_ok(plog_raft_step(r, &ev, up)); /* pre-candidate */
+    assert_false(up->flags & PLOG_RAFT_UPD_SEND_EARLY);
+    plog_raft_msg m = {.type = PLOG_RAFT_MSG_PREVOTE_RESP, .from = 2, .to = 1, .term = 1};
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_RECEIVE, .now_ms = now, .msg = &m};
+    assert_plog_ok(plog_raft_step(r, &ev, up)); /* candidate: vote requests wait for the vote */
+    assert_true(up->flags & PLOG_RAFT_UPD_HARDSTATE);
+    assert_false(up->flags & PLOG_RAFT_UPD_SEND_EARLY);
+    m = (plog_raft_msg){.type = PLOG_RAFT_MSG_VOTE_RESP, .from = 2, .to = 1, .term = 1};
+    assert_plog_ok(plog_raft_step(r, &ev, up));
+    plog_raft_status st;
+    plog_raft_get_status(r, &st);
+    assert_int_equal(st.role, PLOG_RAFT_LEADER);
+}
+
+/* thesis §10.2.1: a leader sends its entries before they are durable (its update says
+ * so), and counts itself toward a commit only once they are reported PERSISTED. */
+static void test_raft_leader_sends_before_persisting_and_counts_itself_after(void **state)
+{
+    (void)state;
+    plog_raft_config c = config_of(1, 3);
+    plog_raft *r;
+    assert_plog_ok(plog_raft_new(&c, NULL, &r));
+    plog_raft_update up;
+    uint64_t now = 1000;
+    elect(r, &up, now);
+    /* the no-op is handed out to persist and, in the same update, sent */
+    assert_int_equal(up.n_entries, 1);
+    assert_true(up.flags & PLOG_RAFT_UPD_SEND_EARLY);
+    assert_false(up.flags & PLOG_RAFT_UPD_HARDSTATE);
+    assert_non_null(append_of(&up, 2));
+    assert_non_null(append_of(&up, 3));
+    assert_int_equal(append_of(&up, 2)->n_entries, 1);
+    /* one follower holds the no-op: with the leader's own copy not durable, that is
+     * one voter of three, no quorum */
+    plog_raft_msg m = {.type = PLOG_RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 1, .index = 1};
+    plog_raft_event ev = {.type = PLOG_RAFT_EV_RECEIVE, .now_ms = now, .msg = &m};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.n_committed, 0);
+    /* a proposal goes out before it is written too */
+    plog_raft_buf b = {.data = (const uint8_t *)"abc", .len = 3};
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_PROPOSE, .now_ms = now, .bufs = &b, .n_bufs = 1};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.n_entries, 1);
+    assert_true(up.flags & PLOG_RAFT_UPD_SEND_EARLY);
+    assert_non_null(append_of(&up, 2));
+    assert_int_equal(append_of(&up, 2)->n_entries, 1);
+    m.index = 2;
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_RECEIVE, .now_ms = now, .msg = &m};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.n_committed, 0);
+    plog_raft_status st;
+    plog_raft_get_status(r, &st);
+    assert_int_equal(st.commit, 0);
+    /* the leader's write of the no-op completes: index 1 commits, not 2 */
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_PERSISTED, .now_ms = now, .index = 1, .term = 1};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.n_committed, 1);
+    assert_int_equal(up.committed[0].index, 1);
+    ev.index = 2;
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.n_committed, 1);
+    assert_int_equal(up.committed[0].index, 2);
+    /* server 2 hears of the commit at once (it holds both entries), server 3 (which
+     * has acknowledged nothing) does not */
+    const plog_raft_msg *a = append_of(&up, 2);
+    assert_non_null(a);
+    assert_int_equal(a->commit, 2);
+    assert_int_equal(a->index, 2);
+    assert_null(append_of(&up, 3));
+    /* two followers are a quorum without the leader's disk */
+    b = (plog_raft_buf){.data = (const uint8_t *)"def", .len = 3};
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_PROPOSE, .now_ms = now, .bufs = &b, .n_bufs = 1};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.index, 3);
+    m.index = 3;
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_RECEIVE, .now_ms = now, .msg = &m};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.n_committed, 0);
+    m.from = 3;
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.n_committed, 1);
+    assert_int_equal(up.committed[0].index, 3);
+    plog_raft_free(r);
+}
+
+/* A follower whose acknowledgement arrives after the entry committed (the other
+ * follower made the quorum) is told the commit right away, not at the next heartbeat. */
+static void test_raft_late_follower_hears_the_commit_without_a_heartbeat(void **state)
+{
+    (void)state;
+    plog_raft_config c = config_of(1, 3);
+    plog_raft *r;
+    assert_plog_ok(plog_raft_new(&c, NULL, &r));
+    plog_raft_update up;
+    uint64_t now = 1000;
+    elect(r, &up, now);
+    plog_raft_event ev = {.type = PLOG_RAFT_EV_PERSISTED, .now_ms = now, .index = 1, .term = 1};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    plog_raft_msg m = {.type = PLOG_RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 1, .index = 1};
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_RECEIVE, .now_ms = now, .msg = &m};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.n_committed, 1);
+    assert_null(append_of(&up, 3)); /* 3 has not got the entry yet as far as we know */
+    uint64_t heartbeat_at = up.deadline_ms;
+    /* 3 acknowledges later, before the heartbeat is due */
+    m.from = 3;
+    ev.now_ms = now + 1;
+    assert_true(ev.now_ms < heartbeat_at);
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    const plog_raft_msg *a = append_of(&up, 3);
+    assert_non_null(a);
+    assert_int_equal(a->commit, 1);
+    assert_int_equal(a->index, 1); /* at its match: min(commit, match) = 1 */
+    assert_int_equal(a->n_entries, 0);
+    /* told once: a repeated acknowledgement sends nothing more */
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_null(append_of(&up, 3));
+    /* a follower's own answers wait for its disk */
+    plog_raft *f;
+    c = config_of(2, 3);
+    assert_plog_ok(plog_raft_new(&c, NULL, &f));
+    plog_raft_entry e = {.term = 1, .index = 1, .type = PLOG_RAFT_ENTRY_NOOP};
+    m = (plog_raft_msg){.type = PLOG_RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 1, .entries = &e, .n_entries = 1};
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_RECEIVE, .now_ms = now, .msg = &m};
+    assert_plog_ok(plog_raft_step(f, &ev, &up));
+    assert_int_equal(up.n_entries, 1);
+    assert_int_equal(up.n_msgs, 1);
+    assert_false(up.flags & PLOG_RAFT_UPD_SEND_EARLY);
+    plog_raft_free(f);
+    plog_raft_free(r);
+}
+
+/* test storage for mem_limit: entry i holds 100 bytes of 'a' + i */
+struct test_disk {
+    unsigned loads;
+};
+
+static int test_load(void *arg, uint64_t index, uint8_t *buf, size_t len)
+{
+    struct test_disk *d = arg;
+    if (len != 100)
+        return PLOG_ECORRUPT;
+    memset(buf, (int)('a' + index), len);
+    d->loads++;
+    return PLOG_OK;
+}
+
+/* mem_limit: entries applied and persisted leave memory, oldest first; a follower
+ * that needs them gets them read back through load. */
+static void test_raft_mem_limit_drops_applied_entries_and_reads_them_back(void **state)
+{
+    (void)state;
+    struct test_disk disk = {0};
+    plog_raft_config c = config_of(1, 3);
+    c.mem_limit = 150;
+    plog_raft *r;
+    assert_int_equal(plog_raft_new(&c, NULL, &r), PLOG_EINVAL); /* no load function */
+    c.load = test_load;
+    c.load_arg = &disk;
+    assert_plog_ok(plog_raft_new(&c, NULL, &r));
+    plog_raft_update up;
+    uint64_t now = 1000;
+    elect(r, &up, now);
+    uint8_t v[100];
+    for (uint64_t i = 2; i <= 6; i++) {
+        memset(v, (int)('a' + i), sizeof v);
+        plog_raft_buf b = {.data = v, .len = sizeof v};
+        plog_raft_event ev = {.type = PLOG_RAFT_EV_PROPOSE, .now_ms = now, .bufs = &b, .n_bufs = 1};
+        assert_plog_ok(plog_raft_step(r, &ev, &up));
+        assert_int_equal(up.index, i);
+    }
+    plog_raft_status st;
+    plog_raft_get_status(r, &st);
+    assert_int_equal(st.mem, 500); /* nothing applied yet: all kept */
+    plog_raft_event ev = {.type = PLOG_RAFT_EV_PERSISTED, .now_ms = now, .index = 6, .term = 1};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    plog_raft_msg m = {.type = PLOG_RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 1, .index = 6};
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_RECEIVE, .now_ms = now, .msg = &m};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.n_committed, 6); /* handed out: applied by the next step */
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_TICK, .now_ms = now};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    plog_raft_get_status(r, &st);
+    assert_true(st.mem <= 150);
+    assert_int_equal(st.first, 1); /* the entries themselves stay (no snapshot) */
+    assert_int_equal(disk.loads, 0);
+    /* server 3 answers its probe at index 1: it gets 2..6, data read back */
+    m = (plog_raft_msg){.type = PLOG_RAFT_MSG_APPEND_RESP, .from = 3, .to = 1, .term = 1, .index = 1};
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_RECEIVE, .now_ms = now, .msg = &m};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    const plog_raft_msg *a = append_of(&up, 3);
+    assert_non_null(a);
+    assert_int_equal(a->index, 1);
+    assert_int_equal(a->n_entries, 5);
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(a->entries[i].index, i + 2);
+        assert_int_equal(a->entries[i].len, 100);
+        memset(v, (int)('a' + i + 2), sizeof v);
+        assert_memory_equal(a->entries[i].data, v, sizeof v);
+    }
+    assert_int_equal(disk.loads, 4); /* 6 stayed in memory */
+    plog_raft_get_status(r, &st);
+    assert_true(st.mem <= 150); /* what was read back belongs to the update only */
+    plog_raft_free(r);
+}
+
+/* max_batch_bytes: an AppendEntries carries entries up to that many bytes (at least
+ * one), the rest go in the next ones of the pipeline. */
+static void test_raft_append_entries_are_bounded_in_bytes(void **state)
+{
+    (void)state;
+    plog_raft_config c = config_of(1, 3);
+    c.max_batch_bytes = 250;
+    plog_raft *r;
+    assert_plog_ok(plog_raft_new(&c, NULL, &r));
+    plog_raft_update up;
+    uint64_t now = 1000;
+    elect(r, &up, now);
+    uint8_t v[100] = {0};
+    for (int i = 0; i < 5; i++) {
+        plog_raft_buf b = {.data = v, .len = sizeof v};
+        plog_raft_event ev = {.type = PLOG_RAFT_EV_PROPOSE, .now_ms = now, .bufs = &b, .n_bufs = 1};
+        assert_plog_ok(plog_raft_step(r, &ev, &up));
+    }
+    /* server 2 answers its probe at index 1: entries 2..6 (500 bytes) go 2 + 2 + 1 */
+    plog_raft_msg m = {.type = PLOG_RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 1, .index = 1};
+    plog_raft_event ev = {.type = PLOG_RAFT_EV_RECEIVE, .now_ms = now, .msg = &m};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    size_t sizes[8], n = 0;
+    uint64_t next = 2;
+    for (size_t i = 0; i < up.n_msgs && n < 8; i++) {
+        if (up.msgs[i].type != PLOG_RAFT_MSG_APPEND || up.msgs[i].to != 2)
+            continue;
+        assert_int_equal(up.msgs[i].index + 1, next);
+        next += up.msgs[i].n_entries;
+        sizes[n++] = up.msgs[i].n_entries;
+    }
+    assert_int_equal(n, 3);
+    assert_int_equal(sizes[0], 2);
+    assert_int_equal(sizes[1], 2);
+    assert_int_equal(sizes[2], 1);
+    plog_raft_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,6 +511,10 @@ int main(void)
         cmocka_unit_test(test_raft_single_server_elects_itself_and_persists_its_vote),
         cmocka_unit_test(test_raft_granted_vote_is_in_the_hard_state_of_the_same_update),
         cmocka_unit_test(test_raft_vote_is_refused_to_a_candidate_with_an_older_log),
+        cmocka_unit_test(test_raft_leader_sends_before_persisting_and_counts_itself_after),
+        cmocka_unit_test(test_raft_late_follower_hears_the_commit_without_a_heartbeat),
+        cmocka_unit_test(test_raft_mem_limit_drops_applied_entries_and_reads_them_back),
+        cmocka_unit_test(test_raft_append_entries_are_bounded_in_bytes),
     };
     return cmocka_run_group_tests_name("raft", tests, NULL, NULL);
 }

@@ -121,6 +121,32 @@ static void become_replicate(progress *pr)
     pr->in_head = pr->in_count = 0;
 }
 
+/* load_entries gives m a copy of its entries with the data dropped from memory read
+ * back from storage (cfg.load), owned by the update. false: not possible now. */
+static bool load_entries(plog_raft *r, plog_raft_msg *m)
+{
+    plog_raft_entry *cp = malloc(m->n_entries * sizeof *cp);
+    if (cp == NULL || !plog_raft_keep(r, cp)) {
+        r->oom = true;
+        return false;
+    }
+    memcpy(cp, m->entries, m->n_entries * sizeof *cp);
+    for (size_t i = 0; i < m->n_entries; i++) {
+        if (plog_raft_log_has_data(&cp[i]))
+            continue;
+        uint8_t *buf = malloc(cp[i].len);
+        if (buf == NULL || !plog_raft_keep(r, buf)) {
+            r->oom = true;
+            return false;
+        }
+        if (r->cfg.load(r->cfg.load_arg, cp[i].index, buf, cp[i].len) != PLOG_OK)
+            return false;
+        cp[i].data = buf;
+    }
+    m->entries = cp;
+    return true;
+}
+
 static bool send_entries(plog_raft *r, progress *pr, uint64_t prev, bool with_entries)
 {
     plog_raft_msg *m = plog_raft_send(r, PLOG_RAFT_MSG_APPEND, pr->id);
@@ -137,9 +163,33 @@ static bool send_entries(plog_raft *r, progress *pr, uint64_t prev, bool with_en
         if (n > r->cfg.max_batch)
             n = r->cfg.max_batch;
         m->entries = plog_raft_log_get(&r->log, prev + 1);
+        if (r->cfg.max_batch_bytes > 0) {
+            /* bounds what a follower's pipeline holds in flight */
+            size_t bytes = m->entries[0].len;
+            uint64_t k = 1;
+            while (k < n && bytes + m->entries[k].len <= r->cfg.max_batch_bytes)
+                bytes += m->entries[k++].len;
+            n = k;
+        }
         m->n_entries = n;
+        if (prev + 1 <= r->log.evicted && !load_entries(r, m)) {
+            r->n_msgs--; /* not sent: the next heartbeat period retries */
+            return false;
+        }
     }
+    /* Figure 2 rule 5: the follower takes min(commit, its last new entry) */
+    uint64_t learns = prev + m->n_entries < r->commit ? prev + m->n_entries : r->commit;
+    if (learns > pr->commit_sent)
+        pr->commit_sent = learns;
     return true;
+}
+
+/* commit_news: the follower holds committed entries it has not heard are committed
+ * (its acknowledgement came after the commit that covers them) */
+static bool commit_news(const plog_raft *r, const progress *pr)
+{
+    uint64_t knowable = pr->match < r->commit ? pr->match : r->commit;
+    return knowable > pr->commit_sent;
 }
 
 static void send_snapshot(plog_raft *r, progress *pr, bool resend)
@@ -224,9 +274,11 @@ void plog_raft_repl_send_append(plog_raft *r, progress *pr, int mode)
             inflight_add(r, pr, prev + m->n_entries);
             sent = true;
         }
-        if (!sent && mode != SEND_APPEND) {
+        if (!sent && (mode != SEND_APPEND || commit_news(r, pr))) {
             /* a heartbeat at prev = match: the follower holds it, so it never rejects,
-             * and it learns commit = min(leader commit, match) (Figure 2 rule 5) */
+             * and it learns commit = min(leader commit, match) (Figure 2 rule 5). Sent
+             * at once, not at the next heartbeat period, when the follower matched
+             * after the commit went out (etcd does the same): it applies sooner. */
             if (pr->match < r->log.snap_index) {
                 become_probe(pr, pr->match + 1);
                 plog_raft_repl_send_append(r, pr, SEND_HEARTBEAT);
@@ -247,12 +299,14 @@ void plog_raft_repl_broadcast(plog_raft *r, int mode)
 bool plog_raft_repl_maybe_commit(plog_raft *r)
 {
     /* §5.3/§5.4.2: the commit index is the highest index stored on a majority of
-     * voters (the leader counts what it has persisted), and only if that entry is from
+     * voters (the leader counts only what it has persisted: it sends entries before
+     * writing them, thesis §10.2.1), and only if that entry is from
      * the current term: an older entry commits only indirectly, with it (Figure 8). */
     uint64_t m[PLOG_RAFT_MAX_SERVERS];
     unsigned n = 0;
     if (plog_raft_is_voter(r, r->id))
-        m[n++] = r->persisted;
+        m[n++] = PLOG_RAFT_MUTATE == MUTATE_LEADER_COUNTS_UNPERSISTED ? plog_raft_log_last(&r->log)
+                                                                      : r->persisted;
     for (unsigned i = 0; i < r->n_prs; i++)
         if (plog_raft_is_voter(r, r->prs[i].id))
             m[n++] = r->prs[i].match;
@@ -430,7 +484,9 @@ void plog_raft_repl_recv_append_resp(plog_raft *r, const plog_raft_msg *m)
     if (advanced && plog_raft_repl_maybe_commit(r)) {
         if (r->role != PLOG_RAFT_LEADER)
             return;
-        plog_raft_repl_broadcast(r, SEND_HEARTBEAT); /* followers learn the commit at once */
+        /* followers that hold newly committed entries learn the commit at once; the
+         * others when they acknowledge them (commit_news) */
+        plog_raft_repl_broadcast(r, SEND_APPEND);
     }
     if (r->transfer_to == pr->id && pr->match == plog_raft_log_last(&r->log))
         plog_raft_send(r, PLOG_RAFT_MSG_TIMEOUT_NOW, pr->id); /* thesis §3.10 */

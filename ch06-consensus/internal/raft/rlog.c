@@ -1,6 +1,7 @@
 /* rlog.c - the core's in-memory copy of the log after the latest snapshot.
  *
- * Each entry's data is a private malloc'd copy. Entries up to snap_index are gone;
+ * Each entry's data is a private malloc'd copy, dropped (plog_raft_log_evict) once
+ * memory runs over the configured limit. Entries up to snap_index are gone;
  * snap_term remembers the term at snap_index so AppendEntries consistency checks
  * (§5.3) and up-to-date checks (§5.4.1) still work at the boundary. */
 #include "internal/raft/core.h"
@@ -17,8 +18,11 @@ void plog_raft_log_init(rlog *l)
 
 static void free_range(rlog *l, size_t from, size_t to)
 {
-    for (size_t i = from; i < to; i++)
+    for (size_t i = from; i < to; i++) {
+        if (l->ents[i].data != NULL)
+            l->mem -= l->ents[i].len;
         free((void *)l->ents[i].data);
+    }
 }
 
 void plog_raft_log_fini(rlog *l)
@@ -73,6 +77,8 @@ int plog_raft_log_append(rlog *l, const plog_raft_entry *e)
     plog_raft_entry *d = &l->ents[l->n++];
     *d = *e;
     d->data = data;
+    if (data != NULL)
+        l->mem += e->len;
     return PLOG_OK;
 }
 
@@ -85,6 +91,8 @@ void plog_raft_log_truncate(rlog *l, uint64_t index)
     size_t keep = index - l->snap_index - 1;
     free_range(l, keep, l->n);
     l->n = keep;
+    if (l->evicted >= index)
+        l->evicted = index - 1;
 }
 
 void plog_raft_log_compact(rlog *l, uint64_t index, uint64_t term)
@@ -99,6 +107,8 @@ void plog_raft_log_compact(rlog *l, uint64_t index, uint64_t term)
     l->n -= drop;
     l->snap_index = index;
     l->snap_term = term;
+    if (l->evicted < index)
+        l->evicted = index;
 }
 
 void plog_raft_log_reset(rlog *l, uint64_t index, uint64_t term)
@@ -107,4 +117,27 @@ void plog_raft_log_reset(rlog *l, uint64_t index, uint64_t term)
     l->n = 0;
     l->snap_index = index;
     l->snap_term = term;
+    l->evicted = index;
+}
+
+bool plog_raft_log_has_data(const plog_raft_entry *e)
+{
+    return e->data != NULL || e->len == 0;
+}
+
+void plog_raft_log_evict(rlog *l, uint64_t index, size_t limit)
+{
+    if (l->evicted < l->snap_index)
+        l->evicted = l->snap_index;
+    if (index > plog_raft_log_last(l))
+        index = plog_raft_log_last(l);
+    while (l->mem > limit && l->evicted < index) {
+        plog_raft_entry *e = &l->ents[l->evicted - l->snap_index];
+        l->evicted++;
+        if (e->type == PLOG_RAFT_ENTRY_CONFIG || e->data == NULL)
+            continue; /* configurations are read back by the core itself */
+        free((void *)e->data);
+        e->data = NULL;
+        l->mem -= e->len;
+    }
 }

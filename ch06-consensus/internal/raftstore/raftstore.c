@@ -340,8 +340,31 @@ int plog_raftstore_boot(plog_raftstore *s, plog_raft_boot *boot)
     return PLOG_OK;
 }
 
+int plog_raftstore_read(plog_raftstore *s, uint64_t index, uint8_t *buf, size_t len)
+{
+    free_boot(s);
+    if (index == 0)
+        return PLOG_ERANGE;
+    Log__V1__Record *r;
+    int rv = plog_log_read(s->log, index - 1, &r); /* entry i is at offset i - 1 */
+    if (rv != PLOG_OK) {
+        plog_log_errmsg(s->log, s->errmsg, sizeof s->errmsg);
+        return rv;
+    }
+    if (r->value.len != len) {
+        plog_errf(s->errmsg, sizeof s->errmsg, "entry %" PRIu64 " holds %zu bytes, not %zu", index,
+                  r->value.len, len);
+        rv = PLOG_ECORRUPT;
+    } else if (len > 0) {
+        memcpy(buf, r->value.data, len);
+    }
+    log__v1__record__free_unpacked(r, NULL);
+    return rv;
+}
+
 int plog_raftstore_save_hard_state(plog_raftstore *s, const plog_raft_hard_state *hs)
 {
+    free_boot(s);
     uint8_t b[HS_BYTES];
     put_be64(b, hs->term);
     put_be64(b + 8, hs->vote);
@@ -378,6 +401,7 @@ static int truncate_from(plog_raftstore *s, uint64_t index)
 
 int plog_raftstore_append(plog_raftstore *s, const plog_raft_entry *e, size_t n)
 {
+    free_boot(s);
     if (n == 0)
         return PLOG_OK;
     if (s->log == NULL)

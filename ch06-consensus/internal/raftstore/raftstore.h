@@ -44,7 +44,8 @@ int plog_raftstore_open(const char *dir, const plog_log_config *lc, plog_raftsto
 
 /* plog_raftstore_boot fills boot with what the store holds, for plog_raft_new:
  * the hard state, the snapshot (or NULL) and the entries after it. The pointers
- * in boot are owned by the store and valid until the next call on it.
+ * in boot are owned by the store and valid until the next call on it (the entries
+ * are freed then).
  * PLOG_ECORRUPT when a stored entry fails its checksum or the log has a gap. */
 int plog_raftstore_boot(plog_raftstore *s, plog_raft_boot *boot);
 
@@ -55,6 +56,12 @@ int plog_raftstore_save_hard_state(plog_raftstore *s, const plog_raft_hard_state
  * there is one) and appends e[0..n-1], which must be contiguous and start at
  * most one past the last stored entry. Not durable until plog_raftstore_sync. */
 int plog_raftstore_append(plog_raftstore *s, const plog_raft_entry *e, size_t n);
+
+/* plog_raftstore_read copies the data of the stored entry at index (len bytes) into
+ * buf: the Raft core's load, for entries it dropped from memory. PLOG_ERANGE when
+ * the entry is not stored, PLOG_ECORRUPT when it fails its checksum or its data is
+ * not len bytes. */
+int plog_raftstore_read(plog_raftstore *s, uint64_t index, uint8_t *buf, size_t len);
 
 /* plog_raftstore_sync makes every entry appended so far durable (one fsync). */
 int plog_raftstore_sync(plog_raftstore *s);
