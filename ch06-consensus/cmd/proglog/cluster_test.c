@@ -1,8 +1,9 @@
 /* cluster_test.c - real proglog processes under faults, with a history check
  * (ch06): three nodes with node certificates and mutual TLS, clients producing
- * through the router (internal/loadbalance) from several threads. After each
- * fault: every acknowledged produce is present exactly once, at the offset it was
- * acknowledged with, with its value, on every node, and the nodes' logs are
+ * through the router (internal/loadbalance) from several threads. The faults: kill
+ * -9, SIGSTOP, and partitions of the Raft network through a proxy (below). After
+ * each fault: every acknowledged produce is present exactly once, at the offset it
+ * was acknowledged with, with its value, on every node, and the nodes' logs are
  * identical. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -146,6 +147,18 @@ static bool holds(void *arg)
     return ok;
 }
 
+/* dump_outputs prints the end of every node's output (for a failure's message). */
+static void dump_outputs(struct tc *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        char *out = plog_test_output(&c->node[i].proc);
+        size_t len = out != NULL ? strlen(out) : 0;
+        fprintf(stderr, "--- %s (last output)\n%s\n", c->node[i].name,
+                out != NULL ? out + (len > 3000 ? len - 3000 : 0) : "");
+        free(out);
+    }
+}
+
 /* check_history: every running node holds the same log, which holds every
  * acknowledged produce once, at its offset. */
 static void check_history(struct tc *c, struct load *loads, int nloads)
@@ -164,8 +177,10 @@ static void check_history(struct tc *c, struct load *loads, int nloads)
         if (!c->node[i].running)
             continue;
         struct count_arg a = {c, i, (long)max_off + 1};
-        if (!plog_test_wait_until(holds, &a, 15000))
+        if (!plog_test_wait_until(holds, &a, 15000)) {
+            dump_outputs(c);
             fail_msg("%s never reached offset %llu", c->node[i].name, (unsigned long long)max_off);
+        }
         char **v;
         long n = read_all(c, i, &v);
         if (ref == NULL) {
