@@ -709,8 +709,10 @@ static void test_cluster_partitioned_leader_commits_nothing_and_the_majority_goe
         if (who >= 0 && who != old)
             now = who;
     }
-    if (now < 0)
+    if (now < 0) {
+        dump_outputs(&c);
         fail_msg("no new leader 10 s after cutting %s off", c.node[old].name);
+    }
     int64_t elected_ms = plog_test_now_ms() - t0;
     struct seen_arg down = {cp, old, -1};
     assert_true(plog_test_wait_until(names, &down, 10000));
@@ -789,8 +791,10 @@ static void follower_cut(bool one_way)
     int before = acked_total(loads);
     plog_test_sleep_ms(1500);
     int during = acked_total(loads) - before;
-    if (during == 0)
+    if (during == 0) {
+        dump_outputs(&c);
         fail_msg("nothing acknowledged in 1.5 s with %s cut off", c.node[f].name);
+    }
     char *out = output_since(&c, f, mark);
     bool campaigned = strstr(out, "role=candidate") != NULL || strstr(out, "role=leader") != NULL;
     bool pre = strstr(out, "role=pre-candidate") != NULL;
