@@ -85,7 +85,7 @@ static void usage(FILE *f)
                "start-join-addrs as a list or \"a,b\"). The ACL policy must let every node's CN\n"
                "\"gossip\" and \"consume\" (replication), e.g. \"p, node1, *, gossip\".\n"
                "Raft connections to the others leave from the bind host's IP when it is an IP\n"
-               "address (not 0.0.0.0 or a name: then the kernel picks the source address).\n"
+               "address (not 0.0.0.0, 127.0.0.1 or a name: then the kernel picks the source).\n"
                "Exit status: 0 clean shutdown (SIGINT/SIGTERM), 1 failure, 2 usage.\n");
 }
 

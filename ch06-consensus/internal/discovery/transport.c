@@ -75,7 +75,10 @@ static void to_url(const char *addr, char *url, size_t size)
 
 /* source_of sets g->src to the IP of the bind host when it is a literal other than
  * the wildcard (port 0: the kernel picks one per connection); otherwise leaves
- * has_src false and the kernel chooses the source address. */
+ * has_src false and the kernel chooses the source address. 127.0.0.1 and ::1 are
+ * left unbound too: the kernel picks them anyway for a loopback destination, and a
+ * bound dial takes its port the way bind(0) does, the way a test probes for a free
+ * port, so the tests on 127.0.0.1 began to collide with their nodes' own dials. */
 static void source_of(plog_transport *g, const char *url)
 {
     char host[ADDR_SIZE];
@@ -83,10 +86,12 @@ static void source_of(plog_transport *g, const char *url)
         return;
     struct in_addr a4;
     struct in6_addr a6;
-    if (inet_pton(AF_INET, host, &a4) == 1 && a4.s_addr != htonl(INADDR_ANY)) {
+    if (inet_pton(AF_INET, host, &a4) == 1 && a4.s_addr != htonl(INADDR_ANY) &&
+        a4.s_addr != htonl(INADDR_LOOPBACK)) {
         g->src.s_in = (nng_sockaddr_in){.sa_family = NNG_AF_INET, .sa_addr = a4.s_addr};
         g->has_src = true;
-    } else if (inet_pton(AF_INET6, host, &a6) == 1 && !IN6_IS_ADDR_UNSPECIFIED(&a6)) {
+    } else if (inet_pton(AF_INET6, host, &a6) == 1 && !IN6_IS_ADDR_UNSPECIFIED(&a6) &&
+               !IN6_IS_ADDR_LOOPBACK(&a6)) {
         g->src.s_in6 = (nng_sockaddr_in6){.sa_family = NNG_AF_INET6};
         memcpy(g->src.s_in6.sa_addr, &a6, sizeof g->src.s_in6.sa_addr);
         g->has_src = true;

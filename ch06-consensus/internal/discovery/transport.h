@@ -23,7 +23,8 @@
  * ones (beyond 4x) close the connection before they are read (NNG_OPT_RECVMAXSZ).
  *
  * Where connections come from (ch06). With dial_from_bind_host set and bind_addr's
- * host an IP literal other than the wildcard (0.0.0.0, ::), every outgoing
+ * host an IP literal other than the wildcard (0.0.0.0, ::) and the loopback
+ * address the kernel would pick anyway (127.0.0.1, ::1), every outgoing
  * connection is bound to that IP before it connects (nng's NNG_OPT_LOCADDR on the
  * dialer, port 0: the kernel picks it), so the node's connections leave from the
  * address it listens on; a peer, or a proxy in between, sees it there. With a host
