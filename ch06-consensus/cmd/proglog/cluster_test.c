@@ -1,8 +1,9 @@
 /* cluster_test.c - real proglog processes under faults, with a history check
  * (ch06): three nodes with node certificates and mutual TLS, clients producing
- * through the router (internal/loadbalance) from several threads. After each
- * fault: every acknowledged produce is present exactly once, at the offset it was
- * acknowledged with, with its value, on every node, and the nodes' logs are
+ * through the router (internal/loadbalance) from several threads. The faults: kill
+ * -9, SIGSTOP, and partitions of the Raft network through a proxy (below). After
+ * each fault: every acknowledged produce is present exactly once, at the offset it
+ * was acknowledged with, with its value, on every node, and the nodes' logs are
  * identical. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal/agent/netproxy.h"
 #include "internal/agent/testcluster.h"
 #include "internal/client/client.h"
 #include "internal/loadbalance/router.h"
@@ -46,7 +48,7 @@ static plog_loadbalance_router *router(struct tc *c, int i)
 {
     char addr[64], cert[600], key[600], ca[600];
     const char *certs = tc_certs();
-    snprintf(addr, sizeof addr, "tls+tcp://127.0.0.1:%d", c->node[i].rport);
+    snprintf(addr, sizeof addr, "tls+tcp://%s:%d", c->node[i].host, c->node[i].rport);
     snprintf(cert, sizeof cert, "%s/root-client.pem", certs);
     snprintf(key, sizeof key, "%s/root-client-key.pem", certs);
     snprintf(ca, sizeof ca, "%s/ca.pem", certs);
@@ -145,6 +147,18 @@ static bool holds(void *arg)
     return ok;
 }
 
+/* dump_outputs prints the end of every node's output (for a failure's message). */
+static void dump_outputs(struct tc *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        char *out = plog_test_output(&c->node[i].proc);
+        size_t len = out != NULL ? strlen(out) : 0;
+        fprintf(stderr, "--- %s (last output)\n%s\n", c->node[i].name,
+                out != NULL ? out + (len > 3000 ? len - 3000 : 0) : "");
+        free(out);
+    }
+}
+
 /* check_history: every running node holds the same log, which holds every
  * acknowledged produce once, at its offset. */
 static void check_history(struct tc *c, struct load *loads, int nloads)
@@ -163,8 +177,10 @@ static void check_history(struct tc *c, struct load *loads, int nloads)
         if (!c->node[i].running)
             continue;
         struct count_arg a = {c, i, (long)max_off + 1};
-        if (!plog_test_wait_until(holds, &a, 15000))
+        if (!plog_test_wait_until(holds, &a, 15000)) {
+            dump_outputs(c);
             fail_msg("%s never reached offset %llu", c->node[i].name, (unsigned long long)max_off);
+        }
         char **v;
         long n = read_all(c, i, &v);
         if (ref == NULL) {
@@ -215,7 +231,7 @@ static int leader_of(struct tc *c)
             if (p->servers[k].is_leader)
                 for (int j = 0; j < N; j++) {
                     char want[32];
-                    snprintf(want, sizeof want, "127.0.0.1:%d", c->node[j].rport);
+                    snprintf(want, sizeof want, "%s:%d", c->node[j].host, c->node[j].rport);
                     if (strcmp(p->servers[k].rpc_addr, want) == 0) {
                         plog_loadbalance_router_close(r);
                         return j;
@@ -253,6 +269,57 @@ static struct load *g_loads;
 static pthread_t g_th[CLIENTS];
 static bool g_running;
 static int g_paused = -1; /* a SIGSTOP'd node teardown must resume */
+static netproxy *g_proxy;  /* the partition tests' proxy */
+
+/* Produces sent straight to one node (plog_client, no router), one every 20 ms. */
+struct direct {
+    plog_client *cl; /* opened by the test's thread (tc_client may fail the test) */
+    atomic_bool stop;
+    pthread_t thread;
+    bool running;
+    int attempts, acks;                 /* read once the thread is joined */
+    char acked[8][32];                  /* the first acknowledged values */
+    int first_code;                     /* the first attempt's outcome */
+    char first_msg[256];
+    int64_t first_ms;                   /* and how long it took */
+};
+static struct direct g_direct;
+
+static void *direct_producer(void *arg)
+{
+    struct direct *d = arg;
+    for (int k = 0; !atomic_load(&d->stop); k++) {
+        char v[32];
+        snprintf(v, sizeof v, "m-%d", k); /* no client of check_history's makes these */
+        uint64_t off;
+        plog_rpc_status st;
+        int64_t t0 = plog_test_now_ms();
+        int code = plog_client_produce(d->cl, v, strlen(v), &off, &st);
+        if (k == 0) {
+            d->first_code = code;
+            d->first_ms = plog_test_now_ms() - t0;
+            snprintf(d->first_msg, sizeof d->first_msg, "%s", st.msg);
+        }
+        d->attempts++;
+        if (code == PLOG_STATUS_OK && d->acks < 8)
+            snprintf(d->acked[d->acks], sizeof d->acked[0], "%s@%llu", v, (unsigned long long)off);
+        if (code == PLOG_STATUS_OK)
+            d->acks++;
+        plog_test_sleep_ms(20);
+    }
+    return NULL;
+}
+
+static void direct_stop(struct direct *d)
+{
+    if (!d->running)
+        return;
+    atomic_store(&d->stop, true);
+    pthread_join(d->thread, NULL);
+    d->running = false;
+    plog_client_close(d->cl);
+    d->cl = NULL;
+}
 
 static int teardown(void **state)
 {
@@ -275,11 +342,15 @@ static int teardown(void **state)
         g_c.node[g_paused].running = true;
         g_paused = -1;
     }
+    direct_stop(&g_direct);
+    memset(&g_direct, 0, sizeof g_direct);
     for (int i = 0; i < g_c.n; i++)
         if (g_c.node[i].running)
             tc_stop(&g_c, i, SIGKILL);
     tc_fini(&g_c);
     memset(&g_c, 0, sizeof g_c);
+    netproxy_close(g_proxy); /* after the nodes: nothing is left to forward */
+    g_proxy = NULL;
     return 0;
 }
 
@@ -293,7 +364,7 @@ static bool is_voter(void *arg)
 {
     struct voter_arg *a = arg;
     char want[32];
-    snprintf(want, sizeof want, "127.0.0.1:%d", a->c->node[a->i].rport);
+    snprintf(want, sizeof want, "%s:%d", a->c->node[a->i].host, a->c->node[a->i].rport);
     bool ok = false;
     for (int j = 0; j < N && !ok; j++) {
         if (j == a->i || !a->c->node[j].running)
@@ -305,7 +376,7 @@ static bool is_voter(void *arg)
         bool from_leader = false;
         for (size_t k = 0; k < p->n; k++) {
             char self[32];
-            snprintf(self, sizeof self, "127.0.0.1:%d", a->c->node[j].rport);
+            snprintf(self, sizeof self, "%s:%d", a->c->node[j].host, a->c->node[j].rport);
             if (p->servers[k].is_leader && strcmp(p->servers[k].rpc_addr, self) == 0)
                 from_leader = true;
         }
@@ -499,11 +570,289 @@ static void test_cluster_paused_leader_is_replaced_and_steps_down(void **state)
 #undef c
 }
 
+/* ---- Partitions ---------------------------------------------------------------------
+ *
+ * The Raft traffic between the nodes goes through netproxy (internal/agent/netproxy.h),
+ * which can cut any directed link: node i binds 127.0.0.<i+2>, so its Raft
+ * connections leave from there (the transport binds its dials to the bind host) and
+ * the proxy knows who is talking, and advertises its Raft address as its listener on
+ * the proxy (--raft-advertise-addr 127.0.0.1:PORT), so the others dial it through the
+ * proxy. Only Raft goes through it: gossip (SWIM) and the clients' RPCs go straight to
+ * the nodes, so membership sees every node alive throughout and a client can still
+ * reach a node cut off from Raft — a partition of the replication network alone. */
+
+static void start_proxied_cluster(struct tc *c)
+{
+    c->own_hosts = true;
+    tc_init(c, N);
+    const char *src[N], *dst[N];
+    char real[N][40];
+    for (int i = 0; i < N; i++) {
+        snprintf(real[i], sizeof real[i], "%s:%d", c->node[i].host, c->node[i].aport);
+        src[i] = c->node[i].host;
+        dst[i] = real[i];
+    }
+    g_proxy = netproxy_open(N, src, dst);
+    for (int i = 0; i < N; i++)
+        snprintf(c->node[i].raft_advertise, sizeof c->node[i].raft_advertise, "127.0.0.1:%d",
+                 netproxy_port(g_proxy, i));
+    tc_start(c, 0, -1);
+    tc_start(c, 1, 0);
+    tc_start(c, 2, 0);
+    assert_true(plog_test_wait_until(three_voters, c, 15000));
+}
+
+/* leader_seen_by: the node node i names as the leader in its GetServers (-1: none). */
+static int leader_seen_by(struct tc *c, int i)
+{
+    plog_client *cl = tc_client(c, i);
+    Log__V1__GetServersRequest req = LOG__V1__GET_SERVERS_REQUEST__INIT;
+    nng_msg *reply;
+    plog_rpc_reply rp;
+    plog_rpc_status st;
+    int who = -1;
+    if (plog_client_call(cl, plog_rpc_method_name(PLOG_METHOD_GET_SERVERS), &req.base, 0, 0, &reply, &rp, &st) ==
+        PLOG_STATUS_OK) {
+        Log__V1__GetServersResponse *resp = log__v1__get_servers_response__unpack(NULL, rp.body_len, rp.body);
+        nng_msg_free(reply);
+        for (size_t k = 0; resp != NULL && k < resp->n_servers; k++)
+            for (int j = 0; j < N && resp->servers[k]->is_leader; j++) {
+                char addr[40];
+                snprintf(addr, sizeof addr, "%s:%d", c->node[j].host, c->node[j].rport);
+                if (strcmp(resp->servers[k]->rpc_addr, addr) == 0)
+                    who = j;
+            }
+        if (resp != NULL)
+            log__v1__get_servers_response__free_unpacked(resp, NULL);
+    }
+    plog_client_close(cl);
+    return who;
+}
+
+struct seen_arg {
+    struct tc *c;
+    int i, want; /* node i names want (-1: names nobody or another node; -2: another node) */
+};
+
+static bool names(void *arg)
+{
+    struct seen_arg *a = arg;
+    int who = leader_seen_by(a->c, a->i);
+    if (a->want == -2)
+        return who >= 0 && who != a->i;
+    return a->want >= 0 ? who == a->want : who != a->i;
+}
+
+static int acked_total(struct load *loads)
+{
+    int n = 0;
+    for (int j = 0; j < CLIENTS; j++)
+        n += atomic_load(&loads[j].acked);
+    return n;
+}
+
+/* output_since: node i's output after the first skip bytes (malloc'd). */
+static char *output_since(struct tc *c, int i, size_t skip)
+{
+    char *out = plog_test_output(&c->node[i].proc);
+    assert_non_null(out);
+    size_t len = strlen(out);
+    memmove(out, out + (skip < len ? skip : len), len - (skip < len ? skip : len) + 1);
+    return out;
+}
+
+static size_t output_len(struct tc *c, int i)
+{
+    char *out = plog_test_output(&c->node[i].proc);
+    size_t len = out != NULL ? strlen(out) : 0;
+    free(out);
+    return len;
+}
+
+/* The leader cut off from both followers (Raft only) under load: it commits nothing
+ * more (produces sent straight to it are never acknowledged), the two others elect
+ * a new leader and the routed clients carry on; healed, the old leader follows the
+ * new one, drops what it appended alone, and every node holds the same log with
+ * every acknowledged produce once. */
+static void test_cluster_partitioned_leader_commits_nothing_and_the_majority_goes_on(void **state)
+{
+    (void)state;
+    struct tc *cp = &g_c;
+#define c (*cp)
+    start_proxied_cluster(&c);
+    struct load *loads = g_loads = calloc(CLIENTS, sizeof *loads);
+    run_load(&c, loads, g_th);
+    plog_test_sleep_ms(1000);
+    int old = leader_of(&c);
+    assert_true(old >= 0);
+    /* The Raft traffic really goes through the proxy, told apart by source address. */
+    for (int j = 0; j < N; j++) {
+        netproxy_stats a, b;
+        netproxy_link_stats(g_proxy, old, j, &a);
+        netproxy_link_stats(g_proxy, j, old, &b);
+        if (j != old && (a.forwarded == 0 || b.forwarded == 0))
+            fail_msg("no Raft traffic between %s and %s through the proxy", c.node[old].name, c.node[j].name);
+    }
+    g_direct.cl = tc_client(&c, old);
+    atomic_init(&g_direct.stop, false);
+    size_t mark = output_len(&c, old);
+    int before = acked_total(loads);
+
+    int64_t t0 = plog_test_now_ms();
+    netproxy_isolate(g_proxy, old, true);
+    assert_int_equal(pthread_create(&g_direct.thread, NULL, direct_producer, &g_direct), 0);
+    g_direct.running = true;
+
+    /* The majority elects a new leader; the old one, hearing no majority, steps
+     * down (check-quorum): it names nobody, or someone else. */
+    int now = -1;
+    for (int k = (old + 1) % N; now < 0 && plog_test_now_ms() - t0 < 10000; plog_test_sleep_ms(10)) {
+        int who = leader_seen_by(&c, k);
+        if (who >= 0 && who != old)
+            now = who;
+    }
+    if (now < 0) {
+        dump_outputs(&c);
+        fail_msg("no new leader 10 s after cutting %s off", c.node[old].name);
+    }
+    int64_t elected_ms = plog_test_now_ms() - t0;
+    struct seen_arg down = {cp, old, -1};
+    if (!plog_test_wait_until(names, &down, 10000)) {
+        dump_outputs(&c);
+        fail_msg("%s, cut off, still names itself leader after 10 s", c.node[old].name);
+    }
+    int64_t stepped_down_ms = plog_test_now_ms() - t0;
+    /* The clients carry on against the new leader. */
+    int at_new = acked_total(loads);
+    for (int t = 0; t < 500 && acked_total(loads) <= at_new; t++)
+        plog_test_sleep_ms(10);
+    if (acked_total(loads) <= at_new)
+        fail_msg("the clients made no progress within 5 s of the new leader");
+    plog_test_sleep_ms(1000);
+    int during = acked_total(loads) - before;
+    netproxy_stats cut;
+    netproxy_link_stats(g_proxy, now, old, &cut);
+    uint64_t dropped = cut.dropped;
+    netproxy_link_stats(g_proxy, old, now, &cut);
+    dropped += cut.dropped;
+    assert_true(dropped > 0); /* the new leader's heartbeats and the old one's pleas */
+    direct_stop(&g_direct);
+    int64_t partition_ms = plog_test_now_ms() - t0;
+
+    /* (a) Not one produce sent to the cut-off leader was acknowledged. */
+    if (g_direct.acks != 0)
+        fail_msg("the cut-off leader acknowledged %d of %d produces (first %s)", g_direct.acks,
+                 g_direct.attempts, g_direct.acked[0]);
+    assert_true(g_direct.attempts > 0);
+    assert_int_not_equal(g_direct.first_code, PLOG_STATUS_OK);
+    /* Cut off, it never campaigned (pre-vote): no term of its own to disrupt with. */
+    char *out = output_since(&c, old, mark);
+    bool campaigned = strstr(out, "role=candidate") != NULL || strstr(out, "role=leader") != NULL;
+    free(out);
+    assert_false(campaigned);
+
+    /* Heal: the old leader hears the new term and follows a leader (the new one, or
+     * a later one should the majority have held another election meanwhile). */
+    int64_t t1 = plog_test_now_ms();
+    netproxy_isolate(g_proxy, old, false);
+    struct seen_arg follows = {cp, old, -2};
+    if (!plog_test_wait_until(names, &follows, 10000)) {
+        dump_outputs(&c);
+        fail_msg("%s follows no leader 10 s after healing", c.node[old].name);
+    }
+    int64_t rejoined_ms = plog_test_now_ms() - t1;
+    plog_test_sleep_ms(500);
+    stop_load(loads, g_th);
+    /* (c) Every node the same log with every acknowledged produce once; the old
+     * leader's own entries ("m-*") are nowhere: check_history fails on any value no
+     * routed client produced. */
+    check_history(&c, loads, CLIENTS);
+    print_message("partition: %s cut off for %lld ms; new leader %s after %lld ms; old leader named nobody "
+                  "after %lld ms; %d acknowledgements meanwhile; %d produces sent to the old leader, 0 "
+                  "acknowledged (the first: %s after %lld ms, \"%s\"); healed, it followed in %lld ms\n",
+                  c.node[old].name, (long long)partition_ms, c.node[now].name, (long long)elected_ms,
+                  (long long)stepped_down_ms, during, g_direct.attempts,
+                  plog_rpc_status_name(g_direct.first_code), (long long)g_direct.first_ms, g_direct.first_msg,
+                  (long long)rejoined_ms);
+#undef c
+}
+
+/* A follower cut off from Raft, both ways or (one_way) only from the leader to it
+ * (it still reaches the others, but hears nobody): the leader and the other follower
+ * go on committing; the cut-off follower never campaigns (pre-vote: it cannot win
+ * a pre-vote, so it never raises its term) and, healed, catches up. */
+static void follower_cut(bool one_way)
+{
+    struct tc *cp = &g_c;
+#define c (*cp)
+    start_proxied_cluster(&c);
+    struct load *loads = g_loads = calloc(CLIENTS, sizeof *loads);
+    run_load(&c, loads, g_th);
+    plog_test_sleep_ms(1000);
+    int ldr = leader_of(&c);
+    assert_true(ldr >= 0);
+    int f = (ldr + 1) % N;
+    size_t mark = output_len(&c, f);
+    if (one_way)
+        netproxy_block(g_proxy, ldr, f, true);
+    else
+        netproxy_isolate(g_proxy, f, true);
+    int before = acked_total(loads);
+    plog_test_sleep_ms(1500);
+    int during = acked_total(loads) - before;
+    if (during == 0) {
+        dump_outputs(&c);
+        fail_msg("nothing acknowledged in 1.5 s with %s cut off", c.node[f].name);
+    }
+    char *out = output_since(&c, f, mark);
+    bool campaigned = strstr(out, "role=candidate") != NULL || strstr(out, "role=leader") != NULL;
+    bool pre = strstr(out, "role=pre-candidate") != NULL;
+    free(out);
+    assert_false(campaigned);
+    if (one_way)
+        netproxy_block(g_proxy, ldr, f, false);
+    else
+        netproxy_isolate(g_proxy, f, false);
+    int64_t t1 = plog_test_now_ms();
+    long end = leader_end(&c, ldr);
+    struct count_arg ca = {cp, f, end};
+    if (end > 0 && !plog_test_wait_until(holds, &ca, 15000))
+        fail_msg("%s did not catch up to offset %ld", c.node[f].name, end - 1);
+    int64_t caught_ms = plog_test_now_ms() - t1;
+    int after = leader_of(&c);
+    plog_test_sleep_ms(300);
+    stop_load(loads, g_th);
+    check_history(&c, loads, CLIENTS);
+    print_message("%s cut off%s for 1.5 s: %d acknowledgements meanwhile; it %s; healed, it held offset %ld "
+                  "after %lld ms; leader before %s, after %s\n",
+                  c.node[f].name, one_way ? " (leader to it only)" : "", during,
+                  pre ? "tried pre-votes only" : "stayed a follower", end - 1, (long long)caught_ms,
+                  c.node[ldr].name, after >= 0 ? c.node[after].name : "none");
+#undef c
+}
+
+static void test_cluster_cut_off_follower_never_campaigns_and_catches_up(void **state)
+{
+    (void)state;
+    follower_cut(false);
+}
+
+static void test_cluster_one_way_cut_to_a_follower_never_campaigns_and_catches_up(void **state)
+{
+    (void)state;
+    follower_cut(true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_cluster_kill9_leader_under_load_loses_and_duplicates_nothing, teardown),
         cmocka_unit_test_teardown(test_cluster_paused_leader_is_replaced_and_steps_down, teardown),
+        cmocka_unit_test_teardown(test_cluster_partitioned_leader_commits_nothing_and_the_majority_goes_on,
+                                  teardown),
+        cmocka_unit_test_teardown(test_cluster_cut_off_follower_never_campaigns_and_catches_up, teardown),
+        cmocka_unit_test_teardown(test_cluster_one_way_cut_to_a_follower_never_campaigns_and_catches_up,
+                                  teardown),
     };
     return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
 }

@@ -65,6 +65,8 @@
       "an RPC TLS handshake must finish within it (default 5000)")                                         \
     X(BOOTSTRAP, "bootstrap", "[true|false]", "start a new cluster with this node as its only voter")     \
     X(RAFT_PORT, "raft-port", "N", "Raft port on the bind host (default: RPC port + 2)")                   \
+    X(RAFT_ADVERTISE_ADDR, "raft-advertise-addr", "HOST:PORT",                                             \
+      "address the others dial for this node's Raft (default: bind host + Raft port)")                    \
     X(SNAPSHOT_ENTRIES, "snapshot-entries", "N",                                                           \
       "take a Raft snapshot every N applied entries (default 0: never)")
 
@@ -97,6 +99,8 @@ static void usage(FILE *f)
                "\"gossip\" and \"consume\" (replication), e.g. \"p, node1, *, gossip\".\n"
                "SIGHUP reloads the ACL policy and model, the RPC server's certificate, key and\n"
                "CA (for new connections) and --log-level-file; peer certificates need a restart.\n"
+               "Raft connections to the others leave from the bind host's IP when it is an IP\n"
+               "address (not 0.0.0.0, 127.0.0.1 or a name: then the kernel picks the source).\n"
                "Exit status: 0 clean shutdown (SIGINT/SIGTERM), 1 failure, 2 usage.\n");
 }
 
@@ -272,6 +276,7 @@ int main(int argc, char **argv)
             goto out;
         ac.raft_port = (uint16_t)v;
     }
+    ac.raft_advertise_addr = val[F_RAFT_ADVERTISE_ADDR];
     if (val[F_SNAPSHOT_ENTRIES] != NULL) {
         if (u64_of("snapshot-entries", val[F_SNAPSHOT_ENTRIES], UINT32_MAX, &v) != 0)
             goto out;

@@ -35,6 +35,7 @@ struct plog_agent {
     char peer_cert[PATH_SIZE], peer_key[PATH_SIZE], peer_ca[PATH_SIZE];
     char acl_model[PATH_SIZE], acl_policy[PATH_SIZE]; /* read again by plog_agent_reload */
     char rpc_url[ADDR_SIZE + 16], rpc_hostport[ADDR_SIZE], raft_hostport[ADDR_SIZE];
+    char raft_advertise[ADDR_SIZE]; /* what the others dial: raft_hostport unless configured */
 
     plog_distributed *dist;
     plog_log *log; /* the record log, the distributed log's */
@@ -337,6 +338,12 @@ static int check_config(const plog_agent_config *c, char *err, size_t errsize)
         plog_errf(err, errsize, "agent: bad bind address \"%s\" (want HOST:PORT)", c->bind_addr);
         return PLOG_EINVAL;
     }
+    const char *adv = c->raft_advertise_addr;
+    if (adv != NULL && ((colon = strrchr(adv, ':')) == NULL || colon == adv || colon[1] == '\0' ||
+                        strspn(colon + 1, "0123456789") != strlen(colon + 1) || strlen(adv) >= ADDR_SIZE - 16)) {
+        plog_errf(err, errsize, "agent: bad Raft advertise address \"%s\" (want HOST:PORT)", adv);
+        return PLOG_EINVAL;
+    }
     return PLOG_OK;
 }
 
@@ -376,6 +383,8 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     snprintf(a->rpc_url, sizeof a->rpc_url, "tls+tcp://%s", a->rpc_hostport);
     unsigned raft_port = cfg->raft_port != 0 ? cfg->raft_port : (unsigned)cfg->rpc_port + 2;
     snprintf(a->raft_hostport, sizeof a->raft_hostport, "%.*s:%u", (int)hlen, a->bind, raft_port);
+    copy(a->raft_advertise, sizeof a->raft_advertise,
+         cfg->raft_advertise_addr != NULL ? cfg->raft_advertise_addr : a->raft_hostport);
 
     /* 1. The distributed log: Raft with its storage and transport. */
     if ((rv = mkdirs(a->data_dir, err, errsize)) != PLOG_OK ||
@@ -387,6 +396,7 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
         .name = a->name,
         .dir = a->data_dir,
         .raft_addr = a->raft_hostport,
+        .advertise_addr = a->raft_advertise,
         .rpc_addr = a->rpc_hostport,
         .cert_file = a->peer_cert,
         .key_file = a->peer_key,
@@ -442,7 +452,7 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     atomic_store(&a->srv, srv);
     plog_server_publish(srv, plog_distributed_applied_next(a->dist));
     /* 3. Membership, whose events drive Raft's configuration. */
-    plog_gossip_tag tags[] = {{"rpc_addr", a->rpc_hostport}, {"raft_addr", a->raft_hostport}};
+    plog_gossip_tag tags[] = {{"rpc_addr", a->rpc_hostport}, {"raft_addr", a->raft_advertise}};
     plog_discovery_config dc = {
         .name = a->name,
         .bind_addr = a->bind,

@@ -3,10 +3,11 @@
  *
  * plog_agent_open starts them in the book's order: the distributed log (Raft state
  * in DATA_DIR/raft, the record log in DATA_DIR/records, Raft messages on
- * BIND_HOST:RAFT_PORT), the RPC server on tls+tcp://BIND_HOST:RPC_PORT, whose
- * produces go through Raft, then membership on BIND_ADDR with the tags rpc_addr
- * and raft_addr, whose join and leave events drive Raft's configuration (a failed
- * member stays a voter). plog_agent_shutdown undoes it in reverse: a graceful
+ * BIND_HOST:RAFT_PORT, outgoing Raft connections from BIND_HOST when it is an IP
+ * address), the RPC server on tls+tcp://BIND_HOST:RPC_PORT, whose produces go
+ * through Raft, then membership on BIND_ADDR with the tags rpc_addr and raft_addr
+ * (the Raft advertise address, by default BIND_HOST:RAFT_PORT), whose join and
+ * leave events drive Raft's configuration (a failed member stays a voter). plog_agent_shutdown undoes it in reverse: a graceful
  * leave, a leader's handover, the server, the logs.
  *
  * Two TLS identities, as the book's ServerTLSConfig and PeerTLSConfig: the
@@ -57,6 +58,9 @@ typedef struct plog_agent_config {
     /* ch06: Raft. */
     bool bootstrap;               /* start a new cluster with this node as its only voter */
     uint16_t raft_port;           /* Raft listens on the bind host at this port; 0: rpc_port + 2 */
+    const char *raft_advertise_addr; /* "HOST:PORT" the other nodes dial for this node's
+                                      * Raft (gossiped as raft_addr; a proxy or NAT in
+                                      * front of it); NULL: the bind host and raft port */
     uint32_t election_timeout_ms; /* 0: 150 */
     uint32_t snapshot_entries;    /* snapshot every N applied entries; 0: never */
 } plog_agent_config;

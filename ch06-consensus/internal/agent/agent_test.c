@@ -316,6 +316,51 @@ static void test_agent_refuses_a_data_dir_of_another_node(void **state)
     assert_non_null(strstr(err, "belongs to node \"node1\", not \"node2\""));
 }
 
+/* The Raft advertise address is what the node gossips as raft_addr (the others dial
+ * it); a malformed one is refused before anything starts. */
+static void test_agent_gossips_its_raft_advertise_address_and_refuses_a_bad_one(void **state)
+{
+    struct tc_agents *f = *state;
+    char c[64], k[64];
+    snprintf(c, sizeof c, "%s.pem", f->name[0]);
+    snprintf(k, sizeof k, "%s-key.pem", f->name[0]);
+    plog_agent_config ac = {
+        .data_dir = f->data[0],
+        .node_name = f->name[0],
+        .bind_addr = f->bind[0],
+        .rpc_port = f->rpc[0],
+        .server_tls_cert_file = tc_cert(c),
+        .server_tls_key_file = tc_cert(k),
+        .server_tls_ca_file = tc_cert("ca.pem"),
+        .peer_tls_cert_file = tc_cert(c),
+        .peer_tls_key_file = tc_cert(k),
+        .peer_tls_ca_file = tc_cert("ca.pem"),
+        .acl_policy_file = f->policy,
+        .fast = true,
+        .bootstrap = true,
+        .raft_port = f->raft[0],
+    };
+    static const char *const bad[] = {"proxy", "proxy:", ":8402", "proxy:84o2"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char err[512] = "";
+        plog_agent *a;
+        ac.raft_advertise_addr = bad[i];
+        assert_int_equal(plog_agent_open(&ac, &a, err, sizeof err), PLOG_EINVAL);
+        assert_non_null(strstr(err, "bad Raft advertise address"));
+    }
+    ac.raft_advertise_addr = "127.0.0.1:1";
+    char err[512] = "";
+    assert_plog_ok(plog_agent_open(&ac, &f->a[0], err, sizeof err));
+    plog_membership_member *v;
+    size_t n;
+    assert_plog_ok(plog_discovery_members(plog_agent_discovery(f->a[0]), &v, &n));
+    assert_int_equal(n, 1);
+    const char *raft = plog_membership_tag(&v[0], "raft_addr");
+    assert_non_null(raft);
+    assert_string_equal(raft, "127.0.0.1:1");
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -331,6 +376,8 @@ int main(void)
                                         tc_agents_setup, tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_of_another_node, tc_agents_setup,
                                         tc_agents_teardown),
+        cmocka_unit_test_setup_teardown(test_agent_gossips_its_raft_advertise_address_and_refuses_a_bad_one,
+                                        tc_agents_setup, tc_agents_teardown),
     };
     return cmocka_run_group_tests_name("agent", tests, NULL, NULL);
 }

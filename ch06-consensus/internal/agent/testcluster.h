@@ -4,7 +4,10 @@
  * Node i is named "node<i+1>", gossips and serves RPC on free ports, keeps its data
  * in a fresh temporary directory, and presents its node certificate
  * ($PLOG_BUILD/certs/node<i+1>.pem, made by common/certs/gencert --node) as both its
- * server and peer identity. The policy lets root produce and consume and every
+ * server and peer identity. With own_hosts, node i binds 127.0.0.<i+2> instead of
+ * 127.0.0.1 (its connections then leave from there: netproxy.h tells the nodes
+ * apart by it) and presents node<i+1>-lo.pem (gencert --loopback-node), valid for
+ * those addresses. The policy lets root produce and consume and every
  * node gossip and consume. Failures abort the test (fail_msg). */
 #ifndef PLOG_AGENT_TESTCLUSTER_H
 #define PLOG_AGENT_TESTCLUSTER_H
@@ -27,18 +30,21 @@ struct tc_node {
     const char *peer;          /* certificate base name for the peer identity ("" = own node cert) */
     const char *name_override; /* --node-name other than name (NULL: name) */
     const char *extra[8];      /* more arguments, up to a NULL; a flag given again overrides */
+    char host[24];             /* the address it binds (tc_init) */
+    char raft_advertise[32];   /* --raft-advertise-addr when not empty */
 };
 
 struct tc {
     char dir[64];
     char policy[128];
     const char *profile; /* "fast" unless set before tc_init */
+    bool own_hosts;      /* set before tc_init: node i binds 127.0.0.<i+2> */
     int n;
     struct tc_node node[TC_MAX];
 };
 
-/* tc_certs makes the test certificates with node1..node8 (once per process) and
- * returns their directory. */
+/* tc_certs makes the test certificates with node1..node8 (and their -lo forms) once
+ * per process and returns their directory. */
 const char *tc_certs(void);
 
 /* tc_init prepares n nodes (not started). */

@@ -11,10 +11,14 @@
 #include "internal/agent/agent.h"
 #include "internal/client/client.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "api/v1/log.pb-c.h"
@@ -28,12 +32,12 @@ const char *tc_certs(void)
     if (dir[0] != '\0')
         return dir;
     const char *build = getenv("PLOG_BUILD"), *chapter = getenv("PLOG_CHAPTER");
-    char cmd[1400], *out = NULL;
+    char cmd[1800], *out = NULL;
     snprintf(dir, sizeof dir, "%s/certs", build != NULL ? build : "build");
     snprintf(cmd, sizeof cmd, "%s/../common/certs/gencert '%s'", chapter != NULL ? chapter : ".", dir);
     for (int i = 1; i <= TC_MAX; i++) {
         size_t l = strlen(cmd);
-        snprintf(cmd + l, sizeof cmd - l, " --node node%d", i);
+        snprintf(cmd + l, sizeof cmd - l, " --node node%d --loopback-node node%d", i, i);
     }
     int rc = plog_test_sh(cmd, 60000, &out);
     if (rc != 0)
@@ -42,12 +46,29 @@ const char *tc_certs(void)
     return dir;
 }
 
+/* free_port_on returns a TCP port free on host a moment ago. A port free on
+ * 127.0.0.1 may be taken on 127.0.0.3: a connection from there that ended leaves its
+ * local port in TIME_WAIT, which blocks a listener even with SO_REUSEADDR. */
+static int free_port_on(const char *host)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || inet_pton(AF_INET, host, &sa.sin_addr) != 1 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+        fail_msg("free port on %s: %s", host, strerror(errno));
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
 void tc_init(struct tc *c, int n)
 {
     assert_true(n > 0 && n <= TC_MAX);
     const char *profile = c->profile;
+    bool own_hosts = c->own_hosts;
     memset(c, 0, sizeof *c);
     c->profile = profile != NULL ? profile : "fast";
+    c->own_hosts = own_hosts;
     c->n = n;
     tc_certs();
     plog_test_tmpdir("cluster", c->dir, sizeof c->dir);
@@ -62,10 +83,11 @@ void tc_init(struct tc *c, int n)
         struct tc_node *nd = &c->node[i];
         snprintf(nd->name, sizeof nd->name, "node%d", i + 1);
         snprintf(nd->dir, sizeof nd->dir, "%s/%s", c->dir, nd->name);
-        nd->gport = plog_test_free_port();
-        nd->rport = plog_test_free_port();
+        snprintf(nd->host, sizeof nd->host, "127.0.0.%d", own_hosts ? i + 2 : 1);
+        nd->gport = own_hosts ? free_port_on(nd->host) : plog_test_free_port();
+        nd->rport = own_hosts ? free_port_on(nd->host) : plog_test_free_port();
         nd->mport = plog_test_free_port();
-        nd->aport = plog_test_free_port();
+        nd->aport = own_hosts ? free_port_on(nd->host) : plog_test_free_port();
     }
 }
 
@@ -74,16 +96,18 @@ void tc_start(struct tc *c, int i, int join)
     struct tc_node *nd = &c->node[i];
     static char s[20][600];
     const char *certs = tc_certs();
-    const char *peer = nd->peer != NULL && nd->peer[0] != '\0' ? nd->peer : nd->name;
+    char own[48];
+    snprintf(own, sizeof own, "%s%s", nd->name, c->own_hosts ? "-lo" : "");
+    const char *peer = nd->peer != NULL && nd->peer[0] != '\0' ? nd->peer : own;
     snprintf(s[0], sizeof s[0], "%s", plog_test_bin("proglog"));
-    snprintf(s[1], sizeof s[1], "127.0.0.1:%d", nd->gport);
+    snprintf(s[1], sizeof s[1], "%s:%d", nd->host, nd->gport);
     snprintf(s[2], sizeof s[2], "%d", nd->rport);
-    snprintf(s[3], sizeof s[3], "%s/%s.pem", certs, nd->name);
-    snprintf(s[4], sizeof s[4], "%s/%s-key.pem", certs, nd->name);
+    snprintf(s[3], sizeof s[3], "%s/%s.pem", certs, own);
+    snprintf(s[4], sizeof s[4], "%s/%s-key.pem", certs, own);
     snprintf(s[5], sizeof s[5], "%s/ca.pem", certs);
     snprintf(s[6], sizeof s[6], "%s/%s.pem", certs, peer);
     snprintf(s[7], sizeof s[7], "%s/%s-key.pem", certs, peer);
-    snprintf(s[8], sizeof s[8], "127.0.0.1:%d", join >= 0 ? c->node[join].gport : 0);
+    snprintf(s[8], sizeof s[8], "%s:%d", join >= 0 ? c->node[join].host : "", join >= 0 ? c->node[join].gport : 0);
     snprintf(s[9], sizeof s[9], "127.0.0.1:%d", nd->mport);
     snprintf(s[10], sizeof s[10], "%d", nd->aport);
     char *argv[40] = {s[0],
@@ -116,6 +140,10 @@ void tc_start(struct tc *c, int i, int join)
     int n = 27;
     argv[n++] = "--raft-port";
     argv[n++] = s[10];
+    if (nd->raft_advertise[0] != '\0') {
+        argv[n++] = "--raft-advertise-addr";
+        argv[n++] = nd->raft_advertise;
+    }
     if (join >= 0) {
         argv[n++] = "--start-join-addrs";
         argv[n++] = s[8];
@@ -162,12 +190,12 @@ plog_client *tc_client(struct tc *c, int i)
 {
     char url[64], err[PLOG_TLS_ERRMSG_SIZE], cert[600], key[600], ca[600];
     const char *certs = tc_certs();
-    snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", c->node[i].rport);
+    snprintf(url, sizeof url, "tls+tcp://%s:%d", c->node[i].host, c->node[i].rport);
     snprintf(cert, sizeof cert, "%s/root-client.pem", certs);
     snprintf(key, sizeof key, "%s/root-client-key.pem", certs);
     snprintf(ca, sizeof ca, "%s/ca.pem", certs);
     plog_client_config cfg = {.timeout_ms = 5000};
-    if (plog_tls_config_client(cert, key, ca, "127.0.0.1", &cfg.tls, err, sizeof err) != 0)
+    if (plog_tls_config_client(cert, key, ca, c->node[i].host, &cfg.tls, err, sizeof err) != 0)
         fail_msg("client TLS: %s", err);
     plog_client *cl;
     plog_rpc_status st;

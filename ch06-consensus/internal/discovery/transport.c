@@ -15,6 +15,7 @@
  * them. */
 #include "internal/discovery/transport.h"
 
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -52,6 +53,8 @@ struct plog_transport {
     bool pull_open;
     nng_aio *aio;
     nng_tls_config *server_tls;
+    nng_sockaddr src; /* dial_from_bind_host: the local address of every dial */
+    bool has_src;
 
     pthread_mutex_t mu; /* peers */
     struct peer *peers;
@@ -68,6 +71,31 @@ static void to_url(const char *addr, char *url, size_t size)
         snprintf(url, size, "%s", addr);
     else
         snprintf(url, size, "tls+tcp://%s", addr);
+}
+
+/* source_of sets g->src to the IP of the bind host when it is a literal other than
+ * the wildcard (port 0: the kernel picks one per connection); otherwise leaves
+ * has_src false and the kernel chooses the source address. 127.0.0.1 and ::1 are
+ * left unbound too: the kernel picks them anyway for a loopback destination, and a
+ * bound dial takes its port the way bind(0) does, the way a test probes for a free
+ * port, so the tests on 127.0.0.1 began to collide with their nodes' own dials. */
+static void source_of(plog_transport *g, const char *url)
+{
+    char host[ADDR_SIZE];
+    if (plog_tls_url_host(url, host, sizeof host) != PLOG_OK)
+        return;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1 && a4.s_addr != htonl(INADDR_ANY) &&
+        a4.s_addr != htonl(INADDR_LOOPBACK)) {
+        g->src.s_in = (nng_sockaddr_in){.sa_family = NNG_AF_INET, .sa_addr = a4.s_addr};
+        g->has_src = true;
+    } else if (inet_pton(AF_INET6, host, &a6) == 1 && !IN6_IS_ADDR_UNSPECIFIED(&a6) &&
+               !IN6_IS_ADDR_LOOPBACK(&a6)) {
+        g->src.s_in6 = (nng_sockaddr_in6){.sa_family = NNG_AF_INET6};
+        memcpy(g->src.s_in6.sa_addr, &a6, sizeof g->src.s_in6.sa_addr);
+        g->has_src = true;
+    }
 }
 
 static void on_tls_failure(void *arg, const char *remote, const char *reason)
@@ -162,6 +190,8 @@ int plog_transport_open(const plog_transport_config *cfg, plog_transport **gp, c
         rv = PLOG_EINVAL;
         goto fail;
     }
+    if (cfg->dial_from_bind_host)
+        source_of(g, url);
     if ((rv = plog_rpc_nngerr_err(nng_listener_create(&l, g->pull, url), "gossip: listen", err, errsize)) !=
         PLOG_OK)
         goto fail;
@@ -226,7 +256,10 @@ static int peer_open(plog_transport *g, struct peer *p, const char *addr)
     nng_socket_set_int(s, NNG_OPT_SENDBUF, (int)g->cfg.sendbuf);
     nng_socket_set_ms(s, NNG_OPT_RECONNMINT, 50);
     nng_socket_set_ms(s, NNG_OPT_RECONNMAXT, 1000);
+    /* NNG_OPT_LOCADDR passes through the tls+tcp dialer to its tcp dialer, which
+     * binds each new connection to it before connecting (nng 1.5.2). */
     if (nng_dialer_create(&d, s, url) != 0 || nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls) != 0 ||
+        (g->has_src && nng_dialer_set_addr(d, NNG_OPT_LOCADDR, &g->src) != 0) ||
         nng_dialer_start(d, NNG_FLAG_NONBLOCK) != 0) {
         nng_close(s); /* no pipe yet: nothing to wait for */
         nng_tls_config_free(tls);

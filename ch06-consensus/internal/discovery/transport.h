@@ -22,6 +22,15 @@
  * counted. Messages larger than max_msg_bytes are dropped and counted; far larger
  * ones (beyond 4x) close the connection before they are read (NNG_OPT_RECVMAXSZ).
  *
+ * Where connections come from (ch06). With dial_from_bind_host set and bind_addr's
+ * host an IP literal other than the wildcard (0.0.0.0, ::) and the loopback
+ * address the kernel would pick anyway (127.0.0.1, ::1), every outgoing
+ * connection is bound to that IP before it connects (nng's NNG_OPT_LOCADDR on the
+ * dialer, port 0: the kernel picks it), so the node's connections leave from the
+ * address it listens on; a peer, or a proxy in between, sees it there. With a host
+ * name, the wildcard, or the flag unset, the kernel picks the source address from
+ * its routes, as it always did (a multi-homed host may then send from another IP).
+ *
  * Threads: receive callbacks run on nng's threads, one at a time (one receive is
  * outstanding). plog_transport_send may be called from any thread. */
 #ifndef PLOG_DISCOVERY_TRANSPORT_H
@@ -51,6 +60,7 @@ typedef struct plog_transport_config {
     size_t max_msg_bytes; /* 0: 64 KiB */
     unsigned max_peers;   /* PUSH sockets kept; the least recently used goes; 0: 64 */
     unsigned sendbuf;     /* messages buffered per destination; 0: 64 */
+    bool dial_from_bind_host; /* outgoing connections leave from bind_addr's IP (above) */
     plog_transport_recv_fn recv;
     void *arg;
 } plog_transport_config;

@@ -129,7 +129,7 @@ struct plog_distributed {
     uint64_t snap_index; /* the latest snapshot's (taken or installed) */
     int failed;          /* a write failed: the node stops (fail-stop) */
     uint64_t opened_ms;
-    char self_addr[128]; /* cfg->raft_addr, copied */
+    char self_addr[128]; /* cfg->advertise_addr (else raft_addr), copied */
 };
 
 uint64_t plog_distributed_id(const char *name)
@@ -904,7 +904,8 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
     d->cfg.dir = d->dir;
     d->id = plog_distributed_id(cfg->name);
     d->opened_ms = now_ms();
-    copy_str(d->self_addr, sizeof d->self_addr, cfg->raft_addr);
+    const char *advertised = cfg->advertise_addr != NULL ? cfg->advertise_addr : cfg->raft_addr;
+    copy_str(d->self_addr, sizeof d->self_addr, advertised);
     char path[4096];
     if ((rv = mkdir_p(cfg->dir)) != PLOG_OK) {
         plog_errf(err, errsz, "mkdir %s: %s", cfg->dir, strerror(errno));
@@ -958,7 +959,7 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
     }
     d->peers[0] = (struct peer){.id = d->id, .joined = true};
     copy_str(d->peers[0].name, sizeof d->peers[0].name, cfg->name);
-    copy_str(d->peers[0].raft_addr, sizeof d->peers[0].raft_addr, cfg->raft_addr);
+    copy_str(d->peers[0].raft_addr, sizeof d->peers[0].raft_addr, advertised);
     copy_str(d->peers[0].rpc_addr, sizeof d->peers[0].rpc_addr, cfg->rpc_addr);
     d->npeers = 1;
     plog_raft_get_status(d->raft, &d->st);
@@ -971,6 +972,7 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
         .acl = cfg->acl,
         .max_msg_bytes = 16u << 20,
         .sendbuf = 256,
+        .dial_from_bind_host = true,
         .recv = on_receive,
         .arg = d,
     };

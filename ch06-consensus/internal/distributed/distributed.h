@@ -41,7 +41,12 @@ typedef struct plog_distributed_config {
     const char *name;      /* this node: its certificate's CN; its Raft id is
                               plog_distributed_id(name) */
     const char *dir;       /* dir/raft: Raft's state; dir/records: the record log */
-    const char *raft_addr; /* "HOST:PORT" Raft listens on (its own port) */
+    const char *raft_addr; /* "HOST:PORT" Raft listens on (its own port); outgoing
+                              Raft connections leave from HOST when it is an IP
+                              literal (internal/discovery/transport.h) */
+    const char *advertise_addr; /* "HOST:PORT" the others dial for this node's Raft,
+                                   named as the sender in every message (e.g. a proxy
+                                   or a NAT in front of raft_addr); NULL: raft_addr */
     const char *rpc_addr;  /* what GetServers advertises for this node */
     const char *cert_file; /* node certificate, key and CA: both directions */
     const char *key_file;
