@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -98,10 +99,16 @@ void plog_test_spawn(plog_test_proc *p, char *const argv[])
     int fd = mkstemp(p->out);
     if (fd < 0)
         fail_msg("mkstemp: %s", strerror(errno));
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0)
         fail_msg("fork: %s", strerror(errno));
     if (pid == 0) {
+        /* A test that dies (a crash, a signal, cmocka giving up) takes its
+         * servers with it. The signal comes when the forking thread ends, so
+         * spawn from a thread that outlives the child (every test does: main). */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(127);
         int devnull = open("/dev/null", O_RDONLY);
         dup2(devnull, 0);
         dup2(fd, 1);

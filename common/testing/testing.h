@@ -62,7 +62,9 @@ typedef struct plog_test_proc {
     bool reaped;
 } plog_test_proc;
 
-/* plog_test_spawn starts argv[0] with argv (NULL-terminated), output captured. */
+/* plog_test_spawn starts argv[0] with argv (NULL-terminated), output captured.
+ * The child is killed (SIGKILL) when the calling thread ends, so a test that
+ * dies leaves no server behind: spawn from a thread that outlives the child. */
 void plog_test_spawn(plog_test_proc *p, char *const argv[]);
 
 /* plog_test_kill sends sig and waits up to timeout_ms for the child to exit; if it
