@@ -267,6 +267,7 @@ static void peer_retire(struct peer *p)
     if (copy != NULL && pthread_attr_init(&attr) == 0) {
         *copy = *p;
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, 256u << 10); /* one may wait in nng for good */
         pthread_mutex_lock(&closing_mu);
         started = pthread_create(&th, &attr, close_main, copy) == 0;
         closing += started;

@@ -39,6 +39,16 @@
 
 #define MSG_BYTES 200
 
+/* LeakSanitizer (SAN=1) reads this. On the paths this test drives, nng 1.5.2 loses
+ * messages it had taken (a send handed to a pipe that closed, see transport.c) and
+ * whatever its stuck reaper holds: leaks allocated inside libnng are not ours, while
+ * the transport's own allocations are still checked. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:libnng.so\n";
+}
+
 /* ---- the peer (this binary with --sink ADDR CERT KEY CA) ---------------------- */
 
 static atomic_int sink_count;
@@ -178,7 +188,7 @@ static void test_transport_reaches_a_peer_killed_and_restarted_again_and_again(v
     (void)state;
     struct fixture *f = &g_f;
     const char *env = getenv("PLOG_TRANSPORT_KILLS");
-    int rounds = env != NULL && atoi(env) > 0 ? atoi(env) : 40;
+    int rounds = env != NULL && atoi(env) > 0 ? atoi(env) : 60;
     const char *certs = tc_certs();
     snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", plog_test_free_port());
     snprintf(f->cert, sizeof f->cert, "%s/node1.pem", certs);
