@@ -33,10 +33,10 @@
  * on nng's one reaper thread, and from then on every nng_close in the process
  * waits for that thread. A peer killed while messages stream to it does this
  * once in a few dozen kills. So a socket given up while the transport is in use
- * (its connection lost, its buffer full, evicted, forgotten) is closed on a
- * detached thread of its own, never on the sender's: a Raft or SWIM thread that
- * sends must not hang on it. Such a process leaks what nng can no longer reap,
- * and sends on fresh sockets. */
+ * (its connection lost, its buffer full, evicted, forgotten) is closed by a
+ * closer thread, never on the sender's: a Raft or SWIM thread that sends must not
+ * hang on it. Such a process goes on with fresh sockets and leaks what nng can no
+ * longer reap, and the sockets it gives up from then on. */
 #include "internal/discovery/transport.h"
 
 #include <pthread.h>
@@ -234,51 +234,79 @@ static void peer_close(struct peer *p)
     memset(p, 0, sizeof *p);
 }
 
-/* Detached closes still running, process-wide (they outlive their transport). */
-static pthread_mutex_t closing_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t closing_cv = PTHREAD_COND_INITIALIZER;
-static unsigned closing;
+/* The closer: one detached thread per process, started on first use, that closes
+ * the PUSH sockets retired by every transport, in order. The queue and the count
+ * of sockets not closed yet (queued or closing) outlive any transport. Once nng's
+ * reaper is stuck the closer waits in nng_close for good and later sockets stay
+ * queued: one thread, not one per socket, and what leaks is what nng holds. */
+struct retired {
+    struct retired *next;
+    struct peer p;
+};
+static pthread_mutex_t closer_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t closer_cv = PTHREAD_COND_INITIALIZER;   /* work queued */
+static pthread_cond_t closed_cv = PTHREAD_COND_INITIALIZER;   /* pending went down */
+static struct retired *closer_head, *closer_tail;
+static unsigned pending;
+static bool closer_started;
 
-static void *close_main(void *arg)
+static void *closer_main(void *arg)
 {
-    struct peer *p = arg;
-    peer_close(p);
-    free(p);
-    pthread_mutex_lock(&closing_mu);
-    closing--;
-    pthread_cond_broadcast(&closing_cv);
-    pthread_mutex_unlock(&closing_mu);
+    (void)arg;
+    pthread_mutex_lock(&closer_mu);
+    for (;;) {
+        while (closer_head == NULL)
+            pthread_cond_wait(&closer_cv, &closer_mu);
+        struct retired *r = closer_head;
+        closer_head = r->next;
+        if (closer_head == NULL)
+            closer_tail = NULL;
+        pthread_mutex_unlock(&closer_mu);
+        peer_close(&r->p);
+        free(r);
+        pthread_mutex_lock(&closer_mu);
+        pending--;
+        pthread_cond_broadcast(&closed_cv);
+    }
     return NULL;
 }
 
-/* peer_retire closes a PUSH socket that is no longer in the table on a detached
- * thread (see the top comment) and clears *p; on the caller's thread only if no
- * thread can be started. Never with mu held. */
+/* peer_retire hands a PUSH socket that is no longer in the table to the closer
+ * (see the top comment) and clears *p; closes it on the caller's thread only if
+ * the closer cannot take it. Never with mu held. */
 static void peer_retire(struct peer *p)
 {
     if (p->tls == NULL)
         return;
     /* The transport may be gone before the close ends: no failure report for it. */
     plog_tls_config_on_failure(p->tls, NULL, NULL);
-    struct peer *copy = malloc(sizeof *copy);
-    pthread_attr_t attr;
-    pthread_t th;
-    bool started = false;
-    if (copy != NULL && pthread_attr_init(&attr) == 0) {
-        *copy = *p;
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&attr, 256u << 10); /* one may wait in nng for good */
-        pthread_mutex_lock(&closing_mu);
-        started = pthread_create(&th, &attr, close_main, copy) == 0;
-        closing += started;
-        pthread_mutex_unlock(&closing_mu);
-        pthread_attr_destroy(&attr);
+    struct retired *r = malloc(sizeof *r);
+    pthread_mutex_lock(&closer_mu);
+    if (r != NULL && !closer_started) {
+        pthread_attr_t attr;
+        pthread_t th;
+        if (pthread_attr_init(&attr) == 0) {
+            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+            closer_started = pthread_create(&th, &attr, closer_main, NULL) == 0;
+            pthread_attr_destroy(&attr);
+        }
     }
-    if (started) {
+    if (r != NULL && closer_started) {
+        r->next = NULL;
+        r->p = *p;
+        if (closer_tail != NULL)
+            closer_tail->next = r;
+        else
+            closer_head = r;
+        closer_tail = r;
+        pending++;
+        pthread_cond_signal(&closer_cv);
+        pthread_mutex_unlock(&closer_mu);
         memset(p, 0, sizeof *p);
         return;
     }
-    free(copy);
+    pthread_mutex_unlock(&closer_mu);
+    free(r);
     peer_close(p);
 }
 
@@ -461,15 +489,15 @@ void plog_transport_close(plog_transport *g)
     for (unsigned i = 0; i < g->npeers; i++)
         peer_close(&g->peers[i]);
     g->npeers = 0;
-    /* Sockets retired earlier close on their own threads: give them a second
-     * (they need nothing of g, so one that hangs in nng is left to it). */
+    /* Sockets retired earlier are closed by the closer: give it a second (they
+     * need nothing of g, so a close that hangs in nng is left to it). */
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += 1;
-    pthread_mutex_lock(&closing_mu);
-    while (closing > 0 && pthread_cond_timedwait(&closing_cv, &closing_mu, &until) == 0)
+    pthread_mutex_lock(&closer_mu);
+    while (pending > 0 && pthread_cond_timedwait(&closed_cv, &closer_mu, &until) == 0)
         ;
-    pthread_mutex_unlock(&closing_mu);
+    pthread_mutex_unlock(&closer_mu);
     if (g->pull_open)
         nng_close(g->pull);
     nng_aio_free(g->aio);
