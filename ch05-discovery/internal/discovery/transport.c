@@ -8,11 +8,35 @@
  * B learns A's verified CN from that pipe (the listener requires a client
  * certificate), and the identity of every message is the identity of its pipe.
  *
- * Dialers reconnect with backoff 50 ms .. 1 s: a restarted node is reached again
- * within a second, and a dead one costs at most one attempt a second until the
- * membership layer forgets it. Background dials never report a refused
- * certificate (nng retries silently), so the TLS config's failure hook counts
- * them. */
+ * Dialers retry with backoff 50 ms .. 1 s until their first connection is up: a
+ * node that is starting is reached within a second, and a dead one costs at most
+ * one attempt a second until the membership layer forgets it. Background dials
+ * never report a refused certificate (nng retries silently), so the TLS config's
+ * failure hook counts them.
+ *
+ * One PUSH socket carries one connection. When its pipe goes (the peer died or
+ * hung up), the socket's dialer is closed and the socket is never sent on again:
+ * the next message to that address opens a fresh socket, which dials the peer's
+ * new process. The reason is a race in nng 1.5.2's push protocol: a send that
+ * completes just as the pipe closes puts the closed pipe back on the socket's
+ * ready list (push0_send_cb -> push0_pipe_ready after push0_pipe_close), and
+ * the pipe is freed while it is still listed. The next send on that socket, or
+ * a new pipe of its dialer joining that list, then writes into freed memory.
+ * kill -9 of a node that was being sent to at a high rate (a Raft leader) hit it
+ * every few dozen kills as a segfault in nng_sendmsg.
+ *
+ * Closing a PUSH socket can block for good, for a second reason in nng 1.5.2:
+ * its TLS transport sends a message in parts (length, then body), and when the
+ * pipe closes between two parts the next part is handed to an aio the close has
+ * already stopped, which drops it without a callback (tlstran_pipe_send_cb). The
+ * message's send then never completes, the pipe's teardown waits for it forever
+ * on nng's one reaper thread, and from then on every nng_close in the process
+ * waits for that thread. A peer killed while messages stream to it does this
+ * once in a few dozen kills. So a socket given up while the transport is in use
+ * (its connection lost, its buffer full, evicted, forgotten) is closed by a
+ * closer thread, never on the sender's: a Raft or SWIM thread that sends must not
+ * hang on it. Such a process goes on with fresh sockets and leaks what nng can no
+ * longer reap, and the sockets it gives up from then on. */
 #include "internal/discovery/transport.h"
 
 #include <pthread.h>
@@ -20,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/pipeline0/pull.h>
@@ -37,10 +62,20 @@
 #define ADDR_SIZE 272
 #define PATH_SIZE 1024
 
+/* link: whether a PUSH socket's connection is gone. Set by the pipe-removal
+ * callback (on nng's reaper thread), read by senders, both under mu, so no send
+ * starts on the socket once its pipe is being torn down. Freed after nng_close,
+ * when no callback can run any more. */
+struct link {
+    pthread_mutex_t mu;
+    bool lost;
+};
+
 struct peer {
     char addr[ADDR_SIZE];
     nng_socket sock;
     nng_tls_config *tls;
+    struct link *link;
     uint64_t used; /* LRU clock */
 };
 
@@ -190,10 +225,112 @@ static void peer_close(struct peer *p)
     if (p->tls == NULL)
         return;
     nng_close(p->sock);
-    /* The socket is closed before the failure hook goes, and the hook before g. */
+    /* The socket is closed before the failure hook goes, and the hook before g;
+     * every pipe callback has returned once nng_close has. */
     plog_tls_config_on_failure(p->tls, NULL, NULL);
     nng_tls_config_free(p->tls);
+    pthread_mutex_destroy(&p->link->mu);
+    free(p->link);
     memset(p, 0, sizeof *p);
+}
+
+/* The closer: one detached thread per process, started on first use, that closes
+ * the PUSH sockets retired by every transport, in order. The queue and the count
+ * of sockets not closed yet (queued or closing) outlive any transport. Once nng's
+ * reaper is stuck the closer waits in nng_close for good and later sockets stay
+ * queued: one thread, not one per socket, and what leaks is what nng holds. */
+struct retired {
+    struct retired *next;
+    struct peer p;
+};
+static pthread_mutex_t closer_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t closer_cv = PTHREAD_COND_INITIALIZER;   /* work queued */
+static pthread_cond_t closed_cv = PTHREAD_COND_INITIALIZER;   /* pending went down */
+static struct retired *closer_head, *closer_tail;
+static unsigned pending;
+static bool closer_started;
+
+static void *closer_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&closer_mu);
+    for (;;) {
+        while (closer_head == NULL)
+            pthread_cond_wait(&closer_cv, &closer_mu);
+        struct retired *r = closer_head;
+        closer_head = r->next;
+        if (closer_head == NULL)
+            closer_tail = NULL;
+        pthread_mutex_unlock(&closer_mu);
+        peer_close(&r->p);
+        free(r);
+        pthread_mutex_lock(&closer_mu);
+        pending--;
+        pthread_cond_broadcast(&closed_cv);
+    }
+    return NULL;
+}
+
+/* peer_retire hands a PUSH socket that is no longer in the table to the closer
+ * (see the top comment) and clears *p; closes it on the caller's thread only if
+ * the closer cannot take it. Never with mu held. */
+static void peer_retire(struct peer *p)
+{
+    if (p->tls == NULL)
+        return;
+    /* The transport may be gone before the close ends: no failure report for it. */
+    plog_tls_config_on_failure(p->tls, NULL, NULL);
+    struct retired *r = malloc(sizeof *r);
+    pthread_mutex_lock(&closer_mu);
+    if (r != NULL && !closer_started) {
+        pthread_attr_t attr;
+        pthread_t th;
+        if (pthread_attr_init(&attr) == 0) {
+            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+            closer_started = pthread_create(&th, &attr, closer_main, NULL) == 0;
+            pthread_attr_destroy(&attr);
+        }
+    }
+    if (r != NULL && closer_started) {
+        r->next = NULL;
+        r->p = *p;
+        if (closer_tail != NULL)
+            closer_tail->next = r;
+        else
+            closer_head = r;
+        closer_tail = r;
+        pending++;
+        pthread_cond_signal(&closer_cv);
+        pthread_mutex_unlock(&closer_mu);
+        memset(p, 0, sizeof *p);
+        return;
+    }
+    pthread_mutex_unlock(&closer_mu);
+    free(r);
+    peer_close(p);
+}
+
+/* on_pipe_gone runs when a PUSH socket's pipe is removed (see the top comment):
+ * the socket is marked lost and its dialer closed, so it never gets a second
+ * pipe. nng calls it on its reaper thread, which no holder of link->mu waits for. */
+static void on_pipe_gone(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+    (void)ev;
+    struct link *l = arg;
+    pthread_mutex_lock(&l->mu);
+    l->lost = true;
+    pthread_mutex_unlock(&l->mu);
+    nng_dialer_close(nng_pipe_dialer(pipe)); /* already closed while the socket closes */
+}
+
+/* peer_push sends m on p's socket unless its connection is gone: nng's result
+ * (the message is nng's on 0), or NNG_ECLOSED for a lost one. */
+static int peer_push(struct peer *p, nng_msg *m)
+{
+    pthread_mutex_lock(&p->link->mu);
+    int rv = p->link->lost ? NNG_ECLOSED : nng_sendmsg(p->sock, m, NNG_FLAG_NONBLOCK);
+    pthread_mutex_unlock(&p->link->mu);
+    return rv;
 }
 
 /* detach moves p out of the table into *out (to be closed after unlocking). Locked. */
@@ -217,24 +354,30 @@ static int peer_open(plog_transport *g, struct peer *p, const char *addr)
     if (rv != PLOG_OK)
         return rv;
     plog_tls_config_on_failure(tls, on_tls_failure, g);
+    struct link *l = calloc(1, sizeof *l);
     nng_socket s;
     nng_dialer d;
-    if (nng_push0_open(&s) != 0) {
+    if (l == NULL || nng_push0_open(&s) != 0) {
+        free(l);
         nng_tls_config_free(tls);
         return PLOG_ENOMEM;
     }
+    pthread_mutex_init(&l->mu, NULL);
     nng_socket_set_int(s, NNG_OPT_SENDBUF, (int)g->cfg.sendbuf);
     nng_socket_set_ms(s, NNG_OPT_RECONNMINT, 50);
     nng_socket_set_ms(s, NNG_OPT_RECONNMAXT, 1000);
-    if (nng_dialer_create(&d, s, url) != 0 || nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls) != 0 ||
-        nng_dialer_start(d, NNG_FLAG_NONBLOCK) != 0) {
+    if (nng_pipe_notify(s, NNG_PIPE_EV_REM_POST, on_pipe_gone, l) != 0 || nng_dialer_create(&d, s, url) != 0 ||
+        nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls) != 0 || nng_dialer_start(d, NNG_FLAG_NONBLOCK) != 0) {
         nng_close(s); /* no pipe yet: nothing to wait for */
+        pthread_mutex_destroy(&l->mu);
+        free(l);
         nng_tls_config_free(tls);
         return PLOG_EINVAL;
     }
     snprintf(p->addr, sizeof p->addr, "%s", addr);
     p->sock = s;
     p->tls = tls;
+    p->link = l;
     return PLOG_OK;
 }
 
@@ -278,19 +421,19 @@ int plog_transport_send(plog_transport *g, const char *addr, const void *buf, si
     memset(gone, 0, sizeof gone);
     pthread_mutex_lock(&g->mu);
     struct peer *p = peer_get(g, addr, &gone[0]);
-    int rv = p == NULL ? NNG_EINVAL : nng_sendmsg(p->sock, m, NNG_FLAG_NONBLOCK);
-    if (rv == NNG_EAGAIN) {
-        /* A full buffer means this socket has had no connection for a while
-         * (64 messages): start over with a fresh socket and dialer rather than
-         * trust the old one's redials (a dialer whose peer was killed again and
-         * again was once seen never to reconnect; a fresh one always does). */
+    int rv = p == NULL ? NNG_EINVAL : peer_push(p, m);
+    if (rv == NNG_ECLOSED || rv == NNG_EAGAIN) {
+        /* NNG_ECLOSED: the socket's connection is gone (see the top comment).
+         * NNG_EAGAIN: a full buffer means this socket has had no connection for
+         * a while (64 messages): start over with a fresh socket and dialer rather
+         * than trust the old one's dials. */
         detach(g, p, &gone[1]);
         p = peer_get(g, addr, &gone[0]);
-        rv = p == NULL ? NNG_EINVAL : nng_sendmsg(p->sock, m, NNG_FLAG_NONBLOCK);
+        rv = p == NULL ? NNG_EINVAL : peer_push(p, m);
     }
     pthread_mutex_unlock(&g->mu);
-    peer_close(&gone[0]);
-    peer_close(&gone[1]);
+    peer_retire(&gone[0]);
+    peer_retire(&gone[1]);
     if (rv != 0) {
         nng_msg_free(m); /* a failed send leaves the message ours */
         atomic_fetch_add(&g->send_dropped, 1);
@@ -312,7 +455,7 @@ void plog_transport_forget(plog_transport *g, const char *addr)
         }
     }
     pthread_mutex_unlock(&g->mu);
-    peer_close(&gone);
+    peer_retire(&gone);
 }
 
 const char *plog_transport_addr(const plog_transport *g)
@@ -346,6 +489,15 @@ void plog_transport_close(plog_transport *g)
     for (unsigned i = 0; i < g->npeers; i++)
         peer_close(&g->peers[i]);
     g->npeers = 0;
+    /* Sockets retired earlier are closed by the closer: give it a second (they
+     * need nothing of g, so a close that hangs in nng is left to it). */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 1;
+    pthread_mutex_lock(&closer_mu);
+    while (pending > 0 && pthread_cond_timedwait(&closed_cv, &closer_mu, &until) == 0)
+        ;
+    pthread_mutex_unlock(&closer_mu);
     if (g->pull_open)
         nng_close(g->pull);
     nng_aio_free(g->aio);
