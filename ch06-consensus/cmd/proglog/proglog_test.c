@@ -52,8 +52,9 @@ static int setup(void **state)
             "peer-tls-ca-file: %s/ca.pem\n"
             "acl-model-file: %s/model.conf\n"
             "acl-policy-file: %s\n"
-            "profile: fast\n",
-            f->dir, f->gport, f->rport_file, c, c, c, c, c, c, c, f->policy);
+            "profile: fast\n"
+            "raft-port: %d\n", /* not the default RPC port + 2, which nobody checked was free */
+            f->dir, f->gport, f->rport_file, c, c, c, c, c, c, c, f->policy, plog_test_free_port());
     fclose(y);
     *state = f;
     return 0;
