@@ -843,11 +843,69 @@ static void test_cluster_one_way_cut_to_a_follower_never_campaigns_and_catches_u
     follower_cut(true);
 }
 
+/* ctl runs proglogctl as root against node i with args; returns its exit status
+ * and its output in *out (the caller frees). */
+static int ctl(struct tc *c, int i, const char *args, char **out)
+{
+    char cmd[2048];
+    const char *certs = tc_certs();
+    snprintf(cmd, sizeof cmd,
+             "%s --addr tls+tcp://%s:%d --tls-cert-file %s/root-client.pem --tls-key-file "
+             "%s/root-client-key.pem --tls-ca-file %s/ca.pem %s",
+             plog_test_bin("proglogctl"), c->node[i].host, c->node[i].rport, certs, certs, certs, args);
+    *out = NULL;
+    return plog_test_sh(cmd, 15000, out);
+}
+
+/* What an operator sees with proglogctl, asking a follower: servers lists the three
+ * voters, one of them leading; members lists the three alive; a produce given the
+ * follower's address reaches the leader, and a linearizable consume on the follower
+ * reads it. */
+static void test_cluster_proglogctl_servers_members_produce_through_a_follower(void **state)
+{
+    (void)state;
+    struct tc *c = &g_c;
+    start_cluster(c);
+    int leader = leader_of(c);
+    assert_true(leader >= 0);
+    int f = (leader + 1) % N;
+    char *out;
+    assert_int_equal(ctl(c, f, "servers", &out), 0);
+    assert_non_null(strstr(out, "RPC_ADDR"));
+    int leaders = 0, voters = 0;
+    for (const char *p = out; (p = strstr(p, " leader ")) != NULL; p++)
+        leaders++;
+    for (const char *p = out; (p = strstr(p, "voter")) != NULL; p++)
+        voters++;
+    assert_int_equal(leaders, 1);
+    assert_int_equal(voters, N);
+    for (int j = 0; j < N; j++) {
+        char want[64];
+        snprintf(want, sizeof want, "%s:%d", c->node[j].host, c->node[j].rport);
+        if (strstr(out, want) == NULL)
+            fail_msg("servers does not list %s:\n%s", want, out);
+    }
+    free(out);
+    assert_int_equal(ctl(c, f, "members", &out), 0);
+    int alive = 0;
+    for (const char *p = out; (p = strstr(p, " alive ")) != NULL; p++)
+        alive++;
+    assert_int_equal(alive, N);
+    free(out);
+    assert_int_equal(ctl(c, f, "produce from-a-follower", &out), 0);
+    assert_string_equal(out, "0\n");
+    free(out);
+    assert_int_equal(ctl(c, f, "--consistency linearizable consume 0", &out), 0);
+    assert_string_equal(out, "from-a-follower\n");
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_cluster_kill9_leader_under_load_loses_and_duplicates_nothing, teardown),
         cmocka_unit_test_teardown(test_cluster_paused_leader_is_replaced_and_steps_down, teardown),
+        cmocka_unit_test_teardown(test_cluster_proglogctl_servers_members_produce_through_a_follower, teardown),
         cmocka_unit_test_teardown(test_cluster_partitioned_leader_commits_nothing_and_the_majority_goes_on,
                                   teardown),
         cmocka_unit_test_teardown(test_cluster_cut_off_follower_never_campaigns_and_catches_up, teardown),
