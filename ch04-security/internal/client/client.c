@@ -23,6 +23,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "internal/err/err.h"
+#include "internal/rpc/closer.h"
 #include "internal/rpc/nngerr.h"
 #include "internal/tls/config.h"
 
@@ -156,11 +157,14 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
     return plog_rpc_status_set(st, PLOG_STATUS_OK, "%s", "");
 }
 
-void plog_client_close(plog_client *c)
+/* teardown runs on the closer thread (internal/rpc/closer.h): nng_close of a TLS
+ * socket whose connection was lost with requests in flight can block for good in
+ * nng 1.5.2, and the caller of plog_client_close must not hang with it. The pipe
+ * callback's argument is c, freed only after nng_close has returned. */
+static void teardown(void *arg)
 {
-    if (c == NULL)
-        return;
-    nng_close(c->sock); /* fails the calls in flight; stream.c owns its contexts */
+    plog_client *c = arg;
+    nng_close(c->sock); /* stream.c closed its contexts before plog_client_close */
     while (c->pool != NULL) {
         struct call_slot *s = c->pool;
         c->pool = s->next;
@@ -172,6 +176,12 @@ void plog_client_close(plog_client *c)
     if (c->cfg.tls != NULL && c->tls_held)
         nng_tls_config_free(c->cfg.tls);
     free(c);
+}
+
+void plog_client_close(plog_client *c)
+{
+    if (c != NULL)
+        plog_rpc_closer_submit(teardown, c);
 }
 
 uint64_t plog_client_id(const plog_client *c)

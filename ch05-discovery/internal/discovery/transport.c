@@ -33,10 +33,11 @@
  * on nng's one reaper thread, and from then on every nng_close in the process
  * waits for that thread. A peer killed while messages stream to it does this
  * once in a few dozen kills. So a socket given up while the transport is in use
- * (its connection lost, its buffer full, evicted, forgotten) is closed by a
- * closer thread, never on the sender's: a Raft or SWIM thread that sends must not
- * hang on it. Such a process goes on with fresh sockets and leaks what nng can no
- * longer reap, and the sockets it gives up from then on. */
+ * (its connection lost, its buffer full, evicted, forgotten) is closed by the
+ * closer thread (internal/rpc/closer.h), never on the sender's: a Raft or SWIM
+ * thread that sends must not hang on it. Such a process goes on with fresh
+ * sockets and leaks what nng can no longer reap, and the sockets it gives up from
+ * then on. */
 #include "internal/discovery/transport.h"
 
 #include <pthread.h>
@@ -44,13 +45,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/pipeline0/pull.h>
 #include <nng/protocol/pipeline0/push.h>
 
 #include "internal/err/err.h"
+#include "internal/rpc/closer.h"
 #include "internal/rpc/nngerr.h"
 #include "internal/tls/config.h"
 #include "internal/tls/engine.h"
@@ -234,41 +235,15 @@ static void peer_close(struct peer *p)
     memset(p, 0, sizeof *p);
 }
 
-/* The closer: one detached thread per process, started on first use, that closes
- * the PUSH sockets retired by every transport, in order. The queue and the count
- * of sockets not closed yet (queued or closing) outlive any transport. Once nng's
- * reaper is stuck the closer waits in nng_close for good and later sockets stay
- * queued: one thread, not one per socket, and what leaks is what nng holds. */
-struct retired {
-    struct retired *next;
-    struct peer p;
-};
-static pthread_mutex_t closer_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t closer_cv = PTHREAD_COND_INITIALIZER;   /* work queued */
-static pthread_cond_t closed_cv = PTHREAD_COND_INITIALIZER;   /* pending went down */
-static struct retired *closer_head, *closer_tail;
-static unsigned pending;
-static bool closer_started;
-
-static void *closer_main(void *arg)
+/* peer_close_retired closes a retired PUSH socket on the closer thread
+ * (internal/rpc/closer.h, which runs the closes of every transport and client of
+ * the process one at a time, in order; once nng's reaper is stuck it waits in
+ * nng_close for good and later sockets stay queued: one thread, not one per
+ * socket, and what leaks is what nng holds). */
+static void peer_close_retired(void *arg)
 {
-    (void)arg;
-    pthread_mutex_lock(&closer_mu);
-    for (;;) {
-        while (closer_head == NULL)
-            pthread_cond_wait(&closer_cv, &closer_mu);
-        struct retired *r = closer_head;
-        closer_head = r->next;
-        if (closer_head == NULL)
-            closer_tail = NULL;
-        pthread_mutex_unlock(&closer_mu);
-        peer_close(&r->p);
-        free(r);
-        pthread_mutex_lock(&closer_mu);
-        pending--;
-        pthread_cond_broadcast(&closed_cv);
-    }
-    return NULL;
+    peer_close(arg);
+    free(arg);
 }
 
 /* peer_retire hands a PUSH socket that is no longer in the table to the closer
@@ -280,34 +255,14 @@ static void peer_retire(struct peer *p)
         return;
     /* The transport may be gone before the close ends: no failure report for it. */
     plog_tls_config_on_failure(p->tls, NULL, NULL);
-    struct retired *r = malloc(sizeof *r);
-    pthread_mutex_lock(&closer_mu);
-    if (r != NULL && !closer_started) {
-        pthread_attr_t attr;
-        pthread_t th;
-        if (pthread_attr_init(&attr) == 0) {
-            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-            closer_started = pthread_create(&th, &attr, closer_main, NULL) == 0;
-            pthread_attr_destroy(&attr);
-        }
-    }
-    if (r != NULL && closer_started) {
-        r->next = NULL;
-        r->p = *p;
-        if (closer_tail != NULL)
-            closer_tail->next = r;
-        else
-            closer_head = r;
-        closer_tail = r;
-        pending++;
-        pthread_cond_signal(&closer_cv);
-        pthread_mutex_unlock(&closer_mu);
-        memset(p, 0, sizeof *p);
+    struct peer *r = malloc(sizeof *r);
+    if (r == NULL) {
+        peer_close(p);
         return;
     }
-    pthread_mutex_unlock(&closer_mu);
-    free(r);
-    peer_close(p);
+    *r = *p;
+    memset(p, 0, sizeof *p);
+    plog_rpc_closer_submit(peer_close_retired, r);
 }
 
 /* on_pipe_gone runs when a PUSH socket's pipe is removed (see the top comment):
@@ -491,13 +446,7 @@ void plog_transport_close(plog_transport *g)
     g->npeers = 0;
     /* Sockets retired earlier are closed by the closer: give it a second (they
      * need nothing of g, so a close that hangs in nng is left to it). */
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 1;
-    pthread_mutex_lock(&closer_mu);
-    while (pending > 0 && pthread_cond_timedwait(&closed_cv, &closer_mu, &until) == 0)
-        ;
-    pthread_mutex_unlock(&closer_mu);
+    plog_rpc_closer_wait(1000);
     if (g->pull_open)
         nng_close(g->pull);
     nng_aio_free(g->aio);

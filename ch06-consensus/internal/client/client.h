@@ -54,8 +54,14 @@ typedef struct plog_client_config {
  * OK *cp is the caller's until plog_client_close(). */
 int plog_client_open(const char *addr, const plog_client_config *cfg, plog_client **cp, plog_rpc_status *st);
 
-/* plog_client_close closes the socket and frees c. No call may still be running
- * on c, and the streams opened on it must be closed first. NULL does nothing. */
+/* plog_client_close gives c up: its socket is closed and c freed on the
+ * process's closer thread (internal/rpc/closer.h), never on the caller's, since
+ * in nng 1.5.2 that close can block for good after a lost TLS connection. The
+ * caller may free everything else at once (the client holds its own TLS
+ * reference and calls back into nothing of the caller's); c is gone on return.
+ * No call may still be running on c, and the streams opened on it must be
+ * closed first. A process that wants the connection gone before it goes on (or
+ * exits) waits with plog_rpc_closer_wait(). NULL does nothing. */
 void plog_client_close(plog_client *c);
 
 /* plog_client_produce appends one record (Produce) and sets *off to its offset.
