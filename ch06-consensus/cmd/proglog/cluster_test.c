@@ -461,6 +461,10 @@ static void test_cluster_kill9_leader_under_load_loses_and_duplicates_nothing(vo
     (void)state;
     const char *env = getenv("PLOG_CLUSTER_KILLS");
     int kills = env != NULL && atoi(env) > 0 ? atoi(env) : 1;
+    /* PLOG_CLUSTER_HOLD=seconds: when no new leader comes, print the survivors'
+     * whole output and pids and keep them running that long (for gdb -p) */
+    const char *hold_env = getenv("PLOG_CLUSTER_HOLD");
+    int hold = hold_env != NULL && atoi(hold_env) > 0 ? atoi(hold_env) : 0;
     struct tc *cp = &g_c;
 #define c (*cp)
     start_cluster(&c);
@@ -482,9 +486,17 @@ static void test_cluster_kill9_leader_under_load_loses_and_duplicates_nothing(vo
                 for (int i = 0; i < N; i++) {
                     char *out = plog_test_output(&c.node[i].proc);
                     size_t len = out != NULL ? strlen(out) : 0;
+                    size_t keep = hold > 0 ? len : 3000;
                     fprintf(stderr, "--- %s (last output)\n%s\n", c.node[i].name,
-                            out != NULL ? out + (len > 3000 ? len - 3000 : 0) : "");
+                            out != NULL ? out + (len > keep ? len - keep : 0) : "");
                     free(out);
+                }
+                if (hold > 0) {
+                    for (int i = 0; i < N; i++)
+                        if (i != old)
+                            fprintf(stderr, "HOLD: %s pid %d for %d s\n", c.node[i].name, (int)c.node[i].proc.pid,
+                                    hold);
+                    plog_test_sleep_ms(hold * 1000);
                 }
                 fail_msg("round %d: no new leader 10 s after killing %s", k, c.node[old].name);
             }
