@@ -71,6 +71,7 @@ struct ev {
 
 struct outmsg {
     uint64_t to;
+    bool request; /* the peer answers it */
     uint8_t *buf;
     size_t len;
 };
@@ -83,6 +84,7 @@ struct peer {
     bool joined; /* membership reported it (only those are added) */
     bool left;   /* left gracefully: the leader removes it */
     uint64_t last_heard_ms; /* a message from it arrived (any kind) */
+    uint64_t asked_ms;      /* since then a request to it waits for an answer (0: none) */
     uint64_t last_reset_ms; /* its connection was last started afresh */
 };
 
@@ -183,6 +185,20 @@ static bool enqueue(plog_distributed *d, struct ev *e)
     return true;
 }
 
+/* is_request: the peer answers it (a follower in its leader's lease ignores vote
+ * requests: then no answer comes either, and its silence resets the link too) */
+static bool is_request(int type)
+{
+    return type == PLOG_RAFT_MSG_PREVOTE || type == PLOG_RAFT_MSG_VOTE || type == PLOG_RAFT_MSG_APPEND ||
+           type == PLOG_RAFT_MSG_SNAPSHOT;
+}
+
+static bool is_response(int type)
+{
+    return type == PLOG_RAFT_MSG_PREVOTE_RESP || type == PLOG_RAFT_MSG_VOTE_RESP ||
+           type == PLOG_RAFT_MSG_APPEND_RESP || type == PLOG_RAFT_MSG_SNAPSHOT_RESP;
+}
+
 static void on_receive(void *arg, const char *from, const uint8_t *buf, size_t len)
 {
     plog_distributed *d = arg;
@@ -209,6 +225,8 @@ static void on_receive(void *arg, const char *from, const uint8_t *buf, size_t l
     }
     if (p != NULL) {
         p->last_heard_ms = now_ms();
+        if (is_response(e->dec.msg.type))
+            p->asked_ms = 0;
         if (e->dec.from_addr[0] != '\0' && strcmp(p->raft_addr, e->dec.from_addr) != 0)
             copy_str(p->raft_addr, sizeof p->raft_addr, e->dec.from_addr);
     }
@@ -530,7 +548,7 @@ static int queue_msg(plog_distributed *d, struct outq *q, const plog_raft_msg *m
     if (buf == NULL)
         return PLOG_ENOMEM;
     plog_distributed_msg_encode(m, d->self_addr, buf);
-    q->m[q->n++] = (struct outmsg){.to = m->to, .buf = buf, .len = len};
+    q->m[q->n++] = (struct outmsg){.to = m->to, .request = is_request(m->type), .buf = buf, .len = len};
     return PLOG_OK;
 }
 
@@ -552,10 +570,14 @@ static void send_all(plog_distributed *d, struct outq *q)
         struct peer *p = peer_by_id(d, q->m[i].to);
         if (p != NULL) {
             copy_str(addr, sizeof addr, p->raft_addr);
-            if (now > p->last_heard_ms + silent && now > p->last_reset_ms + RECONNECT_MS) {
+            bool unanswered = p->asked_ms != 0 && now > p->asked_ms + silent;
+            if ((now > p->last_heard_ms + silent || unanswered) && now > p->last_reset_ms + RECONNECT_MS) {
                 p->last_reset_ms = now;
-                reset = p->last_heard_ms != 0 || now > d->opened_ms + RECONNECT_MS;
+                p->asked_ms = 0;
+                reset = unanswered || p->last_heard_ms != 0 || now > d->opened_ms + RECONNECT_MS;
             }
+            if (q->m[i].request && p->asked_ms == 0)
+                p->asked_ms = now;
         }
         pthread_mutex_unlock(&d->mu);
         if (reset && addr[0] != '\0')
