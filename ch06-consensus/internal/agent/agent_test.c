@@ -293,23 +293,7 @@ static void test_agent_refuses_a_data_dir_of_another_node(void **state)
     assert_plog_ok(plog_agent_shutdown(f->a[0]));
     f->a[0] = NULL;
     snprintf(f->data[1], sizeof f->data[1], "%s", f->data[0]);
-    char c[64], k[64];
-    snprintf(c, sizeof c, "%s.pem", f->name[1]);
-    snprintf(k, sizeof k, "%s-key.pem", f->name[1]);
-    plog_agent_config ac = {
-        .data_dir = f->data[1],
-        .node_name = f->name[1],
-        .bind_addr = f->bind[1],
-        .rpc_port = f->rpc[1],
-        .server_tls_cert_file = tc_cert(c),
-        .server_tls_key_file = tc_cert(k),
-        .server_tls_ca_file = tc_cert("ca.pem"),
-        .peer_tls_cert_file = tc_cert(c),
-        .peer_tls_key_file = tc_cert(k),
-        .peer_tls_ca_file = tc_cert("ca.pem"),
-        .acl_policy_file = f->policy,
-        .fast = true,
-    };
+    plog_agent_config ac = tc_agents_config(f, 1, 0);
     char err[512] = "";
     plog_agent *a;
     assert_int_equal(plog_agent_open(&ac, &a, err, sizeof err), PLOG_EINVAL);
@@ -321,25 +305,7 @@ static void test_agent_refuses_a_data_dir_of_another_node(void **state)
 static void test_agent_gossips_its_raft_advertise_address_and_refuses_a_bad_one(void **state)
 {
     struct tc_agents *f = *state;
-    char c[64], k[64];
-    snprintf(c, sizeof c, "%s.pem", f->name[0]);
-    snprintf(k, sizeof k, "%s-key.pem", f->name[0]);
-    plog_agent_config ac = {
-        .data_dir = f->data[0],
-        .node_name = f->name[0],
-        .bind_addr = f->bind[0],
-        .rpc_port = f->rpc[0],
-        .server_tls_cert_file = tc_cert(c),
-        .server_tls_key_file = tc_cert(k),
-        .server_tls_ca_file = tc_cert("ca.pem"),
-        .peer_tls_cert_file = tc_cert(c),
-        .peer_tls_key_file = tc_cert(k),
-        .peer_tls_ca_file = tc_cert("ca.pem"),
-        .acl_policy_file = f->policy,
-        .fast = true,
-        .bootstrap = true,
-        .raft_port = f->raft[0],
-    };
+    plog_agent_config ac = tc_agents_config(f, 0, -1);
     static const char *const bad[] = {"proxy", "proxy:", ":8402", "proxy:84o2"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char err[512] = "";

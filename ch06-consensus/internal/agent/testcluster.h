@@ -105,6 +105,7 @@ struct tc_agents {
     char data[TC_AGENTS][128], name[TC_AGENTS][16], bind[TC_AGENTS][32];
     uint16_t rpc[TC_AGENTS], raft[TC_AGENTS];
     struct plog_agent *a[TC_AGENTS]; /* NULL until started, or once shut down */
+    const char *seed[TC_AGENTS][1];  /* agent i's join address (tc_agents_config) */
 };
 
 /* tc_agents_setup and tc_agents_teardown are cmocka's setup and teardown: *state is
@@ -112,6 +113,12 @@ struct tc_agents {
  * running (a failed shutdown fails the test) and removes the directory. */
 int tc_agents_setup(void **state);
 int tc_agents_teardown(void **state);
+
+/* tc_agents_config returns agent i's configuration: its directory, name, ports and
+ * node certificate, the policy, the fast profile; joining agent join's gossip
+ * address, or with join < 0 bootstrapping the Raft cluster alone. Its strings live
+ * in f and in tc_cert's buffers (use it before 9 more tc_cert calls). */
+struct plog_agent_config tc_agents_config(struct tc_agents *f, int i, int join);
 
 /* tc_agents_start starts agent i, joining agent join's gossip address; join < 0
  * bootstraps the Raft cluster with it alone. */

@@ -384,18 +384,18 @@ const char *tc_cert(const char *name)
     return b;
 }
 
-void tc_agents_start(struct tc_agents *f, int i, int join)
+plog_agent_config tc_agents_config(struct tc_agents *f, int i, int join)
 {
     char c[64], k[64];
     snprintf(c, sizeof c, "%s.pem", f->name[i]);
     snprintf(k, sizeof k, "%s-key.pem", f->name[i]);
-    const char *seeds[1] = {join >= 0 ? f->bind[join] : NULL};
-    plog_agent_config ac = {
+    f->seed[i][0] = join >= 0 ? f->bind[join] : NULL;
+    return (plog_agent_config){
         .data_dir = f->data[i],
         .node_name = f->name[i],
         .bind_addr = f->bind[i],
         .rpc_port = f->rpc[i],
-        .start_join_addrs = seeds,
+        .start_join_addrs = f->seed[i],
         .njoin = join >= 0 ? 1 : 0,
         .server_tls_cert_file = tc_cert(c),
         .server_tls_key_file = tc_cert(k),
@@ -410,6 +410,11 @@ void tc_agents_start(struct tc_agents *f, int i, int join)
         .bootstrap = join < 0,
         .raft_port = f->raft[i],
     };
+}
+
+void tc_agents_start(struct tc_agents *f, int i, int join)
+{
+    plog_agent_config ac = tc_agents_config(f, i, join);
     char err[512];
     if (plog_agent_open(&ac, &f->a[i], err, sizeof err) != PLOG_OK)
         fail_msg("agent %s: %s", f->name[i], err);
