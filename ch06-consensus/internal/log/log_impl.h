@@ -56,6 +56,10 @@ static inline plog_segment *plog_log_active(const plog_log *l)
     return l->segs[l->nsegs - 1];
 }
 
+/* plog_log_segment_name parses a segment file name, "<20 digits>.store" or
+ * ".index": *base is its base offset, *store tells which of the two. */
+bool plog_log_segment_name(const char *name, uint64_t *base, bool *store);
+
 /* plog_log_set_err sets the text plog_log_errmsg returns. Any thread. */
 void plog_log_set_err(plog_log *l, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -29,8 +29,8 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* segment_base parses "<20 digits>.store" or ".index"; *store tells which. */
-static bool segment_base(const char *name, uint64_t *base, bool *store)
+/* plog_log_segment_name parses "<20 digits>.store" or ".index" (log_impl.h). */
+bool plog_log_segment_name(const char *name, uint64_t *base, bool *store)
 {
     size_t n = strlen(name);
     if (n != 26 || (strcmp(name + 20, ".store") != 0 && strcmp(name + 20, ".index") != 0))
@@ -65,7 +65,7 @@ static int list_bases(plog_log *l, uint64_t **out, size_t *nout)
     while ((e = readdir(d)) != NULL) {
         uint64_t b;
         bool store;
-        if (!segment_base(e->d_name, &b, &store))
+        if (!plog_log_segment_name(e->d_name, &b, &store))
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 16;

@@ -54,6 +54,7 @@
 #include "internal/err/alloc.h"
 #include "internal/err/err.h"
 #include "internal/log/io.h"
+#include "internal/log/log_impl.h"
 
 #define IO plog_io_get()
 #include "internal/log/segment.h"
@@ -64,25 +65,12 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* store_base parses "<20 digits>.store" the way log_open.c does (bases above
+/* store_base: a store's name, parsed as log_open.c does (bases above
  * UINT64_MAX / 2 are not segments to it, so they are not to us either). */
 static bool store_base(const char *name, uint64_t *base)
 {
-    if (strlen(name) != 26 || strcmp(name + 20, ".store") != 0)
-        return false;
-    uint64_t v = 0;
-    for (int i = 0; i < 20; i++) {
-        if (name[i] < '0' || name[i] > '9')
-            return false;
-        uint64_t d = (uint64_t)(name[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    if (v > (UINT64_MAX >> 1))
-        return false;
-    *base = v;
-    return true;
+    bool store;
+    return plog_log_segment_name(name, base, &store) && store && *base <= (UINT64_MAX >> 1);
 }
 
 /* list_stores: the base offsets of the segments in dir (those with a store),
