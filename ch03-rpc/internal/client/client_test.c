@@ -1,6 +1,7 @@
 /* client_test.c - the client library against real proglog processes: restart
  * under a running client (nothing acknowledged is lost, offsets continue), REQ
- * resends that never append twice, and an unreachable server. */
+ * resends that never append twice, an unreachable server, and a call queued
+ * behind a stalled send. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -221,6 +222,59 @@ static void test_client_open_without_server_is_unavailable(void **state)
     plog_client_close(c);
 }
 
+struct long_call {
+    plog_client *c;
+    int code;
+};
+
+static void *produce_once(void *arg)
+{
+    struct long_call *lc = arg;
+    uint64_t off;
+    lc->code = plog_client_produce(lc->c, "first", 5, &off, NULL);
+    return NULL;
+}
+
+/* A call whose send finds another send of the client still in nng's hands queues
+ * behind it (client.c). With the server down, the first call's send waits for a
+ * connection; a call queued behind it must end at its own deadline, not when the
+ * first send goes out (here: when that send times out after 15 s), and once the
+ * server is back the queue drains. */
+static void test_client_queued_call_ends_at_its_own_deadline(void **state)
+{
+    (void)state;
+    struct tserver srv = {0};
+    tserver_start(&srv);
+    assert_true(tserver_stop(&srv, SIGTERM));
+    plog_client_config cfg = {.wait_for_server = true, .timeout_ms = 15000};
+    plog_client *c;
+    assert_status_ok(plog_client_open(srv.addr, &cfg, &c, NULL));
+    struct long_call lc = {.c = c, .code = -1};
+    pthread_t first;
+    pthread_create(&first, NULL, produce_once, &lc);
+    plog_test_sleep_ms(200); /* its send is waiting for a connection */
+
+    Log__V1__ConsumeRequest req = LOG__V1__CONSUME_REQUEST__INIT;
+    nng_msg *reply;
+    plog_rpc_reply rp;
+    plog_rpc_status st;
+    int64_t t0 = plog_test_now_ms();
+    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_CONSUME), &req.base, 0, 300, &reply, &rp, &st);
+    int64_t took = plog_test_now_ms() - t0;
+    assert_int_equal(code, PLOG_STATUS_UNAVAILABLE);
+    assert_non_null(strstr(st.msg, "no connection"));
+    assert_true(took < 2000);
+
+    tserver_start(&srv); /* from this thread: the server dies with the thread that spawned it */
+    pthread_join(first, NULL);
+    assert_status_ok(lc.code); /* sent once the connection came */
+    uint64_t off;
+    assert_status_ok(plog_client_produce(c, "second", 6, &off, NULL));
+    assert_int_equal(off, 1);
+    plog_client_close(c);
+    tserver_fini(&srv);
+}
+
 static void test_client_bad_address_is_invalid_argument(void **state)
 {
     (void)state;
@@ -239,6 +293,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_resent_produce_is_appended_once, setup, teardown),
         cmocka_unit_test(test_client_open_without_server_is_unavailable),
+        cmocka_unit_test(test_client_queued_call_ends_at_its_own_deadline),
         cmocka_unit_test(test_client_bad_address_is_invalid_argument),
     };
     return cmocka_run_group_tests_name("client", tests, NULL, NULL);

@@ -7,6 +7,10 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "internal/client/stream.h"
 #include "internal/server/testserver.h"
 
@@ -127,7 +131,21 @@ bool tserver_stop(struct tserver *s, int sig)
     bool exited = plog_test_kill(&s->proc, sig, 10000);
     if (sig == SIGKILL)
         return true;
-    return exited && WIFEXITED(s->proc.status) && WEXITSTATUS(s->proc.status) == 0;
+    if (exited && WIFEXITED(s->proc.status) && WEXITSTATUS(s->proc.status) == 0)
+        return true;
+    /* Say why, with the end of what the server said. */
+    char *out = plog_test_output(&s->proc);
+    size_t n = out != NULL ? strlen(out) : 0;
+    fprintf(stderr, "tserver_stop: proglog did not exit cleanly on signal %d: ", sig);
+    if (!exited)
+        fprintf(stderr, "still running after 10 s (killed)");
+    else if (WIFEXITED(s->proc.status))
+        fprintf(stderr, "exit status %d", WEXITSTATUS(s->proc.status));
+    else
+        fprintf(stderr, "killed by signal %d", WTERMSIG(s->proc.status));
+    fprintf(stderr, "; its last output:\n%s\n", out != NULL ? out + (n > 2000 ? n - 2000 : 0) : "");
+    free(out);
+    return false;
 }
 
 void tserver_fini(struct tserver *s)

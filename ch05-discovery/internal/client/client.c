@@ -1,18 +1,28 @@
 /* client.c - dialing, unary calls and their status mapping (client.h).
  *
  * A call takes a context and an aio from a small pool (opening a REQ context per
- * call would allocate), sends the envelope and waits for the reply with the
- * call's deadline. The caller sleeps once per call: the aio's callback, on an nng
- * thread, turns a finished send into the receive of the reply, and nng_aio_wait()
- * returns when that receive (or a failure) is done. Waiting for the send and then
- * posting the receive from the calling thread cost a second wake-up of the caller
- * per call; with many calling threads on few cores those wake-ups were most of
- * the difference between the blocking API and asynchronous contexts. The deadline also travels in the envelope, so the server can
- * refuse work nobody waits for any more. */
+ * call would allocate), sends the envelope and sleeps once, on its slot's
+ * semaphore, until the reply (or a failure, or the deadline) is there. The aio's
+ * callback, on an nng thread, turns a finished send into the receive of the reply
+ * and posts the semaphore when the call is over.
+ *
+ * Sends are combined: while any send of this client is still in nng's hands, a
+ * new call does not enter nng itself but queues its request, and the nng thread
+ * that finishes a send starts every queued one. With many calling threads on few
+ * cores, callers entering nng each (the REQ socket's lock is held across the
+ * sendmsg, plus nng's task queue and expiry locks) made them and nng's threads
+ * sleep and wake several times per call; this way the sends run back to back on
+ * nng's busy threads, as asynchronous contexts do, and a caller only sleeps for
+ * its answer (README, "The blocking client under many threads"). A send finishes
+ * once the message is handed to the connection, so a queued request waits behind
+ * sends only, never behind another call's slow reply. The deadline also travels
+ * in the envelope, so the server can refuse work nobody waits for any more. */
 #include "internal/client/client.h"
 
 #include <fcntl.h>
+#include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,11 +43,15 @@
 #define POOL_MAX 64
 
 struct call_slot {
+    plog_client *c;
     nng_ctx ctx;
     nng_aio *aio; /* callback call_cb */
-    struct call_slot *next;
-    bool sending;      /* the aio carries the request (else the reply) */
-    uint64_t deadline; /* the call's, unix ms */
+    struct call_slot *next; /* in the pool, or in the send queue */
+    nng_msg *req;           /* the request, until its send starts */
+    bool queued;            /* in c->sendq (under c->mu) */
+    bool sending;           /* the aio carries the request (else the reply) */
+    uint64_t deadline;      /* the call's, unix ms */
+    sem_t done;             /* posted when the call is over */
 };
 
 struct plog_client {
@@ -48,10 +62,14 @@ struct plog_client {
     atomic_uint_fast64_t seq;
     atomic_int npipes; /* live connections, from the pipe notifications */
     bool tls_held;     /* we hold a reference to cfg.tls */
-    pthread_mutex_t mu;
+    pthread_mutex_t mu; /* the pool, the send queue and nsending */
     struct call_slot *pool;
     unsigned npool;
+    struct call_slot *sendq, *sendq_tail; /* requests waiting for a send to finish */
+    unsigned nsending;                    /* sends started and not finished */
 };
+
+static void slot_free(struct call_slot *s);
 
 static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
@@ -168,9 +186,7 @@ static void teardown(void *arg)
     while (c->pool != NULL) {
         struct call_slot *s = c->pool;
         c->pool = s->next;
-        nng_aio_free(s->aio);
-        nng_ctx_close(s->ctx);
-        free(s);
+        slot_free(s);
     }
     pthread_mutex_destroy(&c->mu);
     if (c->cfg.tls != NULL && c->tls_held)
@@ -204,20 +220,66 @@ uint64_t plog_client_next_seq(plog_client *c)
     return atomic_fetch_add(&c->seq, 1) + 1;
 }
 
+static void send_start(struct call_slot *s)
+{
+    uint64_t now = plog_rpc_now_unix_ms();
+    s->sending = true;
+    nng_aio_set_timeout(s->aio, now < s->deadline ? (nng_duration)(s->deadline - now) : 1);
+    nng_aio_set_msg(s->aio, s->req);
+    s->req = NULL;
+    nng_ctx_send(s->ctx, s->aio);
+}
+
+/* send_finished: one send left nng's hands; start every queued one. */
+static void send_finished(plog_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->nsending--;
+    struct call_slot *q = c->sendq;
+    c->sendq = c->sendq_tail = NULL;
+    for (struct call_slot *s = q; s != NULL; s = s->next) {
+        s->queued = false;
+        c->nsending++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    while (q != NULL) {
+        struct call_slot *next = q->next;
+        send_start(q);
+        q = next;
+    }
+}
+
 /* call_cb runs on an nng thread when the slot's send or receive finishes. A
  * request that went out is followed by the receive of its reply at once;
- * anything else ends the call, and nng_aio_wait() in plog_client_call returns
- * (it waits until no operation and no callback of the aio is pending, so it
- * sleeps through the send and wakes after the receive). */
+ * anything else ends the call. The slot belongs to its caller again as soon as
+ * the semaphore is posted (or the receive is posted: its callback may run at
+ * once), so nothing here touches it afterwards. */
 static void call_cb(void *arg)
 {
     struct call_slot *s = arg;
-    if (!s->sending || nng_aio_result(s->aio) != 0)
+    plog_client *c = s->c;
+    if (!s->sending) {
+        sem_post(&s->done);
         return;
+    }
+    if (nng_aio_result(s->aio) != 0) { /* sending stays set: the request is the caller's */
+        send_finished(c);
+        sem_post(&s->done);
+        return;
+    }
     s->sending = false;
     uint64_t now = plog_rpc_now_unix_ms();
     nng_aio_set_timeout(s->aio, now < s->deadline ? (nng_duration)(s->deadline - now) : 1);
     nng_ctx_recv(s->ctx, s->aio);
+    send_finished(c);
+}
+
+static void slot_free(struct call_slot *s)
+{
+    nng_aio_free(s->aio);
+    nng_ctx_close(s->ctx);
+    sem_destroy(&s->done);
+    free(s);
 }
 
 static struct call_slot *slot_get(plog_client *c, int *nrv)
@@ -235,12 +297,20 @@ static struct call_slot *slot_get(plog_client *c, int *nrv)
         *nrv = NNG_ENOMEM;
         return NULL;
     }
+    s->c = c;
+    if (sem_init(&s->done, 0, 0) != 0) {
+        free(s);
+        *nrv = NNG_ENOMEM;
+        return NULL;
+    }
     if ((*nrv = nng_ctx_open(&s->ctx, c->sock)) != 0) {
+        sem_destroy(&s->done);
         free(s);
         return NULL;
     }
     if ((*nrv = nng_aio_alloc(&s->aio, call_cb, s)) != 0) {
         nng_ctx_close(s->ctx);
+        sem_destroy(&s->done);
         free(s);
         return NULL;
     }
@@ -257,11 +327,44 @@ static void slot_put(plog_client *c, struct call_slot *s)
         s = NULL;
     }
     pthread_mutex_unlock(&c->mu);
-    if (s != NULL) {
-        nng_aio_free(s->aio);
-        nng_ctx_close(s->ctx);
-        free(s);
+    if (s != NULL)
+        slot_free(s);
+}
+
+/* call_wait sleeps until the call in s is over. A request still queued at its
+ * deadline leaves the queue and fails as timed out; once its send started, the
+ * aio's own timeout ends it. */
+static int call_wait(plog_client *c, struct call_slot *s)
+{
+    struct timespec until = {.tv_sec = (time_t)(s->deadline / 1000),
+                             .tv_nsec = (long)(s->deadline % 1000) * 1000000};
+    while (sem_timedwait(&s->done, &until) != 0) {
+        if (errno != ETIMEDOUT)
+            continue; /* EINTR */
+        pthread_mutex_lock(&c->mu);
+        bool queued = s->queued;
+        if (queued) {
+            struct call_slot **pp = &c->sendq, *prev = NULL;
+            while (*pp != s) {
+                prev = *pp;
+                pp = &(*pp)->next;
+            }
+            *pp = s->next;
+            if (c->sendq_tail == s)
+                c->sendq_tail = prev;
+            s->queued = false;
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (queued) {
+            nng_msg_free(s->req);
+            s->req = NULL;
+            return NNG_ETIMEDOUT;
+        }
+        while (sem_wait(&s->done) != 0)
+            ; /* EINTR; the aio's timeout is running */
+        break;
     }
+    return nng_aio_result(s->aio);
 }
 
 int plog_client_finish_call(plog_client *c, int rv, nng_msg **reply, plog_rpc_reply *rp, plog_rpc_status *st)
@@ -319,18 +422,31 @@ int plog_client_call(plog_client *c, const char *method, const ProtobufCMessage 
         *reply = NULL;
         return plog_client_finish_call(c, rv, reply, rp, st);
     }
-    s->sending = true;
     s->deadline = deadline;
-    nng_aio_set_timeout(s->aio, (nng_duration)timeout_ms);
-    nng_aio_set_msg(s->aio, m);
-    nng_ctx_send(s->ctx, s->aio);
-    nng_aio_wait(s->aio); /* the send, then (call_cb) the receive */
-    if ((rv = nng_aio_result(s->aio)) != 0) {
+    s->req = m;
+    pthread_mutex_lock(&c->mu);
+    bool queue = c->nsending > 0;
+    if (queue) {
+        s->next = NULL;
+        s->queued = true;
+        if (c->sendq_tail != NULL)
+            c->sendq_tail->next = s;
+        else
+            c->sendq = s;
+        c->sendq_tail = s;
+    } else {
+        c->nsending++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (!queue)
+        send_start(s);
+    if ((rv = call_wait(c, s)) != 0) {
         if (s->sending)
             nng_msg_free(nng_aio_get_msg(s->aio)); /* a failed send leaves it ours */
     } else {
         *reply = nng_aio_get_msg(s->aio);
     }
+    s->sending = false;
     nng_aio_set_msg(s->aio, NULL);
     slot_put(c, s);
     return plog_client_finish_call(c, rv, reply, rp, st);
