@@ -1,6 +1,7 @@
 /* wire.c - protobuf wire-format primitives (see wire.h for the format). */
 #include "internal/rpc/wire.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 size_t plog_rpc_wire_varint_size(uint64_t v)
@@ -119,6 +120,57 @@ int plog_rpc_wire_record_decode(const uint8_t *buf, size_t len, const uint8_t **
         }
     }
     return rv;
+}
+
+/* short_len reads a length prefix of at most 4 bytes whose length fits before end.
+ * protobuf-c reads up to 5; a longer prefix is left to it. */
+static int short_len(const uint8_t **p, const uint8_t *end, size_t *len)
+{
+    size_t v = 0;
+    for (int i = 0; i < 4 && *p < end; i++) {
+        uint8_t b = *(*p)++;
+        v |= (size_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            if (v > (size_t)(end - *p))
+                return -1;
+            *len = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int plog_rpc_wire_produce_one(const uint8_t *buf, size_t len, const uint8_t **value, size_t *vlen)
+{
+    const uint8_t *p = buf, *end = buf + len, *v = NULL;
+    size_t rlen, n = 0;
+    bool seen_value = false, seen_offset = false;
+    if (len < 2 || *p++ != (1 << 3 | PLOG_WT_LEN) || short_len(&p, end, &rlen) != 0 || rlen != (size_t)(end - p))
+        return 0;
+    while (p < end) {
+        uint8_t key = *p++;
+        if (key == (1 << 3 | PLOG_WT_LEN) && !seen_value) {
+            if (short_len(&p, end, &n) != 0)
+                return 0;
+            v = p;
+            p += n;
+            seen_value = true;
+        } else if (key == (2 << 3 | PLOG_WT_VARINT) && !seen_offset) {
+            /* The value is not needed (the log assigns offsets), only its end. */
+            int i = 0;
+            while (i < 9 && p < end && (*p & 0x80))
+                p++, i++;
+            if (i == 9 || p >= end)
+                return 0;
+            p++;
+            seen_offset = true;
+        } else {
+            return 0;
+        }
+    }
+    *value = n > 0 ? v : NULL;
+    *vlen = n;
+    return 1;
 }
 
 size_t plog_rpc_wire_produce_response(uint8_t *buf, uint64_t offset, uint64_t count)

@@ -1,5 +1,5 @@
 /* handcode_test.c - every protobuf message the project encodes or decodes by hand
- * (envelopes, Record, ProduceResponse, ConsumeResponse) is pinned to protobuf-c,
+ * (envelopes, Record, a unary ProduceRequest, ProduceResponse, ConsumeResponse) is pinned to protobuf-c,
  * generated from api/v1/log.proto, on random messages from a fixed seed: what the
  * hand encoders write protobuf-c reads back field for field (and, where protobuf-c's
  * layout is followed, byte for byte), and what protobuf-c writes the hand decoders
@@ -83,6 +83,115 @@ static void test_record_decoder_reads_protobuf_c_records(void **state)
         assert_true(off == rec.offset);
         free(buf);
     }
+}
+
+/* produce_one_agrees fails unless protobuf-c reads the len bytes at buf as a
+ * ProduceRequest of exactly one record, with no unknown field, whose value is the
+ * vlen bytes at v. */
+static void produce_one_agrees(const uint8_t *buf, size_t len, const uint8_t *v, size_t vlen)
+{
+    Log__V1__ProduceRequest *pr = log__v1__produce_request__unpack(NULL, len, buf);
+    assert_non_null(pr);
+    assert_non_null(pr->record);
+    assert_int_equal(pr->n_records, 0);
+    assert_int_equal(pr->base.n_unknown_fields, 0);
+    assert_int_equal(pr->record->base.n_unknown_fields, 0);
+    assert_bytes(v, vlen, pr->record->value.data, pr->record->value.len);
+    log__v1__produce_request__free_unpacked(pr, NULL);
+}
+
+static void test_produce_one_reads_protobuf_c_produce_requests(void **state)
+{
+    (void)state;
+    uint8_t value[300];
+    for (int r = 0; r < ROUNDS; r++) {
+        Log__V1__Record rec = LOG__V1__RECORD__INIT;
+        rec.value.len = plog_test_rand_bytes(&rng, value, sizeof value);
+        rec.value.data = value;
+        rec.offset = rand_u64();
+        Log__V1__ProduceRequest req = LOG__V1__PRODUCE_REQUEST__INIT;
+        req.record = &rec;
+        size_t len, vlen;
+        uint8_t *buf = pack(&req.base, &len);
+        const uint8_t *v;
+        /* An offset of 10 varint bytes (>= 2^63) is left to protobuf-c. */
+        int want = rec.offset >> 63 ? 0 : 1;
+        assert_int_equal(plog_rpc_wire_produce_one(buf, len, &v, &vlen), want);
+        if (want == 1) {
+            assert_bytes(v, vlen, value, rec.value.len);
+            produce_one_agrees(buf, len, v, vlen);
+        }
+        free(buf);
+    }
+}
+
+/* Whatever plog_rpc_wire_produce_one accepts, protobuf-c reads as the same single
+ * record: checked on damaged and extended requests, and on shapes it must leave to
+ * protobuf-c. */
+static void test_produce_one_accepts_only_what_protobuf_c_reads_alike(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *what;
+        size_t len;
+        uint8_t b[16];
+    } refused[] = {
+        {"empty", 0, {0}},
+        {"two records", 8, {0x0a, 0x02, 0x08, 0x01, 0x0a, 0x02, 0x08, 0x02}},
+        {"a records entry", 4, {0x12, 0x02, 0x0a, 0x00}},
+        {"record and records", 6, {0x0a, 0x00, 0x12, 0x02, 0x0a, 0x00}},
+        {"unknown request field", 4, {0x0a, 0x00, 0x18, 0x01}},
+        {"unknown record field", 4, {0x0a, 0x02, 0x18, 0x01}},
+        {"value twice", 8, {0x0a, 0x06, 0x0a, 0x01, 'a', 0x0a, 0x01, 'b'}},
+        {"offset twice", 6, {0x0a, 0x04, 0x10, 0x01, 0x10, 0x02}},
+        {"value as a varint", 4, {0x0a, 0x02, 0x08, 0x01}},
+        {"two-byte key", 5, {0x8a, 0x00, 0x02, 0x10, 0x01}},
+        {"five-byte length", 7, {0x0a, 0x80, 0x80, 0x80, 0x80, 0x00, 0x00}},
+        {"record cut short", 3, {0x0a, 0x03, 0x10}},
+        {"value cut short", 5, {0x0a, 0x03, 0x0a, 0x05, 'a'}},
+        {"offset never ends", 4, {0x0a, 0x02, 0x10, 0x80}},
+    };
+    const uint8_t *v;
+    size_t vlen;
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        if (plog_rpc_wire_produce_one(refused[i].b, refused[i].len, &v, &vlen) != 0)
+            fail_msg("accepted: %s", refused[i].what);
+
+    uint8_t value[40], buf[128];
+    int accepted = 0;
+    for (int r = 0; r < 20 * ROUNDS; r++) {
+        Log__V1__Record rec = LOG__V1__RECORD__INIT;
+        rec.value.len = plog_test_rand_bytes(&rng, value, sizeof value);
+        rec.value.data = value;
+        rec.offset = rand_u64() >> 1;
+        Log__V1__ProduceRequest req = LOG__V1__PRODUCE_REQUEST__INIT;
+        req.record = &rec;
+        size_t len = protobuf_c_message_pack(&req.base, buf);
+        /* Damage: flip, cut, or insert up to 3 random bytes anywhere. */
+        for (int k = 1 + (int)(plog_test_rand(&rng) % 3); k > 0; k--) {
+            size_t at = len > 0 ? (size_t)(plog_test_rand(&rng) % len) : 0;
+            switch (plog_test_rand(&rng) % 3) {
+            case 0:
+                if (len > 0)
+                    buf[at] = (uint8_t)plog_test_rand(&rng);
+                break;
+            case 1:
+                len = at;
+                break;
+            default:
+                memmove(buf + at + 1, buf + at, len - at);
+                buf[at] = (uint8_t)plog_test_rand(&rng);
+                len++;
+            }
+        }
+        if (plog_rpc_wire_produce_one(buf, len, &v, &vlen) == 1) {
+            produce_one_agrees(buf, len, v, vlen);
+            accepted++;
+        }
+    }
+    /* Some damage leaves a valid request (a changed value byte, a shorter value
+     * with its lengths intact...): the check above must have run on some. */
+    assert_true(accepted > ROUNDS / 10);
 }
 
 static void test_request_hand_encoded_reads_back_with_protobuf_c(void **state)
@@ -269,6 +378,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_record_decoder_reads_protobuf_c_records),
+        cmocka_unit_test(test_produce_one_reads_protobuf_c_produce_requests),
+        cmocka_unit_test(test_produce_one_accepts_only_what_protobuf_c_reads_alike),
         cmocka_unit_test(test_request_hand_encoded_reads_back_with_protobuf_c),
         cmocka_unit_test(test_request_decoder_reads_protobuf_c_requests),
         cmocka_unit_test(test_reply_hand_encoded_reads_back_with_protobuf_c),

@@ -48,6 +48,15 @@ int plog_rpc_wire_next(const uint8_t **p, const uint8_t *end, plog_rpc_wire_fiel
 int plog_rpc_wire_record_decode(const uint8_t *buf, size_t len, const uint8_t **value, size_t *vlen,
                             uint64_t *off);
 
+/* plog_rpc_wire_produce_one recognises the common shape of a unary Produce body:
+ * log.v1.ProduceRequest{record = Record{value, offset}}, each field at most once,
+ * one-byte keys, lengths of at most 4 bytes, an offset of at most 9, nothing else.
+ * Then it sets *value (borrowing buf; NULL when empty) and *vlen and returns 1.
+ * Anything else returns 0 (more records, other or repeated fields, unusual
+ * encodings, malformed input): the caller decodes it with protobuf-c, which reads
+ * every shape recognised here as that one record (handcode_test.c checks it). */
+int plog_rpc_wire_produce_one(const uint8_t *buf, size_t len, const uint8_t **value, size_t *vlen);
+
 /* The hot replies, encoded by hand as protobuf-c would (fields in number order, zero
  * values omitted) so the server never decodes the stored records it sends back.
  * internal/rpc/handcode_test.c pins them to protobuf-c on random messages. */

@@ -170,6 +170,13 @@ static size_t decoded_cost(const uint8_t *body, size_t len)
     return sizeof(Log__V1__ProduceRequest) + len + n * (sizeof(Log__V1__Record) + sizeof(void *) + 32);
 }
 
+/* request_free frees pr unless it is the request read in place (on the stack). */
+static void request_free(Log__V1__ProduceRequest *pr, const Log__V1__ProduceRequest *in_place)
+{
+    if (pr != in_place)
+        log__v1__produce_request__free_unpacked(pr, NULL);
+}
+
 void plog_server_produce(struct worker *w, const plog_rpc_request *rq, bool stream)
 {
     plog_server *s = w->srv;
@@ -181,21 +188,30 @@ void plog_server_produce(struct worker *w, const plog_rpc_request *rq, bool stre
                                 cost, s->cfg.max_inflight_bytes);
         return;
     }
-    Log__V1__ProduceRequest *pr = log__v1__produce_request__unpack(NULL, rq->body_len, rq->body);
-    if (pr == NULL) {
+    /* A unary Produce of the common shape is read in place (wire.h): no allocation
+     * and no copy of the value before the log's. Not under ALWAYS, whose committer
+     * keeps the request after this returns. */
+    Log__V1__Record one_rec = LOG__V1__RECORD__INIT;
+    Log__V1__ProduceRequest one = LOG__V1__PRODUCE_REQUEST__INIT, *pr = &one;
+    const uint8_t *value;
+    if (!stream && s->cfg.sync != PLOG_SYNC_ALWAYS &&
+        plog_rpc_wire_produce_one(rq->body, rq->body_len, &value, &one_rec.value.len) == 1) {
+        one_rec.value.data = (uint8_t *)value; /* read only, by the append */
+        one.record = &one_rec;
+    } else if ((pr = log__v1__produce_request__unpack(NULL, rq->body_len, rq->body)) == NULL) {
         plog_server_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "malformed ProduceRequest");
         return;
     }
     size_t n = (pr->record != NULL ? 1 : 0) + pr->n_records;
     if (!stream && (pr->record == NULL || pr->n_records > 0)) {
-        log__v1__produce_request__free_unpacked(pr, NULL);
+        request_free(pr, &one);
         plog_server_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT,
                              "Produce takes exactly one record (field 1); batches go to "
                              "ProduceStream");
         return;
     }
     if (n == 0) {
-        log__v1__produce_request__free_unpacked(pr, NULL);
+        request_free(pr, &one);
         plog_server_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "no record to produce");
         return;
     }
@@ -204,7 +220,7 @@ void plog_server_produce(struct worker *w, const plog_rpc_request *rq, bool stre
     if (rq->seq != 0) {
         enum dedup_verdict v = dedup_claim(s, w, rq->client_id, rq->seq);
         if (v != DEDUP_NEW) {
-            log__v1__produce_request__free_unpacked(pr, NULL);
+            request_free(pr, &one);
             if (v == DEDUP_IN_FLIGHT)
                 plog_server_drop(w);
             else
@@ -224,7 +240,7 @@ void plog_server_produce(struct worker *w, const plog_rpc_request *rq, bool stre
     }
     uint64_t first = 0;
     int rv = append_request(s, pr, n, &first);
-    log__v1__produce_request__free_unpacked(pr, NULL);
+    request_free(pr, &one);
     w->first = first;
     if (rv != PLOG_OK) {
         complete(w, rv, stream);
