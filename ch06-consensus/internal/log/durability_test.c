@@ -280,6 +280,36 @@ static void test_durability_an_interval_commit_never_returns_before_its_fsync(vo
     assert_true(total_acked > 0);
 }
 
+/* Under INTERVAL the background thread still fsyncs records nobody commits,
+ * within sync_interval_ms: after one committed record (the files and the
+ * directory are durable then), five records appended and never committed,
+ * still in the store's buffer, are all on the disk when the power goes a
+ * second (fifty intervals) later. */
+static void test_durability_interval_fsyncs_records_nobody_commits(void **state)
+{
+    struct fixture *f = *state;
+    f->c.sync = PLOG_SYNC_INTERVAL;
+    f->c.sync_interval_ms = 20;
+    simfs_install();
+    assert_int_equal(simfs_start(f->dir, 1), 0);
+    assert_plog_ok(plog_log_open(f->dir, &f->c, &f->l));
+    testrec_append(f->l, 0);
+    assert_plog_ok(plog_log_commit(f->l, 0));
+    for (uint64_t i = 1; i < 6; i++) /* fewer than a segment holds: no roll writes them */
+        testrec_append(f->l, i);
+    plog_test_sleep_ms(1000);
+    simfs_cut_at(1);
+    plog_log_close(f->l); /* fails: the disk is gone */
+    f->l = NULL;
+    assert_int_equal(simfs_finish(), 0);
+    plog_log_config c = f->c;
+    c.sync = PLOG_SYNC_ALWAYS;
+    assert_plog_ok(plog_log_open(f->dir, &c, &f->l));
+    assert_int_equal(plog_log_next_offset(f->l), 6);
+    for (uint64_t i = 0; i < 6; i++)
+        testrec_assert_read(f->l, i);
+}
+
 /* Recovery warnings go to the report callback, not to stderr. */
 static void test_durability_recovery_reports_through_the_callback(void **state)
 {
@@ -342,6 +372,7 @@ int main(void)
         T(test_durability_a_failed_group_fsync_wakes_its_committers),
         T(test_durability_a_waiting_commit_does_not_wait_for_the_interval),
         T(test_durability_an_interval_commit_never_returns_before_its_fsync),
+        T(test_durability_interval_fsyncs_records_nobody_commits),
         T(test_durability_recovery_reports_through_the_callback),
         T(test_durability_a_failed_batch_leaves_no_record),
     };
