@@ -72,6 +72,19 @@ void plog_test_sleep_ms(int ms)
         ;
 }
 
+double plog_test_median(double *v, size_t n)
+{
+    if (n == 0)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            double x = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = x;
+        }
+    return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 bool plog_test_wait_until(bool (*cond)(void *), void *arg, int timeout_ms)
 {
     int64_t deadline = plog_test_now_ms() + timeout_ms;

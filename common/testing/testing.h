@@ -42,6 +42,12 @@ int plog_test_free_port(void);
 /* plog_test_now_ms returns CLOCK_MONOTONIC in milliseconds. */
 int64_t plog_test_now_ms(void);
 
+/* plog_test_median sorts v[0..n) in place and returns its median (the mean of the
+ * two middle values when n is even; 0 when n is 0). Benchmarks print medians of
+ * alternating rounds, and ratios as the median of per-round ratios, so that both
+ * sides of a ratio are measured on the same (shared, noisy) machine moments apart. */
+double plog_test_median(double *v, size_t n);
+
 /* plog_test_sleep_ms sleeps for ms milliseconds. */
 void plog_test_sleep_ms(int ms);
 

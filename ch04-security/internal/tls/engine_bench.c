@@ -4,9 +4,10 @@
  *   bench rpc.baseline.echo <n> req/s size=100 clients=<k> mode=threads tls=<0|1> [vs_tcp=<r>]
  *   bench rpc.baseline.echo <n> MiB/s size=1048576 clients=<k> tls=<0|1> [vs_tcp=<r>]
  *   bench rpc.handshake <n> conns/s tls=<0|1>
- * tcp:// and tls+tcp:// echoes alternate, ROUNDS times each, and the medians are
- * printed, the TLS line with its ratio to the tcp:// line of the same run (vs_tcp):
- * both see the same (shared, noisy) machine.
+ * tcp:// and tls+tcp:// echoes alternate, ROUNDS times each (tcp:// first in even
+ * rounds, TLS first in odd ones), and the medians are printed; the TLS line's ratio
+ * to tcp:// (vs_tcp) is the median of the rounds' own ratios: both sides of each
+ * ratio ran on the same (shared, noisy) machine a second apart.
  * "engine_bench echo <0|1> <clients> <size> <ms>" runs one echo alone, for profiling.
  * "clients" is the number of requests outstanding at once (one REQ context and one
  * thread each, one connection: mode=threads, where server_bench.c keeps its
@@ -28,7 +29,7 @@
 #include "internal/tls/tlstest.h"
 
 #define RUN_MS 1000
-#define ROUNDS 3
+#define ROUNDS 7
 #define ECHO_CTXS 32
 
 struct echo_ctx {
@@ -183,30 +184,24 @@ static double run_echo(bool tls, size_t size, int k, int ms)
     return (double)total / secs;
 }
 
-static double median3(const double *v)
-{
-    double a = v[0], b = v[1], c = v[2];
-    if ((a <= b && b <= c) || (c <= b && b <= a))
-        return b;
-    if ((b <= a && a <= c) || (c <= a && a <= b))
-        return a;
-    return c;
-}
-
 /* compare_echo prints the tcp:// and the tls+tcp:// echo of size bytes with k
  * outstanding, medians of alternating rounds, the TLS line with vs_tcp. */
 static void compare_echo(size_t size, int k)
 {
-    double rates[2][ROUNDS];
-    for (int r = 0; r < ROUNDS; r++)
-        for (int tls = 0; tls <= 1; tls++)
+    double rates[2][ROUNDS], ratios[ROUNDS];
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int i = 0; i <= 1; i++) {
+            int tls = (i + r) % 2;
             rates[tls][r] = run_echo(tls, size, k, RUN_MS);
-    double tcp = median3(rates[0]);
+        }
+        ratios[r] = rates[1][r] / rates[0][r];
+    }
+    double vs_tcp = plog_test_median(ratios, ROUNDS);
     for (int tls = 0; tls <= 1; tls++) {
-        double rate = median3(rates[tls]);
+        double rate = plog_test_median(rates[tls], ROUNDS);
         char ratio[32] = "";
         if (tls)
-            snprintf(ratio, sizeof ratio, " vs_tcp=%.2f", rate / tcp);
+            snprintf(ratio, sizeof ratio, " vs_tcp=%.2f", vs_tcp);
         if (size >= 65536)
             printf("bench rpc.baseline.echo %.0f MiB/s size=%zu clients=%d rounds=%d tls=%d%s\n",
                    rate * (double)size / 1048576.0, size, k, ROUNDS, tls, ratio);

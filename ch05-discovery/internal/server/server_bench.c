@@ -50,24 +50,14 @@ static double fsync_p50_us(void);
 
 #define VALUE_SIZE 100
 #define PHASE_MS 2000
-#define ROUNDS 3
-#define ROUND_MS 1000
+#define ROUNDS 7
+#define ROUND_MS 500
 
 static int64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static double median3(const double *v)
-{
-    double a = v[0], b = v[1], c = v[2];
-    if ((a <= b && b <= c) || (c <= b && b <= a))
-        return b;
-    if ((b <= a && a <= c) || (c <= a && a <= b))
-        return a;
-    return c;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -537,43 +527,54 @@ static void test_bench(void **state)
     pthread_t smt;
     int clients[] = {1, 16};
     struct lat tlat = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    double trates[ROUNDS], async16 = 1;
+    double trates[ROUNDS], tratios[ROUNDS];
     int terrors = 0;
     for (int k = 0; k < 2; k++) {
-        /* Echo and produce alternate, ROUNDS times each, and the medians are
-         * printed: both then see the same (shared, noisy) machine. */
+        /* Echo and produce (and at 16 clients the blocking threads) take turns,
+         * ROUNDS times each, the order rotating every round; the rates printed
+         * are medians and each ratio is the median of the rounds' own ratios:
+         * both sides of it ran on the same (shared, noisy) machine moments apart. */
         struct lat elat = {.mu = PTHREAD_MUTEX_INITIALIZER};
-        double erates[ROUNDS], rates[ROUNDS];
+        double erates[ROUNDS], rates[ROUNDS], ratios[ROUNDS];
         int eerrors = 0;
         if (k == 1)
             pthread_create(&smt, NULL, sample_rss, &sm);
         for (int r = 0; r < ROUNDS; r++) {
-            erates[r] = run_async(0, echo, NULL, clients[k], &elat, &eerrors);
-            rates[r] = run_async(1, plog_client_socket(c), c, clients[k], &lat, &errors);
-            /* The same 16 clients as 16 threads making blocking calls through
-             * the library, in the same rounds (vs_async). */
+            int runs = k == 1 ? 3 : 2;
+            for (int i = 0; i < runs; i++) {
+                switch ((i + r) % runs) {
+                case 0:
+                    erates[r] = run_async(0, echo, NULL, clients[k], &elat, &eerrors);
+                    break;
+                case 1:
+                    rates[r] = run_async(1, plog_client_socket(c), c, clients[k], &lat, &errors);
+                    break;
+                default: /* the same 16 clients as 16 threads making blocking calls */
+                    trates[r] = run_load(1, plog_client_socket(c), c, 16, &tlat, &terrors);
+                }
+            }
+            ratios[r] = rates[r] / erates[r];
             if (k == 1)
-                trates[r] = run_load(1, plog_client_socket(c), c, 16, &tlat, &terrors);
+                tratios[r] = trates[r] / rates[r];
         }
-        double erate = median3(erates), rate = median3(rates);
+        double erate = plog_test_median(erates, ROUNDS), rate = plog_test_median(rates, ROUNDS);
         char extra[128];
         snprintf(extra, sizeof extra, "clients=%d size=%d rounds=%d errors=%d", clients[k], VALUE_SIZE,
                  ROUNDS, eerrors);
         lat_print("rpc.baseline.echo", erate, "req/s", &elat, extra);
         snprintf(extra, sizeof extra, "clients=%d size=%d sync=never rounds=%d vs_echo=%.2f errors=%d",
-                 clients[k], VALUE_SIZE, ROUNDS, rate / erate, errors);
+                 clients[k], VALUE_SIZE, ROUNDS, plog_test_median(ratios, ROUNDS), errors);
         lat_print("rpc.produce.unary", rate, "req/s", &lat, extra);
-        async16 = rate;
     }
     atomic_store(&sm.stop, true);
     pthread_join(smt, NULL);
     nng_close(echo);
     kill(echo_pid, SIGKILL);
     waitpid(echo_pid, NULL, 0);
-    double trate = median3(trates);
+    double trate = plog_test_median(trates, ROUNDS);
     char textra[128];
     snprintf(textra, sizeof textra, "clients=16 size=%d sync=never mode=threads rounds=%d vs_async=%.2f errors=%d",
-             VALUE_SIZE, ROUNDS, trate / async16, terrors);
+             VALUE_SIZE, ROUNDS, plog_test_median(tratios, ROUNDS), terrors);
     lat_print("rpc.produce.unary", trate, "req/s", &tlat, textra);
 
     /* Pipelined ProduceStream. */
@@ -634,7 +635,7 @@ static void test_bench(void **state)
                               {.tls = true, .extra = {"--sync", "interval", "--log-level", "warn"}}};
     plog_client *gc[2];
     struct lat glat[2] = {{.mu = PTHREAD_MUTEX_INITIALIZER}, {.mu = PTHREAD_MUTEX_INITIALIZER}};
-    double grates[2][ROUNDS], fsync_us[ROUNDS];
+    double grates[2][ROUNDS], gratios[ROUNDS], fsync_us[ROUNDS];
     int gerrors[2] = {0, 0};
     for (int k = 0; k < 2; k++) {
         tserver_start(&gsrv[k]);
@@ -642,18 +643,20 @@ static void test_bench(void **state)
     }
     for (int r = 0; r < ROUNDS; r++) {
         fsync_us[r] = fsync_p50_us();
-        for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 2; i++) {
+            int k = (i + r) % 2;
             grates[k][r] = run_async(1, plog_client_socket(gc[k]), gc[k], 16, &glat[k], &gerrors[k]);
+        }
+        gratios[r] = grates[0][r] > 0 ? grates[1][r] / grates[0][r] : 0;
     }
-    double always_rate = median3(grates[0]);
     for (int k = 0; k < 2; k++) {
         char extra[160];
         int n = snprintf(extra, sizeof extra, "clients=16 size=%d sync=%s rounds=%d errors=%d", VALUE_SIZE,
                          policies[k][1], ROUNDS, gerrors[k]);
         if (k == 1)
             snprintf(extra + n, sizeof extra - (size_t)n, " vs_always=%.2f fsync_p50_us=%.0f",
-                     always_rate > 0 ? median3(grates[1]) / always_rate : 0, median3(fsync_us));
-        lat_print("rpc.produce.unary", median3(grates[k]), "req/s", &glat[k], extra);
+                     plog_test_median(gratios, ROUNDS), plog_test_median(fsync_us, ROUNDS));
+        lat_print("rpc.produce.unary", plog_test_median(grates[k], ROUNDS), "req/s", &glat[k], extra);
         plog_client_close(gc[k]);
         tserver_fini(&gsrv[k]);
     }
