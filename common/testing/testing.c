@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,8 +44,46 @@ void plog_test_rmrf(const char *path)
         fail_msg("rm -rf %s: %s", path, strerror(errno));
 }
 
+/* port_bindable: nobody holds 127.0.0.1:port (no SO_REUSEADDR: a port still in
+ * TIME_WAIT counts as taken too). */
+static bool port_bindable(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        fail_msg("socket: %s", strerror(errno));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return ok;
+}
+
 int plog_test_free_port(void)
 {
+    static atomic_uint start, taken; /* where this process starts in the range (0: not
+                                        yet), and how many candidates it used */
+    const int low = 10000;
+    int ephemeral_lo = 32768;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%d", &ephemeral_lo) != 1)
+            ephemeral_lo = 32768;
+        fclose(f);
+    }
+    int span = ephemeral_lo - low;
+    if (span >= 1000) {
+        unsigned zero = 0, mine = 1 + (((unsigned)getpid() * 2654435761u) ^ (unsigned)time(NULL));
+        atomic_compare_exchange_strong(&start, &zero, mine); /* processes start at different places */
+        for (int tries = 0; tries < span; tries++) {
+            /* Steps of 997 ports: two calls never return neighbours (a node's default
+             * Raft port is its RPC port + 2). */
+            unsigned k = atomic_load(&start) + 997u * atomic_fetch_add(&taken, 1);
+            int port = low + (int)(k % (unsigned)span);
+            if (port_bindable(port))
+                return port;
+        }
+    }
+    /* No room below the ephemeral range (or all taken): let the kernel choose. */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         fail_msg("socket: %s", strerror(errno));

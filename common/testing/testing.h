@@ -36,7 +36,10 @@ void plog_test_tmpdir(const char *tag, char *buf, size_t size);
 void plog_test_rmrf(const char *path);
 
 /* plog_test_free_port returns a TCP port on 127.0.0.1 that was free a moment ago
- * (bound with port 0, then closed). */
+ * (bound, then closed), below the kernel's ephemeral range when there is room
+ * there: a port the kernel hands out with bind(0) can be taken as the local port
+ * of some outgoing connection before the test's server listens on it ("Address
+ * in use"). A process never gets the same port twice. */
 int plog_test_free_port(void);
 
 /* plog_test_now_ms returns CLOCK_MONOTONIC in milliseconds. */
