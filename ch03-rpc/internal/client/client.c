@@ -185,11 +185,17 @@ uint64_t plog_client_next_seq(plog_client *c)
     return atomic_fetch_add(&c->seq, 1) + 1;
 }
 
-static void send_start(struct call_slot *s)
+/* set_timeout gives the slot's aio what is left of the call's deadline. */
+static void set_timeout(struct call_slot *s)
 {
     uint64_t now = plog_rpc_now_unix_ms();
-    s->sending = true;
     nng_aio_set_timeout(s->aio, now < s->deadline ? (nng_duration)(s->deadline - now) : 1);
+}
+
+static void send_start(struct call_slot *s)
+{
+    s->sending = true;
+    set_timeout(s);
     nng_aio_set_msg(s->aio, s->req);
     s->req = NULL;
     nng_ctx_send(s->ctx, s->aio);
@@ -233,8 +239,7 @@ static void call_cb(void *arg)
         return;
     }
     s->sending = false;
-    uint64_t now = plog_rpc_now_unix_ms();
-    nng_aio_set_timeout(s->aio, now < s->deadline ? (nng_duration)(s->deadline - now) : 1);
+    set_timeout(s);
     nng_ctx_recv(s->ctx, s->aio);
     send_finished(c);
 }
@@ -296,6 +301,36 @@ static void slot_put(plog_client *c, struct call_slot *s)
         slot_free(s);
 }
 
+/* sendq_append queues s behind the sends in flight (c->mu held). */
+static void sendq_append(plog_client *c, struct call_slot *s)
+{
+    s->next = NULL;
+    s->queued = true;
+    if (c->sendq_tail != NULL)
+        c->sendq_tail->next = s;
+    else
+        c->sendq = s;
+    c->sendq_tail = s;
+}
+
+/* sendq_remove takes s out of the send queue if it is still there. */
+static bool sendq_remove(plog_client *c, struct call_slot *s)
+{
+    pthread_mutex_lock(&c->mu);
+    bool queued = s->queued;
+    if (queued) {
+        struct call_slot **pp = &c->sendq, *prev = NULL;
+        for (; *pp != s; pp = &(*pp)->next)
+            prev = *pp;
+        *pp = s->next;
+        if (c->sendq_tail == s)
+            c->sendq_tail = prev;
+        s->queued = false;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return queued;
+}
+
 /* call_wait sleeps until the call in s is over. A request still queued at its
  * deadline leaves the queue and fails as timed out; once its send started, the
  * aio's own timeout ends it. */
@@ -303,31 +338,17 @@ static int call_wait(plog_client *c, struct call_slot *s)
 {
     struct timespec until = {.tv_sec = (time_t)(s->deadline / 1000),
                              .tv_nsec = (long)(s->deadline % 1000) * 1000000};
-    while (sem_timedwait(&s->done, &until) != 0) {
-        if (errno != ETIMEDOUT)
-            continue; /* EINTR */
-        pthread_mutex_lock(&c->mu);
-        bool queued = s->queued;
-        if (queued) {
-            struct call_slot **pp = &c->sendq, *prev = NULL;
-            while (*pp != s) {
-                prev = *pp;
-                pp = &(*pp)->next;
-            }
-            *pp = s->next;
-            if (c->sendq_tail == s)
-                c->sendq_tail = prev;
-            s->queued = false;
-        }
-        pthread_mutex_unlock(&c->mu);
-        if (queued) {
+    int r;
+    while ((r = sem_timedwait(&s->done, &until)) != 0 && errno == EINTR)
+        ;
+    if (r != 0) { /* the deadline */
+        if (sendq_remove(c, s)) {
             nng_msg_free(s->req);
             s->req = NULL;
             return NNG_ETIMEDOUT;
         }
         while (sem_wait(&s->done) != 0)
             ; /* EINTR; the aio's timeout is running */
-        break;
     }
     return nng_aio_result(s->aio);
 }
@@ -391,17 +412,10 @@ int plog_client_call(plog_client *c, const char *method, const ProtobufCMessage 
     s->req = m;
     pthread_mutex_lock(&c->mu);
     bool queue = c->nsending > 0;
-    if (queue) {
-        s->next = NULL;
-        s->queued = true;
-        if (c->sendq_tail != NULL)
-            c->sendq_tail->next = s;
-        else
-            c->sendq = s;
-        c->sendq_tail = s;
-    } else {
+    if (queue)
+        sendq_append(c, s);
+    else
         c->nsending++;
-    }
     pthread_mutex_unlock(&c->mu);
     if (!queue)
         send_start(s);
