@@ -44,21 +44,27 @@ void plog_test_rmrf(const char *path)
         fail_msg("rm -rf %s: %s", path, strerror(errno));
 }
 
-/* port_bindable: nobody holds 127.0.0.1:port (no SO_REUSEADDR: a port still in
- * TIME_WAIT counts as taken too). */
-static bool port_bindable(int port)
+/* bind_port binds a TCP socket to host:port (port 0: the kernel chooses), closes it
+ * and returns the port it got, or -1 when the port is taken (no SO_REUSEADDR: a port
+ * still in TIME_WAIT counts as taken too). */
+static int bind_port(const char *host, int port)
 {
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        fail_msg("not an IPv4 address: %s", host);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         fail_msg("socket: %s", strerror(errno));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    socklen_t len = sizeof sa;
+    int got = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+                      getsockname(fd, (struct sockaddr *)&sa, &len) == 0
+                  ? ntohs(sa.sin_port)
+                  : -1;
     close(fd);
-    return ok;
+    return got;
 }
 
-int plog_test_free_port(void)
+int plog_test_free_port_on(const char *host)
 {
     static atomic_uint start, taken; /* where this process starts in the range (0: not
                                         yet), and how many candidates it used */
@@ -79,22 +85,20 @@ int plog_test_free_port(void)
              * Raft port is its RPC port + 2). */
             unsigned k = atomic_load(&start) + 997u * atomic_fetch_add(&taken, 1);
             int port = low + (int)(k % (unsigned)span);
-            if (port_bindable(port))
+            if (bind_port(host, port) == port)
                 return port;
         }
     }
     /* No room below the ephemeral range (or all taken): let the kernel choose. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        fail_msg("socket: %s", strerror(errno));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
-        fail_msg("bind 127.0.0.1:0: %s", strerror(errno));
-    close(fd);
-    return ntohs(sa.sin_port);
+    int port = bind_port(host, 0);
+    if (port < 0)
+        fail_msg("bind %s:0: %s", host, strerror(errno));
+    return port;
+}
+
+int plog_test_free_port(void)
+{
+    return plog_test_free_port_on("127.0.0.1");
 }
 
 int64_t plog_test_now_ms(void)

@@ -42,6 +42,12 @@ void plog_test_rmrf(const char *path);
  * in use"). A process never gets the same port twice. */
 int plog_test_free_port(void);
 
+/* plog_test_free_port_on is plog_test_free_port for another local address (a port
+ * free on 127.0.0.1 may be taken on 127.0.0.3: a connection from there that ended
+ * leaves its local port in TIME_WAIT, which blocks a listener even with
+ * SO_REUSEADDR). */
+int plog_test_free_port_on(const char *host);
+
 /* plog_test_now_ms returns CLOCK_MONOTONIC in milliseconds. */
 int64_t plog_test_now_ms(void);
 

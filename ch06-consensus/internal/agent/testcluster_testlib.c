@@ -11,14 +11,10 @@
 #include "internal/agent/agent.h"
 #include "internal/client/client.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "api/v1/log.pb-c.h"
@@ -46,21 +42,6 @@ const char *tc_certs(void)
     return dir;
 }
 
-/* free_port_on returns a TCP port free on host a moment ago. A port free on
- * 127.0.0.1 may be taken on 127.0.0.3: a connection from there that ended leaves its
- * local port in TIME_WAIT, which blocks a listener even with SO_REUSEADDR. */
-static int free_port_on(const char *host)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    socklen_t len = sizeof sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0 || inet_pton(AF_INET, host, &sa.sin_addr) != 1 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
-        fail_msg("free port on %s: %s", host, strerror(errno));
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 void tc_init(struct tc *c, int n)
 {
     assert_true(n > 0 && n <= TC_MAX);
@@ -84,10 +65,10 @@ void tc_init(struct tc *c, int n)
         snprintf(nd->name, sizeof nd->name, "node%d", i + 1);
         snprintf(nd->dir, sizeof nd->dir, "%s/%s", c->dir, nd->name);
         snprintf(nd->host, sizeof nd->host, "127.0.0.%d", own_hosts ? i + 2 : 1);
-        nd->gport = own_hosts ? free_port_on(nd->host) : plog_test_free_port();
-        nd->rport = own_hosts ? free_port_on(nd->host) : plog_test_free_port();
+        nd->gport = plog_test_free_port_on(nd->host);
+        nd->rport = plog_test_free_port_on(nd->host);
         nd->mport = plog_test_free_port();
-        nd->aport = own_hosts ? free_port_on(nd->host) : plog_test_free_port();
+        nd->aport = plog_test_free_port_on(nd->host);
     }
 }
 
