@@ -64,15 +64,23 @@ static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
     return buf;
 }
 
+/* rand_record fills rec with a random value (in value, up to cap bytes) and a
+ * random offset. */
+static void rand_record(Log__V1__Record *rec, uint8_t *value, size_t cap)
+{
+    log__v1__record__init(rec);
+    rec->value.len = plog_test_rand_bytes(&rng, value, cap);
+    rec->value.data = value;
+    rec->offset = rand_u64();
+}
+
 static void test_record_decoder_reads_protobuf_c_records(void **state)
 {
     (void)state;
     uint8_t value[300];
     for (int r = 0; r < ROUNDS; r++) {
-        Log__V1__Record rec = LOG__V1__RECORD__INIT;
-        rec.value.len = plog_test_rand_bytes(&rng, value, sizeof value);
-        rec.value.data = value;
-        rec.offset = rand_u64();
+        Log__V1__Record rec;
+        rand_record(&rec, value, sizeof value);
         size_t len;
         uint8_t *buf = pack(&rec.base, &len);
         const uint8_t *v;
@@ -105,10 +113,8 @@ static void test_produce_one_reads_protobuf_c_produce_requests(void **state)
     (void)state;
     uint8_t value[300];
     for (int r = 0; r < ROUNDS; r++) {
-        Log__V1__Record rec = LOG__V1__RECORD__INIT;
-        rec.value.len = plog_test_rand_bytes(&rng, value, sizeof value);
-        rec.value.data = value;
-        rec.offset = rand_u64();
+        Log__V1__Record rec;
+        rand_record(&rec, value, sizeof value);
         Log__V1__ProduceRequest req = LOG__V1__PRODUCE_REQUEST__INIT;
         req.record = &rec;
         size_t len, vlen;
@@ -160,10 +166,9 @@ static void test_produce_one_accepts_only_what_protobuf_c_reads_alike(void **sta
     uint8_t value[40], buf[128];
     int accepted = 0;
     for (int r = 0; r < 20 * ROUNDS; r++) {
-        Log__V1__Record rec = LOG__V1__RECORD__INIT;
-        rec.value.len = plog_test_rand_bytes(&rng, value, sizeof value);
-        rec.value.data = value;
-        rec.offset = rand_u64() >> 1;
+        Log__V1__Record rec;
+        rand_record(&rec, value, sizeof value);
+        rec.offset >>= 1;
         Log__V1__ProduceRequest req = LOG__V1__PRODUCE_REQUEST__INIT;
         req.record = &rec;
         size_t len = protobuf_c_message_pack(&req.base, buf);

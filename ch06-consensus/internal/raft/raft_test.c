@@ -22,6 +22,15 @@ static plog_raft_config config_of(uint64_t id, unsigned n)
     return c;
 }
 
+/* raft_of is a new core, id of n voters (config_of), with nothing stored. */
+static plog_raft *raft_of(uint64_t id, unsigned n)
+{
+    plog_raft_config c = config_of(id, n);
+    plog_raft *r;
+    assert_plog_ok(plog_raft_new(&c, NULL, &r));
+    return r;
+}
+
 static void test_raft_conf_encoding_round_trips(void **state)
 {
     (void)state;
@@ -104,9 +113,7 @@ static void test_raft_new_rejects_a_boot_log_with_a_gap(void **state)
 static void test_raft_follower_refuses_leader_only_events(void **state)
 {
     (void)state;
-    plog_raft_config c = config_of(1, 3);
-    plog_raft *r;
-    assert_plog_ok(plog_raft_new(&c, NULL, &r));
+    plog_raft *r = raft_of(1, 3);
     plog_raft_update up;
     plog_raft_buf b = {.data = (const uint8_t *)"x", .len = 1};
     plog_raft_event ev = {.type = PLOG_RAFT_EV_PROPOSE, .now_ms = 1, .bufs = &b, .n_bufs = 1};
@@ -129,9 +136,7 @@ static void test_raft_follower_refuses_leader_only_events(void **state)
 static void test_raft_single_server_elects_itself_and_persists_its_vote(void **state)
 {
     (void)state;
-    plog_raft_config c = config_of(1, 1);
-    plog_raft *r;
-    assert_plog_ok(plog_raft_new(&c, NULL, &r));
+    plog_raft *r = raft_of(1, 1);
     plog_raft_update up;
     plog_raft_event ev = {.type = PLOG_RAFT_EV_TICK, .now_ms = 0};
     assert_plog_ok(plog_raft_step(r, &ev, &up));
@@ -188,9 +193,7 @@ static void test_raft_single_server_elects_itself_and_persists_its_vote(void **s
 static void test_raft_granted_vote_is_in_the_hard_state_of_the_same_update(void **state)
 {
     (void)state;
-    plog_raft_config c = config_of(1, 3);
-    plog_raft *r;
-    assert_plog_ok(plog_raft_new(&c, NULL, &r));
+    plog_raft *r = raft_of(1, 3);
     plog_raft_update up;
     plog_raft_msg m = {.type = PLOG_RAFT_MSG_VOTE, .from = 2, .to = 1, .term = 1};
     plog_raft_event ev = {.type = PLOG_RAFT_EV_RECEIVE, .now_ms = 1000, .msg = &m};
@@ -275,9 +278,7 @@ static void elect(plog_raft *r, plog_raft_update *up, uint64_t now)
 static void test_raft_leader_sends_before_persisting_and_counts_itself_after(void **state)
 {
     (void)state;
-    plog_raft_config c = config_of(1, 3);
-    plog_raft *r;
-    assert_plog_ok(plog_raft_new(&c, NULL, &r));
+    plog_raft *r = raft_of(1, 3);
     plog_raft_update up;
     uint64_t now = 1000;
     elect(r, &up, now);
