@@ -257,9 +257,10 @@ static void send_finished(plog_client *c)
 
 /* call_cb runs on an nng thread when the slot's send or receive finishes. A
  * request that went out is followed by the receive of its reply at once;
- * anything else ends the call. The slot belongs to its caller again as soon as
- * the semaphore is posted (or the receive is posted: its callback may run at
- * once), so nothing here touches it afterwards. */
+ * anything else ends the call. The slot, and the client, may be its caller's
+ * again as soon as the semaphore is posted or the receive is posted (its callback
+ * may run at once and the caller may then close the client), so nothing here
+ * touches either afterwards. */
 static void call_cb(void *arg)
 {
     struct call_slot *s = arg;
@@ -274,9 +275,10 @@ static void call_cb(void *arg)
         return;
     }
     s->sending = false;
+    send_finished(c); /* before the receive: once that is posted, the reply can end
+                         the call and its caller close c before this returns */
     set_timeout(s);
     nng_ctx_recv(s->ctx, s->aio);
-    send_finished(c);
 }
 
 static void slot_free(struct call_slot *s)
