@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -61,6 +62,7 @@ struct plog_client {
     uint64_t client_id;
     atomic_uint_fast64_t seq;
     atomic_int npipes; /* live connections, from the pipe notifications */
+    atomic_int ncallbacks; /* call_cb running; see callbacks_wait */
     bool tls_held;     /* we hold a reference to cfg.tls */
     pthread_mutex_t mu; /* the pool, the send queue and nsending */
     struct call_slot *pool;
@@ -70,6 +72,7 @@ struct plog_client {
 };
 
 static void slot_free(struct call_slot *s);
+static void callbacks_wait(plog_client *c);
 
 static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
@@ -116,6 +119,7 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
     c->client_id = random_id();
     atomic_init(&c->seq, 0);
     atomic_init(&c->npipes, 0);
+    atomic_init(&c->ncallbacks, 0);
     pthread_mutex_init(&c->mu, NULL);
 
     int rv = nng_req0_open(&c->sock);
@@ -182,6 +186,7 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
 static void teardown(void *arg)
 {
     plog_client *c = arg;
+    callbacks_wait(c);
     nng_close(c->sock); /* stream.c closed its contexts before plog_client_close */
     while (c->pool != NULL) {
         struct call_slot *s = c->pool;
@@ -257,28 +262,37 @@ static void send_finished(plog_client *c)
 
 /* call_cb runs on an nng thread when the slot's send or receive finishes. A
  * request that went out is followed by the receive of its reply at once;
- * anything else ends the call. The slot, and the client, may be its caller's
- * again as soon as the semaphore is posted or the receive is posted (its callback
- * may run at once and the caller may then close the client), so nothing here
- * touches either afterwards. */
+ * anything else ends the call. Once the semaphore or the receive is posted the
+ * call can end and its slot be reused, so nothing here touches the slot
+ * afterwards; the client it touches only until callbacks_wait sees it leave. */
 static void call_cb(void *arg)
 {
     struct call_slot *s = arg;
     plog_client *c = s->c;
+    atomic_fetch_add(&c->ncallbacks, 1);
     if (!s->sending) {
         sem_post(&s->done);
-        return;
-    }
-    if (nng_aio_result(s->aio) != 0) { /* sending stays set: the request is the caller's */
+    } else if (nng_aio_result(s->aio) != 0) { /* sending stays set: the request is the caller's */
         send_finished(c);
         sem_post(&s->done);
-        return;
+    } else {
+        s->sending = false;
+        send_finished(c);
+        set_timeout(s);
+        nng_ctx_recv(s->ctx, s->aio);
     }
-    s->sending = false;
-    send_finished(c); /* before the receive: once that is posted, the reply can end
-                         the call and its caller close c before this returns */
-    set_timeout(s);
-    nng_ctx_recv(s->ctx, s->aio);
+    atomic_fetch_sub(&c->ncallbacks, 1); /* the last touch of c */
+}
+
+/* callbacks_wait returns once no call_cb is running. The reply of a call can wake
+ * its caller while the callback that posted the receive is still inside
+ * nng_ctx_recv, and the caller may then close the client: its socket must not go
+ * before that callback has left nng. No call is in flight at close, so no
+ * callback starts afterwards. */
+static void callbacks_wait(plog_client *c)
+{
+    while (atomic_load(&c->ncallbacks) > 0)
+        sched_yield();
 }
 
 static void slot_free(struct call_slot *s)
