@@ -65,7 +65,12 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
 void plog_client_close(plog_client *c);
 
 /* plog_client_produce appends one record (Produce) and sets *off to its offset.
- * value is borrowed. Returns once the server has committed it. */
+ * value is borrowed. Returns once the server has committed it. Calls from many
+ * threads are coalesced: while two produce requests of c are in flight, more
+ * produces (values up to 4 KiB) queue and go as one ProduceStream request when
+ * one of those ends; each call still gets its own record's offset, and a
+ * request that fails fails every produce it carried, with the same status. A
+ * produce still queued at its deadline was never sent: DEADLINE_EXCEEDED. */
 int plog_client_produce(plog_client *c, const void *value, size_t len, uint64_t *off, plog_rpc_status *st);
 
 /* plog_client_produce_batch appends n records in one request (ProduceStream) and

@@ -1,7 +1,7 @@
 /* client_test.c - the client library against real proglog processes: restart
  * under a running client (nothing acknowledged is lost, offsets continue), REQ
- * resends that never append twice, an unreachable server, and a call queued
- * behind a stalled send. */
+ * resends that never append twice, an unreachable server, a call queued
+ * behind a stalled send, and produces from many threads coalesced. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -304,6 +304,102 @@ static void test_client_queued_call_ends_at_its_own_deadline(void **state)
     tserver_fini(&srv);
 }
 
+/* Produces from many threads (client.c, "coalesced"): with the server stopped,
+ * the first two go out alone (two in flight) and the others queue; once the
+ * server answers they go together. Each caller gets its own record's offset,
+ * and the client sent fewer requests (each takes a sequence number) than there
+ * were produces. */
+enum { NPRODUCERS = 12 };
+
+struct numbered {
+    plog_client *c;
+    int id;
+    atomic_int *started;
+    int code;
+    uint64_t off;
+};
+
+static void *produce_numbered(void *arg)
+{
+    struct numbered *p = arg;
+    char v[16];
+    int n = snprintf(v, sizeof v, "t%d", p->id);
+    atomic_fetch_add(p->started, 1);
+    p->code = plog_client_produce(p->c, v, (size_t)n, &p->off, NULL);
+    return NULL;
+}
+
+static bool all_started(void *arg)
+{
+    return atomic_load((atomic_int *)arg) == NPRODUCERS;
+}
+
+/* produce_while_stopped runs NPRODUCERS produces on c, each from its own thread,
+ * with the server stopped for stopped_ms (SIGSTOP) once they all started. */
+static void produce_while_stopped(struct tserver *srv, plog_client *c, int stopped_ms, struct numbered *p)
+{
+    pthread_t th[NPRODUCERS];
+    atomic_int started = 0;
+    assert_int_equal(kill(srv->proc.pid, SIGSTOP), 0);
+    for (int i = 0; i < NPRODUCERS; i++) {
+        p[i] = (struct numbered){.c = c, .id = i, .started = &started, .code = -1};
+        assert_int_equal(pthread_create(&th[i], NULL, produce_numbered, &p[i]), 0);
+    }
+    assert_true(plog_test_wait_until(all_started, &started, 10000));
+    plog_test_sleep_ms(stopped_ms);
+    assert_int_equal(kill(srv->proc.pid, SIGCONT), 0);
+    for (int i = 0; i < NPRODUCERS; i++)
+        pthread_join(th[i], NULL);
+}
+
+static void test_client_concurrent_produces_are_coalesced(void **state)
+{
+    struct tserver *srv = *state;
+    tserver_start(srv);
+    plog_client *c;
+    assert_status_ok(plog_client_open(srv->addr, NULL, &c, NULL));
+    struct numbered p[NPRODUCERS];
+    produce_while_stopped(srv, c, 200, p);
+    bool seen[NPRODUCERS] = {false};
+    for (int i = 0; i < NPRODUCERS; i++) {
+        assert_status_ok(p[i].code);
+        assert_true(p[i].off < NPRODUCERS);
+        assert_false(seen[p[i].off]);
+        seen[p[i].off] = true;
+        Log__V1__Record *rec;
+        assert_status_ok(plog_client_consume(c, p[i].off, &rec, NULL));
+        char v[16];
+        int n = snprintf(v, sizeof v, "t%d", i);
+        assert_int_equal(rec->value.len, (size_t)n);
+        assert_memory_equal(rec->value.data, v, (size_t)n);
+        log__v1__record__free_unpacked(rec, NULL);
+    }
+    uint64_t requests = plog_client_next_seq(c) - 1;
+    assert_true(requests <= 4); /* two alone, the ten queued in one batch (or two) */
+    assert_int_equal(next_offset(c), NPRODUCERS);
+    plog_client_close(c);
+}
+
+/* A server that stops answering: every produce, in flight or queued behind
+ * them, ends by its deadline; none waits for good. */
+static void test_client_queued_produces_end_by_their_deadline(void **state)
+{
+    struct tserver *srv = *state;
+    tserver_start(srv);
+    plog_client_config cfg = {.timeout_ms = 300};
+    plog_client *c;
+    assert_status_ok(plog_client_open(srv->addr, &cfg, &c, NULL));
+    struct numbered p[NPRODUCERS];
+    int64_t t0 = plog_test_now_ms();
+    produce_while_stopped(srv, c, 2000, p);
+    for (int i = 0; i < NPRODUCERS; i++)
+        assert_int_equal(p[i].code, PLOG_STATUS_DEADLINE_EXCEEDED);
+    assert_true(plog_test_now_ms() - t0 < 2000 + 1500); /* joined soon after SIGCONT */
+    uint64_t off;
+    assert_status_ok(plog_client_produce(c, "after", 5, &off, NULL)); /* nothing is stuck */
+    plog_client_close(c);
+}
+
 static void test_client_bad_address_is_invalid_argument(void **state)
 {
     (void)state;
@@ -324,6 +420,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_connected_follows_the_server, setup, teardown),
         cmocka_unit_test(test_client_open_without_server_is_unavailable),
         cmocka_unit_test(test_client_queued_call_ends_at_its_own_deadline),
+        cmocka_unit_test_setup_teardown(test_client_concurrent_produces_are_coalesced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_queued_produces_end_by_their_deadline, setup, teardown),
         cmocka_unit_test(test_client_bad_address_is_invalid_argument),
     };
     return cmocka_run_group_tests_name("client", tests, NULL, NULL);
