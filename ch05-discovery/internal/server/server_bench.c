@@ -629,25 +629,33 @@ static void test_bench(void **state)
      * fsyncs at once, covering every produce appended before), compared with
      * always and with the time of one fdatasync on the same disk, measured in
      * the same run. The two servers run side by side and their rounds
-     * alternate, so both see the same (shared, noisy) disk and machine. */
+     * alternate, so both see the same (shared, noisy) disk and machine. A third
+     * turn in each round: 16 threads making blocking calls on the interval
+     * server (mode=threads, vs_async: over the 16 contexts there), whose
+     * produces the client coalesces. */
     const char *policies[][2] = {{"always", "always"}, {"interval", "interval_10ms"}};
     struct tserver gsrv[2] = {{.tls = true, .extra = {"--sync", "always", "--log-level", "warn"}},
                               {.tls = true, .extra = {"--sync", "interval", "--log-level", "warn"}}};
     plog_client *gc[2];
     struct lat glat[2] = {{.mu = PTHREAD_MUTEX_INITIALIZER}, {.mu = PTHREAD_MUTEX_INITIALIZER}};
-    double grates[2][ROUNDS], gratios[ROUNDS], fsync_us[ROUNDS];
-    int gerrors[2] = {0, 0};
+    double grates[2][ROUNDS], gratios[ROUNDS], fsync_us[ROUNDS], girates[ROUNDS], giratios[ROUNDS];
+    int gerrors[2] = {0, 0}, gierrors = 0;
+    struct lat gilat = {.mu = PTHREAD_MUTEX_INITIALIZER};
     for (int k = 0; k < 2; k++) {
         tserver_start(&gsrv[k]);
         gc[k] = open_root(&gsrv[k]);
     }
     for (int r = 0; r < ROUNDS; r++) {
         fsync_us[r] = fsync_p50_us();
-        for (int i = 0; i < 2; i++) {
-            int k = (i + r) % 2;
-            grates[k][r] = run_async(1, plog_client_socket(gc[k]), gc[k], 16, &glat[k], &gerrors[k]);
+        for (int i = 0; i < 3; i++) {
+            int k = (i + r) % 3;
+            if (k < 2)
+                grates[k][r] = run_async(1, plog_client_socket(gc[k]), gc[k], 16, &glat[k], &gerrors[k]);
+            else
+                girates[r] = run_load(1, plog_client_socket(gc[1]), gc[1], 16, &gilat, &gierrors);
         }
         gratios[r] = grates[0][r] > 0 ? grates[1][r] / grates[0][r] : 0;
+        giratios[r] = grates[1][r] > 0 ? girates[r] / grates[1][r] : 0;
     }
     for (int k = 0; k < 2; k++) {
         char extra[160];
@@ -660,6 +668,11 @@ static void test_bench(void **state)
         plog_client_close(gc[k]);
         tserver_fini(&gsrv[k]);
     }
+    char giextra[160];
+    snprintf(giextra, sizeof giextra,
+             "clients=16 size=%d sync=interval_10ms mode=threads rounds=%d vs_async=%.2f errors=%d", VALUE_SIZE,
+             ROUNDS, plog_test_median(giratios, ROUNDS), gierrors);
+    lat_print("rpc.produce.unary", plog_test_median(girates, ROUNDS), "req/s", &gilat, giextra);
 
     /* What the request log costs: one line per request, into a file. */
     struct tserver lsrv = {.tls = true, .extra = {"--sync", "never", "--log-level", "info"}};
