@@ -77,7 +77,9 @@ struct plog_server {
     unsigned nworkers;
 
     pthread_mutex_t mu;
-    pthread_cond_t cv;     /* committer: queue not empty / stopping; close: busy==0 */
+    pthread_cond_t cv;      /* the committer's: queue not empty / stopping */
+    pthread_cond_t idle_cv; /* busy fell to 0, or the in-process reply is there; apart from
+                             * cv, so a request ending does not wake the committer */
     atomic_bool closing;   /* new requests are answered UNAVAILABLE */
     bool stopping;         /* workers stop receiving (after the listener closed) */
     unsigned busy;         /* workers between a received request and its reply */

@@ -112,12 +112,12 @@ static void recv_next(struct worker *w)
     if (w->state != W_RECV && w->state != W_IDLE) {
         s->busy--;
         if (s->busy == 0)
-            pthread_cond_broadcast(&s->cv);
+            pthread_cond_broadcast(&s->idle_cv);
     }
     if (s->inproc) {
         w->state = W_IDLE;
         s->inproc_done = true;
-        pthread_cond_broadcast(&s->cv);
+        pthread_cond_broadcast(&s->idle_cv);
         pthread_mutex_unlock(&s->mu);
         return;
     }
@@ -477,6 +477,7 @@ static int server_open(plog_log *log, const plog_server_config *cfg, bool inproc
     s->cfg.addr = NULL; /* borrowed for open only */
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->idle_cv, NULL);
     pthread_mutex_init(&s->dedup_mu, NULL);
     atomic_init(&s->visible, plog_log_next_offset(log));
     atomic_init(&s->closing, false);
@@ -598,7 +599,7 @@ int plog_server_inproc_call(plog_server *s, const void *req, size_t len, const c
     handle(w);
     pthread_mutex_lock(&s->mu);
     while (!s->inproc_done)
-        pthread_cond_wait(&s->cv, &s->mu);
+        pthread_cond_wait(&s->idle_cv, &s->mu);
     *reply = s->inproc_reply;
     s->inproc_reply = NULL;
     pthread_mutex_unlock(&s->mu);
@@ -620,7 +621,7 @@ void plog_server_close(plog_server *s)
     until.tv_sec += CLOSE_GRACE_MS / 1000;
     pthread_mutex_lock(&s->mu);
     while (s->busy > 0)
-        if (pthread_cond_timedwait(&s->cv, &s->mu, &until) != 0)
+        if (pthread_cond_timedwait(&s->idle_cv, &s->mu, &until) != 0)
             break;
     if (s->busy > 0)
         plog_logger_logf(s->cfg.logger, PLOG_LOGGER_WARN, "closing with requests in flight", "busy=%u", s->busy);
@@ -654,6 +655,7 @@ void plog_server_close(plog_server *s)
     free(s->dedup);
     pthread_mutex_destroy(&s->dedup_mu);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->idle_cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
