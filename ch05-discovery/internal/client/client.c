@@ -69,7 +69,7 @@ struct produce_wait {
     uint64_t deadline;         /* unix ms */
     struct produce_wait *next; /* in c->pq, or in its batch */
     bool queued;               /* in c->pq (under c->mu) */
-    sem_t done;                /* posted when its outcome is in, or to lead */
+    sem_t done;                /* posted when its outcome is in */
     int code;                  /* the outcome */
     uint64_t off;
     plog_rpc_status st;
@@ -297,6 +297,15 @@ static void send_finished(plog_client *c)
     }
 }
 
+/* call_over ends the call of s: wakes its caller, or ends the batch it carries. */
+static void call_over(struct call_slot *s)
+{
+    if (s->batch != NULL)
+        batch_end(s);
+    else
+        sem_post(&s->done);
+}
+
 /* call_cb runs on an nng thread when the slot's send or receive finishes. A
  * request that went out is followed by the receive of its reply at once;
  * anything else ends the call. Once the semaphore or the receive is posted the
@@ -308,16 +317,10 @@ static void call_cb(void *arg)
     plog_client *c = s->c;
     atomic_fetch_add(&c->ncallbacks, 1);
     if (!s->sending) {
-        if (s->batch != NULL)
-            batch_end(s);
-        else
-            sem_post(&s->done);
+        call_over(s);
     } else if (nng_aio_result(s->aio) != 0) { /* sending stays set: the request is the caller's */
         send_finished(c);
-        if (s->batch != NULL)
-            batch_end(s);
-        else
-            sem_post(&s->done);
+        call_over(s);
     } else {
         s->sending = false;
         send_finished(c);
