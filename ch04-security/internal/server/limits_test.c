@@ -261,6 +261,18 @@ static int count_fds(pid_t pid)
     return n;
 }
 
+struct fd_bound {
+    pid_t pid;
+    int max;
+};
+
+/* fds_at_most: whether process pid holds at most max descriptors. */
+static bool fds_at_most(void *arg)
+{
+    const struct fd_bound *b = arg;
+    return count_fds(b->pid) <= b->max;
+}
+
 /* open_idle opens n TCP connections to port that never say a word; fds[] gets
  * them. They go in batches of 100, each once the server (process pid, which held
  * base descriptors before) has accepted the previous ones: its accept queue is 128
@@ -345,6 +357,10 @@ static void test_server_caps_connections(void **state)
     assert_true(held >= CAP / 2);
     for (int i = 0; i < IDLE; i++)
         close(fds[i]);
+    /* A slot frees once the server has seen its connection end: dial then (a
+     * dial racing the closes can still find the cap full and be shut). */
+    struct fd_bound down = {.pid = ts.proc.pid, .max = base + 2};
+    assert_true(plog_test_wait_until(fds_at_most, &down, 10000));
     nng_tls_config *root = tserver_client_tls("root");
     nng_socket s = dial(ts.addr, root);
     int code;
