@@ -22,7 +22,8 @@
  * PRODUCES_IN_FLIGHT produce requests in flight; a produce that finds them all
  * busy queues, and when one of them ends, the nng thread that ends it sends
  * everything queued (up to COALESCE_MAX_BYTES of values) as one ProduceStream
- * request, before it wakes the callers of the one that ended. A caller sleeps
+ * request, before it wakes the callers of the one that ended; a batch the
+ * server refuses RESOURCE_EXHAUSTED is sent again produce by produce. A caller sleeps
  * once, for its outcome; the server appends and commits the batch at once, and
  * each caller gets its own record's offset. The queue costs nothing a caller
  * would not pay anyway (it sleeps once either way) and saves the client and the
@@ -53,12 +54,16 @@
 #define DEFAULT_RECONNECT_MAX_MS 1000
 #define POOL_MAX 64
 /* Produce coalescing (plog_client_produce): how many produce requests one client
- * keeps in flight before produces queue for a batch, and what a batch takes:
- * 64 KiB, far below any server's message limit, so a batch is never refused
- * for its size where its produces alone would not be. */
+ * keeps in flight before produces queue for a batch, and what a batch takes: at
+ * most COALESCE_MAX_BYTES of values and half the client's max_msg_bytes, so a
+ * server configured like its clients never sees a batch over its limit. A server
+ * with a smaller limit (or a full in-flight budget) refuses a batch
+ * RESOURCE_EXHAUSTED before appending any of it; its produces then go alone.
+ * (Beyond twice its limit a server does not read a message at all and drops the
+ * connection: with the client's defaults, a server limit under 8 KiB.) */
 #define PRODUCES_IN_FLIGHT 2
 #define COALESCE_MAX_VALUE (4u << 10)   /* larger values always go alone */
-#define COALESCE_MAX_BYTES (64u << 10)  /* of values per batch */
+#define COALESCE_MAX_BYTES (16u << 10)  /* of values per batch */
 #define COALESCE_MAX_RECORDS 1024
 
 /* A produce of a calling thread, while it waits for a batch (see
@@ -69,6 +74,7 @@ struct produce_wait {
     uint64_t deadline;         /* unix ms */
     struct produce_wait *next; /* in c->pq, or in its batch */
     bool queued;               /* in c->pq (under c->mu) */
+    bool batched;              /* its request carried other produces too */
     sem_t done;                /* posted when its outcome is in */
     int code;                  /* the outcome */
     uint64_t off;
@@ -570,14 +576,15 @@ static void pq_append(plog_client *c, struct produce_wait *w)
 }
 
 /* pq_take takes the next batch off the queue (c->mu held): the produces at its
- * head, as many as COALESCE_MAX_RECORDS and COALESCE_MAX_BYTES of values allow
- * (at least one), linked through next; NULL when the queue is empty. */
+ * head, as many as COALESCE_MAX_RECORDS and the batch's bytes allow (at least
+ * one), linked through next; NULL when the queue is empty. */
 static struct produce_wait *pq_take(plog_client *c, size_t *np)
 {
     struct produce_wait *head = c->pq, *last = NULL;
     size_t n = 0, bytes = 0;
+    size_t max = c->cfg.max_msg_bytes / 2 < COALESCE_MAX_BYTES ? c->cfg.max_msg_bytes / 2 : COALESCE_MAX_BYTES;
     for (struct produce_wait *w = head; w != NULL; w = w->next) {
-        if (n > 0 && (n == COALESCE_MAX_RECORDS || bytes + w->len > COALESCE_MAX_BYTES))
+        if (n > 0 && (n == COALESCE_MAX_RECORDS || bytes + w->len > max))
             break;
         w->queued = false;
         n++;
@@ -655,11 +662,13 @@ static int batch_msg(plog_client *c, struct produce_wait *batch, size_t n, uint6
     return rv;
 }
 
-/* batch_post gives every produce of batch its outcome and wakes its caller. */
-static void batch_post(struct produce_wait *batch, int code, uint64_t first, const plog_rpc_status *st)
+/* batch_post gives every produce of batch (n of them) its outcome and wakes its
+ * caller. */
+static void batch_post(struct produce_wait *batch, size_t n, int code, uint64_t first, const plog_rpc_status *st)
 {
     for (struct produce_wait *w = batch; w != NULL; first++) {
         struct produce_wait *next = w->next; /* read before the post ends w's call */
+        w->batched = n > 1;
         w->code = code;
         w->off = first;
         w->st = *st;
@@ -688,14 +697,14 @@ static void batch_send(plog_client *c, struct call_slot *s)
         int nrv = 0;
         if (s == NULL && (s = slot_get(c, &nrv)) == NULL) {
             plog_rpc_status st;
-            batch_post(batch, plog_rpc_status_set(&st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory"), 0, &st);
+            batch_post(batch, n, plog_rpc_status_set(&st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory"), 0, &st);
             continue;
         }
         nng_msg *m;
         uint64_t deadline;
         if (batch_msg(c, batch, n, &deadline, &m) != PLOG_OK) {
             plog_rpc_status st;
-            batch_post(batch, plog_rpc_status_set(&st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory"), 0, &st);
+            batch_post(batch, n, plog_rpc_status_set(&st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory"), 0, &st);
             continue;
         }
         s->batch = batch;
@@ -731,23 +740,30 @@ static void batch_end(struct call_slot *s)
     uint64_t first = 0;
     int code = plog_client_finish_call(c, rv, &reply, &rp, &st);
     code = produce_reply(code, reply, &rp, n, &first, &st);
-    batch_post(batch, code, first, &st);
+    batch_post(batch, n, code, first, &st);
+}
+
+/* produce_alone sends one produce as its own request (timeout_ms 0: the
+ * client's). */
+static int produce_alone(plog_client *c, const void *value, size_t len, uint32_t timeout_ms, uint64_t *off,
+                         plog_rpc_status *st)
+{
+    Log__V1__Record rec = LOG__V1__RECORD__INIT;
+    rec.value.data = (uint8_t *)value;
+    rec.value.len = len;
+    Log__V1__ProduceRequest req = LOG__V1__PRODUCE_REQUEST__INIT;
+    req.record = &rec;
+    nng_msg *reply;
+    plog_rpc_reply rp;
+    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_PRODUCE), &req.base, plog_client_next_seq(c),
+                                timeout_ms, &reply, &rp, st);
+    return produce_reply(code, reply, &rp, 1, off, st);
 }
 
 int plog_client_produce(plog_client *c, const void *value, size_t len, uint64_t *off, plog_rpc_status *st)
 {
-    if (len > COALESCE_MAX_VALUE) {
-        Log__V1__Record rec = LOG__V1__RECORD__INIT;
-        rec.value.data = (uint8_t *)value;
-        rec.value.len = len;
-        Log__V1__ProduceRequest req = LOG__V1__PRODUCE_REQUEST__INIT;
-        req.record = &rec;
-        nng_msg *reply;
-        plog_rpc_reply rp;
-        int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_PRODUCE), &req.base,
-                                    plog_client_next_seq(c), 0, &reply, &rp, st);
-        return produce_reply(code, reply, &rp, 1, off, st);
-    }
+    if (len > COALESCE_MAX_VALUE)
+        return produce_alone(c, value, len, 0, off, st);
     struct produce_wait me = {.value = value, .len = len, .deadline = plog_rpc_now_unix_ms() + c->cfg.timeout_ms};
     sem_init(&me.done, 0, 0);
     pthread_mutex_lock(&c->mu);
@@ -771,6 +787,9 @@ int plog_client_produce(plog_client *c, const void *value, size_t len, uint64_t 
         while (sem_wait(&me.done) != 0)
             ; /* EINTR; in a batch, whose call ends by our deadline */
     sem_destroy(&me.done);
+    uint64_t now = plog_rpc_now_unix_ms();
+    if (me.code == PLOG_STATUS_RESOURCE_EXHAUSTED && me.batched && now < me.deadline)
+        return produce_alone(c, value, len, (uint32_t)(me.deadline - now), off, st); /* nothing appended */
     if (st != NULL)
         *st = me.st;
     if (me.code == PLOG_STATUS_OK)

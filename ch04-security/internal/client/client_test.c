@@ -285,18 +285,30 @@ enum { NPRODUCERS = 12 };
 struct numbered {
     plog_client *c;
     int id;
+    size_t len; /* of the value: "t<id>", padded to len when longer */
     atomic_int *started;
     int code;
     uint64_t off;
 };
 
+#define NUMBERED_MAX 512
+
+/* numbered_value writes producer id's value into v (NUMBERED_MAX bytes). */
+static size_t numbered_value(int id, size_t len, char *v)
+{
+    size_t n = (size_t)snprintf(v, NUMBERED_MAX, "t%d", id);
+    for (; n < len && n < NUMBERED_MAX; n++)
+        v[n] = 'p';
+    return n;
+}
+
 static void *produce_numbered(void *arg)
 {
     struct numbered *p = arg;
-    char v[16];
-    int n = snprintf(v, sizeof v, "t%d", p->id);
+    char v[NUMBERED_MAX];
+    size_t n = numbered_value(p->id, p->len, v);
     atomic_fetch_add(p->started, 1);
-    p->code = plog_client_produce(p->c, v, (size_t)n, &p->off, NULL);
+    p->code = plog_client_produce(p->c, v, n, &p->off, NULL);
     return NULL;
 }
 
@@ -305,15 +317,17 @@ static bool all_started(void *arg)
     return atomic_load((atomic_int *)arg) == NPRODUCERS;
 }
 
-/* produce_while_stopped runs NPRODUCERS produces on c, each from its own thread,
- * with the server stopped for stopped_ms (SIGSTOP) once they all started. */
-static void produce_while_stopped(struct tserver *srv, plog_client *c, int stopped_ms, struct numbered *p)
+/* produce_while_stopped runs NPRODUCERS produces of len-byte values on c, each
+ * from its own thread, with the server stopped for stopped_ms (SIGSTOP) once they
+ * all started. */
+static void produce_while_stopped(struct tserver *srv, plog_client *c, int stopped_ms, size_t len,
+                                  struct numbered *p)
 {
     pthread_t th[NPRODUCERS];
     atomic_int started = 0;
     assert_int_equal(kill(srv->proc.pid, SIGSTOP), 0);
     for (int i = 0; i < NPRODUCERS; i++) {
-        p[i] = (struct numbered){.c = c, .id = i, .started = &started, .code = -1};
+        p[i] = (struct numbered){.c = c, .id = i, .len = len, .started = &started, .code = -1};
         assert_int_equal(pthread_create(&th[i], NULL, produce_numbered, &p[i]), 0);
     }
     assert_true(plog_test_wait_until(all_started, &started, 10000));
@@ -323,14 +337,10 @@ static void produce_while_stopped(struct tserver *srv, plog_client *c, int stopp
         pthread_join(th[i], NULL);
 }
 
-static void test_client_concurrent_produces_are_coalesced(void **state)
+/* check_own_offsets: every producer of p got OK and its own offset in [0,
+ * NPRODUCERS), holding its own value; nothing else is in the log. */
+static void check_own_offsets(plog_client *c, const struct numbered *p)
 {
-    struct tserver *srv = *state;
-    tserver_start(srv);
-    plog_client *c;
-    assert_status_ok(plog_client_open(srv->addr, NULL, &c, NULL));
-    struct numbered p[NPRODUCERS];
-    produce_while_stopped(srv, c, 200, p);
     bool seen[NPRODUCERS] = {false};
     for (int i = 0; i < NPRODUCERS; i++) {
         assert_status_ok(p[i].code);
@@ -339,15 +349,44 @@ static void test_client_concurrent_produces_are_coalesced(void **state)
         seen[p[i].off] = true;
         Log__V1__Record *rec;
         assert_status_ok(plog_client_consume(c, p[i].off, &rec, NULL));
-        char v[16];
-        int n = snprintf(v, sizeof v, "t%d", i);
-        assert_int_equal(rec->value.len, (size_t)n);
-        assert_memory_equal(rec->value.data, v, (size_t)n);
+        char v[NUMBERED_MAX];
+        size_t n = numbered_value(i, p[i].len, v);
+        assert_int_equal(rec->value.len, n);
+        assert_memory_equal(rec->value.data, v, n);
         log__v1__record__free_unpacked(rec, NULL);
     }
+    assert_int_equal(next_offset(c), NPRODUCERS);
+}
+
+static void test_client_concurrent_produces_are_coalesced(void **state)
+{
+    struct tserver *srv = *state;
+    tserver_start(srv);
+    plog_client *c;
+    assert_status_ok(plog_client_open(srv->addr, NULL, &c, NULL));
+    struct numbered p[NPRODUCERS];
+    produce_while_stopped(srv, c, 200, 0, p);
     uint64_t requests = plog_client_next_seq(c) - 1;
     assert_true(requests <= 4); /* two alone, the ten queued in one batch (or two) */
-    assert_int_equal(next_offset(c), NPRODUCERS);
+    check_own_offsets(c, p);
+    plog_client_close(c);
+}
+
+/* A server whose message limit is below a batch's size (--max-msg-bytes 2048,
+ * ten queued 300-byte values) refuses the coalesced request before appending
+ * any of it; its produces go again, alone, and every one succeeds at its own
+ * offset. */
+static void test_client_batch_refused_for_its_size_goes_alone(void **state)
+{
+    struct tserver *srv = *state;
+    srv->extra[0] = "--max-msg-bytes";
+    srv->extra[1] = "2048";
+    tserver_start(srv);
+    plog_client *c;
+    assert_status_ok(plog_client_open(srv->addr, NULL, &c, NULL));
+    struct numbered p[NPRODUCERS];
+    produce_while_stopped(srv, c, 200, 300, p);
+    check_own_offsets(c, p);
     plog_client_close(c);
 }
 
@@ -362,7 +401,7 @@ static void test_client_queued_produces_end_by_their_deadline(void **state)
     assert_status_ok(plog_client_open(srv->addr, &cfg, &c, NULL));
     struct numbered p[NPRODUCERS];
     int64_t t0 = plog_test_now_ms();
-    produce_while_stopped(srv, c, 2000, p);
+    produce_while_stopped(srv, c, 2000, 0, p);
     for (int i = 0; i < NPRODUCERS; i++)
         assert_int_equal(p[i].code, PLOG_STATUS_DEADLINE_EXCEEDED);
     assert_true(plog_test_now_ms() - t0 < 2000 + 1500); /* joined soon after SIGCONT */
@@ -391,6 +430,7 @@ int main(void)
         cmocka_unit_test(test_client_open_without_server_is_unavailable),
         cmocka_unit_test(test_client_queued_call_ends_at_its_own_deadline),
         cmocka_unit_test_setup_teardown(test_client_concurrent_produces_are_coalesced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_batch_refused_for_its_size_goes_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_queued_produces_end_by_their_deadline, setup, teardown),
         cmocka_unit_test(test_client_bad_address_is_invalid_argument),
     };

@@ -67,10 +67,13 @@ void plog_client_close(plog_client *c);
 /* plog_client_produce appends one record (Produce) and sets *off to its offset.
  * value is borrowed. Returns once the server has committed it. Calls from many
  * threads are coalesced: while two produce requests of c are in flight, more
- * produces (values up to 4 KiB) queue and go as one ProduceStream request when
- * one of those ends; each call still gets its own record's offset, and a
- * request that fails fails every produce it carried, with the same status. A
- * produce still queued at its deadline was never sent: DEADLINE_EXCEEDED. */
+ * produces (values up to 4 KiB) queue and go as one ProduceStream request (at
+ * most 16 KiB of values and half of max_msg_bytes) when one of those ends; each
+ * call still gets its own record's offset, and a request that fails fails every
+ * produce it carried, with the same status, except RESOURCE_EXHAUSTED (the
+ * server's message limit or in-flight budget, before anything is appended):
+ * then each produce is sent again alone. A produce still queued at its
+ * deadline was never sent: DEADLINE_EXCEEDED. */
 int plog_client_produce(plog_client *c, const void *value, size_t len, uint64_t *off, plog_rpc_status *st);
 
 /* plog_client_produce_batch appends n records in one request (ProduceStream) and
