@@ -36,6 +36,7 @@
 #include <sched.h>
 #include <semaphore.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +74,6 @@ struct produce_wait {
     size_t len;
     uint64_t deadline;         /* unix ms */
     struct produce_wait *next; /* in c->pq, or in its batch */
-    bool queued;               /* in c->pq (under c->mu) */
     bool batched;              /* its request carried other produces too */
     sem_t done;                /* posted when its outcome is in */
     int code;                  /* the outcome */
@@ -87,12 +87,17 @@ struct call_slot {
     nng_aio *aio; /* callback call_cb */
     struct call_slot *next; /* in the pool, or in the send queue */
     nng_msg *req;           /* the request, until its send starts */
-    bool queued;            /* in c->sendq (under c->mu) */
     bool sending;           /* the aio carries the request (else the reply) */
     uint64_t deadline;      /* the call's, unix ms */
     sem_t done;             /* posted when the call is over */
     struct produce_wait *batch; /* the produces it carries (else a caller waits on done) */
-    size_t nbatch;
+};
+
+/* A FIFO of call slots (the send queue) or of produces (the produce queue),
+ * linked through the items' next pointer, at offset link in them; under c->mu. */
+struct fifo {
+    void *head, *tail;
+    size_t link;
 };
 
 struct plog_client {
@@ -104,13 +109,13 @@ struct plog_client {
     atomic_int npipes; /* live connections, from the pipe notifications */
     atomic_int ncallbacks; /* call_cb running; see callbacks_wait */
     bool tls_held;     /* we hold a reference to cfg.tls */
-    pthread_mutex_t mu; /* the pool, the send queue and nsending */
+    pthread_mutex_t mu; /* the pool, both queues, nsending and nproducing */
     struct call_slot *pool;
     unsigned npool;
-    struct call_slot *sendq, *sendq_tail; /* requests waiting for a send to finish */
-    unsigned nsending;                    /* sends started and not finished */
-    struct produce_wait *pq, *pq_tail;    /* produces waiting for a batch */
-    unsigned nproducing;                  /* produce requests in flight */
+    struct fifo sendq;   /* requests waiting for a send to finish */
+    unsigned nsending;   /* sends started and not finished */
+    struct fifo pq;      /* produces waiting for a batch */
+    unsigned nproducing; /* produce requests in flight */
 };
 
 static void slot_free(struct call_slot *s);
@@ -164,6 +169,8 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
     atomic_init(&c->npipes, 0);
     atomic_init(&c->ncallbacks, 0);
     pthread_mutex_init(&c->mu, NULL);
+    c->sendq.link = offsetof(struct call_slot, next);
+    c->pq.link = offsetof(struct produce_wait, next);
 
     int rv = nng_req0_open(&c->sock);
     if (rv != 0) {
@@ -289,12 +296,10 @@ static void send_finished(plog_client *c)
 {
     pthread_mutex_lock(&c->mu);
     c->nsending--;
-    struct call_slot *q = c->sendq;
-    c->sendq = c->sendq_tail = NULL;
-    for (struct call_slot *s = q; s != NULL; s = s->next) {
-        s->queued = false;
+    struct call_slot *q = c->sendq.head;
+    c->sendq.head = c->sendq.tail = NULL;
+    for (struct call_slot *s = q; s != NULL; s = s->next)
         c->nsending++;
-    }
     pthread_mutex_unlock(&c->mu);
     while (q != NULL) {
         struct call_slot *next = q->next;
@@ -406,34 +411,60 @@ static void slot_put(plog_client *c, struct call_slot *s, bool keep)
         slot_free(s);
 }
 
-/* sendq_append queues s behind the sends in flight (c->mu held). */
-static void sendq_append(plog_client *c, struct call_slot *s)
+static void **fifo_next(const struct fifo *q, void *item)
 {
-    s->next = NULL;
-    s->queued = true;
-    if (c->sendq_tail != NULL)
-        c->sendq_tail->next = s;
-    else
-        c->sendq = s;
-    c->sendq_tail = s;
+    return (void **)((char *)item + q->link);
 }
 
-/* sendq_remove takes s out of the send queue if it is still there. */
-static bool sendq_remove(plog_client *c, struct call_slot *s)
+static void fifo_append(struct fifo *q, void *item)
+{
+    *fifo_next(q, item) = NULL;
+    if (q->tail != NULL)
+        *fifo_next(q, q->tail) = item;
+    else
+        q->head = item;
+    q->tail = item;
+}
+
+/* fifo_remove takes item out of q, under c->mu; false when it is not there (its
+ * send started, or its batch was taken). */
+static bool fifo_remove(plog_client *c, struct fifo *q, void *item)
 {
     pthread_mutex_lock(&c->mu);
-    bool queued = s->queued;
-    if (queued) {
-        struct call_slot **pp = &c->sendq, *prev = NULL;
-        for (; *pp != s; pp = &(*pp)->next)
-            prev = *pp;
-        *pp = s->next;
-        if (c->sendq_tail == s)
-            c->sendq_tail = prev;
-        s->queued = false;
+    void *prev = NULL, *p = q->head;
+    while (p != NULL && p != item) {
+        prev = p;
+        p = *fifo_next(q, p);
+    }
+    if (p != NULL) {
+        void *next = *fifo_next(q, p);
+        if (prev != NULL)
+            *fifo_next(q, prev) = next;
+        else
+            q->head = next;
+        if (q->tail == p)
+            q->tail = prev;
     }
     pthread_mutex_unlock(&c->mu);
-    return queued;
+    return p != NULL;
+}
+
+/* wait_until sleeps on done until it is posted (true) or the deadline, unix ms,
+ * passes (false). */
+static bool wait_until(sem_t *done, uint64_t deadline)
+{
+    struct timespec until = {.tv_sec = (time_t)(deadline / 1000), .tv_nsec = (long)(deadline % 1000) * 1000000};
+    int r;
+    while ((r = sem_timedwait(done, &until)) != 0 && errno == EINTR)
+        ;
+    return r == 0;
+}
+
+/* wait_posted sleeps on done until it is posted. */
+static void wait_posted(sem_t *done)
+{
+    while (sem_wait(done) != 0)
+        ; /* EINTR */
 }
 
 /* call_start sends s's request, or queues it behind the sends in flight. */
@@ -442,7 +473,7 @@ static void call_start(plog_client *c, struct call_slot *s)
     pthread_mutex_lock(&c->mu);
     bool queue = c->nsending > 0;
     if (queue)
-        sendq_append(c, s);
+        fifo_append(&c->sendq, s);
     else
         c->nsending++;
     pthread_mutex_unlock(&c->mu);
@@ -455,19 +486,13 @@ static void call_start(plog_client *c, struct call_slot *s)
  * aio's own timeout ends it. */
 static int call_wait(plog_client *c, struct call_slot *s)
 {
-    struct timespec until = {.tv_sec = (time_t)(s->deadline / 1000),
-                             .tv_nsec = (long)(s->deadline % 1000) * 1000000};
-    int r;
-    while ((r = sem_timedwait(&s->done, &until)) != 0 && errno == EINTR)
-        ;
-    if (r != 0) { /* the deadline */
-        if (sendq_remove(c, s)) {
+    if (!wait_until(&s->done, s->deadline)) {
+        if (fifo_remove(c, &c->sendq, s)) {
             nng_msg_free(s->req);
             s->req = NULL;
             return NNG_ETIMEDOUT;
         }
-        while (sem_wait(&s->done) != 0)
-            ; /* EINTR; the aio's timeout is running */
+        wait_posted(&s->done); /* the aio's timeout is running */
     }
     return nng_aio_result(s->aio);
 }
@@ -563,67 +588,45 @@ static int produce_reply(int code, nng_msg *reply, const plog_rpc_reply *rp, siz
     return PLOG_STATUS_OK;
 }
 
-/* pq_append queues w behind the produces in flight (c->mu held). */
-static void pq_append(plog_client *c, struct produce_wait *w)
-{
-    w->next = NULL;
-    w->queued = true;
-    if (c->pq_tail != NULL)
-        c->pq_tail->next = w;
-    else
-        c->pq = w;
-    c->pq_tail = w;
-}
-
 /* pq_take takes the next batch off the queue (c->mu held): the produces at its
  * head, as many as COALESCE_MAX_RECORDS and the batch's bytes allow (at least
  * one), linked through next; NULL when the queue is empty. */
-static struct produce_wait *pq_take(plog_client *c, size_t *np)
+static struct produce_wait *pq_take(plog_client *c)
 {
-    struct produce_wait *head = c->pq, *last = NULL;
+    struct produce_wait *head = c->pq.head, *last = NULL;
     size_t n = 0, bytes = 0;
     size_t max = c->cfg.max_msg_bytes / 2 < COALESCE_MAX_BYTES ? c->cfg.max_msg_bytes / 2 : COALESCE_MAX_BYTES;
     for (struct produce_wait *w = head; w != NULL; w = w->next) {
         if (n > 0 && (n == COALESCE_MAX_RECORDS || bytes + w->len > max))
             break;
-        w->queued = false;
         n++;
         bytes += w->len;
         last = w;
     }
-    *np = n;
     if (last == NULL)
         return NULL;
-    c->pq = last->next;
-    if (c->pq == NULL)
-        c->pq_tail = NULL;
+    c->pq.head = last->next;
+    if (c->pq.head == NULL)
+        c->pq.tail = NULL;
     last->next = NULL;
     return head;
 }
 
-/* pq_remove takes w out of the queue if it is still there (not in a batch). */
-static bool pq_remove(plog_client *c, struct produce_wait *w)
+/* batch_len counts the produces of a batch. */
+static size_t batch_len(const struct produce_wait *batch)
 {
-    pthread_mutex_lock(&c->mu);
-    bool queued = w->queued;
-    if (queued) {
-        struct produce_wait **pp = &c->pq, *prev = NULL;
-        for (; *pp != w; pp = &(*pp)->next)
-            prev = *pp;
-        *pp = w->next;
-        if (c->pq_tail == w)
-            c->pq_tail = prev;
-        w->queued = false;
-    }
-    pthread_mutex_unlock(&c->mu);
-    return queued;
+    size_t n = 0;
+    for (; batch != NULL; batch = batch->next)
+        n++;
+    return n;
 }
 
-/* batch_msg encodes the produces of batch (n of them, linked through next) as one
- * request, Produce for one and ProduceStream for more; the deadline is the
- * earliest of theirs, so nobody waits past their own. */
-static int batch_msg(plog_client *c, struct produce_wait *batch, size_t n, uint64_t *deadline, nng_msg **m)
+/* batch_msg encodes the produces of batch (linked through next) as one request,
+ * Produce for one and ProduceStream for more; the deadline is the earliest of
+ * theirs, so nobody waits past their own. */
+static int batch_msg(plog_client *c, struct produce_wait *batch, uint64_t *deadline, nng_msg **m)
 {
+    size_t n = batch_len(batch);
     Log__V1__Record one, *one_ptr = &one, *vals = &one, **ptrs = &one_ptr;
     if (n > 1) {
         vals = calloc(n, sizeof *vals);
@@ -662,13 +665,13 @@ static int batch_msg(plog_client *c, struct produce_wait *batch, size_t n, uint6
     return rv;
 }
 
-/* batch_post gives every produce of batch (n of them) its outcome and wakes its
- * caller. */
-static void batch_post(struct produce_wait *batch, size_t n, int code, uint64_t first, const plog_rpc_status *st)
+/* batch_post gives every produce of batch its outcome and wakes its caller. */
+static void batch_post(struct produce_wait *batch, int code, uint64_t first, const plog_rpc_status *st)
 {
+    bool batched = batch->next != NULL;
     for (struct produce_wait *w = batch; w != NULL; first++) {
         struct produce_wait *next = w->next; /* read before the post ends w's call */
-        w->batched = n > 1;
+        w->batched = batched;
         w->code = code;
         w->off = first;
         w->st = *st;
@@ -683,9 +686,8 @@ static void batch_post(struct produce_wait *batch, size_t n, int code, uint64_t 
 static void batch_send(plog_client *c, struct call_slot *s)
 {
     for (;;) {
-        size_t n = 0;
         pthread_mutex_lock(&c->mu);
-        struct produce_wait *batch = pq_take(c, &n);
+        struct produce_wait *batch = pq_take(c);
         if (batch == NULL)
             c->nproducing--;
         pthread_mutex_unlock(&c->mu);
@@ -697,18 +699,17 @@ static void batch_send(plog_client *c, struct call_slot *s)
         int nrv = 0;
         if (s == NULL && (s = slot_get(c, &nrv)) == NULL) {
             plog_rpc_status st;
-            batch_post(batch, n, plog_rpc_status_set(&st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory"), 0, &st);
+            batch_post(batch, plog_rpc_status_set(&st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory"), 0, &st);
             continue;
         }
         nng_msg *m;
         uint64_t deadline;
-        if (batch_msg(c, batch, n, &deadline, &m) != PLOG_OK) {
+        if (batch_msg(c, batch, &deadline, &m) != PLOG_OK) {
             plog_rpc_status st;
-            batch_post(batch, n, plog_rpc_status_set(&st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory"), 0, &st);
+            batch_post(batch, plog_rpc_status_set(&st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory"), 0, &st);
             continue;
         }
         s->batch = batch;
-        s->nbatch = n;
         s->deadline = deadline;
         s->req = m;
         call_start(c, s);
@@ -731,7 +732,6 @@ static void batch_end(struct call_slot *s)
     s->sending = false;
     nng_aio_set_msg(s->aio, NULL);
     struct produce_wait *batch = s->batch;
-    size_t n = s->nbatch;
     s->batch = NULL;
     batch_send(c, s);
 
@@ -739,8 +739,8 @@ static void batch_end(struct call_slot *s)
     plog_rpc_status st;
     uint64_t first = 0;
     int code = plog_client_finish_call(c, rv, &reply, &rp, &st);
-    code = produce_reply(code, reply, &rp, n, &first, &st);
-    batch_post(batch, n, code, first, &st);
+    code = produce_reply(code, reply, &rp, batch_len(batch), &first, &st);
+    batch_post(batch, code, first, &st);
 }
 
 /* produce_alone sends one produce as its own request (timeout_ms 0: the
@@ -767,29 +767,27 @@ int plog_client_produce(plog_client *c, const void *value, size_t len, uint64_t 
     struct produce_wait me = {.value = value, .len = len, .deadline = plog_rpc_now_unix_ms() + c->cfg.timeout_ms};
     sem_init(&me.done, 0, 0);
     pthread_mutex_lock(&c->mu);
-    pq_append(c, &me);
+    fifo_append(&c->pq, &me);
     bool start = c->nproducing < PRODUCES_IN_FLIGHT;
     if (start)
         c->nproducing++;
     pthread_mutex_unlock(&c->mu);
     if (start)
         batch_send(c, NULL);
-    struct timespec until = {.tv_sec = (time_t)(me.deadline / 1000), .tv_nsec = (long)(me.deadline % 1000) * 1000000};
-    int r;
-    while ((r = sem_timedwait(&me.done, &until)) != 0 && errno == EINTR)
-        ;
-    if (r != 0 && pq_remove(c, &me)) {
-        sem_destroy(&me.done);
-        return plog_rpc_status_set(st, PLOG_STATUS_DEADLINE_EXCEEDED,
-                                   "not sent within the deadline: the produces queued before it took it");
+    if (!wait_until(&me.done, me.deadline)) {
+        if (fifo_remove(c, &c->pq, &me)) {
+            sem_destroy(&me.done);
+            return plog_rpc_status_set(st, PLOG_STATUS_DEADLINE_EXCEEDED,
+                                       "not sent within the deadline: the produces queued before it took it");
+        }
+        wait_posted(&me.done); /* in a batch, whose call ends by our deadline */
     }
-    if (r != 0)
-        while (sem_wait(&me.done) != 0)
-            ; /* EINTR; in a batch, whose call ends by our deadline */
     sem_destroy(&me.done);
-    uint64_t now = plog_rpc_now_unix_ms();
-    if (me.code == PLOG_STATUS_RESOURCE_EXHAUSTED && me.batched && now < me.deadline)
-        return produce_alone(c, value, len, (uint32_t)(me.deadline - now), off, st); /* nothing appended */
+    if (me.code == PLOG_STATUS_RESOURCE_EXHAUSTED && me.batched) {
+        uint64_t now = plog_rpc_now_unix_ms();
+        if (now < me.deadline) /* nothing of the batch was appended */
+            return produce_alone(c, value, len, (uint32_t)(me.deadline - now), off, st);
+    }
     if (st != NULL)
         *st = me.st;
     if (me.code == PLOG_STATUS_OK)
