@@ -6,7 +6,8 @@
  *                          one connection), with latency percentiles
  *                          (vs_echo: over the echo of the same rounds); and
  *                          16 threads making blocking calls through the library
- *                          (mode=threads, vs_async: over the 16 contexts)
+ *                          (mode=threads, vs_async: over the 16 contexts), and
+ *                          over a sketch of own socket I/O (mode=threads_own_io)
  *   rpc.produce.pipelined  ProduceStream: batches of 512, 8 in flight
  *   rpc.consume.stream     ConsumeStream iterator over what was produced
  *   rpc.e2e.latency        produce -> a parked ConsumeStream consumer has it
@@ -24,12 +25,19 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -37,6 +45,7 @@
 
 #include "internal/client/client.h"
 #include "internal/client/stream.h"
+#include "internal/err/err.h"
 #include "internal/server/testserver.h"
 
 static double fsync_p50_us(void);
@@ -139,10 +148,271 @@ static void echo_server(const char *addr)
         pause();
 }
 
+/* ---- own socket I/O: a sketch of the way around nng's hand-offs ----
+ *
+ * What 16 threads making blocking calls reach when the client does its own
+ * socket I/O instead of going through nng's REQ socket (README, "The blocking
+ * client under many threads"). Through nng, a reply reaches its caller over
+ * two or three threads: nng's poller reads the socket, a task thread runs the
+ * protocol and the call's callback, which wakes the caller. Here a caller
+ * writes its own request (one writev, under a lock), and one of the waiting
+ * callers at a time reads the socket and hands each reply to its caller
+ * (leader/follower): a reply costs at most its caller's wake-up, none when it
+ * is the reader's own.
+ *
+ * Bench only, and plaintext only: no reconnection, no resends, no TLS, one
+ * timeout for every read (SO_RCVTIMEO); a failure fails the calls and counts as
+ * errors. It speaks nng's SP wire format over TCP (nanomsg's sp-tcp mapping):
+ * an 8-byte handshake each way (0, 'S', 'P', 0, the protocol as a big-endian
+ * 16-bit number, REQ0 48 and REP0 49, two zero bytes), then every message as
+ * its 64-bit big-endian length and its bytes, a request's and a reply's
+ * starting with the 32-bit request id, high bit set. So the proglog server
+ * serves it as it serves any client. */
+#define OWN_READ_TIMEOUT_S 10
+#define OWN_MAX_MSG (8u << 20)
+
+struct own_call {            /* on its caller's stack */
+    uint8_t head[12];        /* the message's length, the request id */
+    struct iovec iov[2];     /* head, the request's body */
+    uint32_t id;
+    struct own_call *next;   /* among the calls waiting for a reply */
+    sem_t wake;              /* its reply is in, or it is to read next */
+    bool done;
+    uint8_t *reply;          /* NULL when the call failed */
+    size_t len;
+};
+
+struct own_conn {
+    int fd;
+    pthread_mutex_t mu;  /* everything below but buf */
+    pthread_mutex_t wmu; /* held while a caller writes its request */
+    struct own_call *waiting;
+    bool reading, failed;
+    uint32_t next_id;
+    uint8_t *buf; /* the reader's: bytes read, not yet handed out */
+    size_t blen, bcap;
+};
+
+static uint64_t be_get(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void be_put(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+/* writev_all writes iov[0..n) whole; 0, or -1 on an error. */
+static int writev_all(int fd, struct iovec *iov, int n)
+{
+    while (n > 0) {
+        ssize_t k = writev(fd, iov, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return -1;
+        for (; n > 0 && (size_t)k >= iov->iov_len; iov++, n--)
+            k -= (ssize_t)iov->iov_len;
+        if (n > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + k;
+            iov->iov_len -= (size_t)k;
+        }
+    }
+    return 0;
+}
+
+static struct own_conn *own_dial(const char *addr)
+{
+    const char *port = strrchr(addr, ':');
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port + 1))};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    struct timeval tv = {.tv_sec = OWN_READ_TIMEOUT_S};
+    uint8_t mine[8] = {0, 'S', 'P', 0, 0, 48, 0, 0}, theirs[8];
+    struct iovec iov = {mine, sizeof mine};
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 || writev_all(fd, &iov, 1) != 0 ||
+        recv(fd, theirs, sizeof theirs, MSG_WAITALL) != (ssize_t)sizeof theirs || memcmp(theirs, mine, 5) != 0 ||
+        be_get(theirs + 4, 2) != 49) {
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    struct own_conn *oc = calloc(1, sizeof *oc);
+    if (oc == NULL || (oc->buf = malloc(1 << 16)) == NULL) {
+        free(oc);
+        close(fd);
+        return NULL;
+    }
+    oc->fd = fd;
+    oc->bcap = 1 << 16;
+    pthread_mutex_init(&oc->mu, NULL);
+    pthread_mutex_init(&oc->wmu, NULL);
+    return oc;
+}
+
+static void own_close(struct own_conn *oc)
+{
+    close(oc->fd);
+    pthread_mutex_destroy(&oc->mu);
+    pthread_mutex_destroy(&oc->wmu);
+    free(oc->buf);
+    free(oc);
+}
+
+/* own_finish ends call c (oc->mu held): reply is its bytes, or NULL. */
+static void own_finish(struct own_conn *oc, struct own_call *c, const uint8_t *reply, size_t len)
+{
+    struct own_call **pp = &oc->waiting;
+    while (*pp != c)
+        pp = &(*pp)->next;
+    *pp = c->next;
+    if (reply != NULL && (c->reply = malloc(len)) != NULL) {
+        memcpy(c->reply, reply, len);
+        c->len = len;
+    }
+    c->done = true;
+    sem_post(&c->wake); /* under mu: once done is seen, nothing touches c */
+}
+
+/* own_hand_out ends the calls whose replies are whole in the buffer (oc->mu
+ * held); false on a message no server sends. */
+static bool own_hand_out(struct own_conn *oc)
+{
+    size_t at = 0;
+    while (oc->blen - at >= 8) {
+        uint64_t n = be_get(oc->buf + at, 8);
+        if (n < 4 || n > OWN_MAX_MSG)
+            return false;
+        if (oc->blen - at - 8 < n)
+            break;
+        uint32_t id = (uint32_t)be_get(oc->buf + at + 8, 4);
+        for (struct own_call *c = oc->waiting; c != NULL; c = c->next)
+            if (c->id == id) {
+                own_finish(oc, c, oc->buf + at + 12, n - 4);
+                break;
+            }
+        at += 8 + n;
+    }
+    memmove(oc->buf, oc->buf + at, oc->blen - at);
+    oc->blen -= at;
+    return true;
+}
+
+/* own_read reads until c's reply is in, handing out the others (oc->mu held). */
+static void own_read(struct own_conn *oc, struct own_call *c)
+{
+    oc->reading = true;
+    while (!c->done) {
+        ssize_t k = -1;
+        uint8_t *more = oc->bcap - oc->blen >= 4096 ? oc->buf : realloc(oc->buf, 2 * oc->bcap);
+        if (more != NULL && more != oc->buf) {
+            oc->buf = more;
+            oc->bcap *= 2;
+        }
+        if (more != NULL) {
+            pthread_mutex_unlock(&oc->mu);
+            k = read(oc->fd, oc->buf + oc->blen, oc->bcap - oc->blen);
+            bool interrupted = k < 0 && errno == EINTR;
+            pthread_mutex_lock(&oc->mu);
+            if (interrupted)
+                continue;
+        }
+        if (k > 0)
+            oc->blen += (size_t)k;
+        if (k <= 0 || !own_hand_out(oc)) {
+            oc->failed = true;
+            while (oc->waiting != NULL)
+                own_finish(oc, oc->waiting, NULL, 0);
+        }
+    }
+    oc->reading = false;
+    if (oc->waiting != NULL)
+        sem_post(&oc->waiting->wake); /* the next reader */
+}
+
+/* own_call_run sends body as a request and waits for its reply: 0 and the
+ * reply (the caller frees it), or -1. */
+static int own_call_run(struct own_conn *oc, const void *body, size_t len, uint8_t **reply, size_t *rlen)
+{
+    struct own_call c = {.iov = {{c.head, sizeof c.head}, {(void *)body, len}}};
+    sem_init(&c.wake, 0, 0);
+    pthread_mutex_lock(&oc->mu);
+    if (oc->failed) {
+        pthread_mutex_unlock(&oc->mu);
+        sem_destroy(&c.wake);
+        return -1;
+    }
+    c.id = 0x80000000u | oc->next_id++;
+    be_put(c.head, len + 4, 8);
+    be_put(c.head + 8, c.id, 4);
+    c.next = oc->waiting;
+    oc->waiting = &c;
+    pthread_mutex_unlock(&oc->mu);
+    pthread_mutex_lock(&oc->wmu);
+    if (writev_all(oc->fd, c.iov, 2) != 0)
+        shutdown(oc->fd, SHUT_RDWR); /* the reader fails every waiting call */
+    pthread_mutex_unlock(&oc->wmu);
+    pthread_mutex_lock(&oc->mu);
+    while (!c.done) {
+        if (!oc->reading) {
+            own_read(oc, &c);
+            break;
+        }
+        pthread_mutex_unlock(&oc->mu);
+        while (sem_wait(&c.wake) != 0)
+            ; /* EINTR */
+        pthread_mutex_lock(&oc->mu);
+    }
+    pthread_mutex_unlock(&oc->mu);
+    sem_destroy(&c.wake); /* posts for it were made under mu, before done was seen */
+    *reply = c.reply;
+    *rlen = c.len;
+    return c.reply != NULL ? 0 : -1;
+}
+
+/* own_produce makes one Produce call over oc, as plog_client_produce would
+ * (the same envelope, client id and sequence number): 0, or -1. */
+static int own_produce(struct own_conn *oc, plog_client *c, const void *value, size_t len)
+{
+    Log__V1__Record rec = LOG__V1__RECORD__INIT;
+    rec.value.data = (uint8_t *)value;
+    rec.value.len = len;
+    Log__V1__ProduceRequest req = LOG__V1__PRODUCE_REQUEST__INIT;
+    req.record = &rec;
+    nng_msg *m;
+    if (plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_PRODUCE), &req.base,
+                             plog_rpc_now_unix_ms() + plog_client_config_of(c)->timeout_ms, plog_client_id(c),
+                             plog_client_next_seq(c), &m) != PLOG_OK)
+        return -1;
+    uint8_t *reply;
+    size_t rlen;
+    int rv = own_call_run(oc, nng_msg_body(m), nng_msg_len(m), &reply, &rlen);
+    nng_msg_free(m);
+    if (rv != 0)
+        return -1;
+    plog_rpc_reply rp;
+    Log__V1__ProduceResponse *resp = NULL;
+    if (plog_rpc_reply_decode(reply, rlen, &rp) != PLOG_OK || rp.code != PLOG_STATUS_OK ||
+        (resp = log__v1__produce_response__unpack(NULL, rp.body_len, rp.body)) == NULL)
+        rv = -1;
+    log__v1__produce_response__free_unpacked(resp, NULL);
+    free(reply);
+    return rv;
+}
+
+/* Blocking load: threads each making Produce calls through the library, or
+ * over own socket I/O when oc is set. */
 struct load {
-    int kind; /* 0 echo, 1 produce */
-    nng_socket sock;
     plog_client *c;
+    struct own_conn *oc;
     int64_t until;
     uint64_t done;
     int errors;
@@ -156,39 +426,14 @@ static void *load_main(void *arg)
     memset(value, 'x', sizeof value);
     size_t cap = 1 << 16, n = 0;
     int64_t *samples = malloc(cap * sizeof *samples);
-    nng_ctx ctx;
-    nng_aio *aio = NULL;
-    if (ld->kind == 0) {
-        nng_ctx_open(&ctx, ld->sock);
-        nng_aio_alloc(&aio, NULL, NULL);
-    }
     while (now_ns() < ld->until) {
         int64_t t0 = now_ns();
-        if (ld->kind == 0) {
-            nng_msg *m;
-            nng_msg_alloc(&m, 0);
-            nng_msg_append(m, value, sizeof value);
-            nng_aio_set_msg(aio, m);
-            nng_ctx_send(ctx, aio);
-            nng_aio_wait(aio);
-            if (nng_aio_result(aio) != 0) {
-                nng_msg_free(m);
-                ld->errors++;
-                continue;
-            }
-            nng_ctx_recv(ctx, aio);
-            nng_aio_wait(aio);
-            if (nng_aio_result(aio) != 0) {
-                ld->errors++;
-                continue;
-            }
-            nng_msg_free(nng_aio_get_msg(aio));
-        } else {
-            uint64_t off;
-            if (plog_client_produce(ld->c, value, sizeof value, &off, NULL) != PLOG_STATUS_OK) {
-                ld->errors++;
-                continue;
-            }
+        uint64_t off;
+        int rv = ld->oc != NULL ? own_produce(ld->oc, ld->c, value, sizeof value)
+                                : plog_client_produce(ld->c, value, sizeof value, &off, NULL);
+        if (rv != 0) {
+            ld->errors++;
+            continue;
         }
         if (n == cap)
             samples = realloc(samples, (cap *= 2) * sizeof *samples);
@@ -197,10 +442,6 @@ static void *load_main(void *arg)
     }
     lat_add_many(ld->lat, samples, n);
     free(samples);
-    if (aio != NULL) {
-        nng_aio_free(aio);
-        nng_ctx_close(ctx);
-    }
     return NULL;
 }
 
@@ -320,14 +561,13 @@ static double run_async(int kind, nng_socket sock, plog_client *c, int n, struct
     return (double)total / secs;
 }
 
-static double run_load(int kind, nng_socket sock, plog_client *c, int threads, struct lat *lat, int *errors)
+static double run_load(plog_client *c, struct own_conn *oc, int threads, struct lat *lat, int *errors)
 {
     pthread_t th[64];
     struct load ld[64];
     int64_t t0 = now_ns();
     for (int i = 0; i < threads; i++) {
-        ld[i] = (struct load){
-            .kind = kind, .sock = sock, .c = c, .until = t0 + (int64_t)ROUND_MS * 1000000, .lat = lat};
+        ld[i] = (struct load){.c = c, .oc = oc, .until = t0 + (int64_t)ROUND_MS * 1000000, .lat = lat};
         pthread_create(&th[i], NULL, load_main, &ld[i]);
     }
     uint64_t total = 0;
@@ -497,10 +737,13 @@ static void test_bench(void **state)
     pthread_t smt;
     int clients[] = {1, 16};
     struct lat tlat = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    double trates[ROUNDS], tratios[ROUNDS];
-    int terrors = 0;
+    double trates[ROUNDS], tratios[ROUNDS], orates[ROUNDS], oratios[ROUNDS];
+    int terrors = 0, oerrors = 0;
+    struct lat olat = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    struct own_conn *oc = own_dial(srv.addr);
     for (int k = 0; k < 2; k++) {
-        /* Echo and produce (and at 16 clients the blocking threads) take turns,
+        /* Echo and produce (and at 16 clients the blocking threads, through the
+         * library and over own socket I/O) take turns,
          * ROUNDS times each, the order rotating every round; the rates printed
          * are medians and each ratio is the median of the rounds' own ratios:
          * both sides of it ran on the same (shared, noisy) machine moments apart. */
@@ -510,7 +753,7 @@ static void test_bench(void **state)
         if (k == 1)
             pthread_create(&smt, NULL, sample_rss, &sm);
         for (int r = 0; r < ROUNDS; r++) {
-            int runs = k == 1 ? 3 : 2;
+            int runs = k == 1 ? 4 : 2;
             for (int i = 0; i < runs; i++) {
                 switch ((i + r) % runs) {
                 case 0:
@@ -519,13 +762,18 @@ static void test_bench(void **state)
                 case 1:
                     rates[r] = run_async(1, plog_client_socket(c), c, clients[k], &lat, &errors);
                     break;
-                default: /* the same 16 clients as 16 threads making blocking calls */
-                    trates[r] = run_load(1, plog_client_socket(c), c, 16, &tlat, &terrors);
+                case 2: /* the same 16 clients as 16 threads making blocking calls */
+                    trates[r] = run_load(c, NULL, 16, &tlat, &terrors);
+                    break;
+                default:
+                    orates[r] = oc != NULL ? run_load(c, oc, 16, &olat, &oerrors) : 0;
                 }
             }
             ratios[r] = rates[r] / erates[r];
-            if (k == 1)
+            if (k == 1) {
                 tratios[r] = trates[r] / rates[r];
+                oratios[r] = orates[r] / rates[r];
+            }
         }
         double erate = plog_test_median(erates, ROUNDS), rate = plog_test_median(rates, ROUNDS);
         char extra[128];
@@ -546,6 +794,12 @@ static void test_bench(void **state)
     snprintf(textra, sizeof textra, "clients=16 size=%d sync=never mode=threads rounds=%d vs_async=%.2f errors=%d",
              VALUE_SIZE, ROUNDS, plog_test_median(tratios, ROUNDS), terrors);
     lat_print("rpc.produce.unary", trate, "req/s", &tlat, textra);
+    snprintf(textra, sizeof textra,
+             "clients=16 size=%d sync=never mode=threads_own_io sketch=1 rounds=%d vs_async=%.2f errors=%d",
+             VALUE_SIZE, ROUNDS, plog_test_median(oratios, ROUNDS), oc != NULL ? oerrors : -1);
+    lat_print("rpc.produce.unary", plog_test_median(orates, ROUNDS), "req/s", &olat, textra);
+    if (oc != NULL)
+        own_close(oc);
 
     /* Pipelined ProduceStream. */
     char value[VALUE_SIZE];
@@ -620,7 +874,7 @@ static void test_bench(void **state)
             if (k < 2)
                 grates[k][r] = run_async(1, plog_client_socket(gc[k]), gc[k], 16, &glat[k], &gerrors[k]);
             else
-                girates[r] = run_load(1, plog_client_socket(gc[1]), gc[1], 16, &gilat, &gierrors);
+                girates[r] = run_load(gc[1], NULL, 16, &gilat, &gierrors);
         }
         gratios[r] = grates[0][r] > 0 ? grates[1][r] / grates[0][r] : 0;
         giratios[r] = grates[1][r] > 0 ? girates[r] / grates[1][r] : 0;
