@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "internal/agent/rejoin.h"
 #include "internal/auth/authorizer.h"
 #include "internal/err/err.h"
 #include "internal/metrics/http.h"
@@ -43,6 +44,7 @@ struct plog_agent {
     plog_replicator *repl;
     pthread_mutex_t mu; /* disc, against GetMembers while stopping */
     plog_discovery *disc;
+    plog_rejoin known; /* the members seen, for the next start (rejoin.h) */
 };
 
 /* bind_name checks (or, the first time, records) the directory's node name. */
@@ -113,6 +115,48 @@ static int mkdirs(const char *dir, char *err, size_t errsize)
     return PLOG_OK;
 }
 
+/* load_known reads the members seen before this start (rejoin.h); a list that
+ * cannot be read only costs a slower rejoin. */
+static void load_known(plog_agent *a)
+{
+    size_t skipped;
+    int rv = plog_rejoin_load(&a->known, a->data_dir, &skipped);
+    if (rv != PLOG_OK || skipped > 0)
+        plog_logger_logf(a->cfg.logger, PLOG_LOGGER_WARN, "remembered members not all read",
+                         "file=%s err=%s lines_skipped=%zu", a->known.path, plog_strerror(rv), skipped);
+}
+
+/* join_list is what membership joins through: the configured addresses, then
+ * the remembered members' (at most PLOG_REJOIN_MAX in all). */
+static size_t join_list(plog_agent *a, const char **join)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < a->cfg.njoin; i++) /* at most PLOG_REJOIN_MAX: check_config */
+        join[n++] = a->cfg.start_join_addrs[i];
+    size_t given = n;
+    plog_rejoin_join_list(&a->known, join, PLOG_REJOIN_MAX, &n);
+    if (n > given)
+        plog_logger_logf(a->cfg.logger, PLOG_LOGGER_INFO, "rejoining the members seen before",
+                         "file=%s members=%zu", a->known.path, n - given);
+    return n;
+}
+
+/* remember keeps the member list of DATA_DIR/members up to date (rejoin.h): a
+ * member that failed stays in it, one that left goes. */
+static void remember(plog_agent *a, const plog_membership_event *ev)
+{
+    int rv = PLOG_OK;
+    if (strcmp(ev->member.name, a->name) == 0)
+        return;
+    if (ev->type == PLOG_MEMBERSHIP_JOIN || ev->type == PLOG_MEMBERSHIP_UPDATE)
+        rv = plog_rejoin_saw(&a->known, ev->member.name, ev->member.addr);
+    else if (ev->type == PLOG_MEMBERSHIP_LEAVE)
+        rv = plog_rejoin_left(&a->known, ev->member.name);
+    if (rv != PLOG_OK)
+        plog_logger_log(a->cfg.logger, PLOG_LOGGER_WARN, "cannot remember the members for the next start",
+                        "file", a->known.path, "err", plog_strerror(rv), NULL);
+}
+
 /* on_event: membership drives replication (Go: the Handler's Join and Leave). A
  * failed member is stopped like a leaving one; its next join resumes it. */
 static void on_event(void *arg, const plog_membership_event *ev)
@@ -126,6 +170,7 @@ static void on_event(void *arg, const plog_membership_event *ev)
     plog_logger_logf(a->cfg.logger, PLOG_LOGGER_INFO, "member",
                      "event=%s name=%s addr=%s rpc_addr=%s incarnation=%llu", kind, ev->member.name,
                      ev->member.addr, rpc != NULL ? rpc : "", (unsigned long long)ev->member.incarnation);
+    remember(a, ev);
     switch (ev->type) {
     case PLOG_MEMBERSHIP_JOIN:
     case PLOG_MEMBERSHIP_UPDATE:
@@ -286,6 +331,10 @@ static int check_config(const plog_agent_config *c, char *err, size_t errsize)
         plog_errf(err, errsize, "agent: bad bind address \"%s\" (want HOST:PORT)", c->bind_addr);
         return PLOG_EINVAL;
     }
+    if (c->njoin > PLOG_REJOIN_MAX) {
+        plog_errf(err, errsize, "agent: at most %d join addresses", PLOG_REJOIN_MAX);
+        return PLOG_EINVAL;
+    }
     return PLOG_OK;
 }
 
@@ -328,6 +377,7 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     if ((rv = mkdirs(a->data_dir, err, errsize)) != PLOG_OK ||
         (rv = bind_name(a->data_dir, a->name, err, errsize)) != PLOG_OK)
         goto fail;
+    load_known(a);
     if ((rv = plog_log_open(a->log_dir, &cfg->log, &a->log)) != PLOG_OK) {
         plog_errf(err, errsize, "agent: cannot open the log in %s: %s", a->log_dir, plog_strerror(rv));
         goto fail;
@@ -376,14 +426,16 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     };
     if ((rv = plog_replicator_open(a->log, &rc, &a->repl, err, errsize)) != PLOG_OK)
         goto fail;
+    const char *join[PLOG_REJOIN_MAX];
+    size_t njoin = join_list(a, join);
     plog_gossip_tag tags[] = {{"rpc_addr", a->rpc_hostport}};
     plog_discovery_config dc = {
         .name = a->name,
         .bind_addr = a->bind,
         .tags = tags,
         .ntags = 1,
-        .start_join_addrs = cfg->start_join_addrs,
-        .njoin = cfg->njoin,
+        .start_join_addrs = join,
+        .njoin = njoin,
         .cert_file = a->peer_cert,
         .key_file = a->peer_key,
         .ca_file = a->peer_ca,

@@ -15,7 +15,9 @@
  *
  * A data directory remembers the node name that created it (DATA_DIR/node-name):
  * the replicator's positions are origin offsets, so a node's name and its log
- * belong together, and opening a directory under another name is refused. */
+ * belong together, and opening a directory under another name is refused. It
+ * also keeps the members the node has seen (DATA_DIR/members, rejoin.h), joined
+ * at the next start besides start_join_addrs. */
 #ifndef PLOG_AGENT_H
 #define PLOG_AGENT_H
 

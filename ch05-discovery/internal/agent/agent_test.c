@@ -2,8 +2,9 @@
  * TestAgent): three agents, the second and third joining the first; a record
  * produced on the first is readable on the other two within 3 s, and is not
  * replicated back (the first still holds one record); a leave is seen within 3 s.
- * Plus: an agent refuses a data directory made under another node name, and
- * replication positions survive a restart. */
+ * Plus: an agent refuses a data directory made under another node name,
+ * replication positions survive a restart, and a node restarted without join
+ * addresses rejoins the members it saw. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -286,6 +287,36 @@ static void test_agent_restart_resumes_replication_without_duplicates(void **sta
     plog_client_close(c0);
 }
 
+/* A node restarted without join addresses rejoins the members it saw before
+ * (DATA_DIR/members, rejoin.h). After a graceful leave the others never
+ * reconnect to it: without the list it would stay alone. */
+static void test_agent_restarted_without_join_addresses_rejoins_the_members_it_saw(void **state)
+{
+    struct fixture *f = *state;
+    start_three(f);
+    assert_plog_ok(plog_agent_shutdown(f->a[0]));
+    f->a[0] = NULL;
+    for (int i = 1; i < N; i++) {
+        struct left_arg l = {f->a[i], "node1"};
+        assert_true(plog_test_wait_until(has_left, &l, 3000));
+    }
+    char path[160], list[1024] = "";
+    snprintf(path, sizeof path, "%s/members", f->data[0]);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    size_t len = fread(list, 1, sizeof list - 1, fp);
+    fclose(fp);
+    list[len] = '\0';
+    for (int i = 1; i < N; i++) {
+        char line[96];
+        snprintf(line, sizeof line, "%s tls+tcp://%s\n", f->name[i], f->bind[i]);
+        if (strstr(list, line) == NULL)
+            fail_msg("%s does not hold \"%s\": \"%s\"", path, f->name[i], list);
+    }
+    start(f, 0, -1);
+    assert_true(plog_test_wait_until(all_alive, f, 5000));
+}
+
 static void test_agent_refuses_a_data_dir_of_another_node(void **state)
 {
     struct fixture *f = *state;
@@ -324,6 +355,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_shutdown_is_seen_as_a_leave_within_3s, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_restart_resumes_replication_without_duplicates, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_agent_restarted_without_join_addresses_rejoins_the_members_it_saw,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_of_another_node, setup, teardown),
     };
     return cmocka_run_group_tests_name("agent", tests, NULL, NULL);

@@ -3,7 +3,8 @@
  * others joining through it; a record produced on the leader is readable on the
  * followers within 3 s and not copied back; followers refuse produces naming the
  * leader; GetServers; a graceful leave removes the member; a leader's shutdown
- * hands over. Plus: an agent refuses a data directory made under another node name. */
+ * hands over. Plus: an agent refuses a data directory made under another node
+ * name, and a node restarted without join addresses rejoins the members it saw. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -240,6 +241,26 @@ static void test_agent_leader_shutdown_hands_over_and_restart_catches_up(void **
     plog_client_close(c);
 }
 
+/* A node restarted without join addresses (node1, as `make run` starts it)
+ * rejoins the members it saw (DATA_DIR/members, rejoin.h). After its graceful
+ * leave the leader removed it and nobody reconnects to it: without the list it
+ * would stay alone. With it, it is a voter again and its GetServers names every
+ * server, with its address, and the leader. */
+static void test_agent_restarted_without_join_addresses_rejoins_the_members_it_saw(void **state)
+{
+    struct tc_agents *f = *state;
+    start_three(f);
+    assert_plog_ok(plog_agent_shutdown(f->a[0]));
+    f->a[0] = NULL;
+    for (int i = 1; i < N; i++) {
+        struct left_arg l = {f->a[i], "node1"};
+        assert_true(plog_test_wait_until(has_left, &l, 3000));
+    }
+    tc_agents_start(f, 0, -1);
+    struct voters_arg v = {f, 0, 3};
+    assert_true(plog_test_wait_until(all_voters, &v, 10000));
+}
+
 /* consume_lin is a Consume with linearizable set. */
 static int consume_lin(plog_client *c, uint64_t off, plog_rpc_status *st, char *value, size_t size)
 {
@@ -337,6 +358,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_shutdown_is_a_leave_and_the_leader_removes_it,
                                         tc_agents_setup, tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_agent_leader_shutdown_hands_over_and_restart_catches_up,
+                                        tc_agents_setup, tc_agents_teardown),
+        cmocka_unit_test_setup_teardown(test_agent_restarted_without_join_addresses_rejoins_the_members_it_saw,
                                         tc_agents_setup, tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_agent_linearizable_consume_reads_through_the_leader,
                                         tc_agents_setup, tc_agents_teardown),
