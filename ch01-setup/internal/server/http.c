@@ -115,9 +115,13 @@ static void consume(plog_server_memlog *log, const cJSON *req, struct reply *r)
 {
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(req, "offset");
     /* JSON numbers are doubles: accept whole numbers up to 2^53, exact there. */
+    if (o == NULL) {
+        reply_error(r, 400, "missing field \"offset\" (a whole number >= 0)");
+        return;
+    }
     if (!cJSON_IsNumber(o) || o->valuedouble < 0 || o->valuedouble > 9007199254740992.0 ||
         floor(o->valuedouble) != o->valuedouble) {
-        reply_error(r, 400, "missing field \"offset\" (a whole number >= 0)");
+        reply_error(r, 400, "field \"offset\" must be a whole number from 0 to 2^53");
         return;
     }
     uint64_t off = (uint64_t)o->valuedouble;

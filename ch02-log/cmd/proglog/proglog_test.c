@@ -150,10 +150,10 @@ static void test_proglog_malformed_requests_are_400_with_a_message(void **state)
         {"POST", "{\"record\":{\"value\":\"aGV sbG8=\"}}", "not valid base64"},
         {"POST", "{\"record\":{\"value\":\"aG*sbG8=\"}}", "not valid base64"},
         {"GET", "{}", "missing field \\\"offset\\\""},
-        {"GET", "{\"offset\":\"1\"}", "missing field \\\"offset\\\""},
-        {"GET", "{\"offset\":-1}", "missing field \\\"offset\\\""},
-        {"GET", "{\"offset\":1.5}", "missing field \\\"offset\\\""},
-        {"GET", "{\"offset\":1e300}", "missing field \\\"offset\\\""},
+        {"GET", "{\"offset\":\"1\"}", "field \\\"offset\\\" must be a whole number"},
+        {"GET", "{\"offset\":-1}", "field \\\"offset\\\" must be a whole number"},
+        {"GET", "{\"offset\":1.5}", "field \\\"offset\\\" must be a whole number"},
+        {"GET", "{\"offset\":1e300}", "field \\\"offset\\\" must be a whole number"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         expect(f, cases[i].method, cases[i].body, 400, cases[i].want);
