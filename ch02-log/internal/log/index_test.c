@@ -160,6 +160,64 @@ static void test_index_set_entries_forgets_the_tail(void **state)
     assert_int_equal(pos, 77);
 }
 
+/* open_copy opens a copy of f's file as it is now, the index still open (what a
+ * crash leaves: the file grown to MAX_BYTES, zeros after the entries). */
+static plog_index *open_copy(struct fixture *f)
+{
+    char copy[160];
+    snprintf(copy, sizeof copy, "%s/copy.index", f->dir);
+    testrec_copy(f->path, copy);
+    plog_index *x;
+    assert_plog_ok(plog_index_open(copy, 0, &x, NULL, 0));
+    return x;
+}
+
+static void test_index_listed_stops_at_the_zeros_after_the_entries(void **state)
+{
+    struct fixture *f = *state;
+    write_entries(f->x);
+    plog_index *x = open_copy(f);
+    assert_int_equal(plog_index_entries(x), MAX_BYTES / 12); /* the zeros count as written */
+    assert_int_equal(plog_index_listed(x), 3);
+    plog_index_close(x, false);
+}
+
+static void test_index_listed_counts_a_lone_first_entry_only_in_a_cut_file(void **state)
+{
+    struct fixture *f = *state;
+    assert_plog_ok(plog_index_write(f->x, 0, 0));
+    plog_index *x = open_copy(f);
+    assert_int_equal(plog_index_listed(x), 0); /* all zeros: maybe an empty segment */
+    plog_index_close(x, false);
+    assert_plog_ok(plog_index_close(f->x, false));
+    assert_plog_ok(plog_index_open(f->path, MAX_BYTES, &f->x, NULL, 0));
+    assert_int_equal(plog_index_listed(f->x), 1); /* a 12-byte file holds one entry */
+}
+
+static void test_index_listed_stops_at_an_entry_out_of_order(void **state)
+{
+    struct fixture *f = *state;
+    write_entries(f->x);
+    assert_plog_ok(plog_index_write(f->x, 3, 5)); /* before entry 2's position */
+    assert_int_equal(plog_index_listed(f->x), 3);
+}
+
+static void test_index_clear_dropped_zeroes_what_set_entries_dropped(void **state)
+{
+    struct fixture *f = *state;
+    write_entries(f->x);
+    plog_index_set_entries(f->x, 2);
+    plog_index_clear_dropped(f->x, 3);
+    uint32_t rel;
+    uint64_t pos;
+    assert_plog_ok(plog_index_read_raw(f->x, 2, &rel, &pos));
+    assert_int_equal(rel, 0);
+    assert_int_equal(pos, 0);
+    plog_index *x = open_copy(f);
+    assert_int_equal(plog_index_listed(x), 2);
+    plog_index_close(x, false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -173,6 +231,10 @@ int main(void)
         T(test_index_entries_are_big_endian_on_disk),
         T(test_index_seal_cuts_file_and_keeps_entries_readable),
         T(test_index_set_entries_forgets_the_tail),
+        T(test_index_listed_stops_at_the_zeros_after_the_entries),
+        T(test_index_listed_counts_a_lone_first_entry_only_in_a_cut_file),
+        T(test_index_listed_stops_at_an_entry_out_of_order),
+        T(test_index_clear_dropped_zeroes_what_set_entries_dropped),
 #undef T
     };
     return cmocka_run_group_tests_name("index", tests, NULL, NULL);

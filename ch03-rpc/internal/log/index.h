@@ -61,8 +61,23 @@ int plog_index_grow(plog_index *x, uint64_t n);
  * PLOG_EOF past the mapping. */
 int plog_index_read_raw(const plog_index *x, uint64_t i, uint32_t *rel, uint64_t *pos);
 
+/* plog_index_listed: how many records the entries counted as written at open
+ * claim, the longest prefix whose entry i has rel == i and a position above
+ * the one before (entry 0 at position 0). It stops at the zeros a crash leaves
+ * after the entries of a preallocated file; entry 0 is all zeros too, so a
+ * lone entry 0 counts only when the file ends after it (a clean close).
+ * Recovery compares it with what the store holds. */
+uint64_t plog_index_listed(const plog_index *x);
+
 /* plog_index_set_entries drops every entry from n on (n <= entries). */
 void plog_index_set_entries(plog_index *x, uint64_t n);
+
+/* plog_index_clear_dropped zeroes the entries from the written ones up to upto
+ * (at most the mapping) in a writable index: entries plog_index_set_entries
+ * dropped are still in the file, and a crash before the next close (which cuts
+ * them off) would show them to plog_index_listed as records. A read-only
+ * index is left as it is (it is cut to its entries). */
+void plog_index_clear_dropped(plog_index *x, uint64_t upto);
 
 /* plog_index_seal cuts the file to the entries written and maps it read-only at
  * that size: the segment is full and will not grow again. */
