@@ -227,9 +227,7 @@ uint64_t plog_index_listed(const plog_index *x)
         prev = pos;
         k++;
     }
-    /* Entry 0 (rel 0, pos 0) looks like padding: followed by more of the
-     * file that is not entry 1, it may be the zeros of an empty segment. */
-    return k == 1 && x->n > 1 ? 0 : k;
+    return k == x->n && k > 1 ? k : 0;
 }
 
 uint64_t plog_index_entries(const plog_index *x)

@@ -17,10 +17,10 @@
  *     cut back to the end of the last valid frame (logged as "truncated torn
  *     tail"). A sealed segment is never cut: its missing records read as
  *     PLOG_ECORRUPT.
- * When the last segment keeps fewer records than its old index listed (whole
- * frames cut from the store, torn or not) the loss is logged as "index lists
- * records the store lacks" with both counts. The zeros after the entries of an
- * index a crash left preallocated are not entries (see plog_index_listed). */
+ * When the last segment keeps fewer records than the index a close left listed
+ * (whole frames cut from the store, torn or not) the loss is logged as "index
+ * lists records the store lacks" with both counts. An index a crash left
+ * preallocated is not compared (see plog_index_listed). */
 #define _GNU_SOURCE /* MAP_POPULATE */
 #include "internal/log/segment.h"
 
@@ -217,7 +217,8 @@ static int recover(plog_segment *seg, uint64_t sealed_next, char *errmsg, size_t
     int rv = PLOG_OK;
 
     uint64_t old_n = plog_index_entries(seg->index);
-    /* Records the old index claims, counted before the scan overwrites it. */
+    /* Records the old index claims (if a close left it), counted before the
+     * scan overwrites it. */
     uint64_t listed = last ? plog_index_listed(seg->index) : 0;
     /* A sealed segment's index was opened read-only at its size. */
     rv = plog_index_grow(seg->index, old_n);
@@ -274,7 +275,8 @@ static int recover(plog_segment *seg, uint64_t sealed_next, char *errmsg, size_t
             plog_log_report(seg->c, PLOG_LOG_REPORT_WARN, "msg=\"index lists records the store lacks\" "
                     "file=%s indexed=%" PRIu64 " stored=%" PRIu64 "", spath, listed, i);
         /* Their entries are still in the mapping after the rewritten ones:
-         * a crash before the next close must not report them again. */
+         * zeroed, a crash before the next close cannot show them (were the
+         * index full, its file would end at them, as after a close). */
         plog_index_clear_dropped(seg->index, listed);
         seg->next = seg->base + i;
     } else {

@@ -370,6 +370,31 @@ static void test_recovery_crash_of_an_empty_log_warns_nothing(void **state)
     testrec_append(f->l, 0);
 }
 
+/* Appends still in the store's buffer at a crash (never committed, so never
+ * acknowledged) are in the index but not in the store: a crash may drop them,
+ * the index is preallocated, nothing is reported. */
+static void test_recovery_crash_before_appends_reach_the_store_warns_nothing(void **state)
+{
+    struct fixture *f = *state;
+    assert_plog_ok(plog_log_open(f->dir, &f->c, &f->l));
+    for (uint64_t i = 0; i < 10; i++)
+        testrec_append(f->l, i);
+    assert_plog_ok(plog_log_commit(f->l, 9));
+    for (uint64_t i = 10; i < 13; i++)
+        testrec_append(f->l, i);
+    copy_image(f);
+    assert_plog_ok(plog_log_close(f->l));
+    f->l = NULL;
+    char sp[256];
+    testrec_seg_path(sp, sizeof sp, f->dir2, 0, ".store");
+    assert_int_equal(testrec_file_size(sp), entry_pos(f->dir, 0, 10)); /* 10 in the copy */
+    char *err = reopen(f, f->dir2);
+    assert_string_equal(err, "");
+    free(err);
+    assert_int_equal(plog_log_next_offset(f->l), 10);
+    assert_intact(f->l, 0, 10, UINT64_MAX);
+}
+
 /* Recovery rewrites the first entries; the lost records' old entries after them
  * must not make a crash before the next close report the loss again. */
 static void test_recovery_lost_records_are_reported_once_across_a_later_crash(void **state)
@@ -464,6 +489,7 @@ int main(void)
         T(test_recovery_emptied_store_warns_that_every_indexed_record_is_lost),
         T(test_recovery_torn_tail_also_counts_the_records_lost),
         T(test_recovery_crash_of_an_empty_log_warns_nothing),
+        T(test_recovery_crash_before_appends_reach_the_store_warns_nothing),
         T(test_recovery_lost_records_are_reported_once_across_a_later_crash),
         T(test_recovery_zeroed_tail_after_the_last_frame_is_cut),
         T(test_recovery_garbage_index_is_rebuilt_from_the_store),
