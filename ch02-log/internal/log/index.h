@@ -61,8 +61,27 @@ int plog_index_grow(plog_index *x, uint64_t n);
  * PLOG_EOF past the mapping. */
 int plog_index_read_raw(const plog_index *x, uint64_t i, uint32_t *rel, uint64_t *pos);
 
+/* plog_index_listed: the records an index left by a close claims, for recovery
+ * to compare with what the store holds. A close cuts the file to its entries,
+ * so every entry counted at open chains (entry i has rel == i, positions rise
+ * from 0) and their number is returned. Otherwise 0: a crash leaves the file
+ * preallocated, zeros after the entries, and the entries past the store's end
+ * are then appends that never reached the kernel or the disk, which a crash
+ * may drop (see config.h); a damaged index claims nothing either. A lone
+ * entry 0 is all zeros, as is an empty segment's preallocated entry (with
+ * max_index_bytes of one entry): it counts as 0. */
+uint64_t plog_index_listed(const plog_index *x);
+
 /* plog_index_set_entries drops every entry from n on (n <= entries). */
 void plog_index_set_entries(plog_index *x, uint64_t n);
+
+/* plog_index_clear_dropped zeroes the entries from the written ones up to upto
+ * (at most the mapping) in a writable index. Entries plog_index_set_entries
+ * dropped stay in the file until a close cuts them off; should a crash come
+ * first, the zeros after the entries are what tells plog_index_listed the file
+ * was not cut (a full index would otherwise end at its dropped entries). A
+ * read-only index is left as it is. */
+void plog_index_clear_dropped(plog_index *x, uint64_t upto);
 
 /* plog_index_seal cuts the file to the entries written and maps it read-only at
  * that size: the segment is full and will not grow again. */

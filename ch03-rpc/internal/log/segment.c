@@ -16,7 +16,11 @@
  *   - the end of what survived: a torn write. In the last segment the store is
  *     cut back to the end of the last valid frame (logged as "truncated torn
  *     tail"). A sealed segment is never cut: its missing records read as
- *     PLOG_ECORRUPT. */
+ *     PLOG_ECORRUPT.
+ * When the last segment keeps fewer records than the index a close left listed
+ * (whole frames cut from the store, torn or not) the loss is logged as "index
+ * lists records the store lacks" with both counts. An index a crash left
+ * preallocated is not compared (see plog_index_listed). */
 #define _GNU_SOURCE /* MAP_POPULATE */
 #include "internal/log/segment.h"
 
@@ -213,6 +217,9 @@ static int recover(plog_segment *seg, uint64_t sealed_next, char *errmsg, size_t
     int rv = PLOG_OK;
 
     uint64_t old_n = plog_index_entries(seg->index);
+    /* Records the old index claims (if a close left it), counted before the
+     * scan overwrites it. */
+    uint64_t listed = last ? plog_index_listed(seg->index) : 0;
     /* A sealed segment's index was opened read-only at its size. */
     rv = plog_index_grow(seg->index, old_n);
     if (rv != PLOG_OK) {
@@ -261,6 +268,16 @@ static int recover(plog_segment *seg, uint64_t sealed_next, char *errmsg, size_t
                 goto done;
             }
         }
+        /* Whole frames gone from the end of the store (cut at a frame
+         * boundary, or emptied) leave no torn bytes to report: only the
+         * index still knows they were there. */
+        if (listed > i)
+            plog_log_report(seg->c, PLOG_LOG_REPORT_WARN, "msg=\"index lists records the store lacks\" "
+                    "file=%s indexed=%" PRIu64 " stored=%" PRIu64 "", spath, listed, i);
+        /* Their entries are still in the mapping after the rewritten ones:
+         * zeroed, a crash before the next close cannot show them (were the
+         * index full, its file would end at them, as after a close). */
+        plog_index_clear_dropped(seg->index, listed);
         seg->next = seg->base + i;
     } else {
         if (i < want)
@@ -574,7 +591,9 @@ int plog_segment_rewind(plog_segment *seg, uint64_t next)
         plog_errf(seg->errmsg, sizeof seg->errmsg, "%s", plog_store_errmsg(seg->store));
         return rv;
     }
+    uint64_t old_n = plog_index_entries(seg->index);
     plog_index_set_entries(seg->index, rel);
+    plog_index_clear_dropped(seg->index, old_n);
     seg->next = next;
     seg->dirty = true;
     if (unseal) {

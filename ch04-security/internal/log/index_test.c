@@ -160,6 +160,85 @@ static void test_index_set_entries_forgets_the_tail(void **state)
     assert_int_equal(pos, 77);
 }
 
+/* open_copy opens a copy of f's file as it is now, the index still open (what a
+ * crash leaves: the file grown to MAX_BYTES, zeros after the entries). */
+static plog_index *open_copy(struct fixture *f)
+{
+    char copy[160];
+    snprintf(copy, sizeof copy, "%s/copy.index", f->dir);
+    testrec_copy(f->path, copy);
+    plog_index *x;
+    assert_plog_ok(plog_index_open(copy, 0, &x, NULL, 0));
+    return x;
+}
+
+/* reopen closes f's index (which cuts the file to its entries) and opens it again. */
+static void reopen(struct fixture *f)
+{
+    assert_plog_ok(plog_index_close(f->x, false));
+    assert_plog_ok(plog_index_open(f->path, MAX_BYTES, &f->x, NULL, 0));
+}
+
+static void test_index_listed_counts_the_entries_of_a_closed_index(void **state)
+{
+    struct fixture *f = *state;
+    write_entries(f->x);
+    reopen(f);
+    assert_int_equal(plog_index_listed(f->x), 3);
+}
+
+static void test_index_listed_is_zero_for_an_index_left_preallocated(void **state)
+{
+    struct fixture *f = *state;
+    write_entries(f->x);
+    plog_index *x = open_copy(f);
+    assert_int_equal(plog_index_entries(x), MAX_BYTES / 12); /* the zeros count as written */
+    assert_int_equal(plog_index_listed(x), 0);
+    plog_index_close(x, false);
+}
+
+static void test_index_listed_is_zero_when_an_entry_breaks_the_chain(void **state)
+{
+    struct fixture *f = *state;
+    write_entries(f->x);
+    assert_plog_ok(plog_index_write(f->x, 3, 5)); /* before entry 2's position */
+    reopen(f);
+    assert_int_equal(plog_index_entries(f->x), 4);
+    assert_int_equal(plog_index_listed(f->x), 0);
+}
+
+/* Entry 0 is all zeros: alone, it is not told from an empty segment's
+ * preallocated entry (max_index_bytes of one entry). */
+static void test_index_listed_does_not_count_a_lone_first_entry(void **state)
+{
+    struct fixture *f = *state;
+    assert_plog_ok(plog_index_write(f->x, 0, 0));
+    reopen(f);
+    assert_int_equal(plog_index_entries(f->x), 1);
+    assert_int_equal(plog_index_listed(f->x), 0);
+}
+
+static void test_index_clear_dropped_zeroes_what_set_entries_dropped(void **state)
+{
+    struct fixture *f = *state;
+    write_entries(f->x);
+    plog_index_set_entries(f->x, 1);
+    plog_index_clear_dropped(f->x, 3);
+    for (uint64_t i = 1; i < 3; i++) {
+        uint32_t rel;
+        uint64_t pos;
+        assert_plog_ok(plog_index_read_raw(f->x, i, &rel, &pos));
+        assert_int_equal(rel, 0);
+        assert_int_equal(pos, 0);
+    }
+    /* In the file too (a shared mapping): what a crash would leave. */
+    uint8_t zero[24] = {0}, got[24];
+    int fd = open(f->path, O_RDONLY);
+    assert_int_equal(pread(fd, got, 24, 12), 24);
+    close(fd);
+    assert_memory_equal(got, zero, 24);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -173,6 +252,11 @@ int main(void)
         T(test_index_entries_are_big_endian_on_disk),
         T(test_index_seal_cuts_file_and_keeps_entries_readable),
         T(test_index_set_entries_forgets_the_tail),
+        T(test_index_listed_counts_the_entries_of_a_closed_index),
+        T(test_index_listed_is_zero_for_an_index_left_preallocated),
+        T(test_index_listed_is_zero_when_an_entry_breaks_the_chain),
+        T(test_index_listed_does_not_count_a_lone_first_entry),
+        T(test_index_clear_dropped_zeroes_what_set_entries_dropped),
 #undef T
     };
     return cmocka_run_group_tests_name("index", tests, NULL, NULL);

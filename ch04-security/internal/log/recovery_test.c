@@ -222,6 +222,16 @@ static void test_recovery_torn_sealed_segment_is_not_cut(void **state)
     testrec_append(f->l, 12);
 }
 
+/* copy_image copies the files of the log at dir, still open, to dir2: what a
+ * crash (kill -9) would leave, the index preallocated. */
+static void copy_image(struct fixture *f)
+{
+    mkdir(f->dir2, 0755);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cp %s/0*.store %s/0*.index %s/", f->dir, f->dir, f->dir2);
+    assert_int_equal(plog_test_sh(cmd, 10000, NULL), 0);
+}
+
 /* A crash image: the files of a log that is still open (index preallocated). */
 static void crash_image(struct fixture *f, uint64_t n)
 {
@@ -229,10 +239,7 @@ static void crash_image(struct fixture *f, uint64_t n)
     for (uint64_t i = 0; i < n; i++)
         testrec_append(f->l, i);
     assert_plog_ok(plog_log_commit(f->l, n - 1));
-    mkdir(f->dir2, 0755);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "cp %s/0*.store %s/0*.index %s/", f->dir, f->dir, f->dir2);
-    assert_int_equal(plog_test_sh(cmd, 10000, NULL), 0);
+    copy_image(f);
     assert_plog_ok(plog_log_close(f->l));
     f->l = NULL;
 }
@@ -244,7 +251,9 @@ static void test_recovery_preallocated_index_left_by_a_crash_is_repaired(void **
     char ip[256];
     testrec_seg_path(ip, sizeof ip, f->dir2, 0, ".index");
     assert_true(testrec_file_size(ip) > 10 * 12); /* zeros after the entries */
-    free(reopen(f, f->dir2));
+    char *err = reopen(f, f->dir2);
+    assert_string_equal(err, ""); /* the zeros are not records the store lacks */
+    free(err);
     assert_int_equal(plog_log_next_offset(f->l), 10);
     assert_intact(f->l, 0, 10, UINT64_MAX);
     testrec_append(f->l, 10);
@@ -258,7 +267,9 @@ static void test_recovery_crash_image_across_segments_keeps_every_record(void **
     struct fixture *f = *state;
     f->c.segment.max_index_bytes = 7 * 12;
     crash_image(f, 30);
-    free(reopen(f, f->dir2));
+    char *err = reopen(f, f->dir2);
+    assert_string_equal(err, "");
+    free(err);
     assert_int_equal(plog_log_next_offset(f->l), 30);
     assert_intact(f->l, 0, 30, UINT64_MAX);
     testrec_append(f->l, 30);
@@ -280,6 +291,19 @@ static void test_recovery_missing_index_is_rebuilt_from_the_store(void **state)
     testrec_append(f->l, 12);
 }
 
+/* lost_warning is the line recovery logs when the index of the last segment
+ * (base 0, in dir) listed more records than its store holds. */
+static void lost_warning(char *buf, size_t size, const char *dir, uint64_t indexed,
+                         uint64_t stored)
+{
+    char sp[256];
+    testrec_seg_path(sp, sizeof sp, dir, 0, ".store");
+    snprintf(buf, size,
+             "level=warn msg=\"index lists records the store lacks\" file=%s indexed=%llu "
+             "stored=%llu\n",
+             sp, (unsigned long long)indexed, (unsigned long long)stored);
+}
+
 static void test_recovery_index_entries_beyond_the_store_are_dropped(void **state)
 {
     struct fixture *f = *state;
@@ -287,11 +311,113 @@ static void test_recovery_index_entries_beyond_the_store_are_dropped(void **stat
     char sp[256];
     testrec_seg_path(sp, sizeof sp, f->dir, 0, ".store");
     testrec_truncate(sp, entry_pos(f->dir, 0, 7)); /* at a frame boundary */
-    free(reopen(f, f->dir));
+    /* No torn bytes: only the index says records 7..9 were there. */
+    char *err = reopen(f, f->dir), want[512];
+    lost_warning(want, sizeof want, f->dir, 10, 7);
+    assert_string_equal(err, want);
+    free(err);
     assert_int_equal(plog_log_next_offset(f->l), 7);
     assert_intact(f->l, 0, 7, UINT64_MAX);
     testrec_append(f->l, 7);
     testrec_assert_read(f->l, 7);
+}
+
+static void test_recovery_emptied_store_warns_that_every_indexed_record_is_lost(void **state)
+{
+    struct fixture *f = *state;
+    fill(f, 10);
+    char sp[256];
+    testrec_seg_path(sp, sizeof sp, f->dir, 0, ".store");
+    testrec_truncate(sp, 0);
+    char *err = reopen(f, f->dir), want[512];
+    lost_warning(want, sizeof want, f->dir, 10, 0);
+    assert_string_equal(err, want);
+    free(err);
+    assert_int_equal(plog_log_next_offset(f->l), 0);
+    testrec_append(f->l, 0);
+    testrec_assert_read(f->l, 0);
+}
+
+static void test_recovery_torn_tail_also_counts_the_records_lost(void **state)
+{
+    struct fixture *f = *state;
+    fill(f, 10);
+    char sp[256];
+    testrec_seg_path(sp, sizeof sp, f->dir, 0, ".store");
+    testrec_truncate(sp, entry_pos(f->dir, 0, 6) + 3); /* inside frame 6 */
+    char *err = reopen(f, f->dir), want[512];
+    assert_non_null(strstr(err, "truncated torn tail"));
+    lost_warning(want, sizeof want, f->dir, 10, 6);
+    assert_non_null(strstr(err, want));
+    free(err);
+    assert_int_equal(plog_log_next_offset(f->l), 6);
+    assert_intact(f->l, 0, 6, UINT64_MAX);
+}
+
+/* An empty active segment left by a crash: its index is all zeros, and entry
+ * 0 (rel 0, pos 0) is all zeros too; no record is claimed. */
+static void test_recovery_crash_of_an_empty_log_warns_nothing(void **state)
+{
+    struct fixture *f = *state;
+    assert_plog_ok(plog_log_open(f->dir, &f->c, &f->l));
+    copy_image(f);
+    assert_plog_ok(plog_log_close(f->l));
+    f->l = NULL;
+    char *err = reopen(f, f->dir2);
+    assert_string_equal(err, "");
+    free(err);
+    assert_int_equal(plog_log_next_offset(f->l), 0);
+    testrec_append(f->l, 0);
+}
+
+/* Appends still in the store's buffer at a crash (never committed, so never
+ * acknowledged) are in the index but not in the store: a crash may drop them,
+ * the index is preallocated, nothing is reported. */
+static void test_recovery_crash_before_appends_reach_the_store_warns_nothing(void **state)
+{
+    struct fixture *f = *state;
+    assert_plog_ok(plog_log_open(f->dir, &f->c, &f->l));
+    for (uint64_t i = 0; i < 10; i++)
+        testrec_append(f->l, i);
+    assert_plog_ok(plog_log_commit(f->l, 9));
+    for (uint64_t i = 10; i < 13; i++)
+        testrec_append(f->l, i);
+    copy_image(f);
+    assert_plog_ok(plog_log_close(f->l));
+    f->l = NULL;
+    char sp[256];
+    testrec_seg_path(sp, sizeof sp, f->dir2, 0, ".store");
+    assert_int_equal(testrec_file_size(sp), entry_pos(f->dir, 0, 10)); /* 10 in the copy */
+    char *err = reopen(f, f->dir2);
+    assert_string_equal(err, "");
+    free(err);
+    assert_int_equal(plog_log_next_offset(f->l), 10);
+    assert_intact(f->l, 0, 10, UINT64_MAX);
+}
+
+/* Recovery rewrites the first entries; the lost records' old entries after them
+ * must not make a crash before the next close report the loss again. */
+static void test_recovery_lost_records_are_reported_once_across_a_later_crash(void **state)
+{
+    struct fixture *f = *state;
+    fill(f, 10);
+    char sp[256];
+    testrec_seg_path(sp, sizeof sp, f->dir, 0, ".store");
+    testrec_truncate(sp, entry_pos(f->dir, 0, 7));
+    char *err = reopen(f, f->dir), want[512];
+    lost_warning(want, sizeof want, f->dir, 10, 7);
+    assert_string_equal(err, want);
+    free(err);
+    testrec_append(f->l, 7);
+    assert_plog_ok(plog_log_commit(f->l, 7));
+    copy_image(f);
+    assert_plog_ok(plog_log_close(f->l));
+    f->l = NULL;
+    err = reopen(f, f->dir2);
+    assert_string_equal(err, "");
+    free(err);
+    assert_int_equal(plog_log_next_offset(f->l), 8);
+    assert_intact(f->l, 0, 8, UINT64_MAX);
 }
 
 static void test_recovery_zeroed_tail_after_the_last_frame_is_cut(void **state)
@@ -360,6 +486,11 @@ int main(void)
         T(test_recovery_crash_image_across_segments_keeps_every_record),
         T(test_recovery_missing_index_is_rebuilt_from_the_store),
         T(test_recovery_index_entries_beyond_the_store_are_dropped),
+        T(test_recovery_emptied_store_warns_that_every_indexed_record_is_lost),
+        T(test_recovery_torn_tail_also_counts_the_records_lost),
+        T(test_recovery_crash_of_an_empty_log_warns_nothing),
+        T(test_recovery_crash_before_appends_reach_the_store_warns_nothing),
+        T(test_recovery_lost_records_are_reported_once_across_a_later_crash),
         T(test_recovery_zeroed_tail_after_the_last_frame_is_cut),
         T(test_recovery_garbage_index_is_rebuilt_from_the_store),
         T(test_recovery_index_without_its_store_is_removed),

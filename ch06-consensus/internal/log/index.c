@@ -216,6 +216,20 @@ bool plog_index_consistent(const plog_index *x, uint64_t store_size)
     return true;
 }
 
+uint64_t plog_index_listed(const plog_index *x)
+{
+    uint64_t k = 0, prev = 0;
+    while (k < x->n) {
+        const uint8_t *e = x->map + k * PLOG_INDEX_ENTRY;
+        uint64_t pos = get_be64(e + 4);
+        if (get_be32(e) != (uint32_t)k || (k == 0 ? pos != 0 : pos <= prev))
+            break;
+        prev = pos;
+        k++;
+    }
+    return k == x->n && k > 1 ? k : 0;
+}
+
 uint64_t plog_index_entries(const plog_index *x)
 {
     return x->n;
@@ -230,6 +244,22 @@ void plog_index_set_entries(plog_index *x, uint64_t n)
 {
     if (n < x->n)
         x->n = n;
+}
+
+void plog_index_clear_dropped(plog_index *x, uint64_t upto)
+{
+    static const uint8_t zero[PLOG_INDEX_ENTRY];
+    if (!x->writable)
+        return;
+    if (upto > x->cap)
+        upto = x->cap;
+    /* An entry that is zero already is not written: it may lie in a hole of
+     * the file, and a store there would need a block the disk may not have. */
+    for (uint64_t i = x->n; i < upto; i++) {
+        uint8_t *e = x->map + i * PLOG_INDEX_ENTRY;
+        if (memcmp(e, zero, PLOG_INDEX_ENTRY) != 0)
+            memset(e, 0, PLOG_INDEX_ENTRY);
+    }
 }
 
 int plog_index_seal(plog_index *x)

@@ -197,6 +197,95 @@ static void test_segment_encodes_records_exactly_as_protobuf_c(void **state)
     }
 }
 
+static void count_warnings(void *arg, int level, const char *msg)
+{
+    (void)msg;
+    if (level == PLOG_LOG_REPORT_WARN)
+        ++*(int *)arg;
+}
+
+/* open_crash_image copies the files of f's segment 0, still open, to
+ * <dir>/crash (what a crash leaves) and opens the copy as the active segment. */
+static plog_segment *open_crash_image(struct fixture *f)
+{
+    char crash[128], src[256], dst[256];
+    snprintf(crash, sizeof crash, "%s/crash", f->dir);
+    assert_int_equal(mkdir(crash, 0755), 0);
+    const char *ext[] = {".store", ".index"};
+    for (int k = 0; k < 2; k++) {
+        testrec_seg_path(src, sizeof src, f->dir, 0, ext[k]);
+        testrec_seg_path(dst, sizeof dst, crash, 0, ext[k]);
+        testrec_copy(src, dst);
+    }
+    plog_segment *seg;
+    assert_plog_ok(plog_segment_open(crash, 0, &f->c, PLOG_SEGMENT_ACTIVE, &seg, NULL, 0));
+    return seg;
+}
+
+/* A rewind (a failed batch undone) drops entries that stay in the mapping
+ * until close. In a full index nothing but zeros after them would tell a crash
+ * image from a closed index: they must be zeroed, or a crash before the close
+ * would have them claim records the store lacks. */
+static void test_segment_rewound_records_are_not_claimed_after_a_crash(void **state)
+{
+    struct fixture *f = *state;
+    f->c.segment.max_store_bytes = 1 << 20;
+    f->c.segment.max_index_bytes = 5 * 12;
+    int warnings = 0;
+    f->c.report.fn = count_warnings;
+    f->c.report.arg = &warnings;
+    assert_plog_ok(plog_segment_open(f->dir, 0, &f->c, PLOG_SEGMENT_ACTIVE, &f->seg, NULL, 0));
+    for (uint64_t i = 0; i < 5; i++)
+        append_rec(f->seg, i);
+    assert_plog_ok(plog_segment_rewind(f->seg, 2));
+    append_rec(f->seg, 2);
+    assert_plog_ok(plog_segment_flush(f->seg));
+    plog_segment *seg = open_crash_image(f);
+    assert_int_equal(warnings, 0);
+    assert_int_equal(plog_segment_next(seg), 3);
+    for (uint64_t i = 0; i < 3; i++)
+        read_rec(seg, i);
+    plog_segment_close(seg, false);
+}
+
+/* Recovery keeps the entries of the lost records in the mapping after the ones
+ * it rewrote; the same holds for them. */
+static void test_segment_lost_records_are_reported_once_across_a_crash(void **state)
+{
+    struct fixture *f = *state;
+    f->c.segment.max_store_bytes = 1 << 20;
+    f->c.segment.max_index_bytes = 5 * 12;
+    int warnings = 0;
+    f->c.report.fn = count_warnings;
+    f->c.report.arg = &warnings;
+    assert_plog_ok(plog_segment_open(f->dir, 0, &f->c, PLOG_SEGMENT_ACTIVE, &f->seg, NULL, 0));
+    for (uint64_t i = 0; i < 5; i++)
+        append_rec(f->seg, i);
+    uint64_t cut = 0;
+    for (uint64_t i = 0; i < 3; i++) {
+        uint8_t *b;
+        size_t n;
+        assert_plog_ok(plog_segment_read(f->seg, i, &b, &n, NULL, 0));
+        cut += PLOG_STORE_HDR + n;
+        free(b);
+    }
+    assert_plog_ok(plog_segment_close(f->seg, false));
+    char sp[256];
+    testrec_seg_path(sp, sizeof sp, f->dir, 0, ".store");
+    testrec_truncate(sp, cut); /* records 3 and 4 gone, at a frame boundary */
+    assert_plog_ok(plog_segment_open(f->dir, 0, &f->c, PLOG_SEGMENT_ACTIVE, &f->seg, NULL, 0));
+    assert_int_equal(warnings, 1);
+    assert_int_equal(plog_segment_next(f->seg), 3);
+    append_rec(f->seg, 3);
+    assert_plog_ok(plog_segment_flush(f->seg));
+    plog_segment *seg = open_crash_image(f);
+    assert_int_equal(warnings, 1);
+    assert_int_equal(plog_segment_next(seg), 4);
+    for (uint64_t i = 0; i < 4; i++)
+        read_rec(seg, i);
+    plog_segment_close(seg, false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -209,6 +298,8 @@ int main(void)
         T(test_segment_read_span_returns_consecutive_payloads),
         T(test_segment_sealed_open_cuts_index_to_its_records),
         T(test_segment_encodes_records_exactly_as_protobuf_c),
+        T(test_segment_rewound_records_are_not_claimed_after_a_crash),
+        T(test_segment_lost_records_are_reported_once_across_a_crash),
 #undef T
     };
     return cmocka_run_group_tests_name("segment", tests, NULL, NULL);
