@@ -1,6 +1,7 @@
 /* proglogctl_test.c - the two programs as a shell user runs them: a proglogctl
  * round trip through a real proglog process, stdin input, following, the exit
- * codes, --help/--version, and proglog's clean shutdown on SIGINT. */
+ * codes (usage errors found before dialing, a --from past the end), --help and
+ * --version, and proglog's clean shutdown on SIGINT. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,9 +9,15 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "internal/server/testserver.h"
 
@@ -132,6 +139,102 @@ static void test_proglogctl_exit_codes_tell_usage_not_found_unavailable(void **s
     free(out);
 }
 
+/* listen_loopback returns a TCP socket listening on 127.0.0.1 (*port) that never
+ * accepts: whoever connects stays in its backlog, where a non-blocking accept()
+ * finds them afterwards, even once they have hung up. */
+static int listen_loopback(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, 64), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+/* A bad command line is refused before anything is dialed: exit 2 with a usage
+ * error, never UNAVAILABLE or a wait for --timeout, and nothing connects. */
+static void test_proglogctl_refuses_a_bad_command_line_before_dialing(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const bad[] = {"consume",
+                                      "consume abc",
+                                      "consume 1 2",
+                                      "consume --from",
+                                      "consume --from x",
+                                      "consume --from 1 2",
+                                      "consume 1 --follow",
+                                      "consume --bogus 1",
+                                      "consume -1",
+                                      "produce",
+                                      "offsets extra",
+                                      "frobnicate"};
+    int port, lfd = listen_loopback(&port);
+    char cmd[1024], *out;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, "%s --timeout 1000 --addr tcp://127.0.0.1:%d %s", f->ctl, port, bad[i]);
+        int rc = plog_test_sh(cmd, 15000, &out);
+        if (rc != 2 || strstr(out, "proglogctl") == NULL || strstr(out, "UNAVAILABLE") != NULL)
+            fail_msg("proglogctl %s: exit %d, want 2 and a usage error: %s", bad[i], rc, out);
+        free(out);
+    }
+    /* A bad --timeout: one line that names the range. */
+    snprintf(cmd, sizeof cmd, "%s --timeout -1 --addr tcp://127.0.0.1:%d offsets", f->ctl, port);
+    assert_int_equal(plog_test_sh(cmd, 15000, &out), 2);
+    assert_string_equal(out, "proglogctl: --timeout (1..4294967295 ms): not a number: -1\n");
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s --timeout 0 --addr tcp://127.0.0.1:%d offsets", f->ctl, port);
+    assert_int_equal(plog_test_sh(cmd, 15000, &out), 2);
+    assert_string_equal(out, "proglogctl: --timeout (1..4294967295 ms): out of range: 0\n");
+    free(out);
+    errno = 0;
+    int conn = accept(lfd, NULL, NULL);
+    if (conn >= 0)
+        close(conn);
+    assert_int_equal(conn, -1); /* nobody dialed */
+    assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+    close(lfd);
+}
+
+/* consume --from reads up to the log's end: from the end itself nothing (exit
+ * 0); from past it OUT_OF_RANGE, as consume OFFSET, naming the end; following
+ * from past the end waits until the log reaches the offset. */
+static void test_proglogctl_consume_from_past_the_end_is_out_of_range(void **state)
+{
+    struct fixture *f = *state;
+    char *out, *err;
+    assert_int_equal(ctl(f, &out, NULL, "produce a b c"), 0);
+    free(out);
+    assert_int_equal(ctl(f, &out, &err, "consume --from 3"), 0);
+    assert_string_equal(out, "");
+    assert_string_equal(err, "");
+    free(out);
+    free(err);
+    assert_int_equal(ctl(f, &out, &err, "consume --from 4 --offsets"), 3);
+    assert_string_equal(out, "");
+    assert_string_equal(err,
+                        "proglogctl: OUT_OF_RANGE: offset out of range: 4; the log's next offset is 3\n");
+    free(out);
+    free(err);
+
+    char *argv[] = {f->ctl, "--addr", f->srv.addr, "consume", "--from", "4", "--follow", "--offsets", NULL};
+    plog_test_proc p;
+    plog_test_spawn(&p, argv);
+    assert_int_equal(ctl(f, &out, NULL, "produce d e"), 0);
+    assert_string_equal(out, "3\n4\n");
+    free(out);
+    assert_true(plog_test_wait_output(&p, "4\te\n", 10000));
+    out = plog_test_output(&p);
+    assert_string_equal(out, "4\te\n"); /* d, at 3, is before the start */
+    free(out);
+    plog_test_kill(&p, SIGTERM, 5000);
+    unlink(p.out);
+}
+
 /* offsets prints the log's bounds: an empty log, then after three records. */
 static void test_proglogctl_offsets_prints_lowest_and_next(void **state)
 {
@@ -221,6 +324,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proglogctl_follow_prints_records_as_they_arrive, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_exit_codes_tell_usage_not_found_unavailable, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_proglogctl_refuses_a_bad_command_line_before_dialing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_proglogctl_consume_from_past_the_end_is_out_of_range, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_offsets_prints_lowest_and_next, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_takes_its_address_from_PROGLOG_ADDR_and_a_flag_wins,

@@ -9,6 +9,11 @@
  *
  * produce prints each record's offset, one per line, in input order; consume
  * prints each value on its own line (with --offsets: "OFFSET<TAB>VALUE").
+ * consume --from reads from OFFSET to the log's end as the server answers:
+ * OFFSET equal to that end prints nothing and succeeds, OFFSET past it is
+ * OUT_OF_RANGE (exit 3) as for consume OFFSET; with --follow, OFFSET past the
+ * end waits until the log reaches it. The whole command line is checked before
+ * anything is dialed, so a usage error exits 2 whether or not a server answers.
  * Errors go to stderr as "proglogctl: CODE: message"; the exit status says which
  * kind (see usage()). --version prints the version; PROGLOG_ADDR in the
  * environment replaces the default address (a flag wins), as etcdctl's ETCDCTL_*;
@@ -58,8 +63,12 @@ static void usage(FILE *f)
                "  produce VALUE...                 append each VALUE; prints their offsets\n"
                "  produce -                        append each line of stdin\n"
                "  consume OFFSET                   print the record at OFFSET\n"
-               "  consume --from OFFSET [--follow] print records from OFFSET to the end\n"
-               "                                   (--follow: keep waiting for new ones)\n"
+               "  consume --from OFFSET [--follow] print records from OFFSET to the log's end\n"
+               "                                   (none when OFFSET is the end; OFFSET past\n"
+               "                                   it exits 3, as for consume OFFSET)\n"
+               "                                   --follow: keep waiting for new records;\n"
+               "                                   from past the end, wait until the log\n"
+               "                                   reaches OFFSET\n"
                "          [--offsets]              print \"OFFSET<TAB>VALUE\" lines\n"
                "  members                          print the cluster's members: name, status,\n"
                "                                   incarnation, tags (* marks the server)\n"
@@ -134,12 +143,97 @@ static void print_ack(void *arg, uint64_t first, size_t n, int code, const char 
         printf("%" PRIu64 "\n", first + i);
 }
 
-static int cmd_produce(plog_client *c, int argc, char **argv)
+/* The command and its arguments, checked whole before anything is dialed: a
+ * usage error exits 2 at once, whether or not a server answers. */
+enum command_kind { CMD_PRODUCE, CMD_CONSUME, CMD_MEMBERS, CMD_OFFSETS };
+
+struct command {
+    enum command_kind kind;
+    int argc; /* produce: the values, or "-" */
+    char **argv;
+    uint64_t off; /* consume: OFFSET, or where --from starts */
+    bool from, follow, offsets;
+};
+
+/* parse_consume: consume OFFSET | consume --from OFFSET [--follow], either with
+ * [--offsets]; argv[0] is "consume". */
+static int parse_consume(int argc, char **argv, struct command *cmd)
 {
-    if (argc < 1) {
-        fprintf(stderr, "proglogctl: produce: want VALUE... or -\n");
+    static const struct option opts[] = {
+        {"from", required_argument, NULL, 'f'},
+        {"follow", no_argument, NULL, 'F'},
+        {"offsets", no_argument, NULL, 'o'},
+        {NULL, 0, NULL, 0},
+    };
+    static char prog[] = "proglogctl consume"; /* what getopt's own messages name */
+    int ch;
+    argv[0] = prog;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'f') {
+            if (plog_config_flag_u64("proglogctl", "--from", optarg, &cmd->off) != 0)
+                return EXIT_USAGE;
+            cmd->from = true;
+        } else if (ch == 'F') {
+            cmd->follow = true;
+        } else if (ch == 'o') {
+            cmd->offsets = true;
+        } else {
+            return EXIT_USAGE;
+        }
+    }
+    if (!cmd->from) {
+        if (optind != argc - 1 || cmd->follow) {
+            fprintf(stderr, "proglogctl: consume: want OFFSET, or --from OFFSET [--follow]\n");
+            return EXIT_USAGE;
+        }
+        if (plog_config_flag_u64("proglogctl", "OFFSET", argv[optind], &cmd->off) != 0)
+            return EXIT_USAGE;
+        return EXIT_OK;
+    }
+    if (optind != argc) {
+        fprintf(stderr, "proglogctl: consume: unexpected argument: %s\n", argv[optind]);
         return EXIT_USAGE;
     }
+    return EXIT_OK;
+}
+
+/* parse_command checks argv[0..argc) (argv[0] is the command, argc >= 1) into
+ * *cmd: EXIT_OK, or EXIT_USAGE once it has said why on stderr. */
+static int parse_command(int argc, char **argv, struct command *cmd)
+{
+    *cmd = (struct command){0};
+    if (strcmp(argv[0], "produce") == 0) {
+        if (argc < 2) {
+            fprintf(stderr, "proglogctl: produce: want VALUE... or -\n");
+            return EXIT_USAGE;
+        }
+        cmd->kind = CMD_PRODUCE;
+        cmd->argc = argc - 1;
+        cmd->argv = argv + 1;
+        return EXIT_OK;
+    }
+    if (strcmp(argv[0], "consume") == 0) {
+        cmd->kind = CMD_CONSUME;
+        return parse_consume(argc, argv, cmd);
+    }
+    if (strcmp(argv[0], "members") == 0 || strcmp(argv[0], "offsets") == 0) {
+        if (argc != 1) {
+            fprintf(stderr, "proglogctl: %s: takes no arguments\n", argv[0]);
+            return EXIT_USAGE;
+        }
+        cmd->kind = strcmp(argv[0], "members") == 0 ? CMD_MEMBERS : CMD_OFFSETS;
+        return EXIT_OK;
+    }
+    fprintf(stderr, "proglogctl: unknown command: %s\n", argv[0]);
+    usage(stderr);
+    return EXIT_USAGE;
+}
+
+static int cmd_produce(plog_client *c, const struct command *cmd)
+{
+    int argc = cmd->argc;
+    char **argv = cmd->argv;
     /* window 1: the records land in the order given, each batch after the last. */
     plog_client_producer_config pc = {.window = 1, .ack = print_ack};
     plog_client_producer *p;
@@ -176,53 +270,20 @@ static void print_record(const uint8_t *value, size_t len, uint64_t off, int off
     putchar('\n');
 }
 
-static int cmd_consume(plog_client *c, int argc, char **argv)
+static int cmd_consume(plog_client *c, const struct command *cmd)
 {
-    static const struct option opts[] = {
-        {"from", required_argument, NULL, 'f'},
-        {"follow", no_argument, NULL, 'F'},
-        {"offsets", no_argument, NULL, 'o'},
-        {NULL, 0, NULL, 0},
-    };
-    uint64_t from = 0;
-    int have_from = 0, follow = 0, offsets = 0, ch;
-    optind = 1; /* argv[0] is "consume" */
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'f') {
-            if (plog_config_flag_u64("proglogctl", "--from", optarg, &from) != 0)
-                return EXIT_USAGE;
-            have_from = 1;
-        } else if (ch == 'F') {
-            follow = 1;
-        } else if (ch == 'o') {
-            offsets = 1;
-        } else {
-            return EXIT_USAGE;
-        }
-    }
     plog_rpc_status st;
-    if (!have_from) {
-        uint64_t off;
-        if (optind != argc - 1 || follow) {
-            fprintf(stderr, "proglogctl: consume: want OFFSET, or --from OFFSET [--follow]\n");
-            return EXIT_USAGE;
-        }
-        if (plog_config_flag_u64("proglogctl", "OFFSET", argv[optind], &off) != 0)
-            return EXIT_USAGE;
+    if (!cmd->from) {
         Log__V1__Record *rec;
-        if (plog_client_consume(c, off, &rec, &st) != PLOG_STATUS_OK)
+        if (plog_client_consume(c, cmd->off, &rec, &st) != PLOG_STATUS_OK)
             return fail(&st);
-        print_record(rec->value.data, rec->value.len, rec->offset, offsets);
+        print_record(rec->value.data, rec->value.len, rec->offset, cmd->offsets);
         log__v1__record__free_unpacked(rec, NULL);
         return EXIT_OK;
     }
-    if (optind != argc) {
-        fprintf(stderr, "proglogctl: consume: unexpected argument: %s\n", argv[optind]);
-        return EXIT_USAGE;
-    }
-    plog_client_consumer_config cc = {.follow = follow != 0};
+    plog_client_consumer_config cc = {.follow = cmd->follow};
     plog_client_consumer *it;
-    if (plog_client_consumer_open(c, from, &cc, &it) != PLOG_STATUS_OK) {
+    if (plog_client_consumer_open(c, cmd->off, &cc, &it) != PLOG_STATUS_OK) {
         fprintf(stderr, "proglogctl: out of memory\n");
         return EXIT_FAIL;
     }
@@ -231,26 +292,33 @@ static int cmd_consume(plog_client *c, int argc, char **argv)
     uint64_t off;
     int code;
     while ((code = plog_client_consumer_next(it, &value, &len, &off, &st)) == PLOG_STATUS_OK) {
-        print_record(value, len, off, offsets);
-        if (follow)
+        print_record(value, len, off, cmd->offsets);
+        if (cmd->follow)
             fflush(stdout); /* a follower's reader wants each record as it comes */
     }
     /* Reading to the end of the log is success; an offset below it (also
-     * OUT_OF_RANGE, from the server) is not. */
+     * OUT_OF_RANGE, from the server) is not, nor one past the end: the server
+     * answers a start there with no records and the end it has, which is below
+     * the start (reading from the end itself gives nothing too, and succeeds). */
     bool at_end = code == PLOG_STATUS_OUT_OF_RANGE && plog_client_consumer_is_at_end(it);
+    uint64_t lowest, end;
+    plog_client_consumer_bounds(it, &lowest, &end);
     plog_client_consumer_close(it);
     fflush(stdout);
-    return at_end ? EXIT_OK : fail(&st);
+    if (!at_end)
+        return fail(&st);
+    if (cmd->off <= end)
+        return EXIT_OK;
+    plog_rpc_status_set(&st, PLOG_STATUS_OUT_OF_RANGE,
+                        "offset out of range: %llu; the log's next offset is %llu",
+                        (unsigned long long)cmd->off, (unsigned long long)end);
+    return fail(&st);
 }
 
 /* offsets: a poll past any end reads nothing and answers at once with the log's
  * bounds (ConsumeResponse lowest_offset and end_offset). */
-static int cmd_offsets(plog_client *c, int argc)
+static int cmd_offsets(plog_client *c)
 {
-    if (argc != 0) {
-        fprintf(stderr, "proglogctl: offsets: takes no arguments\n");
-        return EXIT_USAGE;
-    }
     plog_client_consumer_config cc = {.max_records = 1};
     plog_client_consumer *it;
     if (plog_client_consumer_open(c, UINT64_MAX, &cc, &it) != PLOG_STATUS_OK) {
@@ -271,12 +339,8 @@ static int cmd_offsets(plog_client *c, int argc)
     return EXIT_OK;
 }
 
-static int cmd_members(plog_client *c, int argc)
+static int cmd_members(plog_client *c)
 {
-    if (argc != 1) {
-        fprintf(stderr, "proglogctl: members: takes no arguments\n");
-        return EXIT_USAGE;
-    }
     Log__V1__GetMembersRequest req = LOG__V1__GET_MEMBERS_REQUEST__INIT;
     nng_msg *reply;
     plog_rpc_reply rp;
@@ -330,8 +394,11 @@ int main(int argc, char **argv)
             addr = optarg;
             break;
         case 't':
-            if (plog_config_flag_u64("proglogctl", "--timeout", optarg, &v) != 0 || v == 0 || v > UINT32_MAX) {
-                fprintf(stderr, "proglogctl: --timeout: want 1..%u ms\n", UINT32_MAX);
+            /* One line for either mistake, naming the range. */
+            if (plog_config_flag_u64("proglogctl", "--timeout (1..4294967295 ms)", optarg, &v) != 0)
+                return EXIT_USAGE;
+            if (v == 0 || v > UINT32_MAX) {
+                fprintf(stderr, "proglogctl: --timeout (1..%u ms): out of range: %s\n", UINT32_MAX, optarg);
                 return EXIT_USAGE;
             }
             cfg.timeout_ms = (uint32_t)v;
@@ -363,13 +430,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
-    const char *cmd = argv[optind];
-    if (strcmp(cmd, "produce") != 0 && strcmp(cmd, "consume") != 0 && strcmp(cmd, "members") != 0 &&
-        strcmp(cmd, "offsets") != 0) {
-        fprintf(stderr, "proglogctl: unknown command: %s\n", cmd);
-        usage(stderr);
+    struct command cmd;
+    if (parse_command(argc - optind, argv + optind, &cmd) != EXIT_OK)
         return EXIT_USAGE;
-    }
     if (plog_tls_url_is_tls(addr)) {
         /* The environment fills in what no flag gave: flags win. */
         cert = cert != NULL ? cert : env_or("PROGLOG_TLS_CERT_FILE", NULL);
@@ -404,10 +467,10 @@ int main(int argc, char **argv)
         int rc = fail(&st);
         return st.code == PLOG_STATUS_INVALID_ARGUMENT ? EXIT_USAGE : rc; /* bad --addr */
     }
-    int rc = strcmp(cmd, "produce") == 0   ? cmd_produce(c, argc - optind - 1, argv + optind + 1)
-             : strcmp(cmd, "members") == 0 ? cmd_members(c, argc - optind)
-             : strcmp(cmd, "offsets") == 0 ? cmd_offsets(c, argc - optind - 1)
-                                           : cmd_consume(c, argc - optind, argv + optind);
+    int rc = cmd.kind == CMD_PRODUCE   ? cmd_produce(c, &cmd)
+             : cmd.kind == CMD_MEMBERS ? cmd_members(c)
+             : cmd.kind == CMD_OFFSETS ? cmd_offsets(c)
+                                       : cmd_consume(c, &cmd);
     plog_client_close(c);
     return rc;
 }

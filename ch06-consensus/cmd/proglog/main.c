@@ -86,8 +86,8 @@ static const char *const flag_names[NFLAGS] = {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: proglog [options]\n"
-               "Runs one node of the proglog cluster: the log, its mutual-TLS RPC server,\n"
-               "gossip membership (SWIM) and replication from every other node.\n\n");
+               "Runs one node of the proglog cluster: the log, replicated through Raft on its\n"
+               "own port, its mutual-TLS RPC server and gossip membership (SWIM).\n\n");
 #define X(id, name, arg, help) fprintf(f, "  --%-24s %s\n", name " " arg, help);
     FLAGS(X)
 #undef X
@@ -96,7 +96,8 @@ static void usage(FILE *f)
                "(see proglog --addr x --help).\n\n"
                "Every flag may also be a key of the --config-file (e.g. \"rpc-port: 8400\";\n"
                "start-join-addrs as a list or \"a,b\"). The ACL policy must let every node's CN\n"
-               "\"gossip\" and \"consume\" (replication), e.g. \"p, node1, *, gossip\".\n"
+               "\"gossip\", e.g. \"p, node1, *, gossip\": membership and the Raft transport both\n"
+               "check it. Nodes need nothing else (no \"consume\": Raft sends them the log).\n"
                "SIGHUP reloads the ACL policy and model, the RPC server's certificate, key and\n"
                "CA (for new connections) and --log-level-file; peer certificates need a restart.\n"
                "Raft connections to the others leave from the bind host's IP when it is an IP\n"

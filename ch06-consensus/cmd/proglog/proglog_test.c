@@ -1,6 +1,7 @@
 /* proglog_test.c - the agent's command line: --config-file in YAML with the flags'
  * keys, a flag overriding the file, clear errors for what is missing or unknown,
- * --help, and a clean exit on SIGTERM. */
+ * --help (and that the ACL it asks of the nodes is all a cluster needs), and a
+ * clean exit on SIGTERM. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -140,11 +141,58 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
     free(out);
 }
 
+/* The cluster of the next test, stopped by its teardown even after a failure. */
+static struct tc g_tc;
+
+static int teardown_cluster(void **state)
+{
+    (void)state;
+    tc_fini(&g_tc);
+    memset(&g_tc, 0, sizeof g_tc);
+    return 0;
+}
+
+/* --help asks the ACL to let each node "gossip", and nothing else: a cluster whose
+ * policy gives its nodes only that replicates (the Raft transport checks
+ * "gossip"; no node reads another over RPC, so none needs "consume"). */
+static void test_proglog_help_names_the_acl_a_cluster_needs_and_it_is_enough(void **state)
+{
+    (void)state;
+    char cmd[1024], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s --help", plog_test_bin("proglog"));
+    assert_int_equal(plog_test_sh(cmd, 10000, &out), 0);
+    assert_non_null(strstr(out, "replicated through Raft"));
+    assert_non_null(strstr(out, "Nodes need nothing else (no \"consume\""));
+    free(out);
+
+    struct tc *c = &g_tc;
+    tc_init(c, 2);
+    FILE *p = fopen(c->policy, "w"); /* replaces tc_init's, which lets nodes consume */
+    assert_non_null(p);
+    fprintf(p, "p, root, *, produce\np, root, *, consume\np, node1, *, gossip\np, node2, *, gossip\n");
+    assert_int_equal(fclose(p), 0);
+    tc_start(c, 0, -1);
+    tc_start(c, 1, 0);
+    tc_produce(c, 0, "g", 0, 3);
+    assert_true(tc_wait_count(c, 1, 3, 20000)); /* node2 has them only through Raft */
+    struct tc_rec *v;
+    assert_int_equal(tc_records(c, 1, &v), 3);
+    for (int k = 0; k < 3; k++) {
+        char want[8];
+        snprintf(want, sizeof want, "g-%d", k);
+        assert_int_equal(v[k].ooff, k);
+        assert_string_equal(v[k].value, want);
+    }
+    tc_records_free(v, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_proglog_config_file_with_a_flag_overriding_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_refuses_bad_configuration_clearly, setup, teardown),
+        cmocka_unit_test_teardown(test_proglog_help_names_the_acl_a_cluster_needs_and_it_is_enough,
+                                  teardown_cluster),
     };
     return cmocka_run_group_tests_name("proglog", tests, NULL, NULL);
 }
