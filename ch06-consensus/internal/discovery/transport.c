@@ -77,7 +77,11 @@
 #define ADDR_SIZE 272
 #define PATH_SIZE 1024
 #define RENEW_MS 1000   /* at most one fresh socket per address this often */
-#define STALL_MS 2000   /* a connected socket whose buffer stays full this long is dead */
+/* A connected socket whose buffer stays full this long is dead. Not much shorter: a
+ * slow peer's connection drains in bursts seconds apart (its receiver reopens the TCP
+ * window only once it has read a good part of its buffer); with 2 s a peer taking
+ * 1,000 messages a second had its connection replaced in every 3 s test run. */
+#define STALL_MS 10000
 #define RETIRED_MAX 128 /* given-up sockets of the process not closed yet: no more */
 
 /* retired: sockets handed to the closer and not closed yet, in every transport of
