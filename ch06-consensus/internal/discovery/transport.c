@@ -77,11 +77,14 @@
 #define ADDR_SIZE 272
 #define PATH_SIZE 1024
 #define RENEW_MS 1000   /* at most one fresh socket per address this often */
-/* A connected socket whose buffer stays full this long is dead. Not much shorter: a
- * slow peer's connection drains in bursts seconds apart (its receiver reopens the TCP
- * window only once it has read a good part of its buffer); with 2 s a peer taking
- * 1,000 messages a second had its connection replaced in every 3 s test run. */
-#define STALL_MS 10000
+/* A connected socket whose buffer stays full this long is taken for dead. Its pipe
+ * may be: when nng's reaper is stuck, a pipe that went never reports it (on_pipe_gone
+ * runs on the reaper), and only this replaces it (transport_test.c's kill loop needs
+ * it within seconds: at 10 s it failed under SAN=1). A slow peer's connection also
+ * drains in bursts seconds apart (the kernel wakes a TLS sender only once a good part
+ * of its socket buffer is free), so a peer slower than its sender may see its
+ * connection replaced, once per STALL_MS at most. */
+#define STALL_MS 2000
 #define RETIRED_MAX 128 /* given-up sockets of the process not closed yet: no more */
 
 /* retired: sockets handed to the closer and not closed yet, in every transport of

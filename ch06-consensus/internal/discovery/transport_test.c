@@ -302,7 +302,9 @@ static void test_transport_keeps_one_connection_to_a_slow_peer(void **state)
                   conns);
     if (!plog_test_wait_output(&f->sink, "got", 10000))
         fail_msg("the slow peer heard nothing");
-    assert_in_range(conns, 1, 2); /* before: 667 in one run, and the closes wedged nng */
+    /* one, or two if its buffer did not drain for 2 s (transport.c, STALL_MS); before:
+     * 667 in one run, and the closes wedged nng */
+    assert_in_range(conns, 1, 2);
     assert_true(dropped > 0);     /* it was slower: the buffer did fill */
 }
 
