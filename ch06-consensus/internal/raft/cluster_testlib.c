@@ -1163,6 +1163,18 @@ void plog_sim_restart(plog_sim *s, uint64_t id)
     boot_node(s, nd);
 }
 
+void plog_sim_lose_tail(plog_sim *s, uint64_t id, size_t n)
+{
+    node *nd = &s->nodes[id];
+    if (nd->up)
+        return; /* only a crash loses writes */
+    if (n > nd->n_ents)
+        n = nd->n_ents;
+    plog_sim_note(s, "%llu loses its last %zu entries", (unsigned long long)id, n);
+    while (n-- > 0)
+        free(nd->ents[--nd->n_ents].data);
+}
+
 bool plog_sim_is_up(const plog_sim *s, uint64_t id)
 {
     return s->nodes[id].up;

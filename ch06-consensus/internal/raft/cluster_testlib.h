@@ -92,6 +92,9 @@ bool plog_sim_read_done(const plog_sim *s, uint64_t id, uint64_t ctx, uint64_t *
 void plog_sim_crash(plog_sim *s, uint64_t id);
 void plog_sim_restart(plog_sim *s, uint64_t id);
 bool plog_sim_is_up(const plog_sim *s, uint64_t id);
+/* plog_sim_lose_tail drops the last n entries a crashed server had written (a torn
+ * tail after a power cut or a cut file: entries it may have acknowledged). */
+void plog_sim_lose_tail(plog_sim *s, uint64_t id, size_t n);
 /* plog_sim_cut drops every message from -> to (one way: asymmetric partitions). */
 void plog_sim_cut(plog_sim *s, uint64_t from, uint64_t to);
 /* plog_sim_isolate cuts id from everyone both ways. */

@@ -429,6 +429,28 @@ void plog_raft_repl_recv_append(plog_raft *r, const plog_raft_msg *m)
     resp->index = last_new;
 }
 
+/* lost_entries: the answer to the probe in flight says the follower no longer holds
+ * the entry at match. A probe leaves after match was learnt (match does not move while
+ * a follower is probed: an acceptance ends the probing), so its answer is newer than
+ * the acknowledgement and is believed: the follower lost entries it had written (the
+ * paper assumes it never does; a torn tail after a power cut or a cut file does).
+ * Keeping match would pin next at match + 1, a probe the follower can never accept,
+ * resent on every rejection: the follower would never catch up. So match drops to
+ * the follower's hint when our entry there has the hint's term (Log Matching: it holds
+ * our log up to there), else to 0, what we know for sure. Commit never moves back;
+ * lowering match only delays the commits it would count toward. The one answer this
+ * cannot tell from a current one is that of a probe at the same index in an earlier
+ * round, delivered late: then a follower that holds more is probed lower and
+ * acknowledges again, one round trip, never a wrong match. */
+static void lost_entries(plog_raft *r, progress *pr, const plog_raft_msg *m)
+{
+    uint64_t h = m->hint_index;
+    bool known = h < pr->match && h >= r->log.snap_index && h <= plog_raft_log_last(&r->log) &&
+                 plog_raft_log_term(&r->log, h) == m->hint_term;
+    pr->match = known ? h : 0;
+    pr->tick_match = pr->match;
+}
+
 void plog_raft_repl_recv_append_resp(plog_raft *r, const plog_raft_msg *m)
 {
     progress *pr = plog_raft_repl_progress(r, m->from);
@@ -441,11 +463,22 @@ void plog_raft_repl_recv_append_resp(plog_raft *r, const plog_raft_msg *m)
         if (pr->state == PR_SNAPSHOT)
             goto out;
         if (pr->state == PR_REPLICATE) {
-            if (m->index <= pr->match)
-                goto out; /* stale */
+            if (m->index < pr->match)
+                goto out; /* stale: the heartbeats at match tell the present */
+            if (m->index == pr->match) {
+                /* The follower rejects an entry it acknowledged: either an old answer
+                 * overtaken by that acknowledgement (reordered or duplicated), or it
+                 * lost that entry since (a torn tail after a power cut, a cut file).
+                 * The message cannot tell which, so ask: one probe at match. */
+                become_probe(pr, pr->match + 1);
+                plog_raft_repl_send_append(r, pr, SEND_APPEND);
+                goto out;
+            }
         } else if (m->index != pr->next - 1) {
             goto out; /* answer to an older probe */
         }
+        if (m->index <= pr->match || m->hint_index < pr->match)
+            lost_entries(r, pr, m);
         /* §5.3: decrement nextIndex and retry; by a whole term using the hint: our
          * last entry at or before the hint whose term is <= the follower's term. */
         uint64_t k = m->hint_index;
