@@ -37,7 +37,19 @@
  * closer thread (internal/rpc/closer.h), never on the sender's: a Raft or SWIM
  * thread that sends must not hang on it. Such a process goes on with fresh
  * sockets and leaks what nng can no longer reap, and the sockets it gives up from
- * then on. */
+ * then on.
+ *
+ * So every fresh socket is bounded (ch06). A full buffer on a socket whose pipe is
+ * up is a peer slower than its sender, not a dead link: the message is dropped
+ * (the protocols above resend) and the socket kept; only a buffer that has not
+ * drained for STALL_MS (the pipe takes messages and delivers none) or a socket that
+ * never connected gives it up. One address gets at most one fresh socket per
+ * RENEW_MS, and none while RETIRED_MAX given-up sockets of the process wait for
+ * the closer (a wedged reaper never closes them: each is a leak): messages to it
+ * are dropped meanwhile. Before, each full buffer opened a fresh socket at once; a
+ * Raft leader answering every rejection with a new probe filled buffers at
+ * thousands a second, the closer wedged among the closes, and the process grew to
+ * thousands of connections to one peer. */
 #include "internal/discovery/transport.h"
 
 #include <pthread.h>
@@ -45,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/pipeline0/pull.h>
@@ -62,6 +75,20 @@
 #define DEFAULT_SENDBUF 64
 #define ADDR_SIZE 272
 #define PATH_SIZE 1024
+#define RENEW_MS 1000   /* at most one fresh socket per address this often */
+/* A connected socket whose buffer stays full this long is taken for dead. Its pipe
+ * may be: when nng's reaper is stuck, a pipe that went never reports it (on_pipe_gone
+ * runs on the reaper), and only this replaces it (transport_test.c's kill loop needs
+ * it within seconds: at 10 s it failed under SAN=1). A slow peer's connection also
+ * drains in bursts seconds apart (the kernel wakes a TLS sender only once a good part
+ * of its socket buffer is free), so a peer slower than its sender may see its
+ * connection replaced, once per STALL_MS at most. */
+#define STALL_MS 2000
+#define RETIRED_MAX 128 /* given-up sockets of the process not closed yet: no more */
+
+/* retired: sockets handed to the closer and not closed yet, in every transport of
+ * the process (the closer is the process's; a close may outlive its transport). */
+static _Atomic unsigned retired;
 
 /* link: whether a PUSH socket's connection is gone. Set by the pipe-removal
  * callback (on nng's reaper thread), read by senders, both under mu, so no send
@@ -69,6 +96,7 @@
  * when no callback can run any more. */
 struct link {
     pthread_mutex_t mu;
+    bool up; /* a pipe joined (set once) */
     bool lost;
 };
 
@@ -77,7 +105,9 @@ struct peer {
     nng_socket sock;
     nng_tls_config *tls;
     struct link *link;
-    uint64_t used; /* LRU clock */
+    uint64_t used;      /* LRU clock */
+    uint64_t opened_ms; /* when this socket was opened */
+    uint64_t full_ms;   /* since when every send found the buffer full (0: it drains) */
 };
 
 struct plog_transport {
@@ -96,6 +126,13 @@ struct plog_transport {
 
     _Atomic uint64_t sent, send_dropped, received, unauthenticated, denied, oversize, tls_failures;
 };
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 /* to_url turns "HOST:PORT" into "tls+tcp://HOST:PORT"; a URL stays as it is. */
 static void to_url(const char *addr, char *url, size_t size)
@@ -244,6 +281,7 @@ static void peer_close_retired(void *arg)
 {
     peer_close(arg);
     free(arg);
+    atomic_fetch_sub(&retired, 1);
 }
 
 /* peer_retire hands a PUSH socket that is no longer in the table to the closer
@@ -262,12 +300,28 @@ static void peer_retire(struct peer *p)
     }
     *r = *p;
     memset(p, 0, sizeof *p);
+    atomic_fetch_add(&retired, 1);
     plog_rpc_closer_submit(peer_close_retired, r);
+}
+
+/* may_retire: whether another socket may be given up now (RETIRED_MAX, above). */
+static bool may_retire(void)
+{
+    return atomic_load(&retired) < RETIRED_MAX;
 }
 
 /* on_pipe_gone runs when a PUSH socket's pipe is removed (see the top comment):
  * the socket is marked lost and its dialer closed, so it never gets a second
  * pipe. nng calls it on its reaper thread, which no holder of link->mu waits for. */
+static void on_pipe_added(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+    (void)pipe, (void)ev;
+    struct link *l = arg;
+    pthread_mutex_lock(&l->mu);
+    l->up = true;
+    pthread_mutex_unlock(&l->mu);
+}
+
 static void on_pipe_gone(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
     (void)ev;
@@ -279,13 +333,30 @@ static void on_pipe_gone(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 }
 
 /* peer_push sends m on p's socket unless its connection is gone: nng's result
- * (the message is nng's on 0), or NNG_ECLOSED for a lost one. */
-static int peer_push(struct peer *p, nng_msg *m)
+ * (the message is nng's on 0), or NNG_ECLOSED for a lost one. Sets *up to whether
+ * the socket ever had a pipe. */
+static int peer_push(struct peer *p, nng_msg *m, bool *up)
 {
     pthread_mutex_lock(&p->link->mu);
     int rv = p->link->lost ? NNG_ECLOSED : nng_sendmsg(p->sock, m, NNG_FLAG_NONBLOCK);
+    *up = p->link->up;
     pthread_mutex_unlock(&p->link->mu);
     return rv;
+}
+
+/* worn_out: whether the send's result rv says p's socket is to be given up (see the
+ * top comment): its connection is gone (NNG_ECLOSED), or its buffer is full and it
+ * never connected or has not drained for STALL_MS. A full buffer that drains is a
+ * peer slower than its sender: the message is dropped, the socket kept. Locked. */
+static bool worn_out(struct peer *p, int rv, bool up, uint64_t now)
+{
+    if (rv != NNG_EAGAIN) {
+        p->full_ms = 0;
+        return rv == NNG_ECLOSED;
+    }
+    if (p->full_ms == 0)
+        p->full_ms = now;
+    return !up || now >= p->full_ms + STALL_MS;
 }
 
 /* detach moves p out of the table into *out (to be closed after unlocking). Locked. */
@@ -321,7 +392,8 @@ static int peer_open(plog_transport *g, struct peer *p, const char *addr)
     nng_socket_set_int(s, NNG_OPT_SENDBUF, (int)g->cfg.sendbuf);
     nng_socket_set_ms(s, NNG_OPT_RECONNMINT, 50);
     nng_socket_set_ms(s, NNG_OPT_RECONNMAXT, 1000);
-    if (nng_pipe_notify(s, NNG_PIPE_EV_REM_POST, on_pipe_gone, l) != 0 || nng_dialer_create(&d, s, url) != 0 ||
+    if (nng_pipe_notify(s, NNG_PIPE_EV_ADD_POST, on_pipe_added, l) != 0 ||
+        nng_pipe_notify(s, NNG_PIPE_EV_REM_POST, on_pipe_gone, l) != 0 || nng_dialer_create(&d, s, url) != 0 ||
         nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls) != 0 || nng_dialer_start(d, NNG_FLAG_NONBLOCK) != 0) {
         nng_close(s); /* no pipe yet: nothing to wait for */
         pthread_mutex_destroy(&l->mu);
@@ -333,12 +405,15 @@ static int peer_open(plog_transport *g, struct peer *p, const char *addr)
     p->sock = s;
     p->tls = tls;
     p->link = l;
+    p->opened_ms = now_ms();
+    p->full_ms = 0;
     return PLOG_OK;
 }
 
 /* peer_get finds or dials addr; when the table is full the least recently used
- * goes to *victim, for the caller to close after unlocking. Locked. */
-static struct peer *peer_get(plog_transport *g, const char *addr, struct peer *victim)
+ * goes to *victim, for the caller to close after unlocking. NULL when addr cannot
+ * be dialed, or the table is full and no socket may be given up (*capped). Locked. */
+static struct peer *peer_get(plog_transport *g, const char *addr, struct peer *victim, bool *capped)
 {
     struct peer *lru = NULL;
     for (unsigned i = 0; i < g->npeers; i++) {
@@ -350,8 +425,13 @@ static struct peer *peer_get(plog_transport *g, const char *addr, struct peer *v
         if (lru == NULL || p->used < lru->used)
             lru = p;
     }
-    if (g->npeers == g->cfg.max_peers)
+    if (g->npeers == g->cfg.max_peers) {
+        if (!may_retire()) {
+            *capped = true; /* the closer holds enough already: no new socket */
+            return NULL;
+        }
         detach(g, lru, victim);
+    }
     struct peer *p = &g->peers[g->npeers++];
     if (peer_open(g, p, addr) != PLOG_OK) {
         memset(p, 0, sizeof *p);
@@ -374,17 +454,19 @@ int plog_transport_send(plog_transport *g, const char *addr, const void *buf, si
     memcpy(nng_msg_body(m), buf, len);
     struct peer gone[2];
     memset(gone, 0, sizeof gone);
+    uint64_t now = now_ms();
+    bool up = false, capped = false;
     pthread_mutex_lock(&g->mu);
-    struct peer *p = peer_get(g, addr, &gone[0]);
-    int rv = p == NULL ? NNG_EINVAL : peer_push(p, m);
-    if (rv == NNG_ECLOSED || rv == NNG_EAGAIN) {
-        /* NNG_ECLOSED: the socket's connection is gone (see the top comment).
-         * NNG_EAGAIN: a full buffer means this socket has had no connection for
-         * a while (64 messages): start over with a fresh socket and dialer rather
-         * than trust the old one's dials. */
+    struct peer *p = peer_get(g, addr, &gone[0], &capped);
+    int rv = p == NULL ? NNG_EINVAL : peer_push(p, m, &up);
+    if (p != NULL && worn_out(p, rv, up, now) && now >= p->opened_ms + RENEW_MS && may_retire()) {
+        /* The socket's connection is gone, or it never came or stalled (see the
+         * top comment): start over with a fresh socket and dialer rather than
+         * trust the old one's dials. At most once per RENEW_MS per address;
+         * until then the message is dropped (the protocols above resend). */
         detach(g, p, &gone[1]);
-        p = peer_get(g, addr, &gone[0]);
-        rv = p == NULL ? NNG_EINVAL : peer_push(p, m);
+        p = peer_get(g, addr, &gone[0], &capped);
+        rv = p == NULL ? NNG_EINVAL : peer_push(p, m, &up);
     }
     pthread_mutex_unlock(&g->mu);
     peer_retire(&gone[0]);
@@ -392,7 +474,7 @@ int plog_transport_send(plog_transport *g, const char *addr, const void *buf, si
     if (rv != 0) {
         nng_msg_free(m); /* a failed send leaves the message ours */
         atomic_fetch_add(&g->send_dropped, 1);
-        return p == NULL ? PLOG_EINVAL : PLOG_EIO;
+        return p == NULL && !capped ? PLOG_EINVAL : PLOG_EIO;
     }
     atomic_fetch_add(&g->sent, 1);
     return PLOG_OK;
@@ -403,7 +485,7 @@ void plog_transport_forget(plog_transport *g, const char *addr)
     struct peer gone;
     memset(&gone, 0, sizeof gone);
     pthread_mutex_lock(&g->mu);
-    for (unsigned i = 0; i < g->npeers; i++) {
+    for (unsigned i = 0; i < g->npeers && may_retire(); i++) {
         if (strcmp(g->peers[i].addr, addr) == 0) {
             detach(g, &g->peers[i], &gone);
             break;
@@ -440,14 +522,17 @@ void plog_transport_close(plog_transport *g)
         nng_aio_stop(g->aio);
     /* Nothing sends any more (the driver has stopped, and so has our receive
      * callback), so the table is read without mu, which nng_close must not be
-     * called under (see peer_close). */
+     * called under (see peer_close). The sockets go to the closer too: on a
+     * process whose reaper is stuck, nng_close never returns, and a node that is
+     * told to stop must stop. */
     for (unsigned i = 0; i < g->npeers; i++)
-        peer_close(&g->peers[i]);
+        peer_retire(&g->peers[i]);
     g->npeers = 0;
-    /* Sockets retired earlier are closed by the closer: give it a second (they
-     * need nothing of g, so a close that hangs in nng is left to it). */
-    plog_rpc_closer_wait(1000);
-    if (g->pull_open)
+    /* Give the closer two seconds (the closes need nothing of g). If they are not
+     * done then, nng's reaper is stuck: closing the PULL socket would wait for it
+     * for good, so it is left open (with its listener), leaked like the rest. */
+    bool closed = plog_rpc_closer_wait(2000);
+    if (g->pull_open && closed)
         nng_close(g->pull);
     nng_aio_free(g->aio);
     free(g->peers);

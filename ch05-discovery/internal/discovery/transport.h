@@ -75,12 +75,16 @@ int plog_transport_open(const plog_transport_config *cfg, plog_transport **gp, c
 /* plog_transport_send queues a copy of buf for addr ("HOST:PORT" or a tls+tcp:// URL), dialing it in the
  * background when this is the first message to it. Never blocks on the network.
  * PLOG_OK when queued. A message that cannot be queued (the destination's buffer
- * is full, its dialer could not be set up) is dropped, counted in send_dropped,
- * and PLOG_EIO returned; PLOG_EINVAL for a bad address. */
+ * is full, its connection is gone and a fresh one may not be started yet, its
+ * dialer could not be set up) is dropped, counted in send_dropped, and PLOG_EIO
+ * returned; PLOG_EINVAL for a bad address. A destination gets at most one fresh
+ * socket a second, and none while 128 given-up sockets of the process wait to be
+ * closed (transport.c's top comment says why). */
 int plog_transport_send(plog_transport *g, const char *addr, const void *buf, size_t len);
 
 /* plog_transport_forget closes the PUSH socket to addr, if any (a member that left or
- * failed: stop redialing it). */
+ * failed: stop redialing it; the next message dials afresh). It keeps the socket while
+ * 128 given-up sockets of the process wait to be closed. */
 void plog_transport_forget(plog_transport *g, const char *addr);
 
 /* plog_transport_addr: the address it listens on (borrowed until close). */
@@ -89,7 +93,9 @@ const char *plog_transport_addr(const plog_transport *g);
 void plog_transport_stats_get(plog_transport *g, plog_transport_stats *out);
 
 /* plog_transport_close stops receiving (no recv call runs once it returns), closes
- * every socket and frees g. NULL does nothing. */
+ * every socket and frees g. NULL does nothing. It waits at most about two seconds
+ * for the closes: when nng 1.5.2's reaper is stuck, what is still open is left to
+ * it (leaked), the listening socket included. */
 void plog_transport_close(plog_transport *g);
 
 #endif
