@@ -239,8 +239,8 @@ static struct own_conn *own_dial(const char *addr)
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 || writev_all(fd, &iov, 1) != 0 ||
-        recv(fd, theirs, sizeof theirs, MSG_WAITALL) != (ssize_t)sizeof theirs || memcmp(theirs, mine, 5) != 0 ||
-        be_get(theirs + 4, 2) != 49) {
+        recv(fd, theirs, sizeof theirs, MSG_WAITALL) != (ssize_t)sizeof theirs ||
+        memcmp(theirs, mine, 5) != 0 || be_get(theirs + 4, 2) != 49) {
         if (fd >= 0)
             close(fd);
         return NULL;

@@ -16,32 +16,32 @@
 
 #include "internal/discovery/gossip.h"
 
-#define PLOG_REJOIN_MAX 64 /* members remembered: plog_discovery's join limit */
+#define PLOG_AGENT_REJOIN_MAX 64 /* members remembered: plog_discovery's join limit */
 
-typedef struct plog_rejoin {
+typedef struct plog_agent_rejoin {
     char path[1040];
     size_t n;
     struct {
         char name[PLOG_GOSSIP_MAX_NAME + 1];
         char addr[PLOG_GOSSIP_MAX_ADDR + 1]; /* the member's gossip address */
-    } m[PLOG_REJOIN_MAX];
-} plog_rejoin;
+    } m[PLOG_AGENT_REJOIN_MAX];
+} plog_agent_rejoin;
 
-/* plog_rejoin_load reads DIR/members into r (empty when there is none yet).
+/* plog_agent_rejoin_load reads DIR/members into r (empty when there is none yet).
  * Lines it cannot read are skipped and counted in *skipped. PLOG_EINVAL when
  * dir is too long, PLOG_EIO when the file exists but cannot be read. */
-int plog_rejoin_load(plog_rejoin *r, const char *dir, size_t *skipped);
+int plog_agent_rejoin_load(plog_agent_rejoin *r, const char *dir, size_t *skipped);
 
-/* plog_rejoin_saw remembers member name at gossip address addr (a join or an
- * update); plog_rejoin_left forgets it (it left on purpose). Each writes the
+/* plog_agent_rejoin_saw remembers member name at gossip address addr (a join or an
+ * update); plog_agent_rejoin_left forgets it (it left on purpose). Each writes the
  * file when something changed: PLOG_OK, PLOG_EINVAL for a name or address
  * that does not fit, PLOG_EIO when the file could not be written (r keeps the
- * change). Beyond PLOG_REJOIN_MAX members the newest is not remembered. */
-int plog_rejoin_saw(plog_rejoin *r, const char *name, const char *addr);
-int plog_rejoin_left(plog_rejoin *r, const char *name);
+ * change). Beyond PLOG_AGENT_REJOIN_MAX members the newest is not remembered. */
+int plog_agent_rejoin_saw(plog_agent_rejoin *r, const char *name, const char *addr);
+int plog_agent_rejoin_left(plog_agent_rejoin *r, const char *name);
 
-/* plog_rejoin_join_list appends to out (holding *n of cap) every remembered
+/* plog_agent_rejoin_join_list appends to out (holding *n of cap) every remembered
  * address it does not hold yet; the pointers are into r. */
-void plog_rejoin_join_list(const plog_rejoin *r, const char **out, size_t cap, size_t *n);
+void plog_agent_rejoin_join_list(const plog_agent_rejoin *r, const char **out, size_t cap, size_t *n);
 
 #endif

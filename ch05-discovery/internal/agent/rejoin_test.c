@@ -44,20 +44,20 @@ static void write_file(const char *dir, const char *text)
 static void test_rejoin_remembers_across_a_reload_and_forgets_who_left(void **state)
 {
     const char *dir = *state;
-    static plog_rejoin r, again;
+    static plog_agent_rejoin r, again;
     size_t skipped;
-    assert_plog_ok(plog_rejoin_load(&r, dir, &skipped));
+    assert_plog_ok(plog_agent_rejoin_load(&r, dir, &skipped));
     assert_int_equal(r.n, 0);
-    assert_plog_ok(plog_rejoin_saw(&r, "node2", "tls+tcp://127.0.0.1:8411"));
-    assert_plog_ok(plog_rejoin_saw(&r, "node3", "tls+tcp://127.0.0.1:8421"));
-    assert_plog_ok(plog_rejoin_saw(&r, "node2", "tls+tcp://127.0.0.1:9411")); /* moved */
-    assert_plog_ok(plog_rejoin_left(&r, "node3"));
-    assert_plog_ok(plog_rejoin_load(&again, dir, &skipped));
+    assert_plog_ok(plog_agent_rejoin_saw(&r, "node2", "tls+tcp://127.0.0.1:8411"));
+    assert_plog_ok(plog_agent_rejoin_saw(&r, "node3", "tls+tcp://127.0.0.1:8421"));
+    assert_plog_ok(plog_agent_rejoin_saw(&r, "node2", "tls+tcp://127.0.0.1:9411")); /* moved */
+    assert_plog_ok(plog_agent_rejoin_left(&r, "node3"));
+    assert_plog_ok(plog_agent_rejoin_load(&again, dir, &skipped));
     assert_int_equal(skipped, 0);
     assert_int_equal(again.n, 1);
     assert_string_equal(again.m[0].name, "node2");
     assert_string_equal(again.m[0].addr, "tls+tcp://127.0.0.1:9411");
-    assert_int_equal(plog_rejoin_saw(&r, "two words", "x:1"), PLOG_EINVAL);
+    assert_int_equal(plog_agent_rejoin_saw(&r, "two words", "x:1"), PLOG_EINVAL);
 }
 
 static void test_rejoin_skips_damaged_lines(void **state)
@@ -72,9 +72,9 @@ static void test_rejoin_skips_damaged_lines(void **state)
     memset(text + n, 'x', 600); /* an overlong line */
     strcpy(text + n + 600, "\nnode5 tls+tcp://c:3"); /* the last line, without its newline */
     write_file(dir, text);
-    static plog_rejoin r;
+    static plog_agent_rejoin r;
     size_t skipped;
-    assert_plog_ok(plog_rejoin_load(&r, dir, &skipped));
+    assert_plog_ok(plog_agent_rejoin_load(&r, dir, &skipped));
     assert_int_equal(r.n, 2);
     assert_string_equal(r.m[0].name, "node2");
     assert_string_equal(r.m[0].addr, "tls+tcp://a:1");
@@ -87,16 +87,16 @@ static void test_rejoin_join_list_adds_only_new_addresses(void **state)
 {
     const char *dir = *state;
     write_file(dir, "node2 tls+tcp://a:1\nnode3 tls+tcp://b:2\n");
-    static plog_rejoin r;
+    static plog_agent_rejoin r;
     size_t skipped;
-    assert_plog_ok(plog_rejoin_load(&r, dir, &skipped));
+    assert_plog_ok(plog_agent_rejoin_load(&r, dir, &skipped));
     const char *join[4] = {"tls+tcp://b:2"};
     size_t n = 1;
-    plog_rejoin_join_list(&r, join, 4, &n);
+    plog_agent_rejoin_join_list(&r, join, 4, &n);
     assert_int_equal(n, 2);
     assert_string_equal(join[1], "tls+tcp://a:1");
     n = 1;
-    plog_rejoin_join_list(&r, join, 1, &n); /* full */
+    plog_agent_rejoin_join_list(&r, join, 1, &n); /* full */
     assert_int_equal(n, 1);
 }
 

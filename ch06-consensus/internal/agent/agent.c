@@ -47,7 +47,7 @@ struct plog_agent {
     plog_server *_Atomic srv; /* set once the server runs; Raft publishes to it */
     pthread_mutex_t mu; /* disc, against GetMembers while stopping */
     plog_discovery *disc;
-    plog_rejoin known; /* the members seen, for the next start (rejoin.h) */
+    plog_agent_rejoin known; /* the members seen, for the next start (rejoin.h) */
 };
 
 /* bind_name checks (or, the first time, records) the directory's node name. */
@@ -123,21 +123,21 @@ static int mkdirs(const char *dir, char *err, size_t errsize)
 static void load_known(plog_agent *a)
 {
     size_t skipped;
-    int rv = plog_rejoin_load(&a->known, a->data_dir, &skipped);
+    int rv = plog_agent_rejoin_load(&a->known, a->data_dir, &skipped);
     if (rv != PLOG_OK || skipped > 0)
         plog_logger_logf(a->cfg.logger, PLOG_LOGGER_WARN, "remembered members not all read",
                          "file=%s err=%s lines_skipped=%zu", a->known.path, plog_strerror(rv), skipped);
 }
 
 /* join_list is what membership joins through: the configured addresses, then
- * the remembered members' (at most PLOG_REJOIN_MAX in all). */
+ * the remembered members' (at most PLOG_AGENT_REJOIN_MAX in all). */
 static size_t join_list(plog_agent *a, const char **join)
 {
     size_t n = 0;
-    for (size_t i = 0; i < a->cfg.njoin; i++) /* at most PLOG_REJOIN_MAX: check_config */
+    for (size_t i = 0; i < a->cfg.njoin; i++) /* at most PLOG_AGENT_REJOIN_MAX: check_config */
         join[n++] = a->cfg.start_join_addrs[i];
     size_t given = n;
-    plog_rejoin_join_list(&a->known, join, PLOG_REJOIN_MAX, &n);
+    plog_agent_rejoin_join_list(&a->known, join, PLOG_AGENT_REJOIN_MAX, &n);
     if (n > given)
         plog_logger_logf(a->cfg.logger, PLOG_LOGGER_INFO, "rejoining the members seen before",
                          "file=%s members=%zu", a->known.path, n - given);
@@ -152,9 +152,9 @@ static void remember(plog_agent *a, const plog_membership_event *ev)
     if (strcmp(ev->member.name, a->name) == 0)
         return;
     if (ev->type == PLOG_MEMBERSHIP_JOIN || ev->type == PLOG_MEMBERSHIP_UPDATE)
-        rv = plog_rejoin_saw(&a->known, ev->member.name, ev->member.addr);
+        rv = plog_agent_rejoin_saw(&a->known, ev->member.name, ev->member.addr);
     else if (ev->type == PLOG_MEMBERSHIP_LEAVE)
-        rv = plog_rejoin_left(&a->known, ev->member.name);
+        rv = plog_agent_rejoin_left(&a->known, ev->member.name);
     if (rv != PLOG_OK)
         plog_logger_log(a->cfg.logger, PLOG_LOGGER_WARN, "cannot remember the members for the next start",
                         "file", a->known.path, "err", plog_strerror(rv), NULL);
@@ -383,8 +383,8 @@ static int check_config(const plog_agent_config *c, char *err, size_t errsize)
         plog_errf(err, errsize, "agent: bad bind address \"%s\" (want HOST:PORT)", c->bind_addr);
         return PLOG_EINVAL;
     }
-    if (c->njoin > PLOG_REJOIN_MAX) {
-        plog_errf(err, errsize, "agent: at most %d join addresses", PLOG_REJOIN_MAX);
+    if (c->njoin > PLOG_AGENT_REJOIN_MAX) {
+        plog_errf(err, errsize, "agent: at most %d join addresses", PLOG_AGENT_REJOIN_MAX);
         return PLOG_EINVAL;
     }
     const char *adv = c->raft_advertise_addr;
@@ -502,7 +502,7 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     atomic_store(&a->srv, srv);
     plog_server_publish(srv, plog_distributed_applied_next(a->dist));
     /* 3. Membership, whose events drive Raft's configuration. */
-    const char *join[PLOG_REJOIN_MAX];
+    const char *join[PLOG_AGENT_REJOIN_MAX];
     size_t njoin = join_list(a, join);
     plog_gossip_tag tags[] = {{"rpc_addr", a->rpc_hostport}, {"raft_addr", a->raft_advertise}};
     plog_discovery_config dc = {

@@ -10,7 +10,7 @@
 
 #include "internal/err/err.h"
 
-static int find(const plog_rejoin *r, const char *name)
+static int find(const plog_agent_rejoin *r, const char *name)
 {
     for (size_t i = 0; i < r->n; i++)
         if (strcmp(r->m[i].name, name) == 0)
@@ -21,7 +21,7 @@ static int find(const plog_rejoin *r, const char *name)
 /* store writes every member to a temporary file and renames it over the file:
  * a crash leaves the old list or the new one, never half of one. No fsync: the
  * list is a hint (rejoin.h). */
-static int store(const plog_rejoin *r)
+static int store(const plog_agent_rejoin *r)
 {
     char tmp[sizeof r->path + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", r->path);
@@ -44,7 +44,7 @@ static bool fits(const char *s, size_t max)
     return n > 0 && n <= max && strpbrk(s, " \t\r\n") == NULL;
 }
 
-int plog_rejoin_load(plog_rejoin *r, const char *dir, size_t *skipped)
+int plog_agent_rejoin_load(plog_agent_rejoin *r, const char *dir, size_t *skipped)
 {
     r->n = 0;
     *skipped = 0;
@@ -60,7 +60,7 @@ int plog_rejoin_load(plog_rejoin *r, const char *dir, size_t *skipped)
         bool whole = line[n] == '\n' || feof(f);
         line[n] = '\0';
         char *sp = strchr(line, ' ');
-        if (!whole || sp == NULL || r->n == PLOG_REJOIN_MAX) {
+        if (!whole || sp == NULL || r->n == PLOG_AGENT_REJOIN_MAX) {
             (*skipped)++;
             int c;
             while (!whole && (c = fgetc(f)) != EOF && c != '\n')
@@ -81,7 +81,7 @@ int plog_rejoin_load(plog_rejoin *r, const char *dir, size_t *skipped)
     return rv;
 }
 
-int plog_rejoin_saw(plog_rejoin *r, const char *name, const char *addr)
+int plog_agent_rejoin_saw(plog_agent_rejoin *r, const char *name, const char *addr)
 {
     if (!fits(name, PLOG_GOSSIP_MAX_NAME) || !fits(addr, PLOG_GOSSIP_MAX_ADDR))
         return PLOG_EINVAL;
@@ -89,7 +89,7 @@ int plog_rejoin_saw(plog_rejoin *r, const char *name, const char *addr)
     if (i >= 0 && strcmp(r->m[i].addr, addr) == 0)
         return PLOG_OK;
     if (i < 0) {
-        if (r->n == PLOG_REJOIN_MAX)
+        if (r->n == PLOG_AGENT_REJOIN_MAX)
             return PLOG_OK;
         i = (int)r->n++;
         snprintf(r->m[i].name, sizeof r->m[i].name, "%s", name);
@@ -98,7 +98,7 @@ int plog_rejoin_saw(plog_rejoin *r, const char *name, const char *addr)
     return store(r);
 }
 
-int plog_rejoin_left(plog_rejoin *r, const char *name)
+int plog_agent_rejoin_left(plog_agent_rejoin *r, const char *name)
 {
     int i = find(r, name);
     if (i < 0)
@@ -107,7 +107,7 @@ int plog_rejoin_left(plog_rejoin *r, const char *name)
     return store(r);
 }
 
-void plog_rejoin_join_list(const plog_rejoin *r, const char **out, size_t cap, size_t *n)
+void plog_agent_rejoin_join_list(const plog_agent_rejoin *r, const char **out, size_t cap, size_t *n)
 {
     for (size_t i = 0; i < r->n && *n < cap; i++) {
         bool have = false;
