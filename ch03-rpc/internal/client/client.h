@@ -40,7 +40,9 @@ typedef struct plog_client_config {
 
 /* plog_client_open dials addr (e.g. "tcp://127.0.0.1:8400"); cfg may be NULL for
  * the defaults. Unless cfg->wait_for_server, the first connection must succeed
- * now: UNAVAILABLE when the server cannot be reached, INVALID_ARGUMENT for a bad
+ * now, within timeout_ms: UNAVAILABLE when the server cannot be reached,
+ * DEADLINE_EXCEEDED when it does not complete the handshake in time (a paused
+ * server accepts connections and says nothing), INVALID_ARGUMENT for a bad
  * address. On OK *cp is the caller's until plog_client_close(). */
 int plog_client_open(const char *addr, const plog_client_config *cfg, plog_client **cp, plog_rpc_status *st);
 

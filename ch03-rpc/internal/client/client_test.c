@@ -14,6 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "internal/client/client.h"
 #include "internal/client/stream.h"
@@ -419,6 +423,34 @@ static void test_client_bad_address_is_invalid_argument(void **state)
     assert_null(c);
 }
 
+/* A server that accepts the connection and then says nothing (paused with
+ * SIGSTOP, wedged): opening gives up at the client's timeout, DEADLINE_EXCEEDED,
+ * not at nng's own negotiation timeout (10 s) or never (over TLS). The listener
+ * here never calls accept(): the kernel completes the TCP handshake alone. */
+static void test_client_open_gives_up_on_a_silent_server_at_its_timeout(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    char addr[64];
+    snprintf(addr, sizeof addr, "tcp://127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+    plog_client_config cfg = {.timeout_ms = 300};
+    plog_client *c;
+    plog_rpc_status st;
+    int64_t t0 = plog_test_now_ms();
+    assert_int_equal(plog_client_open(addr, &cfg, &c, &st), PLOG_STATUS_DEADLINE_EXCEEDED);
+    int64_t took = plog_test_now_ms() - t0;
+    if (took >= 5000)
+        fail_msg("open gave up after %lld ms, its timeout is 300 ms", (long long)took);
+    assert_non_null(strstr(st.msg, "within 300 ms"));
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +465,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_batch_refused_for_its_size_goes_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_queued_produces_end_by_their_deadline, setup, teardown),
         cmocka_unit_test(test_client_bad_address_is_invalid_argument),
+        cmocka_unit_test(test_client_open_gives_up_on_a_silent_server_at_its_timeout),
     };
     return cmocka_run_group_tests_name("client", tests, NULL, NULL);
 }

@@ -150,6 +150,41 @@ static uint64_t random_id(void)
     return id != 0 ? id : 1;
 }
 
+/* A dial's guard: closes the dialer once the time is up. */
+struct dial_guard {
+    nng_dialer d;
+    nng_aio *aio;
+    atomic_bool fired;
+};
+
+static void dial_guard_cb(void *arg)
+{
+    struct dial_guard *g = arg;
+    if (nng_aio_result(g->aio) == 0) {
+        atomic_store(&g->fired, true);
+        nng_dialer_close(g->d); /* fails the synchronous start with NNG_ECLOSED */
+    }
+}
+
+/* dial_within starts d synchronously, for at most ms: nng's own wait for the first
+ * connection has no bound of ours (a server that accepts and then says nothing,
+ * paused or wedged, held it for nng's 10 s negotiation timeout over tcp://, and
+ * over TLS for as long as the server stayed paused). *late when the time ran out
+ * (d is closed then). */
+static int dial_within(nng_dialer d, uint32_t ms, bool *late)
+{
+    struct dial_guard g = {.d = d};
+    atomic_init(&g.fired, false);
+    if (nng_aio_alloc(&g.aio, dial_guard_cb, &g) != 0)
+        return nng_dialer_start(d, 0);
+    nng_sleep_aio((nng_duration)ms, g.aio);
+    int rv = nng_dialer_start(d, 0);
+    nng_aio_stop(g.aio); /* cancels the guard, or waits for it to finish */
+    nng_aio_free(g.aio);
+    *late = atomic_load(&g.fired);
+    return rv;
+}
+
 int plog_client_open(const char *addr, const plog_client_config *cfg, plog_client **cp, plog_rpc_status *st)
 {
     plog_client *c = calloc(1, sizeof *c);
@@ -211,7 +246,14 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
     }
     /* A synchronous start fails fast when nothing listens; after a success (or with
      * NONBLOCK) the dialer keeps reconnecting in the background. */
-    rv = nng_dialer_start(d, c->cfg.wait_for_server ? NNG_FLAG_NONBLOCK : 0);
+    bool late = false;
+    rv = c->cfg.wait_for_server ? nng_dialer_start(d, NNG_FLAG_NONBLOCK) : dial_within(d, c->cfg.timeout_ms, &late);
+    if (late) {
+        unsigned ms = c->cfg.timeout_ms;
+        plog_client_close(c);
+        return plog_rpc_status_set(st, PLOG_STATUS_DEADLINE_EXCEEDED,
+                                   "cannot connect to %s within %u ms (no answer to the handshake)", addr, ms);
+    }
     if (rv != 0) {
         int code = plog_rpc_nngerr_status(rv);
         if (code == PLOG_STATUS_UNKNOWN)

@@ -46,8 +46,9 @@ typedef struct plog_client_config {
 
 /* plog_client_open dials addr (e.g. "tls+tcp://127.0.0.1:8400"); cfg may be NULL
  * for the defaults (then only tcp:// works). Unless cfg->wait_for_server, the first
- * connection must succeed now: UNAVAILABLE when the server cannot be reached,
- * UNAUTHENTICATED when the TLS handshake fails on a certificate (the message says
+ * connection must succeed now, within timeout_ms: UNAVAILABLE when the server
+ * cannot be reached, DEADLINE_EXCEEDED when it does not complete the handshake in
+ * time (a paused server accepts connections and says nothing), UNAUTHENTICATED when the TLS handshake fails on a certificate (the message says
  * why: "certificate verify failed: IP address mismatch (server certificate)",
  * "peer refused our certificate: sslv3 alert certificate expired"),
  * INVALID_ARGUMENT for a bad address or a tls+tcp:// address without cfg->tls. On

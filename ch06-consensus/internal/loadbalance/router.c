@@ -76,8 +76,12 @@ int plog_loadbalance_resolve(plog_client *c, plog_loadbalance_server *v, size_t 
     return PLOG_STATUS_OK;
 }
 
-/* conn_for returns the connection to addr (HOST:PORT), dialing it when new. */
-static plog_client *conn_for(plog_loadbalance_router *r, const char *addr, plog_rpc_status *st)
+/* conn_for returns the connection to addr (HOST:PORT), dialing it when new: at
+ * once (the first server, whose refusal the caller should hear), or in the
+ * background (background: a server named by GetServers, which may be down or
+ * paused), waiting at most ATTEMPT_MAX_MS for it to connect; a call that finds
+ * it not connected retries soon, instead of spending its deadline on the dial. */
+static plog_client *conn_for(plog_loadbalance_router *r, const char *addr, bool background, plog_rpc_status *st)
 {
     for (size_t i = 0; i < r->nconns; i++)
         if (strcmp(r->conns[i].addr, addr) == 0)
@@ -91,6 +95,7 @@ static plog_client *conn_for(plog_loadbalance_router *r, const char *addr, plog_
     snprintf(url, sizeof url, "%s%s", r->scheme, addr);
     plog_client_config cfg = r->cfg;
     cfg.tls = NULL;
+    cfg.wait_for_server = background;
     if (r->ca != NULL) {
         snprintf(host, sizeof host, "%s", addr);
         char *colon = strrchr(host, ':');
@@ -107,6 +112,8 @@ static plog_client *conn_for(plog_loadbalance_router *r, const char *addr, plog_
         nng_tls_config_free(cfg.tls);
     if (code != PLOG_STATUS_OK)
         return NULL;
+    for (int64_t until = now_ms() + ATTEMPT_MAX_MS; background && !plog_client_connected(c) && now_ms() < until;)
+        sleep_ms(1);
     if (r->client_id == 0)
         r->client_id = plog_client_id(c); /* the first connection's random id */
     else
@@ -133,7 +140,7 @@ static int refresh(plog_loadbalance_router *r, plog_rpc_status *st)
     }
     /* Every connection failed: dial the servers last known. */
     for (size_t i = 0; i < r->picker.n; i++) {
-        plog_client *c = conn_for(r, r->picker.servers[i].rpc_addr, st);
+        plog_client *c = conn_for(r, r->picker.servers[i].rpc_addr, true, st);
         if (c == NULL || !plog_client_connected(c))
             continue;
         code = plog_loadbalance_resolve(c, v, PLOG_LOADBALANCE_MAX_SERVERS, &n, st);
@@ -166,7 +173,7 @@ int plog_loadbalance_router_open(const char *addr, const plog_client_config *cfg
         return plog_rpc_status_set(st, PLOG_STATUS_INVALID_ARGUMENT, "want tls+tcp://HOST:PORT, not %s", addr);
     }
     snprintf(r->scheme, sizeof r->scheme, "%.*s", (int)(sep + 3 - addr), addr);
-    plog_client *c = conn_for(r, sep + 3, st);
+    plog_client *c = conn_for(r, sep + 3, false, st);
     if (c == NULL) {
         plog_loadbalance_router_close(r);
         return st != NULL ? st->code : PLOG_STATUS_UNAVAILABLE;
@@ -248,7 +255,7 @@ int plog_loadbalance_router_produce(plog_loadbalance_router *r, const void *cons
         } else {
             char addr[128];
             snprintf(addr, sizeof addr, "%s", r->picker.servers[idx].rpc_addr);
-            plog_client *c = conn_for(r, addr, st);
+            plog_client *c = conn_for(r, addr, true, st);
             int64_t left = deadline - now_ms();
             if (left > ATTEMPT_MAX_MS)
                 left = ATTEMPT_MAX_MS;
@@ -289,7 +296,7 @@ int plog_loadbalance_router_consume(plog_loadbalance_router *r, uint64_t off, Lo
         } else {
             char addr[128];
             snprintf(addr, sizeof addr, "%s", r->picker.servers[idx].rpc_addr);
-            plog_client *c = conn_for(r, addr, st);
+            plog_client *c = conn_for(r, addr, true, st);
             code = c == NULL ? (st != NULL ? st->code : PLOG_STATUS_UNAVAILABLE) : plog_client_consume(c, off, rec, st);
             if (code != PLOG_STATUS_UNAVAILABLE && code != PLOG_STATUS_DEADLINE_EXCEEDED)
                 return code;
