@@ -47,7 +47,8 @@
     X(PEER_TLS_KEY_FILE, "peer-tls-key-file", "FILE", "its key")                                           \
     X(PEER_TLS_CA_FILE, "peer-tls-ca-file", "FILE", "the CA other nodes' certificates chain to")           \
     X(PROFILE, "profile", "lan|fast", "membership timing: lan (default) or fast (loopback tests)")         \
-    X(SYNC, "sync", "POLICY", "never | always | interval (default interval)")                              \
+    X(SYNC, "sync", "POLICY", "never | always | interval (default interval); with --addr only: "           \
+                              "a cluster fsyncs Raft's log per batch")                                     \
     X(SYNC_INTERVAL_MS, "sync-interval-ms", "N", "group-commit period for --sync interval (default 10)")   \
     X(MAX_STORE_BYTES, "max-store-bytes", "N", "segment store size before rolling (default 1 GiB)")        \
     X(MAX_INDEX_BYTES, "max-index-bytes", "N", "segment index size before rolling (default 10 MiB)")       \
