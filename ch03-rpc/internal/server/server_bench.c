@@ -148,6 +148,23 @@ static void echo_server(const char *addr)
         pause();
 }
 
+/* produce_msg is the Produce request plog_client_produce would send for value,
+ * with c's id and next sequence number; deadline in unix ms (0: none). NULL when
+ * out of memory. */
+static nng_msg *produce_msg(plog_client *c, const void *value, size_t len, uint64_t deadline)
+{
+    Log__V1__Record rec = LOG__V1__RECORD__INIT;
+    rec.value.data = (uint8_t *)value;
+    rec.value.len = len;
+    Log__V1__ProduceRequest req = LOG__V1__PRODUCE_REQUEST__INIT;
+    req.record = &rec;
+    nng_msg *m;
+    if (plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_PRODUCE), &req.base, deadline, plog_client_id(c),
+                             plog_client_next_seq(c), &m) != PLOG_OK)
+        return NULL;
+    return m;
+}
+
 /* ---- own socket I/O: a sketch of the way around nng's hand-offs ----
  *
  * What 16 threads making blocking calls reach when the client does its own
@@ -382,15 +399,8 @@ static int own_call_run(struct own_conn *oc, const void *body, size_t len, uint8
  * (the same envelope, client id and sequence number): 0, or -1. */
 static int own_produce(struct own_conn *oc, plog_client *c, const void *value, size_t len)
 {
-    Log__V1__Record rec = LOG__V1__RECORD__INIT;
-    rec.value.data = (uint8_t *)value;
-    rec.value.len = len;
-    Log__V1__ProduceRequest req = LOG__V1__PRODUCE_REQUEST__INIT;
-    req.record = &rec;
-    nng_msg *m;
-    if (plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_PRODUCE), &req.base,
-                             plog_rpc_now_unix_ms() + plog_client_config_of(c)->timeout_ms, plog_client_id(c),
-                             plog_client_next_seq(c), &m) != PLOG_OK)
+    nng_msg *m = produce_msg(c, value, len, plog_rpc_now_unix_ms() + plog_client_config_of(c)->timeout_ms);
+    if (m == NULL)
         return -1;
     uint8_t *reply;
     size_t rlen;
@@ -477,14 +487,7 @@ static nng_msg *next_request(struct aload *al)
         nng_msg_append(m, value, sizeof value);
         return m;
     }
-    Log__V1__Record rec = LOG__V1__RECORD__INIT;
-    rec.value.data = (uint8_t *)value;
-    rec.value.len = sizeof value;
-    Log__V1__ProduceRequest req = LOG__V1__PRODUCE_REQUEST__INIT;
-    req.record = &rec;
-    plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_PRODUCE), &req.base, 0, plog_client_id(al->c),
-                         plog_client_next_seq(al->c), &m);
-    return m;
+    return produce_msg(al->c, value, sizeof value, 0);
 }
 
 static void actx_send(struct actx *a)

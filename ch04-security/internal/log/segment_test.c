@@ -222,6 +222,19 @@ static plog_segment *open_crash_image(struct fixture *f)
     return seg;
 }
 
+/* fill_index opens f's segment with an index of five entries, counting warnings
+ * in *warnings, and appends five records: the index is full. */
+static void fill_index(struct fixture *f, int *warnings)
+{
+    f->c.segment.max_store_bytes = 1 << 20;
+    f->c.segment.max_index_bytes = 5 * 12;
+    f->c.report.fn = count_warnings;
+    f->c.report.arg = warnings;
+    assert_plog_ok(plog_segment_open(f->dir, 0, &f->c, PLOG_SEGMENT_ACTIVE, &f->seg, NULL, 0));
+    for (uint64_t i = 0; i < 5; i++)
+        append_rec(f->seg, i);
+}
+
 /* A rewind (a failed batch undone) drops entries that stay in the mapping
  * until close. In a full index nothing but zeros after them would tell a crash
  * image from a closed index: they must be zeroed, or a crash before the close
@@ -229,14 +242,8 @@ static plog_segment *open_crash_image(struct fixture *f)
 static void test_segment_rewound_records_are_not_claimed_after_a_crash(void **state)
 {
     struct fixture *f = *state;
-    f->c.segment.max_store_bytes = 1 << 20;
-    f->c.segment.max_index_bytes = 5 * 12;
     int warnings = 0;
-    f->c.report.fn = count_warnings;
-    f->c.report.arg = &warnings;
-    assert_plog_ok(plog_segment_open(f->dir, 0, &f->c, PLOG_SEGMENT_ACTIVE, &f->seg, NULL, 0));
-    for (uint64_t i = 0; i < 5; i++)
-        append_rec(f->seg, i);
+    fill_index(f, &warnings);
     assert_plog_ok(plog_segment_rewind(f->seg, 2));
     append_rec(f->seg, 2);
     assert_plog_ok(plog_segment_flush(f->seg));
@@ -253,14 +260,8 @@ static void test_segment_rewound_records_are_not_claimed_after_a_crash(void **st
 static void test_segment_lost_records_are_reported_once_across_a_crash(void **state)
 {
     struct fixture *f = *state;
-    f->c.segment.max_store_bytes = 1 << 20;
-    f->c.segment.max_index_bytes = 5 * 12;
     int warnings = 0;
-    f->c.report.fn = count_warnings;
-    f->c.report.arg = &warnings;
-    assert_plog_ok(plog_segment_open(f->dir, 0, &f->c, PLOG_SEGMENT_ACTIVE, &f->seg, NULL, 0));
-    for (uint64_t i = 0; i < 5; i++)
-        append_rec(f->seg, i);
+    fill_index(f, &warnings);
     uint64_t cut = 0;
     for (uint64_t i = 0; i < 3; i++) {
         uint8_t *b;
