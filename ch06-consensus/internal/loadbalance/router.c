@@ -239,12 +239,27 @@ static int produce_once(plog_client *c, const void *const *values, const size_t 
     return PLOG_STATUS_OK;
 }
 
+/* produce_failed returns code, a failed produce's, with st saying so when an
+ * earlier attempt reached sent_to and got no answer: that one may have been
+ * applied, whatever the last attempt found (e.g. "no leader known"). */
+static int produce_failed(int code, const char *sent_to, plog_rpc_status *st)
+{
+    if (sent_to[0] == '\0' || st == NULL || strstr(st->msg, "may or may not") != NULL)
+        return code;
+    size_t len = strlen(st->msg);
+    snprintf(st->msg + len, sizeof st->msg - len,
+             "; an earlier attempt sent to %s got no answer: the produce may or may not have been applied",
+             sent_to);
+    return code;
+}
+
 int plog_loadbalance_router_produce(plog_loadbalance_router *r, const void *const *values, const size_t *lens,
                                     size_t n, uint64_t *first, plog_rpc_status *st)
 {
     uint64_t seq = ++r->seq; /* one (client id, seq) for every attempt */
     int64_t start = now_ms(), deadline = start + r->cfg.timeout_ms;
     int backoff = BACKOFF_MIN_MS;
+    char sent_to[128] = ""; /* an attempt without an answer went there */
     for (;;) {
         int code;
         bool fast = false;
@@ -265,15 +280,21 @@ int plog_loadbalance_router_produce(plog_loadbalance_router *r, const void *cons
             } else {
                 code = c == NULL ? (st != NULL ? st->code : PLOG_STATUS_UNAVAILABLE)
                                  : produce_once(c, values, lens, n, seq, (uint32_t)(left > 0 ? left : 1), first, st);
+                /* Lost or late: the server may have appended it ("not leader" and
+                 * the other answers say it did not). */
+                if (c != NULL && (code == PLOG_STATUS_UNAVAILABLE || code == PLOG_STATUS_DEADLINE_EXCEEDED))
+                    snprintf(sent_to, sizeof sent_to, "%s", addr);
             }
-            if (code == PLOG_STATUS_OK || !retryable(code, st))
+            if (code == PLOG_STATUS_OK)
                 return code;
+            if (!retryable(code, st))
+                return produce_failed(code, sent_to, st);
             /* The connection stays: its dialer reconnects by itself, and closing
              * TLS clients whose server just died can hang nng 1.5.2's reaper. */
         }
         int wait = fast && now_ms() - start < FAST_RETRY_FOR_MS ? FAST_RETRY_MS : backoff;
         if (now_ms() + wait >= deadline)
-            return code;
+            return produce_failed(code, sent_to, st);
         r->retries++;
         sleep_ms(wait);
         if (wait == backoff)

@@ -39,7 +39,10 @@ int plog_loadbalance_router_open(const char *addr, const plog_client_config *cfg
                                  plog_rpc_status *st);
 
 /* plog_loadbalance_router_produce appends n records (one Produce for n == 1,
- * else one ProduceStream batch) on the leader; *first = offset of values[0]. */
+ * else one ProduceStream batch) on the leader; *first = offset of values[0].
+ * A failure after an attempt that got no answer (connection lost, deadline) says
+ * in st that the produce may or may not have been applied, whatever the last
+ * attempt found: a new call is a new produce, which may append the values twice. */
 int plog_loadbalance_router_produce(plog_loadbalance_router *r, const void *const *values, const size_t *lens,
                                     size_t n, uint64_t *first, plog_rpc_status *st);
 

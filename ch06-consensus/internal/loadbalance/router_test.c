@@ -10,14 +10,21 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
 
 #include "internal/agent/agent.h"
 #include "internal/agent/testcluster.h"
 #include "internal/err/err.h"
 #include "internal/loadbalance/router.h"
+#include "internal/rpc/envelope.h"
+#include "internal/tls/config.h"
 #include "testing/testing.h"
 
 #define N TC_AGENTS
@@ -136,6 +143,86 @@ static void test_router_follows_a_leader_change_without_duplicates(void **state)
     plog_loadbalance_router_close(r);
 }
 
+
+/* A server that names itself leader in its first GetServers answer and no leader
+ * after, and never answers a Produce (a leader that took the request and then
+ * hung, or lost its leadership before answering). */
+struct mute_leader {
+    nng_socket sock;
+    char addr[64]; /* HOST:PORT */
+    atomic_int produces;
+    pthread_t th;
+};
+
+static void *mute_leader_main(void *arg)
+{
+    struct mute_leader *m = arg;
+    int resolves = 0;
+    nng_msg *msg;
+    while (nng_recvmsg(m->sock, &msg, 0) == 0) {
+        plog_rpc_request rq;
+        if (plog_rpc_request_decode(nng_msg_body(msg), nng_msg_len(msg), &rq) != PLOG_OK ||
+            plog_rpc_method_lookup(rq.method, rq.method_len) != PLOG_METHOD_GET_SERVERS) {
+            atomic_fetch_add(&m->produces, 1);
+            nng_msg_free(msg); /* no answer: the next receive drops the request */
+            continue;
+        }
+        Log__V1__Server self = LOG__V1__SERVER__INIT, *list[1] = {&self};
+        self.id = "mute";
+        self.rpc_addr = m->addr;
+        self.is_leader = resolves++ == 0;
+        self.is_voter = true;
+        Log__V1__GetServersResponse resp = LOG__V1__GET_SERVERS_RESPONSE__INIT;
+        resp.servers = list;
+        resp.n_servers = 1;
+        if (plog_rpc_reply_packed(msg, &resp.base) != PLOG_OK || nng_sendmsg(m->sock, msg, 0) != 0)
+            nng_msg_free(msg);
+    }
+    return NULL;
+}
+
+/* A produce whose attempt went unanswered, and whose later attempts found no
+ * leader, fails saying it may have been applied: the last attempt's "no leader
+ * known" alone would tell the caller it was not. */
+static void test_router_failed_produce_says_an_unanswered_attempt_may_have_applied(void **state)
+{
+    (void)state;
+    struct mute_leader m = {.produces = 0};
+    snprintf(m.addr, sizeof m.addr, "127.0.0.1:%d", plog_test_free_port());
+    char url[96], err[256];
+    snprintf(url, sizeof url, "tls+tcp://%s", m.addr);
+    nng_tls_config *tls;
+    nng_listener l;
+    if (plog_tls_config_server(tc_cert("node1-lo.pem"), tc_cert("node1-lo-key.pem"), tc_cert("ca.pem"), &tls, err,
+                               sizeof err) != PLOG_OK)
+        fail_msg("tls: %s", err);
+    assert_int_equal(nng_rep0_open(&m.sock), 0);
+    assert_int_equal(nng_listener_create(&l, m.sock, url), 0);
+    assert_int_equal(nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, tls), 0);
+    assert_int_equal(nng_listener_start(l, 0), 0);
+    nng_tls_config_free(tls);
+    pthread_create(&m.th, NULL, mute_leader_main, &m);
+
+    plog_client_config cfg = {.timeout_ms = 1500};
+    plog_loadbalance_router *r;
+    plog_rpc_status st;
+    if (plog_loadbalance_router_open(url, &cfg, tc_cert("root-client.pem"), tc_cert("root-client-key.pem"),
+                                     tc_cert("ca.pem"), &r, &st) != PLOG_STATUS_OK)
+        fail_msg("router: %s", st.msg);
+    const void *vals[1] = {"x"};
+    size_t lens[1] = {1};
+    uint64_t off;
+    int code = plog_loadbalance_router_produce(r, vals, lens, 1, &off, &st);
+    assert_int_equal(code, PLOG_STATUS_UNAVAILABLE);
+    assert_true(atomic_load(&m.produces) >= 1);
+    if (strstr(st.msg, "no leader known") == NULL || strstr(st.msg, "may or may not have been applied") == NULL ||
+        strstr(st.msg, m.addr) == NULL)
+        fail_msg("status: %s", st.msg);
+    plog_loadbalance_router_close(r);
+    nng_close(m.sock);
+    pthread_join(m.th, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -143,6 +230,7 @@ int main(void)
                                         tc_agents_setup, tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_router_follows_a_leader_change_without_duplicates,
                                         tc_agents_setup, tc_agents_teardown),
+        cmocka_unit_test(test_router_failed_produce_says_an_unanswered_attempt_may_have_applied),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
