@@ -133,8 +133,9 @@ static int load_file(const char *path, plog_config_file **fp, const char **val)
             if (strcmp(k, flag_names[j]) == 0)
                 id = j;
         if (id < 0 || id == F_CONFIG_FILE) {
-            fprintf(stderr, "proglog: %s:%zu: unknown key \"%s\" (keys are the long flag names)\n", path,
-                    plog_config_file_line(*fp, i), k);
+            fprintf(stderr,
+                    "proglog: --config-file: %s:%zu: unknown key \"%s\" (keys are the long flag names)\n",
+                    path, plog_config_file_line(*fp, i), k);
             return -1;
         }
         val[id] = plog_config_file_get(*fp, k);
