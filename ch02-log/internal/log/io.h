@@ -26,6 +26,7 @@ typedef struct plog_io {
     int (*fdatasync)(int fd); /* a file */
     int (*ftruncate)(int fd, off_t size);
     int (*fallocate)(int fd, off_t off, off_t len);
+    off_t (*seek_hole)(int fd); /* lseek(fd, 0, SEEK_HOLE): where the first hole starts */
     void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd, off_t off);
     int (*munmap)(void *addr, size_t len);
     int (*unlink)(const char *path);

@@ -140,7 +140,13 @@ int plog_index_open(const char *path, uint64_t max_bytes, plog_index **ip, char 
         goto fail;
     }
     uint64_t fsize = (uint64_t)st.st_size;
-    x->n = fsize / PLOG_INDEX_ENTRY;
+    /* Entries are written in order from the start, so none lies past the file's
+     * first hole: after a crash skipped close()'s cut, the preallocated tail is
+     * sparse, and reading a hole through the mapping needs a page, which tmpfs
+     * takes from its own space (SIGBUS when that is full; ext4 reads zeros).
+     * Recovery (segment.c) then reads no hole. */
+    off_t hole = IO->seek_hole(x->fd);
+    x->n = (hole >= 0 && (uint64_t)hole < fsize ? (uint64_t)hole : fsize) / PLOG_INDEX_ENTRY;
     uint64_t size = fsize;
     if (max_bytes > 0) {
         max_bytes -= max_bytes % PLOG_INDEX_ENTRY;

@@ -1,5 +1,5 @@
 /* io.c - the real system calls behind io.h. */
-#define _GNU_SOURCE /* fallocate */
+#define _GNU_SOURCE /* fallocate, SEEK_HOLE */
 #include "internal/log/io.h"
 
 #include <errno.h>
@@ -22,6 +22,11 @@ static int real_fallocate(int fd, off_t off, off_t len)
     return fallocate(fd, 0, off, len);
 }
 
+static off_t real_seek_hole(int fd)
+{
+    return lseek(fd, 0, SEEK_HOLE);
+}
+
 static const plog_io real = {
     .open = real_open,
     .close = close,
@@ -33,6 +38,7 @@ static const plog_io real = {
     .fdatasync = fdatasync,
     .ftruncate = ftruncate,
     .fallocate = real_fallocate,
+    .seek_hole = real_seek_hole,
     .mmap = mmap,
     .munmap = munmap,
     .unlink = unlink,

@@ -545,6 +545,13 @@ static int s_fallocate(int fd, off_t off, off_t len)
     LEAVE(rv);
 }
 
+static off_t s_seek_hole(int fd)
+{
+    ENTER(SIMFS_OTHER, -1);
+    off_t rv = R()->seek_hole(fd);
+    LEAVE(rv);
+}
+
 static void *s_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
     ENTER(SIMFS_MMAP, MAP_FAILED);
@@ -604,6 +611,7 @@ static const plog_io sim = {
     .fdatasync = s_fdatasync,
     .ftruncate = s_ftruncate,
     .fallocate = s_fallocate,
+    .seek_hole = s_seek_hole,
     .mmap = s_mmap,
     .munmap = s_munmap,
     .unlink = s_unlink,
