@@ -204,9 +204,9 @@ static void test_proglog_malformed_address_is_a_usage_error(void **state)
     (void)state;
     char bin[512];
     snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
-    static const char *const bad[] = {"nonsense",        "127.0.0.1",          "127.0.0.1:",
-                                      "127.0.0.1:0",     "127.0.0.1:65536",    "127.0.0.1:http",
-                                      "127.0.0.1:80/x",  "http://127.0.0.1:80", "127.0.0.1:-1"};
+    static const char *const bad[] = {
+        "nonsense",       "127.0.0.1",      "127.0.0.1:",          "127.0.0.1:0", "127.0.0.1:65536",
+        "127.0.0.1:http", "127.0.0.1:80/x", "http://127.0.0.1:80", "127.0.0.1:-1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *argv[] = {bin, "--addr", (char *)bad[i], NULL};
         char *out, want[128];

@@ -392,9 +392,9 @@ static void test_proglog_malformed_address_is_a_usage_error(void **state)
     char dir[64], data[128];
     plog_test_tmpdir("flags", dir, sizeof dir);
     snprintf(data, sizeof data, "%s/data", dir);
-    static const char *const bad[] = {"nonsense",        "127.0.0.1",          "127.0.0.1:",
-                                      "127.0.0.1:0",     "127.0.0.1:65536",    "127.0.0.1:http",
-                                      "127.0.0.1:80/x",  "http://127.0.0.1:80", "127.0.0.1:-1"};
+    static const char *const bad[] = {
+        "nonsense",       "127.0.0.1",      "127.0.0.1:",          "127.0.0.1:0", "127.0.0.1:65536",
+        "127.0.0.1:http", "127.0.0.1:80/x", "http://127.0.0.1:80", "127.0.0.1:-1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *argv[] = {bin, "--addr", (char *)bad[i], "--data-dir", data, NULL};
         char *out, want[128];

@@ -165,10 +165,12 @@ static int dialed_addr_of(const char *const *val, int id)
     uint64_t port = 0;
     if (s == NULL)
         return 0;
-    if (colon != NULL && colon != s && colon[1] != '\0' && strspn(colon + 1, "0123456789") == strlen(colon + 1))
+    if (colon != NULL && colon != s && colon[1] != '\0' &&
+        strspn(colon + 1, "0123456789") == strlen(colon + 1))
         port = strtoull(colon + 1, NULL, 10);
     if (port == 0 || port > 65535) {
-        fprintf(stderr, "proglog: --%s: want HOST:PORT with a port in 1..65535 (the other nodes dial it): %s\n",
+        fprintf(stderr,
+                "proglog: --%s: want HOST:PORT with a port in 1..65535 (the other nodes dial it): %s\n",
                 flag_names[id], s);
         return -1;
     }
@@ -363,13 +365,13 @@ int main(int argc, char **argv)
     /* Raft's log is fsynced per batch before a produce is answered, whatever the
      * policy: the flags would be silently unused (with --addr they apply). */
     if (val[F_SYNC] != NULL || val[F_SYNC_INTERVAL_MS] != NULL)
-        plog_logger_log(lg, PLOG_LOGGER_WARN,
-                        "ignored in cluster mode: a cluster fsyncs Raft's log per batch; they apply with --addr",
-                        "flags",
-                        val[F_SYNC] == NULL            ? "--sync-interval-ms"
-                        : val[F_SYNC_INTERVAL_MS] == NULL ? "--sync"
-                                                          : "--sync,--sync-interval-ms",
-                        NULL);
+        plog_logger_log(
+            lg, PLOG_LOGGER_WARN,
+            "ignored in cluster mode: a cluster fsyncs Raft's log per batch; they apply with --addr", "flags",
+            val[F_SYNC] == NULL               ? "--sync-interval-ms"
+            : val[F_SYNC_INTERVAL_MS] == NULL ? "--sync"
+                                              : "--sync,--sync-interval-ms",
+            NULL);
     ac.log_requests = level == PLOG_LOGGER_DEBUG; /* request lines only when asked for */
     plog_agent *agent;
     char err[512] = "";

@@ -178,7 +178,8 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
         {"--rpc-port 70000 --data-dir %s/d", 2, "--rpc-port: too large"},
         {"--profile wan --data-dir %s/d", 2, "--profile: want lan or fast"},
         {"--raft-advertise-addr 127.0.0.1:0 --data-dir %s/d", 2,
-         "--raft-advertise-addr: want HOST:PORT with a port in 1..65535 (the other nodes dial it): 127.0.0.1:0"},
+         "--raft-advertise-addr: want HOST:PORT with a port in 1..65535 (the other nodes dial it): "
+         "127.0.0.1:0"},
         {"--raft-advertise-addr 127.0.0.1:65536 --data-dir %s/d", 2, "--raft-advertise-addr: want HOST:PORT"},
         {"--raft-advertise-addr node1 --data-dir %s/d", 2, "--raft-advertise-addr: want HOST:PORT"},
         {"--data-dir %s/d extra", 2, "unexpected argument: extra"},
@@ -252,8 +253,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_proglog_config_file_with_a_flag_overriding_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_refuses_bad_configuration_clearly, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_proglog_warns_once_that_sync_flags_are_unused_in_a_cluster, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_warns_once_that_sync_flags_are_unused_in_a_cluster,
+                                        setup, teardown),
         cmocka_unit_test_teardown(test_proglog_help_names_the_acl_a_cluster_needs_and_it_is_enough,
                                   teardown_cluster),
     };

@@ -397,10 +397,12 @@ static int check_config(const plog_agent_config *c, char *err, size_t errsize)
         return PLOG_EINVAL;
     }
     const char *adv = c->raft_advertise_addr;
-    if (adv != NULL && ((colon = strrchr(adv, ':')) == NULL || colon == adv || colon[1] == '\0' ||
-                        strspn(colon + 1, "0123456789") != strlen(colon + 1) || strlen(adv) >= ADDR_SIZE - 16 ||
-                        strtoul(colon + 1, NULL, 10) == 0 || strtoul(colon + 1, NULL, 10) > 65535)) {
-        plog_errf(err, errsize, "agent: bad Raft advertise address \"%s\" (want HOST:PORT, port 1..65535)", adv);
+    if (adv != NULL &&
+        ((colon = strrchr(adv, ':')) == NULL || colon == adv || colon[1] == '\0' ||
+         strspn(colon + 1, "0123456789") != strlen(colon + 1) || strlen(adv) >= ADDR_SIZE - 16 ||
+         strtoul(colon + 1, NULL, 10) == 0 || strtoul(colon + 1, NULL, 10) > 65535)) {
+        plog_errf(err, errsize, "agent: bad Raft advertise address \"%s\" (want HOST:PORT, port 1..65535)",
+                  adv);
         return PLOG_EINVAL;
     }
     return PLOG_OK;
