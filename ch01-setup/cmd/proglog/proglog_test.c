@@ -195,9 +195,42 @@ static void test_proglog_help_and_bad_flags(void **state)
     assert_int_equal(plog_test_run(bad, NULL, 5000, &out), 2);
     assert_non_null(strstr(out, "usage:"));
     free(out);
-    char *badaddr[] = {bin, "--addr", "nonsense", NULL};
-    assert_int_equal(plog_test_run(badaddr, NULL, 5000, &out), 1);
-    assert_non_null(strstr(out, "bad address nonsense"));
+}
+
+/* A malformed --addr is a usage error, like a bad flag: exit 2 and a line saying
+ * what is wrong, before anything starts. */
+static void test_proglog_malformed_address_is_a_usage_error(void **state)
+{
+    (void)state;
+    char bin[512];
+    snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
+    static const char *const bad[] = {
+        "nonsense",       "127.0.0.1",      "127.0.0.1:",          "127.0.0.1:0", "127.0.0.1:65536",
+        "127.0.0.1:http", "127.0.0.1:80/x", "http://127.0.0.1:80", "127.0.0.1:-1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *argv[] = {bin, "--addr", (char *)bad[i], NULL};
+        char *out, want[128];
+        int rc = plog_test_run(argv, NULL, 5000, &out);
+        snprintf(want, sizeof want, "proglog: --addr: bad address \"%s\" (want HOST:PORT", bad[i]);
+        if (rc != 2 || strstr(out, want) == NULL)
+            fail_msg("--addr %s: exit %d (want 2), output: %s", bad[i], rc, out);
+        free(out);
+    }
+}
+
+/* An address that is well formed but cannot be listened on (the port is taken) is
+ * a failure to start, exit 1, not a usage error. */
+static void test_proglog_port_in_use_is_a_failure(void **state)
+{
+    struct fixture *f = *state;
+    char bin[512], addr[32];
+    snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", f->port);
+    char *argv[] = {bin, "--addr", addr, NULL};
+    char *out;
+    int rc = plog_test_run(argv, NULL, 5000, &out);
+    if (rc != 1 || strstr(out, "cannot serve") == NULL)
+        fail_msg("a second proglog on %s: exit %d (want 1), output: %s", addr, rc, out);
     free(out);
 }
 
@@ -213,6 +246,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proglog_other_methods_are_405, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_exits_cleanly_on_sigterm, setup, teardown),
         cmocka_unit_test(test_proglog_help_and_bad_flags),
+        cmocka_unit_test(test_proglog_malformed_address_is_a_usage_error),
+        cmocka_unit_test_setup_teardown(test_proglog_port_in_use_is_a_failure, setup, teardown),
     };
     return cmocka_run_group_tests_name("proglog", tests, NULL, NULL);
 }

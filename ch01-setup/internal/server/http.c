@@ -207,14 +207,29 @@ static void serve(nng_aio *aio)
     nng_aio_finish(aio, 0);
 }
 
+/* Longest address taken: a DNS name (253) and ":65535". */
+#define MAX_ADDR 260
+
+int plog_server_http_check_addr(const char *addr, char *errbuf, size_t errsz)
+{
+    const char *colon = strrchr(addr, ':');
+    const char *port = colon != NULL ? colon + 1 : "";
+    size_t digits = strspn(port, "0123456789");
+    if (colon == NULL || strlen(addr) > MAX_ADDR || digits == 0 || digits > 5 || port[digits] != '\0' ||
+        atoi(port) < 1 || atoi(port) > 65535 || strcspn(addr, "/?#@ \t\r\n") != strlen(addr)) {
+        snprintf(errbuf, errsz, "bad address \"%.*s\" (want HOST:PORT, a port 1..65535)", MAX_ADDR, addr);
+        return PLOG_EINVAL;
+    }
+    return PLOG_OK;
+}
+
 int plog_server_http_open(const char *addr, plog_server_memlog *log, plog_server_http **sp,
                           char *errbuf, size_t errsz)
 {
     char url[300];
-    if (strchr(addr, ':') == NULL || snprintf(url, sizeof url, "http://%s/", addr) >= (int)sizeof url) {
-        snprintf(errbuf, errsz, "bad address %s (want host:port)", addr);
+    if (plog_server_http_check_addr(addr, errbuf, errsz) != PLOG_OK)
         return PLOG_EINVAL;
-    }
+    snprintf(url, sizeof url, "http://%s/", addr);
     plog_server_http *s = calloc(1, sizeof *s);
     if (s == NULL)
         return PLOG_ENOMEM;

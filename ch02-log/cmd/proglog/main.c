@@ -121,6 +121,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "proglog: unexpected argument: %s\n%s", argv[optind], usage);
         return 2;
     }
+    /* A malformed address is a usage error (exit 2) found before anything starts;
+     * one that cannot be listened on (taken, no such host) is a failure (exit 1). */
+    char err[256];
+    if (plog_server_http_check_addr(addr, err, sizeof err) != PLOG_OK) {
+        fprintf(stderr, "proglog: --addr: %s\n", err);
+        return 2;
+    }
 
     sigset_t stop;
     sigemptyset(&stop);
@@ -151,7 +158,6 @@ int main(int argc, char **argv)
     plog_logger_log(lg, PLOG_LOGGER_INFO, "log opened", "dir", dir, "lowest", lowest, "next", next_off, NULL);
 
     plog_server_http *srv;
-    char err[256];
     if ((rv = plog_server_http_open(addr, log, &srv, err, sizeof err)) != PLOG_OK) {
         plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot serve", "err", err, NULL);
         plog_log_close(log);

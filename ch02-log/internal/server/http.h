@@ -21,10 +21,17 @@
 
 typedef struct plog_server_http plog_server_http;
 
+/* plog_server_http_check_addr checks that addr is HOST:PORT: a port 1..65535 in
+ * decimal after the last ':', and no scheme, path or blank. HOST may be empty (every
+ * interface); whether it resolves is for plog_server_http_open to find out.
+ * PLOG_OK, or PLOG_EINVAL with the reason in errbuf (size errsz). */
+int plog_server_http_check_addr(const char *addr, char *errbuf, size_t errsz);
+
 /* plog_server_http_open starts serving log (borrowed; it must outlive the server)
  * on addr, "host:port". On PLOG_OK *sp owns the server until
- * plog_server_http_close(). PLOG_EINVAL for a bad address, PLOG_EIO when it
- * cannot listen (errmsg in errbuf, size errsz), PLOG_ENOMEM. */
+ * plog_server_http_close(). PLOG_EINVAL for an address
+ * plog_server_http_check_addr refuses, PLOG_EIO when it cannot listen (the host
+ * does not resolve, the port is taken; errmsg in errbuf, size errsz), PLOG_ENOMEM. */
 int plog_server_http_open(const char *addr, plog_log *log, plog_server_http **sp,
                           char *errbuf, size_t errsz);
 

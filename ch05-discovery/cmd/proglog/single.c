@@ -27,14 +27,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <dirent.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 
 #include "cmd/proglog/reload.h"
 #include "internal/auth/authorizer.h"
 #include "internal/config/flag.h"
 #include "internal/err/err.h"
+#include "internal/log/dirsize.h"
 #include "internal/log/log.h"
 #include "internal/logger/logger.h"
 #include "internal/metrics/http.h"
@@ -208,28 +207,10 @@ static int64_t gauge_next(void *arg)
     return (int64_t)plog_log_next_offset(((struct observe *)arg)->log);
 }
 
-/* gauge_size sums the sizes of the segment files (*.store, *.index). */
+/* gauge_size: the bytes of the segment files (internal/log/dirsize.h). */
 static int64_t gauge_size(void *arg)
 {
-    struct observe *o = arg;
-    DIR *d = opendir(o->dir);
-    if (d == NULL)
-        return 0;
-    int64_t total = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t n = strlen(e->d_name);
-        if (!(n > 6 && strcmp(e->d_name + n - 6, ".store") == 0) &&
-            !(n > 6 && strcmp(e->d_name + n - 6, ".index") == 0))
-            continue;
-        char path[4096];
-        struct stat st;
-        snprintf(path, sizeof path, "%s/%s", o->dir, e->d_name);
-        if (stat(path, &st) == 0)
-            total += (int64_t)st.st_size;
-    }
-    closedir(d);
-    return total;
+    return plog_log_dir_bytes(((struct observe *)arg)->dir);
 }
 
 static int observe_open(struct observe *o, plog_log *log, const char *addr, char *why, size_t size)

@@ -18,6 +18,7 @@
 #include "internal/agent/rejoin.h"
 #include "internal/auth/authorizer.h"
 #include "internal/err/err.h"
+#include "internal/log/dirsize.h"
 #include "internal/metrics/http.h"
 #include "internal/metrics/metrics.h"
 #include "internal/server/server.h"
@@ -280,6 +281,12 @@ static int64_t gauge_lowest(void *arg)
     return (int64_t)plog_log_lowest_offset(((plog_agent *)arg)->log);
 }
 
+/* gauge_size: the bytes of the log's segment files (internal/log/dirsize.h). */
+static int64_t gauge_size(void *arg)
+{
+    return plog_log_dir_bytes(((plog_agent *)arg)->log_dir);
+}
+
 static int64_t gauge_alive(void *arg)
 {
     plog_discovery_stats st;
@@ -397,6 +404,7 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_LOG_LOWEST_OFFSET, gauge_lowest, a);
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_LOG_NEXT_OFFSET, gauge_next, a);
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_LOG_FAILED, gauge_failed, a);
+    plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_LOG_SIZE_BYTES, gauge_size, a);
     plog_server_config sc = {
         .addr = a->rpc_url,
         .sync = cfg->log.sync,

@@ -156,6 +156,28 @@ static int u64_of(const char *what, const char *s, uint64_t max, uint64_t *v)
     return 0;
 }
 
+/* dialed_addr_of checks flag id's value, an address the other nodes dial: HOST:PORT
+ * with a port in 1..65535 (port 0 asks the kernel for any port, which nobody could
+ * be told). The agent checks the form again; a bad value here is a usage error. */
+static int dialed_addr_of(const char *const *val, int id)
+{
+    const char *s = val[id];
+    const char *colon = s != NULL ? strrchr(s, ':') : NULL;
+    uint64_t port = 0;
+    if (s == NULL)
+        return 0;
+    if (colon != NULL && colon != s && colon[1] != '\0' &&
+        strspn(colon + 1, "0123456789") == strlen(colon + 1))
+        port = strtoull(colon + 1, NULL, 10);
+    if (port == 0 || port > 65535) {
+        fprintf(stderr,
+                "proglog: --%s: want HOST:PORT with a port in 1..65535 (the other nodes dial it): %s\n",
+                flag_names[id], s);
+        return -1;
+    }
+    return 0;
+}
+
 /* u64_flag parses flag id, when given, into *v (else leaves it). */
 static int u64_flag(const char *const *val, int id, uint64_t max, uint64_t *v)
 {
@@ -279,6 +301,8 @@ int main(int argc, char **argv)
             goto out;
         ac.raft_port = (uint16_t)v;
     }
+    if (dialed_addr_of(val, F_RAFT_ADVERTISE_ADDR) != 0)
+        goto out;
     ac.raft_advertise_addr = val[F_RAFT_ADVERTISE_ADDR];
     if (val[F_SNAPSHOT_ENTRIES] != NULL) {
         if (u64_of("snapshot-entries", val[F_SNAPSHOT_ENTRIES], UINT32_MAX, &v) != 0)
@@ -339,6 +363,16 @@ int main(int argc, char **argv)
         goto out;
     }
     ac.logger = lg;
+    /* Raft's log is fsynced per batch before a produce is answered, whatever the
+     * policy: the flags would be silently unused (with --addr they apply). */
+    if (val[F_SYNC] != NULL || val[F_SYNC_INTERVAL_MS] != NULL)
+        plog_logger_log(
+            lg, PLOG_LOGGER_WARN,
+            "ignored in cluster mode: a cluster fsyncs Raft's log per batch; they apply with --addr", "flags",
+            val[F_SYNC] == NULL               ? "--sync-interval-ms"
+            : val[F_SYNC_INTERVAL_MS] == NULL ? "--sync"
+                                              : "--sync,--sync-interval-ms",
+            NULL);
     ac.log_requests = level == PLOG_LOGGER_DEBUG; /* request lines only when asked for */
     plog_agent *agent;
     char err[512] = "";

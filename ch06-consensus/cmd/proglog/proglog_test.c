@@ -1,7 +1,7 @@
 /* proglog_test.c - the agent's command line: --config-file in YAML with the flags'
  * keys, a flag overriding the file, clear errors for what is missing or unknown,
- * --help (and that the ACL it asks of the nodes is all a cluster needs), and a
- * clean exit on SIGTERM. */
+ * --help (and that the ACL it asks of the nodes is all a cluster needs), a
+ * warning for flags a cluster does not use, and a clean exit on SIGTERM. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -100,6 +100,63 @@ static void test_proglog_config_file_with_a_flag_overriding_it(void **state)
     unlink(p.out);
 }
 
+/* serve_once runs proglog with the fixture's config file and the args of extra
+ * (NULL-terminated, at most 4) until it serves, stops it with SIGTERM and returns
+ * what it wrote (the caller frees). */
+static char *serve_once(struct fixture *f, const char *const *extra)
+{
+    char bin[512];
+    snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
+    char *argv[8] = {bin, "--config-file", f->yaml};
+    for (int i = 0; extra[i] != NULL && i < 4; i++)
+        argv[3 + i] = (char *)extra[i];
+    plog_test_proc p = {0};
+    plog_test_spawn(&p, argv);
+    bool up = plog_test_wait_output(&p, "msg=serving", 10000);
+    char *out = plog_test_output(&p);
+    if (!up) {
+        plog_test_kill(&p, SIGKILL, 1000);
+        fail_msg("proglog %s did not serve: %s", extra[0] != NULL ? extra[0] : "", out);
+    }
+    free(out);
+    assert_true(plog_test_kill(&p, SIGTERM, 10000));
+    assert_true(WIFEXITED(p.status));
+    assert_int_equal(WEXITSTATUS(p.status), 0);
+    out = plog_test_output(&p);
+    unlink(p.out);
+    return out;
+}
+
+/* --sync and --sync-interval-ms apply with --addr only (a cluster fsyncs Raft's
+ * log per batch): given to a node, from the command line or the config file, they
+ * get one warning line at start; left at their defaults, none. */
+static void test_proglog_warns_once_that_sync_flags_are_unused_in_a_cluster(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const none[] = {NULL};
+    char *out = serve_once(f, none);
+    if (strstr(out, "ignored in cluster mode") != NULL)
+        fail_msg("a warning without --sync: %s", out);
+    free(out);
+
+    static const char *const both[] = {"--sync", "always", "--sync-interval-ms", "5", NULL};
+    out = serve_once(f, both);
+    const char *w = strstr(out, "level=warn msg=\"ignored in cluster mode");
+    if (w == NULL || strstr(w, "flags=--sync,--sync-interval-ms\n") == NULL)
+        fail_msg("want one warning naming both flags: %s", out);
+    assert_null(strstr(w + strcspn(w, "\n"), "ignored in cluster mode")); /* one line only */
+    free(out);
+
+    FILE *y = fopen(f->yaml, "a");
+    assert_non_null(y);
+    fprintf(y, "sync-interval-ms: 20\n");
+    assert_int_equal(fclose(y), 0);
+    out = serve_once(f, none);
+    if (strstr(out, "flags=--sync-interval-ms\n") == NULL)
+        fail_msg("want the warning for sync-interval-ms from the config file: %s", out);
+    free(out);
+}
+
 static void test_proglog_refuses_bad_configuration_clearly(void **state)
 {
     struct fixture *f = *state;
@@ -120,6 +177,11 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
         {"--node-name x --data-dir %s/d", 2, "--server-tls-cert-file is required"},
         {"--rpc-port 70000 --data-dir %s/d", 2, "--rpc-port: too large"},
         {"--profile wan --data-dir %s/d", 2, "--profile: want lan or fast"},
+        {"--raft-advertise-addr 127.0.0.1:0 --data-dir %s/d", 2,
+         "--raft-advertise-addr: want HOST:PORT with a port in 1..65535 (the other nodes dial it): "
+         "127.0.0.1:0"},
+        {"--raft-advertise-addr 127.0.0.1:65536 --data-dir %s/d", 2, "--raft-advertise-addr: want HOST:PORT"},
+        {"--raft-advertise-addr node1 --data-dir %s/d", 2, "--raft-advertise-addr: want HOST:PORT"},
         {"--data-dir %s/d extra", 2, "unexpected argument: extra"},
         {"--help --data-dir %s/d", 0, "--start-join-addrs A,B"},
     };
@@ -191,6 +253,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_proglog_config_file_with_a_flag_overriding_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_refuses_bad_configuration_clearly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_warns_once_that_sync_flags_are_unused_in_a_cluster,
+                                        setup, teardown),
         cmocka_unit_test_teardown(test_proglog_help_names_the_acl_a_cluster_needs_and_it_is_enough,
                                   teardown_cluster),
     };

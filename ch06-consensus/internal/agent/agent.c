@@ -20,6 +20,7 @@
 #include "internal/agent/rejoin.h"
 #include "internal/auth/authorizer.h"
 #include "internal/err/err.h"
+#include "internal/log/dirsize.h"
 #include "internal/metrics/http.h"
 #include "internal/metrics/metrics.h"
 #include "internal/server/server.h"
@@ -334,6 +335,14 @@ static int64_t gauge_lowest(void *arg)
     return (int64_t)plog_log_lowest_offset(((plog_agent *)arg)->log);
 }
 
+/* gauge_size: the bytes of the segment files under the data directory: Raft's log
+ * (raft/log-N), the data the node keeps, and the record log rebuilt from it at
+ * every start (records/). internal/log/dirsize.h. */
+static int64_t gauge_size(void *arg)
+{
+    return plog_log_dir_bytes(((plog_agent *)arg)->data_dir);
+}
+
 static int64_t gauge_alive(void *arg)
 {
     plog_discovery_stats st;
@@ -388,9 +397,12 @@ static int check_config(const plog_agent_config *c, char *err, size_t errsize)
         return PLOG_EINVAL;
     }
     const char *adv = c->raft_advertise_addr;
-    if (adv != NULL && ((colon = strrchr(adv, ':')) == NULL || colon == adv || colon[1] == '\0' ||
-                        strspn(colon + 1, "0123456789") != strlen(colon + 1) || strlen(adv) >= ADDR_SIZE - 16)) {
-        plog_errf(err, errsize, "agent: bad Raft advertise address \"%s\" (want HOST:PORT)", adv);
+    if (adv != NULL &&
+        ((colon = strrchr(adv, ':')) == NULL || colon == adv || colon[1] == '\0' ||
+         strspn(colon + 1, "0123456789") != strlen(colon + 1) || strlen(adv) >= ADDR_SIZE - 16 ||
+         strtoul(colon + 1, NULL, 10) == 0 || strtoul(colon + 1, NULL, 10) > 65535)) {
+        plog_errf(err, errsize, "agent: bad Raft advertise address \"%s\" (want HOST:PORT, port 1..65535)",
+                  adv);
         return PLOG_EINVAL;
     }
     return PLOG_OK;
@@ -477,6 +489,7 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_LOG_LOWEST_OFFSET, gauge_lowest, a);
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_LOG_NEXT_OFFSET, gauge_next, a);
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_LOG_FAILED, gauge_failed, a);
+    plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_LOG_SIZE_BYTES, gauge_size, a);
     plog_server_config sc = {
         .addr = a->rpc_url,
         .sync = cfg->log.sync,
