@@ -13,6 +13,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,18 @@ static void usage(FILE *f)
                "Raft connections to the others leave from the bind host's IP when it is an IP\n"
                "address (not 0.0.0.0, 127.0.0.1 or a name: then the kernel picks the source).\n"
                "Exit status: 0 clean shutdown (SIGINT/SIGTERM), 1 failure, 2 usage.\n");
+}
+
+/* The node stopped for good (a write failed, e.g. a full disk): main's sigwait
+ * hears it as a SIGTERM, and exits 1 without leaving the cluster. */
+static atomic_bool node_failed;
+
+static void on_node_failed(void *arg, const char *why)
+{
+    (void)arg;
+    (void)why; /* the node logged it */
+    atomic_store(&node_failed, true);
+    kill(getpid(), SIGTERM);
 }
 
 /* split_addrs splits a comma list in place into addrs (at most MAX_JOIN). */
@@ -363,6 +376,7 @@ int main(int argc, char **argv)
         goto out;
     }
     ac.logger = lg;
+    ac.failed = on_node_failed;
     /* Raft's log is fsynced per batch before a produce is answered, whatever the
      * policy: the flags would be silently unused (with --addr they apply). */
     if (val[F_SYNC] != NULL || val[F_SYNC_INTERVAL_MS] != NULL)
@@ -401,6 +415,18 @@ int main(int argc, char **argv)
                                      .tls_err = r.tls_err,
                                      .acl_rules = r.acl_rules};
         reload_finish(lg, val[F_LOG_LEVEL_FILE], &rs);
+    }
+    if (atomic_load(&node_failed)) {
+        /* Fail-stop: a node that can no longer write must not linger (a stale
+         * leader, a voter that never votes). Not a leave: the others keep it as a
+         * voter, and a restart recovers from what is on disk. */
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "node failed; exiting without leaving the cluster", "node",
+                        ac.node_name, "hint", "free the disk and restart it: it recovers from its data directory",
+                        NULL);
+        plog_agent_kill(agent);
+        plog_logger_free(lg);
+        status = 1;
+        goto out;
     }
     plog_logger_log(lg, PLOG_LOGGER_INFO, "leaving", "node", ac.node_name, "signal",
                     sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);

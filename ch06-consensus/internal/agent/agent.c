@@ -49,6 +49,7 @@ struct plog_agent {
     pthread_mutex_t mu; /* disc, against GetMembers while stopping */
     plog_discovery *disc;
     plog_agent_rejoin known; /* the members seen, for the next start (rejoin.h) */
+    atomic_bool failed;       /* the Raft node stopped for good (on_failed) */
 };
 
 /* bind_name checks (or, the first time, records) the directory's node name. */
@@ -200,6 +201,15 @@ static void on_applied(void *arg, uint64_t next)
         plog_server_publish(srv, next);
 }
 
+/* on_failed: the Raft node stopped for good (a write failed); the program is told. */
+static void on_failed(void *arg, const char *why)
+{
+    plog_agent *a = arg;
+    atomic_store(&a->failed, true);
+    if (a->cfg.failed != NULL)
+        a->cfg.failed(a->cfg.failed_arg, why);
+}
+
 /* The server's Raft hooks (ch06). */
 static int propose(void *arg, uint64_t client_id, uint64_t seq, const uint8_t *const *values,
                    const size_t *lens, size_t n, void (*done)(void *ctx, int rv, uint64_t first, uint64_t count),
@@ -322,7 +332,8 @@ out:
 
 static int64_t gauge_failed(void *arg)
 {
-    return plog_log_failed(((plog_agent *)arg)->log, NULL, 0) ? 1 : 0;
+    plog_agent *a = arg;
+    return atomic_load(&a->failed) || plog_log_failed(a->log, NULL, 0) ? 1 : 0;
 }
 
 static int64_t gauge_next(void *arg)
@@ -469,6 +480,7 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
         .snapshot_entries = cfg->snapshot_entries,
         .log = cfg->log,
         .applied = on_applied,
+        .failed = on_failed,
         .arg = a,
         .logger = cfg->logger,
     };

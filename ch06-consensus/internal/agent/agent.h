@@ -65,6 +65,14 @@ typedef struct plog_agent_config {
                                       * front of it); NULL: the bind host and raft port */
     uint32_t election_timeout_ms; /* 0: 150 */
     uint32_t snapshot_entries;    /* snapshot every N applied entries; 0: never */
+    /* failed(failed_arg, why): the node stopped for good, because a write to
+     * Raft's log or to the record log failed (plog_distributed_config.failed):
+     * it no longer leads, votes or applies. Called once, on an agent thread; the
+     * program should plog_agent_kill the agent (without leaving: the others keep
+     * it as a voter) and exit, so that a restart recovers from disk. NULL: nobody
+     * is told (proglog_log_failed says 1 either way). */
+    void (*failed)(void *arg, const char *why);
+    void *failed_arg;
 } plog_agent_config;
 
 /* plog_agent_open starts a node. Strings of cfg are copied. On PLOG_OK *ap is the
@@ -105,7 +113,8 @@ void plog_agent_reload(plog_agent *a, plog_agent_reload_result *out);
 int plog_agent_shutdown(plog_agent *a);
 
 /* plog_agent_kill stops everything without leaving (as if the process died, but
- * the log is closed cleanly), for tests of failure detection. */
+ * the log is closed cleanly): for tests of failure detection, and for a node
+ * that stopped for good (plog_agent_config.failed). */
 void plog_agent_kill(plog_agent *a);
 
 #endif

@@ -130,6 +130,7 @@ struct plog_distributed {
     uint64_t applied_index;
     uint64_t snap_index; /* the latest snapshot's (taken or installed) */
     int failed;          /* a write failed: the node stops (fail-stop) */
+    char failed_why[PLOG_ERRMSG_SIZE + 64]; /* what failed, for the log and cfg.failed */
     uint64_t opened_ms;
     char self_addr[128]; /* cfg->advertise_addr (else raft_addr), copied */
 };
@@ -356,6 +357,18 @@ static void apply(plog_distributed *d, const plog_raft_entry *e)
     int rv = PLOG_OK;
     if (e->type == PLOG_RAFT_ENTRY_NORMAL)
         rv = apply_normal(d, e, &first, &count);
+    if (rv != PLOG_OK && rv != PLOG_EINVAL && d->failed == PLOG_OK) {
+        /* The record log failed (a malformed entry, PLOG_EINVAL, is skipped alike
+         * on every node): this state machine can no longer follow the log. The
+         * node stops. The entry is committed, so its produce is answered "not
+         * leader": retried with the same (client id, seq) on the next leader, it
+         * gets the offsets that leader's state machine gave it. */
+        d->failed = rv;
+        char why[PLOG_ERRMSG_SIZE];
+        plog_log_errmsg(d->records, why, sizeof why);
+        snprintf(d->failed_why, sizeof d->failed_why, "record log: %s", why);
+        rv = PLOG_ENOTLEADER;
+    }
     d->applied_index = e->index;
     atomic_store(&d->applied_next, plog_log_next_offset(d->records));
     /* Proposals of earlier indexes were overwritten by another leader's entries. */
@@ -681,6 +694,7 @@ static int step(plog_distributed *d, plog_raft_event *ev, plog_raft_update *up)
     int rv = plog_raft_step(d->raft, ev, up);
     if (rv == PLOG_ENOMEM) {
         d->failed = rv;
+        snprintf(d->failed_why, sizeof d->failed_why, "raft: out of memory");
         return rv;
     }
     int hv = handle(d, up);
@@ -688,6 +702,7 @@ static int step(plog_distributed *d, plog_raft_event *ev, plog_raft_update *up)
         /* The core believes what this update asked is done: going on would let
          * memory and disk disagree. Stop instead; a restart boots from disk. */
         d->failed = hv;
+        snprintf(d->failed_why, sizeof d->failed_why, "raft storage: %s", plog_raftstore_errmsg(d->store));
         plog_logger_logf(d->cfg.logger, PLOG_LOGGER_ERROR, "raft storage failed; node stops", "err=\"%s\" detail=\"%s\"",
                          plog_strerror(hv), plog_raftstore_errmsg(d->store));
     }
@@ -734,7 +749,9 @@ static void do_event(plog_distributed *d, struct ev *e)
         ev.n_bufs = 1;
         rv = step(d, &ev, &up);
         if (rv != PLOG_OK) {
-            finish_proposal(e->prop, rv, 0, 0);
+            /* A node that failed (fail-stop) leads nothing: the client retries
+             * with the same (client id, seq) on the next leader. */
+            finish_proposal(e->prop, d->failed != PLOG_OK ? PLOG_ENOTLEADER : rv, 0, 0);
             break;
         }
         e->prop->index = up.index;
@@ -755,7 +772,7 @@ static void do_event(plog_distributed *d, struct ev *e)
         rv = step(d, &ev, &up);
         if (rv != PLOG_OK) {
             d->reads = e->read->next;
-            e->read->done(e->read->arg, rv, 0);
+            e->read->done(e->read->arg, d->failed != PLOG_OK ? PLOG_ENOTLEADER : rv, 0);
             free(e->read);
         } else {
             release_reads(d);
@@ -810,6 +827,7 @@ static void reconcile(plog_distributed *d)
 static void *node_main(void *arg)
 {
     plog_distributed *d = arg;
+    bool stopped = false; /* by a failure, not by plog_distributed_stop */
     pthread_mutex_lock(&d->mu);
     for (;;) {
         while (d->qhead == NULL && !d->stop) {
@@ -850,11 +868,16 @@ static void *node_main(void *arg)
             d->next_reconcile = now + RECONCILE_MS;
         }
         if (d->failed != PLOG_OK || flush(d) != PLOG_OK || maybe_snapshot(d) != PLOG_OK || flush(d) != PLOG_OK) {
+            if (d->failed_why[0] == '\0')
+                snprintf(d->failed_why, sizeof d->failed_why, "raft storage: %s", plog_raftstore_errmsg(d->store));
             plog_logger_logf(d->cfg.logger, PLOG_LOGGER_ERROR, "raft node stops", "err=\"%s\" detail=\"%s\"",
-                             plog_strerror(d->failed != PLOG_OK ? d->failed : PLOG_EIO),
-                             plog_raftstore_errmsg(d->store));
+                             plog_strerror(d->failed != PLOG_OK ? d->failed : PLOG_EIO), d->failed_why);
             pthread_mutex_lock(&d->mu);
             d->stop = true;
+            /* What this node said of itself is over: it leads nothing now. */
+            d->st.role = PLOG_RAFT_FOLLOWER;
+            d->st.leader = 0;
+            stopped = true;
             break;
         }
         publish_status(d);
@@ -877,6 +900,8 @@ static void *node_main(void *arg)
         free(e);
     }
     fail_pending(d, PLOG_ENOTLEADER);
+    if (stopped && d->cfg.failed != NULL)
+        d->cfg.failed(d->cfg.arg, d->failed_why);
     return NULL;
 }
 

@@ -62,6 +62,12 @@ typedef struct plog_distributed_config {
     /* applied(arg, next): records below next are in the record log (call
      * plog_server_publish). On the node thread. NULL: nobody is told. */
     void (*applied)(void *arg, uint64_t next);
+    /* failed(arg, why): the node stopped for good, because a write to Raft's log
+     * or to the record log failed (a full disk): it no longer votes, leads or
+     * applies, names no leader, and answers produces "not leader". Called once,
+     * on the node thread. A restart recovers from what is on disk, so the
+     * program should exit (cmd/proglog does, status 1). NULL: nobody is told. */
+    void (*failed)(void *arg, const char *why);
     void *arg;
     plog_logger *logger; /* borrowed; role and term changes are logged (NULL: nothing) */
 } plog_distributed_config;

@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "internal/auth/authorizer.h"
 #include "internal/distributed/distributed.h"
 #include "internal/err/err.h"
+#include "internal/log/simfs_testlib.h"
 #include "testing/testing.h"
 
 #define N 3
@@ -25,6 +27,7 @@
 struct node {
     char name[16], raft[32], rpc[32], dir[128];
     plog_distributed *d;
+    char failed[512]; /* what cfg.failed said, "" while it has not been called */
 };
 
 struct fixture {
@@ -33,6 +36,7 @@ struct fixture {
     struct node n[N];
     plog_distributed *dead[8]; /* stopped mid-test, closed by teardown */
     int ndead;
+    bool simfs; /* the file layer is in place: removed after every node closed */
 };
 
 /* down takes node i away mid-test: stopped (a leader hands over first, as in
@@ -59,6 +63,12 @@ static const char *cert(const char *name, const char *suffix)
 
 static uint32_t g_snapshot_entries; /* what start gives the next nodes */
 
+static void on_failed(void *arg, const char *why)
+{
+    struct node *n = arg;
+    snprintf(n->failed, sizeof n->failed, "%s", why[0] != '\0' ? why : "(no reason)");
+}
+
 static void start(struct fixture *f, int i, bool bootstrap)
 {
     struct node *n = &f->n[i];
@@ -73,6 +83,8 @@ static void start(struct fixture *f, int i, bool bootstrap)
         .acl = f->acl,
         .bootstrap = bootstrap,
         .snapshot_entries = g_snapshot_entries,
+        .failed = on_failed,
+        .arg = n,
     };
     c.log.segment.max_index_bytes = 1024 * 12;
     char err[256];
@@ -125,6 +137,8 @@ static int teardown(void **state)
         plog_distributed_close(f->n[i].d);
     for (int i = 0; i < f->ndead; i++)
         plog_distributed_close(f->dead[i]);
+    if (f->simfs)
+        simfs_uninstall();
     plog_auth_free(f->acl);
     plog_test_rmrf(f->dir);
     free(f);
@@ -395,6 +409,65 @@ static void test_a_late_node_catches_up_from_a_snapshot(void **state)
     assert_int_equal(produce(f->n[l].d, 9, 201, "s200"), 200);
 }
 
+/* fail_stop makes the writes to the files of node1's (the leader's) dir/sub fail
+ * with ENOSPC from now on, produces, and checks the fail-stop: the node stops for
+ * good and says why (what), names no leader any more, and answers the produce
+ * "not leader", so that a retry with the same (client id, seq) on the new leader
+ * gets offset 1, once. */
+static void fail_stop(struct fixture *f, const char *sub, const char *what)
+{
+    char dir[200];
+    snprintf(dir, sizeof dir, "%s/%s", f->n[0].dir, sub);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+    assert_int_equal(system(cmd), 0);
+    simfs_install();
+    f->simfs = true;
+    assert_int_equal(simfs_start(dir, 1), 0); /* faults will hit these files only */
+    start_cluster(f);
+    assert_int_equal(produce(f->n[0].d, 7, 1, "a"), 0);
+
+    simfs_fail_watched_only(true);
+    simfs_fail_from(1, SIMFS_WRITE, ENOSPC);
+    size_t big = 1u << 20; /* more than a store's buffer: written at once */
+    char *v = malloc(big);
+    memset(v, 'b', big);
+    const uint8_t *vals[1] = {(const uint8_t *)v};
+    size_t lens[1] = {big};
+    uint64_t first = 0;
+    assert_int_equal(plog_distributed_produce_wait(f->n[0].d, 7, 2, vals, lens, 1, &first, 5000), PLOG_ENOTLEADER);
+    assert_true(simfs_fired());
+    for (int64_t until = plog_test_now_ms() + 5000; f->n[0].failed[0] == '\0' && plog_test_now_ms() < until;)
+        plog_test_sleep_ms(5);
+    if (strstr(f->n[0].failed, what) == NULL || strstr(f->n[0].failed, "No space left") == NULL)
+        fail_msg("failed said: \"%s\"", f->n[0].failed);
+    assert_false(plog_distributed_leader(f->n[0].d, NULL, 0));
+
+    int l = leader(f); /* node1 is out: node2 or node3 */
+    assert_int_not_equal(l, 0);
+    assert_int_equal(plog_distributed_produce_wait(f->n[l].d, 7, 2, vals, lens, 1, &first, 5000), PLOG_OK);
+    assert_int_equal(first, 1);
+    assert_int_equal(produce(f->n[l].d, 7, 3, "c"), 2);
+    free(v);
+    assert_int_equal(f->n[1].failed[0], '\0');
+    assert_int_equal(f->n[2].failed[0], '\0');
+}
+
+/* The leader's record log fails (its disk is full) after Raft committed an entry.
+ * Before, the node went on leading with a dead state machine: every produce was
+ * committed, and answered as failed. */
+static void test_a_leader_whose_record_log_fails_stops_and_its_produce_is_retried_once(void **state)
+{
+    fail_stop(*state, "records", "record log");
+}
+
+/* The leader's Raft log fails. Before, the node thread stopped but the node went
+ * on naming itself leader (GetServers, "not leader; leader at" itself). */
+static void test_a_leader_whose_raft_log_fails_stops_and_names_no_leader(void **state)
+{
+    fail_stop(*state, "raft/log-0", "raft storage");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -404,6 +477,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_restarted_cluster_keeps_every_acknowledged_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_index_covers_every_acknowledged_produce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_late_node_catches_up_from_a_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_leader_whose_record_log_fails_stops_and_its_produce_is_retried_once,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_leader_whose_raft_log_fails_stops_and_names_no_leader, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

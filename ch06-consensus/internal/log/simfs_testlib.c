@@ -92,6 +92,7 @@ static struct {
     unsigned fail_kinds;
     int fail_err;
     bool fail_sticky;
+    bool fail_watched_only; /* faults hit only the watched directory's files */
     bool fired;
 } S = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -389,7 +390,9 @@ static void reset(void)
 
 /* enter counts a call of the given kind and decides its fate: 0 to go on,
  * else the errno it fails with. Under S.mu. */
-static int enter(unsigned kind)
+/* enter counts a call of kind (on a file of the watched directory: watched)
+ * and returns the errno it must fail with, 0 to go on. */
+static int enter(unsigned kind, bool watched)
 {
     S.calls++;
     if (S.cut_at != 0 && S.calls >= S.cut_at && !S.cut) {
@@ -398,7 +401,7 @@ static int enter(unsigned kind)
     }
     if (S.cut)
         return EIO;
-    if (S.fail_left > 0 && (S.fail_kinds & kind)) {
+    if (S.fail_left > 0 && (S.fail_kinds & kind) && (watched || !S.fail_watched_only)) {
         if (S.fired && S.fail_sticky)
             return S.fail_err;
         if (--S.fail_left == 0) {
@@ -413,9 +416,9 @@ static int enter(unsigned kind)
     return 0;
 }
 
-#define ENTER(kind, failval)                                                                    \
+#define ENTER(kind, watched, failval)                                                           \
     pthread_mutex_lock(&S.mu);                                                                 \
-    int e_ = enter(kind);                                                                      \
+    int e_ = enter(kind, watched);                                                             \
     if (e_ != 0) {                                                                             \
         pthread_mutex_unlock(&S.mu);                                                           \
         errno = e_;                                                                            \
@@ -434,7 +437,7 @@ static int enter(unsigned kind)
 
 static int s_open(const char *path, int flags, mode_t mode)
 {
-    ENTER(SIMFS_OPEN, -1);
+    ENTER(SIMFS_OPEN, rel(path) != NULL, -1);
     int fd = R()->open(path, flags, mode);
     if (fd >= 0 && fd < MAX_FD) {
         S.fdfile[fd] = 0;
@@ -466,7 +469,7 @@ static int s_close(int fd)
 
 static int s_dup(int fd)
 {
-    ENTER(SIMFS_OTHER, -1);
+    ENTER(SIMFS_OTHER, file_of(fd) != NULL, -1);
     int d = R()->dup(fd);
     if (d >= 0 && d < MAX_FD && fd >= 0 && fd < MAX_FD)
         S.fdfile[d] = S.fdfile[fd];
@@ -475,21 +478,21 @@ static int s_dup(int fd)
 
 static int s_fstat(int fd, struct stat *st)
 {
-    ENTER(SIMFS_OTHER, -1);
+    ENTER(SIMFS_OTHER, file_of(fd) != NULL, -1);
     int rv = R()->fstat(fd, st);
     LEAVE(rv);
 }
 
 static ssize_t s_pread(int fd, void *p, size_t n, off_t off)
 {
-    ENTER(SIMFS_READ, -1);
+    ENTER(SIMFS_READ, file_of(fd) != NULL, -1);
     ssize_t rv = R()->pread(fd, p, n, off);
     LEAVE(rv);
 }
 
 static ssize_t s_pwrite(int fd, const void *p, size_t n, off_t off)
 {
-    ENTER(SIMFS_WRITE, -1);
+    ENTER(SIMFS_WRITE, file_of(fd) != NULL, -1);
     ssize_t rv = R()->pwrite(fd, p, n, off);
     struct sfile *f = file_of(fd);
     if (rv > 0 && f != NULL)
@@ -499,7 +502,7 @@ static ssize_t s_pwrite(int fd, const void *p, size_t n, off_t off)
 
 static int do_sync(int fd, int (*real)(int))
 {
-    ENTER(SIMFS_SYNC, -1);
+    ENTER(SIMFS_SYNC, file_of(fd) != NULL, -1);
     int rv = real(fd);
     if (rv == 0 && !S.nosync && fd >= 0 && fd < MAX_FD) {
         if (S.fdfile[fd] == -1) {
@@ -526,7 +529,7 @@ static int s_fdatasync(int fd)
 
 static int s_ftruncate(int fd, off_t size)
 {
-    ENTER(SIMFS_TRUNCATE, -1);
+    ENTER(SIMFS_TRUNCATE, file_of(fd) != NULL, -1);
     int rv = R()->ftruncate(fd, size);
     struct sfile *f = file_of(fd);
     if (rv == 0 && f != NULL)
@@ -536,7 +539,7 @@ static int s_ftruncate(int fd, off_t size)
 
 static int s_fallocate(int fd, off_t off, off_t len)
 {
-    ENTER(SIMFS_FALLOCATE, -1);
+    ENTER(SIMFS_FALLOCATE, file_of(fd) != NULL, -1);
     int rv = R()->fallocate(fd, off, len);
     struct sfile *f = file_of(fd);
     struct stat st;
@@ -547,14 +550,14 @@ static int s_fallocate(int fd, off_t off, off_t len)
 
 static off_t s_seek_hole(int fd)
 {
-    ENTER(SIMFS_OTHER, -1);
+    ENTER(SIMFS_OTHER, file_of(fd) != NULL, -1);
     off_t rv = R()->seek_hole(fd);
     LEAVE(rv);
 }
 
 static void *s_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-    ENTER(SIMFS_MMAP, MAP_FAILED);
+    ENTER(SIMFS_MMAP, file_of(fd) != NULL, MAP_FAILED);
     void *m = R()->mmap(addr, len, prot, flags, fd, off);
     struct sfile *f = file_of(fd);
     if (m != MAP_FAILED && f != NULL && (prot & PROT_WRITE) && (flags & MAP_SHARED))
@@ -572,7 +575,7 @@ static int s_munmap(void *addr, size_t len)
 
 static int s_unlink(const char *path)
 {
-    ENTER(SIMFS_UNLINK, -1);
+    ENTER(SIMFS_UNLINK, rel(path) != NULL, -1);
     int rv = R()->unlink(path);
     const char *name = rel(path);
     if (rv == 0 && name != NULL) {
@@ -588,14 +591,14 @@ static int s_unlink(const char *path)
 
 static int s_mkdir(const char *path, mode_t mode)
 {
-    ENTER(SIMFS_OTHER, -1);
+    ENTER(SIMFS_OTHER, rel(path) != NULL, -1);
     int rv = R()->mkdir(path, mode);
     LEAVE(rv);
 }
 
 static int s_rmdir(const char *path)
 {
-    ENTER(SIMFS_OTHER, -1);
+    ENTER(SIMFS_OTHER, rel(path) != NULL, -1);
     int rv = R()->rmdir(path);
     LEAVE(rv);
 }
@@ -628,6 +631,7 @@ void simfs_install(void)
     S.calls = 0;
     S.fail_left = 0;
     S.fired = false;
+    S.fail_watched_only = false;
     pthread_mutex_unlock(&S.mu);
     plog_io_set(&sim);
 }
@@ -637,6 +641,7 @@ void simfs_uninstall(void)
     plog_io_set(NULL);
     pthread_mutex_lock(&S.mu);
     reset();
+    S.fail_watched_only = false;
     pthread_mutex_unlock(&S.mu);
 }
 
@@ -730,6 +735,13 @@ void simfs_fail_from(uint64_t n, unsigned kinds, int err)
     simfs_fail_at(n, kinds, err);
     pthread_mutex_lock(&S.mu);
     S.fail_sticky = true;
+    pthread_mutex_unlock(&S.mu);
+}
+
+void simfs_fail_watched_only(bool on)
+{
+    pthread_mutex_lock(&S.mu);
+    S.fail_watched_only = on;
     pthread_mutex_unlock(&S.mu);
 }
 

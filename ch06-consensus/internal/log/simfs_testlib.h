@@ -70,6 +70,10 @@ void simfs_fail_at(uint64_t n, unsigned kinds, int err);
  * filled up stays full). */
 void simfs_fail_from(uint64_t n, unsigned kinds, int err);
 bool simfs_fired(void);
+/* simfs_fail_watched_only(on): while on, the faults above hit only calls on
+ * the files (and names) of the directory simfs_start watches; calls on other
+ * files pass and are not counted towards n. simfs_uninstall turns it off. */
+void simfs_fail_watched_only(bool on);
 
 /* simfs_calls: calls made through the layer since install (all kinds). */
 uint64_t simfs_calls(void);
