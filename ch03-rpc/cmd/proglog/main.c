@@ -200,6 +200,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    static const char *const schemes[] = {"tcp", NULL};
+    if (plog_config_flag_url("proglog", "--addr", addr, schemes) != PLOG_OK)
+        return 2;
     if (level_file != NULL && read_level(level_file, &level, why, sizeof why) != 0) {
         fprintf(stderr, "proglog: --log-level-file %s\n", why);
         return 2;

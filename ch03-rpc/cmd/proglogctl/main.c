@@ -360,7 +360,9 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     struct command cmd;
-    if (parse_command(argc - optind, argv + optind, &cmd) != EXIT_OK)
+    static const char *const schemes[] = {"tcp", NULL};
+    if (parse_command(argc - optind, argv + optind, &cmd) != EXIT_OK ||
+        plog_config_flag_url("proglogctl", "--addr", addr, schemes) != 0)
         return EXIT_USAGE;
     signal(SIGPIPE, SIG_IGN);
     plog_client *c;

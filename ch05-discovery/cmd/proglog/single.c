@@ -389,7 +389,9 @@ int single_main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (check_security(addr, cert, key, ca, model, policy, plaintext) != 0)
+    static const char *const schemes[] = {"tls+tcp", "tcp", NULL};
+    if (plog_config_flag_url("proglog", "--addr", addr, schemes) != 0 ||
+        check_security(addr, cert, key, ca, model, policy, plaintext) != 0)
         return 2;
     char why[PLOG_AUTH_ERRMSG_SIZE] = "";
     if (level_file != NULL && reload_read_level(level_file, &level, why, sizeof why) != 0) {

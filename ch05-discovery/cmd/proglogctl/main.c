@@ -431,7 +431,9 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     struct command cmd;
-    if (parse_command(argc - optind, argv + optind, &cmd) != EXIT_OK)
+    static const char *const schemes[] = {"tls+tcp", "tcp", NULL};
+    if (parse_command(argc - optind, argv + optind, &cmd) != EXIT_OK ||
+        plog_config_flag_url("proglogctl", "--addr", addr, schemes) != 0)
         return EXIT_USAGE;
     if (plog_tls_url_is_tls(addr)) {
         /* The environment fills in what no flag gave: flags win. */

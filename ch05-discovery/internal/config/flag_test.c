@@ -31,11 +31,39 @@ static void test_flag_u64_refuses_what_strtoull_would_bend(void **state)
     }
 }
 
+
+static void test_flag_url_takes_scheme_host_and_port(void **state)
+{
+    (void)state;
+    const char *const tcp[] = {"tcp", NULL}, *const both[] = {"tls+tcp", "tcp", NULL};
+    assert_plog_ok(plog_config_flag_url("t", "--addr", "tcp://127.0.0.1:8400", tcp));
+    assert_plog_ok(plog_config_flag_url("t", "--addr", "tcp://localhost:1", tcp));
+    assert_plog_ok(plog_config_flag_url("t", "--addr", "tcp://[::1]:65535", tcp));
+    assert_plog_ok(plog_config_flag_url("t", "--addr", "tls+tcp://127.0.0.1:8400", both));
+    assert_plog_ok(plog_config_flag_url("t", "--addr", "tcp://127.0.0.1:8400", both));
+}
+
+/* What a user types by mistake: the HOST:PORT of ch01/ch02, another scheme, no
+ * port, port 0 or too large, a path. */
+static void test_flag_url_refuses_what_is_not_an_address(void **state)
+{
+    (void)state;
+    const char *const tcp[] = {"tcp", NULL};
+    const char *bad[] = {"127.0.0.1:8400", "", "tcp://", "tcp://127.0.0.1", "tcp://:8400", "tcp://h:0",
+                         "tcp://h:65536", "tcp://h:123456", "tcp://h:80x", "tcp://h:-1", "tls+tcp://h:8400",
+                         "ipc:///tmp/x", "tcp://h:8400/path", "tcp://h :8400", "tcp://h:08400"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (plog_config_flag_url("t", "--addr", bad[i], tcp) != PLOG_EINVAL)
+            fail_msg("took %s", bad[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flag_u64_parses_whole_numbers),
         cmocka_unit_test(test_flag_u64_refuses_what_strtoull_would_bend),
+        cmocka_unit_test(test_flag_url_takes_scheme_host_and_port),
+        cmocka_unit_test(test_flag_url_refuses_what_is_not_an_address),
     };
     return cmocka_run_group_tests_name("flag", tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal/server/testserver.h"
@@ -198,6 +199,16 @@ static void test_proglogctl_refuses_a_bad_command_line_before_dialing(void **sta
     assert_int_equal(plog_test_sh(cmd, 15000, &out), 2);
     assert_string_equal(out, "proglogctl: --timeout (1..4294967295 ms): out of range: 0\n");
     free(out);
+    /* The HOST:PORT of ch01 and ch02: the scheme is missing (before: a status from
+     * the client library, "INVALID_ARGUMENT: bad address", as if a server said it). */
+    snprintf(cmd, sizeof cmd, "%s --addr 127.0.0.1:%d offsets", f->ctl, port);
+    assert_int_equal(plog_test_sh(cmd, 15000, &out), 2);
+    char want[160];
+    snprintf(want, sizeof want,
+             "proglogctl: --addr: want tls+tcp://HOST:PORT or tcp://HOST:PORT (a port 1..65535), not 127.0.0.1:%d\n",
+             port);
+    assert_string_equal(out, want);
+    free(out);
     /* --consistency linearizable with a command that cannot honour it. */
     snprintf(cmd, sizeof cmd, "%s --consistency linearizable --addr tcp://127.0.0.1:%d consume --from 0",
              f->ctl, port);
@@ -329,6 +340,23 @@ static void test_proglog_exits_cleanly_on_sigint_and_keeps_records(void **state)
     free(out);
 }
 
+/* proglog refuses an address it cannot listen on as a usage error (exit 2), before
+ * it opens anything (before: "refusing to serve 127.0.0.1:8400 in plain text", as
+ * if the address had a scheme). */
+static void test_proglog_refuses_an_address_without_its_scheme(void **state)
+{
+    struct fixture *f = *state;
+    char dir[128], cmd[1024], *out;
+    snprintf(dir, sizeof dir, "%s/data", f->tmp);
+    snprintf(cmd, sizeof cmd, "%s --addr 127.0.0.1:8400 --data-dir %s", plog_test_bin("proglog"), dir);
+    assert_int_equal(plog_test_sh(cmd, 15000, &out), 2);
+    assert_string_equal(out, "proglog: --addr: want tls+tcp://HOST:PORT or tcp://HOST:PORT (a port 1..65535), not "
+                             "127.0.0.1:8400\n");
+    free(out);
+    struct stat st;
+    assert_int_not_equal(stat(dir, &st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -347,6 +375,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proglogctl_takes_its_address_from_PROGLOG_ADDR_and_a_flag_wins,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_and_proglog_help_and_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_refuses_an_address_without_its_scheme, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_exits_cleanly_on_sigint_and_keeps_records, setup,
                                         teardown),
     };
