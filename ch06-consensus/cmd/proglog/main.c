@@ -230,6 +230,10 @@ int main(int argc, char **argv)
             return 2;
         }
         flag[c - 1] = optarg != NULL ? optarg : "true";
+        /* --bootstrap true|false as --help shows it: the value as the next word. */
+        if (c - 1 == F_BOOTSTRAP && optarg == NULL && optind < argc &&
+            (strcmp(argv[optind], "true") == 0 || strcmp(argv[optind], "false") == 0))
+            flag[c - 1] = argv[optind++];
     }
     if (optind != argc) {
         fprintf(stderr, "proglog: unexpected argument: %s\n", argv[optind]);

@@ -183,6 +183,12 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
         {"--raft-advertise-addr 127.0.0.1:65536 --data-dir %s/d", 2, "--raft-advertise-addr: want HOST:PORT"},
         {"--raft-advertise-addr node1 --data-dir %s/d", 2, "--raft-advertise-addr: want HOST:PORT"},
         {"--data-dir %s/d extra", 2, "unexpected argument: extra"},
+        /* --bootstrap's value as the next word or after '=' (before: "unexpected
+         * argument: false"): taken, and the next check speaks. */
+        {"--bootstrap false --node-name x --data-dir %s/d", 2, "--server-tls-cert-file is required"},
+        {"--bootstrap true --node-name x --data-dir %s/d", 2, "--server-tls-cert-file is required"},
+        {"--bootstrap=maybe --node-name x --data-dir %s/d", 2, "--bootstrap: want true or false: maybe"},
+        {"--bootstrap --node-name x --data-dir %s/d", 2, "--server-tls-cert-file is required"},
         {"--help --data-dir %s/d", 0, "--start-join-addrs A,B"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
