@@ -46,6 +46,7 @@ struct plog_agent {
     pthread_mutex_t mu; /* disc, against GetMembers while stopping */
     plog_discovery *disc;
     plog_agent_rejoin known; /* the members seen, for the next start (rejoin.h) */
+    size_t njoin;            /* join addresses tried at start (given and remembered) */
 };
 
 /* bind_name checks (or, the first time, records) the directory's node name. */
@@ -435,7 +436,7 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     if ((rv = plog_replicator_open(a->log, &rc, &a->repl, err, errsize)) != PLOG_OK)
         goto fail;
     const char *join[PLOG_AGENT_REJOIN_MAX];
-    size_t njoin = join_list(a, join);
+    size_t njoin = a->njoin = join_list(a, join);
     plog_gossip_tag tags[] = {{"rpc_addr", a->rpc_hostport}};
     plog_discovery_config dc = {
         .name = a->name,
@@ -469,6 +470,19 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
 fail:
     plog_agent_kill(a);
     return rv;
+}
+
+bool plog_agent_alone(plog_agent *a, char *hint, size_t size)
+{
+    plog_discovery_stats st;
+    plog_discovery_stats_get(a->disc, &st);
+    if (a->njoin == 0 || st.alive > 1)
+        return false;
+    snprintf(hint, size,
+             "no member answered at the %zu join address(es): they must be the gossip --bind-addr of running "
+             "nodes, not their RPC port",
+             a->njoin);
+    return true;
 }
 
 const char *plog_agent_rpc_addr(const plog_agent *a)

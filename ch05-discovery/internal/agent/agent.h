@@ -63,6 +63,12 @@ typedef struct plog_agent_config {
  * why, and everything started is stopped again. */
 int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, size_t errsize);
 
+/* plog_agent_alone says whether this node, a few seconds after it started, has
+ * found nobody through the join addresses it had (given, or remembered from an
+ * earlier run), with a hint for the operator in hint (size bytes). A first node,
+ * started with nothing to join, is not alone. */
+bool plog_agent_alone(plog_agent *a, char *hint, size_t size);
+
 /* plog_agent_rpc_addr: the RPC server's URL, e.g. "tls+tcp://127.0.0.1:8400". */
 const char *plog_agent_rpc_addr(const plog_agent *a);
 

@@ -10,6 +10,7 @@
  *
  * With --addr URL (or --insecure-allow-plaintext) it is the previous chapter's
  * server instead, one node alone (single.c). */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd/proglog/reload.h"
@@ -105,6 +107,43 @@ static void usage(FILE *f)
                "Raft connections to the others leave from the bind host's IP when it is an IP\n"
                "address (not 0.0.0.0, 127.0.0.1 or a name: then the kernel picks the source).\n"
                "Exit status: 0 clean shutdown (SIGINT/SIGTERM), 1 failure, 2 usage.\n");
+}
+
+/* A node that found nobody it should have says so once, this long after start. */
+#define ALONE_AFTER_MS 5000
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* next_signal waits for the next signal of set and returns it (-1: error). Until
+ * *check_at (monotonic ms; 0 once done) passes, it wakes then to log, once, why the
+ * node knows no leader, when it does not (plog_agent_alone): the usual mistakes
+ * are a first node without --bootstrap, join addresses that are RPC ports, or
+ * nodes that are not running. */
+static int next_signal(const sigset_t *set, plog_agent *agent, plog_logger *lg, int64_t *check_at)
+{
+    for (;;) {
+        int sig;
+        if (*check_at == 0) {
+            if (sigwait(set, &sig) != 0)
+                return -1;
+            return sig;
+        }
+        int64_t left = *check_at - now_ms();
+        struct timespec ts = {left > 0 ? left / 1000 : 0, left > 0 ? (long)(left % 1000) * 1000000 : 0};
+        if ((sig = sigtimedwait(set, NULL, &ts)) > 0)
+            return sig;
+        if (errno != EAGAIN)
+            continue; /* EINTR */
+        *check_at = 0;
+        char hint[256];
+        if (plog_agent_alone(agent, hint, sizeof hint))
+            plog_logger_log(lg, PLOG_LOGGER_WARN, "alone", "hint", hint, NULL);
+    }
 }
 
 /* The node stopped for good (a write failed, e.g. a full disk): main's sigwait
@@ -408,7 +447,8 @@ int main(int argc, char **argv)
                     ac.metrics_addr != NULL ? ac.metrics_addr : "off", "version", VERSION, NULL);
 
     int sig = 0;
-    while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+    int64_t check_at = now_ms() + ALONE_AFTER_MS;
+    while ((sig = next_signal(&set, agent, lg, &check_at)) == SIGHUP) {
         plog_agent_reload_result r;
         plog_agent_reload(agent, &r);
         struct reload_security rs = {.policy_file = val[F_ACL_POLICY_FILE],

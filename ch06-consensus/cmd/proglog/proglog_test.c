@@ -254,11 +254,47 @@ static void test_proglog_help_names_the_acl_a_cluster_needs_and_it_is_enough(voi
     tc_records_free(v, 3);
 }
 
+/* A node that knows no Raft leader a few seconds after it started says why, once:
+ * here a node with nothing to join and no --bootstrap (before: nothing; produces
+ * then failed "no leader known"); a first node started with --bootstrap does not. */
+static void test_proglog_says_when_it_knows_no_leader_and_why(void **state)
+{
+    struct fixture *f = *state;
+    char bin[512], bind[32], rport[16], raft[16], data[128];
+    snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
+    snprintf(bind, sizeof bind, "127.0.0.1:%d", plog_test_free_port());
+    snprintf(rport, sizeof rport, "%d", f->rport_flag);
+    snprintf(raft, sizeof raft, "%d", plog_test_free_port());
+    snprintf(data, sizeof data, "%s/data-first", f->dir);
+    char *alone[] = {bin, "--config-file", f->yaml, NULL};
+    char *first[] = {bin,     "--config-file", f->yaml, "--bind-addr", bind,        "--rpc-port",
+                     rport,   "--raft-port",   raft,    "--data-dir",  data,        "--bootstrap",
+                     NULL};
+    plog_test_proc a = {0}, b = {0};
+    plog_test_spawn(&a, alone);
+    plog_test_spawn(&b, first);
+    bool warned = plog_test_wait_output(&a, "level=warn msg=alone", 15000);
+    bool served = plog_test_wait_output(&b, "msg=serving", 10000);
+    plog_test_sleep_ms(1000); /* past the first node's check too */
+    char *out_a = plog_test_output(&a), *out_b = plog_test_output(&b);
+    bool stopped = plog_test_kill(&a, SIGTERM, 10000) && plog_test_kill(&b, SIGTERM, 10000);
+    if (!warned || strstr(out_a, "nothing to join and no --bootstrap") == NULL)
+        fail_msg("want the warning: %s", out_a);
+    if (!served || strstr(out_b, "msg=alone") != NULL)
+        fail_msg("a first node warned: %s", out_b);
+    assert_true(stopped);
+    free(out_a);
+    free(out_b);
+    unlink(a.out);
+    unlink(b.out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_proglog_config_file_with_a_flag_overriding_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_refuses_bad_configuration_clearly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_says_when_it_knows_no_leader_and_why, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_warns_once_that_sync_flags_are_unused_in_a_cluster,
                                         setup, teardown),
         cmocka_unit_test_teardown(test_proglog_help_names_the_acl_a_cluster_needs_and_it_is_enough,

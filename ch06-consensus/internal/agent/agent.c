@@ -50,6 +50,7 @@ struct plog_agent {
     plog_discovery *disc;
     plog_agent_rejoin known; /* the members seen, for the next start (rejoin.h) */
     atomic_bool failed;       /* the Raft node stopped for good (on_failed) */
+    size_t njoin;             /* join addresses tried at start (given and remembered) */
 };
 
 /* bind_name checks (or, the first time, records) the directory's node name. */
@@ -528,7 +529,7 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     plog_server_publish(srv, plog_distributed_applied_next(a->dist));
     /* 3. Membership, whose events drive Raft's configuration. */
     const char *join[PLOG_AGENT_REJOIN_MAX];
-    size_t njoin = join_list(a, join);
+    size_t njoin = a->njoin = join_list(a, join);
     plog_gossip_tag tags[] = {{"rpc_addr", a->rpc_hostport}, {"raft_addr", a->raft_advertise}};
     plog_discovery_config dc = {
         .name = a->name,
@@ -562,6 +563,37 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
 fail:
     plog_agent_kill(a);
     return rv;
+}
+
+bool plog_agent_alone(plog_agent *a, char *hint, size_t size)
+{
+    char leader[128];
+    plog_distributed_server sv[PLOG_DISTRIBUTED_MAX_SERVERS];
+    size_t n = 0;
+    if (plog_distributed_leader(a->dist, leader, sizeof leader))
+        return false;
+    plog_distributed_servers(a->dist, sv, PLOG_DISTRIBUTED_MAX_SERVERS, &n);
+    size_t voters = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (sv[i].is_leader)
+            return false;
+        voters += sv[i].voter;
+    }
+    plog_discovery_stats st;
+    plog_discovery_stats_get(a->disc, &st);
+    if (a->njoin == 0 && n == 0)
+        snprintf(hint, size,
+                 "no Raft leader, nothing to join and no --bootstrap: start the first node of a new cluster "
+                 "with --bootstrap, the others with --start-join-addrs (its gossip --bind-addr)");
+    else if (a->njoin > 0 && st.alive <= 1)
+        snprintf(hint, size,
+                 "no Raft leader, and no member answered at the %zu join address(es): they must be the gossip "
+                 "--bind-addr of running nodes, not their RPC port",
+                 a->njoin);
+    else
+        snprintf(hint, size, "no Raft leader: a majority of the %zu voters must be running and reach each other",
+                 voters);
+    return true;
 }
 
 const char *plog_agent_rpc_addr(const plog_agent *a)

@@ -80,6 +80,12 @@ typedef struct plog_agent_config {
  * why, and everything started is stopped again. */
 int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, size_t errsize);
 
+/* plog_agent_alone says whether this node, a few seconds after it started, knows
+ * no Raft leader, with the likely reason for the operator in hint (size bytes):
+ * nothing to join and no --bootstrap, join addresses (given, or remembered from
+ * an earlier run) that nobody answered at, or too few voters running. */
+bool plog_agent_alone(plog_agent *a, char *hint, size_t size);
+
 /* plog_agent_rpc_addr: the RPC server's URL, e.g. "tls+tcp://127.0.0.1:8400". */
 const char *plog_agent_rpc_addr(const plog_agent *a);
 
