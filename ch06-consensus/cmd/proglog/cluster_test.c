@@ -954,7 +954,8 @@ static void test_cluster_of_one_bootstrapped_restarts_after_sigterm_and_kill9(vo
             tc_stop(c, 0, sigs[k]);
         tc_start(c, 0, -1);
         char want[128], args[32];
-        snprintf(want, sizeof want, "%.*s:%d", (int)sizeof c->node[0].host, c->node[0].host, c->node[0].rport);
+        snprintf(want, sizeof want, "%.*s:%d", (int)sizeof c->node[0].host, c->node[0].host,
+                 c->node[0].rport);
         char *out = NULL;
         bool leads = false;
         for (int64_t until = plog_test_now_ms() + 10000; !leads && plog_test_now_ms() < until;
@@ -964,7 +965,8 @@ static void test_cluster_of_one_bootstrapped_restarts_after_sigterm_and_kill9(vo
             /* the header, then one line: id, RPC address, "leader", "voter" */
             char id[64], addr[128], lead[16], role[16], more;
             const char *line = ctl(c, 0, "servers", &out) == 0 && out != NULL ? strchr(out, '\n') : NULL;
-            leads = line != NULL && sscanf(line, "%63s %127s %15s %15s %c", id, addr, lead, role, &more) == 4 &&
+            leads = line != NULL &&
+                    sscanf(line, "%63s %127s %15s %15s %c", id, addr, lead, role, &more) == 4 &&
                     strcmp(addr, want) == 0 && strcmp(lead, "leader") == 0 && strcmp(role, "voter") == 0;
         }
         if (!leads)
@@ -990,7 +992,8 @@ int main(void)
         cmocka_unit_test_teardown(test_cluster_kill9_leader_under_load_loses_and_duplicates_nothing, teardown),
         cmocka_unit_test_teardown(test_cluster_paused_leader_is_replaced_and_steps_down, teardown),
         cmocka_unit_test_teardown(test_cluster_proglogctl_servers_members_produce_through_a_follower, teardown),
-        cmocka_unit_test_teardown(test_cluster_of_one_bootstrapped_restarts_after_sigterm_and_kill9, teardown),
+        cmocka_unit_test_teardown(test_cluster_of_one_bootstrapped_restarts_after_sigterm_and_kill9,
+                                  teardown),
         cmocka_unit_test_teardown(test_cluster_partitioned_leader_commits_nothing_and_the_majority_goes_on,
                                   teardown),
         cmocka_unit_test_teardown(test_cluster_cut_off_follower_never_campaigns_and_catches_up, teardown),

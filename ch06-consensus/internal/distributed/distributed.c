@@ -925,10 +925,10 @@ static int bootstrap(plog_distributed *d, const plog_raft_hard_state *hs)
     uint8_t buf[PLOG_RAFT_CONF_MAX_BYTES];
     plog_raft_entry e = {.term = 1, .index = 1, .type = PLOG_RAFT_ENTRY_CONFIG, .data = buf};
     e.len = plog_raft_conf_encode(&c, buf);
-    if ((rv = plog_raftstore_append(d->store, &e, 1)) != PLOG_OK || (rv = plog_raftstore_sync(d->store)) != PLOG_OK)
+    if ((rv = plog_raftstore_append(d->store, &e, 1)) != PLOG_OK ||
+        (rv = plog_raftstore_sync(d->store)) != PLOG_OK)
         return rv;
-    plog_logger_logf(d->cfg.logger, PLOG_LOGGER_INFO, "raft bootstrapped", "voters=1 index=1 term=%llu",
-                     (unsigned long long)(hs->term > 1 ? hs->term : 1));
+    plog_logger_logf(d->cfg.logger, PLOG_LOGGER_INFO, "raft bootstrapped", "voter=%s index=1", d->name);
     return PLOG_OK;
 }
 
@@ -985,7 +985,8 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
      * mid-bootstrap, or a joiner before its first entry. */
     bool fresh = boot.snapshot == NULL && boot.n_entries == 0;
     if (cfg->bootstrap && fresh) {
-        if ((rv = bootstrap(d, &boot.hs)) != PLOG_OK || (rv = plog_raftstore_boot(d->store, &boot)) != PLOG_OK) {
+        if ((rv = bootstrap(d, &boot.hs)) != PLOG_OK ||
+            (rv = plog_raftstore_boot(d->store, &boot)) != PLOG_OK) {
             plog_errf(err, errsz, "raft bootstrap: %s", plog_raftstore_errmsg(d->store));
             goto fail;
         }

@@ -530,8 +530,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_restarted_cluster_keeps_every_acknowledged_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_index_covers_every_acknowledged_produce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_late_node_catches_up_from_a_snapshot, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_bootstrapped_node_alone_restarts_with_its_records, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_node_that_crashed_mid_bootstrap_ends_up_bootstrapped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_bootstrapped_node_alone_restarts_with_its_records, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_node_that_crashed_mid_bootstrap_ends_up_bootstrapped, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
