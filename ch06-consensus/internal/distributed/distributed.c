@@ -928,6 +928,35 @@ static int mkdir_p(const char *path)
     return mkdir(buf, 0755) != 0 && errno != EEXIST ? PLOG_EIO : PLOG_OK;
 }
 
+/* bootstrap makes this node a new cluster with itself as the one voter, durably,
+ * before the core starts (as HashiCorp raft's BootstrapCluster does): the term
+ * becomes 1 (the hard state, written atomically), then the configuration goes to
+ * Raft's log as entry 1 of term 1, a CONFIG entry, fsynced. The core then boots
+ * from storage as on any restart and takes its configuration from that entry, so
+ * the configuration outlives every restart, with or without a snapshot (the core's
+ * cfg.initial would hold it in memory only). hs is what the store held: a crash
+ * mid-bootstrap leaves a hard state and no entry, and the next start with bootstrap
+ * does it again; a term stored before is kept (never lowered, its vote kept). */
+static int bootstrap(plog_distributed *d, const plog_raft_hard_state *hs)
+{
+    int rv;
+    if (hs->term == 0) {
+        plog_raft_hard_state first = {.term = 1};
+        if ((rv = plog_raftstore_save_hard_state(d->store, &first)) != PLOG_OK)
+            return rv;
+    }
+    plog_raft_conf c = {.n = 1};
+    c.servers[0] = (plog_raft_server){.id = d->id, .role = PLOG_RAFT_VOTER};
+    uint8_t buf[PLOG_RAFT_CONF_MAX_BYTES];
+    plog_raft_entry e = {.term = 1, .index = 1, .type = PLOG_RAFT_ENTRY_CONFIG, .data = buf};
+    e.len = plog_raft_conf_encode(&c, buf);
+    if ((rv = plog_raftstore_append(d->store, &e, 1)) != PLOG_OK ||
+        (rv = plog_raftstore_sync(d->store)) != PLOG_OK)
+        return rv;
+    plog_logger_logf(d->cfg.logger, PLOG_LOGGER_INFO, "raft bootstrapped", "voter=%s index=1", d->name);
+    return PLOG_OK;
+}
+
 int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed **dp, char *err,
                           size_t errsz)
 {
@@ -976,6 +1005,17 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
         plog_errf(err, errsz, "raft state: %s", plog_raftstore_errmsg(d->store));
         goto fail;
     }
+    /* A node belongs to a cluster once Raft's log or a snapshot holds something (the
+     * configuration comes with it); a hard state alone is what a crash leaves
+     * mid-bootstrap, or a joiner before its first entry. */
+    bool fresh = boot.snapshot == NULL && boot.n_entries == 0;
+    if (cfg->bootstrap && fresh) {
+        if ((rv = bootstrap(d, &boot.hs)) != PLOG_OK ||
+            (rv = plog_raftstore_boot(d->store, &boot)) != PLOG_OK) {
+            plog_errf(err, errsz, "raft bootstrap: %s", plog_raftstore_errmsg(d->store));
+            goto fail;
+        }
+    }
     if (boot.snapshot != NULL) {
         if ((rv = snapshot_restore(d, boot.snapshot->data, boot.snapshot->len)) != PLOG_OK) {
             plog_errf(err, errsz, "restore the snapshot at %llu: %s", (unsigned long long)boot.snapshot->index,
@@ -995,11 +1035,6 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
     rc.mem_limit = RAFT_MEM_LIMIT;
     rc.load = load_entry;
     rc.load_arg = d->store;
-    bool fresh = boot.hs.term == 0 && boot.snapshot == NULL && boot.n_entries == 0;
-    if (cfg->bootstrap && fresh) {
-        rc.initial.n = 1;
-        rc.initial.servers[0] = (plog_raft_server){.id = d->id, .role = PLOG_RAFT_VOTER};
-    }
     if ((rv = plog_raft_new(&rc, &boot, &d->raft)) != PLOG_OK) {
         plog_errf(err, errsz, "raft: %s", plog_strerror(rv));
         goto fail;

@@ -52,7 +52,9 @@ typedef struct plog_distributed_config {
     const char *key_file;
     const char *ca_file;
     const plog_auth *acl;  /* borrowed: who may send Raft messages ("gossip") */
-    bool bootstrap;        /* a new cluster of this one server (ignored once it has state) */
+    bool bootstrap;        /* a new cluster of this one server, written to Raft's log
+                              (a CONFIG entry at index 1) before Raft starts; ignored
+                              once Raft's log or a snapshot holds anything */
     uint32_t election_timeout_ms; /* 0: 150; timeouts are drawn from [T, 2T) */
     uint32_t snapshot_entries;    /* take a snapshot every this many applied entries
                                      (the state machine: the dedup table and the record

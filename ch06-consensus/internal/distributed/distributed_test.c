@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "api/v1/log.pb-c.h"
 #include "internal/agent/testcluster.h"
@@ -20,6 +21,8 @@
 #include "internal/distributed/distributed.h"
 #include "internal/err/err.h"
 #include "internal/log/simfs_testlib.h"
+#include "internal/raft/raft.h"
+#include "internal/raftstore/raftstore.h"
 #include "testing/testing.h"
 
 #define N 3
@@ -320,6 +323,129 @@ static void test_a_restarted_cluster_keeps_every_acknowledged_record(void **stat
         }
 }
 
+/* restart closes node i (a clean stop) and opens it again on the same directory. */
+static void restart(struct fixture *f, int i, bool bootstrap)
+{
+    plog_distributed_stop(f->n[i].d);
+    plog_distributed_close(f->n[i].d);
+    f->n[i].d = NULL;
+    start(f, i, bootstrap);
+}
+
+/* wait_leads waits up to 5 s until node i leads. */
+static void wait_leads(struct fixture *f, int i)
+{
+    int64_t until = plog_test_now_ms() + 5000;
+    while (!plog_distributed_leader(f->n[i].d, NULL, 0))
+        if (plog_test_now_ms() > until)
+            fail_msg("%s does not lead within 5 s", f->n[i].name);
+        else
+            plog_test_sleep_ms(5);
+}
+
+static void assert_record(struct fixture *f, int i, uint64_t off, const char *value)
+{
+    struct has_arg a = {f->n[i].d, off, value};
+    if (!plog_test_wait_until(has_record, &a, 3000))
+        fail_msg("%s: offset %llu is not %s", f->n[i].name, (unsigned long long)off, value);
+}
+
+/* A cluster of one, bootstrapped, restarts: its configuration is in Raft's log from
+ * the start (a CONFIG entry at index 1), not only in memory until a snapshot. After
+ * each restart it elects itself, lists itself as the one voter, serves what it
+ * acknowledged at the same offsets and appends after them; the second restart does
+ * not pass bootstrap: the log alone holds the configuration. */
+static void test_a_bootstrapped_node_alone_restarts_with_its_records(void **state)
+{
+    struct fixture *f = *state;
+    start(f, 0, true);
+    wait_leads(f, 0);
+    wait_voters(f->n[0].d, 1);
+    assert_int_equal(produce(f->n[0].d, 0, 0, "a"), 0);
+    restart(f, 0, true);
+    wait_leads(f, 0);
+    wait_voters(f->n[0].d, 1);
+    assert_record(f, 0, 0, "a");
+    assert_int_equal(produce(f->n[0].d, 0, 0, "b"), 1);
+    restart(f, 0, false);
+    wait_leads(f, 0);
+    assert_record(f, 0, 0, "a");
+    assert_record(f, 0, 1, "b");
+    assert_int_equal(produce(f->n[0].d, 0, 0, "c"), 2);
+}
+
+/* raft_state writes what a crash during a bootstrap can leave in node i's Raft
+ * directory: the hard state hs and, with torn, the bootstrap's CONFIG entry
+ * written all but its last byte (the power went before the write completed). */
+static void raft_state(struct fixture *f, int i, plog_raft_hard_state hs, bool torn)
+{
+    char path[256], err[256];
+    assert_true(mkdir(f->n[i].dir, 0755) == 0);
+    snprintf(path, sizeof path, "%s/raft", f->n[i].dir);
+    assert_true(mkdir(path, 0755) == 0);
+    plog_raftstore *s;
+    if (plog_raftstore_open(path, NULL, &s, err, sizeof err) != PLOG_OK)
+        fail_msg("raftstore %s: %s", path, err);
+    assert_plog_ok(plog_raftstore_save_hard_state(s, &hs));
+    if (torn) {
+        plog_raft_conf c = {.n = 1};
+        c.servers[0] = (plog_raft_server){.id = plog_distributed_id(f->n[i].name), .role = PLOG_RAFT_VOTER};
+        uint8_t buf[PLOG_RAFT_CONF_MAX_BYTES];
+        plog_raft_entry e = {.term = 1, .index = 1, .type = PLOG_RAFT_ENTRY_CONFIG, .data = buf};
+        e.len = plog_raft_conf_encode(&c, buf);
+        assert_plog_ok(plog_raftstore_append(s, &e, 1));
+        assert_plog_ok(plog_raftstore_sync(s));
+    }
+    plog_raftstore_close(s);
+    if (torn) {
+        snprintf(path, sizeof path, "%s/raft/log-0/%020d.store", f->n[i].dir, 0);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        assert_true(st.st_size > 1);
+        assert_int_equal(truncate(path, st.st_size - 1), 0);
+    }
+}
+
+/* A node killed in the middle of its bootstrap comes back bootstrapped, not as a
+ * member of nothing: killed after the hard state was written and before the
+ * configuration entry was (with the term 1 the bootstrap writes, or a higher one
+ * stored before, which is kept), or while that entry was being written (torn). */
+static void test_a_node_that_crashed_mid_bootstrap_ends_up_bootstrapped(void **state)
+{
+    struct fixture *f = *state;
+    const struct {
+        uint64_t term;
+        bool torn;
+    } cases[N] = {{1, false}, {5, false}, {1, true}};
+    for (int k = 0; k < N; k++) {
+        raft_state(f, k, (plog_raft_hard_state){.term = cases[k].term}, cases[k].torn);
+        start(f, k, true);
+        wait_voters(f->n[k].d, 1);
+        wait_leads(f, k);
+        assert_int_equal(produce(f->n[k].d, 0, 0, "x"), 0);
+        restart(f, k, true);
+        wait_leads(f, k);
+        assert_record(f, k, 0, "x");
+        assert_int_equal(produce(f->n[k].d, 0, 0, "y"), 1);
+        plog_distributed_stop(f->n[k].d); /* each its own cluster: none sends to another */
+        plog_distributed_close(f->n[k].d);
+        f->n[k].d = NULL;
+        /* It elected itself in a term after the one stored (never below it). */
+        char path[256], err[256];
+        snprintf(path, sizeof path, "%s/raft", f->n[k].dir);
+        plog_raftstore *s;
+        if (plog_raftstore_open(path, NULL, &s, err, sizeof err) != PLOG_OK)
+            fail_msg("raftstore %s: %s", path, err);
+        plog_raft_boot boot;
+        assert_plog_ok(plog_raftstore_boot(s, &boot));
+        assert_true(boot.hs.term > cases[k].term);
+        assert_true(boot.n_entries >= 1);
+        assert_int_equal(boot.entries[0].type, PLOG_RAFT_ENTRY_CONFIG);
+        assert_int_equal(boot.entries[0].term, 1);
+        plog_raftstore_close(s);
+    }
+}
+
 struct read_res {
     int rv;
     uint64_t next;
@@ -480,6 +606,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_leader_whose_record_log_fails_stops_and_its_produce_is_retried_once,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_leader_whose_raft_log_fails_stops_and_names_no_leader, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_bootstrapped_node_alone_restarts_with_its_records, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_node_that_crashed_mid_bootstrap_ends_up_bootstrapped, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -242,8 +242,13 @@ typedef struct plog_raft_config {
     void *load_arg;
     bool pre_vote;                /* thesis §9.6 */
     bool check_quorum;            /* thesis §6.2: a leader that loses its quorum steps down */
-    plog_raft_conf initial;       /* the cluster's first configuration (a new cluster);
-                                     a server joining later starts empty */
+    plog_raft_conf initial;       /* the configuration as of index 0, in memory only:
+                                     never persisted (a snapshot's conf is), so every
+                                     start must pass it again (the simulation does). A
+                                     driver that bootstraps durably stores a CONFIG entry
+                                     at index 1 instead and passes none (thesis §4.1: the
+                                     latest configuration in the log wins); a server
+                                     joining later starts empty */
 } plog_raft_config;
 
 /* plog_raft_config_default fills c with the defaults (150 ms election timeout, 50 ms

@@ -187,6 +187,84 @@ static void test_raft_single_server_elects_itself_and_persists_its_vote(void **s
     plog_raft_free(r);
 }
 
+/* config_entry is a CONFIG entry at index, of term, holding c (encoded into buf). */
+static plog_raft_entry config_entry(uint64_t index, uint64_t term, const plog_raft_conf *c, uint8_t *buf)
+{
+    plog_raft_entry e = {.term = term, .index = index, .type = PLOG_RAFT_ENTRY_CONFIG, .data = buf};
+    e.len = plog_raft_conf_encode(c, buf);
+    return e;
+}
+
+/* thesis §4.1: the configuration in force is the latest in the log. A server booted
+ * with no cfg.initial, from a stored log whose entry 1 names it the one voter (how the
+ * driver bootstraps, durably), elects itself and commits that entry with its no-op;
+ * a server given nothing learns it from the leader's entry 1 and, not a voter there,
+ * never campaigns, until the entry that adds it arrives. */
+static void test_raft_configuration_comes_from_a_config_entry_at_index_1(void **state)
+{
+    (void)state;
+    plog_raft_conf one = {.n = 1};
+    one.servers[0] = (plog_raft_server){.id = 1, .role = PLOG_RAFT_VOTER};
+    uint8_t buf[PLOG_RAFT_CONF_MAX_BYTES];
+    plog_raft_entry e1 = config_entry(1, 1, &one, buf);
+    plog_raft_config c;
+    plog_raft_config_default(&c, 1);
+    plog_raft_boot boot = {.hs = {.term = 1}, .entries = &e1, .n_entries = 1};
+    plog_raft *r;
+    assert_plog_ok(plog_raft_new(&c, &boot, &r));
+    plog_raft_status st;
+    plog_raft_get_status(r, &st);
+    assert_int_equal(st.conf.n, 1);
+    assert_int_equal(st.conf.servers[0].id, 1);
+    plog_raft_update up;
+    plog_raft_event ev = {.type = PLOG_RAFT_EV_TICK, .now_ms = 0};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    ev.now_ms = up.deadline_ms;
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    plog_raft_get_status(r, &st);
+    assert_int_equal(st.role, PLOG_RAFT_LEADER);
+    assert_int_equal(up.hs.term, 2);
+    assert_int_equal(up.n_entries, 1);
+    assert_int_equal(up.entries[0].index, 2);
+    assert_int_equal(up.entries[0].type, PLOG_RAFT_ENTRY_NOOP);
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_PERSISTED, .now_ms = ev.now_ms, .index = 2, .term = 2};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.n_committed, 2);
+    assert_int_equal(up.committed[0].type, PLOG_RAFT_ENTRY_CONFIG);
+    assert_int_equal(up.committed[1].type, PLOG_RAFT_ENTRY_NOOP);
+    plog_raft_free(r);
+
+    plog_raft_config_default(&c, 2);
+    assert_plog_ok(plog_raft_new(&c, NULL, &r));
+    plog_raft_msg m = {.type = PLOG_RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 2, .entries = &e1,
+                       .n_entries = 1, .commit = 1};
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_RECEIVE, .now_ms = 1, .msg = &m};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    plog_raft_get_status(r, &st);
+    assert_int_equal(st.conf.n, 1);
+    assert_int_equal(st.last, 1);
+    for (uint64_t now = 10; now < 5000; now += 10) {
+        ev = (plog_raft_event){.type = PLOG_RAFT_EV_TICK, .now_ms = now};
+        assert_plog_ok(plog_raft_step(r, &ev, &up));
+        for (size_t i = 0; i < up.n_msgs; i++)
+            assert_true(up.msgs[i].type != PLOG_RAFT_MSG_PREVOTE && up.msgs[i].type != PLOG_RAFT_MSG_VOTE);
+    }
+    plog_raft_get_status(r, &st);
+    assert_int_equal(st.role, PLOG_RAFT_FOLLOWER);
+    plog_raft_conf two = one;
+    two.servers[two.n++] = (plog_raft_server){.id = 2, .role = PLOG_RAFT_LEARNER, .promote = true};
+    uint8_t buf2[PLOG_RAFT_CONF_MAX_BYTES];
+    plog_raft_entry more[2] = {{.term = 2, .index = 2, .type = PLOG_RAFT_ENTRY_NOOP},
+                               config_entry(3, 2, &two, buf2)};
+    m = (plog_raft_msg){.type = PLOG_RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 2, .index = 1,
+                        .log_term = 1, .entries = more, .n_entries = 2, .commit = 3};
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_RECEIVE, .now_ms = 5000, .msg = &m};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    plog_raft_get_status(r, &st);
+    assert_int_equal(st.conf.n, 2);
+    assert_non_null(plog_raft_conf_find(&st.conf, 2));
+    plog_raft_free(r);
+}
 
 /* Figure 2: votedFor is persistent state: the update that carries a granted vote also
  * carries the hard state with that vote, so the driver writes it before answering. */
@@ -510,6 +588,7 @@ int main(void)
         cmocka_unit_test(test_raft_new_rejects_a_boot_log_with_a_gap),
         cmocka_unit_test(test_raft_follower_refuses_leader_only_events),
         cmocka_unit_test(test_raft_single_server_elects_itself_and_persists_its_vote),
+        cmocka_unit_test(test_raft_configuration_comes_from_a_config_entry_at_index_1),
         cmocka_unit_test(test_raft_granted_vote_is_in_the_hard_state_of_the_same_update),
         cmocka_unit_test(test_raft_vote_is_refused_to_a_candidate_with_an_older_log),
         cmocka_unit_test(test_raft_leader_sends_before_persisting_and_counts_itself_after),
