@@ -396,6 +396,31 @@ static void test_agent_log_size_gauge_grows_with_the_records(void **state)
     plog_client_close(cl);
 }
 
+/* Raft's state is in the metrics (ch06; a black-box run found none, and ch05's
+ * proglog_replicated_records left behind, always the count of applied records):
+ * a node bootstrapped alone leads, in a term of at least 1, and its commit index
+ * moves with every produce. */
+static void test_agent_raft_gauges_show_the_leader_its_term_and_commits(void **state)
+{
+    struct tc *c = *state;
+    tc_init(c, 1);
+    tc_start(c, 0, -1);
+    plog_client *cl = tc_client(c, 0);
+    plog_rpc_status rs;
+    assert_int_equal(produce(cl, "first", &rs), PLOG_STATUS_OK);
+    struct gauge_arg g = {c, "proglog_raft_leader", 0};
+    assert_true(plog_test_wait_until(gauge_above, &g, 10000));
+    assert_true(metric(c, 0, "proglog_raft_term") >= 1);
+    assert_int_equal(metric(c, 0, "proglog_replicated_records"), -1);
+    g.name = "proglog_raft_commit_index";
+    g.above = metric(c, 0, g.name);
+    assert_true(g.above >= 1);
+    assert_int_equal(produce(cl, "second", &rs), PLOG_STATUS_OK);
+    if (!plog_test_wait_until(gauge_above, &g, 10000))
+        fail_msg("proglog_raft_commit_index stayed at %ld after a produce", g.above);
+    plog_client_close(cl);
+}
+
 /* The new flags are listed, and a bad value is a usage error before anything
  * starts. */
 static void test_agent_operator_flags_are_listed_and_checked(void **state)
@@ -444,6 +469,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_agent_logs_a_refused_handshake, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_log_size_gauge_grows_with_the_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_raft_gauges_show_the_leader_its_term_and_commits, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_agent_operator_flags_are_listed_and_checked, setup, teardown),
     };
     return cmocka_run_group_tests_name("operate", tests, NULL, NULL);

@@ -370,9 +370,23 @@ static int64_t gauge_dropped(void *arg)
                      st.transport.unauthenticated + st.transport.oversize);
 }
 
-static int64_t gauge_replicated(void *arg)
+static int64_t gauge_raft_leader(void *arg)
 {
-    return (int64_t)plog_distributed_applied_next(((plog_agent *)arg)->dist);
+    return plog_distributed_leader(((plog_agent *)arg)->dist, NULL, 0) ? 1 : 0;
+}
+
+static int64_t gauge_raft_term(void *arg)
+{
+    uint64_t term, commit;
+    plog_distributed_raft_state(((plog_agent *)arg)->dist, &term, &commit);
+    return (int64_t)term;
+}
+
+static int64_t gauge_raft_commit(void *arg)
+{
+    uint64_t term, commit;
+    plog_distributed_raft_state(((plog_agent *)arg)->dist, &term, &commit);
+    return (int64_t)commit;
 }
 
 static void copy(char *dst, size_t size, const char *src)
@@ -554,7 +568,9 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     pthread_mutex_unlock(&a->mu);
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_MEMBERS_ALIVE, gauge_alive, a);
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_GOSSIP_DROPPED, gauge_dropped, a);
-    plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_REPLICATED_RECORDS, gauge_replicated, a);
+    plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_RAFT_LEADER, gauge_raft_leader, a);
+    plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_RAFT_TERM, gauge_raft_term, a);
+    plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_RAFT_COMMIT_INDEX, gauge_raft_commit, a);
     if (cfg->metrics_addr != NULL &&
         (rv = plog_metrics_http_open(a->metrics, cfg->metrics_addr, err, errsize, &a->http)) != PLOG_OK)
         goto fail;

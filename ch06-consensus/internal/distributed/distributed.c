@@ -1292,6 +1292,14 @@ bool plog_distributed_leader(plog_distributed *d, char *buf, size_t size)
     return me;
 }
 
+void plog_distributed_raft_state(plog_distributed *d, uint64_t *term, uint64_t *commit)
+{
+    pthread_mutex_lock(&d->mu);
+    *term = d->st.term;
+    *commit = d->st.commit;
+    pthread_mutex_unlock(&d->mu);
+}
+
 bool plog_distributed_wait_leader(plog_distributed *d, int timeout_ms)
 {
     uint64_t until = now_ms() + (uint64_t)timeout_ms;

@@ -145,6 +145,10 @@ void plog_distributed_servers(plog_distributed *d, plog_distributed_server *out,
  * unknown); returns whether this node leads. */
 bool plog_distributed_leader(plog_distributed *d, char *buf, size_t size);
 
+/* plog_distributed_raft_state: this node's Raft term and commit index, as the
+ * node thread last published them (for metrics). */
+void plog_distributed_raft_state(plog_distributed *d, uint64_t *term, uint64_t *commit);
+
 /* plog_distributed_wait_leader waits up to timeout_ms until some leader is known
  * to this node. */
 bool plog_distributed_wait_leader(plog_distributed *d, int timeout_ms);

@@ -83,8 +83,12 @@
       "Cluster members this node sees alive, itself included (ch05).")                                   \
     X(PLOG_GAUGE_GOSSIP_DROPPED, "proglog_gossip_messages_dropped", "gauge", "",                         \
       "Membership messages dropped since start: unauthorized, malformed, oversize (ch05).")              \
-    X(PLOG_GAUGE_REPLICATED_RECORDS, "proglog_replicated_records", "gauge", "",                          \
-      "Records copied from other nodes since start (ch05).")
+    X(PLOG_GAUGE_RAFT_LEADER, "proglog_raft_leader", "gauge", "",                                        \
+      "1 while this node is the Raft leader, else 0 (ch06).")                                            \
+    X(PLOG_GAUGE_RAFT_TERM, "proglog_raft_term", "gauge", "",                                            \
+      "The Raft term this node is in (ch06).")                                                           \
+    X(PLOG_GAUGE_RAFT_COMMIT_INDEX, "proglog_raft_commit_index", "gauge", "",                            \
+      "Raft's commit index as this node knows it: the last log entry it knows committed (ch06).")
 
 typedef enum {
 #define X(id, name, type, labels, help) id,
