@@ -112,11 +112,18 @@ static void complete(struct worker *w, int rv, bool stream)
     plog_server *s = w->srv;
     dedup_finish(s, w, rv == PLOG_OK);
     if (rv != PLOG_OK) {
+        /* A failed write fails the log (fail-stop): this produce and every later
+         * one get the same answer, UNAVAILABLE with the cause (a full disk), not
+         * INTERNAL for the first. The cause often starts with the error's name. */
+        if (rv != PLOG_EFAILED && plog_log_failed(s->log, NULL, 0))
+            rv = PLOG_EFAILED;
         char why[160];
         plog_log_errmsg(s->log, why, sizeof why);
-        plog_logger_log(s->cfg.logger, PLOG_LOGGER_ERROR, "commit failed", "err", plog_strerror(rv), "detail", why,
-                        NULL);
-        plog_server_reply_error(w, plog_rpc_status_from_err(rv), "commit failed: %s: %s", plog_strerror(rv), why);
+        const char *name = plog_strerror(rv);
+        bool named = strncmp(why, name, strlen(name)) == 0;
+        plog_logger_log(s->cfg.logger, PLOG_LOGGER_ERROR, "commit failed", "err", name, "detail", why, NULL);
+        plog_server_reply_error(w, plog_rpc_status_from_err(rv), "commit failed: %s%s%s", named ? "" : name,
+                                named ? "" : ": ", why);
         return;
     }
     plog_server_advance(s, w->first + w->count);

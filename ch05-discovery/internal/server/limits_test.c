@@ -2,7 +2,8 @@
  * without an ACL, refuses configurations whose sizes overflow, caps one client's
  * parked long polls and the memory of decoded requests in flight, keeps serving an
  * authorized client while 2,000 idle TCP connections hold handshake slots, and
- * keys its resend deduplication by the sender's verified identity. */
+ * keys its resend deduplication by the sender's verified identity; a full disk is
+ * answered alike every time. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -11,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,7 @@
 #include "api/v1/log.pb-c.h"
 #include "internal/err/err.h"
 #include "internal/log/log.h"
+#include "internal/log/simfs_testlib.h"
 #include "internal/rpc/envelope.h"
 #include "internal/rpc/status.h"
 #include "internal/server/server.h"
@@ -541,6 +544,38 @@ static void test_server_dedup_is_keyed_by_identity(void **state)
     plog_test_rmrf(dir);
 }
 
+/* A full disk: the first produce whose write fails and every later one are
+ * answered alike, UNAVAILABLE with the cause (before: INTERNAL for the first,
+ * and the later ones named "log failed; restart to recover" twice). */
+static void test_server_answers_a_full_disk_alike_every_time(void **state)
+{
+    struct fixture *f = *state;
+    char why[256] = "";
+    plog_server_config cfg = {.addr = f->addr, .insecure = true};
+    assert_plog_ok(plog_server_open(f->log, &cfg, &f->srv, why, sizeof why));
+    nng_socket s = dial(f->addr, NULL);
+    int code;
+    assert_int_equal(produce(s, "fits", 1, 1, &code), 0);
+    simfs_install();
+    simfs_fail_from(1, SIMFS_WRITE, ENOSPC);
+    for (uint64_t seq = 2; seq <= 3; seq++) {
+        Log__V1__Record rec = LOG__V1__RECORD__INIT;
+        rec.value.data = (uint8_t *)"full";
+        rec.value.len = 4;
+        Log__V1__ProduceRequest pr = LOG__V1__PRODUCE_REQUEST__INIT;
+        pr.record = &rec;
+        char text[256];
+        code = call(s, plog_rpc_method_name(PLOG_METHOD_PRODUCE), &pr.base, 1, seq, text, sizeof text, NULL, NULL);
+        assert_int_equal(code, PLOG_STATUS_UNAVAILABLE);
+        const char *named = strstr(text, "log failed; restart to recover");
+        if (strncmp(text, "commit failed: log failed; restart to recover: ", 47) != 0 ||
+            strstr(text, "No space left on device") == NULL || strstr(named + 1, "log failed") != NULL)
+            fail_msg("produce %llu: %s", (unsigned long long)seq, text);
+    }
+    simfs_uninstall();
+    nng_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -548,6 +583,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_refuses_sizes_that_overflow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_caps_parked_polls_per_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_refuses_requests_beyond_the_inflight_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_answers_a_full_disk_alike_every_time, setup, teardown),
         cmocka_unit_test(test_server_serves_root_while_2000_idle_connections_are_open),
         cmocka_unit_test(test_server_caps_connections),
         cmocka_unit_test(test_server_metrics_and_logs_tell_the_truth),
