@@ -119,6 +119,8 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
         {"--rpc-port 70000 --data-dir %s/d", 2, "--rpc-port: too large"},
         {"--profile wan --data-dir %s/d", 2, "--profile: want lan or fast"},
         {"--data-dir %s/d extra", 2, "unexpected argument: extra"},
+        /* A name the others would never accept (before: it started, and could not join). */
+        {"--config-file %s/node1.yaml --node-name node2", 1, "node2\\\" is not the CN of the peer certificate"},
         {"--help --data-dir %s/d", 0, "--start-join-addrs A,B"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -23,6 +23,7 @@
 #include "internal/metrics/metrics.h"
 #include "internal/server/server.h"
 #include "internal/tls/config.h"
+#include "internal/tls/engine.h"
 
 #define PATH_SIZE 1024
 #define NAME_SIZE 128
@@ -341,6 +342,15 @@ static int check_config(const plog_agent_config *c, char *err, size_t errsize)
     }
     if (c->njoin > PLOG_AGENT_REJOIN_MAX) {
         plog_errf(err, errsize, "agent: at most %d join addresses", PLOG_AGENT_REJOIN_MAX);
+        return PLOG_EINVAL;
+    }
+    /* The others know a node by its certificate's CN (gossip from another name is
+     * dropped as spoofed): a name that is not it could never join. An unreadable
+     * file is reported where the transport loads it. */
+    char cn[PLOG_TLS_CN_SIZE];
+    if (plog_tls_cert_cn(c->peer_tls_cert_file, cn, sizeof cn) == PLOG_OK && strcmp(cn, c->node_name) != 0) {
+        plog_errf(err, errsize, "agent: the node name \"%s\" is not the CN of the peer certificate %s (\"%s\")",
+                  c->node_name, c->peer_tls_cert_file, cn);
         return PLOG_EINVAL;
     }
     return PLOG_OK;

@@ -417,6 +417,21 @@ static bool peer_cn(X509 *cert, char *cn, size_t size)
     return ok;
 }
 
+int plog_tls_cert_cn(const char *cert_file, char *cn, size_t size)
+{
+    BIO *b = BIO_new_file(cert_file, "r");
+    if (b == NULL) {
+        clear_errors();
+        return PLOG_EIO;
+    }
+    X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    BIO_free(b);
+    bool ok = x != NULL && peer_cn(x, cn, size);
+    X509_free(x);
+    clear_errors();
+    return ok ? PLOG_OK : PLOG_EINVAL;
+}
+
 /* conn_established runs once, the first time an op sees the handshake finished:
  * it counts it and records the verified peer. */
 static void conn_established(struct nng_tls_engine_conn *c)

@@ -183,6 +183,8 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
         {"--raft-advertise-addr 127.0.0.1:65536 --data-dir %s/d", 2, "--raft-advertise-addr: want HOST:PORT"},
         {"--raft-advertise-addr node1 --data-dir %s/d", 2, "--raft-advertise-addr: want HOST:PORT"},
         {"--data-dir %s/d extra", 2, "unexpected argument: extra"},
+        /* A name the others would never accept (before: it started, and could not join). */
+        {"--config-file %s/node1.yaml --node-name node2", 1, "node2\\\" is not the CN of the peer certificate"},
         /* --bootstrap's value as the next word or after '=' (before: "unexpected
          * argument: false"): taken, and the next check speaks. */
         {"--bootstrap false --node-name x --data-dir %s/d", 2, "--server-tls-cert-file is required"},

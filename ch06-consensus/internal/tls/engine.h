@@ -48,6 +48,13 @@
 /* PLOG_TLS_ERRMSG_SIZE is the size of every error text buffer of this module. */
 #define PLOG_TLS_ERRMSG_SIZE 256
 
+/* plog_tls_cert_cn copies the subject CN of the first certificate in cert_file
+ * (PEM) into cn (size bytes; PLOG_TLS_CN_SIZE always fits): PLOG_OK; PLOG_EIO when
+ * the file cannot be read; PLOG_EINVAL when it holds no certificate, or one
+ * without exactly one usable CN (the rule the engine applies to peers). A node's
+ * name must be its certificate's CN: that is who the other nodes see. */
+int plog_tls_cert_cn(const char *cert_file, char *cn, size_t size);
+
 /* plog_tls_engine_register makes this engine nng's TLS engine. Idempotent and
  * thread-safe: it does nothing when nng_tls_engine_name() already names it.
  * PLOG_OK, PLOG_ENOMEM, PLOG_ETLS (nng refused the engine). */
