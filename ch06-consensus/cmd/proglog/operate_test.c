@@ -373,17 +373,26 @@ static void test_agent_logs_a_refused_handshake(void **state)
     }
 }
 
+/* one_node_with_a_record starts node 0 alone and produces one record through the
+ * client it returns (the caller closes it). */
+static plog_client *one_node_with_a_record(struct tc *c)
+{
+    tc_init(c, 1);
+    tc_start(c, 0, -1);
+    plog_client *cl = tc_client(c, 0);
+    plog_rpc_status rs;
+    assert_int_equal(produce(cl, "first", &rs), PLOG_STATUS_OK);
+    return cl;
+}
+
 /* proglog_log_size_bytes reports the node's segment files: above 0 once the node
  * holds a record, and growing as records arrive (a black-box run found it stuck
  * at 0 in agent mode, where nothing bound it). */
 static void test_agent_log_size_gauge_grows_with_the_records(void **state)
 {
     struct tc *c = *state;
-    tc_init(c, 1);
-    tc_start(c, 0, -1);
-    plog_client *cl = tc_client(c, 0);
+    plog_client *cl = one_node_with_a_record(c);
     plog_rpc_status rs;
-    assert_int_equal(produce(cl, "first", &rs), PLOG_STATUS_OK);
     struct gauge_arg g = {c, "proglog_log_size_bytes", 0};
     assert_true(plog_test_wait_until(gauge_above, &g, 10000));
     g.above = metric(c, 0, "proglog_log_size_bytes");
@@ -403,11 +412,8 @@ static void test_agent_log_size_gauge_grows_with_the_records(void **state)
 static void test_agent_raft_gauges_show_the_leader_its_term_and_commits(void **state)
 {
     struct tc *c = *state;
-    tc_init(c, 1);
-    tc_start(c, 0, -1);
-    plog_client *cl = tc_client(c, 0);
+    plog_client *cl = one_node_with_a_record(c);
     plog_rpc_status rs;
-    assert_int_equal(produce(cl, "first", &rs), PLOG_STATUS_OK);
     struct gauge_arg g = {c, "proglog_raft_leader", 0};
     assert_true(plog_test_wait_until(gauge_above, &g, 10000));
     assert_true(metric(c, 0, "proglog_raft_term") >= 1);
