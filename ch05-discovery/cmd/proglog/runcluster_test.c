@@ -174,10 +174,12 @@ static void test_run_cluster_reports_a_node_that_dies_and_the_others_serve_on(vo
 {
     struct fixture *f = *state;
     start(f);
-    char cmd[512], *out;
-    snprintf(cmd, sizeof cmd, "pkill -KILL -f -- '--node-name node[2] --data-dir %s/node2'", f->data);
-    assert_int_equal(plog_test_sh(cmd, 5000, &out), 0);
+    char *out = plog_test_output(&f->proc), *up = strstr(out, "run-cluster: node2 is up (pid ");
+    assert_non_null(up);
+    pid_t node2 = (pid_t)atoi(up + strlen("run-cluster: node2 is up (pid "));
     free(out);
+    assert_true(node2 > 1);
+    assert_int_equal(kill(node2, SIGKILL), 0);
     if (!plog_test_wait_output(&f->proc, "still running: node1 node3", 15000))
         fail_msg("node2's death not reported: %s", plog_test_output(&f->proc));
     out = plog_test_output(&f->proc);
