@@ -355,6 +355,56 @@ static void test_log_commit_of_an_offset_not_appended_is_out_of_range(void **sta
     assert_plog_ok(plog_log_commit(f->l, 0));
 }
 
+#define SAID_SIZE 512
+
+/* keep_report keeps the last line the log reports (arg: char[SAID_SIZE]). */
+static void keep_report(void *arg, int level, const char *msg)
+{
+    (void)level;
+    snprintf(arg, SAID_SIZE, "%s", msg);
+}
+
+static off_t file_size(const char *dir, const char *name)
+{
+    char path[256];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_size;
+}
+
+/* A second proglog on the same data directory used to recover the files under
+ * the running one: its close cut the live, mmap'd index to its entry count, and
+ * the first log died of SIGBUS at a later append. */
+static void test_log_open_of_a_directory_in_use_fails_and_leaves_the_first_log_working(void **state)
+{
+    struct fixture *f = *state;
+    open_log(f);
+    testrec_append(f->l, 0);
+    const char *index = "00000000000000000000.index";
+    off_t before = file_size(f->dir, index);
+    char said[SAID_SIZE] = "";
+    plog_log_config c = f->c;
+    c.report.fn = keep_report;
+    c.report.arg = said;
+    plog_log *second = NULL;
+    assert_plog_err(plog_log_open(f->dir, &c, &second), PLOG_EIO);
+    assert_null(second);
+    char want[128];
+    snprintf(want, sizeof want, "data directory %s is in use by another process", f->dir);
+    if (strstr(said, want) == NULL)
+        fail_msg("reported: %s", said);
+    /* Nothing was touched: the index keeps its preallocated size. */
+    assert_int_equal(file_size(f->dir, index), before);
+    for (uint64_t i = 1; i < 30; i++)
+        testrec_append(f->l, i);
+    for (uint64_t i = 0; i < 30; i++)
+        testrec_assert_read(f->l, i);
+    /* Closed, the directory is free again. */
+    reopen_log(f);
+    testrec_assert_read(f->l, 29);
+}
+
 static void test_log_close_of_null_does_nothing(void **state)
 {
     (void)state;
@@ -383,6 +433,7 @@ int main(void)
         T(test_log_sync_interval_commit_returns_and_records_survive_reopen),
         T(test_log_sync_never_commit_writes_records_to_the_file),
         T(test_log_commit_of_an_offset_not_appended_is_out_of_range),
+        T(test_log_open_of_a_directory_in_use_fails_and_leaves_the_first_log_working),
         T(test_log_close_of_null_does_nothing),
 #undef T
     };

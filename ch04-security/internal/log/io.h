@@ -32,6 +32,7 @@ typedef struct plog_io {
     int (*unlink)(const char *path);
     int (*mkdir)(const char *path, mode_t mode);
     int (*rmdir)(const char *path);
+    int (*flock)(int fd, int op); /* flock(2): LOCK_EX | LOCK_NB on the directory */
 } plog_io;
 
 /* plog_io_get: the table in use. plog_io_set replaces it (NULL: the real

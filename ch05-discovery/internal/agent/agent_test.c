@@ -347,6 +347,47 @@ static void test_agent_refuses_a_data_dir_of_another_node(void **state)
     assert_non_null(strstr(err, "belongs to node \"node1\", not \"node2\""));
 }
 
+/* A second node started on a running node's data directory (a second `make
+ * run`, a mistyped port) fails before it reads or writes a file there; the
+ * running node serves on. */
+static void test_agent_refuses_a_data_dir_in_use(void **state)
+{
+    struct fixture *f = *state;
+    start(f, 0, -1);
+    snprintf(f->data[1], sizeof f->data[1], "%s", f->data[0]);
+    char c[64], k[64];
+    snprintf(c, sizeof c, "%s.pem", f->name[1]);
+    snprintf(k, sizeof k, "%s-key.pem", f->name[1]);
+    plog_agent_config ac = {
+        .data_dir = f->data[1],
+        .node_name = f->name[1],
+        .bind_addr = f->bind[1],
+        .rpc_port = f->rpc[1],
+        .server_tls_cert_file = cert(c),
+        .server_tls_key_file = cert(k),
+        .server_tls_ca_file = cert("ca.pem"),
+        .peer_tls_cert_file = cert(c),
+        .peer_tls_key_file = cert(k),
+        .peer_tls_ca_file = cert("ca.pem"),
+        .acl_policy_file = f->policy,
+        .fast = true,
+    };
+    char err[512] = "", want[sizeof f->data[0] + 64];
+    plog_agent *a = NULL;
+    assert_int_equal(plog_agent_open(&ac, &a, err, sizeof err), PLOG_EIO);
+    assert_null(a);
+    snprintf(want, sizeof want, "data directory %s is in use by another process", f->data[0]);
+    if (strstr(err, want) == NULL)
+        fail_msg("err: %s", err);
+    plog_client *c0 = client(f, 0);
+    uint64_t off;
+    plog_rpc_status st;
+    assert_int_equal(plog_client_produce(c0, "foo", 3, &off, &st), PLOG_STATUS_OK);
+    struct read_arg r = {c0, off, "foo"};
+    assert_true(readable(&r));
+    plog_client_close(c0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -358,6 +399,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_restarted_without_join_addresses_rejoins_the_members_it_saw,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_of_another_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_in_use, setup, teardown),
     };
     return cmocka_run_group_tests_name("agent", tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -44,6 +45,7 @@ static const plog_io real = {
     .unlink = unlink,
     .mkdir = mkdir,
     .rmdir = rmdir,
+    .flock = flock,
 };
 
 const plog_io *plog_io_cur = &real;

@@ -24,7 +24,10 @@ typedef struct plog_log plog_log;
  * as there is no log to ask, the reason of a failure goes to c->report (at
  * PLOG_LOG_REPORT_ERROR; stderr when it is NULL). Under PLOG_SYNC_ALWAYS and
  * INTERVAL every record found is fsynced (every segment, and the directory)
- * before open returns: from then on it counts as durable. */
+ * before open returns: from then on it counts as durable. The log holds an
+ * exclusive lock on dir until it is closed: while another log has it open
+ * (this process or another), open fails with PLOG_EIO ("data directory dir is
+ * in use by another process") and touches no file. */
 int plog_log_open(const char *dir, const plog_log_config *c, plog_log **lp);
 
 /* plog_log_append sets rec->offset, encodes rec and appends it. *off = its offset.

@@ -600,6 +600,13 @@ static int s_rmdir(const char *path)
     LEAVE(rv);
 }
 
+static int s_flock(int fd, int op)
+{
+    ENTER(SIMFS_OTHER, -1);
+    int rv = R()->flock(fd, op);
+    LEAVE(rv);
+}
+
 static const plog_io sim = {
     .open = s_open,
     .close = s_close,
@@ -617,6 +624,7 @@ static const plog_io sim = {
     .unlink = s_unlink,
     .mkdir = s_mkdir,
     .rmdir = s_rmdir,
+    .flock = s_flock,
 };
 
 /* --- the interface ------------------------------------------------------ */

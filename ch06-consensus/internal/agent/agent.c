@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,6 +41,7 @@ struct plog_agent {
     char rpc_url[ADDR_SIZE + 16], rpc_hostport[ADDR_SIZE], raft_hostport[ADDR_SIZE];
     char raft_advertise[ADDR_SIZE]; /* what the others dial: raft_hostport unless configured */
 
+    int dir_fd; /* holds the lock on data_dir (lock_dir) */
     plog_distributed *dist;
     plog_log *log; /* the record log, the distributed log's */
     nng_tls_config *server_tls;
@@ -53,6 +55,31 @@ struct plog_agent {
     atomic_bool failed;       /* the Raft node stopped for good (on_failed) */
     size_t njoin;             /* join addresses tried at start (given and remembered) */
 };
+
+/* lock_dir takes the node's exclusive lock on its data directory (flock, as
+ * the log takes on its own directory: internal/log/log.h) before anything in
+ * it is read or written: a second proglog started on the same directory (a
+ * second `make run`, a mistyped port) must fail without touching the files of
+ * the node that runs there. The kernel drops the lock with the descriptor,
+ * so a node killed with kill -9 leaves none behind. */
+static int lock_dir(const char *dir, int *fdp, char *err, size_t errsize)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        plog_errf(err, errsize, "open %s: %s", dir, strerror(errno));
+        return PLOG_EIO;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            plog_errf(err, errsize, "data directory %s is in use by another process", dir);
+        else
+            plog_errf(err, errsize, "lock %s: %s", dir, strerror(errno));
+        close(fd);
+        return PLOG_EIO;
+    }
+    *fdp = fd;
+    return PLOG_OK;
+}
 
 /* bind_name checks (or, the first time, records) the directory's node name. */
 static int bind_name(const char *dir, const char *name, char *err, size_t errsize)
@@ -461,6 +488,7 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
         return PLOG_ENOMEM;
     }
     a->cfg = *cfg;
+    a->dir_fd = -1;
     pthread_mutex_init(&a->mu, NULL);
     copy(a->data_dir, sizeof a->data_dir, cfg->data_dir);
     snprintf(a->log_dir, sizeof a->log_dir, "%s/log", a->data_dir);
@@ -485,6 +513,7 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
 
     /* 1. The distributed log: Raft with its storage and transport. */
     if ((rv = mkdirs(a->data_dir, err, errsize)) != PLOG_OK ||
+        (rv = lock_dir(a->data_dir, &a->dir_fd, err, errsize)) != PLOG_OK ||
         (rv = bind_name(a->data_dir, a->name, err, errsize)) != PLOG_OK)
         goto fail;
     load_known(a);
@@ -682,6 +711,8 @@ static int stop(plog_agent *a, bool leave)
     plog_auth_free(a->acl);
     plog_metrics_free(a->metrics);
     pthread_mutex_destroy(&a->mu);
+    if (a->dir_fd >= 0)
+        close(a->dir_fd); /* last: everything under data_dir is closed */
     free(a);
     return rv;
 }

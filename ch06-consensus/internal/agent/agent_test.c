@@ -321,6 +321,33 @@ static void test_agent_refuses_a_data_dir_of_another_node(void **state)
     assert_non_null(strstr(err, "belongs to node \"node1\", not \"node2\""));
 }
 
+/* A second node started on a running node's data directory (a second `make
+ * run`, a mistyped port) fails before it reads or writes a file there (Raft's
+ * state, the record log, the members file); the running node serves on. */
+static void test_agent_refuses_a_data_dir_in_use(void **state)
+{
+    struct tc_agents *f = *state;
+    tc_agents_start(f, 0, -1);
+    struct voters_arg v = {f, 0, 1};
+    assert_true(plog_test_wait_until(all_voters, &v, 10000));
+    snprintf(f->data[1], sizeof f->data[1], "%s", f->data[0]);
+    plog_agent_config ac = tc_agents_config(f, 1, 0);
+    char err[512] = "", want[sizeof f->data[0] + 64];
+    plog_agent *a = NULL;
+    assert_int_equal(plog_agent_open(&ac, &a, err, sizeof err), PLOG_EIO);
+    assert_null(a);
+    snprintf(want, sizeof want, "data directory %s is in use by another process", f->data[0]);
+    if (strstr(err, want) == NULL)
+        fail_msg("err: %s", err);
+    plog_client *c0 = client(f, 0);
+    uint64_t off;
+    plog_rpc_status st;
+    assert_int_equal(plog_client_produce(c0, "foo", 3, &off, &st), PLOG_STATUS_OK);
+    struct read_arg r = {c0, off, "foo"};
+    assert_true(readable(&r));
+    plog_client_close(c0);
+}
+
 /* The Raft advertise address is what the node gossips as raft_addr (the others dial
  * it); a malformed one is refused before anything starts. */
 static void test_agent_gossips_its_raft_advertise_address_and_refuses_a_bad_one(void **state)
@@ -365,6 +392,7 @@ int main(void)
                                         tc_agents_setup, tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_of_another_node, tc_agents_setup,
                                         tc_agents_teardown),
+        cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_in_use, tc_agents_setup, tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_agent_gossips_its_raft_advertise_address_and_refuses_a_bad_one,
                                         tc_agents_setup, tc_agents_teardown),
     };

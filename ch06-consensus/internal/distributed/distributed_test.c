@@ -46,13 +46,23 @@ struct fixture {
  * close) but closed only by teardown, after every node stopped: closing one TLS
  * transport while the others still send to it can hang nng 1.5.2 in one process.
  * A node brought back listens on a fresh Raft port (its peers learn it from its
- * messages and from membership). */
+ * messages and from membership), on a copy of its directory: the stopped one
+ * still holds its logs open, and a log refuses a directory another holds (a
+ * process that dies lets go of them; this one cannot yet). */
 static void down(struct fixture *f, int i)
 {
-    plog_distributed_stop(f->n[i].d);
-    f->dead[f->ndead++] = f->n[i].d;
-    f->n[i].d = NULL;
-    snprintf(f->n[i].raft, sizeof f->n[i].raft, "127.0.0.1:%d", plog_test_free_port());
+    struct node *n = &f->n[i];
+    plog_distributed_stop(n->d);
+    f->dead[f->ndead++] = n->d;
+    n->d = NULL;
+    snprintf(n->raft, sizeof n->raft, "127.0.0.1:%d", plog_test_free_port());
+    char to[sizeof n->dir], cmd[2 * sizeof n->dir + 16], *out = NULL;
+    snprintf(to, sizeof to, "%s/%s-%d", f->dir, n->name, f->ndead);
+    snprintf(cmd, sizeof cmd, "cp -a %s %s", n->dir, to);
+    if (plog_test_sh(cmd, 30000, &out) != 0)
+        fail_msg("%s: %s", cmd, out);
+    free(out);
+    memcpy(n->dir, to, sizeof to);
 }
 
 static const char *cert(const char *name, const char *suffix)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -243,6 +244,20 @@ int plog_log_open(const char *dir, const plog_log_config *c, plog_log **lp)
     l->dir_fd = IO->open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     if (l->dir_fd < 0) {
         plog_log_set_err(l, "open %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    /* One log per directory: a second one (another proglog on the same data
+     * directory) would recover the files under the first one's feet: cut its
+     * mmap'd index to the used size (a SIGBUS at its next append), drop what
+     * it has not synced. The lock comes before any file is touched and goes
+     * with the descriptor: at close, or when the process dies (kill -9
+     * leaves no stale lock). flock locks an open file description, so a
+     * second open in the same process is refused too. */
+    if (IO->flock(l->dir_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            plog_log_set_err(l, "data directory %s is in use by another process", dir);
+        else
+            plog_log_set_err(l, "lock %s: %s", dir, strerror(errno));
         goto fail;
     }
     rv = open_segments(l);

@@ -34,7 +34,7 @@ enum {
     SIMFS_FALLOCATE = 1 << 5,
     SIMFS_MMAP = 1 << 6,
     SIMFS_UNLINK = 1 << 7,
-    SIMFS_OTHER = 1 << 8, /* dup, fstat, seek_hole, mkdir, rmdir */
+    SIMFS_OTHER = 1 << 8, /* dup, fstat, seek_hole, mkdir, rmdir, flock */
     SIMFS_ALL = (1 << 9) - 1,
 };
 

@@ -1,0 +1,225 @@
+/* runcluster_test.c - `make run`'s scripts/run-cluster as a terminal user meets
+ * it: a second run on the same data directory fails at once, names the node and
+ * why, and leaves the running cluster alone; closing the terminal (SIGHUP to the
+ * process group) stops every node; a node that dies is reported while the
+ * others go on; and `make run` builds no test (cmocka is not in its
+ * dependencies). The script runs in its own session (setsid), as under a
+ * terminal, on ports picked free (PORT_BASE). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal/agent/testcluster.h"
+
+struct fixture {
+    char dir[64], data[128], script[512];
+    int base; /* node i's RPC port is base + 10 i */
+    plog_test_proc proc;
+    bool running;
+};
+
+/* bindable: nothing listens on 127.0.0.1:port (TCP) at the moment. */
+static bool bindable(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+/* accepting: something accepts TCP connections on 127.0.0.1:port. */
+static bool accepting(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+/* free_base picks a base whose nine ports (base + 10 i + 0..2) are free. */
+static int free_base(void)
+{
+    srand((unsigned)getpid() ^ (unsigned)plog_test_now_ms());
+    for (int tries = 0; tries < 200; tries++) {
+        int base = 20000 + 10 * (rand() % 3000);
+        bool ok = true;
+        for (int i = 0; i < 3 && ok; i++)
+            for (int k = 0; k < 3 && ok; k++)
+                ok = bindable(base + 10 * i + k);
+        if (ok)
+            return base;
+    }
+    fail_msg("no free block of ports");
+    return 0;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    plog_test_tmpdir("runcluster", f->dir, sizeof f->dir);
+    snprintf(f->data, sizeof f->data, "%s/data", f->dir);
+    const char *chapter = getenv("PLOG_CHAPTER");
+    snprintf(f->script, sizeof f->script, "%s/scripts/run-cluster", chapter != NULL ? chapter : ".");
+    f->base = free_base();
+    char base[16];
+    snprintf(base, sizeof base, "%d", f->base);
+    setenv("PORT_BASE", base, 1);
+    setenv("PROFILE", "fast", 1);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    if (f->running) {
+        kill(-f->proc.pid, SIGKILL); /* the script's session: the nodes too */
+        plog_test_kill(&f->proc, SIGKILL, 5000);
+    }
+    if (f->proc.out[0] != '\0')
+        unlink(f->proc.out);
+    plog_test_rmrf(f->dir);
+    free(f);
+    return 0;
+}
+
+/* start runs the script in a session of its own (its pid is the group's) and
+ * waits for its banner. */
+static void start(struct fixture *f)
+{
+    char *argv[] = {"/usr/bin/setsid", f->script, (char *)plog_test_bin(""), (char *)tc_certs(), f->data, NULL};
+    plog_test_spawn(&f->proc, argv);
+    f->running = true;
+    if (!plog_test_wait_output(&f->proc, "run-cluster: three nodes", 90000))
+        fail_msg("no banner: %s", plog_test_output(&f->proc));
+    for (int i = 0; i < 3; i++)
+        assert_true(accepting(f->base + 10 * i));
+}
+
+/* stopped waits for the script to exit and checks that no node serves on. */
+static int stopped(struct fixture *f)
+{
+    if (!plog_test_wait(&f->proc, 60000))
+        fail_msg("run-cluster still running: %s", plog_test_output(&f->proc));
+    f->running = false;
+    for (int i = 0; i < 3; i++)
+        if (accepting(f->base + 10 * i))
+            fail_msg("node%d still serves after run-cluster exited", i + 1);
+    return WIFEXITED(f->proc.status) ? WEXITSTATUS(f->proc.status) : 128 + WTERMSIG(f->proc.status);
+}
+
+/* ctl runs proglogctl as root against node 1; returns its exit status. */
+static int ctl(struct fixture *f, const char *args, char **out)
+{
+    const char *certs = tc_certs();
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "%s --tls-cert-file %s/root-client.pem --tls-key-file %s/root-client-key.pem --tls-ca-file "
+             "%s/ca.pem --addr tls+tcp://127.0.0.1:%d %s",
+             plog_test_bin("proglogctl"), certs, certs, certs, f->base, args);
+    return plog_test_sh(cmd, 15000, out);
+}
+
+static void test_run_cluster_second_run_fails_and_hangup_stops_every_node(void **state)
+{
+    struct fixture *f = *state;
+    start(f);
+    char *out;
+    /* A second `make run` on the same directory: node1 is refused, nothing
+     * else starts, no banner, exit 1. */
+    char *argv[] = {f->script, (char *)plog_test_bin(""), (char *)tc_certs(), f->data, NULL};
+    int rc = plog_test_run(argv, NULL, 60000, &out);
+    char want[256];
+    snprintf(want, sizeof want, "data directory %s/node1 is in use by another process", f->data);
+    if (rc != 1 || strstr(out, "run-cluster: node1 exited at start (exit status 1)") == NULL ||
+        strstr(out, want) == NULL || strstr(out, "three nodes") != NULL)
+        fail_msg("second run-cluster: exit %d: %s", rc, out);
+    free(out);
+    /* The first cluster serves on. */
+    assert_int_equal(ctl(f, "produce hello", &out), 0);
+    free(out);
+    assert_int_equal(ctl(f, "consume 0", &out), 0);
+    assert_string_equal(out, "hello\n");
+    free(out);
+    /* The terminal closes: SIGHUP to the whole process group, nodes included
+     * (to a node, SIGHUP alone means "reload"). */
+    assert_int_equal(kill(-f->proc.pid, SIGHUP), 0);
+    assert_int_equal(stopped(f), 129);
+    out = plog_test_output(&f->proc);
+    assert_non_null(strstr(out, "run-cluster: stopping node1 node2 node3"));
+    free(out);
+}
+
+static void test_run_cluster_reports_a_node_that_dies_and_the_others_serve_on(void **state)
+{
+    struct fixture *f = *state;
+    start(f);
+    char *out = plog_test_output(&f->proc), *up = strstr(out, "run-cluster: node2 is up (pid ");
+    assert_non_null(up);
+    pid_t node2 = (pid_t)atoi(up + strlen("run-cluster: node2 is up (pid "));
+    free(out);
+    assert_true(node2 > 1);
+    assert_int_equal(kill(node2, SIGKILL), 0);
+    if (!plog_test_wait_output(&f->proc, "still running: node1 node3", 15000))
+        fail_msg("node2's death not reported: %s", plog_test_output(&f->proc));
+    out = plog_test_output(&f->proc);
+    assert_non_null(strstr(out, "node2 (pid "));
+    assert_non_null(strstr(out, "stopped on its own (killed by signal 9)"));
+    free(out);
+    assert_int_equal(ctl(f, "produce still", &out), 0);
+    free(out);
+    /* Ctrl-C's SIGTERM form, to the script alone: it stops the two left. */
+    assert_int_equal(kill(f->proc.pid, SIGTERM), 0);
+    assert_int_equal(stopped(f), 0);
+    out = plog_test_output(&f->proc);
+    assert_non_null(strstr(out, "run-cluster: stopping node1 node3"));
+    free(out);
+}
+
+/* `make run` builds the programs and certificates only: the tests need cmocka,
+ * which the run dependencies (common/scripts/deps.sh run) do not install. */
+static void test_make_run_builds_no_test(void **state)
+{
+    struct fixture *f = *state;
+    const char *chapter = getenv("PLOG_CHAPTER");
+    char cmd[1024], *out;
+    snprintf(cmd, sizeof cmd, "cd %s && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -n run BUILD=%s/build",
+             chapter != NULL ? chapter : ".", f->dir);
+    assert_int_equal(plog_test_sh(cmd, 60000, &out), 0);
+    assert_non_null(strstr(out, "/proglog "));
+    if (strstr(out, "_test") != NULL || strstr(out, "cmocka") != NULL)
+        fail_msg("make run builds tests: %s", out);
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_run_cluster_second_run_fails_and_hangup_stops_every_node, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_run_cluster_reports_a_node_that_dies_and_the_others_serve_on, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_make_run_builds_no_test, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("run-cluster", tests, NULL, NULL);
+}
