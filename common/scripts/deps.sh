@@ -2,7 +2,8 @@
 # deps.sh - install the Debian packages the project needs, only those that are missing.
 # Usage: deps.sh [SET|PACKAGE...]   (with no arguments: the run set)
 #   run   what building and running the programs needs (make deps, make run)
-#   test  what the tests add: cmocka, nngcat, protoc, curl (make deps-test, make test)
+#   test  what the tests add: cmocka, nngcat, protoc, curl, clang-format (make deps-test,
+#         make test: fmt-check)
 #   fuzz  clang and its libFuzzer runtime (make fuzz, make check-long)
 # Any other word is taken as a package name. A no-op (one dpkg-query) when everything
 # is present. Runs apt-get as root, else via sudo, and prints what it installs.
@@ -10,7 +11,7 @@ set -eu
 
 run="gcc libc6-dev pkg-config libprotobuf-c-dev protobuf-c-compiler libnng-dev libssl-dev \
 libcjson-dev libisal-dev libyaml-dev openssl"
-test="libcmocka-dev nng-utils protobuf-compiler curl"
+test="libcmocka-dev nng-utils protobuf-compiler curl clang-format"
 fuzz="clang libclang-rt-14-dev"
 
 [ $# -gt 0 ] || set -- run

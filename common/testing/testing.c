@@ -56,10 +56,10 @@ static int bind_port(const char *host, int port)
     if (fd < 0)
         fail_msg("socket: %s", strerror(errno));
     socklen_t len = sizeof sa;
-    int got = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-                      getsockname(fd, (struct sockaddr *)&sa, &len) == 0
-                  ? ntohs(sa.sin_port)
-                  : -1;
+    int got =
+        bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && getsockname(fd, (struct sockaddr *)&sa, &len) == 0
+            ? ntohs(sa.sin_port)
+            : -1;
     close(fd);
     return got;
 }

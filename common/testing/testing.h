@@ -13,11 +13,11 @@
 
 /* assert_plog_ok fails the test with the error's text unless expr is PLOG_OK.
  * Needs cmocka.h and the chapter's internal/err/err.h at the point of use. */
-#define assert_plog_ok(expr)                                                      \
-    do {                                                                          \
-        int rv_ = (expr);                                                         \
-        if (rv_ != 0)                                                             \
-            fail_msg("%s: %s (%d)", #expr, plog_strerror(rv_), rv_);              \
+#define assert_plog_ok(expr)                                         \
+    do {                                                             \
+        int rv_ = (expr);                                            \
+        if (rv_ != 0)                                                \
+            fail_msg("%s: %s (%d)", #expr, plog_strerror(rv_), rv_); \
     } while (0)
 
 /* plog_test_rand steps the seeded generator *state (xorshift64*, *state != 0)
@@ -72,8 +72,8 @@ const char *plog_test_bin(const char *name);
 /* A child process whose stdout and stderr go to a file (plog_test_proc.out). */
 typedef struct plog_test_proc {
     pid_t pid;
-    char out[128];   /* path of the captured output */
-    int status;      /* wait status once reaped */
+    char out[128]; /* path of the captured output */
+    int status;    /* wait status once reaped */
     bool reaped;
 } plog_test_proc;
 

@@ -96,9 +96,11 @@ int main(int argc, char **argv)
 
     int sig;
     sigwait(&stop, &sig);
-    plog_logger_log(lg, PLOG_LOGGER_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                    NULL);
     plog_server_http_close(srv);
-    plog_logger_logf(lg, PLOG_LOGGER_INFO, "stopped", "records=%llu", (unsigned long long)plog_server_memlog_len(log));
+    plog_logger_logf(lg, PLOG_LOGGER_INFO, "stopped", "records=%llu",
+                     (unsigned long long)plog_server_memlog_len(log));
     plog_server_memlog_free(log);
     plog_logger_free(lg);
     return 0;

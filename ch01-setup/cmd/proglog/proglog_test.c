@@ -61,8 +61,9 @@ static int http(struct fixture *f, const char *method, const char *body, char **
     fclose(fp);
     char data[140];
     snprintf(data, sizeof data, "@%s", in);
-    char *argv[] = {"curl", "-s", "-S", "-m", "10", "-o", out, "-w", "%{http_code}",
-                    "-X", (char *)method, "--data-binary", data, url, NULL};
+    char *argv[] = {
+        "curl",          "-s", "-S", "-m", "10", "-o", out, "-w", "%{http_code}", "-X", (char *)method,
+        "--data-binary", data, url,  NULL};
     char *code;
     int rc = plog_test_run(argv, NULL, 15000, &code);
     if (rc != 0)
@@ -77,8 +78,7 @@ static int http(struct fixture *f, const char *method, const char *body, char **
     return status;
 }
 
-static void expect(struct fixture *f, const char *method, const char *body, int status,
-                   const char *want)
+static void expect(struct fixture *f, const char *method, const char *body, int status, const char *want)
 {
     char *resp;
     int got = http(f, method, body, &resp);
@@ -237,11 +237,11 @@ static void test_proglog_port_in_use_is_a_failure(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_proglog_produces_and_consumes_records_byte_identical,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_produces_and_consumes_records_byte_identical, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_proglog_absent_offset_is_404, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_proglog_malformed_requests_are_400_with_a_message,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_malformed_requests_are_400_with_a_message, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_proglog_oversized_body_is_400, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_other_methods_are_405, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_exits_cleanly_on_sigterm, setup, teardown),

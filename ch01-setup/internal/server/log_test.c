@@ -157,8 +157,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_memlog_offsets_count_up_from_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memlog_read_of_absent_offset_is_not_found, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memlog_keeps_empty_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_memlog_concurrent_appends_get_unique_contiguous_offsets,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memlog_concurrent_appends_get_unique_contiguous_offsets, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("memlog", tests, NULL, NULL);
 }

@@ -167,7 +167,8 @@ int main(int argc, char **argv)
 
     int sig;
     sigwait(&stop, &sig);
-    plog_logger_log(lg, PLOG_LOGGER_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                    NULL);
     plog_server_http_close(srv);
     uint64_t next = plog_log_next_offset(log);
     if ((rv = plog_log_close(log)) != PLOG_OK) {

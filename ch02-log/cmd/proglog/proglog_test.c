@@ -78,8 +78,9 @@ static int http(struct fixture *f, const char *method, const char *body, char **
     fclose(fp);
     char data[140];
     snprintf(data, sizeof data, "@%s", in);
-    char *argv[] = {"curl", "-s", "-S", "-m", "10", "-o", out, "-w", "%{http_code}",
-                    "-X", (char *)method, "--data-binary", data, url, NULL};
+    char *argv[] = {
+        "curl",          "-s", "-S", "-m", "10", "-o", out, "-w", "%{http_code}", "-X", (char *)method,
+        "--data-binary", data, url,  NULL};
     char *code;
     int rc = plog_test_run(argv, NULL, 15000, &code);
     if (rc != 0)
@@ -94,8 +95,7 @@ static int http(struct fixture *f, const char *method, const char *body, char **
     return status;
 }
 
-static void expect(struct fixture *f, const char *method, const char *body, int status,
-                   const char *want)
+static void expect(struct fixture *f, const char *method, const char *body, int status, const char *want)
 {
     char *resp;
     int got = http(f, method, body, &resp);
@@ -285,8 +285,7 @@ static void test_proglog_full_disk_answers_errors_and_keeps_answered_produces(vo
     mkdir(data, 0755);
     snprintf(cmd, sizeof cmd, "mount -t tmpfs -o size=1m plog-full %s", data);
     if (geteuid() != 0 || plog_test_sh(cmd, 10000, &out) != 0) {
-        print_message("SKIPPED: full-disk test needs to mount a tmpfs (root): %s\n",
-                      out ? out : "not root");
+        print_message("SKIPPED: full-disk test needs to mount a tmpfs (root): %s\n", out ? out : "not root");
         free(out);
         start(f, "never"); /* teardown expects a server */
         return;
@@ -295,8 +294,12 @@ static void test_proglog_full_disk_answers_errors_and_keeps_answered_produces(vo
     char addr[32], bin[512];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", f->port);
     snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
-    char *argv[] = {bin, "--addr", addr, "--data-dir", data, "--sync", "always",
-                    "--max-store-bytes", "65536", "--max-index-bytes", "1200", NULL};
+    char *argv[] = {bin,      "--addr",
+                    addr,     "--data-dir",
+                    data,     "--sync",
+                    "always", "--max-store-bytes",
+                    "65536",  "--max-index-bytes",
+                    "1200",   NULL};
     plog_test_spawn(&f->srv, argv);
     if (!plog_test_wait_output(&f->srv, "msg=listening", 5000))
         fail_msg("proglog did not start: %s", plog_test_output(&f->srv));
@@ -350,8 +353,7 @@ static void test_proglog_full_disk_answers_errors_and_keeps_answered_produces(vo
     char want[32];
     snprintf(want, sizeof want, "{\"offset\":%d}", answered);
     expect(f, "POST", body, 200, want);
-    print_message("full disk: %d produces answered, then errors; all served after restart\n",
-                  answered);
+    print_message("full disk: %d produces answered, then errors; all served after restart\n", answered);
 }
 
 static void test_proglog_help_and_bad_flags(void **state)
@@ -429,18 +431,18 @@ static void test_proglog_port_in_use_is_a_failure(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_proglog_produces_and_consumes_records_byte_identical,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_produces_and_consumes_records_byte_identical, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_proglog_absent_offset_is_404, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_proglog_malformed_requests_are_400_with_a_message,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_malformed_requests_are_400_with_a_message, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_proglog_oversized_body_is_400, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_other_methods_are_405, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_exits_cleanly_on_sigterm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_records_survive_a_clean_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_answered_produces_survive_kill_9, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_proglog_full_disk_answers_errors_and_keeps_answered_produces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_full_disk_answers_errors_and_keeps_answered_produces,
+                                        setup, teardown),
         cmocka_unit_test(test_proglog_help_and_bad_flags),
         cmocka_unit_test(test_proglog_malformed_address_is_a_usage_error),
         cmocka_unit_test_setup_teardown(test_proglog_port_in_use_is_a_failure, setup, teardown),

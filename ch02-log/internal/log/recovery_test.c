@@ -118,8 +118,7 @@ static void test_recovery_store_cut_mid_frame_drops_only_the_torn_record(void **
     testrec_truncate(sp, size - 3);
     char *err = reopen(f, f->dir);
     char want[512];
-    snprintf(want, sizeof want,
-             "level=warn msg=\"truncated torn tail\" file=%s pos=%llu dropped=%llu", sp,
+    snprintf(want, sizeof want, "level=warn msg=\"truncated torn tail\" file=%s pos=%llu dropped=%llu", sp,
              (unsigned long long)last, (unsigned long long)(size - 3 - last));
     assert_non_null(strstr(err, want));
     free(err);
@@ -181,8 +180,8 @@ static void test_recovery_scan_past_a_damaged_length_resyncs_on_the_old_index(vo
     testrec_append(f->l, 10);
 }
 
-static void test_recovery_flipped_byte_in_a_sealed_segment_reads_corrupt_naming_file_and_position(
-    void **state)
+static void
+test_recovery_flipped_byte_in_a_sealed_segment_reads_corrupt_naming_file_and_position(void **state)
 {
     struct fixture *f = *state;
     f->c.segment.max_index_bytes = 5 * 12;
@@ -293,8 +292,7 @@ static void test_recovery_missing_index_is_rebuilt_from_the_store(void **state)
 
 /* lost_warning is the line recovery logs when the index of the last segment
  * (base 0, in dir) listed more records than its store holds. */
-static void lost_warning(char *buf, size_t size, const char *dir, uint64_t indexed,
-                         uint64_t stored)
+static void lost_warning(char *buf, size_t size, const char *dir, uint64_t indexed, uint64_t stored)
 {
     char sp[256];
     testrec_seg_path(sp, sizeof sp, dir, 0, ".store");

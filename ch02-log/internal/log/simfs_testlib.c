@@ -45,13 +45,13 @@ struct op {
 };
 
 struct sfile {
-    char *name;        /* current name in the directory, NULL once removed */
-    uint8_t *durable;  /* content at the last sync */
+    char *name;       /* current name in the directory, NULL once removed */
+    uint8_t *durable; /* content at the last sync */
     uint64_t dlen;
-    struct op *ops;    /* since then */
+    struct op *ops; /* since then */
     size_t nops, opcap;
-    bool mapped;       /* written through a shared writable mapping */
-    uint8_t *atcut;    /* mapped files: content at the cut */
+    bool mapped;    /* written through a shared writable mapping */
+    uint8_t *atcut; /* mapped files: content at the cut */
     uint64_t atcutlen;
     bool have_atcut;
 };
@@ -76,15 +76,19 @@ static struct {
     size_t nfiles, filecap;
     struct dentry *ddir; /* the durable directory */
     size_t nddir;
-    struct dirop *dops;  /* since its last fsync */
+    struct dirop *dops; /* since its last fsync */
     size_t ndops, dopcap;
     int fdfile[MAX_FD]; /* fd -> file index + 1; -1: the directory; 0: untracked */
     uint64_t calls;
-    uint64_t cut_at;    /* absolute call number, 0: none */
+    uint64_t cut_at; /* absolute call number, 0: none */
     bool cut;
     bool nosync;
     /* the image computed at the cut */
-    struct image { char *name; uint8_t *data; uint64_t len; } *img;
+    struct image {
+        char *name;
+        uint8_t *data;
+        uint64_t len;
+    } * img;
     size_t nimg;
     bool have_img;
     /* faults */
@@ -405,29 +409,29 @@ static int enter(unsigned kind)
             S.fail_left = S.fail_sticky ? 1 : 0;
             S.fired = true;
             if (getenv("SIMFS_TRACE") != NULL)
-                fprintf(stderr, "simfs: call %llu (kind %#x) fails with %s\n",
-                        (unsigned long long)S.calls, kind, strerror(S.fail_err));
+                fprintf(stderr, "simfs: call %llu (kind %#x) fails with %s\n", (unsigned long long)S.calls,
+                        kind, strerror(S.fail_err));
             return S.fail_err;
         }
     }
     return 0;
 }
 
-#define ENTER(kind, failval)                                                                    \
-    pthread_mutex_lock(&S.mu);                                                                 \
-    int e_ = enter(kind);                                                                      \
-    if (e_ != 0) {                                                                             \
-        pthread_mutex_unlock(&S.mu);                                                           \
-        errno = e_;                                                                            \
-        return failval;                                                                        \
+#define ENTER(kind, failval)         \
+    pthread_mutex_lock(&S.mu);       \
+    int e_ = enter(kind);            \
+    if (e_ != 0) {                   \
+        pthread_mutex_unlock(&S.mu); \
+        errno = e_;                  \
+        return failval;              \
     }
 
-#define LEAVE(v)                                                                               \
-    do {                                                                                       \
-        int se_ = errno;                                                                       \
-        pthread_mutex_unlock(&S.mu);                                                           \
-        errno = se_;                                                                           \
-        return v;                                                                              \
+#define LEAVE(v)                     \
+    do {                             \
+        int se_ = errno;             \
+        pthread_mutex_unlock(&S.mu); \
+        errno = se_;                 \
+        return v;                    \
     } while (0)
 
 /* --- the calls ---------------------------------------------------------- */
@@ -722,8 +726,8 @@ int simfs_finish(void)
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", S.dir, S.img[i].name);
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0 || (S.img[i].len > 0 && write(fd, S.img[i].data, (size_t)S.img[i].len) !=
-                                               (ssize_t)S.img[i].len))
+        if (fd < 0 ||
+            (S.img[i].len > 0 && write(fd, S.img[i].data, (size_t)S.img[i].len) != (ssize_t)S.img[i].len))
             rv = -1;
         if (fd >= 0)
             close(fd);

@@ -74,8 +74,7 @@ static uint32_t get_be32(const uint8_t *p)
  * buffers, but its setup costs more than the whole job on a 100-byte record
  * (it was a quarter of the append profile); below CRC_SMALL this is faster. */
 #define CRC_SMALL 256
-__attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t c, const uint8_t *p,
-                                                               size_t n)
+__attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t c, const uint8_t *p, size_t n)
 {
     uint64_t c64 = c;
     for (; n >= 8; p += 8, n -= 8) {
@@ -253,8 +252,7 @@ int plog_store_append(plog_store *s, const void *p, size_t len, uint64_t *n, uin
     return PLOG_OK;
 }
 
-int plog_store_read_at(const plog_store *s, uint64_t pos, void *p, size_t n, char *errmsg,
-                       size_t errsz)
+int plog_store_read_at(const plog_store *s, uint64_t pos, void *p, size_t n, char *errmsg, size_t errsz)
 {
     if (pos > s->size || n > s->size - pos)
         return PLOG_EOF;
@@ -269,7 +267,7 @@ int plog_store_read_at(const plog_store *s, uint64_t pos, void *p, size_t n, cha
             continue;
         if (r <= 0) {
             plog_errf(errmsg, errsz, "read %s at %llu: %s", s->path, (unsigned long long)pos,
-                 r < 0 ? strerror(errno) : "file shorter than expected");
+                      r < 0 ? strerror(errno) : "file shorter than expected");
             return PLOG_EIO;
         }
         dst += r, pos += (uint64_t)r, n -= (size_t)r;
@@ -280,8 +278,7 @@ int plog_store_read_at(const plog_store *s, uint64_t pos, void *p, size_t n, cha
     return PLOG_OK;
 }
 
-int plog_store_read(const plog_store *s, uint64_t pos, uint8_t **out, size_t *len,
-                    char *errmsg, size_t errsz)
+int plog_store_read(const plog_store *s, uint64_t pos, uint8_t **out, size_t *len, char *errmsg, size_t errsz)
 {
     uint8_t hdr[PLOG_STORE_HDR];
     if (pos >= s->size)
@@ -289,15 +286,14 @@ int plog_store_read(const plog_store *s, uint64_t pos, uint8_t **out, size_t *le
     int rv = plog_store_read_at(s, pos, hdr, sizeof hdr, errmsg, errsz);
     if (rv == PLOG_EOF) {
         plog_errf(errmsg, errsz, "%s: frame header at %llu runs past the end", s->path,
-             (unsigned long long)pos);
+                  (unsigned long long)pos);
         return PLOG_ECORRUPT;
     }
     if (rv != PLOG_OK)
         return rv;
     size_t l = get_be32(hdr);
     if (l > s->size - pos - PLOG_STORE_HDR) {
-        plog_errf(errmsg, errsz, "%s: frame at %llu runs past the end", s->path,
-             (unsigned long long)pos);
+        plog_errf(errmsg, errsz, "%s: frame at %llu runs past the end", s->path, (unsigned long long)pos);
         return PLOG_ECORRUPT;
     }
     /* +1 so that an empty payload still gets a non-NULL buffer. */
@@ -311,8 +307,7 @@ int plog_store_read(const plog_store *s, uint64_t pos, uint8_t **out, size_t *le
     }
     if (frame_crc(hdr, b, l) != get_be32(hdr + 4)) {
         free(b);
-        plog_errf(errmsg, errsz, "%s: checksum mismatch in frame at %llu", s->path,
-             (unsigned long long)pos);
+        plog_errf(errmsg, errsz, "%s: checksum mismatch in frame at %llu", s->path, (unsigned long long)pos);
         return PLOG_ECORRUPT;
     }
     *out = b;
@@ -320,11 +315,11 @@ int plog_store_read(const plog_store *s, uint64_t pos, uint8_t **out, size_t *le
     return PLOG_OK;
 }
 
-int plog_store_read_sized(const plog_store *s, uint64_t pos, uint64_t size, uint8_t **out,
-                          size_t *len, char *errmsg, size_t errsz)
+int plog_store_read_sized(const plog_store *s, uint64_t pos, uint64_t size, uint8_t **out, size_t *len,
+                          char *errmsg, size_t errsz)
 {
-    if (size < PLOG_STORE_HDR || size > PLOG_STORE_HDR + PLOG_STORE_MAX_RECORD ||
-        pos >= s->size || size > s->size - pos)
+    if (size < PLOG_STORE_HDR || size > PLOG_STORE_HDR + PLOG_STORE_MAX_RECORD || pos >= s->size ||
+        size > s->size - pos)
         return plog_store_read(s, pos, out, len, errmsg, errsz);
     /* The frame lands in the buffer returned, payload first: read it HDR
      * bytes in, then move the payload down (a short copy next to a syscall). */
@@ -337,8 +332,7 @@ int plog_store_read_sized(const plog_store *s, uint64_t pos, uint64_t size, uint
         return rv;
     }
     size_t l;
-    if (get_be32(b) != size - PLOG_STORE_HDR ||
-        plog_store_frame_check(b, (size_t)size, &l) != PLOG_OK) {
+    if (get_be32(b) != size - PLOG_STORE_HDR || plog_store_frame_check(b, (size_t)size, &l) != PLOG_OK) {
         free(b);
         return plog_store_read(s, pos, out, len, errmsg, errsz);
     }

@@ -54,8 +54,8 @@ static bool base64_decode(const char *s, uint8_t **out, size_t *outlen)
     size_t pad = n > 0 && s[n - 1] == '=' ? (s[n - 2] == '=' ? 2 : 1) : 0;
     for (size_t i = 0; i < n - pad; i++) {
         char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '+' || c == '/'))
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+              c == '/'))
             return false;
     }
     uint8_t *buf = malloc(n / 4 * 3 + 1);
@@ -241,8 +241,7 @@ int plog_server_http_check_addr(const char *addr, char *errbuf, size_t errsz)
     return PLOG_OK;
 }
 
-int plog_server_http_open(const char *addr, plog_log *log, plog_server_http **sp,
-                          char *errbuf, size_t errsz)
+int plog_server_http_open(const char *addr, plog_log *log, plog_server_http **sp, char *errbuf, size_t errsz)
 {
     char url[300];
     if (plog_server_http_check_addr(addr, errbuf, errsz) != PLOG_OK)

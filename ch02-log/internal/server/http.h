@@ -32,8 +32,7 @@ int plog_server_http_check_addr(const char *addr, char *errbuf, size_t errsz);
  * plog_server_http_close(). PLOG_EINVAL for an address
  * plog_server_http_check_addr refuses, PLOG_EIO when it cannot listen (the host
  * does not resolve, the port is taken; errmsg in errbuf, size errsz), PLOG_ENOMEM. */
-int plog_server_http_open(const char *addr, plog_log *log, plog_server_http **sp,
-                          char *errbuf, size_t errsz);
+int plog_server_http_open(const char *addr, plog_log *log, plog_server_http **sp, char *errbuf, size_t errsz);
 
 /* plog_server_http_close stops accepting, finishes and frees s. NULL does nothing. */
 void plog_server_http_close(plog_server_http *s);

@@ -88,15 +88,15 @@ static void reload_level(plog_logger *lg, const char *path)
     char why[256];
     plog_logger_level old = plog_logger_get_level(lg), level = old;
     if (path != NULL && read_level(path, &level, why, sizeof why) != 0)
-        plog_logger_log(lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old log level", "file", path, "err",
-                        why, "log_level", plog_logger_level_name(old), NULL);
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old log level", "file", path,
+                        "err", why, "log_level", plog_logger_level_name(old), NULL);
     for (int pass = 0; pass < 2; pass++) {
         /* pass 0 before the change (when it raises the level), pass 1 after */
         if (pass == 1)
             plog_logger_set_level(lg, level);
         if ((pass == 0) == (level > old))
-            plog_logger_log(lg, PLOG_LOGGER_INFO, "reloaded", "log_level", plog_logger_level_name(level), "was",
-                            plog_logger_level_name(old), NULL);
+            plog_logger_log(lg, PLOG_LOGGER_INFO, "reloaded", "log_level", plog_logger_level_name(level),
+                            "was", plog_logger_level_name(old), NULL);
     }
 }
 
@@ -229,8 +229,8 @@ int main(int argc, char **argv)
     plog_log *log;
     int rv = plog_log_open(dir, &lc, &log);
     if (rv != PLOG_OK) {
-        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot open the log", "data_dir", dir, "err", plog_strerror(rv),
-                        NULL);
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot open the log", "data_dir", dir, "err",
+                        plog_strerror(rv), NULL);
         plog_logger_free(lg);
         return 1;
     }
@@ -253,7 +253,8 @@ int main(int argc, char **argv)
     int sig = 0;
     while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
         reload_level(lg, level_file);
-    plog_logger_log(lg, PLOG_LOGGER_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                    NULL);
     plog_server_close(srv);
     rv = plog_log_close(log);
     if (rv != PLOG_OK) {

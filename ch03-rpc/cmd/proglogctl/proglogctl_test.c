@@ -197,7 +197,8 @@ static void test_proglogctl_refuses_a_bad_command_line_before_dialing(void **sta
     snprintf(cmd, sizeof cmd, "%s --addr 127.0.0.1:%d offsets", f->ctl, port);
     assert_int_equal(plog_test_sh(cmd, 15000, &out), 2);
     char want[160];
-    snprintf(want, sizeof want, "proglogctl: --addr: want tcp://HOST:PORT (a port 1..65535), not 127.0.0.1:%d\n", port);
+    snprintf(want, sizeof want,
+             "proglogctl: --addr: want tcp://HOST:PORT (a port 1..65535), not 127.0.0.1:%d\n", port);
     assert_string_equal(out, want);
     free(out);
     errno = 0;

@@ -61,8 +61,8 @@
  * (Beyond twice its limit a server does not read a message at all and drops the
  * connection: with the client's defaults, a server limit under 8 KiB.) */
 #define PRODUCES_IN_FLIGHT 2
-#define COALESCE_MAX_VALUE (4u << 10)   /* larger values always go alone */
-#define COALESCE_MAX_BYTES (16u << 10)  /* of values per batch */
+#define COALESCE_MAX_VALUE (4u << 10)  /* larger values always go alone */
+#define COALESCE_MAX_BYTES (16u << 10) /* of values per batch */
 #define COALESCE_MAX_RECORDS 1024
 
 /* A produce of a calling thread, while it waits for a batch (see
@@ -82,12 +82,12 @@ struct produce_wait {
 struct call_slot {
     plog_client *c;
     nng_ctx ctx;
-    nng_aio *aio; /* callback call_cb */
-    struct call_slot *next; /* in the pool, or in the send queue */
-    nng_msg *req;           /* the request, until its send starts */
-    bool sending;           /* the aio carries the request (else the reply) */
-    uint64_t deadline;      /* the call's, unix ms */
-    sem_t done;             /* posted when the call is over */
+    nng_aio *aio;               /* callback call_cb */
+    struct call_slot *next;     /* in the pool, or in the send queue */
+    nng_msg *req;               /* the request, until its send starts */
+    bool sending;               /* the aio carries the request (else the reply) */
+    uint64_t deadline;          /* the call's, unix ms */
+    sem_t done;                 /* posted when the call is over */
     struct produce_wait *batch; /* the produces it carries (else a caller waits on done) */
 };
 
@@ -104,9 +104,9 @@ struct plog_client {
     char addr[256];
     uint64_t client_id;
     atomic_uint_fast64_t seq;
-    atomic_int npipes; /* live connections, from the pipe notifications */
+    atomic_int npipes;     /* live connections, from the pipe notifications */
     atomic_int ncallbacks; /* call_cb running; see callbacks_wait */
-    pthread_mutex_t mu; /* the pool, both queues, nsending and nproducing */
+    pthread_mutex_t mu;    /* the pool, both queues, nsending and nproducing */
     struct call_slot *pool;
     unsigned npool;
     struct fifo sendq;   /* requests waiting for a send to finish */
@@ -222,19 +222,21 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
     if ((rv = nng_dialer_create(&d, c->sock, addr)) != 0) {
         plog_client_close(c);
         return plog_rpc_status_set(st, PLOG_STATUS_INVALID_ARGUMENT, "bad address \"%s\": %s", addr,
-                               nng_strerror(rv));
+                                   nng_strerror(rv));
     }
     nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, 20);
     nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, (nng_duration)c->cfg.reconnect_max_ms);
     /* A synchronous start fails fast when nothing listens; after a success (or with
      * NONBLOCK) the dialer keeps reconnecting in the background. */
     bool late = false;
-    rv = c->cfg.wait_for_server ? nng_dialer_start(d, NNG_FLAG_NONBLOCK) : dial_within(d, c->cfg.timeout_ms, &late);
+    rv = c->cfg.wait_for_server ? nng_dialer_start(d, NNG_FLAG_NONBLOCK)
+                                : dial_within(d, c->cfg.timeout_ms, &late);
     if (late) {
         unsigned ms = c->cfg.timeout_ms;
         plog_client_close(c);
         return plog_rpc_status_set(st, PLOG_STATUS_DEADLINE_EXCEEDED,
-                                   "cannot connect to %s within %u ms (no answer to the handshake)", addr, ms);
+                                   "cannot connect to %s within %u ms (no answer to the handshake)", addr,
+                                   ms);
     }
     if (rv != 0) {
         int code = plog_rpc_nngerr_status(rv);
@@ -460,7 +462,8 @@ static bool fifo_remove(plog_client *c, struct fifo *q, void *item)
  * passes (false). */
 static bool wait_until(sem_t *done, uint64_t deadline)
 {
-    struct timespec until = {.tv_sec = (time_t)(deadline / 1000), .tv_nsec = (long)(deadline % 1000) * 1000000};
+    struct timespec until = {.tv_sec = (time_t)(deadline / 1000),
+                             .tv_nsec = (long)(deadline % 1000) * 1000000};
     int r;
     while ((r = sem_timedwait(done, &until)) != 0 && errno == EINTR)
         ;
@@ -513,9 +516,9 @@ int plog_client_finish_call(plog_client *c, int rv, nng_msg **reply, plog_rpc_re
             return plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE, "no connection to %s", c->addr);
         if (code == PLOG_STATUS_UNAVAILABLE)
             return plog_rpc_status_set(st, code,
-                                   "connection to %s lost (%s); the request may or may "
-                                   "not have been applied",
-                                   c->addr, nng_strerror(rv));
+                                       "connection to %s lost (%s); the request may or may "
+                                       "not have been applied",
+                                       c->addr, nng_strerror(rv));
         if (code == PLOG_STATUS_DEADLINE_EXCEEDED)
             return plog_rpc_status_set(st, code, "no reply from %s within the deadline", c->addr);
         return plog_rpc_status_set(st, code, "%s: %s", c->addr, nng_strerror(rv));
@@ -549,8 +552,8 @@ int plog_client_call(plog_client *c, const char *method, const ProtobufCMessage 
         size_t n = nng_msg_len(m);
         nng_msg_free(m);
         return plog_rpc_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED,
-                               "request of %zu bytes exceeds the limit of %zu bytes", n,
-                               c->cfg.max_msg_bytes);
+                                   "request of %zu bytes exceeds the limit of %zu bytes", n,
+                                   c->cfg.max_msg_bytes);
     }
     int rv;
     struct call_slot *s = slot_get(c, &rv);
@@ -589,7 +592,8 @@ static int produce_reply(int code, nng_msg *reply, const plog_rpc_reply *rp, siz
     uint64_t first = resp->offset, count = resp->count;
     log__v1__produce_response__free_unpacked(resp, NULL);
     if (n > 1 && count != n)
-        return plog_rpc_status_set(st, PLOG_STATUS_INTERNAL, "ProduceResponse covers %llu records, %zu were sent",
+        return plog_rpc_status_set(st, PLOG_STATUS_INTERNAL,
+                                   "ProduceResponse covers %llu records, %zu were sent",
                                    (unsigned long long)count, n);
     *off = first;
     return PLOG_STATUS_OK;
@@ -602,7 +606,8 @@ static struct produce_wait *pq_take(plog_client *c)
 {
     struct produce_wait *head = c->pq.head, *last = NULL;
     size_t n = 0, bytes = 0;
-    size_t max = c->cfg.max_msg_bytes / 2 < COALESCE_MAX_BYTES ? c->cfg.max_msg_bytes / 2 : COALESCE_MAX_BYTES;
+    size_t max =
+        c->cfg.max_msg_bytes / 2 < COALESCE_MAX_BYTES ? c->cfg.max_msg_bytes / 2 : COALESCE_MAX_BYTES;
     for (struct produce_wait *w = head; w != NULL; w = w->next) {
         if (n > 0 && (n == COALESCE_MAX_RECORDS || bytes + w->len > max))
             break;
@@ -706,14 +711,16 @@ static void batch_send(plog_client *c, struct call_slot *s)
         int nrv = 0;
         if (s == NULL && (s = slot_get(c, &nrv)) == NULL) {
             plog_rpc_status st;
-            batch_post(batch, plog_rpc_status_set(&st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory"), 0, &st);
+            batch_post(batch, plog_rpc_status_set(&st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory"), 0,
+                       &st);
             continue;
         }
         nng_msg *m;
         uint64_t deadline;
         if (batch_msg(c, batch, &deadline, &m) != PLOG_OK) {
             plog_rpc_status st;
-            batch_post(batch, plog_rpc_status_set(&st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory"), 0, &st);
+            batch_post(batch, plog_rpc_status_set(&st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory"), 0,
+                       &st);
             continue;
         }
         s->batch = batch;
@@ -762,8 +769,8 @@ static int produce_alone(plog_client *c, const void *value, size_t len, uint32_t
     req.record = &rec;
     nng_msg *reply;
     plog_rpc_reply rp;
-    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_PRODUCE), &req.base, plog_client_next_seq(c),
-                                timeout_ms, &reply, &rp, st);
+    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_PRODUCE), &req.base,
+                                plog_client_next_seq(c), timeout_ms, &reply, &rp, st);
     return produce_reply(code, reply, &rp, 1, off, st);
 }
 
@@ -771,7 +778,8 @@ int plog_client_produce(plog_client *c, const void *value, size_t len, uint64_t 
 {
     if (len > COALESCE_MAX_VALUE)
         return produce_alone(c, value, len, 0, off, st);
-    struct produce_wait me = {.value = value, .len = len, .deadline = plog_rpc_now_unix_ms() + c->cfg.timeout_ms};
+    struct produce_wait me = {
+        .value = value, .len = len, .deadline = plog_rpc_now_unix_ms() + c->cfg.timeout_ms};
     sem_init(&me.done, 0, 0);
     pthread_mutex_lock(&c->mu);
     fifo_append(&c->pq, &me);
@@ -836,7 +844,8 @@ int plog_client_consume(plog_client *c, uint64_t off, Log__V1__Record **rec, plo
     req.offset = off;
     nng_msg *reply;
     plog_rpc_reply rp;
-    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_CONSUME), &req.base, 0, 0, &reply, &rp, st);
+    int code =
+        plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_CONSUME), &req.base, 0, 0, &reply, &rp, st);
     if (code != PLOG_STATUS_OK)
         return code;
     Log__V1__ConsumeResponse *resp = log__v1__consume_response__unpack(NULL, rp.body_len, rp.body);

@@ -24,11 +24,12 @@ struct plog_client_consumer {
     uint64_t next;  /* offset of the next record to hand out */
     nng_msg *reply; /* the current batch; records are read from it in place */
     const uint8_t *p, *end;
-    bool at_end;    /* the last next() ended at the end of the log */
+    bool at_end;              /* the last next() ended at the end of the log */
     uint64_t lowest, log_end; /* the log's bounds in the last reply */
 };
 
-int plog_client_consumer_open(plog_client *c, uint64_t from, const plog_client_consumer_config *cfg, plog_client_consumer **out)
+int plog_client_consumer_open(plog_client *c, uint64_t from, const plog_client_consumer_config *cfg,
+                              plog_client_consumer **out)
 {
     plog_client_consumer *it = calloc(1, sizeof *it);
     if (it == NULL)
@@ -67,8 +68,8 @@ static int poll_batch(plog_client_consumer *it, plog_rpc_status *st)
     /* The call's deadline covers the server's wait plus the usual timeout. */
     uint32_t timeout = req.wait_ms + plog_client_config_of(it->c)->timeout_ms;
     plog_rpc_reply rp;
-    int code = plog_client_call(it->c, plog_rpc_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0, timeout,
-                                &it->reply, &rp, st);
+    int code = plog_client_call(it->c, plog_rpc_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0,
+                                timeout, &it->reply, &rp, st);
     if (code != PLOG_STATUS_OK)
         return code;
     it->p = rp.body;
@@ -116,7 +117,7 @@ static bool batch_is_empty(const plog_client_consumer *it)
 }
 
 int plog_client_consumer_next(plog_client_consumer *it, const uint8_t **value, size_t *len, uint64_t *off,
-                       plog_rpc_status *st)
+                              plog_rpc_status *st)
 {
     it->at_end = false;
     for (;;) {
@@ -139,7 +140,7 @@ int plog_client_consumer_next(plog_client_consumer *it, const uint8_t **value, s
             drop_batch(it);
             it->at_end = true;
             return plog_rpc_status_set(st, PLOG_STATUS_OUT_OF_RANGE, "end of log at %llu",
-                                   (unsigned long long)it->next);
+                                       (unsigned long long)it->next);
         }
         /* Following, an empty batch means the server's wait ran out: poll again. */
     }
@@ -219,8 +220,8 @@ static void pslot_cb(void *arg)
     pthread_mutex_unlock(&p->mu);
 }
 
-int plog_client_producer_open(plog_client *c, const plog_client_producer_config *cfg, plog_client_producer **out,
-                       plog_rpc_status *st)
+int plog_client_producer_open(plog_client *c, const plog_client_producer_config *cfg,
+                              plog_client_producer **out, plog_rpc_status *st)
 {
     plog_client_producer *p = calloc(1, sizeof *p);
     if (p == NULL)
@@ -253,7 +254,8 @@ int plog_client_producer_open(plog_client *c, const plog_client_producer_config 
         if (rv != 0) {
             p->cfg.window = i; /* close only what was opened */
             plog_client_producer_close(p);
-            return plog_rpc_status_set(st, plog_rpc_nngerr_status(rv), "producer context: %s", nng_strerror(rv));
+            return plog_rpc_status_set(st, plog_rpc_nngerr_status(rv), "producer context: %s",
+                                       nng_strerror(rv));
         }
         nng_aio_set_timeout(s->aio, (nng_duration)plog_client_config_of(c)->timeout_ms);
     }

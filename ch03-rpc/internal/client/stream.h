@@ -32,7 +32,8 @@ typedef struct plog_client_consumer_config {
 
 /* plog_client_consumer_open starts reading c's log at offset from; nothing is sent
  * until the first plog_client_consumer_next. c must outlive it. cfg may be NULL. */
-int plog_client_consumer_open(plog_client *c, uint64_t from, const plog_client_consumer_config *cfg, plog_client_consumer **out);
+int plog_client_consumer_open(plog_client *c, uint64_t from, const plog_client_consumer_config *cfg,
+                              plog_client_consumer **out);
 
 /* plog_client_consumer_next returns the next record: value and len borrow the consumer's
  * buffer until the next call or close; off is its offset. Without follow,
@@ -42,7 +43,7 @@ int plog_client_consumer_open(plog_client *c, uint64_t from, const plog_client_c
  * An error (UNAVAILABLE...) leaves the consumer usable: the next call polls again
  * from the same offset. */
 int plog_client_consumer_next(plog_client_consumer *it, const uint8_t **value, size_t *len, uint64_t *off,
-                       plog_rpc_status *st);
+                              plog_rpc_status *st);
 
 /* plog_client_consumer_is_at_end: true when the last plog_client_consumer_next returned
  * OUT_OF_RANGE because it read to the end of the log (not following); false
@@ -68,16 +69,16 @@ typedef struct plog_client_producer plog_client_producer;
 typedef void (*plog_client_producer_ack_fn)(void *arg, uint64_t first, size_t n, int code, const char *msg);
 
 typedef struct plog_client_producer_config {
-    unsigned window;          /* batches in flight; 0: 8 */
-    unsigned batch_records;   /* records per batch; 0: 512 */
-    size_t batch_bytes;       /* value bytes per batch; 0: 256 KiB */
+    unsigned window;                 /* batches in flight; 0: 8 */
+    unsigned batch_records;          /* records per batch; 0: 512 */
+    size_t batch_bytes;              /* value bytes per batch; 0: 256 KiB */
     plog_client_producer_ack_fn ack; /* may be NULL */
     void *arg;
 } plog_client_producer_config;
 
 /* plog_client_producer_open creates a producer on c (which must outlive it). */
-int plog_client_producer_open(plog_client *c, const plog_client_producer_config *cfg, plog_client_producer **out,
-                       plog_rpc_status *st);
+int plog_client_producer_open(plog_client *c, const plog_client_producer_config *cfg,
+                              plog_client_producer **out, plog_rpc_status *st);
 
 /* plog_client_producer_send copies value into the current batch; a full batch is sent,
  * first waiting (and delivering acknowledgements) while the window is full.

@@ -31,12 +31,12 @@ struct run {
     uint64_t max_next;   /* the highest next offset seen */
 };
 
-#define check(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            print_error("%s n=%" PRIu64 ": ", r->what, r->n);                              \
-            fail_msg(__VA_ARGS__);                                                         \
-        }                                                                                  \
+#define check(cond, ...)                                      \
+    do {                                                      \
+        if (!(cond)) {                                        \
+            print_error("%s n=%" PRIu64 ": ", r->what, r->n); \
+            fail_msg(__VA_ARGS__);                            \
+        }                                                     \
     } while (0)
 
 static void quiet(void *arg, int level, const char *msg)
@@ -152,8 +152,8 @@ static void workload(const char *dir, plog_sync_policy pol, struct run *r)
     }
     plog_log_batch b = {0};
     rv = plog_log_read_batch(l, lo, 16, 1 << 20, &b);
-    check(rv == PLOG_OK || rv == PLOG_EIO || rv == PLOG_ENOMEM || rv == PLOG_ERANGE,
-          "read_batch: %s", plog_strerror(rv));
+    check(rv == PLOG_OK || rv == PLOG_EIO || rv == PLOG_ENOMEM || rv == PLOG_ERANGE, "read_batch: %s",
+          plog_strerror(rv));
     plog_log_batch_fini(&b);
     if (plog_log_failed(l, NULL, 0)) {
         char cause[256], msg[256];
@@ -176,8 +176,7 @@ static void verify(const char *dir, plog_sync_policy pol, struct run *r)
     check(!plog_log_failed(l, NULL, 0), "reopened healthy");
     uint64_t lo = plog_log_lowest_offset(l), nx = plog_log_next_offset(l);
     check(nx >= r->acked_next, "next %" PRIu64 " below acknowledged %" PRIu64, nx, r->acked_next);
-    check(nx <= r->max_next, "next %" PRIu64 " above any offset appended (%" PRIu64 ")", nx,
-          r->max_next);
+    check(nx <= r->max_next, "next %" PRIu64 " above any offset appended (%" PRIu64 ")", nx, r->max_next);
     for (uint64_t off = lo; off < nx; off++) {
         Log__V1__Record *rec;
         rv = plog_log_read(l, off, &rec);

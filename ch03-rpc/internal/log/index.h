@@ -21,8 +21,7 @@ typedef struct plog_index plog_index;
  * maps the file read-only at its size (a sealed segment). On PLOG_OK *ip owns
  * the file until plog_index_close(). PLOG_EIO (reason in errmsg, may be NULL),
  * PLOG_ENOMEM. */
-int plog_index_open(const char *path, uint64_t max_bytes, plog_index **ip, char *errmsg,
-                    size_t errsz);
+int plog_index_open(const char *path, uint64_t max_bytes, plog_index **ip, char *errmsg, size_t errsz);
 
 /* plog_index_read returns entry i (Go: Read; i == -1 is the last entry).
  * PLOG_EOF when there is no such entry. */

@@ -33,9 +33,7 @@ static plog_log_config round_config(int round)
      * not so small that 1000 rounds make thousands of them. */
     c.segment.max_store_bytes = 128 * 1024;
     c.segment.max_index_bytes = 1000 * 12;
-    c.sync = round % 3 == 0 ? PLOG_SYNC_ALWAYS
-             : round % 3 == 1 ? PLOG_SYNC_INTERVAL
-                              : PLOG_SYNC_NEVER;
+    c.sync = round % 3 == 0 ? PLOG_SYNC_ALWAYS : round % 3 == 1 ? PLOG_SYNC_INTERVAL : PLOG_SYNC_NEVER;
     c.sync_interval_ms = 1;
     return c;
 }
@@ -102,8 +100,8 @@ static void test_kill_writer_at_random_moments_loses_no_acknowledged_record(void
         int status;
         assert_int_equal(waitpid(pid, &status, 0), pid);
         if (!WIFSIGNALED(status))
-            fail_msg("round %d: child exited with %d, not killed (seed %u)", round,
-                     WEXITSTATUS(status), seed);
+            fail_msg("round %d: child exited with %d, not killed (seed %u)", round, WEXITSTATUS(status),
+                     seed);
         /* Acknowledgements: contiguous, starting where the log was. */
         while (read(p[0], &off, sizeof off) == (ssize_t)sizeof off) {
             if (n > 0 && off != last + 1)
@@ -124,8 +122,8 @@ static void test_kill_writer_at_random_moments_loses_no_acknowledged_record(void
             fail_msg("round %d: acked up to %llu but the log ends at %llu (seed %u)", round,
                      (unsigned long long)last, (unsigned long long)next, seed);
         if (next < verified)
-            fail_msg("round %d: log shrank from %llu to %llu (seed %u)", round,
-                     (unsigned long long)verified, (unsigned long long)next, seed);
+            fail_msg("round %d: log shrank from %llu to %llu (seed %u)", round, (unsigned long long)verified,
+                     (unsigned long long)next, seed);
         assert_int_equal(plog_log_lowest_offset(l), lowest);
         /* Recovery only touches the last segment: recheck a margin before the
          * records new in this round, and everything now and then. */
@@ -140,8 +138,8 @@ static void test_kill_writer_at_random_moments_loses_no_acknowledged_record(void
         }
         assert_plog_ok(plog_log_close(l));
     }
-    print_message("kill test: %llu records acknowledged, log ends at %llu\n",
-                  (unsigned long long)acked_total, (unsigned long long)verified);
+    print_message("kill test: %llu records acknowledged, log ends at %llu\n", (unsigned long long)acked_total,
+                  (unsigned long long)verified);
     plog_test_rmrf(dir);
 }
 

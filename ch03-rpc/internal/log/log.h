@@ -66,13 +66,13 @@ int plog_log_read_raw(plog_log *l, uint64_t off, uint8_t **buf, size_t *len);
 
 /* A batch of encoded records read in one call: rec[i]/len[i] point into buf. */
 typedef struct plog_log_batch {
-    uint8_t *buf;        /* owned by the batch */
+    uint8_t *buf; /* owned by the batch */
     size_t cap;
     const uint8_t **rec; /* encoded Record i */
     size_t *len;
-    size_t n;            /* records in the batch */
+    size_t n; /* records in the batch */
     size_t nalloc;
-    uint64_t first;      /* offset of rec[0] */
+    uint64_t first; /* offset of rec[0] */
 } plog_log_batch;
 
 /* plog_log_read_batch reads up to max_n records starting at off, stopping before
@@ -80,8 +80,7 @@ typedef struct plog_log_batch {
  * of a segment, and before a damaged record (read it alone to get its error), into b,
  * reusing b's buffers (zero-initialise b before the first call; free it with
  * plog_log_batch_fini). PLOG_ERANGE when off has no record. */
-int plog_log_read_batch(plog_log *l, uint64_t off, size_t max_n, size_t max_bytes,
-                        plog_log_batch *b);
+int plog_log_read_batch(plog_log *l, uint64_t off, size_t max_n, size_t max_bytes, plog_log_batch *b);
 void plog_log_batch_fini(plog_log_batch *b);
 
 /* plog_log_lowest_offset: the offset of the first record kept (the base offset of

@@ -29,24 +29,24 @@ struct plog_log {
     size_t nsegs;
     size_t segcap;
     uint64_t flushed_next;
-    int active_fd;       /* dup of the active store's fd, for syncs */
-    uint64_t *pending;   /* bases of sealed segments not yet fsynced */
+    int active_fd;     /* dup of the active store's fd, for syncs */
+    uint64_t *pending; /* bases of sealed segments not yet fsynced */
     size_t npending;
     size_t pendcap;
-    bool dir_dirty;      /* segment files created or removed since the last sync */
+    bool dir_dirty; /* segment files created or removed since the last sync */
     int dir_fd;
 
     pthread_mutex_t sync_mu;
-    pthread_cond_t tick_cond;    /* wakes the interval syncer early: stopping */
+    pthread_cond_t tick_cond; /* wakes the interval syncer early: stopping */
     uint64_t durable_next;
-    int sync_err;                /* sticky: after a failed fsync nothing is durable */
+    int sync_err; /* sticky: after a failed fsync nothing is durable */
     bool stop;
     bool syncer_running;
     pthread_t syncer;
 
     pthread_mutex_t err_mu;
     char errmsg[PLOG_ERRMSG_SIZE];
-    atomic_bool failed;            /* fail-stop: appends refused until reopen (set under err_mu) */
+    atomic_bool failed;             /* fail-stop: appends refused until reopen (set under err_mu) */
     char failmsg[PLOG_ERRMSG_SIZE]; /* the cause (under err_mu) */
 };
 
@@ -57,8 +57,7 @@ static inline plog_segment *plog_log_active(const plog_log *l)
 }
 
 /* plog_log_set_err sets the text plog_log_errmsg returns. Any thread. */
-void plog_log_set_err(plog_log *l, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void plog_log_set_err(plog_log *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* plog_log_fail puts the log in its failed state (once; later calls keep the
  * first cause): a write or fsync failed, so what the kernel holds no longer

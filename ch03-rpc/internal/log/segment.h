@@ -29,8 +29,8 @@ typedef struct plog_segment plog_segment;
  * c must have its defaults filled in (log.c does). On PLOG_OK *sp owns the files
  * until plog_segment_close(). PLOG_EIO, PLOG_ENOMEM; errmsg (may be NULL) names
  * the file. */
-int plog_segment_open(const char *dir, uint64_t base, const plog_log_config *c,
-                      uint64_t sealed_next, plog_segment **sp, char *errmsg, size_t errsz);
+int plog_segment_open(const char *dir, uint64_t base, const plog_log_config *c, uint64_t sealed_next,
+                      plog_segment **sp, char *errmsg, size_t errsz);
 
 /* plog_segment_append sets rec->offset to the segment's next offset, encodes
  * rec into the store and indexes it; *off = its offset. rec is borrowed.
@@ -40,8 +40,8 @@ int plog_segment_append(plog_segment *seg, Log__V1__Record *rec, uint64_t *off);
 /* plog_segment_read returns the encoded record at off (base <= off < next) in
  * *buf (malloc'd, the caller frees it), *len its size. PLOG_ECORRUPT when it is
  * damaged or missing; errmsg (may be NULL) names file and position. */
-int plog_segment_read(const plog_segment *seg, uint64_t off, uint8_t **buf, size_t *len,
-                      char *errmsg, size_t errsz);
+int plog_segment_read(const plog_segment *seg, uint64_t off, uint8_t **buf, size_t *len, char *errmsg,
+                      size_t errsz);
 
 /* plog_segment_read_span reads the frames of the records [off, off + k) with
  * one read, for the largest k <= max_n within the segment whose payloads fit in
@@ -49,9 +49,9 @@ int plog_segment_read(const plog_segment *seg, uint64_t off, uint8_t **buf, size
  * them and points rec[i]/len[i] (room for max_n each) at the payloads inside
  * *buf; *n = k. A damaged record ends the span before it; PLOG_ECORRUPT only
  * when the first one is damaged. */
-int plog_segment_read_span(const plog_segment *seg, uint64_t off, size_t max_n,
-                           size_t max_bytes, uint8_t **buf, size_t *cap, const uint8_t **rec,
-                           size_t *len, size_t *n, char *errmsg, size_t errsz);
+int plog_segment_read_span(const plog_segment *seg, uint64_t off, size_t max_n, size_t max_bytes,
+                           uint8_t **buf, size_t *cap, const uint8_t **rec, size_t *len, size_t *n,
+                           char *errmsg, size_t errsz);
 
 /* plog_segment_flush writes buffered appends to the kernel. */
 int plog_segment_flush(plog_segment *seg);

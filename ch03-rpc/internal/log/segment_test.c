@@ -139,14 +139,12 @@ static void test_segment_read_span_returns_consecutive_payloads(void **state)
     uint8_t *buf = NULL;
     size_t cap = 0, n, len[8];
     const uint8_t *rec[8];
-    assert_plog_ok(plog_segment_read_span(f->seg, 7, 8, 1 << 20, &buf, &cap, rec, len, &n,
-                                          NULL, 0));
+    assert_plog_ok(plog_segment_read_span(f->seg, 7, 8, 1 << 20, &buf, &cap, rec, len, &n, NULL, 0));
     assert_int_equal(n, 8);
     for (size_t i = 0; i < n; i++)
         assert_true(testrec_check(7 + i, rec[i], len[i]));
     /* The tail: fewer than asked. */
-    assert_plog_ok(plog_segment_read_span(f->seg, 22, 8, 1 << 20, &buf, &cap, rec, len, &n,
-                                          NULL, 0));
+    assert_plog_ok(plog_segment_read_span(f->seg, 22, 8, 1 << 20, &buf, &cap, rec, len, &n, NULL, 0));
     assert_int_equal(n, 3);
     /* max_bytes 1: still one record. */
     assert_plog_ok(plog_segment_read_span(f->seg, 9, 8, 1, &buf, &cap, rec, len, &n, NULL, 0));

@@ -18,21 +18,20 @@
 #include "testing/testing.h"
 
 #ifndef assert_plog_ok
-#define assert_plog_ok(expr)                                                        \
-    do {                                                                            \
-        int rv_ = (expr);                                                           \
-        if (rv_ != PLOG_OK)                                                         \
-            fail_msg("%s: %s (%d)", #expr, plog_strerror(rv_), rv_);                \
+#define assert_plog_ok(expr)                                         \
+    do {                                                             \
+        int rv_ = (expr);                                            \
+        if (rv_ != PLOG_OK)                                          \
+            fail_msg("%s: %s (%d)", #expr, plog_strerror(rv_), rv_); \
     } while (0)
 
 #endif
 
-#define assert_plog_err(expr, want)                                                 \
-    do {                                                                            \
-        int rv_ = (expr);                                                           \
-        if (rv_ != (want))                                                          \
-            fail_msg("%s: got %s (%d), want %s", #expr, plog_strerror(rv_), rv_,    \
-                     plog_strerror(want));                                          \
+#define assert_plog_err(expr, want)                                                                    \
+    do {                                                                                               \
+        int rv_ = (expr);                                                                              \
+        if (rv_ != (want))                                                                             \
+            fail_msg("%s: got %s (%d), want %s", #expr, plog_strerror(rv_), rv_, plog_strerror(want)); \
     } while (0)
 
 static inline uint64_t testrec_mix(uint64_t x)
@@ -74,25 +73,25 @@ static inline bool testrec_check(uint64_t off, const uint8_t *enc, size_t n)
 
 /* testrec_append appends the record for the log's next offset and checks it
  * got the offset expected. */
-#define testrec_append(l, expect)                                                   \
-    do {                                                                            \
-        uint8_t v_[256];                                                            \
-        Log__V1__Record r_ = LOG__V1__RECORD__INIT;                                 \
-        r_.value.len = testrec_value((expect), v_);                                 \
-        r_.value.data = v_;                                                         \
-        uint64_t o_;                                                                \
-        assert_plog_ok(plog_log_append((l), &r_, &o_));                             \
-        assert_int_equal(o_, (expect));                                             \
+#define testrec_append(l, expect)                       \
+    do {                                                \
+        uint8_t v_[256];                                \
+        Log__V1__Record r_ = LOG__V1__RECORD__INIT;     \
+        r_.value.len = testrec_value((expect), v_);     \
+        r_.value.data = v_;                             \
+        uint64_t o_;                                    \
+        assert_plog_ok(plog_log_append((l), &r_, &o_)); \
+        assert_int_equal(o_, (expect));                 \
     } while (0)
 
 /* testrec_assert_read checks that the record at off is intact. */
-#define testrec_assert_read(l, off)                                                 \
-    do {                                                                            \
-        uint8_t *b_;                                                                \
-        size_t n_;                                                                  \
-        assert_plog_ok(plog_log_read_raw((l), (off), &b_, &n_));                    \
-        assert_true(testrec_check((off), b_, n_));                                  \
-        free(b_);                                                                   \
+#define testrec_assert_read(l, off)                              \
+    do {                                                         \
+        uint8_t *b_;                                             \
+        size_t n_;                                               \
+        assert_plog_ok(plog_log_read_raw((l), (off), &b_, &n_)); \
+        assert_true(testrec_check((off), b_, n_));               \
+        free(b_);                                                \
     } while (0)
 
 static inline uint64_t testrec_file_size(const char *path)
@@ -137,8 +136,7 @@ static inline void testrec_copy(const char *src, const char *dst)
     fclose(out);
 }
 
-static inline void testrec_seg_path(char *buf, size_t size, const char *dir, uint64_t base,
-                                    const char *ext)
+static inline void testrec_seg_path(char *buf, size_t size, const char *dir, uint64_t base, const char *ext)
 {
     snprintf(buf, size, "%s/%020llu%s", dir, (unsigned long long)base, ext);
 }

@@ -101,7 +101,7 @@ int plog_rpc_wire_next(const uint8_t **p, const uint8_t *end, plog_rpc_wire_fiel
 }
 
 int plog_rpc_wire_record_decode(const uint8_t *buf, size_t len, const uint8_t **value, size_t *vlen,
-                            uint64_t *off)
+                                uint64_t *off)
 {
     const uint8_t *p = buf, *end = buf + len;
     plog_rpc_wire_field f;
@@ -145,7 +145,8 @@ int plog_rpc_wire_produce_one(const uint8_t *buf, size_t len, const uint8_t **va
     const uint8_t *p = buf, *end = buf + len, *v = NULL;
     size_t rlen, n = 0;
     bool seen_value = false, seen_offset = false;
-    if (len < 2 || *p++ != (1 << 3 | PLOG_WT_LEN) || short_len(&p, end, &rlen) != 0 || rlen != (size_t)(end - p))
+    if (len < 2 || *p++ != (1 << 3 | PLOG_WT_LEN) || short_len(&p, end, &rlen) != 0 ||
+        rlen != (size_t)(end - p))
         return 0;
     while (p < end) {
         uint8_t key = *p++;
@@ -205,10 +206,11 @@ static uint8_t *put_varint_field(uint8_t *p, uint32_t num, uint64_t v)
     return plog_rpc_wire_put_varint(p, v);
 }
 
-size_t plog_rpc_wire_consume_batch_size(const size_t *lens, size_t n, uint64_t next_offset, uint64_t lowest_offset,
-                                        uint64_t end_offset)
+size_t plog_rpc_wire_consume_batch_size(const size_t *lens, size_t n, uint64_t next_offset,
+                                        uint64_t lowest_offset, uint64_t end_offset)
 {
-    size_t size = varint_field_size(next_offset) + varint_field_size(lowest_offset) + varint_field_size(end_offset);
+    size_t size =
+        varint_field_size(next_offset) + varint_field_size(lowest_offset) + varint_field_size(end_offset);
     for (size_t i = 0; i < n; i++)
         size += plog_rpc_wire_len_size(3, lens[i]);
     return size;

@@ -105,7 +105,8 @@ static uint64_t produce(nng_socket s, const char *value, uint64_t cid, uint64_t 
     uint8_t *body;
     size_t blen;
     char text[256];
-    *code = call(s, plog_rpc_method_name(PLOG_METHOD_PRODUCE), &pr.base, cid, seq, text, sizeof text, &body, &blen);
+    *code = call(s, plog_rpc_method_name(PLOG_METHOD_PRODUCE), &pr.base, cid, seq, text, sizeof text, &body,
+                 &blen);
     uint64_t off = UINT64_MAX;
     if (*code == PLOG_STATUS_OK) {
         Log__V1__ProduceResponse *r = log__v1__produce_response__unpack(NULL, blen, body);
@@ -152,7 +153,8 @@ static void test_server_caps_parked_polls_per_client(void **state)
         nng_msg *m;
         assert_int_equal(nng_ctx_open(&ctx[i], s), 0);
         assert_int_equal(nng_aio_alloc(&aio[i], NULL, NULL), 0);
-        assert_plog_ok(plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_CONSUME_STREAM), &cr.base, 0, 0, 0, &m));
+        assert_plog_ok(
+            plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_CONSUME_STREAM), &cr.base, 0, 0, 0, &m));
         nng_aio_set_msg(aio[i], m);
         nng_ctx_send(ctx[i], aio[i]);
         nng_aio_wait(aio[i]);
@@ -192,7 +194,7 @@ static void test_server_refuses_requests_beyond_the_inflight_budget(void **state
     struct fixture *f = *state;
     char why[256] = "", text[256];
     plog_server_config cfg = {.addr = f->addr,
-                              
+
                               .max_msg_bytes = 64 << 10,
                               .max_inflight_bytes = 256 << 10};
     assert_plog_ok(plog_server_open(f->log, &cfg, &f->srv, why, sizeof why));
@@ -205,8 +207,8 @@ static void test_server_refuses_requests_beyond_the_inflight_budget(void **state
     Log__V1__ProduceRequest pr = LOG__V1__PRODUCE_REQUEST__INIT;
     pr.records = recs;
     pr.n_records = N;
-    int code = call(s, plog_rpc_method_name(PLOG_METHOD_PRODUCE_STREAM), &pr.base, 0, 0, text, sizeof text, NULL,
-                    NULL);
+    int code = call(s, plog_rpc_method_name(PLOG_METHOD_PRODUCE_STREAM), &pr.base, 0, 0, text, sizeof text,
+                    NULL, NULL);
     free(recs);
     print_message("%s: %s\n", plog_rpc_status_name(code), text);
     assert_int_equal(code, PLOG_STATUS_RESOURCE_EXHAUSTED);
@@ -239,7 +241,8 @@ static void test_server_answers_a_full_disk_alike_every_time(void **state)
         Log__V1__ProduceRequest pr = LOG__V1__PRODUCE_REQUEST__INIT;
         pr.record = &rec;
         char text[256];
-        code = call(s, plog_rpc_method_name(PLOG_METHOD_PRODUCE), &pr.base, 1, seq, text, sizeof text, NULL, NULL);
+        code = call(s, plog_rpc_method_name(PLOG_METHOD_PRODUCE), &pr.base, 1, seq, text, sizeof text, NULL,
+                    NULL);
         assert_int_equal(code, PLOG_STATUS_UNAVAILABLE);
         const char *named = strstr(text, "log failed; restart to recover");
         if (strncmp(text, "commit failed: log failed; restart to recover: ", 47) != 0 ||
@@ -255,7 +258,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_server_refuses_sizes_that_overflow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_caps_parked_polls_per_client, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_server_refuses_requests_beyond_the_inflight_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_refuses_requests_beyond_the_inflight_budget, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_server_answers_a_full_disk_alike_every_time, setup, teardown),
     };
     return cmocka_run_group_tests_name("limits", tests, NULL, NULL);

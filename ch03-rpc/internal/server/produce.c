@@ -40,7 +40,8 @@
 
 static struct dedup_entry *dedup_slot(plog_server *s, uint64_t ident, uint64_t cid, uint64_t seq)
 {
-    uint64_t h = (cid * 0x9E3779B97F4A7C15ull) ^ (seq * 0xC2B2AE3D27D4EB4Full) ^ (ident * 0x165667B19E3779F9ull);
+    uint64_t h =
+        (cid * 0x9E3779B97F4A7C15ull) ^ (seq * 0xC2B2AE3D27D4EB4Full) ^ (ident * 0x165667B19E3779F9ull);
     h ^= h >> 29;
     return &s->dedup[h % DEDUP_SLOTS];
 }
@@ -213,8 +214,8 @@ void plog_server_produce(struct worker *w, const plog_rpc_request *rq, bool stre
     if (!stream && (pr->record == NULL || pr->n_records > 0)) {
         request_free(pr, &one);
         plog_server_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT,
-                             "Produce takes exactly one record (field 1); batches go to "
-                             "ProduceStream");
+                                "Produce takes exactly one record (field 1); batches go to "
+                                "ProduceStream");
         return;
     }
     if (n == 0) {

@@ -128,8 +128,8 @@ static void handle(struct worker *w)
     w->pipe = nng_pipe_id(nng_msg_get_pipe(w->msg));
     if (len > s->cfg.max_msg_bytes) {
         plog_server_reply_error(w, PLOG_STATUS_RESOURCE_EXHAUSTED,
-                             "request of %zu bytes exceeds the server's limit of %zu bytes", len,
-                             s->cfg.max_msg_bytes);
+                                "request of %zu bytes exceeds the server's limit of %zu bytes", len,
+                                s->cfg.max_msg_bytes);
         return;
     }
     if (atomic_load(&s->closing)) {
@@ -138,12 +138,13 @@ static void handle(struct worker *w)
     }
     plog_rpc_request rq;
     if (plog_rpc_request_decode(nng_msg_body(w->msg), len, &rq) != PLOG_OK) {
-        plog_server_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "malformed request envelope (%zu bytes)", len);
+        plog_server_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "malformed request envelope (%zu bytes)",
+                                len);
         return;
     }
     if (rq.deadline_unix_ms != 0 && plog_rpc_now_unix_ms() >= rq.deadline_unix_ms) {
         plog_server_reply_error(w, PLOG_STATUS_DEADLINE_EXCEEDED,
-                             "deadline passed before the server started the request");
+                                "deadline passed before the server started the request");
         return;
     }
     switch (plog_rpc_method_lookup(rq.method, rq.method_len)) {
@@ -211,8 +212,8 @@ static void set_errmsg(char *errmsg, size_t size, const char *fmt, const char *a
         snprintf(errmsg, size, fmt, arg);
 }
 
-static int server_open(plog_log *log, const plog_server_config *cfg, bool inproc, plog_server **sp, char *errmsg,
-                       size_t size)
+static int server_open(plog_log *log, const plog_server_config *cfg, bool inproc, plog_server **sp,
+                       char *errmsg, size_t size)
 {
     int rv = PLOG_ENOMEM;
     size_t maxmsg = cfg->max_msg_bytes != 0 ? cfg->max_msg_bytes : DEFAULT_MAX_MSG;
@@ -371,7 +372,8 @@ void plog_server_close(plog_server *s)
         if (pthread_cond_timedwait(&s->idle_cv, &s->mu, &until) != 0)
             break;
     if (s->busy > 0)
-        plog_logger_logf(s->cfg.logger, PLOG_LOGGER_WARN, "closing with requests in flight", "busy=%u", s->busy);
+        plog_logger_logf(s->cfg.logger, PLOG_LOGGER_WARN, "closing with requests in flight", "busy=%u",
+                         s->busy);
     pthread_mutex_unlock(&s->mu);
     /* 3. The committer answers whatever is still queued, then exits. */
     plog_server_committer_stop(s);

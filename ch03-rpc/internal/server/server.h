@@ -17,22 +17,22 @@
 typedef struct plog_server plog_server;
 
 typedef struct plog_server_config {
-    const char *addr;      /* nng URL to listen on, e.g. "tcp://127.0.0.1:8400" */
-    plog_sync_policy sync; /* the log's policy: under INTERVAL and ALWAYS a committer
-                            * thread waits for fsyncs, never nng's threads */
-    size_t max_msg_bytes;  /* 0: 4 MiB. A larger request is answered
-                            * RESOURCE_EXHAUSTED; beyond twice that, nng drops the
-                            * connection (NNG_OPT_RECVMAXSZ) without reading it */
-    unsigned workers;      /* contexts; 0: 256 */
-    uint32_t max_wait_ms;  /* upper bound of a ConsumeStream long poll; 0: 30000 */
+    const char *addr;               /* nng URL to listen on, e.g. "tcp://127.0.0.1:8400" */
+    plog_sync_policy sync;          /* the log's policy: under INTERVAL and ALWAYS a committer
+                                     * thread waits for fsyncs, never nng's threads */
+    size_t max_msg_bytes;           /* 0: 4 MiB. A larger request is answered
+                                     * RESOURCE_EXHAUSTED; beyond twice that, nng drops the
+                                     * connection (NNG_OPT_RECVMAXSZ) without reading it */
+    unsigned workers;               /* contexts; 0: 256 */
+    uint32_t max_wait_ms;           /* upper bound of a ConsumeStream long poll; 0: 30000 */
     unsigned max_parked_per_client; /* parked ConsumeStream polls one client (its
-                            * verified identity, else its connection) may hold;
-                            * more are RESOURCE_EXHAUSTED. 0: 32 */
-    size_t max_inflight_bytes; /* budget for decoded requests in flight (a produce
-                            * is charged its estimated decoded size); beyond it
-                            * RESOURCE_EXHAUSTED. 0: 256 MiB; at least
-                            * 2 * max_msg_bytes */
-    plog_logger *logger;   /* borrowed, outlives the server: where it logs (NULL: nowhere) */
+                                     * verified identity, else its connection) may hold;
+                                     * more are RESOURCE_EXHAUSTED. 0: 32 */
+    size_t max_inflight_bytes;      /* budget for decoded requests in flight (a produce
+                                     * is charged its estimated decoded size); beyond it
+                                     * RESOURCE_EXHAUSTED. 0: 256 MiB; at least
+                                     * 2 * max_msg_bytes */
+    plog_logger *logger;            /* borrowed, outlives the server: where it logs (NULL: nowhere) */
 } plog_server_config;
 
 /* plog_server_open serves log (borrowed: it must outlive the server) on

@@ -159,8 +159,8 @@ static nng_msg *produce_msg(plog_client *c, const void *value, size_t len, uint6
     Log__V1__ProduceRequest req = LOG__V1__PRODUCE_REQUEST__INIT;
     req.record = &rec;
     nng_msg *m;
-    if (plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_PRODUCE), &req.base, deadline, plog_client_id(c),
-                             plog_client_next_seq(c), &m) != PLOG_OK)
+    if (plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_PRODUCE), &req.base, deadline,
+                             plog_client_id(c), plog_client_next_seq(c), &m) != PLOG_OK)
         return NULL;
     return m;
 }
@@ -188,14 +188,14 @@ static nng_msg *produce_msg(plog_client *c, const void *value, size_t len, uint6
 #define OWN_READ_TIMEOUT_S 10
 #define OWN_MAX_MSG (8u << 20)
 
-struct own_call {            /* on its caller's stack */
-    uint8_t head[12];        /* the message's length, the request id */
-    struct iovec iov[2];     /* head, the request's body */
+struct own_call {        /* on its caller's stack */
+    uint8_t head[12];    /* the message's length, the request id */
+    struct iovec iov[2]; /* head, the request's body */
     uint32_t id;
-    struct own_call *next;   /* among the calls waiting for a reply */
-    sem_t wake;              /* its reply is in, or it is to read next */
+    struct own_call *next; /* among the calls waiting for a reply */
+    sem_t wake;            /* its reply is in, or it is to read next */
     bool done;
-    uint8_t *reply;          /* NULL when the call failed */
+    uint8_t *reply; /* NULL when the call failed */
     size_t len;
 };
 
@@ -794,8 +794,9 @@ static void test_bench(void **state)
     waitpid(echo_pid, NULL, 0);
     double trate = plog_test_median(trates, ROUNDS);
     char textra[128];
-    snprintf(textra, sizeof textra, "clients=16 size=%d sync=never mode=threads rounds=%d vs_async=%.2f errors=%d",
-             VALUE_SIZE, ROUNDS, plog_test_median(tratios, ROUNDS), terrors);
+    snprintf(textra, sizeof textra,
+             "clients=16 size=%d sync=never mode=threads rounds=%d vs_async=%.2f errors=%d", VALUE_SIZE,
+             ROUNDS, plog_test_median(tratios, ROUNDS), terrors);
     lat_print("rpc.produce.unary", trate, "req/s", &tlat, textra);
     snprintf(textra, sizeof textra,
              "clients=16 size=%d sync=never mode=threads_own_io sketch=1 rounds=%d vs_async=%.2f errors=%d",
@@ -895,8 +896,8 @@ static void test_bench(void **state)
     }
     char giextra[160];
     snprintf(giextra, sizeof giextra,
-             "clients=16 size=%d sync=interval_10ms mode=threads rounds=%d vs_async=%.2f errors=%d", VALUE_SIZE,
-             ROUNDS, plog_test_median(giratios, ROUNDS), gierrors);
+             "clients=16 size=%d sync=interval_10ms mode=threads rounds=%d vs_async=%.2f errors=%d",
+             VALUE_SIZE, ROUNDS, plog_test_median(giratios, ROUNDS), gierrors);
     lat_print("rpc.produce.unary", plog_test_median(girates, ROUNDS), "req/s", &gilat, giextra);
 
     bench_e2e();

@@ -108,8 +108,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (mode == 0)
         memcpy(req, body, len);
     else
-        n = envelope(req, mode == 5 ? "/log.v1.Log/Nothing" : plog_rpc_method_name((plog_rpc_method)mode), body, len,
-                     cid, seq);
+        n = envelope(req, mode == 5 ? "/log.v1.Log/Nothing" : plog_rpc_method_name((plog_rpc_method)mode),
+                     body, len, cid, seq);
     nng_msg *reply = NULL;
     if (plog_server_inproc_call(srv, req, n, NULL, &reply) != PLOG_OK)
         abort();

@@ -31,7 +31,6 @@ static void test_flag_u64_refuses_what_strtoull_would_bend(void **state)
     }
 }
 
-
 static void test_flag_url_takes_scheme_host_and_port(void **state)
 {
     (void)state;
@@ -49,9 +48,21 @@ static void test_flag_url_refuses_what_is_not_an_address(void **state)
 {
     (void)state;
     const char *const tcp[] = {"tcp", NULL};
-    const char *bad[] = {"127.0.0.1:8400", "", "tcp://", "tcp://127.0.0.1", "tcp://:8400", "tcp://h:0",
-                         "tcp://h:65536", "tcp://h:123456", "tcp://h:80x", "tcp://h:-1", "tls+tcp://h:8400",
-                         "ipc:///tmp/x", "tcp://h:8400/path", "tcp://h :8400", "tcp://h:08400"};
+    const char *bad[] = {"127.0.0.1:8400",
+                         "",
+                         "tcp://",
+                         "tcp://127.0.0.1",
+                         "tcp://:8400",
+                         "tcp://h:0",
+                         "tcp://h:65536",
+                         "tcp://h:123456",
+                         "tcp://h:80x",
+                         "tcp://h:-1",
+                         "tls+tcp://h:8400",
+                         "ipc:///tmp/x",
+                         "tcp://h:8400/path",
+                         "tcp://h :8400",
+                         "tcp://h:08400"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (plog_config_flag_url("t", "--addr", bad[i], tcp) != PLOG_EINVAL)
             fail_msg("took %s", bad[i]);

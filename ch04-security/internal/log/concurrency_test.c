@@ -51,8 +51,8 @@ static void *reader_main(void *arg)
             continue;
         if (r->id % 2 == 0) {
             /* Random single reads, mostly near the tail where the writer is. */
-            uint64_t off = rnd(&seed) % 4 == 0 ? rnd(&seed) % next
-                                                : next - 1 - rnd(&seed) % (next < 64 ? next : 64);
+            uint64_t off =
+                rnd(&seed) % 4 == 0 ? rnd(&seed) % next : next - 1 - rnd(&seed) % (next < 64 ? next : 64);
             uint8_t *buf;
             size_t n;
             if (plog_log_read_raw(sh->l, off, &buf, &n) != PLOG_OK || !testrec_check(off, buf, n))

@@ -225,7 +225,7 @@ static void *cut_work(void *arg)
         r.value.len = sizeof v;
         uint64_t off;
         if (plog_log_append(w->l, &r, &off) != PLOG_OK || plog_log_commit(w->l, off) != PLOG_OK)
-            break; /* the power went */
+            break;                   /* the power went */
         w->acked[w->nacked++] = off; /* j == nacked - 1 */
     }
     return NULL;

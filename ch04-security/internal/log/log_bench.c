@@ -68,11 +68,11 @@ static double append_all(plog_log *l, size_t size, uint64_t n)
     return t;
 }
 
-static void line(const char *name, double value, const char *unit, size_t size,
-                 plog_sync_policy p, uint64_t n)
+static void line(const char *name, double value, const char *unit, size_t size, plog_sync_policy p,
+                 uint64_t n)
 {
-    printf("bench %s %.*f %s size=%zu fsync=%s n=%llu\n", name, value < 100 ? 2 : 0, value,
-           unit, size, policy_name(p), (unsigned long long)n);
+    printf("bench %s %.*f %s size=%zu fsync=%s n=%llu\n", name, value < 100 ? 2 : 0, value, unit, size,
+           policy_name(p), (unsigned long long)n);
     fflush(stdout);
 }
 
@@ -136,8 +136,7 @@ static void bench_size(size_t size)
         check(plog_log_open(dir, &c, &l), "open");
         double t = append_all(l, size, n_records);
         line("log.append", (double)n_records / t, "records/s", size, c.sync, n_records);
-        line("log.append", (double)n_records * (double)size / t / 1e6, "MB/s", size, c.sync,
-             n_records);
+        line("log.append", (double)n_records * (double)size / t / 1e6, "MB/s", size, c.sync, n_records);
         if (c.sync == PLOG_SYNC_NEVER) {
             bench_reads(l, size, n_records);
             check(plog_log_close(l), "close");

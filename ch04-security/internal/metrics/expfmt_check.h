@@ -58,8 +58,7 @@ bool expfmt_name(const char **p, char *out, size_t size, bool colon);
 bool expfmt_value(const char *s, double *v);
 
 /* expfmt_parse_sample parses one sample line (no newline). */
-bool expfmt_parse_sample(const char *line, struct expfmt_sample *s, char *why,
-                                size_t wlen);
+bool expfmt_parse_sample(const char *line, struct expfmt_sample *s, char *why, size_t wlen);
 
 const char *expfmt_label(const struct expfmt_sample *s, const char *name);
 

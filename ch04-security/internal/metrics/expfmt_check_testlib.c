@@ -1,5 +1,5 @@
-/* expfmt_check_testlib.c - the strict Prometheus text-format reader of the metrics tests (expfmt_check.h), in the test library
- * (linked only into tests and benchmarks). */
+/* expfmt_check_testlib.c - the strict Prometheus text-format reader of the metrics tests (expfmt_check.h), in
+ * the test library (linked only into tests and benchmarks). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -65,8 +65,7 @@ bool expfmt_value(const char *s, double *v)
     return *end == '\0' && !isinf(*v) && !isnan(*v) && strpbrk(s, "xXiInN") == NULL;
 }
 
-bool expfmt_parse_sample(const char *line, struct expfmt_sample *s, char *why,
-                                size_t wlen)
+bool expfmt_parse_sample(const char *line, struct expfmt_sample *s, char *why, size_t wlen)
 {
     const char *p = line;
 
@@ -84,8 +83,7 @@ bool expfmt_parse_sample(const char *line, struct expfmt_sample *s, char *why,
                 expfmt_msg(why, wlen, "too many labels");
                 return false;
             }
-            if (!expfmt_name(&p, s->lname[i], sizeof(s->lname[i]), false) || *p++ != '=' ||
-                *p++ != '"') {
+            if (!expfmt_name(&p, s->lname[i], sizeof(s->lname[i]), false) || *p++ != '=' || *p++ != '"') {
                 expfmt_msg(why, wlen, "bad label name or missing =\"");
                 return false;
             }
@@ -268,9 +266,9 @@ bool expfmt_check(const char *text, struct expfmt_stats *st, char *why, size_t w
                 bool hist = strcmp(fams[i].type, "histogram") == 0;
                 if (strcmp(s.name, fn) == 0 && !hist)
                     f = i;
-                if (hist && (expfmt_has_suffix(s.name, fn, "_bucket") ||
-                             expfmt_has_suffix(s.name, fn, "_sum") ||
-                             expfmt_has_suffix(s.name, fn, "_count")))
+                if (hist &&
+                    (expfmt_has_suffix(s.name, fn, "_bucket") || expfmt_has_suffix(s.name, fn, "_sum") ||
+                     expfmt_has_suffix(s.name, fn, "_count")))
                     f = i;
             }
             if (f < 0 || !fams[f].typed) {
@@ -284,8 +282,7 @@ bool expfmt_check(const char *text, struct expfmt_stats *st, char *why, size_t w
                 }
                 if (cur >= 0 && strcmp(fams[cur].type, "histogram") == 0 && hkey[0] != '\0' &&
                     strcmp(part, "count") != 0) {
-                    expfmt_msg(msg, sizeof(msg), "histogram %s series ends without _count",
-                             fams[cur].name);
+                    expfmt_msg(msg, sizeof(msg), "histogram %s series ends without _count", fams[cur].name);
                     goto out;
                 }
                 cur = f;
@@ -324,8 +321,7 @@ bool expfmt_check(const char *text, struct expfmt_stats *st, char *why, size_t w
                 double lev;
                 if (strcmp(hkey, key) != 0 || strcmp(part, "bucket") != 0) {
                     if (hkey[0] != '\0' && strcmp(part, "count") != 0) {
-                        expfmt_msg(msg, sizeof(msg), "%s: series %s ends without _count", fn,
-                                 hkey);
+                        expfmt_msg(msg, sizeof(msg), "%s: series %s ends without _count", fn, hkey);
                         goto out;
                     }
                     if (strcmp(hkey, key) == 0) {
@@ -344,8 +340,8 @@ bool expfmt_check(const char *text, struct expfmt_stats *st, char *why, size_t w
                     goto out;
                 }
                 if (s.value < last_bucket) {
-                    expfmt_msg(msg, sizeof(msg), "%s: bucket le=%s count %g below the previous %g",
-                             fn, le, s.value, last_bucket);
+                    expfmt_msg(msg, sizeof(msg), "%s: bucket le=%s count %g below the previous %g", fn, le,
+                               s.value, last_bucket);
                     goto out;
                 }
                 last_le = lev;
@@ -363,8 +359,8 @@ bool expfmt_check(const char *text, struct expfmt_stats *st, char *why, size_t w
                     goto out;
                 }
                 if (s.value != last_bucket) {
-                    expfmt_msg(msg, sizeof(msg), "%s_count %g differs from the +Inf bucket %g", fn,
-                             s.value, last_bucket);
+                    expfmt_msg(msg, sizeof(msg), "%s_count %g differs from the +Inf bucket %g", fn, s.value,
+                               last_bucket);
                     goto out;
                 }
                 snprintf(part, sizeof(part), "count");

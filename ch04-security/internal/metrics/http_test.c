@@ -230,10 +230,8 @@ static void test_metrics_http_open_rejects_bad_and_busy_addresses(void **state)
     int fd;
 
     assert_int_equal(plog_metrics_http_open(f->m, "", err, sizeof(err), &h), PLOG_EINVAL);
-    assert_int_equal(plog_metrics_http_open(f->m, "ftp://127.0.0.1:1", err, sizeof(err), &h),
-                     PLOG_EINVAL);
-    assert_int_equal(plog_metrics_http_open(f->m, "127.0.0.1:1/x", err, sizeof(err), &h),
-                     PLOG_EINVAL);
+    assert_int_equal(plog_metrics_http_open(f->m, "ftp://127.0.0.1:1", err, sizeof(err), &h), PLOG_EINVAL);
+    assert_int_equal(plog_metrics_http_open(f->m, "127.0.0.1:1/x", err, sizeof(err), &h), PLOG_EINVAL);
     /* A port some other socket listens on. */
     fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
@@ -326,20 +324,19 @@ static void test_metrics_http_scrapes_under_load_are_well_formed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_metrics_http_get_metrics_serves_the_exposition_text,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_metrics_http_other_paths_are_404_and_other_methods_405,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_metrics_http_scrape_passes_promtool_check_metrics,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_metrics_http_port_zero_picks_a_free_port, setup,
+        cmocka_unit_test_setup_teardown(test_metrics_http_get_metrics_serves_the_exposition_text, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_metrics_http_open_rejects_bad_and_busy_addresses,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_metrics_http_close_stops_cleanly_with_a_connection_open, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_metrics_http_scrapes_under_load_are_well_formed,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_http_other_paths_are_404_and_other_methods_405, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_http_scrape_passes_promtool_check_metrics, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_http_port_zero_picks_a_free_port, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_http_open_rejects_bad_and_busy_addresses, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_http_close_stops_cleanly_with_a_connection_open, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_http_scrapes_under_load_are_well_formed, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("metrics_http", tests, NULL, NULL);
 }

@@ -40,12 +40,11 @@
 /* Upper bounds in nanoseconds, and the same bounds in seconds as Go's
  * strconv.FormatFloat(v, 'g', -1, 64) writes them (what client_golang emits). */
 static const uint64_t bucket_ns[PLOG_METRICS_BUCKETS] = {
-    25000,     50000,     100000,     /* 25 us .. */
-    250000,    500000,    1000000,    /* .. 1 ms .. */
-    2500000,   5000000,   10000000,
-    25000000,  50000000,  100000000,
-    250000000, 500000000, 1000000000, /* .. 1 s .. */
-    2500000000, 5000000000, 10000000000, /* .. 10 s */
+    25000,      50000,      100000,  /* 25 us .. */
+    250000,     500000,     1000000, /* .. 1 ms .. */
+    2500000,    5000000,    10000000,    25000000,   50000000,
+    100000000,  250000000,  500000000,   1000000000, /* .. 1 s .. */
+    2500000000, 5000000000, 10000000000,             /* .. 10 s */
 };
 static const char *const bucket_le[PLOG_METRICS_BUCKETS] = {
     "2.5e-05", "5e-05", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01",
@@ -87,7 +86,7 @@ struct plog_metrics {
     char *labels[PLOG_METRICS_MAX_METHODS + 1];  /* the same, escaped as label values */
     size_t shard_size;                           /* bytes, a multiple of CACHE_LINE */
     unsigned char *shards;                       /* PLOG_METRICS_SHARDS * shard_size */
-    pthread_mutex_t gauge_mu; /* held while a callback runs, so unbinding waits for it */
+    pthread_mutex_t gauge_mu;                    /* held while a callback runs, so unbinding waits for it */
     struct gauge gauges[PLOG_GAUGE_COUNT];
 };
 
@@ -117,8 +116,7 @@ static struct cell *shard_cells(const plog_metrics *m, unsigned s)
 
 static struct bytes *shard_bytes(const plog_metrics *m, unsigned s)
 {
-    return (struct bytes *)(m->shards + (size_t)s * m->shard_size +
-                            ncells(m) * sizeof(struct cell));
+    return (struct bytes *)(m->shards + (size_t)s * m->shard_size + ncells(m) * sizeof(struct cell));
 }
 
 static size_t method_slot(const plog_metrics *m, int method)
@@ -219,8 +217,8 @@ int plog_metrics_method_id(const plog_metrics *m, const char *name)
     return PLOG_METRICS_MAX_METHODS;
 }
 
-void plog_metrics_observe(plog_metrics *m, int method, int code, uint64_t latency_ns,
-                          uint64_t bytes_in, uint64_t bytes_out)
+void plog_metrics_observe(plog_metrics *m, int method, int code, uint64_t latency_ns, uint64_t bytes_in,
+                          uint64_t bytes_out)
 {
     unsigned s = shard_index();
     size_t ms = method_slot(m, method);
@@ -241,8 +239,7 @@ void plog_metrics_observe(plog_metrics *m, int method, int code, uint64_t latenc
 
 /* snapshot_cell sums cell index ci over the shards into bucket[] and *sum_ns and
  * returns the request count. */
-static uint64_t snapshot_cell(const plog_metrics *m, size_t ci, uint64_t bucket[NSLOTS],
-                              uint64_t *sum_ns)
+static uint64_t snapshot_cell(const plog_metrics *m, size_t ci, uint64_t bucket[NSLOTS], uint64_t *sum_ns)
 {
     uint64_t count = 0;
     unsigned s;
@@ -265,8 +262,7 @@ uint64_t plog_metrics_requests(const plog_metrics *m, int method, int code)
 {
     uint64_t bucket[NSLOTS], sum_ns;
 
-    return snapshot_cell(m, method_slot(m, method) * PLOG_METRICS_CODES + code_slot(code),
-                         bucket, &sum_ns);
+    return snapshot_cell(m, method_slot(m, method) * PLOG_METRICS_CODES + code_slot(code), bucket, &sum_ns);
 }
 
 void plog_metrics_gauge_set(plog_metrics *m, plog_metrics_gauge g, int64_t v)
@@ -302,8 +298,7 @@ int64_t plog_metrics_gauge_get(plog_metrics *m, plog_metrics_gauge g)
     return v;
 }
 
-void plog_metrics_gauge_bind(plog_metrics *m, plog_metrics_gauge g, plog_metrics_gauge_fn fn,
-                             void *arg)
+void plog_metrics_gauge_bind(plog_metrics *m, plog_metrics_gauge g, plog_metrics_gauge_fn fn, void *arg)
 {
     assert(g >= 0 && g < PLOG_GAUGE_COUNT);
     pthread_mutex_lock(&m->gauge_mu);
@@ -352,7 +347,8 @@ static void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 #ifdef __GNUC__
 __attribute__((format(printf, 2, 3)))
 #endif
-static void buf_printf(struct buf *b, const char *fmt, ...)
+static void
+buf_printf(struct buf *b, const char *fmt, ...)
 {
     va_list ap;
 
@@ -367,8 +363,7 @@ static void buf_family(struct buf *b, const char *name, const char *type, const 
 }
 
 /* buf_series_start writes `name{method="M",code="C"` (no closing brace). */
-static void buf_series_start(struct buf *b, const plog_metrics *m, const char *name,
-                             size_t ms, size_t code)
+static void buf_series_start(struct buf *b, const plog_metrics *m, const char *name, size_t ms, size_t code)
 {
     buf_printf(b, "%s{method=\"%s\",code=\"%s\"", name, m->labels[ms], plog_rpc_status_name(code));
 }
@@ -418,8 +413,8 @@ static void render_durations(struct buf *b, const plog_metrics *m, const struct 
             for (i = 0; i < NSLOTS; i++) {
                 cum += sn->bucket[i];
                 buf_series_start(b, m, "proglog_request_duration_seconds_bucket", ms, code);
-                buf_printf(b, ",le=\"%s\"} %" PRIu64 "\n",
-                           i < PLOG_METRICS_BUCKETS ? bucket_le[i] : "+Inf", cum);
+                buf_printf(b, ",le=\"%s\"} %" PRIu64 "\n", i < PLOG_METRICS_BUCKETS ? bucket_le[i] : "+Inf",
+                           cum);
             }
             /* Seconds as an exact decimal: whole seconds, then nine digits of ns. */
             buf_series_start(b, m, "proglog_request_duration_seconds_sum", ms, code);

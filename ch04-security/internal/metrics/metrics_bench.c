@@ -57,8 +57,8 @@ static void *work(void *arg)
 {
     struct worker *w = arg;
     struct run *r = w->r;
-    plog_metrics_reqlog_entry e = {.method = "Produce", .status = "OK", .peer = "root",
-                                   .bytes_in = 120, .bytes_out = 8};
+    plog_metrics_reqlog_entry e = {
+        .method = "Produce", .status = "OK", .peer = "root", .bytes_in = 120, .bytes_out = 8};
     uint64_t i = (uint64_t)w->id * 7919;
 
     atomic_fetch_add(&r->ready, 1);
@@ -67,8 +67,7 @@ static void *work(void *arg)
             switch (r->kind) {
             case OBSERVE:
                 /* Latencies 0..~1 ms spread over the small buckets, like real traffic. */
-                plog_metrics_observe(r->m, (int)(i & 3), 0, (i * 2654435761u) % 1000000u, 120,
-                                     8);
+                plog_metrics_observe(r->m, (int)(i & 3), 0, (i * 2654435761u) % 1000000u, 120, 8);
                 break;
             case SHARED_ADD:
                 atomic_fetch_add_explicit(&r->shared, 1, memory_order_relaxed);
@@ -105,8 +104,7 @@ static double run_threads(struct run *r, int n)
     while (atomic_load(&r->ready) < n)
         ;
     t0 = now_s();
-    nanosleep(&(struct timespec){.tv_sec = DURATION_MS / 1000,
-                                 .tv_nsec = (DURATION_MS % 1000) * 1000000L},
+    nanosleep(&(struct timespec){.tv_sec = DURATION_MS / 1000, .tv_nsec = (DURATION_MS % 1000) * 1000000L},
               NULL);
     atomic_store(&r->stop, true);
     for (int t = 0; t < n; t++) {
@@ -133,8 +131,7 @@ int main(void)
     }
     for (size_t i = 0; i < sizeof(threads) / sizeof(threads[0]); i++) {
         r.kind = OBSERVE;
-        printf("bench metrics.observe %.0f ops/s threads=%d\n", run_threads(&r, threads[i]),
-               threads[i]);
+        printf("bench metrics.observe %.0f ops/s threads=%d\n", run_threads(&r, threads[i]), threads[i]);
         fflush(stdout);
     }
     r.kind = SHARED_ADD;
@@ -153,8 +150,8 @@ int main(void)
         free(text);
         renders++;
     } while ((dt = now_s() - t0) < DURATION_MS / 1000.0);
-    printf("bench metrics.render %.0f renders/s series=%d bytes=%zu\n", renders / dt,
-           4 * PLOG_METRICS_CODES, len);
+    printf("bench metrics.render %.0f renders/s series=%d bytes=%zu\n", renders / dt, 4 * PLOG_METRICS_CODES,
+           len);
 
     if ((devnull = open("/dev/null", O_WRONLY)) < 0) {
         perror("/dev/null");

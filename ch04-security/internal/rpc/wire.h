@@ -46,7 +46,7 @@ int plog_rpc_wire_next(const uint8_t **p, const uint8_t *end, plog_rpc_wire_fiel
 /* plog_rpc_wire_record_decode reads an encoded log.v1.Record: value (borrowing buf)
  * and offset. Unknown fields are skipped. 0, or -1 when malformed. */
 int plog_rpc_wire_record_decode(const uint8_t *buf, size_t len, const uint8_t **value, size_t *vlen,
-                            uint64_t *off);
+                                uint64_t *off);
 
 /* plog_rpc_wire_produce_one recognises the common shape of a unary Produce body:
  * log.v1.ProduceRequest{record = Record{value, offset}}, each field at most once,
@@ -76,8 +76,8 @@ size_t plog_rpc_wire_consume_record_header(uint8_t *hdr, size_t rec_len);
 /* plog_rpc_wire_consume_batch_size returns the length of a log.v1.ConsumeResponse
  * {records, next_offset, lowest_offset, end_offset} holding the n encoded Records
  * of lens[i] bytes each. Zero offsets are omitted, as protobuf-c does. */
-size_t plog_rpc_wire_consume_batch_size(const size_t *lens, size_t n, uint64_t next_offset, uint64_t lowest_offset,
-                                        uint64_t end_offset);
+size_t plog_rpc_wire_consume_batch_size(const size_t *lens, size_t n, uint64_t next_offset,
+                                        uint64_t lowest_offset, uint64_t end_offset);
 
 /* plog_rpc_wire_consume_batch_put writes that response at p (exactly
  * plog_rpc_wire_consume_batch_size bytes) and returns the byte after it. */

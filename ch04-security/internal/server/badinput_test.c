@@ -102,7 +102,8 @@ static int produce(struct fixture *f, const void *value, size_t len, uint64_t de
     req.record = &rec;
     nng_msg *m;
     assert_int_equal(
-        plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_PRODUCE), &req.base, deadline, 0, 0, &m), PLOG_OK);
+        plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_PRODUCE), &req.base, deadline, 0, 0, &m),
+        PLOG_OK);
     return call_msg(f, m, msg, size);
 }
 

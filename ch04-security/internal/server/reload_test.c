@@ -155,7 +155,8 @@ static void test_reload_bad_level_file_at_start_is_refused(void **state)
     snprintf(bad, sizeof bad, "%s/nolevel", f->srv.dir);
     char bin[512];
     snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
-    char *argv[] = {bin, "--addr", "tcp://127.0.0.1:1", "--insecure-allow-plaintext", "--log-level-file", bad, NULL};
+    char *argv[] = {bin, "--addr", "tcp://127.0.0.1:1", "--insecure-allow-plaintext", "--log-level-file",
+                    bad, NULL};
     int rc = plog_test_run(argv, NULL, 10000, &out);
     assert_int_equal(rc, 2);
     assert_non_null(strstr(out, bad));
@@ -195,8 +196,8 @@ static int setup_tls(void **state)
     f->srv.tls = true;
     f->srv.policy = f->policy;
     /* Given after testserver's own certificate flags: the last one wins. */
-    const char *extra[] = {"--server-tls-cert-file", f->cert, "--server-tls-key-file", f->key,
-                           "--log-level-file", f->level_file};
+    const char *extra[] = {"--server-tls-cert-file", f->cert,      "--server-tls-key-file", f->key,
+                           "--log-level-file",       f->level_file};
     memcpy(f->srv.extra, extra, sizeof extra);
     tserver_start(&f->srv);
     f->c = tserver_client_as(&f->srv, "root");
@@ -387,7 +388,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload_log_level_takes_effect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_bad_level_file_keeps_the_old_level, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_bad_level_file_at_start_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reload_policy_change_applies_to_new_requests, setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_policy_change_applies_to_new_requests, setup_tls,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_reload_bad_policy_keeps_the_old_policy, setup_tls, teardown),
         cmocka_unit_test_setup_teardown(test_reload_new_certificate_is_served_to_new_connections, setup_tls,
                                         teardown),

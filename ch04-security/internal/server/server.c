@@ -221,7 +221,7 @@ static bool authorize(struct worker *w)
     }
     if (w->peer[0] == '\0') {
         plog_server_reply_error(w, PLOG_STATUS_UNAUTHENTICATED,
-                             "no verified client certificate on this connection");
+                                "no verified client certificate on this connection");
         return false;
     }
     if (plog_auth_authorize(s->cfg.acl, w->peer, PLOG_AUTH_OBJECT_ANY, action) != PLOG_OK) {
@@ -253,8 +253,8 @@ static void handle(struct worker *w)
     w->pipe = nng_pipe_id(nng_msg_get_pipe(w->msg));
     if (len > s->cfg.max_msg_bytes) {
         plog_server_reply_error(w, PLOG_STATUS_RESOURCE_EXHAUSTED,
-                             "request of %zu bytes exceeds the server's limit of %zu bytes", len,
-                             s->cfg.max_msg_bytes);
+                                "request of %zu bytes exceeds the server's limit of %zu bytes", len,
+                                s->cfg.max_msg_bytes);
         return;
     }
     if (atomic_load(&s->closing)) {
@@ -263,12 +263,13 @@ static void handle(struct worker *w)
     }
     plog_rpc_request rq;
     if (plog_rpc_request_decode(nng_msg_body(w->msg), len, &rq) != PLOG_OK) {
-        plog_server_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "malformed request envelope (%zu bytes)", len);
+        plog_server_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "malformed request envelope (%zu bytes)",
+                                len);
         return;
     }
     if (rq.deadline_unix_ms != 0 && plog_rpc_now_unix_ms() >= rq.deadline_unix_ms) {
         plog_server_reply_error(w, PLOG_STATUS_DEADLINE_EXCEEDED,
-                             "deadline passed before the server started the request");
+                                "deadline passed before the server started the request");
         return;
     }
     w->method = plog_rpc_method_lookup(rq.method, rq.method_len);
@@ -377,8 +378,8 @@ static void bind_tls_stats(plog_server *s, bool on)
     if (s->cfg.metrics == NULL || s->cfg.tls == NULL)
         return;
     for (int k = 0; k < (int)(sizeof tls_stat_index / sizeof tls_stat_index[0]); k++)
-        plog_metrics_gauge_bind(s->cfg.metrics, (plog_metrics_gauge)(PLOG_GAUGE_TLS_OK + k), on ? tls_stat : NULL,
-                                on ? (void *)&tls_stat_index[k] : NULL);
+        plog_metrics_gauge_bind(s->cfg.metrics, (plog_metrics_gauge)(PLOG_GAUGE_TLS_OK + k),
+                                on ? tls_stat : NULL, on ? (void *)&tls_stat_index[k] : NULL);
 }
 
 static void set_errmsg(char *errmsg, size_t size, const char *fmt, const char *arg)
@@ -387,8 +388,8 @@ static void set_errmsg(char *errmsg, size_t size, const char *fmt, const char *a
         snprintf(errmsg, size, fmt, arg);
 }
 
-static int server_open(plog_log *log, const plog_server_config *cfg, bool inproc, plog_server **sp, char *errmsg,
-                       size_t size)
+static int server_open(plog_log *log, const plog_server_config *cfg, bool inproc, plog_server **sp,
+                       char *errmsg, size_t size)
 {
     int rv = PLOG_ENOMEM;
     bool tls_addr = cfg->addr != NULL && plog_tls_url_is_tls(cfg->addr);
@@ -401,8 +402,9 @@ static int server_open(plog_log *log, const plog_server_config *cfg, bool inproc
     }
     /* Fail closed: no ACL means no access, unless asked for in so many words. */
     if (cfg->acl == NULL && !cfg->insecure) {
-        set_errmsg(errmsg, size, "%s", "no ACL: refusing to serve without authorization (set insecure to allow "
-                                       "every request)");
+        set_errmsg(errmsg, size, "%s",
+                   "no ACL: refusing to serve without authorization (set insecure to allow "
+                   "every request)");
         return PLOG_EINVAL;
     }
     if (cfg->acl != NULL && cfg->insecure) {
@@ -585,7 +587,8 @@ void plog_server_close(plog_server *s)
         if (pthread_cond_timedwait(&s->idle_cv, &s->mu, &until) != 0)
             break;
     if (s->busy > 0)
-        plog_logger_logf(s->cfg.logger, PLOG_LOGGER_WARN, "closing with requests in flight", "busy=%u", s->busy);
+        plog_logger_logf(s->cfg.logger, PLOG_LOGGER_WARN, "closing with requests in flight", "busy=%u",
+                         s->busy);
     pthread_mutex_unlock(&s->mu);
     /* 3. The committer answers whatever is still queued, then exits. */
     plog_server_committer_stop(s);

@@ -61,7 +61,8 @@ nng_tls_config *tserver_client_tls(const char *who);
 
 /* tserver_client_as opens a client of s with who's certificate; fails the test
  * if it cannot. The caller closes it (plog_client_close). */
-struct plog_client *tserver_client_as(const struct tserver *s, const char *who); /* internal/client/client.h */
+struct plog_client *tserver_client_as(const struct tserver *s,
+                                      const char *who); /* internal/client/client.h */
 
 /* tserver_start runs proglog (again, on the same port and directory when s was
  * started before) and waits until it serves. */

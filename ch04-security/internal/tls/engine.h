@@ -76,8 +76,8 @@ void plog_tls_config_clear_errmsg(nng_tls_config *cfg);
  * error (a refused certificate, a protocol error), with the same text as
  * plog_tls_config_errmsg, and (server) remote, the client's "ip:port" ("" on a
  * client, "?" when unknown). The text is that connection's own. A server logs it:
- * without it a refused client leaves no trace, since it never becomes a pipe. It runs on an nng thread while nng holds
- * that connection's lock: be quick, and do not call nng on that connection. */
+ * without it a refused client leaves no trace, since it never becomes a pipe. It runs on an nng thread while
+ * nng holds that connection's lock: be quick, and do not call nng on that connection. */
 typedef void (*plog_tls_failure_fn)(void *arg, const char *remote, const char *reason);
 
 /* plog_tls_config_on_failure makes fn(arg, reason) run on each failure of a

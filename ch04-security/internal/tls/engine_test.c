@@ -1,7 +1,7 @@
 /* engine_test.c - the OpenSSL engine inside nng: it is the engine in use, mutual TLS
  * works and negotiates TLS 1.3, messages of every size arrive intact however they
- * interleave, a small SP message is one TLS write and other streams are never held, every bad certificate is refused at the handshake
- * with an error the client can read and without a hang, and tools nobody here wrote
+ * interleave, a small SP message is one TLS write and other streams are never held, every bad certificate is
+ * refused at the handshake with an error the client can read and without a hang, and tools nobody here wrote
  * (openssl s_client) agree. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -143,8 +143,8 @@ static void test_tls_large_messages_arrive_intact(void **state)
 
     /* Around the largest message gathered into one record (engine.c CO_MAX: 8-byte
      * length, 4-byte REQ header and body <= 16384; the reply adds 13 bytes) too. */
-    static const size_t sizes[] = {0,     1,     16359, 16360, 16371, 16372,  16373,
-                                   16383, 16384, 16385, 100000, 1 << 20, 3 * (1 << 20) + 7};
+    static const size_t sizes[] = {
+        0, 1, 16359, 16360, 16371, 16372, 16373, 16383, 16384, 16385, 100000, 1 << 20, 3 * (1 << 20) + 7};
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         size_t n = sizes[k];
         uint8_t *buf = malloc(n);
@@ -655,15 +655,19 @@ static void test_tls_server_reports_refused_handshakes(void **state)
         fail_msg("%d failures reported, want 2: %s", nfail, all);
     /* Each reason is its own connection's, with that client's address. */
     if (strstr(all, "peer sent no certificate: peer did not return a certificate from 127.0.0.1:") == NULL ||
-        strstr(all, "certificate verify failed: certificate has expired (client certificate) from 127.0.0.1:") ==
+        strstr(all,
+               "certificate verify failed: certificate has expired (client certificate) from 127.0.0.1:") ==
             NULL)
         fail_msg("reported: %s", all);
     assert_true(plog_tls_config_errmsg(scfg, err, sizeof err));
     plog_tls_stats_get(&after);
     assert_true(after.failures >= before.failures + 4); /* both sides of both */
-    assert_true(after.failed[PLOG_TLS_FAIL_NO_CERTIFICATE] >= before.failed[PLOG_TLS_FAIL_NO_CERTIFICATE] + 1);
-    assert_true(after.failed[PLOG_TLS_FAIL_BAD_CERTIFICATE] >= before.failed[PLOG_TLS_FAIL_BAD_CERTIFICATE] + 1);
-    assert_true(after.failed[PLOG_TLS_FAIL_REFUSED_BY_PEER] >= before.failed[PLOG_TLS_FAIL_REFUSED_BY_PEER] + 2);
+    assert_true(after.failed[PLOG_TLS_FAIL_NO_CERTIFICATE] >=
+                before.failed[PLOG_TLS_FAIL_NO_CERTIFICATE] + 1);
+    assert_true(after.failed[PLOG_TLS_FAIL_BAD_CERTIFICATE] >=
+                before.failed[PLOG_TLS_FAIL_BAD_CERTIFICATE] + 1);
+    assert_true(after.failed[PLOG_TLS_FAIL_REFUSED_BY_PEER] >=
+                before.failed[PLOG_TLS_FAIL_REFUSED_BY_PEER] + 2);
     assert_true(after.handshakes >= before.handshakes);
 
     tt_server_stop(&srv);

@@ -120,7 +120,8 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
         {"--profile wan --data-dir %s/d", 2, "--profile: want lan or fast"},
         {"--data-dir %s/d extra", 2, "unexpected argument: extra"},
         /* A name the others would never accept (before: it started, and could not join). */
-        {"--config-file %s/node1.yaml --node-name node2", 1, "node2\\\" is not the CN of the peer certificate"},
+        {"--config-file %s/node1.yaml --node-name node2", 1,
+         "node2\\\" is not the CN of the peer certificate"},
         {"--help --data-dir %s/d", 0, "--start-join-addrs A,B"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -154,7 +155,8 @@ static void test_proglog_says_when_nobody_answered_at_its_join_addresses(void **
     snprintf(rport, sizeof rport, "%d", f->rport_flag);
     snprintf(data, sizeof data, "%s/data-first", f->dir);
     char *alone[] = {bin, "--config-file", f->yaml, "--start-join-addrs", join, NULL};
-    char *first[] = {bin, "--config-file", f->yaml, "--bind-addr", bind, "--rpc-port", rport, "--data-dir", data, NULL};
+    char *first[] = {bin,          "--config-file", f->yaml,      "--bind-addr", bind,
+                     "--rpc-port", rport,           "--data-dir", data,          NULL};
     plog_test_proc a = {0}, b = {0};
     plog_test_spawn(&a, alone);
     plog_test_spawn(&b, first);

@@ -107,7 +107,8 @@ static int teardown(void **state)
  * waits for its banner. */
 static void start(struct fixture *f)
 {
-    char *argv[] = {"/usr/bin/setsid", f->script, (char *)plog_test_bin(""), (char *)tc_certs(), f->data, NULL};
+    char *argv[] = {"/usr/bin/setsid",  f->script, (char *)plog_test_bin(""),
+                    (char *)tc_certs(), f->data,   NULL};
     plog_test_spawn(&f->proc, argv);
     f->running = true;
     if (!plog_test_wait_output(&f->proc, "run-cluster: three nodes", 90000))
@@ -217,8 +218,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_run_cluster_second_run_fails_and_hangup_stops_every_node, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_run_cluster_reports_a_node_that_dies_and_the_others_serve_on, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_run_cluster_reports_a_node_that_dies_and_the_others_serve_on,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_make_run_builds_no_test, setup, teardown),
     };
     return cmocka_run_group_tests_name("run-cluster", tests, NULL, NULL);

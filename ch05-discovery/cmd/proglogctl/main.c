@@ -345,8 +345,8 @@ static int cmd_members(plog_client *c)
     nng_msg *reply;
     plog_rpc_reply rp;
     plog_rpc_status st;
-    if (plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_GET_MEMBERS), &req.base, 0, 0, &reply, &rp, &st) !=
-        PLOG_STATUS_OK)
+    if (plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_GET_MEMBERS), &req.base, 0, 0, &reply, &rp,
+                         &st) != PLOG_STATUS_OK)
         return fail(&st);
     Log__V1__GetMembersResponse *resp = log__v1__get_members_response__unpack(NULL, rp.body_len, rp.body);
     nng_msg_free(reply);

@@ -199,7 +199,8 @@ static void test_proglogctl_refuses_a_bad_command_line_before_dialing(void **sta
     assert_int_equal(plog_test_sh(cmd, 15000, &out), 2);
     char want[160];
     snprintf(want, sizeof want,
-             "proglogctl: --addr: want tls+tcp://HOST:PORT or tcp://HOST:PORT (a port 1..65535), not 127.0.0.1:%d\n",
+             "proglogctl: --addr: want tls+tcp://HOST:PORT or tcp://HOST:PORT (a port 1..65535), not "
+             "127.0.0.1:%d\n",
              port);
     assert_string_equal(out, want);
     free(out);
@@ -337,8 +338,9 @@ static void test_proglog_refuses_an_address_without_its_scheme(void **state)
     snprintf(dir, sizeof dir, "%s/data", f->tmp);
     snprintf(cmd, sizeof cmd, "%s --addr 127.0.0.1:8400 --data-dir %s", plog_test_bin("proglog"), dir);
     assert_int_equal(plog_test_sh(cmd, 15000, &out), 2);
-    assert_string_equal(out, "proglog: --addr: want tls+tcp://HOST:PORT or tcp://HOST:PORT (a port 1..65535), not "
-                             "127.0.0.1:8400\n");
+    assert_string_equal(out,
+                        "proglog: --addr: want tls+tcp://HOST:PORT or tcp://HOST:PORT (a port 1..65535), not "
+                        "127.0.0.1:8400\n");
     free(out);
     struct stat st;
     assert_int_not_equal(stat(dir, &st), 0);

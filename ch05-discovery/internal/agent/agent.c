@@ -376,7 +376,8 @@ static int check_config(const plog_agent_config *c, char *err, size_t errsize)
      * file is reported where the transport loads it. */
     char cn[PLOG_TLS_CN_SIZE];
     if (plog_tls_cert_cn(c->peer_tls_cert_file, cn, sizeof cn) == PLOG_OK && strcmp(cn, c->node_name) != 0) {
-        plog_errf(err, errsize, "agent: the node name \"%s\" is not the CN of the peer certificate %s (\"%s\")",
+        plog_errf(err, errsize,
+                  "agent: the node name \"%s\" is not the CN of the peer certificate %s (\"%s\")",
                   c->node_name, c->peer_tls_cert_file, cn);
         return PLOG_EINVAL;
     }

@@ -396,8 +396,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_shutdown_is_seen_as_a_leave_within_3s, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_restart_resumes_replication_without_duplicates, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_agent_restarted_without_join_addresses_rejoins_the_members_it_saw,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_agent_restarted_without_join_addresses_rejoins_the_members_it_saw, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_of_another_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_in_use, setup, teardown),
     };

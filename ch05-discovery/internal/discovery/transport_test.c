@@ -305,7 +305,7 @@ static void test_transport_keeps_one_connection_to_a_slow_peer(void **state)
     /* one, or two if its buffer did not drain for 2 s (transport.c, STALL_MS); before:
      * 667 in one run, and the closes wedged nng */
     assert_in_range(conns, 1, 2);
-    assert_true(dropped > 0);     /* it was slower: the buffer did fill */
+    assert_true(dropped > 0); /* it was slower: the buffer did fill */
 }
 
 int main(int argc, char **argv)
@@ -316,7 +316,8 @@ int main(int argc, char **argv)
         return sink_main(argv + 2, true);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_transport_keeps_one_connection_to_a_slow_peer, teardown),
-        cmocka_unit_test_teardown(test_transport_reaches_a_peer_killed_and_restarted_again_and_again, teardown),
+        cmocka_unit_test_teardown(test_transport_reaches_a_peer_killed_and_restarted_again_and_again,
+                                  teardown),
     };
     return cmocka_run_group_tests_name("transport", tests, NULL, NULL);
 }

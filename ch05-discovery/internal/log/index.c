@@ -38,10 +38,10 @@
 
 struct plog_index {
     int fd;
-    uint8_t *map;  /* NULL when mapsize is 0 */
+    uint8_t *map; /* NULL when mapsize is 0 */
     uint64_t mapsize;
-    uint64_t n;    /* entries written */
-    uint64_t cap;  /* entries that fit in the mapping */
+    uint64_t n;        /* entries written */
+    uint64_t cap;      /* entries that fit in the mapping */
     uint64_t reserved; /* bytes [0, reserved) have their blocks allocated */
     bool writable;
     char *path;
@@ -121,8 +121,7 @@ static int map_file(plog_index *x, uint64_t size, bool writable)
     return PLOG_OK;
 }
 
-int plog_index_open(const char *path, uint64_t max_bytes, plog_index **ip, char *errmsg,
-                    size_t errsz)
+int plog_index_open(const char *path, uint64_t max_bytes, plog_index **ip, char *errmsg, size_t errsz)
 {
     plog_index *x = plog_calloc(1, sizeof *x);
     if (x == NULL)

@@ -61,8 +61,8 @@ void plog_log_fail(plog_log *l, const char *cause)
         atomic_store(&l->failed, true);
     }
     snprintf(l->errmsg, sizeof l->errmsg, "%s: %.200s", plog_strerror(PLOG_EFAILED), l->failmsg);
-    snprintf(msg, sizeof msg, "msg=\"log failed; appends refused until restart\" dir=%s err=\"%s\"",
-             l->dir, l->failmsg);
+    snprintf(msg, sizeof msg, "msg=\"log failed; appends refused until restart\" dir=%s err=\"%s\"", l->dir,
+             l->failmsg);
     pthread_mutex_unlock(&l->err_mu);
     if (first)
         plog_log_report(&l->c, PLOG_LOG_REPORT_ERROR, "%s", msg);
@@ -384,8 +384,7 @@ int plog_log_read(plog_log *l, uint64_t off, Log__V1__Record **out)
     return PLOG_OK;
 }
 
-int plog_log_read_batch(plog_log *l, uint64_t off, size_t max_n, size_t max_bytes,
-                        plog_log_batch *b)
+int plog_log_read_batch(plog_log *l, uint64_t off, size_t max_n, size_t max_bytes, plog_log_batch *b)
 {
     char err[PLOG_ERRMSG_SIZE];
     err[0] = '\0';
@@ -406,8 +405,8 @@ int plog_log_read_batch(plog_log *l, uint64_t off, size_t max_n, size_t max_byte
     pthread_rwlock_rdlock(&l->lock);
     int rv = check_range(l, off);
     if (rv == PLOG_OK) {
-        rv = plog_segment_read_span(l->segs[find(l, off)], off, max_n, max_bytes, &b->buf,
-                                    &b->cap, b->rec, b->len, &b->n, err, sizeof err);
+        rv = plog_segment_read_span(l->segs[find(l, off)], off, max_n, max_bytes, &b->buf, &b->cap, b->rec,
+                                    b->len, &b->n, err, sizeof err);
         if (rv != PLOG_OK)
             plog_log_set_err(l, "%s", err[0] != '\0' ? err : plog_strerror(rv));
     }

@@ -71,17 +71,17 @@ struct verdict {
     uint64_t seed, k;
 };
 
-#define check(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            print_error("seed=%" PRIu64 " case=%" PRIu64 ": ", v->seed, v->k);             \
-            fail_msg(__VA_ARGS__);                                                         \
-        }                                                                                  \
+#define check(cond, ...)                                                       \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            print_error("seed=%" PRIu64 " case=%" PRIu64 ": ", v->seed, v->k); \
+            fail_msg(__VA_ARGS__);                                             \
+        }                                                                      \
     } while (0)
 
 /* verify reopens dir and checks the promises (see the top of the file). */
-static void verify(const char *dir, plog_log_config c, uint64_t need_lo, uint64_t acked_next,
-                   bool strict, const struct verdict *v)
+static void verify(const char *dir, plog_log_config c, uint64_t need_lo, uint64_t acked_next, bool strict,
+                   const struct verdict *v)
 {
     plog_log *l;
     c.sync = PLOG_SYNC_ALWAYS;
@@ -90,8 +90,8 @@ static void verify(const char *dir, plog_log_config c, uint64_t need_lo, uint64_
     uint64_t lo = plog_log_lowest_offset(l), nx = plog_log_next_offset(l);
     if (acked_next > need_lo) {
         check(lo <= need_lo, "acknowledged record %" PRIu64 " gone: lowest is %" PRIu64, need_lo, lo);
-        check(nx >= acked_next, "acknowledged records up to %" PRIu64 " but next is %" PRIu64,
-              acked_next - 1, nx);
+        check(nx >= acked_next, "acknowledged records up to %" PRIu64 " but next is %" PRIu64, acked_next - 1,
+              nx);
     }
     for (uint64_t off = lo; off < nx; off++) {
         uint8_t *buf;
@@ -100,8 +100,8 @@ static void verify(const char *dir, plog_log_config c, uint64_t need_lo, uint64_
         if (rv != PLOG_OK) {
             /* A damaged record under ALWAYS is a hole under the record
              * appended below, which will be acknowledged. */
-            check(!strict && off >= acked_next, "read %" PRIu64 " (acknowledged below %" PRIu64
-                  "): %s", off, acked_next, plog_strerror(rv));
+            check(!strict && off >= acked_next, "read %" PRIu64 " (acknowledged below %" PRIu64 "): %s", off,
+                  acked_next, plog_strerror(rv));
             check(rv == PLOG_ECORRUPT, "read %" PRIu64 ": %s", off, plog_strerror(rv));
             continue;
         }
@@ -126,8 +126,8 @@ static void verify(const char *dir, plog_log_config c, uint64_t need_lo, uint64_
         }
         for (size_t i = 0; i < b.n; i++) {
             Log__V1__Record *r = log__v1__record__unpack(NULL, b.len[i], b.rec[i]);
-            check(r != NULL && r->offset == off + i, "batch read at %" PRIu64 ": record %zu is %" PRIu64,
-                  off, i, r ? r->offset : 0);
+            check(r != NULL && r->offset == off + i, "batch read at %" PRIu64 ": record %zu is %" PRIu64, off,
+                  i, r ? r->offset : 0);
             log__v1__record__free_unpacked(r, NULL);
         }
         off += b.n;
@@ -222,18 +222,21 @@ static void one_case(uint64_t seed, uint64_t k, const char *dir)
                 acked_next = plog_log_next_offset(l);
         }
         if (getenv("PLOG_POWERLOSS_VERBOSE") != NULL)
-            fprintf(stderr, "  step %d op %" PRIu64 " rv=%d next=%" PRIu64 " lo=%" PRIu64 " acked=%" PRIu64
-                    " calls=%" PRIu64 "\n", step, r, rv, l ? plog_log_next_offset(l) : 0,
-                    l ? plog_log_lowest_offset(l) : 0, acked_next, simfs_calls());
-        check(rv == PLOG_OK || simfs_cut(), "step %d (op %" PRIu64 ") failed before the cut: %s",
-              step, r, plog_strerror(rv));
+            fprintf(stderr,
+                    "  step %d op %" PRIu64 " rv=%d next=%" PRIu64 " lo=%" PRIu64 " acked=%" PRIu64
+                    " calls=%" PRIu64 "\n",
+                    step, r, rv, l ? plog_log_next_offset(l) : 0, l ? plog_log_lowest_offset(l) : 0,
+                    acked_next, simfs_calls());
+        check(rv == PLOG_OK || simfs_cut(), "step %d (op %" PRIu64 ") failed before the cut: %s", step, r,
+              plog_strerror(rv));
     }
     if (l != NULL)
         plog_log_close(l);
     if (getenv("PLOG_POWERLOSS_VERBOSE") != NULL)
-        fprintf(stderr, "case %" PRIu64 " k=%" PRIu64 " cut=%d always=%d never_first=%d acked=%" PRIu64
-                " floor=%" PRIu64 " calls=%" PRIu64 "\n", seed, k, simfs_cut(), always, never_first,
-                acked_next, floor, simfs_calls());
+        fprintf(stderr,
+                "case %" PRIu64 " k=%" PRIu64 " cut=%d always=%d never_first=%d acked=%" PRIu64
+                " floor=%" PRIu64 " calls=%" PRIu64 "\n",
+                seed, k, simfs_cut(), always, never_first, acked_next, floor, simfs_calls());
     check(simfs_finish() == 0, "simfs_finish");
     /* Under ALWAYS every sealed segment is synced before the next exists, so
      * nothing at all may read as damaged; under NEVER records past the last

@@ -52,20 +52,19 @@ int plog_store_sync(plog_store *s);
  * PLOG_EOF when pos is at or past the end, PLOG_ECORRUPT when the frame does not
  * fit in the store or fails its checksum, PLOG_EIO, PLOG_ENOMEM; errmsg (may be
  * NULL) gets the reason. */
-int plog_store_read(const plog_store *s, uint64_t pos, uint8_t **out, size_t *len,
-                    char *errmsg, size_t errsz);
+int plog_store_read(const plog_store *s, uint64_t pos, uint8_t **out, size_t *len, char *errmsg,
+                    size_t errsz);
 
 /* plog_store_read_sized is plog_store_read for a caller that knows the frame's
  * size (the index does: the next entry's position minus this one's): one read
  * instead of two. When the frame's header disagrees with size it falls back
  * to plog_store_read. */
-int plog_store_read_sized(const plog_store *s, uint64_t pos, uint64_t size, uint8_t **out,
-                          size_t *len, char *errmsg, size_t errsz);
+int plog_store_read_sized(const plog_store *s, uint64_t pos, uint64_t size, uint8_t **out, size_t *len,
+                          char *errmsg, size_t errsz);
 
 /* plog_store_read_at copies n raw bytes starting at pos into p (Go: ReadAt).
  * PLOG_EOF when [pos, pos+n) is not all inside the store. */
-int plog_store_read_at(const plog_store *s, uint64_t pos, void *p, size_t n, char *errmsg,
-                       size_t errsz);
+int plog_store_read_at(const plog_store *s, uint64_t pos, void *p, size_t n, char *errmsg, size_t errsz);
 
 /* plog_store_frame_check validates the frame at the start of p[0..n): PLOG_OK
  * and *len = payload size when it is complete and its checksum holds,

@@ -92,8 +92,7 @@ static void test_store_read_at_returns_raw_frame(void **state)
         uint8_t frame[WIDTH];
         assert_plog_ok(plog_store_read_at(f->s, i * WIDTH, frame, sizeof frame, NULL, 0));
         /* length: u32 big-endian */
-        assert_int_equal(frame[0] << 24 | frame[1] << 16 | frame[2] << 8 | frame[3],
-                         sizeof write_ - 1);
+        assert_int_equal(frame[0] << 24 | frame[1] << 16 | frame[2] << 8 | frame[3], sizeof write_ - 1);
         size_t len;
         assert_plog_ok(plog_store_frame_check(frame, sizeof frame, &len));
         assert_memory_equal(frame + PLOG_STORE_HDR, write_, len);

@@ -95,11 +95,10 @@ int plog_metrics_http_open(plog_metrics *m, const char *addr, char *errmsg, size
     if (errmsg != NULL && errlen > 0)
         errmsg[0] = '\0';
     if (addr == NULL || addr[0] == '\0' ||
-        snprintf(urlbuf, sizeof(urlbuf), "%s%s", strstr(addr, "://") ? "" : "http://",
-                 addr) >= (int)sizeof(urlbuf)) {
+        snprintf(urlbuf, sizeof(urlbuf), "%s%s", strstr(addr, "://") ? "" : "http://", addr) >=
+            (int)sizeof(urlbuf)) {
         if (errmsg != NULL)
-            snprintf(errmsg, errlen, "metrics address \"%s\": want host:port",
-                     addr ? addr : "");
+            snprintf(errmsg, errlen, "metrics address \"%s\": want host:port", addr ? addr : "");
         return PLOG_EINVAL;
     }
     if ((h = calloc(1, sizeof(*h))) == NULL)
@@ -107,8 +106,7 @@ int plog_metrics_http_open(plog_metrics *m, const char *addr, char *errmsg, size
     step = "parse";
     if ((rv = nng_url_parse(&url, urlbuf)) != 0)
         goto fail;
-    if (strcmp(url->u_scheme, "http") != 0 ||
-        (url->u_path[0] != '\0' && strcmp(url->u_path, "/") != 0)) {
+    if (strcmp(url->u_scheme, "http") != 0 || (url->u_path[0] != '\0' && strcmp(url->u_path, "/") != 0)) {
         rv = NNG_EADDRINVAL;
         goto fail;
     }

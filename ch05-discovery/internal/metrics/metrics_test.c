@@ -19,8 +19,7 @@
 #include "testing/testing.h"
 
 enum { PRODUCE, CONSUME, CONSUME_STREAM, PRODUCE_STREAM, NMETHODS };
-static const char *const methods[NMETHODS] = {"Produce", "Consume", "ConsumeStream",
-                                              "ProduceStream"};
+static const char *const methods[NMETHODS] = {"Produce", "Consume", "ConsumeStream", "ProduceStream"};
 
 static int setup(void **state)
 {
@@ -87,8 +86,7 @@ static void test_metrics_fresh_registry_shows_zero_ok_series_per_method(void **s
     char *text = render_checked(m, &st);
 
     assert_int_equal(st.histograms, NMETHODS); /* one code="OK" series per method */
-    assert_true(expfmt_find(text, "proglog_requests_total{method=\"ConsumeStream\",code=\"OK\"}") ==
-                0);
+    assert_true(expfmt_find(text, "proglog_requests_total{method=\"ConsumeStream\",code=\"OK\"}") == 0);
     assert_true(expfmt_find(text, "proglog_request_duration_seconds_count{method=\"Produce\","
                                   "code=\"OK\"}") == 0);
     assert_true(expfmt_find(text, "proglog_open_connections") == 0);
@@ -110,15 +108,13 @@ static void test_metrics_observe_counts_by_method_and_code(void **state)
     assert_int_equal(plog_metrics_requests(m, CONSUME, 0), 0);
     text = render_checked(m, NULL);
     assert_true(expfmt_find(text, "proglog_requests_total{method=\"Produce\",code=\"OK\"}") == 2);
-    assert_true(
-        expfmt_find(text, "proglog_requests_total{method=\"Consume\",code=\"OUT_OF_RANGE\"}") == 1);
+    assert_true(expfmt_find(text, "proglog_requests_total{method=\"Consume\",code=\"OUT_OF_RANGE\"}") == 1);
     assert_true(expfmt_find(text, "proglog_request_bytes_total{method=\"Produce\"}") == 220);
     assert_true(expfmt_find(text, "proglog_response_bytes_total{method=\"Consume\"}") == 40);
     {
         char v[64];
         assert_non_null(expfmt_find_str(
-            text, "proglog_request_duration_seconds_sum{method=\"Produce\",code=\"OK\"}", v,
-            sizeof(v)));
+            text, "proglog_request_duration_seconds_sum{method=\"Produce\",code=\"OK\"}", v, sizeof(v)));
         assert_string_equal(v, "0.000143000");
     }
     free(text);
@@ -136,10 +132,8 @@ static void test_metrics_unknown_method_and_code_count_as_unknown(void **state)
     assert_int_equal(plog_metrics_requests(m, PLOG_METRICS_MAX_METHODS, 12), 1);
     assert_int_equal(plog_metrics_requests(m, -1, 2), 1);
     text = render_checked(m, NULL);
-    assert_true(
-        expfmt_find(text, "proglog_requests_total{method=\"unknown\",code=\"UNIMPLEMENTED\"}") == 1);
-    assert_true(expfmt_find(text, "proglog_requests_total{method=\"unknown\",code=\"UNKNOWN\"}") ==
-                1);
+    assert_true(expfmt_find(text, "proglog_requests_total{method=\"unknown\",code=\"UNIMPLEMENTED\"}") == 1);
+    assert_true(expfmt_find(text, "proglog_requests_total{method=\"unknown\",code=\"UNKNOWN\"}") == 1);
     assert_true(expfmt_find(text, "proglog_request_bytes_total{method=\"unknown\"}") == 7);
     free(text);
 }
@@ -151,15 +145,15 @@ static void test_metrics_histogram_bounds_are_inclusive(void **state)
     const char *b = "proglog_request_duration_seconds_bucket{method=\"Consume\",code=\"OK\",le=";
     char s[256], *text;
 
-    plog_metrics_observe(m, CONSUME, 0, 25000, 0, 0);        /* exactly 25 us */
-    plog_metrics_observe(m, CONSUME, 0, 25001, 0, 0);        /* just above */
-    plog_metrics_observe(m, CONSUME, 0, 0, 0, 0);            /* zero */
-    plog_metrics_observe(m, CONSUME, 0, 10000000000, 0, 0);  /* exactly 10 s */
-    plog_metrics_observe(m, CONSUME, 0, 10000000001, 0, 0);  /* above every bound */
+    plog_metrics_observe(m, CONSUME, 0, 25000, 0, 0);       /* exactly 25 us */
+    plog_metrics_observe(m, CONSUME, 0, 25001, 0, 0);       /* just above */
+    plog_metrics_observe(m, CONSUME, 0, 0, 0, 0);           /* zero */
+    plog_metrics_observe(m, CONSUME, 0, 10000000000, 0, 0); /* exactly 10 s */
+    plog_metrics_observe(m, CONSUME, 0, 10000000001, 0, 0); /* above every bound */
     text = render_checked(m, NULL);
-#define BUCKET(le, want)                                                                  \
-    snprintf(s, sizeof(s), "%s\"%s\"}", b, le);                                           \
-    if (expfmt_find(text, s) != (want))                                                   \
+#define BUCKET(le, want)                        \
+    snprintf(s, sizeof(s), "%s\"%s\"}", b, le); \
+    if (expfmt_find(text, s) != (want))         \
         fail_msg("%s = %g, want %d", s, expfmt_find(text, s), want);
     BUCKET("2.5e-05", 2);
     BUCKET("5e-05", 3);
@@ -221,8 +215,7 @@ static void test_metrics_label_values_are_escaped(void **state)
     assert_plog_ok(plog_metrics_new(odd, 1, &m));
     plog_metrics_observe(m, 0, 0, 1, 1, 1);
     text = render_checked(m, NULL);
-    assert_true(expfmt_find(text, "proglog_requests_total{method=\"a\\\"b\\\\c\\nd\",code=\"OK\"}") ==
-                1);
+    assert_true(expfmt_find(text, "proglog_requests_total{method=\"a\\\"b\\\\c\\nd\",code=\"OK\"}") == 1);
     free(text);
     plog_metrics_free(m);
 }
@@ -231,17 +224,17 @@ static void test_metrics_label_values_are_escaped(void **state)
 static void test_metrics_checker_rejects_broken_exposition(void **state)
 {
     static const char *const bad[] = {
-        "x 1",                                              /* no newline at the end */
-        "x 1\n",                                            /* no TYPE */
-        "# TYPE x counter\nx{a=\"1} 1\n",                   /* unterminated label */
-        "# TYPE x counter\nx -1\n",                         /* negative counter */
-        "# TYPE x counter\nx 1\nx 2\n",                     /* duplicate series */
-        "# TYPE x gauge\nx one\n",                          /* bad value */
+        "x 1",                            /* no newline at the end */
+        "x 1\n",                          /* no TYPE */
+        "# TYPE x counter\nx{a=\"1} 1\n", /* unterminated label */
+        "# TYPE x counter\nx -1\n",       /* negative counter */
+        "# TYPE x counter\nx 1\nx 2\n",   /* duplicate series */
+        "# TYPE x gauge\nx one\n",        /* bad value */
         "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
         "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 3\n",
         "# TYPE h histogram\nh_bucket{le=\"2\"} 1\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n",
         "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n", /* no +Inf */
-        "# TYPE x gauge\nx 1\n# TYPE y gauge\ny 1\nx{a=\"b\"} 2\n",      /* not contiguous */
+        "# TYPE x gauge\nx 1\n# TYPE y gauge\ny 1\nx{a=\"b\"} 2\n",       /* not contiguous */
         "# TYPE x gauge\n# TYPE x gauge\nx 1\n",
         "# TYPE x whatever\nx 1\n",
     };
@@ -252,8 +245,7 @@ static void test_metrics_checker_rejects_broken_exposition(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (expfmt_check(bad[i], &st, why, sizeof(why)))
             fail_msg("accepted broken text #%zu:\n%s", i, bad[i]);
-    assert_true(expfmt_check("# HELP x a thing\n# TYPE x gauge\nx 1.5e3\n", &st, why,
-                             sizeof(why)));
+    assert_true(expfmt_check("# HELP x a thing\n# TYPE x gauge\nx 1.5e3\n", &st, why, sizeof(why)));
 }
 
 /* 8 threads x 100k observations, spread over methods, codes and buckets: every
@@ -318,32 +310,27 @@ static void test_metrics_concurrent_observations_are_counted_exactly(void **stat
             const char *code = c ? "OUT_OF_RANGE" : "OK";
             uint64_t got = plog_metrics_requests(m, me, c ? 11 : 0);
             if (got != want[me][c])
-                fail_msg("%s %s: %" PRIu64 " requests, want %" PRIu64, methods[me], code, got,
-                         want[me][c]);
+                fail_msg("%s %s: %" PRIu64 " requests, want %" PRIu64, methods[me], code, got, want[me][c]);
             total += got;
             snprintf(series, sizeof(series),
-                     "proglog_request_duration_seconds_count{method=\"%s\",code=\"%s\"}",
-                     methods[me], code);
+                     "proglog_request_duration_seconds_count{method=\"%s\",code=\"%s\"}", methods[me], code);
             assert_true(expfmt_find(text, series) == (double)want[me][c]);
             snprintf(series, sizeof(series),
                      "proglog_request_duration_seconds_bucket{method=\"%s\",code=\"%s\",le=\"0.0001\"}",
                      methods[me], code);
             assert_true(expfmt_find(text, series) == (double)want_le_100us[me][c]);
             snprintf(series, sizeof(series),
-                     "proglog_request_duration_seconds_sum{method=\"%s\",code=\"%s\"}",
-                     methods[me], code);
+                     "proglog_request_duration_seconds_sum{method=\"%s\",code=\"%s\"}", methods[me], code);
             assert_non_null(expfmt_find_str(text, series, v, sizeof(v)));
-            snprintf(sumtxt, sizeof(sumtxt), "%" PRIu64 ".%09" PRIu64,
-                     want_sum[me][c] / 1000000000u, want_sum[me][c] % 1000000000u);
+            snprintf(sumtxt, sizeof(sumtxt), "%" PRIu64 ".%09" PRIu64, want_sum[me][c] / 1000000000u,
+                     want_sum[me][c] % 1000000000u);
             assert_string_equal(v, sumtxt);
         }
     assert_int_equal(total, (uint64_t)THREADS * PER_THREAD);
     for (int me = 0; me < NMETHODS; me++) {
-        snprintf(series, sizeof(series), "proglog_request_bytes_total{method=\"%s\"}",
-                 methods[me]);
+        snprintf(series, sizeof(series), "proglog_request_bytes_total{method=\"%s\"}", methods[me]);
         assert_true(expfmt_find(text, series) == 3.0 * (double)(want[me][0] + want[me][1]));
-        snprintf(series, sizeof(series), "proglog_response_bytes_total{method=\"%s\"}",
-                 methods[me]);
+        snprintf(series, sizeof(series), "proglog_response_bytes_total{method=\"%s\"}", methods[me]);
         assert_true(expfmt_find(text, series) == 5.0 * (double)(want[me][0] + want[me][1]));
     }
     free(text);
@@ -362,8 +349,7 @@ static void *spin_observe(void *arg)
     uint64_t i = 0;
 
     while (!atomic_load(&s->stop)) {
-        plog_metrics_observe(s->m, (int)(i % NMETHODS), (int)(i % 3), (i * 7919) % 3000000000u,
-                             1, 1);
+        plog_metrics_observe(s->m, (int)(i % NMETHODS), (int)(i % 3), (i * 7919) % 3000000000u, 1, 1);
         plog_metrics_gauge_add(s->m, PLOG_GAUGE_OPEN_CONNECTIONS, (i & 1) ? -1 : 1);
         i++;
     }
@@ -381,8 +367,8 @@ static void test_metrics_render_during_observation_stays_well_formed(void **stat
         assert_int_equal(pthread_create(&th[t], NULL, spin_observe, &s), 0);
     for (int r = 0; r < 50; r++) {
         char *text = render_checked(s.m, NULL);
-        double now = expfmt_find(
-            text, "proglog_request_duration_seconds_count{method=\"Produce\",code=\"OK\"}");
+        double now =
+            expfmt_find(text, "proglog_request_duration_seconds_count{method=\"Produce\",code=\"OK\"}");
         assert_true(now >= last);
         last = now;
         free(text);
@@ -397,24 +383,21 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_new_rejects_bad_method_lists),
-        cmocka_unit_test_setup_teardown(test_metrics_fresh_registry_shows_zero_ok_series_per_method,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_metrics_observe_counts_by_method_and_code, setup,
+        cmocka_unit_test_setup_teardown(test_metrics_fresh_registry_shows_zero_ok_series_per_method, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_metrics_unknown_method_and_code_count_as_unknown,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_metrics_histogram_bounds_are_inclusive, setup,
+        cmocka_unit_test_setup_teardown(test_metrics_observe_counts_by_method_and_code, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_unknown_method_and_code_count_as_unknown, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_metrics_gauges_set_and_add, setup,
+        cmocka_unit_test_setup_teardown(test_metrics_histogram_bounds_are_inclusive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_gauges_set_and_add, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_bound_gauge_reads_callback_until_unbound, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_metrics_bound_gauge_reads_callback_until_unbound,
-                                        setup, teardown),
         cmocka_unit_test(test_metrics_label_values_are_escaped),
         cmocka_unit_test(test_metrics_checker_rejects_broken_exposition),
-        cmocka_unit_test_setup_teardown(test_metrics_concurrent_observations_are_counted_exactly,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_metrics_render_during_observation_stays_well_formed,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_concurrent_observations_are_counted_exactly, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_render_during_observation_stays_well_formed, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
 }

@@ -111,7 +111,8 @@ static uint64_t produce(nng_socket s, const char *value, uint64_t cid, uint64_t 
     uint8_t *body;
     size_t blen;
     char text[256];
-    *code = call(s, plog_rpc_method_name(PLOG_METHOD_PRODUCE), &pr.base, cid, seq, text, sizeof text, &body, &blen);
+    *code = call(s, plog_rpc_method_name(PLOG_METHOD_PRODUCE), &pr.base, cid, seq, text, sizeof text, &body,
+                 &blen);
     uint64_t off = UINT64_MAX;
     if (*code == PLOG_STATUS_OK) {
         Log__V1__ProduceResponse *r = log__v1__produce_response__unpack(NULL, blen, body);
@@ -176,7 +177,8 @@ static void test_server_caps_parked_polls_per_client(void **state)
         nng_msg *m;
         assert_int_equal(nng_ctx_open(&ctx[i], s), 0);
         assert_int_equal(nng_aio_alloc(&aio[i], NULL, NULL), 0);
-        assert_plog_ok(plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_CONSUME_STREAM), &cr.base, 0, 0, 0, &m));
+        assert_plog_ok(
+            plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_CONSUME_STREAM), &cr.base, 0, 0, 0, &m));
         nng_aio_set_msg(aio[i], m);
         nng_ctx_send(ctx[i], aio[i]);
         nng_aio_wait(aio[i]);
@@ -215,10 +217,8 @@ static void test_server_refuses_requests_beyond_the_inflight_budget(void **state
 {
     struct fixture *f = *state;
     char why[256] = "", text[256];
-    plog_server_config cfg = {.addr = f->addr,
-                              .insecure = true,
-                              .max_msg_bytes = 64 << 10,
-                              .max_inflight_bytes = 256 << 10};
+    plog_server_config cfg = {
+        .addr = f->addr, .insecure = true, .max_msg_bytes = 64 << 10, .max_inflight_bytes = 256 << 10};
     assert_plog_ok(plog_server_open(f->log, &cfg, &f->srv, why, sizeof why));
     nng_socket s = dial(f->addr, NULL);
     enum { N = 30000 };
@@ -229,8 +229,8 @@ static void test_server_refuses_requests_beyond_the_inflight_budget(void **state
     Log__V1__ProduceRequest pr = LOG__V1__PRODUCE_REQUEST__INIT;
     pr.records = recs;
     pr.n_records = N;
-    int code = call(s, plog_rpc_method_name(PLOG_METHOD_PRODUCE_STREAM), &pr.base, 0, 0, text, sizeof text, NULL,
-                    NULL);
+    int code = call(s, plog_rpc_method_name(PLOG_METHOD_PRODUCE_STREAM), &pr.base, 0, 0, text, sizeof text,
+                    NULL, NULL);
     free(recs);
     print_message("%s: %s\n", plog_rpc_status_name(code), text);
     assert_int_equal(code, PLOG_STATUS_RESOURCE_EXHAUSTED);
@@ -398,8 +398,8 @@ static void test_server_metrics_and_logs_tell_the_truth(void **state)
     char maddr[32], cmd[96];
     snprintf(maddr, sizeof maddr, "127.0.0.1:%d", plog_test_free_port());
     struct tserver ts = {.tls = true,
-                         .extra = {"--metrics-addr", maddr, "--handshake-timeout-ms", "300", "--sync-interval-ms",
-                                   "400", NULL}};
+                         .extra = {"--metrics-addr", maddr, "--handshake-timeout-ms", "300",
+                                   "--sync-interval-ms", "400", NULL}};
     tserver_start(&ts);
 
     /* A client without a certificate is refused. */
@@ -491,7 +491,8 @@ static void test_server_metrics_and_logs_tell_the_truth(void **state)
     assert_true(tserver_stop(&ts, SIGTERM));
     char *out = plog_test_output(&ts.proc);
     if (strstr(out, "msg=tls_handshake_failed remote=127.0.0.1:") == NULL ||
-        strstr(out, "no TLS handshake within 300 ms") == NULL || strstr(out, "peer sent no certificate") == NULL)
+        strstr(out, "no TLS handshake within 300 ms") == NULL ||
+        strstr(out, "peer sent no certificate") == NULL)
         fail_msg("server log:\n%s", out);
     free(out);
     tserver_fini(&ts);
@@ -518,7 +519,7 @@ static void test_server_dedup_is_keyed_by_identity(void **state)
     assert_int_equal(code, PLOG_STATUS_OK);
     uint64_t ob = produce(b, "from reader", 7, 1, &code);
     assert_int_equal(code, PLOG_STATUS_OK);
-    assert_int_not_equal(oa, ob); /* not answered with root's offset */
+    assert_int_not_equal(oa, ob);                               /* not answered with root's offset */
     assert_int_equal(produce(a, "from root", 7, 1, &code), oa); /* root's resend: deduplicated */
     assert_int_equal(code, PLOG_STATUS_OK);
     /* reader's record is really there, with its own value. */
@@ -526,8 +527,9 @@ static void test_server_dedup_is_keyed_by_identity(void **state)
     cr.offset = ob;
     uint8_t *body;
     size_t blen;
-    assert_int_equal(call(a, plog_rpc_method_name(PLOG_METHOD_CONSUME), &cr.base, 0, 0, NULL, 0, &body, &blen),
-                     PLOG_STATUS_OK);
+    assert_int_equal(
+        call(a, plog_rpc_method_name(PLOG_METHOD_CONSUME), &cr.base, 0, 0, NULL, 0, &body, &blen),
+        PLOG_STATUS_OK);
     Log__V1__ConsumeResponse *r = log__v1__consume_response__unpack(NULL, blen, body);
     assert_non_null(r);
     assert_non_null(r->record);
@@ -565,7 +567,8 @@ static void test_server_answers_a_full_disk_alike_every_time(void **state)
         Log__V1__ProduceRequest pr = LOG__V1__PRODUCE_REQUEST__INIT;
         pr.record = &rec;
         char text[256];
-        code = call(s, plog_rpc_method_name(PLOG_METHOD_PRODUCE), &pr.base, 1, seq, text, sizeof text, NULL, NULL);
+        code = call(s, plog_rpc_method_name(PLOG_METHOD_PRODUCE), &pr.base, 1, seq, text, sizeof text, NULL,
+                    NULL);
         assert_int_equal(code, PLOG_STATUS_UNAVAILABLE);
         const char *named = strstr(text, "log failed; restart to recover");
         if (strncmp(text, "commit failed: log failed; restart to recover: ", 47) != 0 ||
@@ -579,10 +582,12 @@ static void test_server_answers_a_full_disk_alike_every_time(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_server_without_acl_refuses_to_open_unless_insecure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_without_acl_refuses_to_open_unless_insecure, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_server_refuses_sizes_that_overflow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_caps_parked_polls_per_client, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_server_refuses_requests_beyond_the_inflight_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_refuses_requests_beyond_the_inflight_budget, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_server_answers_a_full_disk_alike_every_time, setup, teardown),
         cmocka_unit_test(test_server_serves_root_while_2000_idle_connections_are_open),
         cmocka_unit_test(test_server_caps_connections),

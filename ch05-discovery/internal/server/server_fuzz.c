@@ -44,7 +44,8 @@ static void start(void)
                           .segment = {.max_store_bytes = 1 << 20, .max_index_bytes = 4096 * 12}};
     if (plog_log_open(dir, &lc, &flog) != PLOG_OK)
         abort();
-    plog_server_config cfg = {.acl = acl, .max_msg_bytes = 64 << 10, .max_wait_ms = 1, .max_inflight_bytes = 1 << 20};
+    plog_server_config cfg = {
+        .acl = acl, .max_msg_bytes = 64 << 10, .max_wait_ms = 1, .max_inflight_bytes = 1 << 20};
     if (plog_server_open_inproc(flog, &cfg, &srv, why, sizeof why) != PLOG_OK) {
         fprintf(stderr, "server_fuzz: %s\n", why);
         abort();
@@ -122,8 +123,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (mode == 0)
         memcpy(req, body, len);
     else
-        n = envelope(req, mode == 5 ? "/log.v1.Log/Nothing" : plog_rpc_method_name((plog_rpc_method)mode), body, len,
-                     cid, seq);
+        n = envelope(req, mode == 5 ? "/log.v1.Log/Nothing" : plog_rpc_method_name((plog_rpc_method)mode),
+                     body, len, cid, seq);
     nng_msg *reply = NULL;
     if (plog_server_inproc_call(srv, req, n, peer, &reply) != PLOG_OK)
         abort();

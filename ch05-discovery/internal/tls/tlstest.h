@@ -67,15 +67,13 @@ void tt_server_cb(void *arg);
 void tt_server_start(struct tt_server *s, const char *url, nng_tls_config *cfg);
 
 /* tt_server_start_files: tt_server_start with a server config made of certs files. */
-void tt_server_start_files(struct tt_server *s, const char *scheme, const char *cert,
-                                         const char *key);
+void tt_server_start_files(struct tt_server *s, const char *scheme, const char *cert, const char *key);
 
 void tt_server_stop(struct tt_server *s);
 
 /* tt_client_config makes a client config: cert/key names in certs (NULL for none),
  * ca name, server name (NULL: "127.0.0.1"). */
-nng_tls_config *tt_client_config(const char *cert, const char *key, const char *ca,
-                                               const char *server_name);
+nng_tls_config *tt_client_config(const char *cert, const char *key, const char *ca, const char *server_name);
 
 /* tt_client_dial opens a REQ socket and dials url synchronously with cfg (borrowed,
  * NULL for tcp://). Returns nng's result; on failure the socket is closed. */

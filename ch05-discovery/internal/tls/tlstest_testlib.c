@@ -94,8 +94,7 @@ void tt_server_start(struct tt_server *s, const char *url, nng_tls_config *cfg)
     }
 }
 
-void tt_server_start_files(struct tt_server *s, const char *scheme, const char *cert,
-                                         const char *key)
+void tt_server_start_files(struct tt_server *s, const char *scheme, const char *cert, const char *key)
 {
     char url[64], err[PLOG_TLS_ERRMSG_SIZE];
     nng_tls_config *cfg;
@@ -114,8 +113,7 @@ void tt_server_stop(struct tt_server *s)
         nng_aio_free(s->ctx[i].aio); /* stops it: the callback has finished */
 }
 
-nng_tls_config *tt_client_config(const char *cert, const char *key, const char *ca,
-                                               const char *server_name)
+nng_tls_config *tt_client_config(const char *cert, const char *key, const char *ca, const char *server_name)
 {
     char err[PLOG_TLS_ERRMSG_SIZE];
     nng_tls_config *cfg;

@@ -221,8 +221,9 @@ static void bench_e2e(struct tc *c, int leader)
         }
         lat[n++] = now_us() - t0;
     }
-    printf("bench raft.e2e.latency %.2f ms p=50 p99=%.2f p999=%.2f samples=%d follower=%s\n", pct(lat, n, 50) / 1000.0,
-           pct(lat, n, 99) / 1000.0, pct(lat, n, 99.9) / 1000.0, n, c->node[follower].name);
+    printf("bench raft.e2e.latency %.2f ms p=50 p99=%.2f p999=%.2f samples=%d follower=%s\n",
+           pct(lat, n, 50) / 1000.0, pct(lat, n, 99) / 1000.0, pct(lat, n, 99.9) / 1000.0, n,
+           c->node[follower].name);
     fflush(stdout);
     free(lat);
     plog_client_close(p);
@@ -277,8 +278,8 @@ static void bench_failover(struct tc *c)
         plog_test_sleep_ms(300);
     }
     if (n > 0)
-        printf("bench raft.failover %.0f ms p=50 p99=%.0f kills=%d election_timeout=150-300ms\n", pct(ms, n, 50),
-               pct(ms, n, 99), n);
+        printf("bench raft.failover %.0f ms p=50 p99=%.0f kills=%d election_timeout=150-300ms\n",
+               pct(ms, n, 50), pct(ms, n, 99), n);
     fflush(stdout);
     free(ms);
 }

@@ -269,7 +269,7 @@ static struct load *g_loads;
 static pthread_t g_th[CLIENTS];
 static bool g_running;
 static int g_paused = -1; /* a SIGSTOP'd node teardown must resume */
-static netproxy *g_proxy;  /* the partition tests' proxy */
+static netproxy *g_proxy; /* the partition tests' proxy */
 
 /* Produces sent straight to one node (plog_client, no router), one every 20 ms. */
 struct direct {
@@ -277,11 +277,11 @@ struct direct {
     atomic_bool stop;
     pthread_t thread;
     bool running;
-    int attempts, acks;                 /* read once the thread is joined */
-    char acked[8][32];                  /* the first acknowledged values */
-    int first_code;                     /* the first attempt's outcome */
+    int attempts, acks; /* read once the thread is joined */
+    char acked[8][32];  /* the first acknowledged values */
+    int first_code;     /* the first attempt's outcome */
     char first_msg[256];
-    int64_t first_ms;                   /* and how long it took */
+    int64_t first_ms; /* and how long it took */
 };
 static struct direct g_direct;
 
@@ -389,9 +389,10 @@ static bool is_voter(void *arg)
         nng_msg *reply;
         plog_rpc_reply rp;
         plog_rpc_status st;
-        if (plog_client_call(cl, plog_rpc_method_name(PLOG_METHOD_GET_SERVERS), &req.base, 0, 0, &reply, &rp, &st) ==
-            PLOG_STATUS_OK) {
-            Log__V1__GetServersResponse *resp = log__v1__get_servers_response__unpack(NULL, rp.body_len, rp.body);
+        if (plog_client_call(cl, plog_rpc_method_name(PLOG_METHOD_GET_SERVERS), &req.base, 0, 0, &reply, &rp,
+                             &st) == PLOG_STATUS_OK) {
+            Log__V1__GetServersResponse *resp =
+                log__v1__get_servers_response__unpack(NULL, rp.body_len, rp.body);
             nng_msg_free(reply);
             for (size_t k = 0; resp != NULL && k < resp->n_servers; k++)
                 if (strcmp(resp->servers[k]->rpc_addr, want) == 0 && resp->servers[k]->is_voter)
@@ -494,8 +495,8 @@ static void test_cluster_kill9_leader_under_load_loses_and_duplicates_nothing(vo
                 if (hold > 0) {
                     for (int i = 0; i < N; i++)
                         if (i != old)
-                            fprintf(stderr, "HOLD: %s pid %d for %d s\n", c.node[i].name, (int)c.node[i].proc.pid,
-                                    hold);
+                            fprintf(stderr, "HOLD: %s pid %d for %d s\n", c.node[i].name,
+                                    (int)c.node[i].proc.pid, hold);
                     plog_test_sleep_ms(hold * 1000);
                 }
                 fail_msg("round %d: no new leader 10 s after killing %s", k, c.node[old].name);
@@ -623,8 +624,8 @@ static int leader_seen_by(struct tc *c, int i)
     plog_rpc_reply rp;
     plog_rpc_status st;
     int who = -1;
-    if (plog_client_call(cl, plog_rpc_method_name(PLOG_METHOD_GET_SERVERS), &req.base, 0, 0, &reply, &rp, &st) ==
-        PLOG_STATUS_OK) {
+    if (plog_client_call(cl, plog_rpc_method_name(PLOG_METHOD_GET_SERVERS), &req.base, 0, 0, &reply, &rp,
+                         &st) == PLOG_STATUS_OK) {
         Log__V1__GetServersResponse *resp = log__v1__get_servers_response__unpack(NULL, rp.body_len, rp.body);
         nng_msg_free(reply);
         for (size_t k = 0; resp != NULL && k < resp->n_servers; k++)
@@ -989,9 +990,11 @@ static void test_cluster_of_one_bootstrapped_restarts_after_sigterm_and_kill9(vo
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_cluster_kill9_leader_under_load_loses_and_duplicates_nothing, teardown),
+        cmocka_unit_test_teardown(test_cluster_kill9_leader_under_load_loses_and_duplicates_nothing,
+                                  teardown),
         cmocka_unit_test_teardown(test_cluster_paused_leader_is_replaced_and_steps_down, teardown),
-        cmocka_unit_test_teardown(test_cluster_proglogctl_servers_members_produce_through_a_follower, teardown),
+        cmocka_unit_test_teardown(test_cluster_proglogctl_servers_members_produce_through_a_follower,
+                                  teardown),
         cmocka_unit_test_teardown(test_cluster_of_one_bootstrapped_restarts_after_sigterm_and_kill9,
                                   teardown),
         cmocka_unit_test_teardown(test_cluster_partitioned_leader_commits_nothing_and_the_majority_goes_on,

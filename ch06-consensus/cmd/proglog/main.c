@@ -50,8 +50,9 @@
     X(PEER_TLS_KEY_FILE, "peer-tls-key-file", "FILE", "its key")                                           \
     X(PEER_TLS_CA_FILE, "peer-tls-ca-file", "FILE", "the CA other nodes' certificates chain to")           \
     X(PROFILE, "profile", "lan|fast", "membership timing: lan (default) or fast (loopback tests)")         \
-    X(SYNC, "sync", "POLICY", "never | always | interval (default interval); with --addr only: "           \
-                              "a cluster fsyncs Raft's log per batch")                                     \
+    X(SYNC, "sync", "POLICY",                                                                              \
+      "never | always | interval (default interval); with --addr only: "                                   \
+      "a cluster fsyncs Raft's log per batch")                                                             \
     X(SYNC_INTERVAL_MS, "sync-interval-ms", "N", "group-commit period for --sync interval (default 10)")   \
     X(MAX_STORE_BYTES, "max-store-bytes", "N", "segment store size before rolling (default 1 GiB)")        \
     X(MAX_INDEX_BYTES, "max-index-bytes", "N", "segment index size before rolling (default 10 MiB)")       \
@@ -67,10 +68,10 @@
       "RPC TLS connections at once, handshaking ones too (default 4096)")                                  \
     X(HANDSHAKE_TIMEOUT_MS, "handshake-timeout-ms", "N",                                                   \
       "an RPC TLS handshake must finish within it (default 5000)")                                         \
-    X(BOOTSTRAP, "bootstrap", "[true|false]", "start a new cluster with this node as its only voter")     \
+    X(BOOTSTRAP, "bootstrap", "[true|false]", "start a new cluster with this node as its only voter")      \
     X(RAFT_PORT, "raft-port", "N", "Raft port on the bind host (default: RPC port + 2)")                   \
     X(RAFT_ADVERTISE_ADDR, "raft-advertise-addr", "HOST:PORT",                                             \
-      "address the others dial for this node's Raft (default: bind host + Raft port)")                    \
+      "address the others dial for this node's Raft (default: bind host + Raft port)")                     \
     X(SNAPSHOT_ENTRIES, "snapshot-entries", "N",                                                           \
       "take a Raft snapshot every N applied entries (default 0: never)")
 
@@ -465,8 +466,8 @@ int main(int argc, char **argv)
          * leader, a voter that never votes). Not a leave: the others keep it as a
          * voter, and a restart recovers from what is on disk. */
         plog_logger_log(lg, PLOG_LOGGER_ERROR, "node failed; exiting without leaving the cluster", "node",
-                        ac.node_name, "hint", "free the disk and restart it: it recovers from its data directory",
-                        NULL);
+                        ac.node_name, "hint",
+                        "free the disk and restart it: it recovers from its data directory", NULL);
         plog_agent_kill(agent);
         plog_logger_free(lg);
         status = 1;

@@ -363,7 +363,8 @@ static void test_agent_logs_a_refused_handshake(void **state)
     char level[200];
     start_one(c, "--log-level-file", "level", "info\n", level, sizeof level);
     char cmd[1024], *out = NULL;
-    snprintf(cmd, sizeof cmd, "openssl s_client -connect 127.0.0.1:%d -CAfile '%s/ca.pem' </dev/null >/dev/null 2>&1",
+    snprintf(cmd, sizeof cmd,
+             "openssl s_client -connect 127.0.0.1:%d -CAfile '%s/ca.pem' </dev/null >/dev/null 2>&1",
              c->node[0].rport, tc_certs());
     plog_test_sh(cmd, 15000, &out);
     free(out);

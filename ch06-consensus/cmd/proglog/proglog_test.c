@@ -184,7 +184,8 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
         {"--raft-advertise-addr node1 --data-dir %s/d", 2, "--raft-advertise-addr: want HOST:PORT"},
         {"--data-dir %s/d extra", 2, "unexpected argument: extra"},
         /* A name the others would never accept (before: it started, and could not join). */
-        {"--config-file %s/node1.yaml --node-name node2", 1, "node2\\\" is not the CN of the peer certificate"},
+        {"--config-file %s/node1.yaml --node-name node2", 1,
+         "node2\\\" is not the CN of the peer certificate"},
         /* --bootstrap's value as the next word or after '=' (before: "unexpected
          * argument: false"): taken, and the next check speaks. */
         {"--bootstrap false --node-name x --data-dir %s/d", 2, "--server-tls-cert-file is required"},
@@ -269,9 +270,8 @@ static void test_proglog_says_when_it_knows_no_leader_and_why(void **state)
     snprintf(raft, sizeof raft, "%d", plog_test_free_port());
     snprintf(data, sizeof data, "%s/data-first", f->dir);
     char *alone[] = {bin, "--config-file", f->yaml, NULL};
-    char *first[] = {bin,     "--config-file", f->yaml, "--bind-addr", bind,        "--rpc-port",
-                     rport,   "--raft-port",   raft,    "--data-dir",  data,        "--bootstrap",
-                     NULL};
+    char *first[] = {bin,  "--config-file", f->yaml, "--bind-addr", bind, "--rpc-port", rport, "--raft-port",
+                     raft, "--data-dir",    data,    "--bootstrap", NULL};
     plog_test_proc a = {0}, b = {0};
     plog_test_spawn(&a, alone);
     plog_test_spawn(&b, first);

@@ -250,7 +250,8 @@ static void raise_nofile(plog_logger *lg)
         return;
     rl.rlim_cur = rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-        plog_logger_log(lg, PLOG_LOGGER_WARN, "cannot raise the descriptor limit", "err", strerror(errno), NULL);
+        plog_logger_log(lg, PLOG_LOGGER_WARN, "cannot raise the descriptor limit", "err", strerror(errno),
+                        NULL);
 }
 
 int single_main(int argc, char **argv)
@@ -420,15 +421,16 @@ int single_main(int argc, char **argv)
     plog_log *log;
     int rv = plog_log_open(dir, &lc, &log);
     if (rv != PLOG_OK) {
-        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot open the log", "data_dir", dir, "err", plog_strerror(rv),
-                        NULL);
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot open the log", "data_dir", dir, "err",
+                        plog_strerror(rv), NULL);
         security_close(&sec);
         plog_logger_free(lg);
         return 1;
     }
     struct observe obs = {.dir = dir};
     if (metrics_addr != NULL && observe_open(&obs, log, metrics_addr, why, sizeof why) != 0) {
-        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot serve metrics", "addr", metrics_addr, "err", why, NULL);
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot serve metrics", "addr", metrics_addr, "err", why,
+                        NULL);
         plog_log_close(log);
         security_close(&sec);
         plog_logger_free(lg);
@@ -459,15 +461,22 @@ int single_main(int argc, char **argv)
     char next[24];
     snprintf(next, sizeof next, "%" PRIu64, plog_log_next_offset(log));
     plog_logger_log(lg, PLOG_LOGGER_INFO, "serving", "addr", addr, "data_dir", dir, "sync", policies[lc.sync],
-                    "next_offset", next, "tls", plaintext ? "off" : "mutual", "acl", plaintext ? "off" : policy,
-                    "metrics", metrics_url, "version", VERSION, NULL);
+                    "next_offset", next, "tls", plaintext ? "off" : "mutual", "acl",
+                    plaintext ? "off" : policy, "metrics", metrics_url, "version", VERSION, NULL);
 
-    struct reload rl = {.lg = lg, .level_file = level_file, .sec = plaintext ? NULL : &sec, .cert = cert,
-                        .key = key, .ca = ca, .model = model, .policy = policy};
+    struct reload rl = {.lg = lg,
+                        .level_file = level_file,
+                        .sec = plaintext ? NULL : &sec,
+                        .cert = cert,
+                        .key = key,
+                        .ca = ca,
+                        .model = model,
+                        .policy = policy};
     int sig = 0;
     while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
         reload_all(&rl);
-    plog_logger_log(lg, PLOG_LOGGER_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+    plog_logger_log(lg, PLOG_LOGGER_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                    NULL);
     plog_server_close(srv);
     observe_close(&obs); /* after the server: it observes until its last reply */
     rv = plog_log_close(log);

@@ -351,8 +351,8 @@ static int consume_linearizable(plog_client *c, uint64_t off, Log__V1__Record **
         req.linearizable = true;
         nng_msg *reply;
         plog_rpc_reply rp;
-        code = plog_client_call(other != NULL ? other : c, plog_rpc_method_name(PLOG_METHOD_CONSUME), &req.base, 0,
-                                0, &reply, &rp, st);
+        code = plog_client_call(other != NULL ? other : c, plog_rpc_method_name(PLOG_METHOD_CONSUME),
+                                &req.base, 0, 0, &reply, &rp, st);
         if (code == PLOG_STATUS_OK) {
             Log__V1__ConsumeResponse *resp = log__v1__consume_response__unpack(NULL, rp.body_len, rp.body);
             nng_msg_free(reply);

@@ -141,8 +141,9 @@ static void test_proglogctl_tls_files_come_from_the_environment_and_flags_win(vo
     struct fixture *f = *state;
     char env[2400], cmd[4096], *out;
     snprintf(env, sizeof env,
-             "PROGLOG_ADDR=%s PROGLOG_TLS_CA_FILE=%s PROGLOG_TLS_CERT_FILE=%s PROGLOG_TLS_KEY_FILE=%s", f->srv.addr,
-             tserver_cert("ca.pem"), tserver_cert("root-client.pem"), tserver_cert("root-client-key.pem"));
+             "PROGLOG_ADDR=%s PROGLOG_TLS_CA_FILE=%s PROGLOG_TLS_CERT_FILE=%s PROGLOG_TLS_KEY_FILE=%s",
+             f->srv.addr, tserver_cert("ca.pem"), tserver_cert("root-client.pem"),
+             tserver_cert("root-client-key.pem"));
     snprintf(cmd, sizeof cmd, "%s %s produce from-env", env, f->ctl);
     assert_int_equal(plog_test_sh(cmd, 15000, &out), 0);
     assert_string_equal(out, "0\n");

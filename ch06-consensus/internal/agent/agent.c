@@ -49,11 +49,11 @@ struct plog_agent {
     plog_metrics *metrics;
     plog_metrics_http *http;
     plog_server *_Atomic srv; /* set once the server runs; Raft publishes to it */
-    pthread_mutex_t mu; /* disc, against GetMembers while stopping */
+    pthread_mutex_t mu;       /* disc, against GetMembers while stopping */
     plog_discovery *disc;
     plog_agent_rejoin known; /* the members seen, for the next start (rejoin.h) */
-    atomic_bool failed;       /* the Raft node stopped for good (on_failed) */
-    size_t njoin;             /* join addresses tried at start (given and remembered) */
+    atomic_bool failed;      /* the Raft node stopped for good (on_failed) */
+    size_t njoin;            /* join addresses tried at start (given and remembered) */
 };
 
 /* lock_dir takes the node's exclusive lock on its data directory (flock, as
@@ -241,8 +241,8 @@ static void on_failed(void *arg, const char *why)
 
 /* The server's Raft hooks (ch06). */
 static int propose(void *arg, uint64_t client_id, uint64_t seq, const uint8_t *const *values,
-                   const size_t *lens, size_t n, void (*done)(void *ctx, int rv, uint64_t first, uint64_t count),
-                   void *ctx)
+                   const size_t *lens, size_t n,
+                   void (*done)(void *ctx, int rv, uint64_t first, uint64_t count), void *ctx)
 {
     plog_agent *a = arg;
     return plog_distributed_produce(a->dist, client_id, seq, values, lens, n, done, ctx);
@@ -455,7 +455,8 @@ static int check_config(const plog_agent_config *c, char *err, size_t errsize)
      * file is reported where the transport loads it. */
     char cn[PLOG_TLS_CN_SIZE];
     if (plog_tls_cert_cn(c->peer_tls_cert_file, cn, sizeof cn) == PLOG_OK && strcmp(cn, c->node_name) != 0) {
-        plog_errf(err, errsize, "agent: the node name \"%s\" is not the CN of the peer certificate %s (\"%s\")",
+        plog_errf(err, errsize,
+                  "agent: the node name \"%s\" is not the CN of the peer certificate %s (\"%s\")",
                   c->node_name, c->peer_tls_cert_file, cn);
         return PLOG_EINVAL;
     }
@@ -542,8 +543,8 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
         goto fail;
     a->log = plog_distributed_log(a->dist);
     /* 2. The RPC server, with mutual TLS and the ACL. */
-    if ((rv = plog_tls_config_server(a->server_cert, a->server_key, a->server_ca, &a->server_tls, err, errsize)) !=
-        PLOG_OK)
+    if ((rv = plog_tls_config_server(a->server_cert, a->server_key, a->server_ca, &a->server_tls, err,
+                                     errsize)) != PLOG_OK)
         goto fail;
     /* A refused client never becomes a connection: this line is its only trace. */
     if (cfg->logger != NULL)
@@ -641,13 +642,14 @@ bool plog_agent_alone(plog_agent *a, char *hint, size_t size)
                  "no Raft leader, nothing to join and no --bootstrap: start the first node of a new cluster "
                  "with --bootstrap, the others with --start-join-addrs (its gossip --bind-addr)");
     else if (a->njoin > 0 && st.alive <= 1)
-        snprintf(hint, size,
-                 "no Raft leader, and no member answered at the %zu join address(es): they must be the gossip "
-                 "--bind-addr of running nodes, not their RPC port",
-                 a->njoin);
+        snprintf(
+            hint, size,
+            "no Raft leader, and no member answered at the %zu join address(es): they must be the gossip "
+            "--bind-addr of running nodes, not their RPC port",
+            a->njoin);
     else
-        snprintf(hint, size, "no Raft leader: a majority of the %zu voters must be running and reach each other",
-                 voters);
+        snprintf(hint, size,
+                 "no Raft leader: a majority of the %zu voters must be running and reach each other", voters);
     return true;
 }
 

@@ -7,8 +7,8 @@
  * address), the RPC server on tls+tcp://BIND_HOST:RPC_PORT, whose produces go
  * through Raft, then membership on BIND_ADDR with the tags rpc_addr and raft_addr
  * (the Raft advertise address, by default BIND_HOST:RAFT_PORT), whose join and
- * leave events drive Raft's configuration (a failed member stays a voter). plog_agent_shutdown undoes it in reverse: a graceful
- * leave, a leader's handover, the server, the logs.
+ * leave events drive Raft's configuration (a failed member stays a voter). plog_agent_shutdown undoes it in
+ * reverse: a graceful leave, a leader's handover, the server, the logs.
  *
  * Two TLS identities, as the book's ServerTLSConfig and PeerTLSConfig: the
  * server's certificate for the RPC server, and the node's peer certificate
@@ -16,8 +16,8 @@
  * gossip and Raft messages, both ways.
  *
  * A data directory remembers the node name that created it (DATA_DIR/node-name):
- * a node's Raft id is its name's, so a node's name and its log belong together, and opening a directory under another name is refused. It
- * also keeps the members the node has seen (DATA_DIR/members, rejoin.h), joined
+ * a node's Raft id is its name's, so a node's name and its log belong together, and opening a directory under
+ * another name is refused. It also keeps the members the node has seen (DATA_DIR/members, rejoin.h), joined
  * at the next start besides start_join_addrs. */
 #ifndef PLOG_AGENT_H
 #define PLOG_AGENT_H
@@ -58,13 +58,13 @@ typedef struct plog_agent_config {
     unsigned max_connections;
     uint32_t handshake_timeout_ms;
     /* ch06: Raft. */
-    bool bootstrap;               /* start a new cluster with this node as its only voter */
-    uint16_t raft_port;           /* Raft listens on the bind host at this port; 0: rpc_port + 2 */
+    bool bootstrap;                  /* start a new cluster with this node as its only voter */
+    uint16_t raft_port;              /* Raft listens on the bind host at this port; 0: rpc_port + 2 */
     const char *raft_advertise_addr; /* "HOST:PORT" the other nodes dial for this node's
                                       * Raft (gossiped as raft_addr; a proxy or NAT in
                                       * front of it); NULL: the bind host and raft port */
-    uint32_t election_timeout_ms; /* 0: 150 */
-    uint32_t snapshot_entries;    /* snapshot every N applied entries; 0: never */
+    uint32_t election_timeout_ms;    /* 0: 150 */
+    uint32_t snapshot_entries;       /* snapshot every N applied entries; 0: never */
     /* failed(failed_arg, why): the node stopped for good, because a write to
      * Raft's log or to the record log failed (plog_distributed_config.failed):
      * it no longer leads, votes or applies. Called once, on an agent thread; the

@@ -386,13 +386,15 @@ int main(void)
                                         tc_agents_setup, tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_agent_leader_shutdown_hands_over_and_restart_catches_up,
                                         tc_agents_setup, tc_agents_teardown),
-        cmocka_unit_test_setup_teardown(test_agent_restarted_without_join_addresses_rejoins_the_members_it_saw,
-                                        tc_agents_setup, tc_agents_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_agent_restarted_without_join_addresses_rejoins_the_members_it_saw, tc_agents_setup,
+            tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_agent_linearizable_consume_reads_through_the_leader,
                                         tc_agents_setup, tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_of_another_node, tc_agents_setup,
                                         tc_agents_teardown),
-        cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_in_use, tc_agents_setup, tc_agents_teardown),
+        cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_in_use, tc_agents_setup,
+                                        tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_agent_gossips_its_raft_advertise_address_and_refuses_a_bad_one,
                                         tc_agents_setup, tc_agents_teardown),
     };

@@ -191,8 +191,8 @@ static void test_netproxy_forwards_both_ways_and_tells_nodes_by_source_address(v
 static void test_netproxy_cut_link_swallows_bytes_and_heal_closes_its_connections(void **state)
 {
     struct fixture *f = *state;
-    int a = dial("127.0.0.2", netproxy_port(f->p, 1)); /* 0 -> 1: to be cut */
-    int back = dial("127.0.0.3", netproxy_port(f->p, 0)); /* 1 -> 0: stays */
+    int a = dial("127.0.0.2", netproxy_port(f->p, 1));     /* 0 -> 1: to be cut */
+    int back = dial("127.0.0.3", netproxy_port(f->p, 0));  /* 1 -> 0: stays */
     int other = dial("127.0.0.4", netproxy_port(f->p, 1)); /* 2 -> 1: stays */
     assert_int_equal(roundtrip(a, "before", 2000), 1);
     netproxy_block(f->p, 0, 1, true);
@@ -233,8 +233,8 @@ static void test_netproxy_cut_link_swallows_bytes_and_heal_closes_its_connection
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_netproxy_forwards_both_ways_and_tells_nodes_by_source_address, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_netproxy_forwards_both_ways_and_tells_nodes_by_source_address,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_netproxy_cut_link_swallows_bytes_and_heal_closes_its_connections,
                                         setup, teardown),
     };

@@ -38,12 +38,12 @@ struct half {
 
 struct conn {
     bool used;
-    int src, dst;     /* src -1: not a node's address (never cut) */
-    int cfd, ufd;     /* the dialer's side, the destination's side */
-    int ci, ui;       /* their slots in this round's pollfd array (-1: none) */
-    bool connecting;  /* ufd's connect is in progress */
-    bool holed;       /* was cut: closed when the link heals */
-    bool ceof, ueof;  /* that side has closed its sending half */
+    int src, dst;    /* src -1: not a node's address (never cut) */
+    int cfd, ufd;    /* the dialer's side, the destination's side */
+    int ci, ui;      /* their slots in this round's pollfd array (-1: none) */
+    bool connecting; /* ufd's connect is in progress */
+    bool holed;      /* was cut: closed when the link heals */
+    bool ceof, ueof; /* that side has closed its sending half */
     struct half up, down;
 };
 
@@ -217,10 +217,10 @@ static void *run(void *arg)
                 continue;
             bool cut = c->holed;
             c->ci = (int)nfds;
-            fds[nfds++] = (struct pollfd){
-                .fd = c->cfd,
-                .events = (short)((!c->ceof && (cut || c->up.len < BUF) ? POLLIN : 0) |
-                                  (c->down.len > 0 ? POLLOUT : 0))};
+            fds[nfds++] =
+                (struct pollfd){.fd = c->cfd,
+                                .events = (short)((!c->ceof && (cut || c->up.len < BUF) ? POLLIN : 0) |
+                                                  (c->down.len > 0 ? POLLOUT : 0))};
             c->ui = (int)nfds;
             fds[nfds++] = (struct pollfd){
                 .fd = c->ufd,

@@ -69,7 +69,7 @@ static void test_rejoin_skips_damaged_lines(void **state)
                       "node3 tls+tcp://b:2 trailing\n"
                       "node4 ";
     size_t n = strlen(text);
-    memset(text + n, 'x', 600); /* an overlong line */
+    memset(text + n, 'x', 600);                      /* an overlong line */
     strcpy(text + n + 600, "\nnode5 tls+tcp://c:3"); /* the last line, without its newline */
     write_file(dir, text);
     static plog_agent_rejoin r;

@@ -88,7 +88,8 @@ void tc_start(struct tc *c, int i, int join)
     snprintf(s[5], sizeof s[5], "%s/ca.pem", certs);
     snprintf(s[6], sizeof s[6], "%s/%s.pem", certs, peer);
     snprintf(s[7], sizeof s[7], "%s/%s-key.pem", certs, peer);
-    snprintf(s[8], sizeof s[8], "%s:%d", join >= 0 ? c->node[join].host : "", join >= 0 ? c->node[join].gport : 0);
+    snprintf(s[8], sizeof s[8], "%s:%d", join >= 0 ? c->node[join].host : "",
+             join >= 0 ? c->node[join].gport : 0);
     snprintf(s[9], sizeof s[9], "127.0.0.1:%d", nd->mport);
     snprintf(s[10], sizeof s[10], "%d", nd->aport);
     char *argv[40] = {s[0],

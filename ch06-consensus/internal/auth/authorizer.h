@@ -60,7 +60,8 @@ int plog_auth_new(const char *model_path, const char *policy_path, plog_auth **a
  * finish with the old ones, which are freed once they are done. On failure a keeps
  * its rules and err says why, as for plog_auth_new. Not concurrent with
  * plog_auth_free; one reload at a time. */
-int plog_auth_reload(plog_auth *a, const char *model_path, const char *policy_path, char *err, size_t errsize);
+int plog_auth_reload(plog_auth *a, const char *model_path, const char *policy_path, char *err,
+                     size_t errsize);
 
 /* plog_auth_free frees a. NULL is fine. */
 void plog_auth_free(plog_auth *a);

@@ -48,11 +48,10 @@ typedef struct plog_client_config {
  * for the defaults (then only tcp:// works). Unless cfg->wait_for_server, the first
  * connection must succeed now, within timeout_ms: UNAVAILABLE when the server
  * cannot be reached, DEADLINE_EXCEEDED when it does not complete the handshake in
- * time (a paused server accepts connections and says nothing), UNAUTHENTICATED when the TLS handshake fails on a certificate (the message says
- * why: "certificate verify failed: IP address mismatch (server certificate)",
- * "peer refused our certificate: sslv3 alert certificate expired"),
- * INVALID_ARGUMENT for a bad address or a tls+tcp:// address without cfg->tls. On
- * OK *cp is the caller's until plog_client_close(). */
+ * time (a paused server accepts connections and says nothing), UNAUTHENTICATED when the TLS handshake fails
+ * on a certificate (the message says why: "certificate verify failed: IP address mismatch (server
+ * certificate)", "peer refused our certificate: sslv3 alert certificate expired"), INVALID_ARGUMENT for a bad
+ * address or a tls+tcp:// address without cfg->tls. On OK *cp is the caller's until plog_client_close(). */
 int plog_client_open(const char *addr, const plog_client_config *cfg, plog_client **cp, plog_rpc_status *st);
 
 /* plog_client_close gives c up: its socket is closed and c freed on the

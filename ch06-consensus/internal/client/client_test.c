@@ -292,7 +292,8 @@ static void test_client_queued_call_ends_at_its_own_deadline(void **state)
     plog_rpc_reply rp;
     plog_rpc_status st;
     int64_t t0 = plog_test_now_ms();
-    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_CONSUME), &req.base, 0, 300, &reply, &rp, &st);
+    int code =
+        plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_CONSUME), &req.base, 0, 300, &reply, &rp, &st);
     int64_t took = plog_test_now_ms() - t0;
     assert_int_equal(code, PLOG_STATUS_UNAVAILABLE);
     assert_non_null(strstr(st.msg, "no connection"));

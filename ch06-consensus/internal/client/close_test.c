@@ -126,8 +126,9 @@ static void test_client_close_after_kill_9_with_calls_in_flight_returns(void **s
             wedged++;
     }
     if (wedged > 0)
-        fprintf(stderr, "# nng's close of a lost TLS client did not finish in %d of %d rounds "
-                        "(nng 1.5.2 reaper wedge); the callers did not wait for it\n",
+        fprintf(stderr,
+                "# nng's close of a lost TLS client did not finish in %d of %d rounds "
+                "(nng 1.5.2 reaper wedge); the callers did not wait for it\n",
                 wedged, CLOSE_ROUNDS);
     free(value);
     tserver_fini(srv);

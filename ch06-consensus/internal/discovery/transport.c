@@ -76,7 +76,7 @@
 #define DEFAULT_SENDBUF 64
 #define ADDR_SIZE 272
 #define PATH_SIZE 1024
-#define RENEW_MS 1000   /* at most one fresh socket per address this often */
+#define RENEW_MS 1000 /* at most one fresh socket per address this often */
 /* A connected socket whose buffer stays full this long is taken for dead. Its pipe
  * may be: when nng's reaper is stuck, a pipe that went never reports it (on_pipe_gone
  * runs on the reaper), and only this replaces it (transport_test.c's kill loop needs
@@ -425,8 +425,8 @@ static int peer_open(plog_transport *g, struct peer *p, const char *addr)
     /* NNG_OPT_LOCADDR passes through the tls+tcp dialer to its tcp dialer, which
      * binds each new connection to it before connecting (nng 1.5.2). */
     if (nng_pipe_notify(s, NNG_PIPE_EV_ADD_POST, on_pipe_added, l) != 0 ||
-        nng_pipe_notify(s, NNG_PIPE_EV_REM_POST, on_pipe_gone, l) != 0 || nng_dialer_create(&d, s, url) != 0 ||
-        nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls) != 0 ||
+        nng_pipe_notify(s, NNG_PIPE_EV_REM_POST, on_pipe_gone, l) != 0 ||
+        nng_dialer_create(&d, s, url) != 0 || nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls) != 0 ||
         (g->has_src && nng_dialer_set_addr(d, NNG_OPT_LOCADDR, &g->src) != 0) ||
         nng_dialer_start(d, NNG_FLAG_NONBLOCK) != 0) {
         nng_close(s); /* no pipe yet: nothing to wait for */

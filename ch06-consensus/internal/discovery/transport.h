@@ -55,11 +55,11 @@ typedef struct plog_transport_config {
     const char *bind_addr; /* "HOST:PORT" (or "tls+tcp://HOST:PORT") to listen on */
     const char *cert_file; /* this node's certificate (PEM), used both ways */
     const char *key_file;
-    const char *ca_file;  /* the CA peers' certificates must chain to */
-    const plog_auth *acl; /* borrowed; NULL: every verified CN may send */
-    size_t max_msg_bytes; /* 0: 64 KiB */
-    unsigned max_peers;   /* PUSH sockets kept; the least recently used goes; 0: 64 */
-    unsigned sendbuf;     /* messages buffered per destination; 0: 64 */
+    const char *ca_file;      /* the CA peers' certificates must chain to */
+    const plog_auth *acl;     /* borrowed; NULL: every verified CN may send */
+    size_t max_msg_bytes;     /* 0: 64 KiB */
+    unsigned max_peers;       /* PUSH sockets kept; the least recently used goes; 0: 64 */
+    unsigned sendbuf;         /* messages buffered per destination; 0: 64 */
     bool dial_from_bind_host; /* outgoing connections leave from bind_addr's IP (above) */
     plog_transport_recv_fn recv;
     void *arg;

@@ -81,8 +81,8 @@ struct peer {
     char name[64];
     char raft_addr[128];
     char rpc_addr[128];
-    bool joined; /* membership reported it (only those are added) */
-    bool left;   /* left gracefully: the leader removes it */
+    bool joined;            /* membership reported it (only those are added) */
+    bool left;              /* left gracefully: the leader removes it */
     uint64_t last_heard_ms; /* a message from it arrived (any kind) */
     uint64_t asked_ms;      /* since then a request to it waits for an answer (0: none) */
     uint64_t last_reset_ms; /* its connection was last started afresh */
@@ -128,8 +128,8 @@ struct plog_distributed {
     uint64_t next_reconcile;
     struct dedup *dedup[DEDUP_BUCKETS];
     uint64_t applied_index;
-    uint64_t snap_index; /* the latest snapshot's (taken or installed) */
-    int failed;          /* a write failed: the node stops (fail-stop) */
+    uint64_t snap_index;                    /* the latest snapshot's (taken or installed) */
+    int failed;                             /* a write failed: the node stops (fail-stop) */
     char failed_why[PLOG_ERRMSG_SIZE + 64]; /* what failed, for the log and cfg.failed */
     uint64_t opened_ms;
     char self_addr[128]; /* cfg->advertise_addr (else raft_addr), copied */
@@ -492,7 +492,8 @@ static int snapshot_restore(plog_distributed *d, const uint8_t *p, size_t n)
         struct dedup **pp = dedup_find(d, get64(e));
         if (*pp == NULL && (*pp = calloc(1, sizeof **pp)) == NULL)
             return PLOG_ENOMEM;
-        **pp = (struct dedup){.client_id = get64(e), .seq = get64(e + 8), .first = get64(e + 16), .count = get64(e + 24)};
+        **pp = (struct dedup){
+            .client_id = get64(e), .seq = get64(e + 8), .first = get64(e + 16), .count = get64(e + 24)};
     }
     int rv = plog_log_reset(d->records);
     const uint8_t *q = p + 8 + (size_t)nd * 32, *end = p + n;
@@ -528,8 +529,11 @@ static int maybe_snapshot(plog_distributed *d)
         return rv;
     }
     plog_raft_buf buf = {.data = b.p, .len = b.n};
-    plog_raft_event ev = {.type = PLOG_RAFT_EV_SNAPSHOT_TAKEN, .now_ms = now_ms(), .index = d->applied_index,
-                          .bufs = &buf, .n_bufs = 1};
+    plog_raft_event ev = {.type = PLOG_RAFT_EV_SNAPSHOT_TAKEN,
+                          .now_ms = now_ms(),
+                          .index = d->applied_index,
+                          .bufs = &buf,
+                          .n_bufs = 1};
     plog_raft_update up;
     rv = plog_raft_step(d->raft, &ev, &up);
     if (rv == PLOG_OK && up.compacted != NULL) {
@@ -575,7 +579,8 @@ static int queue_msg(plog_distributed *d, struct outq *q, const plog_raft_msg *m
 static void send_all(plog_distributed *d, struct outq *q)
 {
     uint64_t now = now_ms();
-    uint64_t silent = (uint64_t)SILENT_FACTOR * (d->cfg.election_timeout_ms ? d->cfg.election_timeout_ms : 150);
+    uint64_t silent =
+        (uint64_t)SILENT_FACTOR * (d->cfg.election_timeout_ms ? d->cfg.election_timeout_ms : 150);
     for (size_t i = 0; i < q->n; i++) {
         char addr[128] = "";
         bool reset = false;
@@ -615,14 +620,15 @@ static void publish_status(plog_distributed *d)
         plog_transport_stats ts = {0};
         if (d->tr != NULL)
             plog_transport_stats_get(d->tr, &ts);
-        plog_logger_logf(d->cfg.logger, PLOG_LOGGER_INFO, "raft",
-                         "role=%s term=%llu leader=%016llx servers=%u commit=%llu last=%llu sent=%llu dropped=%llu "
-                         "received=%llu unauthenticated=%llu denied=%llu tls_failures=%llu",
-                         plog_raft_role_name(st.role), (unsigned long long)st.term, (unsigned long long)st.leader,
-                         st.conf.n, (unsigned long long)st.commit, (unsigned long long)st.last,
-                         (unsigned long long)ts.sent, (unsigned long long)ts.send_dropped,
-                         (unsigned long long)ts.received, (unsigned long long)ts.unauthenticated,
-                         (unsigned long long)ts.denied, (unsigned long long)ts.tls_failures);
+        plog_logger_logf(
+            d->cfg.logger, PLOG_LOGGER_INFO, "raft",
+            "role=%s term=%llu leader=%016llx servers=%u commit=%llu last=%llu sent=%llu dropped=%llu "
+            "received=%llu unauthenticated=%llu denied=%llu tls_failures=%llu",
+            plog_raft_role_name(st.role), (unsigned long long)st.term, (unsigned long long)st.leader,
+            st.conf.n, (unsigned long long)st.commit, (unsigned long long)st.last,
+            (unsigned long long)ts.sent, (unsigned long long)ts.send_dropped, (unsigned long long)ts.received,
+            (unsigned long long)ts.unauthenticated, (unsigned long long)ts.denied,
+            (unsigned long long)ts.tls_failures);
     }
     if (was_leader && st.role != PLOG_RAFT_LEADER)
         fail_pending(d, PLOG_ENOTLEADER);
@@ -703,8 +709,8 @@ static int step(plog_distributed *d, plog_raft_event *ev, plog_raft_update *up)
          * memory and disk disagree. Stop instead; a restart boots from disk. */
         d->failed = hv;
         snprintf(d->failed_why, sizeof d->failed_why, "raft storage: %s", plog_raftstore_errmsg(d->store));
-        plog_logger_logf(d->cfg.logger, PLOG_LOGGER_ERROR, "raft storage failed; node stops", "err=\"%s\" detail=\"%s\"",
-                         plog_strerror(hv), plog_raftstore_errmsg(d->store));
+        plog_logger_logf(d->cfg.logger, PLOG_LOGGER_ERROR, "raft storage failed; node stops",
+                         "err=\"%s\" detail=\"%s\"", plog_strerror(hv), plog_raftstore_errmsg(d->store));
     }
     return hv != PLOG_OK ? hv : rv;
 }
@@ -867,9 +873,11 @@ static void *node_main(void *arg)
             reconcile(d);
             d->next_reconcile = now + RECONCILE_MS;
         }
-        if (d->failed != PLOG_OK || flush(d) != PLOG_OK || maybe_snapshot(d) != PLOG_OK || flush(d) != PLOG_OK) {
+        if (d->failed != PLOG_OK || flush(d) != PLOG_OK || maybe_snapshot(d) != PLOG_OK ||
+            flush(d) != PLOG_OK) {
             if (d->failed_why[0] == '\0')
-                snprintf(d->failed_why, sizeof d->failed_why, "raft storage: %s", plog_raftstore_errmsg(d->store));
+                snprintf(d->failed_why, sizeof d->failed_why, "raft storage: %s",
+                         plog_raftstore_errmsg(d->store));
             plog_logger_logf(d->cfg.logger, PLOG_LOGGER_ERROR, "raft node stops", "err=\"%s\" detail=\"%s\"",
                              plog_strerror(d->failed != PLOG_OK ? d->failed : PLOG_EIO), d->failed_why);
             pthread_mutex_lock(&d->mu);
@@ -957,8 +965,7 @@ static int bootstrap(plog_distributed *d, const plog_raft_hard_state *hs)
     return PLOG_OK;
 }
 
-int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed **dp, char *err,
-                          size_t errsz)
+int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed **dp, char *err, size_t errsz)
 {
     plog_distributed *d = calloc(1, sizeof *d);
     if (d == NULL)
@@ -1018,8 +1025,8 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
     }
     if (boot.snapshot != NULL) {
         if ((rv = snapshot_restore(d, boot.snapshot->data, boot.snapshot->len)) != PLOG_OK) {
-            plog_errf(err, errsz, "restore the snapshot at %llu: %s", (unsigned long long)boot.snapshot->index,
-                      plog_strerror(rv));
+            plog_errf(err, errsz, "restore the snapshot at %llu: %s",
+                      (unsigned long long)boot.snapshot->index, plog_strerror(rv));
             goto fail;
         }
         d->applied_index = d->snap_index = boot.snapshot->index;
@@ -1166,8 +1173,8 @@ static void wait_done(void *arg, int rv, uint64_t first, uint64_t count)
 }
 
 int plog_distributed_produce_wait(plog_distributed *d, uint64_t client_id, uint64_t seq,
-                                  const uint8_t *const *values, const size_t *lens, size_t n,
-                                  uint64_t *first, int timeout_ms)
+                                  const uint8_t *const *values, const size_t *lens, size_t n, uint64_t *first,
+                                  int timeout_ms)
 {
     struct waiter *w = calloc(1, sizeof *w);
     if (w == NULL)
@@ -1229,8 +1236,7 @@ int plog_distributed_read_index(plog_distributed *d, plog_distributed_read_fn do
     return PLOG_OK;
 }
 
-void plog_distributed_join(plog_distributed *d, const char *name, const char *raft_addr,
-                           const char *rpc_addr)
+void plog_distributed_join(plog_distributed *d, const char *name, const char *raft_addr, const char *rpc_addr)
 {
     uint64_t id = plog_distributed_id(name);
     pthread_mutex_lock(&d->mu);

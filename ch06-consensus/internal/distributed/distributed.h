@@ -38,29 +38,29 @@ typedef struct plog_distributed plog_distributed;
 #define PLOG_DISTRIBUTED_MAX_SERVERS 16
 
 typedef struct plog_distributed_config {
-    const char *name;      /* this node: its certificate's CN; its Raft id is
-                              plog_distributed_id(name) */
-    const char *dir;       /* dir/raft: Raft's state; dir/records: the record log */
-    const char *raft_addr; /* "HOST:PORT" Raft listens on (its own port); outgoing
-                              Raft connections leave from HOST when it is an IP
-                              literal (internal/discovery/transport.h) */
+    const char *name;           /* this node: its certificate's CN; its Raft id is
+                                   plog_distributed_id(name) */
+    const char *dir;            /* dir/raft: Raft's state; dir/records: the record log */
+    const char *raft_addr;      /* "HOST:PORT" Raft listens on (its own port); outgoing
+                                   Raft connections leave from HOST when it is an IP
+                                   literal (internal/discovery/transport.h) */
     const char *advertise_addr; /* "HOST:PORT" the others dial for this node's Raft,
                                    named as the sender in every message (e.g. a proxy
                                    or a NAT in front of raft_addr); NULL: raft_addr */
-    const char *rpc_addr;  /* what GetServers advertises for this node */
-    const char *cert_file; /* node certificate, key and CA: both directions */
+    const char *rpc_addr;       /* what GetServers advertises for this node */
+    const char *cert_file;      /* node certificate, key and CA: both directions */
     const char *key_file;
     const char *ca_file;
-    const plog_auth *acl;  /* borrowed: who may send Raft messages ("gossip") */
-    bool bootstrap;        /* a new cluster of this one server, written to Raft's log
-                              (a CONFIG entry at index 1) before Raft starts; ignored
-                              once Raft's log or a snapshot holds anything */
+    const plog_auth *acl;         /* borrowed: who may send Raft messages ("gossip") */
+    bool bootstrap;               /* a new cluster of this one server, written to Raft's log
+                                     (a CONFIG entry at index 1) before Raft starts; ignored
+                                     once Raft's log or a snapshot holds anything */
     uint32_t election_timeout_ms; /* 0: 150; timeouts are drawn from [T, 2T) */
     uint32_t snapshot_entries;    /* take a snapshot every this many applied entries
                                      (the state machine: the dedup table and the record
                                      log streamed through its reader); 0: never */
     uint32_t heartbeat_ms;        /* 0: 10 (idle AppendEntries; commits are sent at once) */
-    plog_log_config log;   /* segment sizes of both logs (sync is the driver's) */
+    plog_log_config log;          /* segment sizes of both logs (sync is the driver's) */
     /* applied(arg, next): records below next are in the record log (call
      * plog_server_publish). On the node thread. NULL: nobody is told. */
     void (*applied)(void *arg, uint64_t next);
@@ -78,8 +78,7 @@ typedef struct plog_distributed_config {
  * listening on raft_addr and the node thread. The strings are copied. On
  * PLOG_OK *dp is the caller's until plog_distributed_close. PLOG_EIO,
  * PLOG_ECORRUPT, PLOG_ETLS, PLOG_EINVAL, PLOG_ENOMEM, with the reason in err. */
-int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed **dp, char *err,
-                          size_t errsz);
+int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed **dp, char *err, size_t errsz);
 
 /* plog_distributed_id: the Raft id of the node named name (FNV-1a, never 0). */
 uint64_t plog_distributed_id(const char *name);
@@ -108,8 +107,8 @@ int plog_distributed_produce(plog_distributed *d, uint64_t client_id, uint64_t s
 /* plog_distributed_produce_wait is plog_distributed_produce waiting up to
  * timeout_ms for the outcome (PLOG_EIO on timeout). */
 int plog_distributed_produce_wait(plog_distributed *d, uint64_t client_id, uint64_t seq,
-                                  const uint8_t *const *values, const size_t *lens, size_t n,
-                                  uint64_t *first, int timeout_ms);
+                                  const uint8_t *const *values, const size_t *lens, size_t n, uint64_t *first,
+                                  int timeout_ms);
 
 /* plog_distributed_read_index asks for a linearizable read point (ReadIndex,
  * Raft §6.4): done(arg, rv, next) with rv PLOG_OK once this node (the leader) has

@@ -70,8 +70,10 @@ int main(void)
     double rec_s = now_s() - t0;
     plog_log_close(l);
     plog_test_rmrf(dir);
-    printf("bench raft.storage.raftlog %.0f records/s size=%d batch=%d fsync=per_batch\n", N / raft_s, SIZE, BATCH);
-    printf("bench raft.storage.recordlog %.0f records/s size=%d batch=%d fsync=never\n", N / rec_s, SIZE, BATCH);
+    printf("bench raft.storage.raftlog %.0f records/s size=%d batch=%d fsync=per_batch\n", N / raft_s, SIZE,
+           BATCH);
+    printf("bench raft.storage.recordlog %.0f records/s size=%d batch=%d fsync=never\n", N / rec_s, SIZE,
+           BATCH);
     printf("bench raft.storage.second_write_cost %.1f %% of_storage_time=%.3fs_of_%.3fs\n",
            100.0 * rec_s / (raft_s + rec_s), rec_s, raft_s + rec_s);
     return 0;

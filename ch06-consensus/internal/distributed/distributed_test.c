@@ -571,7 +571,8 @@ static void fail_stop(struct fixture *f, const char *sub, const char *what)
     const uint8_t *vals[1] = {(const uint8_t *)v};
     size_t lens[1] = {big};
     uint64_t first = 0;
-    assert_int_equal(plog_distributed_produce_wait(f->n[0].d, 7, 2, vals, lens, 1, &first, 5000), PLOG_ENOTLEADER);
+    assert_int_equal(plog_distributed_produce_wait(f->n[0].d, 7, 2, vals, lens, 1, &first, 5000),
+                     PLOG_ENOTLEADER);
     assert_true(simfs_fired());
     for (int64_t until = plog_test_now_ms() + 5000; f->n[0].failed[0] == '\0' && plog_test_now_ms() < until;)
         plog_test_sleep_ms(5);
@@ -607,14 +608,17 @@ static void test_a_leader_whose_raft_log_fails_stops_and_names_no_leader(void **
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_records_reach_every_node_and_a_node_that_left_stops_receiving, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_retried_produce_is_applied_once_even_on_a_new_leader, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_reach_every_node_and_a_node_that_left_stops_receiving,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_retried_produce_is_applied_once_even_on_a_new_leader, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_closing_leader_hands_over, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_restarted_cluster_keeps_every_acknowledged_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_restarted_cluster_keeps_every_acknowledged_record, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_read_index_covers_every_acknowledged_produce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_late_node_catches_up_from_a_snapshot, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_leader_whose_record_log_fails_stops_and_its_produce_is_retried_once,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_leader_whose_record_log_fails_stops_and_its_produce_is_retried_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_leader_whose_raft_log_fails_stops_and_names_no_leader, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_bootstrapped_node_alone_restarts_with_its_records, setup,

@@ -55,7 +55,8 @@ int plog_loadbalance_resolve(plog_client *c, plog_loadbalance_server *v, size_t 
     Log__V1__GetServersRequest req = LOG__V1__GET_SERVERS_REQUEST__INIT;
     nng_msg *reply;
     plog_rpc_reply rp;
-    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_GET_SERVERS), &req.base, 0, 0, &reply, &rp, st);
+    int code =
+        plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_GET_SERVERS), &req.base, 0, 0, &reply, &rp, st);
     if (code != PLOG_STATUS_OK)
         return code;
     Log__V1__GetServersResponse *resp = log__v1__get_servers_response__unpack(NULL, rp.body_len, rp.body);
@@ -81,7 +82,8 @@ int plog_loadbalance_resolve(plog_client *c, plog_loadbalance_server *v, size_t 
  * background (background: a server named by GetServers, which may be down or
  * paused), waiting at most ATTEMPT_MAX_MS for it to connect; a call that finds
  * it not connected retries soon, instead of spending its deadline on the dial. */
-static plog_client *conn_for(plog_loadbalance_router *r, const char *addr, bool background, plog_rpc_status *st)
+static plog_client *conn_for(plog_loadbalance_router *r, const char *addr, bool background,
+                             plog_rpc_status *st)
 {
     for (size_t i = 0; i < r->nconns; i++)
         if (strcmp(r->conns[i].addr, addr) == 0)
@@ -112,7 +114,8 @@ static plog_client *conn_for(plog_loadbalance_router *r, const char *addr, bool 
         nng_tls_config_free(cfg.tls);
     if (code != PLOG_STATUS_OK)
         return NULL;
-    for (int64_t until = now_ms() + ATTEMPT_MAX_MS; background && !plog_client_connected(c) && now_ms() < until;)
+    for (int64_t until = now_ms() + ATTEMPT_MAX_MS;
+         background && !plog_client_connected(c) && now_ms() < until;)
         sleep_ms(1);
     if (r->client_id == 0)
         r->client_id = plog_client_id(c); /* the first connection's random id */
@@ -170,7 +173,8 @@ int plog_loadbalance_router_open(const char *addr, const plog_client_config *cfg
     const char *sep = strstr(addr, "://");
     if (sep == NULL) {
         plog_loadbalance_router_close(r);
-        return plog_rpc_status_set(st, PLOG_STATUS_INVALID_ARGUMENT, "want tls+tcp://HOST:PORT, not %s", addr);
+        return plog_rpc_status_set(st, PLOG_STATUS_INVALID_ARGUMENT, "want tls+tcp://HOST:PORT, not %s",
+                                   addr);
     }
     snprintf(r->scheme, sizeof r->scheme, "%.*s", (int)(sep + 3 - addr), addr);
     plog_client *c = conn_for(r, sep + 3, false, st);
@@ -222,8 +226,9 @@ static int produce_once(plog_client *c, const void *const *values, const size_t 
     }
     nng_msg *reply;
     plog_rpc_reply rp;
-    int code = plog_client_call(c, plog_rpc_method_name(n == 1 ? PLOG_METHOD_PRODUCE : PLOG_METHOD_PRODUCE_STREAM),
-                                &req.base, seq, timeout_ms, &reply, &rp, st);
+    int code =
+        plog_client_call(c, plog_rpc_method_name(n == 1 ? PLOG_METHOD_PRODUCE : PLOG_METHOD_PRODUCE_STREAM),
+                         &req.base, seq, timeout_ms, &reply, &rp, st);
     if (rv != recs)
         free(rv);
     if (pv != ptrs)
@@ -279,7 +284,8 @@ int plog_loadbalance_router_produce(plog_loadbalance_router *r, const void *cons
                 fast = true;
             } else {
                 code = c == NULL ? (st != NULL ? st->code : PLOG_STATUS_UNAVAILABLE)
-                                 : produce_once(c, values, lens, n, seq, (uint32_t)(left > 0 ? left : 1), first, st);
+                                 : produce_once(c, values, lens, n, seq, (uint32_t)(left > 0 ? left : 1),
+                                                first, st);
                 /* Lost or late: the server may have appended it ("not leader" and
                  * the other answers say it did not). */
                 if (c != NULL && (code == PLOG_STATUS_UNAVAILABLE || code == PLOG_STATUS_DEADLINE_EXCEEDED))
@@ -318,7 +324,8 @@ int plog_loadbalance_router_consume(plog_loadbalance_router *r, uint64_t off, Lo
             char addr[128];
             snprintf(addr, sizeof addr, "%s", r->picker.servers[idx].rpc_addr);
             plog_client *c = conn_for(r, addr, true, st);
-            code = c == NULL ? (st != NULL ? st->code : PLOG_STATUS_UNAVAILABLE) : plog_client_consume(c, off, rec, st);
+            code = c == NULL ? (st != NULL ? st->code : PLOG_STATUS_UNAVAILABLE)
+                             : plog_client_consume(c, off, rec, st);
             if (code != PLOG_STATUS_UNAVAILABLE && code != PLOG_STATUS_DEADLINE_EXCEEDED)
                 return code;
         }

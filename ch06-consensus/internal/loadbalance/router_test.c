@@ -143,7 +143,6 @@ static void test_router_follows_a_leader_change_without_duplicates(void **state)
     plog_loadbalance_router_close(r);
 }
 
-
 /* A server that names itself leader in its first GetServers answer and no leader
  * after, and never answers a Produce (a leader that took the request and then
  * hung, or lost its leadership before answering). */
@@ -193,8 +192,8 @@ static void test_router_failed_produce_says_an_unanswered_attempt_may_have_appli
     snprintf(url, sizeof url, "tls+tcp://%s", m.addr);
     nng_tls_config *tls;
     nng_listener l;
-    if (plog_tls_config_server(tc_cert("node1-lo.pem"), tc_cert("node1-lo-key.pem"), tc_cert("ca.pem"), &tls, err,
-                               sizeof err) != PLOG_OK)
+    if (plog_tls_config_server(tc_cert("node1-lo.pem"), tc_cert("node1-lo-key.pem"), tc_cert("ca.pem"), &tls,
+                               err, sizeof err) != PLOG_OK)
         fail_msg("tls: %s", err);
     assert_int_equal(nng_rep0_open(&m.sock), 0);
     assert_int_equal(nng_listener_create(&l, m.sock, url), 0);
@@ -215,8 +214,8 @@ static void test_router_failed_produce_says_an_unanswered_attempt_may_have_appli
     int code = plog_loadbalance_router_produce(r, vals, lens, 1, &off, &st);
     assert_int_equal(code, PLOG_STATUS_UNAVAILABLE);
     assert_true(atomic_load(&m.produces) >= 1);
-    if (strstr(st.msg, "no leader known") == NULL || strstr(st.msg, "may or may not have been applied") == NULL ||
-        strstr(st.msg, m.addr) == NULL)
+    if (strstr(st.msg, "no leader known") == NULL ||
+        strstr(st.msg, "may or may not have been applied") == NULL || strstr(st.msg, m.addr) == NULL)
         fail_msg("status: %s", st.msg);
     plog_loadbalance_router_close(r);
     nng_close(m.sock);

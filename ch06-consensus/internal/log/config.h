@@ -40,7 +40,7 @@ typedef struct plog_log_config {
     uint32_t sync_interval_ms; /* PLOG_SYNC_INTERVAL only; 0: default 10 */
     struct {
         plog_log_report_fn *fn; /* NULL: write `level=<level> <msg>` lines to stderr */
-        void *arg;          /* passed to fn, borrowed while the log is open */
+        void *arg;              /* passed to fn, borrowed while the log is open */
     } report;
 } plog_log_config;
 

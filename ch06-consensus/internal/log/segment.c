@@ -63,7 +63,8 @@ void plog_log_report(const plog_log_config *c, plog_log_report_level level, cons
     if (c->report.fn != NULL)
         c->report.fn(c->report.arg, level, msg);
     else
-        fprintf(stderr, "level=%s %s\n", names[level <= PLOG_LOG_REPORT_ERROR ? level : PLOG_LOG_REPORT_INFO], msg);
+        fprintf(stderr, "level=%s %s\n", names[level <= PLOG_LOG_REPORT_ERROR ? level : PLOG_LOG_REPORT_INFO],
+                msg);
 }
 
 /* record_offset finds the offset field (2, a varint) of the encoded Record
@@ -170,12 +171,12 @@ static bool valid_at(const uint8_t *map, uint64_t size, uint64_t q)
 /* resync finds where the frame after the damaged one at p starts, or returns
  * false: the damage runs to the end. old_n: entries of the index before the
  * scan began overwriting it (entries >= i are still the old ones). */
-static bool resync(const plog_segment *seg, const uint8_t *map, uint64_t size, uint64_t p,
-                   uint64_t i, uint64_t old_n, bool last_of_sealed, uint64_t *q)
+static bool resync(const plog_segment *seg, const uint8_t *map, uint64_t size, uint64_t p, uint64_t i,
+                   uint64_t old_n, bool last_of_sealed, uint64_t *q)
 {
     if (size - p >= PLOG_STORE_HDR) {
-        uint64_t len = (uint64_t)map[p] << 24 | (uint64_t)map[p + 1] << 16 |
-                       (uint64_t)map[p + 2] << 8 | map[p + 3];
+        uint64_t len =
+            (uint64_t)map[p] << 24 | (uint64_t)map[p + 1] << 16 | (uint64_t)map[p + 2] << 8 | map[p + 3];
         uint64_t end = p + PLOG_STORE_HDR + len;
         if (end <= size && (valid_at(map, size, end) || (last_of_sealed && end == size))) {
             *q = end;
@@ -185,8 +186,8 @@ static bool resync(const plog_segment *seg, const uint8_t *map, uint64_t size, u
     if (i + 1 < old_n) {
         uint32_t rel;
         uint64_t pos;
-        if (plog_index_read_raw(seg->index, i + 1, &rel, &pos) == PLOG_OK &&
-            rel == i + 1 && pos > p && (valid_at(map, size, pos) || (last_of_sealed && pos == size))) {
+        if (plog_index_read_raw(seg->index, i + 1, &rel, &pos) == PLOG_OK && rel == i + 1 && pos > p &&
+            (valid_at(map, size, pos) || (last_of_sealed && pos == size))) {
             *q = pos;
             return true;
         }
@@ -236,8 +237,9 @@ static int recover(plog_segment *seg, uint64_t sealed_next, char *errmsg, size_t
         if (frv == PLOG_OK) {
             q = p + PLOG_STORE_HDR + len;
         } else if (resync(seg, map, size, p, i, old_n, !last && i + 1 == want, &q)) {
-            plog_log_report(seg->c, PLOG_LOG_REPORT_WARN, "msg=\"corrupt record\" file=%s pos=%" PRIu64
-                    " offset=%" PRIu64 "", spath, p, seg->base + i);
+            plog_log_report(seg->c, PLOG_LOG_REPORT_WARN,
+                            "msg=\"corrupt record\" file=%s pos=%" PRIu64 " offset=%" PRIu64 "", spath, p,
+                            seg->base + i);
         } else {
             break;
         }
@@ -260,8 +262,9 @@ static int recover(plog_segment *seg, uint64_t sealed_next, char *errmsg, size_t
     }
     if (last) {
         if (p < size) {
-            plog_log_report(seg->c, PLOG_LOG_REPORT_WARN, "msg=\"truncated torn tail\" file=%s pos=%" PRIu64
-                    " dropped=%" PRIu64 "", spath, p, size - p);
+            plog_log_report(seg->c, PLOG_LOG_REPORT_WARN,
+                            "msg=\"truncated torn tail\" file=%s pos=%" PRIu64 " dropped=%" PRIu64 "", spath,
+                            p, size - p);
             rv = plog_store_truncate(seg->store, p);
             if (rv != PLOG_OK) {
                 plog_errf(errmsg, errsz, "%s", plog_store_errmsg(seg->store));
@@ -272,8 +275,10 @@ static int recover(plog_segment *seg, uint64_t sealed_next, char *errmsg, size_t
          * boundary, or emptied) leave no torn bytes to report: only the
          * index still knows they were there. */
         if (listed > i)
-            plog_log_report(seg->c, PLOG_LOG_REPORT_WARN, "msg=\"index lists records the store lacks\" "
-                    "file=%s indexed=%" PRIu64 " stored=%" PRIu64 "", spath, listed, i);
+            plog_log_report(seg->c, PLOG_LOG_REPORT_WARN,
+                            "msg=\"index lists records the store lacks\" "
+                            "file=%s indexed=%" PRIu64 " stored=%" PRIu64 "",
+                            spath, listed, i);
         /* Their entries are still in the mapping after the rewritten ones:
          * zeroed, a crash before the next close cannot show them (were the
          * index full, its file would end at them, as after a close). */
@@ -281,11 +286,14 @@ static int recover(plog_segment *seg, uint64_t sealed_next, char *errmsg, size_t
         seg->next = seg->base + i;
     } else {
         if (i < want)
-            plog_log_report(seg->c, PLOG_LOG_REPORT_WARN, "msg=\"damaged sealed segment\" file=%s pos=%" PRIu64
-                    " missing=%" PRIu64 "", spath, p, want - i);
+            plog_log_report(seg->c, PLOG_LOG_REPORT_WARN,
+                            "msg=\"damaged sealed segment\" file=%s pos=%" PRIu64 " missing=%" PRIu64 "",
+                            spath, p, want - i);
         else if (p < size)
-            plog_log_report(seg->c, PLOG_LOG_REPORT_WARN, "msg=\"sealed segment longer than its records\" "
-                    "file=%s pos=%" PRIu64 " extra=%" PRIu64 "", spath, p, size - p);
+            plog_log_report(seg->c, PLOG_LOG_REPORT_WARN,
+                            "msg=\"sealed segment longer than its records\" "
+                            "file=%s pos=%" PRIu64 " extra=%" PRIu64 "",
+                            spath, p, size - p);
         seg->next = sealed_next;
     }
 done:
@@ -294,8 +302,8 @@ done:
     return rv;
 }
 
-int plog_segment_open(const char *dir, uint64_t base, const plog_log_config *c,
-                      uint64_t sealed_next, plog_segment **sp, char *errmsg, size_t errsz)
+int plog_segment_open(const char *dir, uint64_t base, const plog_log_config *c, uint64_t sealed_next,
+                      plog_segment **sp, char *errmsg, size_t errsz)
 {
     char path[4096];
     plog_segment *seg = plog_calloc(1, sizeof *seg);
@@ -421,29 +429,30 @@ int plog_segment_append(plog_segment *seg, Log__V1__Record *rec, uint64_t *off)
     return PLOG_OK;
 }
 
-int plog_segment_read(const plog_segment *seg, uint64_t off, uint8_t **buf, size_t *len,
-                      char *errmsg, size_t errsz)
+int plog_segment_read(const plog_segment *seg, uint64_t off, uint8_t **buf, size_t *len, char *errmsg,
+                      size_t errsz)
 {
     uint64_t rel = off - seg->base;
     if (rel >= plog_index_entries(seg->index)) {
         plog_errf(errmsg, errsz, "%s: record %" PRIu64 " is missing (damaged segment)",
-             plog_store_path(seg->store), off);
+                  plog_store_path(seg->store), off);
         return PLOG_ECORRUPT;
     }
     uint64_t pos = plog_index_pos(seg->index, rel);
     uint64_t end = rel + 1 < plog_index_entries(seg->index) ? plog_index_pos(seg->index, rel + 1)
-                                                           : plog_store_size(seg->store);
+                                                            : plog_store_size(seg->store);
     int rv = end > pos ? plog_store_read_sized(seg->store, pos, end - pos, buf, len, errmsg, errsz)
                        : plog_store_read(seg->store, pos, buf, len, errmsg, errsz);
     if (rv == PLOG_EOF) {
         plog_errf(errmsg, errsz, "%s: record %" PRIu64 " indexed at %" PRIu64 " past the end",
-             plog_store_path(seg->store), off, pos);
+                  plog_store_path(seg->store), off, pos);
         return PLOG_ECORRUPT;
     }
     if (rv == PLOG_OK && !offset_ok(*buf, *len, off)) {
         free(*buf);
         *buf = NULL;
-        plog_errf(errmsg, errsz, "%s: the frame at %" PRIu64 " indexed for record %" PRIu64
+        plog_errf(errmsg, errsz,
+                  "%s: the frame at %" PRIu64 " indexed for record %" PRIu64
                   " is another record (index out of step with the store)",
                   plog_store_path(seg->store), pos, off);
         return PLOG_ECORRUPT;
@@ -451,9 +460,9 @@ int plog_segment_read(const plog_segment *seg, uint64_t off, uint8_t **buf, size
     return rv;
 }
 
-int plog_segment_read_span(const plog_segment *seg, uint64_t off, size_t max_n,
-                           size_t max_bytes, uint8_t **buf, size_t *cap, const uint8_t **rec,
-                           size_t *len, size_t *n, char *errmsg, size_t errsz)
+int plog_segment_read_span(const plog_segment *seg, uint64_t off, size_t max_n, size_t max_bytes,
+                           uint8_t **buf, size_t *cap, const uint8_t **rec, size_t *len, size_t *n,
+                           char *errmsg, size_t errsz)
 {
     const char *spath = plog_store_path(seg->store);
     uint64_t rel = off - seg->base;
@@ -474,8 +483,8 @@ int plog_segment_read_span(const plog_segment *seg, uint64_t off, size_t max_n,
         end = first_end = size;
         k_max = 1;
         if (start >= size) {
-            plog_errf(errmsg, errsz, "%s: record %" PRIu64 " indexed at %" PRIu64 " past the end",
-                 spath, off, start);
+            plog_errf(errmsg, errsz, "%s: record %" PRIu64 " indexed at %" PRIu64 " past the end", spath, off,
+                      start);
             return PLOG_ECORRUPT;
         }
     }
@@ -515,10 +524,10 @@ again:;
             if (k > 0)
                 break;
             plog_errf(errmsg, errsz, "%s: %s in frame at %" PRIu64, spath,
-                 frv == PLOG_EOF ? "truncated frame"
-                 : frv == PLOG_ECORRUPT ? "checksum mismatch"
-                                        : "another record (index out of step with the store)",
-                 start);
+                      frv == PLOG_EOF        ? "truncated frame"
+                      : frv == PLOG_ECORRUPT ? "checksum mismatch"
+                                             : "another record (index out of step with the store)",
+                      start);
             return PLOG_ECORRUPT;
         }
         if (k > 0 && total + l > max_bytes)
@@ -567,8 +576,8 @@ int plog_segment_sync(plog_segment *seg)
         return rv;
     }
     if (IO->fdatasync(plog_index_fd(seg->index)) != 0) {
-        plog_errf(seg->errmsg, sizeof seg->errmsg, "fdatasync index of %s: %s",
-                  plog_store_path(seg->store), strerror(errno));
+        plog_errf(seg->errmsg, sizeof seg->errmsg, "fdatasync index of %s: %s", plog_store_path(seg->store),
+                  strerror(errno));
         return PLOG_EIO;
     }
     return PLOG_OK;
@@ -579,13 +588,12 @@ int plog_segment_rewind(plog_segment *seg, uint64_t next)
     if (next >= seg->next && !seg->sealed)
         return PLOG_OK;
     uint64_t rel = next - seg->base;
-    uint64_t size = rel < plog_index_entries(seg->index) ? plog_index_pos(seg->index, rel)
-                                                         : plog_store_size(seg->store);
+    uint64_t size =
+        rel < plog_index_entries(seg->index) ? plog_index_pos(seg->index, rel) : plog_store_size(seg->store);
     /* Unseal first, as it is the step that may need space: when it fails
      * the segment stays sealed (the next append rolls) and is cut anyway. */
     bool unseal = seg->sealed &&
-                  plog_index_grow(seg->index, seg->c->segment.max_index_bytes /
-                                                  PLOG_INDEX_ENTRY) == PLOG_OK;
+                  plog_index_grow(seg->index, seg->c->segment.max_index_bytes / PLOG_INDEX_ENTRY) == PLOG_OK;
     int rv = plog_store_truncate(seg->store, size);
     if (rv != PLOG_OK) {
         plog_errf(seg->errmsg, sizeof seg->errmsg, "%s", plog_store_errmsg(seg->store));

@@ -147,8 +147,8 @@ static int cut_segment(const char *dir, uint64_t base, uint64_t next, char *errm
      * (segment.c's close, in that order). */
     rv = plog_segment_close(seg, true);
     if (rv != PLOG_OK)
-        plog_errf(errmsg, errsz, "sync segment %020" PRIu64 " after the cut at %" PRIu64 ": %s",
-                  base, next, plog_strerror(rv));
+        plog_errf(errmsg, errsz, "sync segment %020" PRIu64 " after the cut at %" PRIu64 ": %s", base, next,
+                  plog_strerror(rv));
     return rv;
 }
 
@@ -177,8 +177,7 @@ int plog_log_truncate_suffix(const char *dir, uint64_t next, char *errmsg, size_
         }
     }
     if (i > 0)
-        rv = cut_segment(dir, bases[i - 1], next > bases[i - 1] ? next : bases[i - 1], errmsg,
-                         errsz);
+        rv = cut_segment(dir, bases[i - 1], next > bases[i - 1] ? next : bases[i - 1], errmsg, errsz);
 out:
     if (dfd >= 0)
         IO->close(dfd);

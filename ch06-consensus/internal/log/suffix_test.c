@@ -183,16 +183,15 @@ static void build_template(uint64_t seed, const char *dir)
 
 /* check_log opens dir and checks it holds [lo, e) with min_e <= e <= max_e,
  * every record intact; returns e. When append, an append must land at e. */
-static uint64_t check_log(const char *dir, plog_log_config c, uint64_t lo, uint64_t min_e,
-                          uint64_t max_e, bool append)
+static uint64_t check_log(const char *dir, plog_log_config c, uint64_t lo, uint64_t min_e, uint64_t max_e,
+                          bool append)
 {
     plog_log *l;
     int rv = plog_log_open(dir, &c, &l);
     check(rv == PLOG_OK, "reopen: %s", plog_strerror(rv));
     uint64_t got_lo = plog_log_lowest_offset(l), e = plog_log_next_offset(l);
     check(got_lo == lo, "lowest offset %" PRIu64 ", want %" PRIu64, got_lo, lo);
-    check(e >= min_e && e <= max_e, "next offset %" PRIu64 ", want %" PRIu64 "..%" PRIu64, e,
-          min_e, max_e);
+    check(e >= min_e && e <= max_e, "next offset %" PRIu64 ", want %" PRIu64 "..%" PRIu64, e, min_e, max_e);
     for (uint64_t off = lo; off < e; off++) {
         uint8_t *buf;
         size_t len;
@@ -229,8 +228,8 @@ static uint64_t check_log(const char *dir, plog_log_config c, uint64_t lo, uint6
 /* after checks dir after a truncation that returned rv (power cut or not):
  * a prefix between cut and end, exactly cut on PLOG_OK; then a second
  * truncation must leave exactly [lo, cut). */
-static void after(const char *dir, plog_log_config c, uint64_t lo, uint64_t cut, uint64_t end,
-                  uint64_t next, int rv)
+static void after(const char *dir, plog_log_config c, uint64_t lo, uint64_t cut, uint64_t end, uint64_t next,
+                  int rv)
 {
     check_log(dir, c, lo, cut, rv == PLOG_OK ? cut : end, false);
     char err[256] = "";
@@ -295,8 +294,8 @@ static void one_workload(uint64_t seed, const char *tmpl, const char *dir, struc
         err[0] = '\0';
         rv = plog_log_truncate_suffix(dir, next, err, sizeof err);
         bool cut_ = simfs_cut();
-        check(rv == PLOG_OK || (cut_ && err[0] != '\0'), "failed before the cut: %s: %s",
-              plog_strerror(rv), err);
+        check(rv == PLOG_OK || (cut_ && err[0] != '\0'), "failed before the cut: %s: %s", plog_strerror(rv),
+              err);
         check(rv != PLOG_OK || !cut_, "returned PLOG_OK with the power gone");
         check(simfs_finish() == 0, "simfs_finish");
         after(dir, c, lo, cut, end, next, rv);
@@ -315,8 +314,8 @@ static void one_workload(uint64_t seed, const char *tmpl, const char *dir, struc
         rv = plog_log_truncate_suffix(dir, next, err, sizeof err);
         bool fired = simfs_fired();
         simfs_fail_at(0, 0, 0);
-        check(rv == PLOG_OK || (fired && err[0] != '\0'), "failed without a fault: %s: %s",
-              plog_strerror(rv), err);
+        check(rv == PLOG_OK || (fired && err[0] != '\0'), "failed without a fault: %s: %s", plog_strerror(rv),
+              err);
         if (power) {
             simfs_cut_at(1);
             check(simfs_finish() == 0, "simfs_finish");

@@ -107,11 +107,21 @@ static bool needs_quote(const char *s, size_t n)
 static size_t escape(unsigned char c, char *e)
 {
     switch (c) {
-    case '"': memcpy(e, "\\\"", 2); return 2;
-    case '\\': memcpy(e, "\\\\", 2); return 2;
-    case '\n': memcpy(e, "\\n", 2); return 2;
-    case '\r': memcpy(e, "\\r", 2); return 2;
-    case '\t': memcpy(e, "\\t", 2); return 2;
+    case '"':
+        memcpy(e, "\\\"", 2);
+        return 2;
+    case '\\':
+        memcpy(e, "\\\\", 2);
+        return 2;
+    case '\n':
+        memcpy(e, "\\n", 2);
+        return 2;
+    case '\r':
+        memcpy(e, "\\r", 2);
+        return 2;
+    case '\t':
+        memcpy(e, "\\t", 2);
+        return 2;
     default:
         if (c < ' ' || c == 0x7f) {
             snprintf(e, 5, "\\x%02x", c);
@@ -184,7 +194,8 @@ static void line_vprintf(struct line *ln, const char *fmt, va_list ap)
 #ifdef __GNUC__
 __attribute__((format(printf, 2, 3)))
 #endif
-static void line_printf(struct line *ln, const char *fmt, ...)
+static void
+line_printf(struct line *ln, const char *fmt, ...)
 {
     va_list ap;
 

@@ -53,41 +53,40 @@
  * (they must be adjacent; the first row's type and help are used). A "counter"
  * row only grows (plog_metrics_gauge_add with delta >= 0, or a bound callback
  * returning a monotonic count). Later chapters add rows here. */
-#define PLOG_METRICS_GAUGES(X)                                                                          \
-    X(PLOG_GAUGE_LOG_LOWEST_OFFSET, "proglog_log_lowest_offset", "gauge", "",                            \
-      "Offset of the oldest record the log holds.")                                                      \
-    X(PLOG_GAUGE_LOG_NEXT_OFFSET, "proglog_log_next_offset", "gauge", "",                                \
-      "Offset the next appended record will get (highest offset + 1; 0 when empty).")                    \
-    X(PLOG_GAUGE_LOG_SIZE_BYTES, "proglog_log_size_bytes", "gauge", "",                                  \
-      "Bytes the log's segments (stores and indexes) hold.")                                             \
-    X(PLOG_GAUGE_LOG_FAILED, "proglog_log_failed", "gauge", "",                                          \
-      "1 once a write or fsync of the log failed: produces are refused until a restart.")               \
-    X(PLOG_GAUGE_OPEN_CONNECTIONS, "proglog_open_connections", "gauge", "",                              \
-      "Client connections (nng pipes) open now.")                                                        \
-    X(PLOG_GAUGE_RESENDS_DROPPED, "proglog_resends_dropped_total", "counter", "",                        \
-      "Resent produces dropped because their first copy was still in flight (its reply answers).")       \
-    X(PLOG_GAUGE_TLS_OK, "proglog_tls_handshakes_total", "counter", "result=\"ok\"",                     \
-      "TLS connections accepted by result: ok, or why the handshake did not complete.")                  \
-    X(PLOG_GAUGE_TLS_NO_CERTIFICATE, "proglog_tls_handshakes_total", "counter",                          \
-      "result=\"no_certificate\"", "")                                                                  \
-    X(PLOG_GAUGE_TLS_BAD_CERTIFICATE, "proglog_tls_handshakes_total", "counter",                         \
-      "result=\"bad_certificate\"", "")                                                                 \
-    X(PLOG_GAUGE_TLS_REFUSED_BY_PEER, "proglog_tls_handshakes_total", "counter",                         \
-      "result=\"refused_by_peer\"", "")                                                                 \
-    X(PLOG_GAUGE_TLS_PROTOCOL, "proglog_tls_handshakes_total", "counter", "result=\"protocol_error\"", "") \
-    X(PLOG_GAUGE_TLS_TIMEOUT, "proglog_tls_handshakes_total", "counter", "result=\"timeout\"", "")         \
+#define PLOG_METRICS_GAUGES(X)                                                                               \
+    X(PLOG_GAUGE_LOG_LOWEST_OFFSET, "proglog_log_lowest_offset", "gauge", "",                                \
+      "Offset of the oldest record the log holds.")                                                          \
+    X(PLOG_GAUGE_LOG_NEXT_OFFSET, "proglog_log_next_offset", "gauge", "",                                    \
+      "Offset the next appended record will get (highest offset + 1; 0 when empty).")                        \
+    X(PLOG_GAUGE_LOG_SIZE_BYTES, "proglog_log_size_bytes", "gauge", "",                                      \
+      "Bytes the log's segments (stores and indexes) hold.")                                                 \
+    X(PLOG_GAUGE_LOG_FAILED, "proglog_log_failed", "gauge", "",                                              \
+      "1 once a write or fsync of the log failed: produces are refused until a restart.")                    \
+    X(PLOG_GAUGE_OPEN_CONNECTIONS, "proglog_open_connections", "gauge", "",                                  \
+      "Client connections (nng pipes) open now.")                                                            \
+    X(PLOG_GAUGE_RESENDS_DROPPED, "proglog_resends_dropped_total", "counter", "",                            \
+      "Resent produces dropped because their first copy was still in flight (its reply answers).")           \
+    X(PLOG_GAUGE_TLS_OK, "proglog_tls_handshakes_total", "counter", "result=\"ok\"",                         \
+      "TLS connections accepted by result: ok, or why the handshake did not complete.")                      \
+    X(PLOG_GAUGE_TLS_NO_CERTIFICATE, "proglog_tls_handshakes_total", "counter", "result=\"no_certificate\"", \
+      "")                                                                                                    \
+    X(PLOG_GAUGE_TLS_BAD_CERTIFICATE, "proglog_tls_handshakes_total", "counter",                             \
+      "result=\"bad_certificate\"", "")                                                                      \
+    X(PLOG_GAUGE_TLS_REFUSED_BY_PEER, "proglog_tls_handshakes_total", "counter",                             \
+      "result=\"refused_by_peer\"", "")                                                                      \
+    X(PLOG_GAUGE_TLS_PROTOCOL, "proglog_tls_handshakes_total", "counter", "result=\"protocol_error\"", "")   \
+    X(PLOG_GAUGE_TLS_TIMEOUT, "proglog_tls_handshakes_total", "counter", "result=\"timeout\"", "")           \
     X(PLOG_GAUGE_TLS_LINGER_ENDED, "proglog_tls_handshakes_total", "counter", "result=\"linger_ended\"", "") \
-    X(PLOG_GAUGE_TLS_OVER_CAPACITY, "proglog_tls_handshakes_total", "counter",                           \
-      "result=\"over_capacity\"", "")                                                                 \
-    X(PLOG_GAUGE_MEMBERS_ALIVE, "proglog_members_alive", "gauge", "",                                    \
-      "Cluster members this node sees alive, itself included (ch05).")                                   \
-    X(PLOG_GAUGE_GOSSIP_DROPPED, "proglog_gossip_messages_dropped", "gauge", "",                         \
-      "Membership messages dropped since start: unauthorized, malformed, oversize (ch05).")              \
-    X(PLOG_GAUGE_RAFT_LEADER, "proglog_raft_leader", "gauge", "",                                        \
-      "1 while this node is the Raft leader, else 0 (ch06).")                                            \
-    X(PLOG_GAUGE_RAFT_TERM, "proglog_raft_term", "gauge", "",                                            \
-      "The Raft term this node is in (ch06).")                                                           \
-    X(PLOG_GAUGE_RAFT_COMMIT_INDEX, "proglog_raft_commit_index", "gauge", "",                            \
+    X(PLOG_GAUGE_TLS_OVER_CAPACITY, "proglog_tls_handshakes_total", "counter", "result=\"over_capacity\"",   \
+      "")                                                                                                    \
+    X(PLOG_GAUGE_MEMBERS_ALIVE, "proglog_members_alive", "gauge", "",                                        \
+      "Cluster members this node sees alive, itself included (ch05).")                                       \
+    X(PLOG_GAUGE_GOSSIP_DROPPED, "proglog_gossip_messages_dropped", "gauge", "",                             \
+      "Membership messages dropped since start: unauthorized, malformed, oversize (ch05).")                  \
+    X(PLOG_GAUGE_RAFT_LEADER, "proglog_raft_leader", "gauge", "",                                            \
+      "1 while this node is the Raft leader, else 0 (ch06).")                                                \
+    X(PLOG_GAUGE_RAFT_TERM, "proglog_raft_term", "gauge", "", "The Raft term this node is in (ch06).")       \
+    X(PLOG_GAUGE_RAFT_COMMIT_INDEX, "proglog_raft_commit_index", "gauge", "",                                \
       "Raft's commit index as this node knows it: the last log entry it knows committed (ch06).")
 
 typedef enum {
@@ -123,8 +122,8 @@ int plog_metrics_method_id(const plog_metrics *m, const char *name);
  * plog_metrics_new; anything else is counted under method="unknown"), its gRPC status
  * code (outside 0..16 counts as UNKNOWN), the time it took and the bytes of the
  * request and reply messages. Lock-free; the hot path of the server. */
-void plog_metrics_observe(plog_metrics *m, int method, int code, uint64_t latency_ns,
-                          uint64_t bytes_in, uint64_t bytes_out);
+void plog_metrics_observe(plog_metrics *m, int method, int code, uint64_t latency_ns, uint64_t bytes_in,
+                          uint64_t bytes_out);
 
 /* plog_metrics_requests returns how many requests with this method and code were
  * observed so far (the same number proglog_requests_total shows). */
@@ -143,8 +142,7 @@ int64_t plog_metrics_gauge_get(plog_metrics *m, plog_metrics_gauge g);
 /* plog_metrics_gauge_bind makes g read fn(arg) at every scrape (arg is borrowed and
  * must stay valid while bound). fn == NULL unbinds. When it returns, no scrape is
  * still running the old callback: unbind before freeing what arg points to. */
-void plog_metrics_gauge_bind(plog_metrics *m, plog_metrics_gauge g, plog_metrics_gauge_fn fn,
-                             void *arg);
+void plog_metrics_gauge_bind(plog_metrics *m, plog_metrics_gauge g, plog_metrics_gauge_fn fn, void *arg);
 
 /* plog_metrics_render writes every metric in the Prometheus text exposition format
  * 0.0.4 into a malloc'd, NUL-terminated buffer: *out (the caller frees it with

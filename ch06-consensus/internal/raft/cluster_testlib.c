@@ -39,14 +39,14 @@ static void *xrealloc(void *p, size_t n)
     return p;
 }
 
-#define GROW(arr, n, cap)                                                        \
-    do {                                                                         \
-        if ((n) >= (cap)) {                                                      \
-            (cap) = (cap) ? (cap) * 2 : 16;                                      \
-            while ((cap) <= (n))                                                 \
-                (cap) *= 2;                                                      \
-            (arr) = xrealloc((arr), (cap) * sizeof *(arr));                      \
-        }                                                                        \
+#define GROW(arr, n, cap)                                   \
+    do {                                                    \
+        if ((n) >= (cap)) {                                 \
+            (cap) = (cap) ? (cap)*2 : 16;                   \
+            while ((cap) <= (n))                            \
+                (cap) *= 2;                                 \
+            (arr) = xrealloc((arr), (cap) * sizeof *(arr)); \
+        }                                                   \
     } while (0)
 
 static uint64_t entry_key(const plog_raft_entry *e)
@@ -160,7 +160,7 @@ struct plog_sim {
     size_t n_props, cap_props;
     struct read_req {
         uint64_t node, ctx, floor;
-    } *read_reqs;
+    } * read_reqs;
     size_t n_read_reqs, cap_read_reqs;
     uint64_t reads_released;
     uint64_t snapshots_installed, elections, loads;
@@ -346,11 +346,11 @@ static void check_log_matching(plog_sim *s, node *nd, const plog_raft_entry *e, 
         if (in->seen[i].term != e->term)
             continue;
         if (in->seen[i].key != key || in->seen[i].prev_term != prev_term)
-            fail(s, "Log Matching: server %llu has index %llu term %llu with key %llx prev term %llu, "
-                    "seen before with key %llx prev term %llu",
-                 (unsigned long long)nd->id, (unsigned long long)e->index,
-                 (unsigned long long)e->term, (unsigned long long)key,
-                 (unsigned long long)prev_term, (unsigned long long)in->seen[i].key,
+            fail(s,
+                 "Log Matching: server %llu has index %llu term %llu with key %llx prev term %llu, "
+                 "seen before with key %llx prev term %llu",
+                 (unsigned long long)nd->id, (unsigned long long)e->index, (unsigned long long)e->term,
+                 (unsigned long long)key, (unsigned long long)prev_term, (unsigned long long)in->seen[i].key,
                  (unsigned long long)in->seen[i].prev_term);
         return;
     }
@@ -410,8 +410,7 @@ static const char *msg_summary(const plog_raft_msg *m, char *buf, size_t n)
     case PLOG_RAFT_MSG_PREVOTE:
     case PLOG_RAFT_MSG_VOTE:
         snprintf(buf, n, "term %llu last %llu/%llu%s", (unsigned long long)m->term,
-                 (unsigned long long)m->index, (unsigned long long)m->log_term,
-                 m->ctx ? " transfer" : "");
+                 (unsigned long long)m->index, (unsigned long long)m->log_term, m->ctx ? " transfer" : "");
         break;
     case PLOG_RAFT_MSG_PREVOTE_RESP:
     case PLOG_RAFT_MSG_VOTE_RESP:
@@ -432,15 +431,14 @@ static const char *msg_summary(const plog_raft_msg *m, char *buf, size_t n)
                      (unsigned long long)m->index);
         break;
     case PLOG_RAFT_MSG_SNAPSHOT:
-        snprintf(buf, n, "term %llu snapshot %llu/%llu bytes %llu+%zu of %llu%s",
-                 (unsigned long long)m->term, (unsigned long long)m->index,
-                 (unsigned long long)m->log_term, (unsigned long long)m->offset, m->len,
-                 (unsigned long long)m->total, m->done ? " done" : "");
+        snprintf(buf, n, "term %llu snapshot %llu/%llu bytes %llu+%zu of %llu%s", (unsigned long long)m->term,
+                 (unsigned long long)m->index, (unsigned long long)m->log_term, (unsigned long long)m->offset,
+                 m->len, (unsigned long long)m->total, m->done ? " done" : "");
         break;
     case PLOG_RAFT_MSG_SNAPSHOT_RESP:
         snprintf(buf, n, "term %llu snapshot %llu have %llu%s%s", (unsigned long long)m->term,
-                 (unsigned long long)m->index, (unsigned long long)m->offset,
-                 m->done ? " installed" : "", m->reject ? " rejected" : "");
+                 (unsigned long long)m->index, (unsigned long long)m->offset, m->done ? " installed" : "",
+                 m->reject ? " rejected" : "");
         break;
     default:
         snprintf(buf, n, "term %llu", (unsigned long long)m->term);
@@ -450,8 +448,8 @@ static const char *msg_summary(const plog_raft_msg *m, char *buf, size_t n)
 
 static const char *ev_name(int t)
 {
-    static const char *names[] = {"?", "tick", "receive", "persisted", "snapshot-taken",
-                                  "propose", "conf-change", "read", "transfer"};
+    static const char *names[] = {"?",       "tick",        "receive", "persisted", "snapshot-taken",
+                                  "propose", "conf-change", "read",    "transfer"};
     return t >= 0 && t <= PLOG_RAFT_EV_TRANSFER ? names[t] : "?";
 }
 
@@ -518,8 +516,8 @@ static int node_step(plog_sim *s, node *nd, const plog_raft_event *ev)
         check_leader_completeness(s, nd);
     }
     /* Leader Append-Only: a leader only appends to its log */
-    if (before.role == PLOG_RAFT_LEADER && after.role == PLOG_RAFT_LEADER &&
-        before.term == after.term && up.n_entries > 0 && up.entries[0].index <= before.last)
+    if (before.role == PLOG_RAFT_LEADER && after.role == PLOG_RAFT_LEADER && before.term == after.term &&
+        up.n_entries > 0 && up.entries[0].index <= before.last)
         fail(s, "Leader Append-Only: leader %llu rewrote index %llu (last was %llu)",
              (unsigned long long)nd->id, (unsigned long long)up.entries[0].index,
              (unsigned long long)before.last);
@@ -559,10 +557,11 @@ static int node_step(plog_sim *s, node *nd, const plog_raft_event *ev)
                 if (e->index > s->max_committed)
                     s->max_committed = e->index;
             } else if (in->committed_term != e->term || in->committed_key != o->keys[i]) {
-                fail(s, "State Machine Safety: server %llu commits index %llu term %llu, "
-                        "committed before with term %llu",
-                     (unsigned long long)nd->id, (unsigned long long)e->index,
-                     (unsigned long long)e->term, (unsigned long long)in->committed_term);
+                fail(s,
+                     "State Machine Safety: server %llu commits index %llu term %llu, "
+                     "committed before with term %llu",
+                     (unsigned long long)nd->id, (unsigned long long)e->index, (unsigned long long)e->term,
+                     (unsigned long long)in->committed_term);
             }
         }
         if (after.commit != before.commit && s->o.trace)
@@ -588,8 +587,11 @@ static int node_step(plog_sim *s, node *nd, const plog_raft_event *ev)
         o->n_ents = up.n_entries;
         for (size_t i = 0; i < up.n_entries; i++) {
             const plog_raft_entry *e = &up.entries[i];
-            o->ents[i] = (stored){.term = e->term, .index = e->index, .type = e->type,
-                                  .data = dup_bytes(e->data, e->len), .len = e->len};
+            o->ents[i] = (stored){.term = e->term,
+                                  .index = e->index,
+                                  .type = e->type,
+                                  .data = dup_bytes(e->data, e->len),
+                                  .len = e->len};
         }
         o->writes = true;
     }
@@ -697,8 +699,11 @@ static void take_snapshot(plog_sim *s, node *nd)
     if (nd->n_sm)
         memcpy(data + 16, nd->sm, nd->n_sm * 16);
     plog_raft_buf b = {.data = data, .len = len};
-    plog_raft_event ev = {.type = PLOG_RAFT_EV_SNAPSHOT_TAKEN, .now_ms = s->now, .index = nd->sm_index,
-                          .bufs = &b, .n_bufs = 1};
+    plog_raft_event ev = {.type = PLOG_RAFT_EV_SNAPSHOT_TAKEN,
+                          .now_ms = s->now,
+                          .index = nd->sm_index,
+                          .bufs = &b,
+                          .n_bufs = 1};
     if (node_step(s, nd, &ev) == PLOG_OK)
         nd->sm_snap_index = nd->sm_index;
     free(data);
@@ -732,8 +737,8 @@ static void complete_op(plog_sim *s, op *o)
         uint64_t prev = stored_term(nd, o->ents[0].index - 1);
         for (size_t i = 0; i < o->n_ents; i++) {
             const stored *e = &o->ents[i];
-            plog_raft_entry pe = {.term = e->term, .index = e->index, .type = e->type,
-                                  .data = e->data, .len = e->len};
+            plog_raft_entry pe = {
+                .term = e->term, .index = e->index, .type = e->type, .data = e->data, .len = e->len};
             check_log_matching(s, nd, &pe, prev);
             prev = e->term;
         }
@@ -762,8 +767,7 @@ static void complete_op(plog_sim *s, op *o)
         nd->sm[nd->n_sm++] = (sm_pair){.index = e->index, .pid = pid};
         if (pid < s->n_props) {
             proposal *p = &s->props[pid];
-            if (p->node == nd->id && p->epoch == nd->epoch && p->index == e->index &&
-                p->term == e->term)
+            if (p->node == nd->id && p->epoch == nd->epoch && p->index == e->index && p->term == e->term)
                 p->acked = true;
         }
     }
@@ -775,8 +779,9 @@ static void complete_op(plog_sim *s, op *o)
         for (size_t k = 0; k < s->n_read_reqs; k++) {
             const struct read_req *q = &s->read_reqs[k];
             if (q->node == nd->id && q->ctx == o->reads[i].ctx && o->reads[i].index < q->floor)
-                fail(s, "ReadIndex: server %llu released read %llu at index %llu, but index %llu "
-                        "was committed before it was asked",
+                fail(s,
+                     "ReadIndex: server %llu released read %llu at index %llu, but index %llu "
+                     "was committed before it was asked",
                      (unsigned long long)nd->id, (unsigned long long)q->ctx,
                      (unsigned long long)o->reads[i].index, (unsigned long long)q->floor);
         }
@@ -810,8 +815,8 @@ static int sim_load(void *arg, uint64_t index, uint8_t *buf, size_t len)
             return PLOG_OK;
         }
     }
-    fail(nd->sim, "server %llu reads back index %llu (%zu bytes), not on its disk", (unsigned long long)nd->id,
-         (unsigned long long)index, len);
+    fail(nd->sim, "server %llu reads back index %llu (%zu bytes), not on its disk",
+         (unsigned long long)nd->id, (unsigned long long)index, len);
     return PLOG_ECORRUPT;
 }
 
@@ -819,11 +824,13 @@ static void boot_node(plog_sim *s, node *nd)
 {
     plog_raft_entry *ents = xmalloc(nd->n_ents * sizeof *ents);
     for (size_t i = 0; i < nd->n_ents; i++)
-        ents[i] = (plog_raft_entry){.term = nd->ents[i].term, .index = nd->ents[i].index,
-                                    .type = nd->ents[i].type, .data = nd->ents[i].data,
+        ents[i] = (plog_raft_entry){.term = nd->ents[i].term,
+                                    .index = nd->ents[i].index,
+                                    .type = nd->ents[i].type,
+                                    .data = nd->ents[i].data,
                                     .len = nd->ents[i].len};
-    plog_raft_boot boot = {.hs = nd->hs, .snapshot = nd->has_snap ? &nd->snap : NULL,
-                           .entries = ents, .n_entries = nd->n_ents};
+    plog_raft_boot boot = {
+        .hs = nd->hs, .snapshot = nd->has_snap ? &nd->snap : NULL, .entries = ents, .n_entries = nd->n_ents};
     nd->cfg.seed = s->o.seed * 31 + nd->epoch;
     int rv = plog_raft_new(&nd->cfg, &boot, &nd->r);
     free(ents);
@@ -907,8 +914,8 @@ void plog_sim_timeout_now(plog_sim *s, uint64_t id)
     node *nd = &s->nodes[id];
     if (!nd->up)
         return;
-    plog_raft_msg m = {.type = PLOG_RAFT_MSG_TIMEOUT_NOW, .from = id == 1 ? 2 : 1, .to = id,
-                       .term = nd->term};
+    plog_raft_msg m = {
+        .type = PLOG_RAFT_MSG_TIMEOUT_NOW, .from = id == 1 ? 2 : 1, .to = id, .term = nd->term};
     plog_sim_note(s, "%llu told to time out now", (unsigned long long)id);
     plog_raft_event ev = {.type = PLOG_RAFT_EV_RECEIVE, .now_ms = s->now, .msg = &m};
     node_step(s, nd, &ev);
@@ -926,9 +933,11 @@ void plog_sim_set_log(plog_sim *s, uint64_t id, uint64_t term, const uint64_t *t
         GROW(nd->ents, nd->n_ents, nd->cap_ents);
         /* the same (index, term) gets the same content on every server */
         uint64_t pid = (1ULL << 62) | (terms[i] << 32) | (i + 1);
-        nd->ents[nd->n_ents++] = (stored){.term = terms[i], .index = i + 1,
+        nd->ents[nd->n_ents++] = (stored){.term = terms[i],
+                                          .index = i + 1,
                                           .type = PLOG_RAFT_ENTRY_NORMAL,
-                                          .data = dup_bytes((const uint8_t *)&pid, 8), .len = 8};
+                                          .data = dup_bytes((const uint8_t *)&pid, 8),
+                                          .len = 8};
         if (terms[i] > max)
             max = terms[i];
     }
@@ -1077,8 +1086,8 @@ int plog_sim_propose(plog_sim *s, uint64_t id, uint64_t *pid)
     if (rv != PLOG_OK)
         return rv;
     GROW(s->props, s->n_props, s->cap_props);
-    s->props[s->n_props++] = (proposal){.node = id, .epoch = nd->epoch, .index = st.last + 1,
-                                        .term = st.term};
+    s->props[s->n_props++] =
+        (proposal){.node = id, .epoch = nd->epoch, .index = st.last + 1, .term = st.term};
     if (pid != NULL)
         *pid = p;
     return PLOG_OK;
@@ -1094,8 +1103,8 @@ int plog_sim_conf_change(plog_sim *s, uint64_t id, int op_, uint64_t target)
     node *nd = &s->nodes[id];
     if (!nd->up)
         return PLOG_ENOTLEADER;
-    plog_raft_event ev = {.type = PLOG_RAFT_EV_CONF_CHANGE, .now_ms = s->now, .conf_op = (uint8_t)op_,
-                          .id = target};
+    plog_raft_event ev = {
+        .type = PLOG_RAFT_EV_CONF_CHANGE, .now_ms = s->now, .conf_op = (uint8_t)op_, .id = target};
     int rv = node_step(s, nd, &ev);
     plog_sim_note(s, "%llu conf change %d on %llu: %s", (unsigned long long)id, op_,
                   (unsigned long long)target, plog_strerror(rv));
@@ -1449,9 +1458,9 @@ bool plog_sim_soak(uint64_t seed, unsigned n, bool trace, plog_sim_soak_stats *s
                     plog_sim_conf_change(s, lead, PLOG_RAFT_CONF_ADD_VOTER, id);
                     break;
                 }
-        if (marker == 0 || (!s->props[marker].acked &&
-                            (s->props[marker].node != lead || s->props[marker].term != ls.term ||
-                             s->props[marker].epoch != s->nodes[lead].epoch))) {
+        if (marker == 0 ||
+            (!s->props[marker].acked && (s->props[marker].node != lead || s->props[marker].term != ls.term ||
+                                         s->props[marker].epoch != s->nodes[lead].epoch))) {
             if (plog_sim_propose(s, lead, &marker) != PLOG_OK)
                 marker = 0;
             continue;

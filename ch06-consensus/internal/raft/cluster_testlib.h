@@ -128,11 +128,10 @@ void plog_sim_note(plog_sim *s, const char *fmt, ...) __attribute__((format(prin
  * check. Returns true when every check passed; otherwise err gets the reason. */
 typedef struct plog_sim_soak_stats {
     uint64_t steps, proposals, acked, elections, crashes, snapshots, reads;
-    uint64_t loads; /* entries the cores read back from disk (mem_limit) */
+    uint64_t loads;  /* entries the cores read back from disk (mem_limit) */
     uint64_t digest; /* a hash of every event's time, kind and server: equal digests,
                         same run */
 } plog_sim_soak_stats;
-bool plog_sim_soak(uint64_t seed, unsigned n, bool trace, plog_sim_soak_stats *st, char *err,
-                   size_t errlen);
+bool plog_sim_soak(uint64_t seed, unsigned n, bool trace, plog_sim_soak_stats *st, char *err, size_t errlen);
 
 #endif

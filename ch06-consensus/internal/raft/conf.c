@@ -35,8 +35,7 @@ int plog_raft_conf_decode(const uint8_t *p, size_t len, plog_raft_conf *c)
         for (int b = 0; b < 8; b++)
             id = (id << 8) | p[off++];
         uint8_t role = p[off++], promote = p[off++];
-        if (id == 0 || role > PLOG_RAFT_LEARNER || promote > 1 ||
-            plog_raft_conf_find(&out, id) != NULL)
+        if (id == 0 || role > PLOG_RAFT_LEARNER || promote > 1 || plog_raft_conf_find(&out, id) != NULL)
             return PLOG_ECORRUPT;
         out.servers[i] = (plog_raft_server){.id = id, .role = role, .promote = promote};
     }

@@ -13,11 +13,11 @@
 #define PLOG_RAFT_MUTATE 0
 #endif
 enum {
-    MUTATE_COMMIT_OLD_TERM = 1, /* commit by counting replicas of a previous term's entry */
-    MUTATE_VOTE_NO_UPTODATE = 2, /* grant votes without the §5.4.1 up-to-date check */
-    MUTATE_VOTE_NOT_PERSISTED = 3, /* answer a vote without persisting it */
-    MUTATE_APPLY_BEFORE_COMMIT = 4, /* hand out entries to apply before they commit */
-    MUTATE_READ_NO_QUORUM = 5,      /* release ReadIndex reads without a heartbeat round */
+    MUTATE_COMMIT_OLD_TERM = 1,           /* commit by counting replicas of a previous term's entry */
+    MUTATE_VOTE_NO_UPTODATE = 2,          /* grant votes without the §5.4.1 up-to-date check */
+    MUTATE_VOTE_NOT_PERSISTED = 3,        /* answer a vote without persisting it */
+    MUTATE_APPLY_BEFORE_COMMIT = 4,       /* hand out entries to apply before they commit */
+    MUTATE_READ_NO_QUORUM = 5,            /* release ReadIndex reads without a heartbeat round */
     MUTATE_LEADER_COUNTS_UNPERSISTED = 6, /* the leader counts entries it sent but has not
                                              persisted toward a commit quorum */
 };
@@ -61,16 +61,16 @@ typedef struct progress {
     uint64_t id;
     uint64_t match, next;
     int state;
-    bool probe_sent;          /* PROBE: one AppendEntries out, wait for the answer */
-    uint64_t inflight[64];    /* REPLICATE: last index of each AppendEntries in flight */
+    bool probe_sent;       /* PROBE: one AppendEntries out, wait for the answer */
+    uint64_t inflight[64]; /* REPLICATE: last index of each AppendEntries in flight */
     unsigned in_head, in_count;
-    uint64_t snap_index;      /* SNAPSHOT: the one being sent */
+    uint64_t snap_index; /* SNAPSHOT: the one being sent */
     uint64_t snap_sent, snap_acked;
-    bool recent_active;       /* heard from since the last check-quorum round */
-    uint64_t tick_match;      /* match at the previous heartbeat period (stall check) */
-    uint64_t read_ack;        /* latest ReadIndex round acknowledged */
-    uint64_t commit_sent;     /* highest commit index it can have learned from us:
-                                 min(commit, last entry) of an AppendEntries sent */
+    bool recent_active;   /* heard from since the last check-quorum round */
+    uint64_t tick_match;  /* match at the previous heartbeat period (stall check) */
+    uint64_t read_ack;    /* latest ReadIndex round acknowledged */
+    uint64_t commit_sent; /* highest commit index it can have learned from us:
+                             min(commit, last entry) of an AppendEntries sent */
 } progress;
 
 typedef struct pending_read {
@@ -132,8 +132,8 @@ struct plog_raft {
     plog_raft_read *ready;
     size_t n_ready, cap_ready;
     plog_raft_entry *committed_copy; /* only with MUTATE_APPLY_BEFORE_COMMIT */
-    void **loaded; /* entries read back through cfg.load for this update, freed at the
-                      next step */
+    void **loaded;                   /* entries read back through cfg.load for this update, freed at the
+                                        next step */
     size_t n_loaded, cap_loaded;
     bool oom;
 };

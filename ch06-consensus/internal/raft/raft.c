@@ -236,13 +236,12 @@ static void handle_vote(plog_raft *r, const plog_raft_msg *m)
     /* §5.2: at most one vote per term, first come first served (a repeated request
      * from the same candidate gets the same answer). A pre-vote for a later term binds
      * nothing, so it is granted whenever the log check passes. */
-    bool can_vote = r->vote == m->from || (r->vote == 0 && r->leader == 0) ||
-                    (pre && m->term > r->term);
+    bool can_vote = r->vote == m->from || (r->vote == 0 && r->leader == 0) || (pre && m->term > r->term);
     /* §5.4.1: grant only if the candidate's log is at least as up-to-date as ours:
      * a later last term, or the same last term and at least as long. */
     uint64_t last_term = plog_raft_log_last_term(&r->log);
-    bool up_to_date = m->log_term > last_term ||
-                      (m->log_term == last_term && m->index >= plog_raft_log_last(&r->log));
+    bool up_to_date =
+        m->log_term > last_term || (m->log_term == last_term && m->index >= plog_raft_log_last(&r->log));
     if (PLOG_RAFT_MUTATE == MUTATE_VOTE_NO_UPTODATE)
         up_to_date = true;
     bool grant = can_vote && up_to_date;
@@ -272,8 +271,7 @@ static bool in_lease(const plog_raft *r)
 {
     if (r->role == PLOG_RAFT_LEADER)
         return true;
-    return r->leader != 0 && r->heard_leader &&
-           r->now < r->last_leader_contact + r->cfg.election_timeout_ms;
+    return r->leader != 0 && r->heard_leader && r->now < r->last_leader_contact + r->cfg.election_timeout_ms;
 }
 
 static void receive(plog_raft *r, const plog_raft_msg *m)
@@ -420,14 +418,12 @@ static int check_event(const plog_raft *r, const plog_raft_event *ev)
     case PLOG_RAFT_EV_TICK:
         return PLOG_OK;
     case PLOG_RAFT_EV_RECEIVE:
-        if (ev->msg == NULL || ev->msg->to != r->id || ev->msg->from == 0 ||
-            ev->msg->from == r->id || ev->msg->type < PLOG_RAFT_MSG_PREVOTE ||
-            ev->msg->type > PLOG_RAFT_MSG_TIMEOUT_NOW)
+        if (ev->msg == NULL || ev->msg->to != r->id || ev->msg->from == 0 || ev->msg->from == r->id ||
+            ev->msg->type < PLOG_RAFT_MSG_PREVOTE || ev->msg->type > PLOG_RAFT_MSG_TIMEOUT_NOW)
             return PLOG_EINVAL;
         if (ev->msg->type == PLOG_RAFT_MSG_SNAPSHOT &&
             (ev->msg->conf.n > PLOG_RAFT_MAX_SERVERS || ev->msg->offset > ev->msg->total ||
-             ev->msg->len > ev->msg->total - ev->msg->offset ||
-             (ev->msg->len > 0 && ev->msg->data == NULL)))
+             ev->msg->len > ev->msg->total - ev->msg->offset || (ev->msg->len > 0 && ev->msg->data == NULL)))
             return PLOG_EINVAL;
         if (ev->msg->n_entries > 0 && ev->msg->entries == NULL)
             return PLOG_EINVAL;
@@ -506,8 +502,7 @@ static void snapshot_taken(plog_raft *r, const plog_raft_event *ev)
     plog_raft_conf c = r->snap_conf;
     for (uint64_t i = ev->index; i > r->log.snap_index; i--) {
         const plog_raft_entry *e = plog_raft_log_get(&r->log, i);
-        if (e->type == PLOG_RAFT_ENTRY_CONFIG &&
-            plog_raft_conf_decode(e->data, e->len, &c) == PLOG_OK)
+        if (e->type == PLOG_RAFT_ENTRY_CONFIG && plog_raft_conf_decode(e->data, e->len, &c) == PLOG_OK)
             break;
     }
     free(r->snap_data);
@@ -675,9 +670,9 @@ int plog_raft_step(plog_raft *r, const plog_raft_event *ev, plog_raft_update *up
 int plog_raft_new(const plog_raft_config *cfg, const plog_raft_boot *boot, plog_raft **rp)
 {
     if (cfg->id == 0 || cfg->election_timeout_ms == 0 || cfg->heartbeat_ms == 0 ||
-        cfg->heartbeat_ms >= cfg->election_timeout_ms || cfg->max_inflight == 0 ||
-        cfg->max_inflight > 64 || cfg->max_batch == 0 || cfg->snapshot_chunk == 0 ||
-        cfg->initial.n > PLOG_RAFT_MAX_SERVERS || (cfg->mem_limit > 0 && cfg->load == NULL))
+        cfg->heartbeat_ms >= cfg->election_timeout_ms || cfg->max_inflight == 0 || cfg->max_inflight > 64 ||
+        cfg->max_batch == 0 || cfg->snapshot_chunk == 0 || cfg->initial.n > PLOG_RAFT_MAX_SERVERS ||
+        (cfg->mem_limit > 0 && cfg->load == NULL))
         return PLOG_EINVAL;
     plog_raft *r = calloc(1, sizeof *r);
     if (r == NULL)
@@ -779,9 +774,7 @@ const char *plog_raft_role_name(int role)
 
 const char *plog_raft_msg_name(int type)
 {
-    static const char *names[] = {"?",           "prevote",  "prevote-resp",
-                                  "vote",        "vote-resp", "append",
-                                  "append-resp", "snapshot", "snapshot-resp",
-                                  "timeout-now"};
+    static const char *names[] = {"?",      "prevote",     "prevote-resp", "vote",          "vote-resp",
+                                  "append", "append-resp", "snapshot",     "snapshot-resp", "timeout-now"};
     return type >= 0 && type <= PLOG_RAFT_MSG_TIMEOUT_NOW ? names[type] : "?";
 }

@@ -180,9 +180,9 @@ enum {
 typedef struct plog_raft_event {
     uint8_t type;
     uint64_t now_ms;
-    const plog_raft_msg *msg; /* RECEIVE */
-    uint64_t index;           /* PERSISTED, SNAPSHOT_TAKEN */
-    uint64_t term;            /* PERSISTED */
+    const plog_raft_msg *msg;  /* RECEIVE */
+    uint64_t index;            /* PERSISTED, SNAPSHOT_TAKEN */
+    uint64_t term;             /* PERSISTED */
     const plog_raft_buf *bufs; /* PROPOSE; SNAPSHOT_TAKEN uses bufs[0] */
     size_t n_bufs;
     uint8_t conf_op; /* CONF_CHANGE */
@@ -192,8 +192,8 @@ typedef struct plog_raft_event {
 
 /* Update flags. */
 enum {
-    PLOG_RAFT_UPD_HARDSTATE = 1u << 0, /* persist up->hs */
-    PLOG_RAFT_UPD_ROLE = 1u << 1,      /* role, term or leader changed (informational) */
+    PLOG_RAFT_UPD_HARDSTATE = 1u << 0,  /* persist up->hs */
+    PLOG_RAFT_UPD_ROLE = 1u << 1,       /* role, term or leader changed (informational) */
     PLOG_RAFT_UPD_SEND_EARLY = 1u << 2, /* msgs may go before entries are durable (header) */
 };
 
@@ -201,8 +201,8 @@ enum {
 typedef struct plog_raft_update {
     unsigned flags;
     plog_raft_hard_state hs;
-    const plog_raft_snapshot *snapshot;  /* received from the leader: persist and restore */
-    const plog_raft_entry *entries;      /* persist: truncate from entries[0].index, append */
+    const plog_raft_snapshot *snapshot; /* received from the leader: persist and restore */
+    const plog_raft_entry *entries;     /* persist: truncate from entries[0].index, append */
     size_t n_entries;
     const plog_raft_snapshot *compacted; /* after SNAPSHOT_TAKEN: persist this meta with
                                             the data (data is NULL here); entries up to
@@ -213,8 +213,8 @@ typedef struct plog_raft_update {
     size_t n_committed;
     const plog_raft_read *reads;
     size_t n_reads;
-    uint64_t index; /* PROPOSE, CONF_CHANGE: index of the first entry appended */
-    uint64_t term;  /* ... and its term: applied (index, term) means committed */
+    uint64_t index;       /* PROPOSE, CONF_CHANGE: index of the first entry appended */
+    uint64_t term;        /* ... and its term: applied (index, term) means committed */
     uint64_t deadline_ms; /* step a TICK at or after this time */
 } plog_raft_update;
 
@@ -240,15 +240,15 @@ typedef struct plog_raft_config {
      * mem_limit; called from plog_raft_step on its thread. */
     int (*load)(void *arg, uint64_t index, uint8_t *buf, size_t len);
     void *load_arg;
-    bool pre_vote;                /* thesis §9.6 */
-    bool check_quorum;            /* thesis §6.2: a leader that loses its quorum steps down */
-    plog_raft_conf initial;       /* the configuration as of index 0, in memory only:
-                                     never persisted (a snapshot's conf is), so every
-                                     start must pass it again (the simulation does). A
-                                     driver that bootstraps durably stores a CONFIG entry
-                                     at index 1 instead and passes none (thesis §4.1: the
-                                     latest configuration in the log wins); a server
-                                     joining later starts empty */
+    bool pre_vote;          /* thesis §9.6 */
+    bool check_quorum;      /* thesis §6.2: a leader that loses its quorum steps down */
+    plog_raft_conf initial; /* the configuration as of index 0, in memory only:
+                               never persisted (a snapshot's conf is), so every
+                               start must pass it again (the simulation does). A
+                               driver that bootstraps durably stores a CONFIG entry
+                               at index 1 instead and passes none (thesis §4.1: the
+                               latest configuration in the log wins); a server
+                               joining later starts empty */
 } plog_raft_config;
 
 /* plog_raft_config_default fills c with the defaults (150 ms election timeout, 50 ms

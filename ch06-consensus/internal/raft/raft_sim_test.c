@@ -48,9 +48,8 @@ static void test_raft_sim_every_seed_keeps_safety_and_liveness(void **state)
             "%llu elections, %llu crashes, %llu snapshots installed, %llu reads released, "
             "%llu entries read back from disk\n",
             (unsigned long long)first, (unsigned long long)last, (unsigned long long)st.steps,
-            (unsigned long long)st.proposals, (unsigned long long)st.acked,
-            (unsigned long long)st.elections, (unsigned long long)st.crashes,
-            (unsigned long long)st.snapshots, (unsigned long long)st.reads,
+            (unsigned long long)st.proposals, (unsigned long long)st.acked, (unsigned long long)st.elections,
+            (unsigned long long)st.crashes, (unsigned long long)st.snapshots, (unsigned long long)st.reads,
             (unsigned long long)st.loads);
     /* the runs must exercise what they claim to */
     if (one == NULL && last - first >= 100) {

@@ -36,7 +36,8 @@ static void test_raft_conf_encoding_round_trips(void **state)
     (void)state;
     plog_raft_conf c = {.n = 3};
     c.servers[0] = (plog_raft_server){.id = 1, .role = PLOG_RAFT_VOTER};
-    c.servers[1] = (plog_raft_server){.id = 0x0102030405060708ULL, .role = PLOG_RAFT_LEARNER, .promote = true};
+    c.servers[1] =
+        (plog_raft_server){.id = 0x0102030405060708ULL, .role = PLOG_RAFT_LEARNER, .promote = true};
     c.servers[2] = (plog_raft_server){.id = 9, .role = PLOG_RAFT_LEARNER};
     uint8_t buf[PLOG_RAFT_CONF_MAX_BYTES];
     size_t len = plog_raft_conf_encode(&c, buf);
@@ -67,7 +68,7 @@ static void test_raft_conf_decode_rejects_malformed_bytes(void **state)
     plog_raft_conf d = {.n = 99};
     assert_int_equal(plog_raft_conf_decode(buf, len - 1, &d), PLOG_ECORRUPT);
     assert_int_equal(d.n, 99); /* untouched on failure */
-    buf[9] = 5; /* role */
+    buf[9] = 5;                /* role */
     assert_int_equal(plog_raft_conf_decode(buf, len, &d), PLOG_ECORRUPT);
     buf[9] = 0;
     memcpy(buf + 11, buf + 1, 10); /* the same id twice */
@@ -147,7 +148,7 @@ static void test_raft_single_server_elects_itself_and_persists_its_vote(void **s
     assert_int_equal(up.hs.vote, 1);
     assert_int_equal(up.n_entries, 1);
     assert_int_equal(up.entries[0].type, PLOG_RAFT_ENTRY_NOOP);
-    assert_int_equal(up.n_committed, 0); /* not before it is persisted */
+    assert_int_equal(up.n_committed, 0);               /* not before it is persisted */
     assert_false(up.flags & PLOG_RAFT_UPD_SEND_EARLY); /* its vote is in this update */
     ev = (plog_raft_event){.type = PLOG_RAFT_EV_PERSISTED, .now_ms = ev.now_ms, .index = 1, .term = 1};
     assert_plog_ok(plog_raft_step(r, &ev, &up));
@@ -175,8 +176,8 @@ static void test_raft_single_server_elects_itself_and_persists_its_vote(void **s
     assert_int_equal(up.reads[0].index, 2);
     /* compaction: the snapshot meta comes back for the driver to store */
     plog_raft_buf snap = {.data = (const uint8_t *)"state", .len = 5};
-    ev = (plog_raft_event){.type = PLOG_RAFT_EV_SNAPSHOT_TAKEN, .now_ms = ev.now_ms, .index = 2,
-                           .bufs = &snap, .n_bufs = 1};
+    ev = (plog_raft_event){
+        .type = PLOG_RAFT_EV_SNAPSHOT_TAKEN, .now_ms = ev.now_ms, .index = 2, .bufs = &snap, .n_bufs = 1};
     assert_plog_ok(plog_raft_step(r, &ev, &up));
     assert_non_null(up.compacted);
     assert_int_equal(up.compacted->index, 2);
@@ -236,8 +237,13 @@ static void test_raft_configuration_comes_from_a_config_entry_at_index_1(void **
 
     plog_raft_config_default(&c, 2);
     assert_plog_ok(plog_raft_new(&c, NULL, &r));
-    plog_raft_msg m = {.type = PLOG_RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 2, .entries = &e1,
-                       .n_entries = 1, .commit = 1};
+    plog_raft_msg m = {.type = PLOG_RAFT_MSG_APPEND,
+                       .from = 1,
+                       .to = 2,
+                       .term = 2,
+                       .entries = &e1,
+                       .n_entries = 1,
+                       .commit = 1};
     ev = (plog_raft_event){.type = PLOG_RAFT_EV_RECEIVE, .now_ms = 1, .msg = &m};
     assert_plog_ok(plog_raft_step(r, &ev, &up));
     plog_raft_get_status(r, &st);
@@ -256,8 +262,15 @@ static void test_raft_configuration_comes_from_a_config_entry_at_index_1(void **
     uint8_t buf2[PLOG_RAFT_CONF_MAX_BYTES];
     plog_raft_entry more[2] = {{.term = 2, .index = 2, .type = PLOG_RAFT_ENTRY_NOOP},
                                config_entry(3, 2, &two, buf2)};
-    m = (plog_raft_msg){.type = PLOG_RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 2, .index = 1,
-                        .log_term = 1, .entries = more, .n_entries = 2, .commit = 3};
+    m = (plog_raft_msg){.type = PLOG_RAFT_MSG_APPEND,
+                        .from = 1,
+                        .to = 2,
+                        .term = 2,
+                        .index = 1,
+                        .log_term = 1,
+                        .entries = more,
+                        .n_entries = 2,
+                        .commit = 3};
     ev = (plog_raft_event){.type = PLOG_RAFT_EV_RECEIVE, .now_ms = 5000, .msg = &m};
     assert_plog_ok(plog_raft_step(r, &ev, &up));
     plog_raft_get_status(r, &st);
@@ -457,7 +470,8 @@ static void test_raft_late_follower_hears_the_commit_without_a_heartbeat(void **
     c = config_of(2, 3);
     assert_plog_ok(plog_raft_new(&c, NULL, &f));
     plog_raft_entry e = {.term = 1, .index = 1, .type = PLOG_RAFT_ENTRY_NOOP};
-    m = (plog_raft_msg){.type = PLOG_RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 1, .entries = &e, .n_entries = 1};
+    m = (plog_raft_msg){
+        .type = PLOG_RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 1, .entries = &e, .n_entries = 1};
     ev = (plog_raft_event){.type = PLOG_RAFT_EV_RECEIVE, .now_ms = now, .msg = &m};
     assert_plog_ok(plog_raft_step(f, &ev, &up));
     assert_int_equal(up.n_entries, 1);

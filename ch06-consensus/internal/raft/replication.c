@@ -305,8 +305,8 @@ bool plog_raft_repl_maybe_commit(plog_raft *r)
     uint64_t m[PLOG_RAFT_MAX_SERVERS];
     unsigned n = 0;
     if (plog_raft_is_voter(r, r->id))
-        m[n++] = PLOG_RAFT_MUTATE == MUTATE_LEADER_COUNTS_UNPERSISTED ? plog_raft_log_last(&r->log)
-                                                                      : r->persisted;
+        m[n++] =
+            PLOG_RAFT_MUTATE == MUTATE_LEADER_COUNTS_UNPERSISTED ? plog_raft_log_last(&r->log) : r->persisted;
     for (unsigned i = 0; i < r->n_prs; i++)
         if (plog_raft_is_voter(r, r->prs[i].id))
             m[n++] = r->prs[i].match;
@@ -337,8 +337,8 @@ bool plog_raft_repl_maybe_commit(plog_raft *r)
 
 void plog_raft_repl_maybe_promote(plog_raft *r)
 {
-    if (r->role != PLOG_RAFT_LEADER || r->conf_index > r->commit ||
-        r->commit < r->term_start || r->transfer_to != 0)
+    if (r->role != PLOG_RAFT_LEADER || r->conf_index > r->commit || r->commit < r->term_start ||
+        r->transfer_to != 0)
         return;
     for (unsigned i = 0; i < r->conf.n; i++) {
         const plog_raft_server *s = &r->conf.servers[i];
@@ -347,8 +347,7 @@ void plog_raft_repl_maybe_promote(plog_raft *r)
         progress *pr = plog_raft_repl_progress(r, s->id);
         /* thesis §4.2.1: promote only a learner that has caught up (here: within one
          * batch of our log), so adding a voter never stalls commits */
-        if (pr == NULL || pr->match + r->cfg.max_batch < plog_raft_log_last(&r->log) ||
-            pr->match < r->commit)
+        if (pr == NULL || pr->match + r->cfg.max_batch < plog_raft_log_last(&r->log) || pr->match < r->commit)
             continue;
         plog_raft_conf c = r->conf;
         c.servers[i].role = PLOG_RAFT_VOTER;
@@ -601,11 +600,8 @@ void plog_raft_repl_recv_snapshot(plog_raft *r, const plog_raft_msg *m)
     r->commit = r->applied = r->persisted = m->index;
     r->unstable_from = m->index + 1;
     r->compacted = (plog_raft_snapshot){.index = m->index, .term = m->log_term, .conf = m->conf};
-    r->rx_snap = (plog_raft_snapshot){.index = m->index,
-                                      .term = m->log_term,
-                                      .conf = m->conf,
-                                      .data = r->snap_data,
-                                      .len = r->snap_len};
+    r->rx_snap = (plog_raft_snapshot){
+        .index = m->index, .term = m->log_term, .conf = m->conf, .data = r->snap_data, .len = r->snap_len};
     r->rx_install = true;
 }
 

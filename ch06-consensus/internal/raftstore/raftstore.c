@@ -181,8 +181,7 @@ static int load_snapshot(plog_raftstore *s)
     if (rv != PLOG_OK)
         return rv;
     size_t hdr = 4 + 8 + 8 + 8 + 4;
-    if (n < hdr + 8 + 4 || get_be32(p) != SNAP_MAGIC ||
-        plog_crc32c(0, p, n - 4) != get_be32(p + n - 4))
+    if (n < hdr + 8 + 4 || get_be32(p) != SNAP_MAGIC || plog_crc32c(0, p, n - 4) != get_be32(p + n - 4))
         goto corrupt;
     uint32_t clen = get_be32(p + 28);
     if (clen > n - hdr - 12)
@@ -256,8 +255,8 @@ static int open_log(plog_raftstore *s, uint64_t gen, uint64_t initial, plog_log 
     return rv;
 }
 
-int plog_raftstore_open(const char *dir, const plog_log_config *lc, plog_raftstore **sp,
-                        char *errmsg, size_t errsz)
+int plog_raftstore_open(const char *dir, const plog_log_config *lc, plog_raftstore **sp, char *errmsg,
+                        size_t errsz)
 {
     plog_raftstore *s = calloc(1, sizeof *s);
     if (s == NULL || (s->dir = strdup(dir)) == NULL) {
@@ -305,8 +304,8 @@ int plog_raftstore_boot(plog_raftstore *s, plog_raft_boot *boot)
      * offset snap_index. */
     if (lo > snap_index && next > lo) {
         plog_errf(s->errmsg, sizeof s->errmsg,
-                  "log starts at index %" PRIu64 ", after the snapshot's %" PRIu64 " + 1",
-                  lo + 1, snap_index);
+                  "log starts at index %" PRIu64 ", after the snapshot's %" PRIu64 " + 1", lo + 1,
+                  snap_index);
         return PLOG_ECORRUPT;
     }
     size_t n = next > snap_index ? (size_t)(next - snap_index) : 0;
@@ -333,10 +332,8 @@ int plog_raftstore_boot(plog_raftstore *s, plog_raft_boot *boot)
                                           .data = r->value.data,
                                           .len = r->value.len};
     }
-    *boot = (plog_raft_boot){.hs = s->hs,
-                             .snapshot = s->has_snap ? &s->snap : NULL,
-                             .entries = s->entries,
-                             .n_entries = n};
+    *boot = (plog_raft_boot){
+        .hs = s->hs, .snapshot = s->has_snap ? &s->snap : NULL, .entries = s->entries, .n_entries = n};
     return PLOG_OK;
 }
 
@@ -410,8 +407,8 @@ int plog_raftstore_append(plog_raftstore *s, const plog_raft_entry *e, size_t n)
     uint64_t lo = plog_log_lowest_offset(s->log);
     if (e[0].index == 0 || e[0].index > last + 1 || e[0].index - 1 < lo) {
         plog_errf(s->errmsg, sizeof s->errmsg,
-                  "append at index %" PRIu64 " to a log holding %" PRIu64 "..%" PRIu64,
-                  e[0].index, lo + 1, last);
+                  "append at index %" PRIu64 " to a log holding %" PRIu64 "..%" PRIu64, e[0].index, lo + 1,
+                  last);
         return PLOG_EINVAL;
     }
     int rv;

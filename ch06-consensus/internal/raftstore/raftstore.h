@@ -39,8 +39,8 @@ typedef struct plog_raftstore plog_raftstore;
  * NULL takes the defaults. On PLOG_OK *sp owns the store until
  * plog_raftstore_close. PLOG_EIO, PLOG_ECORRUPT (a damaged hardstate or snapshot
  * file), PLOG_ENOMEM; the reason in errmsg. */
-int plog_raftstore_open(const char *dir, const plog_log_config *lc, plog_raftstore **sp,
-                        char *errmsg, size_t errsz);
+int plog_raftstore_open(const char *dir, const plog_log_config *lc, plog_raftstore **sp, char *errmsg,
+                        size_t errsz);
 
 /* plog_raftstore_boot fills boot with what the store holds, for plog_raft_new:
  * the hard state, the snapshot (or NULL) and the entries after it. The pointers

@@ -88,8 +88,7 @@ static void check_boot(struct fixture *f, uint64_t first, uint64_t last, uint64_
     for (size_t i = 0; i < b.n_entries; i++) {
         uint64_t idx = first + i;
         char want[32];
-        snprintf(want, sizeof want, "i%llu-t%llu", (unsigned long long)idx,
-                 (unsigned long long)term_of(idx));
+        snprintf(want, sizeof want, "i%llu-t%llu", (unsigned long long)idx, (unsigned long long)term_of(idx));
         assert_int_equal(b.entries[i].index, idx);
         assert_int_equal(b.entries[i].term, term_of(idx));
         assert_int_equal(b.entries[i].len, strlen(want));
@@ -351,18 +350,21 @@ static void test_an_entry_reads_back_by_index(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_hard_state_survives_a_reopen_and_a_new_store_starts_at_zero, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hard_state_survives_a_reopen_and_a_new_store_starts_at_zero,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_entry_reads_back_by_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_leftover_temporary_hard_state_is_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_damaged_hard_state_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entries_carry_term_and_type_across_a_reopen, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_conflicting_suffix_is_cut_within_and_across_segments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_conflicting_suffix_is_cut_within_and_across_segments, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_cut_at_the_first_index_keeps_the_log_usable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_appends_that_would_leave_a_gap_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_crash_in_the_middle_of_a_cut_leaves_a_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_snapshot_taken_keeps_the_entries_after_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_installed_snapshot_replaces_the_log, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_crash_before_the_snapshot_switch_keeps_the_old_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_crash_before_the_snapshot_switch_keeps_the_old_log, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

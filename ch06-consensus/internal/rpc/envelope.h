@@ -24,7 +24,7 @@
     X(PLOG_METHOD_CONSUME, "/log.v1.Log/Consume")              \
     X(PLOG_METHOD_CONSUME_STREAM, "/log.v1.Log/ConsumeStream") \
     X(PLOG_METHOD_PRODUCE_STREAM, "/log.v1.Log/ProduceStream") \
-    X(PLOG_METHOD_GET_MEMBERS, "/log.v1.Log/GetMembers")     \
+    X(PLOG_METHOD_GET_MEMBERS, "/log.v1.Log/GetMembers")       \
     X(PLOG_METHOD_GET_SERVERS, "/log.v1.Log/GetServers")
 
 typedef enum {

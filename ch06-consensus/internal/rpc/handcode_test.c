@@ -303,7 +303,8 @@ static void test_reply_decoder_reads_protobuf_c_replies(void **state)
         plog_rpc_reply got;
         assert_int_equal(plog_rpc_reply_decode(buf, len, &got), PLOG_OK);
         assert_int_equal(got.code, (int)rp.code);
-        assert_bytes((const uint8_t *)got.message, got.message_len, (const uint8_t *)message, strlen(message));
+        assert_bytes((const uint8_t *)got.message, got.message_len, (const uint8_t *)message,
+                     strlen(message));
         assert_bytes(got.body, got.body_len, body, rp.body.len);
         free(buf);
     }
@@ -353,11 +354,12 @@ static void test_consume_responses_are_protobuf_c_byte_for_byte(void **state)
         cr.next_offset = plog_test_rand(&rng) % 8 == 0 ? 0 : base + n;
         cr.lowest_offset = plog_test_rand(&rng) % 4 == 0 ? 0 : rand_u64();
         cr.end_offset = plog_test_rand(&rng) % 8 == 0 ? 0 : rand_u64();
-        size_t size = plog_rpc_wire_consume_batch_size(lens, n, cr.next_offset, cr.lowest_offset, cr.end_offset);
+        size_t size =
+            plog_rpc_wire_consume_batch_size(lens, n, cr.next_offset, cr.lowest_offset, cr.end_offset);
         uint8_t *got = malloc(size + 1);
-        assert_ptr_equal(
-            plog_rpc_wire_consume_batch_put(got, enc, lens, n, cr.next_offset, cr.lowest_offset, cr.end_offset),
-            got + size);
+        assert_ptr_equal(plog_rpc_wire_consume_batch_put(got, enc, lens, n, cr.next_offset, cr.lowest_offset,
+                                                         cr.end_offset),
+                         got + size);
         size_t wlen;
         uint8_t *want = pack(&cr.base, &wlen);
         assert_bytes(got, size, want, wlen);

@@ -42,17 +42,17 @@ static void reply_read_error(struct worker *w, int rv, uint64_t off)
 {
     if (rv == PLOG_ERANGE) {
         plog_server_reply_error(w, PLOG_STATUS_OUT_OF_RANGE, "offset out of range: %llu",
-                             (unsigned long long)off);
+                                (unsigned long long)off);
         return;
     }
     char why[160];
     plog_log_errmsg(w->srv->log, why, sizeof why);
     char offs[24];
     snprintf(offs, sizeof offs, "%llu", (unsigned long long)off);
-    plog_logger_log(w->srv->cfg.logger, PLOG_LOGGER_ERROR, "read failed", "offset", offs, "err", plog_strerror(rv),
-                    "detail", why, NULL);
+    plog_logger_log(w->srv->cfg.logger, PLOG_LOGGER_ERROR, "read failed", "offset", offs, "err",
+                    plog_strerror(rv), "detail", why, NULL);
     plog_server_reply_error(w, plog_rpc_status_from_err(rv), "read of offset %llu failed: %s: %s",
-                         (unsigned long long)off, plog_strerror(rv), why);
+                            (unsigned long long)off, plog_strerror(rv), why);
 }
 
 /* serve_one answers a Consume of the record at off. */
@@ -177,7 +177,8 @@ static void answer_batch(struct worker *w)
         plog_server_done_silently(w);
         return;
     }
-    plog_rpc_wire_consume_batch_put((uint8_t *)nng_msg_body(w->msg) + at, b.rec, b.len, b.n, next, lowest, visible);
+    plog_rpc_wire_consume_batch_put((uint8_t *)nng_msg_body(w->msg) + at, b.rec, b.len, b.n, next, lowest,
+                                    visible);
     plog_log_batch_fini(&b);
     plog_server_reply(w);
 }
@@ -224,8 +225,8 @@ static void park(struct worker *w, uint32_t wait_ms)
         atomic_fetch_sub(&s->nparked_hint, 1);
         unsigned n = s->nparked;
         pthread_mutex_unlock(&s->mu);
-        plog_server_reply_error(w, PLOG_STATUS_RESOURCE_EXHAUSTED, "too many parked consumers (%u); retry later",
-                             n);
+        plog_server_reply_error(w, PLOG_STATUS_RESOURCE_EXHAUSTED,
+                                "too many parked consumers (%u); retry later", n);
         return;
     }
     unsigned mine = parked_by(s, w);
@@ -305,8 +306,8 @@ void plog_server_consume_stream(struct worker *w, const plog_rpc_request *rq)
     uint64_t lowest = plog_log_lowest_offset(s->log);
     if (w->off < lowest) {
         plog_server_reply_error(w, PLOG_STATUS_OUT_OF_RANGE,
-                             "offset out of range: %llu is below the lowest offset %llu",
-                             (unsigned long long)w->off, (unsigned long long)lowest);
+                                "offset out of range: %llu is below the lowest offset %llu",
+                                (unsigned long long)w->off, (unsigned long long)lowest);
         return;
     }
     if (rq->deadline_unix_ms != 0) {

@@ -38,36 +38,36 @@
 typedef struct plog_server plog_server;
 
 typedef struct plog_server_config {
-    const char *addr;      /* nng URL to listen on, e.g. "tcp://127.0.0.1:8400" */
-    plog_sync_policy sync; /* the log's policy: under INTERVAL and ALWAYS a committer
-                            * thread waits for fsyncs, never nng's threads */
-    size_t max_msg_bytes;  /* 0: 4 MiB. A larger request is answered
-                            * RESOURCE_EXHAUSTED; beyond twice that, nng drops the
-                            * connection (NNG_OPT_RECVMAXSZ) without reading it */
-    unsigned workers;      /* contexts; 0: 256 */
-    uint32_t max_wait_ms;  /* upper bound of a ConsumeStream long poll; 0: 30000 */
+    const char *addr;               /* nng URL to listen on, e.g. "tcp://127.0.0.1:8400" */
+    plog_sync_policy sync;          /* the log's policy: under INTERVAL and ALWAYS a committer
+                                     * thread waits for fsyncs, never nng's threads */
+    size_t max_msg_bytes;           /* 0: 4 MiB. A larger request is answered
+                                     * RESOURCE_EXHAUSTED; beyond twice that, nng drops the
+                                     * connection (NNG_OPT_RECVMAXSZ) without reading it */
+    unsigned workers;               /* contexts; 0: 256 */
+    uint32_t max_wait_ms;           /* upper bound of a ConsumeStream long poll; 0: 30000 */
     unsigned max_parked_per_client; /* parked ConsumeStream polls one client (its
-                            * verified identity, else its connection) may hold;
-                            * more are RESOURCE_EXHAUSTED. 0: 32 */
-    size_t max_inflight_bytes; /* budget for decoded requests in flight (a produce
-                            * is charged its estimated decoded size); beyond it
-                            * RESOURCE_EXHAUSTED. 0: 256 MiB; at least
-                            * 2 * max_msg_bytes */
-    plog_logger *logger;   /* borrowed, outlives the server: where it logs (NULL: nowhere) */
+                                     * verified identity, else its connection) may hold;
+                                     * more are RESOURCE_EXHAUSTED. 0: 32 */
+    size_t max_inflight_bytes;      /* budget for decoded requests in flight (a produce
+                                     * is charged its estimated decoded size); beyond it
+                                     * RESOURCE_EXHAUSTED. 0: 256 MiB; at least
+                                     * 2 * max_msg_bytes */
+    plog_logger *logger;            /* borrowed, outlives the server: where it logs (NULL: nowhere) */
     /* ch04. All borrowed: each must outlive the server. */
-    nng_tls_config *tls;   /* required for a tls+tcp:// addr (internal/tls/config.h);
-                            * NULL with tcp:// serves plain text, unauthenticated */
-    const plog_auth *acl;  /* every request is authorized against it; needs tls.
-                            * NULL is refused unless insecure is set */
-    bool insecure;         /* serve without an ACL: every request allowed. The
-                            * library fails closed: only this flag, never a NULL
-                            * acl alone, turns authorization off */
-    unsigned max_connections; /* TLS: connections at once, handshaking ones
-                            * included (plog_tls_config_limits); 0: 4096 */
+    nng_tls_config *tls;           /* required for a tls+tcp:// addr (internal/tls/config.h);
+                                    * NULL with tcp:// serves plain text, unauthenticated */
+    const plog_auth *acl;          /* every request is authorized against it; needs tls.
+                                    * NULL is refused unless insecure is set */
+    bool insecure;                 /* serve without an ACL: every request allowed. The
+                                    * library fails closed: only this flag, never a NULL
+                                    * acl alone, turns authorization off */
+    unsigned max_connections;      /* TLS: connections at once, handshaking ones
+                                    * included (plog_tls_config_limits); 0: 4096 */
     uint32_t handshake_timeout_ms; /* TLS: a handshake must finish within it; 0: 5000 */
-    plog_metrics *metrics; /* NULL: no metrics; from plog_server_metrics_new */
-    bool log_requests;     /* one info line per finished request on logger
-                            * (internal/metrics/reqlog.h) */
+    plog_metrics *metrics;         /* NULL: no metrics; from plog_server_metrics_new */
+    bool log_requests;             /* one info line per finished request on logger
+                                    * (internal/metrics/reqlog.h) */
     /* ch05: GetMembers. members(members_arg, &body, &len) encodes a
      * GetMembersResponse into a malloc'd body (the server frees it); NULL:
      * GetMembers is UNIMPLEMENTED. Runs on an nng thread; must be thread-safe. */

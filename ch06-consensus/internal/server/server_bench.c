@@ -573,8 +573,9 @@ static void test_bench(void **state)
     waitpid(echo_pid, NULL, 0);
     double trate = plog_test_median(trates, ROUNDS);
     char textra[128];
-    snprintf(textra, sizeof textra, "clients=16 size=%d sync=never mode=threads rounds=%d vs_async=%.2f errors=%d",
-             VALUE_SIZE, ROUNDS, plog_test_median(tratios, ROUNDS), terrors);
+    snprintf(textra, sizeof textra,
+             "clients=16 size=%d sync=never mode=threads rounds=%d vs_async=%.2f errors=%d", VALUE_SIZE,
+             ROUNDS, plog_test_median(tratios, ROUNDS), terrors);
     lat_print("rpc.produce.unary", trate, "req/s", &tlat, textra);
 
     /* Pipelined ProduceStream. */
@@ -670,8 +671,8 @@ static void test_bench(void **state)
     }
     char giextra[160];
     snprintf(giextra, sizeof giextra,
-             "clients=16 size=%d sync=interval_10ms mode=threads rounds=%d vs_async=%.2f errors=%d", VALUE_SIZE,
-             ROUNDS, plog_test_median(giratios, ROUNDS), gierrors);
+             "clients=16 size=%d sync=interval_10ms mode=threads rounds=%d vs_async=%.2f errors=%d",
+             VALUE_SIZE, ROUNDS, plog_test_median(giratios, ROUNDS), gierrors);
     lat_print("rpc.produce.unary", plog_test_median(girates, ROUNDS), "req/s", &gilat, giextra);
 
     /* What the request log costs: one line per request, into a file. */

@@ -80,10 +80,10 @@ struct plog_server {
     pthread_cond_t cv;      /* the committer's: queue not empty / stopping */
     pthread_cond_t idle_cv; /* busy fell to 0, or the in-process reply is there; apart from
                              * cv, so a request ending does not wake the committer */
-    atomic_bool closing;   /* new requests are answered UNAVAILABLE */
-    bool stopping;         /* workers stop receiving (after the listener closed) */
-    unsigned busy;         /* workers between a received request and its reply */
-    struct worker *parked; /* doubly linked, PARKED workers */
+    atomic_bool closing;    /* new requests are answered UNAVAILABLE */
+    bool stopping;          /* workers stop receiving (after the listener closed) */
+    unsigned busy;          /* workers between a received request and its reply */
+    struct worker *parked;  /* doubly linked, PARKED workers */
     unsigned nparked;
     atomic_uint nparked_hint;     /* nparked, read without mu by producers */
     struct worker *chead, *ctail; /* commit queue, FIFO */

@@ -313,8 +313,8 @@ static int stream_poll(plog_client *c, uint64_t off, uint32_t max_records, uint3
     req.wait_ms = wait_ms;
     nng_msg *reply;
     plog_rpc_reply rp;
-    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0, wait_ms + 5000,
-                                &reply, &rp, NULL);
+    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_CONSUME_STREAM), &req.base, 0,
+                                wait_ms + 5000, &reply, &rp, NULL);
     if (code != PLOG_STATUS_OK)
         return code;
     *resp = log__v1__consume_response__unpack(NULL, rp.body_len, rp.body);

@@ -38,7 +38,7 @@
 #include "internal/tls/engine_int.h"
 
 struct nng_tls_engine_config {
-    SSL_CTX *ctx;                       /* replaced under lock by plog_tls_config_adopt */
+    SSL_CTX *ctx; /* replaced under lock by plog_tls_config_adopt */
     nng_tls_mode mode;
     char *server_name;                  /* client: verified name; NULL = no check */
     nng_tls_config *owner;              /* set by plog_tls_config_alloc (registry key) */
@@ -67,13 +67,13 @@ struct nng_tls_engine_conn {
     size_t hslen;
     plog_tls_peer peer;
     /* Coalescing of SP messages (see conn_send): */
-    int sp;           /* SP_UNKNOWN until the first application write, then see sp_classify */
-    uint64_t sp_left; /* bytes of the current SP message not yet seen; 0 at a boundary */
-    uint8_t *co_buf;  /* CO_MAX bytes, allocated with the first gathered message */
-    size_t co_len;    /* bytes gathered in co_buf; 0 when not gathering */
-    char remote[64]; /* server: the client's address, for failure reports */
-    bool counted;    /* admission (server): counted in cfg->nconns */
-    int64_t t0_ms;   /* when the connection was accepted */
+    int sp;                  /* SP_UNKNOWN until the first application write, then see sp_classify */
+    uint64_t sp_left;        /* bytes of the current SP message not yet seen; 0 at a boundary */
+    uint8_t *co_buf;         /* CO_MAX bytes, allocated with the first gathered message */
+    size_t co_len;           /* bytes gathered in co_buf; 0 when not gathering */
+    char remote[64];         /* server: the client's address, for failure reports */
+    bool counted;            /* admission (server): counted in cfg->nconns */
+    int64_t t0_ms;           /* when the connection was accepted */
     int64_t linger_since_ms; /* when the refusal linger began */
 };
 
