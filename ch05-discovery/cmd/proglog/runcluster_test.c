@@ -75,6 +75,9 @@ static int free_base(void)
 
 static int setup(void **state)
 {
+    /* The script runs as from a terminal: a shell started with SIGHUP ignored
+     * (under nohup, say) cannot trap it, and the test is about that trap. */
+    signal(SIGHUP, SIG_DFL);
     struct fixture *f = calloc(1, sizeof *f);
     plog_test_tmpdir("runcluster", f->dir, sizeof f->dir);
     snprintf(f->data, sizeof f->data, "%s/data", f->dir);
