@@ -317,17 +317,15 @@ static void test_agent_restarted_without_join_addresses_rejoins_the_members_it_s
     assert_true(plog_test_wait_until(all_alive, f, 5000));
 }
 
-static void test_agent_refuses_a_data_dir_of_another_node(void **state)
+/* node2_on_node1_dir: node2's configuration, its data directory node1's (the
+ * certificate paths live in cert's buffers). */
+static plog_agent_config node2_on_node1_dir(struct fixture *f)
 {
-    struct fixture *f = *state;
-    start(f, 0, -1);
-    assert_plog_ok(plog_agent_shutdown(f->a[0]));
-    f->a[0] = NULL;
     snprintf(f->data[1], sizeof f->data[1], "%s", f->data[0]);
     char c[64], k[64];
     snprintf(c, sizeof c, "%s.pem", f->name[1]);
     snprintf(k, sizeof k, "%s-key.pem", f->name[1]);
-    plog_agent_config ac = {
+    return (plog_agent_config){
         .data_dir = f->data[1],
         .node_name = f->name[1],
         .bind_addr = f->bind[1],
@@ -341,6 +339,15 @@ static void test_agent_refuses_a_data_dir_of_another_node(void **state)
         .acl_policy_file = f->policy,
         .fast = true,
     };
+}
+
+static void test_agent_refuses_a_data_dir_of_another_node(void **state)
+{
+    struct fixture *f = *state;
+    start(f, 0, -1);
+    assert_plog_ok(plog_agent_shutdown(f->a[0]));
+    f->a[0] = NULL;
+    plog_agent_config ac = node2_on_node1_dir(f);
     char err[512] = "";
     plog_agent *a;
     assert_int_equal(plog_agent_open(&ac, &a, err, sizeof err), PLOG_EINVAL);
@@ -354,24 +361,7 @@ static void test_agent_refuses_a_data_dir_in_use(void **state)
 {
     struct fixture *f = *state;
     start(f, 0, -1);
-    snprintf(f->data[1], sizeof f->data[1], "%s", f->data[0]);
-    char c[64], k[64];
-    snprintf(c, sizeof c, "%s.pem", f->name[1]);
-    snprintf(k, sizeof k, "%s-key.pem", f->name[1]);
-    plog_agent_config ac = {
-        .data_dir = f->data[1],
-        .node_name = f->name[1],
-        .bind_addr = f->bind[1],
-        .rpc_port = f->rpc[1],
-        .server_tls_cert_file = cert(c),
-        .server_tls_key_file = cert(k),
-        .server_tls_ca_file = cert("ca.pem"),
-        .peer_tls_cert_file = cert(c),
-        .peer_tls_key_file = cert(k),
-        .peer_tls_ca_file = cert("ca.pem"),
-        .acl_policy_file = f->policy,
-        .fast = true,
-    };
+    plog_agent_config ac = node2_on_node1_dir(f);
     char err[512] = "", want[sizeof f->data[0] + 64];
     plog_agent *a = NULL;
     assert_int_equal(plog_agent_open(&ac, &a, err, sizeof err), PLOG_EIO);

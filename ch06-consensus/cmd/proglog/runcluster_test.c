@@ -32,28 +32,29 @@ struct fixture {
     bool running;
 };
 
-/* bindable: nothing listens on 127.0.0.1:port (TCP) at the moment. */
-static bool bindable(int port)
+/* on_port: whether op (bind or connect) on a fresh TCP socket to 127.0.0.1:port
+ * succeeds now. */
+static bool on_port(int (*op)(int, const struct sockaddr *, socklen_t), int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    bool ok = op(fd, (struct sockaddr *)&a, sizeof a) == 0;
     close(fd);
     return ok;
+}
+
+/* bindable: nothing listens on 127.0.0.1:port (TCP) at the moment. */
+static bool bindable(int port)
+{
+    return on_port(bind, port);
 }
 
 /* accepting: something accepts TCP connections on 127.0.0.1:port. */
 static bool accepting(int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
+    return on_port(connect, port);
 }
 
 /* free_base picks a base whose nine ports (base + 10 i + 0..2) are free. */

@@ -701,7 +701,7 @@ static int step(plog_distributed *d, plog_raft_event *ev, plog_raft_update *up)
     if (rv == PLOG_ENOMEM) {
         d->failed = rv;
         snprintf(d->failed_why, sizeof d->failed_why, "raft: out of memory");
-        return rv;
+        return PLOG_ENOTLEADER;
     }
     int hv = handle(d, up);
     if (hv != PLOG_OK && d->failed == PLOG_OK) {
@@ -712,7 +712,10 @@ static int step(plog_distributed *d, plog_raft_event *ev, plog_raft_update *up)
         plog_logger_logf(d->cfg.logger, PLOG_LOGGER_ERROR, "raft storage failed; node stops",
                          "err=\"%s\" detail=\"%s\"", plog_strerror(hv), plog_raftstore_errmsg(d->store));
     }
-    return hv != PLOG_OK ? hv : rv;
+    /* A node that failed (fail-stop) leads nothing: what asked for this step is
+     * answered "not leader", and retried with the same (client id, seq) on the
+     * next leader. */
+    return d->failed != PLOG_OK ? PLOG_ENOTLEADER : rv;
 }
 
 /* flush ends a round: the early messages, one fsync, the late messages, PERSISTED. */
@@ -755,9 +758,7 @@ static void do_event(plog_distributed *d, struct ev *e)
         ev.n_bufs = 1;
         rv = step(d, &ev, &up);
         if (rv != PLOG_OK) {
-            /* A node that failed (fail-stop) leads nothing: the client retries
-             * with the same (client id, seq) on the next leader. */
-            finish_proposal(e->prop, d->failed != PLOG_OK ? PLOG_ENOTLEADER : rv, 0, 0);
+            finish_proposal(e->prop, rv, 0, 0);
             break;
         }
         e->prop->index = up.index;
@@ -778,7 +779,7 @@ static void do_event(plog_distributed *d, struct ev *e)
         rv = step(d, &ev, &up);
         if (rv != PLOG_OK) {
             d->reads = e->read->next;
-            e->read->done(e->read->arg, d->failed != PLOG_OK ? PLOG_ENOTLEADER : rv, 0);
+            e->read->done(e->read->arg, rv, 0);
             free(e->read);
         } else {
             release_reads(d);

@@ -29,17 +29,23 @@
 
 #define N TC_AGENTS
 
+/* open_router opens a router as root given url, with a deadline of timeout_ms. */
+static plog_loadbalance_router *open_router(const char *url, uint32_t timeout_ms)
+{
+    plog_client_config cfg = {.timeout_ms = timeout_ms};
+    plog_loadbalance_router *r;
+    plog_rpc_status st;
+    if (plog_loadbalance_router_open(url, &cfg, tc_cert("root-client.pem"), tc_cert("root-client-key.pem"),
+                                     tc_cert("ca.pem"), &r, &st) != PLOG_STATUS_OK)
+        fail_msg("router: %s", st.msg);
+    return r;
+}
+
 static plog_loadbalance_router *router(struct tc_agents *f, int i)
 {
     char addr[64];
     snprintf(addr, sizeof addr, "tls+tcp://127.0.0.1:%u", (unsigned)f->rpc[i]);
-    plog_client_config cfg = {.timeout_ms = 8000};
-    plog_loadbalance_router *r;
-    plog_rpc_status st;
-    if (plog_loadbalance_router_open(addr, &cfg, tc_cert("root-client.pem"), tc_cert("root-client-key.pem"),
-                                     tc_cert("ca.pem"), &r, &st) != PLOG_STATUS_OK)
-        fail_msg("router: %s", st.msg);
-    return r;
+    return open_router(addr, 8000);
 }
 
 static bool cluster_formed(void *arg)
@@ -202,12 +208,8 @@ static void test_router_failed_produce_says_an_unanswered_attempt_may_have_appli
     nng_tls_config_free(tls);
     pthread_create(&m.th, NULL, mute_leader_main, &m);
 
-    plog_client_config cfg = {.timeout_ms = 1500};
-    plog_loadbalance_router *r;
+    plog_loadbalance_router *r = open_router(url, 1500);
     plog_rpc_status st;
-    if (plog_loadbalance_router_open(url, &cfg, tc_cert("root-client.pem"), tc_cert("root-client-key.pem"),
-                                     tc_cert("ca.pem"), &r, &st) != PLOG_STATUS_OK)
-        fail_msg("router: %s", st.msg);
     const void *vals[1] = {"x"};
     size_t lens[1] = {1};
     uint64_t off;
