@@ -518,7 +518,9 @@ static int cmd_servers(plog_client *c)
     printf("%-20s %-24s %-8s %s\n", "ID", "RPC_ADDR", "LEADER", "ROLE");
     for (size_t i = 0; i < resp->n_servers; i++) {
         const Log__V1__Server *s = resp->servers[i];
-        printf("%-20s %-24s %-8s %s\n", s->id, s->rpc_addr, s->is_leader ? "leader" : "-",
+        /* A voter this node has not yet heard of through gossip has no name or address. */
+        printf("%-20s %-24s %-8s %s\n", s->id[0] != '\0' ? s->id : "?",
+               s->rpc_addr[0] != '\0' ? s->rpc_addr : "?", s->is_leader ? "leader" : "-",
                s->is_voter ? "voter" : "learner");
     }
     log__v1__get_servers_response__free_unpacked(resp, NULL);
