@@ -77,6 +77,15 @@ int plog_loadbalance_resolve(plog_client *c, plog_loadbalance_server *v, size_t 
     return PLOG_STATUS_OK;
 }
 
+/* conn_of returns the router's client of addr, NULL when it has none. */
+static plog_client *conn_of(const plog_loadbalance_router *r, const char *addr)
+{
+    for (size_t i = 0; i < r->nconns; i++)
+        if (strcmp(r->conns[i].addr, addr) == 0)
+            return r->conns[i].c;
+    return NULL;
+}
+
 /* conn_for returns the connection to addr (HOST:PORT), dialing it when new: at
  * once (the first server, whose refusal the caller should hear), or in the
  * background (background: a server named by GetServers, which may be down or
@@ -85,9 +94,9 @@ int plog_loadbalance_resolve(plog_client *c, plog_loadbalance_server *v, size_t 
 static plog_client *conn_for(plog_loadbalance_router *r, const char *addr, bool background,
                              plog_rpc_status *st)
 {
-    for (size_t i = 0; i < r->nconns; i++)
-        if (strcmp(r->conns[i].addr, addr) == 0)
-            return r->conns[i].c;
+    plog_client *known = conn_of(r, addr);
+    if (known != NULL)
+        return known;
     if (r->nconns == sizeof r->conns / sizeof r->conns[0]) {
         plog_client_close(r->conns[0].c); /* the oldest goes */
         memmove(&r->conns[0], &r->conns[1], (r->nconns - 1) * sizeof r->conns[0]);
@@ -126,33 +135,54 @@ static plog_client *conn_for(plog_loadbalance_router *r, const char *addr, bool 
     return c;
 }
 
-/* refresh asks any server it can reach for the list (Go: ResolveNow). */
+static bool names_leader(const plog_loadbalance_server *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].is_leader)
+            return true;
+    return false;
+}
+
+/* refresh asks the servers it can reach for the list (Go: ResolveNow) until one
+ * names a leader: a server cut off from the others names none, while the others
+ * may have elected one. It asks those it is connected to first, then dials the
+ * servers last known. When nobody names a leader (an election), the first answer
+ * is kept. */
 static int refresh(plog_loadbalance_router *r, plog_rpc_status *st)
 {
-    plog_loadbalance_server v[PLOG_LOADBALANCE_MAX_SERVERS];
-    size_t n;
+    plog_loadbalance_server v[PLOG_LOADBALANCE_MAX_SERVERS], first[PLOG_LOADBALANCE_MAX_SERVERS];
+    size_t n, nfirst = 0;
+    bool answered = false;
     int code = PLOG_STATUS_UNAVAILABLE;
-    for (size_t i = 0; i < r->nconns; i++) {
-        if (!plog_client_connected(r->conns[i].c))
-            continue; /* its server is down: the call would wait for a redial */
-        code = plog_loadbalance_resolve(r->conns[i].c, v, PLOG_LOADBALANCE_MAX_SERVERS, &n, st);
-        if (code == PLOG_STATUS_OK) {
-            plog_loadbalance_picker_update(&r->picker, v, n);
-            return code;
-        }
-    }
-    /* Every connection failed: dial the servers last known. */
-    for (size_t i = 0; i < r->picker.n; i++) {
-        plog_client *c = conn_for(r, r->picker.servers[i].rpc_addr, true, st);
+    const size_t nconns = r->nconns, nknown = r->picker.n;
+    for (size_t i = 0; i < nconns + nknown; i++) {
+        plog_client *c;
+        if (i < nconns)
+            c = r->conns[i].c;
+        else if (conn_of(r, r->picker.servers[i - nconns].rpc_addr) != NULL)
+            continue; /* asked above, or not connected */
+        else
+            c = conn_for(r, r->picker.servers[i - nconns].rpc_addr, true, st);
+        /* Not connected: its server is down, the call would wait for a redial. */
         if (c == NULL || !plog_client_connected(c))
             continue;
         code = plog_loadbalance_resolve(c, v, PLOG_LOADBALANCE_MAX_SERVERS, &n, st);
-        if (code == PLOG_STATUS_OK) {
+        if (code != PLOG_STATUS_OK)
+            continue;
+        if (names_leader(v, n)) {
             plog_loadbalance_picker_update(&r->picker, v, n);
             return code;
         }
+        if (!answered) {
+            memcpy(first, v, n * sizeof v[0]);
+            nfirst = n;
+            answered = true;
+        }
     }
-    return code;
+    if (!answered)
+        return code;
+    plog_loadbalance_picker_update(&r->picker, first, nfirst);
+    return plog_rpc_status_set(st, PLOG_STATUS_OK, "%s", "");
 }
 
 int plog_loadbalance_router_open(const char *addr, const plog_client_config *cfg, const char *cert_file,

@@ -149,19 +149,22 @@ static void test_router_follows_a_leader_change_without_duplicates(void **state)
     plog_loadbalance_router_close(r);
 }
 
-/* A server that names itself leader in its first GetServers answer and no leader
- * after, and never answers a Produce (a leader that took the request and then
- * hung, or lost its leadership before answering). */
-struct mute_leader {
+/* A fake server: it never answers a Produce (a leader that took the request and
+ * then hung, or lost its leadership before answering), and answers GetServers with
+ * itself and others (HOST:PORT, none leading); it names itself leader in its first
+ * answer when leads_once. */
+struct fake {
+    bool leads_once;
+    const char *others[N];
     nng_socket sock;
     char addr[64]; /* HOST:PORT */
     atomic_int produces;
     pthread_t th;
 };
 
-static void *mute_leader_main(void *arg)
+static void *fake_main(void *arg)
 {
-    struct mute_leader *m = arg;
+    struct fake *m = arg;
     int resolves = 0;
     nng_msg *msg;
     while (nng_recvmsg(m->sock, &msg, 0) == 0) {
@@ -172,18 +175,50 @@ static void *mute_leader_main(void *arg)
             nng_msg_free(msg); /* no answer: the next receive drops the request */
             continue;
         }
-        Log__V1__Server self = LOG__V1__SERVER__INIT, *list[1] = {&self};
-        self.id = "mute";
-        self.rpc_addr = m->addr;
-        self.is_leader = resolves++ == 0;
-        self.is_voter = true;
+        Log__V1__Server s[1 + N], *list[1 + N];
+        size_t n = 0;
+        for (size_t i = 0; i < 1 + N && (i == 0 || m->others[i - 1] != NULL); i++, n++) {
+            log__v1__server__init(&s[i]);
+            s[i].id = i == 0 ? "fake" : "other";
+            s[i].rpc_addr = i == 0 ? m->addr : (char *)m->others[i - 1];
+            s[i].is_voter = true;
+            list[i] = &s[i];
+        }
+        s[0].is_leader = m->leads_once && resolves++ == 0;
         Log__V1__GetServersResponse resp = LOG__V1__GET_SERVERS_RESPONSE__INIT;
         resp.servers = list;
-        resp.n_servers = 1;
+        resp.n_servers = n;
         if (plog_rpc_reply_packed(msg, &resp.base) != PLOG_OK || nng_sendmsg(m->sock, msg, 0) != 0)
             nng_msg_free(msg);
     }
     return NULL;
+}
+
+/* fake_start serves m over mutual TLS on a free port and opens a router on it with
+ * a deadline of timeout_ms. */
+static plog_loadbalance_router *fake_start(struct fake *m, uint32_t timeout_ms)
+{
+    snprintf(m->addr, sizeof m->addr, "127.0.0.1:%d", plog_test_free_port());
+    char url[96], err[256];
+    snprintf(url, sizeof url, "tls+tcp://%s", m->addr);
+    nng_tls_config *tls;
+    nng_listener l;
+    if (plog_tls_config_server(tc_cert("node1-lo.pem"), tc_cert("node1-lo-key.pem"), tc_cert("ca.pem"), &tls,
+                               err, sizeof err) != PLOG_OK)
+        fail_msg("tls: %s", err);
+    assert_int_equal(nng_rep0_open(&m->sock), 0);
+    assert_int_equal(nng_listener_create(&l, m->sock, url), 0);
+    assert_int_equal(nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, tls), 0);
+    assert_int_equal(nng_listener_start(l, 0), 0);
+    nng_tls_config_free(tls);
+    pthread_create(&m->th, NULL, fake_main, m);
+    return open_router(url, timeout_ms);
+}
+
+static void fake_stop(struct fake *m)
+{
+    nng_close(m->sock);
+    pthread_join(m->th, NULL);
 }
 
 /* A produce whose attempt went unanswered, and whose later attempts found no
@@ -192,23 +227,8 @@ static void *mute_leader_main(void *arg)
 static void test_router_failed_produce_says_an_unanswered_attempt_may_have_applied(void **state)
 {
     (void)state;
-    struct mute_leader m = {.produces = 0};
-    snprintf(m.addr, sizeof m.addr, "127.0.0.1:%d", plog_test_free_port());
-    char url[96], err[256];
-    snprintf(url, sizeof url, "tls+tcp://%s", m.addr);
-    nng_tls_config *tls;
-    nng_listener l;
-    if (plog_tls_config_server(tc_cert("node1-lo.pem"), tc_cert("node1-lo-key.pem"), tc_cert("ca.pem"), &tls,
-                               err, sizeof err) != PLOG_OK)
-        fail_msg("tls: %s", err);
-    assert_int_equal(nng_rep0_open(&m.sock), 0);
-    assert_int_equal(nng_listener_create(&l, m.sock, url), 0);
-    assert_int_equal(nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, tls), 0);
-    assert_int_equal(nng_listener_start(l, 0), 0);
-    nng_tls_config_free(tls);
-    pthread_create(&m.th, NULL, mute_leader_main, &m);
-
-    plog_loadbalance_router *r = open_router(url, 1500);
+    struct fake m = {.leads_once = true};
+    plog_loadbalance_router *r = fake_start(&m, 1500);
     plog_rpc_status st;
     const void *vals[1] = {"x"};
     size_t lens[1] = {1};
@@ -220,8 +240,30 @@ static void test_router_failed_produce_says_an_unanswered_attempt_may_have_appli
         strstr(st.msg, "may or may not have been applied") == NULL || strstr(st.msg, m.addr) == NULL)
         fail_msg("status: %s", st.msg);
     plog_loadbalance_router_close(r);
-    nng_close(m.sock);
-    pthread_join(m.th, NULL);
+    fake_stop(&m);
+}
+
+/* Given the address of a server that names no leader (one cut off from the
+ * others) while the servers it lists have one, the router asks them and produces
+ * to their leader. */
+static void test_router_seeded_with_a_server_without_a_leader_finds_the_others_leader(void **state)
+{
+    struct tc_agents *f = *state;
+    start_three(f);
+    char others[N][32];
+    struct fake m = {.leads_once = false};
+    for (int i = 0; i < N; i++) {
+        snprintf(others[i], sizeof others[i], "127.0.0.1:%u", (unsigned)f->rpc[i]);
+        m.others[i] = others[i];
+    }
+    plog_loadbalance_router *r = fake_start(&m, 5000);
+    produce(r, "x", 0);
+    produce(r, "y", 1);
+    assert_int_equal(atomic_load(&m.produces), 0);
+    assert_true(plog_loadbalance_pick((plog_loadbalance_picker *)plog_loadbalance_router_servers(r), true) >=
+                0);
+    plog_loadbalance_router_close(r);
+    fake_stop(&m);
 }
 
 int main(void)
@@ -232,6 +274,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_router_follows_a_leader_change_without_duplicates,
                                         tc_agents_setup, tc_agents_teardown),
         cmocka_unit_test(test_router_failed_produce_says_an_unanswered_attempt_may_have_applied),
+        cmocka_unit_test_setup_teardown(
+            test_router_seeded_with_a_server_without_a_leader_finds_the_others_leader, tc_agents_setup,
+            tc_agents_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
