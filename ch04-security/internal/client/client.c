@@ -265,6 +265,10 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
         char why[PLOG_TLS_ERRMSG_SIZE] = "";
         if (tls && plog_tls_config_errmsg(c->cfg.tls, why, sizeof why))
             plog_tls_config_clear_errmsg(c->cfg.tls);
+        /* A TLS server closes a plain connection whose first bytes are not a
+         * TLS hello: say what the likely cause is. */
+        if (!tls && rv == NNG_ECONNSHUT)
+            snprintf(why, sizeof why, "%s", "closed during the handshake: is it a tls+tcp:// server?");
         plog_client_close(c);
         return plog_rpc_status_set(st, code, "cannot connect to %s: %s%s%s%s", addr, nng_strerror(rv),
                                    why[0] != '\0' ? " (" : "", why, why[0] != '\0' ? ")" : "");

@@ -185,12 +185,14 @@ static void test_security_bad_certificates_are_refused_at_the_handshake(void **s
     refused(f, "other", PLOG_STATUS_UNAUTHENTICATED, "unknown ca");
     refused(f, "expired", PLOG_STATUS_UNAUTHENTICATED, "certificate expired");
     refused(f, "future", PLOG_STATUS_UNAUTHENTICATED, "bad certificate");
-    /* A plain client gets nothing at all. */
+    /* A plain client gets nothing at all, and is told the likely cause. */
     char plain[64];
     snprintf(plain, sizeof plain, "tcp://%s", strstr(f->srv.addr, "://") + 3);
     plog_client *c;
     plog_rpc_status st;
     assert_int_equal(plog_client_open(plain, NULL, &c, &st), PLOG_STATUS_UNAVAILABLE);
+    if (strstr(st.msg, "is it a tls+tcp:// server?") == NULL)
+        fail_msg("plain client: %s", st.msg);
     /* Each refusal is in the server's log: it never became a connection. */
     assert_true(plog_test_wait_output(&f->srv.proc, "level=warn msg=tls_handshake_failed", 5000));
     char *out = plog_test_output(&f->srv.proc);
