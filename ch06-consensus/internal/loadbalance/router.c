@@ -150,8 +150,8 @@ static bool names_leader(const plog_loadbalance_server *v, size_t n)
  * is kept. */
 static int refresh(plog_loadbalance_router *r, plog_rpc_status *st)
 {
-    plog_loadbalance_server v[PLOG_LOADBALANCE_MAX_SERVERS], first[PLOG_LOADBALANCE_MAX_SERVERS];
-    size_t n, nfirst = 0;
+    plog_loadbalance_server v[PLOG_LOADBALANCE_MAX_SERVERS];
+    size_t n;
     bool answered = false;
     int code = PLOG_STATUS_UNAVAILABLE;
     const size_t nconns = r->nconns, nknown = r->picker.n;
@@ -169,20 +169,14 @@ static int refresh(plog_loadbalance_router *r, plog_rpc_status *st)
         code = plog_loadbalance_resolve(c, v, PLOG_LOADBALANCE_MAX_SERVERS, &n, st);
         if (code != PLOG_STATUS_OK)
             continue;
-        if (names_leader(v, n)) {
+        bool leader = names_leader(v, n);
+        if (leader || !answered)
             plog_loadbalance_picker_update(&r->picker, v, n);
+        if (leader)
             return code;
-        }
-        if (!answered) {
-            memcpy(first, v, n * sizeof v[0]);
-            nfirst = n;
-            answered = true;
-        }
+        answered = true;
     }
-    if (!answered)
-        return code;
-    plog_loadbalance_picker_update(&r->picker, first, nfirst);
-    return plog_rpc_status_set(st, PLOG_STATUS_OK, "%s", "");
+    return answered ? plog_rpc_status_set(st, PLOG_STATUS_OK, "%s", "") : code;
 }
 
 int plog_loadbalance_router_open(const char *addr, const plog_client_config *cfg, const char *cert_file,

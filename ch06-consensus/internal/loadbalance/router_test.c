@@ -155,7 +155,7 @@ static void test_router_follows_a_leader_change_without_duplicates(void **state)
  * answer when leads_once. */
 struct fake {
     bool leads_once;
-    const char *others[N];
+    char *others[N]; /* up to a NULL */
     nng_socket sock;
     char addr[64]; /* HOST:PORT */
     atomic_int produces;
@@ -176,15 +176,17 @@ static void *fake_main(void *arg)
             continue;
         }
         Log__V1__Server s[1 + N], *list[1 + N];
-        size_t n = 0;
-        for (size_t i = 0; i < 1 + N && (i == 0 || m->others[i - 1] != NULL); i++, n++) {
+        for (size_t i = 0; i < 1 + N; i++) {
             log__v1__server__init(&s[i]);
             s[i].id = i == 0 ? "fake" : "other";
-            s[i].rpc_addr = i == 0 ? m->addr : (char *)m->others[i - 1];
             s[i].is_voter = true;
             list[i] = &s[i];
         }
+        s[0].rpc_addr = m->addr;
         s[0].is_leader = m->leads_once && resolves++ == 0;
+        size_t n = 1;
+        for (; n < 1 + N && m->others[n - 1] != NULL; n++)
+            s[n].rpc_addr = m->others[n - 1];
         Log__V1__GetServersResponse resp = LOG__V1__GET_SERVERS_RESPONSE__INIT;
         resp.servers = list;
         resp.n_servers = n;
