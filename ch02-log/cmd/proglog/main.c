@@ -147,9 +147,7 @@ int main(int argc, char **argv)
     plog_log *log;
     int rv = plog_log_open(dir, &cfg, &log);
     if (rv != PLOG_OK) {
-        /* plog_log_open leaves nothing behind on failure, so no errmsg to ask
-         * for: the code says what kind of failure, the log line where. */
-        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot open log", "dir", dir, "err", plog_strerror(rv), NULL);
+        /* the log has logged why (plog_log_open's report) */
         goto out;
     }
     char lowest[24], next_off[24];

@@ -305,8 +305,9 @@ int plog_log_open(const char *dir, const plog_log_config *c, plog_log **lp)
     *lp = l;
     return PLOG_OK;
 fail:
-    /* Tell the caller why before the text goes away with l. */
-    plog_log_report(&l->c, PLOG_LOG_REPORT_ERROR, "msg=\"open log\" dir=%s err=\"%s\"", dir,
+    /* Tell the caller why before the text goes away with l: this line is the
+     * one that names the cause, so callers need not log a second one. */
+    plog_log_report(&l->c, PLOG_LOG_REPORT_ERROR, "msg=\"cannot open the log\" dir=%s err=\"%s\"", dir,
                     l->errmsg[0] != '\0' ? l->errmsg : plog_strerror(rv));
     plog_log_close(l);
     return rv;

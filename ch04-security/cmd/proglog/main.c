@@ -493,8 +493,7 @@ int main(int argc, char **argv)
     plog_log *log;
     int rv = plog_log_open(dir, &lc, &log);
     if (rv != PLOG_OK) {
-        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot open the log", "data_dir", dir, "err",
-                        plog_strerror(rv), NULL);
+        /* the log has logged why (plog_log_open's report) */
         security_close(&sec);
         plog_logger_free(lg);
         return 1;
