@@ -14,6 +14,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +133,18 @@ static int next_signal(const sigset_t *set, plog_agent *agent, plog_logger *lg, 
         if (plog_agent_alone(agent, hint, sizeof hint))
             plog_logger_log(lg, PLOG_LOGGER_WARN, "alone", "hint", hint, NULL);
     }
+}
+
+/* The node stopped for good (its name is taken): main's sigwait hears it as a
+ * SIGTERM, and exits 1 without leaving the cluster. */
+static atomic_bool node_failed;
+
+static void on_node_failed(void *arg, const char *why)
+{
+    (void)arg;
+    (void)why; /* the node logged it */
+    atomic_store(&node_failed, true);
+    kill(getpid(), SIGTERM);
 }
 
 /* split_addrs splits a comma list in place into addrs (at most MAX_JOIN). */
@@ -347,6 +360,7 @@ int main(int argc, char **argv)
         goto out;
     }
     ac.logger = lg;
+    ac.failed = on_node_failed;
     ac.log_requests = level == PLOG_LOGGER_DEBUG; /* request lines only when asked for */
     plog_agent *agent;
     char err[512] = "";
@@ -376,6 +390,15 @@ int main(int argc, char **argv)
                                      .tls_err = r.tls_err,
                                      .acl_rules = r.acl_rules};
         reload_finish(lg, val[F_LOG_LEVEL_FILE], &rs);
+    }
+    if (atomic_load(&node_failed)) {
+        /* Not a leave: a leave in a taken name would be taken for the other node's. */
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "node failed; exiting without leaving the cluster", "node",
+                        ac.node_name, NULL);
+        plog_agent_kill(agent);
+        plog_logger_free(lg);
+        status = 1;
+        goto out;
     }
     plog_logger_log(lg, PLOG_LOGGER_INFO, "leaving", "node", ac.node_name, "signal",
                     sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);

@@ -56,6 +56,13 @@ typedef struct plog_agent_config {
     size_t max_inflight_bytes;
     unsigned max_connections;
     uint32_t handshake_timeout_ms;
+    /* failed(failed_arg, why): the node must stop for good: its name was found
+     * taken when it joined (another node of that name is alive; membership.h,
+     * NAME_TAKEN). Called on the membership thread; the program should
+     * plog_agent_kill the agent (without leaving: a leave in this name would be
+     * taken for the other node's) and exit. NULL: nobody is told. */
+    void (*failed)(void *arg, const char *why);
+    void *failed_arg;
 } plog_agent_config;
 
 /* plog_agent_open starts a node. Strings of cfg are copied. On PLOG_OK *ap is the

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,19 +42,18 @@ static const char *cert(const char *name)
     return b;
 }
 
-static void start(struct fixture *f, int i, int join)
+/* config_of: node i's configuration, joining nobody (the certificate paths live
+ * in cert's buffers). */
+static plog_agent_config config_of(struct fixture *f, int i)
 {
     char c[64], k[64];
     snprintf(c, sizeof c, "%s.pem", f->name[i]);
     snprintf(k, sizeof k, "%s-key.pem", f->name[i]);
-    const char *seeds[1] = {join >= 0 ? f->bind[join] : NULL};
-    plog_agent_config ac = {
+    return (plog_agent_config){
         .data_dir = f->data[i],
         .node_name = f->name[i],
         .bind_addr = f->bind[i],
         .rpc_port = f->rpc[i],
-        .start_join_addrs = seeds,
-        .njoin = join >= 0 ? 1 : 0,
         .server_tls_cert_file = cert(c),
         .server_tls_key_file = cert(k),
         .server_tls_ca_file = cert("ca.pem"),
@@ -65,6 +65,14 @@ static void start(struct fixture *f, int i, int join)
         .fast = true,
         .log = {.sync = PLOG_SYNC_INTERVAL},
     };
+}
+
+static void start(struct fixture *f, int i, int join)
+{
+    const char *seeds[1] = {join >= 0 ? f->bind[join] : NULL};
+    plog_agent_config ac = config_of(f, i);
+    ac.start_join_addrs = seeds;
+    ac.njoin = join >= 0 ? 1 : 0;
     char err[512];
     if (plog_agent_open(&ac, &f->a[i], err, sizeof err) != PLOG_OK)
         fail_msg("agent %s: %s", f->name[i], err);
@@ -317,28 +325,11 @@ static void test_agent_restarted_without_join_addresses_rejoins_the_members_it_s
     assert_true(plog_test_wait_until(all_alive, f, 5000));
 }
 
-/* node2_on_node1_dir: node2's configuration, its data directory node1's (the
- * certificate paths live in cert's buffers). */
+/* node2_on_node1_dir: node2's configuration, its data directory node1's. */
 static plog_agent_config node2_on_node1_dir(struct fixture *f)
 {
     snprintf(f->data[1], sizeof f->data[1], "%s", f->data[0]);
-    char c[64], k[64];
-    snprintf(c, sizeof c, "%s.pem", f->name[1]);
-    snprintf(k, sizeof k, "%s-key.pem", f->name[1]);
-    return (plog_agent_config){
-        .data_dir = f->data[1],
-        .node_name = f->name[1],
-        .bind_addr = f->bind[1],
-        .rpc_port = f->rpc[1],
-        .server_tls_cert_file = cert(c),
-        .server_tls_key_file = cert(k),
-        .server_tls_ca_file = cert("ca.pem"),
-        .peer_tls_cert_file = cert(c),
-        .peer_tls_key_file = cert(k),
-        .peer_tls_ca_file = cert("ca.pem"),
-        .acl_policy_file = f->policy,
-        .fast = true,
-    };
+    return config_of(f, 1);
 }
 
 static void test_agent_refuses_a_data_dir_of_another_node(void **state)
@@ -378,6 +369,81 @@ static void test_agent_refuses_a_data_dir_in_use(void **state)
     plog_client_close(c0);
 }
 
+/* The failed hook of a node, for test_agent_second_node_of_a_name_is_told_it_is_taken. */
+struct failure {
+    pthread_mutex_t mu;
+    char why[256];
+};
+
+static void record_failure(void *arg, const char *why)
+{
+    struct failure *fl = arg;
+    pthread_mutex_lock(&fl->mu);
+    snprintf(fl->why, sizeof fl->why, "%s", why);
+    pthread_mutex_unlock(&fl->mu);
+}
+
+static bool failed(void *arg)
+{
+    struct failure *fl = arg;
+    pthread_mutex_lock(&fl->mu);
+    bool yes = fl->why[0] != '\0';
+    pthread_mutex_unlock(&fl->mu);
+    return yes;
+}
+
+static bool node2_alive_at_its_address(void *arg)
+{
+    struct fixture *f = arg;
+    plog_membership_member *mb;
+    size_t n;
+    char want[64];
+    snprintf(want, sizeof want, "tls+tcp://%s", f->bind[1]);
+    assert_plog_ok(plog_discovery_members(plog_agent_discovery(f->a[0]), &mb, &n));
+    bool yes = false;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(mb[i].name, "node2") == 0)
+            yes = mb[i].status == PLOG_GOSSIP_ALIVE && strcmp(mb[i].addr, want) == 0;
+    free(mb);
+    return yes;
+}
+
+/* A second process started under a running node's name (its own address and
+ * data directory) learns at its join that the name is taken (its failed hook
+ * says so, naming the holder's address), and the cluster keeps the first one. */
+static void test_agent_second_node_of_a_name_is_told_it_is_taken(void **state)
+{
+    struct fixture *f = *state;
+    start(f, 0, -1);
+    start(f, 1, 0);
+    assert_true(plog_test_wait_until(node2_alive_at_its_address, f, 3000));
+    struct failure fl = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    char data[160], bind[32];
+    snprintf(data, sizeof data, "%s/node2-again", f->dir);
+    snprintf(bind, sizeof bind, "127.0.0.1:%d", plog_test_free_port());
+    const char *seeds[1] = {f->bind[0]};
+    plog_agent_config ac = config_of(f, 1);
+    ac.data_dir = data;
+    ac.bind_addr = bind;
+    ac.rpc_port = (uint16_t)plog_test_free_port();
+    ac.start_join_addrs = seeds;
+    ac.njoin = 1;
+    ac.failed = record_failure;
+    ac.failed_arg = &fl;
+    plog_agent *dup = NULL;
+    char err[512];
+    if (plog_agent_open(&ac, &dup, err, sizeof err) != PLOG_OK)
+        fail_msg("second node2: %s", err);
+    bool told = plog_test_wait_until(failed, &fl, 5000);
+    plog_agent_kill(dup);
+    assert_true(told);
+    char want[128];
+    snprintf(want, sizeof want, "node name node2 is taken: a node of that name is alive at tls+tcp://%s",
+             f->bind[1]);
+    assert_string_equal(fl.why, want);
+    assert_true(node2_alive_at_its_address(f));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -390,6 +456,8 @@ int main(void)
             test_agent_restarted_without_join_addresses_rejoins_the_members_it_saw, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_of_another_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_in_use, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_second_node_of_a_name_is_told_it_is_taken, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("agent", tests, NULL, NULL);
 }

@@ -6,15 +6,25 @@
  * at incarnation j:
  *   alive   i > j wins (a restart or refutation); so does a new name. From dead
  *           or left that is a JOIN event, from alive/suspect with other tags
- *           or address an UPDATE.
+ *           an UPDATE. From another address while the member is alive or
+ *           suspect it is another process started under the same name: the
+ *           claim is ignored, whatever its incarnation (a CONFLICT event), so
+ *           that the member keeps the address the cluster knew first (memberlist
+ *           does the same). A member that really moved is taken at its new
+ *           address once the old one is found dead.
  *   suspect i >= j suspects an alive member (a suspect one gets a Lifeguard
  *           confirmation instead); dead and left members stay as they are.
  *   dead    i >= j kills an alive or suspect member: FAILED.
  *   left    i >= j: LEAVE, also over dead (the leave was the truth).
+ *   Suspect, dead and left name the address they are about: from another
+ *   address than the member's, they are about a namesake, and are ignored.
  * About ourselves, suspect, dead, left, or an alive with a higher incarnation
  * or different tags, is a rumour: we refute it by announcing ourselves alive
  * at one more than the rumour's incarnation. Only we raise our incarnation, so
- * an alive at incarnation i can only come from the member itself.
+ * an alive at incarnation i can only come from the member itself. An alive
+ * about us from another address is a namesake's: not refuted (the two would
+ * outbid each other for ever), but a CONFLICT event; found in the answer to our
+ * join, it means the name was taken before we came: NAME_TAKEN.
  * A push-pull's dead entries are taken as suspect (memberlist does the same):
  * one node's old verdict must not kill a member that can still refute it. */
 #include "internal/discovery/membership_impl.h"
@@ -101,18 +111,25 @@ static void member_free(struct member *mb)
     free(mb);
 }
 
-static void member_copy_out(const struct member *mb, plog_membership_member *out)
+/* copy_out fills out with a member's fields (tags beyond the limit dropped). */
+static void copy_out(plog_membership_member *out, const char *name, const char *addr, uint8_t status,
+                     uint64_t incarnation, const plog_gossip_tag *tags, size_t ntags)
 {
     memset(out, 0, sizeof *out);
-    copy_str(out->name, sizeof out->name, mb->name);
-    copy_str(out->addr, sizeof out->addr, mb->addr);
-    out->status = mb->status;
-    out->incarnation = mb->incarnation;
-    out->ntags = mb->tags.n;
-    for (size_t i = 0; i < mb->tags.n; i++) {
-        copy_str(out->tags[i].key, sizeof out->tags[i].key, mb->tags.t[i].key);
-        copy_str(out->tags[i].value, sizeof out->tags[i].value, mb->tags.t[i].value);
+    copy_str(out->name, sizeof out->name, name);
+    copy_str(out->addr, sizeof out->addr, addr);
+    out->status = status;
+    out->incarnation = incarnation;
+    out->ntags = ntags < PLOG_GOSSIP_MAX_TAGS ? ntags : PLOG_GOSSIP_MAX_TAGS;
+    for (size_t i = 0; i < out->ntags; i++) {
+        copy_str(out->tags[i].key, sizeof out->tags[i].key, tags[i].key);
+        copy_str(out->tags[i].value, sizeof out->tags[i].value, tags[i].value);
     }
+}
+
+static void member_copy_out(const struct member *mb, plog_membership_member *out)
+{
+    copy_out(out, mb->name, mb->addr, mb->status, mb->incarnation, mb->tags.t, mb->tags.n);
 }
 
 const char *plog_membership_tag(const plog_membership_member *mb, const char *key)
@@ -152,7 +169,9 @@ size_t plog_membership_live_count(const plog_membership *m)
     return n;
 }
 
-static void emit(plog_membership *m, uint64_t now, int type, const struct member *mb)
+/* event_new appends an event of type to the queue; NULL on ENOMEM (an event
+ * lost; the member list itself is right). */
+static plog_membership_event *event_new(plog_membership *m, uint64_t now, int type)
 {
     if (m->ev_head > 0 && m->ev_head == m->ev_n)
         m->ev_head = m->ev_n = 0;
@@ -160,14 +179,21 @@ static void emit(plog_membership *m, uint64_t now, int type, const struct member
         size_t cap = m->ev_cap ? m->ev_cap * 2 : 16;
         plog_membership_event *ev = realloc(m->ev, cap * sizeof *ev);
         if (ev == NULL)
-            return; /* an event lost to ENOMEM; the member list itself is right */
+            return NULL;
         m->ev = ev;
         m->ev_cap = cap;
     }
     plog_membership_event *e = &m->ev[m->ev_n++];
     e->type = type;
     e->at_ms = now;
-    member_copy_out(mb, &e->member);
+    return e;
+}
+
+static void emit(plog_membership *m, uint64_t now, int type, const struct member *mb)
+{
+    plog_membership_event *e = event_new(m, now, type);
+    if (e != NULL)
+        member_copy_out(mb, &e->member);
 }
 
 static void set_status(struct member *mb, uint8_t status, uint64_t now)
@@ -195,12 +221,33 @@ static void refute(plog_membership *m, uint64_t inc)
 
 /* ---- the rules ---- */
 
-static void on_alive(plog_membership *m, uint64_t now, const plog_gossip_state *s)
+/* conflict reports s, an alive claim to mb's name from another address, once
+ * per claimant address: CONFLICT, or NAME_TAKEN when taken (mb is then ourselves
+ * and s the holder's state, in the answer to our join). The event carries s. */
+static void conflict(plog_membership *m, uint64_t now, struct member *mb, const plog_gossip_state *s,
+                     bool taken)
+{
+    if (strcmp(mb->claimant, s->addr) == 0)
+        return;
+    copy_str(mb->claimant, sizeof mb->claimant, s->addr);
+    plog_membership_event *e =
+        event_new(m, now, taken ? PLOG_MEMBERSHIP_NAME_TAKEN : PLOG_MEMBERSHIP_CONFLICT);
+    if (e != NULL)
+        copy_out(&e->member, s->name, s->addr, s->status, s->incarnation, s->tags, s->ntags);
+}
+
+/* on_alive applies an alive claim; join_answer: it came in the answer to our
+ * own push-pull before any other answer (our join). */
+static void on_alive(plog_membership *m, uint64_t now, const plog_gossip_state *s, bool join_answer)
 {
     struct member *mb = plog_membership_lookup(m, s->name);
     if (mb == m->self) {
         if (m->leaving)
             return;
+        if (s->addr[0] != '\0' && strcmp(s->addr, mb->addr) != 0) {
+            conflict(m, now, mb, s, join_answer);
+            return;
+        }
         if (s->incarnation > mb->incarnation ||
             (s->incarnation == mb->incarnation &&
              (strcmp(s->addr, mb->addr) != 0 || !tags_equal(&mb->tags, s->tags, s->ntags))))
@@ -239,10 +286,14 @@ static void on_alive(plog_membership *m, uint64_t now, const plog_gossip_state *
         plog_membership_bcast(m, mb);
         return;
     }
+    bool was_gone = mb->status == PLOG_GOSSIP_DEAD || mb->status == PLOG_GOSSIP_LEFT;
+    if (!was_gone && strcmp(mb->addr, s->addr) != 0) {
+        conflict(m, now, mb, s, false);
+        return;
+    }
     if (s->incarnation <= mb->incarnation)
         return;
-    bool was_gone = mb->status == PLOG_GOSSIP_DEAD || mb->status == PLOG_GOSSIP_LEFT;
-    bool changed = strcmp(mb->addr, s->addr) != 0 || !tags_equal(&mb->tags, s->tags, s->ntags);
+    bool changed = !tags_equal(&mb->tags, s->tags, s->ntags);
     if (changed && tags_set(&mb->tags, s->tags, s->ntags) != PLOG_OK)
         return;
     copy_str(mb->addr, sizeof mb->addr, s->addr);
@@ -253,6 +304,13 @@ static void on_alive(plog_membership *m, uint64_t now, const plog_gossip_state *
     else if (changed)
         emit(m, now, PLOG_MEMBERSHIP_UPDATE, mb);
     plog_membership_bcast(m, mb);
+}
+
+/* namesake: s, a suspect, dead or left, is about another process than mb with
+ * mb's name (another address; an empty one names none). */
+static bool namesake(const struct member *mb, const plog_gossip_state *s)
+{
+    return s->addr[0] != '\0' && strcmp(s->addr, mb->addr) != 0;
 }
 
 /* rumour_about_self handles suspect, dead or left about us. */
@@ -275,7 +333,7 @@ void plog_membership_on_suspect(plog_membership *m, uint64_t now, const plog_gos
         rumour_about_self(m, s);
         return;
     }
-    if (mb == NULL || s->incarnation < mb->incarnation)
+    if (mb == NULL || s->incarnation < mb->incarnation || namesake(mb, s))
         return;
     if (mb->status == PLOG_GOSSIP_DEAD || mb->status == PLOG_GOSSIP_LEFT)
         return;
@@ -301,7 +359,7 @@ void plog_membership_on_dead(plog_membership *m, uint64_t now, const plog_gossip
         rumour_about_self(m, s);
         return;
     }
-    if (mb == NULL || s->incarnation < mb->incarnation)
+    if (mb == NULL || s->incarnation < mb->incarnation || namesake(mb, s))
         return;
     if (mb->status == PLOG_GOSSIP_LEFT)
         return;
@@ -314,11 +372,13 @@ void plog_membership_on_dead(plog_membership *m, uint64_t now, const plog_gossip
     plog_membership_bcast(m, mb);
 }
 
-static void apply(plog_membership *m, uint64_t now, const plog_gossip_state *s, bool from_push_pull)
+/* apply applies one update; join_answer as for on_alive. */
+static void apply(plog_membership *m, uint64_t now, const plog_gossip_state *s, bool from_push_pull,
+                  bool join_answer)
 {
     switch (s->status) {
     case PLOG_GOSSIP_ALIVE:
-        on_alive(m, now, s);
+        on_alive(m, now, s, join_answer);
         break;
     case PLOG_GOSSIP_SUSPECT:
         plog_membership_on_suspect(m, now, s);
@@ -504,8 +564,9 @@ int plog_membership_recv_from(plog_membership *m, uint64_t now_ms, const char *p
     }
     m->stats.msgs_in++;
     bool pp = msg.type == PLOG_GOSSIP_PUSH_PULL;
+    bool join_answer = pp && (msg.flags & PLOG_GOSSIP_FLAG_REPLY) && !m->contacted;
     for (size_t i = 0; i < msg.nstates; i++)
-        apply(m, now_ms, &msg.states[i], pp);
+        apply(m, now_ms, &msg.states[i], pp, join_answer);
     switch (msg.type) {
     case PLOG_GOSSIP_PING:
         plog_membership_on_ping(m, now_ms, &msg);

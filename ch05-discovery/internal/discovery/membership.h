@@ -99,9 +99,19 @@ typedef enum {
     PLOG_MEMBERSHIP_LEAVE = 2,  /* a member left gracefully */
     PLOG_MEMBERSHIP_FAILED = 3, /* a member was declared dead (it may come back) */
     PLOG_MEMBERSHIP_UPDATE = 4, /* an alive member changed its tags or address */
+    /* Another node claims an alive (or suspect) member's name, ours included,
+     * from another address: two processes were started with one name. The
+     * claim is ignored (the member keeps its address, and we do not refute
+     * it); member is the claim. Once per claimant address. */
+    PLOG_MEMBERSHIP_CONFLICT = 5,
+    /* The answer to our join says our name is alive at another address: the
+     * name is taken, and this node should stop without leaving (a leave in our
+     * name would be taken for the other's). member is the holder. */
+    PLOG_MEMBERSHIP_NAME_TAKEN = 6,
 } plog_membership_event_type;
 
-/* An event, about another member (never about ourselves). */
+/* An event, about another member, except CONFLICT and NAME_TAKEN, which may
+ * be about a node holding our name. */
 typedef struct plog_membership_event {
     int type; /* plog_membership_event_type */
     uint64_t at_ms;

@@ -21,7 +21,8 @@ struct tagset {
 struct member {
     char name[PLOG_GOSSIP_MAX_NAME + 1];
     char addr[PLOG_GOSSIP_MAX_ADDR + 1];
-    char from[PLOG_GOSSIP_MAX_NAME + 1]; /* who suspected or declared it dead */
+    char from[PLOG_GOSSIP_MAX_NAME + 1];     /* who suspected or declared it dead */
+    char claimant[PLOG_GOSSIP_MAX_ADDR + 1]; /* the last other address that claimed its name */
     struct tagset tags;
     uint8_t status;
     uint64_t incarnation;

@@ -147,8 +147,9 @@ static int next_signal(const sigset_t *set, plog_agent *agent, plog_logger *lg, 
     }
 }
 
-/* The node stopped for good (a write failed, e.g. a full disk): main's sigwait
- * hears it as a SIGTERM, and exits 1 without leaving the cluster. */
+/* The node stopped for good (a write failed, e.g. a full disk, or its name is
+ * taken): main's sigwait hears it as a SIGTERM, and exits 1 without leaving the
+ * cluster. */
 static atomic_bool node_failed;
 
 static void on_node_failed(void *arg, const char *why)
@@ -465,9 +466,12 @@ int main(int argc, char **argv)
         /* Fail-stop: a node that can no longer write must not linger (a stale
          * leader, a voter that never votes). Not a leave: the others keep it as a
          * voter, and a restart recovers from what is on disk. */
-        plog_logger_log(lg, PLOG_LOGGER_ERROR, "node failed; exiting without leaving the cluster", "node",
-                        ac.node_name, "hint",
-                        "free the disk and restart it: it recovers from its data directory", NULL);
+        plog_logger_log(
+            lg, PLOG_LOGGER_ERROR, "node failed; exiting without leaving the cluster", "node", ac.node_name,
+            "hint",
+            "the error above says why; once that is put right (a full disk freed, say), a restart "
+            "recovers from the data directory",
+            NULL);
         plog_agent_kill(agent);
         plog_logger_free(lg);
         status = 1;

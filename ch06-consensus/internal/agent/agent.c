@@ -191,11 +191,49 @@ static void remember(plog_agent *a, const plog_membership_event *ev)
                         "file", a->known.path, "err", plog_strerror(rv), NULL);
 }
 
+/* on_failed: the node stopped for good (a write failed, or its name is taken);
+ * the program is told. */
+static void on_failed(void *arg, const char *why)
+{
+    plog_agent *a = arg;
+    atomic_store(&a->failed, true);
+    if (a->cfg.failed != NULL)
+        a->cfg.failed(a->cfg.failed_arg, why);
+}
+
+/* name_clash: another process runs under a node name (membership.h): a
+ * namesake of ours or of another member, whose claims the cluster ignores, is
+ * reported; a name found taken when this node joined stops this node. */
+static void name_clash(plog_agent *a, const plog_membership_event *ev)
+{
+    if (ev->type == PLOG_MEMBERSHIP_CONFLICT) {
+        plog_logger_log(a->cfg.logger, PLOG_LOGGER_WARN, "node name conflict", "name", ev->member.name,
+                        "other_addr", ev->member.addr, "hint",
+                        "another process was started with this --node-name; the cluster keeps the node it "
+                        "knew first and ignores the other: stop the other one",
+                        NULL);
+        return;
+    }
+    char why[PLOG_GOSSIP_MAX_NAME + PLOG_GOSSIP_MAX_ADDR + 64];
+    snprintf(why, sizeof why, "node name %s is taken: a node of that name is alive at %s", ev->member.name,
+             ev->member.addr);
+    plog_logger_log(a->cfg.logger, PLOG_LOGGER_ERROR, "node name taken", "name", ev->member.name,
+                    "holder_addr", ev->member.addr, "hint",
+                    "node names must be unique in a cluster: give this node another --node-name and data "
+                    "directory, or stop the other node first",
+                    NULL);
+    on_failed(a, why);
+}
+
 /* on_event: membership drives Raft's configuration (Go: the Handler's Join and
  * Leave). A failed member stays a voter: it may come back. */
 static void on_event(void *arg, const plog_membership_event *ev)
 {
     plog_agent *a = arg;
+    if (ev->type == PLOG_MEMBERSHIP_CONFLICT || ev->type == PLOG_MEMBERSHIP_NAME_TAKEN) {
+        name_clash(a, ev);
+        return;
+    }
     const char *rpc = plog_membership_tag(&ev->member, "rpc_addr");
     const char *kind = ev->type == PLOG_MEMBERSHIP_JOIN     ? "join"
                        : ev->type == PLOG_MEMBERSHIP_LEAVE  ? "leave"
@@ -228,15 +266,6 @@ static void on_applied(void *arg, uint64_t next)
     plog_server *srv = atomic_load(&a->srv);
     if (srv != NULL)
         plog_server_publish(srv, next);
-}
-
-/* on_failed: the Raft node stopped for good (a write failed); the program is told. */
-static void on_failed(void *arg, const char *why)
-{
-    plog_agent *a = arg;
-    atomic_store(&a->failed, true);
-    if (a->cfg.failed != NULL)
-        a->cfg.failed(a->cfg.failed_arg, why);
 }
 
 /* The server's Raft hooks (ch06). */

@@ -66,11 +66,14 @@ typedef struct plog_agent_config {
     uint32_t election_timeout_ms;    /* 0: 150 */
     uint32_t snapshot_entries;       /* snapshot every N applied entries; 0: never */
     /* failed(failed_arg, why): the node stopped for good, because a write to
-     * Raft's log or to the record log failed (plog_distributed_config.failed):
-     * it no longer leads, votes or applies. Called once, on an agent thread; the
-     * program should plog_agent_kill the agent (without leaving: the others keep
-     * it as a voter) and exit, so that a restart recovers from disk. NULL: nobody
-     * is told (proglog_log_failed says 1 either way). */
+     * Raft's log or to the record log failed (plog_distributed_config.failed),
+     * or because its name was found taken when it joined (another node of that
+     * name is alive; membership.h, NAME_TAKEN): it no longer leads, votes or
+     * applies. Called on an agent thread, once per cause; the program should
+     * plog_agent_kill the agent (without leaving: the others keep it as a voter,
+     * and a leave in a taken name would be taken for the other node's) and exit,
+     * so that a restart recovers from disk. NULL: nobody is told
+     * (proglog_log_failed says 1 either way). */
     void (*failed)(void *arg, const char *why);
     void *failed_arg;
 } plog_agent_config;

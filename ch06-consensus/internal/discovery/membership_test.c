@@ -1,7 +1,8 @@
 /* membership_test.c - one membership core driven by hand-made messages: the
  * state rules (incarnations, refutation, join/leave/failed/update events),
- * answering pings and ping-reqs, suspicion timing, joining, leaving, and the
- * handling of bad input. The protocol as a whole is tested in swim_test.c. */
+ * answering pings and ping-reqs, suspicion timing, joining, leaving, two
+ * processes under one name, and the handling of bad input. The protocol as a whole is tested in swim_test.c.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -563,6 +564,88 @@ static void test_membership_piggyback_stops_after_the_retransmit_limit(void **st
     plog_membership_free(m);
 }
 
+/* at sets s's address (the strings of alive() are at sim://NAME). */
+static plog_gossip_state at(plog_gossip_state s, const char *addr)
+{
+    s.addr = addr;
+    return s;
+}
+
+/* next_event_at pops the next event, expecting it about name at addr. */
+static int next_event_at(plog_membership *m, const char *name, const char *addr)
+{
+    plog_membership_event e;
+    if (!plog_membership_pop_event(m, &e))
+        return 0;
+    assert_string_equal(e.member.name, name);
+    assert_string_equal(e.member.addr, addr);
+    return e.type;
+}
+
+/* Two processes started with one name: the second one's claims (any
+ * incarnation) do not move the member, and its leave does not remove it. */
+static void test_membership_a_namesake_at_another_address_is_reported_and_ignored(void **state)
+{
+    (void)state;
+    plog_membership *m = new_node(0);
+    say(m, 1, alive("b", 1, "r1"));
+    assert_int_equal(next_event(m, "b"), PLOG_MEMBERSHIP_JOIN);
+    say(m, 2, at(alive("b", 5, "r2"), "sim://b2"));
+    assert_int_equal(next_event_at(m, "b", "sim://b2"), PLOG_MEMBERSHIP_CONFLICT);
+    say(m, 3, at(alive("b", 6, "r2"), "sim://b2"));
+    assert_int_equal(next_event(m, "b"), 0); /* once per claimant */
+    say(m, 4, at(about("b", PLOG_GOSSIP_SUSPECT, 7, "c"), "sim://b2"));
+    say(m, 5, at(about("b", PLOG_GOSSIP_LEFT, 7, ""), "sim://b2"));
+    assert_int_equal(next_event(m, "b"), 0);
+    plog_membership_member mb;
+    assert_true(plog_membership_find(m, "b", &mb));
+    assert_int_equal(mb.status, PLOG_GOSSIP_ALIVE);
+    assert_string_equal(mb.addr, "sim://b");
+    assert_int_equal(mb.incarnation, 1);
+    assert_string_equal(plog_membership_tag(&mb, "rpc_addr"), "r1");
+    /* About us, from elsewhere: reported, not refuted (the two would outbid each
+     * other for ever). */
+    say(m, 6, at(alive("a", 3, "r9"), "sim://a2"));
+    assert_int_equal(next_event_at(m, "a", "sim://a2"), PLOG_MEMBERSHIP_CONFLICT);
+    assert_int_equal(plog_membership_self_incarnation(m), 1);
+    /* Once b is found dead, a b elsewhere is a member that moved. */
+    say(m, 7, about("b", PLOG_GOSSIP_DEAD, 1, "c"));
+    assert_int_equal(next_event(m, "b"), PLOG_MEMBERSHIP_FAILED);
+    say(m, 8, at(alive("b", 8, "r2"), "sim://b2"));
+    assert_int_equal(next_event_at(m, "b", "sim://b2"), PLOG_MEMBERSHIP_JOIN);
+    assert_int_equal(status_of(m, "b"), PLOG_GOSSIP_ALIVE);
+    plog_membership_free(m);
+}
+
+/* A node whose join is answered with its own name alive elsewhere was started
+ * under a name already taken: NAME_TAKEN, naming the holder's address. */
+static void test_membership_join_answer_with_our_name_elsewhere_is_name_taken(void **state)
+{
+    (void)state;
+    plog_membership *m = new_node(0);
+    const char *seeds[] = {"sim://s1"};
+    assert_plog_ok(plog_membership_join(m, 0, seeds, 1));
+    drain_sends(m);
+    plog_gossip_state states[] = {at(alive("s1", 1, "r1"), "sim://s1"),
+                                  at(alive("a", 4, "r0"), "sim://a-old")};
+    plog_gossip_msg reply = {.type = PLOG_GOSSIP_PUSH_PULL,
+                             .flags = PLOG_GOSSIP_FLAG_REPLY,
+                             .from = "s1",
+                             .from_addr = "sim://s1",
+                             .states = states,
+                             .nstates = 2};
+    deliver(m, 10, &reply);
+    assert_int_equal(next_event(m, "s1"), PLOG_MEMBERSHIP_JOIN);
+    assert_int_equal(next_event_at(m, "a", "sim://a-old"), PLOG_MEMBERSHIP_NAME_TAKEN);
+    assert_int_equal(plog_membership_self_incarnation(m), 1); /* no refutation */
+    /* Once joined, a namesake that turns up is only a conflict. */
+    states[1] = at(alive("a", 5, "r0"), "sim://a-new");
+    deliver(m, 20, &reply);
+    assert_int_equal(next_event_at(m, "a", "sim://a-new"), PLOG_MEMBERSHIP_CONFLICT);
+    assert_int_equal(next_event(m, "a"), 0);
+    plog_membership_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -580,6 +663,8 @@ int main(void)
         cmocka_unit_test(test_membership_leave_tells_every_member_and_stops_probing),
         cmocka_unit_test(test_membership_bad_messages_are_rejected_by_kind_and_counted),
         cmocka_unit_test(test_membership_piggyback_stops_after_the_retransmit_limit),
+        cmocka_unit_test(test_membership_a_namesake_at_another_address_is_reported_and_ignored),
+        cmocka_unit_test(test_membership_join_answer_with_our_name_elsewhere_is_name_taken),
     };
     return cmocka_run_group_tests_name("membership", tests, NULL, NULL);
 }
