@@ -368,7 +368,14 @@ static int consume_linearizable(plog_client *c, uint64_t off, Log__V1__Record **
             break;
         }
         const char *at = strstr(st->msg, "leader at ");
-        if (code != PLOG_STATUS_FAILED_PRECONDITION || at == NULL || other != NULL)
+        if (code == PLOG_STATUS_FAILED_PRECONDITION && at == NULL &&
+            strncmp(st->msg, "not leader", 10) == 0) {
+            /* Nobody leads (an election, or no majority): worth retrying, and
+             * said as a produce says it (exit 4, not 6). */
+            code = plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE, "no leader known");
+            break;
+        }
+        if (code != PLOG_STATUS_FAILED_PRECONDITION || other != NULL)
             break;
         char url[160], host[128], err[PLOG_TLS_ERRMSG_SIZE];
         snprintf(url, sizeof url, "%.*s%s", (int)(strstr(g_addr, "://") + 3 - g_addr), g_addr, at + 10);
