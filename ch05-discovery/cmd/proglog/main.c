@@ -206,6 +206,28 @@ static int u64_flag(const char *const *val, int id, uint64_t max, uint64_t *v)
 /* single.c: the single-server mode of the previous chapter. */
 int single_main(int argc, char **argv);
 
+/* dialed_addr_of checks flag id's value, an address the other nodes dial: HOST:PORT
+ * with a port in 1..65535 (port 0 asks the kernel for any port, which nobody could
+ * be told). The agent checks the form again; a bad value here is a usage error. */
+static int dialed_addr_of(const char *const *val, int id)
+{
+    const char *s = val[id];
+    const char *colon = s != NULL ? strrchr(s, ':') : NULL;
+    uint64_t port = 0;
+    if (s == NULL)
+        return 0;
+    if (colon != NULL && colon != s && colon[1] != '\0' &&
+        strspn(colon + 1, "0123456789") == strlen(colon + 1))
+        port = strtoull(colon + 1, NULL, 10);
+    if (port == 0 || port > 65535) {
+        fprintf(stderr,
+                "proglog: --%s: want HOST:PORT with a port in 1..65535 (the other nodes dial it): %s\n",
+                flag_names[id], s);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
@@ -249,6 +271,8 @@ int main(int argc, char **argv)
         if (flag[i] != NULL)
             val[i] = flag[i];
 
+    if (dialed_addr_of(val, F_BIND_ADDR) != 0)
+        goto out;
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     plog_agent_config ac = {

@@ -289,6 +289,8 @@ int main(int argc, char **argv)
         if (flag[i] != NULL)
             val[i] = flag[i];
 
+    if (dialed_addr_of(val, F_BIND_ADDR) != 0)
+        goto out;
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     plog_agent_config ac = {

@@ -177,6 +177,9 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
         {"--node-name x --data-dir %s/d", 2, "--server-tls-cert-file is required"},
         {"--rpc-port 70000 --data-dir %s/d", 2, "--rpc-port: too large"},
         {"--profile wan --data-dir %s/d", 2, "--profile: want lan or fast"},
+        {"--config-file %s", 2, "Is a directory"},
+        {"--bind-addr 127.0.0.1:0 --data-dir %s/d", 2,
+         "--bind-addr: want HOST:PORT with a port in 1..65535 (the other nodes dial it): 127.0.0.1:0"},
         {"--raft-advertise-addr 127.0.0.1:0 --data-dir %s/d", 2,
          "--raft-advertise-addr: want HOST:PORT with a port in 1..65535 (the other nodes dial it): "
          "127.0.0.1:0"},

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <yaml.h>
 
@@ -58,6 +59,12 @@ static int append_item(char **acc, const char *s, size_t len)
 int plog_config_file_read(const char *path, plog_config_file **out, char *err, size_t errsize)
 {
     FILE *in = fopen(path, "rb");
+    struct stat st;
+    if (in != NULL && fstat(fileno(in), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(in); /* a directory opens, and fails at the first read */
+        in = NULL;
+        errno = EISDIR;
+    }
     if (in == NULL) {
         plog_errf(err, errsize, "%s: %s", path, strerror(errno));
         return PLOG_EIO;
