@@ -34,7 +34,8 @@ static const char usage[] =
     "                         never (default: the kernel has them; survives a crash of\n"
     "                         proglog, not of the machine), always (fsync each append),\n"
     "                         interval (group commit every --sync-interval-ms)\n"
-    "  --sync-interval-ms N   group commit period for --sync interval (default 10)\n"
+    "  --sync-interval-ms N   group commit period for --sync interval (default 10,\n"
+    "                         1..60000)\n"
     "  --max-store-bytes N    roll to a new segment when its store reaches N bytes\n"
     "                         (default 1073741824)\n"
     "  --max-index-bytes N    ... or its index reaches N bytes (default 10485760)\n"
@@ -94,8 +95,12 @@ int main(int argc, char **argv)
             }
             break;
         case O_SYNC_MS:
-            if (parse_u64("--sync-interval-ms", optarg, 1, &v) != 0 || v > 60000)
+            if (parse_u64("--sync-interval-ms", optarg, 1, &v) != 0)
                 return 2;
+            if (v > 60000) {
+                fprintf(stderr, "proglog: --sync-interval-ms wants at most 60000, not \"%s\"\n", optarg);
+                return 2;
+            }
             cfg.sync_interval_ms = (uint32_t)v;
             break;
         case O_MAX_STORE:

@@ -382,6 +382,10 @@ static void test_proglog_help_and_bad_flags(void **state)
     assert_int_equal(plog_test_run(badnum, NULL, 5000, &out), 2);
     assert_non_null(strstr(out, "--max-store-bytes wants a whole number"));
     free(out);
+    char *longsync[] = {bin, "--sync-interval-ms", "60001", NULL};
+    assert_int_equal(plog_test_run(longsync, NULL, 5000, &out), 2);
+    assert_non_null(strstr(out, "--sync-interval-ms wants at most 60000"));
+    free(out);
 }
 
 /* A malformed --addr is a usage error, like a bad flag: exit 2 and a line saying

@@ -8,18 +8,19 @@
 
 #include <stddef.h>
 
-#define PLOG_ERRORS(X)                                                      \
-    X(PLOG_OK, "ok")                                                        \
-    X(PLOG_ENOMEM, "out of memory")                                         \
-    X(PLOG_EINVAL, "invalid argument")                                      \
-    X(PLOG_EOF, "end of file") /* Go: io.EOF */                             \
-    X(PLOG_EIO, "I/O error")                                                \
-    X(PLOG_ECORRUPT, "corrupt data")                                        \
-    X(PLOG_ERANGE, "offset out of range") /* Go: api.ErrOffsetOutOfRange */ \
-    X(PLOG_EPERM, "permission denied")                                      \
-    X(PLOG_ETLS, "TLS error")                                               \
-    X(PLOG_ENOTLEADER, "not the leader")                                    \
-    X(PLOG_EFAILED, "log failed; restart to recover") /* fail-stop after an I/O error */
+#define PLOG_ERRORS(X)                                                                   \
+    X(PLOG_OK, "ok")                                                                     \
+    X(PLOG_ENOMEM, "out of memory")                                                      \
+    X(PLOG_EINVAL, "invalid argument")                                                   \
+    X(PLOG_EOF, "end of file") /* Go: io.EOF */                                          \
+    X(PLOG_EIO, "I/O error")                                                             \
+    X(PLOG_ECORRUPT, "corrupt data")                                                     \
+    X(PLOG_ERANGE, "offset out of range") /* Go: api.ErrOffsetOutOfRange */              \
+    X(PLOG_EPERM, "permission denied")                                                   \
+    X(PLOG_ETLS, "TLS error")                                                            \
+    X(PLOG_ENOTLEADER, "not the leader")                                                 \
+    X(PLOG_EFAILED, "log failed; restart to recover") /* fail-stop after an I/O error */ \
+    X(PLOG_EFULL, "log is full: offsets end at 2^64-2")
 
 typedef enum {
 #define X(code, msg) code,

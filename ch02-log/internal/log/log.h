@@ -39,7 +39,9 @@ int plog_log_append(plog_log *l, Log__V1__Record *rec, uint64_t *off);
  * PLOG_SYNC_ALWAYS); *first = offset of recs[0], the others follow contiguously.
  * All or nothing: when it fails, none of the n records stays in the log (the
  * store and index are cut back to where the batch began, segments it rolled
- * into are removed). PLOG_EFAILED once the log failed (plog_log_failed). */
+ * into are removed). PLOG_EFAILED once the log failed (plog_log_failed);
+ * PLOG_EFULL, appending nothing, when a record would get an offset past
+ * 2^64-2 (the last one: the next offset, 2^64-1 then, must fit a u64). */
 int plog_log_append_batch(plog_log *l, Log__V1__Record *const *recs, size_t n, uint64_t *first);
 
 /* plog_log_commit returns once every record up to and including off is as durable

@@ -24,10 +24,19 @@
 #include "internal/log/log_impl.h"
 #include "internal/log/segment.h"
 
-static int cmp_u64(const void *a, const void *b)
+/* A segment file found in the directory. */
+struct seg_file {
+    uint64_t base;
+    bool store; /* else the index */
+};
+
+/* cmp_seg_file orders by base, an index before its store. */
+static int cmp_seg_file(const void *a, const void *b)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
+    const struct seg_file *x = a, *y = b;
+    if (x->base != y->base)
+        return x->base < y->base ? -1 : 1;
+    return (int)x->store - (int)y->store;
 }
 
 /* segment_base parses "<20 digits>.store" or ".index"; *store tells which. */
@@ -50,9 +59,10 @@ static bool segment_base(const char *name, uint64_t *base, bool *store)
     return true;
 }
 
-/* list_bases returns the sorted base offsets of the stores in dir. An index
- * without its store is what a crash in the middle of removing a segment
- * leaves (segment.c removes the index first, so only then): it is deleted. */
+/* list_bases returns the sorted base offsets of the stores in dir (the whole
+ * u64 range). An index without its store is what a crash in the middle of
+ * removing a segment leaves (segment.c removes the index first, so only
+ * then): it is deleted. */
 static int list_bases(plog_log *l, uint64_t **out, size_t *nout)
 {
     DIR *d = opendir(l->dir);
@@ -60,17 +70,16 @@ static int list_bases(plog_log *l, uint64_t **out, size_t *nout)
         plog_log_set_err(l, "opendir %s: %s", l->dir, strerror(errno));
         return PLOG_EIO;
     }
-    uint64_t *v = NULL;
+    struct seg_file *v = NULL;
     size_t n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        uint64_t b;
-        bool store;
-        if (!segment_base(e->d_name, &b, &store))
+        struct seg_file f;
+        if (!segment_base(e->d_name, &f.base, &f.store))
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
-            uint64_t *nv = plog_realloc(v, cap * sizeof *nv);
+            struct seg_file *nv = plog_realloc(v, cap * sizeof *nv);
             if (nv == NULL) {
                 free(v);
                 closedir(d);
@@ -78,31 +87,32 @@ static int list_bases(plog_log *l, uint64_t **out, size_t *nout)
             }
             v = nv;
         }
-        /* Bit 0 of the sort key marks a store, so stores sort after their
-         * index and a base is kept when its last entry has the bit. */
-        if (b > (UINT64_MAX >> 1))
-            continue;
-        v[n++] = b << 1 | (store ? 1 : 0);
+        v[n++] = f;
     }
     closedir(d);
+    uint64_t *bases = plog_malloc((n > 0 ? n : 1) * sizeof *bases);
+    if (bases == NULL) {
+        free(v);
+        return PLOG_ENOMEM;
+    }
     if (n > 0)
-        qsort(v, n, sizeof *v, cmp_u64);
+        qsort(v, n, sizeof *v, cmp_seg_file);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        uint64_t b = v[i] >> 1;
-        if (i + 1 < n && v[i + 1] >> 1 == b)
+        if (i + 1 < n && v[i + 1].base == v[i].base)
             continue; /* the index, its store follows */
-        if ((v[i] & 1) == 0) {
+        if (!v[i].store) {
             char path[4096];
-            plog_segment_path(path, sizeof path, l->dir, b, ".index");
+            plog_segment_path(path, sizeof path, l->dir, v[i].base, ".index");
             plog_log_report(&l->c, PLOG_LOG_REPORT_WARN, "msg=\"removed index without store\" file=%s", path);
             IO->unlink(path);
             l->dir_dirty = true;
             continue;
         }
-        v[k++] = b;
+        bases[k++] = v[i].base;
     }
-    *out = v;
+    free(v);
+    *out = bases;
     *nout = k;
     return PLOG_OK;
 }

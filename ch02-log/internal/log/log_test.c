@@ -217,6 +217,49 @@ static void test_log_initial_offset_is_the_first_offset_of_a_new_log(void **stat
     assert_int_equal(access(p, F_OK), 0);
 }
 
+/* The last offset is 2^64-2: an append past it is refused with PLOG_EFULL,
+ * whole batches included, and leaves what is stored intact; the records at the
+ * top of the range, in segments with bases past 2^63, survive a reopen. (They
+ * used to get offset 2^64-1 and then 0, and a reopen found an empty log.) */
+static void test_log_append_past_the_last_offset_is_refused_and_keeps_the_log(void **state)
+{
+    struct fixture *f = *state;
+    const uint64_t last = UINT64_MAX - 1;
+    f->c.segment.initial_offset = last - 2;
+    f->c.segment.max_index_bytes = 2 * 12; /* two records per segment */
+    open_log(f);
+    testrec_append(f->l, last - 2);
+    testrec_append(f->l, last - 1);
+    uint8_t v[3][256];
+    Log__V1__Record r[3], *rp[3];
+    for (int i = 0; i < 3; i++) {
+        log__v1__record__init(&r[i]);
+        r[i].value.len = testrec_value(last + (uint64_t)i, v[i]);
+        r[i].value.data = v[i];
+        rp[i] = &r[i];
+    }
+    uint64_t first = 7;
+    assert_plog_err(plog_log_append_batch(f->l, rp, 2, &first), PLOG_EFULL);
+    assert_int_equal(first, 7);
+    char msg[256];
+    plog_log_errmsg(f->l, msg, sizeof msg);
+    assert_non_null(strstr(msg, "log is full: offsets end at 2^64-2: 2 record(s) at offset"));
+    assert_int_equal(plog_log_next_offset(f->l), last);
+    testrec_append(f->l, last);
+    assert_plog_err(plog_log_append(f->l, rp[1], &first), PLOG_EFULL);
+    assert_false(plog_log_failed(f->l, NULL, 0));
+    assert_int_equal(plog_log_next_offset(f->l), UINT64_MAX);
+    assert_plog_ok(plog_log_commit(f->l, last));
+    f->c.segment.initial_offset = 0; /* a reopen finds its segments by name */
+    reopen_log(f);
+    assert_int_equal(plog_log_lowest_offset(f->l), last - 2);
+    assert_int_equal(plog_log_next_offset(f->l), UINT64_MAX);
+    for (uint64_t o = last - 2; o <= last; o++)
+        testrec_assert_read(f->l, o);
+    assert_plog_err(plog_log_append(f->l, rp[1], &first), PLOG_EFULL);
+    assert_int_equal(count_segments(f->dir), 2);
+}
+
 static void test_log_read_batch_returns_consecutive_records_across_segments(void **state)
 {
     struct fixture *f = *state;
@@ -424,6 +467,7 @@ int main(void)
         T(test_log_rolls_to_a_new_segment_at_the_index_limit),
         T(test_log_highest_offset_of_an_empty_log_is_out_of_range),
         T(test_log_initial_offset_is_the_first_offset_of_a_new_log),
+        T(test_log_append_past_the_last_offset_is_refused_and_keeps_the_log),
         T(test_log_read_batch_returns_consecutive_records_across_segments),
         T(test_log_read_batch_stops_at_max_bytes_but_returns_one_record),
         T(test_log_append_batch_gives_contiguous_offsets),

@@ -61,7 +61,7 @@ static void usage(FILE *f)
                "                                   offset of its next record\n\n"
                "Options:\n"
                "  --addr URL     server address (default tcp://127.0.0.1:8400)\n"
-               "  --timeout MS   deadline of each request (default 5000)\n"
+               "  --timeout MS   deadline of each request (default 5000, at most 2147483647)\n"
                "  --version      print proglogctl's version\n"
                "  --help\n\n"
                "Environment (a flag wins over its variable):\n"
@@ -336,10 +336,11 @@ int main(int argc, char **argv)
             break;
         case 't':
             /* One line for either mistake, naming the range. */
-            if (plog_config_flag_u64("proglogctl", "--timeout (1..4294967295 ms)", optarg, &v) != 0)
+            if (plog_config_flag_u64("proglogctl", "--timeout (1..2147483647 ms)", optarg, &v) != 0)
                 return EXIT_USAGE;
-            if (v == 0 || v > UINT32_MAX) {
-                fprintf(stderr, "proglogctl: --timeout (1..%u ms): out of range: %s\n", UINT32_MAX, optarg);
+            if (v == 0 || v > PLOG_CLIENT_MAX_TIMEOUT_MS) {
+                fprintf(stderr, "proglogctl: --timeout (1..%d ms): out of range: %s\n",
+                        PLOG_CLIENT_MAX_TIMEOUT_MS, optarg);
                 return EXIT_USAGE;
             }
             cfg.timeout_ms = (uint32_t)v;

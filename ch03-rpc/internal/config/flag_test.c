@@ -68,6 +68,36 @@ static void test_flag_url_refuses_what_is_not_an_address(void **state)
             fail_msg("took %s", bad[i]);
 }
 
+static void test_flag_range_takes_its_bounds_and_refuses_beyond_them(void **state)
+{
+    (void)state;
+    uint64_t v = 42;
+    assert_plog_ok(plog_config_flag_range("t", "--n", "1", 1, 10, &v));
+    assert_int_equal(v, 1);
+    assert_plog_ok(plog_config_flag_range("t", "--n", "10", 1, 10, &v));
+    assert_int_equal(v, 10);
+    assert_int_equal(plog_config_flag_range("t", "--n", "0", 1, 10, &v), PLOG_EINVAL);
+    assert_int_equal(plog_config_flag_range("t", "--n", "11", 1, 10, &v), PLOG_EINVAL);
+    assert_int_equal(plog_config_flag_range("t", "--n", "x", 1, 10, &v), PLOG_EINVAL);
+    assert_int_equal(v, 10); /* untouched on failure */
+}
+
+static void test_flag_server_knows_the_range_of_proglog_flags(void **state)
+{
+    (void)state;
+    uint64_t v = 42;
+    assert_int_equal(plog_config_flag_server("t", "--workers", "0", &v), PLOG_EINVAL);
+    assert_int_equal(plog_config_flag_server("t", "--workers", "4097", &v), PLOG_EINVAL);
+    assert_plog_ok(plog_config_flag_server("t", "--workers", "4096", &v));
+    assert_int_equal(v, 4096);
+    assert_plog_ok(plog_config_flag_server("t", "--initial-offset", "0", &v));
+    assert_int_equal(v, 0);
+    assert_int_equal(plog_config_flag_server("t", "--initial-offset", "18446744073709551615", &v),
+                     PLOG_EINVAL);
+    assert_plog_ok(plog_config_flag_server("t", "--not-in-the-table", "18446744073709551615", &v));
+    assert_true(v == UINT64_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -75,6 +105,8 @@ int main(void)
         cmocka_unit_test(test_flag_u64_refuses_what_strtoull_would_bend),
         cmocka_unit_test(test_flag_url_takes_scheme_host_and_port),
         cmocka_unit_test(test_flag_url_refuses_what_is_not_an_address),
+        cmocka_unit_test(test_flag_range_takes_its_bounds_and_refuses_beyond_them),
+        cmocka_unit_test(test_flag_server_knows_the_range_of_proglog_flags),
     };
     return cmocka_run_group_tests_name("flag", tests, NULL, NULL);
 }

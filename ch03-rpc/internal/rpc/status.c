@@ -37,6 +37,7 @@ int plog_rpc_status_from_err(int err)
     case PLOG_ECORRUPT:
         return PLOG_STATUS_DATA_LOSS;
     case PLOG_ENOMEM:
+    case PLOG_EFULL: /* no offset left: the log takes no more records */
         return PLOG_STATUS_RESOURCE_EXHAUSTED;
     case PLOG_EPERM:
         return PLOG_STATUS_PERMISSION_DENIED;

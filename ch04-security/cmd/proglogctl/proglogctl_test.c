@@ -186,11 +186,16 @@ static void test_proglogctl_refuses_a_bad_command_line_before_dialing(void **sta
     /* A bad --timeout: one line that names the range. */
     snprintf(cmd, sizeof cmd, "%s --timeout -1 --addr tcp://127.0.0.1:%d offsets", f->ctl, port);
     assert_int_equal(plog_test_sh(cmd, 15000, &out), 2);
-    assert_string_equal(out, "proglogctl: --timeout (1..4294967295 ms): not a number: -1\n");
+    assert_string_equal(out, "proglogctl: --timeout (1..2147483647 ms): not a number: -1\n");
     free(out);
     snprintf(cmd, sizeof cmd, "%s --timeout 0 --addr tcp://127.0.0.1:%d offsets", f->ctl, port);
     assert_int_equal(plog_test_sh(cmd, 15000, &out), 2);
-    assert_string_equal(out, "proglogctl: --timeout (1..4294967295 ms): out of range: 0\n");
+    assert_string_equal(out, "proglogctl: --timeout (1..2147483647 ms): out of range: 0\n");
+    free(out);
+    /* nng's timers stop at 2^31-1 ms (before: 2147483648 timed out at once). */
+    snprintf(cmd, sizeof cmd, "%s --timeout 2147483648 --addr tcp://127.0.0.1:%d offsets", f->ctl, port);
+    assert_int_equal(plog_test_sh(cmd, 15000, &out), 2);
+    assert_string_equal(out, "proglogctl: --timeout (1..2147483647 ms): out of range: 2147483648\n");
     free(out);
     /* The HOST:PORT of ch01 and ch02: the scheme is missing (before: a status from
      * the client library, "INVALID_ARGUMENT: bad address", as if a server said it). */
@@ -345,6 +350,82 @@ static void test_proglog_refuses_an_address_without_its_scheme(void **state)
     assert_int_not_equal(stat(dir, &st), 0);
 }
 
+/* A numeric flag outside its range is a usage error naming the range, found
+ * before anything starts (before: 0 meant the default, --workers 99999999
+ * allocated 24 GB, and --initial-offset 18446744073709551615 acknowledged a
+ * record at 2^64-1 and the next at 0). */
+static void test_proglog_refuses_a_numeric_flag_out_of_its_range(void **state)
+{
+    struct fixture *f = *state;
+    static const struct {
+        const char *flag, *value, *want;
+    } bad[] = {
+        {"--workers", "99999999", "too large: 99999999 (at most 4096)"},
+        {"--workers", "0", "too small: 0 (at least 1)"},
+        {"--max-msg-bytes", "0", "too small: 0 (at least 1)"},
+        {"--max-msg-bytes", "1073741825", "too large: 1073741825 (at most 1073741824)"},
+        {"--sync-interval-ms", "0", "too small: 0 (at least 1)"},
+        {"--sync-interval-ms", "60001", "too large: 60001 (at most 60000)"},
+        {"--max-index-bytes", "11", "too small: 11 (at least 12)"},
+        {"--initial-offset", "18446744073709551615",
+         "too large: 18446744073709551615 (at most 18446744073709551614)"},
+        {"--max-wait-ms", "2147483648", "too large: 2147483648 (at most 2147483647)"},
+        {"--max-parked-per-client", "4097", "too large: 4097 (at most 4096)"},
+        {"--max-inflight-bytes", "0", "too small: 0 (at least 1)"},
+        {"--max-connections", "1048577", "too large: 1048577 (at most 1048576)"},
+        {"--handshake-timeout-ms", "0", "too small: 0 (at least 1)"},
+    };
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/data", f->tmp);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *argv[] = {(char *)plog_test_bin("proglog"),
+                        "--addr",
+                        "tcp://127.0.0.1:1",
+                        "--data-dir",
+                        dir,
+                        (char *)bad[i].flag,
+                        (char *)bad[i].value,
+                        NULL};
+        char *out, want[200];
+        int rc = plog_test_run(argv, NULL, 15000, &out);
+        snprintf(want, sizeof want, "proglog: %s: %s\n", bad[i].flag, bad[i].want);
+        if (rc != 2 || strcmp(out, want) != 0)
+            fail_msg("%s %s: exit %d (want 2), output: %s", bad[i].flag, bad[i].value, rc, out);
+        free(out);
+    }
+    struct stat st;
+    assert_int_not_equal(stat(dir, &st), 0);
+}
+
+/* A log whose offsets run out refuses a produce, RESOURCE_EXHAUSTED "log is
+ * full", and keeps what it acknowledged (before: it acknowledged offset 2^64-1,
+ * then 0, and after a restart both records were gone). */
+static void test_proglog_full_log_refuses_a_produce_and_keeps_its_records(void **state)
+{
+    struct fixture *f = *state;
+    char *out, *err;
+    tserver_fini(&f->srv);
+    f->srv.extra[0] = "--initial-offset";
+    f->srv.extra[1] = "18446744073709551613";
+    tserver_start(&f->srv);
+    assert_int_equal(ctl(f, &out, NULL, "produce a b"), 0);
+    assert_string_equal(out, "18446744073709551613\n18446744073709551614\n");
+    free(out);
+    assert_int_not_equal(ctl(f, &out, &err, "produce c"), 0);
+    if (strstr(err, "RESOURCE_EXHAUSTED") == NULL || strstr(err, "log is full") == NULL)
+        fail_msg("produce c said: %s", err);
+    free(out);
+    free(err);
+    assert_true(tserver_stop(&f->srv, SIGTERM));
+    tserver_start(&f->srv);
+    assert_int_equal(ctl(f, &out, NULL, "offsets"), 0);
+    assert_string_equal(out, "lowest 18446744073709551613\nnext 18446744073709551615\n");
+    free(out);
+    assert_int_equal(ctl(f, &out, NULL, "consume --from 18446744073709551613 --offsets"), 0);
+    assert_string_equal(out, "18446744073709551613\ta\n18446744073709551614\tb\n");
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -365,6 +446,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proglogctl_and_proglog_help_and_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_refuses_an_address_without_its_scheme, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_exits_cleanly_on_sigint_and_keeps_records, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_refuses_a_numeric_flag_out_of_its_range, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_full_log_refuses_a_produce_and_keeps_its_records, setup,
                                         teardown),
     };
     return cmocka_run_group_tests_name("proglogctl", tests, NULL, NULL);

@@ -30,6 +30,7 @@
  * server a request per record coalesced (server_bench, mode=threads). */
 #include "internal/client/client.h"
 
+#include <assert.h>
 #include <fcntl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -192,6 +193,7 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
         return plog_rpc_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     if (cfg != NULL)
         c->cfg = *cfg;
+    assert(c->cfg.timeout_ms <= PLOG_CLIENT_MAX_TIMEOUT_MS);
     if (c->cfg.timeout_ms == 0)
         c->cfg.timeout_ms = DEFAULT_TIMEOUT_MS;
     if (c->cfg.max_msg_bytes == 0)
@@ -581,6 +583,7 @@ int plog_client_finish_call(plog_client *c, int rv, nng_msg **reply, plog_rpc_re
 int plog_client_call(plog_client *c, const char *method, const ProtobufCMessage *req, uint64_t seq,
                      uint32_t timeout_ms, nng_msg **reply, plog_rpc_reply *rp, plog_rpc_status *st)
 {
+    assert(timeout_ms <= PLOG_CLIENT_MAX_TIMEOUT_MS);
     if (timeout_ms == 0)
         timeout_ms = c->cfg.timeout_ms;
     uint64_t deadline = plog_rpc_now_unix_ms() + timeout_ms;

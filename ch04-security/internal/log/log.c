@@ -175,6 +175,11 @@ int plog_log_new_active(plog_log *l, uint64_t base)
 int plog_log_roll(plog_log *l)
 {
     plog_segment *act = plog_log_active(l);
+    /* A log whose next offset is 2^64-1 is full (append_batch refuses more):
+     * it keeps its last segment, whose end, UINT64_MAX, would read as
+     * PLOG_SEGMENT_ACTIVE if a segment followed it. */
+    if (plog_segment_next(act) == UINT64_MAX)
+        return PLOG_OK;
     if (l->npending == l->pendcap) {
         size_t cap = l->pendcap ? l->pendcap * 2 : 8;
         uint64_t *np = plog_realloc(l->pending, cap * sizeof *np);
@@ -306,6 +311,14 @@ int plog_log_append_batch(plog_log *l, Log__V1__Record *const *recs, size_t n, u
     }
     size_t seg0 = l->nsegs - 1, npending0 = l->npending;
     uint64_t next0 = plog_segment_next(plog_log_active(l));
+    /* The last record's offset is 2^64-2, so that the next offset still fits a
+     * u64: one more would wrap it to 0 and lose the log on the next open. */
+    if (n > UINT64_MAX - next0) {
+        plog_log_set_err(l, "%s: %zu record(s) at offset %" PRIu64 " would pass it",
+                         plog_strerror(PLOG_EFULL), n, next0);
+        pthread_rwlock_unlock(&l->lock);
+        return PLOG_EFULL;
+    }
     for (size_t i = 0; i < n && rv == PLOG_OK; i++) {
         rv = append_locked(l, recs[i], &o);
         if (i == 0)

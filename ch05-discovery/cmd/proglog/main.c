@@ -51,21 +51,23 @@
     X(PEER_TLS_CA_FILE, "peer-tls-ca-file", "FILE", "the CA other nodes' certificates chain to")           \
     X(PROFILE, "profile", "lan|fast", "membership timing: lan (default) or fast (loopback tests)")         \
     X(SYNC, "sync", "POLICY", "never | always | interval (default interval)")                              \
-    X(SYNC_INTERVAL_MS, "sync-interval-ms", "N", "group-commit period for --sync interval (default 10)")   \
+    X(SYNC_INTERVAL_MS, "sync-interval-ms", "N",                                                           \
+      "group-commit period for --sync interval (default 10, at most 60000)")                               \
     X(MAX_STORE_BYTES, "max-store-bytes", "N", "segment store size before rolling (default 1 GiB)")        \
-    X(MAX_INDEX_BYTES, "max-index-bytes", "N", "segment index size before rolling (default 10 MiB)")       \
+    X(MAX_INDEX_BYTES, "max-index-bytes", "N",                                                             \
+      "segment index size before rolling (default 10 MiB, at least 12)")                                   \
     X(METRICS_ADDR, "metrics-addr", "HOST:PORT", "serve Prometheus metrics at http://HOST:PORT/metrics")   \
     X(LOG_LEVEL, "log-level", "LEVEL", "debug | info | warn | error (default info)")                       \
     X(LOG_LEVEL_FILE, "log-level-file", "FILE",                                                            \
       "the level, one word: read at start (it wins) and on SIGHUP")                                        \
     X(MAX_PARKED_PER_CLIENT, "max-parked-per-client", "N",                                                 \
-      "ConsumeStream polls one client may park (default 32)")                                              \
+      "ConsumeStream polls one client may park (default 32, at most 4096)")                                \
     X(MAX_INFLIGHT_BYTES, "max-inflight-bytes", "N",                                                       \
       "memory for decoded requests in flight (default 256 MiB)")                                           \
     X(MAX_CONNECTIONS, "max-connections", "N",                                                             \
-      "RPC TLS connections at once, handshaking ones too (default 4096)")                                  \
+      "RPC TLS connections at once, handshaking ones too (default 4096, at most 1048576)")                 \
     X(HANDSHAKE_TIMEOUT_MS, "handshake-timeout-ms", "N",                                                   \
-      "an RPC TLS handshake must finish within it (default 5000)")
+      "an RPC TLS handshake must finish within it (default 5000, at most 2147483647)")
 
 enum {
 #define X(id, name, arg, help) F_##id,
@@ -197,10 +199,15 @@ static int u64_of(const char *what, const char *s, uint64_t max, uint64_t *v)
     return 0;
 }
 
-/* u64_flag parses flag id, when given, into *v (else leaves it). */
-static int u64_flag(const char *const *val, int id, uint64_t max, uint64_t *v)
+/* u64_flag parses flag id, when given, into *v (else leaves it), within the
+ * range it has in every mode (plog_config_flag_server). */
+static int u64_flag(const char *const *val, int id, uint64_t *v)
 {
-    return val[id] == NULL ? 0 : u64_of(flag_names[id], val[id], max, v);
+    char name[40];
+    if (val[id] == NULL)
+        return 0;
+    snprintf(name, sizeof name, "--%s", flag_names[id]);
+    return plog_config_flag_server("proglog", name, val[id], v) == PLOG_OK ? 0 : -1;
 }
 
 /* single.c: the single-server mode of the previous chapter. */
@@ -301,17 +308,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "proglog: --rpc-port: must be 1..65535\n");
         goto out;
     }
-    if (val[F_SYNC_INTERVAL_MS] != NULL) {
-        if (u64_of("sync-interval-ms", val[F_SYNC_INTERVAL_MS], UINT32_MAX, &v) != 0)
-            goto out;
-        ac.log.sync_interval_ms = (uint32_t)v;
-    }
-    if (val[F_MAX_STORE_BYTES] != NULL &&
-        u64_of("max-store-bytes", val[F_MAX_STORE_BYTES], UINT64_MAX, &ac.log.segment.max_store_bytes) != 0)
+    v = 0;
+    if (u64_flag(val, F_SYNC_INTERVAL_MS, &v) != 0 ||
+        u64_flag(val, F_MAX_STORE_BYTES, &ac.log.segment.max_store_bytes) != 0 ||
+        u64_flag(val, F_MAX_INDEX_BYTES, &ac.log.segment.max_index_bytes) != 0)
         goto out;
-    if (val[F_MAX_INDEX_BYTES] != NULL &&
-        u64_of("max-index-bytes", val[F_MAX_INDEX_BYTES], UINT64_MAX, &ac.log.segment.max_index_bytes) != 0)
-        goto out;
+    ac.log.sync_interval_ms = (uint32_t)v;
     if (val[F_SYNC] != NULL) {
         if (strcmp(val[F_SYNC], "never") == 0)
             ac.log.sync = PLOG_SYNC_NEVER;
@@ -342,10 +344,9 @@ int main(int argc, char **argv)
         goto out;
     }
     uint64_t lim[4] = {0}; /* the server's limits; 0: its defaults */
-    if (u64_flag(val, F_MAX_PARKED_PER_CLIENT, UINT32_MAX, &lim[0]) != 0 ||
-        u64_flag(val, F_MAX_INFLIGHT_BYTES, SIZE_MAX, &lim[1]) != 0 ||
-        u64_flag(val, F_MAX_CONNECTIONS, UINT32_MAX, &lim[2]) != 0 ||
-        u64_flag(val, F_HANDSHAKE_TIMEOUT_MS, UINT32_MAX, &lim[3]) != 0)
+    if (u64_flag(val, F_MAX_PARKED_PER_CLIENT, &lim[0]) != 0 ||
+        u64_flag(val, F_MAX_INFLIGHT_BYTES, &lim[1]) != 0 || u64_flag(val, F_MAX_CONNECTIONS, &lim[2]) != 0 ||
+        u64_flag(val, F_HANDSHAKE_TIMEOUT_MS, &lim[3]) != 0)
         goto out;
     ac.max_parked_per_client = (unsigned)lim[0];
     ac.max_inflight_bytes = (size_t)lim[1];

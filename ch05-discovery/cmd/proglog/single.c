@@ -52,21 +52,31 @@ static void usage(FILE *f)
                "  --sync POLICY           never | always | interval (default interval):\n"
                "                          when appends are fsynced; a produce is answered\n"
                "                          only once it is as durable as the policy says\n"
-               "  --sync-interval-ms N    group-commit period for --sync interval (default 10)\n"
+               "  --sync-interval-ms N    group-commit period for --sync interval (default 10,\n"
+               "                          at most 60000)\n"
                "  --max-store-bytes N     segment store size before rolling (default 1 GiB)\n"
-               "  --max-index-bytes N     segment index size before rolling (default 10 MiB)\n"
-               "  --initial-offset N      first offset of a new log (default 0)\n"
-               "  --max-msg-bytes N       largest request accepted (default 4 MiB)\n"
-               "  --workers N             concurrent requests (nng contexts, default 256)\n"
-               "  --max-wait-ms N         longest ConsumeStream long poll (default 30000)\n"
+               "  --max-index-bytes N     segment index size before rolling (default 10 MiB,\n"
+               "                          at least 12: one entry)\n"
+               "  --initial-offset N      first offset of a new log (default 0, at most\n"
+               "                          18446744073709551614: the log's last offset; once\n"
+               "                          it is used, produces are RESOURCE_EXHAUSTED)\n"
+               "  --max-msg-bytes N       largest request accepted (default 4 MiB, at most 1 GiB)\n"
+               "  --workers N             concurrent requests (nng contexts, default 256,\n"
+               "                          at most 4096)\n"
+               "  --max-wait-ms N         longest ConsumeStream long poll (default 30000,\n"
+               "                          at most 2147483647)\n"
                "  --max-parked-per-client N  ConsumeStream polls one client may park\n"
-               "                          (default 32); more are RESOURCE_EXHAUSTED\n"
+               "                          (default 32, at most 4096); more are\n"
+               "                          RESOURCE_EXHAUSTED\n"
                "  --max-inflight-bytes N  memory for decoded requests in flight (default\n"
                "                          256 MiB, at least 2 x --max-msg-bytes); beyond it\n"
                "                          RESOURCE_EXHAUSTED\n"
                "  --max-connections N     TLS connections at once, handshaking ones included\n"
-               "                          (default 4096); beyond it a new connection is closed\n"
-               "  --handshake-timeout-ms N  a TLS handshake must finish within it (default 5000)\n\n"
+               "                          (default 4096, at most 1048576); beyond it a new\n"
+               "                          connection is closed\n"
+               "  --handshake-timeout-ms N  a TLS handshake must finish within it (default 5000,\n"
+               "                          at most 2147483647)\n"
+               "  (every N is a whole number, at least 1 unless said otherwise)\n\n"
                "Security (a tls+tcp:// address needs all of the first four):\n"
                "  --server-tls-cert-file F   the server's certificate (PEM)\n"
                "  --server-tls-key-file F    its private key (PEM, unencrypted)\n"
@@ -355,12 +365,8 @@ int single_main(int argc, char **argv)
             usage(stderr);
             return 2;
         default:
-            if (plog_config_flag_u64("proglog", name, optarg, &v) != 0)
+            if (plog_config_flag_server("proglog", name, optarg, &v) != 0)
                 return 2;
-            if ((c == 'i' || c == 'w' || c == 'W' || c == 'p' || c == 'c' || c == 'H') && v > UINT32_MAX) {
-                fprintf(stderr, "proglog: %s: too large: %s\n", name, optarg);
-                return 2;
-            }
             if (c == 'i')
                 lc.sync_interval_ms = (uint32_t)v;
             else if (c == 'S')

@@ -30,8 +30,11 @@
 
 typedef struct plog_client plog_client;
 
+/* The longest timeout_ms: nng's timers take milliseconds in an int32. */
+#define PLOG_CLIENT_MAX_TIMEOUT_MS INT32_MAX
+
 typedef struct plog_client_config {
-    uint32_t timeout_ms;       /* deadline of each call; 0: 10000 */
+    uint32_t timeout_ms;       /* deadline of each call, at most PLOG_CLIENT_MAX_TIMEOUT_MS; 0: 10000 */
     int32_t resend_ms;         /* NNG_OPT_REQ_RESENDTIME; 0: never resend */
     size_t max_msg_bytes;      /* 0: 4 MiB; larger requests fail locally with
                                 * RESOURCE_EXHAUSTED; replies may be twice that */

@@ -87,7 +87,7 @@ static void usage(FILE *f)
                "                                   offset of its next record\n\n"
                "Options:\n"
                "  --addr URL     server address (default tls+tcp://127.0.0.1:8400)\n"
-               "  --timeout MS   deadline of each request (default 5000)\n"
+               "  --timeout MS   deadline of each request (default 5000, at most 2147483647)\n"
                "  --tls-cert-file F    our client certificate (PEM); its CN is who we are\n"
                "  --tls-key-file F     its private key (PEM, unencrypted)\n"
                "  --tls-ca-file F      the CA the server's certificate must chain to\n"
@@ -562,10 +562,11 @@ int main(int argc, char **argv)
             break;
         case 't':
             /* One line for either mistake, naming the range. */
-            if (plog_config_flag_u64("proglogctl", "--timeout (1..4294967295 ms)", optarg, &v) != 0)
+            if (plog_config_flag_u64("proglogctl", "--timeout (1..2147483647 ms)", optarg, &v) != 0)
                 return EXIT_USAGE;
-            if (v == 0 || v > UINT32_MAX) {
-                fprintf(stderr, "proglogctl: --timeout (1..%u ms): out of range: %s\n", UINT32_MAX, optarg);
+            if (v == 0 || v > PLOG_CLIENT_MAX_TIMEOUT_MS) {
+                fprintf(stderr, "proglogctl: --timeout (1..%d ms): out of range: %s\n",
+                        PLOG_CLIENT_MAX_TIMEOUT_MS, optarg);
                 return EXIT_USAGE;
             }
             cfg.timeout_ms = (uint32_t)v;

@@ -3,6 +3,7 @@
 #include "internal/config/flag.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,55 @@ int plog_config_flag_u64(const char *prog, const char *what, const char *s, uint
     }
     *v = x;
     return PLOG_OK;
+}
+
+int plog_config_flag_range(const char *prog, const char *what, const char *s, uint64_t min, uint64_t max,
+                           uint64_t *v)
+{
+    uint64_t x;
+    if (plog_config_flag_u64(prog, what, s, &x) != PLOG_OK)
+        return PLOG_EINVAL;
+    if (x < min || x > max) {
+        fprintf(stderr, "%s: %s: too %s: %s (at %s %" PRIu64 ")\n", prog, what, x < min ? "small" : "large",
+                s, x < min ? "least" : "most", x < min ? min : max);
+        return PLOG_EINVAL;
+    }
+    *v = x;
+    return PLOG_OK;
+}
+
+/* The ranges of proglog's numeric flags (the chapters add flags, never change
+ * a range). */
+static const struct {
+    const char *name;
+    uint64_t min, max;
+} server_flags[] = {
+    {"--sync-interval-ms", 1, 60000},
+    {"--max-store-bytes", 1, UINT64_MAX},
+    {"--max-index-bytes", 12, UINT64_MAX}, /* one index entry */
+    /* The log's last offset is 2^64-2 (internal/log/log.h): room for a record. */
+    {"--initial-offset", 0, UINT64_MAX - 1},
+    {"--max-msg-bytes", 1, 1u << 30}, /* the server's limit: 1 GiB */
+    {"--workers", 1, PLOG_CONFIG_MAX_WORKERS},
+    /* Timers are nng_durations: milliseconds in an int32. */
+    {"--max-wait-ms", 1, INT32_MAX},
+    /* A parked poll holds a worker. */
+    {"--max-parked-per-client", 1, PLOG_CONFIG_MAX_WORKERS},
+    {"--max-inflight-bytes", 1, SIZE_MAX},
+    {"--max-connections", 1, 1u << 20}, /* Linux's most descriptors per process */
+    {"--handshake-timeout-ms", 1, INT32_MAX},
+};
+
+int plog_config_flag_server(const char *prog, const char *what, const char *s, uint64_t *v)
+{
+    uint64_t min = 0, max = UINT64_MAX;
+    for (size_t i = 0; i < sizeof server_flags / sizeof server_flags[0]; i++) {
+        if (strcmp(what, server_flags[i].name) == 0) {
+            min = server_flags[i].min;
+            max = server_flags[i].max;
+        }
+    }
+    return plog_config_flag_range(prog, what, s, min, max, v);
 }
 
 /* url_ok: s is SCHEME://HOST:PORT with a scheme of schemes and a port 1..65535. */

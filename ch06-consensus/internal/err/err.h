@@ -20,6 +20,7 @@
     X(PLOG_ETLS, "TLS error")                                                            \
     X(PLOG_ENOTLEADER, "not the leader")                                                 \
     X(PLOG_EFAILED, "log failed; restart to recover") /* fail-stop after an I/O error */ \
+    X(PLOG_EFULL, "log is full: offsets end at 2^64-2")                                  \
     X(PLOG_ETOOBIG, "message too large")                                                 \
     X(PLOG_EVERSION, "unknown protocol version")                                         \
     X(PLOG_EBUSY, "busy: a change is in progress, retry later")

@@ -65,12 +65,11 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* store_base: a store's name, parsed as log_open.c does (bases above
- * UINT64_MAX / 2 are not segments to it, so they are not to us either). */
+/* store_base: a store's name, parsed as log_open.c does. */
 static bool store_base(const char *name, uint64_t *base)
 {
     bool store;
-    return plog_log_segment_name(name, base, &store) && store && *base <= (UINT64_MAX >> 1);
+    return plog_log_segment_name(name, base, &store) && store;
 }
 
 /* list_stores: the base offsets of the segments in dir (those with a store),
