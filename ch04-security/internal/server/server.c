@@ -23,6 +23,7 @@
 #include "internal/err/err.h"
 #include "internal/logger/logger.h"
 #include "internal/metrics/reqlog.h"
+#include "internal/rpc/closer.h"
 #include "internal/rpc/nngerr.h"
 #include "internal/rpc/status.h"
 #include "internal/server/server_int.h"
@@ -33,6 +34,7 @@
 #define DEFAULT_WORKERS 256
 #define DEFAULT_MAX_WAIT_MS 30000
 #define CLOSE_GRACE_MS 3000
+#define CLOSE_SOCKET_MS 2000 /* plog_server_close waits this long for the socket */
 #define DEFAULT_MAX_PARKED_PER_CLIENT 32
 #define DEFAULT_MAX_INFLIGHT (256u << 20)
 #define DEFAULT_MAX_CONNECTIONS 4096
@@ -349,9 +351,11 @@ static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
     plog_server *s = arg;
     if (s->cfg.tls != NULL)
         plog_tls_peer_on_event(p, ev, NULL);
+    pthread_mutex_lock(&s->pipe_mu);
     if (s->cfg.metrics != NULL && (ev == NNG_PIPE_EV_ADD_PRE || ev == NNG_PIPE_EV_REM_POST))
         plog_metrics_gauge_add(s->cfg.metrics, PLOG_GAUGE_OPEN_CONNECTIONS,
                                ev == NNG_PIPE_EV_ADD_PRE ? 1 : -1);
+    pthread_mutex_unlock(&s->pipe_mu);
 }
 
 /* The TLS handshake counters: process-wide engine counts (internal/tls/engine.h),
@@ -442,6 +446,7 @@ static int server_open(plog_log *log, const plog_server_config *cfg, bool inproc
     pthread_cond_init(&s->cv, NULL);
     pthread_cond_init(&s->idle_cv, NULL);
     pthread_mutex_init(&s->dedup_mu, NULL);
+    pthread_mutex_init(&s->pipe_mu, NULL);
     atomic_init(&s->visible, plog_log_next_offset(log));
     atomic_init(&s->closing, false);
     atomic_init(&s->nparked_hint, 0);
@@ -569,6 +574,28 @@ int plog_server_inproc_call(plog_server *s, const void *req, size_t len, const c
     return PLOG_OK;
 }
 
+/* server_free frees what open allocated, once no nng callback can run. */
+static void server_free(plog_server *s)
+{
+    free(s->workers);
+    free(s->dedup);
+    pthread_mutex_destroy(&s->pipe_mu);
+    pthread_mutex_destroy(&s->dedup_mu);
+    pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->idle_cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+/* close_socket closes the socket on the closer thread; every pipe callback has
+ * returned once nng_close has, so s goes then. */
+static void close_socket(void *arg)
+{
+    plog_server *s = arg;
+    nng_close(s->sock);
+    server_free(s);
+}
+
 void plog_server_close(plog_server *s)
 {
     if (s == NULL)
@@ -592,8 +619,7 @@ void plog_server_close(plog_server *s)
     pthread_mutex_unlock(&s->mu);
     /* 3. The committer answers whatever is still queued, then exits. */
     plog_server_committer_stop(s);
-    /* 4. Stop every context (nng_aio_stop waits for its callback), then the
-     * socket. */
+    /* 4. Stop every context (nng_aio_stop waits for its callback). */
     pthread_mutex_lock(&s->mu);
     s->stopping = true;
     pthread_mutex_unlock(&s->mu);
@@ -612,14 +638,24 @@ void plog_server_close(plog_server *s)
         if (!s->inproc)
             nng_ctx_close(w->ctx);
     }
-    if (s->sock_open)
-        nng_close(s->sock);
+    /* 5. The caller may free the registry once close returns: no pipe callback
+     * counts a connection from here on. */
     bind_tls_stats(s, false);
-    free(s->workers);
-    free(s->dedup);
-    pthread_mutex_destroy(&s->dedup_mu);
-    pthread_cond_destroy(&s->cv);
-    pthread_cond_destroy(&s->idle_cv);
-    pthread_mutex_destroy(&s->mu);
-    free(s);
+    pthread_mutex_lock(&s->pipe_mu);
+    s->cfg.metrics = NULL;
+    pthread_mutex_unlock(&s->pipe_mu);
+    if (!s->sock_open) {
+        server_free(s);
+        return;
+    }
+    /* 6. The socket closes on the closer thread, which frees s after it: a TLS
+     * socket's nng_close can wait for good on a stuck reaper (internal/rpc/closer.h),
+     * and a server told to stop must stop. If the closes are not done in time, the
+     * socket and s are left to the closer (a leak, or a late close that touches
+     * nothing of the caller's: the workers and the committer are gone). */
+    plog_logger *lg = s->cfg.logger;
+    plog_rpc_closer_submit(close_socket, s);
+    if (!plog_rpc_closer_wait(CLOSE_SOCKET_MS))
+        plog_logger_logf(lg, PLOG_LOGGER_ERROR, "the RPC socket did not close; left open",
+                         "wait_ms=%d hint=\"nng's reaper is stuck\"", CLOSE_SOCKET_MS);
 }

@@ -114,7 +114,10 @@ void plog_server_publish(plog_server *s, uint64_t next);
 /* plog_server_close answers new requests UNAVAILABLE, answers the parked long
  * polls with what they have, lets produces waiting for their commit finish (up to
  * a few seconds), then closes the socket and frees s. The log stays open. NULL
- * does nothing. */
+ * does nothing. It returns within seconds even when nng cannot close the socket
+ * (internal/rpc/closer.h): then it logs an error and leaves the socket and s to
+ * the closer thread, which uses nothing the server borrowed (the log, cfg's
+ * pointers), so the caller may free those as usual. */
 void plog_server_close(plog_server *s);
 
 #endif

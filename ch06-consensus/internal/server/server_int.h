@@ -106,6 +106,10 @@ struct plog_server {
 
     pthread_mutex_t dedup_mu;
     struct dedup_entry *dedup;
+
+    /* Guards cfg.metrics for pipe_cb, which close clears: the socket may close
+     * after plog_server_close has returned (see there), when the registry is gone. */
+    pthread_mutex_t pipe_mu;
 };
 
 /* server.c */
