@@ -271,6 +271,10 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
          * TLS hello: say what the likely cause is. */
         if (!tls && rv == NNG_ECONNSHUT)
             snprintf(why, sizeof why, "%s", "closed during the handshake: is it a tls+tcp:// server?");
+        /* A plain server's first bytes, its SP header, read as a TLS record of
+         * an unknown version. */
+        if (tls && strstr(why, "wrong version number") != NULL)
+            snprintf(why + strlen(why), sizeof why - strlen(why), "%s", ": is it a tcp:// server?");
         plog_client_close(c);
         return plog_rpc_status_set(st, code, "cannot connect to %s: %s%s%s%s", addr, nng_strerror(rv),
                                    why[0] != '\0' ? " (" : "", why, why[0] != '\0' ? ")" : "");

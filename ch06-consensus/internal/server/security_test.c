@@ -16,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
 #include "internal/client/client.h"
 #include "internal/client/stream.h"
 #include "internal/server/testserver.h"
@@ -158,15 +161,15 @@ static void test_security_policy_may_allow_consume_only(void **state)
     plog_client_close(root);
 }
 
-/* refused opens a client as who (NULL: no certificate) and expects the handshake
- * to be refused with code and a message containing needle. */
-static void refused(struct fixture *f, const char *who, int code, const char *needle)
+/* refused opens a client of addr as who (NULL: no certificate) and expects the
+ * handshake to be refused with code and a message containing needle. */
+static void refused(const char *addr, const char *who, int code, const char *needle)
 {
     plog_client_config cfg = {.tls = tserver_client_tls(who), .timeout_ms = 5000};
     plog_client *c = NULL;
     plog_rpc_status st;
     int64_t t0 = plog_test_now_ms();
-    int got = plog_client_open(f->srv.addr, &cfg, &c, &st);
+    int got = plog_client_open(addr, &cfg, &c, &st);
     int64_t dt = plog_test_now_ms() - t0;
     nng_tls_config_free(cfg.tls);
     if (got == PLOG_STATUS_OK)
@@ -181,10 +184,10 @@ static void test_security_bad_certificates_are_refused_at_the_handshake(void **s
 {
     struct fixture *f = *state;
     tserver_start(&f->srv);
-    refused(f, NULL, PLOG_STATUS_UNAUTHENTICATED, "certificate required");
-    refused(f, "other", PLOG_STATUS_UNAUTHENTICATED, "unknown ca");
-    refused(f, "expired", PLOG_STATUS_UNAUTHENTICATED, "certificate expired");
-    refused(f, "future", PLOG_STATUS_UNAUTHENTICATED, "bad certificate");
+    refused(f->srv.addr, NULL, PLOG_STATUS_UNAUTHENTICATED, "certificate required");
+    refused(f->srv.addr, "other", PLOG_STATUS_UNAUTHENTICATED, "unknown ca");
+    refused(f->srv.addr, "expired", PLOG_STATUS_UNAUTHENTICATED, "certificate expired");
+    refused(f->srv.addr, "future", PLOG_STATUS_UNAUTHENTICATED, "bad certificate");
     /* A plain client gets nothing at all, and is told the likely cause. */
     char plain[64];
     snprintf(plain, sizeof plain, "tcp://%s", strstr(f->srv.addr, "://") + 3);
@@ -193,6 +196,16 @@ static void test_security_bad_certificates_are_refused_at_the_handshake(void **s
     assert_int_equal(plog_client_open(plain, NULL, &c, &st), PLOG_STATUS_UNAVAILABLE);
     if (strstr(st.msg, "is it a tls+tcp:// server?") == NULL)
         fail_msg("plain client: %s", st.msg);
+    /* And a TLS client of a plain server: nng's first bytes are no TLS record. */
+    nng_socket rep;
+    int port = plog_test_free_port();
+    char url[64];
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+    assert_int_equal(nng_rep0_open(&rep), 0);
+    assert_int_equal(nng_listen(rep, url, NULL, 0), 0);
+    snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", port);
+    refused(url, "root", PLOG_STATUS_UNAVAILABLE, "is it a tcp:// server?");
+    nng_close(rep);
     /* Each refusal is in the server's log: it never became a connection. */
     assert_true(plog_test_wait_output(&f->srv.proc, "level=warn msg=tls_handshake_failed", 5000));
     char *out = plog_test_output(&f->srv.proc);
