@@ -10,6 +10,12 @@
 #include <stdint.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <cmocka.h>
 
 #include "internal/tls/tlstest.h"
@@ -674,6 +680,87 @@ static void test_tls_server_reports_refused_handshakes(void **state)
     nng_tls_config_free(scfg);
 }
 
+/* silent_connect opens a TCP connection to the host:port of url and returns it. */
+static int silent_connect(const char *url)
+{
+    const char *port = strrchr(url, ':') + 1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port))};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+/* hung_up waits up to timeout_ms for the server to close fd: end of stream or a
+ * reset, never data. */
+static bool hung_up(int fd, int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    char buf[64];
+    if (poll(&p, 1, timeout_ms) != 1)
+        return false;
+    ssize_t n = read(fd, buf, sizeof buf);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+/* Connections that never finish a handshake hold the cap's slots only until the
+ * handshake deadline: silent ones, and one that sent part of a ClientHello, are
+ * closed (nng 1.5.2's own negotiation timeout never fires for them), counted and
+ * reported with their address; then a client with a certificate is served. The
+ * wait for each hang-up is bounded; without the deadline it ends in failure. */
+static void test_tls_unfinished_handshakes_end_at_the_deadline(void **state)
+{
+    (void)state;
+    enum { CAP = 3, TIMEOUT_MS = 300, HANGUP_WAIT_MS = 5000 };
+    struct failures f = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    struct tt_server srv;
+    char url[64], err[PLOG_TLS_ERRMSG_SIZE];
+    nng_tls_config *scfg;
+    plog_tls_stats before, after;
+    int fds[CAP];
+
+    tt_url("tls+tcp", url, sizeof url);
+    assert_plog_ok(plog_tls_config_server(tt_path("server.pem"), tt_path("server-key.pem"), tt_path("ca.pem"),
+                                          &scfg, err, sizeof err));
+    assert_plog_ok(plog_tls_config_limits(scfg, CAP, TIMEOUT_MS));
+    assert_plog_ok(plog_tls_config_on_failure(scfg, on_failure, &f));
+    tt_server_start(&srv, url, scfg);
+    plog_tls_stats_get(&before);
+
+    for (int i = 0; i < CAP; i++)
+        fds[i] = silent_connect(url);
+    assert_int_equal(write(fds[0], "\x16\x03\x01", 3), 3); /* a ClientHello record's header, no more */
+    for (int i = 0; i < CAP; i++) {
+        if (!hung_up(fds[i], HANGUP_WAIT_MS))
+            fail_msg("connection %d still open %d ms after its %d ms handshake deadline", i, HANGUP_WAIT_MS,
+                     TIMEOUT_MS);
+        close(fds[i]);
+    }
+
+    /* The slots are free again, and the listener still accepts. */
+    nng_tls_config *ccfg = tt_root_config(NULL);
+    nng_socket c;
+    assert_nng_ok(tt_client_dial(url, ccfg, &c));
+    char *reply = tt_echo(c, "served");
+    assert_string_equal(reply, "served|root|TLSv1.3");
+    free(reply);
+    nng_close(c);
+    nng_tls_config_free(ccfg);
+
+    plog_tls_stats_get(&after);
+    assert_true(after.failed[PLOG_TLS_FAIL_TIMEOUT] >= before.failed[PLOG_TLS_FAIL_TIMEOUT] + CAP);
+    pthread_mutex_lock(&f.mu);
+    int n = f.n;
+    const char *line = strstr(f.all, "no TLS handshake within 300 ms from 127.0.0.1:");
+    pthread_mutex_unlock(&f.mu);
+    if (n != CAP || line == NULL)
+        fail_msg("%d failures reported, want %d timeouts: %s", n, CAP, f.all);
+
+    tt_server_stop(&srv);
+    nng_tls_config_free(scfg);
+}
+
 /* s_client runs openssl s_client against the server, its stdin a pause so that a
  * refusal, which TLS 1.3 delivers after the client's handshake, can arrive. With a
  * certificate, stdin first carries the 8-byte SP header of a REQ peer, so that the
@@ -748,6 +835,7 @@ int main(void)
                                         refusal_setup, refusal_teardown),
         cmocka_unit_test(test_tls_client_gets_no_service_from_plain_tcp_listener),
         cmocka_unit_test(test_tls_server_reports_refused_handshakes),
+        cmocka_unit_test(test_tls_unfinished_handshakes_end_at_the_deadline),
         cmocka_unit_test_setup_teardown(test_tls_openssl_s_client_with_root_certificate_completes_tls13,
                                         refusal_setup, refusal_teardown),
         cmocka_unit_test_setup_teardown(test_tls_openssl_s_client_without_certificate_is_refused,

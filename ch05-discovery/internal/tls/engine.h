@@ -79,12 +79,17 @@ bool plog_tls_config_errmsg(nng_tls_config *cfg, char *buf, size_t size);
 /* plog_tls_config_clear_errmsg forgets cfg's recorded failure. */
 void plog_tls_config_clear_errmsg(nng_tls_config *cfg);
 
-/* plog_tls_failure_fn hears of every connection of a config that failed with a TLS
- * error (a refused certificate, a protocol error), with the same text as
+/* plog_tls_failure_fn hears of the connections of a config that failed with a TLS
+ * error (a refused certificate, a protocol error) or, on a server, were refused at
+ * the connection cap or cut at the handshake deadline, with the same text as
  * plog_tls_config_errmsg, and (server) remote, the client's "ip:port" ("" on a
  * client, "?" when unknown). The text is that connection's own. A server logs it:
- * without it a refused client leaves no trace, since it never becomes a pipe. It runs on an nng thread while
- * nng holds that connection's lock: be quick, and do not call nng on that connection. */
+ * without it a refused client leaves no trace, since it never becomes a pipe. It
+ * hears of at most 10 failures a second (a flood must not flood the log; the
+ * counters of plog_tls_stats count every one): the first report after some were
+ * left out ends "(and N more failures not reported, over 10 a second)". It runs
+ * on an nng thread, possibly while nng holds that connection's lock: be quick, and
+ * do not call nng on that connection. */
 typedef void (*plog_tls_failure_fn)(void *arg, const char *remote, const char *reason);
 
 /* plog_tls_config_on_failure makes fn(arg, reason) run on each failure of a
@@ -127,10 +132,11 @@ void plog_tls_stats_get(plog_tls_stats *out);
 
 /* plog_tls_config_limits bounds the connections of a server config: at most
  * max_conns at once (0: no cap), handshaking ones included (beyond it a new TCP
- * connection is closed at once), and a handshake must finish within
- * handshake_timeout_ms (0: only nng's own 10 s): checked at each event of the
- * connection, so a fully idle one still lasts nng's 10 s. Set it before the config
- * is in use.
+ * connection is closed at once, and reported to the failure hook), and a
+ * connection whose handshake has not finished handshake_timeout_ms after it was
+ * accepted is closed, whether the client sent nothing or part of a handshake
+ * (0: 10 s, the deadline of every server config without limits). Set it before
+ * the config is in use.
  * PLOG_OK, or PLOG_EINVAL when cfg is not a server config from
  * plog_tls_config_alloc. */
 int plog_tls_config_limits(nng_tls_config *cfg, unsigned max_conns, uint32_t handshake_timeout_ms);

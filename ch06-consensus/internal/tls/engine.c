@@ -47,10 +47,13 @@ struct nng_tls_engine_config {
     char errmsg[PLOG_TLS_ERRMSG_SIZE];
     plog_tls_failure_fn on_failure;
     void *failure_arg;
+    int64_t report_window_ms; /* hook reports: when the current second began */
+    unsigned reports;         /* reports passed on in it */
+    uint64_t unreported;      /* failures not passed on since the last report */
     /* Server admission (see "admission" below), under conns_lock. */
     pthread_mutex_t conns_lock;
     unsigned max_conns;     /* 0: no cap */
-    uint32_t hs_timeout_ms; /* 0: none of our own (nng's 10 s stays) */
+    uint32_t hs_timeout_ms; /* 0: NEGO_TIMEOUT_MS */
     unsigned nconns;        /* connections initialised and not yet finalised */
 };
 
@@ -67,13 +70,15 @@ struct nng_tls_engine_conn {
     size_t hslen;
     plog_tls_peer peer;
     /* Coalescing of SP messages (see conn_send): */
-    int sp;                  /* SP_UNKNOWN until the first application write, then see sp_classify */
-    uint64_t sp_left;        /* bytes of the current SP message not yet seen; 0 at a boundary */
-    uint8_t *co_buf;         /* CO_MAX bytes, allocated with the first gathered message */
-    size_t co_len;           /* bytes gathered in co_buf; 0 when not gathering */
-    char remote[64];         /* server: the client's address, for failure reports */
-    bool counted;            /* admission (server): counted in cfg->nconns */
-    int64_t t0_ms;           /* when the connection was accepted */
+    int sp;                /* SP_UNKNOWN until the first application write, then see sp_classify */
+    uint64_t sp_left;      /* bytes of the current SP message not yet seen; 0 at a boundary */
+    uint8_t *co_buf;       /* CO_MAX bytes, allocated with the first gathered message */
+    size_t co_len;         /* bytes gathered in co_buf; 0 when not gathering */
+    char remote[64];       /* server: the client's address, for failure reports */
+    bool counted;          /* admission (server): counted in cfg->nconns */
+    nng_aio *deadline;     /* server: the handshake deadline (see conn_deadline) */
+    uint8_t deadline_byte; /* its receive buffer, never filled */
+    uint32_t deadline_ms;
     int64_t linger_since_ms; /* when the refusal linger began */
 };
 
@@ -88,6 +93,15 @@ enum { SP_UNKNOWN, SP_HEADER, SP_YES, SP_NO };
 
 /* A refusing connection lingers at most this long (see conn_linger). */
 #define LINGER_MAX_MS 1000
+
+/* A server handshake's deadline when its config sets none: the 10 s that nng
+ * 1.5.2 means to give a negotiation but does not enforce (docs/NNG.md, pitfall 15). */
+#define NEGO_TIMEOUT_MS 10000
+
+/* A config's failure hook hears of at most this many failures a second; the
+ * next report it hears says how many it missed (a flood of refused or silent
+ * connections must not flood the server's log; the counters count them all). */
+#define REPORTS_PER_S 10
 
 /* The largest handshake flight held back for one TCP segment (see bio_write_ex);
  * an EC certificate flight is ~1.5 KiB. Bigger flights go out in pieces. */
@@ -242,17 +256,40 @@ static void config_set_errmsg(struct nng_tls_engine_config *cfg, const char *fmt
 /* conn_report_failure records text, this connection's failure, as the config's
  * latest and tells the config's failure hook, if any, with the connection's remote
  * address: the text passed on is this connection's own, never another's that
- * failed at the same time. */
+ * failed at the same time. The hook hears of at most REPORTS_PER_S failures a
+ * second; the first report after a gap says how many it did not hear of. */
 static void conn_report_failure(struct nng_tls_engine_conn *c, const char *text)
 {
     struct nng_tls_engine_config *cfg = c->cfg;
+    int64_t now = mono_ms();
+    uint64_t missed = 0;
     pthread_mutex_lock(&cfg->lock);
     snprintf(cfg->errmsg, sizeof cfg->errmsg, "%s", text);
     plog_tls_failure_fn fn = cfg->on_failure;
     void *arg = cfg->failure_arg;
+    if (now - cfg->report_window_ms >= 1000) {
+        cfg->report_window_ms = now;
+        cfg->reports = 0;
+    }
+    if (fn != NULL && cfg->reports >= REPORTS_PER_S) {
+        cfg->unreported++;
+        fn = NULL;
+    } else if (fn != NULL) {
+        cfg->reports++;
+        missed = cfg->unreported;
+        cfg->unreported = 0;
+    }
     pthread_mutex_unlock(&cfg->lock);
-    if (fn != NULL)
+    if (fn == NULL)
+        return;
+    if (missed == 0) {
         fn(arg, c->remote, text);
+        return;
+    }
+    char more[PLOG_TLS_ERRMSG_SIZE + 96];
+    snprintf(more, sizeof more, "%s (and %llu more failures not reported, over %d a second)", text,
+             (unsigned long long)missed, REPORTS_PER_S);
+    fn(arg, c->remote, more);
 }
 
 /* ssl_errtext writes OpenSSL's reason for the oldest queued error ("unknown ca"),
@@ -379,8 +416,8 @@ static int conn_error(struct nng_tls_engine_conn *c, int ret)
  * answer NNG_EAGAIN, discard whatever the client sends, and keep a TCP receive
  * posted; the client reads the alert and closes, and nng sees that. The linger is
  * bounded: past LINGER_MAX_MS the next event on the connection ends it (with the
- * refusal's code); one that stays silent is cut by nng's 10 s negotiation
- * timeout, and counts against the connection cap meanwhile. */
+ * refusal's code); one that stays silent is cut by the handshake deadline
+ * (conn_deadline), and counts against the connection cap meanwhile. */
 static int conn_linger(struct nng_tls_engine_conn *c)
 {
     if (mono_ms() - c->linger_since_ms > LINGER_MAX_MS) {
@@ -471,32 +508,91 @@ bool plog_tls_peer_slot_take(plog_tls_peer *out)
 
 /* ---- admission (server) ---------------------------------------------------------- */
 /* A client that never completes a handshake (no certificate, or just an open TCP
- * connection) holds a descriptor and nng's 32 KiB of buffers until nng's fixed 10 s
- * negotiation timeout. So a server config counts its connections (from init to
- * fini) and refuses one beyond max_conns at once, and a handshake still running
- * after hs_timeout_ms fails at its next event (conn_handshake). A refusal is
+ * connection) holds a descriptor and nng's 32 KiB of buffers for as long as it
+ * likes: nng 1.5.2's 10 s negotiation timeout never fires while the handshake
+ * waits for the client (docs/NNG.md, pitfall 15). So a server config counts its
+ * connections (from init to fini) and refuses one beyond max_conns at once, and
+ * each connection gets a deadline, hs_timeout_ms after it was accepted, that
+ * closes it if its handshake has not finished (conn_deadline). A refusal is
  * NNG_ECONNABORTED and a deadline NNG_ETIMEDOUT on purpose: nng 1.5.2 hands the
  * failure of a connection's negotiation to the listener's pending accept, and its
  * listener re-arms at once for those codes, backs off 100 ms for most others, and
  * stops accepting for good on NNG_ECLOSED. For the same reason connections are
- * never closed from outside (nng_stream_close would fail them with NNG_ECLOSED): a
- * fully idle connection is bounded by nng's 10 s, and by max_conns. */
+ * never closed with nng_stream_close, which fails them with NNG_ECLOSED. */
 
-/* conn_admit counts c in, or refuses it at the cap: 0 or NNG_ECONNABORTED. */
+/* conn_admit counts c in and sets its deadline, or refuses it at the cap (and
+ * reports that): 0 or NNG_ECONNABORTED. */
 static int conn_admit(struct nng_tls_engine_config *cfg, struct nng_tls_engine_conn *c)
 {
-    int rv = 0;
+    unsigned open = 0;
     pthread_mutex_lock(&cfg->conns_lock);
     if (cfg->max_conns != 0 && cfg->nconns >= cfg->max_conns) {
-        count_failure(PLOG_TLS_FAIL_OVER_CAPACITY);
-        rv = NNG_ECONNABORTED;
+        open = cfg->nconns;
     } else {
         cfg->nconns++;
         c->counted = true;
-        c->t0_ms = mono_ms();
+        c->deadline_ms = cfg->hs_timeout_ms != 0 ? cfg->hs_timeout_ms : NEGO_TIMEOUT_MS;
     }
     pthread_mutex_unlock(&cfg->conns_lock);
-    return rv;
+    if (c->counted)
+        return 0;
+    char text[96];
+    snprintf(text, sizeof text, "refused: the server is at its limit of %u connections", open);
+    count_failure(PLOG_TLS_FAIL_OVER_CAPACITY);
+    conn_report_failure(c, text);
+    return NNG_ECONNABORTED;
+}
+
+/* The handshake deadline. nng gives an engine no timer and no way to fail a
+ * connection from outside but closing it (NNG_ECLOSED, see above). What it does
+ * have (tls_common.c, 1.5.2): a receive on the TLS stream whose aio times out
+ * makes nng abort the TCP receive under it (tls_cancel) when that receive is the
+ * first one queued, and a failed TCP receive fails the whole connection, and with
+ * it the transport's negotiation, with the same code (tls_tcp_error). So at init
+ * a server connection posts a receive of its own, the deadline aio, with the
+ * deadline as its timeout. While the handshake runs nobody else receives, and
+ * OpenSSL, waiting for the client, keeps a TCP receive posted: when the deadline
+ * expires the connection fails NNG_ETIMEDOUT, silent or not. Once the handshake
+ * is done the first delivery of data goes to the deadline aio first (nng queues
+ * receives in order); conn_recv recognises its buffer and finishes it with
+ * NNG_ECANCELED without taking a byte, so the transport's own receives get every
+ * byte. A connection's fini waits for the deadline aio's callback; by then nng
+ * has finished it (every path that ends a connection fails its queued aios). */
+
+/* deadline_cb runs when the deadline aio finishes: on NNG_ETIMEDOUT the
+ * connection has been failed by it; anything else means the handshake finished
+ * or the connection ended first. It runs outside nng's connection lock, after
+ * the connection's last op that could change lingering, and reads only fields
+ * that no op changes any more. */
+static void deadline_cb(void *arg)
+{
+    struct nng_tls_engine_conn *c = arg;
+    if (nng_aio_result(c->deadline) != NNG_ETIMEDOUT)
+        return;
+    if (c->lingering != 0) {
+        count_failure(PLOG_TLS_FAIL_LINGER_ENDED); /* its refusal was reported */
+        return;
+    }
+    char text[96];
+    snprintf(text, sizeof text, "no TLS handshake within %u ms", (unsigned)c->deadline_ms);
+    count_failure(PLOG_TLS_FAIL_TIMEOUT);
+    conn_report_failure(c, text);
+}
+
+/* conn_deadline posts the deadline aio of a server connection (see above). nng
+ * answers the post at once with a call of conn_recv, which starts the handshake:
+ * that posts the TCP receive that the deadline aborts. */
+static int conn_deadline(struct nng_tls_engine_conn *c)
+{
+    int rv = nng_aio_alloc(&c->deadline, deadline_cb, c);
+    if (rv != 0)
+        return rv;
+    nng_iov iov = {.iov_buf = &c->deadline_byte, .iov_len = 1};
+    if ((rv = nng_aio_set_iov(c->deadline, 1, &iov)) != 0)
+        return rv;
+    nng_aio_set_timeout(c->deadline, (nng_duration)c->deadline_ms);
+    nng_stream_recv((nng_stream *)c->tls, c->deadline);
+    return 0;
 }
 
 static void conn_leave(struct nng_tls_engine_conn *c)
@@ -574,6 +670,8 @@ static int conn_init(struct nng_tls_engine_conn *c, void *tls, struct nng_tls_en
             goto fail;
         }
     }
+    if (cfg->mode == NNG_TLS_MODE_SERVER && conn_deadline(c) != 0)
+        goto fail;
     return 0;
 
 fail:
@@ -587,6 +685,9 @@ fail:
 static void conn_fini(struct nng_tls_engine_conn *c)
 {
     /* nng 1.5.2 finalises every connection, also one whose init failed or never ran. */
+    if (c->deadline != NULL)
+        nng_aio_free(c->deadline); /* waits for deadline_cb */
+    c->deadline = NULL;
     conn_leave(c);
     SSL_free(c->ssl);
     c->ssl = NULL;
@@ -610,16 +711,6 @@ static int conn_handshake(struct nng_tls_engine_conn *c)
 {
     if (c->lingering != 0)
         return conn_linger(c);
-    if (c->counted && c->cfg->hs_timeout_ms != 0 && !c->failed &&
-        mono_ms() - c->t0_ms > (int64_t)c->cfg->hs_timeout_ms) {
-        /* The handshake deadline (see admission): fails the negotiation. */
-        char text[96];
-        snprintf(text, sizeof text, "no TLS handshake within %u ms", (unsigned)c->cfg->hs_timeout_ms);
-        c->failed = true;
-        count_failure(PLOG_TLS_FAIL_TIMEOUT);
-        conn_report_failure(c, text);
-        return NNG_ETIMEDOUT;
-    }
     clear_errors();
     int ret = SSL_do_handshake(c->ssl);
     if (ret == 1) {
@@ -631,6 +722,12 @@ static int conn_handshake(struct nng_tls_engine_conn *c)
 
 static int conn_recv(struct nng_tls_engine_conn *c, uint8_t *buf, size_t *len)
 {
+    if (buf == &c->deadline_byte) {
+        /* The deadline aio (see admission): it drives the handshake when nng posts
+         * it, and ends, taking no data, once the handshake is done. */
+        int rv = SSL_is_init_finished(c->ssl) ? 0 : conn_handshake(c);
+        return rv != 0 ? rv : NNG_ECANCELED;
+    }
     if (c->lingering != 0)
         return conn_linger(c);
     size_t n = 0;
