@@ -2,8 +2,9 @@
  *
  * One handler at "/" takes every method: POST produces, GET consumes, anything
  * else is 405. nng collects the body before calling us; bodies larger than
- * COLLECT_LIMIT are refused by nng itself (413), bodies between
- * PLOG_HTTP_MAX_BODY and that limit by us (400), so the client reads why.
+ * COLLECT_LIMIT are refused by nng itself, unread, with its 400 error page
+ * (which we set to JSON: set_bad_request_page), bodies between PLOG_HTTP_MAX_BODY
+ * and that limit by us (400 "request body too large"), so the client reads why.
  * Base64 is OpenSSL's (EVP_EncodeBlock / EVP_DecodeBlock). */
 #include "internal/server/http.h"
 
@@ -241,6 +242,18 @@ int plog_server_http_check_addr(const char *addr, char *errbuf, size_t errsz)
     return PLOG_OK;
 }
 
+/* set_bad_request_page makes nng's own 400s (a request it could not parse, or a
+ * body over COLLECT_LIMIT, refused unread) say why in our JSON. nng still sends
+ * them as text/html. */
+static int set_bad_request_page(nng_http_server *srv)
+{
+    char page[160];
+    snprintf(page, sizeof page,
+             "{\"error\":\"bad request: malformed, or a body over %u bytes (a request may have %u)\"}\n",
+             (unsigned)COLLECT_LIMIT, (unsigned)PLOG_HTTP_MAX_BODY);
+    return nng_http_server_set_error_page(srv, NNG_HTTP_STATUS_BAD_REQUEST, page);
+}
+
 int plog_server_http_open(const char *addr, plog_log *log, plog_server_http **sp, char *errbuf, size_t errsz)
 {
     char url[300];
@@ -260,6 +273,9 @@ int plog_server_http_open(const char *addr, plog_log *log, plog_server_http **sp
     }
     const char *step = "server";
     if ((rv = nng_http_server_hold(&s->srv, u)) != 0)
+        goto fail;
+    step = "error page";
+    if ((rv = set_bad_request_page(s->srv)) != 0)
         goto fail;
     step = "handler";
     if ((rv = nng_http_handler_alloc(&s->h, "/", serve)) != 0)
