@@ -364,6 +364,17 @@ static void send_batch(plog_client_producer *p)
 
 int plog_client_producer_send(plog_client_producer *p, const void *value, size_t len, plog_rpc_status *st)
 {
+    /* A request over the client's limit would reach a server that (past twice
+     * its own limit) drops the connection unread: "connection lost", and no
+     * reason. Refused here, with one; a batch goes before it would grow past
+     * half the limit, so that a value within the limit goes in a request that is. */
+    size_t max = plog_client_config_of(p->c)->max_msg_bytes;
+    if (len > max)
+        return plog_rpc_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED,
+                                   "value of %zu bytes exceeds the client's limit of %zu bytes a request",
+                                   len, max);
+    if (p->n > 0 && p->nbuf + len > max / 2)
+        send_batch(p);
     if (p->nbuf + len > p->capbuf) {
         size_t cap = p->capbuf ? p->capbuf : 4096;
         while (cap < p->nbuf + len)

@@ -123,6 +123,15 @@ static void test_server_produce_stream_then_consume_stream_in_order(void **state
         int n = snprintf(buf, sizeof buf, "record-%d", i);
         assert_status_ok(plog_client_producer_send(p, buf, (size_t)n, NULL));
     }
+    /* A value over the client's limit (4 MiB) is refused before it is sent: sent,
+     * the server would drop the connection unread, and say nothing. */
+    size_t big = (4u << 20) + 1;
+    uint8_t *v4 = calloc(1, big);
+    plog_rpc_status big_st;
+    assert_int_equal(plog_client_producer_send(p, v4, big, &big_st), PLOG_STATUS_RESOURCE_EXHAUSTED);
+    assert_string_equal(big_st.msg,
+                        "value of 4194305 bytes exceeds the client's limit of 4194304 bytes a request");
+    free(v4);
     assert_status_ok(plog_client_producer_flush(p, NULL));
     plog_client_producer_close(p);
     assert_int_equal(a.n, 100);
