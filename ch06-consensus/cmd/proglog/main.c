@@ -26,6 +26,7 @@
 #include "internal/agent/agent.h"
 #include "internal/config/file.h"
 #include "internal/config/flag.h"
+#include "internal/distributed/distributed.h"
 #include "internal/err/err.h"
 #include "internal/logger/logger.h"
 
@@ -443,13 +444,19 @@ int main(int argc, char **argv)
         plog_logger_free(lg);
         goto out;
     }
-    char next[24], join[24];
-    snprintf(next, sizeof next, "%" PRIu64, plog_log_next_offset(plog_agent_log(agent)));
+    /* The record log is rebuilt from Raft's log as entries commit again, so at
+     * this moment it may hold none of them yet: the line names both. */
+    uint64_t term, commit, last;
+    plog_distributed_raft_state(plog_agent_distributed(agent), &term, &commit, &last);
+    char raft_last[24], applied[24], join[24];
+    snprintf(raft_last, sizeof raft_last, "%" PRIu64, last);
+    snprintf(applied, sizeof applied, "%" PRIu64, plog_log_next_offset(plog_agent_log(agent)));
     snprintf(join, sizeof join, "%zu", ac.njoin);
     plog_logger_log(lg, PLOG_LOGGER_INFO, "serving", "node", ac.node_name, "rpc_addr",
                     plog_agent_rpc_addr(agent), "bind_addr", ac.bind_addr, "data_dir", ac.data_dir, "join",
-                    join, "profile", ac.fast ? "fast" : "lan", "next_offset", next, "metrics",
-                    ac.metrics_addr != NULL ? ac.metrics_addr : "off", "version", VERSION, NULL);
+                    join, "profile", ac.fast ? "fast" : "lan", "raft_last_index", raft_last,
+                    "records_applied", applied, "metrics", ac.metrics_addr != NULL ? ac.metrics_addr : "off",
+                    "version", VERSION, NULL);
 
     int sig = 0;
     int64_t check_at = now_ms() + ALONE_AFTER_MS;

@@ -1,7 +1,8 @@
 /* proglog_test.c - the agent's command line: --config-file in YAML with the flags'
  * keys, a flag overriding the file, clear errors for what is missing or unknown,
  * --help (and that the ACL it asks of the nodes is all a cluster needs), a
- * warning for flags a cluster does not use, and a clean exit on SIGTERM. */
+ * warning for flags a cluster does not use, a start that fails leaving Raft's
+ * state alone, the serving line after a restart, and a clean exit on SIGTERM. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,10 +10,15 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -217,6 +223,120 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
     free(out);
 }
 
+/* hold_port listens on 127.0.0.1:port, so that a node cannot bind it. */
+static int hold_port(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, 1), 0);
+    return fd;
+}
+
+/* stored_term is the Raft term in data/raft/hardstate (README.md, "What each
+ * storage file holds": the term in 8 bytes big-endian first), 0 without one. */
+static uint64_t stored_term(const char *data)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/raft/hardstate", data);
+    FILE *h = fopen(path, "rb");
+    if (h == NULL && errno == ENOENT)
+        return 0;
+    assert_non_null(h);
+    uint8_t b[8];
+    assert_int_equal(fread(b, 1, sizeof b, h), sizeof b);
+    fclose(h);
+    uint64_t term = 0;
+    for (int i = 0; i < 8; i++)
+        term = term << 8 | b[i];
+    return term;
+}
+
+static bool term_is_2(void *arg)
+{
+    return stored_term(arg) == 2;
+}
+
+/* A bootstrapping node whose start fails (its server certificate missing; its
+ * Raft, RPC, metrics or gossip port taken) exits 1 before Raft writes anything: no
+ * term, no vote, no entry (before: it bootstrapped and elected itself first, so
+ * every failed attempt raised the term on disk). Started again with all in order,
+ * it bootstraps and elects itself in term 2, as a first start does. */
+static void test_proglog_a_start_that_fails_leaves_raft_state_alone(void **state)
+{
+    struct fixture *f = *state;
+    char bin[512], missing[160];
+    snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
+    snprintf(missing, sizeof missing, "%s/missing.pem", f->dir);
+    int taken = plog_test_free_port();
+    int fd = hold_port(taken);
+    char port[16], addr[32];
+    snprintf(port, sizeof port, "%d", taken);
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", taken);
+    const struct {
+        const char *flag, *value;
+    } cases[] = {
+        {"--server-tls-cert-file", missing},
+        {"--raft-port", port},
+        {"--rpc-port", port},
+        {"--metrics-addr", addr},
+        {"--bind-addr", addr},
+    };
+    char data[160];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(data, sizeof data, "%s/data-%zu", f->dir, i);
+        char *argv[] = {bin,
+                        "--config-file",
+                        f->yaml,
+                        "--bootstrap",
+                        "--data-dir",
+                        data,
+                        (char *)cases[i].flag,
+                        (char *)cases[i].value,
+                        NULL};
+        plog_test_proc p = {0};
+        plog_test_spawn(&p, argv);
+        bool exited = plog_test_wait(&p, 10000);
+        char *out = plog_test_output(&p);
+        if (!exited) {
+            plog_test_kill(&p, SIGKILL, 1000);
+            fail_msg("%s %s: still running: %s", cases[i].flag, cases[i].value, out);
+        }
+        if (!WIFEXITED(p.status) || WEXITSTATUS(p.status) != 1 || strstr(out, "cannot start") == NULL ||
+            strstr(out, "raft bootstrapped") != NULL || strstr(out, "msg=raft ") != NULL)
+            fail_msg("%s %s: want a failed start before Raft runs: %s", cases[i].flag, cases[i].value, out);
+        if (stored_term(data) != 0)
+            fail_msg("%s %s: term %llu stored: %s", cases[i].flag, cases[i].value,
+                     (unsigned long long)stored_term(data), out);
+        char store[256];
+        struct stat st;
+        snprintf(store, sizeof store, "%s/raft/log-0/%020d.store", data, 0);
+        if (stat(store, &st) == 0 && st.st_size != 0)
+            fail_msg("%s %s: %lld bytes of Raft's log written", cases[i].flag, cases[i].value,
+                     (long long)st.st_size);
+        free(out);
+        unlink(p.out);
+    }
+    close(fd);
+
+    /* data is the last case's: a good start after a failed one. */
+    char *argv[] = {bin, "--config-file", f->yaml, "--bootstrap", "--data-dir", data, NULL};
+    plog_test_proc p = {0};
+    plog_test_spawn(&p, argv);
+    bool led = plog_test_wait_output(&p, "role=leader", 10000) && plog_test_wait_until(term_is_2, data, 5000);
+    char *out = plog_test_output(&p);
+    bool stopped = plog_test_kill(&p, SIGTERM, 10000);
+    if (!led || strstr(out, "raft bootstrapped") == NULL)
+        fail_msg("want it bootstrapped and leading in term 2 (term %llu): %s",
+                 (unsigned long long)stored_term(data), out);
+    assert_true(stopped);
+    assert_int_equal(stored_term(data), 2);
+    free(out);
+    unlink(p.out);
+}
+
 /* The cluster of the next test, stopped by its teardown even after a failure. */
 static struct tc g_tc;
 
@@ -260,6 +380,35 @@ static void test_proglog_help_names_the_acl_a_cluster_needs_and_it_is_enough(voi
         assert_string_equal(v[k].value, want);
     }
     tc_records_free(v, 3);
+}
+
+/* The serving line of a restarted node names what it restarts with: Raft's last
+ * index (entry 1 the bootstrap's configuration, 2 the first term's no-op, one
+ * entry per produce, perhaps already the new term's no-op) and the records
+ * applied so far to the record log, which is rebuilt as entries commit again
+ * (before: next_offset=0, the rebuilt log's end at that moment). */
+static void test_proglog_serving_line_after_a_restart_names_raft_last_index(void **state)
+{
+    (void)state;
+    struct tc *c = &g_tc;
+    tc_init(c, 1);
+    tc_start(c, 0, -1);
+    for (int k = 0; k < 3; k++)
+        tc_produce(c, 0, "r", 2 * k, 2);
+    tc_stop(c, 0, SIGTERM);
+    tc_start(c, 0, -1);
+    char *out = plog_test_output(&c->node[0].proc);
+    const char *line = strstr(out, "msg=serving");
+    assert_non_null(line);
+    const char *last = strstr(line, " raft_last_index="), *applied = strstr(line, " records_applied=");
+    unsigned long long n_last = 0, n_applied = 99;
+    if (last == NULL || applied == NULL || sscanf(last, " raft_last_index=%llu", &n_last) != 1 ||
+        sscanf(applied, " records_applied=%llu", &n_applied) != 1 || n_last < 5 || n_last > 6 ||
+        n_applied > 6 || (n_applied & 1) != 0)
+        fail_msg("want raft_last_index=5 (or 6) and records_applied=0..6, by whole entries: %.*s",
+                 (int)strcspn(line, "\n"), line);
+    free(out);
+    assert_true(tc_wait_count(c, 0, 6, 10000));
 }
 
 /* A node that knows no Raft leader a few seconds after it started says why, once:
@@ -306,6 +455,10 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_teardown(test_proglog_help_names_the_acl_a_cluster_needs_and_it_is_enough,
                                   teardown_cluster),
+        cmocka_unit_test_teardown(test_proglog_serving_line_after_a_restart_names_raft_last_index,
+                                  teardown_cluster),
+        cmocka_unit_test_setup_teardown(test_proglog_a_start_that_fails_leaves_raft_state_alone, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("proglog", tests, NULL, NULL);
 }

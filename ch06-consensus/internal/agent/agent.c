@@ -434,15 +434,15 @@ static int64_t gauge_raft_leader(void *arg)
 
 static int64_t gauge_raft_term(void *arg)
 {
-    uint64_t term, commit;
-    plog_distributed_raft_state(((plog_agent *)arg)->dist, &term, &commit);
+    uint64_t term, commit, last;
+    plog_distributed_raft_state(((plog_agent *)arg)->dist, &term, &commit, &last);
     return (int64_t)term;
 }
 
 static int64_t gauge_raft_commit(void *arg)
 {
-    uint64_t term, commit;
-    plog_distributed_raft_state(((plog_agent *)arg)->dist, &term, &commit);
+    uint64_t term, commit, last;
+    plog_distributed_raft_state(((plog_agent *)arg)->dist, &term, &commit, &last);
     return (int64_t)commit;
 }
 
@@ -541,7 +541,9 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     copy(a->raft_advertise, sizeof a->raft_advertise,
          cfg->raft_advertise_addr != NULL ? cfg->raft_advertise_addr : a->raft_hostport);
 
-    /* 1. The distributed log: Raft with its storage and transport. */
+    /* Everything that can fail cheaply (the ACL, the certificates, every port)
+     * comes before Raft starts: a start that fails leaves Raft's term, vote and
+     * log as they were, and never bootstraps or campaigns. */
     if ((rv = mkdirs(a->data_dir, err, errsize)) != PLOG_OK ||
         (rv = lock_dir(a->data_dir, &a->dir_fd, err, errsize)) != PLOG_OK ||
         (rv = bind_name(a->data_dir, a->name, err, errsize)) != PLOG_OK)
@@ -549,6 +551,17 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     load_known(a);
     if ((rv = plog_auth_new(cfg->acl_model_file, cfg->acl_policy_file, &a->acl, err, errsize)) != PLOG_OK)
         goto fail;
+    if ((rv = plog_tls_config_server(a->server_cert, a->server_key, a->server_ca, &a->server_tls, err,
+                                     errsize)) != PLOG_OK)
+        goto fail;
+    /* A refused client never becomes a connection: this line is its only trace. */
+    if (cfg->logger != NULL)
+        plog_tls_config_on_failure(a->server_tls, on_tls_failure, cfg->logger);
+    if ((rv = plog_server_metrics_new(&a->metrics)) != PLOG_OK) {
+        plog_errf(err, errsize, "out of memory");
+        goto fail;
+    }
+    /* 1. The distributed log, opened: its Raft port and storage, Raft not yet running. */
     plog_distributed_config dcfg = {
         .name = a->name,
         .dir = a->data_dir,
@@ -571,21 +584,15 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     if ((rv = plog_distributed_open(&dcfg, &a->dist, err, errsize)) != PLOG_OK)
         goto fail;
     a->log = plog_distributed_log(a->dist);
-    /* 2. The RPC server, with mutual TLS and the ACL. */
-    if ((rv = plog_tls_config_server(a->server_cert, a->server_key, a->server_ca, &a->server_tls, err,
-                                     errsize)) != PLOG_OK)
-        goto fail;
-    /* A refused client never becomes a connection: this line is its only trace. */
-    if (cfg->logger != NULL)
-        plog_tls_config_on_failure(a->server_tls, on_tls_failure, cfg->logger);
-    if ((rv = plog_server_metrics_new(&a->metrics)) != PLOG_OK) {
-        plog_errf(err, errsize, "out of memory");
-        goto fail;
-    }
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_LOG_LOWEST_OFFSET, gauge_lowest, a);
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_LOG_NEXT_OFFSET, gauge_next, a);
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_LOG_FAILED, gauge_failed, a);
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_LOG_SIZE_BYTES, gauge_size, a);
+    plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_RAFT_LEADER, gauge_raft_leader, a);
+    plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_RAFT_TERM, gauge_raft_term, a);
+    plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_RAFT_COMMIT_INDEX, gauge_raft_commit, a);
+    /* 2. The RPC server, with mutual TLS and the ACL; produces are "not leader"
+     * until Raft runs. */
     plog_server_config sc = {
         .addr = a->rpc_url,
         .sync = cfg->log.sync,
@@ -609,8 +616,11 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     if ((rv = plog_server_open(a->log, &sc, &srv, err, errsize)) != PLOG_OK)
         goto fail;
     atomic_store(&a->srv, srv);
-    plog_server_publish(srv, plog_distributed_applied_next(a->dist));
-    /* 3. Membership, whose events drive Raft's configuration. */
+    if (cfg->metrics_addr != NULL &&
+        (rv = plog_metrics_http_open(a->metrics, cfg->metrics_addr, err, errsize, &a->http)) != PLOG_OK)
+        goto fail;
+    /* 3. Membership, whose events drive Raft's configuration: the last port, since
+     * joining announces this node to the others. */
     const char *join[PLOG_AGENT_REJOIN_MAX];
     size_t njoin = a->njoin = join_list(a, join);
     plog_gossip_tag tags[] = {{"rpc_addr", a->rpc_hostport}, {"raft_addr", a->raft_advertise}};
@@ -637,11 +647,9 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     pthread_mutex_unlock(&a->mu);
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_MEMBERS_ALIVE, gauge_alive, a);
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_GOSSIP_DROPPED, gauge_dropped, a);
-    plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_RAFT_LEADER, gauge_raft_leader, a);
-    plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_RAFT_TERM, gauge_raft_term, a);
-    plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_RAFT_COMMIT_INDEX, gauge_raft_commit, a);
-    if (cfg->metrics_addr != NULL &&
-        (rv = plog_metrics_http_open(a->metrics, cfg->metrics_addr, err, errsize, &a->http)) != PLOG_OK)
+    /* 4. Raft runs: the first write to its state (a bootstrap), then votes and
+     * campaigns. A restored snapshot is published to the server (on_applied). */
+    if ((rv = plog_distributed_start(a->dist, err, errsize)) != PLOG_OK)
         goto fail;
     *ap = a;
     return PLOG_OK;

@@ -1,14 +1,18 @@
 /* agent.h - one node of the cluster: the replicated log (Raft), its mTLS RPC server
  * and membership, wired together (Go: internal/agent/agent.go).
  *
- * plog_agent_open starts them in the book's order: the distributed log (Raft state
+ * plog_agent_open opens them in the book's order: the distributed log (Raft state
  * in DATA_DIR/raft, the record log in DATA_DIR/records, Raft messages on
  * BIND_HOST:RAFT_PORT, outgoing Raft connections from BIND_HOST when it is an IP
  * address), the RPC server on tls+tcp://BIND_HOST:RPC_PORT, whose produces go
- * through Raft, then membership on BIND_ADDR with the tags rpc_addr and raft_addr
- * (the Raft advertise address, by default BIND_HOST:RAFT_PORT), whose join and
- * leave events drive Raft's configuration (a failed member stays a voter). plog_agent_shutdown undoes it in
- * reverse: a graceful leave, a leader's handover, the server, the logs.
+ * through Raft, the metrics endpoint, then membership on BIND_ADDR with the tags
+ * rpc_addr and raft_addr (the Raft advertise address, by default
+ * BIND_HOST:RAFT_PORT), whose join and leave events drive Raft's configuration (a
+ * failed member stays a voter). Raft itself starts last, once the ACL, the
+ * certificates and every port are in place: a start that fails leaves Raft's
+ * term, vote and log as they were (it never bootstraps or campaigns).
+ * plog_agent_shutdown undoes it in reverse: a graceful leave, a leader's handover,
+ * the server, the logs.
  *
  * Two TLS identities, as the book's ServerTLSConfig and PeerTLSConfig: the
  * server's certificate for the RPC server, and the node's peer certificate

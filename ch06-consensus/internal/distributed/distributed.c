@@ -17,6 +17,7 @@
 #define _GNU_SOURCE /* pthread_condattr_setclock, clock_gettime */
 #include "internal/distributed/distributed.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -987,9 +988,31 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
     d->cfg.name = d->name;
     d->cfg.dir = d->dir;
     d->id = plog_distributed_id(cfg->name);
-    d->opened_ms = now_ms();
     const char *advertised = cfg->advertise_addr != NULL ? cfg->advertise_addr : cfg->raft_addr;
     copy_str(d->self_addr, sizeof d->self_addr, advertised);
+    d->peers[0] = (struct peer){.id = d->id, .joined = true};
+    copy_str(d->peers[0].name, sizeof d->peers[0].name, cfg->name);
+    copy_str(d->peers[0].raft_addr, sizeof d->peers[0].raft_addr, advertised);
+    copy_str(d->peers[0].rpc_addr, sizeof d->peers[0].rpc_addr, cfg->rpc_addr);
+    d->npeers = 1;
+
+    /* The Raft port and the node certificate first: what fails most often fails
+     * before the data directory is touched. Until plog_distributed_start, enqueue
+     * drops what arrives (the senders retry). */
+    plog_transport_config tc = {
+        .bind_addr = cfg->raft_addr,
+        .cert_file = cfg->cert_file,
+        .key_file = cfg->key_file,
+        .ca_file = cfg->ca_file,
+        .acl = cfg->acl,
+        .max_msg_bytes = 16u << 20,
+        .sendbuf = 256,
+        .dial_from_bind_host = true,
+        .recv = on_receive,
+        .arg = d,
+    };
+    if ((rv = plog_transport_open(&tc, &d->tr, err, errsz)) != PLOG_OK)
+        goto fail;
     char path[4096];
     if ((rv = mkdir_p(cfg->dir)) != PLOG_OK) {
         plog_errf(err, errsz, "mkdir %s: %s", cfg->dir, strerror(errno));
@@ -1008,10 +1031,22 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
         plog_errf(err, errsz, "record log %s: %s", path, plog_strerror(rv));
         goto fail;
     }
+    *dp = d;
+    return PLOG_OK;
+fail:
+    plog_distributed_close(d);
+    return rv;
+}
+
+int plog_distributed_start(plog_distributed *d, char *err, size_t errsz)
+{
+    assert(!d->started && d->raft == NULL);
+    const plog_distributed_config *cfg = &d->cfg;
     plog_raft_boot boot;
-    if ((rv = plog_raftstore_boot(d->store, &boot)) != PLOG_OK) {
+    int rv = plog_raftstore_boot(d->store, &boot);
+    if (rv != PLOG_OK) {
         plog_errf(err, errsz, "raft state: %s", plog_raftstore_errmsg(d->store));
-        goto fail;
+        return rv;
     }
     /* A node belongs to a cluster once Raft's log or a snapshot holds something (the
      * configuration comes with it); a hard state alone is what a crash leaves
@@ -1021,16 +1056,18 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
         if ((rv = bootstrap(d, &boot.hs)) != PLOG_OK ||
             (rv = plog_raftstore_boot(d->store, &boot)) != PLOG_OK) {
             plog_errf(err, errsz, "raft bootstrap: %s", plog_raftstore_errmsg(d->store));
-            goto fail;
+            return rv;
         }
     }
     if (boot.snapshot != NULL) {
         if ((rv = snapshot_restore(d, boot.snapshot->data, boot.snapshot->len)) != PLOG_OK) {
             plog_errf(err, errsz, "restore the snapshot at %llu: %s",
                       (unsigned long long)boot.snapshot->index, plog_strerror(rv));
-            goto fail;
+            return rv;
         }
         d->applied_index = d->snap_index = boot.snapshot->index;
+        if (cfg->applied != NULL)
+            cfg->applied(cfg->arg, atomic_load(&d->applied_next));
     }
     plog_raft_config rc;
     plog_raft_config_default(&rc, d->id);
@@ -1045,42 +1082,19 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
     rc.load_arg = d->store;
     if ((rv = plog_raft_new(&rc, &boot, &d->raft)) != PLOG_OK) {
         plog_errf(err, errsz, "raft: %s", plog_strerror(rv));
-        goto fail;
+        return rv;
     }
-    d->peers[0] = (struct peer){.id = d->id, .joined = true};
-    copy_str(d->peers[0].name, sizeof d->peers[0].name, cfg->name);
-    copy_str(d->peers[0].raft_addr, sizeof d->peers[0].raft_addr, advertised);
-    copy_str(d->peers[0].rpc_addr, sizeof d->peers[0].rpc_addr, cfg->rpc_addr);
-    d->npeers = 1;
-    plog_raft_get_status(d->raft, &d->st);
-
-    plog_transport_config tc = {
-        .bind_addr = cfg->raft_addr,
-        .cert_file = cfg->cert_file,
-        .key_file = cfg->key_file,
-        .ca_file = cfg->ca_file,
-        .acl = cfg->acl,
-        .max_msg_bytes = 16u << 20,
-        .sendbuf = 256,
-        .dial_from_bind_host = true,
-        .recv = on_receive,
-        .arg = d,
-    };
-    if ((rv = plog_transport_open(&tc, &d->tr, err, errsz)) != PLOG_OK)
-        goto fail;
+    d->opened_ms = now_ms();
     pthread_mutex_lock(&d->mu);
+    plog_raft_get_status(d->raft, &d->st);
     if (pthread_create(&d->thread, NULL, node_main, d) != 0) {
         pthread_mutex_unlock(&d->mu);
-        rv = PLOG_ENOMEM;
-        goto fail;
+        plog_errf(err, errsz, "cannot start the node thread");
+        return PLOG_ENOMEM;
     }
     d->started = true;
     pthread_mutex_unlock(&d->mu);
-    *dp = d;
     return PLOG_OK;
-fail:
-    plog_distributed_close(d);
-    return rv;
 }
 
 /* ---- the API -------------------------------------------------------------------------- */
@@ -1299,11 +1313,12 @@ bool plog_distributed_leader(plog_distributed *d, char *buf, size_t size)
     return me;
 }
 
-void plog_distributed_raft_state(plog_distributed *d, uint64_t *term, uint64_t *commit)
+void plog_distributed_raft_state(plog_distributed *d, uint64_t *term, uint64_t *commit, uint64_t *last)
 {
     pthread_mutex_lock(&d->mu);
     *term = d->st.term;
     *commit = d->st.commit;
+    *last = d->st.last;
     pthread_mutex_unlock(&d->mu);
 }
 

@@ -62,7 +62,8 @@ typedef struct plog_distributed_config {
     uint32_t heartbeat_ms;        /* 0: 10 (idle AppendEntries; commits are sent at once) */
     plog_log_config log;          /* segment sizes of both logs (sync is the driver's) */
     /* applied(arg, next): records below next are in the record log (call
-     * plog_server_publish). On the node thread. NULL: nobody is told. */
+     * plog_server_publish). On the node thread, or in plog_distributed_start for
+     * a restored snapshot. NULL: nobody is told. */
     void (*applied)(void *arg, uint64_t next);
     /* failed(arg, why): the node stopped for good, because a write to Raft's log
      * or to the record log failed (a full disk): it no longer votes, leads or
@@ -74,11 +75,23 @@ typedef struct plog_distributed_config {
     plog_logger *logger; /* borrowed; role and term changes are logged (NULL: nothing) */
 } plog_distributed_config;
 
-/* plog_distributed_open opens (or creates) the node's state in cfg->dir, starts
- * listening on raft_addr and the node thread. The strings are copied. On
- * PLOG_OK *dp is the caller's until plog_distributed_close. PLOG_EIO,
- * PLOG_ECORRUPT, PLOG_ETLS, PLOG_EINVAL, PLOG_ENOMEM, with the reason in err. */
+/* plog_distributed_open starts listening on raft_addr (with the node certificate)
+ * and opens (or creates) the node's storage in cfg->dir, writing nothing to Raft's
+ * state: the node neither votes nor campaigns, drops the messages that arrive and
+ * answers produces and reads PLOG_ENOTLEADER until plog_distributed_start. So a
+ * program opens everything else that can fail (its other ports, certificates)
+ * between the two, and a start that fails leaves Raft's term, vote and log as they
+ * were. The strings are copied. On PLOG_OK *dp is the caller's until
+ * plog_distributed_close. PLOG_EIO, PLOG_ECORRUPT, PLOG_ETLS, PLOG_EINVAL,
+ * PLOG_ENOMEM, with the reason in err. */
 int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed **dp, char *err, size_t errsz);
+
+/* plog_distributed_start reads Raft's state, bootstraps when cfg.bootstrap asks
+ * (the first writes to it), restores the latest snapshot into the record log,
+ * creates the core and starts the node thread: from here the node votes,
+ * campaigns and applies. Once, after plog_distributed_open. PLOG_EIO,
+ * PLOG_ECORRUPT, PLOG_ENOMEM, with the reason in err; then close. */
+int plog_distributed_start(plog_distributed *d, char *err, size_t errsz);
 
 /* plog_distributed_id: the Raft id of the node named name (FNV-1a, never 0). */
 uint64_t plog_distributed_id(const char *name);
@@ -144,9 +157,10 @@ void plog_distributed_servers(plog_distributed *d, plog_distributed_server *out,
  * unknown); returns whether this node leads. */
 bool plog_distributed_leader(plog_distributed *d, char *buf, size_t size);
 
-/* plog_distributed_raft_state: this node's Raft term and commit index, as the
- * node thread last published them (for metrics). */
-void plog_distributed_raft_state(plog_distributed *d, uint64_t *term, uint64_t *commit);
+/* plog_distributed_raft_state: this node's Raft term, commit index and last log
+ * index, as the node thread last published them (for metrics and the program's
+ * start line); all 0 before plog_distributed_start. */
+void plog_distributed_raft_state(plog_distributed *d, uint64_t *term, uint64_t *commit, uint64_t *last);
 
 /* plog_distributed_wait_leader waits up to timeout_ms until some leader is known
  * to this node. */

@@ -82,7 +82,8 @@ static void on_failed(void *arg, const char *why)
     snprintf(n->failed, sizeof n->failed, "%s", why[0] != '\0' ? why : "(no reason)");
 }
 
-static void start(struct fixture *f, int i, bool bootstrap)
+/* open_node opens node i without starting Raft (plog_distributed_open). */
+static void open_node(struct fixture *f, int i, bool bootstrap)
 {
     struct node *n = &f->n[i];
     plog_distributed_config c = {
@@ -104,6 +105,15 @@ static void start(struct fixture *f, int i, bool bootstrap)
     int rv = plog_distributed_open(&c, &n->d, err, sizeof err);
     if (rv != PLOG_OK)
         fail_msg("open %s: %s: %s", n->name, plog_strerror(rv), err);
+}
+
+static void start(struct fixture *f, int i, bool bootstrap)
+{
+    open_node(f, i, bootstrap);
+    char err[256];
+    int rv = plog_distributed_start(f->n[i].d, err, sizeof err);
+    if (rv != PLOG_OK)
+        fail_msg("start %s: %s: %s", f->n[i].name, plog_strerror(rv), err);
 }
 
 /* introduce tells every running node about every other (what membership does). */
@@ -456,6 +466,55 @@ static void test_a_node_that_crashed_mid_bootstrap_ends_up_bootstrapped(void **s
     }
 }
 
+/* stored_boot reads what node i's Raft directory holds (the node closed) into
+ * *term and *entries. */
+static void stored_boot(struct fixture *f, int i, uint64_t *term, size_t *entries)
+{
+    char path[256], err[256];
+    snprintf(path, sizeof path, "%s/raft", f->n[i].dir);
+    plog_raftstore *s;
+    if (plog_raftstore_open(path, NULL, &s, err, sizeof err) != PLOG_OK)
+        fail_msg("raftstore %s: %s", path, err);
+    plog_raft_boot boot;
+    assert_plog_ok(plog_raftstore_boot(s, &boot));
+    *term = boot.hs.term;
+    *entries = boot.n_entries;
+    plog_raftstore_close(s);
+}
+
+/* Opened, a bootstrapping node listens and has its storage, but writes nothing to
+ * Raft's state and takes no produce until it is started: a program that fails to
+ * start after the open (another port taken) leaves no term, vote or entry. Then
+ * started, it bootstraps and leads in term 2. */
+static void test_a_node_opened_but_not_started_writes_no_raft_state(void **state)
+{
+    struct fixture *f = *state;
+    open_node(f, 0, true);
+    const uint8_t *vals[1] = {(const uint8_t *)"x"};
+    size_t lens[1] = {1};
+    uint64_t first;
+    assert_int_equal(plog_distributed_produce_wait(f->n[0].d, 0, 0, vals, lens, 1, &first, 1000),
+                     PLOG_ENOTLEADER);
+    plog_test_sleep_ms(500); /* past any election timeout: nothing campaigns */
+    assert_false(plog_distributed_leader(f->n[0].d, NULL, 0));
+    plog_distributed_close(f->n[0].d);
+    f->n[0].d = NULL;
+    uint64_t term;
+    size_t entries;
+    stored_boot(f, 0, &term, &entries);
+    assert_int_equal(term, 0);
+    assert_int_equal(entries, 0);
+
+    start(f, 0, true);
+    wait_leads(f, 0);
+    assert_int_equal(produce(f->n[0].d, 0, 0, "x"), 0);
+    plog_distributed_close(f->n[0].d);
+    f->n[0].d = NULL;
+    stored_boot(f, 0, &term, &entries);
+    assert_int_equal(term, 2);
+    assert_int_equal(entries, 3); /* the configuration, the no-op, the produce */
+}
+
 struct read_res {
     int rv;
     uint64_t next;
@@ -622,6 +681,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_leader_whose_raft_log_fails_stops_and_names_no_leader, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_bootstrapped_node_alone_restarts_with_its_records, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_node_opened_but_not_started_writes_no_raft_state, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_node_that_crashed_mid_bootstrap_ends_up_bootstrapped, setup,
                                         teardown),
