@@ -288,28 +288,28 @@ static int64_t gauge_size(void *arg)
     return total;
 }
 
-static int observe_open(struct observe *o, plog_log *log, const char *addr, char *why, size_t size)
+/* observe_open makes the registry the server counts in; observe_serve, called once
+ * the RPC server listens, serves it on addr. */
+static int observe_open(struct observe *o, plog_log *log)
 {
     o->log = log;
-    if (plog_server_metrics_new(&o->metrics) != PLOG_OK) {
-        snprintf(why, size, "out of memory");
+    if (plog_server_metrics_new(&o->metrics) != PLOG_OK)
         return -1;
-    }
     plog_metrics_gauge_bind(o->metrics, PLOG_GAUGE_LOG_LOWEST_OFFSET, gauge_lowest, o);
     plog_metrics_gauge_bind(o->metrics, PLOG_GAUGE_LOG_NEXT_OFFSET, gauge_next, o);
     plog_metrics_gauge_bind(o->metrics, PLOG_GAUGE_LOG_FAILED, gauge_failed, o);
     plog_metrics_gauge_bind(o->metrics, PLOG_GAUGE_LOG_SIZE_BYTES, gauge_size, o);
-    if (plog_metrics_http_open(o->metrics, addr, why, size, &o->http) != PLOG_OK) {
-        plog_metrics_free(o->metrics);
-        o->metrics = NULL;
-        return -1;
-    }
     return 0;
 }
 
-static void observe_close(struct observe *o)
+static int observe_serve(struct observe *o, const char *addr, char *why, size_t size)
 {
-    plog_metrics_http_close(o->http);
+    return plog_metrics_http_open(o->metrics, addr, why, size, &o->http) == PLOG_OK ? 0 : -1;
+}
+
+static void observe_close(struct observe *o, plog_logger *lg)
+{
+    plog_metrics_http_close(o->http, lg);
     plog_metrics_free(o->metrics);
     o->http = NULL;
     o->metrics = NULL;
@@ -463,6 +463,8 @@ int main(int argc, char **argv)
     }
     static const char *const schemes[] = {"tls+tcp", "tcp", NULL};
     if (plog_config_flag_url("proglog", "--addr", addr, schemes) != 0 ||
+        (metrics_addr != NULL &&
+         plog_config_flag_hostport("proglog", "--metrics-addr", metrics_addr, NULL) != 0) ||
         check_security(addr, cert, key, ca, model, policy, plaintext) != 0)
         return 2;
     char why[PLOG_AUTH_ERRMSG_SIZE] = "";
@@ -505,9 +507,8 @@ int main(int argc, char **argv)
         return 1;
     }
     struct observe obs = {.dir = dir};
-    if (metrics_addr != NULL && observe_open(&obs, log, metrics_addr, why, sizeof why) != 0) {
-        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot serve metrics", "addr", metrics_addr, "err", why,
-                        NULL);
+    if (metrics_addr != NULL && observe_open(&obs, log) != 0) {
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "out of memory", NULL);
         plog_log_close(log);
         security_close(&sec);
         plog_logger_free(lg);
@@ -525,7 +526,18 @@ int main(int argc, char **argv)
     plog_server *srv;
     if ((rv = plog_server_open(log, &sc, &srv, why, sizeof why)) != PLOG_OK) {
         plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot serve", "addr", addr, "err", why, NULL);
-        observe_close(&obs);
+        observe_close(&obs, lg);
+        plog_log_close(log);
+        security_close(&sec);
+        plog_logger_free(lg);
+        return 1;
+    }
+    /* After the RPC server: an address both want is then --metrics-addr's to give up. */
+    if (metrics_addr != NULL && observe_serve(&obs, metrics_addr, why, sizeof why) != 0) {
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "cannot serve --metrics-addr", "addr", metrics_addr, "err",
+                        why, NULL);
+        plog_server_close(srv);
+        observe_close(&obs, lg);
         plog_log_close(log);
         security_close(&sec);
         plog_logger_free(lg);
@@ -555,7 +567,7 @@ int main(int argc, char **argv)
     plog_logger_log(lg, PLOG_LOGGER_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM",
                     NULL);
     plog_server_close(srv);
-    observe_close(&obs); /* after the server: it observes until its last reply */
+    observe_close(&obs, lg); /* after the server: it observes until its last reply */
     rv = plog_log_close(log);
     security_close(&sec);
     if (rv != PLOG_OK) {

@@ -33,4 +33,10 @@ int plog_config_flag_server(const char *prog, const char *what, const char *s, u
  * and returns PLOG_EINVAL: a usage error, found before anything starts. */
 int plog_config_flag_url(const char *prog, const char *what, const char *s, const char *const *schemes);
 
+/* plog_config_flag_hostport checks s, the value given for what, is an address of
+ * the form HOST:PORT with a HOST and a PORT in 1..65535. On failure it prints
+ * "<prog>: <what>: want HOST:PORT with a port in 1..65535 (<why>): <s>" to stderr
+ * (without " (<why>)" when why is NULL) and returns PLOG_EINVAL: a usage error. */
+int plog_config_flag_hostport(const char *prog, const char *what, const char *s, const char *why);
+
 #endif

@@ -1,4 +1,4 @@
-/* flag_test.c - command-line number parsing. */
+/* flag_test.c - command-line number and address parsing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -68,6 +68,19 @@ static void test_flag_url_refuses_what_is_not_an_address(void **state)
             fail_msg("took %s", bad[i]);
 }
 
+static void test_flag_hostport_takes_host_and_port_only(void **state)
+{
+    (void)state;
+    assert_plog_ok(plog_config_flag_hostport("t", "--metrics-addr", "127.0.0.1:9400", NULL));
+    assert_plog_ok(plog_config_flag_hostport("t", "--metrics-addr", "localhost:1", NULL));
+    assert_plog_ok(plog_config_flag_hostport("t", "--metrics-addr", "[::1]:65535", "why"));
+    const char *bad[] = {"",      "127.0.0.1", ":9400",         "h:",       "h:0",     "h:65536", "h:99999",
+                         "h:80x", "h:-1",      "http://h:9400", "h:9400/x", "h :9400", "h:09400"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (plog_config_flag_hostport("t", "--metrics-addr", bad[i], NULL) != PLOG_EINVAL)
+            fail_msg("took %s", bad[i]);
+}
+
 static void test_flag_range_takes_its_bounds_and_refuses_beyond_them(void **state)
 {
     (void)state;
@@ -105,6 +118,7 @@ int main(void)
         cmocka_unit_test(test_flag_u64_refuses_what_strtoull_would_bend),
         cmocka_unit_test(test_flag_url_takes_scheme_host_and_port),
         cmocka_unit_test(test_flag_url_refuses_what_is_not_an_address),
+        cmocka_unit_test(test_flag_hostport_takes_host_and_port_only),
         cmocka_unit_test(test_flag_range_takes_its_bounds_and_refuses_beyond_them),
         cmocka_unit_test(test_flag_server_knows_the_range_of_proglog_flags),
     };

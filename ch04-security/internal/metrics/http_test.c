@@ -1,6 +1,7 @@
 /* http_test.c - the metrics endpoint over real HTTP: scraped with curl, checked by
  * the strict exposition reader and, when Debian's prometheus package is installed,
- * by `promtool check metrics`. */
+ * by `promtool check metrics`; closed with nng's reaper or the closer thread stuck
+ * (internal/rpc/reaper_testlib.h). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -8,6 +9,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -19,9 +21,12 @@
 #include <unistd.h>
 
 #include "internal/err/err.h"
+#include "internal/logger/logger.h"
 #include "internal/metrics/expfmt_check.h"
 #include "internal/metrics/http.h"
 #include "internal/metrics/metrics.h"
+#include "internal/rpc/closer.h"
+#include "internal/rpc/reaper_testlib.h"
 #include "testing/testing.h"
 
 static const char *const methods[] = {"Produce", "Consume", "ConsumeStream", "ProduceStream"};
@@ -55,7 +60,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
 
-    plog_metrics_http_close(f->h);
+    plog_metrics_http_close(f->h, NULL);
     plog_metrics_free(f->m);
     plog_test_rmrf(f->dir);
     free(f);
@@ -135,6 +140,47 @@ static char *headers(const struct fixture *f)
 
     snprintf(path, sizeof(path), "%s/headers", f->dir);
     return slurp(path);
+}
+
+/* connect_to connects a TCP socket to 127.0.0.1:port. */
+static int connect_to(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(fd >= 0);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)port);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* get_on sends GET /metrics on fd, an HTTP/1.1 connection kept alive as
+ * Prometheus keeps it, and returns the status of the answer once it is read
+ * whole (-1: the connection ended or 10 s passed first). */
+static int get_on(int fd)
+{
+    const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    char buf[65536];
+    size_t n = 0;
+    int status = -1;
+
+    assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        ssize_t r;
+        if (poll(&pfd, 1, 10000) != 1 || (r = read(fd, buf + n, sizeof(buf) - 1 - n)) <= 0)
+            return -1;
+        n += (size_t)r;
+        buf[n] = '\0';
+        const char *end = strstr(buf, "\r\n\r\n"), *cl = strstr(buf, "Content-Length: ");
+        if (end != NULL && cl != NULL && cl < end &&
+            n >= (size_t)(end + 4 - buf) + strtoul(cl + strlen("Content-Length: "), NULL, 10)) {
+            sscanf(buf, "HTTP/1.1 %d", &status);
+            return status;
+        }
+        assert_true(n < sizeof(buf) - 1);
+    }
 }
 
 static int64_t forty_two(void *arg)
@@ -217,7 +263,7 @@ static void test_metrics_http_port_zero_picks_a_free_port(void **state)
     g.port = plog_metrics_http_port(h);
     assert_true(g.port > 0 && g.port != f->port);
     free(scrape(&g));
-    plog_metrics_http_close(h);
+    plog_metrics_http_close(h, NULL);
 }
 
 static void test_metrics_http_open_rejects_bad_and_busy_addresses(void **state)
@@ -251,21 +297,17 @@ static void test_metrics_http_open_rejects_bad_and_busy_addresses(void **state)
 static void test_metrics_http_close_stops_cleanly_with_a_connection_open(void **state)
 {
     struct fixture *f = *state;
-    struct sockaddr_in sa = {.sin_family = AF_INET};
     const char *partial = "GET /metrics HTTP/1.1\r\nHost: x\r\n";
     struct pollfd pfd;
     char buf[16], addr[64];
     int64_t t0;
     int fd;
 
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = htons((uint16_t)f->port);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    fd = connect_to(f->port);
     assert_int_equal(write(fd, partial, strlen(partial)), (ssize_t)strlen(partial));
     plog_test_sleep_ms(50);
     t0 = plog_test_now_ms();
-    plog_metrics_http_close(f->h);
+    plog_metrics_http_close(f->h, NULL);
     f->h = NULL;
     assert_true(plog_test_now_ms() - t0 < 2000);
     pfd = (struct pollfd){.fd = fd, .events = POLLIN};
@@ -313,12 +355,97 @@ static void test_metrics_http_scrapes_under_load_are_well_formed(void **state)
             fail_msg("scrape %d: %s", r, why);
         free(body);
     }
-    plog_metrics_http_close(f->h);
+    plog_metrics_http_close(f->h, NULL);
     f->h = NULL;
     atomic_store(&s.stop, true);
     for (int t = 0; t < 2; t++)
         assert_int_equal(pthread_join(th[t], NULL), 0);
     assert_true(st.histograms > 4);
+}
+
+/* ---- closing when nng cannot reap (internal/rpc/closer.h) ---- */
+
+static plog_logger *close_logger; /* the log plog_metrics_http_close writes to */
+
+static void close_endpoint(void *arg)
+{
+    plog_metrics_http_close(arg, close_logger);
+}
+
+/* A scrape connection kept open, nng's reaper wedged: nng_http_server_stop waits
+ * for the connection's reap for good, yet close returns, says so, and the stop it
+ * left to the closer ends once the reaper runs again, after m is gone. */
+static void test_metrics_http_close_returns_while_the_reaper_is_stuck(void **state)
+{
+    struct fixture *f = *state;
+    char path[128], *log;
+    int fd = connect_to(f->port), logfd;
+
+    assert_int_equal(get_on(fd), 200);
+    snprintf(path, sizeof(path), "%s/log", f->dir);
+    assert_true((logfd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) >= 0);
+    assert_plog_ok(plog_logger_new(logfd, PLOG_LOGGER_INFO, &close_logger));
+    plog_rpc_reaper_wedge();
+
+    if (!plog_rpc_returns_within(close_endpoint, f->h, 30000))
+        fail_msg("plog_metrics_http_close still waits for nng's reaper after 30 s");
+    f->h = NULL;
+    assert_false(plog_rpc_closer_wait(0)); /* the stop is still the closer's */
+    plog_logger_free(close_logger);
+    close(logfd);
+    log = slurp(path);
+    assert_non_null(strstr(log, "level=error msg=\"the metrics HTTP server did not close; left open\""));
+    free(log);
+    plog_metrics_free(f->m); /* the late stop must not touch it */
+    f->m = NULL;
+
+    plog_rpc_reaper_release();
+    assert_true(plog_rpc_closer_wait(30000));
+    close(fd);
+}
+
+static pthread_mutex_t busy_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t busy_cv = PTHREAD_COND_INITIALIZER;
+static bool busy;
+
+/* hold_closer is a close that does not end while busy: the closes queued after it
+ * wait, as they do behind an RPC socket nng cannot close. */
+static void hold_closer(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&busy_mu);
+    while (busy)
+        pthread_cond_wait(&busy_cv, &busy_mu);
+    pthread_mutex_unlock(&busy_mu);
+}
+
+/* The closer busy with an earlier close: close returns with the stop still
+ * queued, so the scrape connection is still served; a scrape on it then gets 503
+ * and reads nothing of m, which the caller has freed (SAN=1 checks). */
+static void test_metrics_http_a_scrape_after_close_touches_nothing_freed(void **state)
+{
+    struct fixture *f = *state;
+    char buf[16];
+    int fd = connect_to(f->port);
+
+    assert_int_equal(get_on(fd), 200);
+    busy = true;
+    plog_rpc_closer_submit(hold_closer, NULL);
+    close_logger = NULL;
+    if (!plog_rpc_returns_within(close_endpoint, f->h, 30000))
+        fail_msg("plog_metrics_http_close still waits for the closer after 30 s");
+    f->h = NULL;
+    plog_metrics_free(f->m);
+    f->m = NULL;
+    assert_int_equal(get_on(fd), 503);
+
+    pthread_mutex_lock(&busy_mu);
+    busy = false;
+    pthread_cond_broadcast(&busy_cv);
+    pthread_mutex_unlock(&busy_mu);
+    assert_true(plog_rpc_closer_wait(30000));
+    assert_true(read(fd, buf, sizeof(buf)) <= 0); /* the stop closed it */
+    close(fd);
 }
 
 int main(void)
@@ -336,6 +463,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_metrics_http_close_stops_cleanly_with_a_connection_open, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_metrics_http_scrapes_under_load_are_well_formed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_http_close_returns_while_the_reaper_is_stuck, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_http_a_scrape_after_close_touches_nothing_freed, setup,
                                         teardown),
     };
     return cmocka_run_group_tests_name("metrics_http", tests, NULL, NULL);

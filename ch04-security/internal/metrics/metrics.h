@@ -31,7 +31,7 @@
  *   //              ADD_PRE still gets REM_POST; ADD_POST would miss such pipes)
  *   // per request: t0 = monotonic ns when the request is received; after the reply is sent:
  *   plog_metrics_observe(m, method_id, code, now_ns() - t0, req_len, rep_len);
- *   // shutdown: plog_metrics_http_close(srv->http); unbind gauges; plog_metrics_free(m);
+ *   // shutdown: plog_metrics_http_close(srv->http, lg); unbind gauges; plog_metrics_free(m);
  *
  * Thread safety: every function may be called from any thread, except that
  * plog_metrics_free must come after the last use (and after plog_metrics_http_close). */

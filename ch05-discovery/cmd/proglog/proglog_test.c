@@ -123,6 +123,10 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
         {"--config-file %s", 2, "Is a directory"},
         {"--bind-addr 127.0.0.1:0 --data-dir %s/d", 2,
          "--bind-addr: want HOST:PORT with a port in 1..65535 (the other nodes dial it): 127.0.0.1:0"},
+        /* A usage error like any bad address (before: exit 1, nng's "Address invalid"). */
+        {"--metrics-addr 127.0.0.1:99999 --data-dir %s/d", 2,
+         "--metrics-addr: want HOST:PORT with a port in 1..65535: 127.0.0.1:99999"},
+        {"--metrics-addr localhost --data-dir %s/d", 2, "--metrics-addr: want HOST:PORT"},
         {"--data-dir %s/d extra", 2, "unexpected argument: extra"},
         /* A name the others would never accept (before: it started, and could not join). */
         {"--config-file %s/node1.yaml --node-name node2", 1,
@@ -144,6 +148,13 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
              f->dir);
     assert_int_equal(plog_test_sh(cmd, 10000, &out), 1);
     assert_non_null(strstr(out, "missing.pem"));
+    free(out);
+    /* --metrics-addr on the node's own RPC port: the error names the flag. */
+    snprintf(cmd, sizeof cmd, "%s --config-file %s --metrics-addr 127.0.0.1:%d", bin, f->yaml, f->rport_file);
+    assert_int_equal(plog_test_sh(cmd, 10000, &out), 1);
+    if (strstr(out, "err=\"--metrics-addr: listen 127.0.0.1:") == NULL ||
+        strstr(out, "Address in use") == NULL)
+        fail_msg("--metrics-addr on the RPC port: %s", out);
     free(out);
 }
 

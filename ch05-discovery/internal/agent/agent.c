@@ -538,9 +538,12 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_MEMBERS_ALIVE, gauge_alive, a);
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_GOSSIP_DROPPED, gauge_dropped, a);
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_REPLICATED_RECORDS, gauge_replicated, a);
+    char why[256]; /* the metrics endpoint is the flag's: its error names it */
     if (cfg->metrics_addr != NULL &&
-        (rv = plog_metrics_http_open(a->metrics, cfg->metrics_addr, err, errsize, &a->http)) != PLOG_OK)
+        (rv = plog_metrics_http_open(a->metrics, cfg->metrics_addr, why, sizeof why, &a->http)) != PLOG_OK) {
+        plog_errf(err, errsize, "--metrics-addr: %s", why);
         goto fail;
+    }
     *ap = a;
     return PLOG_OK;
 fail:
@@ -598,7 +601,7 @@ static int stop(plog_agent *a, bool leave)
     if (a->disc != NULL && leave)
         plog_discovery_leave(a->disc);
     if (a->http != NULL)
-        plog_metrics_http_close(a->http);
+        plog_metrics_http_close(a->http, a->cfg.logger);
     pthread_mutex_lock(&a->mu);
     plog_discovery *disc = a->disc;
     a->disc = NULL;

@@ -218,21 +218,11 @@ static int u64_of(const char *what, const char *s, uint64_t max, uint64_t *v)
  * be told). The agent checks the form again; a bad value here is a usage error. */
 static int dialed_addr_of(const char *const *val, int id)
 {
-    const char *s = val[id];
-    const char *colon = s != NULL ? strrchr(s, ':') : NULL;
-    uint64_t port = 0;
-    if (s == NULL)
+    char name[40];
+    if (val[id] == NULL)
         return 0;
-    if (colon != NULL && colon != s && colon[1] != '\0' &&
-        strspn(colon + 1, "0123456789") == strlen(colon + 1))
-        port = strtoull(colon + 1, NULL, 10);
-    if (port == 0 || port > 65535) {
-        fprintf(stderr,
-                "proglog: --%s: want HOST:PORT with a port in 1..65535 (the other nodes dial it): %s\n",
-                flag_names[id], s);
-        return -1;
-    }
-    return 0;
+    snprintf(name, sizeof name, "--%s", flag_names[id]);
+    return plog_config_flag_hostport("proglog", name, val[id], "the other nodes dial it") == PLOG_OK ? 0 : -1;
 }
 
 /* u64_flag parses flag id, when given, into *v (else leaves it), within the
@@ -298,6 +288,9 @@ int main(int argc, char **argv)
             val[i] = flag[i];
 
     if (dialed_addr_of(val, F_BIND_ADDR) != 0)
+        goto out;
+    if (val[F_METRICS_ADDR] != NULL &&
+        plog_config_flag_hostport("proglog", "--metrics-addr", val[F_METRICS_ADDR], NULL) != PLOG_OK)
         goto out;
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);

@@ -616,9 +616,12 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     if ((rv = plog_server_open(a->log, &sc, &srv, err, errsize)) != PLOG_OK)
         goto fail;
     atomic_store(&a->srv, srv);
+    char why[256]; /* the metrics endpoint is the flag's: its error names it */
     if (cfg->metrics_addr != NULL &&
-        (rv = plog_metrics_http_open(a->metrics, cfg->metrics_addr, err, errsize, &a->http)) != PLOG_OK)
+        (rv = plog_metrics_http_open(a->metrics, cfg->metrics_addr, why, sizeof why, &a->http)) != PLOG_OK) {
+        plog_errf(err, errsize, "--metrics-addr: %s", why);
         goto fail;
+    }
     /* 3. Membership, whose events drive Raft's configuration: the last port, since
      * joining announces this node to the others. */
     const char *join[PLOG_AGENT_REJOIN_MAX];
@@ -727,7 +730,7 @@ static int stop(plog_agent *a, bool leave)
     if (a->disc != NULL && leave)
         plog_discovery_leave(a->disc);
     if (a->http != NULL)
-        plog_metrics_http_close(a->http);
+        plog_metrics_http_close(a->http, a->cfg.logger);
     pthread_mutex_lock(&a->mu);
     plog_discovery *disc = a->disc;
     a->disc = NULL;

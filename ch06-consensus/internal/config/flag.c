@@ -73,17 +73,11 @@ int plog_config_flag_server(const char *prog, const char *what, const char *s, u
     return plog_config_flag_range(prog, what, s, min, max, v);
 }
 
-/* url_ok: s is SCHEME://HOST:PORT with a scheme of schemes and a port 1..65535. */
-static bool url_ok(const char *s, const char *const *schemes)
+/* hostport_ok: s is HOST:PORT with a port 1..65535. */
+static bool hostport_ok(const char *s)
 {
-    const char *sep = strstr(s, "://");
-    if (sep == NULL)
-        return false;
-    bool known = false;
-    for (const char *const *k = schemes; *k != NULL && !known; k++)
-        known = strlen(*k) == (size_t)(sep - s) && strncmp(s, *k, (size_t)(sep - s)) == 0;
-    const char *host = sep + 3, *colon = strrchr(host, ':');
-    if (!known || colon == NULL || colon == host || strpbrk(host, "/ ") != NULL)
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL || colon == s || strpbrk(s, "/ ") != NULL)
         return false;
     const char *port = colon + 1;
     if (port[0] < '1' || port[0] > '9' || strlen(port) > 5)
@@ -94,6 +88,18 @@ static bool url_ok(const char *s, const char *const *schemes)
     return atoi(port) <= 65535;
 }
 
+/* url_ok: s is SCHEME://HOST:PORT with a scheme of schemes and a port 1..65535. */
+static bool url_ok(const char *s, const char *const *schemes)
+{
+    const char *sep = strstr(s, "://");
+    if (sep == NULL)
+        return false;
+    bool known = false;
+    for (const char *const *k = schemes; *k != NULL && !known; k++)
+        known = strlen(*k) == (size_t)(sep - s) && strncmp(s, *k, (size_t)(sep - s)) == 0;
+    return known && hostport_ok(sep + 3);
+}
+
 int plog_config_flag_url(const char *prog, const char *what, const char *s, const char *const *schemes)
 {
     if (url_ok(s, schemes))
@@ -102,5 +108,14 @@ int plog_config_flag_url(const char *prog, const char *what, const char *s, cons
     for (const char *const *k = schemes; *k != NULL; k++)
         fprintf(stderr, "%s%s://HOST:PORT", k == schemes ? "" : " or ", *k);
     fprintf(stderr, " (a port 1..65535), not %s\n", s);
+    return PLOG_EINVAL;
+}
+
+int plog_config_flag_hostport(const char *prog, const char *what, const char *s, const char *why)
+{
+    if (hostport_ok(s))
+        return PLOG_OK;
+    fprintf(stderr, "%s: %s: want HOST:PORT with a port in 1..65535%s%s%s: %s\n", prog, what,
+            why != NULL ? " (" : "", why != NULL ? why : "", why != NULL ? ")" : "", s);
     return PLOG_EINVAL;
 }

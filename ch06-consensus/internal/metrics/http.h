@@ -11,7 +11,7 @@
  *       (rv = plog_metrics_http_open(m, cfg->metrics_addr, err, sizeof err, &srv->http)) != PLOG_OK)
  *       { fprintf(stderr, "level=error msg=metrics_listen error=\"%s\"\n", err); goto fail; }
  *   ...
- *   plog_metrics_http_close(srv->http);   // before plog_metrics_free(m)
+ *   plog_metrics_http_close(srv->http, logger);   // before plog_metrics_free(m)
  *
  * nng shares one HTTP server per host:port within a process: give the metrics
  * endpoint an address no other nng HTTP server of the process uses. */
@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 
+#include "internal/logger/logger.h"
 #include "internal/metrics/metrics.h"
 
 typedef struct plog_metrics_http plog_metrics_http;
@@ -38,7 +39,12 @@ int plog_metrics_http_open(plog_metrics *m, const char *addr, char *errmsg, size
 int plog_metrics_http_port(const plog_metrics_http *h);
 
 /* plog_metrics_http_close stops listening, closes open scrapes and frees h. When it
- * returns no scrape is running, so m may be freed. NULL is fine. */
-void plog_metrics_http_close(plog_metrics_http *h);
+ * returns no scrape reads m any more, so m may be freed. NULL is fine.
+ * The stop runs on the process's closer thread (internal/rpc/closer.h), since it
+ * waits for nng's reaper: close waits for it at most 2 s. If it is not done by
+ * then (the reaper is stuck), close logs an error to lg (NULL: nothing) and
+ * returns, leaving the listener and its connections to the closer: a scrape on
+ * them gets 503 and h is freed whenever the stop ends. */
+void plog_metrics_http_close(plog_metrics_http *h, plog_logger *lg);
 
 #endif

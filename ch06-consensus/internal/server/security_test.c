@@ -251,6 +251,13 @@ static void test_security_proglog_refuses_unsafe_or_broken_flags(void **state)
         {"--addr tcp://127.0.0.1:1 --insecure-allow-plaintext %s", 2, "without TLS or ACL flags"},
         {"--addr tls+tcp://127.0.0.1:1 %s --acl-policy-file %s/bad.csv", 1, "bad.csv:2: want 4 fields"},
         {"--addr tls+tcp://127.0.0.1:1 %s --acl-policy-file %s/nonexistent.csv", 1, "No such file"},
+        /* A usage error like any bad address (before: exit 1, nng's "Address invalid"). */
+        {"--addr tcp://127.0.0.1:1 --insecure-allow-plaintext --metrics-addr 127.0.0.1:99999", 2,
+         "--metrics-addr: want HOST:PORT with a port in 1..65535: 127.0.0.1:99999"},
+        {"--addr tcp://127.0.0.1:1 --insecure-allow-plaintext --metrics-addr 127.0.0.1:0", 2,
+         "--metrics-addr: want HOST:PORT"},
+        {"--addr tcp://127.0.0.1:1 --insecure-allow-plaintext --metrics-addr 127.0.0.1", 2,
+         "--metrics-addr: want HOST:PORT"},
     };
     snprintf(cmd, sizeof cmd, "%s/bad.csv", f->dir);
     FILE *fp = fopen(cmd, "w");
@@ -266,6 +273,18 @@ static void test_security_proglog_refuses_unsafe_or_broken_flags(void **state)
                      cases[i].needle);
         free(out);
     }
+    /* --metrics-addr on the RPC port: the metrics listener is the one refused, and
+     * says so (before: "cannot serve" the RPC address, as if it were taken). */
+    int port = plog_test_free_port();
+    snprintf(cmd, sizeof cmd,
+             "%s --data-dir %s/data --addr tcp://127.0.0.1:%d --insecure-allow-plaintext --metrics-addr "
+             "127.0.0.1:%d",
+             bin, f->dir, port, port);
+    int rc = plog_test_sh(cmd, 10000, &out);
+    if (rc != 1 || strstr(out, "msg=\"cannot serve --metrics-addr\" addr=127.0.0.1:") == NULL ||
+        strstr(out, "Address in use") == NULL)
+        fail_msg("--metrics-addr on the RPC port: exit %d: %s", rc, out);
+    free(out);
 }
 
 /* ---- every request's outcome is its own sender's, under concurrency ---- */
