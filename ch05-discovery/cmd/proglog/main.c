@@ -210,8 +210,9 @@ static int u64_flag(const char *const *val, int id, uint64_t *v)
     return plog_config_flag_server("proglog", name, val[id], v) == PLOG_OK ? 0 : -1;
 }
 
-/* single.c: the single-server mode of the previous chapter. */
-int single_main(int argc, char **argv);
+/* single.c: the single-server mode of the previous chapter; version is this
+ * program's (VERSION). */
+int single_main(int argc, char **argv, const char *version);
 
 /* dialed_addr_of checks flag id's value, an address the other nodes dial: HOST:PORT
  * with a port in 1..65535 (port 0 asks the kernel for any port, which nobody could
@@ -230,7 +231,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--addr") == 0 || strncmp(argv[i], "--addr=", 7) == 0 ||
             strcmp(argv[i], "--insecure-allow-plaintext") == 0)
-            return single_main(argc, argv);
+            return single_main(argc, argv, VERSION);
     struct option opts[NFLAGS + 3];
     for (int i = 0; i < NFLAGS; i++)
         opts[i] = (struct option){flag_names[i], required_argument, NULL, i + 1};

@@ -185,6 +185,8 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
         {"--sync-interval-ms 0 --data-dir %s/d", 2, "--sync-interval-ms: too small: 0 (at least 1)"},
         {"--max-connections 1048577 --data-dir %s/d", 2, "--max-connections: too large: 1048577"},
         {"--profile wan --data-dir %s/d", 2, "--profile: want lan or fast"},
+        /* single-server mode is this chapter's program too (it said 0.5.0 in ch06) */
+        {"--addr tcp://127.0.0.1:1 --data-dir %s/d --version", 0, "proglog 0.6.0 (ch06-consensus)\n"},
         {"--config-file %s", 2, "Is a directory"},
         {"--bind-addr 127.0.0.1:0 --data-dir %s/d", 2,
          "--bind-addr: want HOST:PORT with a port in 1..65535 (the other nodes dial it): 127.0.0.1:0"},
@@ -231,6 +233,14 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
     if (strstr(out, "err=\"--metrics-addr: listen 127.0.0.1:") == NULL ||
         strstr(out, "Address in use") == NULL)
         fail_msg("--metrics-addr on the RPC port: %s", out);
+    free(out);
+    /* On the gossip port, which opens after it here: the error names gossip's flag. */
+    snprintf(cmd, sizeof cmd, "%s --config-file %s --metrics-addr 127.0.0.1:%d", bin, f->yaml, f->gport);
+    assert_int_equal(plog_test_sh(cmd, 10000, &out), 1);
+    char want[64];
+    snprintf(want, sizeof want, "err=\"gossip on --bind-addr 127.0.0.1:%d: ", f->gport);
+    if (strstr(out, want) == NULL || strstr(out, "Address in use") == NULL)
+        fail_msg("--metrics-addr on the gossip port: %s", out);
     free(out);
 }
 

@@ -41,8 +41,6 @@
 #include "internal/server/server.h"
 #include "internal/tls/config.h"
 
-#define VERSION "0.5.0 (ch05-discovery)"
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: proglog --addr URL [options]\n"
@@ -264,7 +262,7 @@ static void raise_nofile(plog_logger *lg)
                         NULL);
 }
 
-int single_main(int argc, char **argv)
+int single_main(int argc, char **argv, const char *version)
 {
     static const struct option opts[] = {
         {"addr", required_argument, NULL, 'a'},
@@ -359,7 +357,7 @@ int single_main(int argc, char **argv)
             usage(stdout);
             return 0;
         case 'V':
-            printf("proglog %s\n", VERSION);
+            printf("proglog %s\n", version);
             return 0;
         case '?':
             usage(stderr);
@@ -479,7 +477,7 @@ int single_main(int argc, char **argv)
     snprintf(next, sizeof next, "%" PRIu64, plog_log_next_offset(log));
     plog_logger_log(lg, PLOG_LOGGER_INFO, "serving", "addr", addr, "data_dir", dir, "sync", policies[lc.sync],
                     "next_offset", next, "tls", plaintext ? "off" : "mutual", "acl",
-                    plaintext ? "off" : policy, "metrics", metrics_url, "version", VERSION, NULL);
+                    plaintext ? "off" : policy, "metrics", metrics_url, "version", version, NULL);
 
     struct reload rl = {.lg = lg,
                         .level_file = level_file,

@@ -191,6 +191,15 @@ static void remember(plog_agent *a, const plog_membership_event *ev)
                         "file", a->known.path, "err", plog_strerror(rv), NULL);
 }
 
+/* name_part puts "what: " before err, the failure of one part of the node, so
+ * that the operator knows which flag to look at (two ports clash, say). */
+static void name_part(char *err, size_t errsize, const char *what)
+{
+    char was[512];
+    snprintf(was, sizeof was, "%s", err);
+    snprintf(err, errsize, "%s: %s", what, was);
+}
+
 /* on_failed: the node stopped for good (a write failed, or its name is taken);
  * the program is told. */
 static void on_failed(void *arg, const char *why)
@@ -581,8 +590,12 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
         .arg = a,
         .logger = cfg->logger,
     };
-    if ((rv = plog_distributed_open(&dcfg, &a->dist, err, errsize)) != PLOG_OK)
+    if ((rv = plog_distributed_open(&dcfg, &a->dist, err, errsize)) != PLOG_OK) {
+        char what[ADDR_SIZE + 32];
+        snprintf(what, sizeof what, "Raft on %s", a->raft_hostport);
+        name_part(err, errsize, what);
         goto fail;
+    }
     a->log = plog_distributed_log(a->dist);
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_LOG_LOWEST_OFFSET, gauge_lowest, a);
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_LOG_NEXT_OFFSET, gauge_next, a);
@@ -643,8 +656,12 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
         .arg = a,
     };
     plog_discovery *disc;
-    if ((rv = plog_discovery_open(&dc, &disc, err, errsize)) != PLOG_OK)
+    if ((rv = plog_discovery_open(&dc, &disc, err, errsize)) != PLOG_OK) {
+        char what[ADDR_SIZE + 32];
+        snprintf(what, sizeof what, "gossip on --bind-addr %s", a->bind);
+        name_part(err, errsize, what);
         goto fail;
+    }
     pthread_mutex_lock(&a->mu);
     a->disc = disc;
     pthread_mutex_unlock(&a->mu);
