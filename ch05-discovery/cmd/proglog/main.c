@@ -131,7 +131,7 @@ static int next_signal(const sigset_t *set, plog_agent *agent, plog_logger *lg, 
         if (errno != EAGAIN)
             continue; /* EINTR */
         *check_at = 0;
-        char hint[256];
+        char hint[512]; /* a TLS reason and an address fit */
         if (plog_agent_alone(agent, hint, sizeof hint))
             plog_logger_log(lg, PLOG_LOGGER_WARN, "alone", "hint", hint, NULL);
     }

@@ -192,6 +192,13 @@ static uint64_t default_seed(void)
     return ((uint64_t)ts.tv_sec * 1000000007u) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
 }
 
+/* on_refused passes a refusal of the transport's listener on to cfg.refused. */
+static void on_refused(void *arg, const char *remote, const char *why)
+{
+    plog_discovery *d = arg;
+    d->cfg.refused(d->cfg.arg, remote, why);
+}
+
 int plog_discovery_open(const plog_discovery_config *cfg, plog_discovery **dp, char *err, size_t errsize)
 {
     if (cfg->name == NULL || cfg->name[0] == '\0' || strlen(cfg->name) > PLOG_GOSSIP_MAX_NAME) {
@@ -257,6 +264,7 @@ int plog_discovery_open(const plog_discovery_config *cfg, plog_discovery **dp, c
         .acl = cfg->acl,
         .max_msg_bytes = PLOG_GOSSIP_MAX_MSG,
         .recv = on_message,
+        .refused = cfg->refused != NULL ? on_refused : NULL,
         .arg = d,
     };
     if ((rv = plog_transport_open(&tc, &d->t, err, errsize)) != PLOG_OK)
@@ -334,6 +342,11 @@ void plog_discovery_stats_get(plog_discovery *d, plog_discovery_stats *out)
     out->bad_size = atomic_load(&d->bad_size);
     out->bad_format = atomic_load(&d->bad_format);
     out->spoofed = atomic_load(&d->spoofed);
+}
+
+bool plog_discovery_tls_failure(plog_discovery *d, char *addr, size_t asize, char *why, size_t wsize)
+{
+    return plog_transport_tls_failure(d->t, addr, asize, why, wsize);
 }
 
 void plog_discovery_leave(plog_discovery *d)

@@ -46,7 +46,8 @@ typedef struct plog_discovery_config {
     bool fast;            /* timing: the loopback/test profile instead of the LAN one */
     uint64_t seed;        /* 0: from the clock and pid */
     plog_discovery_handler_fn handler; /* may be NULL */
-    void *arg;
+    plog_transport_refused_fn refused; /* a peer refused here (transport.h); may be NULL */
+    void *arg;                         /* of handler and refused */
 } plog_discovery_config;
 
 /* plog_discovery_open listens, starts the driver and (when start_join_addrs is not
@@ -69,6 +70,10 @@ typedef struct plog_discovery_stats {
     size_t alive, suspect, dead, left;                   /* members by status, self included */
 } plog_discovery_stats;
 void plog_discovery_stats_get(plog_discovery *d, plog_discovery_stats *out);
+
+/* plog_discovery_tls_failure: the address and reason of the most recent outgoing
+ * connection that failed at TLS (plog_transport_tls_failure); false when none. */
+bool plog_discovery_tls_failure(plog_discovery *d, char *addr, size_t asize, char *why, size_t wsize);
 
 /* plog_discovery_leave announces a graceful leave and waits a little (a few
  * gossip intervals, at most ~250 ms) for it to go out. Events stop. Idempotent. */

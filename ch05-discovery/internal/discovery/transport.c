@@ -12,7 +12,7 @@
  * node that is starting is reached within a second, and a dead one costs at most
  * one attempt a second until the membership layer forgets it. Background dials
  * never report a refused certificate (nng retries silently), so the TLS config's
- * failure hook counts them.
+ * failure hook counts them and keeps the last one's address and reason.
  *
  * One PUSH socket carries one connection. When its pipe goes (the peer died or
  * hung up), the socket's dialer is closed and the socket is never sent on again:
@@ -98,6 +98,8 @@ struct link {
     pthread_mutex_t mu;
     bool up; /* a pipe joined (set once) */
     bool lost;
+    plog_transport *g;    /* for the TLS failure hook (cleared before g goes) */
+    char addr[ADDR_SIZE]; /* the address dialed */
 };
 
 struct peer {
@@ -108,6 +110,7 @@ struct peer {
     uint64_t used;      /* LRU clock */
     uint64_t opened_ms; /* when this socket was opened */
     uint64_t full_ms;   /* since when every send found the buffer full (0: it drains) */
+    bool counted;       /* its connection, once up, is in g->connected */
 };
 
 struct plog_transport {
@@ -124,7 +127,15 @@ struct plog_transport {
     unsigned npeers;
     uint64_t clock;
 
-    _Atomic uint64_t sent, send_dropped, received, unauthenticated, denied, oversize, tls_failures;
+    /* The ACL refusals already reported, by pipe id: once per connection. Read and
+     * written by recv_cb only, which runs one at a time. */
+    uint32_t refused_pipes[8];
+    unsigned refused_next;
+
+    pthread_mutex_t fail_mu; /* a leaf lock: the TLS hook runs under nng's connection lock */
+    char fail_addr[ADDR_SIZE], fail_why[PLOG_TLS_ERRMSG_SIZE];
+
+    _Atomic uint64_t sent, send_dropped, received, unauthenticated, denied, oversize, tls_failures, connected;
 };
 
 static uint64_t now_ms(void)
@@ -143,11 +154,40 @@ static void to_url(const char *addr, char *url, size_t size)
         snprintf(url, size, "tls+tcp://%s", addr);
 }
 
+/* on_tls_failure hears of an outgoing connection that failed at TLS (arg: its
+ * link): counted, and kept for plog_transport_tls_failure. */
 static void on_tls_failure(void *arg, const char *remote, const char *reason)
 {
-    (void)remote, (void)reason;
-    plog_transport *g = arg;
+    (void)remote;
+    struct link *l = arg;
+    plog_transport *g = l->g;
     atomic_fetch_add(&g->tls_failures, 1);
+    pthread_mutex_lock(&g->fail_mu);
+    snprintf(g->fail_addr, sizeof g->fail_addr, "%s", l->addr);
+    snprintf(g->fail_why, sizeof g->fail_why, "%s", reason);
+    pthread_mutex_unlock(&g->fail_mu);
+}
+
+/* report_denied tells cfg.refused of a message from cn, which the ACL does not let
+ * gossip, the first time one comes on its connection. On recv_cb's thread. */
+static void report_denied(plog_transport *g, nng_pipe pipe, const char *cn)
+{
+    uint32_t id = nng_pipe_id(pipe);
+    size_t n = sizeof g->refused_pipes / sizeof g->refused_pipes[0];
+    if (g->cfg.refused == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (g->refused_pipes[i] == id)
+            return;
+    g->refused_pipes[g->refused_next++ % n] = id;
+    nng_sockaddr sa;
+    char remote[64], why[PLOG_TLS_CN_SIZE + 64];
+    if (nng_pipe_get_addr(pipe, NNG_OPT_REMADDR, &sa) != 0)
+        snprintf(remote, sizeof remote, "?");
+    else
+        plog_tls_addr_format(&sa, remote, sizeof remote);
+    snprintf(why, sizeof why, "%s is not permitted to %s", cn, PLOG_TRANSPORT_ACTION);
+    g->cfg.refused(g->cfg.arg, remote, why);
 }
 
 static void recv_cb(void *arg)
@@ -165,10 +205,11 @@ static void recv_cb(void *arg)
     plog_tls_peer who;
     if (plog_tls_peer_lookup(nng_msg_get_pipe(m), &who) != PLOG_OK)
         atomic_fetch_add(&g->unauthenticated, 1);
-    else if (g->cfg.acl != NULL &&
-             plog_auth_authorize(g->cfg.acl, who.cn, PLOG_AUTH_OBJECT_ANY, PLOG_TRANSPORT_ACTION) != PLOG_OK)
+    else if (g->cfg.acl != NULL && plog_auth_authorize(g->cfg.acl, who.cn, PLOG_AUTH_OBJECT_ANY,
+                                                       PLOG_TRANSPORT_ACTION) != PLOG_OK) {
         atomic_fetch_add(&g->denied, 1);
-    else if (len > g->cfg.max_msg_bytes)
+        report_denied(g, nng_msg_get_pipe(m), who.cn);
+    } else if (len > g->cfg.max_msg_bytes)
         atomic_fetch_add(&g->oversize, 1);
     else {
         atomic_fetch_add(&g->received, 1);
@@ -210,6 +251,7 @@ int plog_transport_open(const plog_transport_config *cfg, plog_transport **gp, c
     g->cfg.ca_file = g->ca;
     g->cfg.bind_addr = g->bind;
     pthread_mutex_init(&g->mu, NULL);
+    pthread_mutex_init(&g->fail_mu, NULL);
     int rv;
     char url[ADDR_SIZE + 16];
     nng_listener l;
@@ -222,6 +264,7 @@ int plog_transport_open(const plog_transport_config *cfg, plog_transport **gp, c
     if ((rv = plog_tls_config_server(cfg->cert_file, cfg->key_file, cfg->ca_file, &g->server_tls, err,
                                      errsize)) != PLOG_OK)
         goto fail;
+    plog_tls_config_on_failure(g->server_tls, cfg->refused, cfg->arg);
     if ((rv = plog_rpc_nngerr_err(nng_pull0_open(&g->pull), "gossip: pull socket", err, errsize)) != PLOG_OK)
         goto fail;
     g->pull_open = true;
@@ -379,7 +422,6 @@ static int peer_open(plog_transport *g, struct peer *p, const char *addr)
                                     sizeof why);
     if (rv != PLOG_OK)
         return rv;
-    plog_tls_config_on_failure(tls, on_tls_failure, g);
     struct link *l = calloc(1, sizeof *l);
     nng_socket s;
     nng_dialer d;
@@ -389,6 +431,9 @@ static int peer_open(plog_transport *g, struct peer *p, const char *addr)
         return PLOG_ENOMEM;
     }
     pthread_mutex_init(&l->mu, NULL);
+    l->g = g;
+    snprintf(l->addr, sizeof l->addr, "%s", addr);
+    plog_tls_config_on_failure(tls, on_tls_failure, l);
     nng_socket_set_int(s, NNG_OPT_SENDBUF, (int)g->cfg.sendbuf);
     nng_socket_set_ms(s, NNG_OPT_RECONNMINT, 50);
     nng_socket_set_ms(s, NNG_OPT_RECONNMAXT, 1000);
@@ -408,6 +453,7 @@ static int peer_open(plog_transport *g, struct peer *p, const char *addr)
     p->link = l;
     p->opened_ms = now_ms();
     p->full_ms = 0;
+    p->counted = false;
     return PLOG_OK;
 }
 
@@ -469,6 +515,10 @@ int plog_transport_send(plog_transport *g, const char *addr, const void *buf, si
         p = peer_get(g, addr, &gone[0], &capped);
         rv = p == NULL ? NNG_EINVAL : peer_push(p, m, &up);
     }
+    if (p != NULL && up && !p->counted) {
+        p->counted = true;
+        atomic_fetch_add(&g->connected, 1);
+    }
     pthread_mutex_unlock(&g->mu);
     peer_retire(&gone[0]);
     peer_retire(&gone[1]);
@@ -510,6 +560,17 @@ void plog_transport_stats_get(plog_transport *g, plog_transport_stats *out)
     out->denied = atomic_load(&g->denied);
     out->oversize = atomic_load(&g->oversize);
     out->tls_failures = atomic_load(&g->tls_failures);
+    out->connected = atomic_load(&g->connected);
+}
+
+bool plog_transport_tls_failure(plog_transport *g, char *addr, size_t asize, char *why, size_t wsize)
+{
+    pthread_mutex_lock(&g->fail_mu);
+    bool failed = g->fail_addr[0] != '\0';
+    snprintf(addr, asize, "%s", g->fail_addr);
+    snprintf(why, wsize, "%s", g->fail_why);
+    pthread_mutex_unlock(&g->fail_mu);
+    return failed;
 }
 
 void plog_transport_close(plog_transport *g)
@@ -521,6 +582,9 @@ void plog_transport_close(plog_transport *g)
      * before closing its socket; then stop sending; then close the listener. */
     if (g->aio != NULL)
         nng_aio_stop(g->aio);
+    /* The listener may outlive g (below): no refusal is reported from now on. */
+    if (g->server_tls != NULL)
+        plog_tls_config_on_failure(g->server_tls, NULL, NULL);
     /* Nothing sends any more (the driver has stopped, and so has our receive
      * callback), so the table is read without mu, which nng_close must not be
      * called under (see peer_close). The sockets go to the closer too: on a
@@ -539,6 +603,7 @@ void plog_transport_close(plog_transport *g)
     free(g->peers);
     if (g->server_tls != NULL)
         nng_tls_config_free(g->server_tls);
+    pthread_mutex_destroy(&g->fail_mu);
     pthread_mutex_destroy(&g->mu);
     free(g);
 }

@@ -42,6 +42,13 @@ typedef struct plog_transport plog_transport;
  * verified CN, buf/len the payload; both borrowed for the call only. */
 typedef void (*plog_transport_recv_fn)(void *arg, const char *from, const uint8_t *buf, size_t len);
 
+/* plog_transport_refused_fn hears of a peer refused by this node's listener, with
+ * its address ("ip:port") and why: a failed TLS handshake (the engine's failure
+ * hook: at most 10 reports a second, engine.h) or, once per connection, a
+ * message from a CN the ACL does not let gossip. Without it a refused node leaves
+ * no trace here. Runs on an nng thread: be quick. */
+typedef void (*plog_transport_refused_fn)(void *arg, const char *remote, const char *why);
+
 typedef struct plog_transport_config {
     const char *bind_addr; /* "HOST:PORT" (or "tls+tcp://HOST:PORT") to listen on */
     const char *cert_file; /* this node's certificate (PEM), used both ways */
@@ -52,7 +59,8 @@ typedef struct plog_transport_config {
     unsigned max_peers;   /* PUSH sockets kept; the least recently used goes; 0: 64 */
     unsigned sendbuf;     /* messages buffered per destination; 0: 64 */
     plog_transport_recv_fn recv;
-    void *arg;
+    plog_transport_refused_fn refused; /* may be NULL */
+    void *arg;                         /* of recv and refused */
 } plog_transport_config;
 
 /* Counters since open (monotonic). */
@@ -64,6 +72,7 @@ typedef struct plog_transport_stats {
     uint64_t denied;          /* from a CN the ACL does not allow to gossip */
     uint64_t oversize;        /* larger than max_msg_bytes */
     uint64_t tls_failures;    /* outgoing connections refused by a TLS check */
+    uint64_t connected;       /* outgoing connections a send found up */
 } plog_transport_stats;
 
 /* plog_transport_open listens on cfg->bind_addr. The strings of cfg are copied;
@@ -91,6 +100,12 @@ void plog_transport_forget(plog_transport *g, const char *addr);
 const char *plog_transport_addr(const plog_transport *g);
 
 void plog_transport_stats_get(plog_transport *g, plog_transport_stats *out);
+
+/* plog_transport_tls_failure copies the address (addr, asize bytes) and the
+ * engine's reason (why, wsize bytes) of the most recent outgoing connection that
+ * failed at TLS: our certificate refused by the peer, or the peer's refused here.
+ * False when none did. A node that finds nobody at its join addresses says why. */
+bool plog_transport_tls_failure(plog_transport *g, char *addr, size_t asize, char *why, size_t wsize);
 
 /* plog_transport_close stops receiving (no recv call runs once it returns), closes
  * every socket and frees g. NULL does nothing. It waits at most about two seconds

@@ -606,6 +606,16 @@ static void conn_leave(struct nng_tls_engine_conn *c)
     pthread_mutex_unlock(&c->cfg->conns_lock);
 }
 
+void plog_tls_addr_format(const nng_sockaddr *sa, char *buf, size_t size)
+{
+    char ip[INET6_ADDRSTRLEN];
+    snprintf(buf, size, "?");
+    if (sa->s_family == NNG_AF_INET && inet_ntop(AF_INET, &sa->s_in.sa_addr, ip, sizeof ip) != NULL)
+        snprintf(buf, size, "%s:%u", ip, ntohs(sa->s_in.sa_port));
+    else if (sa->s_family == NNG_AF_INET6 && inet_ntop(AF_INET6, sa->s_in6.sa_addr, ip, sizeof ip) != NULL)
+        snprintf(buf, size, "[%s]:%u", ip, ntohs(sa->s_in6.sa_port));
+}
+
 /* remote_addr writes the peer's address of a server connection, "?" if unknown.
  * nng 1.5.2 hands conn init its TLS stream object (tls_common.c tls_start), whose
  * first member is the nng_stream, and the stream's getter asks the TCP stream
@@ -613,14 +623,10 @@ static void conn_leave(struct nng_tls_engine_conn *c)
 static void remote_addr(void *tls, char *buf, size_t size)
 {
     nng_sockaddr sa;
-    char ip[INET6_ADDRSTRLEN];
-    snprintf(buf, size, "?");
     if (nng_stream_get_addr((nng_stream *)tls, NNG_OPT_REMADDR, &sa) != 0)
-        return;
-    if (sa.s_family == NNG_AF_INET && inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof ip) != NULL)
-        snprintf(buf, size, "%s:%u", ip, ntohs(sa.s_in.sa_port));
-    else if (sa.s_family == NNG_AF_INET6 && inet_ntop(AF_INET6, sa.s_in6.sa_addr, ip, sizeof ip) != NULL)
-        snprintf(buf, size, "[%s]:%u", ip, ntohs(sa.s_in6.sa_port));
+        snprintf(buf, size, "?");
+    else
+        plog_tls_addr_format(&sa, buf, size);
 }
 
 /* ---- connection ops --------------------------------------------------------------- */

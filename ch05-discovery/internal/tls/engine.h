@@ -92,6 +92,11 @@ void plog_tls_config_clear_errmsg(nng_tls_config *cfg);
  * do not call nng on that connection. */
 typedef void (*plog_tls_failure_fn)(void *arg, const char *remote, const char *reason);
 
+/* plog_tls_addr_format writes sa as failure reports give a remote address,
+ * "ip:port" ("[ip]:port" for IPv6), into buf (size bytes); "?" for any other
+ * family. */
+void plog_tls_addr_format(const nng_sockaddr *sa, char *buf, size_t size);
+
 /* plog_tls_config_on_failure makes fn(arg, reason) run on each failure of a
  * connection using cfg (fn NULL: none). Set it before the config is in use. arg is
  * borrowed for as long as cfg may have connections. PLOG_OK, or PLOG_EINVAL when cfg

@@ -466,12 +466,101 @@ static void test_proglog_says_when_it_knows_no_leader_and_why(void **state)
     unlink(b.out);
 }
 
+/* spawn_node4 starts node4 from the fixture's config file with its own ports and
+ * data directory, the peer certificate node4.pem of certs (signed by ca.pem
+ * there), joining through join. */
+static void spawn_node4(struct fixture *f, plog_test_proc *p, const char *tag, const char *certs,
+                        const char *join)
+{
+    char bin[512], data[128], bind[32], rport[16], raft[16], cert[600], key[600], ca[600];
+    snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
+    snprintf(data, sizeof data, "%s/data-%s", f->dir, tag);
+    snprintf(bind, sizeof bind, "127.0.0.1:%d", plog_test_free_port());
+    snprintf(rport, sizeof rport, "%d", plog_test_free_port());
+    snprintf(raft, sizeof raft, "%d", plog_test_free_port());
+    snprintf(cert, sizeof cert, "%s/node4.pem", certs);
+    snprintf(key, sizeof key, "%s/node4-key.pem", certs);
+    snprintf(ca, sizeof ca, "%s/ca.pem", certs);
+    char *argv[] = {bin,          "--config-file",
+                    f->yaml,      "--node-name",
+                    "node4",      "--data-dir",
+                    data,         "--bind-addr",
+                    bind,         "--rpc-port",
+                    rport,        "--raft-port",
+                    raft,         "--peer-tls-cert-file",
+                    cert,         "--peer-tls-key-file",
+                    key,          "--peer-tls-ca-file",
+                    ca,           "--start-join-addrs",
+                    (char *)join, NULL};
+    plog_test_spawn(p, argv);
+}
+
+/* A node the cluster refuses is logged where it knocks, with its address and the
+ * reason, and told why it is alone: node4 with certificates of another CA fails
+ * the TLS handshake; node4 of the right CA, which the policy does not let gossip,
+ * is refused by the ACL. Before: nothing on node1, even at debug, and both were
+ * told their join address might be an RPC port. */
+static void test_proglog_logs_a_refused_node_and_tells_it_why(void **state)
+{
+    struct fixture *f = *state;
+    char bin[512], join[32], other[128], cmd[1024], *out = NULL;
+    snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
+    snprintf(join, sizeof join, "127.0.0.1:%d", f->gport);
+    snprintf(other, sizeof other, "%s/other", f->dir);
+    const char *chapter = getenv("PLOG_CHAPTER");
+    snprintf(cmd, sizeof cmd, "%s/../common/certs/gencert '%s' --node node4", chapter != NULL ? chapter : ".",
+             other);
+    if (plog_test_sh(cmd, 60000, &out) != 0)
+        fail_msg("%s: %s", cmd, out);
+    free(out);
+    char *first[] = {bin, "--config-file", f->yaml, NULL};
+    plog_test_proc n1 = {0}, foreign = {0}, denied = {0};
+    plog_test_spawn(&n1, first);
+    bool served = plog_test_wait_output(&n1, "msg=serving", 10000);
+    spawn_node4(f, &foreign, "foreign", other, join);
+    spawn_node4(f, &denied, "denied", tc_certs(), join);
+    bool warned = plog_test_wait_output(&foreign, "msg=alone", 15000) &&
+                  plog_test_wait_output(&denied, "msg=alone", 15000);
+    char *out1 = plog_test_output(&n1), *out_f = plog_test_output(&foreign),
+         *out_d = plog_test_output(&denied);
+    bool stopped = plog_test_kill(&foreign, SIGTERM, 10000) && plog_test_kill(&denied, SIGTERM, 10000) &&
+                   plog_test_kill(&n1, SIGTERM, 10000);
+    if (!served || !warned)
+        fail_msg("node1: %s\nforeign node4: %s\ndenied node4: %s", out1, out_f, out_d);
+    /* node1: the ACL refusal, and a TLS one (its line has no "not permitted"). */
+    const char *acl = strstr(out1, "level=warn msg=peer_refused listener=gossip remote=127.0.0.1:");
+    if (acl == NULL || strstr(out1, "err=\"node4 is not permitted to gossip\"") == NULL)
+        fail_msg("want node4's ACL refusal logged: %s", out1);
+    bool tls = false;
+    for (const char *l = out1; (l = strstr(l, "msg=peer_refused listener=gossip")) != NULL; l++) {
+        size_t len = strcspn(l, "\n");
+        char line[512];
+        snprintf(line, sizeof line, "%.*s", (int)len, l);
+        tls = tls || strstr(line, "not permitted") == NULL;
+    }
+    if (!tls)
+        fail_msg("want the foreign node4's failed handshake logged: %s", out1);
+    if (strstr(out_f, "the TLS handshake with tls+tcp://127.0.0.1:") == NULL ||
+        strstr(out_f, "certificate verify failed") == NULL || strstr(out_f, "RPC port") != NULL)
+        fail_msg("want the handshake's failure in the foreign node4's hint: %s", out_f);
+    if (strstr(out_d, "the ACL there must let node4 gossip") == NULL || strstr(out_d, "RPC port") != NULL)
+        fail_msg("want the ACL in the denied node4's hint: %s", out_d);
+    assert_true(stopped);
+    free(out1);
+    free(out_f);
+    free(out_d);
+    unlink(n1.out);
+    unlink(foreign.out);
+    unlink(denied.out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_proglog_config_file_with_a_flag_overriding_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_refuses_bad_configuration_clearly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_says_when_it_knows_no_leader_and_why, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_logs_a_refused_node_and_tells_it_why, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_warns_once_that_sync_flags_are_unused_in_a_cluster,
                                         setup, teardown),
         cmocka_unit_test_teardown(test_proglog_help_names_the_acl_a_cluster_needs_and_it_is_enough,

@@ -516,6 +516,16 @@ static void on_tls_failure(void *arg, const char *remote, const char *reason)
     plog_logger_log(arg, PLOG_LOGGER_WARN, "tls_handshake_failed", "remote", remote, "err", reason, NULL);
 }
 
+/* on_gossip_refused logs a peer the gossip listener refused: a failed handshake
+ * (an unknown CA, a bad certificate) or a CN the ACL does not let gossip. The
+ * refused node never becomes a member: this line is its only trace here. */
+static void on_gossip_refused(void *arg, const char *remote, const char *why)
+{
+    plog_agent *a = arg;
+    plog_logger_log(a->cfg.logger, PLOG_LOGGER_WARN, "peer_refused", "listener", "gossip", "remote", remote,
+                    "err", why, NULL);
+}
+
 int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, size_t errsize)
 {
     int rv = check_config(cfg, err, errsize);
@@ -653,6 +663,7 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
         .acl = a->acl,
         .fast = cfg->fast,
         .handler = on_event,
+        .refused = on_gossip_refused,
         .arg = a,
     };
     plog_discovery *disc;
@@ -678,6 +689,21 @@ fail:
     return rv;
 }
 
+/* why_unanswered says why the join addresses may not have answered, from what the
+ * transport saw: a handshake that failed (its reason), a connection that came up
+ * but was never answered (the ACL there), or neither (not gossip addresses). */
+static void why_unanswered(plog_agent *a, const plog_discovery_stats *st, char *buf, size_t size)
+{
+    char addr[ADDR_SIZE], why[PLOG_TLS_ERRMSG_SIZE];
+    if (plog_discovery_tls_failure(a->disc, addr, sizeof addr, why, sizeof why))
+        snprintf(buf, size, "the TLS handshake with %s failed: %s", addr, why);
+    else if (st->transport.connected > 0)
+        snprintf(buf, size, "a connection came up but nothing came back: the ACL there must let %s gossip",
+                 a->name);
+    else
+        snprintf(buf, size, "they must be the gossip --bind-addr of running nodes, not their RPC port");
+}
+
 bool plog_agent_alone(plog_agent *a, char *hint, size_t size)
 {
     char leader[128];
@@ -698,13 +724,12 @@ bool plog_agent_alone(plog_agent *a, char *hint, size_t size)
         snprintf(hint, size,
                  "no Raft leader, nothing to join and no --bootstrap: start the first node of a new cluster "
                  "with --bootstrap, the others with --start-join-addrs (its gossip --bind-addr)");
-    else if (a->njoin > 0 && st.alive <= 1)
-        snprintf(
-            hint, size,
-            "no Raft leader, and no member answered at the %zu join address(es): they must be the gossip "
-            "--bind-addr of running nodes, not their RPC port",
-            a->njoin);
-    else
+    else if (a->njoin > 0 && st.alive <= 1) {
+        char why[ADDR_SIZE + PLOG_TLS_ERRMSG_SIZE + 64];
+        why_unanswered(a, &st, why, sizeof why);
+        snprintf(hint, size, "no Raft leader, and no member answered at the %zu join address(es): %s",
+                 a->njoin, why);
+    } else
         snprintf(hint, size,
                  "no Raft leader: a majority of the %zu voters must be running and reach each other", voters);
     return true;

@@ -201,6 +201,15 @@ static bool is_response(int type)
            type == PLOG_RAFT_MSG_APPEND_RESP || type == PLOG_RAFT_MSG_SNAPSHOT_RESP;
 }
 
+/* on_refused logs a peer the Raft listener refused: a failed handshake or a CN
+ * the ACL does not let gossip (internal/discovery/transport.h). */
+static void on_refused(void *arg, const char *remote, const char *why)
+{
+    plog_distributed *d = arg;
+    plog_logger_log(d->cfg.logger, PLOG_LOGGER_WARN, "peer_refused", "listener", "raft", "remote", remote,
+                    "err", why, NULL);
+}
+
 static void on_receive(void *arg, const char *from, const uint8_t *buf, size_t len)
 {
     plog_distributed *d = arg;
@@ -1009,6 +1018,7 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
         .sendbuf = 256,
         .dial_from_bind_host = true,
         .recv = on_receive,
+        .refused = on_refused,
         .arg = d,
     };
     if ((rv = plog_transport_open(&tc, &d->tr, err, errsz)) != PLOG_OK)
