@@ -353,8 +353,8 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    if (val[F_RAFT_PORT] != NULL) {
-        if (u64_of("raft-port", val[F_RAFT_PORT], 65535, &v) != 0)
+    if (val[F_RAFT_PORT] != NULL) { /* 0 would not be "any port": the others dial it */
+        if (plog_config_flag_range("proglog", "--raft-port", val[F_RAFT_PORT], 1, 65535, &v) != PLOG_OK)
             goto out;
         ac.raft_port = (uint16_t)v;
     }

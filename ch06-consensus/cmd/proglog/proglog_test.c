@@ -182,6 +182,7 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
         {"--config-file %s/none.yaml", 2, "none.yaml: No such file"},
         {"--node-name x --data-dir %s/d", 2, "--server-tls-cert-file is required"},
         {"--rpc-port 70000 --data-dir %s/d", 2, "--rpc-port: too large"},
+        {"--raft-port 0 --data-dir %s/d", 2, "--raft-port: too small: 0 (at least 1)"},
         {"--sync-interval-ms 0 --data-dir %s/d", 2, "--sync-interval-ms: too small: 0 (at least 1)"},
         {"--max-connections 1048577 --data-dir %s/d", 2, "--max-connections: too large: 1048577"},
         {"--profile wan --data-dir %s/d", 2, "--profile: want lan or fast"},
