@@ -48,14 +48,14 @@ static int teardown(void **state)
     return 0;
 }
 
-/* http sends body with method to the server; returns the status code and the
- * malloc'd response body in *resp. */
-static int http(struct fixture *f, const char *method, const char *body, char **resp)
+/* http_at sends body with method to path on the server; returns the status code
+ * and the malloc'd response body in *resp. */
+static int http_at(struct fixture *f, const char *method, const char *path, const char *body, char **resp)
 {
-    char in[128], out[128], url[64];
+    char in[128], out[128], url[300];
     snprintf(in, sizeof in, "%s/req", f->dir);
     snprintf(out, sizeof out, "%s/resp", f->dir);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/", f->port);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", f->port, path);
     FILE *fp = fopen(in, "w");
     fputs(body, fp);
     fclose(fp);
@@ -76,6 +76,11 @@ static int http(struct fixture *f, const char *method, const char *body, char **
     plog_test_sh(cat, 5000, &cmd_out);
     *resp = cmd_out;
     return status;
+}
+
+static int http(struct fixture *f, const char *method, const char *body, char **resp)
+{
+    return http_at(f, method, "/", body, resp);
 }
 
 static void expect(struct fixture *f, const char *method, const char *body, int status, const char *want)
@@ -153,7 +158,9 @@ static void test_proglog_oversized_body_is_400(void **state)
     memcpy(body, "{\"record\":{\"value\":\"", 20);
     memcpy(body + n - 4, "\"}}\n", 4);
     body[n] = '\0';
-    expect(f, "POST", body, 400, "request body too large");
+    char want[96];
+    snprintf(want, sizeof want, "request body too large: %zu bytes (a request may have 4194304)", n);
+    expect(f, "POST", body, 400, want);
     free(body);
     /* Over nng's collect limit: refused unread by nng, with our JSON, not its
      * HTML page. */
@@ -164,6 +171,15 @@ static void test_proglog_oversized_body_is_400(void **state)
     expect(f, "POST", body, 400, "{\"error\":\"bad request: malformed, or a body over 8388608 bytes");
     free(body);
     expect(f, "POST", "{\"record\":{\"value\":\"eA==\"}}", 200, "{\"offset\":0}");
+}
+
+static void test_proglog_other_paths_are_404_in_json(void **state)
+{
+    struct fixture *f = *state;
+    char *resp;
+    assert_int_equal(http_at(f, "GET", "/v1/log", "{\"offset\":0}", &resp), 404);
+    assert_string_equal(resp, "{\"error\":\"not found: the log is served at /\"}\n");
+    free(resp);
 }
 
 static void test_proglog_other_methods_are_405(void **state)
@@ -251,6 +267,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proglog_malformed_requests_are_400_with_a_message, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proglog_oversized_body_is_400, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_other_paths_are_404_in_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_other_methods_are_405, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_exits_cleanly_on_sigterm, setup, teardown),
         cmocka_unit_test(test_proglog_help_and_bad_flags),

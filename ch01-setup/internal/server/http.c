@@ -3,8 +3,9 @@
  * One handler at "/" takes every method: POST produces, GET consumes, anything
  * else is 405. nng collects the body before calling us; bodies larger than
  * COLLECT_LIMIT are refused by nng itself, unread, with its 400 error page
- * (which we set to JSON: set_bad_request_page), bodies between PLOG_HTTP_MAX_BODY
- * and that limit by us (400 "request body too large"), so the client reads why.
+ * (which we set to JSON: set_error_pages, as its 404 for another path), bodies
+ * between PLOG_HTTP_MAX_BODY and that limit by us (400 "request body too large",
+ * with both sizes), so the client reads why.
  * Base64 is OpenSSL's (EVP_EncodeBlock / EVP_DecodeBlock). */
 #include "internal/server/http.h"
 
@@ -164,7 +165,10 @@ static void handle(nng_http_req *req, plog_server_memlog *log, struct reply *r)
     size_t len;
     nng_http_req_get_data(req, &data, &len);
     if (len > PLOG_HTTP_MAX_BODY) {
-        reply_error(r, 400, "request body too large");
+        char msg[96];
+        snprintf(msg, sizeof msg, "request body too large: %zu bytes (a request may have %u)", len,
+                 (unsigned)PLOG_HTTP_MAX_BODY);
+        reply_error(r, 400, msg);
         return;
     }
     cJSON *json = cJSON_ParseWithLength(data, len);
@@ -224,16 +228,20 @@ int plog_server_http_check_addr(const char *addr, char *errbuf, size_t errsz)
     return PLOG_OK;
 }
 
-/* set_bad_request_page makes nng's own 400s (a request it could not parse, or a
- * body over COLLECT_LIMIT, refused unread) say why in our JSON. nng still sends
- * them as text/html. */
-static int set_bad_request_page(nng_http_server *srv)
+/* set_error_pages makes nng's own answers say why in our JSON: its 400s (a
+ * request it could not parse, or a body over COLLECT_LIMIT, refused unread) and
+ * its 404 for a path other than "/". nng still sends them as text/html. */
+static int set_error_pages(nng_http_server *srv)
 {
     char page[160];
     snprintf(page, sizeof page,
              "{\"error\":\"bad request: malformed, or a body over %u bytes (a request may have %u)\"}\n",
              (unsigned)COLLECT_LIMIT, (unsigned)PLOG_HTTP_MAX_BODY);
-    return nng_http_server_set_error_page(srv, NNG_HTTP_STATUS_BAD_REQUEST, page);
+    int rv = nng_http_server_set_error_page(srv, NNG_HTTP_STATUS_BAD_REQUEST, page);
+    if (rv == 0)
+        rv = nng_http_server_set_error_page(srv, NNG_HTTP_STATUS_NOT_FOUND,
+                                            "{\"error\":\"not found: the log is served at /\"}\n");
+    return rv;
 }
 
 int plog_server_http_open(const char *addr, plog_server_memlog *log, plog_server_http **sp, char *errbuf,
@@ -257,8 +265,8 @@ int plog_server_http_open(const char *addr, plog_server_memlog *log, plog_server
     const char *step = "server";
     if ((rv = nng_http_server_hold(&s->srv, u)) != 0)
         goto fail;
-    step = "error page";
-    if ((rv = set_bad_request_page(s->srv)) != 0)
+    step = "error pages";
+    if ((rv = set_error_pages(s->srv)) != 0)
         goto fail;
     step = "handler";
     if ((rv = nng_http_handler_alloc(&s->h, "/", serve)) != 0)
