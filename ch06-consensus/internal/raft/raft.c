@@ -244,7 +244,12 @@ static void handle_vote(plog_raft *r, const plog_raft_msg *m)
         m->log_term > last_term || (m->log_term == last_term && m->index >= plog_raft_log_last(&r->log));
     if (PLOG_RAFT_MUTATE == MUTATE_VOTE_NO_UPTODATE)
         up_to_date = true;
-    bool grant = can_vote && up_to_date;
+    /* A server that knows no configuration grants nothing: it is new, or its storage
+     * was wiped. A wiped voter restarted under its id would vote with an empty log
+     * and could elect a server missing records that it had helped commit. A server
+     * whose vote counts knows a configuration: servers join as learners and are
+     * promoted once caught up (conf.c). */
+    bool grant = can_vote && up_to_date && r->conf.n > 0;
     plog_raft_msg *resp =
         plog_raft_send(r, pre ? PLOG_RAFT_MSG_PREVOTE_RESP : PLOG_RAFT_MSG_VOTE_RESP, m->from);
     if (resp == NULL)

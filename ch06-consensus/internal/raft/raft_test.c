@@ -334,6 +334,58 @@ static void test_raft_vote_is_refused_to_a_candidate_with_an_older_log(void **st
     plog_raft_free(r);
 }
 
+/* A server that knows no configuration (new, or its storage wiped) grants neither a
+ * pre-vote nor a vote, whatever the candidate's log: restarted empty under a voter's
+ * id, it could otherwise elect a server missing records it had helped commit. Once a
+ * leader's entries give it a configuration, it votes as any voter does. */
+static void test_raft_server_without_a_configuration_grants_no_vote(void **state)
+{
+    (void)state;
+    plog_raft_config c;
+    plog_raft_config_default(&c, 3);
+    plog_raft *r;
+    assert_plog_ok(plog_raft_new(&c, NULL, &r));
+    plog_raft_update up;
+    plog_raft_msg m = {
+        .type = PLOG_RAFT_MSG_PREVOTE, .from = 1, .to = 3, .term = 5, .index = 4, .log_term = 4};
+    plog_raft_event ev = {.type = PLOG_RAFT_EV_RECEIVE, .now_ms = 1000, .msg = &m};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.n_msgs, 1);
+    assert_int_equal(up.msgs[0].type, PLOG_RAFT_MSG_PREVOTE_RESP);
+    assert_true(up.msgs[0].reject);
+    m.type = PLOG_RAFT_MSG_VOTE;
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.n_msgs, 1);
+    assert_int_equal(up.msgs[0].type, PLOG_RAFT_MSG_VOTE_RESP);
+    assert_true(up.msgs[0].reject);
+    assert_int_equal(up.hs.vote, 0);
+
+    /* Leader 2 of term 6 gives it the configuration {1, 2, 3}. */
+    plog_raft_conf three = {.n = 3};
+    for (unsigned i = 0; i < 3; i++)
+        three.servers[i] = (plog_raft_server){.id = i + 1, .role = PLOG_RAFT_VOTER};
+    uint8_t buf[PLOG_RAFT_CONF_MAX_BYTES];
+    plog_raft_entry e1 = config_entry(1, 1, &three, buf);
+    m = (plog_raft_msg){.type = PLOG_RAFT_MSG_APPEND,
+                        .from = 2,
+                        .to = 3,
+                        .term = 6,
+                        .entries = &e1,
+                        .n_entries = 1,
+                        .commit = 1};
+    ev.now_ms = 2000;
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    /* Past the leader's lease, 1 campaigns in term 7 with a log as long as ours:
+     * granted. */
+    m = (plog_raft_msg){.type = PLOG_RAFT_MSG_VOTE, .from = 1, .to = 3, .term = 7, .index = 1, .log_term = 1};
+    ev.now_ms = 5000;
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    assert_int_equal(up.n_msgs, 1);
+    assert_false(up.msgs[0].reject);
+    assert_int_equal(up.hs.vote, 1);
+    plog_raft_free(r);
+}
+
 /* append_of returns the APPEND to id in up, or NULL. */
 static const plog_raft_msg *append_of(const plog_raft_update *up, uint64_t id)
 {
@@ -605,6 +657,7 @@ int main(void)
         cmocka_unit_test(test_raft_configuration_comes_from_a_config_entry_at_index_1),
         cmocka_unit_test(test_raft_granted_vote_is_in_the_hard_state_of_the_same_update),
         cmocka_unit_test(test_raft_vote_is_refused_to_a_candidate_with_an_older_log),
+        cmocka_unit_test(test_raft_server_without_a_configuration_grants_no_vote),
         cmocka_unit_test(test_raft_leader_sends_before_persisting_and_counts_itself_after),
         cmocka_unit_test(test_raft_late_follower_hears_the_commit_without_a_heartbeat),
         cmocka_unit_test(test_raft_mem_limit_drops_applied_entries_and_reads_them_back),
