@@ -336,6 +336,27 @@ static void test_recovery_emptied_store_warns_that_every_indexed_record_is_lost(
     testrec_assert_read(f->l, 0);
 }
 
+/* The same with segments before it: the emptied last store is not mistaken for a
+ * roll that a crash cut short (which drops the new, empty segment silently). */
+static void test_recovery_emptied_last_of_several_stores_warns_too(void **state)
+{
+    struct fixture *f = *state;
+    f->c.segment.max_index_bytes = 5 * 12;
+    fill(f, 14); /* segments 0, 5 and 10 (records 10..13) */
+    char sp[256];
+    testrec_seg_path(sp, sizeof sp, f->dir, 10, ".store");
+    testrec_truncate(sp, 0);
+    char *err = reopen(f, f->dir), want[512];
+    snprintf(want, sizeof want,
+             "level=warn msg=\"index lists records the store lacks\" file=%s indexed=4 stored=0\n", sp);
+    assert_string_equal(err, want);
+    free(err);
+    assert_int_equal(plog_log_next_offset(f->l), 10);
+    assert_intact(f->l, 0, 10, UINT64_MAX);
+    testrec_append(f->l, 10);
+    testrec_assert_read(f->l, 10);
+}
+
 static void test_recovery_torn_tail_also_counts_the_records_lost(void **state)
 {
     struct fixture *f = *state;
@@ -485,6 +506,7 @@ int main(void)
         T(test_recovery_missing_index_is_rebuilt_from_the_store),
         T(test_recovery_index_entries_beyond_the_store_are_dropped),
         T(test_recovery_emptied_store_warns_that_every_indexed_record_is_lost),
+        T(test_recovery_emptied_last_of_several_stores_warns_too),
         T(test_recovery_torn_tail_also_counts_the_records_lost),
         T(test_recovery_crash_of_an_empty_log_warns_nothing),
         T(test_recovery_crash_before_appends_reach_the_store_warns_nothing),
