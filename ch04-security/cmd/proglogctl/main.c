@@ -26,11 +26,13 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal/client/client.h"
 #include "internal/client/stream.h"
@@ -134,6 +136,7 @@ static void print_ack(void *arg, uint64_t first, size_t n, int code, const char 
         return; /* reported once by the flush */
     for (size_t i = 0; i < n; i++)
         printf("%" PRIu64 "\n", first + i);
+    fflush(stdout); /* at once, even into a pipe: a killed producer has told every offset it got */
 }
 
 /* The command and its arguments, checked whole before anything is dialed: a
@@ -223,6 +226,71 @@ static int parse_command(int argc, char **argv, struct command *cmd)
     return EXIT_USAGE;
 }
 
+/* lines reads standard input in chunks and splits it at newlines, as getline
+ * does, but says when the next read would wait: produce - then sends what it
+ * has batched (records typed or piped in slowly are not held back until a
+ * batch fills or the input ends). */
+struct lines {
+    char *buf;
+    size_t cap, start, end;
+    bool eof;
+};
+
+/* next_line sets *line and *len to the next line (without its newline; the
+ * last one may lack it). Before a read that would wait for the input it calls
+ * idle(arg), which may fail. 1: a line; 0: the end; -1: idle failed or the
+ * read did (errno). */
+static int next_line(struct lines *in, char **line, size_t *len, int (*idle)(void *), void *arg)
+{
+    for (;;) {
+        char *nl = memchr(in->buf + in->start, '\n', in->end - in->start);
+        if (nl != NULL || (in->eof && in->end > in->start)) {
+            char *end = nl != NULL ? nl : in->buf + in->end;
+            *line = in->buf + in->start;
+            *len = (size_t)(end - *line);
+            in->start = nl != NULL ? (size_t)(nl + 1 - in->buf) : in->end;
+            return 1;
+        }
+        if (in->eof)
+            return 0;
+        memmove(in->buf, in->buf + in->start, in->end - in->start);
+        in->end -= in->start;
+        in->start = 0;
+        if (in->end == in->cap) {
+            size_t cap = in->cap == 0 ? 64 * 1024 : in->cap * 2;
+            char *b = realloc(in->buf, cap);
+            if (b == NULL)
+                return -1;
+            in->buf = b;
+            in->cap = cap;
+        }
+        struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+        if (poll(&p, 1, 0) == 0 && idle(arg) != 0)
+            return -1;
+        ssize_t n = read(STDIN_FILENO, in->buf + in->end, in->cap - in->end);
+        if (n < 0 && errno != EINTR)
+            return -1;
+        if (n == 0)
+            in->eof = true;
+        else if (n > 0)
+            in->end += (size_t)n;
+    }
+}
+
+struct flush_arg {
+    plog_client_producer *p;
+    plog_rpc_status *st;
+    int code; /* the last flush's */
+};
+
+/* flush_batched is next_line's idle for produce -. */
+static int flush_batched(void *arg)
+{
+    struct flush_arg *a = arg;
+    a->code = plog_client_producer_flush(a->p, a->st);
+    return a->code == PLOG_STATUS_OK ? 0 : -1;
+}
+
 static int cmd_produce(plog_client *c, const struct command *cmd)
 {
     int argc = cmd->argc;
@@ -235,15 +303,18 @@ static int cmd_produce(plog_client *c, const struct command *cmd)
         return fail(&st);
     int code = PLOG_STATUS_OK;
     if (argc == 1 && strcmp(argv[0], "-") == 0) {
-        char *line = NULL;
-        size_t cap = 0;
-        ssize_t n;
-        while (code == PLOG_STATUS_OK && (n = getline(&line, &cap, stdin)) >= 0) {
-            if (n > 0 && line[n - 1] == '\n')
-                n--;
-            code = plog_client_producer_send(p, line, (size_t)n, &st);
-        }
-        free(line);
+        struct lines in = {0};
+        struct flush_arg fa = {.p = p, .st = &st, .code = PLOG_STATUS_OK};
+        char *line;
+        size_t n;
+        int more;
+        while (code == PLOG_STATUS_OK && (more = next_line(&in, &line, &n, flush_batched, &fa)) == 1)
+            code = plog_client_producer_send(p, line, n, &st);
+        if (code == PLOG_STATUS_OK && more < 0)
+            code = fa.code != PLOG_STATUS_OK ? fa.code /* st says why */
+                                             : plog_rpc_status_set(&st, PLOG_STATUS_INTERNAL,
+                                                                   "reading the input: %s", strerror(errno));
+        free(in.buf);
     } else {
         for (int i = 0; i < argc && code == PLOG_STATUS_OK; i++)
             code = plog_client_producer_send(p, argv[i], strlen(argv[i]), &st);

@@ -92,6 +92,34 @@ static void test_proglogctl_produce_dash_reads_one_record_per_line(void **state)
     free(out);
 }
 
+/* produce - reports each offset as soon as it is acknowledged, into a file too
+ * (block-buffered stdout): a producer killed while reading its input has told
+ * every offset it got. */
+static void test_proglogctl_produce_dash_reports_each_offset_at_once(void **state)
+{
+    struct fixture *f = *state;
+    char fifo[96], cmd[1024];
+    snprintf(fifo, sizeof fifo, "%s/fifo", f->tmp);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    snprintf(cmd, sizeof cmd, "exec %s --addr %s produce - < %s", f->ctl, f->srv.addr, fifo);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    plog_test_proc p;
+    plog_test_spawn(&p, argv);
+    int fd = -1; /* once proglogctl's shell opened it to read */
+    for (int64_t until = plog_test_now_ms() + 10000; fd < 0 && plog_test_now_ms() < until;)
+        if ((fd = open(fifo, O_WRONLY | O_NONBLOCK)) < 0)
+            plog_test_sleep_ms(10);
+    if (fd < 0)
+        fail_msg("proglogctl did not open its input: %s", plog_test_output(&p));
+    assert_int_equal(write(fd, "a\nb\n", 4), 4);
+    bool told = plog_test_wait_output(&p, "0\n1\n", 10000); /* its input still open */
+    plog_test_kill(&p, SIGKILL, 5000);
+    close(fd);
+    if (!told)
+        fail_msg("no offsets before the end of the input: %s", plog_test_output(&p));
+    unlink(p.out);
+}
+
 static void test_proglogctl_follow_prints_records_as_they_arrive(void **state)
 {
     struct fixture *f = *state;
@@ -432,6 +460,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_proglogctl_produce_then_consume_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_produce_dash_reads_one_record_per_line, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_proglogctl_produce_dash_reports_each_offset_at_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_follow_prints_records_as_they_arrive, setup,
                                         teardown),
