@@ -343,20 +343,22 @@ static void finish_proposal(struct proposal *p, int rv, uint64_t first, uint64_t
     free(p);
 }
 
-/* fail_pending answers every proposal waiting for its entry (leadership lost:
- * the client retries with the same (client, seq) on the new leader). */
-static void fail_pending(plog_distributed *d, int rv)
+/* fail_pending answers every proposal waiting for its entry PLOG_EINDOUBT (its
+ * entry is in the log and may commit under the next leader: the client retries
+ * with the same (client, seq), which the dedup table answers if it did), and
+ * every read waiting for its round "not leader". */
+static void fail_pending(plog_distributed *d)
 {
     while (d->pending != NULL) {
         struct proposal *p = d->pending;
         d->pending = p->next;
-        finish_proposal(p, rv, 0, 0);
+        finish_proposal(p, PLOG_EINDOUBT, 0, 0);
     }
     d->pending_tail = NULL;
     while (d->reads != NULL) {
         struct read_req *r = d->reads;
         d->reads = r->next;
-        r->done(r->arg, rv, 0);
+        r->done(r->arg, PLOG_ENOTLEADER, 0);
         free(r);
     }
 }
@@ -370,14 +372,15 @@ static void apply(plog_distributed *d, const plog_raft_entry *e)
     if (rv != PLOG_OK && rv != PLOG_EINVAL && d->failed == PLOG_OK) {
         /* The record log failed (a malformed entry, PLOG_EINVAL, is skipped alike
          * on every node): this state machine can no longer follow the log. The
-         * node stops. The entry is committed, so its produce is answered "not
-         * leader": retried with the same (client id, seq) on the next leader, it
-         * gets the offsets that leader's state machine gave it. */
+         * node stops. The entry is committed, but this node cannot say at
+         * which offsets: its produce is answered PLOG_EINDOUBT, and retried with
+         * the same (client id, seq) on the next leader it gets the offsets that
+         * leader's state machine gave it. */
         d->failed = rv;
         char why[PLOG_ERRMSG_SIZE];
         plog_log_errmsg(d->records, why, sizeof why);
         snprintf(d->failed_why, sizeof d->failed_why, "record log: %s", why);
-        rv = PLOG_ENOTLEADER;
+        rv = PLOG_EINDOUBT;
     }
     d->applied_index = e->index;
     atomic_store(&d->applied_next, plog_log_next_offset(d->records));
@@ -641,7 +644,7 @@ static void publish_status(plog_distributed *d)
             (unsigned long long)ts.tls_failures);
     }
     if (was_leader && st.role != PLOG_RAFT_LEADER)
-        fail_pending(d, PLOG_ENOTLEADER);
+        fail_pending(d);
 }
 
 /* handle does steps 1-3 of the driver order for one update; fatal errors
@@ -660,7 +663,7 @@ static int handle(plog_distributed *d, const plog_raft_update *up)
         while (d->pending != NULL && d->pending->index <= up->snapshot->index) {
             struct proposal *p = d->pending;
             d->pending = p->next;
-            finish_proposal(p, PLOG_ENOTLEADER, 0, 0);
+            finish_proposal(p, PLOG_EINDOUBT, 0, 0);
         }
         if (d->pending == NULL)
             d->pending_tail = NULL;
@@ -918,7 +921,7 @@ static void *node_main(void *arg)
         }
         free(e);
     }
-    fail_pending(d, PLOG_ENOTLEADER);
+    fail_pending(d);
     if (stopped && d->cfg.failed != NULL)
         d->cfg.failed(d->cfg.arg, d->failed_why);
     return NULL;

@@ -104,9 +104,12 @@ plog_log *plog_distributed_log(plog_distributed *d);
 uint64_t plog_distributed_applied_next(plog_distributed *d);
 
 /* A produce's outcome: rv PLOG_OK with the offset of the first record and the
- * count; PLOG_ENOTLEADER (this node does not lead, or lost leadership before the
- * entry committed: ask plog_distributed_leader and retry there with the same
- * (client_id, seq)); PLOG_EBUSY (a leadership transfer: retry); PLOG_EIO. */
+ * count; PLOG_ENOTLEADER (this node does not lead: nothing was appended);
+ * PLOG_EINDOUBT (its entry was appended, but this node lost leadership or
+ * stopped before it committed: it may still commit); after either, ask
+ * plog_distributed_leader and retry there with the same (client_id, seq), which
+ * the dedup table answers with the first outcome's offsets; PLOG_EBUSY (a
+ * leadership transfer: retry); PLOG_EIO. */
 typedef void (*plog_distributed_done_fn)(void *arg, int rv, uint64_t first, uint64_t count);
 
 /* plog_distributed_produce proposes the n records (values, copied) as one entry
@@ -167,8 +170,9 @@ void plog_distributed_raft_state(plog_distributed *d, uint64_t *term, uint64_t *
 bool plog_distributed_wait_leader(plog_distributed *d, int timeout_ms);
 
 /* plog_distributed_stop: what close does before freeing anything: a leader hands
- * over, the node thread stops (nothing more is sent) and every produce and read
- * still waiting is answered PLOG_ENOTLEADER. The record log stays readable and the
+ * over, the node thread stops (nothing more is sent) and every produce still
+ * waiting is answered PLOG_EINDOUBT (PLOG_ENOTLEADER if not yet proposed), every
+ * read PLOG_ENOTLEADER. The record log stays readable and the
  * transport open (it drops what arrives) until close. Idempotent. Stopping every
  * node of a process before closing any avoids messages queued to a peer that is
  * gone, which nng 1.5.2 may leak when the socket closes. */

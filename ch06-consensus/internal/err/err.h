@@ -23,7 +23,8 @@
     X(PLOG_EFULL, "log is full: offsets end at 2^64-2")                                  \
     X(PLOG_ETOOBIG, "message too large")                                                 \
     X(PLOG_EVERSION, "unknown protocol version")                                         \
-    X(PLOG_EBUSY, "busy: a change is in progress, retry later")
+    X(PLOG_EBUSY, "busy: a change is in progress, retry later")                          \
+    X(PLOG_EINDOUBT, "outcome unknown: leadership changed before the entry committed")
 
 typedef enum {
 #define X(code, msg) code,

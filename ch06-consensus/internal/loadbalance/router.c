@@ -269,16 +269,19 @@ static int produce_once(plog_client *c, const void *const *values, const size_t 
 }
 
 /* produce_failed returns code, a failed produce's, with st saying so when an
- * earlier attempt reached sent_to and got no answer: that one may have been
+ * earlier attempt reached sent_to and ended without its outcome (no answer, or
+ * a leader that lost its office before the commit): that one may have been
  * applied, whatever the last attempt found (e.g. "no leader known"). */
 static int produce_failed(int code, const char *sent_to, plog_rpc_status *st)
 {
     if (sent_to[0] == '\0' || st == NULL || strstr(st->msg, "may or may not") != NULL)
         return code;
     size_t len = strlen(st->msg);
-    snprintf(st->msg + len, sizeof st->msg - len,
-             "; an earlier attempt sent to %s got no answer: the produce may or may not have been applied",
-             sent_to);
+    snprintf(
+        st->msg + len, sizeof st->msg - len,
+        "; an earlier attempt sent to %s ended without its outcome: the produce may or may not have been "
+        "applied",
+        sent_to);
     return code;
 }
 
@@ -310,8 +313,9 @@ int plog_loadbalance_router_produce(plog_loadbalance_router *r, const void *cons
                 code = c == NULL ? (st != NULL ? st->code : PLOG_STATUS_UNAVAILABLE)
                                  : produce_once(c, values, lens, n, seq, (uint32_t)(left > 0 ? left : 1),
                                                 first, st);
-                /* Lost or late: the server may have appended it ("not leader" and
-                 * the other answers say it did not). */
+                /* Lost, late, or its leader stepped down before the commit: the
+                 * server may have appended it ("not leader" and the other answers
+                 * say it did not). */
                 if (c != NULL && (code == PLOG_STATUS_UNAVAILABLE || code == PLOG_STATUS_DEADLINE_EXCEEDED))
                     snprintf(sent_to, sizeof sent_to, "%s", addr);
             }

@@ -42,7 +42,8 @@ int plog_rpc_status_from_err(int err)
     case PLOG_EPERM:
         return PLOG_STATUS_PERMISSION_DENIED;
     case PLOG_ENOTLEADER:
-    case PLOG_EFAILED: /* the log failed (fail-stop): a restart recovers it */
+    case PLOG_EINDOUBT: /* retried with the same (client id, seq), it is applied once */
+    case PLOG_EFAILED:  /* the log failed (fail-stop): a restart recovers it */
         return PLOG_STATUS_UNAVAILABLE;
     default:
         return PLOG_STATUS_INTERNAL;
