@@ -77,6 +77,16 @@ static int list_bases(plog_log *l, uint64_t **out, size_t *nout)
         struct seg_file f;
         if (!segment_base(e->d_name, &f.base, &f.store))
             continue;
+        /* A FIFO under a segment's name would block its open for good. */
+        struct stat st;
+        int rc = fstatat(dirfd(d), e->d_name, &st, 0);
+        if (rc != 0 || !S_ISREG(st.st_mode)) {
+            plog_log_set_err(l, "%s/%s: %s", l->dir, e->d_name,
+                             rc != 0 ? strerror(errno) : "not a regular file");
+            free(v);
+            closedir(d);
+            return PLOG_EIO;
+        }
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
             struct seg_file *nv = plog_realloc(v, cap * sizeof *nv);

@@ -53,25 +53,33 @@ static void fill(struct fixture *f, uint64_t n)
     f->l = NULL;
 }
 
-/* reopen opens the log at dir with stderr captured in f->errfile, returns the
- * captured text (malloc'd). */
-static char *reopen(struct fixture *f, const char *dir)
+/* open_captured opens the log at dir with stderr captured in f->errfile, sets
+ * *rv to what open returned and returns the captured text (malloc'd). */
+static char *open_captured(struct fixture *f, const char *dir, int *rv)
 {
     fflush(stderr);
     int saved = dup(2);
     int fd = open(f->errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 2);
     close(fd);
-    int rv = plog_log_open(dir, &f->c, &f->l);
+    *rv = plog_log_open(dir, &f->c, &f->l);
     fflush(stderr);
     dup2(saved, 2);
     close(saved);
-    assert_plog_ok(rv);
     FILE *fp = fopen(f->errfile, "r");
     char *text = calloc(1, 4096);
     size_t n = fread(text, 1, 4095, fp);
     text[n] = '\0';
     fclose(fp);
+    return text;
+}
+
+/* reopen: open_captured, which must succeed. */
+static char *reopen(struct fixture *f, const char *dir)
+{
+    int rv;
+    char *text = open_captured(f, dir, &rv);
+    assert_plog_ok(rv);
     return text;
 }
 
@@ -357,6 +365,28 @@ static void test_recovery_emptied_last_of_several_stores_warns_too(void **state)
     testrec_assert_read(f->l, 10);
 }
 
+/* A FIFO under a segment's name is refused at open, by name, instead of blocking
+ * the open (and the program) for good; the records stay. */
+static void test_recovery_segment_that_is_not_a_file_is_refused(void **state)
+{
+    struct fixture *f = *state;
+    f->c.segment.max_index_bytes = 5 * 12;
+    fill(f, 7); /* segments 0 and 5 */
+    char sp[256];
+    testrec_seg_path(sp, sizeof sp, f->dir, 30, ".store");
+    assert_int_equal(mkfifo(sp, 0600), 0);
+    int rv;
+    char *err = open_captured(f, f->dir, &rv), want[300];
+    assert_int_equal(rv, PLOG_EIO);
+    snprintf(want, sizeof want, "%s: not a regular file", sp);
+    if (strstr(err, want) == NULL)
+        fail_msg("open said: %s", err);
+    free(err);
+    assert_int_equal(unlink(sp), 0);
+    free(reopen(f, f->dir));
+    assert_intact(f->l, 0, 7, UINT64_MAX);
+}
+
 static void test_recovery_torn_tail_also_counts_the_records_lost(void **state)
 {
     struct fixture *f = *state;
@@ -507,6 +537,7 @@ int main(void)
         T(test_recovery_index_entries_beyond_the_store_are_dropped),
         T(test_recovery_emptied_store_warns_that_every_indexed_record_is_lost),
         T(test_recovery_emptied_last_of_several_stores_warns_too),
+        T(test_recovery_segment_that_is_not_a_file_is_refused),
         T(test_recovery_torn_tail_also_counts_the_records_lost),
         T(test_recovery_crash_of_an_empty_log_warns_nothing),
         T(test_recovery_crash_before_appends_reach_the_store_warns_nothing),
