@@ -243,7 +243,7 @@ struct lines {
 static int next_line(struct lines *in, char **line, size_t *len, int (*idle)(void *), void *arg)
 {
     for (;;) {
-        char *nl = memchr(in->buf + in->start, '\n', in->end - in->start);
+        char *nl = in->end > in->start ? memchr(in->buf + in->start, '\n', in->end - in->start) : NULL;
         if (nl != NULL || (in->eof && in->end > in->start)) {
             char *end = nl != NULL ? nl : in->buf + in->end;
             *line = in->buf + in->start;
@@ -253,9 +253,11 @@ static int next_line(struct lines *in, char **line, size_t *len, int (*idle)(voi
         }
         if (in->eof)
             return 0;
-        memmove(in->buf, in->buf + in->start, in->end - in->start);
-        in->end -= in->start;
-        in->start = 0;
+        if (in->start > 0) {
+            memmove(in->buf, in->buf + in->start, in->end - in->start);
+            in->end -= in->start;
+            in->start = 0;
+        }
         if (in->end == in->cap) {
             size_t cap = in->cap == 0 ? 64 * 1024 : in->cap * 2;
             char *b = realloc(in->buf, cap);
