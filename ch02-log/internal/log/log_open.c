@@ -18,6 +18,7 @@
 
 #include "internal/err/alloc.h"
 #include "internal/err/err.h"
+#include "internal/log/index.h"
 #include "internal/log/io.h"
 
 #define IO plog_io_get()
@@ -158,28 +159,6 @@ static bool store_empty(plog_log *l, uint64_t base)
     return empty;
 }
 
-/* index_lists_records: the index of segment base begins with two chained
- * entries (record 0 at 0, record 1 further on), so records were appended to
- * the segment. The index a roll creates begins with zeros until the first two
- * appends (a lone entry 0 is zeros too: plog_index_listed counts it as none). */
-static bool index_lists_records(plog_log *l, uint64_t base)
-{
-    char path[4096];
-    uint8_t e[24];
-    plog_segment_path(path, sizeof path, l->dir, base, ".index");
-    int fd = IO->open(path, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
-    bool listed = IO->pread(fd, e, sizeof e, 0) == (ssize_t)sizeof e;
-    for (int i = 0; i < 12 && listed; i++)
-        listed = e[i] == 0; /* rel 0, pos 0 */
-    uint64_t pos1 = 0;
-    for (int i = 16; i < 24; i++)
-        pos1 = pos1 << 8 | e[i];
-    IO->close(fd);
-    return listed && e[12] == 0 && e[13] == 0 && e[14] == 0 && e[15] == 1 && pos1 > 0;
-}
-
 /* drop_empty_last removes the last segment when its store is empty, its index
  * lists no records and there is a segment before it. That is what a crash
  * during a roll leaves when the new files reached the disk but not the old
@@ -194,10 +173,10 @@ static bool index_lists_records(plog_log *l, uint64_t base)
  * lacks"); dropped, they vanished without a word. */
 static void drop_empty_last(plog_log *l, uint64_t *bases, size_t *n)
 {
-    if (*n < 2 || !store_empty(l, bases[*n - 1]) || index_lists_records(l, bases[*n - 1]))
-        return;
     char path[4096];
     plog_segment_path(path, sizeof path, l->dir, bases[*n - 1], ".index");
+    if (*n < 2 || !store_empty(l, bases[*n - 1]) || plog_index_file_chained(path))
+        return;
     IO->unlink(path);
     plog_segment_path(path, sizeof path, l->dir, bases[*n - 1], ".store");
     if (IO->unlink(path) != 0)

@@ -71,6 +71,13 @@ int plog_index_read_raw(const plog_index *x, uint64_t i, uint32_t *rel, uint64_t
  * max_index_bytes of one entry): it counts as 0. */
 uint64_t plog_index_listed(const plog_index *x);
 
+/* plog_index_file_chained: the index file at path begins with two chained
+ * entries (record 0 at 0, record 1 further on), so records were appended to
+ * its segment. An index a roll created, or a missing one, does not: it begins
+ * with zeros until the first two appends (a lone entry 0 is zeros too). The
+ * file is only read. */
+bool plog_index_file_chained(const char *path);
+
 /* plog_index_set_entries drops every entry from n on (n <= entries). */
 void plog_index_set_entries(plog_index *x, uint64_t n);
 

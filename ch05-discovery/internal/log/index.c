@@ -235,6 +235,18 @@ uint64_t plog_index_listed(const plog_index *x)
     return k == x->n && k > 1 ? k : 0;
 }
 
+bool plog_index_file_chained(const char *path)
+{
+    uint8_t e[2 * PLOG_INDEX_ENTRY];
+    int fd = IO->open(path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    bool chained = IO->pread(fd, e, sizeof e, 0) == (ssize_t)sizeof e;
+    IO->close(fd);
+    return chained && get_be32(e) == 0 && get_be64(e + 4) == 0 && get_be32(e + PLOG_INDEX_ENTRY) == 1 &&
+           get_be64(e + PLOG_INDEX_ENTRY + 4) > 0;
+}
+
 uint64_t plog_index_entries(const plog_index *x)
 {
     return x->n;

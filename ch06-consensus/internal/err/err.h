@@ -24,7 +24,7 @@
     X(PLOG_ETOOBIG, "message too large")                                                 \
     X(PLOG_EVERSION, "unknown protocol version")                                         \
     X(PLOG_EBUSY, "busy: a change is in progress, retry later")                          \
-    X(PLOG_EINDOUBT, "outcome unknown: leadership changed before the entry committed")
+    X(PLOG_EINDOUBT, "leadership changed before the entry committed: it may or may not have been applied")
 
 typedef enum {
 #define X(code, msg) code,

@@ -185,13 +185,6 @@ static void raft_done(void *ctx, int rv, uint64_t first, uint64_t count)
             plog_server_reply_error(w, PLOG_STATUS_FAILED_PRECONDITION, "not leader; no leader known");
         return;
     }
-    if (rv == PLOG_EINDOUBT) {
-        plog_server_reply_error(
-            w, PLOG_STATUS_UNAVAILABLE,
-            "leadership changed before the produce committed: it may or may not have been "
-            "applied (retried with the same request id, it is applied once)");
-        return;
-    }
     plog_server_reply_error(w, rv == PLOG_EBUSY ? PLOG_STATUS_UNAVAILABLE : plog_rpc_status_from_err(rv),
                             "produce failed: %s", plog_strerror(rv));
 }
