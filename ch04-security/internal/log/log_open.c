@@ -173,9 +173,11 @@ static bool store_empty(plog_log *l, uint64_t base)
  * lacks"); dropped, they vanished without a word. */
 static void drop_empty_last(plog_log *l, uint64_t *bases, size_t *n)
 {
+    if (*n < 2 || !store_empty(l, bases[*n - 1]))
+        return;
     char path[4096];
     plog_segment_path(path, sizeof path, l->dir, bases[*n - 1], ".index");
-    if (*n < 2 || !store_empty(l, bases[*n - 1]) || plog_index_file_chained(path))
+    if (plog_index_file_chained(path))
         return;
     IO->unlink(path);
     plog_segment_path(path, sizeof path, l->dir, bases[*n - 1], ".store");
