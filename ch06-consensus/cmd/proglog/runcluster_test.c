@@ -175,10 +175,29 @@ static void test_run_cluster_second_run_fails_and_hangup_stops_every_node(void *
     free(out);
 }
 
+/* three_voters waits until node1 reports three voters: node3 joins as a learner
+ * and is promoted once caught up, and until then a dead node2 leaves node1 alone
+ * in a configuration of two. */
+static bool three_voters(struct fixture *f)
+{
+    for (int64_t until = plog_test_now_ms() + 30000; plog_test_now_ms() < until; plog_test_sleep_ms(100)) {
+        char *out;
+        int n = 0;
+        if (ctl(f, "servers", &out) == 0)
+            for (const char *p = out; (p = strstr(p, " voter")) != NULL; p++)
+                n++;
+        free(out);
+        if (n == 3)
+            return true;
+    }
+    return false;
+}
+
 static void test_run_cluster_reports_a_node_that_dies_and_the_others_serve_on(void **state)
 {
     struct fixture *f = *state;
     start(f);
+    assert_true(three_voters(f));
     char *out = plog_test_output(&f->proc), *up = strstr(out, "run-cluster: node2 is up (pid ");
     assert_non_null(up);
     pid_t node2 = (pid_t)atoi(up + strlen("run-cluster: node2 is up (pid "));
