@@ -80,6 +80,8 @@ struct nng_tls_engine_conn {
     uint8_t deadline_byte; /* its receive buffer, never filled */
     uint32_t deadline_ms;
     int64_t linger_since_ms; /* when the refusal linger began */
+    nng_aio *kick;           /* server: runs nng's queues once the connection ended (conn_ended) */
+    atomic_int ended;        /* server: why it ended, once the deadline aio saw it; 0 while alive */
 };
 
 /* SP framing (nng's tcp and tls transports): after an 8-byte connection header
@@ -559,15 +561,47 @@ static int conn_admit(struct nng_tls_engine_config *cfg, struct nng_tls_engine_c
  * byte. A connection's fini waits for the deadline aio's callback; by then nng
  * has finished it (every path that ends a connection fails its queued aios). */
 
-/* deadline_cb runs when the deadline aio finishes: on NNG_ETIMEDOUT the
- * connection has been failed by it; anything else means the handshake finished
- * or the connection ended first. It runs outside nng's connection lock, after
- * the connection's last op that could change lingering, and reads only fields
- * that no op changes any more. */
+/* conn_ended records that the connection ended under the engine, and fails every
+ * op queued on it. A client that connects and hangs up at once makes nng 1.5.2 fail
+ * the TCP stream before the SP transport has posted its first send (tls_tcp_error
+ * fails only what is queued: the deadline aio), and leaves the TCP receive aio
+ * closed: the transport's send then waits, through OpenSSL, for a TCP receive that
+ * nng can never start, the 10 s negotiation timeout cannot abort it (pitfall 15),
+ * and the connection, its descriptor and its slot under the cap were never freed.
+ * So once the deadline aio has ended, every op answers why (conn_gone), and an
+ * empty send and receive on the stream make nng run each queue once, so an op
+ * that already waits gets that answer too. NNG_ECONNSHUT and NNG_ECLOSED are
+ * answered NNG_ECONNRESET: the transport hands a negotiation's error to nng's
+ * listener, which pauses 100 ms after the first and stops for good after the
+ * second (see admission). */
+static void conn_ended(struct nng_tls_engine_conn *c, int rv)
+{
+    atomic_store(&c->ended, rv == NNG_ECONNSHUT || rv == NNG_ECLOSED ? NNG_ECONNRESET : rv);
+    nng_stream_send((nng_stream *)c->tls, c->kick);
+    nng_aio_wait(c->kick);
+    nng_stream_recv((nng_stream *)c->tls, c->kick);
+    nng_aio_wait(c->kick);
+}
+
+/* conn_gone: 0 while the connection lives, else the error every op answers. */
+static int conn_gone(struct nng_tls_engine_conn *c)
+{
+    return atomic_load(&c->ended); /* nng zeroes a connection's memory */
+}
+
+/* deadline_cb runs when the deadline aio finishes: NNG_ECANCELED means the
+ * handshake finished (conn_recv) or the connection is being finalised; anything
+ * else, that the connection ended: on NNG_ETIMEDOUT the deadline failed it. It
+ * runs outside nng's connection lock, after the connection's last op that could
+ * change lingering, and reads only fields that no op changes any more. */
 static void deadline_cb(void *arg)
 {
     struct nng_tls_engine_conn *c = arg;
-    if (nng_aio_result(c->deadline) != NNG_ETIMEDOUT)
+    int rv = nng_aio_result(c->deadline);
+    if (rv == NNG_ECANCELED)
+        return;
+    conn_ended(c, rv);
+    if (rv != NNG_ETIMEDOUT)
         return;
     if (c->lingering != 0) {
         count_failure(PLOG_TLS_FAIL_LINGER_ENDED); /* its refusal was reported */
@@ -584,8 +618,8 @@ static void deadline_cb(void *arg)
  * that posts the TCP receive that the deadline aborts. */
 static int conn_deadline(struct nng_tls_engine_conn *c)
 {
-    int rv = nng_aio_alloc(&c->deadline, deadline_cb, c);
-    if (rv != 0)
+    int rv = nng_aio_alloc(&c->kick, NULL, NULL);
+    if (rv != 0 || (rv = nng_aio_alloc(&c->deadline, deadline_cb, c)) != 0)
         return rv;
     nng_iov iov = {.iov_buf = &c->deadline_byte, .iov_len = 1};
     if ((rv = nng_aio_set_iov(c->deadline, 1, &iov)) != 0)
@@ -694,6 +728,8 @@ static void conn_fini(struct nng_tls_engine_conn *c)
     if (c->deadline != NULL)
         nng_aio_free(c->deadline); /* waits for deadline_cb */
     c->deadline = NULL;
+    nng_aio_free(c->kick);
+    c->kick = NULL;
     conn_leave(c);
     SSL_free(c->ssl);
     c->ssl = NULL;
@@ -715,6 +751,9 @@ static void conn_close(struct nng_tls_engine_conn *c)
 
 static int conn_handshake(struct nng_tls_engine_conn *c)
 {
+    int gone = conn_gone(c);
+    if (gone != 0)
+        return gone;
     if (c->lingering != 0)
         return conn_linger(c);
     clear_errors();
@@ -734,6 +773,9 @@ static int conn_recv(struct nng_tls_engine_conn *c, uint8_t *buf, size_t *len)
         int rv = SSL_is_init_finished(c->ssl) ? 0 : conn_handshake(c);
         return rv != 0 ? rv : NNG_ECANCELED;
     }
+    int gone = conn_gone(c);
+    if (gone != 0)
+        return gone;
     if (c->lingering != 0)
         return conn_linger(c);
     size_t n = 0;
@@ -795,6 +837,9 @@ static void sp_classify(struct nng_tls_engine_conn *c, const uint8_t *buf, size_
  * start with the SP header or break the framing, go straight through. */
 static int conn_send(struct nng_tls_engine_conn *c, const uint8_t *buf, size_t *len)
 {
+    int gone = conn_gone(c);
+    if (gone != 0)
+        return gone;
     if (c->lingering != 0)
         return conn_linger(c);
     size_t n = 0;

@@ -761,6 +761,54 @@ static void test_tls_unfinished_handshakes_end_at_the_deadline(void **state)
     nng_tls_config_free(scfg);
 }
 
+/* Clients that connect and hang up at once, before sending a byte, some with a
+ * reset: each connection must be freed, though it ended before nng's transport
+ * posted anything and its handshake deadline (a minute here) never comes. Before,
+ * nng waited for ever for a TCP receive it could not start, and each such
+ * connection kept its slot under the cap (and its descriptor): a root client was
+ * refused for good. The wait for the service is bounded. */
+static void test_tls_clients_that_hang_up_at_once_free_their_slots(void **state)
+{
+    (void)state;
+    enum { CAP = 4, HANGUPS = 40, TIMEOUT_MS = 60000, SERVED_WITHIN_MS = 10000 };
+    struct tt_server srv;
+    char url[64], err[PLOG_TLS_ERRMSG_SIZE];
+    nng_tls_config *scfg;
+
+    tt_url("tls+tcp", url, sizeof url);
+    assert_plog_ok(plog_tls_config_server(tt_path("server.pem"), tt_path("server-key.pem"), tt_path("ca.pem"),
+                                          &scfg, err, sizeof err));
+    assert_plog_ok(plog_tls_config_limits(scfg, CAP, TIMEOUT_MS));
+    tt_server_start(&srv, url, scfg);
+
+    for (int i = 0; i < HANGUPS; i++) {
+        int fd = silent_connect(url);
+        if (i % 2 == 1) {
+            struct linger reset = {.l_onoff = 1, .l_linger = 0};
+            assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset), 0);
+        }
+        close(fd);
+    }
+
+    nng_tls_config *ccfg = tt_root_config(NULL);
+    nng_socket c;
+    int rv = -1;
+    for (int waited = 0; waited < SERVED_WITHIN_MS && (rv = tt_client_dial(url, ccfg, &c)) != 0;
+         waited += 100)
+        plog_test_sleep_ms(100);
+    if (rv != 0)
+        fail_msg("root refused %d ms after %d clients hung up (cap %d): %s", SERVED_WITHIN_MS, HANGUPS, CAP,
+                 nng_strerror(rv));
+    char *reply = tt_echo(c, "served");
+    assert_string_equal(reply, "served|root|TLSv1.3");
+    free(reply);
+    nng_close(c);
+    nng_tls_config_free(ccfg);
+
+    tt_server_stop(&srv);
+    nng_tls_config_free(scfg);
+}
+
 /* s_client runs openssl s_client against the server, its stdin a pause so that a
  * refusal, which TLS 1.3 delivers after the client's handshake, can arrive. With a
  * certificate, stdin first carries the 8-byte SP header of a REQ peer, so that the
@@ -836,6 +884,7 @@ int main(void)
         cmocka_unit_test(test_tls_client_gets_no_service_from_plain_tcp_listener),
         cmocka_unit_test(test_tls_server_reports_refused_handshakes),
         cmocka_unit_test(test_tls_unfinished_handshakes_end_at_the_deadline),
+        cmocka_unit_test(test_tls_clients_that_hang_up_at_once_free_their_slots),
         cmocka_unit_test_setup_teardown(test_tls_openssl_s_client_with_root_certificate_completes_tls13,
                                         refusal_setup, refusal_teardown),
         cmocka_unit_test_setup_teardown(test_tls_openssl_s_client_without_certificate_is_refused,
