@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,24 +223,72 @@ static void remove_tree(const char *path)
     rmdir(path);
 }
 
+/* holds_entries: whether the log directory path has a non-empty store file. */
+static bool holds_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return false;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n < 6 || strcmp(e->d_name + n - 6, ".store") != 0)
+            continue;
+        char sub[4096];
+        struct stat st;
+        if (snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) >= (int)sizeof sub)
+            continue;
+        found = stat(sub, &st) == 0 && st.st_size > 0;
+    }
+    closedir(d);
+    return found;
+}
+
+/* stray_log: whether the directory entry e is a log generation other than the
+ * current one, with its path and whether it is newer. */
+static bool stray_log(const plog_raftstore *s, const struct dirent *e, char *path, size_t size, bool *newer)
+{
+    unsigned long long g;
+    char tail;
+    if (sscanf(e->d_name, "log-%llu%c", &g, &tail) != 1 || g == s->gen)
+        return false;
+    snprintf(path, size, "%s/%s", s->dir, e->d_name);
+    *newer = g > s->gen;
+    return true;
+}
+
 /* remove_stray removes log generations other than the current one: what a crash
- * during a snapshot install left behind. */
-static void remove_stray(plog_raftstore *s)
+ * during a snapshot install left behind. An install makes the new generation's
+ * log, empty, before the snapshot that names it, so a crash leaves a newer
+ * generation only empty: one that holds entries means the snapshot naming it was
+ * lost or replaced by an older one, and removing it would silently drop entries
+ * this node acknowledged (PLOG_ECORRUPT, nothing removed). */
+static int remove_stray(plog_raftstore *s)
 {
     DIR *d = opendir(s->dir);
     if (d == NULL)
-        return;
+        return PLOG_OK;
     struct dirent *e;
+    char path[4096];
+    bool newer;
     while ((e = readdir(d)) != NULL) {
-        unsigned long long g;
-        char tail;
-        if (sscanf(e->d_name, "log-%llu%c", &g, &tail) != 1 || g == s->gen)
-            continue;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", s->dir, e->d_name);
-        remove_tree(path);
+        if (stray_log(s, e, path, sizeof path, &newer) && newer && holds_entries(path)) {
+            plog_errf(s->errmsg, sizeof s->errmsg,
+                      "%s holds entries but %s/snapshot %s: restore the snapshot that names it, "
+                      "or move the data directory aside and start the node with --start-join-addrs",
+                      path, s->dir, s->has_snap ? "is older than it" : "is missing");
+            closedir(d);
+            return PLOG_ECORRUPT;
+        }
+    }
+    rewinddir(d);
+    while ((e = readdir(d)) != NULL) {
+        if (stray_log(s, e, path, sizeof path, &newer))
+            remove_tree(path);
     }
     closedir(d);
+    return PLOG_OK;
 }
 
 static int open_log(plog_raftstore *s, uint64_t gen, uint64_t initial, plog_log **lp)
@@ -272,7 +321,8 @@ int plog_raftstore_open(const char *dir, const plog_log_config *lc, plog_raftsto
     }
     if ((rv = load_hard_state(s)) != PLOG_OK || (rv = load_snapshot(s)) != PLOG_OK)
         goto fail;
-    remove_stray(s);
+    if ((rv = remove_stray(s)) != PLOG_OK)
+        goto fail;
     rv = open_log(s, s->gen, s->has_snap ? s->snap.index : 0, &s->log);
     if (rv != PLOG_OK)
         goto fail;

@@ -325,6 +325,40 @@ static void test_a_crash_before_the_snapshot_switch_keeps_the_old_log(void **sta
     assert_int_not_equal(stat(path, &st), 0);
 }
 
+/* The snapshot file lost (removed by hand, or a backup restored without it) while
+ * a newer log generation holds entries: open refuses, naming both, and removes
+ * nothing; with the snapshot back the node opens as it was. An install's crash
+ * only ever leaves a newer generation empty (the previous test). Before, open
+ * took generation 0 for the current one and deleted log-1 with its entries. */
+static void test_a_lost_snapshot_file_is_refused_and_nothing_is_removed(void **state)
+{
+    struct fixture *f = *state;
+    reopen(f);
+    append_range(f, 1, 5, 1);
+    plog_raft_snapshot snap = {.index = 20, .term = 3, .data = (const uint8_t *)"leader@20", .len = 9};
+    assert_plog_ok(plog_raftstore_save_snapshot(f->s, &snap, true));
+    append_range(f, 21, 22, 3);
+    plog_raftstore_close(f->s);
+    f->s = NULL;
+
+    char snap_path[256], moved[256], err[512];
+    snprintf(snap_path, sizeof snap_path, "%s/snapshot", f->dir);
+    snprintf(moved, sizeof moved, "%s/snapshot.moved", f->dir);
+    assert_int_equal(rename(snap_path, moved), 0);
+    assert_int_equal(plog_raftstore_open(f->dir, &f->lc, &f->s, err, sizeof err), PLOG_ECORRUPT);
+    assert_null(f->s);
+    if (strstr(err, "/log-1 holds entries but ") == NULL || strstr(err, "/snapshot is missing") == NULL)
+        fail_msg("error: %s", err);
+
+    assert_int_equal(rename(moved, snap_path), 0);
+    reopen(f);
+    plog_raft_boot b;
+    assert_plog_ok(plog_raftstore_boot(f->s, &b));
+    assert_int_equal(b.snapshot->index, 20);
+    assert_int_equal(b.n_entries, 2);
+    assert_int_equal(b.entries[0].index, 21);
+}
+
 /* plog_raftstore_read: an entry the core dropped from memory reads back as stored,
  * across a reopen; a wrong length or an index not stored is refused. */
 static void test_an_entry_reads_back_by_index(void **state)
@@ -364,6 +398,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_snapshot_taken_keeps_the_entries_after_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_installed_snapshot_replaces_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_crash_before_the_snapshot_switch_keeps_the_old_log, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_lost_snapshot_file_is_refused_and_nothing_is_removed, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
