@@ -491,8 +491,15 @@ static void dedup_clear(plog_distributed *d)
         }
 }
 
-/* snapshot_restore replaces the state machine by the one p[0..n) holds. */
-static int snapshot_restore(plog_distributed *d, const uint8_t *p, size_t n)
+/* snapshot_restore replaces the state machine by the one p[0..n) holds. With
+ * keep_prefix (a snapshot installed from the leader while the node serves), the
+ * records the record log already holds are kept: they were applied from
+ * committed entries, so they are the snapshot's first records, and readers may be
+ * reading them (the server has published them). Resetting the log under them
+ * answered OUT_OF_RANGE for offsets below the published end until the re-append
+ * caught up. At boot (keep_prefix false) the record log is rebuilt: it is never
+ * fsynced, so what a crash left of it is not trusted. */
+static int snapshot_restore(plog_distributed *d, const uint8_t *p, size_t n, bool keep_prefix)
 {
     if (n < 8 || get32(p) != SM_MAGIC)
         return PLOG_ECORRUPT;
@@ -508,12 +515,31 @@ static int snapshot_restore(plog_distributed *d, const uint8_t *p, size_t n)
         **pp = (struct dedup){
             .client_id = get64(e), .seq = get64(e + 8), .first = get64(e + 16), .count = get64(e + 24)};
     }
-    int rv = plog_log_reset(d->records);
     const uint8_t *q = p + 8 + (size_t)nd * 32, *end = p + n;
-    while (rv == PLOG_OK && q < end) {
+    uint64_t keep = 0;
+    if (keep_prefix) {
+        /* Count the snapshot's records; keep ours only if they are a prefix. */
+        uint64_t total = 0;
+        for (const uint8_t *c = q; c < end;) {
+            size_t len;
+            if (plog_store_frame_check(c, (size_t)(end - c), &len) != PLOG_OK)
+                return PLOG_ECORRUPT;
+            c += PLOG_STORE_HDR + len;
+            total++;
+        }
+        keep = plog_log_next_offset(d->records);
+        if (keep > total)
+            keep = 0;
+    }
+    int rv = keep > 0 ? PLOG_OK : plog_log_reset(d->records);
+    for (uint64_t i = 0; rv == PLOG_OK && q < end; i++) {
         size_t len;
         if (plog_store_frame_check(q, (size_t)(end - q), &len) != PLOG_OK)
             return PLOG_ECORRUPT;
+        if (i < keep) {
+            q += PLOG_STORE_HDR + len;
+            continue;
+        }
         Log__V1__Record *rec = log__v1__record__unpack(NULL, len, q + PLOG_STORE_HDR);
         if (rec == NULL)
             return PLOG_ECORRUPT;
@@ -657,7 +683,7 @@ static int handle(plog_distributed *d, const plog_raft_update *up)
          * machine. Produces waiting for entries it covers cannot know their
          * outcome here: the client retries, the dedup table answers. */
         if ((rv = plog_raftstore_save_snapshot(d->store, up->snapshot, true)) != PLOG_OK ||
-            (rv = snapshot_restore(d, up->snapshot->data, up->snapshot->len)) != PLOG_OK)
+            (rv = snapshot_restore(d, up->snapshot->data, up->snapshot->len, true)) != PLOG_OK)
             return rv;
         d->applied_index = d->snap_index = up->snapshot->index;
         while (d->pending != NULL && d->pending->index <= up->snapshot->index) {
@@ -1073,7 +1099,7 @@ int plog_distributed_start(plog_distributed *d, char *err, size_t errsz)
         }
     }
     if (boot.snapshot != NULL) {
-        if ((rv = snapshot_restore(d, boot.snapshot->data, boot.snapshot->len)) != PLOG_OK) {
+        if ((rv = snapshot_restore(d, boot.snapshot->data, boot.snapshot->len, false)) != PLOG_OK) {
             plog_errf(err, errsz, "restore the snapshot at %llu: %s",
                       (unsigned long long)boot.snapshot->index, plog_strerror(rv));
             return rv;

@@ -604,6 +604,60 @@ static void test_a_late_node_catches_up_from_a_snapshot(void **state)
     assert_int_equal(produce(f->n[l].d, 9, 201, "s200"), 200);
 }
 
+/* A follower that was down while the leader compacted past it gets the leader's
+ * snapshot while it serves the records it had: those stay where they are (the
+ * record log's first store keeps its inode, its records their values) and the
+ * rest are appended after them. Before, the install emptied the record log and
+ * wrote every record again, under readers the node had told they were there (a
+ * black-box run: OUT_OF_RANGE for offsets below the node's published end). The
+ * window is a re-append: a reader looping here did not hit it, the inode shows it. */
+static void test_a_snapshot_installed_under_readers_keeps_the_records_they_read(void **state)
+{
+    struct fixture *f = *state;
+    enum { BEFORE = 400, AFTER = 2000, BATCH = 10 }; /* a Raft entry a batch */
+    g_snapshot_entries = 25;
+    start_cluster(f);
+    const uint8_t *vals[BATCH];
+    size_t lens[BATCH];
+    char v[BATCH][16];
+    uint64_t first;
+    for (int k = 0; k < BEFORE + AFTER; k += BATCH) {
+        if (k == BEFORE) {
+            struct has_arg a = {f->n[2].d, BEFORE - 1, "b399"};
+            assert_true(plog_test_wait_until(has_record, &a, 5000));
+            down(f, 2);
+        }
+        for (int j = 0; j < BATCH; j++) {
+            lens[j] = (size_t)snprintf(v[j], sizeof v[j], "b%d", k + j);
+            vals[j] = (const uint8_t *)v[j];
+        }
+        int rv =
+            plog_distributed_produce_wait(f->n[0].d, 7, (uint64_t)k + 1, vals, lens, BATCH, &first, 5000);
+        if (rv != PLOG_OK)
+            fail_msg("produce at %d: %s", k, plog_strerror(rv));
+    }
+    start(f, 2, false); /* rebuilds its record log from its own snapshot and log */
+    char store[sizeof f->n[2].dir + 64];
+    snprintf(store, sizeof store, "%s/records/00000000000000000000.store", f->n[2].dir);
+    struct stat before, after;
+    assert_int_equal(stat(store, &before), 0);
+    introduce(f);
+    struct has_arg last = {f->n[2].d, BEFORE + AFTER - 1, "b2399"};
+    if (!plog_test_wait_until(has_record, &last, 10000))
+        fail_msg("node3 never caught up");
+    char path[256];
+    snprintf(path, sizeof path, "%s/raft/log-0", f->n[2].dir);
+    if (stat(path, &after) == 0)
+        fail_msg("node3 caught up without installing the leader's snapshot");
+    assert_int_equal(stat(store, &after), 0);
+    if (after.st_ino != before.st_ino)
+        fail_msg("the install replaced the record log's first store (the records node3 served)");
+    for (int k = 0; k < BEFORE + AFTER; k += 97) {
+        snprintf(v[0], sizeof v[0], "b%d", k);
+        assert_record(f, 2, (uint64_t)k, v[0]);
+    }
+}
+
 /* fail_stop makes the writes to the files of node1's (the leader's) dir/sub fail
  * with ENOSPC from now on, produces, and checks the fail-stop: the node stops for
  * good and says why (what), names no leader any more, and answers the produce
@@ -676,6 +730,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_read_index_covers_every_acknowledged_produce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_late_node_catches_up_from_a_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_snapshot_installed_under_readers_keeps_the_records_they_read,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_leader_whose_record_log_fails_stops_and_its_produce_is_retried_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_leader_whose_raft_log_fails_stops_and_names_no_leader, setup,
