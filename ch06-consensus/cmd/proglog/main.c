@@ -2,7 +2,9 @@
  *
  * Flags are the book's, and --config-file FILE (YAML, internal/config/file.h)
  * gives the same keys; a flag on the command line overrides the file's value.
- * Runs until SIGINT or SIGTERM, then leaves the cluster gracefully and stops
+ * Runs until SIGINT or SIGTERM, then stops: a leader hands over, and the node
+ * stays a Raft voter, so that a restart (of it, or of the whole cluster) rejoins;
+ * with --leave-on-terminate it leaves for good instead, and the leader removes it
  * (internal/agent/agent.h). SIGHUP reloads the ACL, the RPC server's certificate
  * and the log level (plog_agent_reload, reload.h), as single.c does. Logs to
  * stderr, one key=value event per line. Exit status: 0 clean shutdown, 1 could
@@ -72,6 +74,8 @@
     X(HANDSHAKE_TIMEOUT_MS, "handshake-timeout-ms", "N",                                                   \
       "an RPC TLS handshake must finish within it (default 5000, at most 2147483647)")                     \
     X(BOOTSTRAP, "bootstrap", "[true|false]", "start a new cluster with this node as its only voter")      \
+    X(LEAVE_ON_TERMINATE, "leave-on-terminate", "[true|false]",                                            \
+      "on SIGINT/SIGTERM leave for good: the leader removes the node from Raft (default false)")           \
     X(RAFT_PORT, "raft-port", "N", "Raft port on the bind host (default: RPC port + 2)")                   \
     X(RAFT_ADVERTISE_ADDR, "raft-advertise-addr", "HOST:PORT",                                             \
       "address the others dial for this node's Raft (default: bind host + Raft port)")                     \
@@ -225,6 +229,19 @@ static int dialed_addr_of(const char *const *val, int id)
     return plog_config_flag_hostport("proglog", name, val[id], "the other nodes dial it") == PLOG_OK ? 0 : -1;
 }
 
+/* bool_flag parses flag id, when given, into *b (else leaves it): true or false. */
+static int bool_flag(const char *const *val, int id, bool *b)
+{
+    if (val[id] == NULL)
+        return 0;
+    if (strcmp(val[id], "true") != 0 && strcmp(val[id], "false") != 0) {
+        fprintf(stderr, "proglog: --%s: want true or false: %s\n", flag_names[id], val[id]);
+        return -1;
+    }
+    *b = strcmp(val[id], "true") == 0;
+    return 0;
+}
+
 /* u64_flag parses flag id, when given, into *v (else leaves it), within the
  * range it has in every mode (plog_config_flag_server). */
 static int u64_flag(const char *const *val, int id, uint64_t *v)
@@ -249,7 +266,8 @@ int main(int argc, char **argv)
     struct option opts[NFLAGS + 3];
     for (int i = 0; i < NFLAGS; i++)
         opts[i] = (struct option){flag_names[i], required_argument, NULL, i + 1};
-    opts[F_BOOTSTRAP].has_arg = optional_argument; /* --bootstrap alone means true */
+    /* --bootstrap and --leave-on-terminate alone mean true */
+    opts[F_BOOTSTRAP].has_arg = opts[F_LEAVE_ON_TERMINATE].has_arg = optional_argument;
     opts[NFLAGS] = (struct option){"help", no_argument, NULL, 'h'};
     opts[NFLAGS + 1] = (struct option){"version", no_argument, NULL, 'V'};
     opts[NFLAGS + 2] = (struct option){NULL, 0, NULL, 0};
@@ -271,8 +289,8 @@ int main(int argc, char **argv)
         }
         flag[c - 1] = optarg != NULL ? optarg : "true";
         /* --bootstrap true|false as --help shows it: the value as the next word. */
-        if (c - 1 == F_BOOTSTRAP && optarg == NULL && optind < argc &&
-            (strcmp(argv[optind], "true") == 0 || strcmp(argv[optind], "false") == 0))
+        if (opts[c - 1].has_arg == optional_argument && optarg == NULL && optind < argc &&
+            argv[optind][0] != '-')
             flag[c - 1] = argv[optind++];
     }
     if (optind != argc) {
@@ -345,14 +363,10 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    if (val[F_BOOTSTRAP] != NULL) {
-        if (strcmp(val[F_BOOTSTRAP], "true") == 0)
-            ac.bootstrap = true;
-        else if (strcmp(val[F_BOOTSTRAP], "false") != 0) {
-            fprintf(stderr, "proglog: --bootstrap: want true or false: %s\n", val[F_BOOTSTRAP]);
-            goto out;
-        }
-    }
+    bool leave_on_terminate = false;
+    if (bool_flag(val, F_BOOTSTRAP, &ac.bootstrap) != 0 ||
+        bool_flag(val, F_LEAVE_ON_TERMINATE, &leave_on_terminate) != 0)
+        goto out;
     if (val[F_RAFT_PORT] != NULL) { /* 0 would not be "any port": the others dial it */
         if (plog_config_flag_range("proglog", "--raft-port", val[F_RAFT_PORT], 1, 65535, &v) != PLOG_OK)
             goto out;
@@ -476,14 +490,23 @@ int main(int argc, char **argv)
             "the error above says why; once that is put right (a full disk freed, say), a restart "
             "recovers from the data directory",
             NULL);
-        plog_agent_kill(agent);
+        plog_agent_stop(agent);
         plog_logger_free(lg);
         status = 1;
         goto out;
     }
-    plog_logger_log(lg, PLOG_LOGGER_INFO, "leaving", "node", ac.node_name, "signal",
-                    sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
-    int rv = plog_agent_shutdown(agent);
+    const char *signame = sig == SIGINT ? "SIGINT" : "SIGTERM";
+    int rv;
+    if (leave_on_terminate) {
+        plog_logger_log(lg, PLOG_LOGGER_INFO, "leaving", "node", ac.node_name, "signal", signame, "hint",
+                        "--leave-on-terminate: the leader removes this node from Raft's configuration", NULL);
+        rv = plog_agent_shutdown(agent);
+    } else {
+        plog_logger_log(
+            lg, PLOG_LOGGER_INFO, "stopping", "node", ac.node_name, "signal", signame, "hint",
+            "the node stays a Raft voter and a restart rejoins; --leave-on-terminate leaves for good", NULL);
+        rv = plog_agent_stop(agent);
+    }
     if (rv != PLOG_OK)
         plog_logger_log(lg, PLOG_LOGGER_ERROR, "closing the log failed", "err", plog_strerror(rv), NULL);
     else

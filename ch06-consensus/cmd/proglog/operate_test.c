@@ -224,7 +224,7 @@ static void test_agent_sighup_reloads_the_log_level_file(void **state)
     plog_test_proc *p = &c->node[0].proc;
     assert_true(WIFEXITED(p->status) && WEXITSTATUS(p->status) == 0);
     out = plog_test_output(p);
-    if (strstr(out, "msg=leaving") != NULL || strstr(out, "msg=stopped") != NULL)
+    if (strstr(out, "msg=stopping") != NULL || strstr(out, "msg=stopped") != NULL)
         fail_msg("an info line was written at warn: %s", out);
     free(out);
 }

@@ -210,6 +210,10 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
         {"--bootstrap true --node-name x --data-dir %s/d", 2, "--server-tls-cert-file is required"},
         {"--bootstrap=maybe --node-name x --data-dir %s/d", 2, "--bootstrap: want true or false: maybe"},
         {"--bootstrap --node-name x --data-dir %s/d", 2, "--server-tls-cert-file is required"},
+        /* A word after it that is not a flag is its value (before: "unexpected argument"). */
+        {"--bootstrap maybe --data-dir %s/d", 2, "--bootstrap: want true or false: maybe"},
+        {"--leave-on-terminate yes --data-dir %s/d", 2, "--leave-on-terminate: want true or false: yes"},
+        {"--leave-on-terminate --node-name x --data-dir %s/d", 2, "--server-tls-cert-file is required"},
         {"--help --data-dir %s/d", 0, "--start-join-addrs A,B"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

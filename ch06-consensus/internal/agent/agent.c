@@ -685,7 +685,7 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     *ap = a;
     return PLOG_OK;
 fail:
-    plog_agent_kill(a);
+    plog_agent_stop(a);
     return rv;
 }
 
@@ -806,8 +806,7 @@ int plog_agent_shutdown(plog_agent *a)
     return a == NULL ? PLOG_OK : stop(a, true);
 }
 
-void plog_agent_kill(plog_agent *a)
+int plog_agent_stop(plog_agent *a)
 {
-    if (a != NULL)
-        stop(a, false);
+    return a == NULL ? PLOG_OK : stop(a, false);
 }

@@ -74,7 +74,7 @@ typedef struct plog_agent_config {
      * or because its name was found taken when it joined (another node of that
      * name is alive; membership.h, NAME_TAKEN): it no longer leads, votes or
      * applies. Called on an agent thread, once per cause; the program should
-     * plog_agent_kill the agent (without leaving: the others keep it as a voter,
+     * plog_agent_stop the agent (without leaving: the others keep it as a voter,
      * and a leave in a taken name would be taken for the other node's) and exit,
      * so that a restart recovers from disk. NULL: nobody is told
      * (proglog_log_failed says 1 either way). */
@@ -121,13 +121,18 @@ typedef struct plog_agent_reload_result {
  * not during plog_agent_shutdown. */
 void plog_agent_reload(plog_agent *a, plog_agent_reload_result *out);
 
-/* plog_agent_shutdown leaves the cluster gracefully, stops replication and the
- * server, closes the log and frees a. Returns the log's close result. NULL: PLOG_OK. */
+/* plog_agent_shutdown leaves the cluster for good (the book's Shutdown): the
+ * others hear a graceful leave and the leader removes the node from Raft's
+ * configuration. It stops replication and the server, closes the log and frees a.
+ * Returns the log's close result. NULL: PLOG_OK. */
 int plog_agent_shutdown(plog_agent *a);
 
-/* plog_agent_kill stops everything without leaving (as if the process died, but
- * the log is closed cleanly): for tests of failure detection, and for a node
- * that stopped for good (plog_agent_config.failed). */
-void plog_agent_kill(plog_agent *a);
+/* plog_agent_stop stops everything without leaving: the others see the member
+ * fail, and a voter stays one, so the quorum does not shrink and a restart rejoins
+ * (a leader still hands over first). What proglog does on SIGTERM unless told to
+ * leave, what a node that stopped for good does (plog_agent_config.failed), and
+ * what tests of failure detection use. Returns the log's close result; NULL:
+ * PLOG_OK. */
+int plog_agent_stop(plog_agent *a);
 
 #endif
