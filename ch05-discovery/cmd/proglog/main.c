@@ -149,12 +149,20 @@ static void on_node_failed(void *arg, const char *why)
     kill(getpid(), SIGTERM);
 }
 
-/* split_addrs splits a comma list in place into addrs (at most MAX_JOIN). */
+/* split_addrs splits a comma list in place into addrs (at most MAX_JOIN), each
+ * HOST:PORT or tls+tcp://HOST:PORT with a port in 1..65535; else it says why (a
+ * usage error, before anything starts) and returns -1. */
 static int split_addrs(char *s, const char **addrs, size_t *n)
 {
     *n = 0;
     for (char *tok = strtok(s, ", "); tok != NULL; tok = strtok(NULL, ", ")) {
-        if (*n == MAX_JOIN)
+        if (*n == MAX_JOIN) {
+            fprintf(stderr, "proglog: --start-join-addrs: at most %d addresses\n", MAX_JOIN);
+            return -1;
+        }
+        const char *hostport = strncmp(tok, "tls+tcp://", 10) == 0 ? tok + 10 : tok;
+        if (plog_config_flag_hostport("proglog", "--start-join-addrs", hostport,
+                                      "a member's gossip address") != PLOG_OK)
             return -1;
         addrs[(*n)++] = tok;
     }
@@ -346,6 +354,14 @@ int main(int argc, char **argv)
     ac.max_inflight_bytes = (size_t)lim[1];
     ac.max_connections = (unsigned)lim[2];
     ac.handshake_timeout_ms = (uint32_t)lim[3];
+    char joins[4096] = "";
+    const char *addrs[MAX_JOIN];
+    if (val[F_START_JOIN_ADDRS] != NULL) {
+        snprintf(joins, sizeof joins, "%s", val[F_START_JOIN_ADDRS]);
+        if (split_addrs(joins, addrs, &ac.njoin) != 0)
+            goto out;
+        ac.start_join_addrs = addrs;
+    }
     static const int required[] = {F_SERVER_TLS_CERT_FILE, F_SERVER_TLS_KEY_FILE, F_SERVER_TLS_CA_FILE,
                                    F_PEER_TLS_CERT_FILE,   F_PEER_TLS_KEY_FILE,   F_PEER_TLS_CA_FILE,
                                    F_ACL_POLICY_FILE};
@@ -357,16 +373,6 @@ int main(int argc, char **argv)
                     flag_names[required[i]]);
             goto out;
         }
-    }
-    char joins[4096] = "";
-    const char *addrs[MAX_JOIN];
-    if (val[F_START_JOIN_ADDRS] != NULL) {
-        snprintf(joins, sizeof joins, "%s", val[F_START_JOIN_ADDRS]);
-        if (split_addrs(joins, addrs, &ac.njoin) != 0) {
-            fprintf(stderr, "proglog: --start-join-addrs: at most %d addresses\n", MAX_JOIN);
-            goto out;
-        }
-        ac.start_join_addrs = addrs;
     }
 
     sigset_t set;

@@ -201,6 +201,10 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
          "--metrics-addr: want HOST:PORT with a port in 1..65535: 127.0.0.1:99999"},
         {"--metrics-addr localhost --data-dir %s/d", 2, "--metrics-addr: want HOST:PORT"},
         {"--data-dir %s/d extra", 2, "unexpected argument: extra"},
+        /* A usage error, before gossip starts (before: exit 1, blamed on --bind-addr). */
+        {"--start-join-addrs tls+tcp://127.0.0.1:9,,x --data-dir %s/d", 2,
+         "--start-join-addrs: want HOST:PORT with a port in 1..65535 (a member's gossip address): x"},
+        {"--start-join-addrs 127.0.0.1:0 --data-dir %s/d", 2, "--start-join-addrs: want HOST:PORT"},
         /* A name the others would never accept (before: it started, and could not join). */
         {"--config-file %s/node1.yaml --node-name node2", 1,
          "node2\\\" is not the CN of the peer certificate"},
