@@ -2,7 +2,8 @@
  * it: a second run on the same data directory fails at once, names the node and
  * why, and leaves the running cluster alone; closing the terminal (SIGHUP to the
  * process group) stops every node; a node that dies is reported while the
- * others go on; and `make run` builds no test (cmocka is not in its
+ * others go on, two that die together are both reported, and the last one's
+ * death ends the script; and `make run` builds no test (cmocka is not in its
  * dependencies). The script runs in its own session (setsid), as under a
  * terminal, on ports picked free (PORT_BASE). */
 #include <setjmp.h>
@@ -145,6 +146,19 @@ static int ctl(struct fixture *f, const char *args, char **out)
     return plog_test_sh(cmd, 15000, out);
 }
 
+/* node_pid is node i's pid, from the script's "nodeI is up (pid N)". */
+static pid_t node_pid(struct fixture *f, int i)
+{
+    char want[64], *out = plog_test_output(&f->proc);
+    snprintf(want, sizeof want, "run-cluster: node%d is up (pid ", i);
+    const char *up = strstr(out, want);
+    assert_non_null(up);
+    pid_t pid = (pid_t)atoi(up + strlen(want));
+    free(out);
+    assert_true(pid > 1);
+    return pid;
+}
+
 static void test_run_cluster_second_run_fails_and_hangup_stops_every_node(void **state)
 {
     struct fixture *f = *state;
@@ -179,11 +193,8 @@ static void test_run_cluster_reports_a_node_that_dies_and_the_others_serve_on(vo
 {
     struct fixture *f = *state;
     start(f);
-    char *out = plog_test_output(&f->proc), *up = strstr(out, "run-cluster: node2 is up (pid ");
-    assert_non_null(up);
-    pid_t node2 = (pid_t)atoi(up + strlen("run-cluster: node2 is up (pid "));
-    free(out);
-    assert_true(node2 > 1);
+    pid_t node2 = node_pid(f, 2);
+    char *out;
     assert_int_equal(kill(node2, SIGKILL), 0);
     if (!plog_test_wait_output(&f->proc, "still running: node1 node3", 15000))
         fail_msg("node2's death not reported: %s", plog_test_output(&f->proc));
@@ -198,6 +209,33 @@ static void test_run_cluster_reports_a_node_that_dies_and_the_others_serve_on(vo
     assert_int_equal(stopped(f), 0);
     out = plog_test_output(&f->proc);
     assert_non_null(strstr(out, "run-cluster: stopping node1 node3"));
+    free(out);
+}
+
+/* Two nodes killed at once are both reported, though the script is still
+ * reporting the first when the second is gone; when the last one dies, the
+ * script says so and exits 1. */
+static void test_run_cluster_reports_nodes_that_die_together_and_exits_when_none_is_left(void **state)
+{
+    struct fixture *f = *state;
+    start(f);
+    pid_t pid[3] = {node_pid(f, 1), node_pid(f, 2), node_pid(f, 3)};
+    assert_int_equal(kill(pid[1], SIGKILL), 0);
+    assert_int_equal(kill(pid[2], SIGKILL), 0);
+    if (!plog_test_wait_output(&f->proc, "still running: node1 (", 15000))
+        fail_msg("node2's and node3's deaths not both reported: %s", plog_test_output(&f->proc));
+    char *out = plog_test_output(&f->proc), want[128];
+    for (int i = 1; i < 3; i++) {
+        snprintf(want, sizeof want, "node%d (pid %d) stopped on its own (killed by signal 9)", i + 1,
+                 (int)pid[i]);
+        if (strstr(out, want) == NULL)
+            fail_msg("no \"%s\": %s", want, out);
+    }
+    free(out);
+    assert_int_equal(kill(pid[0], SIGKILL), 0);
+    assert_int_equal(stopped(f), 1);
+    out = plog_test_output(&f->proc);
+    assert_non_null(strstr(out, "run-cluster: no node left"));
     free(out);
 }
 
@@ -224,6 +262,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_run_cluster_reports_a_node_that_dies_and_the_others_serve_on,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_run_cluster_reports_nodes_that_die_together_and_exits_when_none_is_left, setup, teardown),
         cmocka_unit_test_setup_teardown(test_make_run_builds_no_test, setup, teardown),
     };
     return cmocka_run_group_tests_name("run-cluster", tests, NULL, NULL);
