@@ -169,6 +169,20 @@ static void on_tls_failure(void *arg, const char *remote, const char *reason)
     plog_logger_log(arg, PLOG_LOGGER_WARN, "tls_handshake_failed", "remote", remote, "err", reason, NULL);
 }
 
+/* warn_unmatched says which policy rules can never allow anything here: a typo
+ * such as "Consume" loads, and would otherwise only show as denials. */
+static void warn_unmatched(plog_logger *lg, const plog_auth *acl, const char *policy)
+{
+    static const char *const actions[] = {PLOG_AUTH_PRODUCE, PLOG_AUTH_CONSUME};
+    char first[PLOG_AUTH_ERRMSG_SIZE], count[24];
+    size_t n = plog_auth_unmatched(acl, actions, sizeof actions / sizeof actions[0], first, sizeof first);
+    if (n == 0)
+        return;
+    snprintf(count, sizeof count, "%zu", n);
+    plog_logger_log(lg, PLOG_LOGGER_WARN, "policy rules that never match", "file", policy, "rules", count,
+                    "first", first, "matched", "object * and action produce, consume or *", NULL);
+}
+
 static int security_open(struct security *sec, const char *cert, const char *key, const char *ca,
                          const char *model, const char *policy, plog_logger *lg, char *why, size_t size)
 {
@@ -180,6 +194,7 @@ static int security_open(struct security *sec, const char *cert, const char *key
         sec->tls = NULL;
         return -1;
     }
+    warn_unmatched(lg, sec->acl, policy);
     return 0;
 }
 
@@ -206,6 +221,8 @@ static void reload_all(const struct reload *r)
             acl = "kept";
             plog_logger_log(r->lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old ACL", "file", r->policy,
                             "err", why, NULL);
+        } else {
+            warn_unmatched(r->lg, r->sec->acl, r->policy);
         }
         snprintf(rules, sizeof rules, "%zu", plog_auth_rules(r->sec->acl));
         tls = "reloaded";

@@ -394,6 +394,7 @@ int main(int argc, char **argv)
         plog_logger_free(lg);
         goto out;
     }
+    reload_warn_unmatched(lg, val[F_ACL_POLICY_FILE], plog_agent_acl(agent));
     char next[24], join[24];
     snprintf(next, sizeof next, "%" PRIu64, plog_log_next_offset(plog_agent_log(agent)));
     snprintf(join, sizeof join, "%zu", ac.njoin);
@@ -413,7 +414,8 @@ int main(int argc, char **argv)
                                      .tls = r.tls,
                                      .acl_err = r.acl_err,
                                      .tls_err = r.tls_err,
-                                     .acl_rules = r.acl_rules};
+                                     .acl_rules = r.acl_rules,
+                                     .acl_now = plog_agent_acl(agent)};
         reload_finish(lg, val[F_LOG_LEVEL_FILE], &rs);
     }
     if (atomic_load(&node_failed)) {

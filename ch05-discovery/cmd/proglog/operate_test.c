@@ -190,7 +190,8 @@ static void test_agent_sighup_policy_applies_to_open_connections_and_gossip(void
 }
 
 /* A policy that does not load leaves the old one in force, and the log says which
- * file, which line and why. */
+ * file, which line and why; one that loads with a rule that never matches is
+ * warned about. */
 static void test_agent_sighup_bad_policy_keeps_the_old_one(void **state)
 {
     struct tc *c = *state;
@@ -204,6 +205,19 @@ static void test_agent_sighup_bad_policy_keeps_the_old_one(void **state)
     plog_client *cl = tc_client(c, 0);
     plog_rpc_status rs;
     assert_int_equal(produce(cl, "still allowed", &rs), PLOG_STATUS_OK);
+    /* A policy that loads but holds a rule that never matches (a capital in an
+     * action) is in force, with a warning naming the rule; the cluster's policy
+     * at start drew none. */
+    out = plog_test_output(&c->node[0].proc);
+    assert_null(strstr(out, "never match"));
+    free(out);
+    put(c->policy, "p, root, *, produce\np, node2, *, Gossip\n");
+    out = hup(c, 0, "acl=reloaded acl_rules=2");
+    if (strstr(out, "level=warn msg=\"policy rules that never match\"") == NULL ||
+        strstr(out, "rules=1 first=\"line 2: action \\\"Gossip\\\"\"") == NULL)
+        fail_msg("no warning naming line 2: %s", out);
+    free(out);
+    assert_int_equal(produce(cl, "root still produces", &rs), PLOG_STATUS_OK);
     plog_client_close(cl);
 }
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "internal/discovery/transport.h"
 #include "internal/err/err.h"
 
 void reload_block_signals(sigset_t *set)
@@ -43,6 +44,19 @@ int reload_read_level(const char *path, plog_logger_level *out, char *why, size_
     return 0;
 }
 
+void reload_warn_unmatched(plog_logger *lg, const char *policy_file, const plog_auth *acl)
+{
+    static const char *const actions[] = {PLOG_AUTH_PRODUCE, PLOG_AUTH_CONSUME, PLOG_TRANSPORT_ACTION};
+    char first[PLOG_AUTH_ERRMSG_SIZE], count[24];
+    size_t n = plog_auth_unmatched(acl, actions, sizeof actions / sizeof actions[0], first, sizeof first);
+    if (n == 0)
+        return;
+    snprintf(count, sizeof count, "%zu", n);
+    plog_logger_log(lg, PLOG_LOGGER_WARN, "policy rules that never match", "file", policy_file, "rules",
+                    count, "first", first, "matched", "object * and action produce, consume, gossip or *",
+                    NULL);
+}
+
 void reload_finish(plog_logger *lg, const char *level_file, const struct reload_security *sec)
 {
     char why[512], rules[24] = "0";
@@ -52,6 +66,8 @@ void reload_finish(plog_logger *lg, const char *level_file, const struct reload_
         if (sec->acl != PLOG_OK)
             plog_logger_log(lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old ACL", "file",
                             sec->policy_file, "err", sec->acl_err, NULL);
+        else if (sec->acl_now != NULL)
+            reload_warn_unmatched(lg, sec->policy_file, sec->acl_now);
         snprintf(rules, sizeof rules, "%zu", sec->acl_rules);
         tls = sec->tls == PLOG_OK ? "reloaded" : "kept";
         if (sec->tls != PLOG_OK)

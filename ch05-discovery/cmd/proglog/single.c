@@ -154,6 +154,7 @@ static int security_open(struct security *sec, const char *cert, const char *key
         sec->tls = NULL;
         return -1;
     }
+    reload_warn_unmatched(lg, policy, sec->acl);
     return 0;
 }
 
@@ -176,6 +177,7 @@ static void reload_all(const struct reload *r)
     if (r->sec != NULL) {
         rs.acl = plog_auth_reload(r->sec->acl, r->model, r->policy, acl_err, sizeof acl_err);
         rs.acl_rules = plog_auth_rules(r->sec->acl);
+        rs.acl_now = r->sec->acl;
         rs.tls = plog_tls_config_server_reload(r->sec->tls, r->cert, r->key, r->ca, tls_err, sizeof tls_err);
     }
     reload_finish(r->lg, r->level_file, r->sec != NULL ? &rs : NULL);

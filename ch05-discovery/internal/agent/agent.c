@@ -617,6 +617,11 @@ plog_discovery *plog_agent_discovery(plog_agent *a)
     return a->disc;
 }
 
+const plog_auth *plog_agent_acl(plog_agent *a)
+{
+    return a->acl;
+}
+
 plog_replicator *plog_agent_replicator(plog_agent *a)
 {
     return a->repl;

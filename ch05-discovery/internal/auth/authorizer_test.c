@@ -258,6 +258,32 @@ static void test_auth_reload_replaces_the_rules(void **state)
     assert_int_equal(plog_auth_authorize(f->a, "nobody", "*", "produce"), PLOG_EPERM);
 }
 
+/* Rules no check of the program can match are counted and the first is named: an
+ * action the program never asks for (a typo, a capital) or an object other than
+ * "*"; "*" and the actions given are fine, and a reload is counted afresh. */
+static void test_auth_unmatched_rules_are_counted_and_the_first_named(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const actions[] = {PLOG_AUTH_PRODUCE, PLOG_AUTH_CONSUME};
+    char first[128];
+    assert_plog_ok(load(f, BOOK_MODEL,
+                        "p, root, *, produce\n"
+                        "# a comment\n"
+                        "p, root, *, Consume\n"
+                        "p, *, *, *\n"
+                        "p, writer, topic-a, produce\n"
+                        "p, reader, *, prodcue\n"));
+    assert_int_equal(plog_auth_unmatched(f->a, actions, 2, first, sizeof first), 3);
+    assert_string_equal(first, "line 3: action \"Consume\"");
+    assert_int_equal(plog_auth_unmatched(f->a, actions, 0, first, sizeof first), 4);
+    assert_int_equal(reload(f, "p, writer, topic-a, produce\n"), PLOG_OK);
+    assert_int_equal(plog_auth_unmatched(f->a, actions, 2, first, sizeof first), 1);
+    assert_string_equal(first, "line 1: object \"topic-a\"");
+    assert_int_equal(reload(f, BOOK_POLICY), PLOG_OK);
+    assert_int_equal(plog_auth_unmatched(f->a, actions, 2, first, sizeof first), 0);
+    assert_string_equal(first, "");
+}
+
 /* A bad file leaves the rules in force, and the error names file and line. */
 static void test_auth_reload_of_a_bad_policy_keeps_the_old_rules(void **state)
 {
@@ -338,6 +364,7 @@ int main(void)
         T(test_auth_overlong_line_is_refused),
         T(test_auth_shipped_model_and_policy_load),
         T(test_auth_reload_replaces_the_rules),
+        T(test_auth_unmatched_rules_are_counted_and_the_first_named),
         T(test_auth_reload_of_a_bad_policy_keeps_the_old_rules),
         T(test_auth_reload_races_no_check),
     };

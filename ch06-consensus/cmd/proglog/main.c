@@ -458,6 +458,7 @@ int main(int argc, char **argv)
         plog_logger_free(lg);
         goto out;
     }
+    reload_warn_unmatched(lg, val[F_ACL_POLICY_FILE], plog_agent_acl(agent));
     /* The record log is rebuilt from Raft's log as entries commit again, so at
      * this moment it may hold none of them yet: the line names both. */
     uint64_t term, commit, last;
@@ -483,7 +484,8 @@ int main(int argc, char **argv)
                                      .tls = r.tls,
                                      .acl_err = r.acl_err,
                                      .tls_err = r.tls_err,
-                                     .acl_rules = r.acl_rules};
+                                     .acl_rules = r.acl_rules,
+                                     .acl_now = plog_agent_acl(agent)};
         reload_finish(lg, val[F_LOG_LEVEL_FILE], &rs);
     }
     if (atomic_load(&node_failed)) {

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stddef.h>
 
+#include "internal/auth/authorizer.h"
 #include "internal/logger/logger.h"
 
 /* reload_block_signals blocks SIGINT, SIGTERM (stop) and SIGHUP (reload) and puts
@@ -27,7 +28,8 @@ struct reload_security {
     const char *policy_file, *cert_file; /* named in the error lines */
     int acl, tls;                        /* PLOG_OK: reloaded; else kept, and why: */
     const char *acl_err, *tls_err;
-    size_t acl_rules; /* rules in force now */
+    size_t acl_rules;         /* rules in force now */
+    const plog_auth *acl_now; /* the ACL in force, for reload_warn_unmatched */
 };
 
 /* reload_read_level reads the one word of a level file (blanks and a newline around
@@ -35,8 +37,16 @@ struct reload_security {
  * reason. */
 int reload_read_level(const char *path, plog_logger_level *out, char *why, size_t size);
 
+/* reload_warn_unmatched logs one warning when rules of acl, read from
+ * policy_file, can never match a check of this program: an object other than "*",
+ * or an action other than produce, consume, gossip or "*" (plog_auth_unmatched). A
+ * typo such as "Consume" loads and would otherwise only show as denials. Called at
+ * start and by reload_finish after a reload of the ACL. */
+void reload_warn_unmatched(plog_logger *lg, const char *policy_file, const plog_auth *acl);
+
 /* reload_finish logs an error line for each part of sec that was kept (sec NULL:
- * plain text, acl=off tls=off), reloads lg's level from level_file (NULL: the level
+ * plain text, acl=off tls=off) and the warning of reload_warn_unmatched for a
+ * reloaded ACL, reloads lg's level from level_file (NULL: the level
  * stays; a bad file keeps it, with an error line), and writes the summary line under
  * whichever of the old and new levels shows it, so that lowering the level to warn
  * still leaves a trace of the change that did it. */

@@ -750,6 +750,11 @@ plog_discovery *plog_agent_discovery(plog_agent *a)
     return a->disc;
 }
 
+const plog_auth *plog_agent_acl(plog_agent *a)
+{
+    return a->acl;
+}
+
 plog_distributed *plog_agent_distributed(plog_agent *a)
 {
     return a->dist;

@@ -100,6 +100,7 @@ const char *plog_agent_rpc_addr(const plog_agent *a);
 plog_log *plog_agent_log(plog_agent *a);
 plog_discovery *plog_agent_discovery(plog_agent *a);
 plog_distributed *plog_agent_distributed(plog_agent *a);
+const plog_auth *plog_agent_acl(plog_agent *a);
 
 /* What plog_agent_reload did. Each part is all or nothing: PLOG_OK, or the old
  * state stays in force and *_err says which file and why. */

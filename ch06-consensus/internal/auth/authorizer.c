@@ -23,6 +23,7 @@
 
 struct rule {
     char *field[3]; /* subject, object, action */
+    int line;       /* in the policy file */
 };
 
 struct plog_auth {
@@ -191,7 +192,7 @@ static int split_csv(char *s, char **fields, int max)
     }
 }
 
-static int add_rule(plog_auth *a, char *const f[3])
+static int add_rule(plog_auth *a, char *const f[3], int line)
 {
     if (a->n == a->cap) {
         size_t cap = a->cap == 0 ? 8 : a->cap * 2;
@@ -202,6 +203,7 @@ static int add_rule(plog_auth *a, char *const f[3])
         a->cap = cap;
     }
     struct rule *r = &a->rules[a->n];
+    r->line = line;
     for (int i = 0; i < 3; i++) {
         if ((r->field[i] = strdup(f[i])) == NULL) {
             while (i-- > 0)
@@ -257,7 +259,7 @@ static int load_policy(plog_auth *a, const char *path, char *err, size_t errsize
                 goto done;
             }
         }
-        if ((rv = add_rule(a, fields + 1)) != PLOG_OK) {
+        if ((rv = add_rule(a, fields + 1, lineno)) != PLOG_OK) {
             snprintf(err, errsize, "%s:%d: out of memory", path, lineno);
             goto done;
         }
@@ -368,4 +370,30 @@ size_t plog_auth_rules(const plog_auth *a)
     size_t n = a->n;
     pthread_rwlock_unlock(lock);
     return n;
+}
+
+size_t plog_auth_unmatched(const plog_auth *a, const char *const actions[], size_t nactions, char *buf,
+                           size_t size)
+{
+    pthread_rwlock_t *lock = (pthread_rwlock_t *)&a->lock;
+    size_t count = 0;
+    if (size > 0)
+        buf[0] = '\0';
+    pthread_rwlock_rdlock(lock);
+    for (size_t i = 0; i < a->n; i++) {
+        const struct rule *r = &a->rules[i];
+        const char *what = NULL, *value = NULL;
+        if (!matches(r->field[1], PLOG_AUTH_OBJECT_ANY)) {
+            what = "object", value = r->field[1];
+        } else if (strcmp(r->field[2], "*") != 0) {
+            what = "action", value = r->field[2];
+            for (size_t k = 0; k < nactions && what != NULL; k++)
+                if (matches(r->field[2], actions[k]))
+                    what = NULL;
+        }
+        if (what != NULL && count++ == 0)
+            snprintf(buf, size, "line %d: %s \"%s\"", r->line, what, value);
+    }
+    pthread_rwlock_unlock(lock);
+    return count;
 }

@@ -77,4 +77,14 @@ void plog_auth_denial(const char *subject, const char *object, const char *actio
 /* plog_auth_rules returns how many policy rules a holds. */
 size_t plog_auth_rules(const plog_auth *a);
 
+/* plog_auth_unmatched counts the rules of a that no check of the program can
+ * match, so that it can say so: a rule whose object is not "*" (every check asks
+ * for object "*", as the book's do), or whose action is neither "*" nor one of
+ * actions[0..nactions) (the actions the program checks). Such a rule loads (the
+ * format allows any word) and silently allows nothing: a typo ("Consume", "prodcue")
+ * reads as a denial at run time. Writes the first one into buf (size bytes),
+ * "line 3: action \"Consume\"", or "" when there is none. */
+size_t plog_auth_unmatched(const plog_auth *a, const char *const actions[], size_t nactions, char *buf,
+                           size_t size);
+
 #endif

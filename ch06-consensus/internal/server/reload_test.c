@@ -293,6 +293,30 @@ static void test_reload_bad_policy_keeps_the_old_policy(void **state)
     plog_client_close(nobody);
 }
 
+/* A policy whose rules load but can never match (a capital in an action, an
+ * object other than "*") is in force after SIGHUP, and a warning counts those
+ * rules and names the first; the book's policy at start drew none. */
+static void test_reload_warns_about_rules_that_never_match(void **state)
+{
+    struct fixture *f = *state;
+    char *out = plog_test_output(&f->srv.proc);
+    assert_null(strstr(out, "never match"));
+    free(out);
+    write_file(f->policy, "p, root, *, produce\np, root, *, Consume\np, root, topic, consume\n");
+    hup(f, "acl=reloaded acl_rules=3");
+    out = plog_test_output(&f->srv.proc);
+    const char *want = "level=warn msg=\"policy rules that never match\" file=";
+    if (strstr(out, want) == NULL || strstr(out, "rules=2 first=\"line 2: action \\\"Consume\\\"\"") == NULL)
+        fail_msg("no warning naming line 2's action: %s", out);
+    free(out);
+    uint64_t off;
+    plog_rpc_status st;
+    assert_status_ok(plog_client_produce(f->c, "root", 4, &off, NULL));
+    Log__V1__Record *rec = NULL;
+    assert_int_equal(plog_client_consume(f->c, off, &rec, &st), PLOG_STATUS_PERMISSION_DENIED);
+    assert_null(rec);
+}
+
 /* A new certificate is served to connections made after SIGHUP; the connection
  * made before goes on with the old one; new clients verify the new one. */
 static void test_reload_new_certificate_is_served_to_new_connections(void **state)
@@ -403,6 +427,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload_policy_change_applies_to_new_requests, setup_tls,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reload_bad_policy_keeps_the_old_policy, setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_warns_about_rules_that_never_match, setup_tls, teardown),
         cmocka_unit_test_setup_teardown(test_reload_new_certificate_is_served_to_new_connections, setup_tls,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reload_bad_certificate_keeps_the_old_one, setup_tls, teardown),
