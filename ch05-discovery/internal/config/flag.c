@@ -16,7 +16,12 @@ int plog_config_flag_u64(const char *prog, const char *what, const char *s, uint
     char *end;
     errno = 0;
     unsigned long long x = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || s[0] < '0' || s[0] > '9') {
+    bool digits = end != s && *end == '\0' && s[0] >= '0' && s[0] <= '9';
+    if (digits && errno == ERANGE) {
+        fprintf(stderr, "%s: %s: too large: %s (at most %" PRIu64 ")\n", prog, what, s, UINT64_MAX);
+        return PLOG_EINVAL;
+    }
+    if (!digits || errno != 0) {
         fprintf(stderr, "%s: %s: not a number: %s\n", prog, what, s);
         return PLOG_EINVAL;
     }
