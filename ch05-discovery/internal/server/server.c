@@ -37,6 +37,9 @@
 #define CLOSE_SOCKET_MS 2000 /* plog_server_close waits this long for the socket */
 #define DEFAULT_MAX_PARKED_PER_CLIENT 32
 #define DEFAULT_MAX_INFLIGHT (256u << 20)
+/* A reply waits behind the earlier ones on its connection while the client does not
+ * read: past this, the connection is closed (see worker_cb). */
+#define DEFAULT_REPLY_TIMEOUT_MS 5000
 #define DEFAULT_MAX_CONNECTIONS 4096
 #define DEFAULT_HANDSHAKE_TIMEOUT_MS 5000
 /* The largest max_msg_bytes: RECVMAXSZ is twice it, and both must fit a size_t
@@ -130,6 +133,7 @@ static void recv_next(struct worker *w)
     }
     w->state = W_RECV;
     pthread_mutex_unlock(&s->mu);
+    nng_aio_set_timeout(w->aio, NNG_DURATION_INFINITE); /* the reply's timeout stays behind */
     nng_ctx_recv(w->ctx, w->aio);
 }
 
@@ -148,6 +152,7 @@ void plog_server_reply(struct worker *w)
         return;
     }
     nng_aio_set_msg(w->aio, m);
+    nng_aio_set_timeout(w->aio, (nng_duration)w->srv->cfg.reply_timeout_ms);
     nng_ctx_send(w->ctx, w->aio);
 }
 
@@ -364,6 +369,11 @@ static void worker_cb(void *arg)
             snprintf(w->error, sizeof w->error, "reply not sent: %s", nng_strerror(rv));
             w->bytes_out = 0;
         }
+        /* A client that reads no more would hold every worker its requests reached,
+         * each with its reply, for as long as it kept the connection open; closing
+         * it ends its other waiting replies too (nng completes them). */
+        if (rv == NNG_ETIMEDOUT)
+            nng_pipe_close((nng_pipe){.id = w->pipe});
         nng_aio_set_msg(w->aio, NULL);
         finish(w);
         recv_next(w);
@@ -467,6 +477,10 @@ static int server_open(plog_log *log, const plog_server_config *cfg, bool inproc
         s->cfg.workers = DEFAULT_WORKERS;
     if (s->cfg.max_wait_ms == 0)
         s->cfg.max_wait_ms = DEFAULT_MAX_WAIT_MS;
+    if (s->cfg.reply_timeout_ms == 0)
+        s->cfg.reply_timeout_ms = DEFAULT_REPLY_TIMEOUT_MS;
+    if (s->cfg.reply_timeout_ms > INT32_MAX) /* an nng_duration */
+        s->cfg.reply_timeout_ms = INT32_MAX;
     if (s->cfg.max_parked_per_client == 0)
         s->cfg.max_parked_per_client = DEFAULT_MAX_PARKED_PER_CLIENT;
     s->cfg.max_inflight_bytes = budget;

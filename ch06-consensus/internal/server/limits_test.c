@@ -3,7 +3,8 @@
  * parked long polls and the memory of decoded requests in flight, keeps serving an
  * authorized client while 2,000 idle TCP connections hold handshake slots, and
  * keys its resend deduplication by the sender's verified identity; a full disk is
- * answered alike every time. */
+ * answered alike every time; a client that reads no replies loses its connection,
+ * not everyone their answers. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -579,6 +580,79 @@ static void test_server_answers_a_full_disk_alike_every_time(void **state)
     nng_close(s);
 }
 
+/* raw_req_connect opens a plain TCP connection to the server at addr
+ * (tcp://HOST:PORT) with a receive buffer of rcvbuf bytes and says hello as an SP
+ * REQ peer: what a client sees below nng. */
+static int raw_req_connect(const char *addr, int rcvbuf)
+{
+    int port = atoi(strrchr(addr, ':') + 1), fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    static const uint8_t hello[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0}; /* SP, protocol REQ0 */
+    uint8_t peer[8];
+    assert_int_equal(write(fd, hello, sizeof hello), (ssize_t)sizeof hello);
+    assert_int_equal(recv(fd, peer, sizeof peer, MSG_WAITALL), (ssize_t)sizeof peer);
+    return fd;
+}
+
+/* A client that sends requests and never reads the replies: once a reply has
+ * waited reply_timeout_ms for its connection, the connection is closed, and the
+ * workers its requests held serve others again. Before, every worker stayed held,
+ * with its reply, for as long as that client kept the connection open: nobody else
+ * was answered (a black-box run: 400 Consumes of a 1 MB record, 263 MB of server
+ * memory). */
+static void test_server_closes_a_connection_that_reads_no_replies(void **state)
+{
+    struct fixture *f = *state;
+    char why[256] = "";
+    plog_server_config cfg = {.addr = f->addr, .insecure = true, .workers = 8, .reply_timeout_ms = 1000};
+    assert_plog_ok(plog_server_open(f->log, &cfg, &f->srv, why, sizeof why));
+    size_t big = 1u << 20; /* each reply fills the socket buffers on its own */
+    char *value = malloc(big + 1);
+    memset(value, 'q', big);
+    value[big] = '\0';
+    nng_socket s = dial(f->addr, NULL);
+    int code;
+    assert_int_equal(produce(s, value, 1, 1, &code), 0);
+    free(value);
+
+    int fd = raw_req_connect(f->addr, 4096);
+    Log__V1__ConsumeRequest cr = LOG__V1__CONSUME_REQUEST__INIT;
+    nng_msg *m;
+    assert_plog_ok(plog_rpc_request_msg(plog_rpc_method_name(PLOG_METHOD_CONSUME), &cr.base, 0, 0, 0, &m));
+    for (uint32_t i = 0; i < 4 * cfg.workers; i++) {
+        uint8_t head[12];
+        uint64_t len = 4 + nng_msg_len(m);
+        for (int k = 0; k < 8; k++)
+            head[k] = (uint8_t)(len >> (56 - 8 * k));
+        uint32_t id = 0x80000000u | (i + 1); /* the REQ request id, echoed by REP */
+        for (int k = 0; k < 4; k++)
+            head[8 + k] = (uint8_t)(id >> (24 - 8 * k));
+        assert_int_equal(write(fd, head, sizeof head), (ssize_t)sizeof head);
+        assert_int_equal(write(fd, nng_msg_body(m), nng_msg_len(m)), (ssize_t)nng_msg_len(m));
+    }
+    nng_msg_free(m);
+    plog_test_sleep_ms(300); /* every worker holds a reply for it by now */
+
+    int64_t t0 = plog_test_now_ms();
+    assert_int_equal(produce(s, "after", 1, 2, &code), 1); /* dial's 10 s receive timeout */
+    print_message("another client's produce answered after %lld ms\n", (long long)(plog_test_now_ms() - t0));
+    /* The silent client's connection is closed: what it was sent, then the end. */
+    struct timeval tv = {.tv_sec = 10};
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+    static char sink[1 << 16];
+    ssize_t n;
+    while ((n = read(fd, sink, sizeof sink)) > 0)
+        ;
+    if (n < 0 && errno != ECONNRESET)
+        fail_msg("the silent client's connection is still open: %s", strerror(errno));
+    close(fd);
+    nng_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -593,6 +667,8 @@ int main(void)
         cmocka_unit_test(test_server_caps_connections),
         cmocka_unit_test(test_server_metrics_and_logs_tell_the_truth),
         cmocka_unit_test(test_server_dedup_is_keyed_by_identity),
+        cmocka_unit_test_setup_teardown(test_server_closes_a_connection_that_reads_no_replies, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("limits", tests, NULL, NULL);
 }

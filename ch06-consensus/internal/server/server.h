@@ -53,6 +53,9 @@ typedef struct plog_server_config {
                                      * is charged its estimated decoded size); beyond it
                                      * RESOURCE_EXHAUSTED. 0: 256 MiB; at least
                                      * 2 * max_msg_bytes */
+    uint32_t reply_timeout_ms;      /* a reply that waits this long for its connection
+                                     * (its client reads no more) is dropped and the
+                                     * connection closed; 0: 5000 */
     plog_logger *logger;            /* borrowed, outlives the server: where it logs (NULL: nowhere) */
     /* ch04. All borrowed: each must outlive the server. */
     nng_tls_config *tls;           /* required for a tls+tcp:// addr (internal/tls/config.h);
