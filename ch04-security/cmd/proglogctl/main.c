@@ -58,6 +58,7 @@ static void usage(FILE *f)
                "Client of proglog.\n\n"
                "Commands:\n"
                "  produce VALUE...                 append each VALUE; prints their offsets\n"
+               "  produce -- VALUE...              the same, for values that start with --\n"
                "  produce -                        append each line of stdin\n"
                "  consume OFFSET                   print the record at OFFSET\n"
                "  consume --from OFFSET [--follow] print records from OFFSET to the log's end\n"
@@ -147,6 +148,7 @@ struct command {
     enum command_kind kind;
     int argc; /* produce: the values, or "-" */
     char **argv;
+    bool literal; /* produce: after "--": "-" is a value too */
     uint64_t off; /* consume: OFFSET, or where --from starts */
     bool from, follow, offsets;
 };
@@ -200,6 +202,20 @@ static int parse_command(int argc, char **argv, struct command *cmd)
 {
     *cmd = (struct command){0};
     if (strcmp(argv[0], "produce") == 0) {
+        /* A word that starts with "--" is far likelier a misplaced option (--help,
+         * --timeout after the command) than a value, and an appended record cannot
+         * be taken back: refused, unless the values follow a "--". */
+        if (argc >= 2 && strcmp(argv[1], "--") == 0) {
+            cmd->literal = true;
+            argc--, argv++;
+        }
+        for (int i = 1; i < argc && !cmd->literal; i++)
+            if (strncmp(argv[i], "--", 2) == 0) {
+                fprintf(stderr,
+                        "proglogctl: produce: %s looks like an option (to produce it: produce -- VALUE...)\n",
+                        argv[i]);
+                return EXIT_USAGE;
+            }
         if (argc < 2) {
             fprintf(stderr, "proglogctl: produce: want VALUE... or -\n");
             return EXIT_USAGE;
@@ -304,7 +320,7 @@ static int cmd_produce(plog_client *c, const struct command *cmd)
     if (plog_client_producer_open(c, &pc, &p, &st) != PLOG_STATUS_OK)
         return fail(&st);
     int code = PLOG_STATUS_OK;
-    if (argc == 1 && strcmp(argv[0], "-") == 0) {
+    if (argc == 1 && strcmp(argv[0], "-") == 0 && !cmd->literal) {
         struct lines in = {0};
         struct flush_arg fa = {.p = p, .st = &st, .code = PLOG_STATUS_OK};
         char *line;

@@ -74,6 +74,13 @@ static void test_proglogctl_produce_then_consume_round_trip(void **state)
     assert_int_equal(ctl(f, &out, NULL, "consume --from 1 --offsets"), 0);
     assert_string_equal(out, "1\tbeta\n2\tgamma\n");
     free(out);
+    /* After "--" every word is a value, "--help" and "-" too. */
+    assert_int_equal(ctl(f, &out, NULL, "produce -- --help -"), 0);
+    assert_string_equal(out, "3\n4\n");
+    free(out);
+    assert_int_equal(ctl(f, &out, NULL, "consume --from 3"), 0);
+    assert_string_equal(out, "--help\n-\n");
+    free(out);
 }
 
 static void test_proglogctl_produce_dash_reads_one_record_per_line(void **state)
@@ -198,6 +205,9 @@ static void test_proglogctl_refuses_a_bad_command_line_before_dialing(void **sta
                                       "consume --from 1 2",
                                       "consume 1 --follow",
                                       "consume --bogus 1",
+                                      "produce --help",
+                                      "produce a --timeout 5",
+                                      "produce --",
                                       "consume -1",
                                       "produce",
                                       "offsets extra",
