@@ -207,6 +207,10 @@ int main(int argc, char **argv)
     static const char *const schemes[] = {"tcp", NULL};
     if (plog_config_flag_url("proglog", "--addr", addr, schemes) != PLOG_OK)
         return 2;
+    if (plog_server_config_check(&sc, why, sizeof why) != PLOG_OK) {
+        fprintf(stderr, "proglog: --max-msg-bytes, --max-inflight-bytes: %s\n", why);
+        return 2;
+    }
     if (level_file != NULL && read_level(level_file, &level, why, sizeof why) != 0) {
         fprintf(stderr, "proglog: --log-level-file %s\n", why);
         return 2;

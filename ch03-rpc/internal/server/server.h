@@ -30,8 +30,8 @@ typedef struct plog_server_config {
                                      * more are RESOURCE_EXHAUSTED. 0: 32 */
     size_t max_inflight_bytes;      /* budget for decoded requests in flight (a produce
                                      * is charged its estimated decoded size); beyond it
-                                     * RESOURCE_EXHAUSTED. 0: 256 MiB; at least
-                                     * 2 * max_msg_bytes */
+                                     * RESOURCE_EXHAUSTED. 0: 256 MiB, or twice a
+                                     * larger max_msg_bytes; at least 2 * max_msg_bytes */
     uint32_t reply_timeout_ms;      /* a reply that waits this long for its connection
                                      * (its client reads no more) is dropped and the
                                      * connection closed; 0: 5000 */
@@ -45,6 +45,12 @@ typedef struct plog_server_config {
  * use...), PLOG_ENOMEM. */
 int plog_server_open(plog_log *log, const plog_server_config *cfg, plog_server **sp, char *errmsg,
                      size_t size);
+
+/* plog_server_config_check checks the sizes of cfg as plog_server_open does
+ * (max_msg_bytes at most 1 GiB, max_inflight_bytes at least twice it), so that a
+ * program can refuse them before it opens anything: PLOG_OK, or PLOG_EINVAL with
+ * errmsg saying why. */
+int plog_server_config_check(const plog_server_config *cfg, char *errmsg, size_t size);
 
 /* plog_server_close answers new requests UNAVAILABLE, answers the parked long
  * polls with what they have, lets produces waiting for their commit finish (up to

@@ -427,6 +427,18 @@ static void test_proglog_refuses_a_numeric_flag_out_of_its_range(void **state)
             fail_msg("%s %s: exit %d (want 2), output: %s", bad[i].flag, bad[i].value, rc, out);
         free(out);
     }
+    /* Two flags in range that do not fit together: a usage error too (before:
+     * exit 1 once the data directory was made). */
+    char *argv[] = {
+        (char *)plog_test_bin("proglog"), "--addr", "tcp://127.0.0.1:1",          "--data-dir", dir,
+        "--max-inflight-bytes",           "1",      "--insecure-allow-plaintext", NULL};
+    char *out;
+    int rc = plog_test_run(argv, NULL, 15000, &out);
+    if (rc != 2 ||
+        strcmp(out, "proglog: --max-msg-bytes, --max-inflight-bytes: max_inflight_bytes must be at "
+                    "least twice max_msg_bytes\n") != 0)
+        fail_msg("--max-inflight-bytes 1: exit %d (want 2), output: %s", rc, out);
+    free(out);
     struct stat st;
     assert_int_not_equal(stat(dir, &st), 0);
 }

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal/discovery/transport.h"
+#include "internal/agent/agent.h"
 #include "internal/err/err.h"
 
 void reload_block_signals(sigset_t *set)
@@ -46,9 +46,8 @@ int reload_read_level(const char *path, plog_logger_level *out, char *why, size_
 
 void reload_warn_unmatched(plog_logger *lg, const char *policy_file, const plog_auth *acl)
 {
-    static const char *const actions[] = {PLOG_AUTH_PRODUCE, PLOG_AUTH_CONSUME, PLOG_TRANSPORT_ACTION};
     char first[PLOG_AUTH_ERRMSG_SIZE], count[24];
-    size_t n = plog_auth_unmatched(acl, actions, sizeof actions / sizeof actions[0], first, sizeof first);
+    size_t n = plog_auth_unmatched(acl, plog_agent_acl_actions, PLOG_AGENT_ACL_ACTIONS, first, sizeof first);
     if (n == 0)
         return;
     snprintf(count, sizeof count, "%zu", n);

@@ -85,6 +85,11 @@ plog_discovery *plog_agent_discovery(plog_agent *a);
 plog_replicator *plog_agent_replicator(plog_agent *a);
 const plog_auth *plog_agent_acl(plog_agent *a);
 
+/* The actions a node asks its ACL about: produce and consume (the RPC server) and
+ * gossip (the membership transport). */
+#define PLOG_AGENT_ACL_ACTIONS 3
+extern const char *const plog_agent_acl_actions[PLOG_AGENT_ACL_ACTIONS];
+
 /* What plog_agent_reload did. Each part is all or nothing: PLOG_OK, or the old
  * state stays in force and *_err says which file and why. */
 typedef struct plog_agent_reload_result {

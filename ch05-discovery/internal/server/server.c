@@ -435,6 +435,31 @@ static void set_errmsg(char *errmsg, size_t size, const char *fmt, const char *a
         snprintf(errmsg, size, fmt, arg);
 }
 
+/* limits checks cfg's message size and in-flight budget and sets *budget to the
+ * budget in force: when left 0, 256 MiB, or twice a larger message size. */
+static int limits(const plog_server_config *cfg, size_t *budget, char *errmsg, size_t size)
+{
+    size_t maxmsg = cfg->max_msg_bytes != 0 ? cfg->max_msg_bytes : DEFAULT_MAX_MSG;
+    if (maxmsg > MAX_MAX_MSG) {
+        set_errmsg(errmsg, size, "%s", "max_msg_bytes over 1 GiB");
+        return PLOG_EINVAL;
+    }
+    *budget = cfg->max_inflight_bytes;
+    if (*budget == 0)
+        *budget = DEFAULT_MAX_INFLIGHT / 2 < maxmsg ? 2 * maxmsg : DEFAULT_MAX_INFLIGHT;
+    if (*budget / 2 < maxmsg) {
+        set_errmsg(errmsg, size, "%s", "max_inflight_bytes must be at least twice max_msg_bytes");
+        return PLOG_EINVAL;
+    }
+    return PLOG_OK;
+}
+
+int plog_server_config_check(const plog_server_config *cfg, char *errmsg, size_t size)
+{
+    size_t budget;
+    return limits(cfg, &budget, errmsg, size);
+}
+
 static int server_open(plog_log *log, const plog_server_config *cfg, bool inproc, plog_server **sp,
                        char *errmsg, size_t size)
 {
@@ -458,14 +483,10 @@ static int server_open(plog_log *log, const plog_server_config *cfg, bool inproc
         set_errmsg(errmsg, size, "%s", "an ACL and insecure together: choose one");
         return PLOG_EINVAL;
     }
-    size_t maxmsg = cfg->max_msg_bytes != 0 ? cfg->max_msg_bytes : DEFAULT_MAX_MSG;
-    size_t budget = cfg->max_inflight_bytes != 0 ? cfg->max_inflight_bytes : DEFAULT_MAX_INFLIGHT;
-    if (maxmsg > MAX_MAX_MSG || budget / 2 < maxmsg) {
-        set_errmsg(errmsg, size, "%s",
-                   maxmsg > MAX_MAX_MSG ? "max_msg_bytes over 1 GiB"
-                                        : "max_inflight_bytes must be at least twice max_msg_bytes");
-        return PLOG_EINVAL;
-    }
+    size_t budget;
+    if ((rv = limits(cfg, &budget, errmsg, size)) != PLOG_OK)
+        return rv;
+    rv = PLOG_ENOMEM;
     plog_server *s = calloc(1, sizeof *s);
     if (s == NULL)
         return PLOG_ENOMEM;

@@ -31,6 +31,7 @@
 #include "internal/distributed/distributed.h"
 #include "internal/err/err.h"
 #include "internal/logger/logger.h"
+#include "internal/server/server.h"
 
 #define VERSION "0.6.0 (ch06-consensus)"
 #define MAX_JOIN 64
@@ -406,6 +407,11 @@ int main(int argc, char **argv)
         goto out;
     ac.max_parked_per_client = (unsigned)lim[0];
     ac.max_inflight_bytes = (size_t)lim[1];
+    plog_server_config limits = {.max_inflight_bytes = ac.max_inflight_bytes};
+    if (plog_server_config_check(&limits, why, sizeof why) != PLOG_OK) {
+        fprintf(stderr, "proglog: --max-inflight-bytes: %s (4 MiB here)\n", why);
+        goto out;
+    }
     ac.max_connections = (unsigned)lim[2];
     ac.handshake_timeout_ms = (uint32_t)lim[3];
     char joins[4096] = "";

@@ -403,6 +403,10 @@ int single_main(int argc, char **argv, const char *version)
         check_security(addr, cert, key, ca, model, policy, plaintext) != 0)
         return 2;
     char why[PLOG_AUTH_ERRMSG_SIZE] = "";
+    if (plog_server_config_check(&sc, why, sizeof why) != PLOG_OK) {
+        fprintf(stderr, "proglog: --max-msg-bytes, --max-inflight-bytes: %s\n", why);
+        return 2;
+    }
     if (level_file != NULL && reload_read_level(level_file, &level, why, sizeof why) != 0) {
         fprintf(stderr, "proglog: --log-level-file %s\n", why);
         return 2;

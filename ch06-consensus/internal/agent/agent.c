@@ -750,6 +750,9 @@ plog_discovery *plog_agent_discovery(plog_agent *a)
     return a->disc;
 }
 
+const char *const plog_agent_acl_actions[PLOG_AGENT_ACL_ACTIONS] = {PLOG_AUTH_PRODUCE, PLOG_AUTH_CONSUME,
+                                                                    PLOG_TRANSPORT_ACTION};
+
 const plog_auth *plog_agent_acl(plog_agent *a)
 {
     return a->acl;
