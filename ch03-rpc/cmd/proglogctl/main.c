@@ -65,6 +65,9 @@ static void usage(FILE *f)
                "Options:\n"
                "  --addr URL     server address (default tcp://127.0.0.1:8400)\n"
                "  --timeout MS   deadline of each request (default 5000, at most 2147483647)\n"
+               "  --max-msg-bytes N  the largest request (default 4194304, at most 1073741824);\n"
+               "                 a reply may be twice it: set it as the server's to consume\n"
+               "                 larger records (a larger reply ends the connection)\n"
                "  --version      print proglogctl's version\n"
                "  --help\n\n"
                "Environment (a flag wins over its variable):\n"
@@ -409,6 +412,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"addr", required_argument, NULL, 'a'},
         {"timeout", required_argument, NULL, 't'},
+        {"max-msg-bytes", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -433,6 +437,11 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             cfg.timeout_ms = (uint32_t)v;
+            break;
+        case 'm': /* the server's range (internal/config/flag.c) */
+            if (plog_config_flag_server("proglogctl", "--max-msg-bytes", optarg, &v) != 0)
+                return EXIT_USAGE;
+            cfg.max_msg_bytes = (size_t)v;
             break;
         case 'h':
             usage(stdout);

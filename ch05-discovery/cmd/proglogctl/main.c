@@ -80,6 +80,9 @@ static void usage(FILE *f)
                "Options:\n"
                "  --addr URL     server address (default tls+tcp://127.0.0.1:8400)\n"
                "  --timeout MS   deadline of each request (default 5000, at most 2147483647)\n"
+               "  --max-msg-bytes N  the largest request (default 4194304, at most 1073741824);\n"
+               "                 a reply may be twice it: set it as the server's to consume\n"
+               "                 larger records (a larger reply ends the connection)\n"
                "  --tls-cert-file F    our client certificate (PEM); its CN is who we are\n"
                "  --tls-key-file F     its private key (PEM, unencrypted)\n"
                "  --tls-ca-file F      the CA the server's certificate must chain to\n"
@@ -463,6 +466,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"addr", required_argument, NULL, 'a'},
         {"timeout", required_argument, NULL, 't'},
+        {"max-msg-bytes", required_argument, NULL, 'm'},
         {"tls-cert-file", required_argument, NULL, 'C'},
         {"tls-key-file", required_argument, NULL, 'K'},
         {"tls-ca-file", required_argument, NULL, 'A'},
@@ -492,6 +496,11 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             cfg.timeout_ms = (uint32_t)v;
+            break;
+        case 'm': /* the server's range (internal/config/flag.c) */
+            if (plog_config_flag_server("proglogctl", "--max-msg-bytes", optarg, &v) != 0)
+                return EXIT_USAGE;
+            cfg.max_msg_bytes = (size_t)v;
             break;
         case 'C':
             cert = optarg;

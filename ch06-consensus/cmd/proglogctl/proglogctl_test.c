@@ -496,10 +496,39 @@ static void test_proglog_full_log_refuses_a_produce_and_keeps_its_records(void *
     free(out);
 }
 
+/* A record over 8 MiB (the server's --max-msg-bytes raised) goes both ways once
+ * proglogctl's --max-msg-bytes is raised too; with its default, the consume's
+ * reply is over the client's limit and ends the connection (exit 4). */
+static void test_proglogctl_max_msg_bytes_carries_large_records(void **state)
+{
+    struct fixture *f = *state;
+    char *out, *err, cmd[512];
+    tserver_fini(&f->srv);
+    f->srv.extra[0] = "--max-msg-bytes";
+    f->srv.extra[1] = "20000000";
+    tserver_start(&f->srv);
+    snprintf(cmd, sizeof cmd, "head -c 9000000 /dev/zero | tr '\\0' q > %s/big", f->tmp);
+    assert_int_equal(plog_test_sh(cmd, 15000, NULL), 0);
+    snprintf(cmd, sizeof cmd, "--max-msg-bytes 20000000 produce - < %s/big", f->tmp);
+    assert_int_equal(ctl(f, &out, NULL, cmd), 0);
+    assert_string_equal(out, "0\n");
+    free(out);
+    assert_int_equal(ctl(f, &out, &err, "consume 0"), 4);
+    if (strstr(err, "UNAVAILABLE") == NULL)
+        fail_msg("consume 0 with the default limit said: %s", err);
+    free(out);
+    free(err);
+    assert_int_equal(ctl(f, &out, NULL, "--max-msg-bytes 20000000 consume 0"), 0);
+    assert_int_equal(strlen(out), 9000001);
+    assert_true(out[0] == 'q' && out[8999999] == 'q' && out[9000000] == '\n');
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_proglogctl_produce_then_consume_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglogctl_max_msg_bytes_carries_large_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_produce_dash_reads_one_record_per_line, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_produce_dash_reports_each_offset_at_once, setup,
