@@ -242,10 +242,14 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
     }
     if (rv != 0) {
         int code = plog_rpc_nngerr_status(rv);
-        if (code == PLOG_STATUS_UNKNOWN)
+        /* The dialer took the address; at the dial NNG_EADDRINVAL means its host
+         * name did not resolve: a server out of reach, not a usage error. */
+        if (code == PLOG_STATUS_UNKNOWN || rv == NNG_EADDRINVAL)
             code = PLOG_STATUS_UNAVAILABLE;
         plog_client_close(c);
-        return plog_rpc_status_set(st, code, "cannot connect to %s: %s", addr, nng_strerror(rv));
+        return plog_rpc_status_set(st, code, "cannot connect to %s: %s", addr,
+                                   rv == NNG_EADDRINVAL ? "its host name does not resolve"
+                                                        : nng_strerror(rv));
     }
     *cp = c;
     return plog_rpc_status_set(st, PLOG_STATUS_OK, "%s", "");

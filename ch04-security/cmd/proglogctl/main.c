@@ -439,6 +439,8 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *addr = env_or("PROGLOG_ADDR", "tls+tcp://127.0.0.1:8400");
+    const char *addr_from =
+        env_or("PROGLOG_ADDR", NULL) != NULL ? "PROGLOG_ADDR" : "--addr"; /* for its error */
     const char *cert = NULL, *key = NULL, *ca = NULL, *server_name = NULL;
     plog_client_config cfg = {.timeout_ms = 5000};
     uint64_t v;
@@ -448,6 +450,7 @@ int main(int argc, char **argv)
         switch (ch) {
         case 'a':
             addr = optarg;
+            addr_from = "--addr";
             break;
         case 't':
             /* One line for either mistake, naming the range. */
@@ -495,7 +498,7 @@ int main(int argc, char **argv)
     struct command cmd;
     static const char *const schemes[] = {"tls+tcp", "tcp", NULL};
     if (parse_command(argc - optind, argv + optind, &cmd) != EXIT_OK ||
-        plog_config_flag_url("proglogctl", "--addr", addr, schemes) != 0)
+        plog_config_flag_url("proglogctl", addr_from, addr, schemes) != 0)
         return EXIT_USAGE;
     if (plog_tls_url_is_tls(addr)) {
         /* The environment fills in what no flag gave: flags win. */

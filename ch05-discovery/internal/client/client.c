@@ -260,7 +260,9 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
     }
     if (rv != 0) {
         int code = plog_rpc_nngerr_status(rv);
-        if (code == PLOG_STATUS_UNKNOWN)
+        /* The dialer took the address; at the dial NNG_EADDRINVAL means its host
+         * name did not resolve: a server out of reach, not a usage error. */
+        if (code == PLOG_STATUS_UNKNOWN || rv == NNG_EADDRINVAL)
             code = PLOG_STATUS_UNAVAILABLE;
         /* nng's code says only "peer could not be authenticated"; the engine
          * recorded which certificate failed and why. */
@@ -276,7 +278,8 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
         if (tls && strstr(why, "wrong version number") != NULL)
             snprintf(why + strlen(why), sizeof why - strlen(why), "%s", ": is it a tcp:// server?");
         plog_client_close(c);
-        return plog_rpc_status_set(st, code, "cannot connect to %s: %s%s%s%s", addr, nng_strerror(rv),
+        return plog_rpc_status_set(st, code, "cannot connect to %s: %s%s%s%s", addr,
+                                   rv == NNG_EADDRINVAL ? "its host name does not resolve" : nng_strerror(rv),
                                    why[0] != '\0' ? " (" : "", why, why[0] != '\0' ? ")" : "");
     }
     *cp = c;

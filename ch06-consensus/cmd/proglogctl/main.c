@@ -645,6 +645,8 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *addr = env_or("PROGLOG_ADDR", "tls+tcp://127.0.0.1:8400");
+    const char *addr_from =
+        env_or("PROGLOG_ADDR", NULL) != NULL ? "PROGLOG_ADDR" : "--addr"; /* for its error */
     const char *cert = NULL, *key = NULL, *ca = NULL, *server_name = NULL;
     plog_client_config cfg = {.timeout_ms = 5000};
     uint64_t v;
@@ -654,6 +656,7 @@ int main(int argc, char **argv)
         switch (ch) {
         case 'a':
             addr = optarg;
+            addr_from = "--addr";
             break;
         case 't':
             /* One line for either mistake, naming the range. */
@@ -709,7 +712,7 @@ int main(int argc, char **argv)
     struct command cmd;
     static const char *const schemes[] = {"tls+tcp", "tcp", NULL};
     if (parse_command(argc - optind, argv + optind, &cmd) != EXIT_OK ||
-        plog_config_flag_url("proglogctl", "--addr", addr, schemes) != 0)
+        plog_config_flag_url("proglogctl", addr_from, addr, schemes) != 0)
         return EXIT_USAGE;
     if (g_linearizable && (cmd.kind != CMD_CONSUME || cmd.from)) {
         /* Only Consume reads through ReadIndex; ConsumeStream reads what the

@@ -228,6 +228,12 @@ static void test_proglogctl_refuses_a_bad_command_line_before_dialing(void **sta
             fail_msg("proglogctl %s: exit %d, want 2 and a usage error: %s", bad[i], rc, out);
         free(out);
     }
+    /* An address from the environment is named as such when it is bad. */
+    snprintf(cmd, sizeof cmd, "PROGLOG_ADDR=garbage %s offsets", f->ctl);
+    assert_int_equal(plog_test_sh(cmd, 15000, &out), 2);
+    if (strncmp(out, "proglogctl: PROGLOG_ADDR: ", 26) != 0)
+        fail_msg("PROGLOG_ADDR=garbage: %s", out);
+    free(out);
     /* A bad --timeout: one line that names the range. */
     snprintf(cmd, sizeof cmd, "%s --timeout -1 --addr tcp://127.0.0.1:%d offsets", f->ctl, port);
     assert_int_equal(plog_test_sh(cmd, 15000, &out), 2);
