@@ -159,6 +159,8 @@ static void test_proglog_malformed_requests_are_400_with_a_message(void **state)
         {"GET", "{\"offset\":-1}", "field \\\"offset\\\" must be a whole number"},
         {"GET", "{\"offset\":1.5}", "field \\\"offset\\\" must be a whole number"},
         {"GET", "{\"offset\":1e300}", "field \\\"offset\\\" must be a whole number"},
+        /* 2^53 + 1 reads as 2^53: another offset than the one asked for */
+        {"GET", "{\"offset\":9007199254740993}", "field \\\"offset\\\" must be a whole number"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         expect(f, cases[i].method, cases[i].body, 400, cases[i].want);
