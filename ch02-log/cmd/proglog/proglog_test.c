@@ -168,6 +168,33 @@ static void test_proglog_malformed_requests_are_400_with_a_message(void **state)
     expect(f, "GET", "{\"offset\":0}", 404, "offset not found");
 }
 
+/* A chunked body (nng's server reads none) is told so, not "not a JSON object",
+ * and nothing is appended. */
+static void test_proglog_chunked_body_is_refused_clearly(void **state)
+{
+    struct fixture *f = *state;
+    char url[64], *out;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", f->port);
+    char *argv[] = {"curl",
+                    "-s",
+                    "-S",
+                    "-m",
+                    "10",
+                    "-X",
+                    "POST",
+                    "-H",
+                    "Transfer-Encoding: chunked",
+                    "--data-binary",
+                    "{\"record\":{\"value\":\"eA==\"}}",
+                    url,
+                    NULL};
+    assert_int_equal(plog_test_run(argv, NULL, 15000, &out), 0);
+    if (strstr(out, "chunked request bodies are not supported: send a Content-Length") == NULL)
+        fail_msg("chunked POST: %s", out);
+    free(out);
+    expect(f, "GET", "{\"offset\":0}", 404, "offset not found");
+}
+
 static void test_proglog_oversized_body_is_400(void **state)
 {
     struct fixture *f = *state;
@@ -425,8 +452,8 @@ static void test_proglog_malformed_address_is_a_usage_error(void **state)
     plog_test_tmpdir("flags", dir, sizeof dir);
     snprintf(data, sizeof data, "%s/data", dir);
     static const char *const bad[] = {
-        "nonsense",       "127.0.0.1",      "127.0.0.1:",          "127.0.0.1:0", "127.0.0.1:65536",
-        "127.0.0.1:http", "127.0.0.1:80/x", "http://127.0.0.1:80", "127.0.0.1:-1"};
+        "nonsense",       "127.0.0.1",      "127.0.0.1:",          "127.0.0.1:0",  "127.0.0.1:65536",
+        "127.0.0.1:http", "127.0.0.1:80/x", "http://127.0.0.1:80", "127.0.0.1:-1", ":8080"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *argv[] = {bin, "--addr", (char *)bad[i], "--data-dir", data, NULL};
         char *out, want[128];
@@ -466,6 +493,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proglog_absent_offset_is_404, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_malformed_requests_are_400_with_a_message, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_chunked_body_is_refused_clearly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_oversized_body_is_400, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_other_paths_are_404_in_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_other_methods_are_405, setup, teardown),

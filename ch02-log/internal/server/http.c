@@ -191,6 +191,11 @@ static void handle(nng_http_req *req, plog_log *log, struct reply *r)
         reply_error(r, 400, msg);
         return;
     }
+    /* nng's server reads no chunked body: say so, rather than "not a JSON object". */
+    if (nng_http_req_get_header(req, "Transfer-Encoding") != NULL) {
+        reply_error(r, 400, "chunked request bodies are not supported: send a Content-Length");
+        return;
+    }
     cJSON *json = cJSON_ParseWithLength(data, len);
     if (!cJSON_IsObject(json))
         reply_error(r, 400, "request body is not a JSON object");
@@ -240,8 +245,9 @@ int plog_server_http_check_addr(const char *addr, char *errbuf, size_t errsz)
     const char *colon = strrchr(addr, ':');
     const char *port = colon != NULL ? colon + 1 : "";
     size_t digits = strspn(port, "0123456789");
-    if (colon == NULL || strlen(addr) > MAX_ADDR || digits == 0 || digits > 5 || port[digits] != '\0' ||
-        atoi(port) < 1 || atoi(port) > 65535 || strcspn(addr, "/?#@ \t\r\n") != strlen(addr)) {
+    if (colon == NULL || colon == addr || strlen(addr) > MAX_ADDR || digits == 0 || digits > 5 ||
+        port[digits] != '\0' || atoi(port) < 1 || atoi(port) > 65535 ||
+        strcspn(addr, "/?#@ \t\r\n") != strlen(addr)) {
         snprintf(errbuf, errsz, "bad address \"%.*s\" (want HOST:PORT, a port 1..65535)", MAX_ADDR, addr);
         return PLOG_EINVAL;
     }
