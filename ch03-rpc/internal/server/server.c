@@ -28,8 +28,10 @@
 #define DEFAULT_MAX_PARKED_PER_CLIENT 32
 #define DEFAULT_MAX_INFLIGHT (256u << 20)
 /* A reply waits behind the earlier ones on its connection while the client does not
- * read: past this, the connection is closed (see worker_cb). */
-#define DEFAULT_REPLY_TIMEOUT_MS 5000
+ * read: past this, the connection is closed (see worker_cb). It bounds a pipelining
+ * client too, which must read what it asked for at that pace: 30 s covers a
+ * client's default deadline (10 s) three times over. */
+#define DEFAULT_REPLY_TIMEOUT_MS 30000
 /* The largest max_msg_bytes: RECVMAXSZ is twice it, and both must fit a size_t
  * and nng's 32-bit length prefixes with room to spare. */
 #define MAX_MAX_MSG ((size_t)1 << 30)
@@ -172,6 +174,38 @@ static void handle(struct worker *w)
     }
 }
 
+/* stalled: whether the connection pipe was closed for a reply nobody read. */
+static bool stalled(plog_server *s, uint32_t pipe)
+{
+    if (pipe == 0) /* no connection's id */
+        return false;
+    for (unsigned i = 0; i < sizeof s->stalled / sizeof s->stalled[0]; i++)
+        if (atomic_load_explicit(&s->stalled[i], memory_order_relaxed) == pipe)
+            return true;
+    return false;
+}
+
+/* close_stalled closes w's connection, whose client let w's reply wait
+ * reply_timeout_ms: it reads no more, and would hold every worker its requests
+ * reached, each with its reply, for as long as it kept the connection open.
+ * Closing it ends its other waiting replies too (nng completes them as sent; the
+ * stalled list tells them apart). Said once per connection. */
+static void close_stalled(struct worker *w)
+{
+    plog_server *s = w->srv;
+    pthread_mutex_lock(&s->mu); /* its replies time out together: one says it */
+    bool first = !stalled(s, w->pipe);
+    if (first) {
+        unsigned i = atomic_fetch_add(&s->nstalled, 1) % (sizeof s->stalled / sizeof s->stalled[0]);
+        atomic_store(&s->stalled[i], w->pipe);
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (first)
+        plog_logger_logf(s->cfg.logger, PLOG_LOGGER_WARN, "closing a connection that reads no replies",
+                         "pipe=%u waited_ms=%u", w->pipe, s->cfg.reply_timeout_ms);
+    nng_pipe_close((nng_pipe){.id = w->pipe});
+}
+
 static void worker_cb(void *arg)
 {
     struct worker *w = arg;
@@ -200,11 +234,8 @@ static void worker_cb(void *arg)
     case W_SEND:
         if (rv != 0)
             nng_msg_free(nng_aio_get_msg(w->aio));
-        /* A client that reads no more would hold every worker its requests reached,
-         * each with its reply, for as long as it kept the connection open; closing
-         * it ends its other waiting replies too (nng completes them). */
         if (rv == NNG_ETIMEDOUT)
-            nng_pipe_close((nng_pipe){.id = w->pipe});
+            close_stalled(w);
         nng_aio_set_msg(w->aio, NULL);
         recv_next(w);
         return;
@@ -282,6 +313,7 @@ static int server_open(plog_log *log, const plog_server_config *cfg, bool inproc
     atomic_init(&s->closing, false);
     atomic_init(&s->nparked_hint, 0);
     atomic_init(&s->inflight, 0);
+    atomic_init(&s->nstalled, 0);
     s->dedup = calloc(DEDUP_SLOTS, sizeof *s->dedup);
     s->workers = calloc(s->cfg.workers, sizeof *s->workers);
     if (s->dedup == NULL || s->workers == NULL) {

@@ -54,8 +54,9 @@ typedef struct plog_server_config {
                                      * RESOURCE_EXHAUSTED. 0: 256 MiB, or twice a
                                      * larger max_msg_bytes; at least 2 * max_msg_bytes */
     uint32_t reply_timeout_ms;      /* a reply that waits this long for its connection
-                                     * (its client reads no more) is dropped and the
-                                     * connection closed; 0: 5000 */
+                                     * (its client reads no more, or too slowly for
+                                     * what it asked) is dropped and the connection
+                                     * closed; 0: 30000 */
     plog_logger *logger;            /* borrowed, outlives the server: where it logs (NULL: nowhere) */
     /* ch04. All borrowed: each must outlive the server. */
     nng_tls_config *tls;           /* required for a tls+tcp:// addr (internal/tls/config.h);

@@ -97,6 +97,11 @@ struct plog_server {
      * cfg.max_inflight_bytes. */
     atomic_size_t inflight;
 
+    /* The last connections closed because a reply waited reply_timeout_ms for
+     * them (worker_cb): nng completes their other waiting replies as sent. */
+    _Atomic uint32_t stalled[8];
+    atomic_uint nstalled;
+
     /* In-process mode (plog_server_open_inproc): no socket; one worker whose
      * reply lands in inproc_reply, inproc_done set under mu when it finished. */
     bool inproc, inproc_done;
