@@ -484,8 +484,9 @@ static void test_proglog_refuses_a_numeric_flag_out_of_its_range(void **state)
     char *out;
     int rc = plog_test_run(argv, NULL, 15000, &out);
     if (rc != 2 ||
-        strcmp(out, "proglog: --max-msg-bytes, --max-inflight-bytes: max_inflight_bytes must be at "
-                    "least twice max_msg_bytes\n") != 0)
+        strcmp(out,
+               "proglog: --max-msg-bytes, --max-inflight-bytes: an in-flight budget of 1 bytes is less than "
+               "twice the largest message (4194304 bytes)\n") != 0)
         fail_msg("--max-inflight-bytes 1: exit %d (want 2), output: %s", rc, out);
     free(out);
     struct stat st;

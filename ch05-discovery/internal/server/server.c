@@ -485,7 +485,10 @@ static int limits(const plog_server_config *cfg, size_t *budget, char *errmsg, s
     if (*budget == 0)
         *budget = DEFAULT_MAX_INFLIGHT / 2 < maxmsg ? 2 * maxmsg : DEFAULT_MAX_INFLIGHT;
     if (*budget / 2 < maxmsg) {
-        set_errmsg(errmsg, size, "%s", "max_inflight_bytes must be at least twice max_msg_bytes");
+        if (errmsg != NULL)
+            snprintf(errmsg, size,
+                     "an in-flight budget of %zu bytes is less than twice the largest message (%zu bytes)",
+                     *budget, maxmsg);
         return PLOG_EINVAL;
     }
     return PLOG_OK;

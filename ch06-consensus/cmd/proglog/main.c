@@ -409,7 +409,7 @@ int main(int argc, char **argv)
     ac.max_inflight_bytes = (size_t)lim[1];
     plog_server_config limits = {.max_inflight_bytes = ac.max_inflight_bytes};
     if (plog_server_config_check(&limits, why, sizeof why) != PLOG_OK) {
-        fprintf(stderr, "proglog: --max-inflight-bytes: %s (4 MiB here)\n", why);
+        fprintf(stderr, "proglog: --max-inflight-bytes: %s\n", why);
         goto out;
     }
     ac.max_connections = (unsigned)lim[2];

@@ -188,7 +188,8 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
         {"--profile wan --data-dir %s/d", 2, "--profile: want lan or fast"},
         /* In range alone, not with the message size (before: exit 1 once started). */
         {"--max-inflight-bytes 1 --data-dir %s/d", 2,
-         "--max-inflight-bytes: max_inflight_bytes must be at least twice max_msg_bytes (4 MiB here)"},
+         "--max-inflight-bytes: an in-flight budget of 1 bytes is less than twice the largest message "
+         "(4194304 bytes)"},
         /* single-server mode is this chapter's program too (it said 0.5.0 in ch06) */
         {"--addr tcp://127.0.0.1:1 --data-dir %s/d --version", 0, "proglog 0.6.0 (ch06-consensus)\n"},
         {"--config-file %s", 2, "Is a directory"},
