@@ -311,6 +311,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "proglog: --rpc-port: must be 1..65535\n");
         goto out;
     }
+    /* The RPC server listens on --bind-addr's host: it needs a port of its own
+     * (before: exit 1, "Address in use", once the data directory was made). */
+    if (ac.rpc_port == atoi(strrchr(ac.bind_addr, ':') + 1)) {
+        fprintf(stderr, "proglog: --rpc-port %u is --bind-addr's port too: each listener needs its own\n",
+                (unsigned)ac.rpc_port);
+        goto out;
+    }
     v = 0;
     if (u64_flag(val, F_SYNC_INTERVAL_MS, &v) != 0 ||
         u64_flag(val, F_MAX_STORE_BYTES, &ac.log.segment.max_store_bytes) != 0 ||

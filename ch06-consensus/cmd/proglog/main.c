@@ -381,6 +381,17 @@ int main(int argc, char **argv)
             goto out;
         ac.raft_port = (uint16_t)v;
     }
+    /* The RPC server and Raft listen on --bind-addr's host: a port each (before:
+     * exit 1, "Address in use", once the data directory was made). */
+    unsigned gossip_port = (unsigned)atoi(strrchr(ac.bind_addr, ':') + 1),
+             raft_port = ac.raft_port != 0 ? ac.raft_port : (unsigned)ac.rpc_port + 2;
+    if (ac.rpc_port == gossip_port || raft_port == gossip_port || raft_port == ac.rpc_port) {
+        fprintf(stderr,
+                "proglog: --bind-addr's port (%u), --rpc-port (%u) and --raft-port (%u) must differ: each "
+                "listener needs its own\n",
+                gossip_port, (unsigned)ac.rpc_port, raft_port);
+        goto out;
+    }
     if (dialed_addr_of(val, F_RAFT_ADVERTISE_ADDR) != 0)
         goto out;
     ac.raft_advertise_addr = val[F_RAFT_ADVERTISE_ADDR];

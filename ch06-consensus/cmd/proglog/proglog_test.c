@@ -186,6 +186,9 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
         {"--sync-interval-ms 0 --data-dir %s/d", 2, "--sync-interval-ms: too small: 0 (at least 1)"},
         {"--max-connections 1048577 --data-dir %s/d", 2, "--max-connections: too large: 1048577"},
         {"--profile wan --data-dir %s/d", 2, "--profile: want lan or fast"},
+        {"--raft-port 8400 --data-dir %s/d", 2,
+         "--bind-addr's port (8401), --rpc-port (8400) and --raft-port (8400) must differ"},
+        {"--rpc-port 8399 --data-dir %s/d", 2, "--raft-port (8401) must differ"},
         /* In range alone, not with the message size (before: exit 1 once started). */
         {"--max-inflight-bytes 1 --data-dir %s/d", 2,
          "--max-inflight-bytes: an in-flight budget of 1 bytes is less than twice the largest message "
