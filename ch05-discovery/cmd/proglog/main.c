@@ -407,7 +407,7 @@ int main(int argc, char **argv)
         plog_logger_free(lg);
         goto out;
     }
-    reload_warn_unmatched(lg, val[F_ACL_POLICY_FILE], plog_agent_acl(agent));
+    reload_warn_unmatched(lg, ac.node_name, val[F_ACL_POLICY_FILE], plog_agent_acl(agent));
     char next[24], join[24];
     snprintf(next, sizeof next, "%" PRIu64, plog_log_next_offset(plog_agent_log(agent)));
     snprintf(join, sizeof join, "%zu", ac.njoin);
@@ -429,7 +429,7 @@ int main(int argc, char **argv)
                                      .tls_err = r.tls_err,
                                      .acl_rules = r.acl_rules,
                                      .acl_now = plog_agent_acl(agent)};
-        reload_finish(lg, val[F_LOG_LEVEL_FILE], &rs);
+        reload_finish(lg, ac.node_name, val[F_LOG_LEVEL_FILE], &rs);
     }
     if (atomic_load(&node_failed)) {
         /* Not a leave: a leave in a taken name would be taken for the other node's. */

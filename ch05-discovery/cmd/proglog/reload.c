@@ -44,7 +44,11 @@ int reload_read_level(const char *path, plog_logger_level *out, char *why, size_
     return 0;
 }
 
-void reload_warn_unmatched(plog_logger *lg, const char *policy_file, const plog_auth *acl)
+/* NODE ends a line's key=value pairs with node=NAME, or ends them there when
+ * node is NULL (plog_logger_log stops at a NULL key). */
+#define NODE(node) (node) != NULL ? "node" : NULL, (node), NULL
+
+void reload_warn_unmatched(plog_logger *lg, const char *node, const char *policy_file, const plog_auth *acl)
 {
     char first[PLOG_AUTH_ERRMSG_SIZE], count[24];
     size_t n = plog_auth_unmatched(acl, plog_agent_acl_actions, PLOG_AGENT_ACL_ACTIONS, first, sizeof first);
@@ -53,10 +57,11 @@ void reload_warn_unmatched(plog_logger *lg, const char *policy_file, const plog_
     snprintf(count, sizeof count, "%zu", n);
     plog_logger_log(lg, PLOG_LOGGER_WARN, "policy rules that never match", "file", policy_file, "rules",
                     count, "first", first, "matched", "object * and action produce, consume, gossip or *",
-                    NULL);
+                    NODE(node));
 }
 
-void reload_finish(plog_logger *lg, const char *level_file, const struct reload_security *sec)
+void reload_finish(plog_logger *lg, const char *node, const char *level_file,
+                   const struct reload_security *sec)
 {
     char why[512], rules[24] = "0";
     const char *acl = "off", *tls = "off";
@@ -64,19 +69,19 @@ void reload_finish(plog_logger *lg, const char *level_file, const struct reload_
         acl = sec->acl == PLOG_OK ? "reloaded" : "kept";
         if (sec->acl != PLOG_OK)
             plog_logger_log(lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old ACL", "file",
-                            sec->policy_file, "err", sec->acl_err, NULL);
+                            sec->policy_file, "err", sec->acl_err, NODE(node));
         else if (sec->acl_now != NULL)
-            reload_warn_unmatched(lg, sec->policy_file, sec->acl_now);
+            reload_warn_unmatched(lg, node, sec->policy_file, sec->acl_now);
         snprintf(rules, sizeof rules, "%zu", sec->acl_rules);
         tls = sec->tls == PLOG_OK ? "reloaded" : "kept";
         if (sec->tls != PLOG_OK)
             plog_logger_log(lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old certificates", "file",
-                            sec->cert_file, "err", sec->tls_err, NULL);
+                            sec->cert_file, "err", sec->tls_err, NODE(node));
     }
     plog_logger_level old = plog_logger_get_level(lg), level = old;
     if (level_file != NULL && reload_read_level(level_file, &level, why, sizeof why) != 0)
         plog_logger_log(lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old log level", "file", level_file,
-                        "err", why, "log_level", plog_logger_level_name(old), NULL);
+                        "err", why, "log_level", plog_logger_level_name(old), NODE(node));
     for (int pass = 0; pass < 2; pass++) {
         /* pass 0 before the change (when it raises the level), pass 1 after */
         if (pass == 1)
@@ -84,6 +89,6 @@ void reload_finish(plog_logger *lg, const char *level_file, const struct reload_
         if ((pass == 0) == (level > old))
             plog_logger_log(lg, PLOG_LOGGER_INFO, "reloaded", "log_level", plog_logger_level_name(level),
                             "was", plog_logger_level_name(old), "acl", acl, "acl_rules", rules, "tls", tls,
-                            NULL);
+                            NODE(node));
     }
 }

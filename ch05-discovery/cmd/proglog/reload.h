@@ -3,8 +3,9 @@
  * does here: the log level from --log-level-file, an error line for each part that
  * kept its old state, and one summary line:
  *
- *   level=info msg=reloaded log_level=warn was=info acl=reloaded acl_rules=4 tls=kept
+ *   level=info msg=reloaded log_level=warn was=info acl=reloaded acl_rules=4 tls=kept node=node1
  *
+ * (node= in agent mode only.)
  * acl and tls are "reloaded", "kept" (the file did not load; the old one stays in
  * force) or "off" (plain text: nothing to reload). The ACL and certificates
  * themselves are reloaded by the caller (plog_agent_reload, or single.c directly),
@@ -42,14 +43,17 @@ int reload_read_level(const char *path, plog_logger_level *out, char *why, size_
  * or an action other than produce, consume, gossip or "*" (plog_auth_unmatched). A
  * typo such as "Consume" loads and would otherwise only show as denials. Called at
  * start and by reload_finish after a reload of the ACL. */
-void reload_warn_unmatched(plog_logger *lg, const char *policy_file, const plog_auth *acl);
+void reload_warn_unmatched(plog_logger *lg, const char *node, const char *policy_file, const plog_auth *acl);
 
-/* reload_finish logs an error line for each part of sec that was kept (sec NULL:
+/* reload_finish logs, naming node in each line (NULL: the lone server, unnamed;
+ * under make run three nodes write to one terminal), an error line for each part of
+ * sec that was kept (sec NULL:
  * plain text, acl=off tls=off) and the warning of reload_warn_unmatched for a
  * reloaded ACL, reloads lg's level from level_file (NULL: the level
  * stays; a bad file keeps it, with an error line), and writes the summary line under
  * whichever of the old and new levels shows it, so that lowering the level to warn
  * still leaves a trace of the change that did it. */
-void reload_finish(plog_logger *lg, const char *level_file, const struct reload_security *sec);
+void reload_finish(plog_logger *lg, const char *node, const char *level_file,
+                   const struct reload_security *sec);
 
 #endif

@@ -154,7 +154,7 @@ static int security_open(struct security *sec, const char *cert, const char *key
         sec->tls = NULL;
         return -1;
     }
-    reload_warn_unmatched(lg, policy, sec->acl);
+    reload_warn_unmatched(lg, NULL, policy, sec->acl);
     return 0;
 }
 
@@ -180,7 +180,7 @@ static void reload_all(const struct reload *r)
         rs.acl_now = r->sec->acl;
         rs.tls = plog_tls_config_server_reload(r->sec->tls, r->cert, r->key, r->ca, tls_err, sizeof tls_err);
     }
-    reload_finish(r->lg, r->level_file, r->sec != NULL ? &rs : NULL);
+    reload_finish(r->lg, NULL, r->level_file, r->sec != NULL ? &rs : NULL);
 }
 
 static void security_close(struct security *sec)

@@ -475,7 +475,7 @@ int main(int argc, char **argv)
         plog_logger_free(lg);
         goto out;
     }
-    reload_warn_unmatched(lg, val[F_ACL_POLICY_FILE], plog_agent_acl(agent));
+    reload_warn_unmatched(lg, ac.node_name, val[F_ACL_POLICY_FILE], plog_agent_acl(agent));
     /* The record log is rebuilt from Raft's log as entries commit again, so at
      * this moment it may hold none of them yet: the line names both. */
     uint64_t term, commit, last;
@@ -503,7 +503,7 @@ int main(int argc, char **argv)
                                      .tls_err = r.tls_err,
                                      .acl_rules = r.acl_rules,
                                      .acl_now = plog_agent_acl(agent)};
-        reload_finish(lg, val[F_LOG_LEVEL_FILE], &rs);
+        reload_finish(lg, ac.node_name, val[F_LOG_LEVEL_FILE], &rs);
     }
     if (atomic_load(&node_failed)) {
         /* Fail-stop: a node that can no longer write must not linger (a stale
