@@ -177,8 +177,8 @@ static void handle(struct worker *w)
 /* stalled: whether the connection pipe was closed for a reply nobody read. */
 static bool stalled(plog_server *s, uint32_t pipe)
 {
-    if (pipe == 0) /* no connection's id */
-        return false;
+    if (pipe == 0 || atomic_load_explicit(&s->nstalled, memory_order_relaxed) == 0)
+        return false; /* no connection's id, or none closed yet: one load per reply */
     for (unsigned i = 0; i < sizeof s->stalled / sizeof s->stalled[0]; i++)
         if (atomic_load_explicit(&s->stalled[i], memory_order_relaxed) == pipe)
             return true;

@@ -475,9 +475,10 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *addr = env_or("PROGLOG_ADDR", "tls+tcp://127.0.0.1:8400");
-    const char *addr_from =
-        env_or("PROGLOG_ADDR", NULL) != NULL ? "PROGLOG_ADDR" : "--addr"; /* for its error */
+    const char *addr = env_or("PROGLOG_ADDR", NULL);
+    const char *addr_from = addr != NULL ? "PROGLOG_ADDR" : "--addr"; /* named in its error */
+    if (addr == NULL)
+        addr = "tls+tcp://127.0.0.1:8400";
     const char *cert = NULL, *key = NULL, *ca = NULL, *server_name = NULL;
     plog_client_config cfg = {.timeout_ms = 5000};
     uint64_t v;

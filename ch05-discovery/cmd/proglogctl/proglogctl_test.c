@@ -61,26 +61,24 @@ static int ctl(struct fixture *f, char **out, char **err, const char *args)
     return rc;
 }
 
+/* ctl_says runs proglogctl with args, which must succeed and print want. */
+static void ctl_says(struct fixture *f, const char *args, const char *want)
+{
+    char *out;
+    assert_int_equal(ctl(f, &out, NULL, args), 0);
+    assert_string_equal(out, want);
+    free(out);
+}
+
 static void test_proglogctl_produce_then_consume_round_trip(void **state)
 {
     struct fixture *f = *state;
-    char *out;
-    assert_int_equal(ctl(f, &out, NULL, "produce alpha beta gamma"), 0);
-    assert_string_equal(out, "0\n1\n2\n");
-    free(out);
-    assert_int_equal(ctl(f, &out, NULL, "consume 1"), 0);
-    assert_string_equal(out, "beta\n");
-    free(out);
-    assert_int_equal(ctl(f, &out, NULL, "consume --from 1 --offsets"), 0);
-    assert_string_equal(out, "1\tbeta\n2\tgamma\n");
-    free(out);
+    ctl_says(f, "produce alpha beta gamma", "0\n1\n2\n");
+    ctl_says(f, "consume 1", "beta\n");
+    ctl_says(f, "consume --from 1 --offsets", "1\tbeta\n2\tgamma\n");
     /* After "--" every word is a value, "--help" and "-" too. */
-    assert_int_equal(ctl(f, &out, NULL, "produce -- --help -"), 0);
-    assert_string_equal(out, "3\n4\n");
-    free(out);
-    assert_int_equal(ctl(f, &out, NULL, "consume --from 3"), 0);
-    assert_string_equal(out, "--help\n-\n");
-    free(out);
+    ctl_says(f, "produce -- --help -", "3\n4\n");
+    ctl_says(f, "consume --from 3", "--help\n-\n");
 }
 
 static void test_proglogctl_produce_dash_reads_one_record_per_line(void **state)
