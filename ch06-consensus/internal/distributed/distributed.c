@@ -556,10 +556,13 @@ static int snapshot_restore(plog_distributed *d, const uint8_t *p, size_t n, boo
 
 /* maybe_snapshot takes a snapshot once snapshot_entries entries were applied
  * since the last one: the state machine's bytes go to the core (which compacts
- * its log and sends them to followers that fall behind) and to raftstore. */
+ * its log and sends them to followers that fall behind) and to raftstore. Not
+ * while the leader sends its snapshot to a follower: a new one would restart
+ * that transfer (plog_raft_sending_snapshot). */
 static int maybe_snapshot(plog_distributed *d)
 {
-    if (d->cfg.snapshot_entries == 0 || d->applied_index < d->snap_index + d->cfg.snapshot_entries)
+    if (d->cfg.snapshot_entries == 0 || d->applied_index < d->snap_index + d->cfg.snapshot_entries ||
+        plog_raft_sending_snapshot(d->raft))
         return PLOG_OK;
     struct sbuf b = {0};
     int rv = snapshot_encode(d, &b);
@@ -580,8 +583,10 @@ static int maybe_snapshot(plog_distributed *d)
         meta.data = b.p;
         meta.len = b.n;
         rv = plog_raftstore_save_snapshot(d->store, &meta, false);
-        if (rv == PLOG_OK)
+        if (rv == PLOG_OK) {
             d->snap_index = meta.index;
+            plog_raftstore_compact(d->store, up.keep_from);
+        }
     }
     free(b.p);
     return rv;

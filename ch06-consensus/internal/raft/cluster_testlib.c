@@ -109,6 +109,7 @@ typedef struct op {
     plog_raft_hard_state hs;
     bool has_snap, snap_install;
     plog_raft_snapshot snap; /* data owned */
+    uint64_t keep_from;      /* a snapshot taken: stored entries before it go */
     stored *ents;
     size_t n_ents;
     plog_raft_msg **msgs;
@@ -611,6 +612,7 @@ static int node_step(plog_sim *s, node *nd, const plog_raft_event *ev)
         o->snap = *up.compacted;
         o->snap.data = dup_bytes(ev->bufs[0].data, ev->bufs[0].len);
         o->snap.len = ev->bufs[0].len;
+        o->keep_from = up.keep_from;
         o->writes = true;
     }
     nd->role = after.role;
@@ -724,7 +726,7 @@ static void complete_op(plog_sim *s, op *o)
             while (nd->n_ents > 0)
                 free(nd->ents[--nd->n_ents].data);
         } else {
-            drop_stored_upto(nd, o->snap.index);
+            drop_stored_upto(nd, o->keep_from - 1);
         }
     }
     if (o->has_hs)
@@ -798,7 +800,8 @@ static void complete_op(plog_sim *s, op *o)
         }
         node_step(s, nd, &ev);
     }
-    if (s->o.snapshot_every && nd->sm_index >= nd->sm_snap_index + s->o.snapshot_every)
+    if (s->o.snapshot_every && nd->sm_index >= nd->sm_snap_index + s->o.snapshot_every &&
+        !plog_raft_sending_snapshot(nd->r))
         take_snapshot(s, nd);
 }
 
@@ -822,15 +825,19 @@ static int sim_load(void *arg, uint64_t index, uint8_t *buf, size_t len)
 
 static void boot_node(plog_sim *s, node *nd)
 {
-    plog_raft_entry *ents = xmalloc(nd->n_ents * sizeof *ents);
+    /* as raftstore does: the entries after the snapshot (those kept behind it for
+     * followers stay on the disk, not in the boot) */
+    plog_raft_entry *ents = xmalloc((nd->n_ents ? nd->n_ents : 1) * sizeof *ents);
+    size_t n = 0;
     for (size_t i = 0; i < nd->n_ents; i++)
-        ents[i] = (plog_raft_entry){.term = nd->ents[i].term,
-                                    .index = nd->ents[i].index,
-                                    .type = nd->ents[i].type,
-                                    .data = nd->ents[i].data,
-                                    .len = nd->ents[i].len};
+        if (!nd->has_snap || nd->ents[i].index > nd->snap.index)
+            ents[n++] = (plog_raft_entry){.term = nd->ents[i].term,
+                                          .index = nd->ents[i].index,
+                                          .type = nd->ents[i].type,
+                                          .data = nd->ents[i].data,
+                                          .len = nd->ents[i].len};
     plog_raft_boot boot = {
-        .hs = nd->hs, .snapshot = nd->has_snap ? &nd->snap : NULL, .entries = ents, .n_entries = nd->n_ents};
+        .hs = nd->hs, .snapshot = nd->has_snap ? &nd->snap : NULL, .entries = ents, .n_entries = n};
     nd->cfg.seed = s->o.seed * 31 + nd->epoch;
     int rv = plog_raft_new(&nd->cfg, &boot, &nd->r);
     free(ents);

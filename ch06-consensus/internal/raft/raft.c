@@ -481,17 +481,29 @@ static void compact_to(plog_raft *r, uint64_t upto)
     plog_raft_log_compact(&r->log, upto, plog_raft_log_term(&r->log, upto));
 }
 
-/* compact_evicted: entries a snapshot covers may be gone from storage (the driver
- * drops stored entries up to the snapshot), so those whose data left memory cannot
- * trail behind it for slow followers: they are compacted (followers that need them
- * get the snapshot). */
-static void compact_evicted(plog_raft *r)
+/* live: the follower answered within the last election timeout */
+static bool live(const plog_raft *r, const progress *pr)
 {
-    if (!r->snap_have)
-        return;
-    uint64_t upto = r->log.evicted < r->compacted.index ? r->log.evicted : r->compacted.index;
-    if (upto > r->log.snap_index)
-        compact_to(r, upto);
+    return r->now - pr->heard < r->cfg.election_timeout_ms;
+}
+
+/* keep_from: the lowest index a leader keeps in its log when it compacts up to upto:
+ * a follower that answers and still needs entries after the log's start (one that
+ * just installed a snapshot, one catching up after a pause) keeps them. Compacting
+ * them would send it a snapshot again, and under steady writes a follower whose
+ * snapshot takes seconds to send and install would never get past its snapshot (the
+ * entries it needs next would always be gone). A follower that does not answer keeps
+ * nothing, so the log stays bounded by the trail once it is gone for good. */
+static uint64_t keep_from(const plog_raft *r, uint64_t upto)
+{
+    if (r->role != PLOG_RAFT_LEADER)
+        return upto;
+    for (unsigned i = 0; i < r->n_prs; i++) {
+        const progress *pr = &r->prs[i];
+        if (live(r, pr) && pr->match >= r->log.snap_index && pr->match < upto)
+            upto = pr->match;
+    }
+    return upto;
 }
 
 static void snapshot_taken(plog_raft *r, const plog_raft_event *ev)
@@ -516,11 +528,15 @@ static void snapshot_taken(plog_raft *r, const plog_raft_event *ev)
     r->snap_have = true;
     r->compacted = (plog_raft_snapshot){.index = ev->index, .term = term, .conf = c};
     /* §7: the caller decides when to compact; keep a tail of entries so a follower
-     * slightly behind still gets AppendEntries instead of the whole snapshot. */
+     * slightly behind still gets AppendEntries instead of the whole snapshot, and
+     * every entry a live follower still needs. The driver keeps them in storage too
+     * (up->keep_from), so those whose data left memory can be read back. */
     uint64_t trail = r->cfg.snapshot_trailing;
-    if (ev->index > r->log.snap_index + trail)
-        compact_to(r, ev->index - trail);
-    compact_evicted(r);
+    if (ev->index > r->log.snap_index + trail) {
+        uint64_t upto = keep_from(r, ev->index - trail);
+        if (upto > r->log.snap_index)
+            compact_to(r, upto);
+    }
     /* the snapshot itself may sit past the in-memory log's start: remember where it
      * is for InstallSnapshot (progress looks at compacted.index) */
 }
@@ -613,7 +629,6 @@ int plog_raft_step(plog_raft *r, const plog_raft_event *ev, plog_raft_update *up
          * its data can be read back there */
         uint64_t upto = r->applied < r->persisted ? r->applied : r->persisted;
         plog_raft_log_evict(&r->log, upto, r->cfg.mem_limit);
-        compact_evicted(r);
     }
     if (ev->now_ms > r->now)
         r->now = ev->now_ms;
@@ -636,8 +651,10 @@ int plog_raft_step(plog_raft *r, const plog_raft_event *ev, plog_raft_update *up
         break;
     case PLOG_RAFT_EV_SNAPSHOT_TAKEN:
         snapshot_taken(r, ev);
-        if (!r->oom)
+        if (!r->oom) {
             up->compacted = &r->compacted;
+            up->keep_from = r->log.snap_index + 1;
+        }
         break;
     case PLOG_RAFT_EV_PROPOSE:
         rv = propose(r, ev, up);
@@ -764,6 +781,18 @@ void plog_raft_get_status(const plog_raft *r, plog_raft_status *st)
         .snapshot_index = r->snap_have ? r->compacted.index : 0,
         .conf = r->conf,
     };
+}
+
+bool plog_raft_sending_snapshot(const plog_raft *r)
+{
+    if (r->role != PLOG_RAFT_LEADER || !r->snap_have)
+        return false;
+    for (unsigned i = 0; i < r->n_prs; i++) {
+        const progress *pr = &r->prs[i];
+        if (pr->state == PR_SNAPSHOT && pr->snap_index == r->compacted.index && live(r, pr))
+            return true;
+    }
+    return false;
 }
 
 uint64_t plog_raft_term_at(const plog_raft *r, uint64_t index)

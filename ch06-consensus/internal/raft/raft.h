@@ -9,7 +9,8 @@
  *   1. persist: up->snapshot (if any: store it, drop the whole stored log), then
  *      up->hs (if PLOG_RAFT_UPD_HARDSTATE), then up->entries (delete every stored
  *      entry from entries[0].index on, then append), then up->compacted (store its
- *      meta beside the snapshot bytes the driver already has), all durably (fsync);
+ *      meta beside the snapshot bytes the driver already has; stored entries before
+ *      up->keep_from may then go), all durably (fsync);
  *   2. send up->msgs (best effort: the core copes with loss, duplication, reordering);
  *   3. apply: restore the state machine from up->snapshot (if any), then apply
  *      up->committed in order; answer up->reads once the state machine has applied
@@ -205,8 +206,11 @@ typedef struct plog_raft_update {
     const plog_raft_entry *entries;     /* persist: truncate from entries[0].index, append */
     size_t n_entries;
     const plog_raft_snapshot *compacted; /* after SNAPSHOT_TAKEN: persist this meta with
-                                            the data (data is NULL here); entries up to
-                                            compacted->index may then be dropped */
+                                            the data (data is NULL here); stored entries
+                                            before keep_from may then be dropped */
+    uint64_t keep_from;                  /* with compacted: the first entry the core may still send or
+                                            read back (at most compacted->index + 1: it keeps a trail
+                                            for followers behind the snapshot) */
     const plog_raft_msg *msgs;
     size_t n_msgs;
     const plog_raft_entry *committed; /* apply in order */
@@ -301,6 +305,15 @@ typedef struct plog_raft_status {
 
 /* plog_raft_get_status fills *st. */
 void plog_raft_get_status(const plog_raft *r, plog_raft_status *st);
+
+/* plog_raft_sending_snapshot: this leader is sending its snapshot to a follower that
+ * answered within the last election timeout. A snapshot taken now would restart that
+ * transfer from its first byte (a follower installs only the leader's latest), so under
+ * steady writes one taken every few seconds could overtake every transfer and the
+ * follower never catch up: a driver takes its next snapshot once this is false. The log
+ * meanwhile keeps every entry after the snapshot being sent, so the follower goes on
+ * from there with AppendEntries. */
+bool plog_raft_sending_snapshot(const plog_raft *r);
 
 /* plog_raft_term_at returns the term of the entry at index, or 0 when index is not in
  * memory (the snapshot's own index is known). */

@@ -320,6 +320,23 @@ static void test_raft_learner_is_promoted_once_caught_up(void **state)
     sim_end(s);
 }
 
+/* sim_lagging_follower starts a cluster whose follower *f is down while its leader
+ * *lead commits 100 entries, one every 5 ms (compacted when o takes snapshots). */
+static plog_sim *sim_lagging_follower(plog_sim_opts *o, uint64_t *lead, uint64_t *f)
+{
+    plog_sim *s = sim_start(o);
+    assert_true(plog_sim_wait_leader(s, 2000));
+    *lead = plog_sim_leader(s);
+    *f = *lead == 1 ? 2 : 1;
+    plog_sim_crash(s, *f);
+    for (int i = 0; i < 100; i++) {
+        assert_plog_ok(plog_sim_propose(s, *lead, NULL));
+        plog_sim_run_for(s, 5);
+    }
+    plog_sim_run_for(s, 200);
+    return s;
+}
+
 /* §7: a follower that missed entries already compacted away gets the snapshot, in
  * chunks, and then the entries after it. */
 static void test_raft_snapshot_brings_a_lagging_follower_up_to_date(void **state)
@@ -330,15 +347,8 @@ static void test_raft_snapshot_brings_a_lagging_follower_up_to_date(void **state
     o.snapshot_every = 10;
     o.snapshot_trailing = 0;
     o.snapshot_chunk = 64;
-    plog_sim *s = sim_start(&o);
-    assert_true(plog_sim_wait_leader(s, 2000));
-    uint64_t lead = plog_sim_leader(s), f = lead == 1 ? 2 : 1;
-    plog_sim_crash(s, f);
-    for (int i = 0; i < 100; i++) {
-        assert_plog_ok(plog_sim_propose(s, lead, NULL));
-        plog_sim_run_for(s, 5);
-    }
-    plog_sim_run_for(s, 200);
+    uint64_t lead, f;
+    plog_sim *s = sim_lagging_follower(&o, &lead, &f);
     assert_true(status(s, lead).first > 50); /* compacted */
     assert_int_equal(plog_sim_snapshots_installed(s), 0);
     plog_sim_restart(s, f);
@@ -346,6 +356,44 @@ static void test_raft_snapshot_brings_a_lagging_follower_up_to_date(void **state
     assert_true(plog_sim_snapshots_installed(s) >= 1);
     assert_int_equal(plog_sim_applied_index(s, f), plog_sim_applied_index(s, lead));
     assert_int_equal(plog_sim_applied_count(s, f), 100);
+    sim_end(s);
+}
+
+/* The same under steady writes, with snapshots taken more often than one can be sent:
+ * the leader takes no new snapshot while it sends one to a follower that answers
+ * (each would restart the transfer from its first byte), and keeps the entries after
+ * it until that follower has them. Before, every snapshot taken overtook the one in
+ * flight, then the entries after an installed one were compacted before they were
+ * sent: the follower stayed behind until the writes stopped. */
+static void test_raft_snapshot_under_steady_writes_is_not_overtaken(void **state)
+{
+    (void)state;
+    plog_sim_opts o;
+    plog_sim_opts_default(&o);
+    o.snapshot_every = 10;
+    o.snapshot_trailing = 0;
+    o.snapshot_chunk = 16; /* ~100 chunks, one round trip each: about a second */
+    uint64_t lead, f;
+    plog_sim *s = sim_lagging_follower(&o, &lead, &f);
+    assert_true(status(s, lead).first > 50);
+    plog_sim_restart(s, f);
+    /* a proposal every 5 ms for 4 s: a snapshot's worth of entries every 50 ms */
+    int caught_up_at = -1;
+    for (int i = 0; i < 800; i++) {
+        assert_plog_ok(plog_sim_propose(s, lead, NULL));
+        plog_sim_run_for(s, 5);
+        if (caught_up_at < 0 && plog_sim_applied_index(s, f) + 5 >= plog_sim_applied_index(s, lead))
+            caught_up_at = i;
+    }
+    assert_true(caught_up_at >= 0);  /* caught up while the writes went on */
+    assert_true(caught_up_at < 400); /* within 2 s */
+    assert_true(plog_sim_snapshots_installed(s) <= 2);
+    assert_true(plog_sim_applied_index(s, f) + 5 >= plog_sim_applied_index(s, lead));
+    /* and once it has caught up, the leader compacts again: nothing stays pinned */
+    assert_true(status(s, lead).first + 20 > status(s, lead).last);
+    plog_sim_run_for(s, 500);
+    assert_int_equal(plog_sim_applied_count(s, f), 900);
+    assert_true(plog_sim_check_final(s));
     sim_end(s);
 }
 
@@ -450,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_raft_leadership_transfer_hands_over_to_the_target),
         cmocka_unit_test(test_raft_learner_is_promoted_once_caught_up),
         cmocka_unit_test(test_raft_snapshot_brings_a_lagging_follower_up_to_date),
+        cmocka_unit_test(test_raft_snapshot_under_steady_writes_is_not_overtaken),
         cmocka_unit_test(test_raft_follower_that_lost_acknowledged_entries_catches_up),
         cmocka_unit_test(test_raft_read_index_waits_for_a_quorum_round),
         cmocka_unit_test(test_raft_removed_leader_steps_down),

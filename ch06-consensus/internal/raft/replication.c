@@ -34,6 +34,7 @@ static void progress_init(plog_raft *r, progress *pr, uint64_t id)
     pr->next = plog_raft_log_last(&r->log) + 1;
     pr->state = PR_PROBE;
     pr->recent_active = true;
+    pr->heard = r->now;
 }
 
 void plog_raft_repl_reset_progress(plog_raft *r)
@@ -456,6 +457,7 @@ void plog_raft_repl_recv_append_resp(plog_raft *r, const plog_raft_msg *m)
     if (pr == NULL)
         return;
     pr->recent_active = true;
+    pr->heard = r->now;
     if (m->ctx > pr->read_ack && m->ctx <= r->read_round)
         pr->read_ack = m->ctx;
     if (m->reject) {
@@ -611,6 +613,7 @@ void plog_raft_repl_recv_snapshot_resp(plog_raft *r, const plog_raft_msg *m)
     if (pr == NULL)
         return;
     pr->recent_active = true;
+    pr->heard = r->now;
     if (pr->state != PR_SNAPSHOT || m->index != pr->snap_index)
         return;
     if (m->done) {

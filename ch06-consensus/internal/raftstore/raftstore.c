@@ -530,18 +530,19 @@ static int write_snapshot(plog_raftstore *s, const plog_raft_snapshot *snap, uin
     return PLOG_OK;
 }
 
+void plog_raftstore_compact(plog_raftstore *s, uint64_t keep_from)
+{
+    /* Entry i is at offset i - 1: whole segments below keep_from's offset go. */
+    if (s->log != NULL && keep_from > 1 && plog_log_truncate(s->log, keep_from - 1) != PLOG_OK)
+        plog_log_errmsg(s->log, s->errmsg, sizeof s->errmsg); /* kept: harmless */
+}
+
 int plog_raftstore_save_snapshot(plog_raftstore *s, const plog_raft_snapshot *snap, bool drop_log)
 {
     if (s->log == NULL)
         return PLOG_EIO;
     if (!drop_log) {
-        int rv = write_snapshot(s, snap, s->gen);
-        if (rv != PLOG_OK)
-            return rv;
-        /* Entry snap->index + 1 is at offset snap->index: whole segments below go. */
-        if (plog_log_truncate(s->log, snap->index) != PLOG_OK)
-            plog_log_errmsg(s->log, s->errmsg, sizeof s->errmsg); /* kept: harmless */
-        return PLOG_OK;
+        return write_snapshot(s, snap, s->gen);
     }
     /* A new generation: its empty log first, then the snapshot naming it (the
      * switch), then the old log goes. */

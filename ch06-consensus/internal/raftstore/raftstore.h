@@ -68,9 +68,15 @@ int plog_raftstore_sync(plog_raftstore *s);
 
 /* plog_raftstore_save_snapshot stores snap (with its data) durably. With
  * drop_log (a snapshot installed from the leader) the stored log is replaced by
- * an empty one after snap->index; without (a snapshot this server took) entries
- * up to snap->index may go, whole segments at a time. */
+ * an empty one after snap->index; without (a snapshot this server took) the log
+ * stays as it is: plog_raftstore_compact then drops what the core no longer needs. */
 int plog_raftstore_save_snapshot(plog_raftstore *s, const plog_raft_snapshot *snap, bool drop_log);
+
+/* plog_raftstore_compact lets stored entries before index keep_from go, whole
+ * segments at a time (the core's up->keep_from: entries after it may still be read
+ * back for a follower). Boot gives only the entries after the snapshot; a failure
+ * leaves entries that are harmless, so it is not an error. */
+void plog_raftstore_compact(plog_raftstore *s, uint64_t keep_from);
 
 /* plog_raftstore_last_index: the index of the last stored entry (the snapshot's
  * index when the log is empty). */

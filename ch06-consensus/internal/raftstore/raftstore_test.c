@@ -258,6 +258,19 @@ static void test_a_crash_in_the_middle_of_a_cut_leaves_a_prefix(void **state)
     assert_int_equal(b.entries[8].term, 2);
 }
 
+/* check_snapshot_boot: after a reopen, boot gives the snapshot at index and the n
+ * entries after it. */
+static void check_snapshot_boot(struct fixture *f, uint64_t index, size_t n)
+{
+    reopen(f);
+    plog_raft_boot b;
+    assert_plog_ok(plog_raftstore_boot(f->s, &b));
+    assert_non_null(b.snapshot);
+    assert_int_equal(b.snapshot->index, index);
+    assert_int_equal(b.n_entries, n);
+    assert_int_equal(b.entries[0].index, index + 1);
+}
+
 static void test_a_snapshot_taken_keeps_the_entries_after_it(void **state)
 {
     struct fixture *f = *state;
@@ -267,6 +280,7 @@ static void test_a_snapshot_taken_keeps_the_entries_after_it(void **state)
     snap.conf.n = 1;
     snap.conf.servers[0] = (plog_raft_server){.id = 1, .role = PLOG_RAFT_VOTER};
     assert_plog_ok(plog_raftstore_save_snapshot(f->s, &snap, false));
+    plog_raftstore_compact(f->s, 10);
     reopen(f);
     plog_raft_boot b;
     assert_plog_ok(plog_raftstore_boot(f->s, &b));
@@ -283,6 +297,33 @@ static void test_a_snapshot_taken_keeps_the_entries_after_it(void **state)
     struct stat st;
     snprintf(path, sizeof path, "%s/log-0/00000000000000000000.store", f->dir);
     assert_int_not_equal(stat(path, &st), 0);
+}
+
+/* A snapshot taken while a follower still needs entries behind it: the core keeps
+ * them (up->keep_from), so they must stay readable, across a reopen too, while boot
+ * still hands over only the entries after the snapshot. */
+static void test_entries_behind_a_snapshot_stay_readable_until_compacted(void **state)
+{
+    struct fixture *f = *state;
+    reopen(f);
+    append_range(f, 1, 10, 1); /* segments at offsets 0, 4, 8 */
+    plog_raft_snapshot snap = {.index = 9, .term = 1, .data = (const uint8_t *)"state@9", .len = 7};
+    snap.conf.n = 1;
+    snap.conf.servers[0] = (plog_raft_server){.id = 1, .role = PLOG_RAFT_VOTER};
+    assert_plog_ok(plog_raftstore_save_snapshot(f->s, &snap, false));
+    plog_raftstore_compact(f->s, 6); /* offsets 4.. stay: the segment holding index 6 */
+    check_snapshot_boot(f, 9, 1);
+    uint8_t buf[64];
+    for (uint64_t i = 5; i <= 10; i++) {
+        char want[32];
+        int n = snprintf(want, sizeof want, "i%llu-t1", (unsigned long long)i);
+        assert_plog_ok(plog_raftstore_read(f->s, i, buf, (size_t)n));
+        assert_memory_equal(buf, want, (size_t)n);
+    }
+    assert_int_not_equal(plog_raftstore_read(f->s, 4, buf, 5), PLOG_OK); /* its segment went */
+    plog_raftstore_compact(f->s, 10);
+    assert_int_not_equal(plog_raftstore_read(f->s, 6, buf, 5), PLOG_OK);
+    assert_plog_ok(plog_raftstore_read(f->s, 10, buf, 6));
 }
 
 static void test_an_installed_snapshot_replaces_the_log(void **state)
@@ -351,12 +392,7 @@ static void test_a_lost_snapshot_file_is_refused_and_nothing_is_removed(void **s
         fail_msg("error: %s", err);
 
     assert_int_equal(rename(moved, snap_path), 0);
-    reopen(f);
-    plog_raft_boot b;
-    assert_plog_ok(plog_raftstore_boot(f->s, &b));
-    assert_int_equal(b.snapshot->index, 20);
-    assert_int_equal(b.n_entries, 2);
-    assert_int_equal(b.entries[0].index, 21);
+    check_snapshot_boot(f, 20, 2);
 }
 
 /* plog_raftstore_read: an entry the core dropped from memory reads back as stored,
@@ -396,6 +432,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_appends_that_would_leave_a_gap_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_crash_in_the_middle_of_a_cut_leaves_a_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_snapshot_taken_keeps_the_entries_after_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_entries_behind_a_snapshot_stay_readable_until_compacted, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_an_installed_snapshot_replaces_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_crash_before_the_snapshot_switch_keeps_the_old_log, setup,
                                         teardown),
