@@ -271,9 +271,19 @@ static int produce_once(plog_client *c, const void *const *values, const size_t 
 /* produce_failed returns code, a failed produce's, with st saying so when an
  * earlier attempt reached sent_to and ended without its outcome (no answer, or
  * a leader that lost its office before the commit): that one may have been
- * applied, whatever the last attempt found (e.g. "no leader known"). */
+ * applied, whatever the last attempt found (e.g. "no leader known"). A produce
+ * whose deadline ran out on "not leader" answers (an election still going on, a
+ * server naming a leader that no longer leads) failed for want of a leader, as
+ * one that found none: UNAVAILABLE, so a caller retries (proglogctl exits 4, not
+ * 6, the exit of a request that cannot succeed as it is). */
 static int produce_failed(int code, const char *sent_to, plog_rpc_status *st)
 {
+    if (code == PLOG_STATUS_FAILED_PRECONDITION && retryable(code, st)) {
+        char last[sizeof st->msg];
+        memcpy(last, st->msg, sizeof last);
+        code = plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE,
+                                   "no leader took it within the deadline (last: %.180s)", last);
+    }
     if (sent_to[0] == '\0' || st == NULL || strstr(st->msg, "may or may not") != NULL)
         return code;
     size_t len = strlen(st->msg);

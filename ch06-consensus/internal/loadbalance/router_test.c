@@ -152,9 +152,11 @@ static void test_router_follows_a_leader_change_without_duplicates(void **state)
 /* A fake server: it never answers a Produce (a leader that took the request and
  * then hung, or lost its leadership before answering), and answers GetServers with
  * itself and others (HOST:PORT, none leading); it names itself leader in its first
- * answer when leads_once. */
+ * answer when leads_once. With not_leader it names itself leader in every answer
+ * and answers every Produce "not leader" (a server whose view of the leader is
+ * stale, during an election). */
 struct fake {
-    bool leads_once;
+    bool leads_once, not_leader;
     char *others[N]; /* up to a NULL */
     nng_socket sock;
     char addr[64]; /* HOST:PORT */
@@ -172,6 +174,11 @@ static void *fake_main(void *arg)
         if (plog_rpc_request_decode(nng_msg_body(msg), nng_msg_len(msg), &rq) != PLOG_OK ||
             plog_rpc_method_lookup(rq.method, rq.method_len) != PLOG_METHOD_GET_SERVERS) {
             atomic_fetch_add(&m->produces, 1);
+            if (m->not_leader &&
+                plog_rpc_reply_error(msg, PLOG_STATUS_FAILED_PRECONDITION, "not leader; leader at %s",
+                                     m->addr) == PLOG_OK &&
+                nng_sendmsg(m->sock, msg, 0) == 0)
+                continue;
             nng_msg_free(msg); /* no answer: the next receive drops the request */
             continue;
         }
@@ -183,7 +190,7 @@ static void *fake_main(void *arg)
             list[i] = &s[i];
         }
         s[0].rpc_addr = m->addr;
-        s[0].is_leader = m->leads_once && resolves++ == 0;
+        s[0].is_leader = m->not_leader || (m->leads_once && resolves++ == 0);
         size_t n = 1;
         for (; n < 1 + N && m->others[n - 1] != NULL; n++)
             s[n].rpc_addr = m->others[n - 1];
@@ -223,6 +230,20 @@ static void fake_stop(struct fake *m)
     pthread_join(m->th, NULL);
 }
 
+/* fake_produce serves m, produces "x" through a router with a deadline of
+ * timeout_ms, stops m and returns the produce's code (its status in *st). */
+static int fake_produce(struct fake *m, uint32_t timeout_ms, plog_rpc_status *st)
+{
+    plog_loadbalance_router *r = fake_start(m, timeout_ms);
+    const void *vals[1] = {"x"};
+    size_t lens[1] = {1};
+    uint64_t off;
+    int code = plog_loadbalance_router_produce(r, vals, lens, 1, &off, st);
+    plog_loadbalance_router_close(r);
+    fake_stop(m);
+    return code;
+}
+
 /* A produce whose attempt went unanswered, and whose later attempts found no
  * leader, fails saying it may have been applied: the last attempt's "no leader
  * known" alone would tell the caller it was not. */
@@ -230,19 +251,29 @@ static void test_router_failed_produce_says_an_unanswered_attempt_may_have_appli
 {
     (void)state;
     struct fake m = {.leads_once = true};
-    plog_loadbalance_router *r = fake_start(&m, 1500);
     plog_rpc_status st;
-    const void *vals[1] = {"x"};
-    size_t lens[1] = {1};
-    uint64_t off;
-    int code = plog_loadbalance_router_produce(r, vals, lens, 1, &off, &st);
-    assert_int_equal(code, PLOG_STATUS_UNAVAILABLE);
+    assert_int_equal(fake_produce(&m, 1500, &st), PLOG_STATUS_UNAVAILABLE);
     assert_true(atomic_load(&m.produces) >= 1);
     if (strstr(st.msg, "no leader known") == NULL ||
         strstr(st.msg, "may or may not have been applied") == NULL || strstr(st.msg, m.addr) == NULL)
         fail_msg("status: %s", st.msg);
-    plog_loadbalance_router_close(r);
-    fake_stop(&m);
+}
+
+/* A produce whose deadline runs out on "not leader" answers is UNAVAILABLE, which
+ * callers retry (proglogctl: exit 4), and does not say it may have been applied
+ * (every answer said it was not): before, it
+ * ended FAILED_PRECONDITION (exit 6, "cannot succeed as it is"), as a black-box
+ * run saw for 1 produce in 881 during a failover. */
+static void test_router_produce_that_only_meets_not_leader_is_unavailable(void **state)
+{
+    (void)state;
+    struct fake m = {.not_leader = true};
+    plog_rpc_status st;
+    assert_int_equal(fake_produce(&m, 1000, &st), PLOG_STATUS_UNAVAILABLE);
+    assert_true(atomic_load(&m.produces) >= 2); /* retried until the deadline */
+    if (strstr(st.msg, "no leader took it within the deadline (last: not leader; leader at ") == NULL ||
+        strstr(st.msg, "may or may not") != NULL)
+        fail_msg("status: %s", st.msg);
 }
 
 /* Given the address of a server that names no leader (one cut off from the
@@ -276,6 +307,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_router_follows_a_leader_change_without_duplicates,
                                         tc_agents_setup, tc_agents_teardown),
         cmocka_unit_test(test_router_failed_produce_says_an_unanswered_attempt_may_have_applied),
+        cmocka_unit_test(test_router_produce_that_only_meets_not_leader_is_unavailable),
         cmocka_unit_test_setup_teardown(
             test_router_seeded_with_a_server_without_a_leader_finds_the_others_leader, tc_agents_setup,
             tc_agents_teardown),
