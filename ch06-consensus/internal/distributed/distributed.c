@@ -1118,6 +1118,8 @@ int plog_distributed_start(plog_distributed *d, char *err, size_t errsz)
     rc.seed = d->id ^ now_ms();
     rc.election_timeout_ms = cfg->election_timeout_ms ? cfg->election_timeout_ms : 150;
     rc.heartbeat_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms : 10;
+    if (cfg->follower_live_ms)
+        rc.follower_live_ms = cfg->follower_live_ms;
     rc.max_batch = 256;
     rc.max_batch_bytes = 256u << 10;
     rc.max_inflight = 16;

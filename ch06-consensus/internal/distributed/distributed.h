@@ -60,6 +60,9 @@ typedef struct plog_distributed_config {
                                      (the state machine: the dedup table and the record
                                      log streamed through its reader); 0: never */
     uint32_t heartbeat_ms;        /* 0: 10 (idle AppendEntries; commits are sent at once) */
+    uint32_t follower_live_ms;    /* 0: 10000; the leader keeps the entries a follower
+                                     heard from within this long needs, and does not
+                                     replace a snapshot it is sending it (raft.h) */
     plog_log_config log;          /* segment sizes of both logs (sync is the driver's) */
     /* applied(arg, next): records below next are in the record log (call
      * plog_server_publish). On the node thread, or in plog_distributed_start for

@@ -77,6 +77,7 @@ static const char *cert(const char *name, const char *suffix)
 }
 
 static uint32_t g_snapshot_entries; /* what start gives the next nodes */
+static uint32_t g_follower_live_ms; /* ... and this (0: the default) */
 
 static void on_failed(void *arg, const char *why)
 {
@@ -99,6 +100,7 @@ static void open_node(struct fixture *f, int i, bool bootstrap)
         .acl = f->acl,
         .bootstrap = bootstrap,
         .snapshot_entries = g_snapshot_entries,
+        .follower_live_ms = g_follower_live_ms,
         .failed = on_failed,
         .arg = n,
     };
@@ -131,6 +133,7 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
     g_snapshot_entries = 0;
+    g_follower_live_ms = 0;
     plog_test_tmpdir("distributed", f->dir, sizeof f->dir);
     snprintf(f->policy, sizeof f->policy, "%s/policy.csv", f->dir);
     FILE *p = fopen(f->policy, "w");
@@ -714,6 +717,7 @@ static void test_a_snapshot_installed_under_readers_keeps_the_records_they_read(
     struct fixture *f = *state;
     enum { BEFORE = 400, AFTER = 2000, BATCH = 10 }; /* a Raft entry a batch */
     g_snapshot_entries = 25;
+    g_follower_live_ms = 200; /* the leader holds no entries for node3 once it is down */
     start_cluster(f);
     const uint8_t *vals[BATCH];
     size_t lens[BATCH];

@@ -902,6 +902,8 @@ plog_sim *plog_sim_new(const plog_sim_opts *o)
         nd->cfg.max_batch = o->max_batch;
         nd->cfg.snapshot_chunk = o->snapshot_chunk;
         nd->cfg.snapshot_trailing = o->snapshot_trailing;
+        if (o->follower_live_ms)
+            nd->cfg.follower_live_ms = o->follower_live_ms;
         nd->cfg.mem_limit = o->mem_limit;
         nd->cfg.max_batch_bytes = o->max_batch_bytes;
         nd->cfg.load = sim_load;

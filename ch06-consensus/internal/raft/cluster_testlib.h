@@ -34,9 +34,10 @@ typedef struct plog_sim_opts {
     uint32_t election_timeout_ms, heartbeat_ms;
     uint32_t timeout_of[PLOG_SIM_MAX + 1]; /* per-server election timeout (0: default) */
     uint32_t max_inflight, max_batch, max_batch_bytes, snapshot_chunk, snapshot_trailing;
-    uint32_t snapshot_every; /* take a snapshot after this many applied entries (0: never) */
-    uint32_t mem_limit;      /* the cores' mem_limit (0: keep every entry in memory); they
-                                read dropped entries back from the simulated disk */
+    uint32_t snapshot_every;   /* take a snapshot after this many applied entries (0: never) */
+    uint32_t follower_live_ms; /* the cores' follower_live_ms (0: the core's default) */
+    uint32_t mem_limit;        /* the cores' mem_limit (0: keep every entry in memory); they
+                                  read dropped entries back from the simulated disk */
     bool no_pre_vote, no_check_quorum;
     uint32_t delay_min_ms, delay_max_ms; /* message latency, uniform: reorders */
     uint32_t drop_pct, dup_pct;          /* per message, in percent */

@@ -24,6 +24,7 @@ void plog_raft_config_default(plog_raft_config *c, uint64_t id)
     c->max_batch = 64;
     c->snapshot_chunk = 64 * 1024;
     c->snapshot_trailing = 128;
+    c->follower_live_ms = 10000;
     c->pre_vote = true;
     c->check_quorum = true;
 }
@@ -481,19 +482,20 @@ static void compact_to(plog_raft *r, uint64_t upto)
     plog_raft_log_compact(&r->log, upto, plog_raft_log_term(&r->log, upto));
 }
 
-/* live: the follower answered within the last election timeout */
+/* live: the follower answered within the last cfg.follower_live_ms */
 static bool live(const plog_raft *r, const progress *pr)
 {
-    return r->now - pr->heard < r->cfg.election_timeout_ms;
+    return r->now - pr->heard < r->cfg.follower_live_ms;
 }
 
 /* keep_from: the lowest index a leader keeps in its log when it compacts up to upto:
- * a follower that answers and still needs entries after the log's start (one that
+ * a live follower that still needs entries after the log's start (one that
  * just installed a snapshot, one catching up after a pause) keeps them. Compacting
  * them would send it a snapshot again, and under steady writes a follower whose
  * snapshot takes seconds to send and install would never get past its snapshot (the
- * entries it needs next would always be gone). A follower that does not answer keeps
- * nothing, so the log stays bounded by the trail once it is gone for good. */
+ * entries it needs next would always be gone). A follower silent for
+ * cfg.follower_live_ms keeps nothing, so the log is bounded by the trail again once
+ * it is gone for good. */
 static uint64_t keep_from(const plog_raft *r, uint64_t upto)
 {
     if (r->role != PLOG_RAFT_LEADER)

@@ -233,6 +233,12 @@ typedef struct plog_raft_config {
                                      one (0: no limit; one entry goes whatever its size) */
     uint32_t snapshot_chunk;      /* bytes per InstallSnapshot chunk */
     uint32_t snapshot_trailing;   /* entries kept behind a snapshot for slow followers */
+    uint32_t follower_live_ms;    /* a follower heard from within this long counts as
+                                     alive for snapshots: the one sent to it is not
+                                     replaced, the entries it needs are not compacted.
+                                     Its install can keep it silent for seconds (the
+                                     snapshot's write and fsync); one gone for good
+                                     holds them this long. Default 10000 */
     size_t mem_limit;             /* bytes of entry data kept in memory (0: all). Past
                                      it, entries applied and persisted lose their data
                                      (configurations excepted), oldest first; the core
@@ -307,7 +313,7 @@ typedef struct plog_raft_status {
 void plog_raft_get_status(const plog_raft *r, plog_raft_status *st);
 
 /* plog_raft_sending_snapshot: this leader is sending its snapshot to a follower that
- * answered within the last election timeout. A snapshot taken now would restart that
+ * answered within the last cfg.follower_live_ms. A snapshot taken now would restart that
  * transfer from its first byte (a follower installs only the leader's latest), so under
  * steady writes one taken every few seconds could overtake every transfer and the
  * follower never catch up: a driver takes its next snapshot once this is false. The log

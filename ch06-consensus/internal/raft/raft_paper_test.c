@@ -321,9 +321,12 @@ static void test_raft_learner_is_promoted_once_caught_up(void **state)
 }
 
 /* sim_lagging_follower starts a cluster whose follower *f is down while its leader
- * *lead commits 100 entries, one every 5 ms (compacted when o takes snapshots). */
+ * *lead commits 100 entries, one every 5 ms (compacted when o takes snapshots: the
+ * leader holds entries for a follower it heard from within 300 ms, not for one
+ * down for 700). */
 static plog_sim *sim_lagging_follower(plog_sim_opts *o, uint64_t *lead, uint64_t *f)
 {
+    o->follower_live_ms = 300;
     plog_sim *s = sim_start(o);
     assert_true(plog_sim_wait_leader(s, 2000));
     *lead = plog_sim_leader(s);
