@@ -1381,6 +1381,11 @@ bool plog_sim_soak(uint64_t seed, unsigned n, bool trace, plog_sim_soak_stats *s
     static const uint32_t mem[] = {0, 0, 8, 64};
     o.mem_limit = mem[PICK(4)];
     o.max_batch_bytes = PICK(4) == 0 ? 16 : 0; /* two 8-byte entries per AppendEntries */
+    /* how long a silent follower holds the leader's snapshots and entries: the
+     * default, under one round trip (snapshots replaced under a transfer, a follower
+     * finishing one the leader no longer sends), or a few */
+    static const uint32_t live_ms[] = {0, 1, 30};
+    o.follower_live_ms = live_ms[PICK(3)];
 #undef PICK
     plog_sim *s = plog_sim_new(&o);
     uint64_t crashes = 0, proposals = 0, read_ctx = 1;
