@@ -12,7 +12,8 @@
  * consume --from reads from OFFSET to the log's end as the server answers:
  * OFFSET equal to that end prints nothing and succeeds, OFFSET past it is
  * OUT_OF_RANGE (exit 3) as for consume OFFSET; with --follow, OFFSET past the
- * end waits until the log reaches it. The whole command line is checked before
+ * end waits until the log reaches it, and a server that goes away after it
+ * answered (a restart) is waited for. The whole command line is checked before
  * anything is dialed, so a usage error exits 2 whether or not a server answers.
  * Errors go to stderr as "proglogctl: CODE: message"; the exit status says which
  * kind (see usage()). --version prints the version; PROGLOG_ADDR in the
@@ -71,7 +72,8 @@ static void usage(FILE *f)
                "                                   it exits 3, as for consume OFFSET)\n"
                "                                   --follow: keep waiting for new records;\n"
                "                                   from past the end, wait until the log\n"
-               "                                   reaches OFFSET\n"
+               "                                   reaches OFFSET; a server restart is\n"
+               "                                   waited out\n"
                "          [--offsets]              print \"OFFSET<TAB>VALUE\" lines\n"
                "  members                          print the cluster's members: name, status,\n"
                "                                   incarnation, tags (* marks the server)\n"
@@ -362,6 +364,34 @@ static void print_record(const uint8_t *value, size_t len, uint64_t off, int off
     putchar('\n');
 }
 
+/* next_following is plog_client_consumer_next; following, it waits out a server
+ * that went away (a restart, a connection lost) once the server has answered,
+ * polling again from the same offset every 0.2 s at first, then every 5 s, and says
+ * so on stderr when it starts waiting and when the server answers again. A
+ * follower that never reached its server fails at once, as without --follow. */
+static int next_following(plog_client_consumer *it, bool follow, const uint8_t **value, size_t *len,
+                          uint64_t *off, plog_rpc_status *st)
+{
+    int wait_ms = 0;
+    for (;;) {
+        int code = plog_client_consumer_next(it, value, len, off, st);
+        if (code == PLOG_STATUS_OK && wait_ms > 0)
+            fprintf(stderr, "proglogctl: the server answers again; following from offset %llu\n",
+                    (unsigned long long)*off);
+        if (code == PLOG_STATUS_OK || !follow || !plog_client_consumer_answered(it) ||
+            (code != PLOG_STATUS_UNAVAILABLE && code != PLOG_STATUS_DEADLINE_EXCEEDED))
+            return code;
+        if (wait_ms == 0) {
+            fprintf(stderr, "proglogctl: %s: %s; waiting for the server (Ctrl-C stops)\n",
+                    plog_rpc_status_name(code), st->msg);
+            wait_ms = 200;
+        } else if (wait_ms < 5000) {
+            wait_ms = wait_ms * 2 > 5000 ? 5000 : wait_ms * 2;
+        }
+        poll(NULL, 0, wait_ms);
+    }
+}
+
 static int cmd_consume(plog_client *c, const struct command *cmd)
 {
     plog_rpc_status st;
@@ -383,7 +413,7 @@ static int cmd_consume(plog_client *c, const struct command *cmd)
     size_t len;
     uint64_t off;
     int code;
-    while ((code = plog_client_consumer_next(it, &value, &len, &off, &st)) == PLOG_STATUS_OK) {
+    while ((code = next_following(it, cmd->follow, &value, &len, &off, &st)) == PLOG_STATUS_OK) {
         print_record(value, len, off, cmd->offsets);
         if (cmd->follow)
             fflush(stdout); /* a follower's reader wants each record as it comes */

@@ -142,6 +142,35 @@ static void test_proglogctl_follow_prints_records_as_they_arrive(void **state)
     unlink(p.out);
 }
 
+/* A follower waits out a server restart: killed (-9) and started again on the same
+ * port and directory, the server answers the follower's next poll, which goes on
+ * from the offset it had reached, and stderr says it waited and when it resumed.
+ * Before, the follower exited 4 on the lost connection. A follower that never
+ * reached a server still fails at once (test_proglogctl_exit_codes_...). */
+static void test_proglogctl_follow_waits_out_a_server_restart(void **state)
+{
+    struct fixture *f = *state;
+    ctl_says(f, "produce a", "0\n");
+    char *argv[] = {f->ctl,    "--addr", f->srv.addr, "--timeout", "1000",
+                    "consume", "--from", "0",         "--follow",  NULL};
+    plog_test_proc p;
+    plog_test_spawn(&p, argv);
+    assert_true(plog_test_wait_output(&p, "a\n", 10000));
+    assert_true(tserver_stop(&f->srv, SIGKILL));
+    assert_true(plog_test_wait_output(&p, "waiting for the server (Ctrl-C stops)\n", 15000));
+    tserver_start(&f->srv);
+    ctl_says(f, "produce b", "1\n");
+    assert_true(plog_test_wait_output(&p, "following from offset 1\nb\n", 15000));
+    char *out = plog_test_output(&p);
+    if (strncmp(out, "a\nproglogctl: UNAVAILABLE: ", 27) != 0 &&
+        strncmp(out, "a\nproglogctl: DEADLINE_EXCEEDED: ", 34) != 0)
+        fail_msg("follower's output: %s", out);
+    free(out);
+    assert_false(plog_test_wait(&p, 0)); /* still following */
+    plog_test_kill(&p, SIGTERM, 5000);
+    unlink(p.out);
+}
+
 static void test_proglogctl_exit_codes_tell_usage_not_found_unavailable(void **state)
 {
     struct fixture *f = *state;
@@ -168,6 +197,12 @@ static void test_proglogctl_exit_codes_tell_usage_not_found_unavailable(void **s
 
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "%s --addr tcp://127.0.0.1:%d consume 0", f->ctl, plog_test_free_port());
+    assert_int_equal(plog_test_sh(cmd, 15000, &out), 4);
+    assert_non_null(strstr(out, "proglogctl: UNAVAILABLE: cannot connect"));
+    free(out);
+    /* a follower that never reached a server does not wait for one */
+    snprintf(cmd, sizeof cmd, "%s --addr tcp://127.0.0.1:%d consume --from 0 --follow 2>&1", f->ctl,
+             plog_test_free_port());
     assert_int_equal(plog_test_sh(cmd, 15000, &out), 4);
     assert_non_null(strstr(out, "proglogctl: UNAVAILABLE: cannot connect"));
     free(out);
@@ -538,6 +573,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_produce_dash_reports_each_offset_at_once, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_proglogctl_follow_waits_out_a_server_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_follow_prints_records_as_they_arrive, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_exit_codes_tell_usage_not_found_unavailable, setup,
