@@ -206,6 +206,22 @@ struct reload {
     const char *cert, *key, *ca, *model, *policy;
 };
 
+/* blamed: the file of r's that err names (the longest such path), else dflt. A key,
+ * a CA or a model that fails names itself in err, and the error line's file= must
+ * not say the certificate or the policy. */
+static const char *blamed(const struct reload *r, const char *err, const char *dflt)
+{
+    const char *files[] = {r->cert, r->key, r->ca, r->model, r->policy}, *best = dflt;
+    size_t best_len = 0;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        if (files[i] != NULL && strlen(files[i]) > best_len && strstr(err, files[i]) != NULL) {
+            best = files[i];
+            best_len = strlen(files[i]);
+        }
+    }
+    return best;
+}
+
 /* reload_all runs on SIGHUP, in main's thread. Each part is all or nothing: the
  * ACL swaps its rules whole (plog_auth_reload), the TLS config its OpenSSL context
  * (plog_tls_config_server_reload), the logger its level. The summary line is written
@@ -219,8 +235,8 @@ static void reload_all(const struct reload *r)
         acl = "reloaded";
         if (plog_auth_reload(r->sec->acl, r->model, r->policy, why, sizeof why) != PLOG_OK) {
             acl = "kept";
-            plog_logger_log(r->lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old ACL", "file", r->policy,
-                            "err", why, NULL);
+            plog_logger_log(r->lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old ACL", "file",
+                            blamed(r, why, r->policy), "err", why, NULL);
         } else {
             warn_unmatched(r->lg, r->sec->acl, r->policy);
         }
@@ -229,7 +245,7 @@ static void reload_all(const struct reload *r)
         if (plog_tls_config_server_reload(r->sec->tls, r->cert, r->key, r->ca, why, sizeof why) != PLOG_OK) {
             tls = "kept";
             plog_logger_log(r->lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old certificates", "file",
-                            r->cert, "err", why, NULL);
+                            blamed(r, why, r->cert), "err", why, NULL);
         }
     }
     plog_logger_level old = plog_logger_get_level(r->lg), level = old;

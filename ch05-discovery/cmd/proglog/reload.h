@@ -26,7 +26,9 @@ void reload_block_signals(sigset_t *set);
 
 /* What reloading the ACL and the server certificates did, for reload_finish. */
 struct reload_security {
-    const char *policy_file, *cert_file; /* named in the error lines */
+    const char *policy_file, *cert_file; /* named in the error lines, unless: */
+    const char *files[8];                /* every file the reload read (NULL where unset): an error
+                                            line names the one its error names */
     int acl, tls;                        /* PLOG_OK: reloaded; else kept, and why: */
     const char *acl_err, *tls_err;
     size_t acl_rules;         /* rules in force now */

@@ -172,8 +172,11 @@ struct reload {
 static void reload_all(const struct reload *r)
 {
     char acl_err[PLOG_AUTH_ERRMSG_SIZE], tls_err[PLOG_AUTH_ERRMSG_SIZE];
-    struct reload_security rs = {
-        .policy_file = r->policy, .cert_file = r->cert, .acl_err = acl_err, .tls_err = tls_err};
+    struct reload_security rs = {.policy_file = r->policy,
+                                 .cert_file = r->cert,
+                                 .files = {r->cert, r->key, r->ca, r->model, r->policy},
+                                 .acl_err = acl_err,
+                                 .tls_err = tls_err};
     if (r->sec != NULL) {
         rs.acl = plog_auth_reload(r->sec->acl, r->model, r->policy, acl_err, sizeof acl_err);
         rs.acl_rules = plog_auth_rules(r->sec->acl);

@@ -371,6 +371,23 @@ static void test_reload_bad_certificate_keeps_the_old_one(void **state)
     free(after);
 }
 
+/* A key file that is not PEM keeps the old pair too, and the error line's file=
+ * names the key, which is at fault, not the certificate (before, file= always
+ * named the certificate; the err= beside it named the key). */
+static void test_reload_bad_key_is_the_file_named(void **state)
+{
+    struct fixture *f = *state;
+    write_file(f->key, "not a key\n");
+    hup(f, "tls=kept");
+    char *out = plog_test_output(&f->srv.proc);
+    char want[256], wrong[256];
+    snprintf(want, sizeof want, "keeping the old certificates\" file=%s ", f->key);
+    snprintf(wrong, sizeof wrong, "keeping the old certificates\" file=%s ", f->cert);
+    if (strstr(out, want) == NULL || strstr(out, wrong) != NULL)
+        fail_msg("want a line with [%s]: %s", want, out);
+    free(out);
+}
+
 /* count counts needle in the server's output so far. */
 /* count_between counts needle in the server's output after the first from (from
  * the start when NULL) and before the first to after it (to the end when NULL). */
@@ -430,6 +447,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload_warns_about_rules_that_never_match, setup_tls, teardown),
         cmocka_unit_test_setup_teardown(test_reload_new_certificate_is_served_to_new_connections, setup_tls,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_reload_bad_key_is_the_file_named, setup_tls, teardown),
         cmocka_unit_test_setup_teardown(test_reload_bad_certificate_keeps_the_old_one, setup_tls, teardown),
         cmocka_unit_test_setup_teardown(test_reload_log_level_filters_request_lines, setup_tls, teardown),
     };

@@ -497,6 +497,10 @@ int main(int argc, char **argv)
         plog_agent_reload(agent, &r);
         struct reload_security rs = {.policy_file = val[F_ACL_POLICY_FILE],
                                      .cert_file = val[F_SERVER_TLS_CERT_FILE],
+                                     .files = {val[F_SERVER_TLS_CERT_FILE], val[F_SERVER_TLS_KEY_FILE],
+                                               val[F_SERVER_TLS_CA_FILE], val[F_PEER_TLS_CERT_FILE],
+                                               val[F_PEER_TLS_KEY_FILE], val[F_PEER_TLS_CA_FILE],
+                                               val[F_ACL_MODEL_FILE], val[F_ACL_POLICY_FILE]},
                                      .acl = r.acl,
                                      .tls = r.tls,
                                      .acl_err = r.acl_err,

@@ -60,6 +60,23 @@ void reload_warn_unmatched(plog_logger *lg, const char *node, const char *policy
                     NODE(node));
 }
 
+/* blamed: the file of sec->files that err names (the longest such path), else
+ * dflt. A key, a CA or a model that fails names itself in err, and the line's file=
+ * must not say the certificate or the policy. */
+static const char *blamed(const struct reload_security *sec, const char *err, const char *dflt)
+{
+    const char *best = dflt;
+    size_t best_len = 0;
+    for (size_t i = 0; i < sizeof sec->files / sizeof sec->files[0] && err != NULL; i++) {
+        const char *f = sec->files[i];
+        if (f != NULL && strlen(f) > best_len && strstr(err, f) != NULL) {
+            best = f;
+            best_len = strlen(f);
+        }
+    }
+    return best;
+}
+
 void reload_finish(plog_logger *lg, const char *node, const char *level_file,
                    const struct reload_security *sec)
 {
@@ -69,14 +86,14 @@ void reload_finish(plog_logger *lg, const char *node, const char *level_file,
         acl = sec->acl == PLOG_OK ? "reloaded" : "kept";
         if (sec->acl != PLOG_OK)
             plog_logger_log(lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old ACL", "file",
-                            sec->policy_file, "err", sec->acl_err, NODE(node));
+                            blamed(sec, sec->acl_err, sec->policy_file), "err", sec->acl_err, NODE(node));
         else if (sec->acl_now != NULL)
             reload_warn_unmatched(lg, node, sec->policy_file, sec->acl_now);
         snprintf(rules, sizeof rules, "%zu", sec->acl_rules);
         tls = sec->tls == PLOG_OK ? "reloaded" : "kept";
         if (sec->tls != PLOG_OK)
             plog_logger_log(lg, PLOG_LOGGER_ERROR, "reload failed, keeping the old certificates", "file",
-                            sec->cert_file, "err", sec->tls_err, NODE(node));
+                            blamed(sec, sec->tls_err, sec->cert_file), "err", sec->tls_err, NODE(node));
     }
     plog_logger_level old = plog_logger_get_level(lg), level = old;
     if (level_file != NULL && reload_read_level(level_file, &level, why, sizeof why) != 0)
