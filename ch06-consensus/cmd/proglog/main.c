@@ -81,7 +81,7 @@
     X(RAFT_ADVERTISE_ADDR, "raft-advertise-addr", "HOST:PORT",                                             \
       "address the others dial for this node's Raft (default: bind host + Raft port)")                     \
     X(SNAPSHOT_ENTRIES, "snapshot-entries", "N",                                                           \
-      "take a Raft snapshot every N applied entries (default 0: never)")
+      "take a Raft snapshot every N applied entries, spaced by their cost (default 0: never)")
 
 enum {
 #define X(id, name, arg, help) F_##id,

@@ -58,7 +58,9 @@ typedef struct plog_distributed_config {
     uint32_t election_timeout_ms; /* 0: 150; timeouts are drawn from [T, 2T) */
     uint32_t snapshot_entries;    /* take a snapshot every this many applied entries
                                      (the state machine: the dedup table and the record
-                                     log streamed through its reader); 0: never */
+                                     log streamed through its reader), and no sooner
+                                     than 20 times as long as the last one took after
+                                     it; 0: never */
     uint32_t heartbeat_ms;        /* 0: 10 (idle AppendEntries; commits are sent at once) */
     uint32_t follower_live_ms;    /* 0: 10000; the leader keeps the entries a follower
                                      heard from within this long needs, and does not
@@ -167,6 +169,10 @@ bool plog_distributed_leader(plog_distributed *d, char *buf, size_t size);
  * index, as the node thread last published them (for metrics and the program's
  * start line); all 0 before plog_distributed_start. */
 void plog_distributed_raft_state(plog_distributed *d, uint64_t *term, uint64_t *commit, uint64_t *last);
+
+/* plog_distributed_snapshots_taken: how many snapshots this node has taken (not
+ * installed from a leader) since it opened. */
+uint64_t plog_distributed_snapshots_taken(plog_distributed *d);
 
 /* plog_distributed_wait_leader waits up to timeout_ms until some leader is known
  * to this node. */

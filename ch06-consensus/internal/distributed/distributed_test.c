@@ -705,6 +705,30 @@ static void test_a_node_that_joins_under_steady_writes_catches_up(void **state)
     assert_true(plog_test_wait_until(has_record, &a, 5000));
 }
 
+/* Snapshots are spaced by their cost: with a snapshot asked for after every entry
+ * and a log of 256 KiB records, a node takes far fewer than one per entry, since
+ * each waits 20 times as long as the last one took (SNAPSHOT_SPACING), and still
+ * takes some. Before, it took one per entry (40 here, each the whole log), the
+ * stall behind a black-box run's election storm. */
+static void test_snapshots_are_spaced_by_their_cost(void **state)
+{
+    struct fixture *f = *state;
+    g_snapshot_entries = 1;
+    start(f, 0, true);
+    assert_int_equal(leader(f), 0);
+    static char v[256 * 1024];
+    memset(v, 's', sizeof v);
+    const uint8_t *vals[1] = {(const uint8_t *)v};
+    size_t lens[1] = {sizeof v};
+    uint64_t first;
+    for (uint64_t seq = 1; seq <= 40; seq++)
+        assert_plog_ok(plog_distributed_produce_wait(f->n[0].d, 5, seq, vals, lens, 1, &first, 5000));
+    uint64_t taken = plog_distributed_snapshots_taken(f->n[0].d);
+    print_message("40 entries of 256 KiB, a snapshot asked for after each: %" PRIu64 " taken\n", taken);
+    assert_true(taken >= 1);
+    assert_true(taken <= 20);
+}
+
 /* A follower that was down while the leader compacted past it gets the leader's
  * snapshot while it serves the records it had: those stay where they are (the
  * record log's first store keeps its inode, its records their values) and the
@@ -832,6 +856,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_read_index_covers_every_acknowledged_produce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_late_node_catches_up_from_a_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshots_are_spaced_by_their_cost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_node_that_joins_under_steady_writes_catches_up, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_snapshot_installed_under_readers_keeps_the_records_they_read,
