@@ -709,7 +709,9 @@ bool plog_agent_alone(plog_agent *a, char *hint, size_t size)
     char leader[128];
     plog_distributed_server sv[PLOG_DISTRIBUTED_MAX_SERVERS];
     size_t n = 0;
-    if (plog_distributed_leader(a->dist, leader, sizeof leader))
+    /* A node that hears from a leader is not alone, even before it holds the
+     * configuration (a joiner receiving its first snapshot: "0 voters" misled). */
+    if (plog_distributed_leader(a->dist, leader, sizeof leader) || plog_distributed_wait_leader(a->dist, 0))
         return false;
     plog_distributed_servers(a->dist, sv, PLOG_DISTRIBUTED_MAX_SERVERS, &n);
     size_t voters = 0;
