@@ -51,11 +51,6 @@ int plog_client_consumer_next(plog_client_consumer *it, const uint8_t **value, s
  * below the log's lowest. Callers tell the two apart by this, not by the text. */
 bool plog_client_consumer_is_at_end(const plog_client_consumer *it);
 
-/* plog_client_consumer_answered: true once a poll of it succeeded (a caller
- * following the log may then wait out a server restart, retrying after UNAVAILABLE,
- * where a consumer that never reached its server reports it at once). */
-bool plog_client_consumer_answered(const plog_client_consumer *it);
-
 /* plog_client_consumer_bounds: the log's lowest offset and the offset its next record
  * will get (the end consumers can read up to), as the server saw them when it
  * answered the last poll; both 0 before the first. A consumer opened at

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "internal/server/testserver.h"
@@ -142,32 +143,67 @@ static void test_proglogctl_follow_prints_records_as_they_arrive(void **state)
     unlink(p.out);
 }
 
+/* follower_at starts "proglogctl consume --from FROM --follow" against f's server. */
+static void follower_at(struct fixture *f, plog_test_proc *p, const char *from)
+{
+    char *argv[] = {f->ctl,    "--addr", f->srv.addr,  "--timeout", "1000",
+                    "consume", "--from", (char *)from, "--follow",  NULL};
+    plog_test_spawn(p, argv);
+}
+
 /* A follower waits out a server restart: killed (-9) and started again on the same
  * port and directory, the server answers the follower's next poll, which goes on
  * from the offset it had reached, and stderr says it waited and when it resumed.
- * Before, the follower exited 4 on the lost connection. A follower that never
- * reached a server still fails at once (test_proglogctl_exit_codes_...). */
+ * Before, the follower exited 4 on the lost connection. Its poll was parked at the
+ * end of the log when the server died (a black-box run found a first version that
+ * gave up then), and the line that it resumed comes before any new record. A
+ * follower that never reached a server still fails at once
+ * (test_proglogctl_exit_codes_...). */
 static void test_proglogctl_follow_waits_out_a_server_restart(void **state)
 {
     struct fixture *f = *state;
     ctl_says(f, "produce a", "0\n");
-    char *argv[] = {f->ctl,    "--addr", f->srv.addr, "--timeout", "1000",
-                    "consume", "--from", "0",         "--follow",  NULL};
     plog_test_proc p;
-    plog_test_spawn(&p, argv);
-    assert_true(plog_test_wait_output(&p, "a\n", 10000));
+    follower_at(f, &p, "1"); /* the end: its first poll parks */
+    plog_test_sleep_ms(300);
     assert_true(tserver_stop(&f->srv, SIGKILL));
     assert_true(plog_test_wait_output(&p, "waiting for the server (Ctrl-C stops)\n", 15000));
     tserver_start(&f->srv);
+    assert_true(plog_test_wait_output(&p, "the server answers again; following from offset 1\n", 15000));
     ctl_says(f, "produce b", "1\n");
     assert_true(plog_test_wait_output(&p, "following from offset 1\nb\n", 15000));
     char *out = plog_test_output(&p);
-    if (strncmp(out, "a\nproglogctl: UNAVAILABLE: ", 27) != 0 &&
-        strncmp(out, "a\nproglogctl: DEADLINE_EXCEEDED: ", 34) != 0)
+    if (strncmp(out, "proglogctl: UNAVAILABLE: ", 25) != 0 &&
+        strncmp(out, "proglogctl: DEADLINE_EXCEEDED: ", 31) != 0)
         fail_msg("follower's output: %s", out);
     free(out);
     assert_false(plog_test_wait(&p, 0)); /* still following */
     plog_test_kill(&p, SIGTERM, 5000);
+    unlink(p.out);
+}
+
+/* A server that comes back with a shorter log (restarted on an emptied data
+ * directory) is not the log the follower followed: it fails DATA_LOSS (exit 1)
+ * instead of printing the new log's records from where the old one left off. */
+static void test_proglogctl_follow_refuses_a_log_that_came_back_shorter(void **state)
+{
+    struct fixture *f = *state;
+    ctl_says(f, "produce a b", "0\n1\n");
+    plog_test_proc p;
+    follower_at(f, &p, "0");
+    assert_true(plog_test_wait_output(&p, "a\nb\n", 10000));
+    assert_true(tserver_stop(&f->srv, SIGKILL));
+    plog_test_rmrf(f->srv.dir);
+    tserver_start(&f->srv);
+    assert_true(plog_test_wait(&p, 15000));
+    assert_true(WIFEXITED(p.status));
+    assert_int_equal(WEXITSTATUS(p.status), 1);
+    char *out = plog_test_output(&p);
+    if (strstr(out,
+               "proglogctl: DATA_LOSS: the log now ends at offset 0, before offset 2 where this follower "
+               "was") == NULL)
+        fail_msg("follower's output: %s", out);
+    free(out);
     unlink(p.out);
 }
 
@@ -550,6 +586,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proglogctl_produce_dash_reports_each_offset_at_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_follow_waits_out_a_server_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglogctl_follow_refuses_a_log_that_came_back_shorter, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_follow_prints_records_as_they_arrive, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_exit_codes_tell_usage_not_found_unavailable, setup,

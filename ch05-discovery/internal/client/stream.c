@@ -25,7 +25,6 @@ struct plog_client_consumer {
     nng_msg *reply; /* the current batch; records are read from it in place */
     const uint8_t *p, *end;
     bool at_end;              /* the last next() ended at the end of the log */
-    bool answered;            /* a poll was answered */
     uint64_t lowest, log_end; /* the log's bounds in the last reply */
 };
 
@@ -73,7 +72,6 @@ static int poll_batch(plog_client_consumer *it, plog_rpc_status *st)
                                 timeout, &it->reply, &rp, st);
     if (code != PLOG_STATUS_OK)
         return code;
-    it->answered = true;
     it->p = rp.body;
     it->end = rp.body + rp.body_len;
     /* The log's bounds come after the batch (fields 5 and 6; absent means 0). */
@@ -152,11 +150,6 @@ void plog_client_consumer_bounds(const plog_client_consumer *it, uint64_t *lowes
 {
     *lowest = it->lowest;
     *end = it->log_end;
-}
-
-bool plog_client_consumer_answered(const plog_client_consumer *it)
-{
-    return it->answered;
 }
 
 bool plog_client_consumer_is_at_end(const plog_client_consumer *it)

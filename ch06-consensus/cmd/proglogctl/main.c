@@ -494,31 +494,71 @@ static int consume_linearizable(plog_client *c, uint64_t off, Log__V1__Record **
     return code;
 }
 
-/* next_following is plog_client_consumer_next; following, it waits out a server
- * that went away (a restart, a connection lost) once the server has answered,
- * polling again from the same offset every 0.2 s at first, then every 5 s, and says
- * so on stderr when it starts waiting and when the server answers again. A
- * follower that never reached its server fails at once, as without --follow. */
-static int next_following(plog_client_consumer *it, bool follow, const uint8_t **value, size_t *len,
-                          uint64_t *off, plog_rpc_status *st)
+/* log_bounds asks the log's lowest offset and the offset of its next record: a
+ * poll past any end reads nothing and answers at once with the bounds
+ * (ConsumeResponse lowest_offset and end_offset). */
+static int log_bounds(plog_client *c, uint64_t *lowest, uint64_t *end, plog_rpc_status *st)
 {
-    int wait_ms = 0;
+    plog_client_consumer_config cc = {.max_records = 1};
+    plog_client_consumer *it;
+    if (plog_client_consumer_open(c, UINT64_MAX, &cc, &it) != PLOG_STATUS_OK)
+        return plog_rpc_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    const uint8_t *value;
+    size_t len;
+    uint64_t off;
+    int code = plog_client_consumer_next(it, &value, &len, &off, st);
+    if (code == PLOG_STATUS_OUT_OF_RANGE && plog_client_consumer_is_at_end(it))
+        code = plog_rpc_status_set(st, PLOG_STATUS_OK, "%s", "");
+    else if (code == PLOG_STATUS_OK)
+        code = plog_rpc_status_set(st, PLOG_STATUS_INTERNAL, "a record past the end of the log");
+    plog_client_consumer_bounds(it, lowest, end);
+    plog_client_consumer_close(it);
+    return code;
+}
+
+/* wait_for_server waits for the server of a follower whose connection broke (a
+ * restart): it asks the log's bounds after 0.2 s, then at doubling intervals up to
+ * 5 s, and says on stderr when the server answers again. The log that answers
+ * must reach offset at, where the follower was: one that ends before it is not the
+ * log it followed (a server restarted on another or an emptied data directory), and
+ * going on would print its records as if they followed the old ones: DATA_LOSS. */
+static int wait_for_server(plog_client *c, uint64_t at, plog_rpc_status *st)
+{
+    for (int wait_ms = 200;; wait_ms = wait_ms * 2 > 5000 ? 5000 : wait_ms * 2) {
+        poll(NULL, 0, wait_ms);
+        uint64_t lowest, end;
+        int code = log_bounds(c, &lowest, &end, st);
+        if (code == PLOG_STATUS_UNAVAILABLE || code == PLOG_STATUS_DEADLINE_EXCEEDED)
+            continue;
+        if (code != PLOG_STATUS_OK)
+            return code;
+        if (end < at)
+            return plog_rpc_status_set(
+                st, PLOG_STATUS_DATA_LOSS,
+                "the log now ends at offset %llu, before offset %llu where this follower "
+                "was: not the log it followed (a server restarted on another data "
+                "directory?)",
+                (unsigned long long)end, (unsigned long long)at);
+        fprintf(stderr, "proglogctl: the server answers again; following from offset %llu\n",
+                (unsigned long long)at);
+        return PLOG_STATUS_OK;
+    }
+}
+
+/* next_following is plog_client_consumer_next; following, it waits out a server
+ * that went away (a restart, a lost connection) with wait_for_server: the client's
+ * open reached it, so it is worth waiting for. */
+static int next_following(plog_client *c, plog_client_consumer *it, bool follow, const uint8_t **value,
+                          size_t *len, uint64_t *off, plog_rpc_status *st)
+{
     for (;;) {
         int code = plog_client_consumer_next(it, value, len, off, st);
-        if (code == PLOG_STATUS_OK && wait_ms > 0)
-            fprintf(stderr, "proglogctl: the server answers again; following from offset %llu\n",
-                    (unsigned long long)*off);
-        if (code == PLOG_STATUS_OK || !follow || !plog_client_consumer_answered(it) ||
-            (code != PLOG_STATUS_UNAVAILABLE && code != PLOG_STATUS_DEADLINE_EXCEEDED))
+        if (!follow || (code != PLOG_STATUS_UNAVAILABLE && code != PLOG_STATUS_DEADLINE_EXCEEDED))
             return code;
-        if (wait_ms == 0) {
-            fprintf(stderr, "proglogctl: %s: %s; waiting for the server (Ctrl-C stops)\n",
-                    plog_rpc_status_name(code), st->msg);
-            wait_ms = 200;
-        } else if (wait_ms < 5000) {
-            wait_ms = wait_ms * 2 > 5000 ? 5000 : wait_ms * 2;
-        }
-        poll(NULL, 0, wait_ms);
+        fprintf(stderr, "proglogctl: %s: %s; waiting for the server (Ctrl-C stops)\n",
+                plog_rpc_status_name(code), st->msg);
+        if ((code = wait_for_server(c, plog_client_consumer_offset(it), st)) != PLOG_STATUS_OK)
+            return code;
     }
 }
 
@@ -544,7 +584,7 @@ static int cmd_consume(plog_client *c, const struct command *cmd)
     size_t len;
     uint64_t off;
     int code;
-    while ((code = next_following(it, cmd->follow, &value, &len, &off, &st)) == PLOG_STATUS_OK) {
+    while ((code = next_following(c, it, cmd->follow, &value, &len, &off, &st)) == PLOG_STATUS_OK) {
         print_record(value, len, off, cmd->offsets);
         if (cmd->follow)
             fflush(stdout); /* a follower's reader wants each record as it comes */
@@ -568,26 +608,13 @@ static int cmd_consume(plog_client *c, const struct command *cmd)
     return fail(&st);
 }
 
-/* offsets: a poll past any end reads nothing and answers at once with the log's
- * bounds (ConsumeResponse lowest_offset and end_offset). */
+/* offsets prints the log's bounds (log_bounds). */
 static int cmd_offsets(plog_client *c)
 {
-    plog_client_consumer_config cc = {.max_records = 1};
-    plog_client_consumer *it;
-    if (plog_client_consumer_open(c, UINT64_MAX, &cc, &it) != PLOG_STATUS_OK) {
-        fprintf(stderr, "proglogctl: out of memory\n");
-        return EXIT_FAIL;
-    }
-    const uint8_t *value;
-    size_t len;
-    uint64_t off, lowest, end;
+    uint64_t lowest, end;
     plog_rpc_status st;
-    int code = plog_client_consumer_next(it, &value, &len, &off, &st);
-    bool at_end = code == PLOG_STATUS_OUT_OF_RANGE && plog_client_consumer_is_at_end(it);
-    plog_client_consumer_bounds(it, &lowest, &end);
-    plog_client_consumer_close(it);
-    if (!at_end)
-        return code == PLOG_STATUS_OK ? EXIT_FAIL : fail(&st);
+    if (log_bounds(c, &lowest, &end, &st) != PLOG_STATUS_OK)
+        return fail(&st);
     printf("lowest %" PRIu64 "\nnext %" PRIu64 "\n", lowest, end);
     return EXIT_OK;
 }
