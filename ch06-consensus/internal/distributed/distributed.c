@@ -131,7 +131,7 @@ struct plog_distributed {
     uint64_t applied_index;
     uint64_t snap_index;      /* the latest snapshot's (taken or installed) */
     uint64_t snap_not_before; /* no snapshot taken before this time (ms) */
-    _Atomic uint64_t snaps_taken;
+    _Atomic uint64_t snaps_taken, snap_taken_index;
     int failed;                             /* a write failed: the node stops (fail-stop) */
     char failed_why[PLOG_ERRMSG_SIZE + 64]; /* what failed, for the log and cfg.failed */
     uint64_t opened_ms;
@@ -601,6 +601,7 @@ static int maybe_snapshot(plog_distributed *d)
             d->snap_index = meta.index;
             plog_raftstore_compact(d->store, up.keep_from);
             atomic_fetch_add(&d->snaps_taken, 1);
+            atomic_store(&d->snap_taken_index, meta.index);
         }
     }
     free(b.p);
@@ -1376,8 +1377,10 @@ bool plog_distributed_leader(plog_distributed *d, char *buf, size_t size)
     return me;
 }
 
-uint64_t plog_distributed_snapshots_taken(plog_distributed *d)
+uint64_t plog_distributed_snapshots_taken(plog_distributed *d, uint64_t *last_index)
 {
+    if (last_index != NULL)
+        *last_index = atomic_load(&d->snap_taken_index);
     return atomic_load(&d->snaps_taken);
 }
 

@@ -171,8 +171,9 @@ bool plog_distributed_leader(plog_distributed *d, char *buf, size_t size);
 void plog_distributed_raft_state(plog_distributed *d, uint64_t *term, uint64_t *commit, uint64_t *last);
 
 /* plog_distributed_snapshots_taken: how many snapshots this node has taken (not
- * installed from a leader) since it opened. */
-uint64_t plog_distributed_snapshots_taken(plog_distributed *d);
+ * installed from a leader) since it opened, and the index of the last one in
+ * *last_index (when not NULL; 0 before the first). */
+uint64_t plog_distributed_snapshots_taken(plog_distributed *d, uint64_t *last_index);
 
 /* plog_distributed_wait_leader waits up to timeout_ms until some leader is known
  * to this node. */
