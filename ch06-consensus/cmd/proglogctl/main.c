@@ -277,15 +277,24 @@ static const char *g_addr, *g_cert, *g_key, *g_ca;
 static plog_client_config g_cfg;
 
 /* produce_routed produces through the router (ch06): the leader, whichever
- * server --addr names. 1: GetServers did not answer (not a cluster, or not
- * allowed): produce there directly, and let that server answer. */
+ * server --addr names. 1: that server is not part of a cluster (GetServers
+ * UNIMPLEMENTED: a lone server), the router cannot use its address (tcp://), or
+ * the caller may not see the cluster: produce there directly, and let that server
+ * answer. Any other failure to find the leader (no answer within --timeout, no
+ * connection) is the produce's: sending it to that server anyway met "not leader"
+ * (exit 6, a black-box run under failovers) when it was a follower. */
 static int produce_routed(int argc, char **argv, int *rc)
 {
     plog_loadbalance_router *r;
     plog_rpc_status st;
     int code = plog_loadbalance_router_open(g_addr, &g_cfg, g_cert, g_key, g_ca, &r, &st);
-    if (code != PLOG_STATUS_OK)
+    if (code == PLOG_STATUS_UNIMPLEMENTED || code == PLOG_STATUS_INVALID_ARGUMENT ||
+        code == PLOG_STATUS_PERMISSION_DENIED || code == PLOG_STATUS_UNAUTHENTICATED)
         return 1;
+    if (code != PLOG_STATUS_OK) {
+        *rc = fail(&st);
+        return 0;
+    }
     char *line = NULL;
     size_t cap = 0;
     bool from_stdin = argc == 1 && strcmp(argv[0], "-") == 0;

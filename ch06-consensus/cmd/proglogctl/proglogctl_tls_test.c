@@ -9,11 +9,20 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "internal/err/err.h"
+#include "internal/rpc/envelope.h"
+#include "internal/rpc/status.h"
 #include "internal/server/testserver.h"
+#include "internal/tls/config.h"
 
 struct fixture {
     struct tserver srv;
@@ -161,11 +170,78 @@ static void test_proglogctl_tls_files_come_from_the_environment_and_flags_win(vo
     free(out);
 }
 
+/* A fake cluster node over mutual TLS that never answers GetServers (a node too
+ * busy to, within the caller's deadline) and answers every Produce "not leader". */
+struct mute_node {
+    nng_socket sock;
+    char url[64];
+    atomic_int produces;
+    pthread_t th;
+};
+
+static void *mute_main(void *arg)
+{
+    struct mute_node *m = arg;
+    nng_msg *msg;
+    while (nng_recvmsg(m->sock, &msg, 0) == 0) {
+        plog_rpc_request rq;
+        if (plog_rpc_request_decode(nng_msg_body(msg), nng_msg_len(msg), &rq) == PLOG_OK &&
+            plog_rpc_method_lookup(rq.method, rq.method_len) == PLOG_METHOD_GET_SERVERS) {
+            nng_msg_free(msg); /* no answer */
+            continue;
+        }
+        atomic_fetch_add(&m->produces, 1);
+        if (plog_rpc_reply_error(msg, PLOG_STATUS_FAILED_PRECONDITION, "not leader; leader at 127.0.0.1:1") !=
+                PLOG_OK ||
+            nng_sendmsg(m->sock, msg, 0) != 0)
+            nng_msg_free(msg);
+    }
+    return NULL;
+}
+
+/* A produce whose router finds no leader within --timeout (GetServers unanswered)
+ * fails DEADLINE_EXCEEDED (exit 5) and sends nothing. Before, it fell back to a
+ * direct produce on the server --addr names, which as a follower answered "not
+ * leader" (exit 6: "cannot succeed as it is"), as a black-box run saw during
+ * failovers with a short --timeout. A lone server (GetServers unimplemented) and a
+ * caller who may not see the cluster still produce directly (the tests above). */
+static void test_proglogctl_tls_produce_without_a_leader_in_time_sends_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct mute_node m = {0};
+    char err[256];
+    nng_tls_config *tls;
+    nng_listener l;
+    snprintf(m.url, sizeof m.url, "tls+tcp://127.0.0.1:%d", plog_test_free_port());
+    assert_int_equal(plog_tls_config_server(tserver_cert("server.pem"), tserver_cert("server-key.pem"),
+                                            tserver_cert("ca.pem"), &tls, err, sizeof err),
+                     PLOG_OK);
+    assert_int_equal(nng_rep0_open(&m.sock), 0);
+    assert_int_equal(nng_listener_create(&l, m.sock, m.url), 0);
+    assert_int_equal(nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, tls), 0);
+    assert_int_equal(nng_listener_start(l, 0), 0);
+    nng_tls_config_free(tls);
+    pthread_create(&m.th, NULL, mute_main, &m);
+    char cmd[4096], *out;
+    snprintf(
+        cmd, sizeof cmd,
+        "%s --addr %s --timeout 500 --tls-ca-file %s --tls-cert-file %s --tls-key-file %s produce x 2>&1",
+        f->ctl, m.url, tserver_cert("ca.pem"), tserver_cert("root-client.pem"),
+        tserver_cert("root-client-key.pem"));
+    int rc = plog_test_sh(cmd, 15000, &out);
+    nng_close(m.sock);
+    pthread_join(m.th, NULL);
+    if (rc != 5 || strstr(out, "proglogctl: DEADLINE_EXCEEDED: ") == NULL || atomic_load(&m.produces) != 0)
+        fail_msg("exit %d, %d produce(s) sent: %s", rc, atomic_load(&m.produces), out);
+    free(out);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_proglogctl_tls_root_produces_and_consumes),
+        T(test_proglogctl_tls_produce_without_a_leader_in_time_sends_nothing),
         T(test_proglogctl_tls_nobody_is_denied),
         T(test_proglogctl_tls_refused_certificate_says_why),
         T(test_proglogctl_tls_flags_are_checked),
