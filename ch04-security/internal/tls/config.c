@@ -4,6 +4,7 @@
 #include "internal/tls/config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +93,20 @@ static int config_build(nng_tls_mode mode, const char *cert_file, const char *ke
         goto fail;
     }
     if (cert != NULL && (nrv = nng_tls_config_own_cert(cfg, cert, key, NULL)) != 0) {
-        rv = tls_fail(cfg, nrv, "certificate/key files", cert_file, err, errsize);
+        /* Name the file the engine could not use: the key when it says so, both
+         * when they do not belong together, else the certificate. */
+        char why[PLOG_TLS_ERRMSG_SIZE], both[2 * PATH_MAX + 8];
+        const char *what = "certificate file", *path = cert_file;
+        if (plog_tls_config_errmsg(cfg, why, sizeof why) &&
+            strncmp(why, "no usable PEM private key", 25) == 0) {
+            what = "key file";
+            path = key_file;
+        } else if (strstr(why, "does not match") != NULL) {
+            snprintf(both, sizeof both, "%s and %s", cert_file, key_file);
+            what = "certificate and key files";
+            path = both;
+        }
+        rv = tls_fail(cfg, nrv, what, path, err, errsize);
         goto fail;
     }
     if ((nrv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
