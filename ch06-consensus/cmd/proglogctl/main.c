@@ -277,24 +277,17 @@ static const char *g_addr, *g_cert, *g_key, *g_ca;
 static plog_client_config g_cfg;
 
 /* produce_routed produces through the router (ch06): the leader, whichever
- * server --addr names. 1: that server is not part of a cluster (GetServers
- * UNIMPLEMENTED: a lone server), the router cannot use its address (tcp://), or
- * the caller may not see the cluster: produce there directly, and let that server
- * answer. Any other failure to find the leader (no answer within --timeout, no
- * connection) is the produce's: sending it to that server anyway met "not leader"
- * (exit 6, a black-box run under failovers) when it was a follower. */
+ * server --addr names. 1: the router could not be used (a lone server answers
+ * GetServers UNIMPLEMENTED, a tcp:// address, a caller who may not see the cluster,
+ * or no answer within --timeout): produce there directly, and let that server
+ * answer (cmd_produce: a follower's "not leader" is then UNAVAILABLE). */
 static int produce_routed(int argc, char **argv, int *rc)
 {
     plog_loadbalance_router *r;
     plog_rpc_status st;
     int code = plog_loadbalance_router_open(g_addr, &g_cfg, g_cert, g_key, g_ca, &r, &st);
-    if (code == PLOG_STATUS_UNIMPLEMENTED || code == PLOG_STATUS_INVALID_ARGUMENT ||
-        code == PLOG_STATUS_PERMISSION_DENIED || code == PLOG_STATUS_UNAUTHENTICATED)
+    if (code != PLOG_STATUS_OK)
         return 1;
-    if (code != PLOG_STATUS_OK) {
-        *rc = fail(&st);
-        return 0;
-    }
     char *line = NULL;
     size_t cap = 0;
     bool from_stdin = argc == 1 && strcmp(argv[0], "-") == 0;
@@ -431,6 +424,15 @@ static int cmd_produce(plog_client *c, const struct command *cmd)
         code = plog_client_producer_flush(p, &st);
     plog_client_producer_close(p);
     fflush(stdout);
+    if (code == PLOG_STATUS_FAILED_PRECONDITION && strncmp(st.msg, "not leader", 10) == 0) {
+        /* The router found no leader in time and the server --addr names follows:
+         * nothing was appended, and a retry may find the leader (exit 4, not 6, the
+         * exit of a request that cannot succeed as it is; a black-box run under
+         * failovers with a short --timeout got 6). */
+        char why[sizeof st.msg];
+        memcpy(why, st.msg, sizeof why);
+        plog_rpc_status_set(&st, PLOG_STATUS_UNAVAILABLE, "%.200s (no leader could be asked in time)", why);
+    }
     return code == PLOG_STATUS_OK ? EXIT_OK : fail(&st);
 }
 

@@ -201,12 +201,12 @@ static void *mute_main(void *arg)
 }
 
 /* A produce whose router finds no leader within --timeout (GetServers unanswered)
- * fails DEADLINE_EXCEEDED (exit 5) and sends nothing. Before, it fell back to a
- * direct produce on the server --addr names, which as a follower answered "not
- * leader" (exit 6: "cannot succeed as it is"), as a black-box run saw during
- * failovers with a short --timeout. A lone server (GetServers unimplemented) and a
- * caller who may not see the cluster still produce directly (the tests above). */
-static void test_proglogctl_tls_produce_without_a_leader_in_time_sends_nothing(void **state)
+ * goes to the server --addr names, and when that one answers "not leader" it fails
+ * UNAVAILABLE (exit 4: retry), not FAILED_PRECONDITION (exit 6: "cannot succeed
+ * as it is"), as a black-box run saw during failovers with a short --timeout. A
+ * lone server (GetServers unimplemented) and a caller who may not see the cluster
+ * produce directly too (the tests above). */
+static void test_proglogctl_tls_produce_that_meets_not_leader_is_unavailable(void **state)
 {
     struct fixture *f = *state;
     struct mute_node m = {0};
@@ -232,7 +232,9 @@ static void test_proglogctl_tls_produce_without_a_leader_in_time_sends_nothing(v
     int rc = plog_test_sh(cmd, 15000, &out);
     nng_close(m.sock);
     pthread_join(m.th, NULL);
-    if (rc != 5 || strstr(out, "proglogctl: DEADLINE_EXCEEDED: ") == NULL || atomic_load(&m.produces) != 0)
+    if (rc != 4 ||
+        strstr(out, "proglogctl: UNAVAILABLE: not leader; leader at 127.0.0.1:1 (no leader could be asked "
+                    "in time)") == NULL)
         fail_msg("exit %d, %d produce(s) sent: %s", rc, atomic_load(&m.produces), out);
     free(out);
 }
@@ -242,7 +244,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_proglogctl_tls_root_produces_and_consumes),
-        T(test_proglogctl_tls_produce_without_a_leader_in_time_sends_nothing),
+        T(test_proglogctl_tls_produce_that_meets_not_leader_is_unavailable),
         T(test_proglogctl_tls_nobody_is_denied),
         T(test_proglogctl_tls_refused_certificate_says_why),
         T(test_proglogctl_tls_flags_are_checked),
