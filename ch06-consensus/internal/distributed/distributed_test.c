@@ -10,7 +10,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -685,27 +685,18 @@ static void test_a_late_node_catches_up_from_a_snapshot(void **state)
  * mostly passed this too (a transfer here takes ~0.2 s); raft_paper_test's
  * test_raft_snapshot_under_steady_writes_is_not_overtaken is the deterministic case
  * that fails without the change. */
+/* The produces of a test in flight, and how many failed (counted by their done). */
 struct inflight {
-    pthread_mutex_t mu;
-    int n, failed;
+    atomic_int n, failed;
 };
 
 static void inflight_done(void *arg, int rv, uint64_t first, uint64_t count)
 {
     (void)first, (void)count;
     struct inflight *fl = arg;
-    pthread_mutex_lock(&fl->mu);
-    fl->n--;
-    fl->failed += rv != PLOG_OK;
-    pthread_mutex_unlock(&fl->mu);
-}
-
-static bool inflight_none(struct inflight *fl)
-{
-    pthread_mutex_lock(&fl->mu);
-    bool none = fl->n == 0;
-    pthread_mutex_unlock(&fl->mu);
-    return none;
+    if (rv != PLOG_OK)
+        atomic_fetch_add(&fl->failed, 1);
+    atomic_fetch_sub(&fl->n, 1);
 }
 
 static void test_a_node_that_joins_under_steady_writes_catches_up(void **state)
@@ -735,18 +726,12 @@ static void test_a_node_that_joins_under_steady_writes_catches_up(void **state)
      * entries' records. A produce that fails (a leader change under load) only
      * leaves the writes a little thinner: the records that count are the leader's. */
     struct inflight fl = {0};
-    pthread_mutex_init(&fl.mu, NULL);
     int64_t start_ms = plog_test_now_ms(), caught = -1;
     uint64_t sent = 0;
     int l = leader(f);
     while (plog_test_now_ms() - start_ms < 20000) {
-        pthread_mutex_lock(&fl.mu);
-        int n = fl.n;
-        pthread_mutex_unlock(&fl.mu);
-        if (n < 16) {
-            pthread_mutex_lock(&fl.mu);
-            fl.n++;
-            pthread_mutex_unlock(&fl.mu);
+        if (atomic_load(&fl.n) < 16) {
+            atomic_fetch_add(&fl.n, 1);
             if (plog_distributed_produce(f->n[l].d, 0, 0, vals, lens, 1, inflight_done, &fl) != PLOG_OK) {
                 inflight_done(&fl, PLOG_ENOTLEADER, 0, 0);
                 l = leader(f);
@@ -761,14 +746,13 @@ static void test_a_node_that_joins_under_steady_writes_catches_up(void **state)
         }
         plog_test_sleep_ms(1);
     }
-    while (!inflight_none(&fl))
+    while (atomic_load(&fl.n) > 0)
         plog_test_sleep_ms(1);
-    pthread_mutex_destroy(&fl.mu);
     if (caught < 0)
         fail_msg("node3 holds %" PRIu64 " of %" PRIu64 " records after 20 s of writes",
                  plog_distributed_applied_next(f->n[2].d), plog_distributed_applied_next(f->n[l].d));
     print_message("node3 caught up after %lld ms, %" PRIu64 " entries sent, %d failed\n", (long long)caught,
-                  sent, fl.failed);
+                  sent, atomic_load(&fl.failed));
     produce_on_leader(f, 7, 33, vals, lens, 1);
     uint64_t last = plog_distributed_applied_next(f->n[leader(f)].d) - 1;
     struct has_arg a = {f->n[2].d, last, v[0]};
