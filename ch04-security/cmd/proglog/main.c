@@ -170,11 +170,17 @@ static void on_tls_failure(void *arg, const char *remote, const char *reason)
 }
 
 /* warn_unmatched says which policy rules can never allow anything here: a typo
- * such as "Consume" loads, and would otherwise only show as denials. */
+ * such as "Consume" loads, and would otherwise only show as denials. A policy
+ * with no rule at all (an emptied file) denies every client: said too. */
 static void warn_unmatched(plog_logger *lg, const plog_auth *acl, const char *policy)
 {
     static const char *const actions[] = {PLOG_AUTH_PRODUCE, PLOG_AUTH_CONSUME};
     char first[PLOG_AUTH_ERRMSG_SIZE], count[24];
+    if (plog_auth_rules(acl) == 0) {
+        plog_logger_log(lg, PLOG_LOGGER_WARN, "the policy has no rules: every request is denied", "file",
+                        policy, NULL);
+        return;
+    }
     size_t n = plog_auth_unmatched(acl, actions, sizeof actions / sizeof actions[0], first, sizeof first);
     if (n == 0)
         return;

@@ -317,6 +317,26 @@ static void test_reload_warns_about_rules_that_never_match(void **state)
     assert_null(rec);
 }
 
+/* A policy emptied of rules loads (no rule allows anything: fail closed) and
+ * every client is denied; a warning says so, as a reload that locks everyone out
+ * should not look like any other. Rules put back are in force at the next SIGHUP. */
+static void test_reload_warns_about_a_policy_without_rules(void **state)
+{
+    struct fixture *f = *state;
+    write_file(f->policy, "# emptied\n");
+    hup(f, "acl=reloaded acl_rules=0");
+    char *out = plog_test_output(&f->srv.proc);
+    if (strstr(out, "level=warn msg=\"the policy has no rules: every request is denied\" file=") == NULL)
+        fail_msg("no warning about the empty policy: %s", out);
+    free(out);
+    uint64_t off;
+    plog_rpc_status st;
+    assert_int_equal(plog_client_produce(f->c, "root", 4, &off, &st), PLOG_STATUS_PERMISSION_DENIED);
+    write_file(f->policy, "p, root, *, produce\n");
+    hup(f, "acl=reloaded acl_rules=1");
+    assert_status_ok(plog_client_produce(f->c, "root", 4, &off, NULL));
+}
+
 /* A new certificate is served to connections made after SIGHUP; the connection
  * made before goes on with the old one; new clients verify the new one. */
 static void test_reload_new_certificate_is_served_to_new_connections(void **state)
@@ -465,6 +485,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reload_bad_policy_keeps_the_old_policy, setup_tls, teardown),
         cmocka_unit_test_setup_teardown(test_reload_warns_about_rules_that_never_match, setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_warns_about_a_policy_without_rules, setup_tls, teardown),
         cmocka_unit_test_setup_teardown(test_reload_new_certificate_is_served_to_new_connections, setup_tls,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reload_bad_key_is_the_file_named, setup_tls, teardown),

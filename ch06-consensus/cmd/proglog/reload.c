@@ -51,6 +51,11 @@ int reload_read_level(const char *path, plog_logger_level *out, char *why, size_
 void reload_warn_unmatched(plog_logger *lg, const char *node, const char *policy_file, const plog_auth *acl)
 {
     char first[PLOG_AUTH_ERRMSG_SIZE], count[24];
+    if (plog_auth_rules(acl) == 0) {
+        plog_logger_log(lg, PLOG_LOGGER_WARN, "the policy has no rules: every request is denied", "file",
+                        policy_file, NODE(node));
+        return;
+    }
     size_t n = plog_auth_unmatched(acl, plog_agent_acl_actions, PLOG_AGENT_ACL_ACTIONS, first, sizeof first);
     if (n == 0)
         return;

@@ -43,8 +43,9 @@ int reload_read_level(const char *path, plog_logger_level *out, char *why, size_
 /* reload_warn_unmatched logs one warning when rules of acl, read from
  * policy_file, can never match a check of this program: an object other than "*",
  * or an action other than produce, consume, gossip or "*" (plog_auth_unmatched). A
- * typo such as "Consume" loads and would otherwise only show as denials. Called at
- * start and by reload_finish after a reload of the ACL. */
+ * typo such as "Consume" loads and would otherwise only show as denials. A policy
+ * with no rule (an emptied file) gets a warning that every request is denied
+ * instead. Called at start and by reload_finish after a reload of the ACL. */
 void reload_warn_unmatched(plog_logger *lg, const char *node, const char *policy_file, const plog_auth *acl);
 
 /* reload_finish logs, naming node in each line (NULL: the lone server, unnamed;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "internal/err/err.h"
 
@@ -70,6 +71,22 @@ static int read_line(FILE *f, char *buf, size_t size)
     return 1;
 }
 
+/* open_text opens the model or policy file at path for reading. A directory opens
+ * on Linux and fails at the first read, which would read "path:1: Is a directory". */
+static FILE *open_text(const char *path, char *err, size_t errsize)
+{
+    FILE *f = fopen(path, "r");
+    struct stat st;
+    if (f != NULL && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        f = NULL;
+        errno = EISDIR;
+    }
+    if (f == NULL)
+        snprintf(err, errsize, "%s: %s", path, strerror(errno));
+    return f;
+}
+
 /* ---- model ------------------------------------------------------------------------ */
 
 enum { SEC_NONE, SEC_REQUEST, SEC_POLICY, SEC_EFFECT, SEC_MATCHERS, SEC_COUNT };
@@ -87,11 +104,9 @@ static const struct {
 
 static int check_model(const char *path, char *err, size_t errsize)
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        snprintf(err, errsize, "%s: %s", path, strerror(errno));
+    FILE *f = open_text(path, err, errsize);
+    if (f == NULL)
         return PLOG_EIO;
-    }
     char line[LINE_MAX_LEN], squeezed[LINE_MAX_LEN];
     bool seen[SEC_COUNT] = {false};
     int sec = SEC_NONE, lineno = 0, r, rv = PLOG_OK;
@@ -217,11 +232,9 @@ static int add_rule(plog_auth *a, char *const f[3], int line)
 
 static int load_policy(plog_auth *a, const char *path, char *err, size_t errsize)
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        snprintf(err, errsize, "%s: %s", path, strerror(errno));
+    FILE *f = open_text(path, err, errsize);
+    if (f == NULL)
         return PLOG_EIO;
-    }
     char line[LINE_MAX_LEN];
     int lineno = 0, r, rv = PLOG_OK;
 

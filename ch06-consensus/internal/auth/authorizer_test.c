@@ -205,6 +205,13 @@ static void test_auth_missing_files_are_io_errors(void **state)
     assert_err_contains(f, "/nonexistent/model.conf");
     assert_int_equal(plog_auth_new(NULL, NULL, &f->a, f->err, sizeof f->err), PLOG_EINVAL);
     assert_null(f->a);
+    /* A directory opens on Linux; it is refused as one, not at "line 1". */
+    assert_int_equal(plog_auth_new(NULL, "/tmp", &f->a, f->err, sizeof f->err), PLOG_EIO);
+    assert_null(f->a);
+    assert_err_contains(f, "/tmp: Is a directory");
+    assert_null(strstr(f->err, ":1:"));
+    assert_int_equal(plog_auth_new("/tmp", f->policy, &f->a, f->err, sizeof f->err), PLOG_EIO);
+    assert_err_contains(f, "/tmp: Is a directory");
 }
 
 static void test_auth_overlong_line_is_refused(void **state)
