@@ -565,6 +565,45 @@ static char *slurp(const char *path)
     return buf;
 }
 
+static void write_text(const char *path, const char *a, const char *b)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "%s%s", a, b);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* A CA bundle whose second certificate does not decode is refused, naming it (it
+ * loaded with the first one only, failing the clients of the second); text after
+ * the last certificate, outside any PEM block, is still allowed. */
+static void test_tls_config_damaged_ca_bundle_is_refused(void **state)
+{
+    (void)state;
+    char dir[64], path[128], err[PLOG_TLS_ERRMSG_SIZE];
+    plog_test_tmpdir("tlsca", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/bundle.pem", dir);
+    char *ca = slurp(tt_path("ca.pem")), *other = slurp(tt_path("other-ca.pem"));
+    nng_tls_config *cfg = NULL;
+    write_text(path, ca, "a comment after the certificate\n");
+    assert_plog_ok(plog_tls_config_server(tt_path("server.pem"), tt_path("server-key.pem"), path, &cfg, err,
+                                          sizeof err));
+    nng_tls_config_free(cfg);
+    cfg = NULL;
+    char *body = strstr(other, "-----\n");
+    assert_non_null(body);
+    body[6 + 40] = '*'; /* not in base64's alphabet */
+    write_text(path, ca, other);
+    int rv =
+        plog_tls_config_server(tt_path("server.pem"), tt_path("server-key.pem"), path, &cfg, err, sizeof err);
+    assert_int_not_equal(rv, PLOG_OK);
+    assert_null(cfg);
+    if (strstr(err, path) == NULL || strstr(err, "PEM certificate 2 does not decode") == NULL)
+        fail_msg("error names neither the file nor the certificate: %s", err);
+    free(ca);
+    free(other);
+    plog_test_rmrf(dir);
+}
+
 /* A client must name the server it verifies: the config builder refuses none,
  * and a config made without one fails to connect, saying why, instead of
  * accepting any certificate of the CA. */
@@ -858,6 +897,7 @@ int main(void)
         cmocka_unit_test(test_tls_config_missing_file_is_named_in_the_error),
         cmocka_unit_test(test_tls_config_key_of_another_certificate_is_refused),
         cmocka_unit_test(test_tls_config_non_pem_file_is_refused),
+        cmocka_unit_test(test_tls_config_damaged_ca_bundle_is_refused),
         cmocka_unit_test(test_tls_url_host_strips_scheme_port_and_brackets),
         cmocka_unit_test(test_tls_mutual_echo_negotiates_tls13_and_names_the_client),
         cmocka_unit_test(test_tls_server_name_may_be_a_dns_name),

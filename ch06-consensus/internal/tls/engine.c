@@ -1026,9 +1026,22 @@ static int config_ca_chain(struct nng_tls_engine_config *cfg, const char *certs,
         ncerts++;
     }
     BIO_free(b);
-    ERR_clear_error(); /* the loop ends on "no start line" */
+    /* The loop ends on "no start line" when no certificate follows (text outside
+     * the PEM blocks is allowed, as OpenSSL allows it). Any other error is a
+     * block that does not decode: refused, or a damaged bundle would load with
+     * the certificates before it only and fail clients of the rest. */
+    unsigned long e = ERR_peek_last_error();
+    bool clean = e == 0 || (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE);
+    char reason[160] = "";
+    if (!clean)
+        ERR_error_string_n(e, reason, sizeof reason);
+    ERR_clear_error();
     if (rv != 0)
         return rv;
+    if (!clean) {
+        config_set_errmsg(cfg, "CA data: PEM certificate %d does not decode: %s", ncerts + 1, reason);
+        return NNG_EINVAL;
+    }
     if (ncerts == 0) {
         config_set_errmsg(cfg, "no PEM certificate in the CA data");
         return NNG_EINVAL;
