@@ -990,6 +990,7 @@ static int config_ca_chain(struct nng_tls_engine_config *cfg, const char *certs,
 {
     X509_STORE *store = SSL_CTX_get_cert_store(cfg->ctx);
     int ncerts = 0, ncrls = 0, rv = 0;
+    int nroots = 0;
     X509 *x;
 
     ERR_clear_error();
@@ -1001,6 +1002,8 @@ static int config_ca_chain(struct nng_tls_engine_config *cfg, const char *certs,
         if (X509_STORE_add_cert(store, x) != 1 ||
             (cfg->mode == NNG_TLS_MODE_SERVER && SSL_CTX_add_client_CA(cfg->ctx, x) != 1))
             rv = NNG_ENOMEM;
+        if (X509_self_signed(x, 0) == 1)
+            nroots++;
         X509_free(x);
         ncerts++;
     }
@@ -1023,6 +1026,15 @@ static int config_ca_chain(struct nng_tls_engine_config *cfg, const char *certs,
     }
     if (ncerts == 0) {
         config_set_errmsg(cfg, "no PEM certificate in the CA data");
+        return NNG_EINVAL;
+    }
+    if (nroots == 0) {
+        /* Verification trusts a chain only up to a self-signed certificate of the
+         * store (no partial chains here): with none, every peer would be refused,
+         * each handshake failing later with "unable to get local issuer". */
+        config_set_errmsg(cfg,
+                          "no self-signed (root) certificate in the CA data, so no peer could be verified: "
+                          "is it a leaf or an intermediate certificate?");
         return NNG_EINVAL;
     }
 

@@ -575,8 +575,9 @@ static void write_text(const char *path, const char *a, const char *b)
 
 /* A CA bundle whose second certificate does not decode is refused, naming it (it
  * loaded with the first one only, failing the clients of the second); text after
- * the last certificate, outside any PEM block, is still allowed. */
-static void test_tls_config_damaged_ca_bundle_is_refused(void **state)
+ * the last certificate, outside any PEM block, is still allowed. A CA file with no
+ * self-signed certificate (a leaf) is refused too. */
+static void test_tls_config_damaged_or_rootless_ca_file_is_refused(void **state)
 {
     (void)state;
     char dir[64], path[128], err[PLOG_TLS_ERRMSG_SIZE];
@@ -599,6 +600,13 @@ static void test_tls_config_damaged_ca_bundle_is_refused(void **state)
     assert_null(cfg);
     if (strstr(err, path) == NULL || strstr(err, "PEM certificate 2 does not decode") == NULL)
         fail_msg("error names neither the file nor the certificate: %s", err);
+    /* A leaf given as the CA file could verify nobody. */
+    rv = plog_tls_config_server(tt_path("server.pem"), tt_path("server-key.pem"), tt_path("root-client.pem"),
+                                &cfg, err, sizeof err);
+    assert_int_not_equal(rv, PLOG_OK);
+    assert_null(cfg);
+    if (strstr(err, "root-client.pem") == NULL || strstr(err, "no self-signed (root) certificate") == NULL)
+        fail_msg("a leaf as the CA file: %s", err);
     free(ca);
     free(other);
     plog_test_rmrf(dir);
@@ -897,7 +905,7 @@ int main(void)
         cmocka_unit_test(test_tls_config_missing_file_is_named_in_the_error),
         cmocka_unit_test(test_tls_config_key_of_another_certificate_is_refused),
         cmocka_unit_test(test_tls_config_non_pem_file_is_refused),
-        cmocka_unit_test(test_tls_config_damaged_ca_bundle_is_refused),
+        cmocka_unit_test(test_tls_config_damaged_or_rootless_ca_file_is_refused),
         cmocka_unit_test(test_tls_url_host_strips_scheme_port_and_brackets),
         cmocka_unit_test(test_tls_mutual_echo_negotiates_tls13_and_names_the_client),
         cmocka_unit_test(test_tls_server_name_may_be_a_dns_name),
