@@ -208,6 +208,12 @@ static int parse_command(int argc, char **argv, struct command *cmd)
             fprintf(stderr, "proglogctl: produce: want VALUE... or -\n");
             return EXIT_USAGE;
         }
+        for (int i = 1; i < argc && argc > 2 && !cmd->literal; i++)
+            if (strcmp(argv[i], "-") == 0) {
+                fprintf(stderr, "proglogctl: produce: - reads the records from standard input and takes no "
+                                "VALUE besides (to produce \"-\": produce -- VALUE...)\n");
+                return EXIT_USAGE;
+            }
         cmd->kind = CMD_PRODUCE;
         cmd->argc = argc - 1;
         cmd->argv = argv + 1;

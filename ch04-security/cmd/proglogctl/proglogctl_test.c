@@ -96,6 +96,15 @@ static void test_proglogctl_produce_dash_reads_one_record_per_line(void **state)
     assert_int_equal(ctl(f, &out, NULL, "consume --from 0"), 0);
     assert_string_equal(out, "one\ntwo words\n\nfour\n");
     free(out);
+    /* "-" with values besides is neither: refused, and nothing is stored. */
+    char *err;
+    assert_int_equal(ctl(f, &out, &err, "produce - extra < /dev/null"), 2);
+    assert_non_null(strstr(err, "takes no VALUE besides"));
+    free(out);
+    free(err);
+    assert_int_equal(ctl(f, &out, NULL, "produce x -"), 2);
+    free(out);
+    ctl_says(f, "offsets", "lowest 0\nnext 4\n");
 }
 
 /* produce - reports each offset as soon as it is acknowledged, into a file too
