@@ -75,8 +75,10 @@ int plog_store_frame_check(const uint8_t *p, size_t n, size_t *len);
  * into hdr. */
 void plog_store_frame_encode_header(uint8_t hdr[PLOG_STORE_HDR], const uint8_t *p, size_t len);
 
-/* plog_store_size: bytes in the store, buffered frames included. */
+/* plog_store_size: bytes in the store, buffered frames included.
+ * plog_store_flushed: bytes that reached the file (written to the kernel). */
 uint64_t plog_store_size(const plog_store *s);
+uint64_t plog_store_flushed(const plog_store *s);
 
 /* plog_store_truncate cuts the store to size bytes (recovery of a torn tail).
  * Drops buffered frames past size too. */

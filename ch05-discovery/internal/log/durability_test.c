@@ -367,6 +367,40 @@ static void test_durability_a_failed_batch_leaves_no_record(void **state)
     testrec_assert_read(f->l, 0);
 }
 
+/* A disk that fills up: the appends whose flush failed were never acknowledged,
+ * and the close drops them from the index and the store (saying so) instead of
+ * leaving index entries without frames. The next open finds a clean log and
+ * reports no damage, and the records that reached the file are all there. */
+static void test_durability_a_full_disk_at_close_leaves_no_false_damage(void **state)
+{
+    struct fixture *f = *state;
+    f->c.sync = PLOG_SYNC_NEVER; /* commit = the flush to the kernel */
+    assert_plog_ok(plog_log_open(f->dir, &f->c, &f->l));
+    for (uint64_t i = 0; i < 5; i++)
+        testrec_append(f->l, i);
+    assert_plog_ok(plog_log_commit(f->l, 4));
+    simfs_install();
+    simfs_fail_from(1, SIMFS_WRITE, ENOSPC);
+    for (uint64_t i = 5; i < 8; i++)
+        testrec_append(f->l, i); /* buffered */
+    assert_int_not_equal(plog_log_commit(f->l, 7), PLOG_OK);
+    assert_true(simfs_fired());
+    plog_log_close(f->l); /* the writes still fail */
+    f->l = NULL;
+    if (f->rep.n[PLOG_LOG_REPORT_WARN] != 1 ||
+        strstr(f->rep.all, "msg=\"dropped records never written\"") == NULL ||
+        strstr(f->rep.all, "records=3 err=\"write ") == NULL)
+        fail_msg("close reported: %s", f->rep.all);
+    simfs_fail_at(0, 0, 0);
+    memset(&f->rep, 0, sizeof f->rep);
+    assert_plog_ok(plog_log_open(f->dir, &f->c, &f->l));
+    if (f->rep.n[PLOG_LOG_REPORT_WARN] != 0 || f->rep.n[PLOG_LOG_REPORT_ERROR] != 0)
+        fail_msg("the reopen reported damage: %s", f->rep.all);
+    assert_int_equal(plog_log_next_offset(f->l), 5);
+    for (uint64_t i = 0; i < 5; i++)
+        testrec_assert_read(f->l, i);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -381,6 +415,7 @@ int main(void)
         T(test_durability_interval_fsyncs_records_nobody_commits),
         T(test_durability_recovery_reports_through_the_callback),
         T(test_durability_a_failed_batch_leaves_no_record),
+        T(test_durability_a_full_disk_at_close_leaves_no_false_damage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -645,6 +645,26 @@ const char *plog_segment_errmsg(const plog_segment *seg)
     return seg->errmsg;
 }
 
+/* drop_unwritten cuts the index and the store of seg to the whole frames that
+ * reached the file, when a close could not write the rest (a full disk). Those
+ * records were never acknowledged: the flush that failed is what a commit waits
+ * for. Left in the index, they made the next open warn "index lists records
+ * the store lacks" and "truncated torn tail", the words of real damage. */
+static void drop_unwritten(plog_segment *seg)
+{
+    uint64_t in_file = plog_store_flushed(seg->store), end = plog_store_size(seg->store);
+    uint64_t n = plog_index_entries(seg->index), keep = n;
+    while (keep > 0 && end > in_file)
+        end = plog_index_pos(seg->index, --keep); /* where frame keep starts and keep - 1 ends */
+    if (end >= plog_store_size(seg->store))
+        return;
+    plog_index_set_entries(seg->index, keep);
+    plog_store_truncate(seg->store, end);
+    plog_log_report(seg->c, PLOG_LOG_REPORT_WARN,
+                    "msg=\"dropped records never written\" file=%s records=%" PRIu64 " err=\"%s\"",
+                    plog_store_path(seg->store), n - keep, plog_store_errmsg(seg->store));
+}
+
 int plog_segment_close(plog_segment *seg, bool sync)
 {
     if (seg == NULL)
@@ -652,7 +672,9 @@ int plog_segment_close(plog_segment *seg, bool sync)
     /* A segment untouched since open has nothing of ours to sync; with many
      * sealed segments that would be two fsyncs each on every close. */
     sync = sync && seg->dirty;
-    int rv = sync ? plog_store_sync(seg->store) : PLOG_OK;
+    int rv = sync ? plog_store_sync(seg->store) : plog_store_flush(seg->store);
+    if (rv != PLOG_OK && !seg->sealed)
+        drop_unwritten(seg);
     int rv2 = plog_store_close(seg->store);
     int rv3 = plog_index_close(seg->index, sync);
     free(seg);

@@ -347,6 +347,11 @@ uint64_t plog_store_size(const plog_store *s)
     return s->size;
 }
 
+uint64_t plog_store_flushed(const plog_store *s)
+{
+    return s->flushed;
+}
+
 int plog_store_truncate(plog_store *s, uint64_t size)
 {
     if (size >= s->size)
