@@ -20,7 +20,7 @@
 #include "internal/err/err.h"
 
 /* Lines longer than this are a mistake, not a rule. */
-#define LINE_MAX_LEN 4096
+#define LINE_MAX_LEN 4096 /* a line's bytes, its newline and a NUL */
 
 struct rule {
     char *field[3]; /* subject, object, action */
@@ -71,8 +71,21 @@ static int read_line(FILE *f, char *buf, size_t size)
     return 1;
 }
 
-/* open_text opens the model or policy file at path for reading. A directory opens
- * on Linux and fails at the first read, which would read "path:1: Is a directory". */
+/* read_failed says why read_line returned r (< 0) at line lineno of path. */
+static int read_failed(int r, const char *path, int lineno, char *err, size_t errsize)
+{
+    if (r == -1) {
+        snprintf(err, errsize, "%s:%d: line too long (the limit is %d bytes)", path, lineno,
+                 LINE_MAX_LEN - 2);
+        return PLOG_EINVAL;
+    }
+    snprintf(err, errsize, "%s:%d: %s", path, lineno, strerror(errno));
+    return PLOG_EIO;
+}
+
+/* open_text opens the model or policy file at path for reading, past a byte
+ * order mark. A directory opens on Linux and fails at the first read, which would
+ * read "path:1: Is a directory". */
 static FILE *open_text(const char *path, char *err, size_t errsize)
 {
     FILE *f = fopen(path, "r");
@@ -82,8 +95,15 @@ static FILE *open_text(const char *path, char *err, size_t errsize)
         f = NULL;
         errno = EISDIR;
     }
-    if (f == NULL)
+    if (f == NULL) {
         snprintf(err, errsize, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    /* A UTF-8 byte order mark (some editors write one) is not part of line 1,
+     * where it made "p" read as an unknown rule type that looked like "p". */
+    unsigned char bom[3];
+    if (fread(bom, 1, sizeof bom, f) != sizeof bom || memcmp(bom, "\xEF\xBB\xBF", sizeof bom) != 0)
+        rewind(f);
     return f;
 }
 
@@ -162,8 +182,7 @@ static int check_model(const char *path, char *err, size_t errsize)
         seen[sec] = true;
     }
     if (r < 0) {
-        snprintf(err, errsize, "%s:%d: %s", path, lineno + 1, r == -1 ? "line too long" : strerror(errno));
-        rv = r == -1 ? PLOG_EINVAL : PLOG_EIO;
+        rv = read_failed(r, path, lineno + 1, err, errsize);
         goto done;
     }
     for (int i = SEC_REQUEST; i < SEC_COUNT; i++) {
@@ -278,8 +297,7 @@ static int load_policy(plog_auth *a, const char *path, char *err, size_t errsize
         }
     }
     if (r < 0) {
-        snprintf(err, errsize, "%s:%d: %s", path, lineno + 1, r == -1 ? "line too long" : strerror(errno));
-        rv = r == -1 ? PLOG_EINVAL : PLOG_EIO;
+        rv = read_failed(r, path, lineno + 1, err, errsize);
     }
 done:
     fclose(f);

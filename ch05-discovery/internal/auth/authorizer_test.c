@@ -223,8 +223,17 @@ static void test_auth_overlong_line_is_refused(void **state)
     big[9998] = '\n';
     big[9999] = '\0';
     assert_int_equal(load(f, NULL, big), PLOG_EINVAL);
-    assert_err_contains(f, "policy.csv:1: line too long");
+    assert_err_contains(f, "policy.csv:1: line too long (the limit is 4094 bytes)");
     free(big);
+}
+
+/* A UTF-8 byte order mark before line 1 (some editors write one) is skipped. */
+static void test_auth_byte_order_mark_is_skipped(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(load(f, NULL, "\xEF\xBB\xBFp, root, *, produce\n"), PLOG_OK);
+    assert_int_equal(plog_auth_rules(f->a), 1);
+    assert_int_equal(plog_auth_authorize(f->a, "root", "*", "produce"), PLOG_OK);
 }
 
 /* The files the chapter ships (common/certs) are the book's and load. */
@@ -369,6 +378,7 @@ int main(void)
         T(test_auth_unsupported_model_is_refused_with_line),
         T(test_auth_missing_files_are_io_errors),
         T(test_auth_overlong_line_is_refused),
+        T(test_auth_byte_order_mark_is_skipped),
         T(test_auth_shipped_model_and_policy_load),
         T(test_auth_reload_replaces_the_rules),
         T(test_auth_unmatched_rules_are_counted_and_the_first_named),

@@ -58,6 +58,50 @@ static void test_tls_config_key_of_another_certificate_is_refused(void **state)
     assert_non_null(strstr(err, "does not match"));
 }
 
+/* An expired server certificate, which no client would accept, is refused when
+ * the config is made (at start, and so kept on SIGHUP). */
+static void test_tls_config_expired_server_certificate_is_refused(void **state)
+{
+    (void)state;
+    char err[PLOG_TLS_ERRMSG_SIZE];
+    nng_tls_config *cfg = NULL;
+    int rv = plog_tls_config_server(tt_path("expired-client.pem"), tt_path("expired-client-key.pem"),
+                                    tt_path("ca.pem"), &cfg, err, sizeof err);
+    assert_int_equal(rv, PLOG_ETLS);
+    assert_null(cfg);
+    if (strstr(err, "expired-client.pem: expired on 2021-01-01 00:00:00 UTC") == NULL)
+        fail_msg("expired: %s", err);
+    /* A client may still present the expired one: the server's refusal is tested below. */
+    nng_tls_config_free(tt_client_config("expired-client.pem", "expired-client-key.pem", "ca.pem", NULL));
+}
+
+/* An encrypted key is refused as such (no passphrase prompt), in both of
+ * OpenSSL's PEM forms, not with OpenSSL's "interrupted or cancelled". */
+static void test_tls_config_encrypted_key_is_named_as_such(void **state)
+{
+    (void)state;
+    char dir[64], cmd[1024], path[128], err[PLOG_TLS_ERRMSG_SIZE];
+    plog_test_tmpdir("tlskey", dir, sizeof dir);
+    const char *forms[] = {"openssl pkey -in %s -aes256 -passout pass:secret -out %s",
+                           "openssl pkey -in %s -traditional -aes256 -passout pass:secret -out %s"};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        snprintf(path, sizeof path, "%s/key%zu.pem", dir, i);
+        snprintf(cmd, sizeof cmd, forms[i], tt_path("server-key.pem"), path);
+        char *out = NULL;
+        if (plog_test_sh(cmd, 30000, &out) != 0)
+            fail_msg("%s: %s", cmd, out);
+        free(out);
+        nng_tls_config *cfg = NULL;
+        int rv =
+            plog_tls_config_server(tt_path("server.pem"), path, tt_path("ca.pem"), &cfg, err, sizeof err);
+        assert_int_not_equal(rv, PLOG_OK);
+        assert_null(cfg);
+        if (strstr(err, path) == NULL || strstr(err, "the key is encrypted") == NULL)
+            fail_msg("%s: %s", forms[i], err);
+    }
+    plog_test_rmrf(dir);
+}
+
 static void test_tls_config_non_pem_file_is_refused(void **state)
 {
     (void)state;
@@ -904,6 +948,8 @@ int main(void)
         cmocka_unit_test(test_tls_engine_register_makes_nng_use_openssl),
         cmocka_unit_test(test_tls_config_missing_file_is_named_in_the_error),
         cmocka_unit_test(test_tls_config_key_of_another_certificate_is_refused),
+        cmocka_unit_test(test_tls_config_expired_server_certificate_is_refused),
+        cmocka_unit_test(test_tls_config_encrypted_key_is_named_as_such),
         cmocka_unit_test(test_tls_config_non_pem_file_is_refused),
         cmocka_unit_test(test_tls_config_damaged_or_rootless_ca_file_is_refused),
         cmocka_unit_test(test_tls_url_host_strips_scheme_port_and_brackets),

@@ -8,6 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "internal/err/err.h"
 #include "internal/tls/engine_int.h"
@@ -58,6 +63,33 @@ static int tls_fail(nng_tls_config *cfg, int nrv, const char *what, const char *
     return nrv == NNG_ENOMEM ? PLOG_ENOMEM : PLOG_ETLS;
 }
 
+/* check_server_cert refuses the first certificate of the PEM text cert (from
+ * path) when it has expired: every client would refuse it, and such a server
+ * started, or reloaded, and then failed every handshake. A certificate that does
+ * not parse passes: the engine then says what is wrong with it. (A certificate
+ * made for clients only fails its clients too, but a node may be given one on
+ * purpose: the cluster tests check that its peers refuse it.) */
+static int check_server_cert(const char *cert, const char *path, char *err, size_t errsize)
+{
+    BIO *b = BIO_new_mem_buf(cert, -1);
+    X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    int rv = PLOG_OK;
+    if (x != NULL && X509_cmp_current_time(X509_get0_notAfter(x)) < 0) {
+        struct tm tm;
+        char when[32];
+        if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1 ||
+            strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+            snprintf(when, sizeof when, "(unreadable date)");
+        snprintf(err, errsize, "certificate file %s: expired on %s: every client would refuse it", path,
+                 when);
+        rv = PLOG_ETLS;
+    }
+    X509_free(x);
+    ERR_clear_error();
+    return rv;
+}
+
 static int config_build(nng_tls_mode mode, const char *cert_file, const char *key_file, const char *ca_file,
                         const char *server_name, nng_tls_config **cfgp, char *err, size_t errsize)
 {
@@ -82,6 +114,8 @@ static int config_build(nng_tls_mode mode, const char *cert_file, const char *ke
     if (cert_file != NULL &&
         ((rv = read_pem("certificate file", cert_file, &cert, err, errsize)) != PLOG_OK ||
          (rv = read_pem("key file", key_file, &key, err, errsize)) != PLOG_OK))
+        goto fail;
+    if (mode == NNG_TLS_MODE_SERVER && (rv = check_server_cert(cert, cert_file, err, errsize)) != PLOG_OK)
         goto fail;
     if ((rv = plog_tls_config_alloc(mode, &cfg)) != PLOG_OK) {
         snprintf(err, errsize, "TLS config: %s (is engine %s registered?)", plog_strerror(rv),

@@ -1137,7 +1137,15 @@ static int config_own_cert(struct nng_tls_engine_config *cfg, const char *cert, 
         goto done;
     }
     if ((pkey = PEM_read_bio_PrivateKey(b, NULL, pem_pass, (void *)pass)) == NULL) {
-        ssl_errtext(ERR_peek_error(), "no key", why, sizeof why);
+        /* Without a passphrase OpenSSL's reason for an encrypted key reads
+         * "interrupted or cancelled". */
+        if (pass == NULL && (strstr(key, "-----BEGIN ENCRYPTED PRIVATE KEY-----") != NULL ||
+                             strstr(key, "Proc-Type: 4,ENCRYPTED") != NULL))
+            snprintf(why, sizeof why, "%s",
+                     "the key is encrypted and no passphrase is asked for: give it decrypted "
+                     "(openssl pkey -in KEY -out KEY.plain)");
+        else
+            ssl_errtext(ERR_peek_error(), "no key", why, sizeof why);
         config_set_errmsg(cfg, "no usable PEM private key: %s", why);
         goto done;
     }
