@@ -18,7 +18,7 @@ static size_t addr_len(const char *a)
 
 size_t plog_distributed_msg_size(const plog_raft_msg *m, const char *from_addr)
 {
-    size_t n = FIXED + TAIL + m->len + 2 + addr_len(from_addr);
+    size_t n = FIXED + TAIL + m->len + 2 + addr_len(from_addr) + 8;
     for (size_t i = 0; i < m->n_entries; i++)
         n += ENTRY_HDR + m->entries[i].len;
     uint8_t conf[PLOG_RAFT_CONF_MAX_BYTES];
@@ -39,7 +39,7 @@ static uint8_t *put32(uint8_t *p, uint32_t v)
     return p + 4;
 }
 
-void plog_distributed_msg_encode(const plog_raft_msg *m, const char *from_addr, uint8_t *p)
+void plog_distributed_msg_encode(const plog_raft_msg *m, const char *from_addr, uint64_t cluster, uint8_t *p)
 {
     *p++ = PLOG_DISTRIBUTED_CODEC_VERSION;
     *p++ = m->type;
@@ -81,6 +81,7 @@ void plog_distributed_msg_encode(const plog_raft_msg *m, const char *from_addr, 
     *p++ = (uint8_t)al;
     if (al > 0)
         memcpy(p, from_addr, al);
+    put64(p + al, cluster);
 }
 
 struct rd {
@@ -188,6 +189,7 @@ int plog_distributed_msg_decode(const uint8_t *src, size_t n, plog_distributed_d
     uint32_t al = (uint32_t)get8(&r) << 8;
     al |= get8(&r);
     const uint8_t *addr = getn(&r, al);
+    d->cluster = get64(&r);
     if (r.bad || done > 1 || al > PLOG_DISTRIBUTED_ADDR_MAX || r.p != r.end || memchr(addr, 0, al) != NULL)
         goto bad;
     m->done = done == 1;

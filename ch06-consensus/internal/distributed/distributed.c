@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -136,6 +137,12 @@ struct plog_distributed {
     char failed_why[PLOG_ERRMSG_SIZE + 64]; /* what failed, for the log and cfg.failed */
     uint64_t opened_ms;
     char self_addr[128]; /* cfg->advertise_addr (else raft_addr), copied */
+
+    /* The cluster this node belongs to (see foreign): its id, 0 until a bootstrap
+     * made one or a leader's message brought one; node thread only once started. */
+    uint64_t cluster;
+    _Atomic uint64_t foreign;   /* messages from another cluster, dropped */
+    uint64_t foreign_warned_ms; /* the last warning about them */
 };
 
 uint64_t plog_distributed_id(const char *name)
@@ -626,7 +633,7 @@ static int queue_msg(plog_distributed *d, struct outq *q, const plog_raft_msg *m
     uint8_t *buf = malloc(len);
     if (buf == NULL)
         return PLOG_ENOMEM;
-    plog_distributed_msg_encode(m, d->self_addr, buf);
+    plog_distributed_msg_encode(m, d->self_addr, d->cluster, buf);
     q->m[q->n++] = (struct outmsg){.to = m->to, .request = is_request(m->type), .buf = buf, .len = len};
     return PLOG_OK;
 }
@@ -801,6 +808,42 @@ static int flush(plog_distributed *d)
     return PLOG_OK;
 }
 
+/* foreign says whether m comes from another cluster, to be dropped. A bootstrap
+ * makes a cluster id at random and every message carries its sender's. Without
+ * them, a node bootstrapped again on an emptied directory (or two nodes each
+ * bootstrapped) made a second cluster whose messages the first one's nodes took:
+ * two leaders in one term, nodes following both, logs that diverged. A node of
+ * no cluster yet (a joiner) takes the id of the first leader that sends it
+ * entries or a snapshot, durably before it answers. Id 0 (a node of no cluster,
+ * or one bootstrapped before ids existed) is never refused. */
+static bool foreign(plog_distributed *d, const plog_distributed_decoded *m)
+{
+    if (m->cluster == 0 || m->cluster == d->cluster)
+        return false;
+    if (d->cluster == 0) {
+        if (m->msg.type != PLOG_RAFT_MSG_APPEND && m->msg.type != PLOG_RAFT_MSG_SNAPSHOT)
+            return false;
+        if (plog_raftstore_save_cluster(d->store, m->cluster) != PLOG_OK)
+            return true; /* not answered: the leader sends again */
+        d->cluster = m->cluster;
+        plog_logger_logf(d->cfg.logger, PLOG_LOGGER_INFO, "raft cluster joined",
+                         "cluster=%016llx leader_addr=%s", (unsigned long long)m->cluster, m->from_addr);
+        return false;
+    }
+    atomic_fetch_add(&d->foreign, 1);
+    uint64_t now = now_ms();
+    if (now >= d->foreign_warned_ms + 10000) {
+        d->foreign_warned_ms = now;
+        plog_logger_logf(d->cfg.logger, PLOG_LOGGER_WARN, "raft message from another cluster dropped",
+                         "from_addr=%s cluster=%016llx ours=%016llx dropped=%llu hint=\"a node bootstrapped "
+                         "again (an emptied data directory started with --bootstrap?): move its data "
+                         "directory aside and start it with --start-join-addrs\"",
+                         m->from_addr, (unsigned long long)m->cluster, (unsigned long long)d->cluster,
+                         (unsigned long long)atomic_load(&d->foreign));
+    }
+    return true;
+}
+
 static void do_event(plog_distributed *d, struct ev *e)
 {
     plog_raft_update up;
@@ -808,9 +851,11 @@ static void do_event(plog_distributed *d, struct ev *e)
     int rv;
     switch (e->kind) {
     case EV_RECEIVE:
-        ev.type = PLOG_RAFT_EV_RECEIVE;
-        ev.msg = &e->dec.msg;
-        step(d, &ev, &up);
+        if (!foreign(d, &e->dec)) {
+            ev.type = PLOG_RAFT_EV_RECEIVE;
+            ev.msg = &e->dec.msg;
+            step(d, &ev, &up);
+        }
         plog_distributed_decoded_fini(&e->dec);
         break;
     case EV_PROPOSE: {
@@ -1011,6 +1056,15 @@ static int mkdir_p(const char *path)
 static int bootstrap(plog_distributed *d, const plog_raft_hard_state *hs)
 {
     int rv;
+    if (plog_raftstore_cluster(d->store) == 0) {
+        /* A new cluster, a new id (kept when a crash mid-bootstrap repeats it). */
+        uint64_t id = 0;
+        while (id == 0)
+            if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id)
+                return PLOG_EIO;
+        if ((rv = plog_raftstore_save_cluster(d->store, id)) != PLOG_OK)
+            return rv;
+    }
     if (hs->term == 0) {
         plog_raft_hard_state first = {.term = 1};
         if ((rv = plog_raftstore_save_hard_state(d->store, &first)) != PLOG_OK)
@@ -1024,7 +1078,8 @@ static int bootstrap(plog_distributed *d, const plog_raft_hard_state *hs)
     if ((rv = plog_raftstore_append(d->store, &e, 1)) != PLOG_OK ||
         (rv = plog_raftstore_sync(d->store)) != PLOG_OK)
         return rv;
-    plog_logger_logf(d->cfg.logger, PLOG_LOGGER_INFO, "raft bootstrapped", "voter=%s index=1", d->name);
+    plog_logger_logf(d->cfg.logger, PLOG_LOGGER_INFO, "raft bootstrapped", "voter=%s index=1 cluster=%016llx",
+                     d->name, (unsigned long long)plog_raftstore_cluster(d->store));
     return PLOG_OK;
 }
 
@@ -1121,6 +1176,7 @@ int plog_distributed_start(plog_distributed *d, char *err, size_t errsz)
             return rv;
         }
     }
+    d->cluster = plog_raftstore_cluster(d->store);
     if (boot.snapshot != NULL) {
         if ((rv = snapshot_restore(d, boot.snapshot->data, boot.snapshot->len, false)) != PLOG_OK) {
             plog_errf(err, errsz, "restore the snapshot at %llu: %s",
@@ -1375,6 +1431,11 @@ bool plog_distributed_leader(plog_distributed *d, char *buf, size_t size)
         copy_str(buf, size, p != NULL ? p->rpc_addr : "");
     pthread_mutex_unlock(&d->mu);
     return me;
+}
+
+uint64_t plog_distributed_foreign(plog_distributed *d)
+{
+    return atomic_load(&d->foreign);
 }
 
 uint64_t plog_distributed_snapshots_taken(plog_distributed *d, uint64_t *last_index)

@@ -175,6 +175,10 @@ void plog_distributed_raft_state(plog_distributed *d, uint64_t *term, uint64_t *
  * *last_index (when not NULL; 0 before the first). */
 uint64_t plog_distributed_snapshots_taken(plog_distributed *d, uint64_t *last_index);
 
+/* plog_distributed_foreign: how many Raft messages from another cluster (another
+ * bootstrap's, see distributed.c) this node has dropped since it opened. */
+uint64_t plog_distributed_foreign(plog_distributed *d);
+
 /* plog_distributed_wait_leader waits up to timeout_ms until some leader is known
  * to this node. */
 bool plog_distributed_wait_leader(plog_distributed *d, int timeout_ms);

@@ -419,6 +419,53 @@ static void assert_record(struct fixture *f, int i, uint64_t off, const char *va
         fail_msg("%s: offset %llu is not %s", f->n[i].name, (unsigned long long)off, value);
 }
 
+/* A node whose data directory was emptied and that is started with bootstrap
+ * again makes a cluster of its own, with a new cluster id: the nodes of the old
+ * cluster drop its messages, and it drops theirs. Before cluster ids they took
+ * them: node3 led a second cluster in the same term as node1, node2 followed
+ * either, and the logs diverged. Here node2 never names node3 as its leader, the
+ * records produced on each side stay on that side, and both sides count what
+ * they dropped. */
+static void test_a_node_bootstrapped_again_on_an_emptied_directory_stays_apart(void **state)
+{
+    struct fixture *f = *state;
+    start_cluster(f);
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(produce(f->n[0].d, 0, 0, "before"), (uint64_t)k);
+    struct has_arg copied = {f->n[2].d, 2, "before"};
+    assert_true(plog_test_wait_until(has_record, &copied, 3000));
+    down(f, 2);
+    snprintf(f->n[2].dir, sizeof f->n[2].dir, "%s/node3-emptied", f->dir);
+    start(f, 2, true);
+    introduce(f);
+    wait_leads(f, 2);
+    char v[32], leader2[128];
+    for (int k = 0; k < 3; k++) {
+        snprintf(v, sizeof v, "old-%d", k);
+        assert_int_equal(produce(f->n[0].d, 0, 0, v), (uint64_t)(3 + k));
+        snprintf(v, sizeof v, "new-%d", k);
+        assert_int_equal(produce(f->n[2].d, 0, 0, v), (uint64_t)k);
+    }
+    /* Long enough for every side's heartbeats, elections and membership changes. */
+    for (int64_t until = plog_test_now_ms() + 1500; plog_test_now_ms() < until; plog_test_sleep_ms(20)) {
+        plog_distributed_leader(f->n[1].d, leader2, sizeof leader2);
+        if (strcmp(leader2, f->n[2].rpc) == 0)
+            fail_msg("node2 follows node3, the leader of another cluster");
+    }
+    assert_true(plog_distributed_leader(f->n[0].d, NULL, 0));
+    assert_true(plog_distributed_leader(f->n[2].d, NULL, 0));
+    for (int k = 0; k < 3; k++) {
+        snprintf(v, sizeof v, "old-%d", k);
+        assert_record(f, 1, (uint64_t)(3 + k), v);
+        snprintf(v, sizeof v, "new-%d", k);
+        assert_record(f, 2, (uint64_t)k, v);
+    }
+    assert_int_equal(plog_distributed_applied_next(f->n[1].d), 6);
+    assert_int_equal(plog_distributed_applied_next(f->n[2].d), 3);
+    assert_true(plog_distributed_foreign(f->n[0].d) + plog_distributed_foreign(f->n[1].d) > 0);
+    assert_true(plog_distributed_foreign(f->n[2].d) > 0);
+}
+
 /* A cluster of one, bootstrapped, restarts: its configuration is in Raft's log from
  * the start (a CONFIG entry at index 1), not only in memory until a snapshot. After
  * each restart it elects itself, lists itself as the one voter, serves what it
@@ -916,6 +963,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_records_reach_every_node_and_a_node_that_left_stops_receiving,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_node_bootstrapped_again_on_an_emptied_directory_stays_apart,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_retried_produce_is_applied_once_even_on_a_new_leader, setup,
                                         teardown),

@@ -20,6 +20,7 @@
 
 #define ERRSZ 256
 #define HS_BYTES 20
+#define CLUSTER_BYTES 12
 #define SNAP_MAGIC 0x504c534eu /* "PLSN" */
 
 struct plog_raftstore {
@@ -28,6 +29,7 @@ struct plog_raftstore {
     plog_log *log;
     uint64_t gen; /* log-<gen> holds the log after the snapshot */
     plog_raft_hard_state hs;
+    uint64_t cluster; /* the "cluster" file's id, 0: none */
     bool has_snap;
     plog_raft_snapshot snap; /* snap.data owned (snap_buf) */
     uint8_t *snap_buf;
@@ -166,6 +168,26 @@ static int load_hard_state(plog_raftstore *s)
     }
     s->hs.term = get_be64(p);
     s->hs.vote = get_be64(p + 8);
+    free(p);
+    return PLOG_OK;
+}
+
+/* Cluster file: the id u64, CRC-32C u32 of it. */
+static int load_cluster(plog_raftstore *s)
+{
+    uint8_t *p;
+    size_t n;
+    int rv = read_file(s, "cluster", &p, &n);
+    if (rv == PLOG_EOF)
+        return PLOG_OK;
+    if (rv != PLOG_OK)
+        return rv;
+    if (n != CLUSTER_BYTES || plog_crc32c(0, p, 8) != get_be32(p + 8)) {
+        plog_errf(s->errmsg, sizeof s->errmsg, "%s/cluster: bad size or checksum", s->dir);
+        free(p);
+        return PLOG_ECORRUPT;
+    }
+    s->cluster = get_be64(p);
     free(p);
     return PLOG_OK;
 }
@@ -319,7 +341,8 @@ int plog_raftstore_open(const char *dir, const plog_log_config *lc, plog_raftsto
         rv = fail_errno(s, "mkdir", dir);
         goto fail;
     }
-    if ((rv = load_hard_state(s)) != PLOG_OK || (rv = load_snapshot(s)) != PLOG_OK)
+    if ((rv = load_hard_state(s)) != PLOG_OK || (rv = load_cluster(s)) != PLOG_OK ||
+        (rv = load_snapshot(s)) != PLOG_OK)
         goto fail;
     if ((rv = remove_stray(s)) != PLOG_OK)
         goto fail;
@@ -419,6 +442,22 @@ int plog_raftstore_save_hard_state(plog_raftstore *s, const plog_raft_hard_state
     int rv = write_atomic(s, "hardstate", b, sizeof b);
     if (rv == PLOG_OK)
         s->hs = *hs;
+    return rv;
+}
+
+uint64_t plog_raftstore_cluster(const plog_raftstore *s)
+{
+    return s->cluster;
+}
+
+int plog_raftstore_save_cluster(plog_raftstore *s, uint64_t id)
+{
+    uint8_t b[CLUSTER_BYTES];
+    put_be64(b, id);
+    put_be32(b + 8, plog_crc32c(0, b, 8));
+    int rv = write_atomic(s, "cluster", b, sizeof b);
+    if (rv == PLOG_OK)
+        s->cluster = id;
     return rv;
 }
 

@@ -5,6 +5,8 @@
  * A directory holds:
  *   hardstate           term and vote: 8 + 8 bytes big-endian, a CRC-32C; replaced
  *                       atomically (write a temporary, fsync, rename, fsync the dir)
+ *   cluster             the cluster id: 8 bytes big-endian, a CRC-32C; written
+ *                       atomically the same way
  *   snapshot            the latest snapshot: header (magic, index, term, log
  *                       generation, configuration), the state machine's bytes, a
  *                       CRC-32C over all; replaced atomically the same way
@@ -51,6 +53,11 @@ int plog_raftstore_boot(plog_raftstore *s, plog_raft_boot *boot);
 
 /* plog_raftstore_save_hard_state replaces term and vote, durably. */
 int plog_raftstore_save_hard_state(plog_raftstore *s, const plog_raft_hard_state *hs);
+
+/* plog_raftstore_cluster: the id of the cluster this server belongs to, as
+ * plog_raftstore_save_cluster saved it (durably, atomically); 0: none saved. */
+uint64_t plog_raftstore_cluster(const plog_raftstore *s);
+int plog_raftstore_save_cluster(plog_raftstore *s, uint64_t id);
 
 /* plog_raftstore_append deletes every stored entry from e[0].index on (when
  * there is one) and appends e[0..n-1], which must be contiguous and start at

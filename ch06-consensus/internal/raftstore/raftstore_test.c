@@ -173,6 +173,30 @@ static void test_a_damaged_hard_state_is_refused(void **state)
     assert_non_null(strstr(err, "hardstate"));
 }
 
+/* The cluster id: none in a new store, saved, kept across a reopen; a damaged
+ * file is refused. */
+static void test_the_cluster_id_survives_a_reopen_and_a_damaged_one_is_refused(void **state)
+{
+    struct fixture *f = *state;
+    reopen(f);
+    assert_int_equal(plog_raftstore_cluster(f->s), 0);
+    assert_plog_ok(plog_raftstore_save_cluster(f->s, 0x0123456789abcdefull));
+    assert_int_equal(plog_raftstore_cluster(f->s), 0x0123456789abcdefull);
+    reopen(f);
+    assert_int_equal(plog_raftstore_cluster(f->s), 0x0123456789abcdefull);
+    plog_raftstore_close(f->s);
+    f->s = NULL;
+    char path[256];
+    snprintf(path, sizeof path, "%s/cluster", f->dir);
+    FILE *fp = fopen(path, "r+");
+    assert_non_null(fp);
+    fputc(0xff, fp);
+    fclose(fp);
+    char err[256];
+    assert_int_equal(plog_raftstore_open(f->dir, &f->lc, &f->s, err, sizeof err), PLOG_ECORRUPT);
+    assert_non_null(strstr(err, "cluster: bad size or checksum"));
+}
+
 static void test_entries_carry_term_and_type_across_a_reopen(void **state)
 {
     struct fixture *f = *state;
@@ -425,6 +449,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_an_entry_reads_back_by_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_leftover_temporary_hard_state_is_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_damaged_hard_state_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_cluster_id_survives_a_reopen_and_a_damaged_one_is_refused,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_entries_carry_term_and_type_across_a_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_conflicting_suffix_is_cut_within_and_across_segments, setup,
                                         teardown),
