@@ -130,6 +130,15 @@ static void produce(plog_log *log, const cJSON *req, struct reply *r)
     r->body = strdup(body);
 }
 
+/* blank: p[0..n) is only JSON whitespace (what may follow the body's object). */
+static bool blank(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
+            return false;
+    return true;
+}
+
 /* Go: httpServer.handleConsume */
 static void consume(plog_log *log, const cJSON *req, struct reply *r)
 {
@@ -196,9 +205,12 @@ static void handle(nng_http_req *req, plog_log *log, struct reply *r)
         reply_error(r, 400, "chunked request bodies are not supported: send a Content-Length");
         return;
     }
-    cJSON *json = cJSON_ParseWithLength(data, len);
+    const char *end = NULL;
+    cJSON *json = cJSON_ParseWithLengthOpts(data, len, &end, false);
     if (!cJSON_IsObject(json))
         reply_error(r, 400, "request body is not a JSON object");
+    else if (!blank(end, len - (size_t)(end - (const char *)data)))
+        reply_error(r, 400, "request body has bytes after its JSON object");
     else if (is_post)
         produce(log, json, r);
     else
