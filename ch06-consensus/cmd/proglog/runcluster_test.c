@@ -172,7 +172,7 @@ static pid_t node_pid(struct fixture *f, int i)
     return pid;
 }
 
-static void test_run_cluster_second_run_fails_and_hangup_stops_every_node(void **state)
+static void test_run_cluster_second_run_fails_hangup_stops_every_node_and_a_lost_node1_rejoins(void **state)
 {
     struct fixture *f = *state;
     start(f);
@@ -199,6 +199,26 @@ static void test_run_cluster_second_run_fails_and_hangup_stops_every_node(void *
     assert_int_equal(stopped(f), 129);
     out = plog_test_output(&f->proc);
     assert_non_null(strstr(out, "run-cluster: stopping node1 node2 node3"));
+    free(out);
+    /* node1's directory is lost: the next run does not bootstrap it again (a
+     * second cluster), the others' leader brings it back with the record. */
+    char dir[sizeof f->data + 8];
+    snprintf(dir, sizeof dir, "%s/node1", f->data);
+    plog_test_rmrf(dir);
+    unlink(f->proc.out);
+    start(f);
+    for (int64_t until = plog_test_now_ms() + 30000;; plog_test_sleep_ms(200)) {
+        int got = ctl(f, "consume 0", &out);
+        bool back = got == 0 && strcmp(out, "hello\n") == 0;
+        free(out);
+        if (back)
+            break;
+        if (plog_test_now_ms() > until)
+            fail_msg("node1 did not get the record back: %s", plog_test_output(&f->proc));
+    }
+    out = plog_test_output(&f->proc);
+    if (strstr(out, "raft bootstrapped") != NULL || strstr(out, "msg=\"raft cluster joined\"") == NULL)
+        fail_msg("node1 bootstrapped again, or did not join: %s", out);
     free(out);
 }
 
@@ -294,8 +314,9 @@ static void test_make_run_builds_no_test(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_run_cluster_second_run_fails_and_hangup_stops_every_node, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_run_cluster_second_run_fails_hangup_stops_every_node_and_a_lost_node1_rejoins, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(test_run_cluster_reports_a_node_that_dies_and_the_others_serve_on,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(

@@ -835,9 +835,10 @@ static bool foreign(plog_distributed *d, const plog_distributed_decoded *m)
     if (now >= d->foreign_warned_ms + 10000) {
         d->foreign_warned_ms = now;
         plog_logger_logf(d->cfg.logger, PLOG_LOGGER_WARN, "raft message from another cluster dropped",
-                         "from_addr=%s cluster=%016llx ours=%016llx dropped=%llu hint=\"a node bootstrapped "
-                         "again (an emptied data directory started with --bootstrap?): move its data "
-                         "directory aside and start it with --start-join-addrs\"",
+                         "from_addr=%s cluster=%016llx ours=%016llx dropped=%llu hint=\"two clusters: "
+                         "one was made by a second bootstrap (an emptied data directory started with "
+                         "--bootstrap?); move the data directories of that one's nodes aside and start "
+                         "them with --start-join-addrs\"",
                          m->from_addr, (unsigned long long)m->cluster, (unsigned long long)d->cluster,
                          (unsigned long long)atomic_load(&d->foreign));
     }
