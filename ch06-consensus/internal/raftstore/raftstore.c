@@ -19,8 +19,6 @@
 #include "internal/log/suffix.h"
 
 #define ERRSZ 256
-#define HS_BYTES 20
-#define CLUSTER_BYTES 12
 #define SNAP_MAGIC 0x504c534eu /* "PLSN" */
 
 struct plog_raftstore {
@@ -152,44 +150,64 @@ static int read_file(plog_raftstore *s, const char *name, uint8_t **p, size_t *n
     return PLOG_OK;
 }
 
-static int load_hard_state(plog_raftstore *s)
+/* The small files (hardstate, cluster): len bytes of fields, then a CRC-32C of
+ * them. MAX_SEALED: the largest len. */
+#define MAX_SEALED 16
+
+/* load_sealed reads file name into buf (len bytes); *found says whether there
+ * is one. PLOG_ECORRUPT for a wrong size or checksum. */
+static int load_sealed(plog_raftstore *s, const char *name, uint8_t *buf, size_t len, bool *found)
 {
     uint8_t *p;
     size_t n;
-    int rv = read_file(s, "hardstate", &p, &n);
+    *found = false;
+    int rv = read_file(s, name, &p, &n);
     if (rv == PLOG_EOF)
         return PLOG_OK;
     if (rv != PLOG_OK)
         return rv;
-    if (n != HS_BYTES || plog_crc32c(0, p, 16) != get_be32(p + 16)) {
-        plog_errf(s->errmsg, sizeof s->errmsg, "%s/hardstate: bad size or checksum", s->dir);
+    if (n != len + 4 || plog_crc32c(0, p, len) != get_be32(p + len)) {
+        plog_errf(s->errmsg, sizeof s->errmsg, "%s/%s: bad size or checksum", s->dir, name);
         free(p);
         return PLOG_ECORRUPT;
     }
-    s->hs.term = get_be64(p);
-    s->hs.vote = get_be64(p + 8);
+    memcpy(buf, p, len);
     free(p);
+    *found = true;
     return PLOG_OK;
 }
 
-/* Cluster file: the id u64, CRC-32C u32 of it. */
+/* save_sealed writes p (len bytes) and its CRC-32C to file name atomically. */
+static int save_sealed(plog_raftstore *s, const char *name, const uint8_t *p, size_t len)
+{
+    uint8_t b[MAX_SEALED + 4];
+    memcpy(b, p, len);
+    put_be32(b + len, plog_crc32c(0, p, len));
+    return write_atomic(s, name, b, len + 4);
+}
+
+/* Hard state file: term u64, vote u64, CRC-32C u32. */
+static int load_hard_state(plog_raftstore *s)
+{
+    uint8_t b[16];
+    bool found;
+    int rv = load_sealed(s, "hardstate", b, sizeof b, &found);
+    if (rv == PLOG_OK && found) {
+        s->hs.term = get_be64(b);
+        s->hs.vote = get_be64(b + 8);
+    }
+    return rv;
+}
+
+/* Cluster file: the id u64, CRC-32C u32. */
 static int load_cluster(plog_raftstore *s)
 {
-    uint8_t *p;
-    size_t n;
-    int rv = read_file(s, "cluster", &p, &n);
-    if (rv == PLOG_EOF)
-        return PLOG_OK;
-    if (rv != PLOG_OK)
-        return rv;
-    if (n != CLUSTER_BYTES || plog_crc32c(0, p, 8) != get_be32(p + 8)) {
-        plog_errf(s->errmsg, sizeof s->errmsg, "%s/cluster: bad size or checksum", s->dir);
-        free(p);
-        return PLOG_ECORRUPT;
-    }
-    s->cluster = get_be64(p);
-    free(p);
-    return PLOG_OK;
+    uint8_t b[8];
+    bool found;
+    int rv = load_sealed(s, "cluster", b, sizeof b, &found);
+    if (rv == PLOG_OK && found)
+        s->cluster = get_be64(b);
+    return rv;
 }
 
 /* Snapshot file: magic u32, index u64, term u64, gen u64, conf length u32, conf,
@@ -435,11 +453,10 @@ int plog_raftstore_read(plog_raftstore *s, uint64_t index, uint8_t *buf, size_t 
 int plog_raftstore_save_hard_state(plog_raftstore *s, const plog_raft_hard_state *hs)
 {
     free_boot(s);
-    uint8_t b[HS_BYTES];
+    uint8_t b[16];
     put_be64(b, hs->term);
     put_be64(b + 8, hs->vote);
-    put_be32(b + 16, plog_crc32c(0, b, 16));
-    int rv = write_atomic(s, "hardstate", b, sizeof b);
+    int rv = save_sealed(s, "hardstate", b, sizeof b);
     if (rv == PLOG_OK)
         s->hs = *hs;
     return rv;
@@ -452,10 +469,9 @@ uint64_t plog_raftstore_cluster(const plog_raftstore *s)
 
 int plog_raftstore_save_cluster(plog_raftstore *s, uint64_t id)
 {
-    uint8_t b[CLUSTER_BYTES];
+    uint8_t b[8];
     put_be64(b, id);
-    put_be32(b + 8, plog_crc32c(0, b, 8));
-    int rv = write_atomic(s, "cluster", b, sizeof b);
+    int rv = save_sealed(s, "cluster", b, sizeof b);
     if (rv == PLOG_OK)
         s->cluster = id;
     return rv;

@@ -153,24 +153,31 @@ static void test_a_leftover_temporary_hard_state_is_ignored(void **state)
     assert_int_equal(b.hs.vote, 2);
 }
 
+/* refused_after closes the store, writes byte at off of file name, and checks
+ * that the store then refuses to open with an error containing want. */
+static void refused_after(struct fixture *f, const char *name, long off, int byte, const char *want)
+{
+    plog_raftstore_close(f->s);
+    f->s = NULL;
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", f->dir, name);
+    FILE *fp = fopen(path, "r+");
+    assert_non_null(fp);
+    fseek(fp, off, SEEK_SET);
+    fputc(byte, fp);
+    fclose(fp);
+    char err[256];
+    assert_int_equal(plog_raftstore_open(f->dir, &f->lc, &f->s, err, sizeof err), PLOG_ECORRUPT);
+    assert_non_null(strstr(err, want));
+}
+
 static void test_a_damaged_hard_state_is_refused(void **state)
 {
     struct fixture *f = *state;
     reopen(f);
     plog_raft_hard_state hs = {.term = 5, .vote = 2};
     assert_plog_ok(plog_raftstore_save_hard_state(f->s, &hs));
-    plog_raftstore_close(f->s);
-    f->s = NULL;
-    char path[256];
-    snprintf(path, sizeof path, "%s/hardstate", f->dir);
-    FILE *fp = fopen(path, "r+");
-    assert_non_null(fp);
-    fseek(fp, 7, SEEK_SET);
-    fputc(6, fp); /* term 5 -> 6: the checksum no longer matches */
-    fclose(fp);
-    char err[256];
-    assert_int_equal(plog_raftstore_open(f->dir, &f->lc, &f->s, err, sizeof err), PLOG_ECORRUPT);
-    assert_non_null(strstr(err, "hardstate"));
+    refused_after(f, "hardstate", 7, 6, "hardstate"); /* term 5 -> 6: the checksum no longer matches */
 }
 
 /* The cluster id: none in a new store, saved, kept across a reopen; a damaged
@@ -184,17 +191,7 @@ static void test_the_cluster_id_survives_a_reopen_and_a_damaged_one_is_refused(v
     assert_int_equal(plog_raftstore_cluster(f->s), 0x0123456789abcdefull);
     reopen(f);
     assert_int_equal(plog_raftstore_cluster(f->s), 0x0123456789abcdefull);
-    plog_raftstore_close(f->s);
-    f->s = NULL;
-    char path[256];
-    snprintf(path, sizeof path, "%s/cluster", f->dir);
-    FILE *fp = fopen(path, "r+");
-    assert_non_null(fp);
-    fputc(0xff, fp);
-    fclose(fp);
-    char err[256];
-    assert_int_equal(plog_raftstore_open(f->dir, &f->lc, &f->s, err, sizeof err), PLOG_ECORRUPT);
-    assert_non_null(strstr(err, "cluster: bad size or checksum"));
+    refused_after(f, "cluster", 0, 0xff, "cluster: bad size or checksum");
 }
 
 static void test_entries_carry_term_and_type_across_a_reopen(void **state)
