@@ -20,13 +20,15 @@ deps:
 deps-test:
 	@$(SCRIPTS)/deps.sh run test
 
-# Every chapter's tests run even after one fails; the target fails if any did.
+# Every chapter's tests run even after one fails; the target fails if any did. A
+# chapter builds on all CPUs (JOBS) and then runs its tests one after the other.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: deps-test chapters-check links-check fmt-check
 	@$(SCRIPTS)/chapters_test.sh
 	@$(SCRIPTS)/layers_test.sh
 	@$(SCRIPTS)/links_test.sh
 	@failed=""; for c in $(CHAPTERS); do \
-		$(MAKE) -C $$c test || failed="$$failed $$c"; \
+		$(MAKE) -C $$c -j$(JOBS) test || failed="$$failed $$c"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED in:$$failed"; exit 1; fi; \
 	echo "make test: all chapters passed ($(CHAPTERS))"
