@@ -54,6 +54,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -573,6 +574,12 @@ bool plog_transport_tls_failure(plog_transport *g, char *addr, size_t asize, cha
     return failed;
 }
 
+/* pull_close runs on the closer thread: closes the PULL socket whose id is arg. */
+static void pull_close(void *arg)
+{
+    nng_close((nng_socket){.id = (uint32_t)(uintptr_t)arg});
+}
+
 void plog_transport_close(plog_transport *g)
 {
     if (g == NULL)
@@ -593,12 +600,16 @@ void plog_transport_close(plog_transport *g)
     for (unsigned i = 0; i < g->npeers; i++)
         peer_retire(&g->peers[i]);
     g->npeers = 0;
-    /* Give the closer two seconds (the closes need nothing of g). If they are not
-     * done then, nng's reaper is stuck: closing the PULL socket would wait for it
-     * for good, so it is left open (with its listener), leaked like the rest. */
-    bool closed = plog_rpc_closer_wait(2000);
-    if (g->pull_open && closed)
-        nng_close(g->pull);
+    /* The PULL socket closes there too, last (its receive is stopped: the close
+     * needs nothing of g). Give the closer two seconds; if it is not done then,
+     * nng's reaper is stuck and the sockets are left open (the PULL one with its
+     * listener), leaked. Closing PULL here after an idle closer was not enough:
+     * a reaper stuck on a pipe that nng itself tore down (a peer killed mid-send)
+     * held this thread in nng_close for good, and a node that had failed never
+     * exited, its data directory locked. */
+    if (g->pull_open)
+        plog_rpc_closer_submit(pull_close, (void *)(uintptr_t)g->pull.id);
+    plog_rpc_closer_wait(2000);
     nng_aio_free(g->aio);
     free(g->peers);
     if (g->server_tls != NULL)

@@ -15,7 +15,12 @@
  * own, this test crashed in nng_sendmsg or found the sender stuck in nng_close
  * within a few dozen kills. nng's reaper may still get stuck (closing the transport
  * at the end then waits for it, so the teardown bounds that wait); what must hold is
- * that the sender never blocks and every restarted peer hears from it. */
+ * that the sender never blocks and every restarted peer hears from it.
+ *
+ * A stuck reaper makes every nng_close wait for good. The last test stands one in
+ * (this binary's nng_close, below, waits while told to) and closes a transport:
+ * the close must return anyway. */
+#define _GNU_SOURCE /* RTLD_NEXT */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +28,7 @@
 
 #include <cmocka.h>
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -31,6 +37,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <nng/nng.h>
 
 #include "internal/agent/testcluster.h"
 #include "internal/discovery/transport.h"
@@ -310,6 +318,47 @@ static void test_transport_keeps_one_connection_to_a_slow_peer(void **state)
     assert_true(dropped > 0); /* it was slower: the buffer did fill */
 }
 
+/* nng_close as a stuck reaper makes it: while close_blocks is set, every call
+ * waits (the transport's, linked into this binary, come here). */
+static atomic_bool close_blocks;
+
+int nng_close(nng_socket s)
+{
+    static int (*real)(nng_socket);
+    if (real == NULL)
+        *(void **)&real = dlsym(RTLD_NEXT, "nng_close");
+    while (atomic_load(&close_blocks))
+        plog_test_sleep_ms(5);
+    return real(s);
+}
+
+/* A node whose transport closes while nng's reaper is stuck must still stop, even
+ * when the closer has nothing queued (the reaper stuck on a pipe nng tore down
+ * itself): the PULL socket's nng_close would wait for good, so the close hands it
+ * to the closer too and waits at most about 2 s. Before, it closed PULL on its own
+ * thread once the closer was idle, and a node failed by a full disk never exited,
+ * its data directory locked. */
+static void test_transport_close_returns_while_nng_close_hangs(void **state)
+{
+    (void)state;
+    struct fixture *f = &g_f;
+    open_sender(f); /* listening, no connection of its own: the closer is idle */
+    atomic_store(&close_blocks, true);
+    pthread_t th;
+    atomic_init(&f->closed, false);
+    int64_t t0 = plog_test_now_ms();
+    assert_int_equal(pthread_create(&th, NULL, closer, f), 0);
+    while (!atomic_load(&f->closed) && plog_test_now_ms() - t0 < 5000)
+        plog_test_sleep_ms(10);
+    bool returned = atomic_load(&f->closed);
+    atomic_store(&close_blocks, false); /* the stuck closes go on now */
+    pthread_join(th, NULL);
+    f->t = NULL;
+    if (!returned)
+        fail_msg("plog_transport_close still waited in nng_close after 5 s");
+    print_message("closed in %lld ms with nng_close stuck\n", (long long)(plog_test_now_ms() - t0));
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 6 && strcmp(argv[1], "--sink") == 0)
@@ -320,6 +369,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_transport_keeps_one_connection_to_a_slow_peer, teardown),
         cmocka_unit_test_teardown(test_transport_reaches_a_peer_killed_and_restarted_again_and_again,
                                   teardown),
+        cmocka_unit_test_teardown(test_transport_close_returns_while_nng_close_hangs, teardown),
     };
     return cmocka_run_group_tests_name("transport", tests, NULL, NULL);
 }
