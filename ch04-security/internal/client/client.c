@@ -564,8 +564,8 @@ int plog_client_finish_call(plog_client *c, int rv, nng_msg **reply, plog_rpc_re
             return plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE, "no connection to %s", c->addr);
         if (code == PLOG_STATUS_UNAVAILABLE)
             return plog_rpc_status_set(st, code,
-                                       "connection to %s lost (%s); the request may or may "
-                                       "not have been applied",
+                                       "connection to %s lost (%s); a produce sent on it may "
+                                       "or may not have been applied",
                                        c->addr, nng_strerror(rv));
         if (code == PLOG_STATUS_DEADLINE_EXCEEDED)
             return plog_rpc_status_set(st, code, "no reply from %s within the deadline", c->addr);
