@@ -198,7 +198,8 @@ void plog_server_parked_cb(struct worker *w)
         unlink_parked(s, w); /* the timer expired */
     w->state = W_SEND;
     pthread_mutex_unlock(&s->mu);
-    answer_batch(w);
+    if (plog_server_authorize(w)) /* the ACL may have been reloaded meanwhile */
+        answer_batch(w);
 }
 
 void plog_server_wake(plog_server *s, bool all)

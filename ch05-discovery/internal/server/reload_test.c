@@ -274,6 +274,32 @@ static void test_reload_policy_change_applies_to_new_requests(void **state)
     plog_client_close(nobody);
 }
 
+/* A consumer parked before its consume right was taken away gets none of the
+ * records written after the reload: its poll is checked again when it wakes
+ * (before, it was answered with the new record, up to --max-wait-ms later). */
+static void test_reload_revoked_consumer_parked_gets_no_later_record(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t off;
+    plog_rpc_status st;
+    assert_status_ok(plog_client_produce(f->c, "old", 3, &off, NULL));
+    struct tserver_follower fl = {.c = f->c, .from = 1, .wait_ms = 20000};
+    tserver_follow_start(&fl);
+    plog_test_sleep_ms(300); /* let it park */
+
+    write_file(f->policy, "p, root, *, produce\n");
+    hup(f, "msg=reloaded log_level=info was=info acl=reloaded acl_rules=1 tls=reloaded");
+    assert_status_ok(plog_client_produce(f->c, "secret", 6, &off, NULL));
+    assert_int_equal(off, 1);
+    tserver_follow_join(&fl);
+    if (fl.code != PLOG_STATUS_PERMISSION_DENIED)
+        fail_msg("the revoked consumer's parked poll ended %s with value \"%s\"",
+                 plog_rpc_status_name(fl.code), fl.value);
+    Log__V1__Record *rec;
+    assert_int_equal(plog_client_consume(f->c, 1, &rec, &st), PLOG_STATUS_PERMISSION_DENIED);
+    assert_non_null(strstr(st.msg, "root not permitted to consume"));
+}
+
 /* A policy that does not load keeps the old one, and the log says which file, line
  * and why. */
 static void test_reload_bad_policy_keeps_the_old_policy(void **state)
@@ -482,6 +508,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload_bad_level_file_keeps_the_old_level, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_bad_level_file_at_start_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_policy_change_applies_to_new_requests, setup_tls,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_reload_revoked_consumer_parked_gets_no_later_record, setup_tls,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reload_bad_policy_keeps_the_old_policy, setup_tls, teardown),
         cmocka_unit_test_setup_teardown(test_reload_warns_about_rules_that_never_match, setup_tls, teardown),

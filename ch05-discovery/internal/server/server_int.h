@@ -129,6 +129,11 @@ void plog_server_drop(struct worker *w);
  * (released when its reply is sent). false, with nothing reserved, when the
  * budget cannot hold them: the caller answers RESOURCE_EXHAUSTED. */
 bool plog_server_charge(struct worker *w, size_t bytes);
+/* plog_server_authorize checks w's sender against the ACL in force now (Go:
+ * authorize in server.go): true when the request may go on (always without
+ * TLS); otherwise it has been answered UNAUTHENTICATED or PERMISSION_DENIED. A
+ * poll that parked runs it again when it wakes: a reload may have revoked it. */
+bool plog_server_authorize(struct worker *w);
 
 /* plog_server_open_inproc makes a server without a socket, for the fuzz target:
  * cfg->addr and cfg->tls are ignored (NULL), requests go in through
