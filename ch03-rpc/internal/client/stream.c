@@ -3,6 +3,7 @@
 #include "internal/client/stream.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -362,17 +363,33 @@ static void send_batch(plog_client_producer *p)
     nng_ctx_send(s->ctx, s->aio);
 }
 
+/* request_size_of bounds the encoded size of a ProduceStream request that
+ * carries one record of len bytes: Request{method, deadline, client id, seq,
+ * body = ProduceRequest{records: [Record{value}]}}, the varints at their longest
+ * (envelope.c lays it out). */
+static size_t request_size_of(size_t len)
+{
+    size_t rec = plog_rpc_wire_len_size(1, len);
+    size_t body = plog_rpc_wire_len_size(2, rec);
+    const char *method = plog_rpc_method_name(PLOG_METHOD_PRODUCE_STREAM);
+    return plog_rpc_wire_len_size(1, strlen(method)) + plog_rpc_wire_len_size(2, body) + (1 + 10) +
+           (1 + 8 + 1 + 10);
+}
+
 int plog_client_producer_send(plog_client_producer *p, const void *value, size_t len, plog_rpc_status *st)
 {
-    /* A request over the client's limit would reach a server that (past twice
-     * its own limit) drops the connection unread: "connection lost", and no
-     * reason. Refused here, with one; a batch goes before it would grow past
-     * half the limit, so that a value within the limit goes in a request that is. */
+    /* A request over the client's limit would reach a server that refuses it, or
+     * (past twice its own limit) drops the connection unread: "connection lost",
+     * and no reason. Refused here, with one; a batch goes before it would grow past
+     * half the limit, so that a value whose own request is within the limit goes
+     * in a request that is. */
     size_t max = plog_client_config_of(p->c)->max_msg_bytes;
-    if (len > max)
+    size_t need = len <= SIZE_MAX / 2 ? request_size_of(len) : SIZE_MAX;
+    if (need > max)
         return plog_rpc_status_set(st, PLOG_STATUS_RESOURCE_EXHAUSTED,
-                                   "value of %zu bytes exceeds the client's limit of %zu bytes a request",
-                                   len, max);
+                                   "a value of %zu bytes makes a request of %zu bytes, over the client's "
+                                   "limit of %zu bytes",
+                                   len, need, max);
     if (p->n > 0 && p->nbuf + len > max / 2)
         send_batch(p);
     if (p->nbuf + len > p->capbuf) {

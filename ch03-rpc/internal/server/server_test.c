@@ -123,14 +123,19 @@ static void test_server_produce_stream_then_consume_stream_in_order(void **state
         int n = snprintf(buf, sizeof buf, "record-%d", i);
         assert_status_ok(plog_client_producer_send(p, buf, (size_t)n, NULL));
     }
-    /* A value over the client's limit (4 MiB) is refused before it is sent: sent,
-     * the server would drop the connection unread, and say nothing. */
-    size_t big = (4u << 20) + 1;
+    /* A value whose request would be over the client's limit (4 MiB, the
+     * server's too) is refused before it is sent: sent, the server would refuse
+     * it, or drop the connection unread past twice its limit, and say nothing.
+     * A value of exactly the limit is one (before, only the value was measured,
+     * and the server refused the request); one a little shorter goes through
+     * (test_server_producer_value_near_the_limit_goes_through). */
+    size_t big = 4u << 20;
     uint8_t *v4 = calloc(1, big);
     plog_rpc_status big_st;
     assert_int_equal(plog_client_producer_send(p, v4, big, &big_st), PLOG_STATUS_RESOURCE_EXHAUSTED);
-    assert_string_equal(big_st.msg,
-                        "value of 4194305 bytes exceeds the client's limit of 4194304 bytes a request");
+    if (strncmp(big_st.msg, "a value of 4194304 bytes makes a request of 41943", 49) != 0 ||
+        strstr(big_st.msg, "bytes, over the client's limit of 4194304 bytes") == NULL)
+        fail_msg("%s", big_st.msg);
     free(v4);
     assert_status_ok(plog_client_producer_flush(p, NULL));
     plog_client_producer_close(p);
@@ -154,6 +159,31 @@ static void test_server_produce_stream_then_consume_stream_in_order(void **state
     assert_int_equal(plog_client_consumer_next(it, &v, &len, &off, &st), PLOG_STATUS_OUT_OF_RANGE);
     assert_string_equal(st.msg, "end of log at 100");
     plog_client_consumer_close(it);
+}
+
+/* A value 128 bytes short of the client's limit (the server's too) makes a request
+ * within both: sent, appended and read back whole. */
+static void test_server_producer_value_near_the_limit_goes_through(void **state)
+{
+    struct fixture *f = *state;
+    struct acks a = {0};
+    plog_client_producer_config pc = {.window = 1, .ack = check_ack, .arg = &a};
+    plog_client_producer *p;
+    assert_status_ok(plog_client_producer_open(f->c, &pc, &p, NULL));
+    size_t len = (4u << 20) - 128;
+    uint8_t *v = malloc(len);
+    memset(v, 'n', len);
+    assert_status_ok(plog_client_producer_send(p, v, len, NULL));
+    assert_status_ok(plog_client_producer_flush(p, NULL));
+    plog_client_producer_close(p);
+    assert_int_equal(a.n, 1);
+    assert_int_equal(a.bad, 0);
+    Log__V1__Record *rec;
+    assert_status_ok(plog_client_consume(f->c, 0, &rec, NULL));
+    assert_int_equal(rec->value.len, len);
+    assert_memory_equal(rec->value.data, v, len);
+    log__v1__record__free_unpacked(rec, NULL);
+    free(v);
 }
 
 #define THREADS 16
@@ -457,6 +487,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_produce_then_consume_returns_the_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_consume_past_boundary_is_out_of_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_produce_stream_then_consume_stream_in_order, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_server_producer_value_near_the_limit_goes_through, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_server_concurrent_produces_get_unique_contiguous_offsets, setup,
                                         teardown),
