@@ -234,7 +234,9 @@ bool plog_server_authorize(struct worker *w)
     }
     if (w->peer[0] == '\0') {
         plog_server_reply_error(w, PLOG_STATUS_UNAUTHENTICATED,
-                                "no verified client certificate on this connection");
+                                "the client certificate on this connection names no one: its subject "
+                                "needs exactly one CN, of at most %d bytes",
+                                PLOG_TLS_CN_SIZE - 1);
         return false;
     }
     if (plog_auth_authorize(s->cfg.acl, w->peer, PLOG_AUTH_OBJECT_ANY, action) != PLOG_OK) {
