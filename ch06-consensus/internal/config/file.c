@@ -94,6 +94,7 @@ int plog_config_file_read(const char *path, plog_config_file **out, char *err, s
         }
         size_t line = e.start_mark.line + 1, col = e.start_mark.column + 1;
         const char *bad = NULL;
+        char why[128];
         switch (e.type) {
         case YAML_STREAM_START_EVENT:
         case YAML_DOCUMENT_END_EVENT:
@@ -138,9 +139,12 @@ int plog_config_file_read(const char *path, plog_config_file **out, char *err, s
             else if (memchr(s, '\0', len) != NULL)
                 bad = "NUL in a value";
             else if (depth == 1) {
-                for (size_t i = 0; i < f->n; i++)
-                    if (strlen(f->v[i].key) == len && memcmp(f->v[i].key, s, len) == 0)
-                        bad = "repeated key";
+                for (size_t i = 0; i < f->n && bad == NULL; i++)
+                    if (strlen(f->v[i].key) == len && memcmp(f->v[i].key, s, len) == 0) {
+                        snprintf(why, sizeof why, "repeated key \"%.*s\" (first on line %zu)",
+                                 (int)(len > 64 ? 64 : len), s, f->v[i].line);
+                        bad = why;
+                    }
                 if (bad == NULL && (key = strndup(s, len)) == NULL)
                     bad = "out of memory";
                 key_line = line;

@@ -89,7 +89,7 @@ static void test_config_file_refuses_other_forms_with_their_line(void **state)
     } cases[] = {
         {"- a\n- b\n", "1:1: the file must be a mapping"},
         {"a: 1\nb:\n  c: 2\n", "3:3: values must be scalars"},
-        {"a: 1\na: 2\n", "2:1: repeated key"},
+        {"a: 1\na: 2\n", "2:1: repeated key \"a\" (first on line 1)"},
         {"a: &x 1\nb: *x\n", "2:4: aliases are not allowed"},
         {"a: [b, [c]]\n", "1:8: a key must be a scalar; lists may not nest"},
         {"a: 1\n---\nb: 2\n", "only one YAML document"},
