@@ -83,8 +83,8 @@ int plog_client_producer_open(plog_client *c, const plog_client_producer_config 
 /* plog_client_producer_send copies value into the current batch; a full batch is sent,
  * first waiting (and delivering acknowledgements) while the window is full.
  * Returns the first error any batch met so far (st says which), else OK. A value
- * over the client's max_msg_bytes is refused at once, RESOURCE_EXHAUSTED, and
- * not sent (the batches go on). */
+ * whose request (value and envelope) would be over the client's max_msg_bytes is
+ * refused at once, RESOURCE_EXHAUSTED, and not sent (the batches go on). */
 int plog_client_producer_send(plog_client_producer *p, const void *value, size_t len, plog_rpc_status *st);
 
 /* plog_client_producer_flush sends the partial batch and waits for every acknowledgement.

@@ -337,8 +337,16 @@ static int cmd_produce(plog_client *c, const struct command *cmd)
         char *line;
         size_t n;
         int more;
-        while (code == PLOG_STATUS_OK && (more = next_line(&in, &line, &n, flush_batched, &fa)) == 1)
-            code = plog_client_producer_send(p, line, n, &st);
+        size_t lineno = 0;
+        while (code == PLOG_STATUS_OK && (more = next_line(&in, &line, &n, flush_batched, &fa)) == 1) {
+            lineno++;
+            if ((code = plog_client_producer_send(p, line, n, &st)) != PLOG_STATUS_OK) {
+                char why[sizeof st.msg];
+                memcpy(why, st.msg, sizeof why);
+                plog_rpc_status_set(
+                    &st, code, "line %zu of the input (not produced, nor any after it): %.200s", lineno, why);
+            }
+        }
         if (code == PLOG_STATUS_OK && more < 0)
             code = fa.code != PLOG_STATUS_OK ? fa.code /* st says why */
                                              : plog_rpc_status_set(&st, PLOG_STATUS_INTERNAL,
