@@ -837,7 +837,7 @@ static void test_tls_unfinished_handshakes_end_at_the_deadline(void **state)
     int rv;
     int64_t until = plog_test_now_ms() + HANGUP_WAIT_MS;
     while ((rv = tt_client_dial(url, ccfg, &c)) != 0 && plog_test_now_ms() < until)
-        plog_test_sleep_ms(20);
+        plog_test_sleep_ms(200); /* few refusals: the hook reports 10 a second */
     assert_nng_ok(rv);
     char *reply = tt_echo(c, "served");
     assert_string_equal(reply, "served|root|TLSv1.3");
@@ -847,14 +847,15 @@ static void test_tls_unfinished_handshakes_end_at_the_deadline(void **state)
 
     plog_tls_stats_get(&after);
     assert_true(after.failed[PLOG_TLS_FAIL_TIMEOUT] >= before.failed[PLOG_TLS_FAIL_TIMEOUT] + CAP);
-    /* Each dial refused while the slots were still taken is reported too. */
+    /* A dial refused while the slots were still taken is reported too (or folded
+     * into a later "and N more" past the hook's 10 reports a second). */
     int refused =
         (int)(after.failed[PLOG_TLS_FAIL_OVER_CAPACITY] - before.failed[PLOG_TLS_FAIL_OVER_CAPACITY]);
     pthread_mutex_lock(&f.mu);
     int n = f.n;
     const char *line = strstr(f.all, "no TLS handshake within 300 ms from 127.0.0.1:");
     pthread_mutex_unlock(&f.mu);
-    if (n != CAP + refused || line == NULL)
+    if (n < CAP || n > CAP + refused || line == NULL)
         fail_msg("%d failures reported, want %d timeouts and %d refusals: %s", n, CAP, refused, f.all);
 
     tt_server_stop(&srv);

@@ -350,8 +350,7 @@ static int cmd_produce(plog_client *c, const struct command *cmd)
             if ((code = plog_client_producer_send(p, line, n, &st)) != PLOG_STATUS_OK) {
                 char why[sizeof st.msg];
                 memcpy(why, st.msg, sizeof why);
-                plog_rpc_status_set(
-                    &st, code, "line %zu of the input (not produced, nor any after it): %.200s", lineno, why);
+                plog_rpc_status_set(&st, code, "stopped at line %zu of the input: %.200s", lineno, why);
             }
         }
         if (code == PLOG_STATUS_OK && more < 0)

@@ -319,17 +319,16 @@ static void test_transport_keeps_one_connection_to_a_slow_peer(void **state)
 }
 
 /* nng_close as a stuck reaper makes it: while close_blocks is set, every call
- * waits (the transport's, linked into this binary, come here). */
+ * waits (the transport's, linked into this binary, come here; libnng is a shared
+ * library, whose nng_close real_close is, found once by main). */
 static atomic_bool close_blocks;
+static int (*real_close)(nng_socket);
 
 int nng_close(nng_socket s)
 {
-    static int (*real)(nng_socket);
-    if (real == NULL)
-        *(void **)&real = dlsym(RTLD_NEXT, "nng_close");
     while (atomic_load(&close_blocks))
         plog_test_sleep_ms(5);
-    return real(s);
+    return real_close(s);
 }
 
 /* A node whose transport closes while nng's reaper is stuck must still stop, even
@@ -361,6 +360,11 @@ static void test_transport_close_returns_while_nng_close_hangs(void **state)
 
 int main(int argc, char **argv)
 {
+    *(void **)&real_close = dlsym(RTLD_NEXT, "nng_close");
+    if (real_close == NULL) {
+        fprintf(stderr, "transport_test: no nng_close in the libraries: %s\n", dlerror());
+        return 1;
+    }
     if (argc == 6 && strcmp(argv[1], "--sink") == 0)
         return sink_main(argv + 2, false);
     if (argc == 6 && strcmp(argv[1], "--sink-slow") == 0)

@@ -105,15 +105,16 @@ static void test_proglogctl_produce_dash_reads_one_record_per_line(void **state)
     assert_int_equal(ctl(f, &out, NULL, "produce x -"), 2);
     free(out);
     ctl_says(f, "offsets", "lowest 0\nnext 4\n");
-    /* A line too long for a request stops the input there, and says which line:
-     * the lines before it are stored, it and the ones after it are not. */
+    /* A line too long for a request stops the input there, and says which line
+     * (the offsets printed tell what was stored): the lines before it are stored,
+     * it and the ones after it are not. */
     snprintf(cmd, sizeof cmd,
              "(printf 'a\\nb\\n'; head -c 3000 /dev/zero | tr '\\0' x; printf '\\nd\\n') > %s/in", f->tmp);
     assert_int_equal(plog_test_sh(cmd, 5000, NULL), 0);
     snprintf(args, sizeof args, "--max-msg-bytes 2048 produce - < %s/in", f->tmp);
     assert_int_equal(ctl(f, &out, &err, args), 6);
     assert_string_equal(out, "4\n5\n");
-    if (strstr(err, "line 3 of the input (not produced, nor any after it): a value of 3000 bytes") == NULL)
+    if (strstr(err, "stopped at line 3 of the input: a value of 3000 bytes") == NULL)
         fail_msg("produce - of a long line said: %s", err);
     free(out);
     free(err);
