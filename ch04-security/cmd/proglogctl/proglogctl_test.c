@@ -121,6 +121,29 @@ static void test_proglogctl_produce_dash_reads_one_record_per_line(void **state)
     ctl_says(f, "offsets", "lowest 0\nnext 6\n");
 }
 
+/* Many one-byte lines against a server and client limit of 2048 bytes: each
+ * record's framing counts toward a batch's request, so every batch fits (before,
+ * 512 of them made a request of about 2.6 KB, refused by the server). */
+static void test_proglogctl_many_short_lines_fit_a_small_limit(void **state)
+{
+    struct fixture *f = *state;
+    char *out, cmd[512];
+    tserver_fini(&f->srv);
+    f->srv.extra[0] = "--max-msg-bytes";
+    f->srv.extra[1] = "2048";
+    tserver_start(&f->srv);
+    snprintf(cmd, sizeof cmd, "yes a | head -n 600 > %s/in", f->tmp);
+    assert_int_equal(plog_test_sh(cmd, 5000, NULL), 0);
+    snprintf(cmd, sizeof cmd, "--max-msg-bytes 2048 produce - < %s/in", f->tmp);
+    char *err;
+    int rc = ctl(f, &out, &err, cmd);
+    if (rc != 0)
+        fail_msg("produce - of 600 one-byte lines: exit %d: %s", rc, err);
+    free(out);
+    free(err);
+    ctl_says(f, "offsets", "lowest 0\nnext 600\n");
+}
+
 /* produce - reports each offset as soon as it is acknowledged, into a file too
  * (block-buffered stdout): a producer killed while reading its input has told
  * every offset it got. */
@@ -608,6 +631,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_proglogctl_produce_then_consume_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_max_msg_bytes_carries_large_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglogctl_many_short_lines_fit_a_small_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_produce_dash_reads_one_record_per_line, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_produce_dash_reports_each_offset_at_once, setup,

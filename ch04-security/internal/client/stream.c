@@ -16,6 +16,9 @@
 #define DEFAULT_WINDOW 8
 #define DEFAULT_BATCH_RECORDS 512
 #define DEFAULT_BATCH_BYTES (256u << 10)
+/* A record's bytes in a ProduceRequest beyond its value's: the records field's
+ * and the value field's tags (1 byte each) and lengths (varints, up to 10). */
+#define RECORD_FRAMING_MAX 22
 
 /* ---- consumer ---- */
 
@@ -390,7 +393,9 @@ int plog_client_producer_send(plog_client_producer *p, const void *value, size_t
                                    "a value of %zu bytes makes a request of %zu bytes, over the client's "
                                    "limit of %zu bytes",
                                    len, need, max);
-    if (p->n > 0 && p->nbuf + len > max / 2)
+    /* Each record adds its framing (two tags and two lengths) to its value's bytes:
+     * many short values make a request several times their own size. */
+    if (p->n > 0 && p->nbuf + len + RECORD_FRAMING_MAX * (p->n + 1) > max / 2)
         send_batch(p);
     if (p->nbuf + len > p->capbuf) {
         size_t cap = p->capbuf ? p->capbuf : 4096;
