@@ -114,7 +114,8 @@ nng_socket plog_client_socket(const plog_client *c);
  * (nng result rv and, when 0, the reply message) into a status: it maps nng
  * errors (a timeout with no connection is UNAVAILABLE), decodes the envelope into
  * *rp and returns the server's code. On OK the message stays in *reply; on any
- * other code it is freed and *reply is NULL. For stream.c. */
+ * other code it is freed and *reply is NULL. For stream.c's producer: a lost
+ * connection says the produce may or may not have been applied. */
 int plog_client_finish_call(plog_client *c, int rv, nng_msg **reply, plog_rpc_reply *rp, plog_rpc_status *st);
 
 #endif

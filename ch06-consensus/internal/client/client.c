@@ -565,7 +565,11 @@ static int call_wait(plog_client *c, struct call_slot *s)
     return nng_aio_result(s->aio);
 }
 
-int plog_client_finish_call(plog_client *c, int rv, nng_msg **reply, plog_rpc_reply *rp, plog_rpc_status *st)
+/* finish_call is plog_client_finish_call; write says whether the request could
+ * have changed the log (a produce: it carries a sequence number), so that a lost
+ * connection says its outcome is unknown. */
+static int finish_call(plog_client *c, int rv, bool write, nng_msg **reply, plog_rpc_reply *rp,
+                       plog_rpc_status *st)
 {
     if (rv != 0) {
         *reply = NULL;
@@ -573,10 +577,8 @@ int plog_client_finish_call(plog_client *c, int rv, nng_msg **reply, plog_rpc_re
         if (code == PLOG_STATUS_DEADLINE_EXCEEDED && atomic_load(&c->npipes) == 0)
             return plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE, "no connection to %s", c->addr);
         if (code == PLOG_STATUS_UNAVAILABLE)
-            return plog_rpc_status_set(st, code,
-                                       "connection to %s lost (%s); a produce sent on it may "
-                                       "or may not have been applied",
-                                       c->addr, nng_strerror(rv));
+            return plog_rpc_status_set(st, code, "connection to %s lost (%s)%s", c->addr, nng_strerror(rv),
+                                       write ? "; the produce may or may not have been applied" : "");
         if (code == PLOG_STATUS_DEADLINE_EXCEEDED)
             return plog_rpc_status_set(st, code, "no reply from %s within the deadline", c->addr);
         return plog_rpc_status_set(st, code, "%s: %s", c->addr, nng_strerror(rv));
@@ -595,6 +597,11 @@ int plog_client_finish_call(plog_client *c, int rv, nng_msg **reply, plog_rpc_re
         return code;
     }
     return plog_rpc_status_set(st, PLOG_STATUS_OK, "%s", "");
+}
+
+int plog_client_finish_call(plog_client *c, int rv, nng_msg **reply, plog_rpc_reply *rp, plog_rpc_status *st)
+{
+    return finish_call(c, rv, true, reply, rp, st);
 }
 
 int plog_client_call(plog_client *c, const char *method, const ProtobufCMessage *req, uint64_t seq,
@@ -619,7 +626,7 @@ int plog_client_call(plog_client *c, const char *method, const ProtobufCMessage 
     if (s == NULL) {
         nng_msg_free(m);
         *reply = NULL;
-        return plog_client_finish_call(c, rv, reply, rp, st);
+        return finish_call(c, rv, seq != 0, reply, rp, st);
     }
     s->deadline = deadline;
     s->req = m;
@@ -633,7 +640,7 @@ int plog_client_call(plog_client *c, const char *method, const ProtobufCMessage 
     s->sending = false;
     nng_aio_set_msg(s->aio, NULL);
     slot_put(c, s, false);
-    return plog_client_finish_call(c, rv, reply, rp, st);
+    return finish_call(c, rv, seq != 0, reply, rp, st);
 }
 
 /* produce_reply decodes the ProduceResponse of a call that returned code, freeing
