@@ -85,7 +85,8 @@ long tc_records(struct tc *c, int i, struct tc_rec **out);
 void tc_records_free(struct tc_rec *v, long n);
 
 /* tc_produce appends n records "<prefix>-<k>" (k from first) to node i in one
- * batch. */
+ * batch, retrying "not leader" for up to 10 s (a node serves before Raft has
+ * elected a leader). */
 void tc_produce(struct tc *c, int i, const char *prefix, int first, int n);
 
 /* tc_wait_count waits until node i holds want records; false on timeout. */

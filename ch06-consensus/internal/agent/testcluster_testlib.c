@@ -294,8 +294,15 @@ void tc_produce(struct tc *c, int i, const char *prefix, int first, int n)
     }
     uint64_t off;
     plog_rpc_status st;
-    if (plog_client_produce_batch(cl, (const void *const *)ptrs, lens, (size_t)n, &off, &st) !=
-        PLOG_STATUS_OK)
+    /* A node serves before Raft has a leader (a bootstrapped one elects itself an
+     * election timeout later): "not leader" is retried for up to 10 s. */
+    int64_t until = plog_test_now_ms() + 10000;
+    int code;
+    while ((code = plog_client_produce_batch(cl, (const void *const *)ptrs, lens, (size_t)n, &off, &st)) ==
+               PLOG_STATUS_FAILED_PRECONDITION &&
+           strstr(st.msg, "not leader") != NULL && plog_test_now_ms() < until)
+        plog_test_sleep_ms(50);
+    if (code != PLOG_STATUS_OK)
         fail_msg("produce to %s: %s", c->node[i].name, st.msg);
     free(vals);
     free(ptrs);
