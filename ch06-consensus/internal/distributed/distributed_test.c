@@ -63,7 +63,9 @@ struct fixture {
  * has left nng 1.5.2's reaper stuck (a TLS transport closed while peers in the
  * same process sent to it), transport.c leaves the listener open rather than
  * hang, and a listen on that port fails "Address in use" (seen under SAN=1 in
- * the cases after the fail-stop ones). A process that exits lets go of it. */
+ * the cases after the fail-stop ones, and in a whole-cluster restart: the close
+ * of the listening socket waits at most 2 s on the closer thread). A process that
+ * exits lets go of it. */
 static void fresh_raft_port(struct fixture *f, int i)
 {
     snprintf(f->n[i].raft, sizeof f->n[i].raft, "127.0.0.1:%d", plog_test_free_port());
@@ -374,8 +376,10 @@ static void test_a_restarted_cluster_keeps_every_acknowledged_record(void **stat
         plog_distributed_close(f->n[i].d);
         f->n[i].d = NULL;
     }
-    for (int i = 0; i < N; i++)
+    for (int i = 0; i < N; i++) {
+        fresh_raft_port(f, i); /* the old listener may outlive its close here */
         start(f, i, i == 0);
+    }
     introduce(f);
     int l = leader(f);
     /* A retry of the last produce after the restart is still recognised. */
