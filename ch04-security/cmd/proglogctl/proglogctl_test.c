@@ -71,6 +71,15 @@ static void ctl_says(struct fixture *f, const char *args, const char *want)
     free(out);
 }
 
+/* serve_with_limit restarts f's server with --max-msg-bytes limit. */
+static void serve_with_limit(struct fixture *f, char *limit)
+{
+    tserver_fini(&f->srv);
+    f->srv.extra[0] = "--max-msg-bytes";
+    f->srv.extra[1] = limit;
+    tserver_start(&f->srv);
+}
+
 static void test_proglogctl_produce_then_consume_round_trip(void **state)
 {
     struct fixture *f = *state;
@@ -128,10 +137,7 @@ static void test_proglogctl_many_short_lines_fit_a_small_limit(void **state)
 {
     struct fixture *f = *state;
     char *out, cmd[512];
-    tserver_fini(&f->srv);
-    f->srv.extra[0] = "--max-msg-bytes";
-    f->srv.extra[1] = "2048";
-    tserver_start(&f->srv);
+    serve_with_limit(f, "2048");
     snprintf(cmd, sizeof cmd, "yes a | head -n 600 > %s/in", f->tmp);
     assert_int_equal(plog_test_sh(cmd, 5000, NULL), 0);
     snprintf(cmd, sizeof cmd, "--max-msg-bytes 2048 produce - < %s/in", f->tmp);
@@ -607,10 +613,7 @@ static void test_proglogctl_max_msg_bytes_carries_large_records(void **state)
 {
     struct fixture *f = *state;
     char *out, *err, cmd[512];
-    tserver_fini(&f->srv);
-    f->srv.extra[0] = "--max-msg-bytes";
-    f->srv.extra[1] = "20000000";
-    tserver_start(&f->srv);
+    serve_with_limit(f, "20000000");
     snprintf(cmd, sizeof cmd, "head -c 9000000 /dev/zero | tr '\\0' q > %s/big", f->tmp);
     assert_int_equal(plog_test_sh(cmd, 15000, NULL), 0);
     snprintf(cmd, sizeof cmd, "--max-msg-bytes 20000000 produce - < %s/big", f->tmp);
