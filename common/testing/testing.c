@@ -3,6 +3,7 @@
 #include "testing/testing.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -332,6 +333,38 @@ char *plog_test_capture_read(const plog_test_capture *c)
     if (n != st.st_size)
         fail_msg("pread %s: %s", c->path, n < 0 ? strerror(errno) : "short read");
     buf[n] = '\0';
+    return buf;
+}
+
+/* utc_stamp writes the time t seconds from now as the logger does, to the second. */
+static void utc_stamp(time_t t, char *buf, size_t size)
+{
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL || strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+        fail_msg("cannot format the time");
+}
+
+char *plog_test_capture_read_untimed(const plog_test_capture *c)
+{
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ ";
+    char *buf = plog_test_capture_read(c), *out = buf, lo[32], hi[32];
+    time_t now = time(NULL);
+    utc_stamp(now - 3600, lo, sizeof lo);
+    utc_stamp(now + 1, hi, sizeof hi);
+    for (char *line = buf; *line != '\0';) {
+        char *stamp = line + strlen("time="), *end = strchr(line, '\n');
+        size_t n = end != NULL ? (size_t)(end - line) + 1 : strlen(line);
+        bool ok = strncmp(line, "time=", 5) == 0 && n > 5 + strlen(shape);
+        for (size_t i = 0; ok && shape[i] != '\0'; i++)
+            ok = shape[i] == 'd' ? isdigit((unsigned char)stamp[i]) != 0 : stamp[i] == shape[i];
+        if (!ok || strncmp(stamp, lo, strlen(lo)) < 0 || strncmp(stamp, hi, strlen(hi)) > 0)
+            fail_msg("log line without a UTC time of this hour: %.*s", (int)n, line);
+        n -= 5 + strlen(shape);
+        memmove(out, stamp + strlen(shape), n);
+        out += n;
+        line += 5 + strlen(shape) + n;
+    }
+    *out = '\0';
     return buf;
 }
 

@@ -125,6 +125,12 @@ void plog_test_capture_open(plog_test_capture *c, const char *tag);
  * caller frees it. */
 char *plog_test_capture_read(const plog_test_capture *c);
 
+/* plog_test_capture_read_untimed is plog_test_capture_read for a logger's lines:
+ * it fails the test unless every line starts with "time=<UTC time>Z " (RFC 3339,
+ * to the millisecond, within the last hour and not in the future), and returns the
+ * lines without it, so that a test can compare them whole. */
+char *plog_test_capture_read_untimed(const plog_test_capture *c);
+
 /* plog_test_capture_clear empties the file. */
 void plog_test_capture_clear(const plog_test_capture *c);
 

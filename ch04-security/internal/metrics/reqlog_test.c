@@ -40,7 +40,7 @@ static void test_reqlog_request_line_has_every_field_in_order(void **state)
 
     assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
     plog_metrics_reqlog(l, PLOG_LOGGER_INFO, &produce_ok);
-    out = plog_test_capture_read(f);
+    out = plog_test_capture_read_untimed(f);
     assert_string_equal(out, "level=info msg=request method=Produce status=OK latency_us=93 "
                              "peer=root bytes_in=120 bytes_out=8\n");
     free(out);
@@ -62,7 +62,7 @@ static void test_reqlog_failed_request_carries_quoted_error(void **state)
     e.peer = NULL; /* no verified identity */
     e.err = "";
     plog_metrics_reqlog(l, PLOG_LOGGER_INFO, &e);
-    out = plog_test_capture_read(f);
+    out = plog_test_capture_read_untimed(f);
     assert_string_equal(out, "level=info msg=request method=Produce status=PERMISSION_DENIED "
                              "latency_us=93 peer=nobody bytes_in=120 bytes_out=8 "
                              "err=\"nobody not permitted to produce to *\"\n"
@@ -81,12 +81,12 @@ static void test_reqlog_request_lines_at_debug_show_only_when_debug(void **state
 
     assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
     plog_metrics_reqlog(l, PLOG_LOGGER_DEBUG, &produce_ok);
-    out = plog_test_capture_read(f);
+    out = plog_test_capture_read_untimed(f);
     assert_string_equal(out, "");
     free(out);
     plog_logger_set_level(l, PLOG_LOGGER_DEBUG);
     plog_metrics_reqlog(l, PLOG_LOGGER_DEBUG, &produce_ok);
-    out = plog_test_capture_read(f);
+    out = plog_test_capture_read_untimed(f);
     assert_string_equal(out, "level=debug msg=request method=Produce status=OK latency_us=93 "
                              "peer=root bytes_in=120 bytes_out=8\n");
     free(out);
@@ -94,7 +94,7 @@ static void test_reqlog_request_lines_at_debug_show_only_when_debug(void **state
     plog_logger_set_level(l, PLOG_LOGGER_ERROR);
     plog_metrics_reqlog(l, PLOG_LOGGER_DEBUG, &produce_ok);
     plog_logger_log(l, PLOG_LOGGER_WARN, "w", NULL);
-    out = plog_test_capture_read(f);
+    out = plog_test_capture_read_untimed(f);
     assert_string_equal(out, "");
     free(out);
     plog_logger_free(l);
@@ -111,7 +111,7 @@ static void test_reqlog_hostile_values_cannot_forge_lines(void **state)
     e.peer = "x\nlevel=error msg=forged \"q\" \\ \t\x01";
     assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
     plog_metrics_reqlog(l, PLOG_LOGGER_INFO, &e);
-    out = plog_test_capture_read(f);
+    out = plog_test_capture_read_untimed(f);
     assert_string_equal(out, "level=info msg=request method=Produce status=OK latency_us=93 "
                              "peer=\"x\\nlevel=error msg=forged \\\"q\\\" \\\\ \\t\\x01\" "
                              "bytes_in=120 bytes_out=8\n");
@@ -126,7 +126,7 @@ static void test_reqlog_null_logger_writes_nothing(void **state)
     char *out;
 
     plog_metrics_reqlog(NULL, PLOG_LOGGER_ERROR, &produce_ok);
-    out = plog_test_capture_read(f);
+    out = plog_test_capture_read_untimed(f);
     assert_string_equal(out, "");
     free(out);
 }

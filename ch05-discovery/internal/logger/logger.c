@@ -1,7 +1,7 @@
 /* logger.c - logfmt lines, each built in a stack buffer and written with one
  * write(2).
  *
- * Line: "level=<l> msg=<m>[ key=value]...\n", at most PLOG_LOGGER_MAX_LINE bytes
+ * Line: "time=<t> level=<l> msg=<m>[ key=value]...\n", at most PLOG_LOGGER_MAX_LINE bytes
  * including the newline. 1024 < PIPE_BUF (4096), and POSIX makes a write of at
  * most PIPE_BUF bytes to a pipe atomic; for a regular file Linux serialises
  * write(2)s on one open file, so whole lines land one after another there too. */
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal/err/err.h"
@@ -221,10 +222,24 @@ static void line_kv(struct line *ln, const char *key, const char *value)
     ln->len += strlen(ln->buf + ln->len);
 }
 
+/* line_begin starts a line with the wall-clock time, UTC, to the millisecond, and
+ * the level. A clock that cannot be read leaves the time out. */
+static void line_begin(struct line *ln, plog_logger_level level)
+{
+    struct timespec ts;
+    struct tm tm;
+
+    ln->len = 0;
+    if (clock_gettime(CLOCK_REALTIME, &ts) == 0 && gmtime_r(&ts.tv_sec, &tm) != NULL)
+        line_printf(ln, "time=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ", tm.tm_year + 1900, tm.tm_mon + 1,
+                    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    line_printf(ln, "level=%s", plog_logger_level_name(level));
+}
+
 static void line_start(struct line *ln, plog_logger_level level, const char *msg)
 {
-    ln->len = 0;
-    line_printf(ln, "level=%s msg=", plog_logger_level_name(level));
+    line_begin(ln, level);
+    line_printf(ln, " msg=");
     plog_logger_quote(msg, ln->buf + ln->len, line_room(ln) + 1);
     ln->len += strlen(ln->buf + ln->len);
 }
@@ -297,8 +312,8 @@ void plog_logger_report(void *arg, int level, const char *fields)
         level = PLOG_LOGGER_ERROR;
     if (!plog_logger_enabled(l, (plog_logger_level)level))
         return;
-    ln.len = 0;
-    line_printf(&ln, "level=%s ", plog_logger_level_name((plog_logger_level)level));
+    line_begin(&ln, (plog_logger_level)level);
+    line_printf(&ln, " ");
     /* The reporter quoted its values; a control byte is still escaped here, so
      * that no fragment can end the line and forge another. */
     for (const unsigned char *p = (const unsigned char *)fields; *p != '\0' && line_room(&ln) >= 4; p++) {

@@ -1,8 +1,11 @@
 /* logger.h - the one structured log of the programs: one event per line, key=value
  * (logfmt), with a level, filtered by an operator-chosen minimum level.
  *
- *   level=info msg=listening addr=127.0.0.1:8080
- *   level=error msg="cannot serve" err="address in use"
+ *   time=2026-12-02T03:10:00.123Z level=info msg=listening addr=127.0.0.1:8080
+ *   time=2026-12-02T03:10:00.125Z level=error msg="cannot serve" err="address in use"
+ *
+ * The time is the wall clock's, in UTC, to the millisecond (RFC 3339), so lines from
+ * several nodes sort together.
  *
  * Values that are empty or hold a space, '=', '"', '\' or a control character are
  * quoted and escaped (\" \\ \n \r \t \xHH), so a value like "a\nlevel=error" can
@@ -67,7 +70,7 @@ plog_logger_level plog_logger_get_level(const plog_logger *l);
  * before building something costly to log. */
 bool plog_logger_enabled(const plog_logger *l, plog_logger_level level);
 
-/* plog_logger_log writes "level=<level> msg=<msg>" and then " key=value" for each
+/* plog_logger_log writes "time=<time> level=<level> msg=<msg>" and then " key=value" for each
  * (const char *key, const char *value) pair that follows, up to a NULL key. Values
  * are quoted and escaped as needed (a NULL value prints as ""); keys are the
  * caller's constants and written as they are. */
@@ -76,7 +79,7 @@ __attribute__((sentinel))
 #endif
 void plog_logger_log(plog_logger *l, plog_logger_level level, const char *msg, ...);
 
-/* plog_logger_logf writes "level=<level> msg=<msg>" and then, after a space, the
+/* plog_logger_logf writes "time=<time> level=<level> msg=<msg>" and then, after a space, the
  * printf-formatted fields (fmt may be NULL for none): the caller writes them as
  * key=value pairs and quotes values that may need it (plog_logger_quote). */
 #ifdef __GNUC__
@@ -89,7 +92,7 @@ void plog_logger_logf(plog_logger *l, plog_logger_level level, const char *msg, 
  * plog_log_report_fn): arg is the plog_logger (borrowed), level a plog_logger_level
  * (below DEBUG counts as DEBUG, above ERROR as ERROR) and fields a logfmt fragment
  * the library built with its values quoted (`msg="torn tail cut" file=...`). The
- * line is "level=<level> <fields>", control bytes in fields written as \xNN so
+ * line is "time=<time> level=<level> <fields>", control bytes in fields written as \xNN so
  * that a fragment cannot forge a line. */
 void plog_logger_report(void *arg, int level, const char *fields);
 

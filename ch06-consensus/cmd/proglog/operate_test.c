@@ -73,7 +73,9 @@ static int reload_lines(const char *out, const char **last)
     int n = 0;
     for (const char *p = out; *p != '\0';) {
         size_t len = strcspn(p, "\n");
-        const char *m = p + strcspn(p, " \n"); /* after "level=..." */
+        const char *m = p + strcspn(p, " \n"); /* after "time=..." */
+        if (*m == ' ')
+            m += 1 + strcspn(m + 1, " \n"); /* after "level=..." */
         if (strncmp(m, " msg=reloaded", 13) == 0 || strncmp(m, " msg=\"reload failed", 19) == 0) {
             n++;
             *last = p;

@@ -1,4 +1,4 @@
-/* logger_test.c - the structured log: line format, level filtering and changing it
+/* logger_test.c - the structured log: line format and time, level filtering and changing it
  * at run time, escaping of hostile values, the report adapter, and whole lines
  * under concurrent writers. */
 #include <stdarg.h>
@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal/err/err.h"
@@ -57,7 +58,7 @@ static void test_logger_line_has_level_msg_and_fields_in_order(void **state)
                     NULL);
     plog_logger_logf(l, PLOG_LOGGER_WARN, "stopped", "records=%d", 3);
     plog_logger_logf(l, PLOG_LOGGER_WARN, "bare", NULL);
-    out = plog_test_capture_read(f);
+    out = plog_test_capture_read_untimed(f);
     assert_string_equal(out, "level=info msg=listening addr=127.0.0.1:8080 tls=off\n"
                              "level=error msg=\"cannot serve\" err=\"address in use\" empty=\"\" none=\"\"\n"
                              "level=warn msg=stopped records=3\n"
@@ -80,10 +81,59 @@ static void test_logger_drops_events_below_the_minimum_level(void **state)
     plog_logger_logf(l, PLOG_LOGGER_INFO, "i", NULL);
     plog_logger_logf(l, PLOG_LOGGER_WARN, "w", "n=%d", 1);
     plog_logger_log(l, PLOG_LOGGER_ERROR, "e", NULL);
-    out = plog_test_capture_read(f);
+    out = plog_test_capture_read_untimed(f);
     assert_string_equal(out, "level=warn msg=w n=1\nlevel=error msg=e\n");
     free(out);
     plog_logger_free(l);
+}
+
+/* ms_stamp writes the wall clock now as the logger does. */
+static void ms_stamp(char *buf, size_t size)
+{
+    struct timespec ts;
+    struct tm tm;
+
+    assert_int_equal(clock_gettime(CLOCK_REALTIME, &ts), 0);
+    assert_non_null(gmtime_r(&ts.tv_sec, &tm));
+    assert_int_not_equal(strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm), 0);
+    snprintf(buf + strlen(buf), size - strlen(buf), ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+/* Every line starts with the time it was written, in UTC whatever the local time
+ * zone (here New York's), so that the lines of several nodes sort together. */
+static void test_logger_lines_start_with_the_utc_time(void **state)
+{
+    plog_test_capture *f = *state;
+    char before[40], after[40], got[40];
+    const char *tz = getenv("TZ");
+    char *saved = tz != NULL ? strdup(tz) : NULL;
+    plog_logger *l;
+    char *out;
+
+    assert_int_equal(setenv("TZ", "EST5EDT", 1), 0);
+    tzset();
+    assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
+    ms_stamp(before, sizeof before);
+    plog_logger_log(l, PLOG_LOGGER_INFO, "listening", NULL);
+    plog_logger_report(l, PLOG_LOGGER_WARN, "msg=reported");
+    ms_stamp(after, sizeof after);
+    out = plog_test_capture_read(f);
+    for (char *line = out; line != NULL && *line != '\0'; line = strchr(line, '\n') + 1) {
+        assert_int_equal(sscanf(line, "time=%39s level=", got), 1);
+        if (strcmp(got, before) < 0 || strcmp(got, after) > 0)
+            fail_msg("line stamped %s, written between %s and %s", got, before, after);
+    }
+    free(out);
+    out = plog_test_capture_read_untimed(f);
+    assert_string_equal(out, "level=info msg=listening\nlevel=warn msg=reported\n");
+    free(out);
+    plog_logger_free(l);
+    if (saved != NULL)
+        setenv("TZ", saved, 1);
+    else
+        unsetenv("TZ");
+    free(saved);
+    tzset();
 }
 
 /* The level changes at run time (what a SIGHUP does), both ways. */
@@ -100,7 +150,7 @@ static void test_logger_level_changes_at_run_time(void **state)
     plog_logger_log(l, PLOG_LOGGER_DEBUG, "shown", NULL);
     plog_logger_set_level(l, PLOG_LOGGER_ERROR);
     plog_logger_log(l, PLOG_LOGGER_WARN, "hidden", NULL);
-    out = plog_test_capture_read(f);
+    out = plog_test_capture_read_untimed(f);
     assert_string_equal(out, "level=debug msg=shown\n");
     free(out);
     plog_logger_free(l);
@@ -132,7 +182,7 @@ static void test_logger_report_adapter(void **state)
     report(l, PLOG_LOGGER_WARN, "msg=\"truncated torn tail\" file=3.store pos=17");
     report(l, 99, "msg=x\nlevel=info msg=forged");
     report(l, -5, "msg=\"debug is dropped at info\"");
-    out = plog_test_capture_read(f);
+    out = plog_test_capture_read_untimed(f);
     assert_string_equal(out, "level=warn msg=\"truncated torn tail\" file=3.store pos=17\n"
                              "level=error msg=x\\x0alevel=info msg=forged\n");
     free(out);
@@ -149,7 +199,7 @@ static void test_logger_hostile_values_cannot_forge_lines(void **state)
     assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
     plog_logger_log(l, PLOG_LOGGER_INFO, "request", "peer", "x\nlevel=error msg=forged \"q\" \\ \t\x01", "n",
                     "1", NULL);
-    out = plog_test_capture_read(f);
+    out = plog_test_capture_read_untimed(f);
     assert_string_equal(out, "level=info msg=request "
                              "peer=\"x\\nlevel=error msg=forged \\\"q\\\" \\\\ \\t\\x01\" n=1\n");
     free(out);
@@ -169,7 +219,7 @@ static void test_logger_long_values_are_cut_and_the_line_stays_whole(void **stat
     assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
     plog_logger_log(l, PLOG_LOGGER_INFO, "request", "method", big, "peer", big, "n", "8", "err", newlines,
                     NULL);
-    out = plog_test_capture_read(f);
+    out = plog_test_capture_read(f); /* with its time: the whole line is bounded */
     assert_true(strlen(out) <= PLOG_LOGGER_MAX_LINE);
     assert_int_equal(out[strlen(out) - 1], '\n');
     assert_ptr_equal(strchr(out, '\n'), out + strlen(out) - 1); /* one line */
@@ -260,7 +310,7 @@ static void test_logger_concurrent_lines_never_interleave(void **state)
     for (int t = 0; t < WRITERS; t++)
         assert_int_equal(pthread_join(th[t], NULL), 0);
     assert_int_equal(pthread_join(flipper, NULL), 0);
-    out = plog_test_capture_read(f);
+    out = plog_test_capture_read_untimed(f);
     for (line = strtok_r(out, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
         int id, seq, used = 0;
         if (sscanf(line, "level=info msg=request peer=client-%d seq=%d%n", &id, &seq, &used) != 2 ||
@@ -285,6 +335,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_logger_parse_level_accepts_the_four_names),
         CAPTURED(test_logger_line_has_level_msg_and_fields_in_order),
+        CAPTURED(test_logger_lines_start_with_the_utc_time),
         CAPTURED(test_logger_drops_events_below_the_minimum_level),
         CAPTURED(test_logger_level_changes_at_run_time),
         cmocka_unit_test(test_logger_null_logger_writes_nothing),
