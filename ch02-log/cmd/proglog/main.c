@@ -33,9 +33,10 @@ static const char usage[] =
     "  --sync POLICY          when appends reach the disk before they are answered:\n"
     "                         never (default: the kernel has them; survives a crash of\n"
     "                         proglog, not of the machine), always (fsync each append),\n"
-    "                         interval (group commit every --sync-interval-ms)\n"
-    "  --sync-interval-ms N   group commit period for --sync interval (default 10,\n"
-    "                         1..60000)\n"
+    "                         interval (group commit: an append is answered once an\n"
+    "                         fsync covers it, one fsync for the appends waiting)\n"
+    "  --sync-interval-ms N   for --sync interval: how long a record nobody waits for\n"
+    "                         may stay unsynced (default 10, 1..60000)\n"
     "  --max-store-bytes N    roll to a new segment when its store reaches N bytes\n"
     "                         (default 1073741824)\n"
     "  --max-index-bytes N    ... or its index reaches N bytes (default 10485760)\n"
@@ -80,6 +81,10 @@ int main(int argc, char **argv)
             addr = optarg;
             break;
         case O_DIR:
+            if (optarg[0] == '\0') {
+                fprintf(stderr, "proglog: --data-dir wants a directory, not \"\"\n");
+                return 2;
+            }
             dir = optarg;
             break;
         case O_SYNC:

@@ -441,6 +441,11 @@ static void test_proglog_help_and_bad_flags(void **state)
     assert_int_equal(plog_test_run(longsync, NULL, 5000, &out), 2);
     assert_non_null(strstr(out, "--sync-interval-ms wants at most 60000"));
     free(out);
+    /* Before: exit 1, "mkdir : No such file or directory". */
+    char *nodir[] = {bin, "--data-dir", "", NULL};
+    assert_int_equal(plog_test_run(nodir, NULL, 5000, &out), 2);
+    assert_string_equal(out, "proglog: --data-dir wants a directory, not \"\"\n");
+    free(out);
 }
 
 /* A malformed --addr is a usage error, like a bad flag: exit 2 and a line saying

@@ -33,8 +33,8 @@ static void usage(FILE *f)
                "  --sync POLICY           never | always | interval (default interval):\n"
                "                          when appends are fsynced; a produce is answered\n"
                "                          only once it is as durable as the policy says\n"
-               "  --sync-interval-ms N    group-commit period for --sync interval (default 10,\n"
-               "                          at most 60000)\n"
+               "  --sync-interval-ms N    for --sync interval: how long a record nobody waits\n"
+               "                          for may stay unsynced (default 10, at most 60000)\n"
                "  --max-store-bytes N     segment store size before rolling (default 1 GiB)\n"
                "  --max-index-bytes N     segment index size before rolling (default 10 MiB,\n"
                "                          at least 12: one entry)\n"
@@ -144,6 +144,10 @@ int main(int argc, char **argv)
             addr = optarg;
             break;
         case 'd':
+            if (optarg[0] == '\0') {
+                fprintf(stderr, "proglog: --data-dir: want a directory, not an empty string\n");
+                return 2;
+            }
             dir = optarg;
             break;
         case 'L':

@@ -135,6 +135,8 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
          "--metrics-addr: want HOST:PORT with a port in 1..65535: 127.0.0.1:99999"},
         {"--metrics-addr localhost --data-dir %s/d", 2, "--metrics-addr: want HOST:PORT"},
         {"--data-dir %s/d extra", 2, "unexpected argument: extra"},
+        /* Before: exit 1, "mkdir : No such file or directory". */
+        {"--data-dir ''", 2, "--data-dir: want a directory, not an empty string"},
         /* A usage error, before gossip starts (before: exit 1, blamed on --bind-addr). */
         {"--start-join-addrs tls+tcp://127.0.0.1:9,,x --data-dir %s/d", 2,
          "--start-join-addrs: want HOST:PORT with a port in 1..65535 (a member's gossip address): x"},

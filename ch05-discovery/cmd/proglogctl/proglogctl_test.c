@@ -515,6 +515,12 @@ static void test_proglog_refuses_an_address_without_its_scheme(void **state)
     free(out);
     struct stat st;
     assert_int_not_equal(stat(dir, &st), 0);
+    /* An empty data directory is a usage error too (before: exit 1, "mkdir : No
+     * such file or directory"). */
+    char *argv[] = {(char *)plog_test_bin("proglog"), "--addr", "tcp://127.0.0.1:1", "--data-dir", "", NULL};
+    assert_int_equal(plog_test_run(argv, NULL, 15000, &out), 2);
+    assert_string_equal(out, "proglog: --data-dir: want a directory, not an empty string\n");
+    free(out);
 }
 
 /* A numeric flag outside its range is a usage error naming the range, found

@@ -58,7 +58,8 @@
       "never | always | interval (default interval); with --addr only: "                                   \
       "a cluster fsyncs Raft's log per batch")                                                             \
     X(SYNC_INTERVAL_MS, "sync-interval-ms", "N",                                                           \
-      "group-commit period for --sync interval (default 10, at most 60000)")                               \
+      "for --sync interval: how long a record nobody waits for\n"                                          \
+      "                             may stay unsynced (default 10, at most 60000)")                        \
     X(MAX_STORE_BYTES, "max-store-bytes", "N", "segment store size before rolling (default 1 GiB)")        \
     X(MAX_INDEX_BYTES, "max-index-bytes", "N",                                                             \
       "segment index size before rolling (default 10 MiB, at least 12)")                                   \
@@ -315,6 +316,10 @@ int main(int argc, char **argv)
         if (flag[i] != NULL)
             val[i] = flag[i];
 
+    if (val[F_DATA_DIR] != NULL && val[F_DATA_DIR][0] == '\0') {
+        fprintf(stderr, "proglog: --data-dir: want a directory, not an empty string\n");
+        goto out;
+    }
     if (dialed_addr_of(val, F_BIND_ADDR) != 0)
         goto out;
     if (val[F_METRICS_ADDR] != NULL &&
