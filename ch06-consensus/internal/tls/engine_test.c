@@ -117,6 +117,33 @@ static void test_tls_config_non_pem_file_is_refused(void **state)
     assert_null(cfg);
 }
 
+/* gencert's --help prints its usage and exits 0, an unknown option exits 2, and
+ * neither is taken for the output directory (before: `gencert --help` ran
+ * `mkdir -p --help`, which printed mkdir's help and failed). */
+static void test_gencert_help_and_a_bad_option(void **state)
+{
+    (void)state;
+    const char *chapter = getenv("PLOG_CHAPTER");
+    char dir[64], cmd[1024], *out = NULL;
+    plog_test_tmpdir("gencert", dir, sizeof dir);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s/../common/certs/gencert' --help", dir,
+             chapter != NULL ? chapter : ".");
+    assert_int_equal(plog_test_sh(cmd, 10000, &out), 0);
+    assert_non_null(strstr(out, "Usage: gencert OUTDIR"));
+    assert_non_null(strstr(out, "--node NAME"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s/../common/certs/gencert' --nodes x", dir,
+             chapter != NULL ? chapter : ".");
+    assert_int_equal(plog_test_sh(cmd, 10000, &out), 2);
+    assert_non_null(strstr(out, "usage: gencert OUTDIR"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "ls -A '%s'", dir);
+    assert_int_equal(plog_test_sh(cmd, 10000, &out), 0);
+    assert_string_equal(out, ""); /* no directory named after an option */
+    free(out);
+    plog_test_rmrf(dir);
+}
+
 static void test_tls_url_host_strips_scheme_port_and_brackets(void **state)
 {
     (void)state;
@@ -962,6 +989,7 @@ int main(void)
         cmocka_unit_test(test_tls_config_encrypted_key_is_named_as_such),
         cmocka_unit_test(test_tls_config_non_pem_file_is_refused),
         cmocka_unit_test(test_tls_config_damaged_or_rootless_ca_file_is_refused),
+        cmocka_unit_test(test_gencert_help_and_a_bad_option),
         cmocka_unit_test(test_tls_url_host_strips_scheme_port_and_brackets),
         cmocka_unit_test(test_tls_mutual_echo_negotiates_tls13_and_names_the_client),
         cmocka_unit_test(test_tls_server_name_may_be_a_dns_name),
