@@ -223,9 +223,11 @@ static void line_kv(struct line *ln, const char *key, const char *value)
 }
 
 /* line_begin starts a line with the wall-clock time, UTC, to the millisecond, and
- * the level. A clock that cannot be read leaves the time out. */
+ * the level. A clock that cannot be read leaves the time out. errno is kept: glibc's
+ * first gmtime_r reads the time zone files, and a missing one sets it. */
 static void line_begin(struct line *ln, plog_logger_level level)
 {
+    int saved = errno;
     struct timespec ts;
     struct tm tm;
 
@@ -234,6 +236,7 @@ static void line_begin(struct line *ln, plog_logger_level level)
         line_printf(ln, "time=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ", tm.tm_year + 1900, tm.tm_mon + 1,
                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
     line_printf(ln, "level=%s", plog_logger_level_name(level));
+    errno = saved;
 }
 
 static void line_start(struct line *ln, plog_logger_level level, const char *msg)

@@ -46,6 +46,29 @@ static void test_logger_parse_level_accepts_the_four_names(void **state)
     assert_string_equal(plog_logger_level_name(PLOG_LOGGER_WARN), "warn");
 }
 
+/* The first line of a process keeps errno even when the time zone files it reads
+ * are missing (before: the first gmtime_r set ENOENT). This must be the first test
+ * that logs: later lines find the time zone read. */
+static void test_logger_first_line_keeps_errno_without_time_zone_files(void **state)
+{
+    plog_test_capture *f = *state;
+    const char *tz = getenv("TZ");
+    char *saved = tz != NULL ? strdup(tz) : NULL;
+    plog_logger *l;
+
+    assert_int_equal(setenv("TZ", "Nowhere/Atlantis", 1), 0);
+    assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
+    errno = EAGAIN;
+    plog_logger_log(l, PLOG_LOGGER_INFO, "first", NULL);
+    assert_int_equal(errno, EAGAIN);
+    plog_logger_free(l);
+    if (saved != NULL)
+        setenv("TZ", saved, 1);
+    else
+        unsetenv("TZ");
+    free(saved);
+}
+
 static void test_logger_line_has_level_msg_and_fields_in_order(void **state)
 {
     plog_test_capture *f = *state;
@@ -118,7 +141,7 @@ static void test_logger_lines_start_with_the_utc_time(void **state)
     plog_logger_report(l, PLOG_LOGGER_WARN, "msg=reported");
     ms_stamp(after, sizeof after);
     out = plog_test_capture_read(f);
-    for (char *line = out; line != NULL && *line != '\0'; line = strchr(line, '\n') + 1) {
+    for (char *line = out, *end; (end = strchr(line, '\n')) != NULL; line = end + 1) {
         assert_int_equal(sscanf(line, "time=%39s level=", got), 1);
         if (strcmp(got, before) < 0 || strcmp(got, after) > 0)
             fail_msg("line stamped %s, written between %s and %s", got, before, after);
@@ -334,6 +357,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_logger_parse_level_accepts_the_four_names),
+        CAPTURED(test_logger_first_line_keeps_errno_without_time_zone_files),
         CAPTURED(test_logger_line_has_level_msg_and_fields_in_order),
         CAPTURED(test_logger_lines_start_with_the_utc_time),
         CAPTURED(test_logger_drops_events_below_the_minimum_level),

@@ -403,6 +403,8 @@ int main(int argc, char **argv)
         goto out;
     }
     ac.logger = lg;
+    ac.log.report.fn = plog_logger_report; /* the log's recovery reports, timed like the rest */
+    ac.log.report.arg = lg;
     ac.failed = on_node_failed;
     ac.log_requests = level == PLOG_LOGGER_DEBUG; /* request lines only when asked for */
     plog_agent *agent;

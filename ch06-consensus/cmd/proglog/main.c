@@ -461,6 +461,8 @@ int main(int argc, char **argv)
         goto out;
     }
     ac.logger = lg;
+    ac.log.report.fn = plog_logger_report; /* the log's recovery reports, timed like the rest */
+    ac.log.report.arg = lg;
     ac.failed = on_node_failed;
     /* Raft's log is fsynced per batch before a produce is answered, whatever the
      * policy: the flags would be silently unused (with --addr they apply). */

@@ -262,6 +262,41 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
     free(out);
 }
 
+/* A node's log reports (here a torn tail cut at open) go through its logger, timed
+ * like every other line (before: the log's own fallback, a "level=warn ..." line
+ * on stderr without the time). */
+static void test_proglog_log_reports_are_timed_lines(void **state)
+{
+    struct fixture *f = *state;
+    char bin[512], cmd[512];
+    snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
+    char *argv[] = {bin, "--config-file", f->yaml, NULL};
+    for (int run = 0; run < 2; run++) {
+        plog_test_proc p = {0};
+        plog_test_spawn(&p, argv);
+        bool up = plog_test_wait_output(&p, "msg=serving", 10000);
+        assert_true(plog_test_kill(&p, SIGTERM, 10000));
+        char *out = plog_test_output(&p);
+        unlink(p.out);
+        if (!up)
+            fail_msg("the node did not serve: %s", out);
+        if (run == 0) { /* a torn write at the end of the last store file */
+            snprintf(cmd, sizeof cmd,
+                     "printf torn >> \"$(find %s/data/raft -name '*.store' | sort | tail -1)\"", f->dir);
+            assert_int_equal(plog_test_sh(cmd, 5000, NULL), 0);
+        } else {
+            const char *line = strstr(out, "msg=\"truncated torn tail\"");
+            if (line == NULL)
+                fail_msg("no torn-tail report: %s", out);
+            while (line > out && line[-1] != '\n')
+                line--;
+            if (strncmp(line, "time=", 5) != 0)
+                fail_msg("a report without its time: %.*s", (int)strcspn(line, "\n"), line);
+        }
+        free(out);
+    }
+}
+
 /* hold_port listens on 127.0.0.1:port, so that a node cannot bind it. */
 static int hold_port(int port)
 {
@@ -577,6 +612,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_proglog_config_file_with_a_flag_overriding_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_refuses_bad_configuration_clearly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_log_reports_are_timed_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_says_when_it_knows_no_leader_and_why, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_logs_a_refused_node_and_tells_it_why, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_warns_once_that_sync_flags_are_unused_in_a_cluster,
