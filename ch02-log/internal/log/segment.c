@@ -5,11 +5,11 @@
  * Record base + i is frame i of the store and entry i of the index.
  *
  * Recovery (plog_segment_open). The store is the truth and the index a cache of
- * it: the index is trusted only when it passes a check that reads the index but
- * not the store (entry 0 at 0, every entry in order inside the store, the last
- * entry numbered n-1 whose frame is valid and ends exactly at the end of the
- * store, and for a sealed segment exactly the records it must hold), which is
- * what a clean close leaves. Otherwise the store is scanned frame by frame and
+ * it: the index is trusted only when it passes a check that reads the index and
+ * the store's last frame only (entry 0 at 0, every entry in order inside the
+ * store, the last entry numbered n-1 whose frame is valid and ends exactly at the
+ * end of the store, and for a sealed segment exactly the records it must hold),
+ * which is what a clean close leaves. Otherwise the store is scanned frame by frame and
  * the index rewritten from it. A frame that fails its checksum is either
  *   - damage inside the segment: a valid frame follows it (at the place its own
  *     length gives, or at the place the old index gives for the next record).

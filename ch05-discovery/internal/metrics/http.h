@@ -9,7 +9,7 @@
  *   char err[128];
  *   if (cfg->metrics_addr != NULL &&
  *       (rv = plog_metrics_http_open(m, cfg->metrics_addr, err, sizeof err, &srv->http)) != PLOG_OK)
- *       { fprintf(stderr, "level=error msg=metrics_listen error=\"%s\"\n", err); goto fail; }
+ *       { plog_logger_log(logger, PLOG_LOGGER_ERROR, "metrics_listen", "err", err, NULL); goto fail; }
  *   ...
  *   plog_metrics_http_close(srv->http, logger);   // before plog_metrics_free(m)
  *

@@ -3,7 +3,8 @@
  * does here: the log level from --log-level-file, an error line for each part that
  * kept its old state, and one summary line:
  *
- *   level=info msg=reloaded log_level=warn was=info acl=reloaded acl_rules=4 tls=kept node=node1
+ *   time=2026-12-02T03:10:00.123Z level=info msg=reloaded log_level=warn was=info acl=reloaded
+ *       acl_rules=4 tls=kept node=node1
  *
  * (node= in agent mode only.)
  * acl and tls are "reloaded", "kept" (the file did not load; the old one stays in

@@ -2,7 +2,8 @@
  * the program's logger (internal/logger), so it shares its level, escaping and
  * one-write(2)-per-line guarantee with every other line:
  *
- *   level=info msg=request method=Produce status=OK latency_us=93 peer=root bytes_in=120 bytes_out=8
+ *   time=2026-12-02T03:10:00.123Z level=info msg=request method=Produce status=OK latency_us=93
+ *       peer=root bytes_in=120 bytes_out=8
  *
  * and, when the request failed, err="<the reply's message>" at the end. The peer is
  * a certificate's CN, chosen by the client: the logger escapes it, so a CN like
