@@ -191,6 +191,11 @@ static int load_file(const char *path, plog_config_file **fp, const char **val)
                     path, plog_config_file_line(*fp, i), k);
             return -1;
         }
+        if (plog_config_file_is_list(*fp, i) && id != F_START_JOIN_ADDRS) {
+            fprintf(stderr, "proglog: --config-file: %s:%zu: \"%s\" takes one value, not a list\n", path,
+                    plog_config_file_line(*fp, i), k);
+            return -1;
+        }
         val[id] = plog_config_file_get(*fp, k);
     }
     return 0;
@@ -262,6 +267,11 @@ int main(int argc, char **argv)
         }
         if (c < 1 || c > NFLAGS) {
             usage(stderr);
+            return 2;
+        }
+        if (optarg != NULL && strncmp(optarg, "--", 2) == 0) { /* "--data-dir --bootstrap" */
+            fprintf(stderr, "proglog: --%s: missing value (the next word is the flag %s)\n", opts[c - 1].name,
+                    optarg);
             return 2;
         }
         flag[c - 1] = optarg;

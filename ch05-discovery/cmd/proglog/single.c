@@ -309,6 +309,10 @@ int single_main(int argc, char **argv, const char *version)
     while ((c = getopt_long(argc, argv, "", opts, &li)) != -1) {
         char name[32];
         snprintf(name, sizeof name, "--%s", opts[li].name);
+        if (c != '?' && optarg != NULL && strncmp(optarg, "--", 2) == 0) { /* "--data-dir --sync never" */
+            fprintf(stderr, "proglog: %s: missing value (the next word is the flag %s)\n", name, optarg);
+            return 2;
+        }
         switch (c) {
         case 'a':
             addr = optarg;

@@ -521,6 +521,12 @@ static void test_proglog_refuses_an_address_without_its_scheme(void **state)
     assert_int_equal(plog_test_run(argv, NULL, 15000, &out), 2);
     assert_string_equal(out, "proglog: --data-dir: want a directory, not an empty string\n");
     free(out);
+    /* A flag without its value does not take the next flag for it (before: a data
+     * directory named "--sync", and the policy "never" an unexpected argument). */
+    char *novalue[] = {(char *)plog_test_bin("proglog"), "--data-dir", "--sync", "never", NULL};
+    assert_int_equal(plog_test_run(novalue, NULL, 15000, &out), 2);
+    assert_string_equal(out, "proglog: --data-dir: missing value (the next word is the flag --sync)\n");
+    free(out);
 }
 
 /* A numeric flag outside its range is a usage error naming the range, found

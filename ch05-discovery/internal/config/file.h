@@ -14,6 +14,7 @@
 #ifndef PLOG_CONFIG_FILE_H
 #define PLOG_CONFIG_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct plog_config_file plog_config_file;
@@ -32,6 +33,10 @@ const char *plog_config_file_get(const plog_config_file *f, const char *key);
 size_t plog_config_file_count(const plog_config_file *f);
 const char *plog_config_file_key(const plog_config_file *f, size_t i);
 size_t plog_config_file_line(const plog_config_file *f, size_t i);
+
+/* plog_config_file_is_list says whether key i's value was a sequence (its items
+ * joined with ","), so that a program can refuse one where a flag takes one value. */
+bool plog_config_file_is_list(const plog_config_file *f, size_t i);
 
 /* plog_config_file_free frees f. NULL does nothing. */
 void plog_config_file_free(plog_config_file *f);

@@ -173,6 +173,11 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
     assert_non_null(y);
     fprintf(y, "node-name: node1\nrpc_port: 1\n");
     fclose(y);
+    snprintf(bad, sizeof bad, "%s/list.yaml", f->dir);
+    y = fopen(bad, "w");
+    assert_non_null(y);
+    fprintf(y, "data-dir: [a, b]\nstart-join-addrs: [127.0.0.1:9, 127.0.0.1:10]\n");
+    fclose(y);
     static const struct {
         const char *args;
         int code;
@@ -210,6 +215,10 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
         {"--data-dir %s/d extra", 2, "unexpected argument: extra"},
         /* Before: exit 1, "mkdir : No such file or directory". */
         {"--data-dir ''", 2, "--data-dir: want a directory, not an empty string"},
+        /* Before: a node on ./--profile, with the default profile. */
+        {"--data-dir --profile fast", 2, "--data-dir: missing value (the next word is the flag --profile)"},
+        /* Before: a data directory named "a,b". */
+        {"--config-file %s/list.yaml", 2, "list.yaml:1: \"data-dir\" takes one value, not a list"},
         /* A usage error, before gossip starts (before: exit 1, blamed on --bind-addr). */
         {"--start-join-addrs tls+tcp://127.0.0.1:9,,x --data-dir %s/d", 2,
          "--start-join-addrs: want HOST:PORT with a port in 1..65535 (a member's gossip address): x"},

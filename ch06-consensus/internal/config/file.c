@@ -20,6 +20,7 @@
 struct entry {
     char *key, *value;
     size_t line;
+    bool list; /* the value was a sequence */
 };
 
 struct plog_config_file {
@@ -27,7 +28,7 @@ struct plog_config_file {
     size_t n, cap;
 };
 
-static int add(plog_config_file *f, char *key, char *value, size_t line)
+static int add(plog_config_file *f, char *key, char *value, size_t line, bool list)
 {
     if (f->n == f->cap) {
         size_t c = f->cap == 0 ? 16 : f->cap * 2;
@@ -37,7 +38,7 @@ static int add(plog_config_file *f, char *key, char *value, size_t line)
         f->v = v;
         f->cap = c;
     }
-    f->v[f->n++] = (struct entry){key, value, line};
+    f->v[f->n++] = (struct entry){key, value, line, list};
     return PLOG_OK;
 }
 
@@ -125,7 +126,7 @@ int plog_config_file_read(const char *path, plog_config_file **out, char *err, s
         case YAML_SEQUENCE_END_EVENT:
             if (acc == NULL)
                 acc = strdup("");
-            if (acc == NULL || add(f, key, acc, key_line) != PLOG_OK)
+            if (acc == NULL || add(f, key, acc, key_line, true) != PLOG_OK)
                 bad = "out of memory";
             else
                 key = acc = NULL;
@@ -151,7 +152,7 @@ int plog_config_file_read(const char *path, plog_config_file **out, char *err, s
                 depth = 2;
             } else if (depth == 2) {
                 char *v = strndup(s, len);
-                if (v == NULL || add(f, key, v, key_line) != PLOG_OK) {
+                if (v == NULL || add(f, key, v, key_line, false) != PLOG_OK) {
                     free(v);
                     bad = "out of memory";
                 } else
@@ -207,6 +208,11 @@ const char *plog_config_file_key(const plog_config_file *f, size_t i)
 size_t plog_config_file_line(const plog_config_file *f, size_t i)
 {
     return f->v[i].line;
+}
+
+bool plog_config_file_is_list(const plog_config_file *f, size_t i)
+{
+    return f->v[i].list;
 }
 
 void plog_config_file_free(plog_config_file *f)

@@ -67,6 +67,9 @@ static void test_config_file_reads_scalars_and_lists(void **state)
     assert_null(plog_config_file_get(cf, "bind-addr"));
     assert_string_equal(plog_config_file_key(cf, 0), "data-dir");
     assert_int_equal(plog_config_file_line(cf, 2), 4);
+    /* which values were lists: start-join-addrs and the block list, not the rest */
+    for (size_t i = 0; i < plog_config_file_count(cf); i++)
+        assert_int_equal(plog_config_file_is_list(cf, i), i == 3 || i == 5);
     plog_config_file_free(cf);
 }
 
