@@ -765,6 +765,20 @@ static int conn_handshake(struct nng_tls_engine_conn *c)
     return conn_error(c, ret);
 }
 
+/* stream_gone says whether the TCP connection under c has ended: the kernel knows
+ * no peer for it any more (getpeername fails once the socket has closed). nng
+ * 1.5.2 fails a connection's queued ops when its TCP stream fails, but a stream
+ * that fails while none is queued (a client that hangs up just after the handshake
+ * or the SP header exchange, before the transport or the protocol posts its next
+ * receive) closes the TCP aios: the next receive then waits, through OpenSSL, for
+ * a TCP receive that nng never starts, and the connection, its descriptor and its
+ * slot under the cap are never freed. Asked only when a receive must wait. */
+static bool stream_gone(struct nng_tls_engine_conn *c)
+{
+    nng_sockaddr sa;
+    return nng_stream_get_addr((nng_stream *)c->tls, NNG_OPT_REMADDR, &sa) != 0;
+}
+
 static int conn_recv(struct nng_tls_engine_conn *c, uint8_t *buf, size_t *len)
 {
     if (buf == &c->deadline_byte) {
@@ -786,7 +800,8 @@ static int conn_recv(struct nng_tls_engine_conn *c, uint8_t *buf, size_t *len)
         *len = n;
         return 0;
     }
-    return conn_error(c, ret);
+    int rv = conn_error(c, ret);
+    return rv == NNG_EAGAIN && stream_gone(c) ? NNG_ECONNRESET : rv;
 }
 
 /* ssl_send is one SSL_write_ex of len bytes at buf: 0 with *n written, or an nng

@@ -14,9 +14,13 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <cmocka.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "internal/tls/tlstest.h"
 
@@ -937,6 +941,98 @@ static void test_tls_clients_that_hang_up_at_once_free_their_slots(void **state)
     nng_tls_config_free(scfg);
 }
 
+/* handshake_and_hang_up finishes a TLS handshake with root's certificate on a
+ * connection of its own (OpenSSL driven directly), exchanges the SP headers when
+ * sp, and hangs up at once, with a reset when reset. false: the server refused
+ * the handshake (at its cap). */
+static bool handshake_and_hang_up(SSL_CTX *ctx, const char *url, bool sp, bool reset)
+{
+    int fd = silent_connect(url);
+    SSL *ssl = SSL_new(ctx);
+    assert_non_null(ssl);
+    assert_int_equal(SSL_set_fd(ssl, fd), 1);
+    if (SSL_connect(ssl) != 1) {
+        ERR_clear_error();
+        SSL_free(ssl);
+        close(fd);
+        return false;
+    }
+    if (sp) {
+        static const char req0[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0};
+        char rep0[8];
+        size_t got = 0, n;
+        assert_int_equal(SSL_write(ssl, req0, sizeof req0), (int)sizeof req0);
+        while (got < sizeof rep0 && SSL_read_ex(ssl, rep0 + got, sizeof rep0 - got, &n) == 1)
+            got += n;
+        assert_int_equal(got, sizeof rep0);
+    }
+    if (reset) {
+        struct linger now = {.l_onoff = 1, .l_linger = 0};
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof now), 0);
+    }
+    SSL_free(ssl); /* no close_notify */
+    close(fd);
+    return true;
+}
+
+/* Clients that finish the handshake (some also the SP header exchange) and hang up
+ * at once: each connection must be freed. Before, nng's TCP stream failed while no
+ * receive was queued on the connection, the next receive waited for ever for a
+ * TCP receive that nng never starts, and each such connection kept its slot under
+ * the cap and its descriptor (a black-box run: 4,400 of them lock out every
+ * client): a root client was refused for good. The wait for the service is bounded. */
+static void test_tls_clients_that_hang_up_after_the_handshake_free_their_slots(void **state)
+{
+    (void)state;
+    enum { CAP = 4, HANGUPS = 24, SERVED_WITHIN_MS = 10000 };
+    signal(SIGPIPE, SIG_IGN); /* a handshake the cap refuses writes to a closed socket */
+    struct tt_server srv;
+    char url[64], err[PLOG_TLS_ERRMSG_SIZE];
+    nng_tls_config *scfg;
+
+    tt_url("tls+tcp", url, sizeof url);
+    assert_plog_ok(plog_tls_config_server(tt_path("server.pem"), tt_path("server-key.pem"), tt_path("ca.pem"),
+                                          &scfg, err, sizeof err));
+    assert_plog_ok(plog_tls_config_limits(scfg, CAP, 60000));
+    tt_server_start(&srv, url, scfg);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(ctx);
+    assert_int_equal(SSL_CTX_use_certificate_file(ctx, tt_path("root-client.pem"), SSL_FILETYPE_PEM), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey_file(ctx, tt_path("root-client-key.pem"), SSL_FILETYPE_PEM), 1);
+    assert_int_equal(SSL_CTX_load_verify_locations(ctx, tt_path("ca.pem"), NULL), 1);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+
+    nng_tls_config *ccfg = tt_root_config(NULL);
+    nng_socket c;
+    int rv = -1;
+    for (int i = 0; i < HANGUPS; i++) {
+        /* A handshake beyond the cap is refused: wait for the slots to free. */
+        int waited = 0;
+        while (!handshake_and_hang_up(ctx, url, i % 2 == 1, i % 4 >= 2) && waited < SERVED_WITHIN_MS) {
+            plog_test_sleep_ms(100);
+            waited += 100;
+        }
+        if (waited >= SERVED_WITHIN_MS)
+            fail_msg("handshake %d refused for %d ms: the %d slots stay taken by clients that hung up", i,
+                     SERVED_WITHIN_MS, CAP);
+    }
+    for (int waited = 0; waited < SERVED_WITHIN_MS && (rv = tt_client_dial(url, ccfg, &c)) != 0;
+         waited += 100)
+        plog_test_sleep_ms(100);
+    if (rv != 0)
+        fail_msg("root refused %d ms after %d clients hung up after their handshake (cap %d): %s",
+                 SERVED_WITHIN_MS, HANGUPS, CAP, nng_strerror(rv));
+    char *reply = tt_echo(c, "served");
+    assert_string_equal(reply, "served|root|TLSv1.3");
+    free(reply);
+    nng_close(c);
+    nng_tls_config_free(ccfg);
+    SSL_CTX_free(ctx);
+
+    tt_server_stop(&srv);
+    nng_tls_config_free(scfg);
+}
+
 /* s_client runs openssl s_client against the server, its stdin a pause so that a
  * refusal, which TLS 1.3 delivers after the client's handshake, can arrive. With a
  * certificate, stdin first carries the 8-byte SP header of a REQ peer, so that the
@@ -1017,6 +1113,7 @@ int main(void)
         cmocka_unit_test(test_tls_server_reports_refused_handshakes),
         cmocka_unit_test(test_tls_unfinished_handshakes_end_at_the_deadline),
         cmocka_unit_test(test_tls_clients_that_hang_up_at_once_free_their_slots),
+        cmocka_unit_test(test_tls_clients_that_hang_up_after_the_handshake_free_their_slots),
         cmocka_unit_test_setup_teardown(test_tls_openssl_s_client_with_root_certificate_completes_tls13,
                                         refusal_setup, refusal_teardown),
         cmocka_unit_test_setup_teardown(test_tls_openssl_s_client_without_certificate_is_refused,
