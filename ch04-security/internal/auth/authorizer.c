@@ -55,7 +55,8 @@ static void squeeze(const char *s, char *out, size_t size)
 }
 
 /* read_line reads one line of f into buf (without its newline). Returns 1 for a
- * line, 0 at the end, -1 for a line too long, -2 for an I/O error. */
+ * line, 0 at the end, -1 for a line too long, -2 for an I/O error, -3 for a line
+ * that holds a NUL byte (fgets stopped short of a full buffer without a newline). */
 static int read_line(FILE *f, char *buf, size_t size)
 {
     if (fgets(buf, (int)size, f) == NULL)
@@ -64,7 +65,7 @@ static int read_line(FILE *f, char *buf, size_t size)
     if (n > 0 && buf[n - 1] == '\n') {
         buf[--n] = '\0';
     } else if (!feof(f)) {
-        return -1;
+        return n + 1 < size ? -3 : -1;
     }
     if (n > 0 && buf[n - 1] == '\r')
         buf[--n] = '\0';
@@ -77,6 +78,10 @@ static int read_failed(int r, const char *path, int lineno, char *err, size_t er
     if (r == -1) {
         snprintf(err, errsize, "%s:%d: line too long (the limit is %d bytes)", path, lineno,
                  LINE_MAX_LEN - 2);
+        return PLOG_EINVAL;
+    }
+    if (r == -3) {
+        snprintf(err, errsize, "%s:%d: a NUL byte in the line (a policy is text)", path, lineno);
         return PLOG_EINVAL;
     }
     snprintf(err, errsize, "%s:%d: %s", path, lineno, strerror(errno));
@@ -287,6 +292,13 @@ static int load_policy(plog_auth *a, const char *path, char *err, size_t errsize
         for (int i = 0; i < 3; i++) {
             if (fields[i + 1][0] == '\0') {
                 snprintf(err, errsize, "%s:%d: empty %s", path, lineno, field_names[i]);
+                rv = PLOG_EINVAL;
+                goto done;
+            }
+            /* `p, "root, *, produce` was a rule for the subject `"root`, loaded in silence */
+            if (strchr(fields[i + 1], '"') != NULL) {
+                snprintf(err, errsize, "%s:%d: a stray double quote in the %s (quote a whole field, or none)",
+                         path, lineno, field_names[i]);
                 rv = PLOG_EINVAL;
                 goto done;
             }

@@ -156,6 +156,9 @@ static void test_auth_malformed_policy_lines_name_file_and_line(void **state)
         {"p, root, *, produce\np, root, *\n",
          "policy.csv:2: want 4 fields (p, subject, object, action), got 3"},
         {"p, root, *, produce, extra\n", "policy.csv:1: want 4 fields"},
+        {"p, \"root, *, produce\n", "policy.csv:1: a stray double quote in the subject"},
+        {"p, root\", *, produce\n", "policy.csv:1: a stray double quote in the subject"},
+        {"p, root, *, pro\"duce\"\n", "policy.csv:1: a stray double quote in the action"},
         {"\n# c\nq, root, *, produce\n", "policy.csv:3: unknown rule type \"q\""},
         {"g, alice, admin\n", "policy.csv:1: role lines"},
         {"p, , *, produce\n", "policy.csv:1: empty subject"},
@@ -225,6 +228,15 @@ static void test_auth_overlong_line_is_refused(void **state)
     assert_int_equal(load(f, NULL, big), PLOG_EINVAL);
     assert_err_contains(f, "policy.csv:1: line too long (the limit is 4094 bytes)");
     free(big);
+    /* A NUL byte is named as one (before: "line too long" for a 24-byte line). */
+    static const char nul[] = "p, root, *, consume\np, root, *, produce\0junk\n";
+    FILE *fp = fopen(f->policy, "w");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(nul, 1, sizeof nul - 1, fp), sizeof nul - 1);
+    assert_int_equal(fclose(fp), 0);
+    assert_int_equal(plog_auth_new(NULL, f->policy, &f->a, f->err, sizeof f->err), PLOG_EINVAL);
+    assert_null(f->a);
+    assert_err_contains(f, "policy.csv:2: a NUL byte in the line");
 }
 
 /* A UTF-8 byte order mark before line 1 (some editors write one) is skipped. */
