@@ -56,16 +56,19 @@ static void squeeze(const char *s, char *out, size_t size)
 
 /* read_line reads one line of f into buf (without its newline). Returns 1 for a
  * line, 0 at the end, -1 for a line too long, -2 for an I/O error, -3 for a line
- * that holds a NUL byte (fgets stopped short of a full buffer without a newline). */
+ * that holds a NUL byte (fgets read more bytes than the string it left). */
 static int read_line(FILE *f, char *buf, size_t size)
 {
+    long at = ftell(f);
     if (fgets(buf, (int)size, f) == NULL)
         return ferror(f) ? -2 : 0;
     size_t n = strlen(buf);
+    if (at >= 0 && ftell(f) - at != (long)n)
+        return -3;
     if (n > 0 && buf[n - 1] == '\n') {
         buf[--n] = '\0';
     } else if (!feof(f)) {
-        return n + 1 < size ? -3 : -1;
+        return -1;
     }
     if (n > 0 && buf[n - 1] == '\r')
         buf[--n] = '\0';
@@ -81,7 +84,7 @@ static int read_failed(int r, const char *path, int lineno, char *err, size_t er
         return PLOG_EINVAL;
     }
     if (r == -3) {
-        snprintf(err, errsize, "%s:%d: a NUL byte in the line (a policy is text)", path, lineno);
+        snprintf(err, errsize, "%s:%d: a NUL byte in the line (the file must be text)", path, lineno);
         return PLOG_EINVAL;
     }
     snprintf(err, errsize, "%s:%d: %s", path, lineno, strerror(errno));

@@ -237,6 +237,13 @@ static void test_auth_overlong_line_is_refused(void **state)
     assert_int_equal(plog_auth_new(NULL, f->policy, &f->a, f->err, sizeof f->err), PLOG_EINVAL);
     assert_null(f->a);
     assert_err_contains(f, "policy.csv:2: a NUL byte in the line");
+    /* also on a last line without its newline */
+    fp = fopen(f->policy, "w");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(nul, 1, sizeof nul - 2, fp), sizeof nul - 2);
+    assert_int_equal(fclose(fp), 0);
+    assert_int_equal(plog_auth_new(NULL, f->policy, &f->a, f->err, sizeof f->err), PLOG_EINVAL);
+    assert_err_contains(f, "policy.csv:2: a NUL byte in the line");
 }
 
 /* A UTF-8 byte order mark before line 1 (some editors write one) is skipped. */

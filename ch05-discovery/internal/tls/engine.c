@@ -766,7 +766,9 @@ static int conn_handshake(struct nng_tls_engine_conn *c)
 }
 
 /* stream_gone says whether the TCP connection under c has ended: the kernel knows
- * no peer for it any more (getpeername fails once the socket has closed). nng
+ * no peer for it any more (getpeername fails in the CLOSE state: after a reset, or
+ * once the peer acknowledged the FIN of nng's own shutdown, so a peer's FIN over a
+ * network with delay is seen only a round trip later; docs/NNG.md, pitfall 16). nng
  * 1.5.2 fails a connection's queued ops when its TCP stream fails, but a stream
  * that fails while none is queued (a client that hangs up just after the handshake
  * or the SP header exchange, before the transport or the protocol posts its next
