@@ -81,7 +81,6 @@ struct nng_tls_engine_conn {
     uint32_t deadline_ms;
     int64_t linger_since_ms; /* when the refusal linger began */
     nng_aio *kick;           /* server: runs nng's queues once the connection ended (conn_ended) */
-    nng_aio *watch;          /* server: the liveness check after the handshake (watch_cb) */
     atomic_int ended;        /* server: why it ended, once the deadline aio saw it; 0 while alive */
 };
 
@@ -125,7 +124,6 @@ static pthread_mutex_t register_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
 static BIO_METHOD *bio_method;
 
-static atomic_bool recv_check_off; /* plog_tls_test_recv_check */
 static atomic_uint_fast64_t stat_handshakes;
 static atomic_uint_fast64_t stat_failures;
 static atomic_uint_fast64_t stat_writes;
@@ -481,11 +479,6 @@ static void conn_established(struct nng_tls_engine_conn *c)
     c->have_peer = true;
 }
 
-void plog_tls_test_recv_check(bool on)
-{
-    atomic_store(&recv_check_off, !on);
-}
-
 void plog_tls_peer_slot_clear(void)
 {
     slot_full = false;
@@ -581,28 +574,6 @@ static int conn_gone(struct nng_tls_engine_conn *c)
     return atomic_load(&c->ended); /* nng zeroes a connection's memory */
 }
 
-static bool stream_gone(struct nng_tls_engine_conn *c);
-
-/* The liveness watch. A waiting receive asks whether the TCP connection is still
- * there (stream_gone), but a peer's FIN looks alive for a round trip after nng's
- * own shutdown, and a receive that asked in that round trip is never asked again
- * (docs/NNG.md, pitfall 16). So once the handshake is done, a server connection
- * asks again every deadline_ms (the handshake timeout, 5 s by default) for as
- * long as it lives, and ends itself when the socket has closed: a timer and a
- * getpeername(2) per connection and period. watch_cb runs outside nng's
- * connection lock, as deadline_cb does, and only after deadline_cb has finished
- * with c->kick. */
-static void watch_cb(void *arg)
-{
-    struct nng_tls_engine_conn *c = arg;
-    if (nng_aio_result(c->watch) != 0 || conn_gone(c) != 0)
-        return; /* stopped by conn_fini, or the connection already ended */
-    if (stream_gone(c))
-        conn_ended(c, NNG_ECONNRESET);
-    else
-        nng_sleep_aio((nng_duration)c->deadline_ms, c->watch);
-}
-
 /* deadline_cb runs when the deadline aio finishes: NNG_ECANCELED means the
  * handshake finished (conn_recv) or the connection is being finalised; anything
  * else, that the connection ended: on NNG_ETIMEDOUT the deadline failed it. It
@@ -612,11 +583,8 @@ static void deadline_cb(void *arg)
 {
     struct nng_tls_engine_conn *c = arg;
     int rv = nng_aio_result(c->deadline);
-    if (rv == NNG_ECANCELED) {
-        if (c->established) /* from here on the watch looks after the connection */
-            nng_sleep_aio((nng_duration)c->deadline_ms, c->watch);
+    if (rv == NNG_ECANCELED)
         return;
-    }
     conn_ended(c, rv);
     if (rv != NNG_ETIMEDOUT)
         return;
@@ -636,8 +604,7 @@ static void deadline_cb(void *arg)
 static int conn_deadline(struct nng_tls_engine_conn *c)
 {
     int rv = nng_aio_alloc(&c->kick, NULL, NULL);
-    if (rv != 0 || (rv = nng_aio_alloc(&c->watch, watch_cb, c)) != 0 ||
-        (rv = nng_aio_alloc(&c->deadline, deadline_cb, c)) != 0)
+    if (rv != 0 || (rv = nng_aio_alloc(&c->deadline, deadline_cb, c)) != 0)
         return rv;
     nng_iov iov = {.iov_buf = &c->deadline_byte, .iov_len = 1};
     if ((rv = nng_aio_set_iov(c->deadline, 1, &iov)) != 0)
@@ -738,10 +705,8 @@ static void conn_fini(struct nng_tls_engine_conn *c)
 {
     /* nng 1.5.2 finalises every connection, also one whose init failed or never ran. */
     if (c->deadline != NULL)
-        nng_aio_free(c->deadline); /* waits for deadline_cb, which may start the watch */
+        nng_aio_free(c->deadline); /* waits for deadline_cb */
     c->deadline = NULL;
-    nng_aio_free(c->watch); /* then stops the watch, waiting for watch_cb */
-    c->watch = NULL;
     nng_aio_free(c->kick);
     c->kick = NULL;
     conn_leave(c);
@@ -817,7 +782,7 @@ static int conn_recv(struct nng_tls_engine_conn *c, uint8_t *buf, size_t *len)
         return 0;
     }
     int rv = conn_error(c, ret);
-    return rv == NNG_EAGAIN && !atomic_load(&recv_check_off) && stream_gone(c) ? NNG_ECONNRESET : rv;
+    return rv == NNG_EAGAIN && stream_gone(c) ? NNG_ECONNRESET : rv;
 }
 
 /* ssl_send is one SSL_write_ex of len bytes at buf: 0 with *n written, or an nng

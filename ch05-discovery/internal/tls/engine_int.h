@@ -18,11 +18,6 @@
 void plog_tls_peer_slot_clear(void);
 bool plog_tls_peer_slot_take(plog_tls_peer *out);
 
-/* plog_tls_test_recv_check turns the check a waiting receive makes (is the TCP
- * connection still there?) off and on again, so that a test can see the liveness
- * watch free connections alone. On by default. */
-void plog_tls_test_recv_check(bool on);
-
 /* The reload seam (used by config.c). plog_tls_config_adopt gives live, a config in
  * use by a listener, the OpenSSL context of fresh (certificate, key, CAs, verify
  * mode, versions): connections initialised from then on use it; connections already
