@@ -113,19 +113,17 @@ static void complete(struct worker *w, int rv, bool stream)
     plog_server *s = w->srv;
     dedup_finish(s, w, rv == PLOG_OK);
     if (rv != PLOG_OK) {
+        /* A failed write fails the log (fail-stop): this produce and every later
+         * one get the same answer, UNAVAILABLE with the cause (a full disk), not
+         * INTERNAL for the first. The cause often starts with the error's name. */
+        if (rv != PLOG_EFULL && rv != PLOG_EFAILED && plog_log_failed(s->log, NULL, 0))
+            rv = PLOG_EFAILED;
         char why[160];
         plog_log_errmsg(s->log, why, sizeof why);
         if (rv == PLOG_EFULL) { /* a refusal, not a failure: the log serves on */
             plog_logger_log(s->cfg.logger, PLOG_LOGGER_WARN, "produce refused", "err", why, NULL);
             plog_server_reply_error(w, plog_rpc_status_from_err(rv), "%s", why);
             return;
-        }
-        /* A failed write fails the log (fail-stop): this produce and every later
-         * one get the same answer, UNAVAILABLE with the cause (a full disk), not
-         * INTERNAL for the first. The cause often starts with the error's name. */
-        if (rv != PLOG_EFAILED && plog_log_failed(s->log, NULL, 0)) {
-            rv = PLOG_EFAILED;
-            plog_log_errmsg(s->log, why, sizeof why);
         }
         const char *name = plog_strerror(rv);
         bool named = strncmp(why, name, strlen(name)) == 0;

@@ -893,6 +893,42 @@ static void test_tls_unfinished_handshakes_end_at_the_deadline(void **state)
     nng_tls_config_free(scfg);
 }
 
+/* start_capped starts an echo server on a fresh tls+tcp:// URL (written to url)
+ * that admits cap connections at once, each with a handshake deadline of
+ * timeout_ms; the caller frees the returned config after tt_server_stop. */
+static nng_tls_config *start_capped(struct tt_server *srv, char *url, size_t size, unsigned cap,
+                                    uint32_t timeout_ms)
+{
+    char err[PLOG_TLS_ERRMSG_SIZE];
+    nng_tls_config *scfg;
+
+    tt_url("tls+tcp", url, size);
+    assert_plog_ok(plog_tls_config_server(tt_path("server.pem"), tt_path("server-key.pem"), tt_path("ca.pem"),
+                                          &scfg, err, sizeof err));
+    assert_plog_ok(plog_tls_config_limits(scfg, cap, timeout_ms));
+    tt_server_start(srv, url, scfg);
+    return scfg;
+}
+
+/* root_served dials url as root, retrying for up to within_ms while the cap
+ * refuses it, and checks that root's echo is answered; after says what came
+ * before, for the failure message. */
+static void root_served(const char *url, int within_ms, int n, const char *after, int cap)
+{
+    nng_tls_config *ccfg = tt_root_config(NULL);
+    nng_socket c;
+    int rv = -1;
+    for (int waited = 0; waited < within_ms && (rv = tt_client_dial(url, ccfg, &c)) != 0; waited += 100)
+        plog_test_sleep_ms(100);
+    if (rv != 0)
+        fail_msg("root refused %d ms after %d %s (cap %d): %s", within_ms, n, after, cap, nng_strerror(rv));
+    char *reply = tt_echo(c, "served");
+    assert_string_equal(reply, "served|root|TLSv1.3");
+    free(reply);
+    nng_close(c);
+    nng_tls_config_free(ccfg);
+}
+
 /* Clients that connect and hang up at once, before sending a byte, some with a
  * reset: each connection must be freed, though it ended before nng's transport
  * posted anything and its handshake deadline (a minute here) never comes. Before,
@@ -904,14 +940,8 @@ static void test_tls_clients_that_hang_up_at_once_free_their_slots(void **state)
     (void)state;
     enum { CAP = 4, HANGUPS = 40, TIMEOUT_MS = 60000, SERVED_WITHIN_MS = 10000 };
     struct tt_server srv;
-    char url[64], err[PLOG_TLS_ERRMSG_SIZE];
-    nng_tls_config *scfg;
-
-    tt_url("tls+tcp", url, sizeof url);
-    assert_plog_ok(plog_tls_config_server(tt_path("server.pem"), tt_path("server-key.pem"), tt_path("ca.pem"),
-                                          &scfg, err, sizeof err));
-    assert_plog_ok(plog_tls_config_limits(scfg, CAP, TIMEOUT_MS));
-    tt_server_start(&srv, url, scfg);
+    char url[64];
+    nng_tls_config *scfg = start_capped(&srv, url, sizeof url, CAP, TIMEOUT_MS);
 
     for (int i = 0; i < HANGUPS; i++) {
         int fd = silent_connect(url);
@@ -921,21 +951,7 @@ static void test_tls_clients_that_hang_up_at_once_free_their_slots(void **state)
         }
         close(fd);
     }
-
-    nng_tls_config *ccfg = tt_root_config(NULL);
-    nng_socket c;
-    int rv = -1;
-    for (int waited = 0; waited < SERVED_WITHIN_MS && (rv = tt_client_dial(url, ccfg, &c)) != 0;
-         waited += 100)
-        plog_test_sleep_ms(100);
-    if (rv != 0)
-        fail_msg("root refused %d ms after %d clients hung up (cap %d): %s", SERVED_WITHIN_MS, HANGUPS, CAP,
-                 nng_strerror(rv));
-    char *reply = tt_echo(c, "served");
-    assert_string_equal(reply, "served|root|TLSv1.3");
-    free(reply);
-    nng_close(c);
-    nng_tls_config_free(ccfg);
+    root_served(url, SERVED_WITHIN_MS, HANGUPS, "clients hung up", CAP);
 
     tt_server_stop(&srv);
     nng_tls_config_free(scfg);
@@ -987,14 +1003,8 @@ static void test_tls_clients_that_hang_up_after_the_handshake_free_their_slots(v
     enum { CAP = 4, HANGUPS = 24, SERVED_WITHIN_MS = 10000 };
     signal(SIGPIPE, SIG_IGN); /* a handshake the cap refuses writes to a closed socket */
     struct tt_server srv;
-    char url[64], err[PLOG_TLS_ERRMSG_SIZE];
-    nng_tls_config *scfg;
-
-    tt_url("tls+tcp", url, sizeof url);
-    assert_plog_ok(plog_tls_config_server(tt_path("server.pem"), tt_path("server-key.pem"), tt_path("ca.pem"),
-                                          &scfg, err, sizeof err));
-    assert_plog_ok(plog_tls_config_limits(scfg, CAP, 60000));
-    tt_server_start(&srv, url, scfg);
+    char url[64];
+    nng_tls_config *scfg = start_capped(&srv, url, sizeof url, CAP, 60000);
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     assert_non_null(ctx);
     assert_int_equal(SSL_CTX_use_certificate_file(ctx, tt_path("root-client.pem"), SSL_FILETYPE_PEM), 1);
@@ -1002,9 +1012,6 @@ static void test_tls_clients_that_hang_up_after_the_handshake_free_their_slots(v
     assert_int_equal(SSL_CTX_load_verify_locations(ctx, tt_path("ca.pem"), NULL), 1);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 
-    nng_tls_config *ccfg = tt_root_config(NULL);
-    nng_socket c;
-    int rv = -1;
     for (int i = 0; i < HANGUPS; i++) {
         /* A handshake beyond the cap is refused: wait for the slots to free. */
         int waited = 0;
@@ -1016,17 +1023,7 @@ static void test_tls_clients_that_hang_up_after_the_handshake_free_their_slots(v
             fail_msg("handshake %d refused for %d ms: the %d slots stay taken by clients that hung up", i,
                      SERVED_WITHIN_MS, CAP);
     }
-    for (int waited = 0; waited < SERVED_WITHIN_MS && (rv = tt_client_dial(url, ccfg, &c)) != 0;
-         waited += 100)
-        plog_test_sleep_ms(100);
-    if (rv != 0)
-        fail_msg("root refused %d ms after %d clients hung up after their handshake (cap %d): %s",
-                 SERVED_WITHIN_MS, HANGUPS, CAP, nng_strerror(rv));
-    char *reply = tt_echo(c, "served");
-    assert_string_equal(reply, "served|root|TLSv1.3");
-    free(reply);
-    nng_close(c);
-    nng_tls_config_free(ccfg);
+    root_served(url, SERVED_WITHIN_MS, HANGUPS, "clients hung up after their handshake", CAP);
     SSL_CTX_free(ctx);
 
     tt_server_stop(&srv);

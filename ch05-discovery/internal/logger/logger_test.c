@@ -46,27 +46,42 @@ static void test_logger_parse_level_accepts_the_four_names(void **state)
     assert_string_equal(plog_logger_level_name(PLOG_LOGGER_WARN), "warn");
 }
 
+/* tz_set sets TZ to tz and returns its old value (NULL: unset) for tz_restore. */
+static char *tz_set(const char *tz)
+{
+    const char *old = getenv("TZ");
+    char *saved = old != NULL ? strdup(old) : NULL;
+
+    assert_int_equal(setenv("TZ", tz, 1), 0);
+    return saved;
+}
+
+/* tz_restore puts TZ back as tz_set found it and frees saved. */
+static void tz_restore(char *saved)
+{
+    if (saved != NULL)
+        setenv("TZ", saved, 1);
+    else
+        unsetenv("TZ");
+    free(saved);
+    tzset();
+}
+
 /* The first line of a process keeps errno even when the time zone files it reads
  * are missing (before: the first gmtime_r set ENOENT). This must be the first test
  * that logs: later lines find the time zone read. */
 static void test_logger_first_line_keeps_errno_without_time_zone_files(void **state)
 {
     plog_test_capture *f = *state;
-    const char *tz = getenv("TZ");
-    char *saved = tz != NULL ? strdup(tz) : NULL;
+    char *saved = tz_set("Nowhere/Atlantis");
     plog_logger *l;
 
-    assert_int_equal(setenv("TZ", "Nowhere/Atlantis", 1), 0);
     assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
     errno = EAGAIN;
     plog_logger_log(l, PLOG_LOGGER_INFO, "first", NULL);
     assert_int_equal(errno, EAGAIN);
     plog_logger_free(l);
-    if (saved != NULL)
-        setenv("TZ", saved, 1);
-    else
-        unsetenv("TZ");
-    free(saved);
+    tz_restore(saved);
 }
 
 static void test_logger_line_has_level_msg_and_fields_in_order(void **state)
@@ -128,12 +143,10 @@ static void test_logger_lines_start_with_the_utc_time(void **state)
 {
     plog_test_capture *f = *state;
     char before[40], after[40], got[40];
-    const char *tz = getenv("TZ");
-    char *saved = tz != NULL ? strdup(tz) : NULL;
+    char *saved = tz_set("EST5EDT");
     plog_logger *l;
     char *out;
 
-    assert_int_equal(setenv("TZ", "EST5EDT", 1), 0);
     tzset();
     assert_plog_ok(plog_logger_new(f->fd, PLOG_LOGGER_INFO, &l));
     ms_stamp(before, sizeof before);
@@ -151,12 +164,7 @@ static void test_logger_lines_start_with_the_utc_time(void **state)
     assert_string_equal(out, "level=info msg=listening\nlevel=warn msg=reported\n");
     free(out);
     plog_logger_free(l);
-    if (saved != NULL)
-        setenv("TZ", saved, 1);
-    else
-        unsetenv("TZ");
-    free(saved);
-    tzset();
+    tz_restore(saved);
 }
 
 /* The level changes at run time (what a SIGHUP does), both ways. */
