@@ -119,10 +119,10 @@ static int fail(const plog_rpc_status *st)
 
 static void print_ack(void *arg, uint64_t first, size_t n, int code, const char *msg)
 {
-    (void)arg;
     (void)msg;
     if (code != PLOG_STATUS_OK)
-        return; /* reported once by the flush */
+        return;          /* reported once by the flush */
+    *(size_t *)arg += n; /* records acknowledged */
     for (size_t i = 0; i < n; i++)
         printf("%" PRIu64 "\n", first + i);
     fflush(stdout); /* at once, even into a pipe: a killed producer has told every offset it got */
@@ -307,8 +307,10 @@ static int cmd_produce(plog_client *c, const struct command *cmd)
 {
     int argc = cmd->argc;
     char **argv = cmd->argv;
-    /* window 1: the records land in the order given, each batch after the last. */
-    plog_client_producer_config pc = {.window = 1, .ack = print_ack};
+    /* window 1: the records land in the order given, each batch after the last, and
+     * none after a batch that failed (stream.h). */
+    size_t acked = 0;
+    plog_client_producer_config pc = {.window = 1, .ack = print_ack, .arg = &acked};
     plog_client_producer *p;
     plog_rpc_status st;
     if (plog_client_producer_open(c, &pc, &p, &st) != PLOG_STATUS_OK)
@@ -342,7 +344,15 @@ static int cmd_produce(plog_client *c, const struct command *cmd)
         code = plog_client_producer_flush(p, &st);
     plog_client_producer_close(p);
     fflush(stdout);
-    return code == PLOG_STATUS_OK ? EXIT_OK : fail(&st);
+    if (code == PLOG_STATUS_OK)
+        return EXIT_OK;
+    /* One offset was printed per record stored, in order: say how many, since the
+     * failed request's records may or may not be in the log. */
+    char why[sizeof st.msg];
+    memcpy(why, st.msg, sizeof why);
+    plog_rpc_status_set(
+        &st, code, "%.180s; the first %zu records given are stored (an offset printed for each)", why, acked);
+    return fail(&st);
 }
 
 static void print_record(const uint8_t *value, size_t len, uint64_t off, int offsets)

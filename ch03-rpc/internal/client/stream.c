@@ -177,8 +177,9 @@ struct pslot {
     plog_client_producer *p;
     nng_ctx ctx;
     nng_aio *aio;
-    int phase; /* guarded by p->mu */
-    int rv;    /* nng result, once DONE */
+    int phase;   /* guarded by p->mu */
+    int rv;      /* nng result, once DONE */
+    bool unsent; /* DONE without sending: an earlier batch had failed */
     nng_msg *reply;
     size_t n; /* records in the batch */
 };
@@ -282,8 +283,10 @@ static void deliver_acks(plog_client_producer *p, bool wait)
         }
         nng_msg *reply = s->reply;
         int rv = s->rv;
+        bool unsent = s->unsent;
         size_t n = s->n;
         s->reply = NULL;
+        s->unsent = false;
         s->phase = SLOT_FREE;
         p->head = (p->head + 1) % p->cfg.window;
         p->inflight--;
@@ -292,7 +295,9 @@ static void deliver_acks(plog_client_producer *p, bool wait)
         plog_rpc_status st;
         plog_rpc_reply rp;
         uint64_t first = 0;
-        int code = plog_client_finish_call(p->c, rv, &reply, &rp, &st);
+        int code =
+            unsent ? plog_rpc_status_set(&st, PLOG_STATUS_ABORTED, "not sent: an earlier batch had failed")
+                   : plog_client_finish_call(p->c, rv, &reply, &rp, &st);
         if (code == PLOG_STATUS_OK) {
             Log__V1__ProduceResponse *resp = log__v1__produce_response__unpack(NULL, rp.body_len, rp.body);
             if (resp == NULL)
@@ -323,7 +328,11 @@ static int sticky_err(plog_client_producer *p, plog_rpc_status *st)
     return p->err;
 }
 
-/* send_batch sends the batch being filled, waiting for room in the window. */
+/* send_batch sends the batch being filled, waiting for room in the window. Once a
+ * batch has failed, no later one is sent: with window 1 a batch goes only after
+ * the one before it was appended, so the records that are in the log are always
+ * the first ones given (before, the batch after a lost connection went out on the
+ * new one and was appended while the one before it was not). */
 static void send_batch(plog_client_producer *p)
 {
     if (p->n == 0)
@@ -354,8 +363,11 @@ static void send_batch(plog_client_producer *p)
     struct pslot *s = &p->slots[i];
     s->n = n;
     p->inflight++;
-    if (rv != PLOG_OK) {
+    if (rv != PLOG_OK || p->err != PLOG_STATUS_OK) {
+        if (m != NULL)
+            nng_msg_free(m);
         s->rv = NNG_ENOMEM;
+        s->unsent = rv == PLOG_OK;
         s->phase = SLOT_DONE;
         pthread_mutex_unlock(&p->mu);
         return;

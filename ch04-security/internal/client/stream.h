@@ -11,7 +11,10 @@
  * plog_client_producer_send or plog_client_producer_flush). Records inside one batch are
  * appended contiguously and in order; separate batches in flight may be appended
  * in another order (like concurrent Produce calls): use window 1 when the order of
- * all records must be the order of sending. */
+ * all records must be the order of sending. Once a batch has failed, no later batch
+ * is sent (each is acknowledged ABORTED, "not sent"): with window 1 the records in
+ * the log are then exactly the ones acknowledged, plus perhaps the failed batch's
+ * (a lost connection cannot tell), never a later one. */
 #ifndef PLOG_STREAM_H
 #define PLOG_STREAM_H
 

@@ -150,6 +150,30 @@ static void test_proglogctl_many_short_lines_fit_a_small_limit(void **state)
     ctl_says(f, "offsets", "lowest 0\nnext 600\n");
 }
 
+/* Nothing is stored after a batch that failed, and the error says how many records
+ * are: 512 one-byte lines make a request of ~2.6 KB, refused by a server limited to
+ * 2048 bytes, then 2 more lines follow. Before, those 2 went out after the refusal
+ * and were stored at offsets 0 and 1, printed as if they were the first 2 lines'
+ * (the same happened after a lost connection: the batch after it was stored, and
+ * the failed one perhaps not). */
+static void test_proglogctl_produce_dash_stores_nothing_after_a_failed_batch(void **state)
+{
+    struct fixture *f = *state;
+    char *out, *err, cmd[512];
+    serve_with_limit(f, "2048");
+    snprintf(cmd, sizeof cmd, "(yes a | head -n 512; printf 'b\\nc\\n') > %s/in", f->tmp);
+    assert_int_equal(plog_test_sh(cmd, 5000, NULL), 0);
+    snprintf(cmd, sizeof cmd, "produce - < %s/in", f->tmp);
+    assert_int_equal(ctl(f, &out, &err, cmd), 6);
+    assert_string_equal(out, "");
+    if (strstr(err, "RESOURCE_EXHAUSTED") == NULL ||
+        strstr(err, "the first 0 records given are stored") == NULL)
+        fail_msg("produce - with a refused first batch said: %s", err);
+    free(out);
+    free(err);
+    ctl_says(f, "offsets", "lowest 0\nnext 0\n");
+}
+
 /* produce - reports each offset as soon as it is acknowledged, into a file too
  * (block-buffered stdout): a producer killed while reading its input has told
  * every offset it got. */
@@ -655,6 +679,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proglogctl_produce_then_consume_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_max_msg_bytes_carries_large_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_many_short_lines_fit_a_small_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglogctl_produce_dash_stores_nothing_after_a_failed_batch,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_produce_dash_reads_one_record_per_line, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_produce_dash_reports_each_offset_at_once, setup,
