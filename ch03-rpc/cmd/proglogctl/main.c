@@ -139,6 +139,7 @@ struct command {
     bool literal; /* produce: after "--": "-" is a value too */
     uint64_t off; /* consume: OFFSET, or where --from starts */
     bool from, follow, offsets;
+    bool help; /* COMMAND --help: the usage, and nothing sent */
 };
 
 /* parse_consume: consume OFFSET | consume --from OFFSET [--follow], either with
@@ -189,6 +190,11 @@ static int parse_consume(int argc, char **argv, struct command *cmd)
 static int parse_command(int argc, char **argv, struct command *cmd)
 {
     *cmd = (struct command){0};
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--help") == 0) {
+            cmd->help = true;
+            return EXIT_OK;
+        }
     if (strcmp(argv[0], "produce") == 0) {
         /* A word that starts with "--" is far likelier a misplaced option (--help,
          * --timeout after the command) than a value, and an appended record cannot
@@ -547,8 +553,13 @@ int main(int argc, char **argv)
     }
     struct command cmd;
     static const char *const schemes[] = {"tcp", NULL};
-    if (parse_command(argc - optind, argv + optind, &cmd) != EXIT_OK ||
-        plog_config_flag_url("proglogctl", addr_from, addr, schemes) != 0)
+    if (parse_command(argc - optind, argv + optind, &cmd) != EXIT_OK)
+        return EXIT_USAGE;
+    if (cmd.help) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (plog_config_flag_url("proglogctl", addr_from, addr, schemes) != 0)
         return EXIT_USAGE;
     signal(SIGPIPE, SIG_IGN);
     plog_client *c;

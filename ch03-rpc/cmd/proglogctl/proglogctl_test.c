@@ -349,10 +349,10 @@ static void test_proglogctl_refuses_a_bad_command_line_before_dialing(void **sta
 {
     struct fixture *f = *state;
     static const char *const bad[] = {
-        "consume",          "consume abc",           "consume 1 2",        "consume --from",
-        "consume --from x", "consume --from 1 2",    "consume 1 --follow", "consume --bogus 1",
-        "produce --help",   "produce a --timeout 5", "produce --",         "consume -1",
-        "produce",          "offsets extra",         "frobnicate"};
+        "consume",           "consume abc",           "consume 1 2",        "consume --from",
+        "consume --from x",  "consume --from 1 2",    "consume 1 --follow", "consume --bogus 1",
+        "produce a --bogus", "produce a --timeout 5", "produce --",         "consume -1",
+        "produce",           "offsets extra",         "frobnicate"};
     int port, lfd = listen_loopback(&port);
     char cmd[1024], *out;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -490,6 +490,17 @@ static void test_proglogctl_and_proglog_help_and_version(void **state)
     assert_int_equal(ctl(f, &out, NULL, "--version"), 0);
     assert_non_null(strstr(out, "proglogctl 0.3.0"));
     free(out);
+    /* COMMAND --help is the usage too (before, exit 2: "unrecognized option"), and
+     * produces nothing. */
+    static const char *const helps[] = {"produce --help", "produce a --help b", "consume --help",
+                                        "consume --from 0 --help", "offsets --help"};
+    for (size_t i = 0; i < sizeof helps / sizeof helps[0]; i++) {
+        int rc = ctl(f, &out, NULL, helps[i]);
+        if (rc != 0 || strncmp(out, "usage: proglogctl", 17) != 0)
+            fail_msg("proglogctl %s: exit %d, want 0 and the usage: %s", helps[i], rc, out);
+        free(out);
+    }
+    ctl_says(f, "offsets", "lowest 0\nnext 0\n");
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "%s --help", plog_test_bin("proglog"));
     assert_int_equal(plog_test_sh(cmd, 5000, &out), 0);
