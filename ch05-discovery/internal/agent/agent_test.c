@@ -21,6 +21,7 @@
 #include "internal/agent/testcluster.h"
 #include "internal/client/client.h"
 #include "internal/err/err.h"
+#include "internal/log/replicator.h"
 #include "internal/tls/config.h"
 #include "testing/testing.h"
 
@@ -199,6 +200,61 @@ static void test_agent_record_produced_on_one_is_readable_on_the_others_within_3
     Log__V1__Record *rec;
     assert_int_equal(plog_client_consume(c0, 1, &rec, &st), PLOG_STATUS_OUT_OF_RANGE);
     plog_client_close(c0);
+}
+
+struct copied_arg {
+    plog_replicator *r;
+    uint64_t want;
+};
+
+static bool copied(void *arg)
+{
+    struct copied_arg *a = arg;
+    plog_replicator_stats st;
+    plog_replicator_stats_get(a->r, &st);
+    return st.records >= a->want;
+}
+
+/* A member's server must be that member: a replicator told that node3 is at
+ * node1's RPC address (what one forged gossip message claimed) copies nothing
+ * from it, while the same replicator copies from node1 under node1's name.
+ * Before, it copied node1's record as node3's: a black-box run forged such a
+ * member, and every node's log held every record twice. */
+static void test_agent_replicator_copies_only_from_the_member_itself(void **state)
+{
+    struct fixture *f = *state;
+    start(f, 0, -1);
+    plog_client *c0 = client(f, 0);
+    uint64_t off;
+    plog_rpc_status st;
+    assert_int_equal(plog_client_produce(c0, "foo", 3, &off, &st), PLOG_STATUS_OK);
+    plog_client_close(c0);
+    char dir[192];
+    snprintf(dir, sizeof dir, "%s/copy", f->dir);
+    plog_log_config lc = {0};
+    plog_log *log;
+    assert_plog_ok(plog_log_open(dir, &lc, &log));
+    plog_replicator_config rc = {.self = "node2",
+                                 .cert_file = cert("node2.pem"),
+                                 .key_file = cert("node2-key.pem"),
+                                 .ca_file = cert("ca.pem")};
+    plog_replicator *r;
+    char err[256];
+    if (plog_replicator_open(log, &rc, &r, err, sizeof err) != PLOG_OK)
+        fail_msg("replicator: %s", err);
+    assert_plog_ok(plog_replicator_join(r, "node3", plog_agent_rpc_addr(f->a[0])));
+    plog_test_sleep_ms(1500);
+    plog_replicator_stats rs;
+    plog_replicator_stats_get(r, &rs);
+    if (rs.records != 0 || rs.errors == 0 || plog_log_next_offset(log) != 0)
+        fail_msg("from node1's server as node3: %llu records copied, %llu errors",
+                 (unsigned long long)rs.records, (unsigned long long)rs.errors);
+    assert_plog_ok(plog_replicator_join(r, "node1", plog_agent_rpc_addr(f->a[0])));
+    struct copied_arg a = {r, 1};
+    if (!plog_test_wait_until(copied, &a, 5000))
+        fail_msg("nothing copied from node1 as node1 within 5 s");
+    plog_replicator_close(r);
+    assert_plog_ok(plog_log_close(log));
 }
 
 struct left_arg {
@@ -449,6 +505,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_agent_record_produced_on_one_is_readable_on_the_others_within_3s,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_replicator_copies_only_from_the_member_itself, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_agent_shutdown_is_seen_as_a_leave_within_3s, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_restart_resumes_replication_without_duplicates, setup,
                                         teardown),

@@ -10,9 +10,10 @@
  *
  * Dialers retry with backoff 50 ms .. 1 s until their first connection is up: a
  * node that is starting is reached within a second, and a dead one costs at most
- * one attempt a second until the membership layer forgets it. Background dials
- * never report a refused certificate (nng retries silently), so the TLS config's
- * failure hook counts them and keeps the last one's address and reason.
+ * one attempt a second, until nothing was sent to it for IDLE_MS (sweep).
+ * Background dials never report a refused certificate (nng retries silently), so
+ * the TLS config's failure hook counts them and keeps the last one's address and
+ * reason.
  *
  * One PUSH socket carries one connection. When its pipe goes (the peer died or
  * hung up), the socket's dialer is closed and the socket is never sent on again:
@@ -86,6 +87,13 @@
  * connection replaced, once per STALL_MS at most. */
 #define STALL_MS 2000
 #define RETIRED_MAX 128 /* given-up sockets of the process not closed yet: no more */
+/* A socket that never connected and has had nothing sent to it this long is given
+ * up (sweep): its dialer would try the address once a second for good otherwise (a
+ * member that died or left before this node reached it, a reaped one, an address
+ * nobody listens on). The next message to the address dials afresh. */
+#define IDLE_MS 5000
+#define SWEEP_MS 1000 /* sweep at most this often */
+#define SWEEP_MAX 4   /* sockets given up per sweep */
 
 /* retired: sockets handed to the closer and not closed yet, in every transport of
  * the process (the closer is the process's; a close may outlive its transport). */
@@ -111,6 +119,7 @@ struct peer {
     uint64_t used;      /* LRU clock */
     uint64_t opened_ms; /* when this socket was opened */
     uint64_t full_ms;   /* since when every send found the buffer full (0: it drains) */
+    uint64_t sent_ms;   /* the last message sent to it */
     bool counted;       /* its connection, once up, is in g->connected */
 };
 
@@ -127,6 +136,7 @@ struct plog_transport {
     struct peer *peers;
     unsigned npeers;
     uint64_t clock;
+    uint64_t swept_ms; /* the last sweep */
 
     /* The ACL refusals already reported, by pipe id: once per connection. Read and
      * written by recv_cb only, which runs one at a time. */
@@ -490,6 +500,28 @@ static struct peer *peer_get(plog_transport *g, const char *addr, struct peer *v
     return p;
 }
 
+/* sweep moves into gone (up to SWEEP_MAX, each to be retired after unlocking) the
+ * sockets that never connected and were sent nothing for IDLE_MS. Before, a dialer
+ * to a member that was gone before it connected kept dialing until the process
+ * ended. At most once per SWEEP_MS. Locked. */
+static void sweep(plog_transport *g, uint64_t now, struct peer gone[SWEEP_MAX])
+{
+    if (now < g->swept_ms + SWEEP_MS)
+        return;
+    g->swept_ms = now;
+    size_t k = 0;
+    for (unsigned i = 0; i < g->npeers && k < SWEEP_MAX && may_retire();) {
+        struct peer *p = &g->peers[i];
+        pthread_mutex_lock(&p->link->mu);
+        bool up = p->link->up;
+        pthread_mutex_unlock(&p->link->mu);
+        if (!up && now >= p->sent_ms + IDLE_MS)
+            detach(g, p, &gone[k++]); /* slot i now holds another peer */
+        else
+            i++;
+    }
+}
+
 int plog_transport_send(plog_transport *g, const char *addr, const void *buf, size_t len)
 {
     if (addr == NULL || strlen(addr) + 12 >= ADDR_SIZE || strchr(addr, ':') == NULL)
@@ -500,11 +532,12 @@ int plog_transport_send(plog_transport *g, const char *addr, const void *buf, si
         return PLOG_ENOMEM;
     }
     memcpy(nng_msg_body(m), buf, len);
-    struct peer gone[2];
+    struct peer gone[2 + SWEEP_MAX];
     memset(gone, 0, sizeof gone);
     uint64_t now = now_ms();
     bool up = false, capped = false;
     pthread_mutex_lock(&g->mu);
+    sweep(g, now, gone + 2);
     struct peer *p = peer_get(g, addr, &gone[0], &capped);
     int rv = p == NULL ? NNG_EINVAL : peer_push(p, m, &up);
     if (p != NULL && worn_out(p, rv, up, now) && now >= p->opened_ms + RENEW_MS && may_retire()) {
@@ -520,9 +553,11 @@ int plog_transport_send(plog_transport *g, const char *addr, const void *buf, si
         p->counted = true;
         atomic_fetch_add(&g->connected, 1);
     }
+    if (p != NULL)
+        p->sent_ms = now;
     pthread_mutex_unlock(&g->mu);
-    peer_retire(&gone[0]);
-    peer_retire(&gone[1]);
+    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
+        peer_retire(&gone[i]);
     if (rv != 0) {
         nng_msg_free(m); /* a failed send leaves the message ours */
         atomic_fetch_add(&g->send_dropped, 1);

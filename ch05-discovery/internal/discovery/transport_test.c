@@ -29,6 +29,8 @@
 #include <cmocka.h>
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -37,6 +39,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <nng/nng.h>
 
@@ -258,6 +263,55 @@ static void test_transport_reaches_a_peer_killed_and_restarted_again_and_again(v
                   (long)atomic_load(&f->sent));
 }
 
+/* send_for sends a small message to addr every 100 ms for ms milliseconds. */
+static void send_for(plog_transport *t, const char *addr, int64_t ms)
+{
+    uint8_t msg[8] = {0};
+    for (int64_t until = plog_test_now_ms() + ms; plog_test_now_ms() < until;) {
+        plog_transport_send(t, addr, msg, sizeof msg);
+        plog_test_sleep_ms(100);
+    }
+}
+
+/* A socket that never connected and was sent nothing more is given up, and its
+ * dialer with it: one message to a port where nothing listens (a member gone
+ * before this node reached it), then 6.5 s of messages elsewhere, then a listener
+ * on that port must hear no dial for 2.5 s. Before, the dialer tried the address
+ * once a second until the process ended: a black-box run found every node of a
+ * cluster still dialing members reaped minutes before. It runs before the kill
+ * test, whose given-up sockets can keep the closer busy for a while (a socket is
+ * given up only while fewer than RETIRED_MAX wait for it). */
+static void test_transport_stops_dialing_an_address_it_no_longer_sends_to(void **state)
+{
+    (void)state;
+    struct fixture *f = &g_f;
+    open_sender(f);
+    int port = plog_test_free_port();
+    char gone[32], other[32];
+    snprintf(gone, sizeof gone, "127.0.0.1:%d", port);
+    snprintf(other, sizeof other, "127.0.0.1:%d", plog_test_free_port());
+    uint8_t msg[8] = {0};
+    assert_int_equal(plog_transport_send(f->t, gone, msg, sizeof msg), PLOG_OK);
+    send_for(f->t, other, 6500); /* past IDLE_MS (5 s): the sweeps run on sends */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    int one = 1;
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one), 0);
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+        fail_msg("bind 127.0.0.1:%d: %s", port, strerror(errno));
+    assert_int_equal(listen(fd, 64), 0);
+    assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+    send_for(f->t, other, 2500);
+    int dials = 0;
+    for (int c; (c = accept(fd, NULL, NULL)) >= 0; dials++)
+        close(c);
+    close(fd);
+    if (dials > 0)
+        fail_msg("%d dials to %s, sent one message 9 s before", dials, gone);
+}
+
 /* connections_to counts this machine's TCP sockets whose remote port is port, in
  * any state (/proc/net/tcp): the sender's connections to the peer, open or closed
  * within the last minute (TIME_WAIT: the sender closes first). */
@@ -370,6 +424,7 @@ int main(int argc, char **argv)
     if (argc == 6 && strcmp(argv[1], "--sink-slow") == 0)
         return sink_main(argv + 2, true);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_transport_stops_dialing_an_address_it_no_longer_sends_to, teardown),
         cmocka_unit_test_teardown(test_transport_keeps_one_connection_to_a_slow_peer, teardown),
         cmocka_unit_test_teardown(test_transport_reaches_a_peer_killed_and_restarted_again_and_again,
                                   teardown),

@@ -35,6 +35,7 @@
 #include "internal/err/err.h"
 #include "internal/rpc/wire.h"
 #include "internal/tls/config.h"
+#include "internal/tls/peer.h"
 
 #define NAME_SIZE 128
 #define ADDR_SIZE 272
@@ -58,6 +59,7 @@ struct member {
     bool joinable; /* thread was created and not yet joined */
     enum mstate state;
     pthread_t thread;
+    bool told_impostor; /* warned that the server at addr is another node */
 };
 
 struct plog_replicator {
@@ -349,6 +351,29 @@ static void *committer_main(void *arg)
     return NULL;
 }
 
+/* from_member says whether reply came from m's own server: the verified CN of its
+ * certificate is m's name (node certificates serve both ways). A member and its
+ * rpc_addr come from gossip, which any node's key can sign for any name: before,
+ * one forged "alive evil rpc_addr=<node1's RPC>" made every node copy node1's
+ * records once more under the origin "evil", for good. A server that is another
+ * node is warned of once per address, and nothing is copied from it. */
+static bool from_member(struct member *m, const char *addr, const nng_msg *reply)
+{
+    char cn[PLOG_TLS_CN_SIZE];
+    if (plog_tls_peer_identity(reply, cn, sizeof cn) != PLOG_OK)
+        return false; /* its connection is already gone: ask again */
+    if (strcmp(cn, m->name) == 0)
+        return true;
+    if (!m->told_impostor)
+        plog_logger_log(m->r->cfg.logger, PLOG_LOGGER_WARN, "replication refused: the server is another node",
+                        "origin", m->name, "addr", addr, "server_cn", cn, "hint",
+                        "a member's rpc_addr must be its own RPC server, whose certificate names it: "
+                        "a node claims another's address (a forged or stale gossip message)",
+                        NULL);
+    m->told_impostor = true;
+    return false;
+}
+
 static void *member_main(void *arg)
 {
     struct member *m = arg;
@@ -370,6 +395,7 @@ static void *member_main(void *arg)
         if (moved) {
             snprintf(addr, sizeof addr, "%s", m->addr);
             gen = m->gen;
+            m->told_impostor = false;
         }
         struct origin *o = origin_find(r, m->name, strlen(m->name), false);
         uint64_t pos = o != NULL ? o->next : 0;
@@ -413,6 +439,12 @@ static void *member_main(void *arg)
                       : backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
                                                      : backoff * 2;
             wait_stop(m, backoff);
+            continue;
+        }
+        if (!from_member(m, addr, reply)) {
+            nng_msg_free(reply);
+            atomic_fetch_add(&r->errors, 1);
+            wait_stop(m, BACKOFF_MAX_MS);
             continue;
         }
         backoff = 0;

@@ -50,6 +50,7 @@
 #include "internal/rpc/closer.h"
 #include "internal/rpc/nngerr.h"
 #include "internal/tls/config.h"
+#include "internal/tls/peer.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_MAX_MSG (4u << 20)
@@ -123,14 +124,22 @@ static void slot_free(struct call_slot *s);
 static void callbacks_wait(plog_client *c);
 static void batch_end(struct call_slot *s);
 
+/* pipe_cb counts the connections; over TLS it also records each one's verified
+ * server identity (ADD_PRE, registered for TLS only) and forgets it (REM_POST), so
+ * that plog_tls_peer_identity tells who sent a reply (ch05: the replicator checks
+ * that a member's server is that member). */
 static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     plog_client *c = arg;
-    (void)p;
-    if (ev == NNG_PIPE_EV_ADD_POST)
+    if (ev == NNG_PIPE_EV_ADD_PRE) {
+        plog_tls_peer_on_event(p, ev, NULL);
+    } else if (ev == NNG_PIPE_EV_ADD_POST) {
         atomic_fetch_add(&c->npipes, 1);
-    else if (ev == NNG_PIPE_EV_REM_POST)
+    } else if (ev == NNG_PIPE_EV_REM_POST) {
         atomic_fetch_sub(&c->npipes, 1);
+        if (c->cfg.tls != NULL)
+            plog_tls_peer_on_event(p, ev, NULL);
+    }
 }
 
 /* random_id draws the client id: /dev/urandom, or time and pid if that fails. */
@@ -241,6 +250,7 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
     if (tls) {
         nng_tls_config_hold(c->cfg.tls); /* released by plog_client_close */
         c->tls_held = true;
+        nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, c);
     }
     if (tls && (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->cfg.tls)) != 0) {
         plog_client_close(c);

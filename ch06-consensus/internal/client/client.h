@@ -57,6 +57,10 @@ typedef struct plog_client_config {
  * address or a tls+tcp:// address without cfg->tls. On OK *cp is the caller's until plog_client_close(). */
 int plog_client_open(const char *addr, const plog_client_config *cfg, plog_client **cp, plog_rpc_status *st);
 
+/* Over TLS (ch05) each reply's sender is known while its connection lasts:
+ * plog_tls_peer_identity(reply, ...) (internal/tls/peer.h) gives the verified CN of
+ * the server's certificate. */
+
 /* plog_client_close gives c up: its socket is closed and c freed on the
  * process's closer thread (internal/rpc/closer.h), never on the caller's, since
  * in nng 1.5.2 that close can block for good after a lost TLS connection. The
