@@ -293,6 +293,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "proglog: --data-dir: want a directory, not an empty string\n");
         goto out;
     }
+    if (val[F_NODE_NAME] != NULL && val[F_NODE_NAME][0] == '\0') {
+        fprintf(stderr, "proglog: --node-name: want a name, not an empty string\n");
+        goto out;
+    }
     if (dialed_addr_of(val, F_BIND_ADDR) != 0)
         goto out;
     if (val[F_METRICS_ADDR] != NULL &&

@@ -142,6 +142,8 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
         {"--data-dir %s/d extra", 2, "unexpected argument: extra"},
         /* Before: exit 1, "mkdir : No such file or directory". */
         {"--data-dir ''", 2, "--data-dir: want a directory, not an empty string"},
+        /* Before: exit 1, "the node name \"\" is not the CN of the peer certificate". */
+        {"--node-name '' --data-dir %s/d", 2, "--node-name: want a name, not an empty string"},
         /* Before: a node on ./--profile, with the default profile. */
         {"--data-dir --profile fast", 2, "--data-dir: missing value (the next word is the flag --profile)"},
         /* Before: a data directory named "a,b". */

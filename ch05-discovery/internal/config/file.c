@@ -3,7 +3,10 @@
  * Accepted event stream: STREAM-START DOCUMENT-START MAPPING-START
  *   (SCALAR key (SCALAR value | SEQUENCE-START SCALAR* SEQUENCE-END))*
  *   MAPPING-END DOCUMENT-END STREAM-END
- * An empty file (no document) is an empty configuration. */
+ * An empty file (no document) is an empty configuration. A file is at most
+ * MAX_FILE_BYTES (every flag fits in far less: a larger one is not a config file,
+ * and /dev/zero or an endless pipe would be read for good), a list at most
+ * MAX_LIST_ITEMS values (start-join-addrs takes 64). */
 #include "internal/config/file.h"
 
 #include <errno.h>
@@ -16,6 +19,30 @@
 #include <yaml.h>
 
 #include "internal/err/err.h"
+
+#define MAX_FILE_BYTES (1u << 20)
+#define MAX_LIST_ITEMS 1024
+
+/* A file read through a byte budget (read_capped). */
+struct capped {
+    FILE *in;
+    size_t left;
+    bool over; /* the file has more than MAX_FILE_BYTES */
+};
+
+/* read_capped is libyaml's read handler: fread within the budget; 0 (an input
+ * error to libyaml) past it. */
+static int read_capped(void *arg, unsigned char *buf, size_t size, size_t *n)
+{
+    struct capped *c = arg;
+    *n = fread(buf, 1, size < c->left + 1 ? size : c->left + 1, c->in);
+    if (*n > c->left) {
+        c->over = true;
+        return 0;
+    }
+    c->left -= *n;
+    return !ferror(c->in);
+}
 
 struct entry {
     char *key, *value;
@@ -78,18 +105,25 @@ int plog_config_file_read(const char *path, plog_config_file **out, char *err, s
         plog_errf(err, errsize, "out of memory");
         return PLOG_ENOMEM;
     }
-    yaml_parser_set_input_file(&p, in);
+    struct capped cap = {.in = in, .left = MAX_FILE_BYTES};
+    yaml_parser_set_input(&p, read_capped, &cap);
     /* depth: 0 before the mapping, 1 in it expecting a key, 2 expecting a value,
      * 3 inside a sequence value. */
     int depth = 0, rv = PLOG_OK;
     bool done = false, seen_doc = false;
     char *key = NULL, *acc = NULL;
-    size_t key_line = 0;
+    size_t key_line = 0, items = 0;
     while (!done) {
         yaml_event_t e;
         if (!yaml_parser_parse(&p, &e)) {
-            plog_errf(err, errsize, "%s:%zu:%zu: %s", path, p.problem_mark.line + 1,
-                      p.problem_mark.column + 1, p.problem != NULL ? p.problem : "malformed YAML");
+            const char *why = p.problem != NULL ? p.problem : "malformed YAML";
+            if (cap.over)
+                plog_errf(err, errsize, "%s: larger than %u bytes: not a config file", path, MAX_FILE_BYTES);
+            else if (p.error == YAML_READER_ERROR) /* the reader keeps no line, only the offset */
+                plog_errf(err, errsize, "%s: byte %zu: %s", path, p.problem_offset, why);
+            else
+                plog_errf(err, errsize, "%s:%zu:%zu: %s", path, p.problem_mark.line + 1,
+                          p.problem_mark.column + 1, why);
             rv = PLOG_EINVAL;
             break;
         }
@@ -122,6 +156,7 @@ int plog_config_file_read(const char *path, plog_config_file **out, char *err, s
                                  : "a key must be a scalar; lists may not nest";
             else
                 depth = 3;
+            items = 0;
             break;
         case YAML_SEQUENCE_END_EVENT:
             if (acc == NULL)
@@ -158,6 +193,9 @@ int plog_config_file_read(const char *path, plog_config_file **out, char *err, s
                 } else
                     key = NULL;
                 depth = 1;
+            } else if (++items > MAX_LIST_ITEMS) {
+                snprintf(why, sizeof why, "a list of more than %d values", MAX_LIST_ITEMS);
+                bad = why;
             } else if (append_item(&acc, s, len) != PLOG_OK)
                 bad = "out of memory";
             break;

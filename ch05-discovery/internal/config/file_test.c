@@ -98,6 +98,10 @@ static void test_config_file_refuses_other_forms_with_their_line(void **state)
         {"a: 1\n---\nb: 2\n", "only one YAML document"},
         {"a: [1, 2\n", "config.yaml:"},
         {"just a scalar\n", "1:1: the file must be a mapping"},
+        /* libyaml's reader keeps no line for bad bytes: the offset is named
+         * (before, "1:1" whatever the line). */
+        {"a: 1\nb: 2\nc: x\xe9\n", "config.yaml: byte 14: incomplete UTF-8 octet sequence"},
+        {"a: 1\nb: \x01\n", "config.yaml: byte 8: control characters are not allowed"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_file(f, cases[i].text);
@@ -108,6 +112,33 @@ static void test_config_file_refuses_other_forms_with_their_line(void **state)
         if (strstr(err, cases[i].want) == NULL)
             fail_msg("case %zu: \"%s\" does not contain \"%s\"", i, err, cases[i].want);
     }
+}
+
+/* A file over 1 MiB, or a list of more than 1024 values, is refused (before, a
+ * comment read from an endless pipe was read until killed, and a list of 200,000
+ * values took 7 s, joining them one strlen at a time). */
+static void test_config_file_refuses_a_huge_file_or_list(void **state)
+{
+    struct fixture *f = *state;
+    FILE *fp = fopen(f->path, "w");
+    assert_non_null(fp);
+    for (int i = 0; i < 100000; i++)
+        fputs("# a comment\n", fp);
+    fclose(fp);
+    plog_config_file *cf = NULL;
+    char err[256] = "";
+    assert_int_equal(plog_config_file_read(f->path, &cf, err, sizeof err), PLOG_EINVAL);
+    if (strstr(err, "config.yaml: larger than 1048576 bytes") == NULL)
+        fail_msg("a 1.2 MB file: %s", err);
+    fp = fopen(f->path, "w");
+    assert_non_null(fp);
+    fputs("start-join-addrs:\n", fp);
+    for (int i = 0; i < 1025; i++)
+        fputs("  - a\n", fp);
+    fclose(fp);
+    assert_int_equal(plog_config_file_read(f->path, &cf, err, sizeof err), PLOG_EINVAL);
+    if (strstr(err, "1026:5: a list of more than 1024 values") == NULL)
+        fail_msg("a list of 1025: %s", err);
 }
 
 static void test_config_file_missing_is_eio_naming_the_file(void **state)
@@ -126,6 +157,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_config_file_empty_is_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_file_refuses_other_forms_with_their_line, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_config_file_refuses_a_huge_file_or_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_file_missing_is_eio_naming_the_file, setup, teardown),
     };
     return cmocka_run_group_tests_name("config_file", tests, NULL, NULL);
