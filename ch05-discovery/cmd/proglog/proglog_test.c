@@ -98,6 +98,29 @@ static void test_proglog_config_file_with_a_flag_overriding_it(void **state)
     unlink(p.out);
 }
 
+/* A bind host the node's certificate does not name: the others dial it there and
+ * refuse the certificate, and the node says so at start (before, it logged only
+ * "peer refused our certificate", and was taken for dead within a second). */
+static void test_proglog_warns_when_its_certificate_does_not_name_the_bind_host(void **state)
+{
+    struct fixture *f = *state;
+    char bind[32], bin[512];
+    snprintf(bind, sizeof bind, "127.0.0.2:%d", plog_test_free_port());
+    snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
+    char *argv[] = {bin, "--config-file", f->yaml, "--bind-addr", bind, NULL};
+    plog_test_proc p = {0};
+    plog_test_spawn(&p, argv);
+    bool warned = plog_test_wait_output(
+                      &p, "level=warn msg=\"the peer certificate does not name the bind host\"", 10000) &&
+                  plog_test_wait_output(&p, "host=127.0.0.2 hint=", 1000);
+    char *out = plog_test_output(&p);
+    plog_test_kill(&p, SIGTERM, 10000);
+    if (!warned)
+        fail_msg("no warning for a bind host the certificate does not name: %s", out);
+    free(out);
+    unlink(p.out);
+}
+
 static void test_proglog_refuses_bad_configuration_clearly(void **state)
 {
     struct fixture *f = *state;
@@ -336,6 +359,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_proglog_config_file_with_a_flag_overriding_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_warns_when_its_certificate_does_not_name_the_bind_host,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_refuses_bad_configuration_clearly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_log_reports_are_timed_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_says_when_nobody_answered_at_its_join_addresses, setup,

@@ -55,6 +55,13 @@
  * name must be its certificate's CN: that is who the other nodes see. */
 int plog_tls_cert_cn(const char *cert_file, char *cn, size_t size);
 
+/* plog_tls_cert_names_host says whether the first certificate in cert_file (PEM)
+ * names host (an IP literal or a DNS name) in its SANs, as a client dialing host
+ * requires: PLOG_OK; PLOG_EPERM when it does not; PLOG_EIO when the file cannot be
+ * read; PLOG_EINVAL when it holds no certificate. A node's certificate must name
+ * the host of its bind address: the other nodes dial it there. */
+int plog_tls_cert_names_host(const char *cert_file, const char *host);
+
 /* plog_tls_engine_register makes this engine nng's TLS engine. Idempotent and
  * thread-safe: it does nothing when nng_tls_engine_name() already names it.
  * PLOG_OK, PLOG_ENOMEM, PLOG_ETLS (nng refused the engine). */

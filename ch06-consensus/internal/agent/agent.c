@@ -526,11 +526,33 @@ static void on_gossip_refused(void *arg, const char *remote, const char *why)
                     "err", why, NULL);
 }
 
+/* warn_bind_host: the others dial the bind address and check the node's
+ * certificate against its host, as any TLS client does, so a certificate that does
+ * not name it is refused by every peer. Before, the node only logged "peer refused
+ * our certificate" and was taken for dead within a second. A warning, not a
+ * refusal: a process whose certificate no peer accepts still shows the cluster
+ * refusing it (cluster_test). A wildcard such as 0.0.0.0 cannot be dialed, and no
+ * certificate names it. */
+static void warn_bind_host(const plog_agent_config *c)
+{
+    char url[ADDR_SIZE], host[ADDR_SIZE];
+    snprintf(url, sizeof url, "%s%s", strstr(c->bind_addr, "://") != NULL ? "" : "tls+tcp://", c->bind_addr);
+    if (plog_tls_url_host(url, host, sizeof host) == PLOG_OK &&
+        plog_tls_cert_names_host(c->peer_tls_cert_file, host) == PLOG_EPERM)
+        plog_logger_log(c->logger, PLOG_LOGGER_WARN, "the peer certificate does not name the bind host",
+                        "file", c->peer_tls_cert_file, "host", host, "hint",
+                        "the other nodes dial --bind-addr and check the certificate against its host: they "
+                        "will refuse this one; bind to a host its SANs name, or make it with this host "
+                        "(gencert's PLOG_SAN)",
+                        NULL);
+}
+
 int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, size_t errsize)
 {
     int rv = check_config(cfg, err, errsize);
     if (rv != PLOG_OK)
         return rv;
+    warn_bind_host(cfg);
     plog_agent *a = calloc(1, sizeof *a);
     if (a == NULL) {
         plog_errf(err, errsize, "out of memory");
