@@ -456,33 +456,35 @@ static bool peer_cn(X509 *cert, char *cn, size_t size)
     return ok;
 }
 
-int plog_tls_cert_cn(const char *cert_file, char *cn, size_t size)
+/* read_cert reads the first certificate of cert_file (PEM): *rv is PLOG_EIO when
+ * the file cannot be read, PLOG_EINVAL when it holds none (NULL returned). */
+static X509 *read_cert(const char *cert_file, int *rv)
 {
     BIO *b = BIO_new_file(cert_file, "r");
-    if (b == NULL) {
-        clear_errors();
-        return PLOG_EIO;
-    }
-    X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+    *rv = b == NULL ? PLOG_EIO : x == NULL ? PLOG_EINVAL : PLOG_OK;
     BIO_free(b);
-    bool ok = x != NULL && peer_cn(x, cn, size);
+    clear_errors();
+    return x;
+}
+
+int plog_tls_cert_cn(const char *cert_file, char *cn, size_t size)
+{
+    int rv;
+    X509 *x = read_cert(cert_file, &rv);
+    if (x != NULL && !peer_cn(x, cn, size))
+        rv = PLOG_EINVAL;
     X509_free(x);
     clear_errors();
-    return ok ? PLOG_OK : PLOG_EINVAL;
+    return rv;
 }
 
 /* See engine.h. The check a client makes (conn_init): an IP literal against the
  * iPAddress SANs, a name against the DNS ones. */
 int plog_tls_cert_names_host(const char *cert_file, const char *host)
 {
-    BIO *b = BIO_new_file(cert_file, "r");
-    if (b == NULL) {
-        clear_errors();
-        return PLOG_EIO;
-    }
-    X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
-    BIO_free(b);
-    int rv = PLOG_EINVAL;
+    int rv;
+    X509 *x = read_cert(cert_file, &rv);
     if (x != NULL) {
         unsigned char addr[16];
         bool ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
