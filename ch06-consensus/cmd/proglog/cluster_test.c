@@ -888,6 +888,37 @@ static bool lists_node(const char *out, const struct tc_node *n)
     return false;
 }
 
+/* ctl_until runs proglogctl args (a read) against node i until it exits 0 with want
+ * as its whole output, at most timeout_ms; fails the test with what it last printed. */
+static void ctl_until(struct tc *c, int i, const char *args, const char *want, int timeout_ms)
+{
+    char *out = NULL;
+    int rc = -1;
+    for (int64_t until = plog_test_now_ms() + timeout_ms;; plog_test_sleep_ms(50)) {
+        free(out);
+        rc = ctl(c, i, args, &out);
+        if ((rc == 0 && out != NULL && strcmp(out, want) == 0) || plog_test_now_ms() > until)
+            break;
+    }
+    if (rc != 0 || out == NULL || strcmp(out, want) != 0)
+        fail_msg("proglogctl %s: exit %d, printed:\n%s(want %s)", args, rc, out != NULL ? out : "", want);
+    free(out);
+}
+
+/* produces_of reads node i's count of Produce requests answered OK from its
+ * metrics endpoint. */
+static long produces_of(struct tc *c, int i)
+{
+    char cmd[128], *out = NULL;
+    snprintf(cmd, sizeof cmd, "curl -s http://127.0.0.1:%d/metrics", c->node[i].mport);
+    assert_int_equal(plog_test_sh(cmd, 10000, &out), 0);
+    const char *key = "\nproglog_requests_total{method=\"Produce\",code=\"OK\"} ";
+    const char *g = strstr(out, key);
+    long n = g != NULL ? strtol(g + strlen(key), NULL, 10) : 0;
+    free(out);
+    return n;
+}
+
 /* What an operator sees with proglogctl, asking a follower: servers lists the three
  * voters, one of them leading; members lists the three alive; a produce given the
  * follower's address reaches the leader, and a linearizable consume on the follower
@@ -936,23 +967,30 @@ static void test_cluster_proglogctl_servers_members_produce_through_a_follower(v
     assert_int_equal(ctl(c, f, "--consistency linearizable consume 0", &out), 0);
     assert_string_equal(out, "from-a-follower\n");
     free(out);
-}
-
-/* ctl_until runs proglogctl args (a read) against node i until it exits 0 with want
- * as its whole output, at most timeout_ms; fails the test with what it last printed. */
-static void ctl_until(struct tc *c, int i, const char *args, const char *want, int timeout_ms)
-{
-    char *out = NULL;
-    int rc = -1;
-    for (int64_t until = plog_test_now_ms() + timeout_ms;; plog_test_sleep_ms(50)) {
-        free(out);
-        rc = ctl(c, i, args, &out);
-        if ((rc == 0 && out != NULL && strcmp(out, want) == 0) || plog_test_now_ms() > until)
-            break;
-    }
-    if (rc != 0 || out == NULL || strcmp(out, want) != 0)
-        fail_msg("proglogctl %s: exit %d, printed:\n%s(want %s)", args, rc, out != NULL ? out : "", want);
+    /* After "--", "-" is a value, through the router too (before: it read stdin). */
+    assert_int_equal(ctl(c, f, "produce -- - < /dev/null", &out), 0);
+    assert_string_equal(out, "1\n");
     free(out);
+    ctl_until(c, f, "consume 1", "-\n", 5000);
+    /* produce - goes in batches through the router too: 1,000 lines, offsets 2..1001
+     * in order, in a handful of requests (before, one Produce per line: a few
+     * hundred lines a second). */
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd, "seq 1 1000 > %s/lines", c->dir);
+    assert_int_equal(plog_test_sh(cmd, 5000, NULL), 0);
+    long before = produces_of(c, leader);
+    snprintf(cmd, sizeof cmd, "produce - < %s/lines", c->dir);
+    assert_int_equal(ctl(c, f, cmd, &out), 0);
+    char want[8192];
+    size_t k = 0;
+    for (int o = 2; o <= 1001; o++)
+        k += (size_t)snprintf(want + k, sizeof want - k, "%d\n", o);
+    assert_string_equal(out, want);
+    free(out);
+    long unary = produces_of(c, leader) - before;
+    if (unary > 10)
+        fail_msg("produce - of 1,000 lines took %ld unary Produce requests", unary);
+    ctl_until(c, f, "consume 1001", "1000\n", 5000);
 }
 
 /* A cluster of one started with --bootstrap, stopped (SIGTERM), then killed

@@ -288,52 +288,6 @@ static int parse_command(int argc, char **argv, struct command *cmd)
 static const char *g_addr, *g_cert, *g_key, *g_ca;
 static plog_client_config g_cfg;
 
-/* produce_routed produces through the router (ch06): the leader, whichever
- * server --addr names. 1: the router could not be used (a lone server answers
- * GetServers UNIMPLEMENTED, a tcp:// address, a caller who may not see the cluster,
- * or no answer within --timeout): produce there directly, and let that server
- * answer (cmd_produce: a follower's "not leader" is then UNAVAILABLE). */
-static int produce_routed(int argc, char **argv, int *rc)
-{
-    plog_loadbalance_router *r;
-    plog_rpc_status st;
-    int code = plog_loadbalance_router_open(g_addr, &g_cfg, g_cert, g_key, g_ca, &r, &st);
-    if (code != PLOG_STATUS_OK)
-        return 1;
-    char *line = NULL;
-    size_t cap = 0;
-    bool from_stdin = argc == 1 && strcmp(argv[0], "-") == 0;
-    for (int i = 0; code == PLOG_STATUS_OK; i++) {
-        const void *v[1];
-        size_t len[1];
-        if (from_stdin) {
-            ssize_t n = getline(&line, &cap, stdin);
-            if (n < 0)
-                break;
-            if (n > 0 && line[n - 1] == '\n')
-                n--;
-            v[0] = line;
-            len[0] = (size_t)n;
-        } else {
-            if (i >= argc)
-                break;
-            v[0] = argv[i];
-            len[0] = strlen(argv[i]);
-        }
-        uint64_t off;
-        code = plog_loadbalance_router_produce(r, v, len, 1, &off, &st);
-        if (code == PLOG_STATUS_OK) {
-            printf("%" PRIu64 "\n", off);
-            fflush(stdout); /* as print_ack does */
-        }
-    }
-    free(line);
-    plog_loadbalance_router_close(r);
-    fflush(stdout);
-    *rc = code == PLOG_STATUS_OK ? EXIT_OK : fail(&st);
-    return 0;
-}
-
 /* lines reads standard input in chunks and splits it at newlines, as getline
  * does, but says when the next read would wait: produce - then sends what it
  * has batched (records typed or piped in slowly are not held back until a
@@ -401,12 +355,137 @@ static int flush_batched(void *arg)
     return a->code == PLOG_STATUS_OK ? 0 : -1;
 }
 
+/* produce_failed reports a produce that failed after the first stored records
+ * (an offset printed for each) and returns the exit status. */
+static int produce_failed(int code, plog_rpc_status *st, size_t stored)
+{
+    const char *leaderless = "";
+    if (code == PLOG_STATUS_FAILED_PRECONDITION && strncmp(st->msg, "not leader", 10) == 0) {
+        /* The router found no leader in time and the server --addr names follows:
+         * nothing was appended, and a retry may find the leader (exit 4, not 6, the
+         * exit of a request that cannot succeed as it is; a black-box run under
+         * failovers with a short --timeout got 6). */
+        code = PLOG_STATUS_UNAVAILABLE;
+        leaderless = " (no leader could be asked in time)";
+    }
+    /* One offset was printed per record stored, in order: say how many, since the
+     * failed request's records may or may not be in the log. */
+    char why[sizeof st->msg];
+    memcpy(why, st->msg, sizeof why);
+    plog_rpc_status_set(st, code,
+                        "%.150s%s; the first %zu records given are stored (an offset printed for each)", why,
+                        leaderless, stored);
+    return fail(st);
+}
+
+/* A batch of produce_routed: at most ROUTED_BATCH_RECORDS records, and values of
+ * at most ROUTED_BATCH_BYTES unless one alone is larger (as the producer's). */
+#define ROUTED_BATCH_RECORDS 512
+#define ROUTED_BATCH_BYTES (256u << 10)
+
+struct routed_batch {
+    plog_loadbalance_router *r;
+    plog_rpc_status *st;
+    char *buf; /* the values, packed */
+    size_t used, cap;
+    size_t lens[ROUTED_BATCH_RECORDS];
+    size_t n;
+    size_t stored; /* records acknowledged: an offset printed for each */
+    int code;      /* the first failure */
+};
+
+/* routed_flush sends the batch as one produce (a batch is appended in one piece,
+ * at contiguous offsets) and prints its offsets at once; it is next_line's idle
+ * too. 0, or -1 with b->code and *b->st saying why. */
+static int routed_flush(void *arg)
+{
+    struct routed_batch *b = arg;
+    if (b->n == 0)
+        return 0;
+    const void *v[ROUTED_BATCH_RECORDS];
+    for (size_t i = 0, pos = 0; i < b->n; pos += b->lens[i++])
+        v[i] = b->buf + pos;
+    uint64_t off;
+    b->code = plog_loadbalance_router_produce(b->r, v, b->lens, b->n, &off, b->st);
+    if (b->code != PLOG_STATUS_OK)
+        return -1;
+    for (size_t i = 0; i < b->n; i++)
+        printf("%" PRIu64 "\n", off + i);
+    fflush(stdout); /* as print_ack does */
+    b->stored += b->n;
+    b->n = b->used = 0;
+    return 0;
+}
+
+/* routed_add adds a record to the batch, sending the batch first when the record
+ * would take it past its bounds. 0, or -1 as routed_flush. */
+static int routed_add(struct routed_batch *b, const char *value, size_t len)
+{
+    if ((b->n == ROUTED_BATCH_RECORDS || (b->n > 0 && b->used + len > ROUTED_BATCH_BYTES)) &&
+        routed_flush(b) != 0)
+        return -1;
+    if (b->used + len > b->cap) {
+        size_t cap = b->cap > 0 ? b->cap : 4096;
+        while (cap < b->used + len)
+            cap *= 2;
+        char *nb = realloc(b->buf, cap);
+        if (nb == NULL) {
+            b->code = plog_rpc_status_set(b->st, PLOG_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+            return -1;
+        }
+        b->buf = nb;
+        b->cap = cap;
+    }
+    if (len > 0)
+        memcpy(b->buf + b->used, value, len);
+    b->used += len;
+    b->lens[b->n++] = len;
+    return 0;
+}
+
+/* produce_routed produces through the router (ch06): the leader, whichever
+ * server --addr names, in batches as the producer sends them (before, one record
+ * per request: a few hundred a second). 1: the router could not be used (a lone
+ * server answers GetServers UNIMPLEMENTED, a tcp:// address, a caller who may not
+ * see the cluster, or no answer within --timeout): produce there directly, and
+ * let that server answer (cmd_produce: a follower's "not leader" is then
+ * UNAVAILABLE). */
+static int produce_routed(const struct command *cmd, int *rc)
+{
+    plog_loadbalance_router *r;
+    plog_rpc_status st;
+    if (plog_loadbalance_router_open(g_addr, &g_cfg, g_cert, g_key, g_ca, &r, &st) != PLOG_STATUS_OK)
+        return 1;
+    struct routed_batch b = {.r = r, .st = &st, .code = PLOG_STATUS_OK};
+    if (cmd->argc == 1 && strcmp(cmd->argv[0], "-") == 0 && !cmd->literal) {
+        struct lines in = {0};
+        char *line;
+        size_t n;
+        int more;
+        while ((more = next_line(&in, &line, &n, routed_flush, &b)) == 1 && routed_add(&b, line, n) == 0)
+            ;
+        if (more < 0 && b.code == PLOG_STATUS_OK)
+            b.code = plog_rpc_status_set(&st, PLOG_STATUS_INTERNAL, "reading the input: %s", strerror(errno));
+        free(in.buf);
+    } else {
+        for (int i = 0; i < cmd->argc && routed_add(&b, cmd->argv[i], strlen(cmd->argv[i])) == 0; i++)
+            ;
+    }
+    if (b.code == PLOG_STATUS_OK)
+        routed_flush(&b);
+    free(b.buf);
+    plog_loadbalance_router_close(r);
+    fflush(stdout);
+    *rc = b.code == PLOG_STATUS_OK ? EXIT_OK : produce_failed(b.code, &st, b.stored);
+    return 0;
+}
+
 static int cmd_produce(plog_client *c, const struct command *cmd)
 {
     int argc = cmd->argc;
     char **argv = cmd->argv;
     int rc;
-    if (produce_routed(argc, argv, &rc) == 0)
+    if (produce_routed(cmd, &rc) == 0)
         return rc;
     /* window 1: the records land in the order given, each batch after the last, and
      * none after a batch that failed (stream.h). */
@@ -445,25 +524,7 @@ static int cmd_produce(plog_client *c, const struct command *cmd)
         code = plog_client_producer_flush(p, &st);
     plog_client_producer_close(p);
     fflush(stdout);
-    if (code == PLOG_STATUS_OK)
-        return EXIT_OK;
-    const char *leaderless = "";
-    if (code == PLOG_STATUS_FAILED_PRECONDITION && strncmp(st.msg, "not leader", 10) == 0) {
-        /* The router found no leader in time and the server --addr names follows:
-         * nothing was appended, and a retry may find the leader (exit 4, not 6, the
-         * exit of a request that cannot succeed as it is; a black-box run under
-         * failovers with a short --timeout got 6). */
-        code = PLOG_STATUS_UNAVAILABLE;
-        leaderless = " (no leader could be asked in time)";
-    }
-    /* One offset was printed per record stored, in order: say how many, since the
-     * failed request's records may or may not be in the log. */
-    char why[sizeof st.msg];
-    memcpy(why, st.msg, sizeof why);
-    plog_rpc_status_set(&st, code,
-                        "%.150s%s; the first %zu records given are stored (an offset printed for each)", why,
-                        leaderless, acked);
-    return fail(&st);
+    return code == PLOG_STATUS_OK ? EXIT_OK : produce_failed(code, &st, acked);
 }
 
 static void print_record(const uint8_t *value, size_t len, uint64_t off, int offsets)

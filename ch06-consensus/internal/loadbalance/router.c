@@ -50,13 +50,13 @@ static void sleep_ms(int ms)
 }
 
 int plog_loadbalance_resolve(plog_client *c, plog_loadbalance_server *v, size_t cap, size_t *n,
-                             plog_rpc_status *st)
+                             uint32_t timeout_ms, plog_rpc_status *st)
 {
     Log__V1__GetServersRequest req = LOG__V1__GET_SERVERS_REQUEST__INIT;
     nng_msg *reply;
     plog_rpc_reply rp;
-    int code =
-        plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_GET_SERVERS), &req.base, 0, 0, &reply, &rp, st);
+    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_GET_SERVERS), &req.base, 0, timeout_ms,
+                                &reply, &rp, st);
     if (code != PLOG_STATUS_OK)
         return code;
     Log__V1__GetServersResponse *resp = log__v1__get_servers_response__unpack(NULL, rp.body_len, rp.body);
@@ -86,12 +86,21 @@ static plog_client *conn_of(const plog_loadbalance_router *r, const char *addr)
     return NULL;
 }
 
+/* attempt_ms is how long one attempt may take: ATTEMPT_MAX_MS, or what is left
+ * before deadline (a monotonic ms time); 0 when nothing is. */
+static int64_t attempt_ms(int64_t deadline)
+{
+    int64_t left = deadline - now_ms();
+    return left <= 0 ? 0 : left < ATTEMPT_MAX_MS ? left : ATTEMPT_MAX_MS;
+}
+
 /* conn_for returns the connection to addr (HOST:PORT), dialing it when new: at
  * once (the first server, whose refusal the caller should hear), or in the
  * background (background: a server named by GetServers, which may be down or
- * paused), waiting at most ATTEMPT_MAX_MS for it to connect; a call that finds
- * it not connected retries soon, instead of spending its deadline on the dial. */
-static plog_client *conn_for(plog_loadbalance_router *r, const char *addr, bool background,
+ * paused), waiting at most one attempt (attempt_ms of deadline) for it to
+ * connect; a call that finds it not connected retries soon, instead of spending
+ * its deadline on the dial. */
+static plog_client *conn_for(plog_loadbalance_router *r, const char *addr, bool background, int64_t deadline,
                              plog_rpc_status *st)
 {
     plog_client *known = conn_of(r, addr);
@@ -123,7 +132,7 @@ static plog_client *conn_for(plog_loadbalance_router *r, const char *addr, bool 
         nng_tls_config_free(cfg.tls);
     if (code != PLOG_STATUS_OK)
         return NULL;
-    for (int64_t until = now_ms() + ATTEMPT_MAX_MS;
+    for (int64_t until = now_ms() + attempt_ms(deadline);
          background && !plog_client_connected(c) && now_ms() < until;)
         sleep_ms(1);
     if (r->client_id == 0)
@@ -147,26 +156,31 @@ static bool names_leader(const plog_loadbalance_server *v, size_t n)
  * names a leader: a server cut off from the others names none, while the others
  * may have elected one. It asks those it is connected to first, then dials the
  * servers last known. When nobody names a leader (an election), the first answer
- * is kept. */
-static int refresh(plog_loadbalance_router *r, plog_rpc_status *st)
+ * is kept. With others to ask, each question is one attempt (attempt_ms): a
+ * paused server keeps its connection, and before, its GetServers took the call's
+ * whole timeout, so a produce through a paused leader that --addr named failed
+ * although another leader had been elected within a quarter of a second. The
+ * only server known (at open) may take what is left of deadline. */
+static int refresh(plog_loadbalance_router *r, int64_t deadline, plog_rpc_status *st)
 {
     plog_loadbalance_server v[PLOG_LOADBALANCE_MAX_SERVERS];
     size_t n;
     bool answered = false;
     int code = PLOG_STATUS_UNAVAILABLE;
     const size_t nconns = r->nconns, nknown = r->picker.n;
-    for (size_t i = 0; i < nconns + nknown; i++) {
+    for (size_t i = 0; i < nconns + nknown && attempt_ms(deadline) > 0; i++) {
         plog_client *c;
         if (i < nconns)
             c = r->conns[i].c;
         else if (conn_of(r, r->picker.servers[i - nconns].rpc_addr) != NULL)
             continue; /* asked above, or not connected */
         else
-            c = conn_for(r, r->picker.servers[i - nconns].rpc_addr, true, st);
+            c = conn_for(r, r->picker.servers[i - nconns].rpc_addr, true, deadline, st);
         /* Not connected: its server is down, the call would wait for a redial. */
-        if (c == NULL || !plog_client_connected(c))
+        int64_t ms = nconns + nknown > 1 ? attempt_ms(deadline) : deadline - now_ms();
+        if (c == NULL || !plog_client_connected(c) || ms <= 0)
             continue;
-        code = plog_loadbalance_resolve(c, v, PLOG_LOADBALANCE_MAX_SERVERS, &n, st);
+        code = plog_loadbalance_resolve(c, v, PLOG_LOADBALANCE_MAX_SERVERS, &n, (uint32_t)ms, st);
         if (code != PLOG_STATUS_OK)
             continue;
         bool leader = names_leader(v, n);
@@ -201,12 +215,13 @@ int plog_loadbalance_router_open(const char *addr, const plog_client_config *cfg
                                    addr);
     }
     snprintf(r->scheme, sizeof r->scheme, "%.*s", (int)(sep + 3 - addr), addr);
-    plog_client *c = conn_for(r, sep + 3, false, st);
+    int64_t deadline = now_ms() + r->cfg.timeout_ms;
+    plog_client *c = conn_for(r, sep + 3, false, deadline, st);
     if (c == NULL) {
         plog_loadbalance_router_close(r);
         return st != NULL ? st->code : PLOG_STATUS_UNAVAILABLE;
     }
-    int code = refresh(r, st);
+    int code = refresh(r, deadline, st);
     if (code != PLOG_STATUS_OK) {
         plog_loadbalance_router_close(r);
         return code;
@@ -312,10 +327,8 @@ int plog_loadbalance_router_produce(plog_loadbalance_router *r, const void *cons
         } else {
             char addr[128];
             snprintf(addr, sizeof addr, "%s", r->picker.servers[idx].rpc_addr);
-            plog_client *c = conn_for(r, addr, true, st);
-            int64_t left = deadline - now_ms();
-            if (left > ATTEMPT_MAX_MS)
-                left = ATTEMPT_MAX_MS;
+            plog_client *c = conn_for(r, addr, true, deadline, st);
+            int64_t left = attempt_ms(deadline);
             if (c != NULL && !plog_client_connected(c)) {
                 code = plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE, "no connection to %s", addr);
                 fast = true;
@@ -344,7 +357,7 @@ int plog_loadbalance_router_produce(plog_loadbalance_router *r, const void *cons
         if (wait == backoff)
             backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
         plog_rpc_status ignored;
-        refresh(r, &ignored);
+        refresh(r, deadline, &ignored);
     }
 }
 
@@ -361,7 +374,7 @@ int plog_loadbalance_router_consume(plog_loadbalance_router *r, uint64_t off, Lo
         } else {
             char addr[128];
             snprintf(addr, sizeof addr, "%s", r->picker.servers[idx].rpc_addr);
-            plog_client *c = conn_for(r, addr, true, st);
+            plog_client *c = conn_for(r, addr, true, deadline, st);
             code = c == NULL ? (st != NULL ? st->code : PLOG_STATUS_UNAVAILABLE)
                              : plog_client_consume(c, off, rec, st);
             if (code != PLOG_STATUS_UNAVAILABLE && code != PLOG_STATUS_DEADLINE_EXCEEDED)
@@ -373,7 +386,7 @@ int plog_loadbalance_router_consume(plog_loadbalance_router *r, uint64_t off, Lo
         sleep_ms(backoff);
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
         plog_rpc_status ignored;
-        refresh(r, &ignored);
+        refresh(r, deadline, &ignored);
     }
 }
 

@@ -25,9 +25,10 @@
 typedef struct plog_loadbalance_router plog_loadbalance_router;
 
 /* plog_loadbalance_resolve asks c's server for GetServers (Go: the resolver's
- * ResolveNow) into v[0..*n), at most cap. Returns a status code. */
+ * ResolveNow) into v[0..*n), at most cap, waiting at most timeout_ms (0: the
+ * client's timeout). Returns a status code. */
 int plog_loadbalance_resolve(plog_client *c, plog_loadbalance_server *v, size_t cap, size_t *n,
-                             plog_rpc_status *st);
+                             uint32_t timeout_ms, plog_rpc_status *st);
 
 /* plog_loadbalance_router_open resolves the servers through addr (a tls+tcp://
  * or tcp:// URL). cfg is copied (its tls config referenced; the server name each

@@ -154,9 +154,11 @@ static void test_router_follows_a_leader_change_without_duplicates(void **state)
  * itself and others (HOST:PORT, none leading); it names itself leader in its first
  * answer when leads_once. With not_leader it names itself leader in every answer
  * and answers every Produce "not leader" (a server whose view of the leader is
- * stale, during an election). */
+ * stale, during an election). Once silent it answers nothing (a paused server: its
+ * connections stay up). */
 struct fake {
     bool leads_once, not_leader;
+    atomic_bool silent;
     char *others[N]; /* up to a NULL */
     nng_socket sock;
     char addr[64]; /* HOST:PORT */
@@ -170,6 +172,10 @@ static void *fake_main(void *arg)
     int resolves = 0;
     nng_msg *msg;
     while (nng_recvmsg(m->sock, &msg, 0) == 0) {
+        if (atomic_load(&m->silent)) {
+            nng_msg_free(msg);
+            continue;
+        }
         plog_rpc_request rq;
         if (plog_rpc_request_decode(nng_msg_body(msg), nng_msg_len(msg), &rq) != PLOG_OK ||
             plog_rpc_method_lookup(rq.method, rq.method_len) != PLOG_METHOD_GET_SERVERS) {
@@ -276,6 +282,16 @@ static void test_router_produce_that_only_meets_not_leader_is_unavailable(void *
         fail_msg("status: %s", st.msg);
 }
 
+/* list_agents makes m list the three agents of f (their RPC addresses, written
+ * into others) besides itself. */
+static void list_agents(struct fake *m, struct tc_agents *f, char others[N][32])
+{
+    for (int i = 0; i < N; i++) {
+        snprintf(others[i], 32, "127.0.0.1:%u", (unsigned)f->rpc[i]);
+        m->others[i] = others[i];
+    }
+}
+
 /* Given the address of a server that names no leader (one cut off from the
  * others) while the servers it lists have one, the router asks them and produces
  * to their leader. */
@@ -285,16 +301,34 @@ static void test_router_seeded_with_a_server_without_a_leader_finds_the_others_l
     start_three(f);
     char others[N][32];
     struct fake m = {.leads_once = false};
-    for (int i = 0; i < N; i++) {
-        snprintf(others[i], sizeof others[i], "127.0.0.1:%u", (unsigned)f->rpc[i]);
-        m.others[i] = others[i];
-    }
+    list_agents(&m, f, others);
     plog_loadbalance_router *r = fake_start(&m, 5000);
     produce(r, "x", 0);
     produce(r, "y", 1);
     assert_int_equal(atomic_load(&m.produces), 0);
     assert_true(plog_loadbalance_pick((plog_loadbalance_picker *)plog_loadbalance_router_servers(r), true) >=
                 0);
+    plog_loadbalance_router_close(r);
+    fake_stop(&m);
+}
+
+/* A leader that pauses (SIGSTOP) keeps its connections, and asked anything says
+ * nothing: the router opened on it finds the leader the others elected within its
+ * deadline. Before, the paused server's GetServers took the whole deadline, and a
+ * produce through a paused leader that --addr named failed "no reply within the
+ * deadline" although the others had a leader within a quarter of a second. */
+static void test_router_finds_the_others_leader_past_a_paused_one(void **state)
+{
+    struct tc_agents *f = *state;
+    start_three(f);
+    char others[N][32];
+    struct fake m = {.leads_once = true};
+    list_agents(&m, f, others);
+    plog_loadbalance_router *r = fake_start(&m, 3000);
+    atomic_store(&m.silent, true);
+    int64_t t0 = plog_test_now_ms();
+    produce(r, "x", 0);
+    print_message("produced past the paused leader in %lld ms\n", (long long)(plog_test_now_ms() - t0));
     plog_loadbalance_router_close(r);
     fake_stop(&m);
 }
@@ -311,6 +345,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_router_seeded_with_a_server_without_a_leader_finds_the_others_leader, tc_agents_setup,
             tc_agents_teardown),
+        cmocka_unit_test_setup_teardown(test_router_finds_the_others_leader_past_a_paused_one,
+                                        tc_agents_setup, tc_agents_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
