@@ -11,10 +11,12 @@
  * plog_client_producer_send or plog_client_producer_flush). Records inside one batch are
  * appended contiguously and in order; separate batches in flight may be appended
  * in another order (like concurrent Produce calls): use window 1 when the order of
- * all records must be the order of sending. Once a batch has failed, no later batch
- * is sent (each is acknowledged ABORTED, "not sent"): with window 1 the records in
- * the log are then exactly the ones acknowledged, plus perhaps the failed batch's
- * (a lost connection cannot tell), never a later one. */
+ * all records must be the order of sending. Once a batch's failure has been
+ * delivered, no later batch is sent (each is acknowledged ABORTED, "not sent");
+ * with window > 1 the batches already in flight then still land. With window 1,
+ * where a batch goes only after the one before it was acknowledged, the records in
+ * the log are exactly the ones acknowledged, plus perhaps the failed batch's (a
+ * lost connection cannot tell), never a later one. */
 #ifndef PLOG_STREAM_H
 #define PLOG_STREAM_H
 

@@ -541,8 +541,15 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     if ((rv = plog_server_open(a->log, &sc, &a->srv, err, errsize)) != PLOG_OK)
         goto fail;
     /* 3. Membership, whose events go to 4. the replicator (made first: see agent.h). */
+    /* A server certificate that does not name this node is taken as one the nodes
+     * share (the book's server.pem): the replicator then cannot tell them apart. */
+    char server_cn[PLOG_TLS_CN_SIZE] = "";
+    if (plog_tls_cert_cn(cfg->server_tls_cert_file, server_cn, sizeof server_cn) != PLOG_OK ||
+        strcmp(server_cn, a->name) == 0)
+        server_cn[0] = '\0';
     plog_replicator_config rc = {
         .self = a->name,
+        .shared_server_cn = server_cn,
         .cert_file = a->peer_cert,
         .key_file = a->peer_key,
         .ca_file = a->peer_ca,

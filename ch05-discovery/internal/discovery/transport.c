@@ -510,7 +510,9 @@ static void sweep(plog_transport *g, uint64_t now, struct peer gone[SWEEP_MAX])
         return;
     g->swept_ms = now;
     size_t k = 0;
-    for (unsigned i = 0; i < g->npeers && k < SWEEP_MAX && may_retire();) {
+    /* retired grows only when the sockets are handed over (peer_retire): count
+     * these k against RETIRED_MAX already. */
+    for (unsigned i = 0; i < g->npeers && k < SWEEP_MAX && atomic_load(&retired) + k < RETIRED_MAX;) {
         struct peer *p = &g->peers[i];
         pthread_mutex_lock(&p->link->mu);
         bool up = p->link->up;

@@ -66,6 +66,7 @@ struct plog_replicator {
     plog_log *log;
     plog_replicator_config cfg;
     char self[NAME_SIZE], cert[PATH_SIZE], key[PATH_SIZE], ca[PATH_SIZE];
+    char shared_cn[PLOG_TLS_CN_SIZE]; /* cfg.shared_server_cn, or "" */
 
     pthread_mutex_t mu; /* origins, members, the committer's fields */
     pthread_cond_t cv;  /* stop flags changed */
@@ -186,6 +187,8 @@ int plog_replicator_open(plog_log *log, const plog_replicator_config *cfg, plog_
     r->log = log;
     r->cfg = *cfg;
     snprintf(r->self, sizeof r->self, "%s", cfg->self);
+    snprintf(r->shared_cn, sizeof r->shared_cn, "%s",
+             cfg->shared_server_cn != NULL ? cfg->shared_server_cn : "");
     snprintf(r->cert, sizeof r->cert, "%s", cfg->cert_file);
     snprintf(r->key, sizeof r->key, "%s", cfg->key_file);
     snprintf(r->ca, sizeof r->ca, "%s", cfg->ca_file);
@@ -352,17 +355,19 @@ static void *committer_main(void *arg)
 }
 
 /* from_member says whether reply came from m's own server: the verified CN of its
- * certificate is m's name (node certificates serve both ways). A member and its
- * rpc_addr come from gossip, which any node's key can sign for any name: before,
- * one forged "alive evil rpc_addr=<node1's RPC>" made every node copy node1's
- * records once more under the origin "evil", for good. A server that is another
- * node is warned of once per address, and nothing is copied from it. */
+ * certificate is m's name (a node certificate serving RPC too, as gencert makes
+ * them), or the CN of a server certificate the nodes share (which cannot tell
+ * them apart: then the check is void). A member and its rpc_addr come from
+ * gossip, which any node's key can sign for any name: before, one forged "alive
+ * evil rpc_addr=<node1's RPC>" made every node copy node1's records once more
+ * under the origin "evil", for good. A server that is another node is warned of
+ * once per address, and nothing is copied from it. */
 static bool from_member(struct member *m, const char *addr, const nng_msg *reply)
 {
     char cn[PLOG_TLS_CN_SIZE];
     if (plog_tls_peer_identity(reply, cn, sizeof cn) != PLOG_OK)
         return false; /* its connection is already gone: ask again */
-    if (strcmp(cn, m->name) == 0)
+    if (strcmp(cn, m->name) == 0 || (m->r->shared_cn[0] != '\0' && strcmp(cn, m->r->shared_cn) == 0))
         return true;
     if (!m->told_impostor)
         plog_logger_log(m->r->cfg.logger, PLOG_LOGGER_WARN, "replication refused: the server is another node",

@@ -48,6 +48,11 @@ typedef void (*plog_replicator_published_fn)(void *arg, uint64_t next);
 typedef struct plog_replicator_config {
     const char *self;      /* this node's name (copied): records it originated are not copied */
     const char *cert_file; /* the node's peer certificate, key and CA (copied paths) */
+    /* The CN of an RPC server certificate the nodes share (copied; NULL or "": each
+     * node's server certificate names its node). A member's records are copied only
+     * from a server whose certificate names the member, or carries this CN: a shared
+     * certificate cannot tell the nodes apart. */
+    const char *shared_server_cn;
     const char *key_file;
     const char *ca_file;
     uint32_t batch_records;                 /* per poll; 0: 32768 */

@@ -905,14 +905,14 @@ static void ctl_until(struct tc *c, int i, const char *args, const char *want, i
     free(out);
 }
 
-/* produces_of reads node i's count of Produce requests answered OK from its
+/* requests_of reads node i's count of method requests answered OK from its
  * metrics endpoint. */
-static long produces_of(struct tc *c, int i)
+static long requests_of(struct tc *c, int i, const char *method)
 {
-    char cmd[128], *out = NULL;
+    char cmd[128], key[96], *out = NULL;
     snprintf(cmd, sizeof cmd, "curl -s http://127.0.0.1:%d/metrics", c->node[i].mport);
     assert_int_equal(plog_test_sh(cmd, 10000, &out), 0);
-    const char *key = "\nproglog_requests_total{method=\"Produce\",code=\"OK\"} ";
+    snprintf(key, sizeof key, "\nproglog_requests_total{method=\"%s\",code=\"OK\"} ", method);
     const char *g = strstr(out, key);
     long n = g != NULL ? strtol(g + strlen(key), NULL, 10) : 0;
     free(out);
@@ -978,7 +978,7 @@ static void test_cluster_proglogctl_servers_members_produce_through_a_follower(v
     char cmd[4400];
     snprintf(cmd, sizeof cmd, "seq 1 1000 > %s/lines", c->dir);
     assert_int_equal(plog_test_sh(cmd, 5000, NULL), 0);
-    long before = produces_of(c, leader);
+    long unary0 = requests_of(c, leader, "Produce"), batched0 = requests_of(c, leader, "ProduceStream");
     snprintf(cmd, sizeof cmd, "produce - < %s/lines", c->dir);
     assert_int_equal(ctl(c, f, cmd, &out), 0);
     char want[8192];
@@ -987,10 +987,21 @@ static void test_cluster_proglogctl_servers_members_produce_through_a_follower(v
         k += (size_t)snprintf(want + k, sizeof want - k, "%d\n", o);
     assert_string_equal(out, want);
     free(out);
-    long unary = produces_of(c, leader) - before;
-    if (unary > 10)
-        fail_msg("produce - of 1,000 lines took %ld unary Produce requests", unary);
+    long unary = requests_of(c, leader, "Produce") - unary0;
+    long batched = requests_of(c, leader, "ProduceStream") - batched0;
+    if (unary + batched > 10)
+        fail_msg("produce - of 1,000 lines took %ld Produce and %ld ProduceStream requests", unary, batched);
     ctl_until(c, f, "consume 1001", "1000\n", 5000);
+    /* The batches keep to --max-msg-bytes as the producer's do: 600 one-byte lines
+     * under a 2,048-byte limit (one batch of 512 would make a ~2.6 KB request, which
+     * the client refuses). */
+    snprintf(cmd, sizeof cmd, "yes a | head -n 600 > %s/short", c->dir);
+    assert_int_equal(plog_test_sh(cmd, 5000, NULL), 0);
+    snprintf(cmd, sizeof cmd, "--max-msg-bytes 2048 produce - < %s/short", c->dir);
+    int rc = ctl(c, f, cmd, &out);
+    if (rc != 0 || strncmp(out, "1002\n", 5) != 0 || strstr(out, "\n1601\n") == NULL)
+        fail_msg("produce - of 600 one-byte lines under a 2,048-byte limit: exit %d: %.200s", rc, out);
+    free(out);
 }
 
 /* A cluster of one started with --bootstrap, stopped (SIGTERM), then killed

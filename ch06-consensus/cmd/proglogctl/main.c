@@ -379,9 +379,12 @@ static int produce_failed(int code, plog_rpc_status *st, size_t stored)
 }
 
 /* A batch of produce_routed: at most ROUTED_BATCH_RECORDS records, and values of
- * at most ROUTED_BATCH_BYTES unless one alone is larger (as the producer's). */
+ * at most ROUTED_BATCH_BYTES unless one alone is larger; with --max-msg-bytes, a
+ * request of at most half of it, each record counted with ROUTED_FRAMING_MAX bytes
+ * of framing (the producer's rules, stream.c). */
 #define ROUTED_BATCH_RECORDS 512
 #define ROUTED_BATCH_BYTES (256u << 10)
+#define ROUTED_FRAMING_MAX 22
 
 struct routed_batch {
     plog_loadbalance_router *r;
@@ -421,8 +424,11 @@ static int routed_flush(void *arg)
  * would take it past its bounds. 0, or -1 as routed_flush. */
 static int routed_add(struct routed_batch *b, const char *value, size_t len)
 {
-    if ((b->n == ROUTED_BATCH_RECORDS || (b->n > 0 && b->used + len > ROUTED_BATCH_BYTES)) &&
-        routed_flush(b) != 0)
+    size_t half = g_cfg.max_msg_bytes / 2; /* 0: the client's default, far above a batch */
+    bool full = b->n == ROUTED_BATCH_RECORDS ||
+                (b->n > 0 && (b->used + len > ROUTED_BATCH_BYTES ||
+                              (half > 0 && b->used + len + ROUTED_FRAMING_MAX * (b->n + 1) > half)));
+    if (full && routed_flush(b) != 0)
         return -1;
     if (b->used + len > b->cap) {
         size_t cap = b->cap > 0 ? b->cap : 4096;

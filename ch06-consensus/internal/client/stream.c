@@ -329,8 +329,8 @@ static int sticky_err(plog_client_producer *p, plog_rpc_status *st)
 }
 
 /* send_batch sends the batch being filled, waiting for room in the window. Once a
- * batch has failed, no later one is sent: with window 1 a batch goes only after
- * the one before it was appended, so the records that are in the log are always
+ * batch's failure has been delivered, no later one is sent: with window 1 a batch
+ * goes only after the one before it was appended, so the records that are in the log are always
  * the first ones given (before, the batch after a lost connection went out on the
  * new one and was appended while the one before it was not). */
 static void send_batch(plog_client_producer *p)

@@ -165,7 +165,7 @@ static int refresh(plog_loadbalance_router *r, int64_t deadline, plog_rpc_status
 {
     plog_loadbalance_server v[PLOG_LOADBALANCE_MAX_SERVERS];
     size_t n;
-    bool answered = false;
+    bool answered = false, asked = false;
     int code = PLOG_STATUS_UNAVAILABLE;
     const size_t nconns = r->nconns, nknown = r->picker.n;
     for (size_t i = 0; i < nconns + nknown && attempt_ms(deadline) > 0; i++) {
@@ -180,6 +180,7 @@ static int refresh(plog_loadbalance_router *r, int64_t deadline, plog_rpc_status
         int64_t ms = nconns + nknown > 1 ? attempt_ms(deadline) : deadline - now_ms();
         if (c == NULL || !plog_client_connected(c) || ms <= 0)
             continue;
+        asked = true;
         code = plog_loadbalance_resolve(c, v, PLOG_LOADBALANCE_MAX_SERVERS, &n, (uint32_t)ms, st);
         if (code != PLOG_STATUS_OK)
             continue;
@@ -190,7 +191,10 @@ static int refresh(plog_loadbalance_router *r, int64_t deadline, plog_rpc_status
             return code;
         answered = true;
     }
-    return answered ? plog_rpc_status_set(st, PLOG_STATUS_OK, "%s", "") : code;
+    if (answered)
+        return plog_rpc_status_set(st, PLOG_STATUS_OK, "%s", "");
+    return asked ? code
+                 : plog_rpc_status_set(st, code, "%s", "no server could be asked for the servers in time");
 }
 
 int plog_loadbalance_router_open(const char *addr, const plog_client_config *cfg, const char *cert_file,
