@@ -69,6 +69,14 @@ void plog_client_consumer_close(plog_client_consumer *it);
 
 typedef struct plog_client_producer plog_client_producer;
 
+/* A producer's batch bounds by default: records, and bytes of values. */
+#define PLOG_CLIENT_BATCH_RECORDS 512
+#define PLOG_CLIENT_BATCH_BYTES (256u << 10)
+/* A record's bytes in a ProduceRequest beyond its value's: the records field's and
+ * the value field's tags (1 byte each) and lengths (varints, up to 10). A batch goes
+ * before its request, so counted, would pass half the client's max_msg_bytes. */
+#define PLOG_CLIENT_RECORD_FRAMING_MAX 22
+
 /* Called in order for each batch: records [first, first + n) were appended
  * (code OK), or the batch of n records failed with code and msg. */
 typedef void (*plog_client_producer_ack_fn)(void *arg, uint64_t first, size_t n, int code, const char *msg);

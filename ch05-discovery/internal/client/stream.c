@@ -14,11 +14,6 @@
 
 #define DEFAULT_WAIT_MS 5000
 #define DEFAULT_WINDOW 8
-#define DEFAULT_BATCH_RECORDS 512
-#define DEFAULT_BATCH_BYTES (256u << 10)
-/* A record's bytes in a ProduceRequest beyond its value's: the records field's
- * and the value field's tags (1 byte each) and lengths (varints, up to 10). */
-#define RECORD_FRAMING_MAX 22
 
 /* ---- consumer ---- */
 
@@ -237,9 +232,9 @@ int plog_client_producer_open(plog_client *c, const plog_client_producer_config 
     if (p->cfg.window == 0)
         p->cfg.window = DEFAULT_WINDOW;
     if (p->cfg.batch_records == 0)
-        p->cfg.batch_records = DEFAULT_BATCH_RECORDS;
+        p->cfg.batch_records = PLOG_CLIENT_BATCH_RECORDS;
     if (p->cfg.batch_bytes == 0)
-        p->cfg.batch_bytes = DEFAULT_BATCH_BYTES;
+        p->cfg.batch_bytes = PLOG_CLIENT_BATCH_BYTES;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     p->slots = calloc(p->cfg.window, sizeof *p->slots);
@@ -407,7 +402,7 @@ int plog_client_producer_send(plog_client_producer *p, const void *value, size_t
                                    len, need, max);
     /* Each record adds its framing (two tags and two lengths) to its value's bytes:
      * many short values make a request several times their own size. */
-    if (p->n > 0 && p->nbuf + len + RECORD_FRAMING_MAX * (p->n + 1) > max / 2)
+    if (p->n > 0 && p->nbuf + len + PLOG_CLIENT_RECORD_FRAMING_MAX * (p->n + 1) > max / 2)
         send_batch(p);
     if (p->nbuf + len > p->capbuf) {
         size_t cap = p->capbuf ? p->capbuf : 4096;

@@ -457,14 +457,14 @@ static bool peer_cn(X509 *cert, char *cn, size_t size)
 }
 
 /* read_cert reads the first certificate of cert_file (PEM): *rv is PLOG_EIO when
- * the file cannot be read, PLOG_EINVAL when it holds none (NULL returned). */
+ * the file cannot be read, PLOG_EINVAL when it holds none (NULL returned). The
+ * caller clears OpenSSL's error queue once it is done with the certificate. */
 static X509 *read_cert(const char *cert_file, int *rv)
 {
     BIO *b = BIO_new_file(cert_file, "r");
     X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
     *rv = b == NULL ? PLOG_EIO : x == NULL ? PLOG_EINVAL : PLOG_OK;
     BIO_free(b);
-    clear_errors();
     return x;
 }
 

@@ -378,20 +378,16 @@ static int produce_failed(int code, plog_rpc_status *st, size_t stored)
     return fail(st);
 }
 
-/* A batch of produce_routed: at most ROUTED_BATCH_RECORDS records, and values of
- * at most ROUTED_BATCH_BYTES unless one alone is larger; with --max-msg-bytes, a
- * request of at most half of it, each record counted with ROUTED_FRAMING_MAX bytes
- * of framing (the producer's rules, stream.c). */
-#define ROUTED_BATCH_RECORDS 512
-#define ROUTED_BATCH_BYTES (256u << 10)
-#define ROUTED_FRAMING_MAX 22
+/* A batch of produce_routed keeps the producer's bounds (stream.h): at most
+ * PLOG_CLIENT_BATCH_RECORDS records and PLOG_CLIENT_BATCH_BYTES of values unless one
+ * alone is larger; with --max-msg-bytes, a request of at most half of it. */
 
 struct routed_batch {
     plog_loadbalance_router *r;
     plog_rpc_status *st;
     char *buf; /* the values, packed */
     size_t used, cap;
-    size_t lens[ROUTED_BATCH_RECORDS];
+    size_t lens[PLOG_CLIENT_BATCH_RECORDS];
     size_t n;
     size_t stored; /* records acknowledged: an offset printed for each */
     int code;      /* the first failure */
@@ -405,7 +401,7 @@ static int routed_flush(void *arg)
     struct routed_batch *b = arg;
     if (b->n == 0)
         return 0;
-    const void *v[ROUTED_BATCH_RECORDS];
+    const void *v[PLOG_CLIENT_BATCH_RECORDS];
     for (size_t i = 0, pos = 0; i < b->n; pos += b->lens[i++])
         v[i] = b->buf + pos;
     uint64_t off;
@@ -425,9 +421,10 @@ static int routed_flush(void *arg)
 static int routed_add(struct routed_batch *b, const char *value, size_t len)
 {
     size_t half = g_cfg.max_msg_bytes / 2; /* 0: the client's default, far above a batch */
-    bool full = b->n == ROUTED_BATCH_RECORDS ||
-                (b->n > 0 && (b->used + len > ROUTED_BATCH_BYTES ||
-                              (half > 0 && b->used + len + ROUTED_FRAMING_MAX * (b->n + 1) > half)));
+    bool full =
+        b->n == PLOG_CLIENT_BATCH_RECORDS ||
+        (b->n > 0 && (b->used + len > PLOG_CLIENT_BATCH_BYTES ||
+                      (half > 0 && b->used + len + PLOG_CLIENT_RECORD_FRAMING_MAX * (b->n + 1) > half)));
     if (full && routed_flush(b) != 0)
         return -1;
     if (b->used + len > b->cap) {
