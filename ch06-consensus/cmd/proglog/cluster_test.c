@@ -551,6 +551,20 @@ static bool leader_other_than(void *arg)
     return now >= 0 && now != w->old;
 }
 
+/* ctl runs proglogctl as root against node i with args; returns its exit status
+ * and its output in *out (the caller frees). */
+static int ctl(struct tc *c, int i, const char *args, char **out)
+{
+    char cmd[2048];
+    const char *certs = tc_certs();
+    snprintf(cmd, sizeof cmd,
+             "%s --addr tls+tcp://%s:%d --tls-cert-file %s/root-client.pem --tls-key-file "
+             "%s/root-client-key.pem --tls-ca-file %s/ca.pem %s",
+             plog_test_bin("proglogctl"), c->node[i].host, c->node[i].rport, certs, certs, certs, args);
+    *out = NULL;
+    return plog_test_sh(cmd, 15000, out);
+}
+
 /* A SIGSTOP'd leader (paused, not dead) is replaced; on SIGCONT it steps down and
  * nothing acknowledged is lost. Both waits poll (up to 10 s each): how long an
  * election and the step-down take depends on the machine's load. */
@@ -569,6 +583,15 @@ static void test_cluster_paused_leader_is_replaced_and_steps_down(void **state)
     kill(c.node[old].proc.pid, SIGSTOP);
     g_paused = old;
     c.node[old].running = false; /* not answering */
+    /* A linearizable read asked of a follower now waits out the election, as a
+     * routed produce does (before, the follower named the paused leader and the
+     * read waited on it until its deadline, or failed "no leader known" at once). */
+    char *out = NULL;
+    int rc = ctl(&c, (old + 1) % N, "--timeout 12000 --consistency linearizable consume 0", &out);
+    if (rc != 0 || out == NULL || strchr(out, '\n') == NULL)
+        fail_msg("a linearizable consume during the election: exit %d, printed: %s", rc,
+                 out != NULL ? out : "");
+    free(out);
     struct leader_wait w = {cp, old};
     assert_true(plog_test_wait_until(leader_other_than, &w, 10000));
     kill(c.node[old].proc.pid, SIGCONT);
@@ -854,20 +877,6 @@ static void test_cluster_one_way_cut_to_a_follower_never_campaigns_and_catches_u
 {
     (void)state;
     follower_cut(true);
-}
-
-/* ctl runs proglogctl as root against node i with args; returns its exit status
- * and its output in *out (the caller frees). */
-static int ctl(struct tc *c, int i, const char *args, char **out)
-{
-    char cmd[2048];
-    const char *certs = tc_certs();
-    snprintf(cmd, sizeof cmd,
-             "%s --addr tls+tcp://%s:%d --tls-cert-file %s/root-client.pem --tls-key-file "
-             "%s/root-client-key.pem --tls-ca-file %s/ca.pem %s",
-             plog_test_bin("proglogctl"), c->node[i].host, c->node[i].rport, certs, certs, certs, args);
-    *out = NULL;
-    return plog_test_sh(cmd, 15000, out);
 }
 
 /* lists_node tells whether one line of the servers table out names node n and gives

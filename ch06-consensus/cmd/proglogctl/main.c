@@ -540,34 +540,25 @@ static void print_record(const uint8_t *value, size_t len, uint64_t off, int off
 
 static bool g_linearizable; /* --consistency linearizable (ch06) */
 
-/* consume_linearizable reads off through Raft's ReadIndex on the leader (ch06):
- * asked of a follower, it follows the "not leader; leader at ADDR" answer once. */
+/* consume_linearizable reads off through Raft's ReadIndex on the leader (ch06),
+ * through the router: while an election goes on, or the leader cannot be
+ * reached, it retries as a routed produce does, within --timeout (before, it
+ * failed at once). Where the router cannot be used (see produce_routed) it asks
+ * --addr's server, and follows a "not leader; leader at ADDR" answer once. */
 static int consume_linearizable(plog_client *c, uint64_t off, Log__V1__Record **rec, plog_rpc_status *st)
 {
+    plog_loadbalance_router *r;
+    if (plog_loadbalance_router_open(g_addr, &g_cfg, g_cert, g_key, g_ca, &r, st) == PLOG_STATUS_OK) {
+        int code = plog_loadbalance_router_read(r, off, rec, st);
+        plog_loadbalance_router_close(r);
+        return code;
+    }
     plog_client *other = NULL;
     int code = PLOG_STATUS_UNAVAILABLE;
     for (int attempt = 0; attempt < 2; attempt++) {
-        Log__V1__ConsumeRequest req = LOG__V1__CONSUME_REQUEST__INIT;
-        req.offset = off;
-        req.linearizable = true;
-        nng_msg *reply;
-        plog_rpc_reply rp;
-        code = plog_client_call(other != NULL ? other : c, plog_rpc_method_name(PLOG_METHOD_CONSUME),
-                                &req.base, 0, 0, &reply, &rp, st);
-        if (code == PLOG_STATUS_OK) {
-            Log__V1__ConsumeResponse *resp = log__v1__consume_response__unpack(NULL, rp.body_len, rp.body);
-            nng_msg_free(reply);
-            if (resp == NULL || resp->record == NULL) {
-                if (resp != NULL)
-                    log__v1__consume_response__free_unpacked(resp, NULL);
-                code = plog_rpc_status_set(st, PLOG_STATUS_INTERNAL, "malformed ConsumeResponse");
-                break;
-            }
-            *rec = resp->record;
-            resp->record = NULL;
-            log__v1__consume_response__free_unpacked(resp, NULL);
+        code = plog_client_read(other != NULL ? other : c, off, true, 0, rec, st);
+        if (code == PLOG_STATUS_OK)
             break;
-        }
         const char *at = strstr(st->msg, "leader at ");
         if (code == PLOG_STATUS_FAILED_PRECONDITION && at == NULL &&
             strncmp(st->msg, "not leader", 10) == 0) {

@@ -914,14 +914,16 @@ int plog_client_produce_batch(plog_client *c, const void *const *values, const s
     return produce_reply(code, reply, &rp, n, first, st);
 }
 
-int plog_client_consume(plog_client *c, uint64_t off, Log__V1__Record **rec, plog_rpc_status *st)
+int plog_client_read(plog_client *c, uint64_t off, bool linearizable, uint32_t timeout_ms,
+                     Log__V1__Record **rec, plog_rpc_status *st)
 {
     Log__V1__ConsumeRequest req = LOG__V1__CONSUME_REQUEST__INIT;
     req.offset = off;
+    req.linearizable = linearizable;
     nng_msg *reply;
     plog_rpc_reply rp;
-    int code =
-        plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_CONSUME), &req.base, 0, 0, &reply, &rp, st);
+    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_CONSUME), &req.base, 0, timeout_ms,
+                                &reply, &rp, st);
     if (code != PLOG_STATUS_OK)
         return code;
     Log__V1__ConsumeResponse *resp = log__v1__consume_response__unpack(NULL, rp.body_len, rp.body);
@@ -936,4 +938,9 @@ int plog_client_consume(plog_client *c, uint64_t off, Log__V1__Record **rec, plo
     resp->record = NULL;
     log__v1__consume_response__free_unpacked(resp, NULL);
     return PLOG_STATUS_OK;
+}
+
+int plog_client_consume(plog_client *c, uint64_t off, Log__V1__Record **rec, plog_rpc_status *st)
+{
+    return plog_client_read(c, off, false, 0, rec, st);
 }

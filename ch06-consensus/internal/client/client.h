@@ -93,6 +93,14 @@ int plog_client_produce_batch(plog_client *c, const void *const *values, const s
  * when off holds no record. */
 int plog_client_consume(plog_client *c, uint64_t off, Log__V1__Record **rec, plog_rpc_status *st);
 
+/* plog_client_read is plog_client_consume within timeout_ms (0: the client's);
+ * with linearizable (ch06) the server reads through Raft's ReadIndex: a leader
+ * confirms it still leads and serves off once it has applied that far, a
+ * follower answers FAILED_PRECONDITION "not leader; leader at HOST:PORT" (or
+ * "...; no leader known"). */
+int plog_client_read(plog_client *c, uint64_t off, bool linearizable, uint32_t timeout_ms,
+                     Log__V1__Record **rec, plog_rpc_status *st);
+
 /* plog_client_call is one unary call: method (a wire name, envelope.h), req (NULL:
  * empty), seq (0: none; else the produce's deduplication number, see
  * plog_client_next_seq), timeout_ms (0: the client's). On OK *reply holds the

@@ -287,22 +287,28 @@ static int produce_once(plog_client *c, const void *const *values, const size_t 
     return PLOG_STATUS_OK;
 }
 
-/* produce_failed returns code, a failed produce's, with st saying so when an
- * earlier attempt reached sent_to and ended without its outcome (no answer, or
- * a leader that lost its office before the commit): that one may have been
- * applied, whatever the last attempt found (e.g. "no leader known"). A produce
- * whose deadline ran out on "not leader" answers (an election still going on, a
- * server naming a leader that no longer leads) failed for want of a leader, as
- * one that found none: UNAVAILABLE, so a caller retries (proglogctl exits 4, not
- * 6, the exit of a request that cannot succeed as it is). */
+/* leaderless returns code, a failed call's, as UNAVAILABLE when its deadline ran
+ * out on "not leader" answers (an election still going on, a server naming a
+ * leader that no longer leads): it failed for want of a leader, as one that found
+ * none did, so a caller retries (proglogctl exits 4, not 6, the exit of a request
+ * that cannot succeed as it is). */
+static int leaderless(int code, plog_rpc_status *st)
+{
+    if (code != PLOG_STATUS_FAILED_PRECONDITION || !retryable(code, st))
+        return code;
+    char last[sizeof st->msg];
+    memcpy(last, st->msg, sizeof last);
+    return plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE,
+                               "no leader took it within the deadline (last: %.180s)", last);
+}
+
+/* produce_failed returns code, a failed produce's (leaderless), with st saying so
+ * when an earlier attempt reached sent_to and ended without its outcome (no
+ * answer, or a leader that lost its office before the commit): that one may have
+ * been applied, whatever the last attempt found (e.g. "no leader known"). */
 static int produce_failed(int code, const char *sent_to, plog_rpc_status *st)
 {
-    if (code == PLOG_STATUS_FAILED_PRECONDITION && retryable(code, st)) {
-        char last[sizeof st->msg];
-        memcpy(last, st->msg, sizeof last);
-        code = plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE,
-                                   "no leader took it within the deadline (last: %.180s)", last);
-    }
+    code = leaderless(code, st);
     if (sent_to[0] == '\0' || st == NULL || strstr(st->msg, "may or may not") != NULL)
         return code;
     size_t len = strlen(st->msg);
@@ -314,13 +320,19 @@ static int produce_failed(int code, const char *sent_to, plog_rpc_status *st)
     return code;
 }
 
-int plog_loadbalance_router_produce(plog_loadbalance_router *r, const void *const *values, const size_t *lens,
-                                    size_t n, uint64_t *first, plog_rpc_status *st)
+/* A call that only the leader can answer: one attempt on c within timeout_ms. */
+typedef int (*leader_call)(plog_client *c, uint32_t timeout_ms, void *arg, plog_rpc_status *st);
+
+/* on_leader makes call on the leader until it succeeds, fails in a way no retry
+ * mends, or r's timeout has passed in all, refreshing the servers between
+ * attempts with backoff (every FAST_RETRY_MS at first while no leader is known
+ * or its connection is down). sent_to (size 128) names the last server an
+ * attempt reached that ended without an answer. */
+static int on_leader(plog_loadbalance_router *r, leader_call call, void *arg, char *sent_to,
+                     plog_rpc_status *st)
 {
-    uint64_t seq = ++r->seq; /* one (client id, seq) for every attempt */
     int64_t start = now_ms(), deadline = start + r->cfg.timeout_ms;
     int backoff = BACKOFF_MIN_MS;
-    char sent_to[128] = ""; /* an attempt without an answer went there */
     for (;;) {
         int code;
         bool fast = false;
@@ -338,24 +350,21 @@ int plog_loadbalance_router_produce(plog_loadbalance_router *r, const void *cons
                 fast = true;
             } else {
                 code = c == NULL ? (st != NULL ? st->code : PLOG_STATUS_UNAVAILABLE)
-                                 : produce_once(c, values, lens, n, seq, (uint32_t)(left > 0 ? left : 1),
-                                                first, st);
+                                 : call(c, (uint32_t)(left > 0 ? left : 1), arg, st);
                 /* Lost, late, or its leader stepped down before the commit: the
-                 * server may have appended it ("not leader" and the other answers
+                 * server may have applied it ("not leader" and the other answers
                  * say it did not). */
                 if (c != NULL && (code == PLOG_STATUS_UNAVAILABLE || code == PLOG_STATUS_DEADLINE_EXCEEDED))
-                    snprintf(sent_to, sizeof sent_to, "%s", addr);
+                    snprintf(sent_to, 128, "%s", addr);
             }
-            if (code == PLOG_STATUS_OK)
+            if (code == PLOG_STATUS_OK || !retryable(code, st))
                 return code;
-            if (!retryable(code, st))
-                return produce_failed(code, sent_to, st);
             /* The connection stays: its dialer reconnects by itself, and closing
              * TLS clients whose server just died can hang nng 1.5.2's reaper. */
         }
         int wait = fast && now_ms() - start < FAST_RETRY_FOR_MS ? FAST_RETRY_MS : backoff;
         if (now_ms() + wait >= deadline)
-            return produce_failed(code, sent_to, st);
+            return code;
         r->retries++;
         sleep_ms(wait);
         if (wait == backoff)
@@ -363,6 +372,48 @@ int plog_loadbalance_router_produce(plog_loadbalance_router *r, const void *cons
         plog_rpc_status ignored;
         refresh(r, deadline, &ignored);
     }
+}
+
+struct produce_call {
+    const void *const *values;
+    const size_t *lens;
+    size_t n;
+    uint64_t seq, *first;
+};
+
+static int produce_call(plog_client *c, uint32_t timeout_ms, void *arg, plog_rpc_status *st)
+{
+    struct produce_call *a = arg;
+    return produce_once(c, a->values, a->lens, a->n, a->seq, timeout_ms, a->first, st);
+}
+
+int plog_loadbalance_router_produce(plog_loadbalance_router *r, const void *const *values, const size_t *lens,
+                                    size_t n, uint64_t *first, plog_rpc_status *st)
+{
+    /* one (client id, seq) for every attempt */
+    struct produce_call a = {.values = values, .lens = lens, .n = n, .seq = ++r->seq, .first = first};
+    char sent_to[128] = ""; /* an attempt without an answer went there */
+    int code = on_leader(r, produce_call, &a, sent_to, st);
+    return code == PLOG_STATUS_OK ? code : produce_failed(code, sent_to, st);
+}
+
+struct read_call {
+    uint64_t off;
+    Log__V1__Record **rec;
+};
+
+static int read_call(plog_client *c, uint32_t timeout_ms, void *arg, plog_rpc_status *st)
+{
+    struct read_call *a = arg;
+    return plog_client_read(c, a->off, true, timeout_ms, a->rec, st);
+}
+
+int plog_loadbalance_router_read(plog_loadbalance_router *r, uint64_t off, Log__V1__Record **rec,
+                                 plog_rpc_status *st)
+{
+    struct read_call a = {.off = off, .rec = rec};
+    char sent_to[128];
+    return leaderless(on_leader(r, read_call, &a, sent_to, st), st);
 }
 
 int plog_loadbalance_router_consume(plog_loadbalance_router *r, uint64_t off, Log__V1__Record **rec,

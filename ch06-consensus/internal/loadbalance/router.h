@@ -51,6 +51,13 @@ int plog_loadbalance_router_produce(plog_loadbalance_router *r, const void *cons
 int plog_loadbalance_router_consume(plog_loadbalance_router *r, uint64_t off, Log__V1__Record **rec,
                                     plog_rpc_status *st);
 
+/* plog_loadbalance_router_read reads off linearizably (Consume with
+ * linearizable set, Raft's ReadIndex) on the leader, retried as a produce is
+ * while an election goes on or the leader is unreachable: the record, or
+ * OUT_OF_RANGE, as of a moment after the call began. */
+int plog_loadbalance_router_read(plog_loadbalance_router *r, uint64_t off, Log__V1__Record **rec,
+                                 plog_rpc_status *st);
+
 /* plog_loadbalance_router_servers: the servers as last resolved (borrowed). */
 const plog_loadbalance_picker *plog_loadbalance_router_servers(const plog_loadbalance_router *r);
 
