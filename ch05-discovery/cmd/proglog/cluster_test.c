@@ -210,9 +210,9 @@ static void test_cluster_client_certificate_cannot_join(void **state)
     char cmd[128], *out = NULL;
     snprintf(cmd, sizeof cmd, "curl -s http://127.0.0.1:%d/metrics", c->node[0].mport);
     assert_int_equal(plog_test_sh(cmd, 10000, &out), 0);
-    const char *g = strstr(out, "\nproglog_gossip_messages_dropped ");
+    const char *g = strstr(out, "\nproglog_gossip_messages_dropped_total ");
     assert_non_null(g);
-    long dropped = strtol(g + strlen("\nproglog_gossip_messages_dropped "), NULL, 10);
+    long dropped = strtol(g + strlen("\nproglog_gossip_messages_dropped_total "), NULL, 10);
     print_message("node1 dropped %ld messages from root\n", dropped);
     assert_true(dropped > 0);
     free(out);

@@ -166,7 +166,7 @@ static void test_agent_sighup_policy_applies_to_open_connections_and_gossip(void
     plog_client *cl = tc_client(c, 0);
     plog_rpc_status rs;
     assert_int_equal(produce(cl, "before", &rs), PLOG_STATUS_OK);
-    long dropped = metric(c, 0, "proglog_gossip_messages_dropped");
+    long dropped = metric(c, 0, "proglog_gossip_messages_dropped_total");
     assert_true(dropped >= 0);
 
     FILE *f = fopen(c->policy, "r");
@@ -183,7 +183,7 @@ static void test_agent_sighup_policy_applies_to_open_connections_and_gossip(void
     assert_int_equal(rec->value.len, 6);
     assert_memory_equal(rec->value.data, "before", 6);
     log__v1__record__free_unpacked(rec, NULL);
-    struct gauge_arg g = {c, "proglog_gossip_messages_dropped", dropped};
+    struct gauge_arg g = {c, "proglog_gossip_messages_dropped_total", dropped};
     assert_true(plog_test_wait_until(gauge_above, &g, 10000));
 
     put(c->policy, was); /* back, so that the nodes leave each other cleanly */

@@ -81,9 +81,9 @@
       "")                                                                                                    \
     X(PLOG_GAUGE_MEMBERS_ALIVE, "proglog_members_alive", "gauge", "",                                        \
       "Cluster members this node sees alive, itself included (ch05).")                                       \
-    X(PLOG_GAUGE_GOSSIP_DROPPED, "proglog_gossip_messages_dropped", "gauge", "",                             \
+    X(PLOG_GAUGE_GOSSIP_DROPPED, "proglog_gossip_messages_dropped_total", "counter", "",                     \
       "Membership messages dropped since start: unauthorized, malformed, oversize (ch05).")                  \
-    X(PLOG_GAUGE_REPLICATED_RECORDS, "proglog_replicated_records", "gauge", "",                              \
+    X(PLOG_GAUGE_REPLICATED_RECORDS, "proglog_replicated_records_total", "counter", "",                      \
       "Records copied from other nodes since start (ch05).")
 
 typedef enum {

@@ -166,7 +166,7 @@ static void test_agent_sighup_policy_applies_to_open_connections_and_gossip(void
     plog_client *cl = tc_client(c, 0);
     plog_rpc_status rs;
     assert_int_equal(produce(cl, "before", &rs), PLOG_STATUS_OK);
-    long dropped = metric(c, 0, "proglog_gossip_messages_dropped");
+    long dropped = metric(c, 0, "proglog_gossip_messages_dropped_total");
     assert_true(dropped >= 0);
 
     FILE *f = fopen(c->policy, "r");
@@ -183,7 +183,7 @@ static void test_agent_sighup_policy_applies_to_open_connections_and_gossip(void
     assert_int_equal(rec->value.len, 6);
     assert_memory_equal(rec->value.data, "before", 6);
     log__v1__record__free_unpacked(rec, NULL);
-    struct gauge_arg g = {c, "proglog_gossip_messages_dropped", dropped};
+    struct gauge_arg g = {c, "proglog_gossip_messages_dropped_total", dropped};
     assert_true(plog_test_wait_until(gauge_above, &g, 10000));
 
     put(c->policy, was); /* back, so that the nodes leave each other cleanly */
@@ -423,7 +423,7 @@ static void test_agent_log_size_gauge_grows_with_the_records(void **state)
 }
 
 /* Raft's state is in the metrics (ch06; a black-box run found none, and ch05's
- * proglog_replicated_records left behind, always the count of applied records):
+ * proglog_replicated_records_total left behind, always the count of applied records):
  * a node bootstrapped alone leads, in a term of at least 1, and its commit index
  * moves with every produce. */
 static void test_agent_raft_gauges_show_the_leader_its_term_and_commits(void **state)
@@ -434,7 +434,7 @@ static void test_agent_raft_gauges_show_the_leader_its_term_and_commits(void **s
     struct gauge_arg g = {c, "proglog_raft_leader", 0};
     assert_true(plog_test_wait_until(gauge_above, &g, 10000));
     assert_true(metric(c, 0, "proglog_raft_term") >= 1);
-    assert_int_equal(metric(c, 0, "proglog_replicated_records"), -1);
+    assert_int_equal(metric(c, 0, "proglog_replicated_records_total"), -1);
     g.name = "proglog_raft_commit_index";
     g.above = metric(c, 0, g.name);
     assert_true(g.above >= 1);

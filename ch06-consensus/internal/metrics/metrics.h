@@ -81,7 +81,7 @@
       "")                                                                                                    \
     X(PLOG_GAUGE_MEMBERS_ALIVE, "proglog_members_alive", "gauge", "",                                        \
       "Cluster members this node sees alive, itself included (ch05).")                                       \
-    X(PLOG_GAUGE_GOSSIP_DROPPED, "proglog_gossip_messages_dropped", "gauge", "",                             \
+    X(PLOG_GAUGE_GOSSIP_DROPPED, "proglog_gossip_messages_dropped_total", "counter", "",                     \
       "Membership messages dropped since start: unauthorized, malformed, oversize (ch05).")                  \
     X(PLOG_GAUGE_RAFT_LEADER, "proglog_raft_leader", "gauge", "",                                            \
       "1 while this node is the Raft leader, else 0 (ch06).")                                                \
