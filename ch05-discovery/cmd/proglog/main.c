@@ -84,6 +84,11 @@ static const char *const flag_names[NFLAGS] = {
 #undef X
 };
 
+/* flag_name[id] names flag id in messages: "--rpc-port", or, when the value came
+ * from the config file and no flag overrode it, "--config-file: FILE:LINE: rpc-port"
+ * (load_file). */
+static char flag_name[NFLAGS][320];
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: proglog [options]\n"
@@ -159,11 +164,11 @@ static int split_addrs(char *s, const char **addrs, size_t *n)
     *n = 0;
     for (char *tok = strtok(s, ", "); tok != NULL; tok = strtok(NULL, ", ")) {
         if (*n == MAX_JOIN) {
-            fprintf(stderr, "proglog: --start-join-addrs: at most %d addresses\n", MAX_JOIN);
+            fprintf(stderr, "proglog: %s: at most %d addresses\n", flag_name[F_START_JOIN_ADDRS], MAX_JOIN);
             return -1;
         }
         const char *hostport = strncmp(tok, "tls+tcp://", 10) == 0 ? tok + 10 : tok;
-        if (plog_config_flag_hostport("proglog", "--start-join-addrs", hostport,
+        if (plog_config_flag_hostport("proglog", flag_name[F_START_JOIN_ADDRS], hostport,
                                       "a member's gossip address") != PLOG_OK)
             return -1;
         addrs[(*n)++] = tok;
@@ -197,18 +202,18 @@ static int load_file(const char *path, plog_config_file **fp, const char **val)
             return -1;
         }
         val[id] = plog_config_file_get(*fp, k);
+        snprintf(flag_name[id], sizeof flag_name[id], "--config-file: %s:%zu: %s", path,
+                 plog_config_file_line(*fp, i), k);
     }
     return 0;
 }
 
-static int u64_of(const char *what, const char *s, uint64_t max, uint64_t *v)
+static int u64_of(const char *const *val, int id, uint64_t max, uint64_t *v)
 {
-    char name[40];
-    snprintf(name, sizeof name, "--%s", what);
-    if (plog_config_flag_u64("proglog", name, s, v) != PLOG_OK)
+    if (plog_config_flag_u64("proglog", flag_name[id], val[id], v) != PLOG_OK)
         return -1;
     if (*v > max) {
-        fprintf(stderr, "proglog: %s: too large: %s\n", name, s);
+        fprintf(stderr, "proglog: %s: too large: %s\n", flag_name[id], val[id]);
         return -1;
     }
     return 0;
@@ -218,11 +223,9 @@ static int u64_of(const char *what, const char *s, uint64_t max, uint64_t *v)
  * range it has in every mode (plog_config_flag_server). */
 static int u64_flag(const char *const *val, int id, uint64_t *v)
 {
-    char name[40];
     if (val[id] == NULL)
         return 0;
-    snprintf(name, sizeof name, "--%s", flag_names[id]);
-    return plog_config_flag_server("proglog", name, val[id], v) == PLOG_OK ? 0 : -1;
+    return plog_config_flag_server("proglog", flag_name[id], val[id], v) == PLOG_OK ? 0 : -1;
 }
 
 /* single.c: the single-server mode of the previous chapter; version is this
@@ -234,11 +237,11 @@ int single_main(int argc, char **argv, const char *version);
  * be told). The agent checks the form again; a bad value here is a usage error. */
 static int dialed_addr_of(const char *const *val, int id)
 {
-    char name[40];
     if (val[id] == NULL)
         return 0;
-    snprintf(name, sizeof name, "--%s", flag_names[id]);
-    return plog_config_flag_hostport("proglog", name, val[id], "the other nodes dial it") == PLOG_OK ? 0 : -1;
+    return plog_config_flag_hostport("proglog", flag_name[id], val[id], "the other nodes dial it") == PLOG_OK
+               ? 0
+               : -1;
 }
 
 int main(int argc, char **argv)
@@ -283,24 +286,28 @@ int main(int argc, char **argv)
     }
     plog_config_file *file = NULL;
     int status = 2;
+    for (int i = 0; i < NFLAGS; i++)
+        snprintf(flag_name[i], sizeof flag_name[i], "--%s", flag_names[i]);
     if (flag[F_CONFIG_FILE] != NULL && load_file(flag[F_CONFIG_FILE], &file, val) != 0)
         goto out;
     for (int i = 0; i < NFLAGS; i++)
-        if (flag[i] != NULL)
+        if (flag[i] != NULL) {
             val[i] = flag[i];
+            snprintf(flag_name[i], sizeof flag_name[i], "--%s", flag_names[i]);
+        }
 
     if (val[F_DATA_DIR] != NULL && val[F_DATA_DIR][0] == '\0') {
-        fprintf(stderr, "proglog: --data-dir: want a directory, not an empty string\n");
+        fprintf(stderr, "proglog: %s: want a directory, not an empty string\n", flag_name[F_DATA_DIR]);
         goto out;
     }
     if (val[F_NODE_NAME] != NULL && val[F_NODE_NAME][0] == '\0') {
-        fprintf(stderr, "proglog: --node-name: want a name, not an empty string\n");
+        fprintf(stderr, "proglog: %s: want a name, not an empty string\n", flag_name[F_NODE_NAME]);
         goto out;
     }
     if (dialed_addr_of(val, F_BIND_ADDR) != 0)
         goto out;
     if (val[F_METRICS_ADDR] != NULL &&
-        plog_config_flag_hostport("proglog", "--metrics-addr", val[F_METRICS_ADDR], NULL) != PLOG_OK)
+        plog_config_flag_hostport("proglog", flag_name[F_METRICS_ADDR], val[F_METRICS_ADDR], NULL) != PLOG_OK)
         goto out;
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
@@ -322,19 +329,19 @@ int main(int argc, char **argv)
     };
     uint64_t v;
     if (val[F_RPC_PORT] != NULL) {
-        if (u64_of("rpc-port", val[F_RPC_PORT], 65535, &v) != 0)
+        if (u64_of(val, F_RPC_PORT, 65535, &v) != 0)
             goto out;
         ac.rpc_port = (uint16_t)v;
     }
     if (ac.rpc_port == 0) {
-        fprintf(stderr, "proglog: --rpc-port: must be 1..65535\n");
+        fprintf(stderr, "proglog: %s: must be 1..65535\n", flag_name[F_RPC_PORT]);
         goto out;
     }
     /* The RPC server listens on --bind-addr's host: it needs a port of its own
      * (before: exit 1, "Address in use", once the data directory was made). */
     if (ac.rpc_port == atoi(strrchr(ac.bind_addr, ':') + 1)) {
-        fprintf(stderr, "proglog: --rpc-port %u is --bind-addr's port too: each listener needs its own\n",
-                (unsigned)ac.rpc_port);
+        fprintf(stderr, "proglog: %s %u is the port of %s too: each listener needs its own\n",
+                flag_name[F_RPC_PORT], (unsigned)ac.rpc_port, flag_name[F_BIND_ADDR]);
         goto out;
     }
     v = 0;
@@ -349,7 +356,8 @@ int main(int argc, char **argv)
         else if (strcmp(val[F_SYNC], "always") == 0)
             ac.log.sync = PLOG_SYNC_ALWAYS;
         else if (strcmp(val[F_SYNC], "interval") != 0) {
-            fprintf(stderr, "proglog: --sync: want never, always or interval: %s\n", val[F_SYNC]);
+            fprintf(stderr, "proglog: %s: want never, always or interval: %s\n", flag_name[F_SYNC],
+                    val[F_SYNC]);
             goto out;
         }
     }
@@ -357,13 +365,14 @@ int main(int argc, char **argv)
         if (strcmp(val[F_PROFILE], "fast") == 0)
             ac.fast = true;
         else if (strcmp(val[F_PROFILE], "lan") != 0) {
-            fprintf(stderr, "proglog: --profile: want lan or fast: %s\n", val[F_PROFILE]);
+            fprintf(stderr, "proglog: %s: want lan or fast: %s\n", flag_name[F_PROFILE], val[F_PROFILE]);
             goto out;
         }
     }
     plog_logger_level level = PLOG_LOGGER_INFO;
     if (val[F_LOG_LEVEL] != NULL && plog_logger_parse_level(val[F_LOG_LEVEL], &level) != PLOG_OK) {
-        fprintf(stderr, "proglog: --log-level: want debug, info, warn or error: %s\n", val[F_LOG_LEVEL]);
+        fprintf(stderr, "proglog: %s: want debug, info, warn or error: %s\n", flag_name[F_LOG_LEVEL],
+                val[F_LOG_LEVEL]);
         goto out;
     }
     char why[PLOG_AUTH_ERRMSG_SIZE];
@@ -381,7 +390,7 @@ int main(int argc, char **argv)
     ac.max_inflight_bytes = (size_t)lim[1];
     plog_server_config limits = {.max_inflight_bytes = ac.max_inflight_bytes};
     if (plog_server_config_check(&limits, why, sizeof why) != PLOG_OK) {
-        fprintf(stderr, "proglog: --max-inflight-bytes: %s\n", why);
+        fprintf(stderr, "proglog: %s: %s\n", flag_name[F_MAX_INFLIGHT_BYTES], why);
         goto out;
     }
     ac.max_connections = (unsigned)lim[2];

@@ -136,6 +136,11 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
     assert_non_null(y);
     fprintf(y, "data-dir: [a, b]\nstart-join-addrs: [127.0.0.1:9, 127.0.0.1:10]\n");
     fclose(y);
+    snprintf(bad, sizeof bad, "%s/values.yaml", f->dir);
+    y = fopen(bad, "w");
+    assert_non_null(y);
+    fprintf(y, "node-name: node1\nrpc-port: abc\nsync: sometimes\n");
+    fclose(y);
     static const struct {
         const char *args;
         int code;
@@ -148,7 +153,13 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
         {"--sync-interval-ms 0 --data-dir %s/d", 2, "--sync-interval-ms: too small: 0 (at least 1)"},
         {"--max-connections 1048577 --data-dir %s/d", 2, "--max-connections: too large: 1048577"},
         {"--profile wan --data-dir %s/d", 2, "--profile: want lan or fast"},
-        {"--rpc-port 8401 --data-dir %s/d", 2, "--rpc-port 8401 is --bind-addr's port too"},
+        {"--rpc-port 8401 --data-dir %s/d", 2, "--rpc-port 8401 is the port of --bind-addr too"},
+        /* A bad value from the config file names the file, line and key (before:
+         * "--rpc-port: not a number", a flag nobody gave); a flag given wins. */
+        {"--config-file %s/values.yaml", 2, "values.yaml:2: rpc-port: not a number: abc"},
+        {"--config-file %s/values.yaml --rpc-port 8400", 2,
+         "values.yaml:3: sync: want never, always or interval: sometimes"},
+        {"--config-file %s/values.yaml --rpc-port 70000", 2, "proglog: --rpc-port: too large"},
         /* In range alone, not with the message size (before: exit 1 once started). */
         {"--max-inflight-bytes 1 --data-dir %s/d", 2,
          "--max-inflight-bytes: an in-flight budget of 1 bytes is less than twice the largest message "

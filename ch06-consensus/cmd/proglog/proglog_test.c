@@ -201,6 +201,11 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
     assert_non_null(y);
     fprintf(y, "data-dir: [a, b]\nstart-join-addrs: [127.0.0.1:9, 127.0.0.1:10]\n");
     fclose(y);
+    snprintf(bad, sizeof bad, "%s/values.yaml", f->dir);
+    y = fopen(bad, "w");
+    assert_non_null(y);
+    fprintf(y, "node-name: node1\nrpc-port: abc\nsync: sometimes\nbootstrap: yes\n");
+    fclose(y);
     static const struct {
         const char *args;
         int code;
@@ -217,6 +222,14 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
         {"--raft-port 8400 --data-dir %s/d", 2,
          "--bind-addr's port (8401), --rpc-port (8400) and --raft-port (8400) must differ"},
         {"--rpc-port 8399 --data-dir %s/d", 2, "--raft-port (8401) must differ"},
+        /* A bad value from the config file names the file, line and key (before:
+         * "--rpc-port: not a number", a flag nobody gave); a flag given wins. */
+        {"--config-file %s/values.yaml", 2, "values.yaml:2: rpc-port: not a number: abc"},
+        {"--config-file %s/values.yaml --rpc-port 8400", 2,
+         "values.yaml:3: sync: want never, always or interval: sometimes"},
+        {"--config-file %s/values.yaml --rpc-port 70000", 2, "proglog: --rpc-port: too large"},
+        {"--config-file %s/values.yaml --rpc-port 8400 --sync always", 2,
+         "values.yaml:4: bootstrap: want true or false: yes"},
         /* In range alone, not with the message size (before: exit 1 once started). */
         {"--max-inflight-bytes 1 --data-dir %s/d", 2,
          "--max-inflight-bytes: an in-flight budget of 1 bytes is less than twice the largest message "
