@@ -245,6 +245,82 @@ static void test_tls_large_messages_arrive_intact(void **state)
     tt_session_close(&s);
 }
 
+/* big_certs makes, once, with the openssl CLI in the certs directory: big-client
+ * (CN=root, 800 DNS names: ~18 KB), big-server (CN=server, IP 127.0.0.1 and 1600
+ * DNS names: ~36 KB), both signed by the test CA, and big-ca.pem: the CA followed
+ * by 300 self-signed CAs, whose names a server lists in its certificate request. */
+static void big_certs(void)
+{
+    if (access(tt_path("big-ca.pem"), R_OK) == 0)
+        return;
+    char cmd[4096], *out = NULL;
+    snprintf(cmd, sizeof cmd,
+             "set -e; cd '%s'; "
+             "mk() { { printf '[req]\\ndistinguished_name=dn\\nprompt=no\\n[dn]\\nCN=%%s\\n[ext]\\n"
+             "basicConstraints=CA:FALSE\\nkeyUsage=digitalSignature\\nextendedKeyUsage=%%s\\n"
+             "subjectAltName=@alt\\n[alt]\\nIP.1=127.0.0.1\\n' $2 $3; "
+             "seq 1 $4 | sed 's/.*/DNS.&=host-&.example.com/'; } > $1.cnf; "
+             "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $1-key.pem "
+             "-out $1.csr -config $1.cnf 2>/dev/null; "
+             "openssl x509 -req -in $1.csr -CA ca.pem -CAkey ca-key.pem -set_serial 0x$(openssl rand -hex 8) "
+             "-days 30 -extfile $1.cnf -extensions ext -out $1.pem 2>/dev/null; rm $1.cnf $1.csr; }; "
+             "mk big-client root clientAuth 800; mk big-server server serverAuth 1600; "
+             "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out big-ca-key.tmp; "
+             "cp ca.pem big-ca.tmp; for i in $(seq 1 300); do openssl req -x509 -key big-ca-key.tmp "
+             "-subj \"/O=Example Org $i/CN=another certificate authority number $i\" -days 30; done >> "
+             "big-ca.tmp; "
+             "rm big-ca-key.tmp; mv big-ca.tmp big-ca.pem",
+             tt_certs());
+    int rc = plog_test_sh(cmd, 120000, &out);
+    if (rc != 0)
+        fail_msg("making the big certificates: exit %d: %s", rc, out != NULL ? out : "");
+    free(out);
+}
+
+/* Handshakes whose flights outgrow nng's 16 KiB send buffer: a client certificate
+ * of ~18 KB, and a server of ~36 KB that lists 301 CAs in its certificate request.
+ * Before, every such connection failed ("Connection shutdown", nothing logged on
+ * the server): OpenSSL 3.0's handshake buffer BIO lost our BIO's "retry" when its
+ * flush had to wait, and nng's first send (the SP header) ran SSL_write while a
+ * handshake record was half written ("bad length"). */
+static void test_tls_handshakes_larger_than_nng_buffers_complete(void **state)
+{
+    (void)state;
+    big_certs();
+    struct tt_session s;
+    tt_session_open(&s, tt_client_config("big-client.pem", "big-client-key.pem", "ca.pem", NULL));
+    char *reply = tt_echo(s.c, "big");
+    assert_string_equal(reply, "big|root|TLSv1.3");
+    free(reply);
+    tt_session_close(&s);
+
+    struct tt_server srv;
+    char url[64], err[PLOG_TLS_ERRMSG_SIZE];
+    nng_tls_config *cfg;
+    tt_url("tls+tcp", url, sizeof url);
+    if (plog_tls_config_server(tt_path("big-server.pem"), tt_path("big-server-key.pem"),
+                               tt_path("big-ca.pem"), &cfg, err, sizeof err) != PLOG_OK)
+        fail_msg("server config: %s", err);
+    tt_server_start(&srv, url, cfg);
+    nng_tls_config_free(cfg);
+    for (int i = 0; i < 8; i++) {
+        nng_tls_config *cc = i % 2 == 0
+                                 ? tt_root_config(NULL)
+                                 : tt_client_config("big-client.pem", "big-client-key.pem", "ca.pem", NULL);
+        nng_socket c;
+        int rv = tt_client_dial(srv.url, cc, &c);
+        if (rv != 0)
+            fail_msg("connection %d (%s client certificate) to the big server: %s", i,
+                     i % 2 == 0 ? "the root" : "a big", nng_strerror(rv));
+        reply = tt_echo(c, "both");
+        assert_string_equal(reply, "both|root|TLSv1.3");
+        free(reply);
+        nng_close(c);
+        nng_tls_config_free(cc);
+    }
+    tt_server_stop(&srv);
+}
+
 /* One SP message of 100 bytes is one TLS write (one record, one TCP write), not
  * three (length, header, body) as nng's TLS layer hands them over. */
 static void test_tls_small_message_is_one_record(void **state)
@@ -1089,6 +1165,7 @@ int main(void)
         cmocka_unit_test(test_tls_client_without_server_name_is_an_error),
         cmocka_unit_test(test_tls_client_limited_to_tls12_still_connects),
         cmocka_unit_test(test_tls_large_messages_arrive_intact),
+        cmocka_unit_test(test_tls_handshakes_larger_than_nng_buffers_complete),
         cmocka_unit_test(test_tls_small_message_is_one_record),
         cmocka_unit_test(test_tls_interleaved_messages_of_mixed_sizes_arrive_intact),
         cmocka_unit_test(test_tls_stream_writes_that_are_not_sp_messages_go_out_at_once),

@@ -362,6 +362,14 @@ static int conn_error(struct nng_tls_engine_conn *c, int ret)
         return NNG_ECONNSHUT;
     case SSL_ERROR_SYSCALL: /* our BIO failed: the stream under us is gone */
         clear_errors();
+        if (c->io_err == 0 && SSL_want(c->ssl) == SSL_WRITING && BIO_should_write(SSL_get_wbio(c->ssl)))
+            /* Not gone: a flush that must wait for room in nng's send buffer. During
+             * the handshake OpenSSL 3.0 writes through a buffering BIO whose flush,
+             * when it holds nothing itself, does not pass on our BIO's retry flag,
+             * and SSL_get_error reads the flag there: the connection failed when a
+             * flight outgrew nng's 16 KiB buffer (a big certificate, a CA list of a
+             * few hundred names). OpenSSL resumes the flush on the next call. */
+            return NNG_EAGAIN;
         return c->io_err != 0 ? c->io_err : NNG_ECONNSHUT;
     default:
         break;
@@ -887,6 +895,14 @@ static int conn_send(struct nng_tls_engine_conn *c, const uint8_t *buf, size_t *
     size_t n = 0;
     int rv;
 
+    /* nng 1.5.2 hands over the transport's first send (the SP header) before the
+     * handshake has finished. SSL_write must not be what finishes it: when a
+     * handshake record is still half written (a flight larger than nng's 16 KiB
+     * send buffer: a big certificate, a CA list of a few hundred names), OpenSSL 3
+     * refuses any write shorter than that record ("bad length") and the connection
+     * fails. The handshake is driven on its own until it is done. */
+    if (!SSL_is_init_finished(c->ssl) && (rv = conn_handshake(c)) != 0)
+        return rv;
     if (c->sp == SP_UNKNOWN)
         sp_classify(c, buf, *len);
     if (c->sp == SP_HEADER) {
