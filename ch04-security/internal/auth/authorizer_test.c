@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal/auth/authorizer.h"
@@ -215,6 +216,18 @@ static void test_auth_missing_files_are_io_errors(void **state)
     assert_null(strstr(f->err, ":1:"));
     assert_int_equal(plog_auth_new("/tmp", f->policy, &f->a, f->err, sizeof f->err), PLOG_EIO);
     assert_err_contains(f, "/tmp: Is a directory");
+    /* A FIFO is refused at once (before, the open waited for a writer, and a SIGHUP
+     * reload with it, on the thread that also hears SIGTERM: alarm ends the test
+     * process if it waits). */
+    char fifo[600];
+    snprintf(fifo, sizeof fifo, "%s.fifo", f->policy);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    alarm(10);
+    int rv = plog_auth_new(NULL, fifo, &f->a, f->err, sizeof f->err);
+    alarm(0);
+    unlink(fifo);
+    assert_int_equal(rv, PLOG_EIO);
+    assert_err_contains(f, ".fifo: not a regular file");
 }
 
 static void test_auth_overlong_line_is_refused(void **state)

@@ -7,6 +7,7 @@
 #define PLOG_ERR_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #define PLOG_ERRORS(X)                                                                   \
     X(PLOG_OK, "ok")                                                                     \
@@ -35,5 +36,12 @@ const char *plog_strerror(int rv);
 /* plog_errf formats a message into buf (size bytes) the way snprintf does: the
  * errmsg an object keeps for its last failure. A NULL buf or size 0 does nothing. */
 void plog_errf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* plog_fopen_regular opens path for reading as fopen(path, "r") does, but only a
+ * regular file, and without waiting: a FIFO would block the open until someone
+ * wrote to it, and with it the thread that reloads files on SIGHUP, the one that
+ * also hears SIGTERM (ch04: policy, certificates, the level file). On failure NULL,
+ * with why (size bytes) "PATH: reason" (strerror's, or "not a regular file"). */
+FILE *plog_fopen_regular(const char *path, char *why, size_t size);
 
 #endif

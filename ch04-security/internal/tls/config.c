@@ -23,9 +23,10 @@
 /* read_pem reads path into a malloc'd NUL-terminated string (the caller frees). */
 static int read_pem(const char *what, const char *path, char **out, char *err, size_t errsize)
 {
-    FILE *f = fopen(path, "rb");
+    char why[PATH_MAX + 64];
+    FILE *f = plog_fopen_regular(path, why, sizeof why); /* a FIFO would block a reload */
     if (f == NULL) {
-        snprintf(err, errsize, "%s %s: %s", what, path, strerror(errno));
+        snprintf(err, errsize, "%s %s", what, why);
         return PLOG_EIO;
     }
     char *buf = malloc(PEM_MAX + 1);

@@ -22,11 +22,9 @@ void reload_block_signals(sigset_t *set)
 int reload_read_level(const char *path, plog_logger_level *out, char *why, size_t size)
 {
     char buf[64] = "";
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        snprintf(why, size, "%s: %s", path, strerror(errno));
+    FILE *f = plog_fopen_regular(path, why, size); /* a FIFO would block the reload */
+    if (f == NULL)
         return -1;
-    }
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     int bad = ferror(f) ? errno : 0;
     fclose(f);

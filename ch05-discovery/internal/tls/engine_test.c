@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -48,6 +49,20 @@ static void test_tls_config_missing_file_is_named_in_the_error(void **state)
     assert_null(cfg);
     assert_non_null(strstr(err, "/nonexistent/ca.pem"));
     assert_non_null(strstr(err, "No such file"));
+    /* A FIFO is refused at once (before, the open waited for a writer: a SIGHUP
+     * reload of the certificates never ended, nor did a SIGTERM after it). */
+    char fifo[600];
+    snprintf(fifo, sizeof fifo, "%s", tt_path("ca.fifo"));
+    unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    alarm(10);
+    rv =
+        plog_tls_config_server(tt_path("server.pem"), tt_path("server-key.pem"), fifo, &cfg, err, sizeof err);
+    alarm(0);
+    unlink(fifo);
+    assert_int_equal(rv, PLOG_EIO);
+    assert_non_null(strstr(err, "CA file "));
+    assert_non_null(strstr(err, "ca.fifo: not a regular file"));
 }
 
 static void test_tls_config_key_of_another_certificate_is_refused(void **state)

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "internal/err/err.h"
 
@@ -92,21 +91,13 @@ static int read_failed(int r, const char *path, int lineno, char *err, size_t er
 }
 
 /* open_text opens the model or policy file at path for reading, past a byte
- * order mark. A directory opens on Linux and fails at the first read, which would
- * read "path:1: Is a directory". */
+ * order mark: a regular file only (a directory read "path:1: Is a directory"; a
+ * FIFO blocked the open, and a reload with it, for as long as nobody wrote). */
 static FILE *open_text(const char *path, char *err, size_t errsize)
 {
-    FILE *f = fopen(path, "r");
-    struct stat st;
-    if (f != NULL && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(f);
-        f = NULL;
-        errno = EISDIR;
-    }
-    if (f == NULL) {
-        snprintf(err, errsize, "%s: %s", path, strerror(errno));
+    FILE *f = plog_fopen_regular(path, err, errsize);
+    if (f == NULL)
         return NULL;
-    }
     /* A UTF-8 byte order mark (some editors write one) is not part of line 1,
      * where it made "p" read as an unknown rule type that looked like "p". */
     unsigned char bom[3];
