@@ -519,7 +519,9 @@ static int snapshot_restore(plog_distributed *d, const uint8_t *p, size_t n, boo
     for (uint32_t i = 0; i < nd; i++) {
         const uint8_t *e = p + 8 + (size_t)i * 32;
         struct dedup **pp = dedup_find(d, get64(e));
-        if (*pp == NULL && (*pp = calloc(1, sizeof **pp)) == NULL)
+        if (*pp != NULL)
+            return PLOG_ECORRUPT; /* a client twice: overwriting its node lost the rest of its bucket */
+        if ((*pp = calloc(1, sizeof **pp)) == NULL)
             return PLOG_ENOMEM;
         **pp = (struct dedup){
             .client_id = get64(e), .seq = get64(e + 8), .first = get64(e + 16), .count = get64(e + 24)};

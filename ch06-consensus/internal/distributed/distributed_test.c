@@ -967,6 +967,47 @@ static void test_a_leader_whose_raft_log_fails_stops_and_names_no_leader(void **
     fail_stop(*state, "raft/log-0", "raft storage");
 }
 
+/* put_be writes v big-endian in n bytes at p, as the state machine's snapshot does. */
+static void put_be(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+/* A snapshot that names a client twice in its deduplication table is refused as
+ * corrupt when the node starts (before, the second copy overwrote the first one's
+ * node in the table and lost the clients chained after it in the same bucket: a
+ * leak, and their retries no longer recognised; a fuzzer's find). */
+static void test_a_snapshot_naming_a_client_twice_is_refused(void **state)
+{
+    struct fixture *f = *state;
+    char path[256], err[256];
+    assert_int_equal(mkdir(f->n[0].dir, 0755), 0);
+    snprintf(path, sizeof path, "%s/raft", f->n[0].dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    plog_raftstore *s;
+    if (plog_raftstore_open(path, NULL, &s, err, sizeof err) != PLOG_OK)
+        fail_msg("raftstore %s: %s", path, err);
+    /* "PLSM", 3 clients (6, 616, 6 again), each (id, seq, first, count); no records */
+    static const uint64_t clients[3][4] = {{6, 1, 0, 1}, {616, 1, 0, 1}, {6, 2, 0, 1}};
+    uint8_t data[8 + 3 * 32];
+    put_be(data, 0x504c534du, 4);
+    put_be(data + 4, 3, 4);
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 4; k++)
+            put_be(data + 8 + i * 32 + k * 8, clients[i][k], 8);
+    plog_raft_snapshot snap = {.index = 10, .term = 1, .data = data, .len = sizeof data};
+    snap.conf.n = 1;
+    snap.conf.servers[0] =
+        (plog_raft_server){.id = plog_distributed_id(f->n[0].name), .role = PLOG_RAFT_VOTER};
+    assert_plog_ok(plog_raftstore_save_snapshot(s, &snap, true));
+    plog_raftstore_close(s);
+    open_node(f, 0, false);
+    int rv = plog_distributed_start(f->n[0].d, err, sizeof err);
+    if (rv != PLOG_ECORRUPT || strstr(err, "restore the snapshot at 10") == NULL)
+        fail_msg("start on a snapshot naming a client twice: %s: %s", plog_strerror(rv), err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -994,6 +1035,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_node_opened_but_not_started_writes_no_raft_state, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_snapshot_naming_a_client_twice_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_node_that_crashed_mid_bootstrap_ends_up_bootstrapped, setup,
                                         teardown),
     };

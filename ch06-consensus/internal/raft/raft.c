@@ -428,8 +428,9 @@ static int check_event(const plog_raft *r, const plog_raft_event *ev)
             ev->msg->type < PLOG_RAFT_MSG_PREVOTE || ev->msg->type > PLOG_RAFT_MSG_TIMEOUT_NOW)
             return PLOG_EINVAL;
         if (ev->msg->type == PLOG_RAFT_MSG_SNAPSHOT &&
-            (ev->msg->conf.n > PLOG_RAFT_MAX_SERVERS || ev->msg->offset > ev->msg->total ||
-             ev->msg->len > ev->msg->total - ev->msg->offset || (ev->msg->len > 0 && ev->msg->data == NULL)))
+            (ev->msg->index == 0 || ev->msg->log_term == 0 || ev->msg->conf.n > PLOG_RAFT_MAX_SERVERS ||
+             ev->msg->offset > ev->msg->total || ev->msg->len > ev->msg->total - ev->msg->offset ||
+             (ev->msg->len > 0 && ev->msg->data == NULL)))
             return PLOG_EINVAL;
         if (ev->msg->n_entries > 0 && ev->msg->entries == NULL)
             return PLOG_EINVAL;
@@ -589,7 +590,7 @@ static void fill_update(plog_raft *r, plog_raft_update *up)
         up->n_entries = last - r->unstable_from + 1;
     }
     r->unstable_from = last + 1;
-    uint64_t upto = r->commit;
+    uint64_t upto = r->commit < last ? r->commit : last; /* never past the log's end */
     if (PLOG_RAFT_MUTATE == MUTATE_APPLY_BEFORE_COMMIT)
         upto = last;
     if (r->applied < r->log.snap_index)

@@ -645,6 +645,66 @@ static void test_raft_append_entries_are_bounded_in_bytes(void **state)
     plog_raft_free(r);
 }
 
+/* A snapshot whose last entry the follower does not hold is installed, not taken
+ * for one it holds: before, a snapshot claiming term 0 matched the 0 the log reads
+ * for an index it does not hold, and the commit index moved past the log's end (a
+ * fuzzer's find: entries handed out beyond the array). Term 0 and index 0 are
+ * refused; an empty snapshot (a leader with no state yet sends one) is taken. */
+static void test_raft_snapshot_past_the_log_is_installed_not_taken_as_held(void **state)
+{
+    (void)state;
+    plog_raft *r = raft_of(1, 3);
+    plog_raft_update up;
+    plog_raft_entry e = {.term = 1, .index = 1, .data = (const uint8_t *)"x", .len = 1};
+    plog_raft_msg a = {
+        .type = PLOG_RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 1, .entries = &e, .n_entries = 1};
+    plog_raft_event ev = {.type = PLOG_RAFT_EV_RECEIVE, .now_ms = 1, .msg = &a};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    plog_raft_event p = {.type = PLOG_RAFT_EV_PERSISTED, .now_ms = 1, .index = 1, .term = 1};
+    assert_plog_ok(plog_raft_step(r, &p, &up));
+
+    plog_raft_msg s = {.type = PLOG_RAFT_MSG_SNAPSHOT,
+                       .from = 2,
+                       .to = 1,
+                       .term = 1,
+                       .index = 100,
+                       .log_term = 0,
+                       .total = 1,
+                       .data = (const uint8_t *)"S",
+                       .len = 1,
+                       .done = true};
+    s.conf.n = 3;
+    for (unsigned i = 0; i < 3; i++)
+        s.conf.servers[i] = (plog_raft_server){.id = i + 1, .role = PLOG_RAFT_VOTER};
+    ev.msg = &s;
+    assert_int_equal(plog_raft_step(r, &ev, &up), PLOG_EINVAL);
+    plog_raft_status st;
+    plog_raft_get_status(r, &st);
+    assert_true(st.commit <= st.last);
+    assert_int_equal(st.last, 1);
+
+    s.log_term = 1;
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    plog_raft_get_status(r, &st);
+    assert_int_equal(st.commit, 100);
+    assert_int_equal(st.last, 100);
+    assert_non_null(up.snapshot);
+    assert_int_equal(up.snapshot->index, 100);
+    assert_int_equal(up.n_committed, 0);
+
+    plog_raft_msg empty = s;
+    empty.index = 200;
+    empty.data = NULL;
+    empty.len = empty.total = 0;
+    ev.msg = &empty;
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    plog_raft_get_status(r, &st);
+    assert_int_equal(st.commit, 200);
+    assert_non_null(up.snapshot);
+    assert_int_equal(up.snapshot->len, 0);
+    plog_raft_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -662,6 +722,7 @@ int main(void)
         cmocka_unit_test(test_raft_late_follower_hears_the_commit_without_a_heartbeat),
         cmocka_unit_test(test_raft_mem_limit_drops_applied_entries_and_reads_them_back),
         cmocka_unit_test(test_raft_append_entries_are_bounded_in_bytes),
+        cmocka_unit_test(test_raft_snapshot_past_the_log_is_installed_not_taken_as_held),
     };
     return cmocka_run_group_tests_name("raft", tests, NULL, NULL);
 }

@@ -569,7 +569,8 @@ void plog_raft_repl_recv_snapshot(plog_raft *r, const plog_raft_msg *m)
         r->rx_data = p;
         r->rx_cap = cap;
     }
-    memcpy(r->rx_data + r->rx_len, m->data, m->len);
+    if (m->len > 0) /* the first chunk of an empty snapshot: rx_data may be NULL */
+        memcpy(r->rx_data + r->rx_len, m->data, m->len);
     r->rx_len += m->len;
     resp->offset = r->rx_len;
     if (!m->done)
@@ -581,9 +582,12 @@ void plog_raft_repl_recv_snapshot(plog_raft *r, const plog_raft_msg *m)
         return;
     }
     resp->done = true;
-    if (plog_raft_log_term(&r->log, m->index) == m->log_term) {
+    if (m->index > r->log.snap_index && m->index <= plog_raft_log_last(&r->log) &&
+        plog_raft_log_term(&r->log, m->index) == m->log_term) {
         /* §7: our log already has the snapshot's last entry: keep what follows it;
-         * the entries up to it are committed */
+         * the entries up to it are committed. Only an entry the log holds: the term
+         * of one it does not hold reads 0, and a snapshot claiming term 0 moved the
+         * commit index past the log's end (entries read beyond the array). */
         r->commit = m->index;
         return;
     }

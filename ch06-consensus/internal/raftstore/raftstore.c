@@ -393,7 +393,7 @@ int plog_raftstore_boot(plog_raftstore *s, plog_raft_boot *boot)
     uint64_t lo = plog_log_lowest_offset(s->log), next = plog_log_next_offset(s->log);
     /* Entry i is at offset i - 1: the first entry needed, snap_index + 1, is at
      * offset snap_index. */
-    if (lo > snap_index && next > lo) {
+    if (lo > snap_index) { /* an empty log there too: next - snap_index entries would be read */
         plog_errf(s->errmsg, sizeof s->errmsg,
                   "log starts at index %" PRIu64 ", after the snapshot's %" PRIu64 " + 1", lo + 1,
                   snap_index);

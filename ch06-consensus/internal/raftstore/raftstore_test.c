@@ -438,6 +438,28 @@ static void test_an_entry_reads_back_by_index(void **state)
     assert_int_equal(plog_raftstore_read(f->s, 0, buf, e.len), PLOG_ERANGE);
 }
 
+/* An empty log whose first index lies past the snapshot's next (a stray segment
+ * file) is refused as the gap it is, at once (before, boot allocated room for
+ * every index up to it, 5 million here, and then failed "offset 0 out of range";
+ * near 2^40 it ran out of memory; a fuzzer's find). */
+static void test_an_empty_log_past_the_snapshot_is_refused_as_a_gap(void **state)
+{
+    struct fixture *f = *state;
+    char path[256];
+    snprintf(path, sizeof path, "%s/log-0", f->dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/log-0/%020d.store", f->dir, 5000000);
+    FILE *stray = fopen(path, "w");
+    assert_non_null(stray);
+    fclose(stray);
+    reopen(f);
+    plog_raft_boot b;
+    assert_int_equal(plog_raftstore_boot(f->s, &b), PLOG_ECORRUPT);
+    if (strstr(plog_raftstore_errmsg(f->s), "log starts at index 5000001, after the snapshot's 0 + 1") ==
+        NULL)
+        fail_msg("error: %s", plog_raftstore_errmsg(f->s));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -459,6 +481,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_an_installed_snapshot_replaces_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_crash_before_the_snapshot_switch_keeps_the_old_log, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_an_empty_log_past_the_snapshot_is_refused_as_a_gap, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_lost_snapshot_file_is_refused_and_nothing_is_removed, setup,
                                         teardown),
