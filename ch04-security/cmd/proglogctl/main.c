@@ -128,9 +128,19 @@ static int exit_code(int status)
     }
 }
 
+/* fail prints st and returns its exit status. The message may quote what a peer
+ * sent (ch04: a certificate's CN): control characters go out as \xNN, so that
+ * nothing a server says can move the cursor or recolour the terminal. */
 static int fail(const plog_rpc_status *st)
 {
-    fprintf(stderr, "proglogctl: %s: %s\n", plog_rpc_status_name(st->code), st->msg);
+    fprintf(stderr, "proglogctl: %s: ", plog_rpc_status_name(st->code));
+    for (const unsigned char *p = (const unsigned char *)st->msg; *p != '\0'; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(stderr, "\\x%02x", *p);
+        else
+            fputc(*p, stderr);
+    }
+    fputc('\n', stderr);
     return exit_code(st->code);
 }
 

@@ -101,6 +101,30 @@ static void test_proglogctl_tls_nobody_is_denied(void **state)
     free(err);
 }
 
+/* A server's message may quote what a client's certificate says (its CN): control
+ * characters in it are printed as \xNN, never raw (before, an escape sequence in a
+ * CN recoloured the terminal of the client it was denied to). */
+static void test_proglogctl_tls_control_characters_from_the_server_are_escaped(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[2048], dir[600], *out, *err;
+    snprintf(dir, sizeof dir, "%s", tserver_cert("ca.pem"));
+    *strrchr(dir, '/') = '\0';
+    snprintf(
+        cmd, sizeof cmd,
+        "cd '%s' && { [ -f esc-client.pem ] || { openssl req -new -newkey ec -pkeyopt "
+        "ec_paramgen_curve:P-256 -nodes -keyout esc-client-key.pem -out esc.csr -subj "
+        "\"/CN=$(printf 'evil\\033[31m')\" && openssl x509 -req -in esc.csr -CA ca.pem -CAkey ca-key.pem "
+        "-set_serial 0x$(openssl rand -hex 8) -days 30 -out esc-client.pem && rm esc.csr; }; } 2>&1",
+        dir);
+    assert_int_equal(plog_test_sh(cmd, 20000, NULL), 0);
+    assert_int_equal(ctl(f, "esc", &out, &err, "produce hello"), 6);
+    if (strstr(err, "PERMISSION_DENIED: evil\\x1b[31m not permitted") == NULL || strchr(err, '\033') != NULL)
+        fail_msg("stderr: %s", err);
+    free(out);
+    free(err);
+}
+
 static void test_proglogctl_tls_refused_certificate_says_why(void **state)
 {
     struct fixture *f = *state;
@@ -167,6 +191,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_proglogctl_tls_root_produces_and_consumes),
         T(test_proglogctl_tls_nobody_is_denied),
+        T(test_proglogctl_tls_control_characters_from_the_server_are_escaped),
         T(test_proglogctl_tls_refused_certificate_says_why),
         T(test_proglogctl_tls_flags_are_checked),
         T(test_proglogctl_tls_files_come_from_the_environment_and_flags_win),
