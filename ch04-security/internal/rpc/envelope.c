@@ -51,11 +51,6 @@ int plog_rpc_request_decode(const void *buf, size_t len, plog_rpc_request *rq)
             r.body = f.ptr;
             r.body_len = f.len;
             break;
-        case 3:
-            if (f.type != PLOG_WT_VARINT)
-                return PLOG_EINVAL;
-            r.deadline_unix_ms = f.v;
-            break;
         case 4:
             if (f.type != PLOG_WT_I64)
                 return PLOG_EINVAL;
@@ -65,6 +60,11 @@ int plog_rpc_request_decode(const void *buf, size_t len, plog_rpc_request *rq)
             if (f.type != PLOG_WT_VARINT)
                 return PLOG_EINVAL;
             r.seq = f.v;
+            break;
+        case 6:
+            if (f.type != PLOG_WT_VARINT)
+                return PLOG_EINVAL;
+            r.timeout_ms = f.v > UINT32_MAX ? UINT32_MAX : (uint32_t)f.v;
             break;
         default:
             break; /* unknown: skipped */
@@ -84,8 +84,14 @@ int plog_rpc_request_msg(const char *method, const ProtobufCMessage *body, uint6
     size_t mlen = strlen(method);
     size_t blen = body != NULL ? protobuf_c_message_get_packed_size(body) : 0;
     size_t size = plog_rpc_wire_len_size(1, mlen) + plog_rpc_wire_len_size(2, blen);
-    if (deadline_unix_ms != 0)
-        size += 1 + plog_rpc_wire_varint_size(deadline_unix_ms);
+    uint64_t timeout = 0;
+    if (deadline_unix_ms != 0) {
+        uint64_t now = plog_rpc_now_unix_ms();
+        timeout = deadline_unix_ms <= now               ? 1
+                  : deadline_unix_ms - now > UINT32_MAX ? UINT32_MAX
+                                                        : deadline_unix_ms - now;
+        size += 1 + plog_rpc_wire_varint_size(timeout);
+    }
     if (seq != 0)
         size += 1 + 8 + 1 + plog_rpc_wire_varint_size(seq);
     nng_msg *m;
@@ -95,9 +101,9 @@ int plog_rpc_request_msg(const char *method, const ProtobufCMessage *body, uint6
     p = plog_rpc_wire_put_len(p, 1, mlen);
     memcpy(p, method, mlen);
     p += mlen;
-    if (deadline_unix_ms != 0) {
-        *p++ = 3 << 3 | PLOG_WT_VARINT;
-        p = plog_rpc_wire_put_varint(p, deadline_unix_ms);
+    if (timeout != 0) {
+        *p++ = 6 << 3 | PLOG_WT_VARINT;
+        p = plog_rpc_wire_put_varint(p, timeout);
     }
     if (seq != 0) {
         *p++ = 4 << 3 | PLOG_WT_I64;

@@ -248,13 +248,10 @@ void plog_server_consume_stream(struct worker *w, const plog_rpc_request *rq)
                                 (unsigned long long)w->off, (unsigned long long)lowest);
         return;
     }
-    if (rq->deadline_unix_ms != 0) {
-        uint64_t now = plog_rpc_now_unix_ms();
-        uint64_t left = rq->deadline_unix_ms > now + DEADLINE_MARGIN_MS
-                            ? rq->deadline_unix_ms - now - DEADLINE_MARGIN_MS
-                            : 0;
+    if (rq->timeout_ms != 0) { /* the client's time left, counted from now */
+        uint32_t left = rq->timeout_ms > DEADLINE_MARGIN_MS ? rq->timeout_ms - DEADLINE_MARGIN_MS : 0;
         if (left < wait)
-            wait = (uint32_t)left;
+            wait = left;
     }
     if (wait == 0 || w->off < atomic_load(&s->visible)) {
         answer_batch(w);

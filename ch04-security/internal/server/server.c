@@ -278,11 +278,6 @@ static void handle(struct worker *w)
                                 len);
         return;
     }
-    if (rq.deadline_unix_ms != 0 && plog_rpc_now_unix_ms() >= rq.deadline_unix_ms) {
-        plog_server_reply_error(w, PLOG_STATUS_DEADLINE_EXCEEDED,
-                                "deadline passed before the server started the request");
-        return;
-    }
     w->method = plog_rpc_method_lookup(rq.method, rq.method_len);
     if (!plog_server_authorize(w))
         return;

@@ -5,10 +5,11 @@
  * Request (client -> server)               Reply (server -> client)
  *   1 method           string (required)     1 code     varint (gRPC Code; 0 omitted)
  *   2 body             bytes                 2 message  string (omitted when empty)
- *   3 deadline_unix_ms varint (0: none)      3 body     bytes  (the encoded response)
- *   4 client_id        fixed64
+ *   4 client_id        fixed64               3 body     bytes  (the encoded response)
  *   5 seq              varint
- * Unknown fields are skipped, so later chapters can add some. */
+ *   6 timeout_ms       varint (0: none)
+ * Unknown fields are skipped, so later chapters can add some (field 3, the
+ * wall-clock deadline of earlier versions, is one now). */
 #ifndef PLOG_RPC_ENVELOPE_H
 #define PLOG_RPC_ENVELOPE_H
 
@@ -47,7 +48,7 @@ typedef struct plog_rpc_request {
     size_t method_len;
     const uint8_t *body;
     size_t body_len;
-    uint64_t deadline_unix_ms;
+    uint32_t timeout_ms; /* the client's time left when it sent the request; 0: none */
     uint64_t client_id;
     uint64_t seq;
 } plog_rpc_request;
@@ -58,8 +59,12 @@ typedef struct plog_rpc_request {
 int plog_rpc_request_decode(const void *buf, size_t len, plog_rpc_request *rq);
 
 /* plog_rpc_request_msg allocates an nng message holding a Request for method with
- * body packed in place by protobuf-c (NULL: empty body). On PLOG_OK *out is the
- * caller's (nng_msg_free, or hand it to nng). PLOG_ENOMEM. */
+ * body packed in place by protobuf-c (NULL: empty body). deadline_unix_ms (0: none)
+ * is the call's deadline on this machine's clock: it travels as the time left
+ * (timeout_ms, at least 1), so that the server needs no clock in common with the
+ * client (an absolute time made a server whose clock ran ahead refuse every
+ * request). On PLOG_OK *out is the caller's (nng_msg_free, or hand it to nng).
+ * PLOG_ENOMEM. */
 int plog_rpc_request_msg(const char *method, const ProtobufCMessage *body, uint64_t deadline_unix_ms,
                          uint64_t client_id, uint64_t seq, nng_msg **out);
 
@@ -89,7 +94,7 @@ int plog_rpc_reply_packed(nng_msg *m, const ProtobufCMessage *resp);
 int plog_rpc_reply_error(nng_msg *m, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* plog_rpc_now_unix_ms returns the wall clock in Unix epoch milliseconds, the clock of
- * deadline_unix_ms. */
+ * a client's deadline_unix_ms. */
 uint64_t plog_rpc_now_unix_ms(void);
 
 #endif

@@ -87,8 +87,8 @@ static size_t envelope(uint8_t *buf, const char *method, const uint8_t *body, si
     uint8_t *p = plog_rpc_wire_put_len(buf, 1, mlen);
     memcpy(p, method, mlen);
     p += mlen;
-    *p++ = 3 << 3 | PLOG_WT_VARINT; /* a deadline 10 ms ahead: long polls answer at once */
-    p = plog_rpc_wire_put_varint(p, plog_rpc_now_unix_ms() + 10);
+    *p++ = 6 << 3 | PLOG_WT_VARINT; /* 10 ms left: long polls answer at once */
+    p = plog_rpc_wire_put_varint(p, 10);
     if (seq != 0) {
         *p++ = 4 << 3 | PLOG_WT_I64;
         for (int i = 0; i < 8; i++)
