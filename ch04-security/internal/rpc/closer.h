@@ -18,6 +18,7 @@
 #define PLOG_RPC_CLOSER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* plog_rpc_closer_submit runs fn(arg) on the closer thread, later; arg is
  * fn's from now on. When the thread cannot be started (or the queue entry
@@ -29,5 +30,11 @@ void plog_rpc_closer_submit(void (*fn)(void *), void *arg);
  * far (and any submitted meanwhile) to have returned. true when none is left;
  * false when some are still queued or running (e.g. stuck in nng_close). */
 bool plog_rpc_closer_wait(int timeout_ms);
+
+/* plog_rpc_closer_busy_ms says how long the close running now has been running, in
+ * ms (0: none runs). A close takes milliseconds; one that has run for seconds waits
+ * on a stuck reaper, for good: a node can say so while it runs (a gauge, a log
+ * line), where before only its stop did, when nothing could be done any more. */
+uint32_t plog_rpc_closer_busy_ms(void);
 
 #endif

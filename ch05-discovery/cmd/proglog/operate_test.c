@@ -168,6 +168,7 @@ static void test_agent_sighup_policy_applies_to_open_connections_and_gossip(void
     assert_int_equal(produce(cl, "before", &rs), PLOG_STATUS_OK);
     long dropped = metric(c, 0, "proglog_gossip_messages_dropped_total");
     assert_true(dropped >= 0);
+    assert_int_equal(metric(c, 0, "proglog_nng_reaper_stuck"), 0); /* exported, and nothing stuck */
 
     FILE *f = fopen(c->policy, "r");
     assert_non_null(f);

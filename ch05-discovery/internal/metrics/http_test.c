@@ -391,6 +391,11 @@ static void test_metrics_http_close_returns_while_the_reaper_is_stuck(void **sta
         fail_msg("plog_metrics_http_close still waits for nng's reaper after 30 s");
     f->h = NULL;
     assert_false(plog_rpc_closer_wait(0)); /* the stop is still the closer's */
+    /* ... and the closer says how long it has been waiting on the reaper */
+    plog_test_sleep_ms(1100);
+    uint32_t busy = plog_rpc_closer_busy_ms();
+    if (busy < 1000)
+        fail_msg("the closer, stuck for over 1.1 s, says it has been busy %u ms", busy);
     plog_logger_free(close_logger);
     close(logfd);
     log = slurp(path);
@@ -401,6 +406,7 @@ static void test_metrics_http_close_returns_while_the_reaper_is_stuck(void **sta
 
     plog_rpc_reaper_release();
     assert_true(plog_rpc_closer_wait(30000));
+    assert_int_equal(plog_rpc_closer_busy_ms(), 0);
     close(fd);
 }
 

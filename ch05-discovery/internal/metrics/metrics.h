@@ -84,7 +84,10 @@
     X(PLOG_GAUGE_GOSSIP_DROPPED, "proglog_gossip_messages_dropped_total", "counter", "",                     \
       "Membership messages dropped since start: unauthorized, malformed, oversize (ch05).")                  \
     X(PLOG_GAUGE_REPLICATED_RECORDS, "proglog_replicated_records_total", "counter", "",                      \
-      "Records copied from other nodes since start (ch05).")
+      "Records copied from other nodes since start (ch05).")                                                 \
+    X(PLOG_GAUGE_NNG_REAPER_STUCK, "proglog_nng_reaper_stuck", "gauge", "",                                  \
+      "1 once a close has waited on nng's reaper for over 10 s: nng 1.5.2 never frees it, nor the "          \
+      "connections closed after it (restart the node).")
 
 typedef enum {
 #define X(id, name, type, labels, help) id,

@@ -136,28 +136,40 @@ static int64_t now_ms(void)
 
 /* next_signal waits for the next signal of set and returns it (-1: error). Until
  * *check_at (monotonic ms; 0 once done) passes, it wakes then to log, once, why the
- * node knows no leader, when it does not (plog_agent_alone): the usual mistakes
- * are a first node without --bootstrap, join addresses that are RPC ports, or
- * nodes that are not running. */
+ * node is alone, when it is (plog_agent_alone): the usual mistakes are join
+ * addresses that are RPC ports, or nodes that are not running. Every WATCH_MS it
+ * looks whether nng's reaper is stuck, and says so once (before, only the node's
+ * stop said it, after the node had refused clients for want of descriptors). */
+#define WATCH_MS 5000
+
 static int next_signal(const sigset_t *set, plog_agent *agent, plog_logger *lg, int64_t *check_at)
 {
+    static bool stuck_told;
     for (;;) {
-        int sig;
-        if (*check_at == 0) {
-            if (sigwait(set, &sig) != 0)
-                return -1;
-            return sig;
-        }
-        int64_t left = *check_at - now_ms();
+        int64_t now = now_ms(), wake = now + WATCH_MS;
+        if (*check_at != 0 && *check_at < wake)
+            wake = *check_at;
+        int64_t left = wake - now;
         struct timespec ts = {left > 0 ? left / 1000 : 0, left > 0 ? (long)(left % 1000) * 1000000 : 0};
-        if ((sig = sigtimedwait(set, NULL, &ts)) > 0)
+        int sig = sigtimedwait(set, NULL, &ts);
+        if (sig > 0)
             return sig;
         if (errno != EAGAIN)
             continue; /* EINTR */
-        *check_at = 0;
-        char hint[512]; /* a TLS reason and an address fit */
-        if (plog_agent_alone(agent, hint, sizeof hint))
-            plog_logger_log(lg, PLOG_LOGGER_WARN, "alone", "hint", hint, NULL);
+        if (*check_at != 0 && now_ms() >= *check_at) {
+            *check_at = 0;
+            char hint[512]; /* a TLS reason and an address fit */
+            if (plog_agent_alone(agent, hint, sizeof hint))
+                plog_logger_log(lg, PLOG_LOGGER_WARN, "alone", "hint", hint, NULL);
+        }
+        if (!stuck_told && plog_agent_reaper_stuck(agent)) {
+            stuck_told = true;
+            plog_logger_log(
+                lg, PLOG_LOGGER_ERROR, "nng's reaper is stuck", "hint",
+                "nng 1.5.2 frees no connection closed from now on: restart this node before it runs "
+                "out of descriptors or --max-connections (docs/NNG.md, pitfall 19)",
+                NULL);
+        }
     }
 }
 

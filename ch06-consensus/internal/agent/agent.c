@@ -24,6 +24,7 @@
 #include "internal/log/dirsize.h"
 #include "internal/metrics/http.h"
 #include "internal/metrics/metrics.h"
+#include "internal/rpc/closer.h"
 #include "internal/server/server.h"
 #include "internal/tls/config.h"
 #include "internal/tls/engine.h"
@@ -428,6 +429,21 @@ static int64_t gauge_alive(void *arg)
     return (int64_t)st.alive;
 }
 
+/* A close of nng 1.5.2 takes milliseconds; one that has waited this long waits on a
+ * stuck reaper, for good. */
+#define REAPER_STUCK_MS 10000
+
+bool plog_agent_reaper_stuck(const plog_agent *a)
+{
+    (void)a; /* nng's reaper is the process's */
+    return plog_rpc_closer_busy_ms() > REAPER_STUCK_MS;
+}
+
+static int64_t gauge_reaper_stuck(void *arg)
+{
+    return plog_agent_reaper_stuck(arg);
+}
+
 static int64_t gauge_dropped(void *arg)
 {
     plog_discovery_stats st;
@@ -700,6 +716,7 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     pthread_mutex_unlock(&a->mu);
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_MEMBERS_ALIVE, gauge_alive, a);
     plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_GOSSIP_DROPPED, gauge_dropped, a);
+    plog_metrics_gauge_bind(a->metrics, PLOG_GAUGE_NNG_REAPER_STUCK, gauge_reaper_stuck, a);
     /* 4. Raft runs: the first write to its state (a bootstrap), then votes and
      * campaigns. A restored snapshot is published to the server (on_applied). */
     if ((rv = plog_distributed_start(a->dist, err, errsize)) != PLOG_OK)

@@ -87,6 +87,13 @@ typedef struct plog_agent_config {
  * why, and everything started is stopped again. */
 int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, size_t errsize);
 
+/* plog_agent_reaper_stuck says whether nng's reaper has been stuck for over 10 s (a
+ * close waiting on it, internal/rpc/closer.h): nng 1.5.2 never frees what waits
+ * behind it, the connections closed from then on included, so the node runs out of
+ * descriptors or --max-connections and must be restarted. The gauge
+ * proglog_nng_reaper_stuck says the same. */
+bool plog_agent_reaper_stuck(const plog_agent *a);
+
 /* plog_agent_alone says whether this node, a few seconds after it started, knows
  * no Raft leader, with the likely reason for the operator in hint (size bytes):
  * nothing to join and no --bootstrap, join addresses (given, or remembered from

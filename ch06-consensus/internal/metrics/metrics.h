@@ -87,7 +87,10 @@
       "1 while this node is the Raft leader, else 0 (ch06).")                                                \
     X(PLOG_GAUGE_RAFT_TERM, "proglog_raft_term", "gauge", "", "The Raft term this node is in (ch06).")       \
     X(PLOG_GAUGE_RAFT_COMMIT_INDEX, "proglog_raft_commit_index", "gauge", "",                                \
-      "Raft's commit index as this node knows it: the last log entry it knows committed (ch06).")
+      "Raft's commit index as this node knows it: the last log entry it knows committed (ch06).")            \
+    X(PLOG_GAUGE_NNG_REAPER_STUCK, "proglog_nng_reaper_stuck", "gauge", "",                                  \
+      "1 once a close has waited on nng's reaper for over 10 s: nng 1.5.2 never frees it, nor the "          \
+      "connections closed after it (restart the node).")
 
 typedef enum {
 #define X(id, name, type, labels, help) id,

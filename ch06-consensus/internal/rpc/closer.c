@@ -20,6 +20,14 @@ static pthread_cond_t done_cv = PTHREAD_COND_INITIALIZER;   /* pending went down
 static struct job *head, *tail;
 static unsigned pending;
 static bool started;
+static int64_t running_since_ms; /* when the close running now started; 0: none runs */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void *closer_main(void *arg)
 {
@@ -32,10 +40,12 @@ static void *closer_main(void *arg)
         head = j->next;
         if (head == NULL)
             tail = NULL;
+        running_since_ms = mono_ms();
         pthread_mutex_unlock(&mu);
         j->fn(j->arg);
         free(j);
         pthread_mutex_lock(&mu);
+        running_since_ms = 0;
         pending--;
         pthread_cond_broadcast(&done_cv);
     }
@@ -90,4 +100,15 @@ bool plog_rpc_closer_wait(int timeout_ms)
     bool done = pending == 0;
     pthread_mutex_unlock(&mu);
     return done;
+}
+
+uint32_t plog_rpc_closer_busy_ms(void)
+{
+    pthread_mutex_lock(&mu);
+    int64_t since = running_since_ms;
+    pthread_mutex_unlock(&mu);
+    if (since == 0)
+        return 0;
+    int64_t busy = mono_ms() - since;
+    return busy < 1 ? 1 : busy > UINT32_MAX ? UINT32_MAX : (uint32_t)busy; /* running: never 0 */
 }
