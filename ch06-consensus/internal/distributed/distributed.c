@@ -19,6 +19,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1203,6 +1204,17 @@ int plog_distributed_start(plog_distributed *d, char *err, size_t errsz)
     rc.mem_limit = RAFT_MEM_LIMIT;
     rc.load = load_entry;
     rc.load_arg = d->store;
+    /* The hard state's term covers every stored entry's: a lost or foreign
+     * hardstate file (term 0) under a log of later terms made the core refuse the
+     * boot as an "invalid argument", naming no file. */
+    if (boot.n_entries > 0 && boot.entries[boot.n_entries - 1].term > boot.hs.term) {
+        plog_errf(err, errsz,
+                  "raft state: Raft's log holds index %" PRIu64 " of term %" PRIu64
+                  ", past the stored term %" PRIu64 ": %s/raft/hardstate is lost or not this log's",
+                  boot.entries[boot.n_entries - 1].index, boot.entries[boot.n_entries - 1].term, boot.hs.term,
+                  cfg->dir);
+        return PLOG_ECORRUPT;
+    }
     if ((rv = plog_raft_new(&rc, &boot, &d->raft)) != PLOG_OK) {
         plog_errf(err, errsz, "raft: %s", plog_strerror(rv));
         return rv;

@@ -1008,6 +1008,34 @@ static void test_a_snapshot_naming_a_client_twice_is_refused(void **state)
         fail_msg("start on a snapshot naming a client twice: %s: %s", plog_strerror(rv), err);
 }
 
+/* A Raft log whose entries are of a later term than the stored hard state (its
+ * hardstate file lost, or another directory's) is refused naming the file (before:
+ * "raft: invalid argument"). */
+static void test_a_log_past_its_hard_state_is_refused_naming_the_file(void **state)
+{
+    struct fixture *f = *state;
+    char path[256], err[512];
+    assert_int_equal(mkdir(f->n[0].dir, 0755), 0);
+    snprintf(path, sizeof path, "%s/raft", f->n[0].dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    plog_raftstore *s;
+    if (plog_raftstore_open(path, NULL, &s, err, sizeof err) != PLOG_OK)
+        fail_msg("raftstore %s: %s", path, err);
+    plog_raft_conf c = {.n = 1};
+    c.servers[0] = (plog_raft_server){.id = plog_distributed_id(f->n[0].name), .role = PLOG_RAFT_VOTER};
+    uint8_t buf[PLOG_RAFT_CONF_MAX_BYTES];
+    plog_raft_entry e = {.term = 3, .index = 1, .type = PLOG_RAFT_ENTRY_CONFIG, .data = buf};
+    e.len = plog_raft_conf_encode(&c, buf);
+    assert_plog_ok(plog_raftstore_append(s, &e, 1));
+    assert_plog_ok(plog_raftstore_sync(s));
+    plog_raftstore_close(s); /* no hard state: term 0 */
+    open_node(f, 0, false);
+    int rv = plog_distributed_start(f->n[0].d, err, sizeof err);
+    if (rv != PLOG_ECORRUPT || strstr(err, "index 1 of term 3, past the stored term 0") == NULL ||
+        strstr(err, "/raft/hardstate is lost") == NULL)
+        fail_msg("start on a log past its hard state: %s: %s", plog_strerror(rv), err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1036,6 +1064,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_node_opened_but_not_started_writes_no_raft_state, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_snapshot_naming_a_client_twice_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_log_past_its_hard_state_is_refused_naming_the_file, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_node_that_crashed_mid_bootstrap_ends_up_bootstrapped, setup,
                                         teardown),
     };
