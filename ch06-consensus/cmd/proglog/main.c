@@ -556,12 +556,11 @@ int main(int argc, char **argv)
         /* Fail-stop: a node that can no longer write must not linger (a stale
          * leader, a voter that never votes). Not a leave: the others keep it as a
          * voter, and a restart recovers from what is on disk. */
-        plog_logger_log(
-            lg, PLOG_LOGGER_ERROR, "node failed; exiting without leaving the cluster", "node", ac.node_name,
-            "hint",
-            "the error above says why; once that is put right (a full disk freed, say), a restart "
-            "recovers from the data directory",
-            NULL);
+        plog_logger_log(lg, PLOG_LOGGER_ERROR, "node failed; exiting without leaving the cluster", "node",
+                        ac.node_name, "hint",
+                        "the error above says why; once that is put right (a full disk freed, or another "
+                        "--node-name for a name taken), a restart recovers from the data directory",
+                        NULL);
         plog_agent_stop(agent);
         plog_logger_free(lg);
         status = 1;
