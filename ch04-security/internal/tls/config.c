@@ -24,7 +24,7 @@
 static int read_pem(const char *what, const char *path, char **out, char *err, size_t errsize)
 {
     char why[PATH_MAX + 64];
-    FILE *f = plog_fopen_regular(path, why, sizeof why); /* a FIFO would block a reload */
+    FILE *f = plog_fopen_read(path, why, sizeof why); /* a FIFO nobody writes to must not block a reload */
     if (f == NULL) {
         snprintf(err, errsize, "%s %s", what, why);
         return PLOG_EIO;

@@ -91,11 +91,12 @@ static int read_failed(int r, const char *path, int lineno, char *err, size_t er
 }
 
 /* open_text opens the model or policy file at path for reading, past a byte
- * order mark: a regular file only (a directory read "path:1: Is a directory"; a
- * FIFO blocked the open, and a reload with it, for as long as nobody wrote). */
+ * order mark, without waiting for good (plog_fopen_read: a FIFO nobody wrote to
+ * blocked the open, and a SIGHUP reload with it; a directory read "path:1: Is a
+ * directory"). */
 static FILE *open_text(const char *path, char *err, size_t errsize)
 {
-    FILE *f = plog_fopen_regular(path, err, errsize);
+    FILE *f = plog_fopen_read(path, err, errsize);
     if (f == NULL)
         return NULL;
     /* A UTF-8 byte order mark (some editors write one) is not part of line 1,

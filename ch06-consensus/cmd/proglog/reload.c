@@ -22,7 +22,7 @@ void reload_block_signals(sigset_t *set)
 int reload_read_level(const char *path, plog_logger_level *out, char *why, size_t size)
 {
     char buf[64] = "";
-    FILE *f = plog_fopen_regular(path, why, size); /* a FIFO would block the reload */
+    FILE *f = plog_fopen_read(path, why, size); /* a FIFO nobody writes to must not block the reload */
     if (f == NULL)
         return -1;
     size_t n = fread(buf, 1, sizeof buf - 1, f);

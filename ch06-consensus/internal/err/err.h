@@ -41,11 +41,14 @@ const char *plog_strerror(int rv);
  * errmsg an object keeps for its last failure. A NULL buf or size 0 does nothing. */
 void plog_errf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* plog_fopen_regular opens path for reading as fopen(path, "r") does, but only a
- * regular file, and without waiting: a FIFO would block the open until someone
- * wrote to it, and with it the thread that reloads files on SIGHUP, the one that
- * also hears SIGTERM (ch04: policy, certificates, the level file). On failure NULL,
- * with why (size bytes) "PATH: reason" (strerror's, or "not a regular file"). */
-FILE *plog_fopen_regular(const char *path, char *why, size_t size);
+/* plog_fopen_read opens path to read, as fopen(path, "r") does, without ever
+ * waiting for good: a FIFO with no writer blocked the open until someone wrote to
+ * it, and with it the thread that reloads files on SIGHUP, the one that also hears
+ * SIGTERM (the level file; from ch04 the policy and the certificates). A regular
+ * file opens as it is; anything else (a FIFO, a process substitution such as
+ * <(cat key.pem), /dev/stdin) is read whole first: at most 1 MiB, within 2 s, and
+ * refused when it gives nothing (a FIFO nobody writes to). On failure NULL, with
+ * why (size bytes) "PATH: reason". */
+FILE *plog_fopen_read(const char *path, char *why, size_t size);
 
 #endif

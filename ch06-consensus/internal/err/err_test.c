@@ -1,4 +1,5 @@
-/* err_test.c - every code has its own message. */
+/* err_test.c - every code has its own message; plog_fopen_read never waits for a
+ * writer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,6 +7,11 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal/err/err.h"
 
@@ -33,11 +39,69 @@ static void test_err_unknown_code_says_so(void **state)
     assert_string_equal(plog_strerror(10000), "unknown error");
 }
 
+/* read_line opens path with plog_fopen_read and returns its first line (static),
+ * or NULL with why. */
+static const char *read_line(const char *path, char *why, size_t size)
+{
+    static char line[64];
+    FILE *f = plog_fopen_read(path, why, size);
+    if (f == NULL)
+        return NULL;
+    if (fgets(line, sizeof line, f) == NULL)
+        line[0] = '\0';
+    fclose(f);
+    return line;
+}
+
+/* plog_fopen_read: a regular file as fopen opens it; what a pipe holds (as
+ * <(cat file) gives it) read whole; a FIFO nobody writes to refused at once, where
+ * fopen waits for a writer for good (alarm ends the test if it waits); a directory
+ * refused as one. */
+static void test_err_fopen_read_never_waits_for_a_writer(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/plog-fopen-XXXXXX", path[96], why[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/level", dir);
+    FILE *w = fopen(path, "w");
+    assert_non_null(w);
+    fputs("info\n", w);
+    fclose(w);
+    const char *line = read_line(path, why, sizeof why);
+    assert_non_null(line);
+    assert_string_equal(line, "info\n");
+    unlink(path);
+
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(write(p[1], "warn\n", 5), 5);
+    close(p[1]);
+    snprintf(path, sizeof path, "/proc/self/fd/%d", p[0]);
+    line = read_line(path, why, sizeof why);
+    close(p[0]);
+    if (line == NULL || strcmp(line, "warn\n") != 0)
+        fail_msg("a pipe's content: %s", line != NULL ? line : why);
+
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    alarm(10);
+    line = read_line(path, why, sizeof why);
+    alarm(0);
+    unlink(path);
+    assert_null(line);
+    assert_non_null(strstr(why, "/fifo: nothing to read"));
+
+    assert_null(read_line(dir, why, sizeof why));
+    assert_non_null(strstr(why, ": Is a directory"));
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_err_every_code_has_a_distinct_message),
         cmocka_unit_test(test_err_unknown_code_says_so),
+        cmocka_unit_test(test_err_fopen_read_never_waits_for_a_writer),
     };
     return cmocka_run_group_tests_name("err", tests, NULL, NULL);
 }
