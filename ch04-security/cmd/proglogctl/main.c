@@ -128,18 +128,25 @@ static int exit_code(int status)
     }
 }
 
-/* fail prints st and returns its exit status. The message may quote what a peer
+/* put_status writes "CODE: message" to stderr. The message may quote what a peer
  * sent (ch04: a certificate's CN): control characters go out as \xNN, so that
  * nothing a server says can move the cursor or recolour the terminal. */
-static int fail(const plog_rpc_status *st)
+static void put_status(int code, const char *msg)
 {
-    fprintf(stderr, "proglogctl: %s: ", plog_rpc_status_name(st->code));
-    for (const unsigned char *p = (const unsigned char *)st->msg; *p != '\0'; p++) {
+    fprintf(stderr, "%s: ", plog_rpc_status_name(code));
+    for (const unsigned char *p = (const unsigned char *)msg; *p != '\0'; p++) {
         if (*p < 0x20 || *p == 0x7f)
             fprintf(stderr, "\\x%02x", *p);
         else
             fputc(*p, stderr);
     }
+}
+
+/* fail prints st and returns its exit status. */
+static int fail(const plog_rpc_status *st)
+{
+    fputs("proglogctl: ", stderr);
+    put_status(st->code, st->msg);
     fputc('\n', stderr);
     return exit_code(st->code);
 }
@@ -460,8 +467,9 @@ static int next_following(plog_client *c, plog_client_consumer *it, bool follow,
         int code = plog_client_consumer_next(it, value, len, off, st);
         if (!follow || (code != PLOG_STATUS_UNAVAILABLE && code != PLOG_STATUS_DEADLINE_EXCEEDED))
             return code;
-        fprintf(stderr, "proglogctl: %s: %s; waiting for the server (Ctrl-C stops)\n",
-                plog_rpc_status_name(code), st->msg);
+        fputs("proglogctl: ", stderr);
+        put_status(code, st->msg);
+        fputs("; waiting for the server (Ctrl-C stops)\n", stderr);
         if ((code = wait_for_server(c, plog_client_consumer_offset(it), st)) != PLOG_STATUS_OK)
             return code;
     }

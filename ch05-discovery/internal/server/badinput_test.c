@@ -1,6 +1,6 @@
 /* badinput_test.c - bad input over a raw nng REQ socket against a real proglog:
  * garbage bytes, a valid envelope around a garbage request, unknown method,
- * oversized messages, a zero-length value, a deadline already passed. Each gets
+ * oversized messages, a zero-length value, a deadline as time left. Each gets
  * its status, and the next good request still works. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -587,7 +587,7 @@ static void test_cluster_paused_leader_is_replaced_and_steps_down(void **state)
      * routed produce does (before, the follower named the paused leader and the
      * read waited on it until its deadline, or failed "no leader known" at once). */
     char *out = NULL;
-    int rc = ctl(&c, (old + 1) % N, "--timeout 12000 --consistency linearizable consume 0", &out);
+    int rc = ctl(&c, (old + 1) % N, "--timeout 6000 --consistency linearizable consume 0", &out);
     if (rc != 0 || out == NULL || strchr(out, '\n') == NULL)
         fail_msg("a linearizable consume during the election: exit %d, printed: %s", rc,
                  out != NULL ? out : "");

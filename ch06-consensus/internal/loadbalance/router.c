@@ -14,6 +14,9 @@
 /* One attempt waits at most this long: a leader that died mid-call must not use
  * up the whole deadline; the retry carries the same (client id, seq). */
 #define ATTEMPT_MAX_MS 300
+/* A linearizable read's attempt may take longer: a retry starts its ReadIndex over
+ * (a quorum round, then the leader's apply), where a produce's keeps its progress. */
+#define READ_ATTEMPT_MAX_MS 1000
 /* A failure found without a round trip (no connection to the leader: it died; no
  * leader known) is retried every FAST_RETRY_MS for the first FAST_RETRY_FOR_MS of a
  * call (an election takes one or two election timeouts), then with the backoff: a
@@ -326,10 +329,10 @@ typedef int (*leader_call)(plog_client *c, uint32_t timeout_ms, void *arg, plog_
 /* on_leader makes call on the leader until it succeeds, fails in a way no retry
  * mends, or r's timeout has passed in all, refreshing the servers between
  * attempts with backoff (every FAST_RETRY_MS at first while no leader is known
- * or its connection is down). sent_to (size 128) names the last server an
- * attempt reached that ended without an answer. */
-static int on_leader(plog_loadbalance_router *r, leader_call call, void *arg, char *sent_to,
-                     plog_rpc_status *st)
+ * or its connection is down); one attempt takes at most attempt_max_ms. sent_to
+ * (size 128) names the last server an attempt reached that ended without an answer. */
+static int on_leader(plog_loadbalance_router *r, leader_call call, void *arg, int64_t attempt_max_ms,
+                     char *sent_to, plog_rpc_status *st)
 {
     int64_t start = now_ms(), deadline = start + r->cfg.timeout_ms;
     int backoff = BACKOFF_MIN_MS;
@@ -344,7 +347,9 @@ static int on_leader(plog_loadbalance_router *r, leader_call call, void *arg, ch
             char addr[128];
             snprintf(addr, sizeof addr, "%s", r->picker.servers[idx].rpc_addr);
             plog_client *c = conn_for(r, addr, true, deadline, st);
-            int64_t left = attempt_ms(deadline);
+            int64_t left = deadline - now_ms();
+            if (left > attempt_max_ms)
+                left = attempt_max_ms;
             if (c != NULL && !plog_client_connected(c)) {
                 code = plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE, "no connection to %s", addr);
                 fast = true;
@@ -393,7 +398,7 @@ int plog_loadbalance_router_produce(plog_loadbalance_router *r, const void *cons
     /* one (client id, seq) for every attempt */
     struct produce_call a = {.values = values, .lens = lens, .n = n, .seq = ++r->seq, .first = first};
     char sent_to[128] = ""; /* an attempt without an answer went there */
-    int code = on_leader(r, produce_call, &a, sent_to, st);
+    int code = on_leader(r, produce_call, &a, ATTEMPT_MAX_MS, sent_to, st);
     return code == PLOG_STATUS_OK ? code : produce_failed(code, sent_to, st);
 }
 
@@ -412,8 +417,8 @@ int plog_loadbalance_router_read(plog_loadbalance_router *r, uint64_t off, Log__
                                  plog_rpc_status *st)
 {
     struct read_call a = {.off = off, .rec = rec};
-    char sent_to[128];
-    return leaderless(on_leader(r, read_call, &a, sent_to, st), st);
+    char sent_to[128] = "";
+    return leaderless(on_leader(r, read_call, &a, READ_ATTEMPT_MAX_MS, sent_to, st), st);
 }
 
 int plog_loadbalance_router_consume(plog_loadbalance_router *r, uint64_t off, Log__V1__Record **rec,
