@@ -91,6 +91,49 @@ static int check_server_cert(const char *cert, const char *path, char *err, size
     return rv;
 }
 
+/* The most a server's certificates and CA names may take in its handshake flight:
+ * the whole flight (with ServerHello, the other messages and record overhead) must
+ * fit nng 1.5.2's 16 KiB TLS send buffer and leave in one write. Past it, the
+ * server writes the rest later, and when the client has hung up by then the write
+ * fails EPIPE, which nng turns into NNG_ECLOSED and hands to the listener, which
+ * then stops accepting for good (docs/NNG.md, pitfall 18). */
+#define SERVER_FLIGHT_MAX (14 * 1024)
+
+/* pem_der_bytes sums over the certificates of the PEM text pem the DER size of
+ * each one (names false) or of its subject name as a certificate request lists it
+ * (names true: 2 bytes of length each). */
+static size_t pem_der_bytes(const char *pem, bool names)
+{
+    size_t total = 0;
+    BIO *b = BIO_new_mem_buf(pem, -1);
+    X509 *x;
+    while (b != NULL && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+        int n = names ? i2d_X509_NAME(X509_get_subject_name(x), NULL) + 2 : i2d_X509(x, NULL);
+        total += n > 0 ? (size_t)n : 0;
+        X509_free(x);
+    }
+    BIO_free(b);
+    ERR_clear_error();
+    return total;
+}
+
+/* check_server_flight refuses a server whose certificate chain and CA names would
+ * not fit one handshake flight (SERVER_FLIGHT_MAX). */
+static int check_server_flight(const char *cert, const char *ca, const char *cert_file, const char *ca_file,
+                               char *err, size_t errsize)
+{
+    size_t certs = pem_der_bytes(cert, false), names = pem_der_bytes(ca, true);
+    if (certs + names <= SERVER_FLIGHT_MAX)
+        return PLOG_OK;
+    snprintf(
+        err, errsize,
+        "%s %s: the server's handshake would carry %zu bytes of certificates and CA names (at most %d: "
+        "past it nng 1.5.2 stops accepting once a client hangs up mid-handshake; docs/NNG.md, pitfall 18)",
+        names > certs ? "CA file" : "certificate file", names > certs ? ca_file : cert_file, certs + names,
+        SERVER_FLIGHT_MAX);
+    return PLOG_ETLS;
+}
+
 static int config_build(nng_tls_mode mode, const char *cert_file, const char *key_file, const char *ca_file,
                         const char *server_name, nng_tls_config **cfgp, char *err, size_t errsize)
 {
@@ -116,7 +159,9 @@ static int config_build(nng_tls_mode mode, const char *cert_file, const char *ke
         ((rv = read_pem("certificate file", cert_file, &cert, err, errsize)) != PLOG_OK ||
          (rv = read_pem("key file", key_file, &key, err, errsize)) != PLOG_OK))
         goto fail;
-    if (mode == NNG_TLS_MODE_SERVER && (rv = check_server_cert(cert, cert_file, err, errsize)) != PLOG_OK)
+    if (mode == NNG_TLS_MODE_SERVER &&
+        ((rv = check_server_cert(cert, cert_file, err, errsize)) != PLOG_OK ||
+         (rv = check_server_flight(cert, ca, cert_file, ca_file, err, errsize)) != PLOG_OK))
         goto fail;
     if ((rv = plog_tls_config_alloc(mode, &cfg)) != PLOG_OK) {
         snprintf(err, errsize, "TLS config: %s (is engine %s registered?)", plog_strerror(rv),
