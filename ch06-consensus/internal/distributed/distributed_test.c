@@ -494,18 +494,27 @@ static void test_a_bootstrapped_node_alone_restarts_with_its_records(void **stat
     assert_int_equal(produce(f->n[0].d, 0, 0, "c"), 2);
 }
 
+/* raft_store_of makes node i's data directory and opens Raft's storage in it, as a
+ * node would find it before its first start. */
+static plog_raftstore *raft_store_of(struct fixture *f, int i)
+{
+    char path[256], err[256];
+    assert_int_equal(mkdir(f->n[i].dir, 0755), 0);
+    snprintf(path, sizeof path, "%s/raft", f->n[i].dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    plog_raftstore *s;
+    if (plog_raftstore_open(path, NULL, &s, err, sizeof err) != PLOG_OK)
+        fail_msg("raftstore %s: %s", path, err);
+    return s;
+}
+
 /* raft_state writes what a crash during a bootstrap can leave in node i's Raft
  * directory: the hard state hs and, with torn, the bootstrap's CONFIG entry
  * written all but its last byte (the power went before the write completed). */
 static void raft_state(struct fixture *f, int i, plog_raft_hard_state hs, bool torn)
 {
-    char path[256], err[256];
-    assert_true(mkdir(f->n[i].dir, 0755) == 0);
-    snprintf(path, sizeof path, "%s/raft", f->n[i].dir);
-    assert_true(mkdir(path, 0755) == 0);
-    plog_raftstore *s;
-    if (plog_raftstore_open(path, NULL, &s, err, sizeof err) != PLOG_OK)
-        fail_msg("raftstore %s: %s", path, err);
+    char path[256];
+    plog_raftstore *s = raft_store_of(f, i);
     assert_plog_ok(plog_raftstore_save_hard_state(s, &hs));
     if (torn) {
         plog_raft_conf c = {.n = 1};
@@ -981,13 +990,8 @@ static void put_be(uint8_t *p, uint64_t v, int n)
 static void test_a_snapshot_naming_a_client_twice_is_refused(void **state)
 {
     struct fixture *f = *state;
-    char path[256], err[256];
-    assert_int_equal(mkdir(f->n[0].dir, 0755), 0);
-    snprintf(path, sizeof path, "%s/raft", f->n[0].dir);
-    assert_int_equal(mkdir(path, 0755), 0);
-    plog_raftstore *s;
-    if (plog_raftstore_open(path, NULL, &s, err, sizeof err) != PLOG_OK)
-        fail_msg("raftstore %s: %s", path, err);
+    char err[256];
+    plog_raftstore *s = raft_store_of(f, 0);
     /* "PLSM", 3 clients (6, 616, 6 again), each (id, seq, first, count); no records */
     static const uint64_t clients[3][4] = {{6, 1, 0, 1}, {616, 1, 0, 1}, {6, 2, 0, 1}};
     uint8_t data[8 + 3 * 32];
@@ -1014,13 +1018,8 @@ static void test_a_snapshot_naming_a_client_twice_is_refused(void **state)
 static void test_a_log_past_its_hard_state_is_refused_naming_the_file(void **state)
 {
     struct fixture *f = *state;
-    char path[256], err[512];
-    assert_int_equal(mkdir(f->n[0].dir, 0755), 0);
-    snprintf(path, sizeof path, "%s/raft", f->n[0].dir);
-    assert_int_equal(mkdir(path, 0755), 0);
-    plog_raftstore *s;
-    if (plog_raftstore_open(path, NULL, &s, err, sizeof err) != PLOG_OK)
-        fail_msg("raftstore %s: %s", path, err);
+    char err[512];
+    plog_raftstore *s = raft_store_of(f, 0);
     plog_raft_conf c = {.n = 1};
     c.servers[0] = (plog_raft_server){.id = plog_distributed_id(f->n[0].name), .role = PLOG_RAFT_VOTER};
     uint8_t buf[PLOG_RAFT_CONF_MAX_BYTES];
