@@ -27,6 +27,15 @@
 #include "internal/tls/config.h"
 #include "testing/testing.h"
 
+/* The paused and killed leaders of these tests can wedge nng 1.5.2's reaper
+ * (docs/NNG.md, pitfall 19): what nng then holds is its own, as in
+ * distributed_test, and is not reported. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:libnng.so\nleak:libssl.so\nleak:libcrypto.so\n";
+}
+
 #define N TC_AGENTS
 
 /* open_router opens a router as root given url, with a deadline of timeout_ms. */
