@@ -3,6 +3,7 @@
 #ifndef PLOG_TLS_ENGINE_INT_H
 #define PLOG_TLS_ENGINE_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "internal/tls/engine.h"
@@ -25,5 +26,11 @@ bool plog_tls_peer_slot_take(plog_tls_peer *out);
  * Both are borrowed; fresh may be freed at once. PLOG_OK, or PLOG_EINVAL when either
  * is not from plog_tls_config_alloc or their modes differ. */
 int plog_tls_config_adopt(nng_tls_config *live, nng_tls_config *fresh);
+
+/* The liveness seam (used by engine_test). While plog_tls_recheck_only is set, a
+ * server receive that must wait takes its stream for alive without asking, as
+ * getpeername answers over a network for a round trip after the peer's FIN: only
+ * the connection's recheck timer finds out that the stream is gone. */
+extern atomic_bool plog_tls_recheck_only;
 
 #endif
