@@ -395,10 +395,15 @@ static int cmd_produce(plog_client *c, const struct command *cmd)
         return EXIT_OK;
     /* One offset was printed per record stored, in order: say how many, since the
      * failed request's records may or may not be in the log. */
-    char why[sizeof st.msg];
+    char why[sizeof st.msg], stored[96];
     memcpy(why, st.msg, sizeof why);
-    plog_rpc_status_set(
-        &st, code, "%.180s; the first %zu records given are stored (an offset printed for each)", why, acked);
+    if (acked == 0)
+        snprintf(stored, sizeof stored,
+                 "no offset was printed: none of the records given is known to be stored");
+    else
+        snprintf(stored, sizeof stored, "the first %zu records given are stored (an offset printed for each)",
+                 acked);
+    plog_rpc_status_set(&st, code, "%.180s; %s", why, stored);
     return fail(&st);
 }
 

@@ -387,11 +387,14 @@ static int produce_failed(int code, plog_rpc_status *st, size_t stored)
     }
     /* One offset was printed per record stored, in order: say how many, since the
      * failed request's records may or may not be in the log. */
-    char why[sizeof st->msg];
+    char why[sizeof st->msg], kept[96];
     memcpy(why, st->msg, sizeof why);
-    plog_rpc_status_set(st, code,
-                        "%.150s%s; the first %zu records given are stored (an offset printed for each)", why,
-                        leaderless, stored);
+    if (stored == 0)
+        snprintf(kept, sizeof kept, "no offset was printed: none of the records given is known to be stored");
+    else
+        snprintf(kept, sizeof kept, "the first %zu records given are stored (an offset printed for each)",
+                 stored);
+    plog_rpc_status_set(st, code, "%.150s%s; %s", why, leaderless, kept);
     return fail(st);
 }
 
