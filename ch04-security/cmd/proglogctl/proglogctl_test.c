@@ -373,6 +373,11 @@ static void test_proglogctl_refuses_a_bad_command_line_before_dialing(void **sta
     assert_int_equal(plog_test_sh(cmd, 15000, &out), 2);
     assert_string_equal(out, "proglogctl: --timeout (1..2147483647 ms): not a number: -1\n");
     free(out);
+    /* An empty value is shown as one (before: "not a number: " and nothing). */
+    snprintf(cmd, sizeof cmd, "%s --timeout '' --addr tcp://127.0.0.1:%d offsets", f->ctl, port);
+    assert_int_equal(plog_test_sh(cmd, 15000, &out), 2);
+    assert_string_equal(out, "proglogctl: --timeout (1..2147483647 ms): not a number: \"\" (empty)\n");
+    free(out);
     /* An offset past 2^64-1 is a number, too large (before: "not a number"). */
     snprintf(cmd, sizeof cmd, "%s --addr tcp://127.0.0.1:%d consume 18446744073709551616", f->ctl, port);
     assert_int_equal(plog_test_sh(cmd, 15000, &out), 2);

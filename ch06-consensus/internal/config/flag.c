@@ -22,7 +22,7 @@ int plog_config_flag_u64(const char *prog, const char *what, const char *s, uint
         return PLOG_EINVAL;
     }
     if (!digits || errno != 0) {
-        fprintf(stderr, "%s: %s: not a number: %s\n", prog, what, s);
+        fprintf(stderr, "%s: %s: not a number: %s\n", prog, what, s[0] != '\0' ? s : "\"\" (empty)");
         return PLOG_EINVAL;
     }
     *v = x;
