@@ -227,7 +227,7 @@ static void test_auth_missing_files_are_io_errors(void **state)
     alarm(0);
     unlink(fifo);
     assert_int_equal(rv, PLOG_EIO);
-    assert_err_contains(f, ".fifo: nothing to read (a FIFO nobody writes to?)");
+    assert_err_contains(f, ".fifo: nothing to read (an empty pipe, or a FIFO nobody writes to?)");
 }
 
 static void test_auth_overlong_line_is_refused(void **state)

@@ -81,6 +81,14 @@ static void test_err_fopen_read_never_waits_for_a_writer(void **state)
     close(p[0]);
     if (line == NULL || strcmp(line, "warn\n") != 0)
         fail_msg("a pipe's content: %s", line != NULL ? line : why);
+    /* An empty pipe (say /dev/stdin fed nothing) is named as one too. */
+    assert_int_equal(pipe(p), 0);
+    close(p[1]);
+    snprintf(path, sizeof path, "/proc/self/fd/%d", p[0]);
+    line = read_line(path, why, sizeof why);
+    close(p[0]);
+    assert_null(line);
+    assert_non_null(strstr(why, "nothing to read (an empty pipe"));
 
     snprintf(path, sizeof path, "%s/fifo", dir);
     assert_int_equal(mkfifo(path, 0600), 0);

@@ -67,7 +67,7 @@ static FILE *read_stream(int fd, const char **reason)
             break;
         }
         if (r == 0) {
-            *reason = n == 0 ? "nothing to read (a FIFO nobody writes to?)" : NULL;
+            *reason = n == 0 ? "nothing to read (an empty pipe, or a FIFO nobody writes to?)" : NULL;
             break;
         }
         int64_t left = until - mono_ms();
