@@ -569,6 +569,51 @@ static void test_proglog_refuses_an_address_without_its_scheme(void **state)
     free(out);
 }
 
+/* A second proglog on a running one's data directory (a second `make run`, a
+ * mistyped port) used to recover the log under it: its open and close cut the
+ * live, mmap'd index, and the running server died of SIGBUS at a later append.
+ * Now it exits 1 naming the directory, in one line (not followed by a generic
+ * "I/O error" one), and the first serves on. */
+static void test_proglog_refuses_a_data_dir_in_use_and_the_first_serves_on(void **state)
+{
+    struct fixture *f = *state;
+    char *out;
+    assert_int_equal(ctl(f, &out, NULL, "produce first"), 0);
+    free(out);
+    /* The same command line again, as a second `make run` would. */
+    char data[128];
+    snprintf(data, sizeof data, "%s/data", f->srv.dir);
+    char *argv[] = {(char *)plog_test_bin("proglog"), "--addr", f->srv.addr, "--data-dir", data,
+                    "--insecure-allow-plaintext",     NULL};
+    assert_int_equal(plog_test_run(argv, NULL, 15000, &out), 1);
+    char want[400];
+    snprintf(want, sizeof want,
+             "msg=\"cannot open the log\" dir=%s err=\"data directory %s is in use by another process\"",
+             data, data);
+    if (strstr(out, want) == NULL || strstr(out, "I/O error") != NULL)
+        fail_msg("second proglog said: %s", out);
+    free(out);
+    /* 400 more entries run the index past its first page, which a cut index
+     * no longer maps. */
+    char lines[128];
+    snprintf(lines, sizeof lines, "%s/lines", f->tmp);
+    FILE *in = fopen(lines, "w");
+    assert_non_null(in);
+    for (int i = 0; i < 400; i++)
+        fputs("more\n", in);
+    assert_int_equal(fclose(in), 0);
+    char args[200];
+    snprintf(args, sizeof args, "produce - < %s", lines);
+    assert_int_equal(ctl(f, &out, NULL, args), 0);
+    free(out);
+    assert_int_equal(ctl(f, &out, NULL, "consume 0"), 0);
+    assert_string_equal(out, "first\n");
+    free(out);
+    assert_int_equal(ctl(f, &out, NULL, "consume 400"), 0);
+    assert_string_equal(out, "more\n");
+    free(out);
+}
+
 /* A numeric flag outside its range is a usage error naming the range, found
  * before anything starts (before: 0 meant the default, --workers 99999999
  * allocated 24 GB, and --initial-offset 18446744073709551615 acknowledged a
@@ -718,6 +763,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proglogctl_and_proglog_help_and_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_refuses_an_address_without_its_scheme, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_exits_cleanly_on_sigint_and_keeps_records, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_refuses_a_data_dir_in_use_and_the_first_serves_on, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proglog_refuses_a_numeric_flag_out_of_its_range, setup,
                                         teardown),
