@@ -134,6 +134,15 @@ struct plog_distributed {
     uint64_t snap_index;      /* the latest snapshot's (taken or installed) */
     uint64_t snap_not_before; /* no snapshot taken before this time (ms) */
     _Atomic uint64_t snaps_taken, snap_taken_index;
+    /* The snapshot taken last, while its writer thread writes it (maybe_snapshot,
+     * collect_snapshot); job == NULL: none. snap_written is under mu. */
+    struct {
+        plog_raftstore_snapshot_job *job;
+        pthread_t thread;
+        bool threaded;
+        uint64_t index, keep_from, start_ms;
+    } snap_write;
+    bool snap_written;
     int failed;                             /* a write failed: the node stops (fail-stop) */
     char failed_why[PLOG_ERRMSG_SIZE + 64]; /* what failed, for the log and cfg.failed */
     uint64_t opened_ms;
@@ -566,24 +575,74 @@ static int snapshot_restore(plog_distributed *d, const uint8_t *p, size_t n, boo
     return rv;
 }
 
-/* A snapshot is the whole state, taken, encoded and written on the node thread, so
- * it stalls the node for as long as the log takes to copy and fsync: the next one
- * waits SNAPSHOT_SPACING times as long as the last one took, so that snapshots take
- * at most 1/SNAPSHOT_SPACING of the thread's time however small snapshot_entries is.
- * A black-box run at 200 produces a second with --snapshot-entries 100 and a log of
- * 10-20 MB snapshotted every half second and elected a new leader every few seconds
- * (HashiCorp raft checks its SnapshotThreshold only every SnapshotInterval, for the
- * same reason). */
+/* A snapshot is the whole state. It is encoded on the node thread, as long as the
+ * record log takes to copy; its write and fsync, longer for a log of many MB than a
+ * follower's election timeout, run on a writer thread (snapshot_writer). The next
+ * one waits SNAPSHOT_SPACING times as long as the last one took, encoding and write
+ * together, so that snapshots take at most 1/SNAPSHOT_SPACING of the node thread's
+ * and of the disk's time however small snapshot_entries is. A black-box run at 200
+ * produces a second with --snapshot-entries 100 and a log of 10-20 MB snapshotted
+ * every half second, written on the node thread then, elected a new leader every
+ * few seconds (HashiCorp raft checks its SnapshotThreshold only every
+ * SnapshotInterval, for the same reason). */
 #define SNAPSHOT_SPACING 20
+
+/* snapshot_writer writes the snapshot job in flight, off the node thread, and
+ * wakes the node thread to collect it. */
+static void *snapshot_writer(void *arg)
+{
+    plog_distributed *d = arg;
+    plog_raftstore_snapshot_write(d->snap_write.job);
+    pthread_mutex_lock(&d->mu);
+    d->snap_written = true;
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+/* collect_snapshot ends the snapshot job in flight once its writer is done (with
+ * wait: waits for it). Only then, the snapshot durable, do the stored entries
+ * before the core's keep_from go: a crash before leaves the previous snapshot and
+ * the whole log (the core compacted only its memory). A failed write fails the node
+ * as a failed save on the node thread did (the reason in raftstore's errmsg). */
+static int collect_snapshot(plog_distributed *d, bool wait)
+{
+    if (d->snap_write.job == NULL)
+        return PLOG_OK;
+    pthread_mutex_lock(&d->mu);
+    bool written = d->snap_written;
+    pthread_mutex_unlock(&d->mu);
+    if (!written && !wait)
+        return PLOG_OK;
+    if (d->snap_write.threaded)
+        pthread_join(d->snap_write.thread, NULL);
+    pthread_mutex_lock(&d->mu);
+    d->snap_written = false;
+    pthread_mutex_unlock(&d->mu);
+    int rv = plog_raftstore_snapshot_end(d->store, d->snap_write.job);
+    d->snap_write.job = NULL;
+    if (rv == PLOG_OK) {
+        d->snap_index = d->snap_write.index;
+        plog_raftstore_compact(d->store, d->snap_write.keep_from);
+        atomic_fetch_add(&d->snaps_taken, 1);
+        atomic_store(&d->snap_taken_index, d->snap_write.index);
+    }
+    uint64_t end = now_ms();
+    d->snap_not_before = end + SNAPSHOT_SPACING * (end - d->snap_write.start_ms);
+    return rv;
+}
 
 /* maybe_snapshot takes a snapshot once snapshot_entries entries were applied
  * since the last one: the state machine's bytes go to the core (which compacts
- * its log and sends them to followers that fall behind) and to raftstore. Not
- * while the leader sends its snapshot to a follower: a new one would restart
- * that transfer (plog_raft_sending_snapshot); nor before snap_not_before. */
+ * its log and sends them to followers that fall behind) and to a writer thread
+ * (collect_snapshot records them in raftstore once they are durable). Not while
+ * the last one is being written; not while the leader sends its snapshot to a
+ * follower: a new one would restart that transfer (plog_raft_sending_snapshot);
+ * nor before snap_not_before. */
 static int maybe_snapshot(plog_distributed *d)
 {
-    if (d->cfg.snapshot_entries == 0 || d->applied_index < d->snap_index + d->cfg.snapshot_entries)
+    if (d->cfg.snapshot_entries == 0 || d->snap_write.job != NULL ||
+        d->applied_index < d->snap_index + d->cfg.snapshot_entries)
         return PLOG_OK;
     uint64_t start = now_ms();
     if (start < d->snap_not_before || plog_raft_sending_snapshot(d->raft))
@@ -603,15 +662,23 @@ static int maybe_snapshot(plog_distributed *d)
     plog_raft_update up;
     rv = plog_raft_step(d->raft, &ev, &up);
     if (rv == PLOG_OK && up.compacted != NULL) {
+        /* The job keeps the bytes until raftstore does (its latest snapshot): no
+         * more than they need (the buffer grew by doubling). */
+        uint8_t *fit = realloc(b.p, b.n > 0 ? b.n : 1);
+        if (fit != NULL)
+            b.p = fit;
         plog_raft_snapshot meta = *up.compacted;
         meta.data = b.p;
         meta.len = b.n;
-        rv = plog_raftstore_save_snapshot(d->store, &meta, false);
+        rv = plog_raftstore_snapshot_begin(d->store, &meta, &d->snap_write.job);
         if (rv == PLOG_OK) {
-            d->snap_index = meta.index;
-            plog_raftstore_compact(d->store, up.keep_from);
-            atomic_fetch_add(&d->snaps_taken, 1);
-            atomic_store(&d->snap_taken_index, meta.index);
+            d->snap_write.index = meta.index;
+            d->snap_write.keep_from = up.keep_from;
+            d->snap_write.start_ms = start;
+            d->snap_write.threaded = pthread_create(&d->snap_write.thread, NULL, snapshot_writer, d) == 0;
+            if (!d->snap_write.threaded)
+                snapshot_writer(d); /* no thread to be had: written here */
+            return PLOG_OK;
         }
     }
     free(b.p);
@@ -714,8 +781,11 @@ static int handle(plog_distributed *d, const plog_raft_update *up)
     if (up->snapshot != NULL) {
         /* From the leader (§7): persist it, drop the stored log, restore the state
          * machine. Produces waiting for entries it covers cannot know their
-         * outcome here: the client retries, the dedup table answers. */
-        if ((rv = plog_raftstore_save_snapshot(d->store, up->snapshot, true)) != PLOG_OK ||
+         * outcome here: the client retries, the dedup table answers. A snapshot
+         * of ours still being written ends first: it writes the same file, and
+         * its older one must not replace this one. */
+        if ((rv = collect_snapshot(d, true)) != PLOG_OK ||
+            (rv = plog_raftstore_save_snapshot(d->store, up->snapshot, true)) != PLOG_OK ||
             (rv = snapshot_restore(d, up->snapshot->data, up->snapshot->len, true)) != PLOG_OK)
             return rv;
         d->applied_index = d->snap_index = up->snapshot->index;
@@ -948,7 +1018,7 @@ static void *node_main(void *arg)
     bool stopped = false; /* by a failure, not by plog_distributed_stop */
     pthread_mutex_lock(&d->mu);
     for (;;) {
-        while (d->qhead == NULL && !d->stop) {
+        while (d->qhead == NULL && !d->stop && !d->snap_written) {
             uint64_t now = now_ms();
             uint64_t until = d->deadline < d->next_reconcile ? d->deadline : d->next_reconcile;
             if (until <= now)
@@ -985,8 +1055,8 @@ static void *node_main(void *arg)
             reconcile(d);
             d->next_reconcile = now + RECONCILE_MS;
         }
-        if (d->failed != PLOG_OK || flush(d) != PLOG_OK || maybe_snapshot(d) != PLOG_OK ||
-            flush(d) != PLOG_OK) {
+        if (d->failed != PLOG_OK || flush(d) != PLOG_OK || collect_snapshot(d, false) != PLOG_OK ||
+            maybe_snapshot(d) != PLOG_OK || flush(d) != PLOG_OK) {
             if (d->failed_why[0] == '\0')
                 snprintf(d->failed_why, sizeof d->failed_why, "raft storage: %s",
                          plog_raftstore_errmsg(d->store));
@@ -1006,6 +1076,12 @@ static void *node_main(void *arg)
     struct ev *rest = d->qhead;
     d->qhead = d->qtail = NULL;
     pthread_mutex_unlock(&d->mu);
+    /* The writer of a snapshot taken last is waited for, so nothing outlives the
+     * node thread. */
+    int sv = collect_snapshot(d, true);
+    if (sv != PLOG_OK)
+        plog_logger_logf(d->cfg.logger, PLOG_LOGGER_ERROR, "raft snapshot not written",
+                         "err=\"%s\" detail=\"%s\"", plog_strerror(sv), plog_raftstore_errmsg(d->store));
     while (rest != NULL) {
         struct ev *e = rest;
         rest = e->next;

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "internal/auth/authorizer.h"
 #include "internal/distributed/distributed.h"
 #include "internal/err/err.h"
+#include "internal/log/io.h"
 #include "internal/log/simfs_testlib.h"
 #include "internal/raft/raft.h"
 #include "internal/raftstore/raftstore.h"
@@ -56,6 +58,7 @@ struct fixture {
     plog_distributed *dead[8]; /* stopped mid-test, closed by teardown */
     int ndead;
     bool simfs; /* the file layer is in place: removed after every node closed */
+    bool gate;  /* the snapshot gate (below) is in place: opened, then removed */
 };
 
 /* fresh_raft_port gives node i a Raft port no listener of this process holds.
@@ -184,9 +187,14 @@ static int setup(void **state)
     return 0;
 }
 
+static void gate_open(void);
+static void gate_uninstall(void);
+
 static int teardown(void **state)
 {
     struct fixture *f = *state;
+    if (f->gate)
+        gate_open(); /* a node stops only once its snapshot's writer is done */
     for (int i = 0; i < N; i++)
         if (f->n[i].d != NULL)
             plog_distributed_stop(f->n[i].d);
@@ -197,6 +205,8 @@ static int teardown(void **state)
         plog_distributed_close(f->dead[i]);
     if (f->simfs)
         simfs_uninstall();
+    if (f->gate)
+        gate_uninstall();
     plog_auth_free(f->acl);
     plog_test_rmrf(f->dir);
     free(f);
@@ -912,6 +922,230 @@ static void test_a_snapshot_installed_under_readers_keeps_the_records_they_read(
     }
 }
 
+/* The snapshot gate: a file layer under the log's I/O seam (internal/log/io.h), where
+ * raftstore writes its files too. While the gate is shut, an fsync or fdatasync of a
+ * file opened as .../snapshot.tmp (raftstore writes a snapshot there, then renames
+ * it into place) waits until the test opens the gate; at the latest after
+ * GATE_MAX_MS, so that nothing can hang for good. Every node of the process goes
+ * through it; a node's files are told apart by their paths. */
+#define GATE_FDS 4096
+#define GATE_MAX_MS 30000
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool shut;
+    char *path[GATE_FDS];   /* the path of each descriptor opened on a snapshot.tmp */
+    bool waiting[GATE_FDS]; /* ... whose sync waits at the gate */
+    plog_io io;
+} gate = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static int gate_open_file(const char *path, int flags, mode_t mode)
+{
+    int fd = plog_io_real()->open(path, flags, mode);
+    size_t n = strlen(path), k = strlen("/snapshot.tmp");
+    if (fd >= 0 && fd < GATE_FDS && n > k && strcmp(path + n - k, "/snapshot.tmp") == 0) {
+        pthread_mutex_lock(&gate.mu);
+        free(gate.path[fd]);
+        gate.path[fd] = strdup(path);
+        pthread_mutex_unlock(&gate.mu);
+    }
+    return fd;
+}
+
+static int gate_close_file(int fd)
+{
+    if (fd >= 0 && fd < GATE_FDS) {
+        pthread_mutex_lock(&gate.mu);
+        free(gate.path[fd]);
+        gate.path[fd] = NULL;
+        pthread_mutex_unlock(&gate.mu);
+    }
+    return plog_io_real()->close(fd);
+}
+
+/* gate_pass waits while the gate is shut if fd is a snapshot.tmp. */
+static void gate_pass(int fd)
+{
+    if (fd < 0 || fd >= GATE_FDS)
+        return;
+    pthread_mutex_lock(&gate.mu);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += GATE_MAX_MS / 1000;
+    gate.waiting[fd] = gate.path[fd] != NULL && gate.shut;
+    while (gate.waiting[fd] && gate.shut)
+        if (pthread_cond_timedwait(&gate.cv, &gate.mu, &until) == ETIMEDOUT)
+            break;
+    gate.waiting[fd] = false;
+    pthread_mutex_unlock(&gate.mu);
+}
+
+static int gate_fsync(int fd)
+{
+    gate_pass(fd);
+    return plog_io_real()->fsync(fd);
+}
+
+static int gate_fdatasync(int fd)
+{
+    gate_pass(fd);
+    return plog_io_real()->fdatasync(fd);
+}
+
+/* gate_install puts the gate, open, under every log this process opens next. */
+static void gate_install(struct fixture *f)
+{
+    gate.io = *plog_io_real();
+    gate.io.open = gate_open_file;
+    gate.io.close = gate_close_file;
+    gate.io.fsync = gate_fsync;
+    gate.io.fdatasync = gate_fdatasync;
+    gate.shut = false;
+    plog_io_set(&gate.io);
+    f->gate = true;
+}
+
+static void gate_shut(void)
+{
+    pthread_mutex_lock(&gate.mu);
+    gate.shut = true;
+    pthread_mutex_unlock(&gate.mu);
+}
+
+static void gate_open(void)
+{
+    pthread_mutex_lock(&gate.mu);
+    gate.shut = false;
+    pthread_cond_broadcast(&gate.cv);
+    pthread_mutex_unlock(&gate.mu);
+}
+
+static void gate_uninstall(void)
+{
+    plog_io_set(NULL);
+    for (int fd = 0; fd < GATE_FDS; fd++) {
+        free(gate.path[fd]);
+        gate.path[fd] = NULL;
+    }
+}
+
+/* gate_holds: a sync of a snapshot.tmp under dir waits at the gate. */
+static bool gate_holds(void *dir)
+{
+    size_t n = strlen(dir);
+    bool held = false;
+    pthread_mutex_lock(&gate.mu);
+    for (int fd = 0; fd < GATE_FDS && !held; fd++)
+        held = gate.waiting[fd] && strncmp(gate.path[fd], dir, n) == 0 && gate.path[fd][n] == '/';
+    pthread_mutex_unlock(&gate.mu);
+    return held;
+}
+
+/* The answers to produces that may come after their test gave up on them (static:
+ * an answer can come as late as the node's close, after the test failed). */
+static struct acked {
+    atomic_bool done;
+    int rv;
+} g_acked[256];
+
+static void acked_done(void *arg, int rv, uint64_t first, uint64_t count)
+{
+    (void)first, (void)count;
+    struct acked *a = arg;
+    a->rv = rv;
+    atomic_store(&a->done, true);
+}
+
+static bool is_acked(void *arg)
+{
+    return atomic_load(&((struct acked *)arg)->done);
+}
+
+/* produce_acked produces value (the k-th record of a test) on d and fails the test
+ * unless it is acknowledged within timeout_ms. Unlike produce, it does not wait for
+ * an answer that does not come: a node thread stuck in an fsync gives none. */
+static void produce_acked(plog_distributed *d, int k, const char *value, int timeout_ms)
+{
+    struct acked *a = &g_acked[k];
+    const uint8_t *vals[1] = {(const uint8_t *)value};
+    size_t lens[1] = {strlen(value)};
+    assert_true(k >= 0 && k < (int)(sizeof g_acked / sizeof g_acked[0]));
+    atomic_store(&a->done, false);
+    assert_plog_ok(plog_distributed_produce(d, 0, 0, vals, lens, 1, acked_done, a));
+    if (!plog_test_wait_until(is_acked, a, timeout_ms))
+        fail_msg("produce %s not acknowledged within %d ms", value, timeout_ms);
+    if (a->rv != PLOG_OK)
+        fail_msg("produce %s: %s", value, plog_strerror(a->rv));
+}
+
+/* A snapshot the leader took is written and fsynced off its node thread: while the
+ * fsync of its snapshot file is held (the gate), the leader goes on leading, and 20
+ * records produced meanwhile are acknowledged within 5 s each and reach every node.
+ * The snapshot counts as taken, and its entries may go, only once it is durable:
+ * none is counted while the fsync is held; after it, one is, and the snapshot file
+ * holds its index. Before, the node thread wrote the snapshot: held in the fsync, it
+ * answered no produce (a snapshot of 10-20 MB stalled it for longer than the
+ * followers' election timeouts, and a black-box run saw a new leader every few
+ * seconds). */
+static void test_a_snapshot_is_written_off_the_node_thread(void **state)
+{
+    struct fixture *f = *state;
+    g_snapshot_entries = 20;
+    /* A produce goes to one leader: under a loaded machine's SAN=1 an election (a
+     * follower timing out) would answer it "not leader". This is about the node
+     * thread, whose stall in the old code lasted as long as the gate was shut. */
+    g_election_timeout_ms = 1000;
+    gate_install(f);
+    start_cluster(f);
+    int l = leader(f);
+    uint64_t taken = plog_distributed_snapshots_taken(f->n[l].d, NULL);
+    gate_shut();
+    char v[32];
+    int k = 0;
+    for (; k < 100 && !gate_holds(f->n[l].dir); k++) {
+        snprintf(v, sizeof v, "before-%d", k);
+        produce_acked(f->n[l].d, k, v, 5000);
+    }
+    if (!plog_test_wait_until(gate_holds, f->n[l].dir, 5000))
+        fail_msg("the leader took no snapshot after %d records", k);
+    for (int j = 0; j < 20; j++) {
+        snprintf(v, sizeof v, "during-%d", j);
+        produce_acked(f->n[l].d, k + j, v, 5000);
+    }
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < 20; j++) {
+            snprintf(v, sizeof v, "during-%d", j);
+            assert_record(f, i, (uint64_t)(k + j), v);
+        }
+    assert_true(gate_holds(f->n[l].dir)); /* all of it while the fsync was held */
+    assert_true(plog_distributed_leader(f->n[l].d, NULL, 0));
+    assert_int_equal(plog_distributed_snapshots_taken(f->n[l].d, NULL), taken);
+
+    gate_open();
+    uint64_t at = 0;
+    for (int64_t until = plog_test_now_ms() + 5000;
+         plog_distributed_snapshots_taken(f->n[l].d, &at) == taken && plog_test_now_ms() < until;)
+        plog_test_sleep_ms(5);
+    assert_true(plog_distributed_snapshots_taken(f->n[l].d, &at) > taken);
+    assert_true(at >= g_snapshot_entries);
+    /* Stopped, the node has no write in flight: its snapshot file is the last taken. */
+    plog_distributed_stop(f->n[l].d);
+    plog_distributed_snapshots_taken(f->n[l].d, &at);
+    char path[sizeof f->n[l].dir + 32];
+    snprintf(path, sizeof path, "%s/raft/snapshot", f->n[l].dir);
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    uint8_t hdr[12];
+    size_t got = fread(hdr, 1, sizeof hdr, fp);
+    fclose(fp);
+    assert_int_equal(got, sizeof hdr);
+    uint64_t index = 0;
+    for (int i = 4; i < 12; i++) /* magic u32, then the index u64 (raftstore.h) */
+        index = index << 8 | hdr[i];
+    assert_int_equal(index, at);
+}
+
 /* fail_stop makes the writes to the files of node1's (the leader's) dir/sub fail
  * with ENOSPC from now on, produces, and checks the fail-stop: the node stops for
  * good and says why (what), names no leader any more, and answers the produce
@@ -1050,6 +1284,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_index_covers_every_acknowledged_produce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_late_node_catches_up_from_a_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshots_are_spaced_by_their_cost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_snapshot_is_written_off_the_node_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_node_that_joins_under_steady_writes_catches_up, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_snapshot_installed_under_readers_keeps_the_records_they_read,

@@ -10,7 +10,9 @@
  *      up->hs (if PLOG_RAFT_UPD_HARDSTATE), then up->entries (delete every stored
  *      entry from entries[0].index on, then append), then up->compacted (store its
  *      meta beside the snapshot bytes the driver already has; stored entries before
- *      up->keep_from may then go), all durably (fsync);
+ *      up->keep_from may then go), all durably (fsync). up->compacted alone may be
+ *      stored later, on another thread: nothing sent depends on it, and the entries
+ *      it covers stay stored until it is durable;
  *   2. send up->msgs (best effort: the core copes with loss, duplication, reordering);
  *   3. apply: restore the state machine from up->snapshot (if any), then apply
  *      up->committed in order; answer up->reads once the state machine has applied

@@ -1,6 +1,7 @@
 /* raftstore.c - a Raft server's durable state in one directory (see raftstore.h). */
 #include "internal/raftstore/raftstore.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -14,12 +15,17 @@
 
 #include "api/v1/log.pb-c.h"
 #include "internal/err/err.h"
+#include "internal/log/io.h"
 #include "internal/log/log.h"
 #include "internal/log/store.h"
 #include "internal/log/suffix.h"
 
 #define ERRSZ 256
-#define SNAP_MAGIC 0x504c534eu /* "PLSN" */
+#define SNAP_MAGIC 0x504c534eu       /* "PLSN" */
+#define SNAP_HDR (4 + 8 + 8 + 8 + 4) /* magic, index, term, gen, conf length */
+/* The files are written through the log's I/O seam (internal/log/io.h), so tests
+ * can fail or hold their writes and syncs; rename has no entry there. */
+#define IO plog_io_get()
 
 struct plog_raftstore {
     char *dir;
@@ -34,6 +40,18 @@ struct plog_raftstore {
     Log__V1__Record **recs; /* what the last boot read; entries point into them */
     plog_raft_entry *entries;
     size_t n_recs;
+    bool writing; /* a snapshot job began and has not ended */
+    char errmsg[ERRSZ];
+};
+
+/* A snapshot being written off the store's thread: what it needs of the store is
+ * copied in when it begins, so the write reads nothing the store's thread changes. */
+struct plog_raftstore_snapshot_job {
+    char *dir;
+    uint64_t gen;
+    plog_raft_snapshot snap; /* snap.data owned */
+    bool written;
+    int rv;
     char errmsg[ERRSZ];
 };
 
@@ -62,54 +80,70 @@ static uint32_t get_be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static int fail_errno(plog_raftstore *s, const char *what, const char *path)
+/* fail_at records in err (ERRSZ bytes) why a system call on path failed. */
+static int fail_at(char *err, const char *what, const char *path)
 {
-    plog_errf(s->errmsg, sizeof s->errmsg, "%s %s: %s", what, path, strerror(errno));
+    plog_errf(err, ERRSZ, "%s %s: %s", what, path, strerror(errno));
     return PLOG_EIO;
 }
 
-static int fsync_dir(plog_raftstore *s)
+static int fail_errno(plog_raftstore *s, const char *what, const char *path)
 {
-    int fd = open(s->dir, O_RDONLY | O_DIRECTORY);
+    return fail_at(s->errmsg, what, path);
+}
+
+static int fsync_dir(const char *dir, char *err)
+{
+    int fd = IO->open(dir, O_RDONLY | O_DIRECTORY, 0);
     if (fd < 0)
-        return fail_errno(s, "open", s->dir);
-    int rv = fsync(fd) == 0 ? PLOG_OK : fail_errno(s, "fsync", s->dir);
-    close(fd);
+        return fail_at(err, "open", dir);
+    int rv = IO->fsync(fd) == 0 ? PLOG_OK : fail_at(err, "fsync", dir);
+    IO->close(fd);
     return rv;
 }
 
-/* write_atomic replaces dir/name by n bytes of p: write a temporary, fsync it,
- * rename it over the old file, fsync the directory. A crash leaves the old file
- * or the new one, whole. */
-static int write_atomic(plog_raftstore *s, const char *name, const uint8_t *p, size_t n)
+/* A file's content in pieces written one after the other: a snapshot's data goes
+ * between its header and its checksum without being copied. */
+struct piece {
+    const uint8_t *p;
+    size_t n;
+};
+
+/* write_atomic replaces dir/name by the pieces pc[0..npc): write a temporary,
+ * fsync it, rename it over the old file, fsync the directory. A crash leaves the
+ * old file or the new one, whole. It touches no store (the reason goes to err,
+ * ERRSZ bytes), so a snapshot job runs it on another thread. */
+static int write_atomic(const char *dir, const char *name, const struct piece *pc, size_t npc, char *err)
 {
     char tmp[4096], path[4096];
-    snprintf(path, sizeof path, "%s/%s", s->dir, name);
-    snprintf(tmp, sizeof tmp, "%s/%s.tmp", s->dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
+    int fd = IO->open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0)
-        return fail_errno(s, "open", tmp);
-    size_t off = 0;
-    while (off < n) {
-        ssize_t w = write(fd, p + off, n - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            fail_errno(s, "write", tmp);
-            close(fd);
-            return PLOG_EIO;
+        return fail_at(err, "open", tmp);
+    int rv = PLOG_OK;
+    off_t off = 0;
+    for (size_t i = 0; i < npc && rv == PLOG_OK; i++) {
+        for (size_t done = 0; done < pc[i].n && rv == PLOG_OK;) {
+            ssize_t w = IO->pwrite(fd, pc[i].p + done, pc[i].n - done, off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                rv = fail_at(err, "write", tmp);
+            } else {
+                done += (size_t)w;
+                off += w;
+            }
         }
-        off += (size_t)w;
     }
-    if (fsync(fd) != 0) {
-        fail_errno(s, "fsync", tmp);
-        close(fd);
-        return PLOG_EIO;
-    }
-    close(fd);
+    if (rv == PLOG_OK && IO->fsync(fd) != 0)
+        rv = fail_at(err, "fsync", tmp);
+    IO->close(fd);
+    if (rv != PLOG_OK)
+        return rv;
     if (rename(tmp, path) != 0)
-        return fail_errno(s, "rename", tmp);
-    return fsync_dir(s);
+        return fail_at(err, "rename", tmp);
+    return fsync_dir(dir, err);
 }
 
 /* read_file reads dir/name into *p (malloc'd). PLOG_EOF when it does not exist. */
@@ -183,7 +217,8 @@ static int save_sealed(plog_raftstore *s, const char *name, const uint8_t *p, si
     uint8_t b[MAX_SEALED + 4];
     memcpy(b, p, len);
     put_be32(b + len, plog_crc32c(0, p, len));
-    return write_atomic(s, name, b, len + 4);
+    struct piece pc = {b, len + 4};
+    return write_atomic(s->dir, name, &pc, 1, s->errmsg);
 }
 
 /* Hard state file: term u64, vote u64, CRC-32C u32. */
@@ -221,7 +256,7 @@ static int load_snapshot(plog_raftstore *s)
         return PLOG_OK;
     if (rv != PLOG_OK)
         return rv;
-    size_t hdr = 4 + 8 + 8 + 8 + 4;
+    size_t hdr = SNAP_HDR;
     if (n < hdr + 8 + 4 || get_be32(p) != SNAP_MAGIC || plog_crc32c(0, p, n - 4) != get_be32(p + n - 4))
         goto corrupt;
     uint32_t clen = get_be32(p + 28);
@@ -553,36 +588,75 @@ int plog_raftstore_sync(plog_raftstore *s)
     return rv;
 }
 
-static int write_snapshot(plog_raftstore *s, const plog_raft_snapshot *snap, uint64_t gen)
+/* write_snapshot_file writes the snapshot file of snap naming log generation gen
+ * (the format above load_snapshot), durably. It touches no store, so it runs on
+ * any thread. */
+static int write_snapshot_file(const char *dir, const plog_raft_snapshot *snap, uint64_t gen, char *err)
 {
-    uint8_t conf[PLOG_RAFT_CONF_MAX_BYTES];
-    size_t clen = plog_raft_conf_encode(&snap->conf, conf);
-    size_t hdr = 4 + 8 + 8 + 8 + 4;
-    size_t n = hdr + clen + 8 + snap->len + 4;
-    uint8_t *p = malloc(n);
-    if (p == NULL)
-        return PLOG_ENOMEM;
-    put_be32(p, SNAP_MAGIC);
-    put_be64(p + 4, snap->index);
-    put_be64(p + 12, snap->term);
-    put_be64(p + 20, gen);
-    put_be32(p + 28, (uint32_t)clen);
-    memcpy(p + hdr, conf, clen);
-    put_be64(p + hdr + clen, snap->len);
-    if (snap->len > 0)
-        memcpy(p + hdr + clen + 8, snap->data, snap->len);
-    put_be32(p + n - 4, plog_crc32c(0, p, n - 4));
-    int rv = write_atomic(s, "snapshot", p, n);
-    if (rv != PLOG_OK) {
-        free(p);
-        return rv;
-    }
+    uint8_t h[SNAP_HDR + PLOG_RAFT_CONF_MAX_BYTES + 8], crc[4];
+    size_t clen = plog_raft_conf_encode(&snap->conf, h + SNAP_HDR);
+    put_be32(h, SNAP_MAGIC);
+    put_be64(h + 4, snap->index);
+    put_be64(h + 12, snap->term);
+    put_be64(h + 20, gen);
+    put_be32(h + 28, (uint32_t)clen);
+    put_be64(h + SNAP_HDR + clen, snap->len);
+    size_t hn = SNAP_HDR + clen + 8;
+    put_be32(crc, plog_crc32c(plog_crc32c(0, h, hn), snap->data, snap->len));
+    struct piece pc[3] = {{h, hn}, {snap->data, snap->len}, {crc, 4}};
+    return write_atomic(dir, "snapshot", pc, 3, err);
+}
+
+/* install_snapshot makes snap, its data in buf (which the store takes), the
+ * store's latest snapshot (what boot gives). */
+static void install_snapshot(plog_raftstore *s, const plog_raft_snapshot *snap, uint8_t *buf)
+{
     free(s->snap_buf);
-    s->snap_buf = p;
+    s->snap_buf = buf;
     s->snap = *snap;
-    s->snap.data = p + hdr + clen + 8;
+    s->snap.data = buf;
     s->has_snap = true;
+}
+
+int plog_raftstore_snapshot_begin(plog_raftstore *s, const plog_raft_snapshot *snap,
+                                  plog_raftstore_snapshot_job **jp)
+{
+    assert(!s->writing); /* two jobs could rename their files in either order */
+    if (s->log == NULL)
+        return PLOG_EIO;
+    plog_raftstore_snapshot_job *j = calloc(1, sizeof *j);
+    if (j == NULL || (j->dir = strdup(s->dir)) == NULL) {
+        free(j);
+        return PLOG_ENOMEM;
+    }
+    j->gen = s->gen;
+    j->snap = *snap;
+    s->writing = true;
+    *jp = j;
     return PLOG_OK;
+}
+
+int plog_raftstore_snapshot_write(plog_raftstore_snapshot_job *j)
+{
+    j->rv = write_snapshot_file(j->dir, &j->snap, j->gen, j->errmsg);
+    j->written = true;
+    return j->rv;
+}
+
+int plog_raftstore_snapshot_end(plog_raftstore *s, plog_raftstore_snapshot_job *j)
+{
+    assert(s->writing && j->written);
+    s->writing = false;
+    int rv = j->rv;
+    if (rv == PLOG_OK) {
+        install_snapshot(s, &j->snap, (uint8_t *)j->snap.data);
+    } else {
+        memcpy(s->errmsg, j->errmsg, sizeof s->errmsg);
+        free((uint8_t *)j->snap.data);
+    }
+    free(j->dir);
+    free(j);
+    return rv;
 }
 
 void plog_raftstore_compact(plog_raftstore *s, uint64_t keep_from)
@@ -594,25 +668,44 @@ void plog_raftstore_compact(plog_raftstore *s, uint64_t keep_from)
 
 int plog_raftstore_save_snapshot(plog_raftstore *s, const plog_raft_snapshot *snap, bool drop_log)
 {
+    assert(!s->writing); /* a job's older snapshot could replace this one */
     if (s->log == NULL)
         return PLOG_EIO;
+    /* The store keeps its latest snapshot (boot gives it): a copy of the data. */
+    plog_raft_snapshot copy = *snap;
+    uint8_t *buf = malloc(snap->len > 0 ? snap->len : 1);
+    if (buf == NULL)
+        return PLOG_ENOMEM;
+    if (snap->len > 0)
+        memcpy(buf, snap->data, snap->len);
+    copy.data = buf;
+    int rv;
     if (!drop_log) {
-        return write_snapshot(s, snap, s->gen);
+        plog_raftstore_snapshot_job *j;
+        if ((rv = plog_raftstore_snapshot_begin(s, &copy, &j)) != PLOG_OK) {
+            free(buf);
+            return rv;
+        }
+        plog_raftstore_snapshot_write(j);
+        return plog_raftstore_snapshot_end(s, j);
     }
     /* A new generation: its empty log first, then the snapshot naming it (the
      * switch), then the old log goes. */
     plog_log *nl;
-    int rv = open_log(s, s->gen + 1, snap->index, &nl);
-    if (rv != PLOG_OK)
+    if ((rv = open_log(s, s->gen + 1, snap->index, &nl)) != PLOG_OK) {
+        free(buf);
         return rv;
-    if ((rv = plog_log_sync(nl)) != PLOG_OK || (rv = fsync_dir(s)) != PLOG_OK ||
-        (rv = write_snapshot(s, snap, s->gen + 1)) != PLOG_OK) {
+    }
+    if ((rv = plog_log_sync(nl)) != PLOG_OK || (rv = fsync_dir(s->dir, s->errmsg)) != PLOG_OK ||
+        (rv = write_snapshot_file(s->dir, &copy, s->gen + 1, s->errmsg)) != PLOG_OK) {
         char path[4096];
         plog_log_close(nl);
         snprintf(path, sizeof path, "%s/log-%" PRIu64, s->dir, s->gen + 1);
         remove_tree(path);
+        free(buf);
         return rv;
     }
+    install_snapshot(s, &copy, buf);
     plog_log_close(s->log);
     char old[4096];
     snprintf(old, sizeof old, "%s/log-%" PRIu64, s->dir, s->gen);

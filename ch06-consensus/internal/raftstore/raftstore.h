@@ -19,11 +19,15 @@
  *                       removed at open.
  *
  * Durability: plog_raftstore_save_hard_state and plog_raftstore_save_snapshot are
- * durable when they return. Appended entries are durable after plog_raftstore_sync,
- * one fsync for everything appended since the last (group commit): a driver
- * appends the entries of every update it has, syncs once, then sends.
+ * durable when they return, a snapshot job when plog_raftstore_snapshot_write
+ * returns. Appended entries are durable after plog_raftstore_sync, one fsync for
+ * everything appended since the last (group commit): a driver appends the entries
+ * of every update it has, syncs once, then sends.
  *
- * Thread safety: one thread uses a store at a time. */
+ * Files are written through the log's I/O seam (internal/log/io.h).
+ *
+ * Thread safety: one thread uses a store at a time, except that a snapshot job's
+ * plog_raftstore_snapshot_write may run on another thread meanwhile. */
 #ifndef PLOG_RAFTSTORE_H
 #define PLOG_RAFTSTORE_H
 
@@ -35,6 +39,7 @@
 #include "internal/raft/raft.h"
 
 typedef struct plog_raftstore plog_raftstore;
+typedef struct plog_raftstore_snapshot_job plog_raftstore_snapshot_job;
 
 /* plog_raftstore_open opens or creates the store in dir. lc configures Raft's
  * segmented log (its sync policy is ignored: the store syncs when told);
@@ -78,6 +83,34 @@ int plog_raftstore_sync(plog_raftstore *s);
  * an empty one after snap->index; without (a snapshot this server took) the log
  * stays as it is: plog_raftstore_compact then drops what the core no longer needs. */
 int plog_raftstore_save_snapshot(plog_raftstore *s, const plog_raft_snapshot *snap, bool drop_log);
+
+/* A snapshot this server took, written off the store's thread: the fsync of a
+ * snapshot of many MB outlasts a Raft election timeout. It is saved as with
+ * plog_raftstore_save_snapshot(..., false), in three steps:
+ *   plog_raftstore_snapshot_begin   (the store's thread) makes the job;
+ *   plog_raftstore_snapshot_write   (any thread, once) writes the file durably,
+ *                                   touching nothing of the store;
+ *   plog_raftstore_snapshot_end     (the store's thread) records the result.
+ * Between begin and end the store serves every other call except
+ * plog_raftstore_save_snapshot and another begin (both write the snapshot file),
+ * and plog_raftstore_close: end the job first. A crash before the write returns
+ * leaves the previous snapshot, and the log as it was. */
+
+/* plog_raftstore_snapshot_begin makes a job that writes snap, and takes snap->data
+ * (malloc'd, snap->len bytes) on PLOG_OK; on error the caller still owns it.
+ * PLOG_EIO when a failed truncation left the store without its log, PLOG_ENOMEM. */
+int plog_raftstore_snapshot_begin(plog_raftstore *s, const plog_raft_snapshot *snap,
+                                  plog_raftstore_snapshot_job **jp);
+
+/* plog_raftstore_snapshot_write writes j's snapshot file: a temporary, fsynced,
+ * renamed over the old one, the directory fsynced. Returns what
+ * plog_raftstore_snapshot_end will (PLOG_EIO). */
+int plog_raftstore_snapshot_write(plog_raftstore_snapshot_job *j);
+
+/* plog_raftstore_snapshot_end records a written job: on PLOG_OK its snapshot is
+ * the store's latest (stored entries may then go: plog_raftstore_compact); on
+ * error the store keeps the one before and errmsg says why. Frees j either way. */
+int plog_raftstore_snapshot_end(plog_raftstore *s, plog_raftstore_snapshot_job *j);
 
 /* plog_raftstore_compact lets stored entries before index keep_from go, whole
  * segments at a time (the core's up->keep_from: entries after it may still be read

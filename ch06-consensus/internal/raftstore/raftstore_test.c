@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,6 +348,63 @@ static void test_entries_behind_a_snapshot_stay_readable_until_compacted(void **
     assert_plog_ok(plog_raftstore_read(f->s, 10, buf, 6));
 }
 
+static void *write_job(void *j)
+{
+    plog_raftstore_snapshot_write(j);
+    return NULL;
+}
+
+/* job_at begins a snapshot job at index (term 1) whose data the job takes. */
+static plog_raftstore_snapshot_job *job_at(struct fixture *f, uint64_t index)
+{
+    char state[32];
+    plog_raft_snapshot snap = {.index = index, .term = 1};
+    snap.len = (size_t)snprintf(state, sizeof state, "state@%llu", (unsigned long long)index);
+    uint8_t *data = malloc(snap.len);
+    assert_non_null(data);
+    memcpy(data, state, snap.len);
+    snap.data = data;
+    snap.conf.n = 1;
+    snap.conf.servers[0] = (plog_raft_server){.id = 1, .role = PLOG_RAFT_VOTER};
+    plog_raftstore_snapshot_job *j;
+    assert_plog_ok(plog_raftstore_snapshot_begin(f->s, &snap, &j));
+    return j;
+}
+
+/* A snapshot job (a snapshot the driver took, written on another thread): while it
+ * is in flight the store appends and syncs entries, and the snapshot file is not
+ * there; once written (on another thread) and ended it is the store's snapshot and
+ * the entries behind it may go. A job whose write fails (its temporary cannot be
+ * made) ends in PLOG_EIO naming the file; the snapshot before it and every entry
+ * stay. */
+static void test_a_snapshot_job_counts_only_once_written(void **state)
+{
+    struct fixture *f = *state;
+    reopen(f);
+    append_range(f, 1, 10, 1);
+    plog_raftstore_snapshot_job *j = job_at(f, 9);
+    append_range(f, 11, 12, 1);
+    char path[256];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/snapshot", f->dir);
+    assert_int_not_equal(stat(path, &st), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, write_job, j), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_plog_ok(plog_raftstore_snapshot_end(f->s, j));
+    plog_raftstore_compact(f->s, 10);
+    check_snapshot_boot(f, 9, 3);
+
+    snprintf(path, sizeof path, "%s/snapshot.tmp", f->dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    j = job_at(f, 12);
+    assert_int_equal(plog_raftstore_snapshot_write(j), PLOG_EIO);
+    assert_int_equal(plog_raftstore_snapshot_end(f->s, j), PLOG_EIO);
+    if (strstr(plog_raftstore_errmsg(f->s), "snapshot.tmp") == NULL)
+        fail_msg("error: %s", plog_raftstore_errmsg(f->s));
+    check_snapshot_boot(f, 9, 3);
+}
+
 static void test_an_installed_snapshot_replaces_the_log(void **state)
 {
     struct fixture *f = *state;
@@ -479,6 +537,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_snapshot_taken_keeps_the_entries_after_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entries_behind_a_snapshot_stay_readable_until_compacted, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_snapshot_job_counts_only_once_written, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_installed_snapshot_replaces_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_crash_before_the_snapshot_switch_keeps_the_old_log, setup,
                                         teardown),
