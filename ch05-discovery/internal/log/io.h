@@ -3,7 +3,7 @@
  * Every file operation of the log (store, index, segment, log) goes through
  * the table plog_io_get() returns: the real system calls unless a test put its
  * own table in place. Tests use it to simulate power loss (keep only what was
- * made durable) and to fail the n-th call (see log_io_testlib.c). Each entry
+ * made durable) and to fail the n-th call (see simfs_testlib.h). Each entry
  * has the contract of the system call it is named after: -1 (or MAP_FAILED)
  * and errno on failure. fallocate reserves [off, off+len) and grows the file
  * over it (mode 0 of Linux fallocate); EOPNOTSUPP when the file system cannot.
