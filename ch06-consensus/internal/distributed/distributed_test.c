@@ -48,7 +48,8 @@ const char *__lsan_default_suppressions(void)
 struct node {
     char name[16], raft[32], rpc[32], dir[128];
     plog_distributed *d;
-    char failed[512]; /* what cfg.failed said, "" while it has not been called */
+    char failed[512];       /* what cfg.failed said, once has_failed is set */
+    atomic_bool has_failed; /* cfg.failed was called (on the node's thread) */
 };
 
 struct fixture {
@@ -114,6 +115,7 @@ static void on_failed(void *arg, const char *why)
 {
     struct node *n = arg;
     snprintf(n->failed, sizeof n->failed, "%s", why[0] != '\0' ? why : "(no reason)");
+    atomic_store(&n->has_failed, true); /* after the text: a reader that sees it reads it whole */
 }
 
 /* open_node opens node i without starting Raft (plog_distributed_open). */
@@ -1179,9 +1181,11 @@ static void fail_stop(struct fixture *f, const char *sub, const char *what)
     for (int64_t until = plog_test_now_ms() + 5000; !simfs_fired() && plog_test_now_ms() < until;)
         plog_test_sleep_ms(5);
     assert_true(simfs_fired());
-    for (int64_t until = plog_test_now_ms() + 5000; f->n[0].failed[0] == '\0' && plog_test_now_ms() < until;)
+    for (int64_t until = plog_test_now_ms() + 5000;
+         !atomic_load(&f->n[0].has_failed) && plog_test_now_ms() < until;)
         plog_test_sleep_ms(5);
-    if (strstr(f->n[0].failed, what) == NULL || strstr(f->n[0].failed, "No space left") == NULL)
+    if (!atomic_load(&f->n[0].has_failed) || strstr(f->n[0].failed, what) == NULL ||
+        strstr(f->n[0].failed, "No space left") == NULL)
         fail_msg("failed said: \"%s\"", f->n[0].failed);
     assert_false(plog_distributed_leader(f->n[0].d, NULL, 0));
 
@@ -1191,8 +1195,8 @@ static void fail_stop(struct fixture *f, const char *sub, const char *what)
     assert_int_equal(first, 1);
     assert_int_equal(produce(f->n[l].d, 7, 3, "c"), 2);
     free(v);
-    assert_int_equal(f->n[1].failed[0], '\0');
-    assert_int_equal(f->n[2].failed[0], '\0');
+    assert_false(atomic_load(&f->n[1].has_failed));
+    assert_false(atomic_load(&f->n[2].has_failed));
 }
 
 /* The leader's record log fails (its disk is full) after Raft committed an entry.
