@@ -39,6 +39,8 @@ int main(int argc, char **argv)
         {0},
     };
     int c;
+    static char prog[] = "proglog"; /* what getopt's own messages name, whatever path ran us */
+    argv[0] = prog;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'a':

@@ -428,6 +428,10 @@ static void test_proglog_help_and_bad_flags(void **state)
     char *bad[] = {bin, "--no-such-flag", NULL};
     assert_int_equal(plog_test_run(bad, NULL, 5000, &out), 2);
     assert_non_null(strstr(out, "usage:"));
+    /* getopt's own line names the program, as every other usage error does
+     * (before: the path it was started by). */
+    assert_non_null(strstr(out, "proglog: unrecognized option '--no-such-flag'"));
+    assert_null(strstr(out, "/proglog: "));
     free(out);
     char *badsync[] = {bin, "--sync", "sometimes", NULL};
     assert_int_equal(plog_test_run(badsync, NULL, 5000, &out), 2);

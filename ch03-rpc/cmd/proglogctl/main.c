@@ -536,6 +536,8 @@ int main(int argc, char **argv)
     plog_client_config cfg = {.timeout_ms = 5000};
     uint64_t v;
     int ch;
+    static char prog[] = "proglogctl"; /* what getopt's own messages name, whatever path ran us */
+    argv[0] = prog;
     /* "+": stop at the command; its own options are parsed by the command. */
     while ((ch = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
         switch (ch) {

@@ -405,6 +405,8 @@ int main(int argc, char **argv)
     plog_server_config sc = {0};
     uint64_t v;
     int c, li = 0;
+    static char prog[] = "proglog"; /* what getopt's own messages name, whatever path ran us */
+    argv[0] = prog;
     while ((c = getopt_long(argc, argv, "", opts, &li)) != -1) {
         char name[32];
         snprintf(name, sizeof name, "--%s", opts[li].name);

@@ -289,6 +289,8 @@ int single_main(int argc, char **argv, const char *version);
 
 int main(int argc, char **argv)
 {
+    static char prog[] = "proglog"; /* what getopt's own messages name, here and in single.c */
+    argv[0] = prog;
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--addr") == 0 || strncmp(argv[i], "--addr=", 7) == 0 ||
             strcmp(argv[i], "--insecure-allow-plaintext") == 0)

@@ -544,6 +544,18 @@ static void test_proglogctl_and_proglog_help_and_version(void **state)
     snprintf(cmd, sizeof cmd, "%s --sync sometimes", plog_test_bin("proglog"));
     assert_int_equal(plog_test_sh(cmd, 5000, &out), 2);
     free(out);
+    /* getopt's own line names the program, as every other usage error does
+     * (before: the path it was started by). */
+    const char *prog[][2] = {{plog_test_bin("proglog"), "proglog"}, {f->ctl, "proglogctl"}};
+    for (int i = 0; i < 2; i++) {
+        char want[96];
+        snprintf(cmd, sizeof cmd, "%s --no-such-flag", prog[i][0]);
+        assert_int_equal(plog_test_sh(cmd, 5000, &out), 2);
+        snprintf(want, sizeof want, "%s: unrecognized option '--no-such-flag'\n", prog[i][1]);
+        if (strncmp(out, want, strlen(want)) != 0)
+            fail_msg("%s --no-such-flag said: %s", prog[i][1], out);
+        free(out);
+    }
 }
 
 static void test_proglog_exits_cleanly_on_sigint_and_keeps_records(void **state)
