@@ -902,6 +902,15 @@ static void test_a_snapshot_installed_under_readers_keeps_the_records_they_read(
         if (rv != PLOG_OK)
             fail_msg("produce at %d: %s", k, plog_strerror(rv));
     }
+    /* node3 holds about BEFORE / BATCH entries; the leader keeps 128 behind its
+     * snapshot, so node3 needs the snapshot only once one covers 128 more, plus a
+     * margin (a snapshot is taken as soon as the spacing allows). Without the wait,
+     * 3 runs in 8 caught up from entries: snapshots written off the node thread are
+     * spaced by the whole job's time. */
+    struct snapped_arg sa = {f, BEFORE / BATCH + 128 + 25};
+    if (!plog_test_wait_until(leader_snapped, &sa, 10000))
+        fail_msg("no snapshot at index %llu or later on the leader within 10 s",
+                 (unsigned long long)sa.index);
     start(f, 2, false); /* rebuilds its record log from its own snapshot and log */
     char store[sizeof f->n[2].dir + 64];
     snprintf(store, sizeof store, "%s/records/00000000000000000000.store", f->n[2].dir);

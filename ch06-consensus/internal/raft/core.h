@@ -66,12 +66,13 @@ typedef struct progress {
     unsigned in_head, in_count;
     uint64_t snap_index; /* SNAPSHOT: the one being sent */
     uint64_t snap_sent, snap_acked;
-    bool recent_active;   /* heard from since the last check-quorum round */
-    uint64_t heard;       /* when it last answered (ms; its progress's start before) */
-    uint64_t tick_match;  /* match at the previous heartbeat period (stall check) */
-    uint64_t read_ack;    /* latest ReadIndex round acknowledged */
-    uint64_t commit_sent; /* highest commit index it can have learned from us:
-                             min(commit, last entry) of an AppendEntries sent */
+    uint64_t snap_resend_at; /* SNAPSHOT: a chunk unanswered until then is sent again */
+    bool recent_active;      /* heard from since the last check-quorum round */
+    uint64_t heard;          /* when it last answered (ms; its progress's start before) */
+    uint64_t tick_match;     /* match at the previous heartbeat period (stall check) */
+    uint64_t read_ack;       /* latest ReadIndex round acknowledged */
+    uint64_t commit_sent;    /* highest commit index it can have learned from us:
+                                min(commit, last entry) of an AppendEntries sent */
 } progress;
 
 typedef struct pending_read {

@@ -109,10 +109,20 @@ struct piece {
     size_t n;
 };
 
-/* write_atomic replaces dir/name by the pieces pc[0..npc): write a temporary,
- * fsync it, rename it over the old file, fsync the directory. A crash leaves the
- * old file or the new one, whole. It touches no store (the reason goes to err,
- * ERRSZ bytes), so a snapshot job runs it on another thread. */
+/* A temporary is fdatasynced after every SYNC_EVERY bytes written. ext4 (data=
+ * ordered) writes out the new data of every file before it commits a journal
+ * transaction, so the node thread's fdatasync of Raft's log, which commits one,
+ * waited for all the dirty data of a snapshot written meanwhile: a scratch run
+ * measured a 100-byte append's fdatasync at up to 117-136 ms beside a 64 MB write
+ * synced once, 8-11 ms with a sync every 1 MiB (the write took 1.5 times as long),
+ * and a black-box run saw elections start while a 65-112 MB snapshot was written. */
+#define SYNC_EVERY (1u << 20)
+
+/* write_atomic replaces dir/name by the pieces pc[0..npc): write a temporary
+ * (synced every SYNC_EVERY bytes), fsync it, rename it over the old file, fsync
+ * the directory. A crash leaves the old file or the new one, whole. It touches no
+ * store (the reason goes to err, ERRSZ bytes), so a snapshot job runs it on
+ * another thread. */
 static int write_atomic(const char *dir, const char *name, const struct piece *pc, size_t npc, char *err)
 {
     char tmp[4096], path[4096];
@@ -123,16 +133,23 @@ static int write_atomic(const char *dir, const char *name, const struct piece *p
         return fail_at(err, "open", tmp);
     int rv = PLOG_OK;
     off_t off = 0;
+    size_t unsynced = 0;
     for (size_t i = 0; i < npc && rv == PLOG_OK; i++) {
         for (size_t done = 0; done < pc[i].n && rv == PLOG_OK;) {
-            ssize_t w = IO->pwrite(fd, pc[i].p + done, pc[i].n - done, off);
+            size_t n = pc[i].n - done < SYNC_EVERY - unsynced ? pc[i].n - done : SYNC_EVERY - unsynced;
+            ssize_t w = IO->pwrite(fd, pc[i].p + done, n, off);
             if (w < 0 && errno == EINTR)
                 continue;
             if (w < 0) {
                 rv = fail_at(err, "write", tmp);
-            } else {
-                done += (size_t)w;
-                off += w;
+                break;
+            }
+            done += (size_t)w;
+            off += w;
+            if ((unsynced += (size_t)w) == SYNC_EVERY) {
+                unsynced = 0;
+                if (IO->fdatasync(fd) != 0)
+                    rv = fail_at(err, "fdatasync", tmp);
             }
         }
     }
