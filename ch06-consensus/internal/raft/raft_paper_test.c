@@ -321,6 +321,16 @@ static void test_raft_learner_is_promoted_once_caught_up(void **state)
     sim_end(s);
 }
 
+/* snapshot_opts: the defaults, with a snapshot every 10 entries, none kept behind
+ * it, sent in chunks of chunk bytes. */
+static void snapshot_opts(plog_sim_opts *o, uint32_t chunk)
+{
+    plog_sim_opts_default(o);
+    o->snapshot_every = 10;
+    o->snapshot_trailing = 0;
+    o->snapshot_chunk = chunk;
+}
+
 /* sim_lagging_follower starts a cluster whose follower *f is down while its leader
  * *lead commits 100 entries, one every 5 ms (compacted when o takes snapshots: the
  * leader holds entries for a follower it heard from within 300 ms, not for one
@@ -347,10 +357,7 @@ static void test_raft_snapshot_brings_a_lagging_follower_up_to_date(void **state
 {
     (void)state;
     plog_sim_opts o;
-    plog_sim_opts_default(&o);
-    o.snapshot_every = 10;
-    o.snapshot_trailing = 0;
-    o.snapshot_chunk = 64;
+    snapshot_opts(&o, 64);
     uint64_t lead, f;
     plog_sim *s = sim_lagging_follower(&o, &lead, &f);
     assert_true(status(s, lead).first > 50); /* compacted */
@@ -373,10 +380,7 @@ static void test_raft_snapshot_under_steady_writes_is_not_overtaken(void **state
 {
     (void)state;
     plog_sim_opts o;
-    plog_sim_opts_default(&o);
-    o.snapshot_every = 10;
-    o.snapshot_trailing = 0;
-    o.snapshot_chunk = 16; /* ~100 chunks, one round trip each: about a second */
+    snapshot_opts(&o, 16); /* ~100 chunks, one round trip each: about a second */
     uint64_t lead, f;
     plog_sim *s = sim_lagging_follower(&o, &lead, &f);
     assert_true(status(s, lead).first > 50);
@@ -410,10 +414,7 @@ static void test_raft_snapshot_chunks_are_not_resent_while_answers_come(void **s
 {
     (void)state;
     plog_sim_opts o;
-    plog_sim_opts_default(&o);
-    o.snapshot_every = 10;
-    o.snapshot_trailing = 0;
-    o.snapshot_chunk = 64;
+    snapshot_opts(&o, 64);
     o.heartbeat_ms = 10;
     o.delay_min_ms = 20;
     o.delay_max_ms = 30;
