@@ -382,6 +382,25 @@ static void fail_pending(plog_distributed *d)
     }
 }
 
+/* drop_events frees a list of queued events the node thread will not run,
+ * answering each proposal and read in it "not leader" (the client retries). */
+static void drop_events(struct ev *e)
+{
+    while (e != NULL) {
+        struct ev *next = e->next;
+        if (e->kind == EV_RECEIVE)
+            plog_distributed_decoded_fini(&e->dec);
+        else if (e->kind == EV_PROPOSE)
+            finish_proposal(e->prop, PLOG_ENOTLEADER, 0, 0);
+        else if (e->kind == EV_READ) {
+            e->read->done(e->read->arg, PLOG_ENOTLEADER, 0);
+            free(e->read);
+        }
+        free(e);
+        e = next;
+    }
+}
+
 static void apply(plog_distributed *d, const plog_raft_entry *e)
 {
     uint64_t first = 0, count = 0;
@@ -1082,19 +1101,7 @@ static void *node_main(void *arg)
     if (sv != PLOG_OK)
         plog_logger_logf(d->cfg.logger, PLOG_LOGGER_ERROR, "raft snapshot not written",
                          "err=\"%s\" detail=\"%s\"", plog_strerror(sv), plog_raftstore_errmsg(d->store));
-    while (rest != NULL) {
-        struct ev *e = rest;
-        rest = e->next;
-        if (e->kind == EV_RECEIVE)
-            plog_distributed_decoded_fini(&e->dec);
-        else if (e->kind == EV_PROPOSE)
-            finish_proposal(e->prop, PLOG_ENOTLEADER, 0, 0);
-        else if (e->kind == EV_READ) {
-            e->read->done(e->read->arg, PLOG_ENOTLEADER, 0);
-            free(e->read);
-        }
-        free(e);
-    }
+    drop_events(rest);
     fail_pending(d);
     if (stopped && d->cfg.failed != NULL)
         d->cfg.failed(d->cfg.arg, d->failed_why);
@@ -1593,19 +1600,8 @@ void plog_distributed_stop(plog_distributed *d)
     }
 
     /* Messages that arrived between the thread's stop and the transport's close. */
-    while (d->qhead != NULL) {
-        struct ev *e = d->qhead;
-        d->qhead = e->next;
-        if (e->kind == EV_RECEIVE)
-            plog_distributed_decoded_fini(&e->dec);
-        else if (e->kind == EV_PROPOSE)
-            finish_proposal(e->prop, PLOG_ENOTLEADER, 0, 0);
-        else if (e->kind == EV_READ) {
-            e->read->done(e->read->arg, PLOG_ENOTLEADER, 0);
-            free(e->read);
-        }
-        free(e);
-    }
+    drop_events(d->qhead);
+    d->qhead = d->qtail = NULL;
 }
 
 void plog_distributed_close(plog_distributed *d)
