@@ -44,6 +44,7 @@ struct plog_index {
     uint64_t cap;      /* entries that fit in the mapping */
     uint64_t reserved; /* bytes [0, reserved) have their blocks allocated */
     bool writable;
+    bool cut_one; /* opened at one entry, not preallocated to it: a close's cut */
     char *path;
     char errmsg[256];
 };
@@ -149,6 +150,7 @@ int plog_index_open(const char *path, uint64_t max_bytes, plog_index **ip, char 
     uint64_t size = fsize;
     if (max_bytes > 0) {
         max_bytes -= max_bytes % PLOG_INDEX_ENTRY;
+        x->cut_one = fsize == PLOG_INDEX_ENTRY && max_bytes != PLOG_INDEX_ENTRY;
         if (max_bytes > size)
             size = max_bytes;
         if (size != fsize && IO->ftruncate(x->fd, (off_t)size) != 0) {
@@ -232,19 +234,25 @@ uint64_t plog_index_listed(const plog_index *x)
         prev = pos;
         k++;
     }
-    return k == x->n && k > 1 ? k : 0;
+    return k == x->n && (k > 1 || (k == 1 && x->cut_one)) ? k : 0;
 }
 
-bool plog_index_file_chained(const char *path)
+bool plog_index_file_lists(const char *path, uint64_t max_bytes)
 {
     uint8_t e[2 * PLOG_INDEX_ENTRY];
+    struct stat st;
     int fd = IO->open(path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
         return false;
-    bool chained = IO->pread(fd, e, sizeof e, 0) == (ssize_t)sizeof e;
+    ssize_t n = IO->pread(fd, e, sizeof e, 0);
+    bool one = IO->fstat(fd, &st) == 0 && st.st_size == PLOG_INDEX_ENTRY;
     IO->close(fd);
-    return chained && get_be32(e) == 0 && get_be64(e + 4) == 0 && get_be32(e + PLOG_INDEX_ENTRY) == 1 &&
-           get_be64(e + PLOG_INDEX_ENTRY + 4) > 0;
+    max_bytes -= max_bytes % PLOG_INDEX_ENTRY;
+    if (one)
+        return n == PLOG_INDEX_ENTRY && max_bytes != PLOG_INDEX_ENTRY && get_be32(e) == 0 &&
+               get_be64(e + 4) == 0;
+    return n == (ssize_t)sizeof e && get_be32(e) == 0 && get_be64(e + 4) == 0 &&
+           get_be32(e + PLOG_INDEX_ENTRY) == 1 && get_be64(e + PLOG_INDEX_ENTRY + 4) > 0;
 }
 
 uint64_t plog_index_entries(const plog_index *x)

@@ -67,16 +67,18 @@ int plog_index_read_raw(const plog_index *x, uint64_t i, uint32_t *rel, uint64_t
  * preallocated, zeros after the entries, and the entries past the store's end
  * are then appends that never reached the kernel or the disk, which a crash
  * may drop (see config.h); a damaged index claims nothing either. A lone
- * entry 0 is all zeros, as is an empty segment's preallocated entry (with
- * max_index_bytes of one entry): it counts as 0. */
+ * entry 0 is all zeros, as is an empty segment's preallocated entry: it counts
+ * as 1 only when the file was opened one entry long and max_bytes is larger
+ * (a close cut it so; a roll would have grown it to max_bytes), else as 0. */
 uint64_t plog_index_listed(const plog_index *x);
 
-/* plog_index_file_chained: the index file at path begins with two chained
- * entries (record 0 at 0, record 1 further on), so records were appended to
- * its segment. An index a roll created, or a missing one, does not: it begins
- * with zeros until the first two appends (a lone entry 0 is zeros too). The
- * file is only read. */
-bool plog_index_file_chained(const char *path);
+/* plog_index_file_lists: the index file at path lists records: it begins with
+ * two chained entries (record 0 at 0, record 1 further on), or it is one entry
+ * (zeros: record 0 at 0) long while the index of an active segment is
+ * preallocated to max_bytes, larger, so a close cut it to that record. An index
+ * a roll created, or a missing one, does not: it begins with zeros until the
+ * first two appends. The file is only read. */
+bool plog_index_file_lists(const char *path, uint64_t max_bytes);
 
 /* plog_index_set_entries drops every entry from n on (n <= entries). */
 void plog_index_set_entries(plog_index *x, uint64_t n);

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <cmocka.h>
 
@@ -228,13 +229,29 @@ static void test_index_listed_is_zero_when_an_entry_breaks_the_chain(void **stat
     assert_int_equal(plog_index_listed(f->x), 0);
 }
 
-/* Entry 0 is all zeros: alone, it is not told from an empty segment's
- * preallocated entry (max_index_bytes of one entry). */
-static void test_index_listed_does_not_count_a_lone_first_entry(void **state)
+/* Entry 0 is all zeros: alone, it is told from an empty segment's preallocated
+ * entry by the file's length only. Cut by a close to one entry while the index
+ * grows to MAX_BYTES, it is a record; preallocated to one entry, it is not. */
+static void test_index_listed_counts_a_lone_first_entry_a_close_cut(void **state)
 {
     struct fixture *f = *state;
     assert_plog_ok(plog_index_write(f->x, 0, 0));
-    reopen(f);
+    assert_plog_ok(plog_index_close(f->x, false));
+    assert_true(plog_index_file_lists(f->path, MAX_BYTES));
+    assert_plog_ok(plog_index_open(f->path, MAX_BYTES, &f->x, NULL, 0));
+    assert_int_equal(plog_index_entries(f->x), 1);
+    assert_int_equal(plog_index_listed(f->x), 1);
+}
+
+static void test_index_listed_does_not_count_an_entry_preallocated_alone(void **state)
+{
+    struct fixture *f = *state;
+    assert_plog_ok(plog_index_close(f->x, false));
+    FILE *fp = fopen(f->path, "w"); /* a roll's, max one entry, zeros written */
+    assert_int_equal(fwrite((char[PLOG_INDEX_ENTRY]){0}, PLOG_INDEX_ENTRY, 1, fp), 1);
+    fclose(fp);
+    assert_false(plog_index_file_lists(f->path, PLOG_INDEX_ENTRY));
+    assert_plog_ok(plog_index_open(f->path, PLOG_INDEX_ENTRY, &f->x, NULL, 0));
     assert_int_equal(plog_index_entries(f->x), 1);
     assert_int_equal(plog_index_listed(f->x), 0);
 }
@@ -277,7 +294,8 @@ int main(void)
         T(test_index_listed_is_zero_for_an_index_left_preallocated),
         T(test_index_left_preallocated_counts_entries_up_to_its_first_hole),
         T(test_index_listed_is_zero_when_an_entry_breaks_the_chain),
-        T(test_index_listed_does_not_count_a_lone_first_entry),
+        T(test_index_listed_counts_a_lone_first_entry_a_close_cut),
+        T(test_index_listed_does_not_count_an_entry_preallocated_alone),
         T(test_index_clear_dropped_zeroes_what_set_entries_dropped),
 #undef T
     };

@@ -170,14 +170,16 @@ static bool store_empty(plog_log *l, uint64_t base)
  * rolls again if it is full). A store emptied under an index that lists
  * records is damage, not a roll: the segment is kept and opens as the active
  * one, whose recovery reports the records lost ("index lists records the store
- * lacks"); dropped, they vanished without a word. */
+ * lacks"); dropped, they vanished without a word. That holds for a single
+ * record too: its index, cut by the close to one entry of zeros, is told from a
+ * roll's preallocated one by its length (plog_index_file_lists). */
 static void drop_empty_last(plog_log *l, uint64_t *bases, size_t *n)
 {
     if (*n < 2 || !store_empty(l, bases[*n - 1]))
         return;
     char path[4096];
     plog_segment_path(path, sizeof path, l->dir, bases[*n - 1], ".index");
-    if (plog_index_file_chained(path))
+    if (plog_index_file_lists(path, l->c.segment.max_index_bytes))
         return;
     IO->unlink(path);
     plog_segment_path(path, sizeof path, l->dir, bases[*n - 1], ".store");

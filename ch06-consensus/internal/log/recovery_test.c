@@ -365,6 +365,31 @@ static void test_recovery_emptied_last_of_several_stores_warns_too(void **state)
     testrec_assert_read(f->l, 10);
 }
 
+/* A last segment of a single record, its store emptied: a close cut its index
+ * to that one entry, which is all zeros like a roll's preallocated index, so
+ * the segment was taken for a roll a crash cut short and dropped with its index,
+ * without a word, and record 10's offset went to the next append. The index's
+ * length (one entry, not max_index_bytes) tells a close: the loss is reported
+ * and the files are kept, as with more records. */
+static void test_recovery_emptied_last_store_of_one_record_warns_too(void **state)
+{
+    struct fixture *f = *state;
+    f->c.segment.max_index_bytes = 5 * 12;
+    fill(f, 11); /* segments 0, 5 and 10 (record 10 alone) */
+    char sp[256], ip[256];
+    testrec_seg_path(sp, sizeof sp, f->dir, 10, ".store");
+    testrec_seg_path(ip, sizeof ip, f->dir, 10, ".index");
+    testrec_truncate(sp, 0);
+    char *err = reopen(f, f->dir), want[512];
+    snprintf(want, sizeof want,
+             "level=warn msg=\"index lists records the store lacks\" file=%s indexed=1 stored=0\n", sp);
+    assert_string_equal(err, want);
+    free(err);
+    assert_int_equal(plog_log_next_offset(f->l), 10);
+    assert_int_equal(access(ip, F_OK), 0);
+    assert_intact(f->l, 0, 10, UINT64_MAX);
+}
+
 /* A FIFO under a segment's name is refused at open, by name, instead of blocking
  * the open (and the program) for good; the records stay. */
 static void test_recovery_segment_that_is_not_a_file_is_refused(void **state)
@@ -537,6 +562,7 @@ int main(void)
         T(test_recovery_index_entries_beyond_the_store_are_dropped),
         T(test_recovery_emptied_store_warns_that_every_indexed_record_is_lost),
         T(test_recovery_emptied_last_of_several_stores_warns_too),
+        T(test_recovery_emptied_last_store_of_one_record_warns_too),
         T(test_recovery_segment_that_is_not_a_file_is_refused),
         T(test_recovery_torn_tail_also_counts_the_records_lost),
         T(test_recovery_crash_of_an_empty_log_warns_nothing),
