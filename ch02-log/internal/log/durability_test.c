@@ -13,7 +13,13 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <string.h>
+#include <stdio.h>
+#include <stdbool.h>
+#include <unistd.h>
+#include <stdlib.h>
 
+#include "internal/log/io.h"
 #include "internal/log/log.h"
 #include "internal/log/simfs_testlib.h"
 #include "internal/log/testrec.h"
@@ -401,6 +407,52 @@ static void test_durability_a_full_disk_at_close_leaves_no_false_damage(void **s
         testrec_assert_read(f->l, i);
 }
 
+/* The directories open creates are durable names only once their parents are
+ * fsynced; the fsync of the log's own directory covers the segment files in
+ * it, not its name in its parent. A layer under the I/O seam records which
+ * directories are fsynced. */
+static struct stat synced_dirs[8];
+static int nsynced_dirs;
+
+static int fsync_recording(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && nsynced_dirs < 8)
+        synced_dirs[nsynced_dirs++] = st;
+    return plog_io_real()->fsync(fd);
+}
+
+static bool dir_synced(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    for (int i = 0; i < nsynced_dirs; i++)
+        if (synced_dirs[i].st_dev == st.st_dev && synced_dirs[i].st_ino == st.st_ino)
+            return true;
+    return false;
+}
+
+static void test_durability_open_fsyncs_the_parents_of_the_directories_it_creates(void **state)
+{
+    struct fixture *f = *state;
+    char a[128], b[160];
+    snprintf(a, sizeof a, "%s/a", f->dir);
+    snprintf(b, sizeof b, "%s/b", a); /* neither exists */
+    plog_io io = *plog_io_real();
+    io.fsync = fsync_recording;
+    nsynced_dirs = 0;
+    plog_io_set(&io);
+    f->c.sync = PLOG_SYNC_ALWAYS;
+    int rv = plog_log_open(b, &f->c, &f->l);
+    if (rv == PLOG_OK)
+        testrec_append(f->l, 0); /* acknowledged: every name above it must be on disk */
+    plog_io_set(NULL);
+    assert_plog_ok(rv);
+    assert_true(dir_synced(b));
+    assert_true(dir_synced(a));      /* holds the name b */
+    assert_true(dir_synced(f->dir)); /* holds the name a */
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -416,6 +468,7 @@ int main(void)
         T(test_durability_recovery_reports_through_the_callback),
         T(test_durability_a_failed_batch_leaves_no_record),
         T(test_durability_a_full_disk_at_close_leaves_no_false_damage),
+        T(test_durability_open_fsyncs_the_parents_of_the_directories_it_creates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -222,20 +222,60 @@ static int open_segments(plog_log *l)
     return rv;
 }
 
-/* mkdir_p creates dir and its missing parents (in place: dir is modified and
- * restored). */
-static int mkdir_p(char *dir)
+/* fsync_dir fsyncs the directory path. */
+static int fsync_dir(const char *path)
 {
-    for (char *p = dir + 1; *p != '\0'; p++) {
-        if (*p != '/')
+    int fd = IO->open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int rv = IO->fsync(fd);
+    int e = errno;
+    IO->close(fd);
+    errno = e;
+    return rv;
+}
+
+/* mkdir_p creates dir and its missing parents. A directory it creates is a new
+ * name in its parent, on disk only once the parent is fsynced (the fsync of
+ * the log's own directory covers the segment files, not its name): the parent
+ * of each one it created is fsynced, so that under a sync policy the first
+ * acknowledged records are not lost with a directory a power loss took back. */
+static int mkdir_p(const char *dir)
+{
+    char path[4096], parent[4096];
+    size_t n = strlen(dir), made[64];
+    int nmade = 0;
+    if (n >= sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(path, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (path[i] != '/' && path[i] != '\0')
             continue;
-        *p = '\0';
-        int rv = IO->mkdir(dir, 0755);
-        *p = '/';
+        char c = path[i];
+        path[i] = '\0';
+        int rv = IO->mkdir(path, 0755);
+        path[i] = c;
         if (rv != 0 && errno != EEXIST)
             return -1;
+        if (rv == 0 && nmade < 64)
+            made[nmade++] = i; /* path[0, i) was created */
     }
-    return IO->mkdir(dir, 0755) != 0 && errno != EEXIST ? -1 : 0;
+    for (int k = 0; k < nmade; k++) {
+        size_t j = made[k]; /* the parent ends before the last slash of path[0, j) */
+        while (j > 0 && path[j - 1] != '/')
+            j--;
+        if (j <= 1) {
+            snprintf(parent, sizeof parent, "%s", j == 0 ? "." : "/");
+        } else {
+            memcpy(parent, path, j - 1);
+            parent[j - 1] = '\0';
+        }
+        if (fsync_dir(parent) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 int plog_log_open(const char *dir, const plog_log_config *c, plog_log **lp)
