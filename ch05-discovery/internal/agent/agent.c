@@ -125,27 +125,6 @@ static int bind_name(const char *dir, const char *name, char *err, size_t errsiz
     return PLOG_OK;
 }
 
-static int mkdirs(const char *dir, char *err, size_t errsize)
-{
-    char p[PATH_SIZE];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *s = p + 1; *s != '\0'; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-            plog_errf(err, errsize, "mkdir %s: %s", p, strerror(errno));
-            return PLOG_EIO;
-        }
-        *s = '/';
-    }
-    if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-        plog_errf(err, errsize, "mkdir %s: %s", p, strerror(errno));
-        return PLOG_EIO;
-    }
-    return PLOG_OK;
-}
-
 /* load_known reads the members seen before this start (rejoin.h); a list that
  * cannot be read only costs a slower rejoin. */
 static void load_known(plog_agent *a)
@@ -514,8 +493,12 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     snprintf(a->rpc_url, sizeof a->rpc_url, "tls+tcp://%s", a->rpc_hostport);
 
     /* 1. The log. */
-    if ((rv = mkdirs(a->data_dir, err, errsize)) != PLOG_OK ||
-        (rv = lock_dir(a->data_dir, &a->dir_fd, err, errsize)) != PLOG_OK ||
+    if (plog_log_mkdirs(a->data_dir) != 0) {
+        plog_errf(err, errsize, "mkdir %s: %s", a->data_dir, strerror(errno));
+        rv = PLOG_EIO;
+        goto fail;
+    }
+    if ((rv = lock_dir(a->data_dir, &a->dir_fd, err, errsize)) != PLOG_OK ||
         (rv = bind_name(a->data_dir, a->name, err, errsize)) != PLOG_OK)
         goto fail;
     load_known(a);

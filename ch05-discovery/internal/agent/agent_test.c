@@ -3,8 +3,8 @@
  * produced on the first is readable on the other two within 3 s, and is not
  * replicated back (the first still holds one record); a leave is seen within 3 s.
  * Plus: an agent refuses a data directory made under another node name,
- * replication positions survive a restart, and a node restarted without join
- * addresses rejoins the members it saw. */
+ * replication positions survive a restart, a node restarted without join
+ * addresses rejoins the members it saw, and the directories it makes are durable. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,11 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "internal/agent/agent.h"
 #include "internal/agent/testcluster.h"
 #include "internal/client/client.h"
 #include "internal/err/err.h"
+#include "internal/log/io.h"
 #include "internal/log/replicator.h"
 #include "internal/tls/config.h"
 #include "testing/testing.h"
@@ -520,6 +522,58 @@ static void test_agent_second_node_of_a_name_is_told_it_is_taken(void **state)
     assert_true(node2_alive_at_its_address(f));
 }
 
+/* The directories fsynced while the seam below records them (the log's I/O
+ * seam, internal/log/io.h, which plog_log_mkdirs goes through too). */
+static struct {
+    pthread_mutex_t mu;
+    struct stat st[32];
+    int n;
+} synced = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int fsync_recording(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        pthread_mutex_lock(&synced.mu);
+        if (synced.n < 32)
+            synced.st[synced.n++] = st;
+        pthread_mutex_unlock(&synced.mu);
+    }
+    return plog_io_real()->fsync(fd);
+}
+
+static bool dir_synced(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    pthread_mutex_lock(&synced.mu);
+    bool found = false;
+    for (int i = 0; i < synced.n && !found; i++)
+        found = synced.st[i].st_dev == st.st_dev && synced.st[i].st_ino == st.st_ino;
+    pthread_mutex_unlock(&synced.mu);
+    return found;
+}
+
+/* A data directory the agent creates, and each missing parent, is a durable name
+ * (its parent fsynced) before the agent serves: before, the agent made them with
+ * plain mkdir, so the log found its parent there and fsynced only that, and a
+ * power loss could take the directory back with records acknowledged in it. */
+static void test_agent_makes_its_new_data_directory_durable(void **state)
+{
+    struct fixture *f = *state;
+    char parent[96];
+    snprintf(parent, sizeof parent, "%s/new", f->dir);
+    snprintf(f->data[0], sizeof f->data[0], "%s/node1", parent); /* neither exists */
+    plog_io io = *plog_io_real();
+    io.fsync = fsync_recording;
+    synced.n = 0;
+    plog_io_set(&io);
+    start(f, 0, -1);
+    plog_io_set(NULL);
+    assert_true(dir_synced(parent)); /* holds the name node1 */
+    assert_true(dir_synced(f->dir)); /* holds the name new */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -528,6 +582,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_replicator_copies_only_from_the_member_itself, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_agent_shutdown_is_seen_as_a_leave_within_3s, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_makes_its_new_data_directory_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_restart_resumes_replication_without_duplicates, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(

@@ -30,6 +30,12 @@ typedef struct plog_log plog_log;
  * in use by another process") and touches no file. */
 int plog_log_open(const char *dir, const plog_log_config *c, plog_log **lp);
 
+/* plog_log_mkdirs creates dir and its missing parents as plog_log_open does,
+ * each one it creates durable (its parent fsynced), for a caller that makes the
+ * directories above a log's (ch05: the agent's data directory). Returns 0, or
+ * -1 with errno set. */
+int plog_log_mkdirs(const char *dir);
+
 /* plog_log_append sets rec->offset, encodes rec and appends it. *off = its offset.
  * rec is borrowed. The record is readable at once; it is durable per the policy
  * only after plog_log_commit(l, *off) (or at once under PLOG_SYNC_ALWAYS). */

@@ -235,12 +235,12 @@ static int fsync_dir(const char *path)
     return rv;
 }
 
-/* mkdir_p creates dir and its missing parents. A directory it creates is a new
- * name in its parent, on disk only once the parent is fsynced (the fsync of
- * the log's own directory covers the segment files, not its name): the parent
- * of each one it created is fsynced, so that under a sync policy the first
- * acknowledged records are not lost with a directory a power loss took back. */
-static int mkdir_p(const char *dir)
+/* See log.h. A directory it creates is a new name in its parent, on disk only
+ * once the parent is fsynced (the fsync of the log's own directory covers the
+ * segment files, not its name): the parent of each one it created is fsynced,
+ * so that under a sync policy the first acknowledged records are not lost with
+ * a directory a power loss took back. */
+int plog_log_mkdirs(const char *dir)
 {
     char path[4096], parent[4096];
     size_t n = strlen(dir), made[64];
@@ -306,7 +306,7 @@ int plog_log_open(const char *dir, const plog_log_config *c, plog_log **lp)
     if (l->dir == NULL)
         goto fail;
     rv = PLOG_EIO;
-    if (mkdir_p(l->dir) != 0) {
+    if (plog_log_mkdirs(l->dir) != 0) {
         plog_log_set_err(l, "mkdir %s: %s", dir, strerror(errno));
         goto fail;
     }

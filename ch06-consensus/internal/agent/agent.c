@@ -22,6 +22,7 @@
 #include "internal/auth/authorizer.h"
 #include "internal/err/err.h"
 #include "internal/log/dirsize.h"
+#include "internal/log/log.h"
 #include "internal/metrics/http.h"
 #include "internal/metrics/metrics.h"
 #include "internal/rpc/closer.h"
@@ -125,27 +126,6 @@ static int bind_name(const char *dir, const char *name, char *err, size_t errsiz
     if (dfd >= 0) {
         fsync(dfd);
         close(dfd);
-    }
-    return PLOG_OK;
-}
-
-static int mkdirs(const char *dir, char *err, size_t errsize)
-{
-    char p[PATH_SIZE];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *s = p + 1; *s != '\0'; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-            plog_errf(err, errsize, "mkdir %s: %s", p, strerror(errno));
-            return PLOG_EIO;
-        }
-        *s = '/';
-    }
-    if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-        plog_errf(err, errsize, "mkdir %s: %s", p, strerror(errno));
-        return PLOG_EIO;
     }
     return PLOG_OK;
 }
@@ -601,8 +581,12 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     /* Everything that can fail cheaply (the ACL, the certificates, every port)
      * comes before Raft starts: a start that fails leaves Raft's term, vote and
      * log as they were, and never bootstraps or campaigns. */
-    if ((rv = mkdirs(a->data_dir, err, errsize)) != PLOG_OK ||
-        (rv = lock_dir(a->data_dir, &a->dir_fd, err, errsize)) != PLOG_OK ||
+    if (plog_log_mkdirs(a->data_dir) != 0) {
+        plog_errf(err, errsize, "mkdir %s: %s", a->data_dir, strerror(errno));
+        rv = PLOG_EIO;
+        goto fail;
+    }
+    if ((rv = lock_dir(a->data_dir, &a->dir_fd, err, errsize)) != PLOG_OK ||
         (rv = bind_name(a->data_dir, a->name, err, errsize)) != PLOG_OK)
         goto fail;
     load_known(a);

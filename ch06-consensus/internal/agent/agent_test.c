@@ -4,7 +4,8 @@
  * followers within 3 s and not copied back; followers refuse produces naming the
  * leader; GetServers; a graceful leave removes the member; a leader's shutdown
  * hands over. Plus: an agent refuses a data directory made under another node
- * name, and a node restarted without join addresses rejoins the members it saw. */
+ * name, a node restarted without join addresses rejoins the members it saw, and
+ * the directories an agent makes are durable. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,15 +13,18 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "internal/agent/agent.h"
 #include "internal/agent/testcluster.h"
 #include "internal/client/client.h"
 #include "internal/rpc/envelope.h"
 #include "internal/err/err.h"
+#include "internal/log/io.h"
 #include "internal/tls/config.h"
 #include "testing/testing.h"
 
@@ -375,6 +379,60 @@ static void test_agent_gossips_its_raft_advertise_address_and_refuses_a_bad_one(
     free(v);
 }
 
+/* The directories fsynced while the seam below records them (the log's I/O
+ * seam, internal/log/io.h, which plog_log_mkdirs goes through too). */
+static struct {
+    pthread_mutex_t mu;
+    struct stat st[64];
+    int n;
+} synced = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int fsync_recording(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        pthread_mutex_lock(&synced.mu);
+        if (synced.n < 64)
+            synced.st[synced.n++] = st;
+        pthread_mutex_unlock(&synced.mu);
+    }
+    return plog_io_real()->fsync(fd);
+}
+
+static bool dir_synced(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    pthread_mutex_lock(&synced.mu);
+    bool found = false;
+    for (int i = 0; i < synced.n && !found; i++)
+        found = synced.st[i].st_dev == st.st_dev && synced.st[i].st_ino == st.st_ino;
+    pthread_mutex_unlock(&synced.mu);
+    return found;
+}
+
+/* A data directory the agent creates, each missing parent and Raft's directory
+ * in it are durable names (their parents fsynced) before the agent serves:
+ * before, the agent, the distributed log and raftstore made them with plain
+ * mkdir, so the log found them there, and a power loss could take a directory
+ * back with the records acknowledged in it. */
+static void test_agent_makes_its_new_data_directory_durable(void **state)
+{
+    struct tc_agents *f = *state;
+    char parent[96];
+    snprintf(parent, sizeof parent, "%s/new", f->dir);
+    snprintf(f->data[0], sizeof f->data[0], "%s/node1", parent); /* neither exists */
+    plog_io io = *plog_io_real();
+    io.fsync = fsync_recording;
+    synced.n = 0;
+    plog_io_set(&io);
+    tc_agents_start(f, 0, -1);
+    plog_io_set(NULL);
+    assert_true(dir_synced(f->data[0])); /* holds the name raft */
+    assert_true(dir_synced(parent));     /* holds the name node1 */
+    assert_true(dir_synced(f->dir));     /* holds the name new */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -382,6 +440,8 @@ int main(void)
                                         tc_agents_setup, tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_agent_get_servers_names_every_server_and_the_leader,
                                         tc_agents_setup, tc_agents_teardown),
+        cmocka_unit_test_setup_teardown(test_agent_makes_its_new_data_directory_durable, tc_agents_setup,
+                                        tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_agent_shutdown_is_a_leave_and_the_leader_removes_it,
                                         tc_agents_setup, tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_agent_leader_shutdown_hands_over_and_restart_catches_up,

@@ -34,6 +34,7 @@
 #include "internal/distributed/codec.h"
 #include "internal/err/err.h"
 #include "internal/raft/raft.h"
+#include "internal/log/log.h"
 #include "internal/log/store.h"
 #include "internal/raftstore/raftstore.h"
 
@@ -1116,21 +1117,6 @@ static int load_entry(void *arg, uint64_t index, uint8_t *buf, size_t len)
     return plog_raftstore_read(arg, index, buf, len);
 }
 
-static int mkdir_p(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return PLOG_EIO;
-        *p = '/';
-    }
-    return mkdir(buf, 0755) != 0 && errno != EEXIST ? PLOG_EIO : PLOG_OK;
-}
-
 /* bootstrap makes this node a new cluster with itself as the one voter, durably,
  * before the core starts (as HashiCorp raft's BootstrapCluster does): the term
  * becomes 1 (the hard state, written atomically), then the configuration goes to
@@ -1218,8 +1204,9 @@ int plog_distributed_open(const plog_distributed_config *cfg, plog_distributed *
     if ((rv = plog_transport_open(&tc, &d->tr, err, errsz)) != PLOG_OK)
         goto fail;
     char path[4096];
-    if ((rv = mkdir_p(cfg->dir)) != PLOG_OK) {
+    if (plog_log_mkdirs(cfg->dir) != 0) {
         plog_errf(err, errsz, "mkdir %s: %s", cfg->dir, strerror(errno));
+        rv = PLOG_EIO;
         goto fail;
     }
     snprintf(path, sizeof path, "%s/raft", cfg->dir);

@@ -407,7 +407,7 @@ int plog_raftstore_open(const char *dir, const plog_log_config *lc, plog_raftsto
     if (lc != NULL)
         s->lc = *lc;
     int rv = PLOG_OK;
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    if (plog_log_mkdirs(dir) != 0) { /* a new directory, durable: its parent fsynced */
         rv = fail_errno(s, "mkdir", dir);
         goto fail;
     }
