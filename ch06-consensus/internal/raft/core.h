@@ -109,6 +109,7 @@ struct plog_raft {
 
     /* time */
     uint64_t now;
+    bool clock_started;         /* an event has set now: the driver's clock need not start at 0 */
     uint64_t election_deadline; /* follower/candidate: campaign at; leader: check quorum */
     uint64_t heartbeat_deadline;
     uint64_t last_leader_contact; /* lease for pre-vote and disruptive servers */

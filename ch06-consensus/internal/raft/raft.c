@@ -633,6 +633,14 @@ int plog_raft_step(plog_raft *r, const plog_raft_event *ev, plog_raft_update *up
         uint64_t upto = r->applied < r->persisted ? r->applied : r->persisted;
         plog_raft_log_evict(&r->log, upto, r->cfg.mem_limit);
     }
+    if (!r->clock_started) {
+        /* §5.2: a server starts as a follower and waits an election timeout. The
+         * timeout drawn at creation counts from the driver's first event, not from
+         * 0: the driver's clock is CLOCK_MONOTONIC (the machine's uptime), and a
+         * restarted server campaigned at its first tick. */
+        r->clock_started = true;
+        r->election_deadline += ev->now_ms;
+    }
     if (ev->now_ms > r->now)
         r->now = ev->now_ms;
     int rv = check_event(r, ev);

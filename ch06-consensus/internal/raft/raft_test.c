@@ -188,6 +188,37 @@ static void test_raft_single_server_elects_itself_and_persists_its_vote(void **s
     plog_raft_free(r);
 }
 
+/* §5.2: a server starts as a follower and campaigns only after an election timeout
+ * without a leader. The driver's clock is CLOCK_MONOTONIC (the machine's uptime), so
+ * the first event's now_ms is far from 0: a core that counted its first timeout from
+ * 0 campaigned at its first tick, and every restarted node of a black-box run logged
+ * role=pre-candidate the moment it started. The timeout counts from the first event. */
+static void test_raft_first_timeout_counts_from_the_first_event_not_from_zero(void **state)
+{
+    (void)state;
+    plog_raft *r = raft_of(1, 3);
+    plog_raft_update up;
+    const uint64_t start = 34000000; /* 9.4 hours of uptime */
+    plog_raft_event ev = {.type = PLOG_RAFT_EV_TICK, .now_ms = start};
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    plog_raft_status st;
+    plog_raft_get_status(r, &st);
+    assert_int_equal(st.role, PLOG_RAFT_FOLLOWER);
+    assert_int_equal(up.n_msgs, 0); /* no pre-vote requests */
+    /* drawn from [T, 2T) after the first event */
+    assert_in_range(up.deadline_ms, start + 150, start + 299);
+    ev.now_ms = up.deadline_ms - 1;
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    plog_raft_get_status(r, &st);
+    assert_int_equal(st.role, PLOG_RAFT_FOLLOWER);
+    ev.now_ms = up.deadline_ms;
+    assert_plog_ok(plog_raft_step(r, &ev, &up));
+    plog_raft_get_status(r, &st);
+    assert_int_equal(st.role, PLOG_RAFT_PRECANDIDATE);
+    assert_int_equal(up.n_msgs, 2); /* a pre-vote request to each of the others */
+    plog_raft_free(r);
+}
+
 /* config_entry is a CONFIG entry at index, of term, holding c (encoded into buf). */
 static plog_raft_entry config_entry(uint64_t index, uint64_t term, const plog_raft_conf *c, uint8_t *buf)
 {
@@ -714,6 +745,7 @@ int main(void)
         cmocka_unit_test(test_raft_new_rejects_a_boot_log_with_a_gap),
         cmocka_unit_test(test_raft_follower_refuses_leader_only_events),
         cmocka_unit_test(test_raft_single_server_elects_itself_and_persists_its_vote),
+        cmocka_unit_test(test_raft_first_timeout_counts_from_the_first_event_not_from_zero),
         cmocka_unit_test(test_raft_configuration_comes_from_a_config_entry_at_index_1),
         cmocka_unit_test(test_raft_granted_vote_is_in_the_hard_state_of_the_same_update),
         cmocka_unit_test(test_raft_vote_is_refused_to_a_candidate_with_an_older_log),
