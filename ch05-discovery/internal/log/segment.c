@@ -12,12 +12,14 @@
  * which is what a clean close leaves. Otherwise the store is scanned frame by frame and
  * the index rewritten from it. A frame that fails its checksum is either
  *   - damage inside the segment: a valid frame follows it (at the place its own
- *     length gives, or at the place the old index gives for the next record).
- *     It stays indexed, reading it returns PLOG_ECORRUPT, the scan goes on; or
- *   - the end of what survived: a torn write. In the last segment the store is
- *     cut back to the end of the last valid frame (logged as "truncated torn
- *     tail"). A sealed segment is never cut: its missing records read as
- *     PLOG_ECORRUPT.
+ *     length gives, at the place the old index gives for the next record, or,
+ *     with neither, anywhere after it: scan_for_frame). It stays indexed,
+ *     reading it returns PLOG_ECORRUPT, the scan goes on; or
+ *   - the end of what survived: a torn write, with no valid frame anywhere
+ *     after it (a crash leaves nothing written after its last write). In the
+ *     last segment the store is cut back to the end of the last valid frame
+ *     (logged as "truncated torn tail"). A sealed segment is never cut: its
+ *     missing records read as PLOG_ECORRUPT.
  * When the last segment keeps fewer records than the index a close left listed
  * (whole frames cut from the store, torn or not) the loss is logged as "index
  * lists records the store lacks" with both counts. An index a crash left
@@ -169,12 +171,48 @@ static bool valid_at(const uint8_t *map, uint64_t size, uint64_t q)
     return q < size && plog_store_frame_check(map + q, (size_t)(size - q), &len) == PLOG_OK;
 }
 
-/* resync finds where the frame after the damaged one at p starts, or returns
- * false: the damage runs to the end. old_n: entries of the index before the
- * scan began overwriting it (entries >= i are still the old ones). */
-static bool resync(const plog_segment *seg, const uint8_t *map, uint64_t size, uint64_t p, uint64_t i,
-                   uint64_t old_n, bool last_of_sealed, uint64_t *q)
+/* scan_for_frame looks for the first valid frame after the damaged record at p
+ * (offset first - 1) when neither its length nor an old index says where the
+ * next one starts: a length field hit, and no index, or one a power loss left
+ * unusable (the active segment's index is not fsynced). A frame at c counts
+ * only if its Record carries an offset from first on, below limit, and no
+ * further than the records [p, c) can hold (a frame takes at least
+ * PLOG_STORE_HDR bytes): *q = c, *off = that offset. The offset is read
+ * before the checksum is computed, so most positions cost a few comparisons;
+ * the scan stops at the first frame, so it reads on past the damage only
+ * when nothing valid follows it (a torn tail, cut as before). */
+static bool scan_for_frame(const uint8_t *map, uint64_t size, uint64_t p, uint64_t first, uint64_t limit,
+                           uint64_t *q, uint64_t *off)
 {
+    for (uint64_t c = p + PLOG_STORE_HDR; c + PLOG_STORE_HDR <= size; c++) {
+        uint64_t len =
+            (uint64_t)map[c] << 24 | (uint64_t)map[c + 1] << 16 | (uint64_t)map[c + 2] << 8 | map[c + 3];
+        uint64_t o;
+        size_t l;
+        /* A Record from offset 1 on is at least 2 bytes (tag, varint). */
+        if (len < 2 || len > size - c - PLOG_STORE_HDR ||
+            !record_offset(map + c + PLOG_STORE_HDR, (size_t)len, &o) || o < first || o >= limit ||
+            o - first >= (c - p) / PLOG_STORE_HDR ||
+            plog_store_frame_check(map + c, (size_t)(size - c), &l) != PLOG_OK)
+            continue;
+        *q = c;
+        *off = o;
+        return true;
+    }
+    return false;
+}
+
+/* resync finds where the frame after the damaged one at p starts, or returns
+ * false: the damage runs to the end. *k = records in [p, *q): 1, or more when
+ * only scan_for_frame found the next frame and it is further on. old_n:
+ * entries of the index before the scan began overwriting it (entries >= i are
+ * still the old ones). limit: the offset after the segment's last record,
+ * UINT64_MAX for the last segment. */
+static bool resync(const plog_segment *seg, const uint8_t *map, uint64_t size, uint64_t p, uint64_t i,
+                   uint64_t old_n, uint64_t limit, uint64_t *q, uint64_t *k)
+{
+    bool last_of_sealed = limit != UINT64_MAX && seg->base + i + 1 == limit;
+    *k = 1;
     if (size - p >= PLOG_STORE_HDR) {
         uint64_t len =
             (uint64_t)map[p] << 24 | (uint64_t)map[p + 1] << 16 | (uint64_t)map[p + 2] << 8 | map[p + 3];
@@ -192,6 +230,11 @@ static bool resync(const plog_segment *seg, const uint8_t *map, uint64_t size, u
             *q = pos;
             return true;
         }
+    }
+    uint64_t off;
+    if (!last_of_sealed && scan_for_frame(map, size, p, seg->base + i + 1, limit, q, &off)) {
+        *k = off - (seg->base + i);
+        return true;
     }
     return false;
 }
@@ -233,32 +276,43 @@ static int recover(plog_segment *seg, uint64_t sealed_next, char *errmsg, size_t
     uint64_t p = 0, i = 0;
     while (p < size && i < want) {
         size_t len;
-        uint64_t q;
+        uint64_t q, k = 1;
         int frv = plog_store_frame_check(map + p, (size_t)(size - p), &len);
         if (frv == PLOG_OK) {
             q = p + PLOG_STORE_HDR + len;
-        } else if (resync(seg, map, size, p, i, old_n, !last && i + 1 == want, &q)) {
-            plog_log_report(seg->c, PLOG_LOG_REPORT_WARN,
-                            "msg=\"corrupt record\" file=%s pos=%" PRIu64 " offset=%" PRIu64 "", spath, p,
-                            seg->base + i);
+        } else if (resync(seg, map, size, p, i, old_n, last ? UINT64_MAX : sealed_next, &q, &k)) {
+            if (k == 1)
+                plog_log_report(seg->c, PLOG_LOG_REPORT_WARN,
+                                "msg=\"corrupt record\" file=%s pos=%" PRIu64 " offset=%" PRIu64 "", spath, p,
+                                seg->base + i);
+            else
+                plog_log_report(seg->c, PLOG_LOG_REPORT_WARN,
+                                "msg=\"corrupt records\" file=%s pos=%" PRIu64 " offset=%" PRIu64
+                                " count=%" PRIu64 " next=%" PRIu64 "",
+                                spath, p, seg->base + i, k, q);
         } else {
             break;
         }
-        if (i >= plog_index_capacity(seg->index)) {
-            rv = plog_index_grow(seg->index, i < 1024 ? 1024 : i * 2);
+        /* k records in [p, q): the first at p, where the damage begins; the
+         * others' frames cannot be found, so each gets the next byte (k <=
+         * (q - p) / PLOG_STORE_HDR), keeping the positions rising. Each reads
+         * as PLOG_ECORRUPT. */
+        for (uint64_t j = 0; j < k; j++, i++) {
+            if (i >= plog_index_capacity(seg->index)) {
+                rv = plog_index_grow(seg->index, i < 1024 ? 1024 : i * 2);
+                if (rv != PLOG_OK) {
+                    plog_errf(errmsg, errsz, "%s", plog_index_errmsg(seg->index));
+                    goto done;
+                }
+            }
+            /* rel fits in a u32: log.c caps a segment at 2^32 records (and a
+             * store would need over 32 GiB of frames to exceed it here). */
+            rv = plog_index_write(seg->index, (uint32_t)i, p + j);
             if (rv != PLOG_OK) {
                 plog_errf(errmsg, errsz, "%s", plog_index_errmsg(seg->index));
                 goto done;
             }
         }
-        /* rel fits in a u32: log.c caps a segment at 2^32 records (and a
-         * store would need over 32 GiB of frames to exceed it here). */
-        rv = plog_index_write(seg->index, (uint32_t)i, p);
-        if (rv != PLOG_OK) {
-            plog_errf(errmsg, errsz, "%s", plog_index_errmsg(seg->index));
-            goto done;
-        }
-        i++;
         p = q;
     }
     if (last) {

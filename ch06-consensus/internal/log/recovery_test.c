@@ -188,6 +188,109 @@ static void test_recovery_scan_past_a_damaged_length_resyncs_on_the_old_index(vo
     testrec_append(f->l, 10);
 }
 
+/* The audit's case: no index to resync on (lost, or unusable after a power
+ * loss: the active segment's index is not fsynced), and a length field that
+ * sends the scan past the end. The frames after the damaged one are
+ * intact, so this is damage, not a torn tail: nothing may be cut. */
+static void test_recovery_damaged_length_without_an_index_is_not_cut(void **state)
+{
+    struct fixture *f = *state;
+    fill(f, 20);
+    char sp[256], ip[256];
+    testrec_seg_path(sp, sizeof sp, f->dir, 0, ".store");
+    testrec_seg_path(ip, sizeof ip, f->dir, 0, ".index");
+    uint64_t size = testrec_file_size(sp), pos = entry_pos(f->dir, 0, 5);
+    /* 0x7f over the third byte of record 5's length (the audit's byte 100 of
+     * a store whose frame 5 began at 98): the length now runs past the end. */
+    int fd = open(sp, O_WRONLY);
+    assert_int_equal(pwrite(fd, "\x7f", 1, (off_t)(pos + 2)), 1);
+    close(fd);
+    assert_int_equal(unlink(ip), 0);
+    char *err = reopen(f, f->dir);
+    char want[512];
+    snprintf(want, sizeof want, "level=warn msg=\"corrupt record\" file=%s pos=%llu offset=5\n", sp,
+             (unsigned long long)pos);
+    assert_string_equal(err, want); /* and no "truncated torn tail" */
+    free(err);
+    assert_int_equal(testrec_file_size(sp), size);
+    assert_int_equal(plog_log_next_offset(f->l), 20);
+    assert_corrupt_named(f, 5, sp, pos);
+    assert_intact(f->l, 0, 20, 5);
+    testrec_append(f->l, 20);
+}
+
+/* The same with the damage spanning several frames (zeros from the middle of
+ * record 3 to the middle of record 6): each record in it reads as corrupt,
+ * the ones after it are kept. */
+static void test_recovery_damage_over_several_frames_without_an_index_is_not_cut(void **state)
+{
+    struct fixture *f = *state;
+    fill(f, 12);
+    char sp[256], ip[256];
+    testrec_seg_path(sp, sizeof sp, f->dir, 0, ".store");
+    testrec_seg_path(ip, sizeof ip, f->dir, 0, ".index");
+    uint64_t size = testrec_file_size(sp), p3 = entry_pos(f->dir, 0, 3), p7 = entry_pos(f->dir, 0, 7);
+    uint64_t from = p3 + 2, to = entry_pos(f->dir, 0, 6) + 5;
+    int fd = open(sp, O_WRONLY);
+    uint8_t zeros[2048] = {0};
+    assert_true(to - from <= sizeof zeros);
+    assert_int_equal(pwrite(fd, zeros, to - from, (off_t)from), (ssize_t)(to - from));
+    close(fd);
+    assert_int_equal(unlink(ip), 0);
+    char *err = reopen(f, f->dir);
+    char want[512];
+    snprintf(want, sizeof want,
+             "level=warn msg=\"corrupt records\" file=%s pos=%llu offset=3 count=4 next=%llu\n", sp,
+             (unsigned long long)p3, (unsigned long long)p7);
+    assert_string_equal(err, want); /* and no "truncated torn tail" */
+    free(err);
+    assert_int_equal(testrec_file_size(sp), size);
+    assert_int_equal(plog_log_next_offset(f->l), 12);
+    for (uint64_t off = 3; off <= 6; off++) {
+        Log__V1__Record *r;
+        assert_plog_err(plog_log_read(f->l, off, &r), PLOG_ECORRUPT);
+    }
+    assert_intact(f->l, 0, 3, UINT64_MAX);
+    assert_intact(f->l, 7, 12, UINT64_MAX);
+    plog_log_batch b = {0};
+    assert_plog_ok(plog_log_read_batch(f->l, 7, 10, 1 << 20, &b));
+    assert_int_equal(b.n, 5);
+    plog_log_batch_fini(&b);
+    testrec_append(f->l, 12);
+    /* Reopened, the rebuilt index gives the same answers: records 4..6 are
+     * placed a byte apart after 3 (their frames cannot be found). */
+    assert_plog_ok(plog_log_close(f->l));
+    f->l = NULL;
+    assert_int_equal(entry_pos(f->dir, 0, 4), p3 + 1);
+    free(reopen(f, f->dir));
+    assert_int_equal(plog_log_next_offset(f->l), 13);
+    assert_corrupt_named(f, 4, sp, p3 + 1);
+    assert_intact(f->l, 7, 13, UINT64_MAX);
+}
+
+/* A sealed segment without its index, its record 2's length damaged: the
+ * records after it are found again, not reported missing. */
+static void test_recovery_damaged_length_in_a_sealed_segment_without_an_index_keeps_the_rest(void **state)
+{
+    struct fixture *f = *state;
+    f->c.segment.max_index_bytes = 5 * 12;
+    fill(f, 12);
+    char sp[256], ip[256];
+    testrec_seg_path(sp, sizeof sp, f->dir, 0, ".store");
+    testrec_seg_path(ip, sizeof ip, f->dir, 0, ".index");
+    uint64_t pos = entry_pos(f->dir, 0, 2);
+    testrec_xor(sp, pos + 1, 0x7f);
+    assert_int_equal(unlink(ip), 0);
+    char *err = reopen(f, f->dir);
+    assert_non_null(strstr(err, "corrupt record"));
+    assert_null(strstr(err, "damaged sealed segment"));
+    free(err);
+    assert_int_equal(plog_log_next_offset(f->l), 12);
+    assert_corrupt_named(f, 2, sp, pos);
+    assert_intact(f->l, 0, 12, 2);
+    testrec_append(f->l, 12);
+}
+
 static void
 test_recovery_flipped_byte_in_a_sealed_segment_reads_corrupt_naming_file_and_position(void **state)
 {
@@ -554,6 +657,9 @@ int main(void)
         T(test_recovery_flipped_byte_in_the_last_segment_corrupts_only_that_record),
         T(test_recovery_flipped_length_in_the_last_segment_resyncs_on_the_index),
         T(test_recovery_scan_past_a_damaged_length_resyncs_on_the_old_index),
+        T(test_recovery_damaged_length_without_an_index_is_not_cut),
+        T(test_recovery_damage_over_several_frames_without_an_index_is_not_cut),
+        T(test_recovery_damaged_length_in_a_sealed_segment_without_an_index_keeps_the_rest),
         T(test_recovery_flipped_byte_in_a_sealed_segment_reads_corrupt_naming_file_and_position),
         T(test_recovery_torn_sealed_segment_is_not_cut),
         T(test_recovery_preallocated_index_left_by_a_crash_is_repaired),
