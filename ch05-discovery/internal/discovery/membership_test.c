@@ -247,6 +247,35 @@ static void test_membership_suspicion_about_us_is_refuted_with_a_higher_incarnat
     plog_membership_free(m);
 }
 
+/* A rumour at the largest incarnation could only be refuted at one more: the
+ * sum wrapped to 0, and one gossip message left a member dead everywhere. */
+static void test_membership_rumours_at_the_largest_incarnation_are_dropped(void **state)
+{
+    (void)state;
+    plog_membership *m = new_node(0);
+    say(m, 1, alive("b", 5, "r"));
+    next_event(m, "b");
+    drain_sends(m);
+    say(m, 2, about("a", PLOG_GOSSIP_DEAD, UINT64_MAX, "b"));
+    say(m, 3, about("a", PLOG_GOSSIP_SUSPECT, UINT64_MAX, "b"));
+    say(m, 4, about("a", PLOG_GOSSIP_LEFT, UINT64_MAX, "b"));
+    say(m, 5, alive("a", UINT64_MAX, "127.0.0.1:8400"));
+    assert_int_equal(plog_membership_self_incarnation(m), 1);
+    assert_int_equal(status_of(m, "a"), PLOG_GOSSIP_ALIVE);
+    say(m, 6, about("b", PLOG_GOSSIP_DEAD, UINT64_MAX, "c"));
+    say(m, 7, about("b", PLOG_GOSSIP_SUSPECT, UINT64_MAX, "c"));
+    assert_int_equal(status_of(m, "b"), PLOG_GOSSIP_ALIVE);
+    assert_int_equal(next_event(m, "b"), 0);
+    /* One below is answered, and the answer, an alive at the largest, is news. */
+    say(m, 8, about("a", PLOG_GOSSIP_SUSPECT, UINT64_MAX - 1, "b"));
+    assert_true(plog_membership_self_incarnation(m) == UINT64_MAX);
+    say(m, 9, about("b", PLOG_GOSSIP_SUSPECT, UINT64_MAX - 1, "c"));
+    assert_int_equal(status_of(m, "b"), PLOG_GOSSIP_SUSPECT);
+    say(m, 10, alive("b", UINT64_MAX, "r"));
+    assert_int_equal(status_of(m, "b"), PLOG_GOSSIP_ALIVE);
+    plog_membership_free(m);
+}
+
 static void test_membership_dead_member_back_with_higher_incarnation_joins_again(void **state)
 {
     (void)state;
@@ -654,6 +683,7 @@ int main(void)
         cmocka_unit_test(test_membership_alive_about_a_new_member_adds_it_with_its_tags),
         cmocka_unit_test(test_membership_older_incarnations_are_ignored),
         cmocka_unit_test(test_membership_suspicion_about_us_is_refuted_with_a_higher_incarnation),
+        cmocka_unit_test(test_membership_rumours_at_the_largest_incarnation_are_dropped),
         cmocka_unit_test(test_membership_dead_member_back_with_higher_incarnation_joins_again),
         cmocka_unit_test(test_membership_new_tags_emit_update_and_leave_emits_leave),
         cmocka_unit_test(test_membership_push_pull_dead_entry_only_suspects),

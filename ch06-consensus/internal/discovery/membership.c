@@ -29,6 +29,8 @@
  * one node's old verdict must not kill a member that can still refute it. */
 #include "internal/discovery/membership_impl.h"
 
+#include <assert.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -213,6 +215,8 @@ static void refute(plog_membership *m, uint64_t inc)
         self->incarnation = inc + 1;
     else
         self->incarnation++;
+    /* apply drops what only a wrap could answer (unanswerable). */
+    assert(self->incarnation != 0);
     m->stats.refutations++;
     /* Lifeguard: being suspected hints that we are the slow one. */
     plog_membership_awareness(m, 1);
@@ -372,10 +376,25 @@ void plog_membership_on_dead(plog_membership *m, uint64_t now, const plog_gossip
     plog_membership_bcast(m, mb);
 }
 
+/* unanswerable: s is a rumour no refutation can beat. A suspect, dead or left
+ * at the largest incarnation, or an alive about us there, would need us at one
+ * more: refute's sum wrapped to 0, and one message from any node allowed to
+ * gossip (or a corrupted one) left a member dead everywhere for good, even
+ * after its restart (its start incarnation is the clock's seconds). No member
+ * reaches that incarnation by itself, so the rumour is dropped. */
+static bool unanswerable(const plog_membership *m, const plog_gossip_state *s)
+{
+    if (s->incarnation != UINT64_MAX)
+        return false;
+    return s->status != PLOG_GOSSIP_ALIVE || strcmp(s->name, m->self->name) == 0;
+}
+
 /* apply applies one update; join_answer as for on_alive. */
 static void apply(plog_membership *m, uint64_t now, const plog_gossip_state *s, bool from_push_pull,
                   bool join_answer)
 {
+    if (unanswerable(m, s))
+        return;
     switch (s->status) {
     case PLOG_GOSSIP_ALIVE:
         on_alive(m, now, s, join_answer);
