@@ -218,10 +218,11 @@ static bool repl_reached(void *arg)
     return a->records > 0 ? st.records >= a->records : st.errors >= a->errors || st.records > 0;
 }
 
-/* open_replicator opens a replicator as node2 on a fresh log in f->dir/name, with
- * shared_cn as the nodes' shared server certificate CN (NULL: none). */
+/* open_replicator opens a replicator as node2 on the log in f->dir/name (fresh
+ * unless a test wrote it), with shared_cn as the nodes' shared server
+ * certificate CN (NULL: none) and logger lg (NULL: none). */
 static plog_replicator *open_replicator(struct fixture *f, const char *name, const char *shared_cn,
-                                        plog_log **logp)
+                                        plog_logger *lg, plog_log **logp)
 {
     char dir[192], err[256];
     snprintf(dir, sizeof dir, "%s/%s", f->dir, name);
@@ -231,7 +232,8 @@ static plog_replicator *open_replicator(struct fixture *f, const char *name, con
                                  .shared_server_cn = shared_cn,
                                  .cert_file = cert("node2.pem"),
                                  .key_file = cert("node2-key.pem"),
-                                 .ca_file = cert("ca.pem")};
+                                 .ca_file = cert("ca.pem"),
+                                 .logger = lg};
     plog_replicator *r;
     if (plog_replicator_open(*logp, &rc, &r, err, sizeof err) != PLOG_OK)
         fail_msg("replicator: %s", err);
@@ -255,7 +257,7 @@ static void test_agent_replicator_copies_only_from_the_member_itself(void **stat
     assert_int_equal(plog_client_produce(c0, "foo", 3, &off, &st), PLOG_STATUS_OK);
     plog_client_close(c0);
     plog_log *log;
-    plog_replicator *r = open_replicator(f, "copy", NULL, &log);
+    plog_replicator *r = open_replicator(f, "copy", NULL, NULL, &log);
     assert_plog_ok(plog_replicator_join(r, "node3", plog_agent_rpc_addr(f->a[0])));
     struct repl_arg refused = {r, 0, 2}; /* two polls answered by node1, refused (or a copy) */
     if (!plog_test_wait_until(repl_reached, &refused, 10000))
@@ -270,13 +272,74 @@ static void test_agent_replicator_copies_only_from_the_member_itself(void **stat
         fail_msg("nothing copied from node1 as node1 within 10 s");
     plog_replicator_close(r);
     assert_plog_ok(plog_log_close(log));
-    r = open_replicator(f, "shared", "node1", &log);
+    r = open_replicator(f, "shared", "node1", NULL, &log);
     assert_plog_ok(plog_replicator_join(r, "node3", plog_agent_rpc_addr(f->a[0])));
     struct repl_arg shared = {r, 1, 0};
     if (!plog_test_wait_until(repl_reached, &shared, 10000))
         fail_msg("nothing copied through a shared server certificate within 10 s");
     plog_replicator_close(r);
     assert_plog_ok(plog_log_close(log));
+}
+
+struct grep_arg {
+    const char *path, *want;
+};
+
+static bool file_has(void *arg)
+{
+    struct grep_arg *g = arg;
+    char buf[8192];
+    FILE *fp = fopen(g->path, "r");
+    if (fp == NULL)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    return strstr(buf, g->want) != NULL;
+}
+
+/* A member whose log ends below what was copied from it lost its data: node1
+ * came back under its name with an empty data directory, and the offsets of its
+ * next records were copied before, so those records are never copied. Before,
+ * nothing said so: a black-box run of five nodes lost the records produced on a
+ * wiped node1 without a line anywhere. Here node2's log holds node1's offsets
+ * 0..4, and node1 serves an empty log. */
+static void test_agent_replicator_reports_a_member_whose_log_is_shorter_than_what_was_copied(void **state)
+{
+    struct fixture *f = *state;
+    start(f, 0, -1);
+    char dir[192], path[192];
+    snprintf(dir, sizeof dir, "%s/lost", f->dir);
+    snprintf(path, sizeof path, "%s/replicator.log", f->dir);
+    plog_log_config lc = {0};
+    plog_log *log;
+    assert_plog_ok(plog_log_open(dir, &lc, &log));
+    for (uint64_t i = 0; i < 5; i++) {
+        Log__V1__Record rec = LOG__V1__RECORD__INIT;
+        rec.value.data = (uint8_t *)"old";
+        rec.value.len = 3;
+        rec.origin = "node1";
+        rec.origin_offset = i;
+        uint64_t off;
+        assert_plog_ok(plog_log_append(log, &rec, &off));
+    }
+    assert_plog_ok(plog_log_close(log));
+    FILE *lf = fopen(path, "w");
+    assert_non_null(lf);
+    plog_logger *lg;
+    assert_plog_ok(plog_logger_new(fileno(lf), PLOG_LOGGER_INFO, &lg));
+    plog_replicator *r = open_replicator(f, "lost", NULL, lg, &log);
+    assert_plog_ok(plog_replicator_join(r, "node1", plog_agent_rpc_addr(f->a[0])));
+    struct grep_arg g = {path,
+                         "msg=\"replication: the member's log is shorter than what was copied from it\" "
+                         "origin=node1 end_offset=0 copied=5"};
+    bool told = plog_test_wait_until(file_has, &g, 10000);
+    plog_replicator_close(r);
+    assert_plog_ok(plog_log_close(log));
+    plog_logger_free(lg);
+    fclose(lf);
+    if (!told)
+        fail_msg("no line in %s within 10 s saying node1's log is shorter than what was copied", path);
 }
 
 struct left_arg {
@@ -581,6 +644,9 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_replicator_copies_only_from_the_member_itself, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_agent_replicator_reports_a_member_whose_log_is_shorter_than_what_was_copied, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(test_agent_shutdown_is_seen_as_a_leave_within_3s, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_makes_its_new_data_directory_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_restart_resumes_replication_without_duplicates, setup,

@@ -387,7 +387,7 @@ static void *member_main(void *arg)
     char addr[ADDR_SIZE] = "";
     unsigned gen = 0, backoff = 0;
     uint64_t cursor = 0;
-    bool have_cursor = false;
+    bool have_cursor = false, told_lost = false;
     for (;;) {
         pthread_mutex_lock(&r->mu);
         if (m->stop && !m->restart) {
@@ -461,6 +461,24 @@ static void *member_main(void *arg)
             wait_stop(m, BACKOFF_MAX_MS);
             continue;
         }
+        /* The member's log ends below what was copied from it: it lost its data
+         * (a wiped or replaced data directory under the same name). The offsets
+         * it gives its next records were copied once already, so those records
+         * are never copied: say so, once. A restart of the member, even kill -9,
+         * keeps every record it served (it serves only durable ones). */
+        if (resp->end_offset < cursor && !told_lost) {
+            char end[24], copied[24];
+            snprintf(end, sizeof end, "%" PRIu64, resp->end_offset);
+            snprintf(copied, sizeof copied, "%" PRIu64, cursor);
+            plog_logger_log(r->cfg.logger, PLOG_LOGGER_ERROR,
+                            "replication: the member's log is shorter than what was copied from it", "origin",
+                            m->name, "end_offset", end, "copied", copied, "hint",
+                            "its data directory was lost or replaced: the records it takes at offsets below "
+                            "copied will not be copied; start it under a new --node-name with an empty data "
+                            "directory",
+                            NULL);
+        }
+        told_lost = resp->end_offset < cursor;
         bool ok = append_batch(m, resp, &cursor);
         log__v1__consume_response__free_unpacked(resp, NULL);
         if (!ok) {
