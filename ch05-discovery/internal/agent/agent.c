@@ -492,6 +492,19 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     snprintf(a->rpc_hostport, sizeof a->rpc_hostport, "%.*s:%u", (int)hlen, a->bind, (unsigned)cfg->rpc_port);
     snprintf(a->rpc_url, sizeof a->rpc_url, "tls+tcp://%s", a->rpc_hostport);
 
+    /* The files first: a start that fails on a certificate, key, CA or policy
+     * leaves the data directory as it was (before, a first start made it, bound
+     * it to the name and created the log's first segment, then failed). The peer
+     * files are read here only to be checked; gossip reads them again. */
+    nng_tls_config *peer_check = NULL;
+    if ((rv = plog_tls_config_server(a->server_cert, a->server_key, a->server_ca, &a->server_tls, err,
+                                     errsize)) != PLOG_OK ||
+        (rv = plog_tls_config_server(a->peer_cert, a->peer_key, a->peer_ca, &peer_check, err, errsize)) !=
+            PLOG_OK)
+        goto fail;
+    nng_tls_config_free(peer_check);
+    if ((rv = plog_auth_new(cfg->acl_model_file, cfg->acl_policy_file, &a->acl, err, errsize)) != PLOG_OK)
+        goto fail;
     /* 1. The log. */
     if (plog_log_mkdirs(a->data_dir) != 0) {
         plog_errf(err, errsize, "mkdir %s: %s", a->data_dir, strerror(errno));
@@ -506,11 +519,7 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
         plog_errf(err, errsize, "agent: cannot open the log in %s: %s", a->log_dir, plog_strerror(rv));
         goto fail;
     }
-    /* 2. The RPC server, with mutual TLS and the ACL. */
-    if ((rv = plog_tls_config_server(a->server_cert, a->server_key, a->server_ca, &a->server_tls, err,
-                                     errsize)) != PLOG_OK ||
-        (rv = plog_auth_new(cfg->acl_model_file, cfg->acl_policy_file, &a->acl, err, errsize)) != PLOG_OK)
-        goto fail;
+    /* 2. The RPC server, with mutual TLS and the ACL (loaded above). */
     /* A refused client never becomes a connection: this line is its only trace. */
     if (cfg->logger != NULL)
         plog_tls_config_on_failure(a->server_tls, on_tls_failure, cfg->logger);
