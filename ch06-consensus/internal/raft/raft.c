@@ -637,9 +637,14 @@ int plog_raft_step(plog_raft *r, const plog_raft_event *ev, plog_raft_update *up
         /* §5.2: a server starts as a follower and waits an election timeout. The
          * timeout drawn at creation counts from the driver's first event, not from
          * 0: the driver's clock is CLOCK_MONOTONIC (the machine's uptime), and a
-         * restarted server campaigned at its first tick. */
+         * restarted server campaigned at its first tick. The only voter of its
+         * configuration (a bootstrapped node) has no leader to wait for and nobody
+         * to disrupt: it campaigns at its first tick, so it leads as it starts. */
         r->clock_started = true;
-        r->election_deadline += ev->now_ms;
+        if (plog_raft_is_voter(r, r->id) && plog_raft_quorum(r) == 1)
+            r->election_deadline = ev->now_ms;
+        else
+            r->election_deadline += ev->now_ms;
     }
     if (ev->now_ms > r->now)
         r->now = ev->now_ms;
