@@ -309,6 +309,38 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
     free(out);
 }
 
+/* A first start that fails on a file (a certificate, key, CA or policy) leaves
+ * no data directory. Before, the agent made it, bound it to the node name and
+ * created the log's first segment, then read the files and failed. */
+static void test_proglog_a_start_that_fails_on_a_file_writes_no_data_directory(void **state)
+{
+    struct fixture *f = *state;
+    const char *bin = plog_test_bin("proglog");
+    const char *c = tc_certs();
+    static const struct {
+        const char *flag, *file, *want;
+    } cases[] = {
+        {"--server-tls-cert-file", "%s/missing.pem", "missing.pem: No such file"},
+        {"--server-tls-key-file", "%s/node2-key.pem", "private key does not match the certificate"},
+        {"--peer-tls-key-file", "%s/missing-key.pem", "missing-key.pem: No such file"},
+        {"--peer-tls-ca-file", "%s/missing-ca.pem", "missing-ca.pem"},
+        {"--acl-policy-file", "%s/missing.csv", "missing.csv: No such file"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char file[512], cmd[1536], data[128], *out = NULL;
+        snprintf(file, sizeof file, cases[i].file, c);
+        snprintf(data, sizeof data, "%s/data%zu", f->dir, i);
+        snprintf(cmd, sizeof cmd, "%s --config-file %s --data-dir %s %s %s", bin, f->yaml, data,
+                 cases[i].flag, file);
+        int rc = plog_test_sh(cmd, 10000, &out);
+        if (rc != 1 || strstr(out, cases[i].want) == NULL)
+            fail_msg("%s %s: exit %d (want 1), output: %s", cases[i].flag, file, rc, out);
+        free(out);
+        if (access(data, F_OK) == 0)
+            fail_msg("%s %s: the failed start made its data directory %s", cases[i].flag, file, data);
+    }
+}
+
 /* A node's log reports (here a torn tail cut at open) go through its logger, timed
  * like every other line (before: the log's own fallback, a "level=warn ..." line
  * on stderr without the time). */
@@ -661,6 +693,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proglog_warns_when_its_certificate_does_not_name_the_bind_host,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_refuses_bad_configuration_clearly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_a_start_that_fails_on_a_file_writes_no_data_directory,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_log_reports_are_timed_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_says_when_it_knows_no_leader_and_why, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_logs_a_refused_node_and_tells_it_why, setup, teardown),

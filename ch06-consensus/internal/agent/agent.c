@@ -580,7 +580,20 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
 
     /* Everything that can fail cheaply (the ACL, the certificates, every port)
      * comes before Raft starts: a start that fails leaves Raft's term, vote and
-     * log as they were, and never bootstraps or campaigns. */
+     * log as they were, and never bootstraps or campaigns. The files come first
+     * of all: a start that fails on a certificate, key, CA or policy leaves the
+     * data directory as it was (before, a first start made it and bound it to
+     * the name, then failed). The peer files are read here only to be checked;
+     * gossip and Raft read them again. */
+    nng_tls_config *peer_check = NULL;
+    if ((rv = plog_tls_config_server(a->server_cert, a->server_key, a->server_ca, &a->server_tls, err,
+                                     errsize)) != PLOG_OK ||
+        (rv = plog_tls_config_server(a->peer_cert, a->peer_key, a->peer_ca, &peer_check, err, errsize)) !=
+            PLOG_OK)
+        goto fail;
+    nng_tls_config_free(peer_check);
+    if ((rv = plog_auth_new(cfg->acl_model_file, cfg->acl_policy_file, &a->acl, err, errsize)) != PLOG_OK)
+        goto fail;
     if (plog_log_mkdirs(a->data_dir) != 0) {
         plog_errf(err, errsize, "mkdir %s: %s", a->data_dir, strerror(errno));
         rv = PLOG_EIO;
@@ -590,11 +603,6 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
         (rv = bind_name(a->data_dir, a->name, err, errsize)) != PLOG_OK)
         goto fail;
     load_known(a);
-    if ((rv = plog_auth_new(cfg->acl_model_file, cfg->acl_policy_file, &a->acl, err, errsize)) != PLOG_OK)
-        goto fail;
-    if ((rv = plog_tls_config_server(a->server_cert, a->server_key, a->server_ca, &a->server_tls, err,
-                                     errsize)) != PLOG_OK)
-        goto fail;
     /* A refused client never becomes a connection: this line is its only trace. */
     if (cfg->logger != NULL)
         plog_tls_config_on_failure(a->server_tls, on_tls_failure, cfg->logger);
