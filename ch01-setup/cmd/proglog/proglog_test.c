@@ -151,6 +151,38 @@ static void test_proglog_malformed_requests_are_400_with_a_message(void **state)
     expect(f, "GET", "{\"offset\":0}", 404, "offset not found");
 }
 
+/* A NUL in the body, escaped or raw, is a 400: cJSON ends a string at a NUL, so
+ * before, "eA==\u0000eA==" was stored as the one byte "x" and "\u0000" as an
+ * empty record, where Go refuses both as bad base64. An escaped backslash before
+ * "u0000" is no NUL, and the record after it is appended. */
+static void test_proglog_nul_in_the_body_is_400_not_a_shorter_value(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const bodies[] = {
+        "{\"record\":{\"value\":\"eA==\\u0000eA==\"}}",
+        "{\"record\":{\"value\":\"\\u0000\"}}",
+        "{\"record\\u0000x\":{\"value\":\"eA==\"}}",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
+        expect(f, "POST", bodies[i], 400, "NUL character");
+    /* A raw NUL byte inside the value. */
+    static const char raw[] = "{\"record\":{\"value\":\"eA==\0eA==\"}}";
+    char in[128], data[140], url[64], *out;
+    snprintf(in, sizeof in, "%s/raw", f->dir);
+    FILE *fp = fopen(in, "w");
+    fwrite(raw, 1, sizeof raw - 1, fp);
+    fclose(fp);
+    snprintf(data, sizeof data, "@%s", in);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", f->port);
+    char *argv[] = {"curl", "-s", "-S", "-m", "10", "-X", "POST", "--data-binary", data, url, NULL};
+    assert_int_equal(plog_test_run(argv, NULL, 15000, &out), 0);
+    if (strstr(out, "NUL character") == NULL)
+        fail_msg("raw NUL in the value: %s", out);
+    free(out);
+    expect(f, "GET", "{\"offset\":0}", 404, "offset not found");
+    expect(f, "POST", "{\"x\":\"\\\\u0000\",\"record\":{\"value\":\"eA==\"}}", 200, "{\"offset\":0}");
+}
+
 /* A chunked body (nng's server reads none) is told so, not "not a JSON object",
  * and nothing is appended. */
 static void test_proglog_chunked_body_is_refused_clearly(void **state)
@@ -298,6 +330,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proglog_absent_offset_is_404, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_malformed_requests_are_400_with_a_message, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_nul_in_the_body_is_400_not_a_shorter_value, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proglog_chunked_body_is_refused_clearly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_oversized_body_is_400, setup, teardown),

@@ -155,6 +155,26 @@ static void consume(plog_server_memlog *log, const cJSON *req, struct reply *r)
     log__v1__record__free_unpacked(rec, NULL);
 }
 
+/* has_nul: whether the body holds a NUL character, raw or as the escape \u0000.
+ * cJSON ends its strings at a NUL, so "QQ==\u0000AAAA" would read as "QQ==" (and a
+ * key "record\u0000x" as "record"): a value would be stored cut short instead of
+ * refused as bad base64. A raw NUL is never valid JSON; the escape is, but no field
+ * of ours can hold it. A backslash always begins an escape of the next character,
+ * so "\\u0000" (an escaped backslash, then "u0000") is not one. */
+static bool has_nul(const char *p, size_t n)
+{
+    if (n > 0 && memchr(p, '\0', n) != NULL)
+        return true;
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (p[i] != '\\')
+            continue;
+        if (p[i + 1] == 'u' && n - i >= 6 && memcmp(p + i + 2, "0000", 4) == 0)
+            return true;
+        i++; /* the escaped character */
+    }
+    return false;
+}
+
 static void handle(nng_http_req *req, plog_server_memlog *log, struct reply *r)
 {
     const char *method = nng_http_req_get_method(req);
@@ -176,6 +196,10 @@ static void handle(nng_http_req *req, plog_server_memlog *log, struct reply *r)
     /* nng's server reads no chunked body: say so, rather than "not a JSON object". */
     if (nng_http_req_get_header(req, "Transfer-Encoding") != NULL) {
         reply_error(r, 400, "chunked request bodies are not supported: send a Content-Length");
+        return;
+    }
+    if (has_nul(data, len)) {
+        reply_error(r, 400, "request body has a NUL character (raw or \\u0000), which no field may hold");
         return;
     }
     cJSON *json = cJSON_ParseWithLength(data, len);

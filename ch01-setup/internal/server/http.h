@@ -4,8 +4,9 @@
  *   GET  /  {"offset":N}                     -> 200 {"record":{"value":"<base64>","offset":N}}
  *
  * Errors answer {"error":"<message>"}: 400 for malformed JSON, missing or
- * mistyped fields, bad base64 or a body over PLOG_HTTP_MAX_BODY; 404 for an
- * offset with no record; 405 for other methods. Runs on nng's HTTP server. */
+ * mistyped fields, bad base64, a NUL in the body (raw or \u0000) or a body over
+ * PLOG_HTTP_MAX_BODY; 404 for an offset with no record; 405 for other methods.
+ * Runs on nng's HTTP server. */
 #ifndef PLOG_SERVER_HTTP_H
 #define PLOG_SERVER_HTTP_H
 

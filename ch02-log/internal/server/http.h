@@ -4,9 +4,10 @@
  *   GET  /  {"offset":N}                     -> 200 {"record":{"value":"<base64>","offset":N}}
  *
  * Errors answer {"error":"<message>"}: 400 for malformed JSON, missing or
- * mistyped fields, bad base64 or a body over PLOG_HTTP_MAX_BODY; 404 for an
- * offset with no record; 405 for other methods; 500 when the log fails (a
- * corrupt record names its file and position). Runs on nng's HTTP server.
+ * mistyped fields, bad base64, a NUL in the body (raw or \u0000) or a body over
+ * PLOG_HTTP_MAX_BODY; 404 for an offset with no record; 405 for other methods;
+ * 500 when the log fails (a corrupt record names its file and position). Runs on
+ * nng's HTTP server.
  *
  * A produce is answered only after plog_log_commit() for its offset: the record
  * has reached the kernel (and the disk under the fsync policies), so a kill -9 of
