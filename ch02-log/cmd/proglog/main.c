@@ -43,12 +43,15 @@ static const char usage[] =
     "  --help                 show this help and exit\n"
     "  --version              show the version and exit\n";
 
+/* parse_u64 takes only decimal digits: strtoull alone skips leading blanks and
+ * takes a sign, so " -1" would read as 2^64-1 (s[0] is no '-' there) and " 5" or
+ * "+5" as 5. */
 static int parse_u64(const char *flag, const char *s, uint64_t min, uint64_t *out)
 {
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < min) {
+    if (errno != 0 || end == s || *end != '\0' || s[0] < '0' || s[0] > '9' || v < min) {
         fprintf(stderr, "proglog: %s wants a whole number >= %llu, not \"%s\"\n", flag,
                 (unsigned long long)min, s);
         return -1;

@@ -473,6 +473,18 @@ static void test_proglog_help_and_bad_flags(void **state)
     assert_int_equal(plog_test_run(badnum, NULL, 5000, &out), 2);
     assert_non_null(strstr(out, "--max-store-bytes wants a whole number"));
     free(out);
+    /* Before: strtoull skipped the blank and " -1" read as 2^64-1 (the check for a
+     * sign looked at s[0] only); " 5" and "+5" read as 5. The malformed --addr
+     * after them would be the old binary's complaint, had it taken the number. */
+    static const char *const notnum[] = {" -1", " 5", "+5", "\t7"};
+    for (size_t i = 0; i < sizeof notnum / sizeof notnum[0]; i++) {
+        char *argv[] = {bin, "--max-store-bytes", (char *)notnum[i], "--addr", "nonsense", NULL};
+        int rc = plog_test_run(argv, NULL, 5000, &out);
+        if (rc != 2 || strstr(out, "--max-store-bytes wants a whole number") == NULL)
+            fail_msg("--max-store-bytes \"%s\": exit %d, output: %s (want 2 and its complaint)", notnum[i],
+                     rc, out);
+        free(out);
+    }
     char *longsync[] = {bin, "--sync-interval-ms", "60001", NULL};
     assert_int_equal(plog_test_run(longsync, NULL, 5000, &out), 2);
     assert_non_null(strstr(out, "--sync-interval-ms wants at most 60000"));
