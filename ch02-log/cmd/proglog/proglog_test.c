@@ -443,6 +443,47 @@ static void test_proglog_full_disk_answers_errors_and_keeps_answered_produces(vo
     print_message("full disk: %d produces answered, then errors; all served after restart\n", answered);
 }
 
+/* A roll that cannot create the next segment's files (a tmpfs out of inodes:
+ * nr_inodes=4 holds the directory and the first segment) fails the log. Every
+ * produce from then on answers 503 "log failed; restart to recover", the one
+ * whose roll failed included: before, it answered 500 "I/O error: log failed;
+ * restart to recover: ...", as if the log were still up. Needs root (mount). */
+static void test_proglog_the_produce_that_fails_the_log_answers_503(void **state)
+{
+    struct fixture *f = *state;
+    char data[128], cmd[512], *out = NULL;
+    snprintf(data, sizeof data, "%s/data", f->dir);
+    plog_test_kill(&f->srv, SIGTERM, 5000);
+    unlink(f->srv.out);
+    plog_test_rmrf(data);
+    mkdir(data, 0755);
+    snprintf(cmd, sizeof cmd, "mount -t tmpfs -o size=1m,nr_inodes=4 plog-inodes %s", data);
+    if (geteuid() != 0 || plog_test_sh(cmd, 10000, &out) != 0) {
+        print_message("SKIPPED: needs to mount a tmpfs (root): %s\n", out ? out : "not root");
+        free(out);
+        start(f, "never"); /* teardown expects a server */
+        return;
+    }
+    free(out);
+    char addr[32], bin[512];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", f->port);
+    snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
+    /* Frames of "x" are 11 bytes (offset 0) and 13: the third passes 30, the fourth rolls. */
+    char *argv[] = {bin, "--addr", addr, "--data-dir", data, "--max-store-bytes", "30", NULL};
+    plog_test_spawn(&f->srv, argv);
+    if (!plog_test_wait_output(&f->srv, "msg=listening", 5000))
+        fail_msg("proglog did not start: %s", plog_test_output(&f->srv));
+    for (int i = 0; i < 3; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "{\"offset\":%d}", i);
+        expect(f, "POST", "{\"record\":{\"value\":\"eA==\"}}", 200, want);
+    }
+    for (int i = 0; i < 2; i++)
+        expect(f, "POST", "{\"record\":{\"value\":\"eA==\"}}", 503,
+               "{\"error\":\"log failed; restart to recover: open ");
+    expect(f, "GET", "{\"offset\":2}", 200, "\"offset\":2");
+}
+
 static void test_proglog_help_and_bad_flags(void **state)
 {
     (void)state;
@@ -559,6 +600,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proglog_answered_produces_survive_kill_9, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_full_disk_answers_errors_and_keeps_answered_produces,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_the_produce_that_fails_the_log_answers_503, setup,
+                                        teardown),
         cmocka_unit_test(test_proglog_help_and_bad_flags),
         cmocka_unit_test(test_proglog_malformed_address_is_a_usage_error),
         cmocka_unit_test_setup_teardown(test_proglog_port_in_use_is_a_failure, setup, teardown),

@@ -120,6 +120,11 @@ static void produce(plog_log *log, const cJSON *req, struct reply *r)
     free(record.value.data);
     if (rv == PLOG_OK)
         rv = plog_log_commit(log, off); /* the answer must not run ahead of the data */
+    /* The append or commit whose I/O error failed the log returns that error, not
+     * PLOG_EFAILED (only the later ones do), though its errmsg already says "log
+     * failed; restart to recover": answer it 503 as well. */
+    if (rv != PLOG_OK && rv != PLOG_EFAILED && plog_log_failed(log, NULL, 0))
+        rv = PLOG_EFAILED;
     if (rv != PLOG_OK) {
         log_error(log, rv, r);
         return;

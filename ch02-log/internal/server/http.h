@@ -6,8 +6,9 @@
  * Errors answer {"error":"<message>"}: 400 for malformed JSON, missing or
  * mistyped fields, bad base64, a NUL in the body (raw or \u0000) or a body over
  * PLOG_HTTP_MAX_BODY; 404 for an offset with no record; 405 for other methods;
- * 500 when the log fails (a corrupt record names its file and position). Runs on
- * nng's HTTP server.
+ * 500 when the log fails (a corrupt record names its file and position); 503 "log
+ * failed; restart to recover" for a produce once an I/O error failed the log,
+ * from the produce that met that error on. Runs on nng's HTTP server.
  *
  * A produce is answered only after plog_log_commit() for its offset: the record
  * has reached the kernel (and the disk under the fsync policies), so a kill -9 of
