@@ -130,6 +130,11 @@ static void test_proglog_malformed_requests_are_400_with_a_message(void **state)
         {"POST", "", "not a JSON object"},
         {"POST", "{\"record\":", "not a JSON object"},
         {"POST", "[1,2]", "not a JSON object"},
+        /* Before: cJSON_ParseWithLength stopped after the object and the rest was
+         * ignored, so these were appended. */
+        {"POST", "{\"record\":{\"value\":\"eA==\"}}garbage", "bytes after its JSON object"},
+        {"POST", "{\"record\":{\"value\":\"eA==\"}} {}", "bytes after its JSON object"},
+        {"GET", "{\"offset\":0}x", "bytes after its JSON object"},
         {"POST", "{}", "missing object field \\\"record\\\""},
         {"POST", "{\"record\":{}}", "record.value"},
         {"POST", "{\"record\":{\"value\":5}}", "record.value"},

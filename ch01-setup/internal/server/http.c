@@ -112,6 +112,15 @@ static void produce(plog_server_memlog *log, const cJSON *req, struct reply *r)
     r->body = strdup(body);
 }
 
+/* blank: p[0..n) is only JSON whitespace (what may follow the body's object). */
+static bool blank(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
+            return false;
+    return true;
+}
+
 /* Go: httpServer.handleConsume */
 static void consume(plog_server_memlog *log, const cJSON *req, struct reply *r)
 {
@@ -202,9 +211,12 @@ static void handle(nng_http_req *req, plog_server_memlog *log, struct reply *r)
         reply_error(r, 400, "request body has a NUL character (raw or \\u0000), which no field may hold");
         return;
     }
-    cJSON *json = cJSON_ParseWithLength(data, len);
+    const char *end = NULL;
+    cJSON *json = cJSON_ParseWithLengthOpts(data, len, &end, false);
     if (!cJSON_IsObject(json))
         reply_error(r, 400, "request body is not a JSON object");
+    else if (!blank(end, len - (size_t)(end - (const char *)data)))
+        reply_error(r, 400, "request body has bytes after its JSON object");
     else if (is_post)
         produce(log, json, r);
     else

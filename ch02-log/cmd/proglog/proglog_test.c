@@ -149,6 +149,7 @@ static void test_proglog_malformed_requests_are_400_with_a_message(void **state)
         {"POST", "[1,2]", "not a JSON object"},
         {"POST", "{\"record\":{\"value\":\"eA==\"}}garbage", "bytes after its JSON object"},
         {"POST", "{\"record\":{\"value\":\"eA==\"}} {}", "bytes after its JSON object"},
+        {"GET", "{\"offset\":0}x", "bytes after its JSON object"},
         {"POST", "{}", "missing object field \\\"record\\\""},
         {"POST", "{\"record\":{}}", "record.value"},
         {"POST", "{\"record\":{\"value\":5}}", "record.value"},
