@@ -18,8 +18,9 @@
 typedef struct plog_server_http plog_server_http;
 
 /* plog_server_http_check_addr checks that addr is HOST:PORT: a port 1..65535 in
- * decimal after the last ':', and no scheme, path or blank. HOST may be empty (every
- * interface); whether it resolves is for plog_server_http_open to find out.
+ * decimal after the last ':', and no scheme, path or blank. HOST may not be empty
+ * (":8080" would listen on every interface); whether it resolves is for
+ * plog_server_http_open to find out.
  * PLOG_OK, or PLOG_EINVAL with the reason in errbuf (size errsz). */
 int plog_server_http_check_addr(const char *addr, char *errbuf, size_t errsz);
 
