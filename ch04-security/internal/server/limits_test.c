@@ -656,6 +656,12 @@ static void test_server_closes_a_connection_that_reads_no_replies(void **state)
             head[8 + k] = (uint8_t)(id >> (24 - 8 * k));
         assert_int_equal(write(fd, head, sizeof head), (ssize_t)sizeof head);
         assert_int_equal(write(fd, nng_msg_body(m), nng_msg_len(m)), (ssize_t)nng_msg_len(m));
+        /* The first requests come 40 ms apart, so the replies left waiting time
+         * out one by one: the first closes the connection and the close finds the
+         * next ones still waiting (the dropped replies). Sent together, they
+         * could all time out before the close. Done well within the 1 s. */
+        if (i < 2 * cfg.workers)
+            plog_test_sleep_ms(40);
     }
     nng_msg_free(m);
     plog_test_sleep_ms(300); /* every worker holds a reply for it by now */
@@ -675,7 +681,8 @@ static void test_server_closes_a_connection_that_reads_no_replies(void **state)
     close(fd);
     nng_close(s);
     /* Said once, and the replies its closing dropped are not logged OK: nng
-     * completes them as sent. */
+     * completes them as sent. (The replies nng took before the connection was
+     * full are logged OK: nng completes a send when the transport takes it.) */
     plog_server_close(f->srv);
     f->srv = NULL;
     plog_logger_free(lg);
@@ -686,8 +693,10 @@ static void test_server_closes_a_connection_that_reads_no_replies(void **state)
     const char *warn = "level=warn msg=\"closing a connection that reads no replies\"";
     const char *dropped = "err=\"reply not sent: the connection was closed";
     const char *p = strstr(out, warn);
-    if (p == NULL || strstr(p + 1, warn) != NULL || strstr(out, dropped) == NULL)
-        fail_msg("want one warning and dropped replies logged UNAVAILABLE: %s", p != NULL ? p : out);
+    if (p == NULL || strstr(p + 1, warn) != NULL || strstr(p, dropped) == NULL ||
+        strstr(p, "method=Consume status=OK") != NULL)
+        fail_msg("want one warning, then dropped replies logged UNAVAILABLE and none OK: %s",
+                 p != NULL ? p : out);
     free(out);
 }
 
