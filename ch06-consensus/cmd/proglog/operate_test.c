@@ -392,11 +392,18 @@ static void test_agent_logs_a_refused_handshake(void **state)
 }
 
 /* one_node_with_a_record starts node 0 alone and produces one record through the
- * client it returns (the caller closes it). */
+ * client it returns (the caller closes it). A node bootstrapped alone serves once
+ * it leads: it says it leads before it says it serves, and the first produce is
+ * stored (a CI run got "not leader" when the produce beat its first election). */
 static plog_client *one_node_with_a_record(struct tc *c)
 {
     tc_init(c, 1);
     tc_start(c, 0, -1);
+    char *out = plog_test_output(&c->node[0].proc);
+    const char *led = strstr(out, "msg=raft role=leader");
+    if (led == NULL || led > strstr(out, "msg=serving"))
+        fail_msg("the node served before it led: %s", out);
+    free(out);
     plog_client *cl = tc_client(c, 0);
     plog_rpc_status rs;
     assert_int_equal(produce(cl, "first", &rs), PLOG_STATUS_OK);

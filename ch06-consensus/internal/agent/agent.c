@@ -543,6 +543,25 @@ static void warn_bind_host(const plog_agent_config *c)
                         NULL);
 }
 
+/* How long a node that is the only voter waits to lead before it serves (below). */
+#define SOLE_VOTER_WAIT_MS 3000
+
+/* sole_voter: whether this node is the one voter of the configuration it holds. */
+static bool sole_voter(plog_agent *a)
+{
+    plog_distributed_server sv[PLOG_DISTRIBUTED_MAX_SERVERS];
+    size_t n = 0, voters = 0;
+    bool me = false;
+    plog_distributed_servers(a->dist, sv, PLOG_DISTRIBUTED_MAX_SERVERS, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (sv[i].voter) {
+            voters++;
+            me = strcmp(sv[i].name, a->name) == 0;
+        }
+    }
+    return voters == 1 && me;
+}
+
 int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, size_t errsize)
 {
     int rv = check_config(cfg, err, errsize);
@@ -713,6 +732,13 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
      * campaigns. A restored snapshot is published to the server (on_applied). */
     if ((rv = plog_distributed_start(a->dist, err, errsize)) != PLOG_OK)
         goto fail;
+    /* 5. The only voter of its configuration (a bootstrapped node) elects itself
+     * at its first tick: it serves once it leads, so a produce sent as it starts
+     * is not answered "not leader" (the book's agent likewise waits for the leader
+     * after a bootstrap, WaitForLeader(3 * time.Second)). Past the bound it serves
+     * anyway: the clients retry. */
+    if (sole_voter(a))
+        plog_distributed_wait_leader(a->dist, SOLE_VOTER_WAIT_MS);
     *ap = a;
     return PLOG_OK;
 fail:
