@@ -97,6 +97,12 @@ struct dedup {
     uint64_t client_id, seq, first, count;
 };
 
+/* A growing buffer (a snapshot's bytes). */
+struct sbuf {
+    uint8_t *p;
+    size_t n, cap;
+};
+
 struct plog_distributed {
     char *name, *dir;
     uint64_t id;
@@ -135,13 +141,17 @@ struct plog_distributed {
     uint64_t snap_index;      /* the latest snapshot's (taken or installed) */
     uint64_t snap_not_before; /* no snapshot taken before this time (ms) */
     _Atomic uint64_t snaps_taken, snap_taken_index;
-    /* The snapshot taken last, while its writer thread writes it (maybe_snapshot,
-     * collect_snapshot); job == NULL: none. snap_written is under mu. */
+    /* The snapshot taken last, while its writer thread encodes and writes it
+     * (maybe_snapshot, collect_snapshot); job == NULL: none. Set before the writer
+     * starts, read by the node thread again only once it is joined; snap_written
+     * is under mu. */
     struct {
         plog_raftstore_snapshot_job *job;
         pthread_t thread;
         bool threaded;
-        uint64_t index, keep_from, start_ms;
+        uint64_t index, start_ms;
+        uint64_t records; /* the record log's records at index: the writer's view */
+        struct sbuf buf;  /* the snapshot's bytes: the dedup table, then the records */
     } snap_write;
     bool snap_written;
     int failed;                             /* a write failed: the node stops (fail-stop) */
@@ -455,12 +465,8 @@ static void release_reads(plog_distributed *d)
 
 #define SM_MAGIC 0x504c534du /* "PLSM" */
 
-struct sbuf {
-    uint8_t *p;
-    size_t n, cap;
-};
-
-static int sbuf_put(struct sbuf *b, const void *p, size_t n)
+/* sbuf_reserve makes room for n more bytes after b->n. */
+static int sbuf_reserve(struct sbuf *b, size_t n)
 {
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 65536;
@@ -472,18 +478,30 @@ static int sbuf_put(struct sbuf *b, const void *p, size_t n)
         b->p = q;
         b->cap = cap;
     }
-    memcpy(b->p + b->n, p, n);
-    b->n += n;
     return PLOG_OK;
+}
+
+static int sbuf_put(struct sbuf *b, const void *p, size_t n)
+{
+    int rv = sbuf_reserve(b, n);
+    if (rv == PLOG_OK) {
+        memcpy(b->p + b->n, p, n);
+        b->n += n;
+    }
+    return rv;
 }
 
 static void put64(uint8_t *p, uint64_t v);
 static void put32(uint8_t *p, uint32_t v);
 
-/* snapshot_encode writes the state machine: magic u32, dedup count u32, each
- * (client id, seq, first, count) as 4 x u64, then the record log's store frames
- * as its reader streams them (Go: the book's fsm.Snapshot streams the log). */
-static int snapshot_encode(plog_distributed *d, struct sbuf *b)
+/* A snapshot of the state machine: magic u32, dedup count u32, each (client id,
+ * seq, first, count) as 4 x u64, then the record log's store frames as its reader
+ * streams them (Go: the book's fsm.Snapshot streams the log). The dedup table is
+ * encoded on the node thread (snapshot_encode_dedup: 32 bytes a client), the records
+ * on the writer thread (snapshot_encode_records), from a point-in-time view: the
+ * record log is append-only, so the state at the snapshot's index is its first
+ * records, as many as it held then. */
+static int snapshot_encode_dedup(plog_distributed *d, struct sbuf *b)
 {
     uint32_t nd = 0;
     for (size_t i = 0; i < DEDUP_BUCKETS; i++)
@@ -502,21 +520,40 @@ static int snapshot_encode(plog_distributed *d, struct sbuf *b)
             put64(e + 24, x->count);
             rv = sbuf_put(b, e, 32);
         }
+    return rv;
+}
+
+/* snapshot_encode_records appends the store frames of the first n records of
+ * records to b, read in chunks straight into b; frames of records appended since
+ * (the node thread goes on applying) are cut off. Nothing removes or rewrites
+ * those n records meanwhile: the record log is reset only by a snapshot installed
+ * from the leader, and closed only once the node stopped, both after waiting for
+ * the writer; a failed append cuts back only its own records, after them. */
+static int snapshot_encode_records(plog_log *records, uint64_t n, struct sbuf *b)
+{
     plog_log_reader *r;
-    if (rv != PLOG_OK || (rv = plog_log_reader_open(d->records, &r)) != PLOG_OK)
+    int rv = plog_log_reader_open(records, &r);
+    if (rv != PLOG_OK)
         return rv;
-    uint8_t chunk[65536];
-    for (;;) {
-        size_t n;
-        rv = plog_log_reader_read(r, chunk, sizeof chunk, &n);
-        if (rv == PLOG_EOF) {
-            rv = PLOG_OK;
+    size_t framed = b->n; /* the end of the last whole frame counted */
+    uint64_t count = 0;
+    while (count < n && rv == PLOG_OK) {
+        size_t got, len;
+        if ((rv = sbuf_reserve(b, 65536)) != PLOG_OK ||
+            (rv = plog_log_reader_read(r, b->p + b->n, 65536, &got)) != PLOG_OK)
             break;
+        b->n += got;
+        while (count < n && (rv = plog_store_frame_check(b->p + framed, b->n - framed, &len)) == PLOG_OK) {
+            framed += PLOG_STORE_HDR + len;
+            count++;
         }
-        if (rv != PLOG_OK || (rv = sbuf_put(b, chunk, n)) != PLOG_OK)
-            break;
+        if (rv == PLOG_EOF) /* a frame goes on in the next chunk */
+            rv = PLOG_OK;
     }
     plog_log_reader_close(r);
+    if (rv == PLOG_EOF) /* fewer records than the log held at the snapshot's index */
+        rv = PLOG_ECORRUPT;
+    b->n = framed;
     return rv;
 }
 
@@ -595,24 +632,44 @@ static int snapshot_restore(plog_distributed *d, const uint8_t *p, size_t n, boo
     return rv;
 }
 
-/* A snapshot is the whole state. It is encoded on the node thread, as long as the
- * record log takes to copy; its write and fsync, longer for a log of many MB than a
- * follower's election timeout, run on a writer thread (snapshot_writer). The next
- * one waits SNAPSHOT_SPACING times as long as the last one took, encoding and write
- * together, so that snapshots take at most 1/SNAPSHOT_SPACING of the node thread's
- * and of the disk's time however small snapshot_entries is. A black-box run at 200
- * produces a second with --snapshot-entries 100 and a log of 10-20 MB snapshotted
- * every half second, written on the node thread then, elected a new leader every
- * few seconds (HashiCorp raft checks its SnapshotThreshold only every
- * SnapshotInterval, for the same reason). */
+/* A snapshot is the whole state. The node thread only notes what it will hold (the
+ * meta, the dedup table, how many records): a writer thread encodes the records,
+ * as long as the record log takes to copy, and writes and fsyncs the file, longer
+ * for a log of many MB than a follower's election timeout (snapshot_writer); the
+ * core then takes the bytes, not a copy (collect_snapshot). The next one waits
+ * SNAPSHOT_SPACING times as long as the last one took, encoding and write together,
+ * so that snapshots take at most 1/SNAPSHOT_SPACING of the disk's time however
+ * small snapshot_entries is. A black-box run at 200 produces a second with
+ * --snapshot-entries 100 and a log of 10-20 MB snapshotted every half second,
+ * written on the node thread then, elected a new leader every few seconds
+ * (HashiCorp raft checks its SnapshotThreshold only every SnapshotInterval, for
+ * the same reason); with the encoding and the core's copy still there, a
+ * second one saw a node thread stall 60-430 ms for 50-84 MB and an election
+ * after each stall on the leader. */
 #define SNAPSHOT_SPACING 20
 
-/* snapshot_writer writes the snapshot job in flight, off the node thread, and
- * wakes the node thread to collect it. */
+/* snapshot_writer encodes the records of the snapshot job in flight and writes it,
+ * off the node thread, and wakes the node thread to collect it. */
 static void *snapshot_writer(void *arg)
 {
     plog_distributed *d = arg;
-    plog_raftstore_snapshot_write(d->snap_write.job);
+    struct sbuf *b = &d->snap_write.buf;
+    int rv = snapshot_encode_records(d->records, d->snap_write.records, b);
+    if (rv == PLOG_OK) {
+        /* The core keeps the bytes until its next snapshot: no more than they need
+         * (the buffer grew by doubling). */
+        uint8_t *fit = realloc(b->p, b->n > 0 ? b->n : 1);
+        if (fit != NULL) {
+            b->p = fit;
+            b->cap = b->n > 0 ? b->n : 1;
+        }
+        plog_raftstore_snapshot_write(d->snap_write.job, b->p, b->n);
+    } else {
+        char why[PLOG_ERRMSG_SIZE] = "";
+        if (rv == PLOG_EIO)
+            plog_log_errmsg(d->records, why, sizeof why);
+        plog_raftstore_snapshot_fail(d->snap_write.job, rv, why[0] != '\0' ? why : plog_strerror(rv));
+    }
     pthread_mutex_lock(&d->mu);
     d->snap_written = true;
     pthread_cond_signal(&d->cv);
@@ -621,11 +678,13 @@ static void *snapshot_writer(void *arg)
 }
 
 /* collect_snapshot ends the snapshot job in flight once its writer is done (with
- * wait: waits for it). Only then, the snapshot durable, do the stored entries
- * before the core's keep_from go: a crash before leaves the previous snapshot and
- * the whole log (the core compacted only its memory). A failed write fails the node
- * as a failed save on the node thread did (the reason in raftstore's errmsg). */
-static int collect_snapshot(plog_distributed *d, bool wait)
+ * wait: waits for it). Only then, the snapshot durable, does the core get it (with
+ * adopt): it takes the bytes, compacts its log and may send them to followers; and
+ * the stored entries before its keep_from go. A crash before leaves the previous
+ * snapshot and the whole log. Without adopt (a snapshot installed from the leader,
+ * newer, replaces it) the bytes are dropped. A failed encoding or write fails the
+ * node as a failed save on the node thread did (the reason in raftstore's errmsg). */
+static int collect_snapshot(plog_distributed *d, bool wait, bool adopt)
 {
     if (d->snap_write.job == NULL)
         return PLOG_OK;
@@ -641,65 +700,66 @@ static int collect_snapshot(plog_distributed *d, bool wait)
     pthread_mutex_unlock(&d->mu);
     int rv = plog_raftstore_snapshot_end(d->store, d->snap_write.job);
     d->snap_write.job = NULL;
+    struct sbuf b = d->snap_write.buf;
+    d->snap_write.buf = (struct sbuf){0};
     if (rv == PLOG_OK) {
         d->snap_index = d->snap_write.index;
-        plog_raftstore_compact(d->store, d->snap_write.keep_from);
         atomic_fetch_add(&d->snaps_taken, 1);
         atomic_store(&d->snap_taken_index, d->snap_write.index);
     }
+    if (rv == PLOG_OK && adopt) {
+        plog_raft_event ev = {.type = PLOG_RAFT_EV_SNAPSHOT_TAKEN,
+                              .now_ms = now_ms(),
+                              .index = d->snap_write.index,
+                              .snap_data = b.p,
+                              .snap_len = b.n};
+        plog_raft_update up;
+        int sv = plog_raft_step(d->raft, &ev, &up);
+        if (sv == PLOG_OK) {
+            b.p = NULL; /* the core's now */
+            if (up.compacted != NULL)
+                plog_raftstore_compact(d->store, up.keep_from);
+        } else if (sv == PLOG_ENOMEM) {
+            d->failed = rv = sv;
+            snprintf(d->failed_why, sizeof d->failed_why, "raft: out of memory");
+        }
+    }
+    free(b.p);
     uint64_t end = now_ms();
     d->snap_not_before = end + SNAPSHOT_SPACING * (end - d->snap_write.start_ms);
     return rv;
 }
 
 /* maybe_snapshot takes a snapshot once snapshot_entries entries were applied
- * since the last one: the state machine's bytes go to the core (which compacts
- * its log and sends them to followers that fall behind) and to a writer thread
- * (collect_snapshot records them in raftstore once they are durable). Not while
- * the last one is being written; not while the leader sends its snapshot to a
- * follower: a new one would restart that transfer (plog_raft_sending_snapshot);
- * nor before snap_not_before. */
+ * since the last one: what it will hold is noted here (the core's meta, the dedup
+ * table, the number of records) and a writer thread encodes and writes it
+ * (collect_snapshot hands it to the core once it is durable). Not while the last
+ * one is being written; not while the leader sends its snapshot to a follower: a
+ * new one would restart that transfer (plog_raft_sending_snapshot); nor before
+ * snap_not_before. */
 static int maybe_snapshot(plog_distributed *d)
 {
     if (d->cfg.snapshot_entries == 0 || d->snap_write.job != NULL ||
         d->applied_index < d->snap_index + d->cfg.snapshot_entries)
         return PLOG_OK;
     uint64_t start = now_ms();
-    if (start < d->snap_not_before || plog_raft_sending_snapshot(d->raft))
+    plog_raft_snapshot meta;
+    if (start < d->snap_not_before || plog_raft_sending_snapshot(d->raft) ||
+        plog_raft_snapshot_meta(d->raft, d->applied_index, &meta) != PLOG_OK)
         return PLOG_OK;
     struct sbuf b = {0};
-    int rv = snapshot_encode(d, &b);
-    if (rv != PLOG_OK) {
-        free(b.p);
-        return rv;
-    }
-    plog_raft_buf buf = {.data = b.p, .len = b.n};
-    plog_raft_event ev = {.type = PLOG_RAFT_EV_SNAPSHOT_TAKEN,
-                          .now_ms = now_ms(),
-                          .index = d->applied_index,
-                          .bufs = &buf,
-                          .n_bufs = 1};
-    plog_raft_update up;
-    rv = plog_raft_step(d->raft, &ev, &up);
-    if (rv == PLOG_OK && up.compacted != NULL) {
-        /* The job keeps the bytes until raftstore does (its latest snapshot): no
-         * more than they need (the buffer grew by doubling). */
-        uint8_t *fit = realloc(b.p, b.n > 0 ? b.n : 1);
-        if (fit != NULL)
-            b.p = fit;
-        plog_raft_snapshot meta = *up.compacted;
-        meta.data = b.p;
-        meta.len = b.n;
-        rv = plog_raftstore_snapshot_begin(d->store, &meta, &d->snap_write.job);
-        if (rv == PLOG_OK) {
-            d->snap_write.index = meta.index;
-            d->snap_write.keep_from = up.keep_from;
-            d->snap_write.start_ms = start;
-            d->snap_write.threaded = pthread_create(&d->snap_write.thread, NULL, snapshot_writer, d) == 0;
-            if (!d->snap_write.threaded)
-                snapshot_writer(d); /* no thread to be had: written here */
-            return PLOG_OK;
-        }
+    int rv = snapshot_encode_dedup(d, &b);
+    if (rv == PLOG_OK &&
+        (rv = plog_raftstore_snapshot_begin(d->store, &meta, &d->snap_write.job)) == PLOG_OK) {
+        d->snap_write.index = meta.index;
+        d->snap_write.start_ms = start;
+        /* Every record applied up to the index is in the record log, and only those. */
+        d->snap_write.records = plog_log_next_offset(d->records) - plog_log_lowest_offset(d->records);
+        d->snap_write.buf = b;
+        d->snap_write.threaded = pthread_create(&d->snap_write.thread, NULL, snapshot_writer, d) == 0;
+        if (!d->snap_write.threaded)
+            snapshot_writer(d); /* no thread to be had: written here */
+        return PLOG_OK;
     }
     free(b.p);
     uint64_t end = now_ms();
@@ -804,7 +864,7 @@ static int handle(plog_distributed *d, const plog_raft_update *up)
          * outcome here: the client retries, the dedup table answers. A snapshot
          * of ours still being written ends first: it writes the same file, and
          * its older one must not replace this one. */
-        if ((rv = collect_snapshot(d, true)) != PLOG_OK ||
+        if ((rv = collect_snapshot(d, true, false)) != PLOG_OK ||
             (rv = plog_raftstore_save_snapshot(d->store, up->snapshot, true)) != PLOG_OK ||
             (rv = snapshot_restore(d, up->snapshot->data, up->snapshot->len, true)) != PLOG_OK)
             return rv;
@@ -1075,7 +1135,7 @@ static void *node_main(void *arg)
             reconcile(d);
             d->next_reconcile = now + RECONCILE_MS;
         }
-        if (d->failed != PLOG_OK || flush(d) != PLOG_OK || collect_snapshot(d, false) != PLOG_OK ||
+        if (d->failed != PLOG_OK || flush(d) != PLOG_OK || collect_snapshot(d, false, true) != PLOG_OK ||
             maybe_snapshot(d) != PLOG_OK || flush(d) != PLOG_OK) {
             if (d->failed_why[0] == '\0')
                 snprintf(d->failed_why, sizeof d->failed_why, "raft storage: %s",
@@ -1097,8 +1157,8 @@ static void *node_main(void *arg)
     d->qhead = d->qtail = NULL;
     pthread_mutex_unlock(&d->mu);
     /* The writer of a snapshot taken last is waited for, so nothing outlives the
-     * node thread. */
-    int sv = collect_snapshot(d, true);
+     * node thread (nor reads the record log once it is closed). */
+    int sv = collect_snapshot(d, true, d->failed == PLOG_OK);
     if (sv != PLOG_OK)
         plog_logger_logf(d->cfg.logger, PLOG_LOGGER_ERROR, "raft snapshot not written",
                          "err=\"%s\" detail=\"%s\"", plog_strerror(sv), plog_raftstore_errmsg(d->store));

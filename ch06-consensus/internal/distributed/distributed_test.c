@@ -941,8 +941,11 @@ static void test_a_snapshot_installed_under_readers_keeps_the_records_they_read(
  * raftstore writes its files too. While the gate is shut, an fsync or fdatasync of a
  * file opened as .../snapshot.tmp (raftstore writes a snapshot there, then renames
  * it into place) waits until the test opens the gate; at the latest after
- * GATE_MAX_MS, so that nothing can hang for good. Every node of the process goes
- * through it; a node's files are told apart by their paths. */
+ * GATE_MAX_MS, so that nothing can hang for good. While slow_ms is set, every pread
+ * of a record log's store (.../records/....store) by another thread than the
+ * test's takes slow_ms longer: what a snapshot's encoding reads (the test's own
+ * reads stay fast). Every node of the process goes through it; a node's files are
+ * told apart by their paths. */
 #define GATE_FDS 4096
 #define GATE_MAX_MS 30000
 
@@ -950,19 +953,32 @@ static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool shut;
-    char *path[GATE_FDS];   /* the path of each descriptor opened on a snapshot.tmp */
-    bool waiting[GATE_FDS]; /* ... whose sync waits at the gate */
+    char *path[GATE_FDS];    /* the path of each descriptor opened on a snapshot.tmp */
+    bool waiting[GATE_FDS];  /* ... whose sync waits at the gate */
+    char *records[GATE_FDS]; /* the path of each descriptor opened on a record log's store */
+    bool slowed[GATE_FDS];   /* ... whose pread is being slowed */
+    atomic_int slow_ms;
+    pthread_t test_thread;
     plog_io io;
 } gate = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+/* set_path keeps path in paths[fd] (NULL: forgets it). Under gate.mu. */
+static void set_path(char **paths, int fd, const char *path)
+{
+    free(paths[fd]);
+    paths[fd] = path != NULL ? strdup(path) : NULL;
+}
 
 static int gate_open_file(const char *path, int flags, mode_t mode)
 {
     int fd = plog_io_real()->open(path, flags, mode);
     size_t n = strlen(path), k = strlen("/snapshot.tmp");
-    if (fd >= 0 && fd < GATE_FDS && n > k && strcmp(path + n - k, "/snapshot.tmp") == 0) {
+    if (fd >= 0 && fd < GATE_FDS) {
+        bool tmp = n > k && strcmp(path + n - k, "/snapshot.tmp") == 0;
+        bool records = strstr(path, "/records/") != NULL && n > 6 && strcmp(path + n - 6, ".store") == 0;
         pthread_mutex_lock(&gate.mu);
-        free(gate.path[fd]);
-        gate.path[fd] = strdup(path);
+        set_path(gate.path, fd, tmp ? path : NULL);
+        set_path(gate.records, fd, records ? path : NULL);
         pthread_mutex_unlock(&gate.mu);
     }
     return fd;
@@ -972,11 +988,28 @@ static int gate_close_file(int fd)
 {
     if (fd >= 0 && fd < GATE_FDS) {
         pthread_mutex_lock(&gate.mu);
-        free(gate.path[fd]);
-        gate.path[fd] = NULL;
+        set_path(gate.path, fd, NULL);
+        set_path(gate.records, fd, NULL);
         pthread_mutex_unlock(&gate.mu);
     }
     return plog_io_real()->close(fd);
+}
+
+static ssize_t gate_pread(int fd, void *p, size_t n, off_t off)
+{
+    int ms = atomic_load(&gate.slow_ms);
+    if (ms > 0 && fd >= 0 && fd < GATE_FDS && !pthread_equal(pthread_self(), gate.test_thread)) {
+        pthread_mutex_lock(&gate.mu);
+        bool slow = gate.slowed[fd] = gate.records[fd] != NULL;
+        pthread_mutex_unlock(&gate.mu);
+        if (slow) {
+            plog_test_sleep_ms(ms);
+            pthread_mutex_lock(&gate.mu);
+            gate.slowed[fd] = false;
+            pthread_mutex_unlock(&gate.mu);
+        }
+    }
+    return plog_io_real()->pread(fd, p, n, off);
 }
 
 /* gate_pass waits while the gate is shut if fd is a snapshot.tmp. */
@@ -1016,7 +1049,10 @@ static void gate_install(struct fixture *f)
     gate.io.close = gate_close_file;
     gate.io.fsync = gate_fsync;
     gate.io.fdatasync = gate_fdatasync;
+    gate.io.pread = gate_pread;
     gate.shut = false;
+    gate.test_thread = pthread_self();
+    atomic_store(&gate.slow_ms, 0);
     plog_io_set(&gate.io);
     f->gate = true;
 }
@@ -1039,9 +1075,10 @@ static void gate_open(void)
 static void gate_uninstall(void)
 {
     plog_io_set(NULL);
+    atomic_store(&gate.slow_ms, 0);
     for (int fd = 0; fd < GATE_FDS; fd++) {
-        free(gate.path[fd]);
-        gate.path[fd] = NULL;
+        set_path(gate.path, fd, NULL);
+        set_path(gate.records, fd, NULL);
     }
 }
 
@@ -1055,6 +1092,19 @@ static bool gate_holds(void *dir)
         held = gate.waiting[fd] && strncmp(gate.path[fd], dir, n) == 0 && gate.path[fd][n] == '/';
     pthread_mutex_unlock(&gate.mu);
     return held;
+}
+
+/* gate_slows: a pread of a record log's store under dir is being slowed. */
+static bool gate_slows(void *dir)
+{
+    size_t n = strlen(dir);
+    bool slowed = false;
+    pthread_mutex_lock(&gate.mu);
+    for (int fd = 0; fd < GATE_FDS && !slowed; fd++)
+        slowed = gate.slowed[fd] && gate.records[fd] != NULL && strncmp(gate.records[fd], dir, n) == 0 &&
+                 gate.records[fd][n] == '/';
+    pthread_mutex_unlock(&gate.mu);
+    return slowed;
 }
 
 /* The answers to produces that may come after their test gave up on them (static:
@@ -1092,6 +1142,19 @@ static void produce_acked(plog_distributed *d, int k, const char *value, int tim
         fail_msg("produce %s not acknowledged within %d ms", value, timeout_ms);
     if (a->rv != PLOG_OK)
         fail_msg("produce %s: %s", value, plog_strerror(a->rv));
+}
+
+/* wait_taken waits up to timeout_ms until d has taken more than taken snapshots, and
+ * returns the index of its last (at least g_snapshot_entries). */
+static uint64_t wait_taken(plog_distributed *d, uint64_t taken, int timeout_ms)
+{
+    uint64_t at = 0;
+    for (int64_t until = plog_test_now_ms() + timeout_ms;
+         plog_distributed_snapshots_taken(d, &at) == taken && plog_test_now_ms() < until;)
+        plog_test_sleep_ms(5);
+    assert_true(plog_distributed_snapshots_taken(d, &at) > taken);
+    assert_true(at >= g_snapshot_entries);
+    return at;
 }
 
 /* A snapshot the leader took is written and fsynced off its node thread: while the
@@ -1138,12 +1201,7 @@ static void test_a_snapshot_is_written_off_the_node_thread(void **state)
     assert_int_equal(plog_distributed_snapshots_taken(f->n[l].d, NULL), taken);
 
     gate_open();
-    uint64_t at = 0;
-    for (int64_t until = plog_test_now_ms() + 5000;
-         plog_distributed_snapshots_taken(f->n[l].d, &at) == taken && plog_test_now_ms() < until;)
-        plog_test_sleep_ms(5);
-    assert_true(plog_distributed_snapshots_taken(f->n[l].d, &at) > taken);
-    assert_true(at >= g_snapshot_entries);
+    uint64_t at = wait_taken(f->n[l].d, taken, 5000);
     /* Stopped, the node has no write in flight: its snapshot file is the last taken. */
     plog_distributed_stop(f->n[l].d);
     plog_distributed_snapshots_taken(f->n[l].d, &at);
@@ -1159,6 +1217,69 @@ static void test_a_snapshot_is_written_off_the_node_thread(void **state)
     for (int i = 4; i < 12; i++) /* magic u32, then the index u64 (raftstore.h) */
         index = index << 8 | hdr[i];
     assert_int_equal(index, at);
+}
+
+/* A snapshot is encoded off the node thread too, from a point-in-time view of the
+ * record log: while the snapshot's reads of the leader's record log are slowed
+ * (150 ms a read, a few seconds for the ~4 MB of 128 KiB records that left the
+ * store's buffer), the leader acknowledges 10 more records within 3 s each. The
+ * snapshot holds exactly the records applied at its index, none of those appended
+ * while it was encoded: the leader, restarted from it, has every record once, at
+ * its offset. Before, the node thread encoded the snapshot (and the core copied
+ * it): it answered nothing until the encoding was done (a black-box run saw the
+ * node thread stall 60-430 ms for 50-84 MB, and an election after each stall on
+ * the leader). */
+static void test_a_snapshot_is_encoded_off_the_node_thread(void **state)
+{
+    struct fixture *f = *state;
+    g_snapshot_entries = 40;
+    g_election_timeout_ms = 1000; /* as in the test above: one leader throughout */
+    gate_install(f);
+    atomic_store(&gate.slow_ms, 150);
+    start_cluster(f);
+    int l = leader(f);
+    uint64_t taken = plog_distributed_snapshots_taken(f->n[l].d, NULL);
+    size_t big = 128u << 10;
+    char *v = malloc(big + 1);
+    assert_non_null(v);
+    memset(v, 'x', big);
+    v[big] = '\0';
+    int k = 0;
+    for (; k < 60 && !gate_slows(f->n[l].dir); k++) {
+        snprintf(v, 32, "big-%03d", k); /* its NUL then ends the value: put an x back */
+        v[strlen(v)] = 'x';
+        produce_acked(f->n[l].d, k, v, 5000);
+    }
+    if (!plog_test_wait_until(gate_slows, f->n[l].dir, 5000))
+        fail_msg("the leader took no snapshot after %d records", k);
+    char small[32];
+    for (int j = 0; j < 10; j++) {
+        snprintf(small, sizeof small, "during-%d", j);
+        produce_acked(f->n[l].d, k + j, small, 3000);
+        if (j == 0) { /* acknowledged while the encoding went on (it takes seconds) */
+            assert_true(gate_slows(f->n[l].dir));
+            assert_int_equal(plog_distributed_snapshots_taken(f->n[l].d, NULL), taken);
+        }
+    }
+    atomic_store(&gate.slow_ms, 0);
+    wait_taken(f->n[l].d, taken, 10000);
+
+    /* Restarted, the node restores the records from its snapshot and applies the
+     * entries after its index again: a record encoded past the index would come
+     * twice. */
+    down(f, l);
+    start(f, l, false);
+    introduce(f);
+    for (int j = 0; j < 10; j++) {
+        snprintf(small, sizeof small, "during-%d", j);
+        assert_record(f, l, (uint64_t)(k + j), small);
+    }
+    snprintf(v, 32, "big-%03d", k - 1);
+    v[strlen(v)] = 'x';
+    assert_record(f, l, (uint64_t)k - 1, v);
+    free(v);
+    plog_test_sleep_ms(200);
+    assert_int_equal(plog_distributed_applied_next(f->n[l].d), (uint64_t)k + 10);
 }
 
 /* fail_stop makes the writes to the files of node1's (the leader's) dir/sub fail
@@ -1302,6 +1423,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_late_node_catches_up_from_a_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshots_are_spaced_by_their_cost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_snapshot_is_written_off_the_node_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_snapshot_is_encoded_off_the_node_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_node_that_joins_under_steady_writes_catches_up, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_snapshot_installed_under_readers_keeps_the_records_they_read,

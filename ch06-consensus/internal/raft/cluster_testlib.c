@@ -610,8 +610,8 @@ static int node_step(plog_sim *s, node *nd, const plog_raft_event *ev)
     if (up.compacted != NULL && ev->type == PLOG_RAFT_EV_SNAPSHOT_TAKEN) {
         o->has_snap = true;
         o->snap = *up.compacted;
-        o->snap.data = dup_bytes(ev->bufs[0].data, ev->bufs[0].len);
-        o->snap.len = ev->bufs[0].len;
+        o->snap.data = dup_bytes(ev->snap_data, ev->snap_len); /* the core's now, until the next step */
+        o->snap.len = ev->snap_len;
         o->keep_from = up.keep_from;
         o->writes = true;
     }
@@ -700,15 +700,15 @@ static void take_snapshot(plog_sim *s, node *nd)
     memcpy(data + 8, &n, 8);
     if (nd->n_sm)
         memcpy(data + 16, nd->sm, nd->n_sm * 16);
-    plog_raft_buf b = {.data = data, .len = len};
     plog_raft_event ev = {.type = PLOG_RAFT_EV_SNAPSHOT_TAKEN,
                           .now_ms = s->now,
                           .index = nd->sm_index,
-                          .bufs = &b,
-                          .n_bufs = 1};
+                          .snap_data = data,
+                          .snap_len = len};
     if (node_step(s, nd, &ev) == PLOG_OK)
-        nd->sm_snap_index = nd->sm_index;
-    free(data);
+        nd->sm_snap_index = nd->sm_index; /* the core took data */
+    else
+        free(data);
 }
 
 static void complete_op(plog_sim *s, op *o)

@@ -418,6 +418,38 @@ static void tick(plog_raft *r)
     }
 }
 
+/* conf_at: the configuration as of index (at or after the in-memory log's start):
+ * the latest CONFIG entry at or before it, else the one as of the log's start. */
+static plog_raft_conf conf_at(const plog_raft *r, uint64_t index)
+{
+    plog_raft_conf c = r->snap_conf;
+    for (uint64_t i = index; i > r->log.snap_index; i--) {
+        const plog_raft_entry *e = plog_raft_log_get(&r->log, i);
+        if (e->type == PLOG_RAFT_ENTRY_CONFIG && plog_raft_conf_decode(e->data, e->len, &c) == PLOG_OK)
+            break;
+    }
+    return c;
+}
+
+/* snapshot_at: a snapshot the driver takes at index is one the core can use: of
+ * an entry applied (so committed), still in memory or the log's start, and not
+ * older than the snapshot it has. */
+static bool snapshot_at(const plog_raft *r, uint64_t index)
+{
+    return index <= r->applied && index >= r->log.snap_index &&
+           !(r->snap_have && index < r->compacted.index) &&
+           (index == r->log.snap_index || plog_raft_log_get(&r->log, index) != NULL);
+}
+
+int plog_raft_snapshot_meta(const plog_raft *r, uint64_t index, plog_raft_snapshot *meta)
+{
+    if (!snapshot_at(r, index))
+        return PLOG_EINVAL;
+    *meta = (plog_raft_snapshot){
+        .index = index, .term = plog_raft_log_term(&r->log, index), .conf = conf_at(r, index)};
+    return PLOG_OK;
+}
+
 static int check_event(const plog_raft *r, const plog_raft_event *ev)
 {
     switch (ev->type) {
@@ -449,11 +481,7 @@ static int check_event(const plog_raft *r, const plog_raft_event *ev)
     case PLOG_RAFT_EV_PERSISTED:
         return PLOG_OK;
     case PLOG_RAFT_EV_SNAPSHOT_TAKEN:
-        if (ev->n_bufs != 1 || ev->index > r->applied || ev->index < r->log.snap_index ||
-            (r->snap_have && ev->index < r->compacted.index) ||
-            (ev->index > r->log.snap_index && plog_raft_log_get(&r->log, ev->index) == NULL))
-            return PLOG_EINVAL;
-        return PLOG_OK;
+        return ev->snap_data != NULL && snapshot_at(r, ev->index) ? PLOG_OK : PLOG_EINVAL;
     case PLOG_RAFT_EV_PROPOSE:
     case PLOG_RAFT_EV_CONF_CHANGE:
     case PLOG_RAFT_EV_READ:
@@ -473,13 +501,7 @@ static int check_event(const plog_raft *r, const plog_raft_event *ev)
 /* compact_to drops the in-memory log up to upto (covered by a snapshot). */
 static void compact_to(plog_raft *r, uint64_t upto)
 {
-    plog_raft_conf cu = r->snap_conf;
-    for (uint64_t i = upto; i > r->log.snap_index; i--) {
-        const plog_raft_entry *e = plog_raft_log_get(&r->log, i);
-        if (e->type == PLOG_RAFT_ENTRY_CONFIG && plog_raft_conf_decode(e->data, e->len, &cu) == PLOG_OK)
-            break;
-    }
-    r->snap_conf = cu;
+    r->snap_conf = conf_at(r, upto);
     plog_raft_log_compact(&r->log, upto, plog_raft_log_term(&r->log, upto));
 }
 
@@ -509,27 +531,15 @@ static uint64_t keep_from(const plog_raft *r, uint64_t upto)
     return upto;
 }
 
+/* snapshot_taken adopts the driver's bytes (ev->snap_data): copying them here
+ * stalled the driver's thread for milliseconds per 10 MB, on top of the encoding. */
 static void snapshot_taken(plog_raft *r, const plog_raft_event *ev)
 {
-    uint8_t *data = malloc(ev->bufs[0].len ? ev->bufs[0].len : 1);
-    if (data == NULL) {
-        r->oom = true;
-        return;
-    }
-    memcpy(data, ev->bufs[0].data, ev->bufs[0].len);
-    uint64_t term = plog_raft_log_term(&r->log, ev->index);
-    /* the configuration as of index: the latest CONFIG entry at or before it */
-    plog_raft_conf c = r->snap_conf;
-    for (uint64_t i = ev->index; i > r->log.snap_index; i--) {
-        const plog_raft_entry *e = plog_raft_log_get(&r->log, i);
-        if (e->type == PLOG_RAFT_ENTRY_CONFIG && plog_raft_conf_decode(e->data, e->len, &c) == PLOG_OK)
-            break;
-    }
+    plog_raft_snapshot_meta(r, ev->index, &r->compacted);
     free(r->snap_data);
-    r->snap_data = data;
-    r->snap_len = ev->bufs[0].len;
+    r->snap_data = ev->snap_data;
+    r->snap_len = ev->snap_len;
     r->snap_have = true;
-    r->compacted = (plog_raft_snapshot){.index = ev->index, .term = term, .conf = c};
     /* §7: the caller decides when to compact; keep a tail of entries so a follower
      * slightly behind still gets AppendEntries instead of the whole snapshot, and
      * every entry a live follower still needs. The driver keeps them in storage too

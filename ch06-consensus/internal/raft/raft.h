@@ -12,7 +12,8 @@
  *      meta beside the snapshot bytes the driver already has; stored entries before
  *      up->keep_from may then go), all durably (fsync). up->compacted alone may be
  *      stored later, on another thread: nothing sent depends on it, and the entries
- *      it covers stay stored until it is durable;
+ *      it covers stay stored until it is durable; or before the step, from
+ *      plog_raft_snapshot_meta (the bytes encoded and stored first, then handed over);
  *   2. send up->msgs (best effort: the core copes with loss, duplication, reordering);
  *   3. apply: restore the state machine from up->snapshot (if any), then apply
  *      up->committed in order; answer up->reads once the state machine has applied
@@ -173,7 +174,7 @@ enum {
     PLOG_RAFT_EV_TICK = 1,       /* time passed */
     PLOG_RAFT_EV_RECEIVE,        /* msg arrived (borrowed; the core copies what it keeps) */
     PLOG_RAFT_EV_PERSISTED,      /* the log is durable up to index, whose term is term */
-    PLOG_RAFT_EV_SNAPSHOT_TAKEN, /* the state machine at index is saved as data (copied) */
+    PLOG_RAFT_EV_SNAPSHOT_TAKEN, /* the state machine at index is snap_data (adopted) */
     PLOG_RAFT_EV_PROPOSE,        /* leader: append bufs as NORMAL entries */
     PLOG_RAFT_EV_CONF_CHANGE,    /* leader: conf_op on server id */
     PLOG_RAFT_EV_READ,           /* leader: a ReadIndex read named ctx */
@@ -186,8 +187,13 @@ typedef struct plog_raft_event {
     const plog_raft_msg *msg;  /* RECEIVE */
     uint64_t index;            /* PERSISTED, SNAPSHOT_TAKEN */
     uint64_t term;             /* PERSISTED */
-    const plog_raft_buf *bufs; /* PROPOSE; SNAPSHOT_TAKEN uses bufs[0] */
+    const plog_raft_buf *bufs; /* PROPOSE */
     size_t n_bufs;
+    /* SNAPSHOT_TAKEN: the state machine's bytes (malloc'd, not NULL), which the core
+     * keeps to send to followers: on PLOG_OK it owns them (no copy: copying tens of
+     * MB stalled the driver's thread), on an error the caller still does. */
+    uint8_t *snap_data;
+    size_t snap_len;
     uint8_t conf_op; /* CONF_CHANGE */
     uint64_t id;     /* CONF_CHANGE, TRANSFER */
     uint64_t ctx;    /* READ */
@@ -322,6 +328,14 @@ void plog_raft_get_status(const plog_raft *r, plog_raft_status *st);
  * meanwhile keeps every entry after the snapshot being sent, so the follower goes on
  * from there with AppendEntries. */
 bool plog_raft_sending_snapshot(const plog_raft *r);
+
+/* plog_raft_snapshot_meta fills *meta (data NULL) with what a snapshot the driver takes
+ * at index will be: index, the entry's term and the configuration as of it, which is
+ * what it stores beside the bytes. A driver that encodes and writes the bytes off the
+ * core's thread stores them with this meta, then steps SNAPSHOT_TAKEN at index (its
+ * up->compacted is the same meta). PLOG_EINVAL when SNAPSHOT_TAKEN at index would be
+ * refused now: not applied yet, compacted away, or older than the core's snapshot. */
+int plog_raft_snapshot_meta(const plog_raft *r, uint64_t index, plog_raft_snapshot *meta);
 
 /* plog_raft_term_at returns the term of the entry at index, or 0 when index is not in
  * memory (the snapshot's own index is known). */

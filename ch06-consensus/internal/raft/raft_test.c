@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -134,6 +135,15 @@ static void test_raft_follower_refuses_leader_only_events(void **state)
 
 /* §5.2 and Figure 2: a timeout makes a single server a candidate that persists its
  * term and vote, and - alone in its configuration - the leader, with a no-op to store. */
+/* state_bytes: a snapshot's bytes as a driver hands them over (malloc'd). */
+static uint8_t *state_bytes(void)
+{
+    uint8_t *p = malloc(5);
+    assert_non_null(p);
+    memcpy(p, "state", 5);
+    return p;
+}
+
 static void test_raft_single_server_elects_itself_and_persists_its_vote(void **state)
 {
     (void)state;
@@ -174,16 +184,31 @@ static void test_raft_single_server_elects_itself_and_persists_its_vote(void **s
     assert_int_equal(up.n_reads, 1);
     assert_int_equal(up.reads[0].ctx, 42);
     assert_int_equal(up.reads[0].index, 2);
-    /* compaction: the snapshot meta comes back for the driver to store */
-    plog_raft_buf snap = {.data = (const uint8_t *)"state", .len = 5};
-    ev = (plog_raft_event){
-        .type = PLOG_RAFT_EV_SNAPSHOT_TAKEN, .now_ms = ev.now_ms, .index = 2, .bufs = &snap, .n_bufs = 1};
+    /* compaction: the meta a driver stores before it hands the bytes over is what
+     * comes back; the core takes the bytes (freed with it), not a copy */
+    plog_raft_snapshot meta;
+    assert_plog_ok(plog_raft_snapshot_meta(r, 2, &meta));
+    assert_int_equal(plog_raft_snapshot_meta(r, 3, &meta), PLOG_EINVAL); /* not applied yet */
+    ev = (plog_raft_event){.type = PLOG_RAFT_EV_SNAPSHOT_TAKEN,
+                           .now_ms = ev.now_ms,
+                           .index = 2,
+                           .snap_data = state_bytes(),
+                           .snap_len = 5};
     assert_plog_ok(plog_raft_step(r, &ev, &up));
     assert_non_null(up.compacted);
     assert_int_equal(up.compacted->index, 2);
     assert_int_equal(up.compacted->term, 1);
     assert_int_equal(up.compacted->conf.n, 1);
-    ev.index = 3; /* not applied yet */
+    assert_int_equal(meta.index, up.compacted->index);
+    assert_int_equal(meta.term, up.compacted->term);
+    assert_int_equal(meta.conf.n, up.compacted->conf.n);
+    assert_int_equal(meta.conf.servers[0].id, up.compacted->conf.servers[0].id);
+    ev.index = 3; /* not applied yet: refused, the bytes stay the caller's */
+    ev.snap_data = state_bytes();
+    assert_int_equal(plog_raft_step(r, &ev, &up), PLOG_EINVAL);
+    free(ev.snap_data);
+    ev.snap_data = NULL; /* no bytes: refused */
+    ev.index = 2;
     assert_int_equal(plog_raft_step(r, &ev, &up), PLOG_EINVAL);
     plog_raft_free(r);
 }

@@ -35,7 +35,10 @@ struct plog_raftstore {
     plog_raft_hard_state hs;
     uint64_t cluster; /* the "cluster" file's id, 0: none */
     bool has_snap;
-    plog_raft_snapshot snap; /* snap.data owned (snap_buf) */
+    /* The latest snapshot's meta; its bytes only as the file was last read (snap_buf,
+     * snap.data points into it): the store keeps no copy of a snapshot it saved, boot
+     * reads the file again (the driver and the core hold the bytes already). */
+    plog_raft_snapshot snap;
     uint8_t *snap_buf;
     Log__V1__Record **recs; /* what the last boot read; entries point into them */
     plog_raft_entry *entries;
@@ -49,7 +52,7 @@ struct plog_raftstore {
 struct plog_raftstore_snapshot_job {
     char *dir;
     uint64_t gen;
-    plog_raft_snapshot snap; /* snap.data owned */
+    plog_raft_snapshot snap; /* the meta; the bytes come with the write */
     bool written;
     int rv;
     char errmsg[ERRSZ];
@@ -441,6 +444,16 @@ static void free_boot(plog_raftstore *s)
 int plog_raftstore_boot(plog_raftstore *s, plog_raft_boot *boot)
 {
     free_boot(s);
+    if (s->has_snap && s->snap_buf == NULL) {
+        /* saved since the file was read: its bytes are read back (install_snapshot) */
+        int rv = load_snapshot(s);
+        if (rv == PLOG_OK && s->snap_buf == NULL) {
+            plog_errf(s->errmsg, sizeof s->errmsg, "%s/snapshot: missing", s->dir);
+            rv = PLOG_ECORRUPT;
+        }
+        if (rv != PLOG_OK)
+            return rv;
+    }
     uint64_t snap_index = s->has_snap ? s->snap.index : 0;
     uint64_t lo = plog_log_lowest_offset(s->log), next = plog_log_next_offset(s->log);
     /* Entry i is at offset i - 1: the first entry needed, snap_index + 1, is at
@@ -624,14 +637,15 @@ static int write_snapshot_file(const char *dir, const plog_raft_snapshot *snap, 
     return write_atomic(dir, "snapshot", pc, 3, err);
 }
 
-/* install_snapshot makes snap, its data in buf (which the store takes), the
- * store's latest snapshot (what boot gives). */
-static void install_snapshot(plog_raftstore *s, const plog_raft_snapshot *snap, uint8_t *buf)
+/* install_snapshot makes snap's meta the store's latest snapshot; boot reads its
+ * bytes back from the file (a copy kept here was one more copy of the whole state
+ * machine, made on the driver's thread). */
+static void install_snapshot(plog_raftstore *s, const plog_raft_snapshot *snap)
 {
     free(s->snap_buf);
-    s->snap_buf = buf;
+    s->snap_buf = NULL;
     s->snap = *snap;
-    s->snap.data = buf;
+    s->snap.data = NULL;
     s->has_snap = true;
 }
 
@@ -648,16 +662,28 @@ int plog_raftstore_snapshot_begin(plog_raftstore *s, const plog_raft_snapshot *s
     }
     j->gen = s->gen;
     j->snap = *snap;
+    j->snap.data = NULL;
+    j->snap.len = 0;
     s->writing = true;
     *jp = j;
     return PLOG_OK;
 }
 
-int plog_raftstore_snapshot_write(plog_raftstore_snapshot_job *j)
+int plog_raftstore_snapshot_write(plog_raftstore_snapshot_job *j, const uint8_t *data, size_t len)
 {
-    j->rv = write_snapshot_file(j->dir, &j->snap, j->gen, j->errmsg);
+    plog_raft_snapshot snap = j->snap;
+    snap.data = data;
+    snap.len = len;
+    j->rv = write_snapshot_file(j->dir, &snap, j->gen, j->errmsg);
     j->written = true;
     return j->rv;
+}
+
+void plog_raftstore_snapshot_fail(plog_raftstore_snapshot_job *j, int rv, const char *why)
+{
+    j->rv = rv;
+    plog_errf(j->errmsg, sizeof j->errmsg, "snapshot at %" PRIu64 " not made: %s", j->snap.index, why);
+    j->written = true;
 }
 
 int plog_raftstore_snapshot_end(plog_raftstore *s, plog_raftstore_snapshot_job *j)
@@ -665,12 +691,10 @@ int plog_raftstore_snapshot_end(plog_raftstore *s, plog_raftstore_snapshot_job *
     assert(s->writing && j->written);
     s->writing = false;
     int rv = j->rv;
-    if (rv == PLOG_OK) {
-        install_snapshot(s, &j->snap, (uint8_t *)j->snap.data);
-    } else {
+    if (rv == PLOG_OK)
+        install_snapshot(s, &j->snap);
+    else
         memcpy(s->errmsg, j->errmsg, sizeof s->errmsg);
-        free((uint8_t *)j->snap.data);
-    }
     free(j->dir);
     free(j);
     return rv;
@@ -688,41 +712,28 @@ int plog_raftstore_save_snapshot(plog_raftstore *s, const plog_raft_snapshot *sn
     assert(!s->writing); /* a job's older snapshot could replace this one */
     if (s->log == NULL)
         return PLOG_EIO;
-    /* The store keeps its latest snapshot (boot gives it): a copy of the data. */
-    plog_raft_snapshot copy = *snap;
-    uint8_t *buf = malloc(snap->len > 0 ? snap->len : 1);
-    if (buf == NULL)
-        return PLOG_ENOMEM;
-    if (snap->len > 0)
-        memcpy(buf, snap->data, snap->len);
-    copy.data = buf;
     int rv;
     if (!drop_log) {
         plog_raftstore_snapshot_job *j;
-        if ((rv = plog_raftstore_snapshot_begin(s, &copy, &j)) != PLOG_OK) {
-            free(buf);
+        if ((rv = plog_raftstore_snapshot_begin(s, snap, &j)) != PLOG_OK)
             return rv;
-        }
-        plog_raftstore_snapshot_write(j);
+        plog_raftstore_snapshot_write(j, snap->data, snap->len);
         return plog_raftstore_snapshot_end(s, j);
     }
     /* A new generation: its empty log first, then the snapshot naming it (the
      * switch), then the old log goes. */
     plog_log *nl;
-    if ((rv = open_log(s, s->gen + 1, snap->index, &nl)) != PLOG_OK) {
-        free(buf);
+    if ((rv = open_log(s, s->gen + 1, snap->index, &nl)) != PLOG_OK)
         return rv;
-    }
     if ((rv = plog_log_sync(nl)) != PLOG_OK || (rv = fsync_dir(s->dir, s->errmsg)) != PLOG_OK ||
-        (rv = write_snapshot_file(s->dir, &copy, s->gen + 1, s->errmsg)) != PLOG_OK) {
+        (rv = write_snapshot_file(s->dir, snap, s->gen + 1, s->errmsg)) != PLOG_OK) {
         char path[4096];
         plog_log_close(nl);
         snprintf(path, sizeof path, "%s/log-%" PRIu64, s->dir, s->gen + 1);
         remove_tree(path);
-        free(buf);
         return rv;
     }
-    install_snapshot(s, &copy, buf);
+    install_snapshot(s, snap);
     plog_log_close(s->log);
     char old[4096];
     snprintf(old, sizeof old, "%s/log-%" PRIu64, s->dir, s->gen);

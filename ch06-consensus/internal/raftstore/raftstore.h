@@ -27,7 +27,7 @@
  * Files are written through the log's I/O seam (internal/log/io.h).
  *
  * Thread safety: one thread uses a store at a time, except that a snapshot job's
- * plog_raftstore_snapshot_write may run on another thread meanwhile. */
+ * plog_raftstore_snapshot_write (or _fail) may run on another thread meanwhile. */
 #ifndef PLOG_RAFTSTORE_H
 #define PLOG_RAFTSTORE_H
 
@@ -52,7 +52,8 @@ int plog_raftstore_open(const char *dir, const plog_log_config *lc, plog_raftsto
 /* plog_raftstore_boot fills boot with what the store holds, for plog_raft_new:
  * the hard state, the snapshot (or NULL) and the entries after it. The pointers
  * in boot are owned by the store and valid until the next call on it (the entries
- * are freed then).
+ * are freed then). The store keeps no copy of a snapshot it saved: boot reads
+ * the snapshot file (at open, or again after a save).
  * PLOG_ECORRUPT when a stored entry fails its checksum or the log has a gap. */
 int plog_raftstore_boot(plog_raftstore *s, plog_raft_boot *boot);
 
@@ -78,34 +79,43 @@ int plog_raftstore_read(plog_raftstore *s, uint64_t index, uint8_t *buf, size_t 
 /* plog_raftstore_sync makes every entry appended so far durable (one fsync). */
 int plog_raftstore_sync(plog_raftstore *s);
 
-/* plog_raftstore_save_snapshot stores snap (with its data) durably. With
+/* plog_raftstore_save_snapshot stores snap (with its data, borrowed for the call)
+ * durably. With
  * drop_log (a snapshot installed from the leader) the stored log is replaced by
  * an empty one after snap->index; without (a snapshot this server took) the log
  * stays as it is: plog_raftstore_compact then drops what the core no longer needs. */
 int plog_raftstore_save_snapshot(plog_raftstore *s, const plog_raft_snapshot *snap, bool drop_log);
 
-/* A snapshot this server took, written off the store's thread: the fsync of a
- * snapshot of many MB outlasts a Raft election timeout. It is saved as with
- * plog_raftstore_save_snapshot(..., false), in three steps:
- *   plog_raftstore_snapshot_begin   (the store's thread) makes the job;
+/* A snapshot this server took, made and written off the store's thread: encoding
+ * the state machine and the fsync of a snapshot of many MB outlast a Raft election
+ * timeout. It is saved as with plog_raftstore_save_snapshot(..., false), in three
+ * steps:
+ *   plog_raftstore_snapshot_begin   (the store's thread) makes the job of a meta
+ *                                   (plog_raft_snapshot_meta), before the bytes exist;
  *   plog_raftstore_snapshot_write   (any thread, once) writes the file durably,
- *                                   touching nothing of the store;
+ *                                   touching nothing of the store; or
+ *   plog_raftstore_snapshot_fail    (instead) when the bytes could not be made;
  *   plog_raftstore_snapshot_end     (the store's thread) records the result.
  * Between begin and end the store serves every other call except
  * plog_raftstore_save_snapshot and another begin (both write the snapshot file),
  * and plog_raftstore_close: end the job first. A crash before the write returns
  * leaves the previous snapshot, and the log as it was. */
 
-/* plog_raftstore_snapshot_begin makes a job that writes snap, and takes snap->data
- * (malloc'd, snap->len bytes) on PLOG_OK; on error the caller still owns it.
- * PLOG_EIO when a failed truncation left the store without its log, PLOG_ENOMEM. */
-int plog_raftstore_snapshot_begin(plog_raftstore *s, const plog_raft_snapshot *snap,
+/* plog_raftstore_snapshot_begin makes a job that writes a snapshot of meta (index,
+ * term, configuration; meta->data is not read). PLOG_EIO when a failed truncation
+ * left the store without its log, PLOG_ENOMEM. */
+int plog_raftstore_snapshot_begin(plog_raftstore *s, const plog_raft_snapshot *meta,
                                   plog_raftstore_snapshot_job **jp);
 
-/* plog_raftstore_snapshot_write writes j's snapshot file: a temporary, fsynced,
- * renamed over the old one, the directory fsynced. Returns what
+/* plog_raftstore_snapshot_write writes j's snapshot file with the state machine's
+ * bytes data[0..len) (borrowed for the call: the job keeps no copy): a temporary,
+ * fsynced, renamed over the old one, the directory fsynced. Returns what
  * plog_raftstore_snapshot_end will (PLOG_EIO). */
-int plog_raftstore_snapshot_write(plog_raftstore_snapshot_job *j);
+int plog_raftstore_snapshot_write(plog_raftstore_snapshot_job *j, const uint8_t *data, size_t len);
+
+/* plog_raftstore_snapshot_fail ends j's work without a file: its bytes could not be
+ * made (rv, why). plog_raftstore_snapshot_end then returns rv, errmsg naming why. */
+void plog_raftstore_snapshot_fail(plog_raftstore_snapshot_job *j, int rv, const char *why);
 
 /* plog_raftstore_snapshot_end records a written job: on PLOG_OK its snapshot is
  * the store's latest (stored entries may then go: plog_raftstore_compact); on

@@ -349,27 +349,30 @@ static void test_entries_behind_a_snapshot_stay_readable_until_compacted(void **
     assert_plog_ok(plog_raftstore_read(f->s, 10, buf, 6));
 }
 
-static void *write_job(void *j)
+/* A snapshot job and its bytes (state@index), made after it began, as a driver
+ * encodes them on the writer thread. */
+struct job {
+    plog_raftstore_snapshot_job *j;
+    char state[32];
+};
+
+static void *write_job(void *arg)
 {
-    plog_raftstore_snapshot_write(j);
+    struct job *w = arg;
+    plog_raftstore_snapshot_write(w->j, (const uint8_t *)w->state, strlen(w->state));
     return NULL;
 }
 
-/* job_at begins a snapshot job at index (term 1) whose data the job takes. */
-static plog_raftstore_snapshot_job *job_at(struct fixture *f, uint64_t index)
+/* job_at begins a snapshot job at index (term 1): the meta only. */
+static struct job job_at(struct fixture *f, uint64_t index)
 {
-    char state[32];
-    plog_raft_snapshot snap = {.index = index, .term = 1};
-    snap.len = (size_t)snprintf(state, sizeof state, "state@%llu", (unsigned long long)index);
-    uint8_t *data = malloc(snap.len);
-    assert_non_null(data);
-    memcpy(data, state, snap.len);
-    snap.data = data;
-    snap.conf.n = 1;
-    snap.conf.servers[0] = (plog_raft_server){.id = 1, .role = PLOG_RAFT_VOTER};
-    plog_raftstore_snapshot_job *j;
-    assert_plog_ok(plog_raftstore_snapshot_begin(f->s, &snap, &j));
-    return j;
+    struct job w;
+    plog_raft_snapshot meta = {.index = index, .term = 1};
+    meta.conf.n = 1;
+    meta.conf.servers[0] = (plog_raft_server){.id = 1, .role = PLOG_RAFT_VOTER};
+    assert_plog_ok(plog_raftstore_snapshot_begin(f->s, &meta, &w.j));
+    snprintf(w.state, sizeof w.state, "state@%llu", (unsigned long long)index);
+    return w;
 }
 
 /* A counting file layer under the I/O seam: the most bytes the snapshot's
@@ -449,13 +452,14 @@ static void test_a_large_snapshot_is_synced_as_it_is_written(void **state)
     uint8_t *data = malloc(len);
     assert_non_null(data);
     memset(data, 's', len);
-    plog_raft_snapshot snap = {.index = 9, .term = 1, .data = data, .len = len};
+    plog_raft_snapshot snap = {.index = 9, .term = 1};
     snap.conf.n = 1;
     snap.conf.servers[0] = (plog_raft_server){.id = 1, .role = PLOG_RAFT_VOTER};
     plog_raftstore_snapshot_job *j;
     assert_plog_ok(plog_raftstore_snapshot_begin(f->s, &snap, &j));
-    assert_plog_ok(plog_raftstore_snapshot_write(j));
+    assert_plog_ok(plog_raftstore_snapshot_write(j, data, len));
     assert_plog_ok(plog_raftstore_snapshot_end(f->s, j));
+    free(data); /* the store kept no copy */
     plog_raftstore_close(f->s);
     f->s = NULL;
     plog_io_set(NULL);
@@ -465,35 +469,51 @@ static void test_a_large_snapshot_is_synced_as_it_is_written(void **state)
     check_snapshot_boot(f, 9, 1);
 }
 
-/* A snapshot job (a snapshot the driver took, written on another thread): while it
- * is in flight the store appends and syncs entries, and the snapshot file is not
- * there; once written (on another thread) and ended it is the store's snapshot and
- * the entries behind it may go. A job whose write fails (its temporary cannot be
- * made) ends in PLOG_EIO naming the file; the snapshot before it and every entry
- * stay. */
+/* A snapshot job (a snapshot the driver took, made and written on another thread):
+ * while it is in flight the store appends and syncs entries, and the snapshot file
+ * is not there; once written (on another thread) and ended it is the store's
+ * snapshot and the entries behind it may go. The store keeps no copy of the bytes:
+ * boot, without a reopen, reads them back from the file. A job whose write fails
+ * (its temporary cannot be made) ends in PLOG_EIO naming the file, one whose bytes
+ * could not be made (the driver's encoding failed) in that error; the snapshot before
+ * them and every entry stay. */
 static void test_a_snapshot_job_counts_only_once_written(void **state)
 {
     struct fixture *f = *state;
     reopen(f);
     append_range(f, 1, 10, 1);
-    plog_raftstore_snapshot_job *j = job_at(f, 9);
+    struct job w = job_at(f, 9);
     append_range(f, 11, 12, 1);
     char path[256];
     struct stat st;
     snprintf(path, sizeof path, "%s/snapshot", f->dir);
     assert_int_not_equal(stat(path, &st), 0);
     pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, write_job, j), 0);
+    assert_int_equal(pthread_create(&t, NULL, write_job, &w), 0);
     assert_int_equal(pthread_join(t, NULL), 0);
-    assert_plog_ok(plog_raftstore_snapshot_end(f->s, j));
+    memset(w.state, 0, sizeof w.state); /* the bytes were borrowed for the write only */
+    assert_plog_ok(plog_raftstore_snapshot_end(f->s, w.j));
     plog_raftstore_compact(f->s, 10);
+    plog_raft_boot b;
+    assert_plog_ok(plog_raftstore_boot(f->s, &b));
+    assert_non_null(b.snapshot);
+    assert_int_equal(b.snapshot->index, 9);
+    assert_int_equal(b.snapshot->len, 7);
+    assert_memory_equal(b.snapshot->data, "state@9", 7);
+    check_snapshot_boot(f, 9, 3);
+
+    w = job_at(f, 12);
+    plog_raftstore_snapshot_fail(w.j, PLOG_ENOMEM, "the encoding ran out of memory");
+    assert_int_equal(plog_raftstore_snapshot_end(f->s, w.j), PLOG_ENOMEM);
+    if (strstr(plog_raftstore_errmsg(f->s), "ran out of memory") == NULL)
+        fail_msg("error: %s", plog_raftstore_errmsg(f->s));
     check_snapshot_boot(f, 9, 3);
 
     snprintf(path, sizeof path, "%s/snapshot.tmp", f->dir);
     assert_int_equal(mkdir(path, 0755), 0);
-    j = job_at(f, 12);
-    assert_int_equal(plog_raftstore_snapshot_write(j), PLOG_EIO);
-    assert_int_equal(plog_raftstore_snapshot_end(f->s, j), PLOG_EIO);
+    w = job_at(f, 12);
+    assert_int_equal(plog_raftstore_snapshot_write(w.j, (const uint8_t *)w.state, strlen(w.state)), PLOG_EIO);
+    assert_int_equal(plog_raftstore_snapshot_end(f->s, w.j), PLOG_EIO);
     if (strstr(plog_raftstore_errmsg(f->s), "snapshot.tmp") == NULL)
         fail_msg("error: %s", plog_raftstore_errmsg(f->s));
     check_snapshot_boot(f, 9, 3);
