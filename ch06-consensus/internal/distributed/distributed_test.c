@@ -1082,29 +1082,28 @@ static void gate_uninstall(void)
     }
 }
 
+/* gate_any: some descriptor marked in flags has a path under dir. */
+static bool gate_any(const bool *flags, char *const *paths, const char *dir)
+{
+    size_t n = strlen(dir);
+    bool any = false;
+    pthread_mutex_lock(&gate.mu);
+    for (int fd = 0; fd < GATE_FDS && !any; fd++)
+        any = flags[fd] && paths[fd] != NULL && strncmp(paths[fd], dir, n) == 0 && paths[fd][n] == '/';
+    pthread_mutex_unlock(&gate.mu);
+    return any;
+}
+
 /* gate_holds: a sync of a snapshot.tmp under dir waits at the gate. */
 static bool gate_holds(void *dir)
 {
-    size_t n = strlen(dir);
-    bool held = false;
-    pthread_mutex_lock(&gate.mu);
-    for (int fd = 0; fd < GATE_FDS && !held; fd++)
-        held = gate.waiting[fd] && strncmp(gate.path[fd], dir, n) == 0 && gate.path[fd][n] == '/';
-    pthread_mutex_unlock(&gate.mu);
-    return held;
+    return gate_any(gate.waiting, gate.path, dir);
 }
 
 /* gate_slows: a pread of a record log's store under dir is being slowed. */
 static bool gate_slows(void *dir)
 {
-    size_t n = strlen(dir);
-    bool slowed = false;
-    pthread_mutex_lock(&gate.mu);
-    for (int fd = 0; fd < GATE_FDS && !slowed; fd++)
-        slowed = gate.slowed[fd] && gate.records[fd] != NULL && strncmp(gate.records[fd], dir, n) == 0 &&
-                 gate.records[fd][n] == '/';
-    pthread_mutex_unlock(&gate.mu);
-    return slowed;
+    return gate_any(gate.slowed, gate.records, dir);
 }
 
 /* The answers to produces that may come after their test gave up on them (static:
