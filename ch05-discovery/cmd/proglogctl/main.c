@@ -28,7 +28,7 @@
  *
  * ch05: members prints the cluster as the server's membership sees it (GetMembers),
  * one member per line: NAME STATUS INCARNATION TAGS (key=value,...), self marked
- * with "*". */
+ * with "*"; control characters and backslashes in them print as C escapes. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -543,6 +543,43 @@ static int cmd_offsets(plog_client *c)
     return EXIT_OK;
 }
 
+/* put_escaped prints s with its control characters and backslashes as C escapes
+ * (\n, \r, \t, \\, \xHH) and returns the bytes printed. A member's name and tags
+ * come from gossip (a tag value may be any bytes but NUL) or from whatever
+ * server answered: printed raw, a value could end the line and forge the next
+ * member, or send the terminal escape sequences. */
+static size_t put_escaped(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        const char *e = *p == '\n'   ? "\\n"
+                        : *p == '\r' ? "\\r"
+                        : *p == '\t' ? "\\t"
+                        : *p == '\\' ? "\\\\"
+                                     : NULL;
+        if (e != NULL) {
+            fputs(e, stdout);
+            n += 2;
+        } else if (*p < 0x20 || *p == 0x7f) {
+            printf("\\x%02x", *p);
+            n += 4;
+        } else {
+            putchar(*p);
+            n++;
+        }
+    }
+    return n;
+}
+
+/* pad ends a column of width that n bytes began: spaces up to width, then the
+ * one that separates the columns. */
+static void pad(size_t n, size_t width)
+{
+    for (; n < width; n++)
+        putchar(' ');
+    putchar(' ');
+}
+
 static int cmd_members(plog_client *c)
 {
     Log__V1__GetMembersRequest req = LOG__V1__GET_MEMBERS_REQUEST__INIT;
@@ -561,11 +598,21 @@ static int cmd_members(plog_client *c)
     printf("%-20s %-8s %-12s %s\n", "NAME", "STATUS", "INCARNATION", "TAGS");
     for (size_t i = 0; i < resp->n_members; i++) {
         const Log__V1__Member *m = resp->members[i];
-        char name[80];
-        snprintf(name, sizeof name, "%s%s", m->name, m->is_self ? "*" : "");
-        printf("%-20s %-8s %-12" PRIu64 " ", name, m->status, m->incarnation);
-        for (size_t j = 0; j < m->n_tags; j++)
-            printf("%s%s=%s", j > 0 ? "," : "", m->tags[j]->key, m->tags[j]->value);
+        size_t n = put_escaped(m->name);
+        if (m->is_self) {
+            putchar('*');
+            n++;
+        }
+        pad(n, 20);
+        pad(put_escaped(m->status), 8);
+        printf("%-12" PRIu64 " ", m->incarnation);
+        for (size_t j = 0; j < m->n_tags; j++) {
+            if (j > 0)
+                putchar(',');
+            put_escaped(m->tags[j]->key);
+            putchar('=');
+            put_escaped(m->tags[j]->value);
+        }
         putchar('\n');
     }
     log__v1__get_members_response__free_unpacked(resp, NULL);

@@ -1,7 +1,7 @@
 /* proglogctl_test.c - the two programs as a shell user runs them: a proglogctl
  * round trip through a real proglog process, stdin input, following, the exit
  * codes (usage errors found before dialing, a --from past the end), --help and
- * --version, and proglog's clean shutdown on SIGINT. */
+ * --version, members' escaping, and proglog's clean shutdown on SIGINT. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +21,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "api/v1/log.pb-c.h"
 #include "internal/server/testserver.h"
 
 struct fixture {
@@ -465,6 +469,67 @@ static void test_proglogctl_offsets_prints_lowest_and_next(void **state)
     free(out);
 }
 
+/* answer_members is a server that answers one request, whatever it is, with a
+ * GetMembers reply whose member has a tag value holding a newline, a terminal
+ * escape sequence and a backslash (gossip lets a tag value be any bytes but NUL:
+ * a node the ACL lets gossip can make every node list such a member). */
+static void *answer_members(void *arg)
+{
+    nng_socket *sock = arg;
+    nng_msg *msg;
+    if (nng_recvmsg(*sock, &msg, 0) != 0)
+        return NULL;
+    nng_msg_free(msg);
+    Log__V1__Tag tag = LOG__V1__TAG__INIT;
+    tag.key = "rpc_addr";
+    tag.value = "127.0.0.1:1\nnode9                alive    1            rpc_addr=\x1b[31mx\\";
+    Log__V1__Tag *tags[] = {&tag};
+    Log__V1__Member m = LOG__V1__MEMBER__INIT;
+    m.name = "evil";
+    m.status = "alive";
+    m.incarnation = 5;
+    m.n_tags = 1;
+    m.tags = tags;
+    Log__V1__Member *ms[] = {&m};
+    Log__V1__GetMembersResponse resp = LOG__V1__GET_MEMBERS_RESPONSE__INIT;
+    resp.n_members = 1;
+    resp.members = ms;
+    uint8_t body[512], buf[1024];
+    Log__V1__Reply reply = LOG__V1__REPLY__INIT;
+    reply.body.data = body;
+    reply.body.len = log__v1__get_members_response__pack(&resp, body);
+    size_t len = log__v1__reply__pack(&reply, buf);
+    if (nng_msg_alloc(&msg, 0) == 0 && nng_msg_append(msg, buf, len) == 0 && nng_sendmsg(*sock, msg, 0) != 0)
+        nng_msg_free(msg);
+    return NULL;
+}
+
+/* members prints a member's names and tags with their control characters and
+ * backslashes escaped: one line per member, whatever the values hold. Before, a
+ * tag value was printed raw: its newline forged a second member (node9 alive)
+ * and its ESC reached the terminal. */
+static void test_proglogctl_members_escapes_control_characters_in_tags(void **state)
+{
+    struct fixture *f = *state;
+    nng_socket sock;
+    char addr[64], cmd[1024];
+    snprintf(addr, sizeof addr, "tcp://127.0.0.1:%d", plog_test_free_port());
+    assert_int_equal(nng_rep0_open(&sock), 0);
+    assert_int_equal(nng_listen(sock, addr, NULL, 0), 0);
+    pthread_t thr;
+    assert_int_equal(pthread_create(&thr, NULL, answer_members, &sock), 0);
+    snprintf(cmd, sizeof cmd, "%s --addr %s --timeout 5000 members", f->ctl, addr);
+    char *out;
+    int rc = plog_test_sh(cmd, 15000, &out);
+    pthread_join(thr, NULL);
+    nng_close(sock);
+    assert_int_equal(rc, 0);
+    assert_string_equal(out, "NAME                 STATUS   INCARNATION  TAGS\n"
+                             "evil                 alive    5            rpc_addr=127.0.0.1:1\\nnode9       "
+                             "         alive    1            rpc_addr=\\x1b[31mx\\\\\n");
+    free(out);
+}
+
 /* The variable gives the address when no flag does; a flag wins over it. */
 static void test_proglogctl_takes_its_address_from_PROGLOG_ADDR_and_a_flag_wins(void **state)
 {
@@ -795,6 +860,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proglogctl_consume_from_past_the_end_is_out_of_range, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_offsets_prints_lowest_and_next, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglogctl_members_escapes_control_characters_in_tags, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_takes_its_address_from_PROGLOG_ADDR_and_a_flag_wins,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_and_proglog_help_and_version, setup, teardown),
