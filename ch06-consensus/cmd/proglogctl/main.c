@@ -28,9 +28,9 @@
  *
  * ch05: members prints the cluster as the server's membership sees it (GetMembers),
  * one member per line: NAME STATUS INCARNATION TAGS (key=value,...), self marked
- * with "*".
+ * with "*"; control characters and backslashes in them print as C escapes.
  *
- * ch06: servers prints the Raft servers (GetServers). produce goes to the leader
+ * ch06: servers prints the Raft servers (GetServers), escaped as members. produce goes to the leader
  * whichever server --addr names (internal/loadbalance: GetServers, then the
  * leader; refreshed and retried on "not leader" or UNAVAILABLE, without
  * duplicates); consume reads committed records from the server --addr names, or
@@ -761,6 +761,43 @@ static ProtobufCMessage *call(plog_client *c, plog_rpc_method method, const Prot
     return resp;
 }
 
+/* put_escaped prints s with its control characters and backslashes as C escapes
+ * (\n, \r, \t, \\, \xHH) and returns the bytes printed. A member's name and tags
+ * come from gossip (a tag value may be any bytes but NUL) or from whatever
+ * server answered: printed raw, a value could end the line and forge the next
+ * member, or send the terminal escape sequences. */
+static size_t put_escaped(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        const char *e = *p == '\n'   ? "\\n"
+                        : *p == '\r' ? "\\r"
+                        : *p == '\t' ? "\\t"
+                        : *p == '\\' ? "\\\\"
+                                     : NULL;
+        if (e != NULL) {
+            fputs(e, stdout);
+            n += 2;
+        } else if (*p < 0x20 || *p == 0x7f) {
+            printf("\\x%02x", *p);
+            n += 4;
+        } else {
+            putchar(*p);
+            n++;
+        }
+    }
+    return n;
+}
+
+/* pad ends a column of width that n bytes began: spaces up to width, then the
+ * one that separates the columns. */
+static void pad(size_t n, size_t width)
+{
+    for (; n < width; n++)
+        putchar(' ');
+    putchar(' ');
+}
+
 static int cmd_members(plog_client *c)
 {
     Log__V1__GetMembersRequest req = LOG__V1__GET_MEMBERS_REQUEST__INIT;
@@ -772,11 +809,21 @@ static int cmd_members(plog_client *c)
     printf("%-20s %-8s %-12s %s\n", "NAME", "STATUS", "INCARNATION", "TAGS");
     for (size_t i = 0; i < resp->n_members; i++) {
         const Log__V1__Member *m = resp->members[i];
-        char name[80];
-        snprintf(name, sizeof name, "%s%s", m->name, m->is_self ? "*" : "");
-        printf("%-20s %-8s %-12" PRIu64 " ", name, m->status, m->incarnation);
-        for (size_t j = 0; j < m->n_tags; j++)
-            printf("%s%s=%s", j > 0 ? "," : "", m->tags[j]->key, m->tags[j]->value);
+        size_t n = put_escaped(m->name);
+        if (m->is_self) {
+            putchar('*');
+            n++;
+        }
+        pad(n, 20);
+        pad(put_escaped(m->status), 8);
+        printf("%-12" PRIu64 " ", m->incarnation);
+        for (size_t j = 0; j < m->n_tags; j++) {
+            if (j > 0)
+                putchar(',');
+            put_escaped(m->tags[j]->key);
+            putchar('=');
+            put_escaped(m->tags[j]->value);
+        }
         putchar('\n');
     }
     log__v1__get_members_response__free_unpacked(resp, NULL);
@@ -796,10 +843,11 @@ static int cmd_servers(plog_client *c)
     printf("%-20s %-24s %-8s %s\n", "ID", "RPC_ADDR", "LEADER", "ROLE");
     for (size_t i = 0; i < resp->n_servers; i++) {
         const Log__V1__Server *s = resp->servers[i];
-        /* A voter this node has not yet heard of through gossip has no name or address. */
-        printf("%-20s %-24s %-8s %s\n", s->id[0] != '\0' ? s->id : "?",
-               s->rpc_addr[0] != '\0' ? s->rpc_addr : "?", s->is_leader ? "leader" : "-",
-               s->is_voter ? "voter" : "learner");
+        /* A voter this node has not yet heard of through gossip has no name or
+         * address. The address is a member's rpc_addr tag: escaped as in members. */
+        pad(put_escaped(s->id[0] != '\0' ? s->id : "?"), 20);
+        pad(put_escaped(s->rpc_addr[0] != '\0' ? s->rpc_addr : "?"), 24);
+        printf("%-8s %s\n", s->is_leader ? "leader" : "-", s->is_voter ? "voter" : "learner");
     }
     log__v1__get_servers_response__free_unpacked(resp, NULL);
     fflush(stdout);

@@ -1,7 +1,8 @@
 /* proglogctl_test.c - the two programs as a shell user runs them: a proglogctl
  * round trip through a real proglog process, stdin input, following, the exit
  * codes (usage errors found before dialing, a --from past the end), --help and
- * --version, and proglog's clean shutdown on SIGINT. */
+ * --version, members' and servers' escaping, and proglog's clean shutdown on
+ * SIGINT. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +22,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "api/v1/log.pb-c.h"
 #include "internal/server/testserver.h"
 
 struct fixture {
@@ -489,6 +494,100 @@ static void test_proglogctl_offsets_prints_lowest_and_next(void **state)
     free(out);
 }
 
+/* A value that gossip lets a member's tag hold (any bytes but NUL): a newline, a
+ * forged line, a terminal escape sequence and a backslash. */
+#define FORGED_TAG "127.0.0.1:1\nnode9                alive    1            rpc_addr=\x1b[31mx\\"
+
+/* A stub server: answers one request, whatever it is, with body as an OK reply. */
+struct stub {
+    nng_socket sock;
+    uint8_t body[512];
+    size_t len;
+};
+
+static void *stub_answer(void *arg)
+{
+    struct stub *st = arg;
+    nng_msg *msg;
+    if (nng_recvmsg(st->sock, &msg, 0) != 0)
+        return NULL;
+    nng_msg_free(msg);
+    uint8_t buf[1024];
+    Log__V1__Reply reply = LOG__V1__REPLY__INIT;
+    reply.body.data = st->body;
+    reply.body.len = st->len;
+    size_t len = log__v1__reply__pack(&reply, buf);
+    if (nng_msg_alloc(&msg, 0) == 0 && nng_msg_append(msg, buf, len) == 0 &&
+        nng_sendmsg(st->sock, msg, 0) != 0)
+        nng_msg_free(msg);
+    return NULL;
+}
+
+/* stub_run runs "proglogctl --addr <stub> cmd" against a stub answering with st's
+ * body, and returns its exit status; *out gets its stdout. */
+static int stub_run(struct fixture *f, struct stub *st, const char *cmd, char **out)
+{
+    char addr[64], sh[1024];
+    snprintf(addr, sizeof addr, "tcp://127.0.0.1:%d", plog_test_free_port());
+    assert_int_equal(nng_rep0_open(&st->sock), 0);
+    assert_int_equal(nng_listen(st->sock, addr, NULL, 0), 0);
+    pthread_t thr;
+    assert_int_equal(pthread_create(&thr, NULL, stub_answer, st), 0);
+    snprintf(sh, sizeof sh, "%s --addr %s --timeout 5000 %s", f->ctl, addr, cmd);
+    int rc = plog_test_sh(sh, 15000, out);
+    pthread_join(thr, NULL);
+    nng_close(st->sock);
+    return rc;
+}
+
+/* members and servers print names and addresses with their control characters
+ * and backslashes escaped: one line per member or server, whatever the values
+ * hold (a server's address is its member's rpc_addr tag). Before, they were
+ * printed raw: the newline forged a second line (node9 alive) and the ESC
+ * reached the terminal. */
+static void test_proglogctl_members_and_servers_escape_control_characters(void **state)
+{
+    struct fixture *f = *state;
+    struct stub st;
+    char *out;
+
+    Log__V1__Tag tag = LOG__V1__TAG__INIT;
+    tag.key = "rpc_addr";
+    tag.value = FORGED_TAG;
+    Log__V1__Tag *tags[] = {&tag};
+    Log__V1__Member m = LOG__V1__MEMBER__INIT;
+    m.name = "evil";
+    m.status = "alive";
+    m.incarnation = 5;
+    m.n_tags = 1;
+    m.tags = tags;
+    Log__V1__Member *ms[] = {&m};
+    Log__V1__GetMembersResponse mresp = LOG__V1__GET_MEMBERS_RESPONSE__INIT;
+    mresp.n_members = 1;
+    mresp.members = ms;
+    st.len = log__v1__get_members_response__pack(&mresp, st.body);
+    assert_int_equal(stub_run(f, &st, "members", &out), 0);
+    assert_string_equal(out, "NAME                 STATUS   INCARNATION  TAGS\n"
+                             "evil                 alive    5            rpc_addr=127.0.0.1:1\\nnode9       "
+                             "         alive    1            rpc_addr=\\x1b[31mx\\\\\n");
+    free(out);
+
+    Log__V1__Server srv = LOG__V1__SERVER__INIT;
+    srv.id = "evil";
+    srv.rpc_addr = FORGED_TAG;
+    srv.is_voter = true;
+    Log__V1__Server *ss[] = {&srv};
+    Log__V1__GetServersResponse sresp = LOG__V1__GET_SERVERS_RESPONSE__INIT;
+    sresp.n_servers = 1;
+    sresp.servers = ss;
+    st.len = log__v1__get_servers_response__pack(&sresp, st.body);
+    assert_int_equal(stub_run(f, &st, "servers", &out), 0);
+    assert_string_equal(out, "ID                   RPC_ADDR                 LEADER   ROLE\n"
+                             "evil                 127.0.0.1:1\\nnode9                alive    1            "
+                             "rpc_addr=\\x1b[31mx\\\\ -        voter\n");
+    free(out);
+}
+
 /* The variable gives the address when no flag does; a flag wins over it. */
 static void test_proglogctl_takes_its_address_from_PROGLOG_ADDR_and_a_flag_wins(void **state)
 {
@@ -819,6 +918,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proglogctl_consume_from_past_the_end_is_out_of_range, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_offsets_prints_lowest_and_next, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglogctl_members_and_servers_escape_control_characters, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_takes_its_address_from_PROGLOG_ADDR_and_a_flag_wins,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_and_proglog_help_and_version, setup, teardown),
