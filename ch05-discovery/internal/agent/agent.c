@@ -131,9 +131,12 @@ static void load_known(plog_agent *a)
 {
     size_t skipped;
     int rv = plog_agent_rejoin_load(&a->known, a->data_dir, &skipped);
-    if (rv != PLOG_OK || skipped > 0)
-        plog_logger_logf(a->cfg.logger, PLOG_LOGGER_WARN, "remembered members not all read",
-                         "file=%s err=%s lines_skipped=%zu", a->known.path, plog_strerror(rv), skipped);
+    if (rv != PLOG_OK || skipped > 0) {
+        char n[24];
+        snprintf(n, sizeof n, "%zu", skipped);
+        plog_logger_log(a->cfg.logger, PLOG_LOGGER_WARN, "remembered members not all read", "file",
+                        a->known.path, "err", plog_strerror(rv), "lines_skipped", n, NULL);
+    }
 }
 
 /* join_list is what membership joins through: the configured addresses, then
@@ -145,9 +148,12 @@ static size_t join_list(plog_agent *a, const char **join)
         join[n++] = a->cfg.start_join_addrs[i];
     size_t given = n;
     plog_agent_rejoin_join_list(&a->known, join, PLOG_AGENT_REJOIN_MAX, &n);
-    if (n > given)
-        plog_logger_logf(a->cfg.logger, PLOG_LOGGER_INFO, "rejoining the members seen before",
-                         "file=%s members=%zu", a->known.path, n - given);
+    if (n > given) {
+        char members[24];
+        snprintf(members, sizeof members, "%zu", n - given);
+        plog_logger_log(a->cfg.logger, PLOG_LOGGER_INFO, "rejoining the members seen before", "file",
+                        a->known.path, "members", members, NULL);
+    }
     return n;
 }
 
@@ -222,9 +228,12 @@ static void on_event(void *arg, const plog_membership_event *ev)
                        : ev->type == PLOG_MEMBERSHIP_LEAVE  ? "leave"
                        : ev->type == PLOG_MEMBERSHIP_FAILED ? "failed"
                                                             : "update";
-    plog_logger_logf(a->cfg.logger, PLOG_LOGGER_INFO, "member",
-                     "event=%s name=%s addr=%s rpc_addr=%s incarnation=%llu", kind, ev->member.name,
-                     ev->member.addr, rpc != NULL ? rpc : "", (unsigned long long)ev->member.incarnation);
+    /* Quoted and escaped by the logger: a tag value may be any bytes but NUL
+     * (gossip.c), and a newline in it must not forge a line of this log. */
+    char inc[24];
+    snprintf(inc, sizeof inc, "%llu", (unsigned long long)ev->member.incarnation);
+    plog_logger_log(a->cfg.logger, PLOG_LOGGER_INFO, "member", "event", kind, "name", ev->member.name, "addr",
+                    ev->member.addr, "rpc_addr", rpc != NULL ? rpc : "", "incarnation", inc, NULL);
     remember(a, ev);
     switch (ev->type) {
     case PLOG_MEMBERSHIP_JOIN:

@@ -4,7 +4,8 @@
  * replicated back (the first still holds one record); a leave is seen within 3 s.
  * Plus: an agent refuses a data directory made under another node name,
  * replication positions survive a restart, a node restarted without join
- * addresses rejoins the members it saw, and the directories it makes are durable. */
+ * addresses rejoins the members it saw, the directories it makes are durable, and
+ * a gossiped tag cannot forge a line of its log. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +22,8 @@
 #include "internal/agent/agent.h"
 #include "internal/agent/testcluster.h"
 #include "internal/client/client.h"
+#include "internal/discovery/gossip.h"
+#include "internal/discovery/transport.h"
 #include "internal/err/err.h"
 #include "internal/log/io.h"
 #include "internal/log/replicator.h"
@@ -585,6 +588,94 @@ static void test_agent_second_node_of_a_name_is_told_it_is_taken(void **state)
     assert_true(node2_alive_at_its_address(f));
 }
 
+static void ignore_gossip(void *arg, const char *from, const uint8_t *buf, size_t len)
+{
+    (void)arg, (void)from, (void)buf, (void)len;
+}
+
+/* read_all returns the file at path, NUL-terminated (the caller frees it). */
+static char *read_all(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    size_t cap = 1 << 16, n = 0, got;
+    char *buf = malloc(cap + 1);
+    while ((got = fread(buf + n, 1, cap - n, fp)) > 0) {
+        n += got;
+        if (n == cap)
+            buf = realloc(buf, (cap *= 2) + 1);
+    }
+    fclose(fp);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* A member's tags come from gossip, where a value may be any bytes but NUL: the
+ * agent's member line quotes and escapes rpc_addr as the logger does any value.
+ * Before, the line was printf'd: node2's certificate (the policy lets it
+ * gossip) telling node1 of a member "evil" with rpc_addr "127.0.0.1:1\nlevel=error
+ * msg=forged" made a line of its own in node1's log. */
+static void test_agent_member_line_escapes_a_gossiped_rpc_addr(void **state)
+{
+    struct fixture *f = *state;
+    char path[192];
+    snprintf(path, sizeof path, "%s/node1.log", f->dir);
+    FILE *lf = fopen(path, "w");
+    assert_non_null(lf);
+    plog_logger *lg;
+    assert_plog_ok(plog_logger_new(fileno(lf), PLOG_LOGGER_INFO, &lg));
+    plog_agent_config ac = config_of(f, 0);
+    ac.logger = lg;
+    char err[512], bind[32];
+    if (plog_agent_open(&ac, &f->a[0], err, sizeof err) != PLOG_OK)
+        fail_msg("agent node1: %s", err);
+
+    snprintf(bind, sizeof bind, "127.0.0.1:%d", plog_test_free_port());
+    plog_transport_config tc = {
+        .bind_addr = bind,
+        .cert_file = cert("node2.pem"),
+        .key_file = cert("node2-key.pem"),
+        .ca_file = cert("ca.pem"),
+        .recv = ignore_gossip,
+    };
+    plog_transport *t;
+    if (plog_transport_open(&tc, &t, err, sizeof err) != PLOG_OK)
+        fail_msg("transport as node2: %s", err);
+    plog_gossip_tag tag = {"rpc_addr", "127.0.0.1:1\nlevel=error msg=forged"};
+    plog_gossip_state evil = {.status = PLOG_GOSSIP_ALIVE,
+                              .incarnation = 5,
+                              .name = "evil",
+                              .addr = "tls+tcp://127.0.0.1:1",
+                              .tags = &tag,
+                              .ntags = 1};
+    plog_gossip_msg m = {.type = PLOG_GOSSIP_GOSSIP,
+                         .from = "node2",
+                         .from_addr = "tls+tcp://127.0.0.1:1", /* nothing answers there */
+                         .states = &evil,
+                         .nstates = 1};
+    uint8_t *buf;
+    size_t len;
+    assert_plog_ok(plog_gossip_encode_alloc(&m, &buf, &len));
+    struct grep_arg g = {path, "name=evil"};
+    bool joined = false;
+    for (int round = 0; round < 50 && !joined; round++) { /* the first may wait for the connection */
+        plog_transport_send(t, f->bind[0], buf, len);
+        joined = plog_test_wait_until(file_has, &g, 100);
+    }
+    plog_transport_close(t);
+    free(buf);
+    assert_plog_ok(plog_agent_shutdown(f->a[0])); /* before its logger goes */
+    f->a[0] = NULL;
+    plog_logger_free(lg);
+    fclose(lf);
+    assert_true(joined);
+    char *log = read_all(path);
+    if (strstr(log, "\nlevel=error msg=forged") != NULL ||
+        strstr(log, "rpc_addr=\"127.0.0.1:1\\nlevel=error msg=forged\"") == NULL)
+        fail_msg("the member line does not escape the rpc_addr:\n%s", log);
+    free(log);
+}
+
 /* The directories fsynced while the seam below records them (the log's I/O
  * seam, internal/log/io.h, which plog_log_mkdirs goes through too). */
 static struct {
@@ -657,6 +748,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_in_use, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_second_node_of_a_name_is_told_it_is_taken, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_agent_member_line_escapes_a_gossiped_rpc_addr, setup, teardown),
     };
     return cmocka_run_group_tests_name("agent", tests, NULL, NULL);
 }

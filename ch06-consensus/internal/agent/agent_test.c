@@ -4,8 +4,9 @@
  * followers within 3 s and not copied back; followers refuse produces naming the
  * leader; GetServers; a graceful leave removes the member; a leader's shutdown
  * hands over. Plus: an agent refuses a data directory made under another node
- * name, a node restarted without join addresses rejoins the members it saw, and
- * the directories an agent makes are durable. */
+ * name, a node restarted without join addresses rejoins the members it saw, the
+ * directories an agent makes are durable, and a gossiped tag cannot forge a line
+ * of its log. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +23,8 @@
 #include "internal/agent/agent.h"
 #include "internal/agent/testcluster.h"
 #include "internal/client/client.h"
+#include "internal/discovery/gossip.h"
+#include "internal/discovery/transport.h"
 #include "internal/rpc/envelope.h"
 #include "internal/err/err.h"
 #include "internal/log/io.h"
@@ -379,6 +382,107 @@ static void test_agent_gossips_its_raft_advertise_address_and_refuses_a_bad_one(
     free(v);
 }
 
+static void ignore_gossip(void *arg, const char *from, const uint8_t *buf, size_t len)
+{
+    (void)arg, (void)from, (void)buf, (void)len;
+}
+
+/* read_all returns the file at path, NUL-terminated (the caller frees it). */
+static char *read_all(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    size_t cap = 1 << 16, n = 0, got;
+    char *buf = malloc(cap + 1);
+    while ((got = fread(buf + n, 1, cap - n, fp)) > 0) {
+        n += got;
+        if (n == cap)
+            buf = realloc(buf, (cap *= 2) + 1);
+    }
+    fclose(fp);
+    buf[n] = '\0';
+    return buf;
+}
+
+struct grep_arg {
+    const char *path, *want;
+};
+
+static bool file_has(void *arg)
+{
+    struct grep_arg *g = arg;
+    char *buf = read_all(g->path);
+    bool yes = strstr(buf, g->want) != NULL;
+    free(buf);
+    return yes;
+}
+
+/* A member's tags come from gossip, where a value may be any bytes but NUL: the
+ * agent's member line quotes and escapes rpc_addr as the logger does any value.
+ * Before, the line was printf'd: node2's certificate (the policy lets it
+ * gossip) telling node1 of a member "evil" (no raft_addr: Raft ignores it) with rpc_addr
+ * "127.0.0.1:1\nlevel=error msg=forged" made a line of its own in node1's log. */
+static void test_agent_member_line_escapes_a_gossiped_rpc_addr(void **state)
+{
+    struct tc_agents *f = *state;
+    char path[192];
+    snprintf(path, sizeof path, "%s/node1.log", f->dir);
+    FILE *lf = fopen(path, "w");
+    assert_non_null(lf);
+    plog_logger *lg;
+    assert_plog_ok(plog_logger_new(fileno(lf), PLOG_LOGGER_INFO, &lg));
+    plog_agent_config ac = tc_agents_config(f, 0, -1);
+    ac.logger = lg;
+    char err[512], bind[32];
+    if (plog_agent_open(&ac, &f->a[0], err, sizeof err) != PLOG_OK)
+        fail_msg("agent node1: %s", err);
+
+    snprintf(bind, sizeof bind, "127.0.0.1:%d", plog_test_free_port());
+    plog_transport_config tc = {
+        .bind_addr = bind,
+        .cert_file = tc_cert("node2.pem"),
+        .key_file = tc_cert("node2-key.pem"),
+        .ca_file = tc_cert("ca.pem"),
+        .recv = ignore_gossip,
+    };
+    plog_transport *t;
+    if (plog_transport_open(&tc, &t, err, sizeof err) != PLOG_OK)
+        fail_msg("transport as node2: %s", err);
+    plog_gossip_tag tag = {"rpc_addr", "127.0.0.1:1\nlevel=error msg=forged"};
+    plog_gossip_state evil = {.status = PLOG_GOSSIP_ALIVE,
+                              .incarnation = 5,
+                              .name = "evil",
+                              .addr = "tls+tcp://127.0.0.1:1",
+                              .tags = &tag,
+                              .ntags = 1};
+    plog_gossip_msg m = {.type = PLOG_GOSSIP_GOSSIP,
+                         .from = "node2",
+                         .from_addr = "tls+tcp://127.0.0.1:1", /* nothing answers there */
+                         .states = &evil,
+                         .nstates = 1};
+    uint8_t *buf;
+    size_t len;
+    assert_plog_ok(plog_gossip_encode_alloc(&m, &buf, &len));
+    struct grep_arg g = {path, "name=evil"};
+    bool joined = false;
+    for (int round = 0; round < 50 && !joined; round++) { /* the first may wait for the connection */
+        plog_transport_send(t, f->bind[0], buf, len);
+        joined = plog_test_wait_until(file_has, &g, 100);
+    }
+    plog_transport_close(t);
+    free(buf);
+    assert_plog_ok(plog_agent_shutdown(f->a[0])); /* before its logger goes */
+    f->a[0] = NULL;
+    plog_logger_free(lg);
+    fclose(lf);
+    assert_true(joined);
+    char *log = read_all(path);
+    if (strstr(log, "\nlevel=error msg=forged") != NULL ||
+        strstr(log, "rpc_addr=\"127.0.0.1:1\\nlevel=error msg=forged\"") == NULL)
+        fail_msg("the member line does not escape the rpc_addr:\n%s", log);
+    free(log);
+}
+
 /* The directories fsynced while the seam below records them (the log's I/O
  * seam, internal/log/io.h, which plog_log_mkdirs goes through too). */
 static struct {
@@ -452,6 +556,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_linearizable_consume_reads_through_the_leader,
                                         tc_agents_setup, tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_of_another_node, tc_agents_setup,
+                                        tc_agents_teardown),
+        cmocka_unit_test_setup_teardown(test_agent_member_line_escapes_a_gossiped_rpc_addr, tc_agents_setup,
                                         tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_in_use, tc_agents_setup,
                                         tc_agents_teardown),
