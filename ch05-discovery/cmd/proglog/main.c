@@ -327,6 +327,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "proglog: %s: want a name, not an empty string\n", flag_name[F_NODE_NAME]);
         goto out;
     }
+    /* Gossip carries no other names: before, such a name was refused only once
+     * the data directory was made and bound to it, blamed on --bind-addr. */
+    if (val[F_NODE_NAME] != NULL && !plog_agent_is_valid_name(val[F_NODE_NAME])) {
+        fprintf(stderr, "proglog: %s: want 1..64 printable ASCII characters without spaces: %s\n",
+                flag_name[F_NODE_NAME], val[F_NODE_NAME]);
+        goto out;
+    }
     if (dialed_addr_of(val, F_BIND_ADDR) != 0)
         goto out;
     if (val[F_METRICS_ADDR] != NULL &&

@@ -178,6 +178,14 @@ static void test_proglog_refuses_bad_configuration_clearly(void **state)
         {"--data-dir ''", 2, "--data-dir: want a directory, not an empty string"},
         /* Before: exit 1, "the node name \"\" is not the CN of the peer certificate". */
         {"--node-name '' --data-dir %s/d", 2, "--node-name: want a name, not an empty string"},
+        /* Names gossip cannot carry. Before: with a certificate of that CN, exit 1
+         * once the data directory was made and bound to the name, "gossip on
+         * --bind-addr ...: bad node name"; with another, "not the CN". */
+        {"--config-file %s/node1.yaml --node-name 'node 1'", 2,
+         "--node-name: want 1..64 printable ASCII characters without spaces: node 1"},
+        {"--config-file %s/node1.yaml --node-name "
+         "node1xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+         2, "--node-name: want 1..64 printable"},
         /* Before: a node on ./--profile, with the default profile. */
         {"--data-dir --profile fast", 2, "--data-dir: missing value (the next word is the flag --profile)"},
         /* Before: a data directory named "a,b". */

@@ -65,6 +65,12 @@ typedef struct plog_agent_config {
     void *failed_arg;
 } plog_agent_config;
 
+/* plog_agent_is_valid_name says whether name can be a node's name: 1..64
+ * printable ASCII characters without spaces, the names gossip carries
+ * (internal/discovery/gossip.h). plog_agent_open refuses any other before it
+ * touches the data directory. */
+bool plog_agent_is_valid_name(const char *name);
+
 /* plog_agent_open starts a node. Strings of cfg are copied. On PLOG_OK *ap is the
  * caller's until plog_agent_shutdown. On failure err says which part failed and
  * why, and everything started is stopped again. */

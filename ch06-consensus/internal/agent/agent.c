@@ -20,6 +20,7 @@
 
 #include "internal/agent/rejoin.h"
 #include "internal/auth/authorizer.h"
+#include "internal/discovery/gossip.h"
 #include "internal/err/err.h"
 #include "internal/log/dirsize.h"
 #include "internal/log/log.h"
@@ -465,6 +466,11 @@ static void copy(char *dst, size_t size, const char *src)
     snprintf(dst, size, "%s", src != NULL ? src : "");
 }
 
+bool plog_agent_is_valid_name(const char *name)
+{
+    return plog_gossip_is_valid_name(name, PLOG_GOSSIP_MAX_NAME);
+}
+
 static int check_config(const plog_agent_config *c, char *err, size_t errsize)
 {
     const char *missing = c->data_dir == NULL               ? "data dir"
@@ -481,6 +487,14 @@ static int check_config(const plog_agent_config *c, char *err, size_t errsize)
                                                             : NULL;
     if (missing != NULL) {
         plog_errf(err, errsize, "agent: the %s is required", missing);
+        return PLOG_EINVAL;
+    }
+    /* Before the data directory is bound to it (DATA_DIR/node-name): membership
+     * would refuse it only once the log is open. */
+    if (!plog_agent_is_valid_name(c->node_name)) {
+        plog_errf(err, errsize,
+                  "agent: bad node name \"%s\": want 1..%d printable ASCII characters without spaces",
+                  c->node_name, PLOG_GOSSIP_MAX_NAME);
         return PLOG_EINVAL;
     }
     const char *colon = strrchr(c->bind_addr, ':');
