@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <nng/nng.h>
+#include <nng/protocol/pipeline0/pull.h>
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "api/v1/log.pb-c.h"
@@ -588,6 +589,28 @@ static void test_proglogctl_members_and_servers_escape_control_characters(void *
     free(out);
 }
 
+/* proglogctl pointed at a port where another nng protocol listens (a node's
+ * gossip --bind-addr or Raft port: PULL) fails UNAVAILABLE (exit 4) and says so. Before, the
+ * SP handshake succeeded, REQ refused the pipe, and the request waited out its
+ * deadline: "DEADLINE_EXCEEDED: no reply from ... within the deadline" (exit 5),
+ * as from a slow server. */
+static void test_proglogctl_at_a_port_of_another_protocol_says_so(void **state)
+{
+    struct fixture *f = *state;
+    nng_socket pull;
+    char addr[64], cmd[1024];
+    snprintf(addr, sizeof addr, "tcp://127.0.0.1:%d", plog_test_free_port());
+    assert_int_equal(nng_pull0_open(&pull), 0);
+    assert_int_equal(nng_listen(pull, addr, NULL, 0), 0);
+    snprintf(cmd, sizeof cmd, "%s --addr %s --timeout 1000 offsets 2>&1", f->ctl, addr);
+    char *out;
+    int rc = plog_test_sh(cmd, 15000, &out);
+    nng_close(pull);
+    if (rc != 4 || strstr(out, "it speaks another nng protocol") == NULL)
+        fail_msg("exit %d (want 4): %s", rc, out);
+    free(out);
+}
+
 /* The variable gives the address when no flag does; a flag wins over it. */
 static void test_proglogctl_takes_its_address_from_PROGLOG_ADDR_and_a_flag_wins(void **state)
 {
@@ -919,6 +942,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_offsets_prints_lowest_and_next, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_members_and_servers_escape_control_characters, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_proglogctl_at_a_port_of_another_protocol_says_so, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_takes_its_address_from_PROGLOG_ADDR_and_a_flag_wins,
                                         setup, teardown),
