@@ -349,6 +349,51 @@ static void test_proglog_a_start_that_fails_on_a_file_writes_no_data_directory(v
     }
 }
 
+/* listening returns a TCP socket listening on 127.0.0.1:port (the caller closes it). */
+static int listening(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    return fd;
+}
+
+/* A first start that fails on a port in use (the RPC, gossip, Raft or metrics
+ * port) names the flag and leaves no data directory. Before, the agent
+ * made the directory, bound it to the node name and created the log's first
+ * segment, then failed at the listen ("listen tls+tcp://...: Address in use"). */
+static void test_proglog_a_start_that_fails_on_a_port_in_use_writes_no_data_directory(void **state)
+{
+    struct fixture *f = *state;
+    const char *bin = plog_test_bin("proglog");
+    int port = plog_test_free_port();
+    int fd = listening(port);
+    static const char *const flags[] = {"--rpc-port %d", "--bind-addr 127.0.0.1:%d",
+                                        "--metrics-addr 127.0.0.1:%d"};
+    static const char *const wants[] = {"--rpc-port: cannot listen on 127.0.0.1:",
+                                        "--bind-addr: cannot listen on", "--metrics-addr: cannot listen on"};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        char flag[64], cmd[1024], data[128], *out = NULL;
+        snprintf(flag, sizeof flag, flags[i], port);
+        snprintf(data, sizeof data, "%s/port%zu", f->dir, i);
+        snprintf(cmd, sizeof cmd, "%s --config-file %s --data-dir %s %s", bin, f->yaml, data, flag);
+        int rc = plog_test_sh(cmd, 10000, &out);
+        bool made = access(data, F_OK) == 0;
+        if (rc != 1 || strstr(out, wants[i]) == NULL || strstr(out, "Address in use") == NULL || made) {
+            close(fd);
+            fail_msg("%s: exit %d (want 1), data directory %s, output: %s", flag, rc,
+                     made ? "made" : "not made", out);
+        }
+        free(out);
+    }
+    close(fd);
+}
+
 /* A node's log reports (here a torn tail cut at open) go through its logger, timed
  * like every other line (before: the log's own fallback, a "level=warn ..." line
  * on stderr without the time). */
@@ -701,6 +746,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proglog_warns_when_its_certificate_does_not_name_the_bind_host,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_refuses_bad_configuration_clearly, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_proglog_a_start_that_fails_on_a_port_in_use_writes_no_data_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_a_start_that_fails_on_a_file_writes_no_data_directory,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglog_log_reports_are_timed_lines, setup, teardown),

@@ -585,6 +585,31 @@ static bool sole_voter(plog_agent *a)
     return voters == 1 && me;
 }
 
+/* port_free fails unless HOST:PORT (a URL's scheme dropped) can be listened on
+ * now: it listens there with nng's stream listener (nng's own resolution and
+ * socket options, as the real listener has) and closes at once. So a port in
+ * use stops a start before the data directory is touched. Before, a first start
+ * made the directory, bound it to the node name and created the log's first
+ * segment, then failed at the port. The port can still be taken between this
+ * check and the real listen, which then fails as it did. */
+static int port_free(const char *hostport, const char *what, char *err, size_t errsize)
+{
+    const char *scheme = strstr(hostport, "://");
+    char url[ADDR_SIZE + 16];
+    snprintf(url, sizeof url, "tcp://%s", scheme != NULL ? scheme + 3 : hostport);
+    nng_stream_listener *l;
+    int rv = nng_stream_listener_alloc(&l, url);
+    if (rv == 0) {
+        rv = nng_stream_listener_listen(l);
+        nng_stream_listener_free(l);
+    }
+    if (rv != 0) {
+        plog_errf(err, errsize, "%s: cannot listen on %s: %s", what, hostport, nng_strerror(rv));
+        return PLOG_EIO;
+    }
+    return PLOG_OK;
+}
+
 int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, size_t errsize)
 {
     int rv = check_config(cfg, err, errsize);
@@ -636,12 +661,25 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
     nng_tls_config_free(peer_check);
     if ((rv = plog_auth_new(cfg->acl_model_file, cfg->acl_policy_file, &a->acl, err, errsize)) != PLOG_OK)
         goto fail;
+    /* An existing data directory is locked before the ports are tried: a second
+     * node on it (a second `make run`) is told so, not that the first one holds
+     * its ports. Locking it writes nothing there. */
+    if (access(a->data_dir, F_OK) == 0 && (rv = lock_dir(a->data_dir, &a->dir_fd, err, errsize)) != PLOG_OK)
+        goto fail;
+    /* The ports too (port_free); a --metrics-addr on one of them is found at its
+     * listen, below, naming the flag. */
+    if ((rv = port_free(a->rpc_hostport, "--rpc-port", err, errsize)) != PLOG_OK ||
+        (rv = port_free(a->bind, "--bind-addr", err, errsize)) != PLOG_OK ||
+        (rv = port_free(a->raft_hostport, "--raft-port", err, errsize)) != PLOG_OK ||
+        (cfg->metrics_addr != NULL &&
+         (rv = port_free(cfg->metrics_addr, "--metrics-addr", err, errsize)) != PLOG_OK))
+        goto fail;
     if (plog_log_mkdirs(a->data_dir) != 0) {
         plog_errf(err, errsize, "mkdir %s: %s", a->data_dir, strerror(errno));
         rv = PLOG_EIO;
         goto fail;
     }
-    if ((rv = lock_dir(a->data_dir, &a->dir_fd, err, errsize)) != PLOG_OK ||
+    if ((a->dir_fd < 0 && (rv = lock_dir(a->data_dir, &a->dir_fd, err, errsize)) != PLOG_OK) ||
         (rv = bind_name(a->data_dir, a->name, err, errsize)) != PLOG_OK)
         goto fail;
     load_known(a);
