@@ -86,10 +86,23 @@ static int bind_name(const char *dir, const char *name, char *err, size_t errsiz
     snprintf(path, sizeof path, "%s/node-name", dir);
     FILE *f = fopen(path, "r");
     if (f != NULL) {
-        if (fgets(have, sizeof have, f) == NULL)
-            have[0] = '\0';
+        bool read = fgets(have, sizeof have, f) != NULL || !ferror(f);
+        int e = errno;
         fclose(f);
+        if (!read) { /* a directory in its place: EISDIR */
+            plog_errf(err, errsize, "%s: %s", path, strerror(e));
+            return PLOG_EIO;
+        }
         have[strcspn(have, "\n")] = '\0';
+        /* Written whole through a rename, so empty means damaged. Before, this
+         * said the directory belonged to node "", as if another node made it. */
+        if (have[0] == '\0') {
+            plog_errf(err, errsize,
+                      "%s is empty (damaged): it names the node whose log %s holds; if that is \"%s\", "
+                      "write the name there",
+                      path, dir, name);
+            return PLOG_ECORRUPT;
+        }
         if (strcmp(have, name) != 0) {
             plog_errf(err, errsize,
                       "%s belongs to node \"%s\", not \"%s\": a node's log and name go together "

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal/agent/agent.h"
 #include "internal/agent/testcluster.h"
@@ -489,6 +490,33 @@ static void test_agent_refuses_a_data_dir_of_another_node(void **state)
     assert_non_null(strstr(err, "belongs to node \"node1\", not \"node2\""));
 }
 
+/* A damaged node-name file is reported as such, and the node does not start:
+ * empty, or a directory in its place. Before, both said the data directory
+ * belonged to node "", as if another node had made it. */
+static void test_agent_refuses_a_damaged_node_name_file_saying_so(void **state)
+{
+    struct fixture *f = *state;
+    start(f, 0, -1);
+    assert_plog_ok(plog_agent_shutdown(f->a[0]));
+    f->a[0] = NULL;
+    char path[192], err[512] = "";
+    snprintf(path, sizeof path, "%s/node-name", f->data[0]);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    plog_agent_config ac = config_of(f, 0);
+    plog_agent *a;
+    assert_int_equal(plog_agent_open(&ac, &a, err, sizeof err), PLOG_ECORRUPT);
+    if (strstr(err, "node-name is empty (damaged)") == NULL)
+        fail_msg("empty node-name: %s", err);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(mkdir(path, 0755), 0);
+    err[0] = '\0';
+    assert_int_equal(plog_agent_open(&ac, &a, err, sizeof err), PLOG_EIO);
+    if (strstr(err, "node-name: Is a directory") == NULL)
+        fail_msg("a directory as node-name: %s", err);
+}
+
 /* A second node started on a running node's data directory (a second `make
  * run`, a mistyped port) fails before it reads or writes a file there; the
  * running node serves on. */
@@ -745,6 +773,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_agent_restarted_without_join_addresses_rejoins_the_members_it_saw, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_of_another_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_refuses_a_damaged_node_name_file_saying_so, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_in_use, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_second_node_of_a_name_is_told_it_is_taken, setup,
                                         teardown),

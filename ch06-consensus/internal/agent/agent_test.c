@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal/agent/agent.h"
 #include "internal/agent/testcluster.h"
@@ -328,6 +329,33 @@ static void test_agent_refuses_a_data_dir_of_another_node(void **state)
     assert_non_null(strstr(err, "belongs to node \"node1\", not \"node2\""));
 }
 
+/* A damaged node-name file is reported as such, and the node does not start:
+ * empty, or a directory in its place. Before, both said the data directory
+ * belonged to node "", as if another node had made it. */
+static void test_agent_refuses_a_damaged_node_name_file_saying_so(void **state)
+{
+    struct tc_agents *f = *state;
+    tc_agents_start(f, 0, -1);
+    assert_plog_ok(plog_agent_shutdown(f->a[0]));
+    f->a[0] = NULL;
+    char path[192], err[512] = "";
+    snprintf(path, sizeof path, "%s/node-name", f->data[0]);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    plog_agent_config ac = tc_agents_config(f, 0, -1);
+    plog_agent *a;
+    assert_int_equal(plog_agent_open(&ac, &a, err, sizeof err), PLOG_ECORRUPT);
+    if (strstr(err, "node-name is empty (damaged)") == NULL)
+        fail_msg("empty node-name: %s", err);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(mkdir(path, 0755), 0);
+    err[0] = '\0';
+    assert_int_equal(plog_agent_open(&ac, &a, err, sizeof err), PLOG_EIO);
+    if (strstr(err, "node-name: Is a directory") == NULL)
+        fail_msg("a directory as node-name: %s", err);
+}
+
 /* A second node started on a running node's data directory (a second `make
  * run`, a mistyped port) fails before it reads or writes a file there (Raft's
  * state, the record log, the members file); the running node serves on. */
@@ -554,6 +582,8 @@ int main(void)
             test_agent_restarted_without_join_addresses_rejoins_the_members_it_saw, tc_agents_setup,
             tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_agent_linearizable_consume_reads_through_the_leader,
+                                        tc_agents_setup, tc_agents_teardown),
+        cmocka_unit_test_setup_teardown(test_agent_refuses_a_damaged_node_name_file_saying_so,
                                         tc_agents_setup, tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_of_another_node, tc_agents_setup,
                                         tc_agents_teardown),
