@@ -123,9 +123,11 @@ struct piece {
 
 /* write_atomic replaces dir/name by the pieces pc[0..npc): write a temporary
  * (synced every SYNC_EVERY bytes), fsync it, rename it over the old file, fsync
- * the directory. A crash leaves the old file or the new one, whole. It touches no
- * store (the reason goes to err, ERRSZ bytes), so a snapshot job runs it on
- * another thread. */
+ * the directory. A crash leaves the old file or the new one, whole (and maybe the
+ * temporary: remove_temporaries). It touches no store (the reason goes to err,
+ * ERRSZ bytes), so a snapshot job runs it on another thread. A write that fails
+ * removes its temporary: on a full disk, a partial snapshot.tmp kept the space
+ * the node needed until the next snapshot was written. */
 static int write_atomic(const char *dir, const char *name, const struct piece *pc, size_t npc, char *err)
 {
     char tmp[4096], path[4096];
@@ -159,10 +161,12 @@ static int write_atomic(const char *dir, const char *name, const struct piece *p
     if (rv == PLOG_OK && IO->fsync(fd) != 0)
         rv = fail_at(err, "fsync", tmp);
     IO->close(fd);
-    if (rv != PLOG_OK)
+    if (rv == PLOG_OK && rename(tmp, path) != 0)
+        rv = fail_at(err, "rename", tmp);
+    if (rv != PLOG_OK) {
+        unlink(tmp);
         return rv;
-    if (rename(tmp, path) != 0)
-        return fail_at(err, "rename", tmp);
+    }
     return fsync_dir(dir, err);
 }
 
@@ -386,6 +390,21 @@ static int remove_stray(plog_raftstore *s)
     return PLOG_OK;
 }
 
+/* remove_temporaries removes what a crash in the middle of write_atomic left:
+ * nothing reads a temporary, and one of a snapshot may be as large as the state
+ * machine (kept for good when snapshots were off after the restart). The store
+ * is opened before any write of it, by the one process that holds the data
+ * directory. */
+static void remove_temporaries(plog_raftstore *s)
+{
+    static const char *const names[] = {"hardstate.tmp", "cluster.tmp", "snapshot.tmp"};
+    char path[4096];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", s->dir, names[i]);
+        unlink(path);
+    }
+}
+
 static int open_log(plog_raftstore *s, uint64_t gen, uint64_t initial, plog_log **lp)
 {
     char path[4096];
@@ -414,6 +433,7 @@ int plog_raftstore_open(const char *dir, const plog_log_config *lc, plog_raftsto
         rv = fail_errno(s, "mkdir", dir);
         goto fail;
     }
+    remove_temporaries(s);
     if ((rv = load_hard_state(s)) != PLOG_OK || (rv = load_cluster(s)) != PLOG_OK ||
         (rv = load_snapshot(s)) != PLOG_OK)
         goto fail;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -519,6 +520,94 @@ static void test_a_snapshot_job_counts_only_once_written(void **state)
     check_snapshot_boot(f, 9, 3);
 }
 
+/* A disk that fills while a snapshot is written: the layer fails the temporary's
+ * writes with ENOSPC once a MiB of it is written. */
+static ssize_t full_pwrite(int fd, const void *p, size_t n, off_t off)
+{
+    if (fd == cnt.fd && (size_t)off + n > 1u << 20) {
+        errno = ENOSPC;
+        return -1;
+    }
+    return cnt_pwrite(fd, p, n, off);
+}
+
+/* A snapshot whose write fails (a full disk) leaves no temporary behind: the
+ * partial snapshot.tmp held the very space the node needs (a black-box run on a
+ * full disk left 1 MB of it, until the next snapshot); the snapshot before it
+ * and every entry are kept. */
+static void test_a_failed_snapshot_write_leaves_no_temporary(void **state)
+{
+    struct fixture *f = *state;
+    cnt.io = *plog_io_real();
+    cnt.io.open = cnt_open;
+    cnt.io.pwrite = full_pwrite;
+    cnt.io.fsync = cnt_fsync;
+    cnt.io.fdatasync = cnt_fdatasync;
+    cnt.io.close = cnt_close;
+    cnt.fd = -1;
+    cnt.unsynced = 0;
+    plog_io_set(&cnt.io);
+    reopen(f);
+    append_range(f, 1, 10, 1);
+    size_t len = 3u << 20;
+    uint8_t *data = malloc(len);
+    assert_non_null(data);
+    memset(data, 's', len);
+    plog_raft_snapshot snap = {.index = 9, .term = 1};
+    snap.conf.n = 1;
+    snap.conf.servers[0] = (plog_raft_server){.id = 1, .role = PLOG_RAFT_VOTER};
+    plog_raftstore_snapshot_job *j;
+    assert_plog_ok(plog_raftstore_snapshot_begin(f->s, &snap, &j));
+    assert_int_equal(plog_raftstore_snapshot_write(j, data, len), PLOG_EIO);
+    assert_int_equal(plog_raftstore_snapshot_end(f->s, j), PLOG_EIO);
+    free(data);
+    plog_io_set(NULL);
+    char path[256];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/snapshot.tmp", f->dir);
+    if (stat(path, &st) == 0)
+        fail_msg("%s left behind: %lld bytes", path, (long long)st.st_size);
+    snprintf(path, sizeof path, "%s/snapshot", f->dir);
+    assert_int_not_equal(stat(path, &st), 0); /* none before it */
+    reopen(f);
+    plog_raft_boot b;
+    assert_plog_ok(plog_raftstore_boot(f->s, &b));
+    assert_null(b.snapshot);
+    assert_int_equal(b.n_entries, 10);
+}
+
+/* A temporary left by a crash in the middle of a write (kill -9 while a snapshot
+ * of many MB was written) is removed when the store opens: nothing else ever
+ * removed it, and with snapshots off after the restart it stayed for good. */
+static void test_a_temporary_left_by_a_crash_is_removed_at_open(void **state)
+{
+    struct fixture *f = *state;
+    reopen(f);
+    append_range(f, 1, 3, 1);
+    plog_raftstore_close(f->s);
+    f->s = NULL;
+    const char *names[] = {"snapshot.tmp", "hardstate.tmp", "cluster.tmp"};
+    char path[256];
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", f->dir, names[i]);
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        for (int k = 0; k < 1000; k++)
+            fputs("torn snapshot bytes ", fp);
+        fclose(fp);
+    }
+    reopen(f);
+    struct stat st;
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", f->dir, names[i]);
+        if (stat(path, &st) == 0)
+            fail_msg("%s left behind: %lld bytes", path, (long long)st.st_size);
+    }
+    plog_raft_boot b;
+    assert_plog_ok(plog_raftstore_boot(f->s, &b));
+    assert_int_equal(b.n_entries, 3);
+}
+
 static void test_an_installed_snapshot_replaces_the_log(void **state)
 {
     struct fixture *f = *state;
@@ -653,6 +742,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_snapshot_job_counts_only_once_written, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_large_snapshot_is_synced_as_it_is_written, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_failed_snapshot_write_leaves_no_temporary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_temporary_left_by_a_crash_is_removed_at_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_installed_snapshot_replaces_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_crash_before_the_snapshot_switch_keeps_the_old_log, setup,
                                         teardown),
