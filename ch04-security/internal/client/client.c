@@ -108,6 +108,8 @@ struct plog_client {
     uint64_t client_id;
     atomic_uint_fast64_t seq;
     atomic_int npipes;     /* live connections, from the pipe notifications */
+    atomic_int added[4];   /* their pipe ids (0: a free slot); see pipe_added */
+    atomic_bool refused;   /* a pipe was dropped before it was added */
     atomic_int ncallbacks; /* call_cb running; see callbacks_wait */
     bool tls_held;         /* we hold a reference to cfg.tls */
     pthread_mutex_t mu;    /* the pool, both queues, nsending and nproducing */
@@ -123,14 +125,45 @@ static void slot_free(struct call_slot *s);
 static void callbacks_wait(plog_client *c);
 static void batch_end(struct call_slot *s);
 
+/* pipe_added and pipe_removed keep npipes. nng sends REM_POST for every pipe it sent
+ * ADD_PRE for, also for one that the REQ protocol refused between the two and never
+ * added (ADD_POST): a peer of another nng protocol. So only the REM_POST of an added
+ * pipe uncounts it (counted alike, each refused pipe took npipes one lower, for good,
+ * and a call there waited out its deadline as if a server held it); one of a pipe
+ * never added is noted instead (refused), for the call's error. The one dialer holds
+ * one pipe at a time, but the REM_POST of the last may come after the ADD_POST of the
+ * next (nng's reaper runs it): hence a few slots. */
+static void pipe_added(plog_client *c, nng_pipe p)
+{
+    for (size_t i = 0; i < sizeof c->added / sizeof c->added[0]; i++) {
+        int free_slot = 0;
+        if (atomic_compare_exchange_strong(&c->added[i], &free_slot, nng_pipe_id(p))) {
+            atomic_fetch_add(&c->npipes, 1);
+            break;
+        }
+    }
+    atomic_store(&c->refused, false); /* the server speaks REQ/REP after all */
+}
+
+static void pipe_removed(plog_client *c, nng_pipe p)
+{
+    for (size_t i = 0; i < sizeof c->added / sizeof c->added[0]; i++) {
+        int mine = nng_pipe_id(p);
+        if (atomic_compare_exchange_strong(&c->added[i], &mine, 0)) {
+            atomic_fetch_sub(&c->npipes, 1);
+            return;
+        }
+    }
+    atomic_store(&c->refused, true);
+}
+
 static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     plog_client *c = arg;
-    (void)p;
     if (ev == NNG_PIPE_EV_ADD_POST)
-        atomic_fetch_add(&c->npipes, 1);
+        pipe_added(c, p);
     else if (ev == NNG_PIPE_EV_REM_POST)
-        atomic_fetch_sub(&c->npipes, 1);
+        pipe_removed(c, p);
 }
 
 /* random_id draws the client id: /dev/urandom, or time and pid if that fails. */
@@ -204,6 +237,9 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
     c->client_id = random_id();
     atomic_init(&c->seq, 0);
     atomic_init(&c->npipes, 0);
+    for (size_t i = 0; i < sizeof c->added / sizeof c->added[0]; i++)
+        atomic_init(&c->added[i], 0);
+    atomic_init(&c->refused, false);
     atomic_init(&c->ncallbacks, 0);
     pthread_mutex_init(&c->mu, NULL);
     c->sendq.link = offsetof(struct call_slot, next);
@@ -565,7 +601,10 @@ static int finish_call(plog_client *c, int rv, bool write, nng_msg **reply, plog
         *reply = NULL;
         int code = plog_rpc_nngerr_status(rv);
         if (code == PLOG_STATUS_DEADLINE_EXCEEDED && atomic_load(&c->npipes) == 0)
-            return plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE, "no connection to %s", c->addr);
+            return plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE, "no connection to %s%s", c->addr,
+                                       atomic_load(&c->refused) ? ": it speaks another nng protocol, "
+                                                                  "not proglog's RPC"
+                                                                : "");
         if (code == PLOG_STATUS_UNAVAILABLE)
             return plog_rpc_status_set(st, code, "connection to %s lost (%s)%s", c->addr, nng_strerror(rv),
                                        write ? "; the produce may or may not have been applied" : "");

@@ -505,6 +505,13 @@ static void *answer_members(void *arg)
     return NULL;
 }
 
+/* listen_free makes sock listen on a free loopback port; addr gets its URL. */
+static void listen_free(nng_socket sock, char *addr, size_t n)
+{
+    snprintf(addr, n, "tcp://127.0.0.1:%d", plog_test_free_port());
+    assert_int_equal(nng_listen(sock, addr, NULL, 0), 0);
+}
+
 /* members prints a member's names and tags with their control characters and
  * backslashes escaped: one line per member, whatever the values hold. Before, a
  * tag value was printed raw: its newline forged a second member (node9 alive)
@@ -514,9 +521,8 @@ static void test_proglogctl_members_escapes_control_characters_in_tags(void **st
     struct fixture *f = *state;
     nng_socket sock;
     char addr[64], cmd[1024];
-    snprintf(addr, sizeof addr, "tcp://127.0.0.1:%d", plog_test_free_port());
     assert_int_equal(nng_rep0_open(&sock), 0);
-    assert_int_equal(nng_listen(sock, addr, NULL, 0), 0);
+    listen_free(sock, addr, sizeof addr);
     pthread_t thr;
     assert_int_equal(pthread_create(&thr, NULL, answer_members, &sock), 0);
     snprintf(cmd, sizeof cmd, "%s --addr %s --timeout 5000 members", f->ctl, addr);
@@ -541,9 +547,8 @@ static void test_proglogctl_at_a_port_of_another_protocol_says_so(void **state)
     struct fixture *f = *state;
     nng_socket pull;
     char addr[64], cmd[1024];
-    snprintf(addr, sizeof addr, "tcp://127.0.0.1:%d", plog_test_free_port());
     assert_int_equal(nng_pull0_open(&pull), 0);
-    assert_int_equal(nng_listen(pull, addr, NULL, 0), 0);
+    listen_free(pull, addr, sizeof addr);
     snprintf(cmd, sizeof cmd, "%s --addr %s --timeout 1000 offsets 2>&1", f->ctl, addr);
     char *out;
     int rc = plog_test_sh(cmd, 15000, &out);

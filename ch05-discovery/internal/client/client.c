@@ -109,8 +109,8 @@ struct plog_client {
     uint64_t client_id;
     atomic_uint_fast64_t seq;
     atomic_int npipes;     /* live connections, from the pipe notifications */
-    atomic_int pending;    /* id of the pipe between its ADD_PRE and ADD_POST, or 0 */
-    atomic_uint rejected;  /* pipes that never reached ADD_POST: see pipe_cb */
+    atomic_int added[4];   /* their pipe ids (0: a free slot); see pipe_added */
+    atomic_bool refused;   /* a pipe was dropped before it was added */
     atomic_int ncallbacks; /* call_cb running; see callbacks_wait */
     bool tls_held;         /* we hold a reference to cfg.tls */
     pthread_mutex_t mu;    /* the pool, both queues, nsending and nproducing */
@@ -126,34 +126,51 @@ static void slot_free(struct call_slot *s);
 static void callbacks_wait(plog_client *c);
 static void batch_end(struct call_slot *s);
 
+/* pipe_added and pipe_removed keep npipes. nng sends REM_POST for every pipe it sent
+ * ADD_PRE for, also for one that the REQ protocol refused between the two and never
+ * added (ADD_POST): a peer of another nng protocol (a node's gossip port: PULL). So
+ * only the REM_POST of an added pipe uncounts it (counted alike, each refused pipe
+ * took npipes one lower, for good, and a call there waited out its deadline as if a
+ * server held it); one of a pipe never added is noted instead (refused), for the
+ * call's error. The one dialer holds one pipe at a time, but the REM_POST of the last
+ * may come after the ADD_POST of the next (nng's reaper runs it): hence a few slots. */
+static void pipe_added(plog_client *c, nng_pipe p)
+{
+    for (size_t i = 0; i < sizeof c->added / sizeof c->added[0]; i++) {
+        int free_slot = 0;
+        if (atomic_compare_exchange_strong(&c->added[i], &free_slot, nng_pipe_id(p))) {
+            atomic_fetch_add(&c->npipes, 1);
+            break;
+        }
+    }
+    atomic_store(&c->refused, false); /* the server speaks REQ/REP after all */
+}
+
+static void pipe_removed(plog_client *c, nng_pipe p)
+{
+    for (size_t i = 0; i < sizeof c->added / sizeof c->added[0]; i++) {
+        int mine = nng_pipe_id(p);
+        if (atomic_compare_exchange_strong(&c->added[i], &mine, 0)) {
+            atomic_fetch_sub(&c->npipes, 1);
+            return;
+        }
+    }
+    atomic_store(&c->refused, true);
+}
+
 /* pipe_cb counts the connections; over TLS it also records each one's verified
- * server identity (ADD_PRE) and forgets it (REM_POST), so that
- * plog_tls_peer_identity tells who sent a reply (ch05: the replicator checks
- * that a member's server is that member).
- *
- * A peer of another SP protocol (a node's gossip port, whose PULL socket
- * completes the handshake) gives a pipe that REQ refuses after ADD_PRE: it never
- * reaches ADD_POST, yet its REM_POST comes. Such a pipe is counted as rejected,
- * not as a connection lost: before, it took npipes below zero, and a call there
- * waited out its deadline as if a server were slow ("no reply within the
- * deadline"). The one dialer makes one pipe at a time, so one pending slot is
- * enough. */
+ * server identity (ADD_PRE, registered for TLS only) and forgets it (REM_POST), so
+ * that plog_tls_peer_identity tells who sent a reply (ch05: the replicator checks
+ * that a member's server is that member). */
 static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     plog_client *c = arg;
-    int id = nng_pipe_id(p);
     if (ev == NNG_PIPE_EV_ADD_PRE) {
-        atomic_store(&c->pending, id);
-        if (c->cfg.tls != NULL)
-            plog_tls_peer_on_event(p, ev, NULL);
+        plog_tls_peer_on_event(p, ev, NULL);
     } else if (ev == NNG_PIPE_EV_ADD_POST) {
-        atomic_compare_exchange_strong(&c->pending, &id, 0);
-        atomic_fetch_add(&c->npipes, 1);
+        pipe_added(c, p);
     } else if (ev == NNG_PIPE_EV_REM_POST) {
-        if (atomic_compare_exchange_strong(&c->pending, &id, 0))
-            atomic_fetch_add(&c->rejected, 1);
-        else
-            atomic_fetch_sub(&c->npipes, 1);
+        pipe_removed(c, p);
         if (c->cfg.tls != NULL)
             plog_tls_peer_on_event(p, ev, NULL);
     }
@@ -230,8 +247,9 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
     c->client_id = random_id();
     atomic_init(&c->seq, 0);
     atomic_init(&c->npipes, 0);
-    atomic_init(&c->pending, 0);
-    atomic_init(&c->rejected, 0);
+    for (size_t i = 0; i < sizeof c->added / sizeof c->added[0]; i++)
+        atomic_init(&c->added[i], 0);
+    atomic_init(&c->refused, false);
     atomic_init(&c->ncallbacks, 0);
     pthread_mutex_init(&c->mu, NULL);
     c->sendq.link = offsetof(struct call_slot, next);
@@ -248,7 +266,6 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
     nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, 2 * c->cfg.max_msg_bytes);
     nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20);
     nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, (nng_duration)c->cfg.reconnect_max_ms);
-    nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, c);
     nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, c);
     nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_cb, c);
 
@@ -270,6 +287,7 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
     if (tls) {
         nng_tls_config_hold(c->cfg.tls); /* released by plog_client_close */
         c->tls_held = true;
+        nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, c);
     }
     if (tls && (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->cfg.tls)) != 0) {
         plog_client_close(c);
@@ -593,14 +611,13 @@ static int finish_call(plog_client *c, int rv, bool write, nng_msg **reply, plog
     if (rv != 0) {
         *reply = NULL;
         int code = plog_rpc_nngerr_status(rv);
-        if (code == PLOG_STATUS_DEADLINE_EXCEEDED && atomic_load(&c->npipes) <= 0 &&
-            atomic_load(&c->rejected) > 0)
-            return plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE,
-                                       "no connection to %s: it speaks another nng protocol, not proglog's "
-                                       "RPC (a node's gossip --bind-addr instead of its RPC port?)",
-                                       c->addr);
-        if (code == PLOG_STATUS_DEADLINE_EXCEEDED && atomic_load(&c->npipes) <= 0)
-            return plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE, "no connection to %s", c->addr);
+        if (code == PLOG_STATUS_DEADLINE_EXCEEDED && atomic_load(&c->npipes) == 0)
+            return plog_rpc_status_set(
+                st, PLOG_STATUS_UNAVAILABLE, "no connection to %s%s", c->addr,
+                atomic_load(&c->refused)
+                    ? ": it speaks another nng protocol, "
+                      "not proglog's RPC (a node's gossip --bind-addr instead of its RPC port?)"
+                    : "");
         if (code == PLOG_STATUS_UNAVAILABLE)
             return plog_rpc_status_set(st, code, "connection to %s lost (%s)%s", c->addr, nng_strerror(rv),
                                        write ? "; the produce may or may not have been applied" : "");

@@ -524,14 +524,20 @@ static void *stub_answer(void *arg)
     return NULL;
 }
 
+/* listen_free makes sock listen on a free loopback port; addr gets its URL. */
+static void listen_free(nng_socket sock, char *addr, size_t n)
+{
+    snprintf(addr, n, "tcp://127.0.0.1:%d", plog_test_free_port());
+    assert_int_equal(nng_listen(sock, addr, NULL, 0), 0);
+}
+
 /* stub_run runs "proglogctl --addr <stub> cmd" against a stub answering with st's
  * body, and returns its exit status; *out gets its stdout. */
 static int stub_run(struct fixture *f, struct stub *st, const char *cmd, char **out)
 {
     char addr[64], sh[1024];
-    snprintf(addr, sizeof addr, "tcp://127.0.0.1:%d", plog_test_free_port());
     assert_int_equal(nng_rep0_open(&st->sock), 0);
-    assert_int_equal(nng_listen(st->sock, addr, NULL, 0), 0);
+    listen_free(st->sock, addr, sizeof addr);
     pthread_t thr;
     assert_int_equal(pthread_create(&thr, NULL, stub_answer, st), 0);
     snprintf(sh, sizeof sh, "%s --addr %s --timeout 5000 %s", f->ctl, addr, cmd);
@@ -590,18 +596,17 @@ static void test_proglogctl_members_and_servers_escape_control_characters(void *
 }
 
 /* proglogctl pointed at a port where another nng protocol listens (a node's
- * gossip --bind-addr or Raft port: PULL) fails UNAVAILABLE (exit 4) and says so. Before, the
- * SP handshake succeeded, REQ refused the pipe, and the request waited out its
- * deadline: "DEADLINE_EXCEEDED: no reply from ... within the deadline" (exit 5),
- * as from a slow server. */
+ * gossip --bind-addr or Raft port: PULL) fails UNAVAILABLE (exit 4) and says so.
+ * Before, the SP handshake succeeded, REQ refused the pipe, and the request waited
+ * out its deadline: "DEADLINE_EXCEEDED: no reply from ... within the deadline"
+ * (exit 5), as from a slow server. */
 static void test_proglogctl_at_a_port_of_another_protocol_says_so(void **state)
 {
     struct fixture *f = *state;
     nng_socket pull;
     char addr[64], cmd[1024];
-    snprintf(addr, sizeof addr, "tcp://127.0.0.1:%d", plog_test_free_port());
     assert_int_equal(nng_pull0_open(&pull), 0);
-    assert_int_equal(nng_listen(pull, addr, NULL, 0), 0);
+    listen_free(pull, addr, sizeof addr);
     snprintf(cmd, sizeof cmd, "%s --addr %s --timeout 1000 offsets 2>&1", f->ctl, addr);
     char *out;
     int rc = plog_test_sh(cmd, 15000, &out);

@@ -1,7 +1,8 @@
 /* client_test.c - the client library against real proglog processes: restart
  * under a running client (nothing acknowledged is lost, offsets continue), REQ
  * resends that never append twice, an unreachable server, a call queued
- * behind a stalled send, and produces from many threads coalesced. */
+ * behind a stalled send, produces from many threads coalesced, and a listener
+ * of another nng protocol. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pipeline0/pull.h>
 
 #include "internal/client/client.h"
 #include "internal/client/stream.h"
@@ -481,6 +485,37 @@ static void test_client_open_gives_up_on_a_silent_server_at_its_timeout(void **s
     close(fd);
 }
 
+/* A listener of another nng protocol (a PULL socket: a node's gossip or Raft port,
+ * where proglogctl may be pointed by mistake) takes the TCP connection, and REQ
+ * drops it right after the SP handshake, at every redial. A call ends at its
+ * deadline UNAVAILABLE "no connection", saying what the server at the address is not
+ * (before: every dropped connection counted -1 against the live ones, the client
+ * never counted itself connected again, and the call said "no reply within the
+ * deadline", DEADLINE_EXCEEDED, as if a server held the request). */
+static void test_client_against_another_protocol_has_no_connection(void **state)
+{
+    (void)state;
+    nng_socket pull;
+    char addr[64];
+    snprintf(addr, sizeof addr, "tcp://127.0.0.1:%d", plog_test_free_port());
+    assert_int_equal(nng_pull0_open(&pull), 0);
+    assert_int_equal(nng_listen(pull, addr, NULL, 0), 0);
+    plog_client_config cfg = {.timeout_ms = 500};
+    plog_client *c;
+    plog_rpc_status st;
+    assert_status_ok(plog_client_open(addr, &cfg, &c, &st));
+    plog_test_sleep_ms(200); /* a few redials, each dropped */
+    assert_false(plog_client_connected(c));
+    uint64_t off;
+    assert_int_equal(plog_client_produce(c, "x", 1, &off, &st), PLOG_STATUS_UNAVAILABLE);
+    if (strstr(st.msg, "no connection") == NULL || strstr(st.msg, "another nng protocol") == NULL)
+        fail_msg("status: %s", st.msg);
+    Log__V1__Record *rec;
+    assert_int_equal(plog_client_consume(c, 0, &rec, &st), PLOG_STATUS_UNAVAILABLE);
+    plog_client_close(c);
+    nng_close(pull);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -497,6 +532,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_queued_produces_end_by_their_deadline, setup, teardown),
         cmocka_unit_test(test_client_bad_address_is_invalid_argument),
         cmocka_unit_test(test_client_open_gives_up_on_a_silent_server_at_its_timeout),
+        cmocka_unit_test(test_client_against_another_protocol_has_no_connection),
     };
     return cmocka_run_group_tests_name("client", tests, NULL, NULL);
 }
