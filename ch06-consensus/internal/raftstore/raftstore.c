@@ -405,6 +405,28 @@ static void remove_temporaries(plog_raftstore *s)
     }
 }
 
+/* check_log_present: a store that holds Raft state (a term, a cluster id or a
+ * snapshot) has its log generation's directory, made (durably) when the store was
+ * first opened or before the snapshot naming it was written. Without it every
+ * entry this node stored, and may have acknowledged, is gone, and a node that went
+ * on from its snapshot alone could help elect a leader that lacks them
+ * (PLOG_ECORRUPT; before, it started with no word of the loss). */
+static int check_log_present(plog_raftstore *s)
+{
+    if (s->hs.term == 0 && s->cluster == 0 && !s->has_snap)
+        return PLOG_OK;
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/log-%" PRIu64, s->dir, s->gen);
+    if (stat(path, &st) == 0 || errno != ENOENT)
+        return PLOG_OK;
+    plog_errf(s->errmsg, sizeof s->errmsg,
+              "%s is missing, yet %s holds this node's Raft state: the entries it stored are gone; restore "
+              "it, or move the data directory aside and start the node with --start-join-addrs",
+              path, s->dir);
+    return PLOG_ECORRUPT;
+}
+
 static int open_log(plog_raftstore *s, uint64_t gen, uint64_t initial, plog_log **lp)
 {
     char path[4096];
@@ -437,7 +459,7 @@ int plog_raftstore_open(const char *dir, const plog_log_config *lc, plog_raftsto
     if ((rv = load_hard_state(s)) != PLOG_OK || (rv = load_cluster(s)) != PLOG_OK ||
         (rv = load_snapshot(s)) != PLOG_OK)
         goto fail;
-    if ((rv = remove_stray(s)) != PLOG_OK)
+    if ((rv = remove_stray(s)) != PLOG_OK || (rv = check_log_present(s)) != PLOG_OK)
         goto fail;
     rv = open_log(s, s->gen, s->has_snap ? s->snap.index : 0, &s->log);
     if (rv != PLOG_OK)

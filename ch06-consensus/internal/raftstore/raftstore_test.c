@@ -677,6 +677,27 @@ static void test_a_lost_snapshot_file_is_refused_and_nothing_is_removed(void **s
     check_snapshot_boot(f, 20, 2);
 }
 
+/* A store that holds Raft state but whose log directory is gone (removed by
+ * hand) is refused, naming it: the entries it stored, and may have acknowledged,
+ * are lost. Before, it opened with an empty log and said nothing. */
+static void test_a_missing_log_directory_is_refused(void **state)
+{
+    struct fixture *f = *state;
+    reopen(f);
+    append_range(f, 1, 3, 1);
+    plog_raft_hard_state hs = {.term = 1, .vote = 1};
+    assert_plog_ok(plog_raftstore_save_hard_state(f->s, &hs));
+    plog_raftstore_close(f->s);
+    f->s = NULL;
+    char path[256], err[512];
+    snprintf(path, sizeof path, "%s/log-0", f->dir);
+    plog_test_rmrf(path);
+    assert_int_equal(plog_raftstore_open(f->dir, &f->lc, &f->s, err, sizeof err), PLOG_ECORRUPT);
+    assert_null(f->s);
+    if (strstr(err, "/log-0 is missing") == NULL || strstr(err, "--start-join-addrs") == NULL)
+        fail_msg("error: %s", err);
+}
+
 /* plog_raftstore_read: an entry the core dropped from memory reads back as stored,
  * across a reopen; a wrong length or an index not stored is refused. */
 static void test_an_entry_reads_back_by_index(void **state)
@@ -751,6 +772,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_lost_snapshot_file_is_refused_and_nothing_is_removed, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_missing_log_directory_is_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
