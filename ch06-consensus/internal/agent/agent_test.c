@@ -445,6 +445,21 @@ static bool file_has(void *arg)
     return yes;
 }
 
+/* open_logged opens node1 with its log in DIR/node1.log (its path in path): the
+ * caller shuts it down, then frees *lg and closes *lf. */
+static void open_logged(struct tc_agents *f, char *path, size_t size, FILE **lf, plog_logger **lg)
+{
+    snprintf(path, size, "%s/node1.log", f->dir);
+    *lf = fopen(path, "w");
+    assert_non_null(*lf);
+    assert_plog_ok(plog_logger_new(fileno(*lf), PLOG_LOGGER_INFO, lg));
+    plog_agent_config ac = tc_agents_config(f, 0, -1);
+    ac.logger = *lg;
+    char err[512];
+    if (plog_agent_open(&ac, &f->a[0], err, sizeof err) != PLOG_OK)
+        fail_msg("agent node1: %s", err);
+}
+
 /* A member's tags come from gossip, where a value may be any bytes but NUL: the
  * agent's member line quotes and escapes rpc_addr as the logger does any value.
  * Before, the line was printf'd: node2's certificate (the policy lets it
@@ -453,17 +468,10 @@ static bool file_has(void *arg)
 static void test_agent_member_line_escapes_a_gossiped_rpc_addr(void **state)
 {
     struct tc_agents *f = *state;
-    char path[192];
-    snprintf(path, sizeof path, "%s/node1.log", f->dir);
-    FILE *lf = fopen(path, "w");
-    assert_non_null(lf);
+    char path[192], err[512], bind[32];
+    FILE *lf;
     plog_logger *lg;
-    assert_plog_ok(plog_logger_new(fileno(lf), PLOG_LOGGER_INFO, &lg));
-    plog_agent_config ac = tc_agents_config(f, 0, -1);
-    ac.logger = lg;
-    char err[512], bind[32];
-    if (plog_agent_open(&ac, &f->a[0], err, sizeof err) != PLOG_OK)
-        fail_msg("agent node1: %s", err);
+    open_logged(f, path, sizeof path, &lf, &lg);
 
     snprintf(bind, sizeof bind, "127.0.0.1:%d", plog_test_free_port());
     plog_transport_config tc = {
@@ -508,6 +516,38 @@ static void test_agent_member_line_escapes_a_gossiped_rpc_addr(void **state)
     if (strstr(log, "\nlevel=error msg=forged") != NULL ||
         strstr(log, "rpc_addr=\"127.0.0.1:1\\nlevel=error msg=forged\"") == NULL)
         fail_msg("the member line does not escape the rpc_addr:\n%s", log);
+    free(log);
+}
+
+/* A members file with a line that does not parse: the node starts, skips it and
+ * says how many lines it skipped, without an err (before: err=ok beside it). */
+static void test_agent_says_how_many_remembered_lines_it_skipped(void **state)
+{
+    struct tc_agents *f = *state;
+    tc_agents_start(f, 0, -1);
+    assert_plog_ok(plog_agent_shutdown(f->a[0]));
+    f->a[0] = NULL;
+    char path[192];
+    snprintf(path, sizeof path, "%s/members", f->data[0]);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("garbage\n", fp);
+    fclose(fp);
+    FILE *lf;
+    plog_logger *lg;
+    open_logged(f, path, sizeof path, &lf, &lg);
+    assert_plog_ok(plog_agent_shutdown(f->a[0])); /* before its logger goes */
+    f->a[0] = NULL;
+    plog_logger_free(lg);
+    fclose(lf);
+    char *log = read_all(path);
+    char *line = strstr(log, "msg=\"remembered members not all read\"");
+    char *end = line != NULL ? strchr(line, '\n') : NULL;
+    if (end == NULL)
+        fail_msg("no line about the members file:\n%s", log);
+    *end = '\0';
+    if (strstr(line, "lines_skipped=1") == NULL || strstr(line, "err=") != NULL)
+        fail_msg("want one skipped line and no err: %s", line);
     free(log);
 }
 
@@ -588,6 +628,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_of_another_node, tc_agents_setup,
                                         tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_agent_member_line_escapes_a_gossiped_rpc_addr, tc_agents_setup,
+                                        tc_agents_teardown),
+        cmocka_unit_test_setup_teardown(test_agent_says_how_many_remembered_lines_it_skipped, tc_agents_setup,
                                         tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_agent_refuses_a_data_dir_in_use, tc_agents_setup,
                                         tc_agents_teardown),
