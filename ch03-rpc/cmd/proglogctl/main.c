@@ -134,6 +134,38 @@ static int fail(const plog_rpc_status *st)
     return exit_code(st->code);
 }
 
+/* The errno of the first write to stdout that failed, 0 while none has. SIGPIPE
+ * is ignored (main), so a reader that went away (consume --follow | head -1) is
+ * EPIPE here, not a signal: without this check a follower wrote into the closed
+ * pipe for good, and output lost to a full disk (consume --from 0 > backup) exited
+ * 0 (a black-box run found both). */
+static int out_errno;
+
+/* out_ok says whether stdout took every byte so far (flush: pushed to the kernel
+ * first, which is when a write fails); it keeps the first failure's errno. */
+static bool out_ok(bool flush)
+{
+    if (out_errno != 0)
+        return false;
+    if (flush)
+        errno = 0; /* else errno is the failed write's, checked right after it */
+    if ((flush && fflush(stdout) != 0) || ferror(stdout))
+        out_errno = errno != 0 ? errno : EIO;
+    return out_errno == 0;
+}
+
+/* out_check ends a command: when stdout lost output, it says so on stderr (not for
+ * EPIPE: a reader that stopped reading, as head does, knows) and turns success into
+ * EXIT_FAIL; any other exit status stands. */
+static int out_check(int rc)
+{
+    if (out_ok(true))
+        return rc;
+    if (out_errno != EPIPE)
+        fprintf(stderr, "proglogctl: cannot write the output: %s\n", strerror(out_errno));
+    return rc == EXIT_OK ? EXIT_FAIL : rc;
+}
+
 static void print_ack(void *arg, uint64_t first, size_t n, int code, const char *msg)
 {
     (void)msg;
@@ -142,7 +174,7 @@ static void print_ack(void *arg, uint64_t first, size_t n, int code, const char 
     *(size_t *)arg += n; /* records acknowledged */
     for (size_t i = 0; i < n; i++)
         printf("%" PRIu64 "\n", first + i);
-    fflush(stdout); /* at once, even into a pipe: a killed producer has told every offset it got */
+    out_ok(true); /* at once, even into a pipe: a killed producer has told every offset it got */
 }
 
 /* The command and its arguments, checked whole before anything is dialed: a
@@ -346,7 +378,8 @@ static int cmd_produce(plog_client *c, const struct command *cmd)
         size_t n;
         int more;
         size_t lineno = 0;
-        while (code == PLOG_STATUS_OK && (more = next_line(&in, &line, &n, flush_batched, &fa)) == 1) {
+        while (code == PLOG_STATUS_OK && out_errno == 0 &&
+               (more = next_line(&in, &line, &n, flush_batched, &fa)) == 1) {
             lineno++;
             if ((code = plog_client_producer_send(p, line, n, &st)) != PLOG_STATUS_OK) {
                 char why[sizeof st.msg];
@@ -366,7 +399,7 @@ static int cmd_produce(plog_client *c, const struct command *cmd)
     if (code == PLOG_STATUS_OK)
         code = plog_client_producer_flush(p, &st);
     plog_client_producer_close(p);
-    fflush(stdout);
+    out_ok(true); /* its errno kept, for out_check */
     if (code == PLOG_STATUS_OK)
         return EXIT_OK;
     /* One offset was printed per record stored, in order: say how many, since the
@@ -486,8 +519,14 @@ static int cmd_consume(plog_client *c, const struct command *cmd)
     int code;
     while ((code = next_following(c, it, cmd->follow, &value, &len, &off, &st)) == PLOG_STATUS_OK) {
         print_record(value, len, off, cmd->offsets);
-        if (cmd->follow)
-            fflush(stdout); /* a follower's reader wants each record as it comes */
+        /* a follower's reader wants each record as it comes; once the output is
+         * lost, reading on (or waiting for more) serves nobody */
+        if (!out_ok(cmd->follow))
+            break;
+    }
+    if (out_errno != 0) {
+        plog_client_consumer_close(it);
+        return EXIT_FAIL; /* main's out_check says why */
     }
     /* Reading to the end of the log is success; an offset below it (also
      * OUT_OF_RANGE, from the server) is not, nor one past the end: the server
@@ -497,7 +536,7 @@ static int cmd_consume(plog_client *c, const struct command *cmd)
     uint64_t lowest, end;
     plog_client_consumer_bounds(it, &lowest, &end);
     plog_client_consumer_close(it);
-    fflush(stdout);
+    out_ok(true); /* its errno kept, for out_check */
     if (!at_end)
         return fail(&st);
     if (cmd->off <= end)
@@ -597,5 +636,5 @@ int main(int argc, char **argv)
              : cmd.kind == CMD_OFFSETS ? cmd_offsets(c)
                                        : cmd_consume(c, &cmd);
     plog_client_close(c);
-    return rc;
+    return out_check(rc);
 }

@@ -202,6 +202,49 @@ static void test_proglogctl_produce_dash_reports_each_offset_at_once(void **stat
     unlink(p.out);
 }
 
+/* Output that cannot be written is an error. Into a full disk (/dev/full) every
+ * command that prints exits 1 and says why; a follower whose reader went away
+ * (| head -c 1) exits 1 instead of following for good: SIGPIPE is ignored, so its
+ * write fails with EPIPE, and it says nothing (head knows it stopped reading).
+ * Before, all of these exited 0 (consume --from 0 > backup on a full disk lost the
+ * backup silently) and the follower never exited (a black-box run found both). */
+static void test_proglogctl_output_it_cannot_write_is_an_error(void **state)
+{
+    struct fixture *f = *state;
+    char *out, *err;
+    assert_int_equal(ctl(f, &out, NULL, "produce a b"), 0);
+    free(out);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "printf 'd\\ne\\n' >%s/in", f->tmp);
+    assert_int_equal(plog_test_sh(cmd, 5000, &out), 0);
+    free(out);
+    static const char *const cmds[] = {"consume 0", "consume --from 0", "offsets", "produce c", "produce -"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char args[128];
+        snprintf(args, sizeof args, ">/dev/full <%s/in %s", f->tmp, cmds[i]);
+        assert_int_equal(ctl(f, &out, &err, args), 1);
+        assert_non_null(strstr(err, "proglogctl: cannot write the output: No space left on device\n"));
+        free(out);
+        free(err);
+    }
+    ctl_says(f, "consume --from 0", "a\nb\nc\nd\ne\n"); /* the produces were stored */
+
+    /* A record larger than a pipe's buffer: head takes one byte and exits while
+     * the follower still writes the record. */
+    assert_int_equal(ctl(f, &out, NULL, "produce $(head -c 100000 /dev/zero | tr '\\0' x)"), 0);
+    free(out);
+    snprintf(cmd, sizeof cmd,
+             "{ timeout 10 %s --addr %s consume --from 0 --follow 2>%s/stderr; echo $? >%s/rc; } | "
+             "head -c 1 >/dev/null",
+             f->ctl, f->srv.addr, f->tmp, f->tmp);
+    assert_int_equal(plog_test_sh(cmd, 15000, &out), 0);
+    free(out);
+    snprintf(cmd, sizeof cmd, "cat %s/rc %s/stderr", f->tmp, f->tmp);
+    assert_int_equal(plog_test_sh(cmd, 5000, &out), 0);
+    assert_string_equal(out, "1\n"); /* not 124: timeout's kill after 10 s */
+    free(out);
+}
+
 static void test_proglogctl_follow_prints_records_as_they_arrive(void **state)
 {
     struct fixture *f = *state;
@@ -829,6 +872,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proglogctl_follow_waits_out_a_server_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_follow_says_when_the_log_came_back_shorter, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_proglogctl_output_it_cannot_write_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_follow_prints_records_as_they_arrive, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_proglogctl_exit_codes_tell_usage_not_found_unavailable, setup,
