@@ -430,6 +430,37 @@ static int cnt_close(int fd)
     return plog_io_real()->close(fd);
 }
 
+/* cnt_install puts the counting layer under the I/O seam, its counts zeroed, with
+ * pwrite for the writes (cnt_pwrite, or one that fails); before the store opens
+ * its log. */
+static void cnt_install(ssize_t (*pwrite)(int, const void *, size_t, off_t))
+{
+    memset(&cnt, 0, sizeof cnt);
+    cnt.io = *plog_io_real();
+    cnt.io.open = cnt_open;
+    cnt.io.pwrite = pwrite;
+    cnt.io.fsync = cnt_fsync;
+    cnt.io.fdatasync = cnt_fdatasync;
+    cnt.io.close = cnt_close;
+    cnt.fd = -1;
+    plog_io_set(&cnt.io);
+}
+
+/* big_job begins a snapshot job at index 9 (one voter) whose state, len bytes of
+ * 's', is in *data (the caller frees it). */
+static plog_raftstore_snapshot_job *big_job(struct fixture *f, size_t len, uint8_t **data)
+{
+    *data = malloc(len);
+    assert_non_null(*data);
+    memset(*data, 's', len);
+    plog_raft_snapshot snap = {.index = 9, .term = 1};
+    snap.conf.n = 1;
+    snap.conf.servers[0] = (plog_raft_server){.id = 1, .role = PLOG_RAFT_VOTER};
+    plog_raftstore_snapshot_job *j;
+    assert_plog_ok(plog_raftstore_snapshot_begin(f->s, &snap, &j));
+    return j;
+}
+
 /* A large snapshot's temporary is synced every MiB as it is written, so that a
  * journal commit made by the fsync of Raft's log on the node thread never waits
  * for more than a MiB of it (ext4 writes out a transaction's new data first):
@@ -439,25 +470,12 @@ static int cnt_close(int fd)
 static void test_a_large_snapshot_is_synced_as_it_is_written(void **state)
 {
     struct fixture *f = *state;
-    cnt.io = *plog_io_real();
-    cnt.io.open = cnt_open;
-    cnt.io.pwrite = cnt_pwrite;
-    cnt.io.fsync = cnt_fsync;
-    cnt.io.fdatasync = cnt_fdatasync;
-    cnt.io.close = cnt_close;
-    cnt.fd = -1;
-    plog_io_set(&cnt.io); /* before the store opens its log */
+    cnt_install(cnt_pwrite);
     reopen(f);
     append_range(f, 1, 10, 1);
     size_t len = (7u << 20) / 2; /* 3.5 MiB */
-    uint8_t *data = malloc(len);
-    assert_non_null(data);
-    memset(data, 's', len);
-    plog_raft_snapshot snap = {.index = 9, .term = 1};
-    snap.conf.n = 1;
-    snap.conf.servers[0] = (plog_raft_server){.id = 1, .role = PLOG_RAFT_VOTER};
-    plog_raftstore_snapshot_job *j;
-    assert_plog_ok(plog_raftstore_snapshot_begin(f->s, &snap, &j));
+    uint8_t *data;
+    plog_raftstore_snapshot_job *j = big_job(f, len, &data);
     assert_plog_ok(plog_raftstore_snapshot_write(j, data, len));
     assert_plog_ok(plog_raftstore_snapshot_end(f->s, j));
     free(data); /* the store kept no copy */
@@ -538,26 +556,12 @@ static ssize_t full_pwrite(int fd, const void *p, size_t n, off_t off)
 static void test_a_failed_snapshot_write_leaves_no_temporary(void **state)
 {
     struct fixture *f = *state;
-    cnt.io = *plog_io_real();
-    cnt.io.open = cnt_open;
-    cnt.io.pwrite = full_pwrite;
-    cnt.io.fsync = cnt_fsync;
-    cnt.io.fdatasync = cnt_fdatasync;
-    cnt.io.close = cnt_close;
-    cnt.fd = -1;
-    cnt.unsynced = 0;
-    plog_io_set(&cnt.io);
+    cnt_install(full_pwrite);
     reopen(f);
     append_range(f, 1, 10, 1);
     size_t len = 3u << 20;
-    uint8_t *data = malloc(len);
-    assert_non_null(data);
-    memset(data, 's', len);
-    plog_raft_snapshot snap = {.index = 9, .term = 1};
-    snap.conf.n = 1;
-    snap.conf.servers[0] = (plog_raft_server){.id = 1, .role = PLOG_RAFT_VOTER};
-    plog_raftstore_snapshot_job *j;
-    assert_plog_ok(plog_raftstore_snapshot_begin(f->s, &snap, &j));
+    uint8_t *data;
+    plog_raftstore_snapshot_job *j = big_job(f, len, &data);
     assert_int_equal(plog_raftstore_snapshot_write(j, data, len), PLOG_EIO);
     assert_int_equal(plog_raftstore_snapshot_end(f->s, j), PLOG_EIO);
     free(data);
