@@ -476,10 +476,20 @@ static void test_client_against_another_protocol_has_no_connection(void **state)
     plog_rpc_status st;
     assert_status_ok(plog_client_open(addr, &cfg, &c, &st));
     plog_test_sleep_ms(200); /* a few redials, each dropped */
+    /* Every call is UNAVAILABLE "no connection"; the reason comes once a redial
+     * got as far as a refused pipe: one whose handshake the peer cut off first
+     * gives no pipe event at all (a CI run under load saw a first call without
+     * it), so a few calls are allowed for it. */
     uint64_t off;
-    assert_int_equal(plog_client_produce(c, "x", 1, &off, &st), PLOG_STATUS_UNAVAILABLE);
-    if (strstr(st.msg, "no connection") == NULL || strstr(st.msg, "another nng protocol") == NULL)
-        fail_msg("status: %s", st.msg);
+    bool said = false;
+    for (int i = 0; i < 5 && !said; i++) {
+        assert_int_equal(plog_client_produce(c, "x", 1, &off, &st), PLOG_STATUS_UNAVAILABLE);
+        if (strstr(st.msg, "no connection") == NULL)
+            fail_msg("status: %s", st.msg);
+        said = strstr(st.msg, "another nng protocol") != NULL;
+    }
+    if (!said)
+        fail_msg("no call said why: %s", st.msg);
     Log__V1__Record *rec;
     assert_int_equal(plog_client_consume(c, 0, &rec, &st), PLOG_STATUS_UNAVAILABLE);
     plog_client_close(c);

@@ -593,12 +593,20 @@ static void test_proglogctl_at_a_port_of_another_protocol_says_so(void **state)
     assert_int_equal(nng_pull0_open(&pull), 0);
     listen_free(pull, addr, sizeof addr);
     snprintf(cmd, sizeof cmd, "%s --addr %s --timeout 1000 offsets 2>&1", f->ctl, addr);
-    char *out;
-    int rc = plog_test_sh(cmd, 15000, &out);
+    /* The reason needs a redial that got as far as a refused pipe (client_test
+     * says why), so a few runs are allowed for it; each must exit 4. */
+    bool said = false;
+    for (int i = 0; i < 3 && !said; i++) {
+        char *out;
+        int rc = plog_test_sh(cmd, 15000, &out);
+        if (rc != 4)
+            fail_msg("exit %d (want 4): %s", rc, out);
+        said = strstr(out, "it speaks another nng protocol") != NULL;
+        if (!said && i == 2)
+            fail_msg("no run said why: %s", out);
+        free(out);
+    }
     nng_close(pull);
-    if (rc != 4 || strstr(out, "it speaks another nng protocol") == NULL)
-        fail_msg("exit %d (want 4): %s", rc, out);
-    free(out);
 }
 
 /* The variable gives the address when no flag does; a flag wins over it. */

@@ -133,7 +133,9 @@ static void batch_end(struct call_slot *s);
  * took npipes one lower, for good, and a call there waited out its deadline as if a
  * server held it); one of a pipe never added is noted instead (refused), for the
  * call's error. The one dialer holds one pipe at a time, but the REM_POST of the last
- * may come after the ADD_POST of the next (nng's reaper runs it): hence a few slots. */
+ * may come after the ADD_POST of the next (nng's reaper runs it): hence a few slots. A connection the peer
+ * cuts off during the SP handshake gives no pipe event at all, so a call may end before any refused pipe was
+ * seen ("no connection" without the reason). */
 static void pipe_added(plog_client *c, nng_pipe p)
 {
     for (size_t i = 0; i < sizeof c->added / sizeof c->added[0]; i++) {
