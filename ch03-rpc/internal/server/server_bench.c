@@ -871,6 +871,7 @@ static void test_bench(void **state)
     struct lat olat = {.mu = PTHREAD_MUTEX_INITIALIZER};
     struct own_conn *oc = own_dial(srv.addr);
     struct cost acost = {.server = srv.proc.pid}, tcost = acost, ocost = acost;
+    struct cost ecost = {.server = echo_pid};
     for (int k = 0; k < 2; k++) {
         /* Echo and produce (and at 16 clients the blocking threads, through the
          * library and over own socket I/O) take turns,
@@ -887,7 +888,7 @@ static void test_bench(void **state)
             for (int i = 0; i < runs; i++) {
                 switch ((i + r) % runs) {
                 case 0:
-                    erates[r] = run_async(0, echo, NULL, clients[k], &elat, &eerrors, NULL);
+                    erates[r] = run_async(0, echo, NULL, clients[k], &elat, &eerrors, k == 1 ? &ecost : NULL);
                     break;
                 case 1:
                     rates[r] = run_async(1, plog_client_socket(c), c, clients[k], &lat, &errors,
@@ -910,6 +911,8 @@ static void test_bench(void **state)
         char extra[256];
         snprintf(extra, sizeof extra, "clients=%d size=%d rounds=%d errors=%d", clients[k], VALUE_SIZE,
                  ROUNDS, eerrors);
+        if (k == 1)
+            cost_fmt(&ecost, extra, sizeof extra);
         lat_print("rpc.baseline.echo", erate, "req/s", &elat, extra);
         snprintf(extra, sizeof extra, "clients=%d size=%d sync=never rounds=%d vs_echo=%.2f errors=%d",
                  clients[k], VALUE_SIZE, ROUNDS, plog_test_median(ratios, ROUNDS), errors);

@@ -656,6 +656,7 @@ static void test_bench(void **state)
     double trates[ROUNDS], tratios[ROUNDS];
     int terrors = 0;
     struct cost acost = {.server = srv.proc.pid}, tcost = acost;
+    struct cost ecost = {.server = echo_pid};
     for (int k = 0; k < 2; k++) {
         /* Echo and produce (and at 16 clients the blocking threads) take turns,
          * ROUNDS times each, the order rotating every round; the rates printed
@@ -671,7 +672,7 @@ static void test_bench(void **state)
             for (int i = 0; i < runs; i++) {
                 switch ((i + r) % runs) {
                 case 0:
-                    erates[r] = run_async(0, echo, NULL, clients[k], &elat, &eerrors, NULL);
+                    erates[r] = run_async(0, echo, NULL, clients[k], &elat, &eerrors, k == 1 ? &ecost : NULL);
                     break;
                 case 1:
                     rates[r] = run_async(1, plog_client_socket(c), c, clients[k], &lat, &errors,
@@ -689,6 +690,8 @@ static void test_bench(void **state)
         char extra[256];
         snprintf(extra, sizeof extra, "clients=%d size=%d rounds=%d errors=%d", clients[k], VALUE_SIZE,
                  ROUNDS, eerrors);
+        if (k == 1)
+            cost_fmt(&ecost, extra, sizeof extra);
         lat_print("rpc.baseline.echo", erate, "req/s", &elat, extra);
         snprintf(extra, sizeof extra, "clients=%d size=%d sync=never rounds=%d vs_echo=%.2f errors=%d",
                  clients[k], VALUE_SIZE, ROUNDS, plog_test_median(ratios, ROUNDS), errors);
