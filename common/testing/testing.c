@@ -220,11 +220,17 @@ static char *slurp(const char *path)
         fail_msg("open %s: %s", path, strerror(errno));
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
+    if (buf == NULL)
+        fail_msg("read %s: out of memory", path);
     size_t n;
     while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
         len += n;
-        if (cap - len < 2)
-            buf = realloc(buf, cap *= 2);
+        if (cap - len < 2) {
+            char *grown = realloc(buf, cap *= 2);
+            if (grown == NULL)
+                fail_msg("read %s: out of memory", path);
+            buf = grown;
+        }
     }
     fclose(f);
     buf[len] = '\0';
