@@ -256,7 +256,8 @@ static long rss_kib(pid_t pid, const char *field)
  * (the client: getrusage counts its exited threads too), the server process
  * (/proc: utime and stime of all its threads, and the switches of each) and the
  * whole machine's idle share (/proc/stat). Printed on the mode's line as
- * client_cpu_us, client_cs, server_cpu_us, server_cs (per produce) and idle_pct. */
+ * client_cpu_us, client_cs, server_cpu_us, server_cs (per request: a produce, or
+ * an echo on the echo line) and idle_pct. */
 struct usage {
     double client_us, client_cs, server_us, server_cs, idle, all;
 };
