@@ -48,10 +48,10 @@ int main(int argc, char **argv)
             break;
         case 'h':
             fputs(usage, stdout);
-            return 0;
+            return plog_err_stdout_done(prog);
         case 'V':
             printf("proglog %s (ch01-setup)\n", PLOG_VERSION);
-            return 0;
+            return plog_err_stdout_done(prog);
         default:
             fputs(usage, stderr);
             return 2;

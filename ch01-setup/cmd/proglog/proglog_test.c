@@ -281,6 +281,14 @@ static void test_proglog_help_and_bad_flags(void **state)
     assert_int_equal(plog_test_run(version, NULL, 5000, &out), 0);
     assert_non_null(strstr(out, "proglog "));
     free(out);
+    /* Help or version that cannot be written is an error (before: exit 0). */
+    for (int i = 0; i < 2; i++) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "%s %s >/dev/full", bin, i == 0 ? "--help" : "--version");
+        assert_int_equal(plog_test_sh(cmd, 5000, &out), 1);
+        assert_non_null(strstr(out, "proglog: cannot write the output: No space left on device\n"));
+        free(out);
+    }
     char *bad[] = {bin, "--no-such-flag", NULL};
     assert_int_equal(plog_test_run(bad, NULL, 5000, &out), 2);
     assert_non_null(strstr(out, "usage:"));

@@ -1,4 +1,5 @@
-/* err_test.c - every code has its own message. */
+/* err_test.c - every code has its own message; plog_err_stdout_done reports output it
+ * could not write. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,6 +7,12 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/wait.h>
 
 #include "internal/err/err.h"
 
@@ -33,11 +40,68 @@ static void test_err_unknown_code_says_so(void **state)
     assert_string_equal(plog_strerror(10000), "unknown error");
 }
 
+/* stdout_done_child runs plog_err_stdout_done("prog") after writing a line to
+ * stdout opened on out (a path, or NULL: the write end of a pipe nobody reads),
+ * with stderr in the file err; returns the child's exit status. */
+static int stdout_done_child(const char *out, const char *err)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGPIPE, SIG_IGN);
+        close(p[0]); /* the pipe's reader is gone: a write is EPIPE */
+        if (freopen(err, "w", stderr) == NULL || setvbuf(stderr, NULL, _IONBF, 0) != 0)
+            _exit(99); /* unbuffered, as a program's stderr is */
+        if (out != NULL ? freopen(out, "w", stdout) == NULL : dup2(p[1], STDOUT_FILENO) < 0)
+            _exit(98);
+        fputs("usage: prog [flags]\n", stdout);
+        _exit(plog_err_stdout_done("prog"));
+    }
+    close(p[0]);
+    close(p[1]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static void test_err_stdout_done_reports_lost_output(void **state)
+{
+    (void)state;
+    char err[] = "/tmp/plog-err-XXXXXX";
+    int fd = mkstemp(err);
+    assert_true(fd >= 0);
+    close(fd);
+    char said[256] = "";
+    FILE *f;
+
+    assert_int_equal(stdout_done_child("/dev/null", err), 0); /* written: silent */
+    f = fopen(err, "r");
+    assert_null(fgets(said, sizeof said, f));
+    fclose(f);
+
+    assert_int_equal(stdout_done_child("/dev/full", err), 1); /* a full disk */
+    f = fopen(err, "r");
+    assert_non_null(fgets(said, sizeof said, f));
+    fclose(f);
+    assert_string_equal(said, "prog: cannot write the output: No space left on device\n");
+
+    assert_int_equal(stdout_done_child(NULL, err), 1); /* EPIPE: fails, quietly */
+    f = fopen(err, "r");
+    assert_null(fgets(said, sizeof said, f));
+    fclose(f);
+    unlink(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_err_every_code_has_a_distinct_message),
         cmocka_unit_test(test_err_unknown_code_says_so),
+        cmocka_unit_test(test_err_stdout_done_reports_lost_output),
     };
     return cmocka_run_group_tests_name("err", tests, NULL, NULL);
 }

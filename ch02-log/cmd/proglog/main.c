@@ -123,10 +123,10 @@ int main(int argc, char **argv)
             break;
         case O_HELP:
             fputs(usage, stdout);
-            return 0;
+            return plog_err_stdout_done("proglog");
         case O_VERSION:
             printf("proglog %s (ch02-log)\n", PLOG_VERSION);
-            return 0;
+            return plog_err_stdout_done("proglog");
         default:
             fputs(usage, stderr);
             return 2;

@@ -185,10 +185,10 @@ int main(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
-            return 0;
+            return plog_err_stdout_done("proglog");
         case 'V':
             printf("proglog %s\n", VERSION);
-            return 0;
+            return plog_err_stdout_done("proglog");
         case '?':
             usage(stderr);
             return 2;

@@ -208,7 +208,7 @@ static void test_proglogctl_produce_dash_reports_each_offset_at_once(void **stat
 }
 
 /* Output that cannot be written is an error. Into a full disk (/dev/full) every
- * command that prints exits 1 and says why; a follower whose reader went away
+ * command that prints (and --help, --version) exits 1 and says why; a follower whose reader went away
  * (| head -c 1) exits 1 instead of following for good: SIGPIPE is ignored, so its
  * write fails with EPIPE, and it says nothing (head knows it stopped reading).
  * Before, all of these exited 0 (consume --from 0 > backup on a full disk lost the
@@ -223,7 +223,8 @@ static void test_proglogctl_output_it_cannot_write_is_an_error(void **state)
     snprintf(cmd, sizeof cmd, "printf 'd\\ne\\n' >%s/in", f->tmp);
     assert_int_equal(plog_test_sh(cmd, 5000, &out), 0);
     free(out);
-    static const char *const cmds[] = {"consume 0", "consume --from 0", "offsets", "produce c", "produce -"};
+    static const char *const cmds[] = {"consume 0", "consume --from 0", "offsets",  "produce c",
+                                       "produce -", "--help",           "--version"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char args[128];
         snprintf(args, sizeof args, ">/dev/full <%s/in %s", f->tmp, cmds[i]);

@@ -1,4 +1,4 @@
-/* err.c - messages for the codes of err.h, and plog_fopen_read. */
+/* err.c - messages for the codes of err.h, plog_fopen_read and plog_err_stdout_done. */
 #include "internal/err/err.h"
 
 #include <errno.h>
@@ -111,4 +111,15 @@ FILE *plog_fopen_read(const char *path, char *why, size_t size)
     if (f == NULL)
         plog_errf(why, size, "%s: %s", path, reason);
     return f;
+}
+
+int plog_err_stdout_done(const char *prog)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return 0;
+    int e = errno != 0 ? errno : EIO;
+    if (e != EPIPE)
+        fprintf(stderr, "%s: cannot write the output: %s\n", prog, strerror(e));
+    return 1;
 }

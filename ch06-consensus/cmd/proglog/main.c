@@ -317,11 +317,11 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'h') {
             usage(stdout);
-            return 0;
+            return plog_err_stdout_done("proglog");
         }
         if (c == 'V') {
             printf("proglog %s\n", VERSION);
-            return 0;
+            return plog_err_stdout_done("proglog");
         }
         if (c < 1 || c > NFLAGS) {
             usage(stderr);

@@ -368,10 +368,10 @@ int single_main(int argc, char **argv, const char *version)
             break;
         case 'h':
             usage(stdout);
-            return 0;
+            return plog_err_stdout_done("proglog");
         case 'V':
             printf("proglog %s\n", version);
-            return 0;
+            return plog_err_stdout_done("proglog");
         case '?':
             usage(stderr);
             return 2;

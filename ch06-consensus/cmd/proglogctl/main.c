@@ -964,10 +964,10 @@ int main(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
-            return EXIT_OK;
+            return out_check(EXIT_OK);
         case 'V':
             printf("proglogctl %s\n", VERSION);
-            return EXIT_OK;
+            return out_check(EXIT_OK);
         default:
             usage(stderr);
             return EXIT_USAGE;
