@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -485,6 +486,45 @@ static void test_proglog_the_produce_that_fails_the_log_answers_503(void **state
     expect(f, "GET", "{\"offset\":2}", 200, "\"offset\":2");
 }
 
+/* A data directory of more segments than the soft descriptor limit allows (two
+ * descriptors each) opens: proglog raises the limit to its hard limit first.
+ * Before, 40 segments under a soft limit of 48 failed with "Too many open files". */
+static void test_proglog_opens_more_segments_than_the_soft_descriptor_limit(void **state)
+{
+    struct fixture *f = *state;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_max < 256)
+        skip(); /* the hard limit itself is too low to show it */
+    char addr[32], data[128], bin[512];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", f->port);
+    snprintf(data, sizeof data, "%s/data", f->dir);
+    snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
+    for (int round = 0; round < 2; round++) {
+        plog_test_kill(&f->srv, SIGTERM, 5000);
+        unlink(f->srv.out);
+        /* One record per segment (a 12-byte index holds one entry); the second
+         * start has a soft limit of 48 descriptors for 80 segment files. */
+        char *argv[] = {"/bin/sh",
+                        "-c",
+                        round == 0 ? "exec \"$0\" \"$@\"" : "ulimit -S -n 48 && exec \"$0\" \"$@\"",
+                        bin,
+                        "--addr",
+                        addr,
+                        "--data-dir",
+                        data,
+                        "--max-index-bytes",
+                        "12",
+                        NULL};
+        plog_test_spawn(&f->srv, argv);
+        if (!plog_test_wait_output(&f->srv, "msg=listening", 10000))
+            fail_msg("proglog did not start: %s", plog_test_output(&f->srv));
+        for (int i = 0; round == 0 && i < 40; i++)
+            expect(f, "POST", "{\"record\":{\"value\":\"aGVsbG8=\"}}", 200, "\"offset\"");
+    }
+    expect(f, "GET", "{\"offset\":39}", 200, "\"value\":\"aGVsbG8=\"");
+    expect(f, "POST", "{\"record\":{\"value\":\"aGVsbG8=\"}}", 200, "{\"offset\":40}");
+}
+
 static void test_proglog_help_and_bad_flags(void **state)
 {
     (void)state;
@@ -614,6 +654,8 @@ int main(void)
         cmocka_unit_test(test_proglog_help_and_bad_flags),
         cmocka_unit_test(test_proglog_malformed_address_is_a_usage_error),
         cmocka_unit_test_setup_teardown(test_proglog_port_in_use_is_a_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proglog_opens_more_segments_than_the_soft_descriptor_limit,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests_name("proglog", tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 
 #include "internal/config/flag.h"
 #include "internal/err/err.h"
@@ -105,6 +106,21 @@ static void reload_level(plog_logger *lg, const char *path)
             plog_logger_log(lg, PLOG_LOGGER_INFO, "reloaded", "log_level", plog_logger_level_name(level),
                             "was", plog_logger_level_name(old), NULL);
     }
+}
+
+/* raise_nofile lifts the descriptor limit to its hard limit (as Go's runtime does):
+ * the log holds two per segment (its store and its index) and every connection
+ * one, and under the usual soft limit of 1024 a data directory of some 500
+ * segments failed to open ("Too many open files") while the hard limit allowed it. */
+static void raise_nofile(plog_logger *lg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        plog_logger_log(lg, PLOG_LOGGER_WARN, "cannot raise the descriptor limit", "err", strerror(errno),
+                        NULL);
 }
 
 int main(int argc, char **argv)
@@ -250,6 +266,7 @@ int main(int argc, char **argv)
     /* What the log library has to say (recovery, a failed fsync) goes to the same log. */
     lc.report.fn = plog_logger_report;
     lc.report.arg = lg;
+    raise_nofile(lg);
     plog_log *log;
     int rv = plog_log_open(dir, &lc, &log);
     if (rv != PLOG_OK) {

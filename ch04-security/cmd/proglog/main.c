@@ -354,8 +354,10 @@ static void observe_close(struct observe *o, plog_logger *lg)
 }
 
 /* raise_nofile lifts the descriptor limit to its hard limit (as Go's runtime does):
- * every connection, handshaking or not, holds one, and --max-connections, not a
- * default soft limit of 1024, should be what bounds them. */
+ * the log holds two per segment (its store and its index) and every connection,
+ * handshaking or not, one; --max-connections, not a default soft limit of 1024,
+ * should be what bounds the connections, and under that limit a data directory of
+ * some 500 segments failed to open ("Too many open files"). */
 static void raise_nofile(plog_logger *lg)
 {
     struct rlimit rl;
@@ -557,6 +559,7 @@ int main(int argc, char **argv)
     /* What the log library has to say (recovery, a failed fsync) goes to the same log. */
     lc.report.fn = plog_logger_report;
     lc.report.arg = lg;
+    raise_nofile(lg);
     plog_log *log;
     int rv = plog_log_open(dir, &lc, &log);
     if (rv != PLOG_OK) {
@@ -578,7 +581,6 @@ int main(int argc, char **argv)
     sc.tls = sec.tls;
     sc.acl = sec.acl;
     sc.insecure = plaintext;
-    raise_nofile(lg);
     sc.metrics = obs.metrics;
     sc.logger = lg;
     sc.log_requests = true;

@@ -456,6 +456,7 @@ int main(int argc, char **argv)
         goto out;
     }
     ac.logger = lg;
+    reload_raise_nofile(lg);
     ac.log.report.fn = plog_logger_report; /* the log's recovery reports, timed like the rest */
     ac.log.report.arg = lg;
     ac.failed = on_node_failed;

@@ -1,7 +1,7 @@
 /* reload.h - the signals of both of proglog's modes, the agent (main.c) and the
- * lone server (single.c): SIGINT and SIGTERM stop, SIGHUP reloads. What a reload
- * does here: the log level from --log-level-file, an error line for each part that
- * kept its old state, and one summary line:
+ * lone server (single.c): SIGINT and SIGTERM stop, SIGHUP reloads; and their
+ * descriptor limit. What a reload does here: the log level from --log-level-file,
+ * an error line for each part that kept its old state, and one summary line:
  *
  *   time=2026-12-02T03:10:00.123Z level=info msg=reloaded log_level=warn was=info acl=reloaded
  *       acl_rules=4 tls=kept node=node1
@@ -24,6 +24,14 @@
  * them in *set for sigwait, and ignores SIGPIPE. Call it before any thread exists:
  * every thread inherits the mask, so only the sigwait loop sees the three. */
 void reload_block_signals(sigset_t *set);
+
+/* reload_raise_nofile lifts the descriptor limit to its hard limit (as Go's
+ * runtime does), logging a warning to lg when it cannot. Call it before the logs
+ * open: a log holds two per segment (its store and its index) and every
+ * connection one (--max-connections, not a default soft limit of 1024, should
+ * bound those), and under that limit a data directory of some 500 segments failed
+ * to open ("Too many open files"). */
+void reload_raise_nofile(plog_logger *lg);
 
 /* What reloading the ACL and the server certificates did, for reload_finish. */
 struct reload_security {

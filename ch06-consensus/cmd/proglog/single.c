@@ -27,8 +27,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sys/resource.h>
-
 #include "cmd/proglog/reload.h"
 #include "internal/auth/authorizer.h"
 #include "internal/config/flag.h"
@@ -253,20 +251,6 @@ static void observe_close(struct observe *o, plog_logger *lg)
     o->metrics = NULL;
 }
 
-/* raise_nofile lifts the descriptor limit to its hard limit (as Go's runtime does):
- * every connection, handshaking or not, holds one, and --max-connections, not a
- * default soft limit of 1024, should be what bounds them. */
-static void raise_nofile(plog_logger *lg)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
-        return;
-    rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-        plog_logger_log(lg, PLOG_LOGGER_WARN, "cannot raise the descriptor limit", "err", strerror(errno),
-                        NULL);
-}
-
 int single_main(int argc, char **argv, const char *version)
 {
     static const struct option opts[] = {
@@ -441,6 +425,7 @@ int single_main(int argc, char **argv, const char *version)
     /* What the log library has to say (recovery, a failed fsync) goes to the same log. */
     lc.report.fn = plog_logger_report;
     lc.report.arg = lg;
+    reload_raise_nofile(lg);
     plog_log *log;
     int rv = plog_log_open(dir, &lc, &log);
     if (rv != PLOG_OK) {
@@ -462,7 +447,6 @@ int single_main(int argc, char **argv, const char *version)
     sc.tls = sec.tls;
     sc.acl = sec.acl;
     sc.insecure = plaintext;
-    raise_nofile(lg);
     sc.metrics = obs.metrics;
     sc.logger = lg;
     sc.log_requests = true;
