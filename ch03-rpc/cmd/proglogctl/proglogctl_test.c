@@ -203,9 +203,10 @@ static void test_proglogctl_produce_dash_reports_each_offset_at_once(void **stat
 }
 
 /* Output that cannot be written is an error. Into a full disk (/dev/full) every
- * command that prints (and --help, --version) exits 1 and says why; a follower whose reader went away
- * (| head -c 1) exits 1 instead of following for good: SIGPIPE is ignored, so its
- * write fails with EPIPE, and it says nothing (head knows it stopped reading).
+ * command that prints (and --help, --version) exits 1 and says why; a follower
+ * whose reader went away (| head -c 1) exits 1 instead of following for good:
+ * SIGPIPE is ignored, so its write fails with EPIPE, and it says nothing (head
+ * knows it stopped reading).
  * Before, all of these exited 0 (consume --from 0 > backup on a full disk lost the
  * backup silently) and the follower never exited (a black-box run found both). */
 static void test_proglogctl_output_it_cannot_write_is_an_error(void **state)

@@ -54,8 +54,8 @@ FILE *plog_fopen_read(const char *path, char *why, size_t size);
 /* plog_err_stdout_done ends a program's output on stdout (--help, --version): it
  * flushes stdout and returns 0 when every byte was written, else 1 (the exit
  * status) after one line on stderr, "PROG: cannot write the output: REASON"; none
- * for EPIPE, a reader that stopped reading (head -1) on purpose. A full disk or
- * /dev/full no longer ends such a program with status 0. */
+ * for EPIPE, a reader that stopped reading (head -1) on purpose. So a help text
+ * lost to a full disk does not end the program with status 0. */
 int plog_err_stdout_done(const char *prog);
 
 #endif
