@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "internal/client/client.h"
 #include "internal/client/stream.h"
@@ -22,6 +23,17 @@ struct fixture {
     plog_client *c;
 };
 
+/* open_fixture starts f's server (its flags in f->srv.extra) and a client of it. */
+static int open_fixture(void **state, struct fixture *f)
+{
+    tserver_start(&f->srv);
+    plog_rpc_status st;
+    if (plog_client_open(f->srv.addr, NULL, &f->c, &st) != PLOG_STATUS_OK)
+        fail_msg("open client: %s", st.msg);
+    *state = f;
+    return 0;
+}
+
 static int setup_with(void **state, const char *sync, const char *interval_ms)
 {
     struct fixture *f = calloc(1, sizeof *f);
@@ -31,12 +43,7 @@ static int setup_with(void **state, const char *sync, const char *interval_ms)
         f->srv.extra[2] = "--sync-interval-ms";
         f->srv.extra[3] = interval_ms;
     }
-    tserver_start(&f->srv);
-    plog_rpc_status st;
-    if (plog_client_open(f->srv.addr, NULL, &f->c, &st) != PLOG_STATUS_OK)
-        fail_msg("open client: %s", st.msg);
-    *state = f;
-    return 0;
+    return open_fixture(state, f);
 }
 
 static int setup(void **state)
@@ -481,6 +488,51 @@ static void test_server_shutdown_lets_waiting_produces_commit(void **state)
     log__v1__record__free_unpacked(rec, NULL);
 }
 
+/* The descriptor limit the test lowers for a restarted server, and restores. */
+static struct rlimit saved_nofile;
+
+/* setup_small_segments: a server whose segments hold one record each (a 12-byte
+ * index holds one entry). */
+static int setup_small_segments(void **state)
+{
+    getrlimit(RLIMIT_NOFILE, &saved_nofile);
+    struct fixture *f = calloc(1, sizeof *f);
+    f->srv.extra[0] = "--max-index-bytes";
+    f->srv.extra[1] = "12";
+    return open_fixture(state, f);
+}
+
+static int teardown_small_segments(void **state)
+{
+    setrlimit(RLIMIT_NOFILE, &saved_nofile); /* also when the test failed half-way */
+    return teardown(state);
+}
+
+/* A data directory of more segments than the soft descriptor limit allows (two
+ * descriptors each) opens: proglog raises the limit to its hard limit before its
+ * log opens. ch04's raised it only after, and 40 segments under a soft limit of 48
+ * failed with "Too many open files" (ch03's never raised it). */
+static void test_server_opens_more_segments_than_the_soft_descriptor_limit(void **state)
+{
+    struct fixture *f = *state;
+    if (saved_nofile.rlim_max < 256)
+        skip(); /* the hard limit itself is too low to show it */
+    uint64_t off;
+    for (int i = 0; i < 40; i++)
+        assert_status_ok(plog_client_produce(f->c, "v", 1, &off, NULL));
+    assert_true(tserver_stop(&f->srv, SIGTERM));
+    struct rlimit low = {.rlim_cur = 48, .rlim_max = saved_nofile.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0); /* the restarted server inherits it */
+    tserver_start(&f->srv);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved_nofile), 0);
+    Log__V1__Record *rec;
+    assert_status_ok(plog_client_consume(f->c, 39, &rec, NULL));
+    assert_int_equal(rec->value.len, 1);
+    log__v1__record__free_unpacked(rec, NULL);
+    assert_status_ok(plog_client_produce(f->c, "v", 1, &off, NULL));
+    assert_int_equal(off, 40);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -507,6 +559,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_shutdown_answers_parked_polls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_shutdown_lets_waiting_produces_commit, setup_slow_commit,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_server_opens_more_segments_than_the_soft_descriptor_limit,
+                                        setup_small_segments, teardown_small_segments),
     };
     return cmocka_run_group_tests_name("server", tests, NULL, NULL);
 }
