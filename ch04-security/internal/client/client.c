@@ -107,8 +107,7 @@ struct plog_client {
     char addr[256];
     uint64_t client_id;
     atomic_uint_fast64_t seq;
-    atomic_int npipes;     /* live connections, from the pipe notifications */
-    atomic_int added[4];   /* their pipe ids (0: a free slot); see pipe_added */
+    atomic_int added[4];   /* the ids of the live connections' pipes (0: a free slot) */
     atomic_bool refused;   /* a pipe was dropped before it was added */
     atomic_int ncallbacks; /* call_cb running; see callbacks_wait */
     bool tls_held;         /* we hold a reference to cfg.tls */
@@ -125,24 +124,23 @@ static void slot_free(struct call_slot *s);
 static void callbacks_wait(plog_client *c);
 static void batch_end(struct call_slot *s);
 
-/* pipe_added and pipe_removed keep npipes. nng sends REM_POST for every pipe it sent
- * ADD_PRE for, also for one that the REQ protocol refused between the two and never
- * added (ADD_POST): a peer of another nng protocol. So only the REM_POST of an added
- * pipe uncounts it (counted alike, each refused pipe took npipes one lower, for good,
- * and a call there waited out its deadline as if a server held it); one of a pipe
- * never added is noted instead (refused), for the call's error. The one dialer holds
- * one pipe at a time, but the REM_POST of the last may come after the ADD_POST of the
- * next (nng's reaper runs it): hence a few slots. A connection the peer cuts off
- * during the SP handshake gives no pipe event at all, so a call may end before any
- * refused pipe was seen ("no connection" without the reason). */
+/* pipe_added and pipe_removed keep added, the pipes counted live. nng sends
+ * REM_POST for every pipe it sent ADD_PRE for, also for one that the REQ protocol
+ * refused between the two and never added (ADD_POST): a peer of another nng
+ * protocol. So only the REM_POST of an added pipe frees its slot (counted alike,
+ * each refused pipe took the live count one lower, for good, and a call there
+ * waited out its deadline as if a server held it); one of a pipe never added is
+ * noted instead (refused), for the call's error. The one dialer holds one pipe at a
+ * time, but the REM_POST of the last may come after the ADD_POST of the next (nng's
+ * reaper runs it): hence a few slots. A connection the peer cuts off during the SP
+ * handshake gives no pipe event at all, so a call may end before any refused pipe
+ * was seen ("no connection" without the reason). */
 static void pipe_added(plog_client *c, nng_pipe p)
 {
     for (size_t i = 0; i < sizeof c->added / sizeof c->added[0]; i++) {
         int free_slot = 0;
-        if (atomic_compare_exchange_strong(&c->added[i], &free_slot, nng_pipe_id(p))) {
-            atomic_fetch_add(&c->npipes, 1);
+        if (atomic_compare_exchange_strong(&c->added[i], &free_slot, nng_pipe_id(p)))
             break;
-        }
     }
     atomic_store(&c->refused, false); /* the server speaks REQ/REP after all */
 }
@@ -151,12 +149,19 @@ static void pipe_removed(plog_client *c, nng_pipe p)
 {
     for (size_t i = 0; i < sizeof c->added / sizeof c->added[0]; i++) {
         int mine = nng_pipe_id(p);
-        if (atomic_compare_exchange_strong(&c->added[i], &mine, 0)) {
-            atomic_fetch_sub(&c->npipes, 1);
+        if (atomic_compare_exchange_strong(&c->added[i], &mine, 0))
             return;
-        }
     }
     atomic_store(&c->refused, true);
+}
+
+/* pipes_live says whether the client holds a connection the REQ protocol added. */
+static bool pipes_live(plog_client *c)
+{
+    for (size_t i = 0; i < sizeof c->added / sizeof c->added[0]; i++)
+        if (atomic_load(&c->added[i]) != 0)
+            return true;
+    return false;
 }
 
 static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
@@ -238,7 +243,6 @@ int plog_client_open(const char *addr, const plog_client_config *cfg, plog_clien
     snprintf(c->addr, sizeof c->addr, "%s", addr);
     c->client_id = random_id();
     atomic_init(&c->seq, 0);
-    atomic_init(&c->npipes, 0);
     for (size_t i = 0; i < sizeof c->added / sizeof c->added[0]; i++)
         atomic_init(&c->added[i], 0);
     atomic_init(&c->refused, false);
@@ -602,7 +606,7 @@ static int finish_call(plog_client *c, int rv, bool write, nng_msg **reply, plog
     if (rv != 0) {
         *reply = NULL;
         int code = plog_rpc_nngerr_status(rv);
-        if (code == PLOG_STATUS_DEADLINE_EXCEEDED && atomic_load(&c->npipes) == 0)
+        if (code == PLOG_STATUS_DEADLINE_EXCEEDED && !pipes_live(c))
             return plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE, "no connection to %s%s", c->addr,
                                        atomic_load(&c->refused) ? ": it speaks another nng protocol, "
                                                                   "not proglog's RPC"

@@ -150,12 +150,14 @@ static void load_known(plog_agent *a)
 {
     size_t skipped;
     int rv = plog_agent_rejoin_load(&a->known, a->data_dir, &skipped);
+    if (rv == PLOG_OK && skipped == 0)
+        return;
     char n[24];
     snprintf(n, sizeof n, "%zu", skipped);
     if (rv != PLOG_OK)
         plog_logger_log(a->cfg.logger, PLOG_LOGGER_WARN, "remembered members not all read", "file",
                         a->known.path, "err", plog_strerror(rv), "lines_skipped", n, NULL);
-    else if (skipped > 0) /* an err= here read "ok" */
+    else /* an err= here read "ok" */
         plog_logger_log(a->cfg.logger, PLOG_LOGGER_WARN, "remembered members not all read", "file",
                         a->known.path, "lines_skipped", n, NULL);
 }
