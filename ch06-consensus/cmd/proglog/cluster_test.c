@@ -1109,6 +1109,52 @@ static void test_cluster_sigterm_keeps_voters_so_any_majority_restarts(void **st
     free(out);
 }
 
+/* A server killed for good (kill -9) stays a voter; an operator asking a follower
+ * with `proglogctl remove-server` is refused (exit 6) until membership declares it
+ * dead, then the command reaches the leader, waits until it is out and says so;
+ * servers on the follower lists the two left, which commit a produce. */
+static void test_cluster_proglogctl_removes_a_killed_server_through_a_follower(void **state)
+{
+    (void)state;
+    struct tc *c = &g_c;
+    start_cluster(c);
+    int l = leader_of(c);
+    assert_true(l >= 0);
+    int f = (l + 1) % N, gone = (l + 2) % N;
+    tc_stop(c, gone, SIGKILL);
+    char args[64], *out = NULL;
+    snprintf(args, sizeof args, "remove-server %s", c->node[gone].name);
+    int rc = -1;
+    for (int64_t until = plog_test_now_ms() + 20000; rc != 0 && plog_test_now_ms() < until;
+         plog_test_sleep_ms(100)) {
+        free(out);
+        rc = ctl(c, f, args, &out);
+        if (rc != 0 && (rc != 6 || strstr(out, "has not declared") == NULL))
+            fail_msg("proglogctl %s on a follower: exit %d: %s", args, rc, out);
+    }
+    char want[64];
+    snprintf(want, sizeof want, "removed %s\n", c->node[gone].name);
+    if (rc != 0 || strcmp(out, want) != 0)
+        fail_msg("proglogctl %s: exit %d after 20 s: %s", args, rc, out);
+    free(out);
+    out = NULL;
+    for (int64_t until = plog_test_now_ms() + 5000;; plog_test_sleep_ms(50)) {
+        free(out);
+        assert_int_equal(ctl(c, f, "servers", &out), 0);
+        int voters = 0;
+        for (const char *p = out; (p = strstr(p, "voter")) != NULL; p++)
+            voters++;
+        if ((voters == N - 1 && !lists_node(out, &c->node[gone])) || plog_test_now_ms() > until)
+            break;
+    }
+    if (lists_node(out, &c->node[gone]))
+        fail_msg("servers on a follower still lists the removed server:\n%s", out);
+    free(out);
+    assert_int_equal(ctl(c, f, "produce after-removal", &out), 0);
+    assert_string_equal(out, "0\n");
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1116,6 +1162,8 @@ int main(void)
                                   teardown),
         cmocka_unit_test_teardown(test_cluster_paused_leader_is_replaced_and_steps_down, teardown),
         cmocka_unit_test_teardown(test_cluster_proglogctl_servers_members_produce_through_a_follower,
+                                  teardown),
+        cmocka_unit_test_teardown(test_cluster_proglogctl_removes_a_killed_server_through_a_follower,
                                   teardown),
         cmocka_unit_test_teardown(test_cluster_of_one_bootstrapped_restarts_after_sigterm_and_kill9,
                                   teardown),

@@ -118,6 +118,8 @@ static void usage(FILE *f)
                "start-join-addrs as a list or \"a,b\"). The ACL policy must let every node's CN\n"
                "\"gossip\", e.g. \"p, node1, *, gossip\": membership and the Raft transport both\n"
                "check it. Nodes need nothing else (no \"consume\": Raft sends them the log).\n"
+               "Clients need \"produce\" and \"consume\"; \"admin\" lets an operator remove a\n"
+               "server gone for good (proglogctl remove-server NAME).\n"
                "SIGHUP reloads the ACL policy and model, the RPC server's certificate, key and\n"
                "CA (for new connections) and --log-level-file; peer certificates need a restart.\n"
                "Raft connections to the others leave from the bind host's IP when it is an IP\n"

@@ -188,7 +188,7 @@ static void test_agent_sighup_policy_applies_to_open_connections_and_gossip(void
     assert_true(plog_test_wait_until(gauge_above, &g, 10000));
 
     put(c->policy, was); /* back, so that the nodes leave each other cleanly */
-    free(hup(c, 0, "acl=reloaded acl_rules=18"));
+    free(hup(c, 0, "acl=reloaded acl_rules=19"));
     plog_client_close(cl);
 }
 
@@ -201,7 +201,7 @@ static void test_agent_sighup_bad_policy_keeps_the_old_one(void **state)
     tc_init(c, 1);
     tc_start(c, 0, -1);
     put(c->policy, "p, root, *, consume\np, root\n");
-    char *out = hup(c, 0, "acl=kept acl_rules=18 tls=reloaded node=");
+    char *out = hup(c, 0, "acl=kept acl_rules=19 tls=reloaded node=");
     assert_non_null(strstr(out, "level=error msg=\"reload failed, keeping the old ACL\""));
     assert_non_null(strstr(out, "policy.csv:2: want 4 fields"));
     free(out);
@@ -297,7 +297,7 @@ static void test_agent_sighup_serves_a_new_certificate_to_new_connections(void *
 
     copy_cert("node2.pem", cert);
     copy_cert("node2-key.pem", key);
-    free(hup(c, 0, "acl=reloaded acl_rules=18 tls=reloaded"));
+    free(hup(c, 0, "acl=reloaded acl_rules=19 tls=reloaded"));
     char *b = fingerprint(c, 0, NULL);
     assert_string_equal(b, want_b);
     plog_rpc_status rs;

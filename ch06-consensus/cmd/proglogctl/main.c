@@ -36,7 +36,10 @@
  * duplicates); consume reads committed records from the server --addr names, or
  * with --consistency linearizable, through ReadIndex on the leader (consume
  * OFFSET only: ConsumeStream has no such read, so with any other command the
- * option is a usage error rather than silently ignored). */
+ * option is a usage error rather than silently ignored). remove-server NAME asks
+ * the leader (following --addr's "not leader; leader at ADDR" once) to remove a
+ * server gone for good, then waits within --timeout until that server's
+ * GetServers no longer lists it. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -88,6 +91,10 @@ static void usage(FILE *f)
                "                                   incarnation, tags (* marks the server)\n"
                "  servers                          print the Raft servers: id, RPC address,\n"
                "                                   leader, voter or learner\n"
+               "  remove-server NAME               remove a server that is gone for good from\n"
+               "                                   Raft's configuration (membership must see\n"
+               "                                   it dead; needs the ACL's admin action);\n"
+               "                                   waits until the leader lists it no more\n"
                "  offsets                          print the log's lowest offset and the\n"
                "                                   offset of its next record\n\n"
                "Options:\n"
@@ -218,11 +225,11 @@ static void print_ack(void *arg, uint64_t first, size_t n, int code, const char 
 
 /* The command and its arguments, checked whole before anything is dialed: a
  * usage error exits 2 at once, whether or not a server answers. */
-enum command_kind { CMD_PRODUCE, CMD_CONSUME, CMD_MEMBERS, CMD_SERVERS, CMD_OFFSETS };
+enum command_kind { CMD_PRODUCE, CMD_CONSUME, CMD_MEMBERS, CMD_SERVERS, CMD_OFFSETS, CMD_REMOVE_SERVER };
 
 struct command {
     enum command_kind kind;
-    int argc; /* produce: the values, or "-" */
+    int argc; /* produce: the values, or "-"; remove-server: NAME */
     char **argv;
     bool literal; /* produce: after "--": "-" is a value too */
     uint64_t off; /* consume: OFFSET, or where --from starts */
@@ -326,6 +333,16 @@ static int parse_command(int argc, char **argv, struct command *cmd)
         cmd->kind = strcmp(argv[0], "members") == 0   ? CMD_MEMBERS
                     : strcmp(argv[0], "servers") == 0 ? CMD_SERVERS
                                                       : CMD_OFFSETS;
+        return EXIT_OK;
+    }
+    if (strcmp(argv[0], "remove-server") == 0) {
+        if (argc != 2 || argv[1][0] == '\0') {
+            fprintf(stderr, "proglogctl: remove-server: want NAME, the server's name as servers prints it\n");
+            return EXIT_USAGE;
+        }
+        cmd->kind = CMD_REMOVE_SERVER;
+        cmd->argc = 1;
+        cmd->argv = argv + 1;
         return EXIT_OK;
     }
     fprintf(stderr, "proglogctl: unknown command: %s\n", argv[0]);
@@ -594,6 +611,60 @@ static void print_record(const uint8_t *value, size_t len, uint64_t off, int off
 
 static bool g_linearizable; /* --consistency linearizable (ch06) */
 
+/* A call on_leader makes: fn(c, arg, st) returns a PLOG_STATUS_* code. */
+typedef int (*leader_fn)(plog_client *c, void *arg, plog_rpc_status *st);
+
+/* on_leader makes fn's call through c and, when c's server answers "not leader;
+ * leader at ADDR", once more through a client of ADDR, left in *other for the
+ * caller to close (NULL when none was opened). "not leader" with no leader known
+ * is UNAVAILABLE "no leader known": an election, or no majority, worth retrying,
+ * and said as a produce says it (exit 4, not 6). */
+static int on_leader(plog_client *c, plog_client **other, leader_fn fn, void *arg, plog_rpc_status *st)
+{
+    *other = NULL;
+    int code = PLOG_STATUS_UNAVAILABLE;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        code = fn(*other != NULL ? *other : c, arg, st);
+        if (code != PLOG_STATUS_FAILED_PRECONDITION || strncmp(st->msg, "not leader", 10) != 0)
+            break;
+        const char *at = strstr(st->msg, "leader at ");
+        if (at == NULL) {
+            code = plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE, "no leader known");
+            break;
+        }
+        if (*other != NULL)
+            break;
+        char url[160], host[128], err[PLOG_TLS_ERRMSG_SIZE];
+        snprintf(url, sizeof url, "%.*s%s", (int)(strstr(g_addr, "://") + 3 - g_addr), g_addr, at + 10);
+        snprintf(host, sizeof host, "%s", at + 10);
+        if (strrchr(host, ':') != NULL)
+            *strrchr(host, ':') = '\0';
+        plog_client_config cfg = g_cfg;
+        if (g_ca != NULL && plog_tls_config_client(g_cert, g_key, g_ca, host, &cfg.tls, err, sizeof err) != 0)
+            break;
+        int rv = plog_client_open(url, &cfg, other, st);
+        if (cfg.tls != NULL)
+            nng_tls_config_free(cfg.tls);
+        if (rv != PLOG_STATUS_OK) {
+            code = rv;
+            *other = NULL;
+            break;
+        }
+    }
+    return code;
+}
+
+struct read_args {
+    uint64_t off;
+    Log__V1__Record **rec;
+};
+
+static int read_linearizable(plog_client *c, void *arg, plog_rpc_status *st)
+{
+    struct read_args *r = arg;
+    return plog_client_read(c, r->off, true, 0, r->rec, st);
+}
+
 /* consume_linearizable reads off through Raft's ReadIndex on the leader (ch06),
  * through the router: while an election goes on, or the leader cannot be
  * reached, it retries as a routed produce does, within --timeout (before, it
@@ -607,39 +678,9 @@ static int consume_linearizable(plog_client *c, uint64_t off, Log__V1__Record **
         plog_loadbalance_router_close(r);
         return code;
     }
-    plog_client *other = NULL;
-    int code = PLOG_STATUS_UNAVAILABLE;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        code = plog_client_read(other != NULL ? other : c, off, true, 0, rec, st);
-        if (code == PLOG_STATUS_OK)
-            break;
-        const char *at = strstr(st->msg, "leader at ");
-        if (code == PLOG_STATUS_FAILED_PRECONDITION && at == NULL &&
-            strncmp(st->msg, "not leader", 10) == 0) {
-            /* Nobody leads (an election, or no majority): worth retrying, and
-             * said as a produce says it (exit 4, not 6). */
-            code = plog_rpc_status_set(st, PLOG_STATUS_UNAVAILABLE, "no leader known");
-            break;
-        }
-        if (code != PLOG_STATUS_FAILED_PRECONDITION || other != NULL)
-            break;
-        char url[160], host[128], err[PLOG_TLS_ERRMSG_SIZE];
-        snprintf(url, sizeof url, "%.*s%s", (int)(strstr(g_addr, "://") + 3 - g_addr), g_addr, at + 10);
-        snprintf(host, sizeof host, "%s", at + 10);
-        if (strrchr(host, ':') != NULL)
-            *strrchr(host, ':') = '\0';
-        plog_client_config cfg = g_cfg;
-        if (g_ca != NULL && plog_tls_config_client(g_cert, g_key, g_ca, host, &cfg.tls, err, sizeof err) != 0)
-            break;
-        int rv = plog_client_open(url, &cfg, &other, st);
-        if (cfg.tls != NULL)
-            nng_tls_config_free(cfg.tls);
-        if (rv != PLOG_STATUS_OK) {
-            code = rv;
-            other = NULL;
-            break;
-        }
-    }
+    plog_client *other;
+    struct read_args ra = {off, rec};
+    int code = on_leader(c, &other, read_linearizable, &ra, st);
     plog_client_close(other);
     return code;
 }
@@ -894,6 +935,57 @@ static int cmd_servers(plog_client *c)
     return EXIT_OK;
 }
 
+static int remove_server(plog_client *c, void *arg, plog_rpc_status *st)
+{
+    Log__V1__RemoveServerRequest req = LOG__V1__REMOVE_SERVER_REQUEST__INIT;
+    req.id = arg;
+    nng_msg *reply;
+    plog_rpc_reply rp;
+    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_REMOVE_SERVER), &req.base, 0, 0, &reply,
+                                &rp, st);
+    if (code == PLOG_STATUS_OK)
+        nng_msg_free(reply);
+    return code;
+}
+
+/* cmd_remove_server asks the leader to remove the server name (ch06), then
+ * waits within --timeout until the leader's configuration lists it no more. */
+static int cmd_remove_server(plog_client *c, const char *name)
+{
+    plog_client *other;
+    plog_rpc_status st;
+    if (on_leader(c, &other, remove_server, (void *)name, &st) != PLOG_STATUS_OK) {
+        plog_client_close(other);
+        return fail(&st);
+    }
+    uint64_t until = plog_rpc_now_unix_ms() + g_cfg.timeout_ms;
+    int rc = EXIT_OK;
+    for (bool listed = true; listed && rc == EXIT_OK;) {
+        Log__V1__GetServersRequest req = LOG__V1__GET_SERVERS_REQUEST__INIT;
+        Log__V1__GetServersResponse *resp =
+            (Log__V1__GetServersResponse *)call(other != NULL ? other : c, PLOG_METHOD_GET_SERVERS, &req.base,
+                                                &log__v1__get_servers_response__descriptor, &rc);
+        if (resp == NULL)
+            break;
+        listed = false;
+        for (size_t i = 0; i < resp->n_servers; i++)
+            listed |= strcmp(resp->servers[i]->id, name) == 0;
+        log__v1__get_servers_response__free_unpacked(resp, NULL);
+        if (listed && plog_rpc_now_unix_ms() >= until) {
+            plog_rpc_status_set(&st, PLOG_STATUS_DEADLINE_EXCEEDED,
+                                "the leader took the removal of %s on, but still lists it after %u ms (a "
+                                "new leader drops it: see servers, and ask again)",
+                                name, g_cfg.timeout_ms);
+            rc = fail(&st);
+        } else if (listed)
+            poll(NULL, 0, 20);
+    }
+    plog_client_close(other);
+    if (rc == EXIT_OK)
+        printf("removed %s\n", name);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -1034,11 +1126,12 @@ int main(int argc, char **argv)
         int rc = fail(&st);
         return st.code == PLOG_STATUS_INVALID_ARGUMENT ? EXIT_USAGE : rc; /* bad --addr */
     }
-    int rc = cmd.kind == CMD_PRODUCE   ? cmd_produce(c, &cmd)
-             : cmd.kind == CMD_MEMBERS ? cmd_members(c)
-             : cmd.kind == CMD_SERVERS ? cmd_servers(c)
-             : cmd.kind == CMD_OFFSETS ? cmd_offsets(c)
-                                       : cmd_consume(c, &cmd);
+    int rc = cmd.kind == CMD_PRODUCE         ? cmd_produce(c, &cmd)
+             : cmd.kind == CMD_MEMBERS       ? cmd_members(c)
+             : cmd.kind == CMD_SERVERS       ? cmd_servers(c)
+             : cmd.kind == CMD_OFFSETS       ? cmd_offsets(c)
+             : cmd.kind == CMD_REMOVE_SERVER ? cmd_remove_server(c, cmd.argv[0])
+                                             : cmd_consume(c, &cmd);
     plog_client_close(c);
     return out_check(rc);
 }

@@ -27,6 +27,7 @@
 #include "internal/metrics/http.h"
 #include "internal/metrics/metrics.h"
 #include "internal/rpc/closer.h"
+#include "internal/rpc/status.h"
 #include "internal/server/server.h"
 #include "internal/tls/config.h"
 #include "internal/tls/engine.h"
@@ -271,6 +272,9 @@ static void on_event(void *arg, const plog_membership_event *ev)
     case PLOG_MEMBERSHIP_LEAVE:
         plog_distributed_leave(a->dist, ev->member.name);
         break;
+    case PLOG_MEMBERSHIP_FAILED:
+        plog_distributed_failed(a->dist, ev->member.name);
+        break;
     default:
         break;
     }
@@ -304,6 +308,24 @@ static bool leader(void *arg, char *buf, size_t size)
 {
     plog_agent *a = arg;
     return plog_distributed_leader(a->dist, buf, size);
+}
+
+/* remove_server answers RemoveServer: an operator removes a server gone for good. */
+static int remove_server(void *arg, const char *name, char *why, size_t size)
+{
+    plog_agent *a = arg;
+    int rv = plog_distributed_remove(a->dist, name, why, size);
+    if (rv == PLOG_OK) {
+        plog_logger_log(a->cfg.logger, PLOG_LOGGER_WARN, "removing a server on request", "name", name, NULL);
+        return PLOG_STATUS_OK;
+    }
+    if (rv == PLOG_ENOTLEADER) {
+        why[0] = '\0'; /* the server names the leader */
+        return PLOG_STATUS_FAILED_PRECONDITION;
+    }
+    return rv == PLOG_ERANGE   ? PLOG_STATUS_NOT_FOUND
+           : rv == PLOG_EINVAL ? PLOG_STATUS_FAILED_PRECONDITION
+                               : plog_rpc_status_from_err(rv);
 }
 
 /* get_servers answers GetServers (book chapter 9): Raft's configuration. */
@@ -761,6 +783,7 @@ int plog_agent_open(const plog_agent_config *cfg, plog_agent **ap, char *err, si
         .propose = propose,
         .leader = leader,
         .read_index = read_index,
+        .remove_server = remove_server,
     };
     plog_server *srv;
     if ((rv = plog_server_open(a->log, &sc, &srv, err, errsize)) != PLOG_OK)
@@ -887,8 +910,8 @@ plog_discovery *plog_agent_discovery(plog_agent *a)
     return a->disc;
 }
 
-const char *const plog_agent_acl_actions[PLOG_AGENT_ACL_ACTIONS] = {PLOG_AUTH_PRODUCE, PLOG_AUTH_CONSUME,
-                                                                    PLOG_TRANSPORT_ACTION};
+const char *const plog_agent_acl_actions[PLOG_AGENT_ACL_ACTIONS] = {
+    PLOG_AUTH_PRODUCE, PLOG_AUTH_CONSUME, PLOG_TRANSPORT_ACTION, PLOG_SERVER_ADMIN_ACTION};
 
 const plog_auth *plog_agent_acl(plog_agent *a)
 {

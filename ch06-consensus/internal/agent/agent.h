@@ -115,9 +115,9 @@ plog_discovery *plog_agent_discovery(plog_agent *a);
 plog_distributed *plog_agent_distributed(plog_agent *a);
 const plog_auth *plog_agent_acl(plog_agent *a);
 
-/* The actions a node asks its ACL about: produce and consume (the RPC server) and
- * gossip (the membership transport). */
-#define PLOG_AGENT_ACL_ACTIONS 3
+/* The actions a node asks its ACL about: produce, consume and admin (the RPC
+ * server) and gossip (the membership transport). */
+#define PLOG_AGENT_ACL_ACTIONS 4
 extern const char *const plog_agent_acl_actions[PLOG_AGENT_ACL_ACTIONS];
 
 /* What plog_agent_reload did. Each part is all or nothing: PLOG_OK, or the old

@@ -3,10 +3,10 @@
  * others joining through it; a record produced on the leader is readable on the
  * followers within 3 s and not copied back; followers refuse produces naming the
  * leader; GetServers; a graceful leave removes the member; a leader's shutdown
- * hands over. Plus: an agent refuses a data directory made under another node
- * name, a node restarted without join addresses rejoins the members it saw, the
- * directories an agent makes are durable, and a gossiped tag cannot forge a line
- * of its log. */
+ * hands over. Plus: RemoveServer takes out a server gone for good, an agent
+ * refuses a data directory made under another node name, a node restarted
+ * without join addresses rejoins the members it saw, the directories an agent
+ * makes are durable, and a gossiped tag cannot forge a line of its log. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -192,6 +192,92 @@ static void test_agent_get_servers_names_every_server_and_the_leader(void **stat
         assert_int_equal(servers(f, i, &leader, &voters), 3);
         assert_int_equal(leader, 0);
     }
+}
+
+/* remove_server asks node i, as the client certificate who (its file name's
+ * stem), to remove the server name. */
+static int remove_server(struct tc_agents *f, int i, const char *who, const char *name, plog_rpc_status *st)
+{
+    char cert[64], key[64], err[PLOG_TLS_ERRMSG_SIZE];
+    snprintf(cert, sizeof cert, "%s.pem", who);
+    snprintf(key, sizeof key, "%s-key.pem", who);
+    plog_client_config cfg = {.timeout_ms = 5000};
+    if (plog_tls_config_client(tc_cert(cert), tc_cert(key), tc_cert("ca.pem"), "127.0.0.1", &cfg.tls, err,
+                               sizeof err) != 0)
+        fail_msg("%s", err);
+    plog_client *c;
+    int rv = plog_client_open(plog_agent_rpc_addr(f->a[i]), &cfg, &c, st);
+    nng_tls_config_free(cfg.tls);
+    if (rv != PLOG_STATUS_OK)
+        fail_msg("client: %s", st->msg);
+    Log__V1__RemoveServerRequest req = LOG__V1__REMOVE_SERVER_REQUEST__INIT;
+    req.id = (char *)name;
+    nng_msg *reply;
+    plog_rpc_reply rp;
+    int code = plog_client_call(c, plog_rpc_method_name(PLOG_METHOD_REMOVE_SERVER), &req.base, 0, 0, &reply,
+                                &rp, st);
+    if (code == PLOG_STATUS_OK)
+        nng_msg_free(reply);
+    plog_client_close(c);
+    return code;
+}
+
+static void assert_refused(int code, int want, const plog_rpc_status *st, const char *says)
+{
+    if (code != want || strstr(st->msg, says) == NULL)
+        fail_msg("want %d saying \"%s\", got %d: %s", want, says, code, st->msg);
+}
+
+struct removed_arg {
+    struct tc_agents *f;
+    const char *name;
+};
+
+static bool removed(void *arg)
+{
+    struct removed_arg *r = arg;
+    plog_rpc_status st;
+    return remove_server(r->f, 0, "root-client", r->name, &st) == PLOG_STATUS_OK;
+}
+
+/* RemoveServer (not in the book): an operator with the ACL's "admin" takes a
+ * server gone for good out of the configuration. Refused, saying why, for the
+ * leader itself, a member that runs, a name no server has, on a follower (which
+ * names the leader) and for a caller without "admin". A member stopped without
+ * leaving stays a voter until membership declares it dead; then the leader
+ * removes it, the two left commit produces, and the server, restarted, joins
+ * again as a voter. */
+static void test_agent_remove_server_takes_out_a_dead_server_and_a_rejoin_adds_it_back(void **state)
+{
+    struct tc_agents *f = *state;
+    start_three(f);
+    plog_rpc_status st;
+    char leader_at[64];
+    snprintf(leader_at, sizeof leader_at, "not leader; leader at 127.0.0.1:%u", (unsigned)f->rpc[0]);
+    assert_refused(remove_server(f, 0, "root-client", "node1", &st), PLOG_STATUS_FAILED_PRECONDITION, &st,
+                   "node1 is the leader");
+    assert_refused(remove_server(f, 0, "root-client", "node3", &st), PLOG_STATUS_FAILED_PRECONDITION, &st,
+                   "membership has not declared node3 dead");
+    assert_refused(remove_server(f, 0, "root-client", "node9", &st), PLOG_STATUS_NOT_FOUND, &st,
+                   "no server named \"node9\"");
+    assert_refused(remove_server(f, 1, "root-client", "node3", &st), PLOG_STATUS_FAILED_PRECONDITION, &st,
+                   leader_at);
+    assert_refused(remove_server(f, 0, "node1", "node3", &st), PLOG_STATUS_PERMISSION_DENIED, &st, "admin");
+
+    assert_plog_ok(plog_agent_stop(f->a[2]));
+    f->a[2] = NULL;
+    struct removed_arg r = {f, "node3"};
+    assert_true(plog_test_wait_until(removed, &r, 15000));
+    struct voters_arg v = {f, 0, 2};
+    assert_true(plog_test_wait_until(all_voters, &v, 3000));
+    plog_client *c0 = client(f, 0);
+    uint64_t off;
+    assert_int_equal(plog_client_produce(c0, "two", 3, &off, &st), PLOG_STATUS_OK);
+    plog_client_close(c0);
+
+    tc_agents_start(f, 2, 0);
+    struct voters_arg three = {f, 0, 3};
+    assert_true(plog_test_wait_until(all_voters, &three, 10000));
 }
 
 /* A member that shuts down leaves gracefully: membership sees a leave within 3 s
@@ -614,6 +700,9 @@ int main(void)
                                         tc_agents_setup, tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_agent_makes_its_new_data_directory_durable, tc_agents_setup,
                                         tc_agents_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_agent_remove_server_takes_out_a_dead_server_and_a_rejoin_adds_it_back, tc_agents_setup,
+            tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_agent_shutdown_is_a_leave_and_the_leader_removes_it,
                                         tc_agents_setup, tc_agents_teardown),
         cmocka_unit_test_setup_teardown(test_agent_leader_shutdown_hands_over_and_restart_catches_up,

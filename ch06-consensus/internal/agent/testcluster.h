@@ -7,8 +7,8 @@
  * server and peer identity. With own_hosts, node i binds 127.0.0.<i+2> instead of
  * 127.0.0.1 (its connections then leave from there: netproxy.h tells the nodes
  * apart by it) and presents node<i+1>-lo.pem (gencert --loopback-node), valid for
- * those addresses. The policy lets root produce and consume and every
- * node gossip and consume. Failures abort the test (fail_msg). */
+ * those addresses. The policy lets root produce, consume and remove servers
+ * (admin) and every node gossip and consume. Failures abort the test (fail_msg). */
 #ifndef PLOG_AGENT_TESTCLUSTER_H
 #define PLOG_AGENT_TESTCLUSTER_H
 

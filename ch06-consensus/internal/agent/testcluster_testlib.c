@@ -56,7 +56,7 @@ void tc_init(struct tc *c, int n)
     snprintf(c->policy, sizeof c->policy, "%s/policy.csv", c->dir);
     FILE *f = fopen(c->policy, "w");
     assert_non_null(f);
-    fprintf(f, "p, root, *, produce\np, root, *, consume\n");
+    fprintf(f, "p, root, *, produce\np, root, *, consume\np, root, *, admin\n");
     for (int i = 1; i <= TC_MAX; i++)
         fprintf(f, "p, node%d, *, gossip\np, node%d, *, consume\n", i, i);
     fclose(f);
@@ -416,7 +416,7 @@ int tc_agents_setup(void **state)
     snprintf(f->policy, sizeof f->policy, "%s/policy.csv", f->dir);
     FILE *p = fopen(f->policy, "w");
     assert_non_null(p);
-    fprintf(p, "p, root, *, produce\np, root, *, consume\n");
+    fprintf(p, "p, root, *, produce\np, root, *, consume\np, root, *, admin\n");
     for (int i = 0; i < TC_AGENTS; i++) {
         snprintf(f->name[i], sizeof f->name[i], "node%d", i + 1);
         snprintf(f->data[i], sizeof f->data[i], "%s/%s", f->dir, f->name[i]);

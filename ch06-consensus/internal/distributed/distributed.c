@@ -86,7 +86,9 @@ struct peer {
     char raft_addr[128];
     char rpc_addr[128];
     bool joined;            /* membership reported it (only those are added) */
-    bool left;              /* left gracefully: the leader removes it */
+    bool left;              /* left gracefully, or removed (plog_distributed_remove):
+                             * the leader removes it */
+    bool failed;            /* membership declared it dead (it may come back) */
     uint64_t last_heard_ms; /* a message from it arrived (any kind) */
     uint64_t asked_ms;      /* since then a request to it waits for an answer (0: none) */
     uint64_t last_reset_ms; /* its connection was last started afresh */
@@ -1531,9 +1533,56 @@ void plog_distributed_join(plog_distributed *d, const char *name, const char *ra
         copy_str(p->rpc_addr, sizeof p->rpc_addr, rpc_addr);
         p->joined = true;
         p->left = false;
+        p->failed = false;
     }
     pthread_cond_signal(&d->cv);
     pthread_mutex_unlock(&d->mu);
+}
+
+void plog_distributed_failed(plog_distributed *d, const char *name)
+{
+    pthread_mutex_lock(&d->mu);
+    struct peer *p = peer_by_id(d, plog_distributed_id(name));
+    if (p != NULL)
+        p->failed = true;
+    pthread_mutex_unlock(&d->mu);
+}
+
+int plog_distributed_remove(plog_distributed *d, const char *name, char *err, size_t errsz)
+{
+    uint64_t id = plog_distributed_id(name);
+    int rv = PLOG_OK;
+    pthread_mutex_lock(&d->mu);
+    struct peer *p = peer_by_id(d, id);
+    if (d->st.role != PLOG_RAFT_LEADER) {
+        rv = PLOG_ENOTLEADER;
+    } else if (plog_raft_conf_find(&d->st.conf, id) == NULL) {
+        plog_errf(err, errsz, "no server named \"%.64s\" in the configuration", name);
+        rv = PLOG_ERANGE;
+    } else if (id == d->id) {
+        plog_errf(err, errsz, "%.64s is the leader: stop it with --leave-on-terminate instead", name);
+        rv = PLOG_EINVAL;
+    } else if (p != NULL && p->joined && !p->failed && !p->left) {
+        plog_errf(err, errsz,
+                  "membership has not declared %.64s dead: a server that stopped for good can be "
+                  "removed once it is (seconds after it stopped); one that runs leaves with "
+                  "--leave-on-terminate and SIGTERM",
+                  name);
+        rv = PLOG_EINVAL;
+    } else if (p == NULL && d->npeers == sizeof d->peers / sizeof d->peers[0]) {
+        plog_errf(err, errsz, "too many servers known");
+        rv = PLOG_ENOMEM;
+    } else {
+        if (p == NULL) { /* a voter this node never heard of through gossip */
+            p = &d->peers[d->npeers++];
+            *p = (struct peer){.id = id};
+            copy_str(p->name, sizeof p->name, name);
+        }
+        p->left = true; /* reconcile removes it; a join adds it again */
+        pthread_cond_signal(&d->cv);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return rv;
 }
 
 void plog_distributed_leave(plog_distributed *d, const char *name)

@@ -148,6 +148,20 @@ void plog_distributed_join(plog_distributed *d, const char *name, const char *ra
  * failed member is not passed here: it stays a voter). Idempotent. */
 void plog_distributed_leave(plog_distributed *d, const char *name);
 
+/* plog_distributed_failed: membership declared the member dead. It stays a voter
+ * (it may come back) until plog_distributed_remove; a join clears it. */
+void plog_distributed_failed(plog_distributed *d, const char *name);
+
+/* plog_distributed_remove: an operator removes the server named name, gone for
+ * good. On the leader, for a server of the configuration that is not the leader
+ * and that membership declared dead (or never reported), it is treated as a
+ * member that left: reconcile removes it at once, and it is added again if it
+ * ever joins again. PLOG_OK once that is under way (GetServers shows when it is
+ * done; a leadership change before then drops it), PLOG_ENOTLEADER on a
+ * follower, PLOG_ERANGE when no server has that name, PLOG_EINVAL for the
+ * leader itself or a member alive, each with err set (errsz bytes). */
+int plog_distributed_remove(plog_distributed *d, const char *name, char *err, size_t errsz);
+
 /* One server of the configuration, as GetServers reports it. */
 typedef struct plog_distributed_server {
     uint64_t id;

@@ -26,7 +26,8 @@
     X(PLOG_METHOD_CONSUME_STREAM, "/log.v1.Log/ConsumeStream") \
     X(PLOG_METHOD_PRODUCE_STREAM, "/log.v1.Log/ProduceStream") \
     X(PLOG_METHOD_GET_MEMBERS, "/log.v1.Log/GetMembers")       \
-    X(PLOG_METHOD_GET_SERVERS, "/log.v1.Log/GetServers")
+    X(PLOG_METHOD_GET_SERVERS, "/log.v1.Log/GetServers")       \
+    X(PLOG_METHOD_REMOVE_SERVER, "/log.v1.Log/RemoveServer")
 
 typedef enum {
     PLOG_METHOD_UNKNOWN = 0,

@@ -93,12 +93,8 @@ static void read_index_done(void *ctx, int rv, uint64_t next)
         serve_one(w, w->off);
         return;
     }
-    char leader[128] = "";
-    if (rv == PLOG_ENOTLEADER && s->cfg.leader != NULL)
-        s->cfg.leader(s->cfg.members_arg, leader, sizeof leader);
     if (rv == PLOG_ENOTLEADER)
-        plog_server_reply_error(w, PLOG_STATUS_FAILED_PRECONDITION, "not leader; %s%s",
-                                leader[0] != '\0' ? "leader at " : "no leader known", leader);
+        plog_server_reply_not_leader(w);
     else
         plog_server_reply_error(w, PLOG_STATUS_UNAVAILABLE, "read index failed: %s", plog_strerror(rv));
 }

@@ -181,13 +181,7 @@ static void raft_done(void *ctx, int rv, uint64_t first, uint64_t count)
     }
     dedup_finish(s, w, false);
     if (rv == PLOG_ENOTLEADER) {
-        char leader[128] = "";
-        if (s->cfg.leader != NULL)
-            s->cfg.leader(s->cfg.members_arg, leader, sizeof leader);
-        if (leader[0] != '\0')
-            plog_server_reply_error(w, PLOG_STATUS_FAILED_PRECONDITION, "not leader; leader at %s", leader);
-        else
-            plog_server_reply_error(w, PLOG_STATUS_FAILED_PRECONDITION, "not leader; no leader known");
+        plog_server_reply_not_leader(w);
         return;
     }
     plog_server_reply_error(w, rv == PLOG_EBUSY ? PLOG_STATUS_UNAVAILABLE : plog_rpc_status_from_err(rv),

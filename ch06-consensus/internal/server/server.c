@@ -57,12 +57,13 @@ static const char *const method_names[] = {
     [PLOG_METHOD_PRODUCE_STREAM] = "ProduceStream",
     [PLOG_METHOD_GET_MEMBERS] = "GetMembers",
     [PLOG_METHOD_GET_SERVERS] = "GetServers",
+    [PLOG_METHOD_REMOVE_SERVER] = "RemoveServer",
 };
 
 int plog_server_metrics_new(plog_metrics **mp)
 {
     /* plog_metrics method i is plog_rpc_method i + 1. */
-    return plog_metrics_new(method_names + 1, PLOG_METHOD_GET_SERVERS, mp);
+    return plog_metrics_new(method_names + 1, PLOG_METHOD_REMOVE_SERVER, mp);
 }
 
 static int64_t now_ns(void)
@@ -175,6 +176,16 @@ void plog_server_reply_error(struct worker *w, int code, const char *fmt, ...)
     plog_server_reply(w);
 }
 
+void plog_server_reply_not_leader(struct worker *w)
+{
+    plog_server *s = w->srv;
+    char leader[128] = "";
+    if (s->cfg.leader != NULL)
+        s->cfg.leader(s->cfg.members_arg, leader, sizeof leader);
+    plog_server_reply_error(w, PLOG_STATUS_FAILED_PRECONDITION, "not leader; %s%s",
+                            leader[0] != '\0' ? "leader at " : "no leader known", leader);
+}
+
 void plog_server_done_silently(struct worker *w)
 {
     if (w->msg != NULL)
@@ -229,6 +240,9 @@ bool plog_server_authorize(struct worker *w)
     case PLOG_METHOD_GET_SERVERS:
         action = PLOG_AUTH_CONSUME;
         break;
+    case PLOG_METHOD_REMOVE_SERVER:
+        action = PLOG_SERVER_ADMIN_ACTION;
+        break;
     default:
         return true; /* answered UNIMPLEMENTED, which reveals nothing */
     }
@@ -269,6 +283,39 @@ static void get_members(struct worker *w, int (*encode)(void *arg, uint8_t **bod
         return;
     }
     free(body);
+    plog_server_reply(w);
+}
+
+/* remove_server answers RemoveServer (ch06) with what the agent's callback says. */
+static void remove_server(struct worker *w, const plog_rpc_request *rq)
+{
+    plog_server *s = w->srv;
+    if (s->cfg.remove_server == NULL) {
+        plog_server_reply_error(w, PLOG_STATUS_UNIMPLEMENTED, "this server is not part of a Raft cluster");
+        return;
+    }
+    Log__V1__RemoveServerRequest *req = log__v1__remove_server_request__unpack(NULL, rq->body_len, rq->body);
+    if (req == NULL || req->id[0] == '\0') {
+        if (req != NULL)
+            log__v1__remove_server_request__free_unpacked(req, NULL);
+        plog_server_reply_error(w, PLOG_STATUS_INVALID_ARGUMENT, "RemoveServer needs the server's name (id)");
+        return;
+    }
+    char why[256] = "";
+    int code = s->cfg.remove_server(s->cfg.members_arg, req->id, why, sizeof why);
+    log__v1__remove_server_request__free_unpacked(req, NULL);
+    if (code == PLOG_STATUS_FAILED_PRECONDITION && why[0] == '\0') {
+        plog_server_reply_not_leader(w);
+        return;
+    }
+    if (code != PLOG_STATUS_OK) {
+        plog_server_reply_error(w, code, "%s", why);
+        return;
+    }
+    if (plog_rpc_reply_begin(w->msg, 0, NULL, 0) != PLOG_OK) { /* RemoveServerResponse{}: no bytes */
+        plog_server_done_silently(w);
+        return;
+    }
     plog_server_reply(w);
 }
 
@@ -332,6 +379,9 @@ static void handle(struct worker *w)
         break;
     case PLOG_METHOD_GET_SERVERS:
         get_members(w, s->cfg.servers);
+        break;
+    case PLOG_METHOD_REMOVE_SERVER:
+        remove_server(w, &rq);
         break;
     default: {
         int n = rq.method_len > 64 ? 64 : (int)rq.method_len;

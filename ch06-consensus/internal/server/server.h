@@ -94,7 +94,17 @@ typedef struct plog_server_config {
      * record acknowledged before the request is below next and readable here.
      * NULL: a linearizable Consume is served as any other (one server). */
     int (*read_index)(void *arg, void (*done)(void *ctx, int rv, uint64_t next), void *ctx);
+    /* ch06: RemoveServer, for the ACL's PLOG_SERVER_ADMIN_ACTION only:
+     * remove_server(members_arg, name, why, size) answers a PLOG_STATUS_* code
+     * (OK once the removal is under way), with why set when it is not OK; on
+     * FAILED_PRECONDITION with an empty why the server answers "not leader; leader
+     * at ADDR" as for a produce. NULL: RemoveServer is UNIMPLEMENTED. Runs on an
+     * nng thread. */
+    int (*remove_server)(void *arg, const char *name, char *why, size_t size);
 } plog_server_config;
+
+/* The ACL action RemoveServer needs (ch06; not in the book's policy). */
+#define PLOG_SERVER_ADMIN_ACTION "admin"
 
 /* plog_server_open serves log (borrowed: it must outlive the server) on
  * cfg->addr. On PLOG_OK *sp is the caller's until plog_server_close(). On failure

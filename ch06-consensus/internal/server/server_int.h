@@ -122,6 +122,8 @@ void plog_server_reply(struct worker *w); /* sends w->msg, then receives again *
 void plog_server_reply_error(struct worker *w, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void plog_server_done_silently(struct worker *w); /* drops the request unanswered */
+/* FAILED_PRECONDITION "not leader; leader at ADDR" (or "no leader known"), ch06. */
+void plog_server_reply_not_leader(struct worker *w);
 /* plog_server_drop drops a resend whose first copy is still in flight (its reply
  * answers the client): counted as a dropped resend, not as a failed request. */
 void plog_server_drop(struct worker *w);
