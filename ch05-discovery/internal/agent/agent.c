@@ -227,7 +227,8 @@ static void name_clash(plog_agent *a, const plog_membership_event *ev)
     plog_logger_log(a->cfg.logger, PLOG_LOGGER_ERROR, "node name taken", "name", ev->member.name,
                     "holder_addr", ev->member.addr, "hint",
                     "node names must be unique in a cluster: give this node another --node-name and data "
-                    "directory, or stop the other node first",
+                    "directory, or stop the other node first; if that is this node's own earlier run "
+                    "(killed), start again once the others found it dead (seconds)",
                     NULL);
     on_failed(a, why);
 }
