@@ -341,37 +341,50 @@ static void test_proglog_log_reports_are_timed_lines(void **state)
 }
 
 /* A node whose join addresses nobody answers at says so once, a few seconds after
- * it started, with a hint (before: nothing, and it served alone); a first node,
- * with nothing to join, does not. */
+ * it started, with a hint (before: nothing, and it served alone); one given only
+ * its own --bind-addr is told so (before: "not their RPC port"); a first node,
+ * with nothing to join, does not warn. */
 static void test_proglog_says_when_nobody_answered_at_its_join_addresses(void **state)
 {
     struct fixture *f = *state;
-    char bin[512], join[32], bind[32], rport[16], data[128];
+    char bin[512], join[32], bind[32], rport[16], data[128], sbind[32], srport[16], sdata[128];
     snprintf(bin, sizeof bin, "%s", plog_test_bin("proglog"));
     snprintf(join, sizeof join, "127.0.0.1:%d", plog_test_free_port()); /* nobody there */
     snprintf(bind, sizeof bind, "127.0.0.1:%d", plog_test_free_port());
     snprintf(rport, sizeof rport, "%d", f->rport_flag);
     snprintf(data, sizeof data, "%s/data-first", f->dir);
+    snprintf(sbind, sizeof sbind, "127.0.0.1:%d", plog_test_free_port());
+    snprintf(srport, sizeof srport, "%d", plog_test_free_port());
+    snprintf(sdata, sizeof sdata, "%s/data-self", f->dir);
     char *alone[] = {bin, "--config-file", f->yaml, "--start-join-addrs", join, NULL};
     char *first[] = {bin,          "--config-file", f->yaml,      "--bind-addr", bind,
                      "--rpc-port", rport,           "--data-dir", data,          NULL};
-    plog_test_proc a = {0}, b = {0};
+    char *self[] = {bin,    "--config-file", f->yaml, "--bind-addr",        sbind, "--rpc-port",
+                    srport, "--data-dir",    sdata,   "--start-join-addrs", sbind, NULL};
+    plog_test_proc a = {0}, b = {0}, c = {0};
     plog_test_spawn(&a, alone);
     plog_test_spawn(&b, first);
-    bool warned = plog_test_wait_output(&a, "level=warn msg=alone", 15000);
+    plog_test_spawn(&c, self);
+    bool warned = plog_test_wait_output(&a, "level=warn msg=alone", 15000) &&
+                  plog_test_wait_output(&c, "level=warn msg=alone", 15000);
     bool served = plog_test_wait_output(&b, "msg=serving", 10000);
     plog_test_sleep_ms(1000); /* past the first node's check too */
-    char *out_a = plog_test_output(&a), *out_b = plog_test_output(&b);
-    bool stopped = plog_test_kill(&a, SIGTERM, 10000) && plog_test_kill(&b, SIGTERM, 10000);
+    char *out_a = plog_test_output(&a), *out_b = plog_test_output(&b), *out_c = plog_test_output(&c);
+    bool stopped = plog_test_kill(&a, SIGTERM, 10000) && plog_test_kill(&b, SIGTERM, 10000) &&
+                   plog_test_kill(&c, SIGTERM, 10000);
     if (!warned || strstr(out_a, "not their RPC port") == NULL)
         fail_msg("want the warning: %s", out_a);
+    if (strstr(out_c, "the only one is this node's own --bind-addr") == NULL)
+        fail_msg("want the warning about its own address: %s", out_c);
     if (!served || strstr(out_b, "msg=alone") != NULL)
         fail_msg("a first node warned: %s", out_b);
     assert_true(stopped);
     free(out_a);
     free(out_b);
+    free(out_c);
     unlink(a.out);
     unlink(b.out);
+    unlink(c.out);
 }
 
 /* spawn_node4 starts node4 from the fixture's config file with its own ports and

@@ -58,6 +58,7 @@ struct plog_agent {
     plog_agent_rejoin known; /* the members seen, for the next start (rejoin.h) */
     atomic_bool failed;      /* the Raft node stopped for good (on_failed) */
     size_t njoin;            /* join addresses tried at start (given and remembered) */
+    bool joins_self;         /* each of them is our own --bind-addr */
 };
 
 /* lock_dir takes the node's exclusive lock on its data directory (flock, as
@@ -163,8 +164,16 @@ static void load_known(plog_agent *a)
                         a->known.path, "lines_skipped", n, NULL);
 }
 
+/* no_scheme: addr without its tls+tcp:// (a join address may carry it). */
+static const char *no_scheme(const char *addr)
+{
+    const char *p = strstr(addr, "://");
+    return p != NULL ? p + 3 : addr;
+}
+
 /* join_list is what membership joins through: the configured addresses, then
- * the remembered members' (at most PLOG_AGENT_REJOIN_MAX in all). */
+ * the remembered members' (at most PLOG_AGENT_REJOIN_MAX in all); it notes
+ * whether they are all our own address. */
 static size_t join_list(plog_agent *a, const char **join)
 {
     size_t n = 0;
@@ -178,6 +187,9 @@ static size_t join_list(plog_agent *a, const char **join)
         plog_logger_log(a->cfg.logger, PLOG_LOGGER_INFO, "rejoining the members seen before", "file",
                         a->known.path, "members", members, NULL);
     }
+    a->joins_self = n > 0;
+    for (size_t i = 0; i < n; i++)
+        a->joins_self &= strcmp(no_scheme(join[i]), no_scheme(a->cfg.bind_addr)) == 0;
     return n;
 }
 
@@ -848,13 +860,18 @@ fail:
     return rv;
 }
 
-/* why_unanswered says why the join addresses may not have answered, from what the
- * transport saw: a handshake that failed (its reason), a connection that came up
- * but was never answered (the ACL there), or neither (not gossip addresses). */
+/* why_unanswered says why the join addresses may not have answered: only our own
+ * address was given, or from what the transport saw: a handshake that failed (its
+ * reason), a connection that came up but was never answered (the ACL there), or
+ * neither (not gossip addresses). */
 static void why_unanswered(plog_agent *a, const plog_discovery_stats *st, char *buf, size_t size)
 {
     char addr[ADDR_SIZE], why[PLOG_TLS_ERRMSG_SIZE];
-    if (plog_discovery_tls_failure(a->disc, addr, sizeof addr, why, sizeof why))
+    if (a->joins_self)
+        snprintf(buf, size, "%s",
+                 "the only one is this node's own --bind-addr: give a running node's gossip address (the "
+                 "first node of a new cluster starts with --bootstrap instead)");
+    else if (plog_discovery_tls_failure(a->disc, addr, sizeof addr, why, sizeof why))
         snprintf(buf, size, "the TLS handshake with %s failed: %s", addr, why);
     else if (st->transport.connected > 0)
         snprintf(buf, size, "a connection came up but nothing came back: the ACL there must let %s gossip",
