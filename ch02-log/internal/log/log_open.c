@@ -61,9 +61,13 @@ static bool segment_base(const char *name, uint64_t *base, bool *store)
 }
 
 /* list_bases returns the sorted base offsets of the stores in dir (the whole
- * u64 range). An index without its store is what a crash in the middle of
- * removing a segment leaves (segment.c removes the index first, so only
- * then): it is deleted. */
+ * u64 range). An index without its store is deleted. Below every store it is
+ * what a crash while removing the oldest segments may leave (truncation; the
+ * index goes first, but the directory's unsynced removals can reach the disk in
+ * any order): said as such. Above a store, an index that lists records lost
+ * its store to something else (a file removed by hand, a file system that
+ * dropped it): the records are gone, and said so; an index that lists none is
+ * what a crash during a roll leaves. */
 static int list_bases(plog_log *l, uint64_t **out, size_t *nout)
 {
     DIR *d = opendir(l->dir);
@@ -115,7 +119,14 @@ static int list_bases(plog_log *l, uint64_t **out, size_t *nout)
         if (!v[i].store) {
             char path[4096];
             plog_segment_path(path, sizeof path, l->dir, v[i].base, ".index");
-            plog_log_report(&l->c, PLOG_LOG_REPORT_WARN, "msg=\"removed index without store\" file=%s", path);
+            if (k > 0 && plog_index_file_lists(path, l->c.segment.max_index_bytes))
+                plog_log_report(&l->c, PLOG_LOG_REPORT_WARN,
+                                "msg=\"store missing: the records its index listed are lost\" file=%s "
+                                "first_offset=%llu",
+                                path, (unsigned long long)v[i].base);
+            else
+                plog_log_report(&l->c, PLOG_LOG_REPORT_WARN, "msg=\"removed index without store\" file=%s",
+                                path);
             IO->unlink(path);
             l->dir_dirty = true;
             continue;

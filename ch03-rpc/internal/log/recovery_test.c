@@ -629,6 +629,34 @@ static void test_recovery_garbage_index_is_rebuilt_from_the_store(void **state)
     testrec_append(f->l, 10);
 }
 
+/* The last segment's store removed by hand, its index listing records: the
+ * index is removed too and appends go on after the segment before it (its
+ * offsets are given again), and the log says those records are lost, from which
+ * offset (before: "removed index without store", as for a crash while
+ * truncating). */
+static void test_recovery_missing_last_store_says_its_records_are_lost(void **state)
+{
+    struct fixture *f = *state;
+    f->c.segment.max_index_bytes = 5 * 12;
+    fill(f, 12);
+    char sp[256], ip[256];
+    testrec_seg_path(sp, sizeof sp, f->dir, 10, ".store");
+    assert_int_equal(unlink(sp), 0);
+    testrec_seg_path(ip, sizeof ip, f->dir, 10, ".index");
+    char *err = reopen(f, f->dir);
+    char want[512];
+    snprintf(
+        want, sizeof want,
+        "level=warn msg=\"store missing: the records its index listed are lost\" file=%s first_offset=10",
+        ip);
+    if (strstr(err, want) == NULL)
+        fail_msg("want \"%s\" in: %s", want, err);
+    free(err);
+    assert_int_equal(plog_log_lowest_offset(f->l), 0);
+    assert_int_equal(plog_log_next_offset(f->l), 10);
+    assert_intact(f->l, 0, 10, UINT64_MAX);
+}
+
 static void test_recovery_index_without_its_store_is_removed(void **state)
 {
     struct fixture *f = *state;
@@ -677,6 +705,7 @@ int main(void)
         T(test_recovery_zeroed_tail_after_the_last_frame_is_cut),
         T(test_recovery_garbage_index_is_rebuilt_from_the_store),
         T(test_recovery_index_without_its_store_is_removed),
+        T(test_recovery_missing_last_store_says_its_records_are_lost),
 #undef T
     };
     return cmocka_run_group_tests_name("recovery", tests, NULL, NULL);
