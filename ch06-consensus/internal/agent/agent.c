@@ -27,7 +27,6 @@
 #include "internal/metrics/http.h"
 #include "internal/metrics/metrics.h"
 #include "internal/rpc/closer.h"
-#include "internal/rpc/status.h"
 #include "internal/server/server.h"
 #include "internal/tls/config.h"
 #include "internal/tls/engine.h"
@@ -328,17 +327,9 @@ static int remove_server(void *arg, const char *name, char *why, size_t size)
 {
     plog_agent *a = arg;
     int rv = plog_distributed_remove(a->dist, name, why, size);
-    if (rv == PLOG_OK) {
+    if (rv == PLOG_OK)
         plog_logger_log(a->cfg.logger, PLOG_LOGGER_WARN, "removing a server on request", "name", name, NULL);
-        return PLOG_STATUS_OK;
-    }
-    if (rv == PLOG_ENOTLEADER) {
-        why[0] = '\0'; /* the server names the leader */
-        return PLOG_STATUS_FAILED_PRECONDITION;
-    }
-    return rv == PLOG_ERANGE   ? PLOG_STATUS_NOT_FOUND
-           : rv == PLOG_EINVAL ? PLOG_STATUS_FAILED_PRECONDITION
-                               : plog_rpc_status_from_err(rv);
+    return rv;
 }
 
 /* get_servers answers GetServers (book chapter 9): Raft's configuration. */

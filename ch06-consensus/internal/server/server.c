@@ -302,14 +302,18 @@ static void remove_server(struct worker *w, const plog_rpc_request *rq)
         return;
     }
     char why[256] = "";
-    int code = s->cfg.remove_server(s->cfg.members_arg, req->id, why, sizeof why);
+    int rv = s->cfg.remove_server(s->cfg.members_arg, req->id, why, sizeof why);
     log__v1__remove_server_request__free_unpacked(req, NULL);
-    if (code == PLOG_STATUS_FAILED_PRECONDITION && why[0] == '\0') {
+    if (rv == PLOG_ENOTLEADER) {
         plog_server_reply_not_leader(w);
         return;
     }
-    if (code != PLOG_STATUS_OK) {
-        plog_server_reply_error(w, code, "%s", why);
+    if (rv != PLOG_OK) {
+        plog_server_reply_error(w,
+                                rv == PLOG_ERANGE   ? PLOG_STATUS_NOT_FOUND
+                                : rv == PLOG_EINVAL ? PLOG_STATUS_FAILED_PRECONDITION
+                                                    : plog_rpc_status_from_err(rv),
+                                "%s", why);
         return;
     }
     if (plog_rpc_reply_begin(w->msg, 0, NULL, 0) != PLOG_OK) { /* RemoveServerResponse{}: no bytes */

@@ -95,11 +95,11 @@ typedef struct plog_server_config {
      * NULL: a linearizable Consume is served as any other (one server). */
     int (*read_index)(void *arg, void (*done)(void *ctx, int rv, uint64_t next), void *ctx);
     /* ch06: RemoveServer, for the ACL's PLOG_SERVER_ADMIN_ACTION only:
-     * remove_server(members_arg, name, why, size) answers a PLOG_STATUS_* code
-     * (OK once the removal is under way), with why set when it is not OK; on
-     * FAILED_PRECONDITION with an empty why the server answers "not leader; leader
-     * at ADDR" as for a produce. NULL: RemoveServer is UNIMPLEMENTED. Runs on an
-     * nng thread. */
+     * remove_server(members_arg, name, why, size) returns PLOG_OK once the
+     * removal is under way; PLOG_ENOTLEADER, answered "not leader; leader at
+     * ADDR" as a produce is; or, with why set, PLOG_ERANGE (no such server:
+     * NOT_FOUND), PLOG_EINVAL (refused: FAILED_PRECONDITION) or another error.
+     * NULL: RemoveServer is UNIMPLEMENTED. Runs on an nng thread. */
     int (*remove_server)(void *arg, const char *name, char *why, size_t size);
 } plog_server_config;
 
