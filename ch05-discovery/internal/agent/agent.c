@@ -523,9 +523,8 @@ static void warn_bind_host(const plog_agent_config *c)
  * check and the real listen, which then fails as it did. */
 static int port_free(const char *hostport, const char *what, char *err, size_t errsize)
 {
-    const char *scheme = strstr(hostport, "://");
     char url[ADDR_SIZE + 16];
-    snprintf(url, sizeof url, "tcp://%s", scheme != NULL ? scheme + 3 : hostport);
+    snprintf(url, sizeof url, "tcp://%s", no_scheme(hostport));
     nng_stream_listener *l;
     int rv = nng_stream_listener_alloc(&l, url);
     if (rv == 0) {
